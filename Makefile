@@ -1,0 +1,51 @@
+# dirsync developer entry points. `make run` and `make test` first make sure
+# PostgreSQL and Redis are up (scripts/ensure-services.sh), so both work on a
+# fresh machine.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+# PKG narrows `make test` to some packages, e.g. make test PKG=./internal/testdb/...
+PKG ?= ./...
+# -p 2: packages run as parallel processes; each test gets its own database
+# and Redis DB, so this is safe, and the machines here have two cores.
+GOTEST_FLAGS ?= -race=false -count=1 -timeout 20m -p 2
+
+.PHONY: build generate run test lint services clean clean-testdbs
+
+generate:
+	go generate ./...
+
+build:
+	go build -o bin/dirsync ./cmd/dirsync
+
+run: services
+	go run ./cmd/dirsync dev
+
+# The summary line counts go test's own per-package lines; packages without
+# tests show as "? ... [no test files]" and do not fail the run.
+test: services
+	@start=$$SECONDS; log=$$(mktemp); status=0; \
+	go test $(GOTEST_FLAGS) $(PKG) 2>&1 | tee "$$log" || status=$$?; \
+	echo "make test: $$(grep -cE '^ok[[:space:]]' "$$log" || true) ok," \
+		"$$(grep -cE '^FAIL[[:space:]]' "$$log" || true) failed," \
+		"$$(grep -c 'no test files' "$$log" || true) without tests," \
+		"$$((SECONDS - start))s"; \
+	rm -f "$$log"; exit $$status
+
+lint:
+	@unformatted=$$(gofmt -l .); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	go vet ./...
+
+services:
+	@scripts/ensure-services.sh
+
+clean:
+	rm -rf bin
+
+# Drops what testdb leaves behind: databases of failed tests (kept on
+# purpose) and templates of older schemas. Not while tests are running.
+clean-testdbs: services
+	@scripts/clean-testdbs.sh

@@ -1,0 +1,172 @@
+// Package config reads dirsync's settings from the environment. Every setting has a
+// local default so `dirsync dev` works on a fresh machine; Validate reports every
+// problem at once so an operator fixes a deployment in one round.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole process configuration. Field comments name the variable.
+type Config struct {
+	DatabaseURL string // DIRSYNC_DATABASE_URL
+	RedisURL    string // DIRSYNC_REDIS_URL
+	Listen      string // DIRSYNC_LISTEN
+	// SecretKey seals client secrets and queued passwords (AES-256-GCM); 32 bytes,
+	// given base64-encoded in DIRSYNC_SECRET_KEY. Empty means "not configured".
+	SecretKey []byte
+	// SecretKeyID labels sealed values so keys can rotate (DIRSYNC_SECRET_KEY_ID).
+	SecretKeyID string
+
+	Playground      bool // DIRSYNC_PLAYGROUND: GraphiQL at /
+	Introspection   bool // DIRSYNC_INTROSPECTION
+	ComplexityLimit int  // DIRSYNC_COMPLEXITY_LIMIT
+	MaxPageSize     int  // DIRSYNC_MAX_PAGE_SIZE
+
+	// AllowCustomGraphURLs lets integrations point at Graph/login hosts other than
+	// Microsoft's (the emulator). Off in production: an admin could otherwise make
+	// the server send a client secret and tokens anywhere (SSRF).
+	AllowCustomGraphURLs bool // DIRSYNC_ALLOW_CUSTOM_GRAPH_URLS
+
+	// AllowedOrigins is the websocket Origin allow-list (DIRSYNC_ALLOWED_ORIGINS,
+	// comma-separated; empty = same-origin and non-browser clients only).
+	AllowedOrigins []string
+
+	ShutdownTimeout time.Duration // DIRSYNC_SHUTDOWN_TIMEOUT
+	LogLevel        slog.Level    // DIRSYNC_LOG_LEVEL: debug|info|warn|error
+	LogFormat       string        // DIRSYNC_LOG_FORMAT: text|json
+}
+
+// Defaults returns the local-development defaults.
+func Defaults() Config {
+	return Config{
+		DatabaseURL:     "postgres://postgres@127.0.0.1:5432/dirsync?sslmode=disable",
+		RedisURL:        "redis://127.0.0.1:6379/0",
+		Listen:          "127.0.0.1:8080",
+		SecretKeyID:     "k1",
+		ComplexityLimit: 2000,
+		MaxPageSize:     100,
+		ShutdownTimeout: 15 * time.Second,
+		LogLevel:        slog.LevelInfo,
+		LogFormat:       "text",
+	}
+}
+
+// FromEnv overlays the environment on Defaults. Parse errors are collected, not
+// fatal one by one.
+func FromEnv() (Config, error) { return fromLookup(os.LookupEnv) }
+
+func fromLookup(lookup func(string) (string, bool)) (Config, error) {
+	c := Defaults()
+	var errs []error
+	str := func(name string, dst *string) {
+		if v, ok := lookup(name); ok && v != "" {
+			*dst = v
+		}
+	}
+	boolean := func(name string, dst *bool) {
+		if v, ok := lookup(name); ok && v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not a boolean", name, v))
+				return
+			}
+			*dst = b
+		}
+	}
+	integer := func(name string, dst *int) {
+		if v, ok := lookup(name); ok && v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not an integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	str("DIRSYNC_DATABASE_URL", &c.DatabaseURL)
+	str("DIRSYNC_REDIS_URL", &c.RedisURL)
+	str("DIRSYNC_LISTEN", &c.Listen)
+	str("DIRSYNC_SECRET_KEY_ID", &c.SecretKeyID)
+	str("DIRSYNC_LOG_FORMAT", &c.LogFormat)
+	boolean("DIRSYNC_PLAYGROUND", &c.Playground)
+	boolean("DIRSYNC_INTROSPECTION", &c.Introspection)
+	boolean("DIRSYNC_ALLOW_CUSTOM_GRAPH_URLS", &c.AllowCustomGraphURLs)
+	integer("DIRSYNC_COMPLEXITY_LIMIT", &c.ComplexityLimit)
+	integer("DIRSYNC_MAX_PAGE_SIZE", &c.MaxPageSize)
+	if v, ok := lookup("DIRSYNC_SECRET_KEY"); ok && v != "" {
+		k, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			errs = append(errs, errors.New("DIRSYNC_SECRET_KEY: not valid base64"))
+		}
+		c.SecretKey = k
+	}
+	if v, ok := lookup("DIRSYNC_ALLOWED_ORIGINS"); ok && v != "" {
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.AllowedOrigins = append(c.AllowedOrigins, o)
+			}
+		}
+	}
+	if v, ok := lookup("DIRSYNC_SHUTDOWN_TIMEOUT"); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("DIRSYNC_SHUTDOWN_TIMEOUT: %q is not a duration", v))
+		}
+		c.ShutdownTimeout = d
+	}
+	if v, ok := lookup("DIRSYNC_LOG_LEVEL"); ok && v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			errs = append(errs, fmt.Errorf("DIRSYNC_LOG_LEVEL: %q is not one of debug, info, warn, error", v))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// Validate reports every problem of c. requireSecretKey is true for commands that
+// seal or open secrets outside dev (dev supplies its own key).
+func (c Config) Validate(requireSecretKey bool) error {
+	var errs []error
+	if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		errs = append(errs, errors.New("DIRSYNC_DATABASE_URL: want postgres://user@host:port/db?sslmode=..."))
+	}
+	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
+		errs = append(errs, errors.New("DIRSYNC_REDIS_URL: want redis://host:port/db"))
+	}
+	if c.Listen == "" {
+		errs = append(errs, errors.New("DIRSYNC_LISTEN: empty"))
+	}
+	if requireSecretKey && len(c.SecretKey) == 0 {
+		errs = append(errs, errors.New("DIRSYNC_SECRET_KEY: required (32 random bytes, base64; e.g. `openssl rand -base64 32`)"))
+	}
+	if len(c.SecretKey) != 0 && len(c.SecretKey) != 32 {
+		errs = append(errs, fmt.Errorf("DIRSYNC_SECRET_KEY: decodes to %d bytes, want 32", len(c.SecretKey)))
+	}
+	if c.ComplexityLimit <= 0 {
+		errs = append(errs, errors.New("DIRSYNC_COMPLEXITY_LIMIT: must be positive"))
+	}
+	if c.MaxPageSize <= 0 || c.MaxPageSize > 1000 {
+		errs = append(errs, errors.New("DIRSYNC_MAX_PAGE_SIZE: must be 1..1000"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, errors.New("DIRSYNC_LOG_FORMAT: text or json"))
+	}
+	return errors.Join(errs...)
+}
+
+// Logger builds the process logger from LogLevel and LogFormat.
+func (c Config) Logger() *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,60 @@
+package config
+
+import (
+	"encoding/base64"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func lookupFrom(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestDefaultsAreValidForDev(t *testing.T) {
+	require.NoError(t, Defaults().Validate(false))
+	require.Error(t, Defaults().Validate(true), "outside dev a secret key is required")
+}
+
+func TestFromEnvOverlays(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	c, err := fromLookup(lookupFrom(map[string]string{
+		"DIRSYNC_LISTEN":           ":9999",
+		"DIRSYNC_SECRET_KEY":       key,
+		"DIRSYNC_PLAYGROUND":       "true",
+		"DIRSYNC_ALLOWED_ORIGINS":  "https://a.example, https://b.example",
+		"DIRSYNC_SHUTDOWN_TIMEOUT": "3s",
+		"DIRSYNC_LOG_LEVEL":        "debug",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, ":9999", c.Listen)
+	require.Len(t, c.SecretKey, 32)
+	require.True(t, c.Playground)
+	require.Equal(t, []string{"https://a.example", "https://b.example"}, c.AllowedOrigins)
+	require.Equal(t, 3*time.Second, c.ShutdownTimeout)
+	require.Equal(t, slog.LevelDebug, c.LogLevel)
+	require.NoError(t, c.Validate(true))
+}
+
+func TestEveryProblemReportedAtOnce(t *testing.T) {
+	_, err := fromLookup(lookupFrom(map[string]string{
+		"DIRSYNC_PLAYGROUND":       "maybe",
+		"DIRSYNC_COMPLEXITY_LIMIT": "lots",
+		"DIRSYNC_SECRET_KEY":       "%%%",
+	}))
+	require.Error(t, err)
+	for _, name := range []string{"DIRSYNC_PLAYGROUND", "DIRSYNC_COMPLEXITY_LIMIT", "DIRSYNC_SECRET_KEY"} {
+		require.Contains(t, err.Error(), name)
+	}
+
+	c := Defaults()
+	c.DatabaseURL = "mysql://x"
+	c.RedisURL = "http://x"
+	c.SecretKey = []byte("short")
+	err = c.Validate(false)
+	require.Error(t, err)
+	require.Equal(t, 3, strings.Count(err.Error(), "\n")+1)
+}

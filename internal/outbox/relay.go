@@ -1,0 +1,186 @@
+// Package outbox moves remote work from PostgreSQL into asynq. Mutations write an
+// outbox row in the same transaction as the state change (so work is never lost
+// to a rollback, nor run before its data is visible); the relay claims undispatched
+// rows with FOR UPDATE SKIP LOCKED (so several relays share the load), enqueues each
+// with task id = row id (so a row relayed twice is one task), and stamps it.
+// It wakes on LISTEN/NOTIFY and polls as a fallback; when Redis is down the rows
+// simply wait.
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/lib/pq"
+)
+
+// Channel is the NOTIFY channel written by Notify and listened to by the relay.
+const Channel = "dirsync_outbox"
+
+// Enqueuer is the part of *asynq.Client the relay uses.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+// Config configures a Relay.
+type Config struct {
+	DB          *sql.DB
+	DatabaseURL string // for the LISTEN connection; empty = poll only
+	Enqueuer    Enqueuer
+	// TaskOptions are added to every enqueue (queue, max retry, retention...). The
+	// retention must outlast any chance of re-relaying a row, since the task id is
+	// what makes a second relay a no-op.
+	TaskOptions []asynq.Option
+	BatchSize   int           // default 200
+	Poll        time.Duration // fallback poll interval, default 2 s
+	Logger      *slog.Logger
+}
+
+// Relay is the outbox → asynq pump.
+type Relay struct{ cfg Config }
+
+// New validates cfg.
+func New(cfg Config) (*Relay, error) {
+	if cfg.DB == nil || cfg.Enqueuer == nil {
+		return nil, errors.New("outbox: DB and Enqueuer required")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 200
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Relay{cfg: cfg}, nil
+}
+
+// Run relays until ctx ends. Enqueue failures (Redis down) are logged and retried
+// on the next wake-up; they never drop a row.
+func (r *Relay) Run(ctx context.Context) error {
+	wake := make(chan struct{}, 1)
+	if r.cfg.DatabaseURL != "" {
+		l := pq.NewListener(r.cfg.DatabaseURL, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
+			if err != nil {
+				r.cfg.Logger.Warn("outbox listener", "event", int(ev), "err", err)
+			}
+		})
+		if err := l.Listen(Channel); err != nil {
+			r.cfg.Logger.Warn("outbox: LISTEN failed, polling only", "err", err)
+		}
+		defer l.Close()
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case _, ok := <-l.Notify: // nil after a reconnect: rows may have been missed, drain anyway
+					if !ok {
+						return
+					}
+					select {
+					case wake <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	tick := time.NewTicker(r.cfg.Poll)
+	defer tick.Stop()
+	for {
+		if _, err := r.Drain(ctx); err != nil && ctx.Err() == nil {
+			r.cfg.Logger.Warn("outbox: relay pass failed; rows stay queued", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// Drain relays batches until no undispatched row is left, returning how many rows
+// it dispatched.
+func (r *Relay) Drain(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := r.relayBatch(ctx)
+		total += n
+		if err != nil || n < r.cfg.BatchSize {
+			return total, err
+		}
+	}
+}
+
+func (r *Relay) relayBatch(ctx context.Context) (int, error) {
+	tx, err := r.cfg.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	rows, err := tx.QueryContext(ctx, `SELECT id, kind, payload FROM outbox
+		WHERE dispatched_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, r.cfg.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: claim: %w", err)
+	}
+	type row struct {
+		id      int64
+		kind    string
+		payload []byte
+	}
+	var claimed []row
+	for rows.Next() {
+		var x row
+		if err := rows.Scan(&x.id, &x.kind, &x.payload); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("outbox: scan: %w", err)
+		}
+		claimed = append(claimed, x)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fmt.Errorf("outbox: claim: %w", err)
+	}
+	var done []int64
+	var enqErr error
+	for _, x := range claimed {
+		opts := append([]asynq.Option{asynq.TaskID(TaskID(x.id))}, r.cfg.TaskOptions...)
+		_, err := r.cfg.Enqueuer.EnqueueContext(ctx, asynq.NewTask(x.kind, x.payload), opts...)
+		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+			enqErr = fmt.Errorf("outbox: enqueue row %d: %w", x.id, err)
+			break
+		}
+		done = append(done, x.id)
+	}
+	if len(done) > 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET dispatched_at = now() WHERE id = ANY($1)`, pq.Array(done)); err != nil {
+			return 0, fmt.Errorf("outbox: mark dispatched: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		// The enqueued rows will be relayed again; their task ids make that a no-op.
+		return 0, fmt.Errorf("outbox: commit: %w", err)
+	}
+	if enqErr != nil {
+		return len(done), enqErr
+	}
+	return len(done), nil
+}
+
+// TaskID is the asynq task id of an outbox row.
+func TaskID(rowID int64) string { return "outbox-" + strconv.FormatInt(rowID, 10) }
+
+// Pending counts undispatched rows (readiness, metrics, tests).
+func Pending(ctx context.Context, db *sql.DB) (int, error) {
+	var n int
+	err := db.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE dispatched_at IS NULL`).Scan(&n)
+	return n, err
+}
