@@ -137,7 +137,9 @@ func Owner(mappedEmail string, cands []Candidate) (string, bool) {
 }
 
 // NormalizeDomain lower-cases and trims a domain for comparisons and storage (D5).
-func NormalizeDomain(d string) string { return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".") }
+func NormalizeDomain(d string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+}
 
 // MailNickname derives Graph's required mailNickname from a UPN local part: Graph
 // refuses characters outside ASCII letters, digits and a few symbols.
