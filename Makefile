@@ -12,10 +12,16 @@ PKG ?= ./...
 # and Redis DB, so this is safe, and the machines here have two cores.
 GOTEST_FLAGS ?= -race=false -count=1 -timeout 20m -p 2
 
-.PHONY: build generate run test lint services clean clean-testdbs
+.PHONY: build generate migration run test lint services clean clean-testdbs
 
 generate:
 	go generate ./...
+
+# Writes a new versioned migration from the ent schema (needs PostgreSQL: it
+# diffs against a scratch database it creates and drops).
+migration: services
+	@test -n "$(NAME)" || { echo "usage: make migration NAME=what_changed"; exit 1; }
+	go run ./internal/dbmigrate/gen -name $(NAME)
 
 build:
 	go build -o bin/dirsync ./cmd/dirsync

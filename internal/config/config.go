@@ -52,7 +52,7 @@ func Defaults() Config {
 		RedisURL:        "redis://127.0.0.1:6379/0",
 		Listen:          "127.0.0.1:8080",
 		SecretKeyID:     "k1",
-		ComplexityLimit: 2000,
+		ComplexityLimit: 25000,
 		MaxPageSize:     100,
 		ShutdownTimeout: 15 * time.Second,
 		LogLevel:        slog.LevelInfo,

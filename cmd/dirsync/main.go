@@ -1,0 +1,69 @@
+// Command dirsync is the whole service in one binary: the API server, the worker,
+// the all-in-one dev mode, migrations, the Graph emulator and small admin helpers.
+// This package only parses flags and wires; the work lives in internal/.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `dirsync — directory sync into Microsoft 365 / Entra ID
+
+Usage:
+  dirsync dev                      API + worker + embedded Graph emulator, for a first look
+  dirsync serve                    the GraphQL API server
+  dirsync migrate                  apply database migrations
+  dirsync org create NAME          create an organization
+  dirsync apikey create --org NAME --role admin|readonly [--name LABEL]
+                                   create an API key (printed once)
+  dirsync graphsim [--addr A] [--seed-users N] [--config FILE]
+                                   run the Microsoft Graph emulator on its own
+
+Configuration comes from DIRSYNC_* environment variables (see README.md).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "dirsync:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(out, usage)
+		return flag.ErrHelp
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "dev":
+		return runDev(ctx, rest, out)
+	case "serve":
+		return runServe(ctx, rest)
+	case "migrate":
+		return runMigrate(ctx, rest, out)
+	case "org":
+		return runOrg(ctx, rest, out)
+	case "apikey":
+		return runAPIKey(ctx, rest, out)
+	case "graphsim":
+		return runGraphsim(ctx, rest, out)
+	case "help", "-h", "--help":
+		fmt.Fprint(out, usage)
+		return nil
+	default:
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}

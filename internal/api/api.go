@@ -1,0 +1,214 @@
+// Package api is the /graphql HTTP endpoint: authentication, the gqlgen
+// server with its transports and limits, one transaction per mutation request
+// and error presentation. internal/server mounts it.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"entgo.io/contrib/entgql"
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/lru"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/dirsync/dirsync/ent"
+	_ "github.com/dirsync/dirsync/ent/runtime" // registers schema hooks and privacy policies
+	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/graph"
+	"github.com/dirsync/dirsync/internal/auth"
+	"github.com/dirsync/dirsync/internal/gqlerr"
+)
+
+// Config holds the limits of the GraphQL endpoint.
+type Config struct {
+	// Introspection enables __schema/__type queries (development only).
+	Introspection bool
+	// ComplexityLimit bounds the computed complexity of an operation, where a
+	// list costs its fields times its rows; 0 means DefaultComplexityLimit.
+	ComplexityLimit int
+	// MaxPageSize bounds first/last of every connection and the ids of
+	// nodes(ids:); a connection without first/last returns this many rows.
+	// 0 means DefaultMaxPageSize.
+	MaxPageSize int
+	// MaxBodyBytes bounds a request body; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// Defaults for Config.
+const (
+	DefaultComplexityLimit = 25000
+	DefaultMaxPageSize     = 100
+	DefaultMaxBodyBytes    = 1 << 20
+)
+
+func (c Config) withDefaults() Config {
+	if c.ComplexityLimit <= 0 {
+		c.ComplexityLimit = DefaultComplexityLimit
+	}
+	if c.MaxPageSize <= 0 {
+		c.MaxPageSize = DefaultMaxPageSize
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return c
+}
+
+// NewHandler returns the /graphql handler. Every request needs
+// `Authorization: Bearer <API key>`; without a valid key it answers 401 with a
+// GraphQL-shaped error body.
+func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handler {
+	cfg = cfg.withDefaults()
+	srv := handler.New(graph.NewSchema(client, cfg.MaxPageSize))
+	srv.AddTransport(transport.Options{})
+	srv.AddTransport(transport.GET{})
+	srv.AddTransport(transport.POST{})
+	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	if cfg.Introspection {
+		srv.Use(extension.Introspection{})
+	}
+	srv.Use(extension.FixedComplexityLimit(cfg.ComplexityLimit))
+	srv.Use(entgql.Transactioner{TxOpener: client})
+	srv.SetErrorPresenter(gqlerr.Presenter(logger))
+	srv.SetRecoverFunc(gqlerr.RecoverFunc(logger))
+	// Field middlewares run outermost first: translation sees the errors of the guards too.
+	srv.AroundOperations(trackFailures)
+	srv.AroundFields(gqlerr.FieldMiddleware(logger))
+	srv.AroundFields(requireWriter)
+	srv.AroundFields(skipAfterFailure)
+	srv.AroundFields(limitPageSize(cfg.MaxPageSize))
+
+	return authenticate(client, logger, http.MaxBytesHandler(srv, cfg.MaxBodyBytes))
+}
+
+// requireWriter refuses every mutation of a read-only key before it runs, so
+// even a mutation that would change nothing answers FORBIDDEN. The privacy
+// policy enforces the same rule on every write underneath.
+func requireWriter(ctx context.Context, next graphql.Resolver) (any, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc != nil && fc.Object == "Mutation" && fc.IsResolver {
+		if v, ok := auth.ViewerFrom(ctx); !ok || !v.CanWrite() {
+			return nil, gqlerr.Newf(gqlerr.Forbidden, "", "the API key is read-only")
+		}
+	}
+	return next(ctx)
+}
+
+type failedKey struct{}
+
+// trackFailures gives each operation a flag that skipAfterFailure sets.
+func trackFailures(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	return next(context.WithValue(ctx, failedKey{}, new(atomic.Bool)))
+}
+
+// skipAfterFailure does not run the mutations that follow a failed one: the
+// request's transaction is rolled back anyway, and after a database error
+// PostgreSQL would refuse every further statement with an unhelpful error.
+// gqlgen runs root mutation fields one after the other, so the order is the
+// order of the request.
+func skipAfterFailure(ctx context.Context, next graphql.Resolver) (any, error) {
+	fc := graphql.GetFieldContext(ctx)
+	failed, _ := ctx.Value(failedKey{}).(*atomic.Bool)
+	if fc == nil || failed == nil || fc.Object != "Mutation" || !fc.IsResolver {
+		return next(ctx)
+	}
+	if failed.Load() {
+		return nil, gqlerr.Newf(gqlerr.Aborted, "", "not run: an earlier mutation of this request failed, so the request changed nothing")
+	}
+	res, err := next(ctx)
+	if err != nil {
+		failed.Store(true)
+	}
+	return res, err
+}
+
+// limitPageSize refuses first/last outside 0..max on any connection field and
+// more than max ids in nodes(ids:). A connection asked for neither first nor
+// last gets first: max, since entgql would otherwise return every row.
+func limitPageSize(max int) graphql.FieldMiddleware {
+	return func(ctx context.Context, next graphql.Resolver) (any, error) {
+		fc := graphql.GetFieldContext(ctx)
+		if fc == nil || !fc.IsResolver && !fc.IsMethod {
+			return next(ctx)
+		}
+		first, hasFirst := fc.Args["first"].(*int)
+		last, hasLast := fc.Args["last"].(*int)
+		for arg, n := range map[string]*int{"first": first, "last": last} {
+			if n != nil && (*n < 0 || *n > max) {
+				return nil, gqlerr.BadInput(arg, "%s must be between 0 and %d", arg, max)
+			}
+		}
+		if hasFirst && hasLast && first == nil && last == nil {
+			def := max
+			fc.Args["first"] = &def
+		}
+		if ids, ok := fc.Args["ids"].([]pulid.ID); ok && len(ids) > max {
+			return nil, gqlerr.BadInput("ids", "at most %d ids", max)
+		}
+		return next(ctx)
+	}
+}
+
+// authenticate resolves the bearer key to a viewer or answers 401.
+func authenticate(client *ent.Client, logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions {
+			next.ServeHTTP(w, r)
+			return
+		}
+		token, ok := bearer(r.Header.Get("Authorization"))
+		if !ok {
+			unauthorized(w, "missing API key: send Authorization: Bearer <key>")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		v, err := auth.Authenticate(ctx, client, token)
+		cancel()
+		if errors.Is(err, auth.ErrInvalidKey) {
+			unauthorized(w, "invalid API key")
+			return
+		}
+		if err != nil {
+			logger.ErrorContext(r.Context(), "authenticating API key", "err", err)
+			writeError(w, http.StatusServiceUnavailable, gqlerr.Internal, "authentication is unavailable, retry later")
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(auth.WithViewer(r.Context(), v)))
+	})
+}
+
+func bearer(h string) (string, bool) {
+	const scheme = "bearer "
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(scheme):]), true
+}
+
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="dirsync"`)
+	writeError(w, http.StatusUnauthorized, gqlerr.Unauthenticated, msg)
+}
+
+// writeError answers a GraphQL-shaped error body outside of gqlgen.
+func writeError(w http.ResponseWriter, status int, code gqlerr.Code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	body := map[string]any{"errors": []map[string]any{{
+		"message":    msg,
+		"extensions": map[string]any{"code": string(code)},
+	}}}
+	// A failed write means the client went away; there is no one to tell.
+	_ = json.NewEncoder(w).Encode(body)
+}

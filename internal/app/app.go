@@ -1,0 +1,133 @@
+// Package app opens what every dirsync command shares — PostgreSQL (database/sql
+// and ent), Redis, the logger — from a config.Config, and builds the HTTP server.
+// cmd/dirsync only parses flags and calls into here.
+package app
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	entsql "entgo.io/ent/dialect/sql"
+	"github.com/lib/pq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/dirsync/dirsync/ent"
+	_ "github.com/dirsync/dirsync/ent/runtime" // registers schema hooks and privacy policies
+	"github.com/dirsync/dirsync/internal/api"
+	"github.com/dirsync/dirsync/internal/config"
+	"github.com/dirsync/dirsync/internal/server"
+)
+
+// App holds the process-wide connections.
+type App struct {
+	Cfg   config.Config
+	Log   *slog.Logger
+	DB    *sql.DB
+	Ent   *ent.Client
+	Redis *redis.Client
+}
+
+// Open connects to PostgreSQL and Redis. It does not migrate.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	db, err := sql.Open("postgres", cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("app: database: %w", err)
+	}
+	db.SetMaxOpenConns(20)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("app: database %s: %w", redactURL(cfg.DatabaseURL), err)
+	}
+	ropts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("app: redis URL: %w", err)
+	}
+	rdb := redis.NewClient(ropts)
+	client := ent.NewClient(ent.Driver(entsql.OpenDB("postgres", db)))
+	return &App{Cfg: cfg, Log: log, DB: db, Ent: client, Redis: rdb}, nil
+}
+
+// Close releases the connections.
+func (a *App) Close() {
+	_ = a.Redis.Close()
+	_ = a.Ent.Close()
+}
+
+// Checks are the readiness probes: PostgreSQL and Redis reachable.
+func (a *App) Checks() []server.Check {
+	return []server.Check{
+		{Name: "postgres", Ping: a.DB.PingContext},
+		{Name: "redis", Ping: func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }},
+	}
+}
+
+// HTTPServer builds the API server from the config.
+func (a *App) HTTPServer() (*server.Server, error) {
+	gql := api.NewHandler(api.Config{
+		Introspection:   a.Cfg.Introspection,
+		ComplexityLimit: a.Cfg.ComplexityLimit,
+		MaxPageSize:     a.Cfg.MaxPageSize,
+	}, a.Ent, a.Log)
+	return server.New(server.Config{
+		Addr:            a.Cfg.Listen,
+		GraphQL:         gql,
+		Playground:      a.Cfg.Playground,
+		Checks:          a.Checks(),
+		ShutdownTimeout: a.Cfg.ShutdownTimeout,
+		Logger:          a.Log,
+	})
+}
+
+// EnsureDatabase creates the database named in databaseURL when it does not exist
+// (dev on a fresh machine), connecting to the server's "postgres" database.
+func EnsureDatabase(ctx context.Context, databaseURL string) error {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return fmt.Errorf("app: database URL: %w", err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	if name == "" {
+		return errors.New("app: database URL names no database")
+	}
+	admin := *u
+	admin.Path = "/postgres"
+	db, err := sql.Open("postgres", admin.String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var exists bool
+	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("app: checking database %q: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)); err != nil {
+		var pqErr *pq.Error
+		if errors.As(err, &pqErr) && pqErr.Code == "42P04" { // created concurrently
+			return nil
+		}
+		return fmt.Errorf("app: creating database %q: %w", name, err)
+	}
+	return nil
+}
+
+// redactURL drops the password from a URL for messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,47 @@
+package directory
+
+import (
+	"context"
+
+	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/organization"
+	"github.com/dirsync/dirsync/internal/auth/viewer"
+	"github.com/dirsync/dirsync/internal/gqlerr"
+)
+
+// UpdateOrganization changes the settings (O3) of the viewer's organization.
+func (s *Service) UpdateOrganization(ctx context.Context, in ent.UpdateOrganizationInput) (*ent.Organization, error) {
+	v, ok := viewer.FromContext(ctx)
+	if !ok {
+		return nil, gqlerr.Newf(gqlerr.Unauthenticated, "", "authentication required")
+	}
+	var o *ent.Organization
+	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
+		var err error
+		o, err = c.Organization.UpdateOneID(v.OrgID).SetInput(in).Save(ctx)
+		return err
+	})
+	return detach(ctx, o, err)
+}
+
+// CreateOrganization creates an organization. Only the system context may
+// (CLI `org create`, `dev`); the privacy policy refuses everyone else.
+func (s *Service) CreateOrganization(ctx context.Context, name string) (*ent.Organization, error) {
+	var o *ent.Organization
+	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
+		var err error
+		o, err = c.Organization.Create().SetName(name).Save(ctx)
+		return err
+	})
+	return detach(ctx, o, err)
+}
+
+// OrganizationByName returns the organization with that exact name, as the
+// viewer may see it (the system context sees all).
+func (s *Service) OrganizationByName(ctx context.Context, name string) (*ent.Organization, error) {
+	o, err := s.client.Organization.Query().Where(organization.Name(name)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, gqlerr.NotFoundf("name", "organization %q not found", name)
+	}
+	return o, err
+}
