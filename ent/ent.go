@@ -13,8 +13,17 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/dirsync/dirsync/ent/apikey"
+	"github.com/dirsync/dirsync/ent/event"
+	"github.com/dirsync/dirsync/ent/groupbinding"
+	"github.com/dirsync/dirsync/ent/integration"
+	"github.com/dirsync/dirsync/ent/job"
+	"github.com/dirsync/dirsync/ent/jobitem"
+	"github.com/dirsync/dirsync/ent/notification"
 	"github.com/dirsync/dirsync/ent/organization"
+	"github.com/dirsync/dirsync/ent/outbox"
+	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/user"
+	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
 )
 
@@ -77,8 +86,17 @@ func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			apikey.Table:       apikey.ValidColumn,
+			event.Table:        event.ValidColumn,
+			groupbinding.Table: groupbinding.ValidColumn,
+			integration.Table:  integration.ValidColumn,
+			job.Table:          job.ValidColumn,
+			jobitem.Table:      jobitem.ValidColumn,
+			notification.Table: notification.ValidColumn,
 			organization.Table: organization.ValidColumn,
+			outbox.Table:       outbox.ValidColumn,
+			remotelink.Table:   remotelink.ValidColumn,
 			user.Table:         user.ValidColumn,
+			userbinding.Table:  userbinding.ValidColumn,
 			usergroup.Table:    usergroup.ValidColumn,
 		})
 	})

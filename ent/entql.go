@@ -4,9 +4,18 @@ package ent
 
 import (
 	"github.com/dirsync/dirsync/ent/apikey"
+	"github.com/dirsync/dirsync/ent/event"
+	"github.com/dirsync/dirsync/ent/groupbinding"
+	"github.com/dirsync/dirsync/ent/integration"
+	"github.com/dirsync/dirsync/ent/job"
+	"github.com/dirsync/dirsync/ent/jobitem"
+	"github.com/dirsync/dirsync/ent/notification"
 	"github.com/dirsync/dirsync/ent/organization"
+	"github.com/dirsync/dirsync/ent/outbox"
 	"github.com/dirsync/dirsync/ent/predicate"
+	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/user"
+	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
 
 	"entgo.io/ent/dialect/sql"
@@ -17,7 +26,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 4)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 13)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   apikey.Table,
@@ -41,6 +50,148 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[1] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   event.Table,
+			Columns: event.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: event.FieldID,
+			},
+		},
+		Type: "Event",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			event.FieldCreatedAt:      {Type: field.TypeTime, Column: event.FieldCreatedAt},
+			event.FieldUpdatedAt:      {Type: field.TypeTime, Column: event.FieldUpdatedAt},
+			event.FieldOrganizationID: {Type: field.TypeString, Column: event.FieldOrganizationID},
+			event.FieldType:           {Type: field.TypeString, Column: event.FieldType},
+			event.FieldUserID:         {Type: field.TypeString, Column: event.FieldUserID},
+			event.FieldIntegrationID:  {Type: field.TypeString, Column: event.FieldIntegrationID},
+			event.FieldJobID:          {Type: field.TypeString, Column: event.FieldJobID},
+			event.FieldDetail:         {Type: field.TypeString, Column: event.FieldDetail},
+		},
+	}
+	graph.Nodes[2] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   groupbinding.Table,
+			Columns: groupbinding.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: groupbinding.FieldID,
+			},
+		},
+		Type: "GroupBinding",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			groupbinding.FieldCreatedAt:      {Type: field.TypeTime, Column: groupbinding.FieldCreatedAt},
+			groupbinding.FieldUpdatedAt:      {Type: field.TypeTime, Column: groupbinding.FieldUpdatedAt},
+			groupbinding.FieldOrganizationID: {Type: field.TypeString, Column: groupbinding.FieldOrganizationID},
+			groupbinding.FieldIntegrationID:  {Type: field.TypeString, Column: groupbinding.FieldIntegrationID},
+			groupbinding.FieldGroupID:        {Type: field.TypeString, Column: groupbinding.FieldGroupID},
+		},
+	}
+	graph.Nodes[3] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   integration.Table,
+			Columns: integration.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: integration.FieldID,
+			},
+		},
+		Type: "Integration",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			integration.FieldCreatedAt:               {Type: field.TypeTime, Column: integration.FieldCreatedAt},
+			integration.FieldUpdatedAt:               {Type: field.TypeTime, Column: integration.FieldUpdatedAt},
+			integration.FieldOrganizationID:          {Type: field.TypeString, Column: integration.FieldOrganizationID},
+			integration.FieldName:                    {Type: field.TypeString, Column: integration.FieldName},
+			integration.FieldNameFolded:              {Type: field.TypeString, Column: integration.FieldNameFolded},
+			integration.FieldTenantID:                {Type: field.TypeString, Column: integration.FieldTenantID},
+			integration.FieldClientID:                {Type: field.TypeString, Column: integration.FieldClientID},
+			integration.FieldClientSecretSealed:      {Type: field.TypeString, Column: integration.FieldClientSecretSealed},
+			integration.FieldGraphBaseURL:            {Type: field.TypeString, Column: integration.FieldGraphBaseURL},
+			integration.FieldLoginBaseURL:            {Type: field.TypeString, Column: integration.FieldLoginBaseURL},
+			integration.FieldStatus:                  {Type: field.TypeEnum, Column: integration.FieldStatus},
+			integration.FieldAuthorizedAt:            {Type: field.TypeTime, Column: integration.FieldAuthorizedAt},
+			integration.FieldLastError:               {Type: field.TypeString, Column: integration.FieldLastError},
+			integration.FieldDomains:                 {Type: field.TypeJSON, Column: integration.FieldDomains},
+			integration.FieldDefaultDomain:           {Type: field.TypeString, Column: integration.FieldDefaultDomain},
+			integration.FieldVerifiedDomains:         {Type: field.TypeJSON, Column: integration.FieldVerifiedDomains},
+			integration.FieldTenantPasswordExpiry:    {Type: field.TypeBool, Column: integration.FieldTenantPasswordExpiry},
+			integration.FieldEmailSource:             {Type: field.TypeEnum, Column: integration.FieldEmailSource},
+			integration.FieldGroupManagement:         {Type: field.TypeBool, Column: integration.FieldGroupManagement},
+			integration.FieldSuspendOnPasswordExpiry: {Type: field.TypeBool, Column: integration.FieldSuspendOnPasswordExpiry},
+			integration.FieldSuspendOnLockout:        {Type: field.TypeBool, Column: integration.FieldSuspendOnLockout},
+			integration.FieldAttributeMappings:       {Type: field.TypeJSON, Column: integration.FieldAttributeMappings},
+		},
+	}
+	graph.Nodes[4] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   job.Table,
+			Columns: job.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: job.FieldID,
+			},
+		},
+		Type: "Job",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			job.FieldCreatedAt:      {Type: field.TypeTime, Column: job.FieldCreatedAt},
+			job.FieldUpdatedAt:      {Type: field.TypeTime, Column: job.FieldUpdatedAt},
+			job.FieldOrganizationID: {Type: field.TypeString, Column: job.FieldOrganizationID},
+			job.FieldKind:           {Type: field.TypeString, Column: job.FieldKind},
+			job.FieldStatus:         {Type: field.TypeEnum, Column: job.FieldStatus},
+			job.FieldTotal:          {Type: field.TypeInt, Column: job.FieldTotal},
+			job.FieldDone:           {Type: field.TypeInt, Column: job.FieldDone},
+			job.FieldFailed:         {Type: field.TypeInt, Column: job.FieldFailed},
+			job.FieldIntegrationID:  {Type: field.TypeString, Column: job.FieldIntegrationID},
+			job.FieldStartedAt:      {Type: field.TypeTime, Column: job.FieldStartedAt},
+			job.FieldFinishedAt:     {Type: field.TypeTime, Column: job.FieldFinishedAt},
+		},
+	}
+	graph.Nodes[5] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   jobitem.Table,
+			Columns: jobitem.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: jobitem.FieldID,
+			},
+		},
+		Type: "JobItem",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			jobitem.FieldCreatedAt:      {Type: field.TypeTime, Column: jobitem.FieldCreatedAt},
+			jobitem.FieldUpdatedAt:      {Type: field.TypeTime, Column: jobitem.FieldUpdatedAt},
+			jobitem.FieldOrganizationID: {Type: field.TypeString, Column: jobitem.FieldOrganizationID},
+			jobitem.FieldJobID:          {Type: field.TypeString, Column: jobitem.FieldJobID},
+			jobitem.FieldUserID:         {Type: field.TypeString, Column: jobitem.FieldUserID},
+			jobitem.FieldLinkID:         {Type: field.TypeString, Column: jobitem.FieldLinkID},
+			jobitem.FieldIntegrationID:  {Type: field.TypeString, Column: jobitem.FieldIntegrationID},
+			jobitem.FieldStatus:         {Type: field.TypeEnum, Column: jobitem.FieldStatus},
+			jobitem.FieldResult:         {Type: field.TypeString, Column: jobitem.FieldResult},
+			jobitem.FieldErrorCode:      {Type: field.TypeString, Column: jobitem.FieldErrorCode},
+			jobitem.FieldErrorMessage:   {Type: field.TypeString, Column: jobitem.FieldErrorMessage},
+		},
+	}
+	graph.Nodes[6] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   notification.Table,
+			Columns: notification.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: notification.FieldID,
+			},
+		},
+		Type: "Notification",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			notification.FieldCreatedAt:      {Type: field.TypeTime, Column: notification.FieldCreatedAt},
+			notification.FieldUpdatedAt:      {Type: field.TypeTime, Column: notification.FieldUpdatedAt},
+			notification.FieldOrganizationID: {Type: field.TypeString, Column: notification.FieldOrganizationID},
+			notification.FieldUserID:         {Type: field.TypeString, Column: notification.FieldUserID},
+			notification.FieldKind:           {Type: field.TypeString, Column: notification.FieldKind},
+			notification.FieldMessage:        {Type: field.TypeString, Column: notification.FieldMessage},
+			notification.FieldDeliveredAt:    {Type: field.TypeTime, Column: notification.FieldDeliveredAt},
+		},
+	}
+	graph.Nodes[7] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   organization.Table,
 			Columns: organization.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -58,7 +209,56 @@ var schemaGraph = func() *sqlgraph.Schema {
 			organization.FieldPasswordTakeover:   {Type: field.TypeBool, Column: organization.FieldPasswordTakeover},
 		},
 	}
-	graph.Nodes[2] = &sqlgraph.Node{
+	graph.Nodes[8] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   outbox.Table,
+			Columns: outbox.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeInt64,
+				Column: outbox.FieldID,
+			},
+		},
+		Type: "Outbox",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			outbox.FieldOrganizationID: {Type: field.TypeString, Column: outbox.FieldOrganizationID},
+			outbox.FieldKind:           {Type: field.TypeString, Column: outbox.FieldKind},
+			outbox.FieldPayload:        {Type: field.TypeBytes, Column: outbox.FieldPayload},
+			outbox.FieldCreatedAt:      {Type: field.TypeTime, Column: outbox.FieldCreatedAt},
+			outbox.FieldDispatchedAt:   {Type: field.TypeTime, Column: outbox.FieldDispatchedAt},
+		},
+	}
+	graph.Nodes[9] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   remotelink.Table,
+			Columns: remotelink.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: remotelink.FieldID,
+			},
+		},
+		Type: "RemoteLink",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			remotelink.FieldCreatedAt:          {Type: field.TypeTime, Column: remotelink.FieldCreatedAt},
+			remotelink.FieldUpdatedAt:          {Type: field.TypeTime, Column: remotelink.FieldUpdatedAt},
+			remotelink.FieldOrganizationID:     {Type: field.TypeString, Column: remotelink.FieldOrganizationID},
+			remotelink.FieldIntegrationID:      {Type: field.TypeString, Column: remotelink.FieldIntegrationID},
+			remotelink.FieldUserID:             {Type: field.TypeString, Column: remotelink.FieldUserID},
+			remotelink.FieldKind:               {Type: field.TypeEnum, Column: remotelink.FieldKind},
+			remotelink.FieldRemoteID:           {Type: field.TypeString, Column: remotelink.FieldRemoteID},
+			remotelink.FieldUpn:                {Type: field.TypeString, Column: remotelink.FieldUpn},
+			remotelink.FieldStatus:             {Type: field.TypeEnum, Column: remotelink.FieldStatus},
+			remotelink.FieldRemoteEnabled:      {Type: field.TypeBool, Column: remotelink.FieldRemoteEnabled},
+			remotelink.FieldTakenOver:          {Type: field.TypeBool, Column: remotelink.FieldTakenOver},
+			remotelink.FieldRemoteCreatedAt:    {Type: field.TypeTime, Column: remotelink.FieldRemoteCreatedAt},
+			remotelink.FieldAppliedHash:        {Type: field.TypeString, Column: remotelink.FieldAppliedHash},
+			remotelink.FieldStatusReason:       {Type: field.TypeString, Column: remotelink.FieldStatusReason},
+			remotelink.FieldLastErrorCode:      {Type: field.TypeString, Column: remotelink.FieldLastErrorCode},
+			remotelink.FieldLastErrorMessage:   {Type: field.TypeString, Column: remotelink.FieldLastErrorMessage},
+			remotelink.FieldLastErrorRequestID: {Type: field.TypeString, Column: remotelink.FieldLastErrorRequestID},
+			remotelink.FieldLastSyncedAt:       {Type: field.TypeTime, Column: remotelink.FieldLastSyncedAt},
+		},
+	}
+	graph.Nodes[10] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   user.Table,
 			Columns: user.Columns,
@@ -103,7 +303,25 @@ var schemaGraph = func() *sqlgraph.Schema {
 			user.FieldLockedUntil:       {Type: field.TypeTime, Column: user.FieldLockedUntil},
 		},
 	}
-	graph.Nodes[3] = &sqlgraph.Node{
+	graph.Nodes[11] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   userbinding.Table,
+			Columns: userbinding.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: userbinding.FieldID,
+			},
+		},
+		Type: "UserBinding",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			userbinding.FieldCreatedAt:      {Type: field.TypeTime, Column: userbinding.FieldCreatedAt},
+			userbinding.FieldUpdatedAt:      {Type: field.TypeTime, Column: userbinding.FieldUpdatedAt},
+			userbinding.FieldOrganizationID: {Type: field.TypeString, Column: userbinding.FieldOrganizationID},
+			userbinding.FieldIntegrationID:  {Type: field.TypeString, Column: userbinding.FieldIntegrationID},
+			userbinding.FieldUserID:         {Type: field.TypeString, Column: userbinding.FieldUserID},
+		},
+	}
+	graph.Nodes[12] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   usergroup.Table,
 			Columns: usergroup.Columns,
@@ -139,6 +357,198 @@ var schemaGraph = func() *sqlgraph.Schema {
 		&sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
 			Inverse: false,
+			Table:   event.OrganizationTable,
+			Columns: []string{event.OrganizationColumn},
+			Bidi:    false,
+		},
+		"Event",
+		"Organization",
+	)
+	graph.MustAddE(
+		"organization",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   groupbinding.OrganizationTable,
+			Columns: []string{groupbinding.OrganizationColumn},
+			Bidi:    false,
+		},
+		"GroupBinding",
+		"Organization",
+	)
+	graph.MustAddE(
+		"integration",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   groupbinding.IntegrationTable,
+			Columns: []string{groupbinding.IntegrationColumn},
+			Bidi:    false,
+		},
+		"GroupBinding",
+		"Integration",
+	)
+	graph.MustAddE(
+		"group",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   groupbinding.GroupTable,
+			Columns: []string{groupbinding.GroupColumn},
+			Bidi:    false,
+		},
+		"GroupBinding",
+		"UserGroup",
+	)
+	graph.MustAddE(
+		"organization",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   integration.OrganizationTable,
+			Columns: []string{integration.OrganizationColumn},
+			Bidi:    false,
+		},
+		"Integration",
+		"Organization",
+	)
+	graph.MustAddE(
+		"user_bindings",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   integration.UserBindingsTable,
+			Columns: []string{integration.UserBindingsColumn},
+			Bidi:    false,
+		},
+		"Integration",
+		"UserBinding",
+	)
+	graph.MustAddE(
+		"group_bindings",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   integration.GroupBindingsTable,
+			Columns: []string{integration.GroupBindingsColumn},
+			Bidi:    false,
+		},
+		"Integration",
+		"GroupBinding",
+	)
+	graph.MustAddE(
+		"links",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   integration.LinksTable,
+			Columns: []string{integration.LinksColumn},
+			Bidi:    false,
+		},
+		"Integration",
+		"RemoteLink",
+	)
+	graph.MustAddE(
+		"organization",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   job.OrganizationTable,
+			Columns: []string{job.OrganizationColumn},
+			Bidi:    false,
+		},
+		"Job",
+		"Organization",
+	)
+	graph.MustAddE(
+		"items",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   job.ItemsTable,
+			Columns: []string{job.ItemsColumn},
+			Bidi:    false,
+		},
+		"Job",
+		"JobItem",
+	)
+	graph.MustAddE(
+		"organization",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   jobitem.OrganizationTable,
+			Columns: []string{jobitem.OrganizationColumn},
+			Bidi:    false,
+		},
+		"JobItem",
+		"Organization",
+	)
+	graph.MustAddE(
+		"job",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   jobitem.JobTable,
+			Columns: []string{jobitem.JobColumn},
+			Bidi:    false,
+		},
+		"JobItem",
+		"Job",
+	)
+	graph.MustAddE(
+		"organization",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   notification.OrganizationTable,
+			Columns: []string{notification.OrganizationColumn},
+			Bidi:    false,
+		},
+		"Notification",
+		"Organization",
+	)
+	graph.MustAddE(
+		"organization",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   remotelink.OrganizationTable,
+			Columns: []string{remotelink.OrganizationColumn},
+			Bidi:    false,
+		},
+		"RemoteLink",
+		"Organization",
+	)
+	graph.MustAddE(
+		"integration",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   remotelink.IntegrationTable,
+			Columns: []string{remotelink.IntegrationColumn},
+			Bidi:    false,
+		},
+		"RemoteLink",
+		"Integration",
+	)
+	graph.MustAddE(
+		"user",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   remotelink.UserTable,
+			Columns: []string{remotelink.UserColumn},
+			Bidi:    false,
+		},
+		"RemoteLink",
+		"User",
+	)
+	graph.MustAddE(
+		"organization",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
 			Table:   user.OrganizationTable,
 			Columns: []string{user.OrganizationColumn},
 			Bidi:    false,
@@ -157,6 +567,66 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"User",
 		"UserGroup",
+	)
+	graph.MustAddE(
+		"bindings",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.BindingsTable,
+			Columns: []string{user.BindingsColumn},
+			Bidi:    false,
+		},
+		"User",
+		"UserBinding",
+	)
+	graph.MustAddE(
+		"links",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.LinksTable,
+			Columns: []string{user.LinksColumn},
+			Bidi:    false,
+		},
+		"User",
+		"RemoteLink",
+	)
+	graph.MustAddE(
+		"organization",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   userbinding.OrganizationTable,
+			Columns: []string{userbinding.OrganizationColumn},
+			Bidi:    false,
+		},
+		"UserBinding",
+		"Organization",
+	)
+	graph.MustAddE(
+		"integration",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   userbinding.IntegrationTable,
+			Columns: []string{userbinding.IntegrationColumn},
+			Bidi:    false,
+		},
+		"UserBinding",
+		"Integration",
+	)
+	graph.MustAddE(
+		"user",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   userbinding.UserTable,
+			Columns: []string{userbinding.UserColumn},
+			Bidi:    false,
+		},
+		"UserBinding",
+		"User",
 	)
 	graph.MustAddE(
 		"organization",
@@ -181,6 +651,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"UserGroup",
 		"User",
+	)
+	graph.MustAddE(
+		"bindings",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.BindingsTable,
+			Columns: []string{usergroup.BindingsColumn},
+			Bidi:    false,
+		},
+		"UserGroup",
+		"GroupBinding",
 	)
 	return graph
 }()
@@ -286,6 +768,748 @@ func (f *APIKeyFilter) WhereHasOrganizationWith(preds ...predicate.Organization)
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *EventQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the EventQuery builder.
+func (_q *EventQuery) Filter() *EventFilter {
+	return &EventFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *EventMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the EventMutation builder.
+func (m *EventMutation) Filter() *EventFilter {
+	return &EventFilter{config: m.config, predicateAdder: m}
+}
+
+// EventFilter provides a generic filtering capability at runtime for EventQuery.
+type EventFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *EventFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[1].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *EventFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(event.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *EventFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(event.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *EventFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(event.FieldUpdatedAt))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *EventFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(event.FieldOrganizationID))
+}
+
+// WhereType applies the entql string predicate on the type field.
+func (f *EventFilter) WhereType(p entql.StringP) {
+	f.Where(p.Field(event.FieldType))
+}
+
+// WhereUserID applies the entql string predicate on the user_id field.
+func (f *EventFilter) WhereUserID(p entql.StringP) {
+	f.Where(p.Field(event.FieldUserID))
+}
+
+// WhereIntegrationID applies the entql string predicate on the integration_id field.
+func (f *EventFilter) WhereIntegrationID(p entql.StringP) {
+	f.Where(p.Field(event.FieldIntegrationID))
+}
+
+// WhereJobID applies the entql string predicate on the job_id field.
+func (f *EventFilter) WhereJobID(p entql.StringP) {
+	f.Where(p.Field(event.FieldJobID))
+}
+
+// WhereDetail applies the entql string predicate on the detail field.
+func (f *EventFilter) WhereDetail(p entql.StringP) {
+	f.Where(p.Field(event.FieldDetail))
+}
+
+// WhereHasOrganization applies a predicate to check if query has an edge organization.
+func (f *EventFilter) WhereHasOrganization() {
+	f.Where(entql.HasEdge("organization"))
+}
+
+// WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
+func (f *EventFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
+	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *GroupBindingQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the GroupBindingQuery builder.
+func (_q *GroupBindingQuery) Filter() *GroupBindingFilter {
+	return &GroupBindingFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *GroupBindingMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the GroupBindingMutation builder.
+func (m *GroupBindingMutation) Filter() *GroupBindingFilter {
+	return &GroupBindingFilter{config: m.config, predicateAdder: m}
+}
+
+// GroupBindingFilter provides a generic filtering capability at runtime for GroupBindingQuery.
+type GroupBindingFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *GroupBindingFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[2].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *GroupBindingFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(groupbinding.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *GroupBindingFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(groupbinding.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *GroupBindingFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(groupbinding.FieldUpdatedAt))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *GroupBindingFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(groupbinding.FieldOrganizationID))
+}
+
+// WhereIntegrationID applies the entql string predicate on the integration_id field.
+func (f *GroupBindingFilter) WhereIntegrationID(p entql.StringP) {
+	f.Where(p.Field(groupbinding.FieldIntegrationID))
+}
+
+// WhereGroupID applies the entql string predicate on the group_id field.
+func (f *GroupBindingFilter) WhereGroupID(p entql.StringP) {
+	f.Where(p.Field(groupbinding.FieldGroupID))
+}
+
+// WhereHasOrganization applies a predicate to check if query has an edge organization.
+func (f *GroupBindingFilter) WhereHasOrganization() {
+	f.Where(entql.HasEdge("organization"))
+}
+
+// WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
+func (f *GroupBindingFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
+	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasIntegration applies a predicate to check if query has an edge integration.
+func (f *GroupBindingFilter) WhereHasIntegration() {
+	f.Where(entql.HasEdge("integration"))
+}
+
+// WhereHasIntegrationWith applies a predicate to check if query has an edge integration with a given conditions (other predicates).
+func (f *GroupBindingFilter) WhereHasIntegrationWith(preds ...predicate.Integration) {
+	f.Where(entql.HasEdgeWith("integration", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasGroup applies a predicate to check if query has an edge group.
+func (f *GroupBindingFilter) WhereHasGroup() {
+	f.Where(entql.HasEdge("group"))
+}
+
+// WhereHasGroupWith applies a predicate to check if query has an edge group with a given conditions (other predicates).
+func (f *GroupBindingFilter) WhereHasGroupWith(preds ...predicate.UserGroup) {
+	f.Where(entql.HasEdgeWith("group", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *IntegrationQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the IntegrationQuery builder.
+func (_q *IntegrationQuery) Filter() *IntegrationFilter {
+	return &IntegrationFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *IntegrationMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the IntegrationMutation builder.
+func (m *IntegrationMutation) Filter() *IntegrationFilter {
+	return &IntegrationFilter{config: m.config, predicateAdder: m}
+}
+
+// IntegrationFilter provides a generic filtering capability at runtime for IntegrationQuery.
+type IntegrationFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *IntegrationFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *IntegrationFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(integration.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *IntegrationFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(integration.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *IntegrationFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(integration.FieldUpdatedAt))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *IntegrationFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(integration.FieldOrganizationID))
+}
+
+// WhereName applies the entql string predicate on the name field.
+func (f *IntegrationFilter) WhereName(p entql.StringP) {
+	f.Where(p.Field(integration.FieldName))
+}
+
+// WhereNameFolded applies the entql string predicate on the name_folded field.
+func (f *IntegrationFilter) WhereNameFolded(p entql.StringP) {
+	f.Where(p.Field(integration.FieldNameFolded))
+}
+
+// WhereTenantID applies the entql string predicate on the tenant_id field.
+func (f *IntegrationFilter) WhereTenantID(p entql.StringP) {
+	f.Where(p.Field(integration.FieldTenantID))
+}
+
+// WhereClientID applies the entql string predicate on the client_id field.
+func (f *IntegrationFilter) WhereClientID(p entql.StringP) {
+	f.Where(p.Field(integration.FieldClientID))
+}
+
+// WhereClientSecretSealed applies the entql string predicate on the client_secret_sealed field.
+func (f *IntegrationFilter) WhereClientSecretSealed(p entql.StringP) {
+	f.Where(p.Field(integration.FieldClientSecretSealed))
+}
+
+// WhereGraphBaseURL applies the entql string predicate on the graph_base_url field.
+func (f *IntegrationFilter) WhereGraphBaseURL(p entql.StringP) {
+	f.Where(p.Field(integration.FieldGraphBaseURL))
+}
+
+// WhereLoginBaseURL applies the entql string predicate on the login_base_url field.
+func (f *IntegrationFilter) WhereLoginBaseURL(p entql.StringP) {
+	f.Where(p.Field(integration.FieldLoginBaseURL))
+}
+
+// WhereStatus applies the entql string predicate on the status field.
+func (f *IntegrationFilter) WhereStatus(p entql.StringP) {
+	f.Where(p.Field(integration.FieldStatus))
+}
+
+// WhereAuthorizedAt applies the entql time.Time predicate on the authorized_at field.
+func (f *IntegrationFilter) WhereAuthorizedAt(p entql.TimeP) {
+	f.Where(p.Field(integration.FieldAuthorizedAt))
+}
+
+// WhereLastError applies the entql string predicate on the last_error field.
+func (f *IntegrationFilter) WhereLastError(p entql.StringP) {
+	f.Where(p.Field(integration.FieldLastError))
+}
+
+// WhereDomains applies the entql json.RawMessage predicate on the domains field.
+func (f *IntegrationFilter) WhereDomains(p entql.BytesP) {
+	f.Where(p.Field(integration.FieldDomains))
+}
+
+// WhereDefaultDomain applies the entql string predicate on the default_domain field.
+func (f *IntegrationFilter) WhereDefaultDomain(p entql.StringP) {
+	f.Where(p.Field(integration.FieldDefaultDomain))
+}
+
+// WhereVerifiedDomains applies the entql json.RawMessage predicate on the verified_domains field.
+func (f *IntegrationFilter) WhereVerifiedDomains(p entql.BytesP) {
+	f.Where(p.Field(integration.FieldVerifiedDomains))
+}
+
+// WhereTenantPasswordExpiry applies the entql bool predicate on the tenant_password_expiry field.
+func (f *IntegrationFilter) WhereTenantPasswordExpiry(p entql.BoolP) {
+	f.Where(p.Field(integration.FieldTenantPasswordExpiry))
+}
+
+// WhereEmailSource applies the entql string predicate on the email_source field.
+func (f *IntegrationFilter) WhereEmailSource(p entql.StringP) {
+	f.Where(p.Field(integration.FieldEmailSource))
+}
+
+// WhereGroupManagement applies the entql bool predicate on the group_management field.
+func (f *IntegrationFilter) WhereGroupManagement(p entql.BoolP) {
+	f.Where(p.Field(integration.FieldGroupManagement))
+}
+
+// WhereSuspendOnPasswordExpiry applies the entql bool predicate on the suspend_on_password_expiry field.
+func (f *IntegrationFilter) WhereSuspendOnPasswordExpiry(p entql.BoolP) {
+	f.Where(p.Field(integration.FieldSuspendOnPasswordExpiry))
+}
+
+// WhereSuspendOnLockout applies the entql bool predicate on the suspend_on_lockout field.
+func (f *IntegrationFilter) WhereSuspendOnLockout(p entql.BoolP) {
+	f.Where(p.Field(integration.FieldSuspendOnLockout))
+}
+
+// WhereAttributeMappings applies the entql json.RawMessage predicate on the attribute_mappings field.
+func (f *IntegrationFilter) WhereAttributeMappings(p entql.BytesP) {
+	f.Where(p.Field(integration.FieldAttributeMappings))
+}
+
+// WhereHasOrganization applies a predicate to check if query has an edge organization.
+func (f *IntegrationFilter) WhereHasOrganization() {
+	f.Where(entql.HasEdge("organization"))
+}
+
+// WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
+func (f *IntegrationFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
+	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasUserBindings applies a predicate to check if query has an edge user_bindings.
+func (f *IntegrationFilter) WhereHasUserBindings() {
+	f.Where(entql.HasEdge("user_bindings"))
+}
+
+// WhereHasUserBindingsWith applies a predicate to check if query has an edge user_bindings with a given conditions (other predicates).
+func (f *IntegrationFilter) WhereHasUserBindingsWith(preds ...predicate.UserBinding) {
+	f.Where(entql.HasEdgeWith("user_bindings", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasGroupBindings applies a predicate to check if query has an edge group_bindings.
+func (f *IntegrationFilter) WhereHasGroupBindings() {
+	f.Where(entql.HasEdge("group_bindings"))
+}
+
+// WhereHasGroupBindingsWith applies a predicate to check if query has an edge group_bindings with a given conditions (other predicates).
+func (f *IntegrationFilter) WhereHasGroupBindingsWith(preds ...predicate.GroupBinding) {
+	f.Where(entql.HasEdgeWith("group_bindings", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasLinks applies a predicate to check if query has an edge links.
+func (f *IntegrationFilter) WhereHasLinks() {
+	f.Where(entql.HasEdge("links"))
+}
+
+// WhereHasLinksWith applies a predicate to check if query has an edge links with a given conditions (other predicates).
+func (f *IntegrationFilter) WhereHasLinksWith(preds ...predicate.RemoteLink) {
+	f.Where(entql.HasEdgeWith("links", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *JobQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the JobQuery builder.
+func (_q *JobQuery) Filter() *JobFilter {
+	return &JobFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *JobMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the JobMutation builder.
+func (m *JobMutation) Filter() *JobFilter {
+	return &JobFilter{config: m.config, predicateAdder: m}
+}
+
+// JobFilter provides a generic filtering capability at runtime for JobQuery.
+type JobFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *JobFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *JobFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(job.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *JobFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(job.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *JobFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(job.FieldUpdatedAt))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *JobFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(job.FieldOrganizationID))
+}
+
+// WhereKind applies the entql string predicate on the kind field.
+func (f *JobFilter) WhereKind(p entql.StringP) {
+	f.Where(p.Field(job.FieldKind))
+}
+
+// WhereStatus applies the entql string predicate on the status field.
+func (f *JobFilter) WhereStatus(p entql.StringP) {
+	f.Where(p.Field(job.FieldStatus))
+}
+
+// WhereTotal applies the entql int predicate on the total field.
+func (f *JobFilter) WhereTotal(p entql.IntP) {
+	f.Where(p.Field(job.FieldTotal))
+}
+
+// WhereDone applies the entql int predicate on the done field.
+func (f *JobFilter) WhereDone(p entql.IntP) {
+	f.Where(p.Field(job.FieldDone))
+}
+
+// WhereFailed applies the entql int predicate on the failed field.
+func (f *JobFilter) WhereFailed(p entql.IntP) {
+	f.Where(p.Field(job.FieldFailed))
+}
+
+// WhereIntegrationID applies the entql string predicate on the integration_id field.
+func (f *JobFilter) WhereIntegrationID(p entql.StringP) {
+	f.Where(p.Field(job.FieldIntegrationID))
+}
+
+// WhereStartedAt applies the entql time.Time predicate on the started_at field.
+func (f *JobFilter) WhereStartedAt(p entql.TimeP) {
+	f.Where(p.Field(job.FieldStartedAt))
+}
+
+// WhereFinishedAt applies the entql time.Time predicate on the finished_at field.
+func (f *JobFilter) WhereFinishedAt(p entql.TimeP) {
+	f.Where(p.Field(job.FieldFinishedAt))
+}
+
+// WhereHasOrganization applies a predicate to check if query has an edge organization.
+func (f *JobFilter) WhereHasOrganization() {
+	f.Where(entql.HasEdge("organization"))
+}
+
+// WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
+func (f *JobFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
+	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasItems applies a predicate to check if query has an edge items.
+func (f *JobFilter) WhereHasItems() {
+	f.Where(entql.HasEdge("items"))
+}
+
+// WhereHasItemsWith applies a predicate to check if query has an edge items with a given conditions (other predicates).
+func (f *JobFilter) WhereHasItemsWith(preds ...predicate.JobItem) {
+	f.Where(entql.HasEdgeWith("items", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *JobItemQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the JobItemQuery builder.
+func (_q *JobItemQuery) Filter() *JobItemFilter {
+	return &JobItemFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *JobItemMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the JobItemMutation builder.
+func (m *JobItemMutation) Filter() *JobItemFilter {
+	return &JobItemFilter{config: m.config, predicateAdder: m}
+}
+
+// JobItemFilter provides a generic filtering capability at runtime for JobItemQuery.
+type JobItemFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *JobItemFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *JobItemFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *JobItemFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(jobitem.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *JobItemFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(jobitem.FieldUpdatedAt))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *JobItemFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldOrganizationID))
+}
+
+// WhereJobID applies the entql string predicate on the job_id field.
+func (f *JobItemFilter) WhereJobID(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldJobID))
+}
+
+// WhereUserID applies the entql string predicate on the user_id field.
+func (f *JobItemFilter) WhereUserID(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldUserID))
+}
+
+// WhereLinkID applies the entql string predicate on the link_id field.
+func (f *JobItemFilter) WhereLinkID(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldLinkID))
+}
+
+// WhereIntegrationID applies the entql string predicate on the integration_id field.
+func (f *JobItemFilter) WhereIntegrationID(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldIntegrationID))
+}
+
+// WhereStatus applies the entql string predicate on the status field.
+func (f *JobItemFilter) WhereStatus(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldStatus))
+}
+
+// WhereResult applies the entql string predicate on the result field.
+func (f *JobItemFilter) WhereResult(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldResult))
+}
+
+// WhereErrorCode applies the entql string predicate on the error_code field.
+func (f *JobItemFilter) WhereErrorCode(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldErrorCode))
+}
+
+// WhereErrorMessage applies the entql string predicate on the error_message field.
+func (f *JobItemFilter) WhereErrorMessage(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldErrorMessage))
+}
+
+// WhereHasOrganization applies a predicate to check if query has an edge organization.
+func (f *JobItemFilter) WhereHasOrganization() {
+	f.Where(entql.HasEdge("organization"))
+}
+
+// WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
+func (f *JobItemFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
+	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasJob applies a predicate to check if query has an edge job.
+func (f *JobItemFilter) WhereHasJob() {
+	f.Where(entql.HasEdge("job"))
+}
+
+// WhereHasJobWith applies a predicate to check if query has an edge job with a given conditions (other predicates).
+func (f *JobItemFilter) WhereHasJobWith(preds ...predicate.Job) {
+	f.Where(entql.HasEdgeWith("job", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *NotificationQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the NotificationQuery builder.
+func (_q *NotificationQuery) Filter() *NotificationFilter {
+	return &NotificationFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *NotificationMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the NotificationMutation builder.
+func (m *NotificationMutation) Filter() *NotificationFilter {
+	return &NotificationFilter{config: m.config, predicateAdder: m}
+}
+
+// NotificationFilter provides a generic filtering capability at runtime for NotificationQuery.
+type NotificationFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *NotificationFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *NotificationFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(notification.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *NotificationFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(notification.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *NotificationFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(notification.FieldUpdatedAt))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *NotificationFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(notification.FieldOrganizationID))
+}
+
+// WhereUserID applies the entql string predicate on the user_id field.
+func (f *NotificationFilter) WhereUserID(p entql.StringP) {
+	f.Where(p.Field(notification.FieldUserID))
+}
+
+// WhereKind applies the entql string predicate on the kind field.
+func (f *NotificationFilter) WhereKind(p entql.StringP) {
+	f.Where(p.Field(notification.FieldKind))
+}
+
+// WhereMessage applies the entql string predicate on the message field.
+func (f *NotificationFilter) WhereMessage(p entql.StringP) {
+	f.Where(p.Field(notification.FieldMessage))
+}
+
+// WhereDeliveredAt applies the entql time.Time predicate on the delivered_at field.
+func (f *NotificationFilter) WhereDeliveredAt(p entql.TimeP) {
+	f.Where(p.Field(notification.FieldDeliveredAt))
+}
+
+// WhereHasOrganization applies a predicate to check if query has an edge organization.
+func (f *NotificationFilter) WhereHasOrganization() {
+	f.Where(entql.HasEdge("organization"))
+}
+
+// WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
+func (f *NotificationFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
+	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *OrganizationQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -314,7 +1538,7 @@ type OrganizationFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *OrganizationFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[1].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -356,6 +1580,243 @@ func (f *OrganizationFilter) WherePasswordTakeover(p entql.BoolP) {
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *OutboxQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the OutboxQuery builder.
+func (_q *OutboxQuery) Filter() *OutboxFilter {
+	return &OutboxFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *OutboxMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the OutboxMutation builder.
+func (m *OutboxMutation) Filter() *OutboxFilter {
+	return &OutboxFilter{config: m.config, predicateAdder: m}
+}
+
+// OutboxFilter provides a generic filtering capability at runtime for OutboxQuery.
+type OutboxFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *OutboxFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql int64 predicate on the id field.
+func (f *OutboxFilter) WhereID(p entql.Int64P) {
+	f.Where(p.Field(outbox.FieldID))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *OutboxFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(outbox.FieldOrganizationID))
+}
+
+// WhereKind applies the entql string predicate on the kind field.
+func (f *OutboxFilter) WhereKind(p entql.StringP) {
+	f.Where(p.Field(outbox.FieldKind))
+}
+
+// WherePayload applies the entql []byte predicate on the payload field.
+func (f *OutboxFilter) WherePayload(p entql.BytesP) {
+	f.Where(p.Field(outbox.FieldPayload))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *OutboxFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(outbox.FieldCreatedAt))
+}
+
+// WhereDispatchedAt applies the entql time.Time predicate on the dispatched_at field.
+func (f *OutboxFilter) WhereDispatchedAt(p entql.TimeP) {
+	f.Where(p.Field(outbox.FieldDispatchedAt))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *RemoteLinkQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the RemoteLinkQuery builder.
+func (_q *RemoteLinkQuery) Filter() *RemoteLinkFilter {
+	return &RemoteLinkFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *RemoteLinkMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the RemoteLinkMutation builder.
+func (m *RemoteLinkMutation) Filter() *RemoteLinkFilter {
+	return &RemoteLinkFilter{config: m.config, predicateAdder: m}
+}
+
+// RemoteLinkFilter provides a generic filtering capability at runtime for RemoteLinkQuery.
+type RemoteLinkFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *RemoteLinkFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *RemoteLinkFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *RemoteLinkFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(remotelink.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *RemoteLinkFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(remotelink.FieldUpdatedAt))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *RemoteLinkFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldOrganizationID))
+}
+
+// WhereIntegrationID applies the entql string predicate on the integration_id field.
+func (f *RemoteLinkFilter) WhereIntegrationID(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldIntegrationID))
+}
+
+// WhereUserID applies the entql string predicate on the user_id field.
+func (f *RemoteLinkFilter) WhereUserID(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldUserID))
+}
+
+// WhereKind applies the entql string predicate on the kind field.
+func (f *RemoteLinkFilter) WhereKind(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldKind))
+}
+
+// WhereRemoteID applies the entql string predicate on the remote_id field.
+func (f *RemoteLinkFilter) WhereRemoteID(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldRemoteID))
+}
+
+// WhereUpn applies the entql string predicate on the upn field.
+func (f *RemoteLinkFilter) WhereUpn(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldUpn))
+}
+
+// WhereStatus applies the entql string predicate on the status field.
+func (f *RemoteLinkFilter) WhereStatus(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldStatus))
+}
+
+// WhereRemoteEnabled applies the entql bool predicate on the remote_enabled field.
+func (f *RemoteLinkFilter) WhereRemoteEnabled(p entql.BoolP) {
+	f.Where(p.Field(remotelink.FieldRemoteEnabled))
+}
+
+// WhereTakenOver applies the entql bool predicate on the taken_over field.
+func (f *RemoteLinkFilter) WhereTakenOver(p entql.BoolP) {
+	f.Where(p.Field(remotelink.FieldTakenOver))
+}
+
+// WhereRemoteCreatedAt applies the entql time.Time predicate on the remote_created_at field.
+func (f *RemoteLinkFilter) WhereRemoteCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(remotelink.FieldRemoteCreatedAt))
+}
+
+// WhereAppliedHash applies the entql string predicate on the applied_hash field.
+func (f *RemoteLinkFilter) WhereAppliedHash(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldAppliedHash))
+}
+
+// WhereStatusReason applies the entql string predicate on the status_reason field.
+func (f *RemoteLinkFilter) WhereStatusReason(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldStatusReason))
+}
+
+// WhereLastErrorCode applies the entql string predicate on the last_error_code field.
+func (f *RemoteLinkFilter) WhereLastErrorCode(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldLastErrorCode))
+}
+
+// WhereLastErrorMessage applies the entql string predicate on the last_error_message field.
+func (f *RemoteLinkFilter) WhereLastErrorMessage(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldLastErrorMessage))
+}
+
+// WhereLastErrorRequestID applies the entql string predicate on the last_error_request_id field.
+func (f *RemoteLinkFilter) WhereLastErrorRequestID(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldLastErrorRequestID))
+}
+
+// WhereLastSyncedAt applies the entql time.Time predicate on the last_synced_at field.
+func (f *RemoteLinkFilter) WhereLastSyncedAt(p entql.TimeP) {
+	f.Where(p.Field(remotelink.FieldLastSyncedAt))
+}
+
+// WhereHasOrganization applies a predicate to check if query has an edge organization.
+func (f *RemoteLinkFilter) WhereHasOrganization() {
+	f.Where(entql.HasEdge("organization"))
+}
+
+// WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
+func (f *RemoteLinkFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
+	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasIntegration applies a predicate to check if query has an edge integration.
+func (f *RemoteLinkFilter) WhereHasIntegration() {
+	f.Where(entql.HasEdge("integration"))
+}
+
+// WhereHasIntegrationWith applies a predicate to check if query has an edge integration with a given conditions (other predicates).
+func (f *RemoteLinkFilter) WhereHasIntegrationWith(preds ...predicate.Integration) {
+	f.Where(entql.HasEdgeWith("integration", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasUser applies a predicate to check if query has an edge user.
+func (f *RemoteLinkFilter) WhereHasUser() {
+	f.Where(entql.HasEdge("user"))
+}
+
+// WhereHasUserWith applies a predicate to check if query has an edge user with a given conditions (other predicates).
+func (f *RemoteLinkFilter) WhereHasUserWith(preds ...predicate.User) {
+	f.Where(entql.HasEdgeWith("user", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *UserQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -384,7 +1845,7 @@ type UserFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[2].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -583,6 +2044,141 @@ func (f *UserFilter) WhereHasGroupsWith(preds ...predicate.UserGroup) {
 	})))
 }
 
+// WhereHasBindings applies a predicate to check if query has an edge bindings.
+func (f *UserFilter) WhereHasBindings() {
+	f.Where(entql.HasEdge("bindings"))
+}
+
+// WhereHasBindingsWith applies a predicate to check if query has an edge bindings with a given conditions (other predicates).
+func (f *UserFilter) WhereHasBindingsWith(preds ...predicate.UserBinding) {
+	f.Where(entql.HasEdgeWith("bindings", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasLinks applies a predicate to check if query has an edge links.
+func (f *UserFilter) WhereHasLinks() {
+	f.Where(entql.HasEdge("links"))
+}
+
+// WhereHasLinksWith applies a predicate to check if query has an edge links with a given conditions (other predicates).
+func (f *UserFilter) WhereHasLinksWith(preds ...predicate.RemoteLink) {
+	f.Where(entql.HasEdgeWith("links", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *UserBindingQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the UserBindingQuery builder.
+func (_q *UserBindingQuery) Filter() *UserBindingFilter {
+	return &UserBindingFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *UserBindingMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the UserBindingMutation builder.
+func (m *UserBindingMutation) Filter() *UserBindingFilter {
+	return &UserBindingFilter{config: m.config, predicateAdder: m}
+}
+
+// UserBindingFilter provides a generic filtering capability at runtime for UserBindingQuery.
+type UserBindingFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *UserBindingFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *UserBindingFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(userbinding.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *UserBindingFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(userbinding.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *UserBindingFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(userbinding.FieldUpdatedAt))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *UserBindingFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(userbinding.FieldOrganizationID))
+}
+
+// WhereIntegrationID applies the entql string predicate on the integration_id field.
+func (f *UserBindingFilter) WhereIntegrationID(p entql.StringP) {
+	f.Where(p.Field(userbinding.FieldIntegrationID))
+}
+
+// WhereUserID applies the entql string predicate on the user_id field.
+func (f *UserBindingFilter) WhereUserID(p entql.StringP) {
+	f.Where(p.Field(userbinding.FieldUserID))
+}
+
+// WhereHasOrganization applies a predicate to check if query has an edge organization.
+func (f *UserBindingFilter) WhereHasOrganization() {
+	f.Where(entql.HasEdge("organization"))
+}
+
+// WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
+func (f *UserBindingFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
+	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasIntegration applies a predicate to check if query has an edge integration.
+func (f *UserBindingFilter) WhereHasIntegration() {
+	f.Where(entql.HasEdge("integration"))
+}
+
+// WhereHasIntegrationWith applies a predicate to check if query has an edge integration with a given conditions (other predicates).
+func (f *UserBindingFilter) WhereHasIntegrationWith(preds ...predicate.Integration) {
+	f.Where(entql.HasEdgeWith("integration", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasUser applies a predicate to check if query has an edge user.
+func (f *UserBindingFilter) WhereHasUser() {
+	f.Where(entql.HasEdge("user"))
+}
+
+// WhereHasUserWith applies a predicate to check if query has an edge user with a given conditions (other predicates).
+func (f *UserBindingFilter) WhereHasUserWith(preds ...predicate.User) {
+	f.Where(entql.HasEdgeWith("user", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
 // addPredicate implements the predicateAdder interface.
 func (_q *UserGroupQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
@@ -612,7 +2208,7 @@ type UserGroupFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserGroupFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -675,6 +2271,20 @@ func (f *UserGroupFilter) WhereHasMembers() {
 // WhereHasMembersWith applies a predicate to check if query has an edge members with a given conditions (other predicates).
 func (f *UserGroupFilter) WhereHasMembersWith(preds ...predicate.User) {
 	f.Where(entql.HasEdgeWith("members", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasBindings applies a predicate to check if query has an edge bindings.
+func (f *UserGroupFilter) WhereHasBindings() {
+	f.Where(entql.HasEdge("bindings"))
+}
+
+// WhereHasBindingsWith applies a predicate to check if query has an edge bindings with a given conditions (other predicates).
+func (f *UserGroupFilter) WhereHasBindingsWith(preds ...predicate.GroupBinding) {
+	f.Where(entql.HasEdgeWith("bindings", sqlgraph.WrapFunc(func(s *sql.Selector) {
 		for _, p := range preds {
 			p(s)
 		}

@@ -10,11 +10,890 @@ import (
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent/dialect/sql"
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/dirsync/dirsync/ent/event"
+	"github.com/dirsync/dirsync/ent/integration"
+	"github.com/dirsync/dirsync/ent/job"
+	"github.com/dirsync/dirsync/ent/jobitem"
+	"github.com/dirsync/dirsync/ent/notification"
 	"github.com/dirsync/dirsync/ent/organization"
+	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/usergroup"
 )
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *EventQuery) CollectFields(ctx context.Context, satisfies ...string) (*EventQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *EventQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(event.Columns))
+		selectedFields = []string{event.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+		case "createdAt":
+			if _, ok := fieldSeen[event.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, event.FieldCreatedAt)
+				fieldSeen[event.FieldCreatedAt] = struct{}{}
+			}
+		case "updatedAt":
+			if _, ok := fieldSeen[event.FieldUpdatedAt]; !ok {
+				selectedFields = append(selectedFields, event.FieldUpdatedAt)
+				fieldSeen[event.FieldUpdatedAt] = struct{}{}
+			}
+		case "type":
+			if _, ok := fieldSeen[event.FieldType]; !ok {
+				selectedFields = append(selectedFields, event.FieldType)
+				fieldSeen[event.FieldType] = struct{}{}
+			}
+		case "userID":
+			if _, ok := fieldSeen[event.FieldUserID]; !ok {
+				selectedFields = append(selectedFields, event.FieldUserID)
+				fieldSeen[event.FieldUserID] = struct{}{}
+			}
+		case "integrationID":
+			if _, ok := fieldSeen[event.FieldIntegrationID]; !ok {
+				selectedFields = append(selectedFields, event.FieldIntegrationID)
+				fieldSeen[event.FieldIntegrationID] = struct{}{}
+			}
+		case "jobID":
+			if _, ok := fieldSeen[event.FieldJobID]; !ok {
+				selectedFields = append(selectedFields, event.FieldJobID)
+				fieldSeen[event.FieldJobID] = struct{}{}
+			}
+		case "detail":
+			if _, ok := fieldSeen[event.FieldDetail]; !ok {
+				selectedFields = append(selectedFields, event.FieldDetail)
+				fieldSeen[event.FieldDetail] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type eventPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []EventPaginateOption
+}
+
+func newEventPaginateArgs(rv map[string]any) *eventPaginateArgs {
+	args := &eventPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &EventOrder{Field: &EventOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithEventOrder(order))
+			}
+		case *EventOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithEventOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*EventWhereInput); ok {
+		args.opts = append(args.opts, WithEventFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *IntegrationQuery) CollectFields(ctx context.Context, satisfies ...string) (*IntegrationQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *IntegrationQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(integration.Columns))
+		selectedFields = []string{integration.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+
+		case "links":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&RemoteLinkClient{config: _q.config}).Query()
+			)
+			args := newRemoteLinkPaginateArgs(fieldArgs(ctx, new(RemoteLinkWhereInput), path...))
+			if err := validateFirstLast(args.first, args.last); err != nil {
+				return fmt.Errorf("validate first and last in path %q: %w", path, err)
+			}
+			pager, err := newRemoteLinkPager(args.opts, args.last != nil)
+			if err != nil {
+				return fmt.Errorf("create new pager in path %q: %w", path, err)
+			}
+			if query, err = pager.applyFilter(query); err != nil {
+				return err
+			}
+			ignoredEdges := !hasCollectedField(ctx, append(path, edgesField)...)
+			if hasCollectedField(ctx, append(path, totalCountField)...) || hasCollectedField(ctx, append(path, pageInfoField)...) {
+				hasPagination := args.after != nil || args.first != nil || args.before != nil || args.last != nil
+				if hasPagination || ignoredEdges {
+					query := query.Clone()
+					_q.loadTotal = append(_q.loadTotal, func(ctx context.Context, nodes []*Integration) error {
+						ids := make([]driver.Value, len(nodes))
+						for i := range nodes {
+							ids[i] = nodes[i].ID
+						}
+						var v []struct {
+							NodeID pulid.ID `sql:"integration_id"`
+							Count  int      `sql:"count"`
+						}
+						query.Where(func(s *sql.Selector) {
+							s.Where(sql.InValues(s.C(integration.LinksColumn), ids...))
+						})
+						if err := query.GroupBy(integration.LinksColumn).Aggregate(Count()).Scan(ctx, &v); err != nil {
+							return err
+						}
+						m := make(map[pulid.ID]int, len(v))
+						for i := range v {
+							m[v[i].NodeID] = v[i].Count
+						}
+						for i := range nodes {
+							n := m[nodes[i].ID]
+							if nodes[i].Edges.totalCount[0] == nil {
+								nodes[i].Edges.totalCount[0] = make(map[string]int)
+							}
+							nodes[i].Edges.totalCount[0][alias] = n
+						}
+						return nil
+					})
+				} else {
+					_q.loadTotal = append(_q.loadTotal, func(_ context.Context, nodes []*Integration) error {
+						for i := range nodes {
+							n := len(nodes[i].Edges.Links)
+							if nodes[i].Edges.totalCount[0] == nil {
+								nodes[i].Edges.totalCount[0] = make(map[string]int)
+							}
+							nodes[i].Edges.totalCount[0][alias] = n
+						}
+						return nil
+					})
+				}
+			}
+			if ignoredEdges || (args.first != nil && *args.first == 0) || (args.last != nil && *args.last == 0) {
+				continue
+			}
+			if query, err = pager.applyCursors(query, args.after, args.before); err != nil {
+				return err
+			}
+			path = append(path, edgesField, nodeField)
+			if field := collectedField(ctx, path...); field != nil {
+				if err := query.collectField(ctx, false, opCtx, *field, path, mayAddCondition(satisfies, remotelinkImplementors)...); err != nil {
+					return err
+				}
+			}
+			if limit := paginateLimit(args.first, args.last); limit > 0 {
+				if oneNode {
+					pager.applyOrder(query.Limit(limit))
+				} else {
+					modify := entgql.LimitPerRow(integration.LinksColumn, limit, pager.orderExpr(query))
+					query.modifiers = append(query.modifiers, modify)
+				}
+			} else {
+				query = pager.applyOrder(query)
+			}
+			_q.WithNamedLinks(alias, func(wq *RemoteLinkQuery) {
+				*wq = *query
+			})
+		case "createdAt":
+			if _, ok := fieldSeen[integration.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, integration.FieldCreatedAt)
+				fieldSeen[integration.FieldCreatedAt] = struct{}{}
+			}
+		case "updatedAt":
+			if _, ok := fieldSeen[integration.FieldUpdatedAt]; !ok {
+				selectedFields = append(selectedFields, integration.FieldUpdatedAt)
+				fieldSeen[integration.FieldUpdatedAt] = struct{}{}
+			}
+		case "name":
+			if _, ok := fieldSeen[integration.FieldName]; !ok {
+				selectedFields = append(selectedFields, integration.FieldName)
+				fieldSeen[integration.FieldName] = struct{}{}
+			}
+		case "tenantID":
+			if _, ok := fieldSeen[integration.FieldTenantID]; !ok {
+				selectedFields = append(selectedFields, integration.FieldTenantID)
+				fieldSeen[integration.FieldTenantID] = struct{}{}
+			}
+		case "clientID":
+			if _, ok := fieldSeen[integration.FieldClientID]; !ok {
+				selectedFields = append(selectedFields, integration.FieldClientID)
+				fieldSeen[integration.FieldClientID] = struct{}{}
+			}
+		case "graphBaseURL":
+			if _, ok := fieldSeen[integration.FieldGraphBaseURL]; !ok {
+				selectedFields = append(selectedFields, integration.FieldGraphBaseURL)
+				fieldSeen[integration.FieldGraphBaseURL] = struct{}{}
+			}
+		case "loginBaseURL":
+			if _, ok := fieldSeen[integration.FieldLoginBaseURL]; !ok {
+				selectedFields = append(selectedFields, integration.FieldLoginBaseURL)
+				fieldSeen[integration.FieldLoginBaseURL] = struct{}{}
+			}
+		case "status":
+			if _, ok := fieldSeen[integration.FieldStatus]; !ok {
+				selectedFields = append(selectedFields, integration.FieldStatus)
+				fieldSeen[integration.FieldStatus] = struct{}{}
+			}
+		case "authorizedAt":
+			if _, ok := fieldSeen[integration.FieldAuthorizedAt]; !ok {
+				selectedFields = append(selectedFields, integration.FieldAuthorizedAt)
+				fieldSeen[integration.FieldAuthorizedAt] = struct{}{}
+			}
+		case "lastError":
+			if _, ok := fieldSeen[integration.FieldLastError]; !ok {
+				selectedFields = append(selectedFields, integration.FieldLastError)
+				fieldSeen[integration.FieldLastError] = struct{}{}
+			}
+		case "domains":
+			if _, ok := fieldSeen[integration.FieldDomains]; !ok {
+				selectedFields = append(selectedFields, integration.FieldDomains)
+				fieldSeen[integration.FieldDomains] = struct{}{}
+			}
+		case "defaultDomain":
+			if _, ok := fieldSeen[integration.FieldDefaultDomain]; !ok {
+				selectedFields = append(selectedFields, integration.FieldDefaultDomain)
+				fieldSeen[integration.FieldDefaultDomain] = struct{}{}
+			}
+		case "verifiedDomains":
+			if _, ok := fieldSeen[integration.FieldVerifiedDomains]; !ok {
+				selectedFields = append(selectedFields, integration.FieldVerifiedDomains)
+				fieldSeen[integration.FieldVerifiedDomains] = struct{}{}
+			}
+		case "tenantPasswordExpiry":
+			if _, ok := fieldSeen[integration.FieldTenantPasswordExpiry]; !ok {
+				selectedFields = append(selectedFields, integration.FieldTenantPasswordExpiry)
+				fieldSeen[integration.FieldTenantPasswordExpiry] = struct{}{}
+			}
+		case "emailSource":
+			if _, ok := fieldSeen[integration.FieldEmailSource]; !ok {
+				selectedFields = append(selectedFields, integration.FieldEmailSource)
+				fieldSeen[integration.FieldEmailSource] = struct{}{}
+			}
+		case "groupManagement":
+			if _, ok := fieldSeen[integration.FieldGroupManagement]; !ok {
+				selectedFields = append(selectedFields, integration.FieldGroupManagement)
+				fieldSeen[integration.FieldGroupManagement] = struct{}{}
+			}
+		case "suspendOnPasswordExpiry":
+			if _, ok := fieldSeen[integration.FieldSuspendOnPasswordExpiry]; !ok {
+				selectedFields = append(selectedFields, integration.FieldSuspendOnPasswordExpiry)
+				fieldSeen[integration.FieldSuspendOnPasswordExpiry] = struct{}{}
+			}
+		case "suspendOnLockout":
+			if _, ok := fieldSeen[integration.FieldSuspendOnLockout]; !ok {
+				selectedFields = append(selectedFields, integration.FieldSuspendOnLockout)
+				fieldSeen[integration.FieldSuspendOnLockout] = struct{}{}
+			}
+		case "attributeMappings":
+			if _, ok := fieldSeen[integration.FieldAttributeMappings]; !ok {
+				selectedFields = append(selectedFields, integration.FieldAttributeMappings)
+				fieldSeen[integration.FieldAttributeMappings] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type integrationPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []IntegrationPaginateOption
+}
+
+func newIntegrationPaginateArgs(rv map[string]any) *integrationPaginateArgs {
+	args := &integrationPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &IntegrationOrder{Field: &IntegrationOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithIntegrationOrder(order))
+			}
+		case *IntegrationOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithIntegrationOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*IntegrationWhereInput); ok {
+		args.opts = append(args.opts, WithIntegrationFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *JobQuery) CollectFields(ctx context.Context, satisfies ...string) (*JobQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *JobQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(job.Columns))
+		selectedFields = []string{job.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+
+		case "items":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&JobItemClient{config: _q.config}).Query()
+			)
+			args := newJobItemPaginateArgs(fieldArgs(ctx, new(JobItemWhereInput), path...))
+			if err := validateFirstLast(args.first, args.last); err != nil {
+				return fmt.Errorf("validate first and last in path %q: %w", path, err)
+			}
+			pager, err := newJobItemPager(args.opts, args.last != nil)
+			if err != nil {
+				return fmt.Errorf("create new pager in path %q: %w", path, err)
+			}
+			if query, err = pager.applyFilter(query); err != nil {
+				return err
+			}
+			ignoredEdges := !hasCollectedField(ctx, append(path, edgesField)...)
+			if hasCollectedField(ctx, append(path, totalCountField)...) || hasCollectedField(ctx, append(path, pageInfoField)...) {
+				hasPagination := args.after != nil || args.first != nil || args.before != nil || args.last != nil
+				if hasPagination || ignoredEdges {
+					query := query.Clone()
+					_q.loadTotal = append(_q.loadTotal, func(ctx context.Context, nodes []*Job) error {
+						ids := make([]driver.Value, len(nodes))
+						for i := range nodes {
+							ids[i] = nodes[i].ID
+						}
+						var v []struct {
+							NodeID pulid.ID `sql:"job_id"`
+							Count  int      `sql:"count"`
+						}
+						query.Where(func(s *sql.Selector) {
+							s.Where(sql.InValues(s.C(job.ItemsColumn), ids...))
+						})
+						if err := query.GroupBy(job.ItemsColumn).Aggregate(Count()).Scan(ctx, &v); err != nil {
+							return err
+						}
+						m := make(map[pulid.ID]int, len(v))
+						for i := range v {
+							m[v[i].NodeID] = v[i].Count
+						}
+						for i := range nodes {
+							n := m[nodes[i].ID]
+							if nodes[i].Edges.totalCount[0] == nil {
+								nodes[i].Edges.totalCount[0] = make(map[string]int)
+							}
+							nodes[i].Edges.totalCount[0][alias] = n
+						}
+						return nil
+					})
+				} else {
+					_q.loadTotal = append(_q.loadTotal, func(_ context.Context, nodes []*Job) error {
+						for i := range nodes {
+							n := len(nodes[i].Edges.Items)
+							if nodes[i].Edges.totalCount[0] == nil {
+								nodes[i].Edges.totalCount[0] = make(map[string]int)
+							}
+							nodes[i].Edges.totalCount[0][alias] = n
+						}
+						return nil
+					})
+				}
+			}
+			if ignoredEdges || (args.first != nil && *args.first == 0) || (args.last != nil && *args.last == 0) {
+				continue
+			}
+			if query, err = pager.applyCursors(query, args.after, args.before); err != nil {
+				return err
+			}
+			path = append(path, edgesField, nodeField)
+			if field := collectedField(ctx, path...); field != nil {
+				if err := query.collectField(ctx, false, opCtx, *field, path, mayAddCondition(satisfies, jobitemImplementors)...); err != nil {
+					return err
+				}
+			}
+			if limit := paginateLimit(args.first, args.last); limit > 0 {
+				if oneNode {
+					pager.applyOrder(query.Limit(limit))
+				} else {
+					modify := entgql.LimitPerRow(job.ItemsColumn, limit, pager.orderExpr(query))
+					query.modifiers = append(query.modifiers, modify)
+				}
+			} else {
+				query = pager.applyOrder(query)
+			}
+			_q.WithNamedItems(alias, func(wq *JobItemQuery) {
+				*wq = *query
+			})
+		case "createdAt":
+			if _, ok := fieldSeen[job.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, job.FieldCreatedAt)
+				fieldSeen[job.FieldCreatedAt] = struct{}{}
+			}
+		case "updatedAt":
+			if _, ok := fieldSeen[job.FieldUpdatedAt]; !ok {
+				selectedFields = append(selectedFields, job.FieldUpdatedAt)
+				fieldSeen[job.FieldUpdatedAt] = struct{}{}
+			}
+		case "kind":
+			if _, ok := fieldSeen[job.FieldKind]; !ok {
+				selectedFields = append(selectedFields, job.FieldKind)
+				fieldSeen[job.FieldKind] = struct{}{}
+			}
+		case "status":
+			if _, ok := fieldSeen[job.FieldStatus]; !ok {
+				selectedFields = append(selectedFields, job.FieldStatus)
+				fieldSeen[job.FieldStatus] = struct{}{}
+			}
+		case "total":
+			if _, ok := fieldSeen[job.FieldTotal]; !ok {
+				selectedFields = append(selectedFields, job.FieldTotal)
+				fieldSeen[job.FieldTotal] = struct{}{}
+			}
+		case "done":
+			if _, ok := fieldSeen[job.FieldDone]; !ok {
+				selectedFields = append(selectedFields, job.FieldDone)
+				fieldSeen[job.FieldDone] = struct{}{}
+			}
+		case "failed":
+			if _, ok := fieldSeen[job.FieldFailed]; !ok {
+				selectedFields = append(selectedFields, job.FieldFailed)
+				fieldSeen[job.FieldFailed] = struct{}{}
+			}
+		case "integrationID":
+			if _, ok := fieldSeen[job.FieldIntegrationID]; !ok {
+				selectedFields = append(selectedFields, job.FieldIntegrationID)
+				fieldSeen[job.FieldIntegrationID] = struct{}{}
+			}
+		case "startedAt":
+			if _, ok := fieldSeen[job.FieldStartedAt]; !ok {
+				selectedFields = append(selectedFields, job.FieldStartedAt)
+				fieldSeen[job.FieldStartedAt] = struct{}{}
+			}
+		case "finishedAt":
+			if _, ok := fieldSeen[job.FieldFinishedAt]; !ok {
+				selectedFields = append(selectedFields, job.FieldFinishedAt)
+				fieldSeen[job.FieldFinishedAt] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type jobPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []JobPaginateOption
+}
+
+func newJobPaginateArgs(rv map[string]any) *jobPaginateArgs {
+	args := &jobPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &JobOrder{Field: &JobOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithJobOrder(order))
+			}
+		case *JobOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithJobOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*JobWhereInput); ok {
+		args.opts = append(args.opts, WithJobFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *JobItemQuery) CollectFields(ctx context.Context, satisfies ...string) (*JobItemQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *JobItemQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(jobitem.Columns))
+		selectedFields = []string{jobitem.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+
+		case "job":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&JobClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, jobImplementors)...); err != nil {
+				return err
+			}
+			_q.withJob = query
+			if _, ok := fieldSeen[jobitem.FieldJobID]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldJobID)
+				fieldSeen[jobitem.FieldJobID] = struct{}{}
+			}
+		case "createdAt":
+			if _, ok := fieldSeen[jobitem.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldCreatedAt)
+				fieldSeen[jobitem.FieldCreatedAt] = struct{}{}
+			}
+		case "updatedAt":
+			if _, ok := fieldSeen[jobitem.FieldUpdatedAt]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldUpdatedAt)
+				fieldSeen[jobitem.FieldUpdatedAt] = struct{}{}
+			}
+		case "jobID":
+			if _, ok := fieldSeen[jobitem.FieldJobID]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldJobID)
+				fieldSeen[jobitem.FieldJobID] = struct{}{}
+			}
+		case "userID":
+			if _, ok := fieldSeen[jobitem.FieldUserID]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldUserID)
+				fieldSeen[jobitem.FieldUserID] = struct{}{}
+			}
+		case "linkID":
+			if _, ok := fieldSeen[jobitem.FieldLinkID]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldLinkID)
+				fieldSeen[jobitem.FieldLinkID] = struct{}{}
+			}
+		case "integrationID":
+			if _, ok := fieldSeen[jobitem.FieldIntegrationID]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldIntegrationID)
+				fieldSeen[jobitem.FieldIntegrationID] = struct{}{}
+			}
+		case "status":
+			if _, ok := fieldSeen[jobitem.FieldStatus]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldStatus)
+				fieldSeen[jobitem.FieldStatus] = struct{}{}
+			}
+		case "result":
+			if _, ok := fieldSeen[jobitem.FieldResult]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldResult)
+				fieldSeen[jobitem.FieldResult] = struct{}{}
+			}
+		case "errorCode":
+			if _, ok := fieldSeen[jobitem.FieldErrorCode]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldErrorCode)
+				fieldSeen[jobitem.FieldErrorCode] = struct{}{}
+			}
+		case "errorMessage":
+			if _, ok := fieldSeen[jobitem.FieldErrorMessage]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldErrorMessage)
+				fieldSeen[jobitem.FieldErrorMessage] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type jobitemPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []JobItemPaginateOption
+}
+
+func newJobItemPaginateArgs(rv map[string]any) *jobitemPaginateArgs {
+	args := &jobitemPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &JobItemOrder{Field: &JobItemOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithJobItemOrder(order))
+			}
+		case *JobItemOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithJobItemOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*JobItemWhereInput); ok {
+		args.opts = append(args.opts, WithJobItemFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *NotificationQuery) CollectFields(ctx context.Context, satisfies ...string) (*NotificationQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *NotificationQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(notification.Columns))
+		selectedFields = []string{notification.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+		case "createdAt":
+			if _, ok := fieldSeen[notification.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, notification.FieldCreatedAt)
+				fieldSeen[notification.FieldCreatedAt] = struct{}{}
+			}
+		case "updatedAt":
+			if _, ok := fieldSeen[notification.FieldUpdatedAt]; !ok {
+				selectedFields = append(selectedFields, notification.FieldUpdatedAt)
+				fieldSeen[notification.FieldUpdatedAt] = struct{}{}
+			}
+		case "userID":
+			if _, ok := fieldSeen[notification.FieldUserID]; !ok {
+				selectedFields = append(selectedFields, notification.FieldUserID)
+				fieldSeen[notification.FieldUserID] = struct{}{}
+			}
+		case "kind":
+			if _, ok := fieldSeen[notification.FieldKind]; !ok {
+				selectedFields = append(selectedFields, notification.FieldKind)
+				fieldSeen[notification.FieldKind] = struct{}{}
+			}
+		case "message":
+			if _, ok := fieldSeen[notification.FieldMessage]; !ok {
+				selectedFields = append(selectedFields, notification.FieldMessage)
+				fieldSeen[notification.FieldMessage] = struct{}{}
+			}
+		case "deliveredAt":
+			if _, ok := fieldSeen[notification.FieldDeliveredAt]; !ok {
+				selectedFields = append(selectedFields, notification.FieldDeliveredAt)
+				fieldSeen[notification.FieldDeliveredAt] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type notificationPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []NotificationPaginateOption
+}
+
+func newNotificationPaginateArgs(rv map[string]any) *notificationPaginateArgs {
+	args := &notificationPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &NotificationOrder{Field: &NotificationOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithNotificationOrder(order))
+			}
+		case *NotificationOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithNotificationOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*NotificationWhereInput); ok {
+		args.opts = append(args.opts, WithNotificationFilter(v.Filter))
+	}
+	return args
+}
 
 // CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
 func (_q *OrganizationQuery) CollectFields(ctx context.Context, satisfies ...string) (*OrganizationQuery, error) {
@@ -131,6 +1010,200 @@ func newOrganizationPaginateArgs(rv map[string]any) *organizationPaginateArgs {
 }
 
 // CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
+func (_q *RemoteLinkQuery) CollectFields(ctx context.Context, satisfies ...string) (*RemoteLinkQuery, error) {
+	fc := graphql.GetFieldContext(ctx)
+	if fc == nil {
+		return _q, nil
+	}
+	if err := _q.collectField(ctx, false, graphql.GetOperationContext(ctx), fc.Field, nil, satisfies...); err != nil {
+		return nil, err
+	}
+	return _q, nil
+}
+
+func (_q *RemoteLinkQuery) collectField(ctx context.Context, oneNode bool, opCtx *graphql.OperationContext, collected graphql.CollectedField, path []string, satisfies ...string) error {
+	path = append([]string(nil), path...)
+	var (
+		unknownSeen    bool
+		fieldSeen      = make(map[string]struct{}, len(remotelink.Columns))
+		selectedFields = []string{remotelink.FieldID}
+	)
+	for _, field := range graphql.CollectFields(opCtx, collected.Selections, satisfies) {
+		switch field.Name {
+
+		case "integration":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&IntegrationClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, integrationImplementors)...); err != nil {
+				return err
+			}
+			_q.withIntegration = query
+			if _, ok := fieldSeen[remotelink.FieldIntegrationID]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldIntegrationID)
+				fieldSeen[remotelink.FieldIntegrationID] = struct{}{}
+			}
+
+		case "user":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&UserClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, userImplementors)...); err != nil {
+				return err
+			}
+			_q.withUser = query
+			if _, ok := fieldSeen[remotelink.FieldUserID]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldUserID)
+				fieldSeen[remotelink.FieldUserID] = struct{}{}
+			}
+		case "createdAt":
+			if _, ok := fieldSeen[remotelink.FieldCreatedAt]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldCreatedAt)
+				fieldSeen[remotelink.FieldCreatedAt] = struct{}{}
+			}
+		case "updatedAt":
+			if _, ok := fieldSeen[remotelink.FieldUpdatedAt]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldUpdatedAt)
+				fieldSeen[remotelink.FieldUpdatedAt] = struct{}{}
+			}
+		case "integrationID":
+			if _, ok := fieldSeen[remotelink.FieldIntegrationID]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldIntegrationID)
+				fieldSeen[remotelink.FieldIntegrationID] = struct{}{}
+			}
+		case "userID":
+			if _, ok := fieldSeen[remotelink.FieldUserID]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldUserID)
+				fieldSeen[remotelink.FieldUserID] = struct{}{}
+			}
+		case "kind":
+			if _, ok := fieldSeen[remotelink.FieldKind]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldKind)
+				fieldSeen[remotelink.FieldKind] = struct{}{}
+			}
+		case "remoteID":
+			if _, ok := fieldSeen[remotelink.FieldRemoteID]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldRemoteID)
+				fieldSeen[remotelink.FieldRemoteID] = struct{}{}
+			}
+		case "upn":
+			if _, ok := fieldSeen[remotelink.FieldUpn]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldUpn)
+				fieldSeen[remotelink.FieldUpn] = struct{}{}
+			}
+		case "status":
+			if _, ok := fieldSeen[remotelink.FieldStatus]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldStatus)
+				fieldSeen[remotelink.FieldStatus] = struct{}{}
+			}
+		case "remoteEnabled":
+			if _, ok := fieldSeen[remotelink.FieldRemoteEnabled]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldRemoteEnabled)
+				fieldSeen[remotelink.FieldRemoteEnabled] = struct{}{}
+			}
+		case "takenOver":
+			if _, ok := fieldSeen[remotelink.FieldTakenOver]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldTakenOver)
+				fieldSeen[remotelink.FieldTakenOver] = struct{}{}
+			}
+		case "remoteCreatedAt":
+			if _, ok := fieldSeen[remotelink.FieldRemoteCreatedAt]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldRemoteCreatedAt)
+				fieldSeen[remotelink.FieldRemoteCreatedAt] = struct{}{}
+			}
+		case "statusReason":
+			if _, ok := fieldSeen[remotelink.FieldStatusReason]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldStatusReason)
+				fieldSeen[remotelink.FieldStatusReason] = struct{}{}
+			}
+		case "lastErrorCode":
+			if _, ok := fieldSeen[remotelink.FieldLastErrorCode]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldLastErrorCode)
+				fieldSeen[remotelink.FieldLastErrorCode] = struct{}{}
+			}
+		case "lastErrorMessage":
+			if _, ok := fieldSeen[remotelink.FieldLastErrorMessage]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldLastErrorMessage)
+				fieldSeen[remotelink.FieldLastErrorMessage] = struct{}{}
+			}
+		case "lastErrorRequestID":
+			if _, ok := fieldSeen[remotelink.FieldLastErrorRequestID]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldLastErrorRequestID)
+				fieldSeen[remotelink.FieldLastErrorRequestID] = struct{}{}
+			}
+		case "lastSyncedAt":
+			if _, ok := fieldSeen[remotelink.FieldLastSyncedAt]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldLastSyncedAt)
+				fieldSeen[remotelink.FieldLastSyncedAt] = struct{}{}
+			}
+		case "id":
+		case "__typename":
+		default:
+			unknownSeen = true
+		}
+	}
+	if !unknownSeen {
+		_q.Select(selectedFields...)
+	}
+	return nil
+}
+
+type remotelinkPaginateArgs struct {
+	first, last   *int
+	after, before *Cursor
+	opts          []RemoteLinkPaginateOption
+}
+
+func newRemoteLinkPaginateArgs(rv map[string]any) *remotelinkPaginateArgs {
+	args := &remotelinkPaginateArgs{}
+	if rv == nil {
+		return args
+	}
+	if v := rv[firstField]; v != nil {
+		args.first = v.(*int)
+	}
+	if v := rv[lastField]; v != nil {
+		args.last = v.(*int)
+	}
+	if v := rv[afterField]; v != nil {
+		args.after = v.(*Cursor)
+	}
+	if v := rv[beforeField]; v != nil {
+		args.before = v.(*Cursor)
+	}
+	if v, ok := rv[orderByField]; ok {
+		switch v := v.(type) {
+		case map[string]any:
+			var (
+				err1, err2 error
+				order      = &RemoteLinkOrder{Field: &RemoteLinkOrderField{}, Direction: entgql.OrderDirectionAsc}
+			)
+			if d, ok := v[directionField]; ok {
+				err1 = order.Direction.UnmarshalGQL(d)
+			}
+			if f, ok := v[fieldField]; ok {
+				err2 = order.Field.UnmarshalGQL(f)
+			}
+			if err1 == nil && err2 == nil {
+				args.opts = append(args.opts, WithRemoteLinkOrder(order))
+			}
+		case *RemoteLinkOrder:
+			if v != nil {
+				args.opts = append(args.opts, WithRemoteLinkOrder(v))
+			}
+		}
+	}
+	if v, ok := rv[whereField].(*RemoteLinkWhereInput); ok {
+		args.opts = append(args.opts, WithRemoteLinkFilter(v.Filter))
+	}
+	return args
+}
+
+// CollectFields tells the query-builder to eagerly load connected nodes by resolver context.
 func (_q *UserQuery) CollectFields(ctx context.Context, satisfies ...string) (*UserQuery, error) {
 	fc := graphql.GetFieldContext(ctx)
 	if fc == nil {
@@ -242,6 +1315,19 @@ func (_q *UserQuery) collectField(ctx context.Context, oneNode bool, opCtx *grap
 				query = pager.applyOrder(query)
 			}
 			_q.WithNamedGroups(alias, func(wq *UserGroupQuery) {
+				*wq = *query
+			})
+
+		case "links":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&RemoteLinkClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, false, opCtx, field, path, mayAddCondition(satisfies, remotelinkImplementors)...); err != nil {
+				return err
+			}
+			_q.WithNamedLinks(alias, func(wq *RemoteLinkQuery) {
 				*wq = *query
 			})
 		case "createdAt":

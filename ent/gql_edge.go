@@ -8,6 +8,72 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 )
 
+func (_m *Integration) Links(
+	ctx context.Context, after *Cursor, first *int, before *Cursor, last *int, orderBy *RemoteLinkOrder, where *RemoteLinkWhereInput,
+) (*RemoteLinkConnection, error) {
+	opts := []RemoteLinkPaginateOption{
+		WithRemoteLinkOrder(orderBy),
+		WithRemoteLinkFilter(where.Filter),
+	}
+	alias := graphql.GetFieldContext(ctx).Field.Alias
+	totalCount, hasTotalCount := _m.Edges.totalCount[0][alias]
+	if nodes, err := _m.NamedLinks(alias); err == nil || hasTotalCount {
+		pager, err := newRemoteLinkPager(opts, last != nil)
+		if err != nil {
+			return nil, err
+		}
+		conn := &RemoteLinkConnection{Edges: []*RemoteLinkEdge{}, TotalCount: totalCount}
+		conn.build(nodes, pager, after, first, before, last)
+		return conn, nil
+	}
+	return _m.QueryLinks().Paginate(ctx, after, first, before, last, opts...)
+}
+
+func (_m *Job) Items(
+	ctx context.Context, after *Cursor, first *int, before *Cursor, last *int, orderBy *JobItemOrder, where *JobItemWhereInput,
+) (*JobItemConnection, error) {
+	opts := []JobItemPaginateOption{
+		WithJobItemOrder(orderBy),
+		WithJobItemFilter(where.Filter),
+	}
+	alias := graphql.GetFieldContext(ctx).Field.Alias
+	totalCount, hasTotalCount := _m.Edges.totalCount[0][alias]
+	if nodes, err := _m.NamedItems(alias); err == nil || hasTotalCount {
+		pager, err := newJobItemPager(opts, last != nil)
+		if err != nil {
+			return nil, err
+		}
+		conn := &JobItemConnection{Edges: []*JobItemEdge{}, TotalCount: totalCount}
+		conn.build(nodes, pager, after, first, before, last)
+		return conn, nil
+	}
+	return _m.QueryItems().Paginate(ctx, after, first, before, last, opts...)
+}
+
+func (_m *JobItem) Job(ctx context.Context) (*Job, error) {
+	result, err := _m.Edges.JobOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryJob().Only(ctx)
+	}
+	return result, err
+}
+
+func (_m *RemoteLink) Integration(ctx context.Context) (*Integration, error) {
+	result, err := _m.Edges.IntegrationOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryIntegration().Only(ctx)
+	}
+	return result, err
+}
+
+func (_m *RemoteLink) User(ctx context.Context) (*User, error) {
+	result, err := _m.Edges.UserOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryUser().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
 func (_m *User) Groups(
 	ctx context.Context, after *Cursor, first *int, before *Cursor, last *int, orderBy *UserGroupOrder, where *UserGroupWhereInput,
 ) (*UserGroupConnection, error) {
@@ -27,6 +93,18 @@ func (_m *User) Groups(
 		return conn, nil
 	}
 	return _m.QueryGroups().Paginate(ctx, after, first, before, last, opts...)
+}
+
+func (_m *User) Links(ctx context.Context) (result []*RemoteLink, err error) {
+	if fc := graphql.GetFieldContext(ctx); fc != nil && fc.Field.Alias != "" {
+		result, err = _m.NamedLinks(graphql.GetFieldContext(ctx).Field.Alias)
+	} else {
+		result, err = _m.Edges.LinksOrErr()
+	}
+	if IsNotLoaded(err) {
+		result, err = _m.QueryLinks().All(ctx)
+	}
+	return result, err
 }
 
 func (_m *UserGroup) Members(

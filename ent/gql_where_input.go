@@ -7,12 +7,2842 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dirsync/dirsync/ent/event"
+	"github.com/dirsync/dirsync/ent/integration"
+	"github.com/dirsync/dirsync/ent/job"
+	"github.com/dirsync/dirsync/ent/jobitem"
+	"github.com/dirsync/dirsync/ent/notification"
 	"github.com/dirsync/dirsync/ent/organization"
 	"github.com/dirsync/dirsync/ent/predicate"
+	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/usergroup"
 )
+
+// EventWhereInput represents a where input for filtering Event queries.
+type EventWhereInput struct {
+	Predicates []predicate.Event  `json:"-"`
+	Not        *EventWhereInput   `json:"not,omitempty"`
+	Or         []*EventWhereInput `json:"or,omitempty"`
+	And        []*EventWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *pulid.ID  `json:"id,omitempty"`
+	IDNEQ   *pulid.ID  `json:"idNEQ,omitempty"`
+	IDIn    []pulid.ID `json:"idIn,omitempty"`
+	IDNotIn []pulid.ID `json:"idNotIn,omitempty"`
+	IDGT    *pulid.ID  `json:"idGT,omitempty"`
+	IDGTE   *pulid.ID  `json:"idGTE,omitempty"`
+	IDLT    *pulid.ID  `json:"idLT,omitempty"`
+	IDLTE   *pulid.ID  `json:"idLTE,omitempty"`
+
+	// "created_at" field predicates.
+	CreatedAt      *time.Time  `json:"createdAt,omitempty"`
+	CreatedAtNEQ   *time.Time  `json:"createdAtNEQ,omitempty"`
+	CreatedAtIn    []time.Time `json:"createdAtIn,omitempty"`
+	CreatedAtNotIn []time.Time `json:"createdAtNotIn,omitempty"`
+	CreatedAtGT    *time.Time  `json:"createdAtGT,omitempty"`
+	CreatedAtGTE   *time.Time  `json:"createdAtGTE,omitempty"`
+	CreatedAtLT    *time.Time  `json:"createdAtLT,omitempty"`
+	CreatedAtLTE   *time.Time  `json:"createdAtLTE,omitempty"`
+
+	// "updated_at" field predicates.
+	UpdatedAt      *time.Time  `json:"updatedAt,omitempty"`
+	UpdatedAtNEQ   *time.Time  `json:"updatedAtNEQ,omitempty"`
+	UpdatedAtIn    []time.Time `json:"updatedAtIn,omitempty"`
+	UpdatedAtNotIn []time.Time `json:"updatedAtNotIn,omitempty"`
+	UpdatedAtGT    *time.Time  `json:"updatedAtGT,omitempty"`
+	UpdatedAtGTE   *time.Time  `json:"updatedAtGTE,omitempty"`
+	UpdatedAtLT    *time.Time  `json:"updatedAtLT,omitempty"`
+	UpdatedAtLTE   *time.Time  `json:"updatedAtLTE,omitempty"`
+
+	// "type" field predicates.
+	Type             *string  `json:"type,omitempty"`
+	TypeNEQ          *string  `json:"typeNEQ,omitempty"`
+	TypeIn           []string `json:"typeIn,omitempty"`
+	TypeNotIn        []string `json:"typeNotIn,omitempty"`
+	TypeGT           *string  `json:"typeGT,omitempty"`
+	TypeGTE          *string  `json:"typeGTE,omitempty"`
+	TypeLT           *string  `json:"typeLT,omitempty"`
+	TypeLTE          *string  `json:"typeLTE,omitempty"`
+	TypeContains     *string  `json:"typeContains,omitempty"`
+	TypeHasPrefix    *string  `json:"typeHasPrefix,omitempty"`
+	TypeHasSuffix    *string  `json:"typeHasSuffix,omitempty"`
+	TypeEqualFold    *string  `json:"typeEqualFold,omitempty"`
+	TypeContainsFold *string  `json:"typeContainsFold,omitempty"`
+
+	// "user_id" field predicates.
+	UserID             *pulid.ID  `json:"userID,omitempty"`
+	UserIDNEQ          *pulid.ID  `json:"userIDNEQ,omitempty"`
+	UserIDIn           []pulid.ID `json:"userIDIn,omitempty"`
+	UserIDNotIn        []pulid.ID `json:"userIDNotIn,omitempty"`
+	UserIDGT           *pulid.ID  `json:"userIDGT,omitempty"`
+	UserIDGTE          *pulid.ID  `json:"userIDGTE,omitempty"`
+	UserIDLT           *pulid.ID  `json:"userIDLT,omitempty"`
+	UserIDLTE          *pulid.ID  `json:"userIDLTE,omitempty"`
+	UserIDContains     *pulid.ID  `json:"userIDContains,omitempty"`
+	UserIDHasPrefix    *pulid.ID  `json:"userIDHasPrefix,omitempty"`
+	UserIDHasSuffix    *pulid.ID  `json:"userIDHasSuffix,omitempty"`
+	UserIDIsNil        bool       `json:"userIDIsNil,omitempty"`
+	UserIDNotNil       bool       `json:"userIDNotNil,omitempty"`
+	UserIDEqualFold    *pulid.ID  `json:"userIDEqualFold,omitempty"`
+	UserIDContainsFold *pulid.ID  `json:"userIDContainsFold,omitempty"`
+
+	// "integration_id" field predicates.
+	IntegrationID             *pulid.ID  `json:"integrationID,omitempty"`
+	IntegrationIDNEQ          *pulid.ID  `json:"integrationIDNEQ,omitempty"`
+	IntegrationIDIn           []pulid.ID `json:"integrationIDIn,omitempty"`
+	IntegrationIDNotIn        []pulid.ID `json:"integrationIDNotIn,omitempty"`
+	IntegrationIDGT           *pulid.ID  `json:"integrationIDGT,omitempty"`
+	IntegrationIDGTE          *pulid.ID  `json:"integrationIDGTE,omitempty"`
+	IntegrationIDLT           *pulid.ID  `json:"integrationIDLT,omitempty"`
+	IntegrationIDLTE          *pulid.ID  `json:"integrationIDLTE,omitempty"`
+	IntegrationIDContains     *pulid.ID  `json:"integrationIDContains,omitempty"`
+	IntegrationIDHasPrefix    *pulid.ID  `json:"integrationIDHasPrefix,omitempty"`
+	IntegrationIDHasSuffix    *pulid.ID  `json:"integrationIDHasSuffix,omitempty"`
+	IntegrationIDIsNil        bool       `json:"integrationIDIsNil,omitempty"`
+	IntegrationIDNotNil       bool       `json:"integrationIDNotNil,omitempty"`
+	IntegrationIDEqualFold    *pulid.ID  `json:"integrationIDEqualFold,omitempty"`
+	IntegrationIDContainsFold *pulid.ID  `json:"integrationIDContainsFold,omitempty"`
+
+	// "job_id" field predicates.
+	JobID             *pulid.ID  `json:"jobID,omitempty"`
+	JobIDNEQ          *pulid.ID  `json:"jobIDNEQ,omitempty"`
+	JobIDIn           []pulid.ID `json:"jobIDIn,omitempty"`
+	JobIDNotIn        []pulid.ID `json:"jobIDNotIn,omitempty"`
+	JobIDGT           *pulid.ID  `json:"jobIDGT,omitempty"`
+	JobIDGTE          *pulid.ID  `json:"jobIDGTE,omitempty"`
+	JobIDLT           *pulid.ID  `json:"jobIDLT,omitempty"`
+	JobIDLTE          *pulid.ID  `json:"jobIDLTE,omitempty"`
+	JobIDContains     *pulid.ID  `json:"jobIDContains,omitempty"`
+	JobIDHasPrefix    *pulid.ID  `json:"jobIDHasPrefix,omitempty"`
+	JobIDHasSuffix    *pulid.ID  `json:"jobIDHasSuffix,omitempty"`
+	JobIDIsNil        bool       `json:"jobIDIsNil,omitempty"`
+	JobIDNotNil       bool       `json:"jobIDNotNil,omitempty"`
+	JobIDEqualFold    *pulid.ID  `json:"jobIDEqualFold,omitempty"`
+	JobIDContainsFold *pulid.ID  `json:"jobIDContainsFold,omitempty"`
+
+	// "detail" field predicates.
+	Detail             *string  `json:"detail,omitempty"`
+	DetailNEQ          *string  `json:"detailNEQ,omitempty"`
+	DetailIn           []string `json:"detailIn,omitempty"`
+	DetailNotIn        []string `json:"detailNotIn,omitempty"`
+	DetailGT           *string  `json:"detailGT,omitempty"`
+	DetailGTE          *string  `json:"detailGTE,omitempty"`
+	DetailLT           *string  `json:"detailLT,omitempty"`
+	DetailLTE          *string  `json:"detailLTE,omitempty"`
+	DetailContains     *string  `json:"detailContains,omitempty"`
+	DetailHasPrefix    *string  `json:"detailHasPrefix,omitempty"`
+	DetailHasSuffix    *string  `json:"detailHasSuffix,omitempty"`
+	DetailIsNil        bool     `json:"detailIsNil,omitempty"`
+	DetailNotNil       bool     `json:"detailNotNil,omitempty"`
+	DetailEqualFold    *string  `json:"detailEqualFold,omitempty"`
+	DetailContainsFold *string  `json:"detailContainsFold,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *EventWhereInput) AddPredicates(predicates ...predicate.Event) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the EventWhereInput filter on the EventQuery builder.
+func (i *EventWhereInput) Filter(q *EventQuery) (*EventQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyEventWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyEventWhereInput is returned in case the EventWhereInput is empty.
+var ErrEmptyEventWhereInput = errors.New("ent: empty predicate EventWhereInput")
+
+// P returns a predicate for filtering events.
+// An error is returned if the input is empty or invalid.
+func (i *EventWhereInput) P() (predicate.Event, error) {
+	var predicates []predicate.Event
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, event.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.Event, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, event.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.Event, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, event.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, event.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, event.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, event.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, event.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, event.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, event.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, event.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, event.IDLTE(*i.IDLTE))
+	}
+	if i.CreatedAt != nil {
+		predicates = append(predicates, event.CreatedAtEQ(*i.CreatedAt))
+	}
+	if i.CreatedAtNEQ != nil {
+		predicates = append(predicates, event.CreatedAtNEQ(*i.CreatedAtNEQ))
+	}
+	if len(i.CreatedAtIn) > 0 {
+		predicates = append(predicates, event.CreatedAtIn(i.CreatedAtIn...))
+	}
+	if len(i.CreatedAtNotIn) > 0 {
+		predicates = append(predicates, event.CreatedAtNotIn(i.CreatedAtNotIn...))
+	}
+	if i.CreatedAtGT != nil {
+		predicates = append(predicates, event.CreatedAtGT(*i.CreatedAtGT))
+	}
+	if i.CreatedAtGTE != nil {
+		predicates = append(predicates, event.CreatedAtGTE(*i.CreatedAtGTE))
+	}
+	if i.CreatedAtLT != nil {
+		predicates = append(predicates, event.CreatedAtLT(*i.CreatedAtLT))
+	}
+	if i.CreatedAtLTE != nil {
+		predicates = append(predicates, event.CreatedAtLTE(*i.CreatedAtLTE))
+	}
+	if i.UpdatedAt != nil {
+		predicates = append(predicates, event.UpdatedAtEQ(*i.UpdatedAt))
+	}
+	if i.UpdatedAtNEQ != nil {
+		predicates = append(predicates, event.UpdatedAtNEQ(*i.UpdatedAtNEQ))
+	}
+	if len(i.UpdatedAtIn) > 0 {
+		predicates = append(predicates, event.UpdatedAtIn(i.UpdatedAtIn...))
+	}
+	if len(i.UpdatedAtNotIn) > 0 {
+		predicates = append(predicates, event.UpdatedAtNotIn(i.UpdatedAtNotIn...))
+	}
+	if i.UpdatedAtGT != nil {
+		predicates = append(predicates, event.UpdatedAtGT(*i.UpdatedAtGT))
+	}
+	if i.UpdatedAtGTE != nil {
+		predicates = append(predicates, event.UpdatedAtGTE(*i.UpdatedAtGTE))
+	}
+	if i.UpdatedAtLT != nil {
+		predicates = append(predicates, event.UpdatedAtLT(*i.UpdatedAtLT))
+	}
+	if i.UpdatedAtLTE != nil {
+		predicates = append(predicates, event.UpdatedAtLTE(*i.UpdatedAtLTE))
+	}
+	if i.Type != nil {
+		predicates = append(predicates, event.TypeEQ(*i.Type))
+	}
+	if i.TypeNEQ != nil {
+		predicates = append(predicates, event.TypeNEQ(*i.TypeNEQ))
+	}
+	if len(i.TypeIn) > 0 {
+		predicates = append(predicates, event.TypeIn(i.TypeIn...))
+	}
+	if len(i.TypeNotIn) > 0 {
+		predicates = append(predicates, event.TypeNotIn(i.TypeNotIn...))
+	}
+	if i.TypeGT != nil {
+		predicates = append(predicates, event.TypeGT(*i.TypeGT))
+	}
+	if i.TypeGTE != nil {
+		predicates = append(predicates, event.TypeGTE(*i.TypeGTE))
+	}
+	if i.TypeLT != nil {
+		predicates = append(predicates, event.TypeLT(*i.TypeLT))
+	}
+	if i.TypeLTE != nil {
+		predicates = append(predicates, event.TypeLTE(*i.TypeLTE))
+	}
+	if i.TypeContains != nil {
+		predicates = append(predicates, event.TypeContains(*i.TypeContains))
+	}
+	if i.TypeHasPrefix != nil {
+		predicates = append(predicates, event.TypeHasPrefix(*i.TypeHasPrefix))
+	}
+	if i.TypeHasSuffix != nil {
+		predicates = append(predicates, event.TypeHasSuffix(*i.TypeHasSuffix))
+	}
+	if i.TypeEqualFold != nil {
+		predicates = append(predicates, event.TypeEqualFold(*i.TypeEqualFold))
+	}
+	if i.TypeContainsFold != nil {
+		predicates = append(predicates, event.TypeContainsFold(*i.TypeContainsFold))
+	}
+	if i.UserID != nil {
+		predicates = append(predicates, event.UserIDEQ(*i.UserID))
+	}
+	if i.UserIDNEQ != nil {
+		predicates = append(predicates, event.UserIDNEQ(*i.UserIDNEQ))
+	}
+	if len(i.UserIDIn) > 0 {
+		predicates = append(predicates, event.UserIDIn(i.UserIDIn...))
+	}
+	if len(i.UserIDNotIn) > 0 {
+		predicates = append(predicates, event.UserIDNotIn(i.UserIDNotIn...))
+	}
+	if i.UserIDGT != nil {
+		predicates = append(predicates, event.UserIDGT(*i.UserIDGT))
+	}
+	if i.UserIDGTE != nil {
+		predicates = append(predicates, event.UserIDGTE(*i.UserIDGTE))
+	}
+	if i.UserIDLT != nil {
+		predicates = append(predicates, event.UserIDLT(*i.UserIDLT))
+	}
+	if i.UserIDLTE != nil {
+		predicates = append(predicates, event.UserIDLTE(*i.UserIDLTE))
+	}
+	if i.UserIDContains != nil {
+		predicates = append(predicates, event.UserIDContains(*i.UserIDContains))
+	}
+	if i.UserIDHasPrefix != nil {
+		predicates = append(predicates, event.UserIDHasPrefix(*i.UserIDHasPrefix))
+	}
+	if i.UserIDHasSuffix != nil {
+		predicates = append(predicates, event.UserIDHasSuffix(*i.UserIDHasSuffix))
+	}
+	if i.UserIDIsNil {
+		predicates = append(predicates, event.UserIDIsNil())
+	}
+	if i.UserIDNotNil {
+		predicates = append(predicates, event.UserIDNotNil())
+	}
+	if i.UserIDEqualFold != nil {
+		predicates = append(predicates, event.UserIDEqualFold(*i.UserIDEqualFold))
+	}
+	if i.UserIDContainsFold != nil {
+		predicates = append(predicates, event.UserIDContainsFold(*i.UserIDContainsFold))
+	}
+	if i.IntegrationID != nil {
+		predicates = append(predicates, event.IntegrationIDEQ(*i.IntegrationID))
+	}
+	if i.IntegrationIDNEQ != nil {
+		predicates = append(predicates, event.IntegrationIDNEQ(*i.IntegrationIDNEQ))
+	}
+	if len(i.IntegrationIDIn) > 0 {
+		predicates = append(predicates, event.IntegrationIDIn(i.IntegrationIDIn...))
+	}
+	if len(i.IntegrationIDNotIn) > 0 {
+		predicates = append(predicates, event.IntegrationIDNotIn(i.IntegrationIDNotIn...))
+	}
+	if i.IntegrationIDGT != nil {
+		predicates = append(predicates, event.IntegrationIDGT(*i.IntegrationIDGT))
+	}
+	if i.IntegrationIDGTE != nil {
+		predicates = append(predicates, event.IntegrationIDGTE(*i.IntegrationIDGTE))
+	}
+	if i.IntegrationIDLT != nil {
+		predicates = append(predicates, event.IntegrationIDLT(*i.IntegrationIDLT))
+	}
+	if i.IntegrationIDLTE != nil {
+		predicates = append(predicates, event.IntegrationIDLTE(*i.IntegrationIDLTE))
+	}
+	if i.IntegrationIDContains != nil {
+		predicates = append(predicates, event.IntegrationIDContains(*i.IntegrationIDContains))
+	}
+	if i.IntegrationIDHasPrefix != nil {
+		predicates = append(predicates, event.IntegrationIDHasPrefix(*i.IntegrationIDHasPrefix))
+	}
+	if i.IntegrationIDHasSuffix != nil {
+		predicates = append(predicates, event.IntegrationIDHasSuffix(*i.IntegrationIDHasSuffix))
+	}
+	if i.IntegrationIDIsNil {
+		predicates = append(predicates, event.IntegrationIDIsNil())
+	}
+	if i.IntegrationIDNotNil {
+		predicates = append(predicates, event.IntegrationIDNotNil())
+	}
+	if i.IntegrationIDEqualFold != nil {
+		predicates = append(predicates, event.IntegrationIDEqualFold(*i.IntegrationIDEqualFold))
+	}
+	if i.IntegrationIDContainsFold != nil {
+		predicates = append(predicates, event.IntegrationIDContainsFold(*i.IntegrationIDContainsFold))
+	}
+	if i.JobID != nil {
+		predicates = append(predicates, event.JobIDEQ(*i.JobID))
+	}
+	if i.JobIDNEQ != nil {
+		predicates = append(predicates, event.JobIDNEQ(*i.JobIDNEQ))
+	}
+	if len(i.JobIDIn) > 0 {
+		predicates = append(predicates, event.JobIDIn(i.JobIDIn...))
+	}
+	if len(i.JobIDNotIn) > 0 {
+		predicates = append(predicates, event.JobIDNotIn(i.JobIDNotIn...))
+	}
+	if i.JobIDGT != nil {
+		predicates = append(predicates, event.JobIDGT(*i.JobIDGT))
+	}
+	if i.JobIDGTE != nil {
+		predicates = append(predicates, event.JobIDGTE(*i.JobIDGTE))
+	}
+	if i.JobIDLT != nil {
+		predicates = append(predicates, event.JobIDLT(*i.JobIDLT))
+	}
+	if i.JobIDLTE != nil {
+		predicates = append(predicates, event.JobIDLTE(*i.JobIDLTE))
+	}
+	if i.JobIDContains != nil {
+		predicates = append(predicates, event.JobIDContains(*i.JobIDContains))
+	}
+	if i.JobIDHasPrefix != nil {
+		predicates = append(predicates, event.JobIDHasPrefix(*i.JobIDHasPrefix))
+	}
+	if i.JobIDHasSuffix != nil {
+		predicates = append(predicates, event.JobIDHasSuffix(*i.JobIDHasSuffix))
+	}
+	if i.JobIDIsNil {
+		predicates = append(predicates, event.JobIDIsNil())
+	}
+	if i.JobIDNotNil {
+		predicates = append(predicates, event.JobIDNotNil())
+	}
+	if i.JobIDEqualFold != nil {
+		predicates = append(predicates, event.JobIDEqualFold(*i.JobIDEqualFold))
+	}
+	if i.JobIDContainsFold != nil {
+		predicates = append(predicates, event.JobIDContainsFold(*i.JobIDContainsFold))
+	}
+	if i.Detail != nil {
+		predicates = append(predicates, event.DetailEQ(*i.Detail))
+	}
+	if i.DetailNEQ != nil {
+		predicates = append(predicates, event.DetailNEQ(*i.DetailNEQ))
+	}
+	if len(i.DetailIn) > 0 {
+		predicates = append(predicates, event.DetailIn(i.DetailIn...))
+	}
+	if len(i.DetailNotIn) > 0 {
+		predicates = append(predicates, event.DetailNotIn(i.DetailNotIn...))
+	}
+	if i.DetailGT != nil {
+		predicates = append(predicates, event.DetailGT(*i.DetailGT))
+	}
+	if i.DetailGTE != nil {
+		predicates = append(predicates, event.DetailGTE(*i.DetailGTE))
+	}
+	if i.DetailLT != nil {
+		predicates = append(predicates, event.DetailLT(*i.DetailLT))
+	}
+	if i.DetailLTE != nil {
+		predicates = append(predicates, event.DetailLTE(*i.DetailLTE))
+	}
+	if i.DetailContains != nil {
+		predicates = append(predicates, event.DetailContains(*i.DetailContains))
+	}
+	if i.DetailHasPrefix != nil {
+		predicates = append(predicates, event.DetailHasPrefix(*i.DetailHasPrefix))
+	}
+	if i.DetailHasSuffix != nil {
+		predicates = append(predicates, event.DetailHasSuffix(*i.DetailHasSuffix))
+	}
+	if i.DetailIsNil {
+		predicates = append(predicates, event.DetailIsNil())
+	}
+	if i.DetailNotNil {
+		predicates = append(predicates, event.DetailNotNil())
+	}
+	if i.DetailEqualFold != nil {
+		predicates = append(predicates, event.DetailEqualFold(*i.DetailEqualFold))
+	}
+	if i.DetailContainsFold != nil {
+		predicates = append(predicates, event.DetailContainsFold(*i.DetailContainsFold))
+	}
+
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyEventWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return event.And(predicates...), nil
+	}
+}
+
+// IntegrationWhereInput represents a where input for filtering Integration queries.
+type IntegrationWhereInput struct {
+	Predicates []predicate.Integration  `json:"-"`
+	Not        *IntegrationWhereInput   `json:"not,omitempty"`
+	Or         []*IntegrationWhereInput `json:"or,omitempty"`
+	And        []*IntegrationWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *pulid.ID  `json:"id,omitempty"`
+	IDNEQ   *pulid.ID  `json:"idNEQ,omitempty"`
+	IDIn    []pulid.ID `json:"idIn,omitempty"`
+	IDNotIn []pulid.ID `json:"idNotIn,omitempty"`
+	IDGT    *pulid.ID  `json:"idGT,omitempty"`
+	IDGTE   *pulid.ID  `json:"idGTE,omitempty"`
+	IDLT    *pulid.ID  `json:"idLT,omitempty"`
+	IDLTE   *pulid.ID  `json:"idLTE,omitempty"`
+
+	// "created_at" field predicates.
+	CreatedAt      *time.Time  `json:"createdAt,omitempty"`
+	CreatedAtNEQ   *time.Time  `json:"createdAtNEQ,omitempty"`
+	CreatedAtIn    []time.Time `json:"createdAtIn,omitempty"`
+	CreatedAtNotIn []time.Time `json:"createdAtNotIn,omitempty"`
+	CreatedAtGT    *time.Time  `json:"createdAtGT,omitempty"`
+	CreatedAtGTE   *time.Time  `json:"createdAtGTE,omitempty"`
+	CreatedAtLT    *time.Time  `json:"createdAtLT,omitempty"`
+	CreatedAtLTE   *time.Time  `json:"createdAtLTE,omitempty"`
+
+	// "updated_at" field predicates.
+	UpdatedAt      *time.Time  `json:"updatedAt,omitempty"`
+	UpdatedAtNEQ   *time.Time  `json:"updatedAtNEQ,omitempty"`
+	UpdatedAtIn    []time.Time `json:"updatedAtIn,omitempty"`
+	UpdatedAtNotIn []time.Time `json:"updatedAtNotIn,omitempty"`
+	UpdatedAtGT    *time.Time  `json:"updatedAtGT,omitempty"`
+	UpdatedAtGTE   *time.Time  `json:"updatedAtGTE,omitempty"`
+	UpdatedAtLT    *time.Time  `json:"updatedAtLT,omitempty"`
+	UpdatedAtLTE   *time.Time  `json:"updatedAtLTE,omitempty"`
+
+	// "name" field predicates.
+	Name             *string  `json:"name,omitempty"`
+	NameNEQ          *string  `json:"nameNEQ,omitempty"`
+	NameIn           []string `json:"nameIn,omitempty"`
+	NameNotIn        []string `json:"nameNotIn,omitempty"`
+	NameGT           *string  `json:"nameGT,omitempty"`
+	NameGTE          *string  `json:"nameGTE,omitempty"`
+	NameLT           *string  `json:"nameLT,omitempty"`
+	NameLTE          *string  `json:"nameLTE,omitempty"`
+	NameContains     *string  `json:"nameContains,omitempty"`
+	NameHasPrefix    *string  `json:"nameHasPrefix,omitempty"`
+	NameHasSuffix    *string  `json:"nameHasSuffix,omitempty"`
+	NameEqualFold    *string  `json:"nameEqualFold,omitempty"`
+	NameContainsFold *string  `json:"nameContainsFold,omitempty"`
+
+	// "tenant_id" field predicates.
+	TenantID             *string  `json:"tenantID,omitempty"`
+	TenantIDNEQ          *string  `json:"tenantIDNEQ,omitempty"`
+	TenantIDIn           []string `json:"tenantIDIn,omitempty"`
+	TenantIDNotIn        []string `json:"tenantIDNotIn,omitempty"`
+	TenantIDGT           *string  `json:"tenantIDGT,omitempty"`
+	TenantIDGTE          *string  `json:"tenantIDGTE,omitempty"`
+	TenantIDLT           *string  `json:"tenantIDLT,omitempty"`
+	TenantIDLTE          *string  `json:"tenantIDLTE,omitempty"`
+	TenantIDContains     *string  `json:"tenantIDContains,omitempty"`
+	TenantIDHasPrefix    *string  `json:"tenantIDHasPrefix,omitempty"`
+	TenantIDHasSuffix    *string  `json:"tenantIDHasSuffix,omitempty"`
+	TenantIDEqualFold    *string  `json:"tenantIDEqualFold,omitempty"`
+	TenantIDContainsFold *string  `json:"tenantIDContainsFold,omitempty"`
+
+	// "client_id" field predicates.
+	ClientID             *string  `json:"clientID,omitempty"`
+	ClientIDNEQ          *string  `json:"clientIDNEQ,omitempty"`
+	ClientIDIn           []string `json:"clientIDIn,omitempty"`
+	ClientIDNotIn        []string `json:"clientIDNotIn,omitempty"`
+	ClientIDGT           *string  `json:"clientIDGT,omitempty"`
+	ClientIDGTE          *string  `json:"clientIDGTE,omitempty"`
+	ClientIDLT           *string  `json:"clientIDLT,omitempty"`
+	ClientIDLTE          *string  `json:"clientIDLTE,omitempty"`
+	ClientIDContains     *string  `json:"clientIDContains,omitempty"`
+	ClientIDHasPrefix    *string  `json:"clientIDHasPrefix,omitempty"`
+	ClientIDHasSuffix    *string  `json:"clientIDHasSuffix,omitempty"`
+	ClientIDEqualFold    *string  `json:"clientIDEqualFold,omitempty"`
+	ClientIDContainsFold *string  `json:"clientIDContainsFold,omitempty"`
+
+	// "graph_base_url" field predicates.
+	GraphBaseURL             *string  `json:"graphBaseURL,omitempty"`
+	GraphBaseURLNEQ          *string  `json:"graphBaseURLNEQ,omitempty"`
+	GraphBaseURLIn           []string `json:"graphBaseURLIn,omitempty"`
+	GraphBaseURLNotIn        []string `json:"graphBaseURLNotIn,omitempty"`
+	GraphBaseURLGT           *string  `json:"graphBaseURLGT,omitempty"`
+	GraphBaseURLGTE          *string  `json:"graphBaseURLGTE,omitempty"`
+	GraphBaseURLLT           *string  `json:"graphBaseURLLT,omitempty"`
+	GraphBaseURLLTE          *string  `json:"graphBaseURLLTE,omitempty"`
+	GraphBaseURLContains     *string  `json:"graphBaseURLContains,omitempty"`
+	GraphBaseURLHasPrefix    *string  `json:"graphBaseURLHasPrefix,omitempty"`
+	GraphBaseURLHasSuffix    *string  `json:"graphBaseURLHasSuffix,omitempty"`
+	GraphBaseURLIsNil        bool     `json:"graphBaseURLIsNil,omitempty"`
+	GraphBaseURLNotNil       bool     `json:"graphBaseURLNotNil,omitempty"`
+	GraphBaseURLEqualFold    *string  `json:"graphBaseURLEqualFold,omitempty"`
+	GraphBaseURLContainsFold *string  `json:"graphBaseURLContainsFold,omitempty"`
+
+	// "login_base_url" field predicates.
+	LoginBaseURL             *string  `json:"loginBaseURL,omitempty"`
+	LoginBaseURLNEQ          *string  `json:"loginBaseURLNEQ,omitempty"`
+	LoginBaseURLIn           []string `json:"loginBaseURLIn,omitempty"`
+	LoginBaseURLNotIn        []string `json:"loginBaseURLNotIn,omitempty"`
+	LoginBaseURLGT           *string  `json:"loginBaseURLGT,omitempty"`
+	LoginBaseURLGTE          *string  `json:"loginBaseURLGTE,omitempty"`
+	LoginBaseURLLT           *string  `json:"loginBaseURLLT,omitempty"`
+	LoginBaseURLLTE          *string  `json:"loginBaseURLLTE,omitempty"`
+	LoginBaseURLContains     *string  `json:"loginBaseURLContains,omitempty"`
+	LoginBaseURLHasPrefix    *string  `json:"loginBaseURLHasPrefix,omitempty"`
+	LoginBaseURLHasSuffix    *string  `json:"loginBaseURLHasSuffix,omitempty"`
+	LoginBaseURLIsNil        bool     `json:"loginBaseURLIsNil,omitempty"`
+	LoginBaseURLNotNil       bool     `json:"loginBaseURLNotNil,omitempty"`
+	LoginBaseURLEqualFold    *string  `json:"loginBaseURLEqualFold,omitempty"`
+	LoginBaseURLContainsFold *string  `json:"loginBaseURLContainsFold,omitempty"`
+
+	// "status" field predicates.
+	Status      *integration.Status  `json:"status,omitempty"`
+	StatusNEQ   *integration.Status  `json:"statusNEQ,omitempty"`
+	StatusIn    []integration.Status `json:"statusIn,omitempty"`
+	StatusNotIn []integration.Status `json:"statusNotIn,omitempty"`
+
+	// "authorized_at" field predicates.
+	AuthorizedAt       *time.Time  `json:"authorizedAt,omitempty"`
+	AuthorizedAtNEQ    *time.Time  `json:"authorizedAtNEQ,omitempty"`
+	AuthorizedAtIn     []time.Time `json:"authorizedAtIn,omitempty"`
+	AuthorizedAtNotIn  []time.Time `json:"authorizedAtNotIn,omitempty"`
+	AuthorizedAtGT     *time.Time  `json:"authorizedAtGT,omitempty"`
+	AuthorizedAtGTE    *time.Time  `json:"authorizedAtGTE,omitempty"`
+	AuthorizedAtLT     *time.Time  `json:"authorizedAtLT,omitempty"`
+	AuthorizedAtLTE    *time.Time  `json:"authorizedAtLTE,omitempty"`
+	AuthorizedAtIsNil  bool        `json:"authorizedAtIsNil,omitempty"`
+	AuthorizedAtNotNil bool        `json:"authorizedAtNotNil,omitempty"`
+
+	// "last_error" field predicates.
+	LastError             *string  `json:"lastError,omitempty"`
+	LastErrorNEQ          *string  `json:"lastErrorNEQ,omitempty"`
+	LastErrorIn           []string `json:"lastErrorIn,omitempty"`
+	LastErrorNotIn        []string `json:"lastErrorNotIn,omitempty"`
+	LastErrorGT           *string  `json:"lastErrorGT,omitempty"`
+	LastErrorGTE          *string  `json:"lastErrorGTE,omitempty"`
+	LastErrorLT           *string  `json:"lastErrorLT,omitempty"`
+	LastErrorLTE          *string  `json:"lastErrorLTE,omitempty"`
+	LastErrorContains     *string  `json:"lastErrorContains,omitempty"`
+	LastErrorHasPrefix    *string  `json:"lastErrorHasPrefix,omitempty"`
+	LastErrorHasSuffix    *string  `json:"lastErrorHasSuffix,omitempty"`
+	LastErrorIsNil        bool     `json:"lastErrorIsNil,omitempty"`
+	LastErrorNotNil       bool     `json:"lastErrorNotNil,omitempty"`
+	LastErrorEqualFold    *string  `json:"lastErrorEqualFold,omitempty"`
+	LastErrorContainsFold *string  `json:"lastErrorContainsFold,omitempty"`
+
+	// "default_domain" field predicates.
+	DefaultDomain             *string  `json:"defaultDomain,omitempty"`
+	DefaultDomainNEQ          *string  `json:"defaultDomainNEQ,omitempty"`
+	DefaultDomainIn           []string `json:"defaultDomainIn,omitempty"`
+	DefaultDomainNotIn        []string `json:"defaultDomainNotIn,omitempty"`
+	DefaultDomainGT           *string  `json:"defaultDomainGT,omitempty"`
+	DefaultDomainGTE          *string  `json:"defaultDomainGTE,omitempty"`
+	DefaultDomainLT           *string  `json:"defaultDomainLT,omitempty"`
+	DefaultDomainLTE          *string  `json:"defaultDomainLTE,omitempty"`
+	DefaultDomainContains     *string  `json:"defaultDomainContains,omitempty"`
+	DefaultDomainHasPrefix    *string  `json:"defaultDomainHasPrefix,omitempty"`
+	DefaultDomainHasSuffix    *string  `json:"defaultDomainHasSuffix,omitempty"`
+	DefaultDomainIsNil        bool     `json:"defaultDomainIsNil,omitempty"`
+	DefaultDomainNotNil       bool     `json:"defaultDomainNotNil,omitempty"`
+	DefaultDomainEqualFold    *string  `json:"defaultDomainEqualFold,omitempty"`
+	DefaultDomainContainsFold *string  `json:"defaultDomainContainsFold,omitempty"`
+
+	// "tenant_password_expiry" field predicates.
+	TenantPasswordExpiry    *bool `json:"tenantPasswordExpiry,omitempty"`
+	TenantPasswordExpiryNEQ *bool `json:"tenantPasswordExpiryNEQ,omitempty"`
+
+	// "email_source" field predicates.
+	EmailSource      *integration.EmailSource  `json:"emailSource,omitempty"`
+	EmailSourceNEQ   *integration.EmailSource  `json:"emailSourceNEQ,omitempty"`
+	EmailSourceIn    []integration.EmailSource `json:"emailSourceIn,omitempty"`
+	EmailSourceNotIn []integration.EmailSource `json:"emailSourceNotIn,omitempty"`
+
+	// "group_management" field predicates.
+	GroupManagement    *bool `json:"groupManagement,omitempty"`
+	GroupManagementNEQ *bool `json:"groupManagementNEQ,omitempty"`
+
+	// "suspend_on_password_expiry" field predicates.
+	SuspendOnPasswordExpiry    *bool `json:"suspendOnPasswordExpiry,omitempty"`
+	SuspendOnPasswordExpiryNEQ *bool `json:"suspendOnPasswordExpiryNEQ,omitempty"`
+
+	// "suspend_on_lockout" field predicates.
+	SuspendOnLockout    *bool `json:"suspendOnLockout,omitempty"`
+	SuspendOnLockoutNEQ *bool `json:"suspendOnLockoutNEQ,omitempty"`
+
+	// "links" edge predicates.
+	HasLinks     *bool                   `json:"hasLinks,omitempty"`
+	HasLinksWith []*RemoteLinkWhereInput `json:"hasLinksWith,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *IntegrationWhereInput) AddPredicates(predicates ...predicate.Integration) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the IntegrationWhereInput filter on the IntegrationQuery builder.
+func (i *IntegrationWhereInput) Filter(q *IntegrationQuery) (*IntegrationQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyIntegrationWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyIntegrationWhereInput is returned in case the IntegrationWhereInput is empty.
+var ErrEmptyIntegrationWhereInput = errors.New("ent: empty predicate IntegrationWhereInput")
+
+// P returns a predicate for filtering integrations.
+// An error is returned if the input is empty or invalid.
+func (i *IntegrationWhereInput) P() (predicate.Integration, error) {
+	var predicates []predicate.Integration
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, integration.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.Integration, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, integration.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.Integration, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, integration.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, integration.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, integration.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, integration.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, integration.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, integration.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, integration.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, integration.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, integration.IDLTE(*i.IDLTE))
+	}
+	if i.CreatedAt != nil {
+		predicates = append(predicates, integration.CreatedAtEQ(*i.CreatedAt))
+	}
+	if i.CreatedAtNEQ != nil {
+		predicates = append(predicates, integration.CreatedAtNEQ(*i.CreatedAtNEQ))
+	}
+	if len(i.CreatedAtIn) > 0 {
+		predicates = append(predicates, integration.CreatedAtIn(i.CreatedAtIn...))
+	}
+	if len(i.CreatedAtNotIn) > 0 {
+		predicates = append(predicates, integration.CreatedAtNotIn(i.CreatedAtNotIn...))
+	}
+	if i.CreatedAtGT != nil {
+		predicates = append(predicates, integration.CreatedAtGT(*i.CreatedAtGT))
+	}
+	if i.CreatedAtGTE != nil {
+		predicates = append(predicates, integration.CreatedAtGTE(*i.CreatedAtGTE))
+	}
+	if i.CreatedAtLT != nil {
+		predicates = append(predicates, integration.CreatedAtLT(*i.CreatedAtLT))
+	}
+	if i.CreatedAtLTE != nil {
+		predicates = append(predicates, integration.CreatedAtLTE(*i.CreatedAtLTE))
+	}
+	if i.UpdatedAt != nil {
+		predicates = append(predicates, integration.UpdatedAtEQ(*i.UpdatedAt))
+	}
+	if i.UpdatedAtNEQ != nil {
+		predicates = append(predicates, integration.UpdatedAtNEQ(*i.UpdatedAtNEQ))
+	}
+	if len(i.UpdatedAtIn) > 0 {
+		predicates = append(predicates, integration.UpdatedAtIn(i.UpdatedAtIn...))
+	}
+	if len(i.UpdatedAtNotIn) > 0 {
+		predicates = append(predicates, integration.UpdatedAtNotIn(i.UpdatedAtNotIn...))
+	}
+	if i.UpdatedAtGT != nil {
+		predicates = append(predicates, integration.UpdatedAtGT(*i.UpdatedAtGT))
+	}
+	if i.UpdatedAtGTE != nil {
+		predicates = append(predicates, integration.UpdatedAtGTE(*i.UpdatedAtGTE))
+	}
+	if i.UpdatedAtLT != nil {
+		predicates = append(predicates, integration.UpdatedAtLT(*i.UpdatedAtLT))
+	}
+	if i.UpdatedAtLTE != nil {
+		predicates = append(predicates, integration.UpdatedAtLTE(*i.UpdatedAtLTE))
+	}
+	if i.Name != nil {
+		predicates = append(predicates, integration.NameEQ(*i.Name))
+	}
+	if i.NameNEQ != nil {
+		predicates = append(predicates, integration.NameNEQ(*i.NameNEQ))
+	}
+	if len(i.NameIn) > 0 {
+		predicates = append(predicates, integration.NameIn(i.NameIn...))
+	}
+	if len(i.NameNotIn) > 0 {
+		predicates = append(predicates, integration.NameNotIn(i.NameNotIn...))
+	}
+	if i.NameGT != nil {
+		predicates = append(predicates, integration.NameGT(*i.NameGT))
+	}
+	if i.NameGTE != nil {
+		predicates = append(predicates, integration.NameGTE(*i.NameGTE))
+	}
+	if i.NameLT != nil {
+		predicates = append(predicates, integration.NameLT(*i.NameLT))
+	}
+	if i.NameLTE != nil {
+		predicates = append(predicates, integration.NameLTE(*i.NameLTE))
+	}
+	if i.NameContains != nil {
+		predicates = append(predicates, integration.NameContains(*i.NameContains))
+	}
+	if i.NameHasPrefix != nil {
+		predicates = append(predicates, integration.NameHasPrefix(*i.NameHasPrefix))
+	}
+	if i.NameHasSuffix != nil {
+		predicates = append(predicates, integration.NameHasSuffix(*i.NameHasSuffix))
+	}
+	if i.NameEqualFold != nil {
+		predicates = append(predicates, integration.NameEqualFold(*i.NameEqualFold))
+	}
+	if i.NameContainsFold != nil {
+		predicates = append(predicates, integration.NameContainsFold(*i.NameContainsFold))
+	}
+	if i.TenantID != nil {
+		predicates = append(predicates, integration.TenantIDEQ(*i.TenantID))
+	}
+	if i.TenantIDNEQ != nil {
+		predicates = append(predicates, integration.TenantIDNEQ(*i.TenantIDNEQ))
+	}
+	if len(i.TenantIDIn) > 0 {
+		predicates = append(predicates, integration.TenantIDIn(i.TenantIDIn...))
+	}
+	if len(i.TenantIDNotIn) > 0 {
+		predicates = append(predicates, integration.TenantIDNotIn(i.TenantIDNotIn...))
+	}
+	if i.TenantIDGT != nil {
+		predicates = append(predicates, integration.TenantIDGT(*i.TenantIDGT))
+	}
+	if i.TenantIDGTE != nil {
+		predicates = append(predicates, integration.TenantIDGTE(*i.TenantIDGTE))
+	}
+	if i.TenantIDLT != nil {
+		predicates = append(predicates, integration.TenantIDLT(*i.TenantIDLT))
+	}
+	if i.TenantIDLTE != nil {
+		predicates = append(predicates, integration.TenantIDLTE(*i.TenantIDLTE))
+	}
+	if i.TenantIDContains != nil {
+		predicates = append(predicates, integration.TenantIDContains(*i.TenantIDContains))
+	}
+	if i.TenantIDHasPrefix != nil {
+		predicates = append(predicates, integration.TenantIDHasPrefix(*i.TenantIDHasPrefix))
+	}
+	if i.TenantIDHasSuffix != nil {
+		predicates = append(predicates, integration.TenantIDHasSuffix(*i.TenantIDHasSuffix))
+	}
+	if i.TenantIDEqualFold != nil {
+		predicates = append(predicates, integration.TenantIDEqualFold(*i.TenantIDEqualFold))
+	}
+	if i.TenantIDContainsFold != nil {
+		predicates = append(predicates, integration.TenantIDContainsFold(*i.TenantIDContainsFold))
+	}
+	if i.ClientID != nil {
+		predicates = append(predicates, integration.ClientIDEQ(*i.ClientID))
+	}
+	if i.ClientIDNEQ != nil {
+		predicates = append(predicates, integration.ClientIDNEQ(*i.ClientIDNEQ))
+	}
+	if len(i.ClientIDIn) > 0 {
+		predicates = append(predicates, integration.ClientIDIn(i.ClientIDIn...))
+	}
+	if len(i.ClientIDNotIn) > 0 {
+		predicates = append(predicates, integration.ClientIDNotIn(i.ClientIDNotIn...))
+	}
+	if i.ClientIDGT != nil {
+		predicates = append(predicates, integration.ClientIDGT(*i.ClientIDGT))
+	}
+	if i.ClientIDGTE != nil {
+		predicates = append(predicates, integration.ClientIDGTE(*i.ClientIDGTE))
+	}
+	if i.ClientIDLT != nil {
+		predicates = append(predicates, integration.ClientIDLT(*i.ClientIDLT))
+	}
+	if i.ClientIDLTE != nil {
+		predicates = append(predicates, integration.ClientIDLTE(*i.ClientIDLTE))
+	}
+	if i.ClientIDContains != nil {
+		predicates = append(predicates, integration.ClientIDContains(*i.ClientIDContains))
+	}
+	if i.ClientIDHasPrefix != nil {
+		predicates = append(predicates, integration.ClientIDHasPrefix(*i.ClientIDHasPrefix))
+	}
+	if i.ClientIDHasSuffix != nil {
+		predicates = append(predicates, integration.ClientIDHasSuffix(*i.ClientIDHasSuffix))
+	}
+	if i.ClientIDEqualFold != nil {
+		predicates = append(predicates, integration.ClientIDEqualFold(*i.ClientIDEqualFold))
+	}
+	if i.ClientIDContainsFold != nil {
+		predicates = append(predicates, integration.ClientIDContainsFold(*i.ClientIDContainsFold))
+	}
+	if i.GraphBaseURL != nil {
+		predicates = append(predicates, integration.GraphBaseURLEQ(*i.GraphBaseURL))
+	}
+	if i.GraphBaseURLNEQ != nil {
+		predicates = append(predicates, integration.GraphBaseURLNEQ(*i.GraphBaseURLNEQ))
+	}
+	if len(i.GraphBaseURLIn) > 0 {
+		predicates = append(predicates, integration.GraphBaseURLIn(i.GraphBaseURLIn...))
+	}
+	if len(i.GraphBaseURLNotIn) > 0 {
+		predicates = append(predicates, integration.GraphBaseURLNotIn(i.GraphBaseURLNotIn...))
+	}
+	if i.GraphBaseURLGT != nil {
+		predicates = append(predicates, integration.GraphBaseURLGT(*i.GraphBaseURLGT))
+	}
+	if i.GraphBaseURLGTE != nil {
+		predicates = append(predicates, integration.GraphBaseURLGTE(*i.GraphBaseURLGTE))
+	}
+	if i.GraphBaseURLLT != nil {
+		predicates = append(predicates, integration.GraphBaseURLLT(*i.GraphBaseURLLT))
+	}
+	if i.GraphBaseURLLTE != nil {
+		predicates = append(predicates, integration.GraphBaseURLLTE(*i.GraphBaseURLLTE))
+	}
+	if i.GraphBaseURLContains != nil {
+		predicates = append(predicates, integration.GraphBaseURLContains(*i.GraphBaseURLContains))
+	}
+	if i.GraphBaseURLHasPrefix != nil {
+		predicates = append(predicates, integration.GraphBaseURLHasPrefix(*i.GraphBaseURLHasPrefix))
+	}
+	if i.GraphBaseURLHasSuffix != nil {
+		predicates = append(predicates, integration.GraphBaseURLHasSuffix(*i.GraphBaseURLHasSuffix))
+	}
+	if i.GraphBaseURLIsNil {
+		predicates = append(predicates, integration.GraphBaseURLIsNil())
+	}
+	if i.GraphBaseURLNotNil {
+		predicates = append(predicates, integration.GraphBaseURLNotNil())
+	}
+	if i.GraphBaseURLEqualFold != nil {
+		predicates = append(predicates, integration.GraphBaseURLEqualFold(*i.GraphBaseURLEqualFold))
+	}
+	if i.GraphBaseURLContainsFold != nil {
+		predicates = append(predicates, integration.GraphBaseURLContainsFold(*i.GraphBaseURLContainsFold))
+	}
+	if i.LoginBaseURL != nil {
+		predicates = append(predicates, integration.LoginBaseURLEQ(*i.LoginBaseURL))
+	}
+	if i.LoginBaseURLNEQ != nil {
+		predicates = append(predicates, integration.LoginBaseURLNEQ(*i.LoginBaseURLNEQ))
+	}
+	if len(i.LoginBaseURLIn) > 0 {
+		predicates = append(predicates, integration.LoginBaseURLIn(i.LoginBaseURLIn...))
+	}
+	if len(i.LoginBaseURLNotIn) > 0 {
+		predicates = append(predicates, integration.LoginBaseURLNotIn(i.LoginBaseURLNotIn...))
+	}
+	if i.LoginBaseURLGT != nil {
+		predicates = append(predicates, integration.LoginBaseURLGT(*i.LoginBaseURLGT))
+	}
+	if i.LoginBaseURLGTE != nil {
+		predicates = append(predicates, integration.LoginBaseURLGTE(*i.LoginBaseURLGTE))
+	}
+	if i.LoginBaseURLLT != nil {
+		predicates = append(predicates, integration.LoginBaseURLLT(*i.LoginBaseURLLT))
+	}
+	if i.LoginBaseURLLTE != nil {
+		predicates = append(predicates, integration.LoginBaseURLLTE(*i.LoginBaseURLLTE))
+	}
+	if i.LoginBaseURLContains != nil {
+		predicates = append(predicates, integration.LoginBaseURLContains(*i.LoginBaseURLContains))
+	}
+	if i.LoginBaseURLHasPrefix != nil {
+		predicates = append(predicates, integration.LoginBaseURLHasPrefix(*i.LoginBaseURLHasPrefix))
+	}
+	if i.LoginBaseURLHasSuffix != nil {
+		predicates = append(predicates, integration.LoginBaseURLHasSuffix(*i.LoginBaseURLHasSuffix))
+	}
+	if i.LoginBaseURLIsNil {
+		predicates = append(predicates, integration.LoginBaseURLIsNil())
+	}
+	if i.LoginBaseURLNotNil {
+		predicates = append(predicates, integration.LoginBaseURLNotNil())
+	}
+	if i.LoginBaseURLEqualFold != nil {
+		predicates = append(predicates, integration.LoginBaseURLEqualFold(*i.LoginBaseURLEqualFold))
+	}
+	if i.LoginBaseURLContainsFold != nil {
+		predicates = append(predicates, integration.LoginBaseURLContainsFold(*i.LoginBaseURLContainsFold))
+	}
+	if i.Status != nil {
+		predicates = append(predicates, integration.StatusEQ(*i.Status))
+	}
+	if i.StatusNEQ != nil {
+		predicates = append(predicates, integration.StatusNEQ(*i.StatusNEQ))
+	}
+	if len(i.StatusIn) > 0 {
+		predicates = append(predicates, integration.StatusIn(i.StatusIn...))
+	}
+	if len(i.StatusNotIn) > 0 {
+		predicates = append(predicates, integration.StatusNotIn(i.StatusNotIn...))
+	}
+	if i.AuthorizedAt != nil {
+		predicates = append(predicates, integration.AuthorizedAtEQ(*i.AuthorizedAt))
+	}
+	if i.AuthorizedAtNEQ != nil {
+		predicates = append(predicates, integration.AuthorizedAtNEQ(*i.AuthorizedAtNEQ))
+	}
+	if len(i.AuthorizedAtIn) > 0 {
+		predicates = append(predicates, integration.AuthorizedAtIn(i.AuthorizedAtIn...))
+	}
+	if len(i.AuthorizedAtNotIn) > 0 {
+		predicates = append(predicates, integration.AuthorizedAtNotIn(i.AuthorizedAtNotIn...))
+	}
+	if i.AuthorizedAtGT != nil {
+		predicates = append(predicates, integration.AuthorizedAtGT(*i.AuthorizedAtGT))
+	}
+	if i.AuthorizedAtGTE != nil {
+		predicates = append(predicates, integration.AuthorizedAtGTE(*i.AuthorizedAtGTE))
+	}
+	if i.AuthorizedAtLT != nil {
+		predicates = append(predicates, integration.AuthorizedAtLT(*i.AuthorizedAtLT))
+	}
+	if i.AuthorizedAtLTE != nil {
+		predicates = append(predicates, integration.AuthorizedAtLTE(*i.AuthorizedAtLTE))
+	}
+	if i.AuthorizedAtIsNil {
+		predicates = append(predicates, integration.AuthorizedAtIsNil())
+	}
+	if i.AuthorizedAtNotNil {
+		predicates = append(predicates, integration.AuthorizedAtNotNil())
+	}
+	if i.LastError != nil {
+		predicates = append(predicates, integration.LastErrorEQ(*i.LastError))
+	}
+	if i.LastErrorNEQ != nil {
+		predicates = append(predicates, integration.LastErrorNEQ(*i.LastErrorNEQ))
+	}
+	if len(i.LastErrorIn) > 0 {
+		predicates = append(predicates, integration.LastErrorIn(i.LastErrorIn...))
+	}
+	if len(i.LastErrorNotIn) > 0 {
+		predicates = append(predicates, integration.LastErrorNotIn(i.LastErrorNotIn...))
+	}
+	if i.LastErrorGT != nil {
+		predicates = append(predicates, integration.LastErrorGT(*i.LastErrorGT))
+	}
+	if i.LastErrorGTE != nil {
+		predicates = append(predicates, integration.LastErrorGTE(*i.LastErrorGTE))
+	}
+	if i.LastErrorLT != nil {
+		predicates = append(predicates, integration.LastErrorLT(*i.LastErrorLT))
+	}
+	if i.LastErrorLTE != nil {
+		predicates = append(predicates, integration.LastErrorLTE(*i.LastErrorLTE))
+	}
+	if i.LastErrorContains != nil {
+		predicates = append(predicates, integration.LastErrorContains(*i.LastErrorContains))
+	}
+	if i.LastErrorHasPrefix != nil {
+		predicates = append(predicates, integration.LastErrorHasPrefix(*i.LastErrorHasPrefix))
+	}
+	if i.LastErrorHasSuffix != nil {
+		predicates = append(predicates, integration.LastErrorHasSuffix(*i.LastErrorHasSuffix))
+	}
+	if i.LastErrorIsNil {
+		predicates = append(predicates, integration.LastErrorIsNil())
+	}
+	if i.LastErrorNotNil {
+		predicates = append(predicates, integration.LastErrorNotNil())
+	}
+	if i.LastErrorEqualFold != nil {
+		predicates = append(predicates, integration.LastErrorEqualFold(*i.LastErrorEqualFold))
+	}
+	if i.LastErrorContainsFold != nil {
+		predicates = append(predicates, integration.LastErrorContainsFold(*i.LastErrorContainsFold))
+	}
+	if i.DefaultDomain != nil {
+		predicates = append(predicates, integration.DefaultDomainEQ(*i.DefaultDomain))
+	}
+	if i.DefaultDomainNEQ != nil {
+		predicates = append(predicates, integration.DefaultDomainNEQ(*i.DefaultDomainNEQ))
+	}
+	if len(i.DefaultDomainIn) > 0 {
+		predicates = append(predicates, integration.DefaultDomainIn(i.DefaultDomainIn...))
+	}
+	if len(i.DefaultDomainNotIn) > 0 {
+		predicates = append(predicates, integration.DefaultDomainNotIn(i.DefaultDomainNotIn...))
+	}
+	if i.DefaultDomainGT != nil {
+		predicates = append(predicates, integration.DefaultDomainGT(*i.DefaultDomainGT))
+	}
+	if i.DefaultDomainGTE != nil {
+		predicates = append(predicates, integration.DefaultDomainGTE(*i.DefaultDomainGTE))
+	}
+	if i.DefaultDomainLT != nil {
+		predicates = append(predicates, integration.DefaultDomainLT(*i.DefaultDomainLT))
+	}
+	if i.DefaultDomainLTE != nil {
+		predicates = append(predicates, integration.DefaultDomainLTE(*i.DefaultDomainLTE))
+	}
+	if i.DefaultDomainContains != nil {
+		predicates = append(predicates, integration.DefaultDomainContains(*i.DefaultDomainContains))
+	}
+	if i.DefaultDomainHasPrefix != nil {
+		predicates = append(predicates, integration.DefaultDomainHasPrefix(*i.DefaultDomainHasPrefix))
+	}
+	if i.DefaultDomainHasSuffix != nil {
+		predicates = append(predicates, integration.DefaultDomainHasSuffix(*i.DefaultDomainHasSuffix))
+	}
+	if i.DefaultDomainIsNil {
+		predicates = append(predicates, integration.DefaultDomainIsNil())
+	}
+	if i.DefaultDomainNotNil {
+		predicates = append(predicates, integration.DefaultDomainNotNil())
+	}
+	if i.DefaultDomainEqualFold != nil {
+		predicates = append(predicates, integration.DefaultDomainEqualFold(*i.DefaultDomainEqualFold))
+	}
+	if i.DefaultDomainContainsFold != nil {
+		predicates = append(predicates, integration.DefaultDomainContainsFold(*i.DefaultDomainContainsFold))
+	}
+	if i.TenantPasswordExpiry != nil {
+		predicates = append(predicates, integration.TenantPasswordExpiryEQ(*i.TenantPasswordExpiry))
+	}
+	if i.TenantPasswordExpiryNEQ != nil {
+		predicates = append(predicates, integration.TenantPasswordExpiryNEQ(*i.TenantPasswordExpiryNEQ))
+	}
+	if i.EmailSource != nil {
+		predicates = append(predicates, integration.EmailSourceEQ(*i.EmailSource))
+	}
+	if i.EmailSourceNEQ != nil {
+		predicates = append(predicates, integration.EmailSourceNEQ(*i.EmailSourceNEQ))
+	}
+	if len(i.EmailSourceIn) > 0 {
+		predicates = append(predicates, integration.EmailSourceIn(i.EmailSourceIn...))
+	}
+	if len(i.EmailSourceNotIn) > 0 {
+		predicates = append(predicates, integration.EmailSourceNotIn(i.EmailSourceNotIn...))
+	}
+	if i.GroupManagement != nil {
+		predicates = append(predicates, integration.GroupManagementEQ(*i.GroupManagement))
+	}
+	if i.GroupManagementNEQ != nil {
+		predicates = append(predicates, integration.GroupManagementNEQ(*i.GroupManagementNEQ))
+	}
+	if i.SuspendOnPasswordExpiry != nil {
+		predicates = append(predicates, integration.SuspendOnPasswordExpiryEQ(*i.SuspendOnPasswordExpiry))
+	}
+	if i.SuspendOnPasswordExpiryNEQ != nil {
+		predicates = append(predicates, integration.SuspendOnPasswordExpiryNEQ(*i.SuspendOnPasswordExpiryNEQ))
+	}
+	if i.SuspendOnLockout != nil {
+		predicates = append(predicates, integration.SuspendOnLockoutEQ(*i.SuspendOnLockout))
+	}
+	if i.SuspendOnLockoutNEQ != nil {
+		predicates = append(predicates, integration.SuspendOnLockoutNEQ(*i.SuspendOnLockoutNEQ))
+	}
+
+	if i.HasLinks != nil {
+		p := integration.HasLinks()
+		if !*i.HasLinks {
+			p = integration.Not(p)
+		}
+		predicates = append(predicates, p)
+	}
+	if len(i.HasLinksWith) > 0 {
+		with := make([]predicate.RemoteLink, 0, len(i.HasLinksWith))
+		for _, w := range i.HasLinksWith {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'HasLinksWith'", err)
+			}
+			with = append(with, p)
+		}
+		predicates = append(predicates, integration.HasLinksWith(with...))
+	}
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyIntegrationWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return integration.And(predicates...), nil
+	}
+}
+
+// JobWhereInput represents a where input for filtering Job queries.
+type JobWhereInput struct {
+	Predicates []predicate.Job  `json:"-"`
+	Not        *JobWhereInput   `json:"not,omitempty"`
+	Or         []*JobWhereInput `json:"or,omitempty"`
+	And        []*JobWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *pulid.ID  `json:"id,omitempty"`
+	IDNEQ   *pulid.ID  `json:"idNEQ,omitempty"`
+	IDIn    []pulid.ID `json:"idIn,omitempty"`
+	IDNotIn []pulid.ID `json:"idNotIn,omitempty"`
+	IDGT    *pulid.ID  `json:"idGT,omitempty"`
+	IDGTE   *pulid.ID  `json:"idGTE,omitempty"`
+	IDLT    *pulid.ID  `json:"idLT,omitempty"`
+	IDLTE   *pulid.ID  `json:"idLTE,omitempty"`
+
+	// "created_at" field predicates.
+	CreatedAt      *time.Time  `json:"createdAt,omitempty"`
+	CreatedAtNEQ   *time.Time  `json:"createdAtNEQ,omitempty"`
+	CreatedAtIn    []time.Time `json:"createdAtIn,omitempty"`
+	CreatedAtNotIn []time.Time `json:"createdAtNotIn,omitempty"`
+	CreatedAtGT    *time.Time  `json:"createdAtGT,omitempty"`
+	CreatedAtGTE   *time.Time  `json:"createdAtGTE,omitempty"`
+	CreatedAtLT    *time.Time  `json:"createdAtLT,omitempty"`
+	CreatedAtLTE   *time.Time  `json:"createdAtLTE,omitempty"`
+
+	// "updated_at" field predicates.
+	UpdatedAt      *time.Time  `json:"updatedAt,omitempty"`
+	UpdatedAtNEQ   *time.Time  `json:"updatedAtNEQ,omitempty"`
+	UpdatedAtIn    []time.Time `json:"updatedAtIn,omitempty"`
+	UpdatedAtNotIn []time.Time `json:"updatedAtNotIn,omitempty"`
+	UpdatedAtGT    *time.Time  `json:"updatedAtGT,omitempty"`
+	UpdatedAtGTE   *time.Time  `json:"updatedAtGTE,omitempty"`
+	UpdatedAtLT    *time.Time  `json:"updatedAtLT,omitempty"`
+	UpdatedAtLTE   *time.Time  `json:"updatedAtLTE,omitempty"`
+
+	// "kind" field predicates.
+	Kind             *string  `json:"kind,omitempty"`
+	KindNEQ          *string  `json:"kindNEQ,omitempty"`
+	KindIn           []string `json:"kindIn,omitempty"`
+	KindNotIn        []string `json:"kindNotIn,omitempty"`
+	KindGT           *string  `json:"kindGT,omitempty"`
+	KindGTE          *string  `json:"kindGTE,omitempty"`
+	KindLT           *string  `json:"kindLT,omitempty"`
+	KindLTE          *string  `json:"kindLTE,omitempty"`
+	KindContains     *string  `json:"kindContains,omitempty"`
+	KindHasPrefix    *string  `json:"kindHasPrefix,omitempty"`
+	KindHasSuffix    *string  `json:"kindHasSuffix,omitempty"`
+	KindEqualFold    *string  `json:"kindEqualFold,omitempty"`
+	KindContainsFold *string  `json:"kindContainsFold,omitempty"`
+
+	// "status" field predicates.
+	Status      *job.Status  `json:"status,omitempty"`
+	StatusNEQ   *job.Status  `json:"statusNEQ,omitempty"`
+	StatusIn    []job.Status `json:"statusIn,omitempty"`
+	StatusNotIn []job.Status `json:"statusNotIn,omitempty"`
+
+	// "total" field predicates.
+	Total      *int  `json:"total,omitempty"`
+	TotalNEQ   *int  `json:"totalNEQ,omitempty"`
+	TotalIn    []int `json:"totalIn,omitempty"`
+	TotalNotIn []int `json:"totalNotIn,omitempty"`
+	TotalGT    *int  `json:"totalGT,omitempty"`
+	TotalGTE   *int  `json:"totalGTE,omitempty"`
+	TotalLT    *int  `json:"totalLT,omitempty"`
+	TotalLTE   *int  `json:"totalLTE,omitempty"`
+
+	// "done" field predicates.
+	Done      *int  `json:"done,omitempty"`
+	DoneNEQ   *int  `json:"doneNEQ,omitempty"`
+	DoneIn    []int `json:"doneIn,omitempty"`
+	DoneNotIn []int `json:"doneNotIn,omitempty"`
+	DoneGT    *int  `json:"doneGT,omitempty"`
+	DoneGTE   *int  `json:"doneGTE,omitempty"`
+	DoneLT    *int  `json:"doneLT,omitempty"`
+	DoneLTE   *int  `json:"doneLTE,omitempty"`
+
+	// "failed" field predicates.
+	Failed      *int  `json:"failed,omitempty"`
+	FailedNEQ   *int  `json:"failedNEQ,omitempty"`
+	FailedIn    []int `json:"failedIn,omitempty"`
+	FailedNotIn []int `json:"failedNotIn,omitempty"`
+	FailedGT    *int  `json:"failedGT,omitempty"`
+	FailedGTE   *int  `json:"failedGTE,omitempty"`
+	FailedLT    *int  `json:"failedLT,omitempty"`
+	FailedLTE   *int  `json:"failedLTE,omitempty"`
+
+	// "integration_id" field predicates.
+	IntegrationID             *pulid.ID  `json:"integrationID,omitempty"`
+	IntegrationIDNEQ          *pulid.ID  `json:"integrationIDNEQ,omitempty"`
+	IntegrationIDIn           []pulid.ID `json:"integrationIDIn,omitempty"`
+	IntegrationIDNotIn        []pulid.ID `json:"integrationIDNotIn,omitempty"`
+	IntegrationIDGT           *pulid.ID  `json:"integrationIDGT,omitempty"`
+	IntegrationIDGTE          *pulid.ID  `json:"integrationIDGTE,omitempty"`
+	IntegrationIDLT           *pulid.ID  `json:"integrationIDLT,omitempty"`
+	IntegrationIDLTE          *pulid.ID  `json:"integrationIDLTE,omitempty"`
+	IntegrationIDContains     *pulid.ID  `json:"integrationIDContains,omitempty"`
+	IntegrationIDHasPrefix    *pulid.ID  `json:"integrationIDHasPrefix,omitempty"`
+	IntegrationIDHasSuffix    *pulid.ID  `json:"integrationIDHasSuffix,omitempty"`
+	IntegrationIDIsNil        bool       `json:"integrationIDIsNil,omitempty"`
+	IntegrationIDNotNil       bool       `json:"integrationIDNotNil,omitempty"`
+	IntegrationIDEqualFold    *pulid.ID  `json:"integrationIDEqualFold,omitempty"`
+	IntegrationIDContainsFold *pulid.ID  `json:"integrationIDContainsFold,omitempty"`
+
+	// "started_at" field predicates.
+	StartedAt       *time.Time  `json:"startedAt,omitempty"`
+	StartedAtNEQ    *time.Time  `json:"startedAtNEQ,omitempty"`
+	StartedAtIn     []time.Time `json:"startedAtIn,omitempty"`
+	StartedAtNotIn  []time.Time `json:"startedAtNotIn,omitempty"`
+	StartedAtGT     *time.Time  `json:"startedAtGT,omitempty"`
+	StartedAtGTE    *time.Time  `json:"startedAtGTE,omitempty"`
+	StartedAtLT     *time.Time  `json:"startedAtLT,omitempty"`
+	StartedAtLTE    *time.Time  `json:"startedAtLTE,omitempty"`
+	StartedAtIsNil  bool        `json:"startedAtIsNil,omitempty"`
+	StartedAtNotNil bool        `json:"startedAtNotNil,omitempty"`
+
+	// "finished_at" field predicates.
+	FinishedAt       *time.Time  `json:"finishedAt,omitempty"`
+	FinishedAtNEQ    *time.Time  `json:"finishedAtNEQ,omitempty"`
+	FinishedAtIn     []time.Time `json:"finishedAtIn,omitempty"`
+	FinishedAtNotIn  []time.Time `json:"finishedAtNotIn,omitempty"`
+	FinishedAtGT     *time.Time  `json:"finishedAtGT,omitempty"`
+	FinishedAtGTE    *time.Time  `json:"finishedAtGTE,omitempty"`
+	FinishedAtLT     *time.Time  `json:"finishedAtLT,omitempty"`
+	FinishedAtLTE    *time.Time  `json:"finishedAtLTE,omitempty"`
+	FinishedAtIsNil  bool        `json:"finishedAtIsNil,omitempty"`
+	FinishedAtNotNil bool        `json:"finishedAtNotNil,omitempty"`
+
+	// "items" edge predicates.
+	HasItems     *bool                `json:"hasItems,omitempty"`
+	HasItemsWith []*JobItemWhereInput `json:"hasItemsWith,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *JobWhereInput) AddPredicates(predicates ...predicate.Job) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the JobWhereInput filter on the JobQuery builder.
+func (i *JobWhereInput) Filter(q *JobQuery) (*JobQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyJobWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyJobWhereInput is returned in case the JobWhereInput is empty.
+var ErrEmptyJobWhereInput = errors.New("ent: empty predicate JobWhereInput")
+
+// P returns a predicate for filtering jobs.
+// An error is returned if the input is empty or invalid.
+func (i *JobWhereInput) P() (predicate.Job, error) {
+	var predicates []predicate.Job
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, job.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.Job, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, job.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.Job, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, job.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, job.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, job.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, job.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, job.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, job.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, job.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, job.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, job.IDLTE(*i.IDLTE))
+	}
+	if i.CreatedAt != nil {
+		predicates = append(predicates, job.CreatedAtEQ(*i.CreatedAt))
+	}
+	if i.CreatedAtNEQ != nil {
+		predicates = append(predicates, job.CreatedAtNEQ(*i.CreatedAtNEQ))
+	}
+	if len(i.CreatedAtIn) > 0 {
+		predicates = append(predicates, job.CreatedAtIn(i.CreatedAtIn...))
+	}
+	if len(i.CreatedAtNotIn) > 0 {
+		predicates = append(predicates, job.CreatedAtNotIn(i.CreatedAtNotIn...))
+	}
+	if i.CreatedAtGT != nil {
+		predicates = append(predicates, job.CreatedAtGT(*i.CreatedAtGT))
+	}
+	if i.CreatedAtGTE != nil {
+		predicates = append(predicates, job.CreatedAtGTE(*i.CreatedAtGTE))
+	}
+	if i.CreatedAtLT != nil {
+		predicates = append(predicates, job.CreatedAtLT(*i.CreatedAtLT))
+	}
+	if i.CreatedAtLTE != nil {
+		predicates = append(predicates, job.CreatedAtLTE(*i.CreatedAtLTE))
+	}
+	if i.UpdatedAt != nil {
+		predicates = append(predicates, job.UpdatedAtEQ(*i.UpdatedAt))
+	}
+	if i.UpdatedAtNEQ != nil {
+		predicates = append(predicates, job.UpdatedAtNEQ(*i.UpdatedAtNEQ))
+	}
+	if len(i.UpdatedAtIn) > 0 {
+		predicates = append(predicates, job.UpdatedAtIn(i.UpdatedAtIn...))
+	}
+	if len(i.UpdatedAtNotIn) > 0 {
+		predicates = append(predicates, job.UpdatedAtNotIn(i.UpdatedAtNotIn...))
+	}
+	if i.UpdatedAtGT != nil {
+		predicates = append(predicates, job.UpdatedAtGT(*i.UpdatedAtGT))
+	}
+	if i.UpdatedAtGTE != nil {
+		predicates = append(predicates, job.UpdatedAtGTE(*i.UpdatedAtGTE))
+	}
+	if i.UpdatedAtLT != nil {
+		predicates = append(predicates, job.UpdatedAtLT(*i.UpdatedAtLT))
+	}
+	if i.UpdatedAtLTE != nil {
+		predicates = append(predicates, job.UpdatedAtLTE(*i.UpdatedAtLTE))
+	}
+	if i.Kind != nil {
+		predicates = append(predicates, job.KindEQ(*i.Kind))
+	}
+	if i.KindNEQ != nil {
+		predicates = append(predicates, job.KindNEQ(*i.KindNEQ))
+	}
+	if len(i.KindIn) > 0 {
+		predicates = append(predicates, job.KindIn(i.KindIn...))
+	}
+	if len(i.KindNotIn) > 0 {
+		predicates = append(predicates, job.KindNotIn(i.KindNotIn...))
+	}
+	if i.KindGT != nil {
+		predicates = append(predicates, job.KindGT(*i.KindGT))
+	}
+	if i.KindGTE != nil {
+		predicates = append(predicates, job.KindGTE(*i.KindGTE))
+	}
+	if i.KindLT != nil {
+		predicates = append(predicates, job.KindLT(*i.KindLT))
+	}
+	if i.KindLTE != nil {
+		predicates = append(predicates, job.KindLTE(*i.KindLTE))
+	}
+	if i.KindContains != nil {
+		predicates = append(predicates, job.KindContains(*i.KindContains))
+	}
+	if i.KindHasPrefix != nil {
+		predicates = append(predicates, job.KindHasPrefix(*i.KindHasPrefix))
+	}
+	if i.KindHasSuffix != nil {
+		predicates = append(predicates, job.KindHasSuffix(*i.KindHasSuffix))
+	}
+	if i.KindEqualFold != nil {
+		predicates = append(predicates, job.KindEqualFold(*i.KindEqualFold))
+	}
+	if i.KindContainsFold != nil {
+		predicates = append(predicates, job.KindContainsFold(*i.KindContainsFold))
+	}
+	if i.Status != nil {
+		predicates = append(predicates, job.StatusEQ(*i.Status))
+	}
+	if i.StatusNEQ != nil {
+		predicates = append(predicates, job.StatusNEQ(*i.StatusNEQ))
+	}
+	if len(i.StatusIn) > 0 {
+		predicates = append(predicates, job.StatusIn(i.StatusIn...))
+	}
+	if len(i.StatusNotIn) > 0 {
+		predicates = append(predicates, job.StatusNotIn(i.StatusNotIn...))
+	}
+	if i.Total != nil {
+		predicates = append(predicates, job.TotalEQ(*i.Total))
+	}
+	if i.TotalNEQ != nil {
+		predicates = append(predicates, job.TotalNEQ(*i.TotalNEQ))
+	}
+	if len(i.TotalIn) > 0 {
+		predicates = append(predicates, job.TotalIn(i.TotalIn...))
+	}
+	if len(i.TotalNotIn) > 0 {
+		predicates = append(predicates, job.TotalNotIn(i.TotalNotIn...))
+	}
+	if i.TotalGT != nil {
+		predicates = append(predicates, job.TotalGT(*i.TotalGT))
+	}
+	if i.TotalGTE != nil {
+		predicates = append(predicates, job.TotalGTE(*i.TotalGTE))
+	}
+	if i.TotalLT != nil {
+		predicates = append(predicates, job.TotalLT(*i.TotalLT))
+	}
+	if i.TotalLTE != nil {
+		predicates = append(predicates, job.TotalLTE(*i.TotalLTE))
+	}
+	if i.Done != nil {
+		predicates = append(predicates, job.DoneEQ(*i.Done))
+	}
+	if i.DoneNEQ != nil {
+		predicates = append(predicates, job.DoneNEQ(*i.DoneNEQ))
+	}
+	if len(i.DoneIn) > 0 {
+		predicates = append(predicates, job.DoneIn(i.DoneIn...))
+	}
+	if len(i.DoneNotIn) > 0 {
+		predicates = append(predicates, job.DoneNotIn(i.DoneNotIn...))
+	}
+	if i.DoneGT != nil {
+		predicates = append(predicates, job.DoneGT(*i.DoneGT))
+	}
+	if i.DoneGTE != nil {
+		predicates = append(predicates, job.DoneGTE(*i.DoneGTE))
+	}
+	if i.DoneLT != nil {
+		predicates = append(predicates, job.DoneLT(*i.DoneLT))
+	}
+	if i.DoneLTE != nil {
+		predicates = append(predicates, job.DoneLTE(*i.DoneLTE))
+	}
+	if i.Failed != nil {
+		predicates = append(predicates, job.FailedEQ(*i.Failed))
+	}
+	if i.FailedNEQ != nil {
+		predicates = append(predicates, job.FailedNEQ(*i.FailedNEQ))
+	}
+	if len(i.FailedIn) > 0 {
+		predicates = append(predicates, job.FailedIn(i.FailedIn...))
+	}
+	if len(i.FailedNotIn) > 0 {
+		predicates = append(predicates, job.FailedNotIn(i.FailedNotIn...))
+	}
+	if i.FailedGT != nil {
+		predicates = append(predicates, job.FailedGT(*i.FailedGT))
+	}
+	if i.FailedGTE != nil {
+		predicates = append(predicates, job.FailedGTE(*i.FailedGTE))
+	}
+	if i.FailedLT != nil {
+		predicates = append(predicates, job.FailedLT(*i.FailedLT))
+	}
+	if i.FailedLTE != nil {
+		predicates = append(predicates, job.FailedLTE(*i.FailedLTE))
+	}
+	if i.IntegrationID != nil {
+		predicates = append(predicates, job.IntegrationIDEQ(*i.IntegrationID))
+	}
+	if i.IntegrationIDNEQ != nil {
+		predicates = append(predicates, job.IntegrationIDNEQ(*i.IntegrationIDNEQ))
+	}
+	if len(i.IntegrationIDIn) > 0 {
+		predicates = append(predicates, job.IntegrationIDIn(i.IntegrationIDIn...))
+	}
+	if len(i.IntegrationIDNotIn) > 0 {
+		predicates = append(predicates, job.IntegrationIDNotIn(i.IntegrationIDNotIn...))
+	}
+	if i.IntegrationIDGT != nil {
+		predicates = append(predicates, job.IntegrationIDGT(*i.IntegrationIDGT))
+	}
+	if i.IntegrationIDGTE != nil {
+		predicates = append(predicates, job.IntegrationIDGTE(*i.IntegrationIDGTE))
+	}
+	if i.IntegrationIDLT != nil {
+		predicates = append(predicates, job.IntegrationIDLT(*i.IntegrationIDLT))
+	}
+	if i.IntegrationIDLTE != nil {
+		predicates = append(predicates, job.IntegrationIDLTE(*i.IntegrationIDLTE))
+	}
+	if i.IntegrationIDContains != nil {
+		predicates = append(predicates, job.IntegrationIDContains(*i.IntegrationIDContains))
+	}
+	if i.IntegrationIDHasPrefix != nil {
+		predicates = append(predicates, job.IntegrationIDHasPrefix(*i.IntegrationIDHasPrefix))
+	}
+	if i.IntegrationIDHasSuffix != nil {
+		predicates = append(predicates, job.IntegrationIDHasSuffix(*i.IntegrationIDHasSuffix))
+	}
+	if i.IntegrationIDIsNil {
+		predicates = append(predicates, job.IntegrationIDIsNil())
+	}
+	if i.IntegrationIDNotNil {
+		predicates = append(predicates, job.IntegrationIDNotNil())
+	}
+	if i.IntegrationIDEqualFold != nil {
+		predicates = append(predicates, job.IntegrationIDEqualFold(*i.IntegrationIDEqualFold))
+	}
+	if i.IntegrationIDContainsFold != nil {
+		predicates = append(predicates, job.IntegrationIDContainsFold(*i.IntegrationIDContainsFold))
+	}
+	if i.StartedAt != nil {
+		predicates = append(predicates, job.StartedAtEQ(*i.StartedAt))
+	}
+	if i.StartedAtNEQ != nil {
+		predicates = append(predicates, job.StartedAtNEQ(*i.StartedAtNEQ))
+	}
+	if len(i.StartedAtIn) > 0 {
+		predicates = append(predicates, job.StartedAtIn(i.StartedAtIn...))
+	}
+	if len(i.StartedAtNotIn) > 0 {
+		predicates = append(predicates, job.StartedAtNotIn(i.StartedAtNotIn...))
+	}
+	if i.StartedAtGT != nil {
+		predicates = append(predicates, job.StartedAtGT(*i.StartedAtGT))
+	}
+	if i.StartedAtGTE != nil {
+		predicates = append(predicates, job.StartedAtGTE(*i.StartedAtGTE))
+	}
+	if i.StartedAtLT != nil {
+		predicates = append(predicates, job.StartedAtLT(*i.StartedAtLT))
+	}
+	if i.StartedAtLTE != nil {
+		predicates = append(predicates, job.StartedAtLTE(*i.StartedAtLTE))
+	}
+	if i.StartedAtIsNil {
+		predicates = append(predicates, job.StartedAtIsNil())
+	}
+	if i.StartedAtNotNil {
+		predicates = append(predicates, job.StartedAtNotNil())
+	}
+	if i.FinishedAt != nil {
+		predicates = append(predicates, job.FinishedAtEQ(*i.FinishedAt))
+	}
+	if i.FinishedAtNEQ != nil {
+		predicates = append(predicates, job.FinishedAtNEQ(*i.FinishedAtNEQ))
+	}
+	if len(i.FinishedAtIn) > 0 {
+		predicates = append(predicates, job.FinishedAtIn(i.FinishedAtIn...))
+	}
+	if len(i.FinishedAtNotIn) > 0 {
+		predicates = append(predicates, job.FinishedAtNotIn(i.FinishedAtNotIn...))
+	}
+	if i.FinishedAtGT != nil {
+		predicates = append(predicates, job.FinishedAtGT(*i.FinishedAtGT))
+	}
+	if i.FinishedAtGTE != nil {
+		predicates = append(predicates, job.FinishedAtGTE(*i.FinishedAtGTE))
+	}
+	if i.FinishedAtLT != nil {
+		predicates = append(predicates, job.FinishedAtLT(*i.FinishedAtLT))
+	}
+	if i.FinishedAtLTE != nil {
+		predicates = append(predicates, job.FinishedAtLTE(*i.FinishedAtLTE))
+	}
+	if i.FinishedAtIsNil {
+		predicates = append(predicates, job.FinishedAtIsNil())
+	}
+	if i.FinishedAtNotNil {
+		predicates = append(predicates, job.FinishedAtNotNil())
+	}
+
+	if i.HasItems != nil {
+		p := job.HasItems()
+		if !*i.HasItems {
+			p = job.Not(p)
+		}
+		predicates = append(predicates, p)
+	}
+	if len(i.HasItemsWith) > 0 {
+		with := make([]predicate.JobItem, 0, len(i.HasItemsWith))
+		for _, w := range i.HasItemsWith {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'HasItemsWith'", err)
+			}
+			with = append(with, p)
+		}
+		predicates = append(predicates, job.HasItemsWith(with...))
+	}
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyJobWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return job.And(predicates...), nil
+	}
+}
+
+// JobItemWhereInput represents a where input for filtering JobItem queries.
+type JobItemWhereInput struct {
+	Predicates []predicate.JobItem  `json:"-"`
+	Not        *JobItemWhereInput   `json:"not,omitempty"`
+	Or         []*JobItemWhereInput `json:"or,omitempty"`
+	And        []*JobItemWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *pulid.ID  `json:"id,omitempty"`
+	IDNEQ   *pulid.ID  `json:"idNEQ,omitempty"`
+	IDIn    []pulid.ID `json:"idIn,omitempty"`
+	IDNotIn []pulid.ID `json:"idNotIn,omitempty"`
+	IDGT    *pulid.ID  `json:"idGT,omitempty"`
+	IDGTE   *pulid.ID  `json:"idGTE,omitempty"`
+	IDLT    *pulid.ID  `json:"idLT,omitempty"`
+	IDLTE   *pulid.ID  `json:"idLTE,omitempty"`
+
+	// "created_at" field predicates.
+	CreatedAt      *time.Time  `json:"createdAt,omitempty"`
+	CreatedAtNEQ   *time.Time  `json:"createdAtNEQ,omitempty"`
+	CreatedAtIn    []time.Time `json:"createdAtIn,omitempty"`
+	CreatedAtNotIn []time.Time `json:"createdAtNotIn,omitempty"`
+	CreatedAtGT    *time.Time  `json:"createdAtGT,omitempty"`
+	CreatedAtGTE   *time.Time  `json:"createdAtGTE,omitempty"`
+	CreatedAtLT    *time.Time  `json:"createdAtLT,omitempty"`
+	CreatedAtLTE   *time.Time  `json:"createdAtLTE,omitempty"`
+
+	// "updated_at" field predicates.
+	UpdatedAt      *time.Time  `json:"updatedAt,omitempty"`
+	UpdatedAtNEQ   *time.Time  `json:"updatedAtNEQ,omitempty"`
+	UpdatedAtIn    []time.Time `json:"updatedAtIn,omitempty"`
+	UpdatedAtNotIn []time.Time `json:"updatedAtNotIn,omitempty"`
+	UpdatedAtGT    *time.Time  `json:"updatedAtGT,omitempty"`
+	UpdatedAtGTE   *time.Time  `json:"updatedAtGTE,omitempty"`
+	UpdatedAtLT    *time.Time  `json:"updatedAtLT,omitempty"`
+	UpdatedAtLTE   *time.Time  `json:"updatedAtLTE,omitempty"`
+
+	// "job_id" field predicates.
+	JobID             *pulid.ID  `json:"jobID,omitempty"`
+	JobIDNEQ          *pulid.ID  `json:"jobIDNEQ,omitempty"`
+	JobIDIn           []pulid.ID `json:"jobIDIn,omitempty"`
+	JobIDNotIn        []pulid.ID `json:"jobIDNotIn,omitempty"`
+	JobIDGT           *pulid.ID  `json:"jobIDGT,omitempty"`
+	JobIDGTE          *pulid.ID  `json:"jobIDGTE,omitempty"`
+	JobIDLT           *pulid.ID  `json:"jobIDLT,omitempty"`
+	JobIDLTE          *pulid.ID  `json:"jobIDLTE,omitempty"`
+	JobIDContains     *pulid.ID  `json:"jobIDContains,omitempty"`
+	JobIDHasPrefix    *pulid.ID  `json:"jobIDHasPrefix,omitempty"`
+	JobIDHasSuffix    *pulid.ID  `json:"jobIDHasSuffix,omitempty"`
+	JobIDEqualFold    *pulid.ID  `json:"jobIDEqualFold,omitempty"`
+	JobIDContainsFold *pulid.ID  `json:"jobIDContainsFold,omitempty"`
+
+	// "user_id" field predicates.
+	UserID             *pulid.ID  `json:"userID,omitempty"`
+	UserIDNEQ          *pulid.ID  `json:"userIDNEQ,omitempty"`
+	UserIDIn           []pulid.ID `json:"userIDIn,omitempty"`
+	UserIDNotIn        []pulid.ID `json:"userIDNotIn,omitempty"`
+	UserIDGT           *pulid.ID  `json:"userIDGT,omitempty"`
+	UserIDGTE          *pulid.ID  `json:"userIDGTE,omitempty"`
+	UserIDLT           *pulid.ID  `json:"userIDLT,omitempty"`
+	UserIDLTE          *pulid.ID  `json:"userIDLTE,omitempty"`
+	UserIDContains     *pulid.ID  `json:"userIDContains,omitempty"`
+	UserIDHasPrefix    *pulid.ID  `json:"userIDHasPrefix,omitempty"`
+	UserIDHasSuffix    *pulid.ID  `json:"userIDHasSuffix,omitempty"`
+	UserIDIsNil        bool       `json:"userIDIsNil,omitempty"`
+	UserIDNotNil       bool       `json:"userIDNotNil,omitempty"`
+	UserIDEqualFold    *pulid.ID  `json:"userIDEqualFold,omitempty"`
+	UserIDContainsFold *pulid.ID  `json:"userIDContainsFold,omitempty"`
+
+	// "link_id" field predicates.
+	LinkID             *pulid.ID  `json:"linkID,omitempty"`
+	LinkIDNEQ          *pulid.ID  `json:"linkIDNEQ,omitempty"`
+	LinkIDIn           []pulid.ID `json:"linkIDIn,omitempty"`
+	LinkIDNotIn        []pulid.ID `json:"linkIDNotIn,omitempty"`
+	LinkIDGT           *pulid.ID  `json:"linkIDGT,omitempty"`
+	LinkIDGTE          *pulid.ID  `json:"linkIDGTE,omitempty"`
+	LinkIDLT           *pulid.ID  `json:"linkIDLT,omitempty"`
+	LinkIDLTE          *pulid.ID  `json:"linkIDLTE,omitempty"`
+	LinkIDContains     *pulid.ID  `json:"linkIDContains,omitempty"`
+	LinkIDHasPrefix    *pulid.ID  `json:"linkIDHasPrefix,omitempty"`
+	LinkIDHasSuffix    *pulid.ID  `json:"linkIDHasSuffix,omitempty"`
+	LinkIDIsNil        bool       `json:"linkIDIsNil,omitempty"`
+	LinkIDNotNil       bool       `json:"linkIDNotNil,omitempty"`
+	LinkIDEqualFold    *pulid.ID  `json:"linkIDEqualFold,omitempty"`
+	LinkIDContainsFold *pulid.ID  `json:"linkIDContainsFold,omitempty"`
+
+	// "integration_id" field predicates.
+	IntegrationID             *pulid.ID  `json:"integrationID,omitempty"`
+	IntegrationIDNEQ          *pulid.ID  `json:"integrationIDNEQ,omitempty"`
+	IntegrationIDIn           []pulid.ID `json:"integrationIDIn,omitempty"`
+	IntegrationIDNotIn        []pulid.ID `json:"integrationIDNotIn,omitempty"`
+	IntegrationIDGT           *pulid.ID  `json:"integrationIDGT,omitempty"`
+	IntegrationIDGTE          *pulid.ID  `json:"integrationIDGTE,omitempty"`
+	IntegrationIDLT           *pulid.ID  `json:"integrationIDLT,omitempty"`
+	IntegrationIDLTE          *pulid.ID  `json:"integrationIDLTE,omitempty"`
+	IntegrationIDContains     *pulid.ID  `json:"integrationIDContains,omitempty"`
+	IntegrationIDHasPrefix    *pulid.ID  `json:"integrationIDHasPrefix,omitempty"`
+	IntegrationIDHasSuffix    *pulid.ID  `json:"integrationIDHasSuffix,omitempty"`
+	IntegrationIDEqualFold    *pulid.ID  `json:"integrationIDEqualFold,omitempty"`
+	IntegrationIDContainsFold *pulid.ID  `json:"integrationIDContainsFold,omitempty"`
+
+	// "status" field predicates.
+	Status      *jobitem.Status  `json:"status,omitempty"`
+	StatusNEQ   *jobitem.Status  `json:"statusNEQ,omitempty"`
+	StatusIn    []jobitem.Status `json:"statusIn,omitempty"`
+	StatusNotIn []jobitem.Status `json:"statusNotIn,omitempty"`
+
+	// "result" field predicates.
+	Result             *string  `json:"result,omitempty"`
+	ResultNEQ          *string  `json:"resultNEQ,omitempty"`
+	ResultIn           []string `json:"resultIn,omitempty"`
+	ResultNotIn        []string `json:"resultNotIn,omitempty"`
+	ResultGT           *string  `json:"resultGT,omitempty"`
+	ResultGTE          *string  `json:"resultGTE,omitempty"`
+	ResultLT           *string  `json:"resultLT,omitempty"`
+	ResultLTE          *string  `json:"resultLTE,omitempty"`
+	ResultContains     *string  `json:"resultContains,omitempty"`
+	ResultHasPrefix    *string  `json:"resultHasPrefix,omitempty"`
+	ResultHasSuffix    *string  `json:"resultHasSuffix,omitempty"`
+	ResultIsNil        bool     `json:"resultIsNil,omitempty"`
+	ResultNotNil       bool     `json:"resultNotNil,omitempty"`
+	ResultEqualFold    *string  `json:"resultEqualFold,omitempty"`
+	ResultContainsFold *string  `json:"resultContainsFold,omitempty"`
+
+	// "error_code" field predicates.
+	ErrorCode             *string  `json:"errorCode,omitempty"`
+	ErrorCodeNEQ          *string  `json:"errorCodeNEQ,omitempty"`
+	ErrorCodeIn           []string `json:"errorCodeIn,omitempty"`
+	ErrorCodeNotIn        []string `json:"errorCodeNotIn,omitempty"`
+	ErrorCodeGT           *string  `json:"errorCodeGT,omitempty"`
+	ErrorCodeGTE          *string  `json:"errorCodeGTE,omitempty"`
+	ErrorCodeLT           *string  `json:"errorCodeLT,omitempty"`
+	ErrorCodeLTE          *string  `json:"errorCodeLTE,omitempty"`
+	ErrorCodeContains     *string  `json:"errorCodeContains,omitempty"`
+	ErrorCodeHasPrefix    *string  `json:"errorCodeHasPrefix,omitempty"`
+	ErrorCodeHasSuffix    *string  `json:"errorCodeHasSuffix,omitempty"`
+	ErrorCodeIsNil        bool     `json:"errorCodeIsNil,omitempty"`
+	ErrorCodeNotNil       bool     `json:"errorCodeNotNil,omitempty"`
+	ErrorCodeEqualFold    *string  `json:"errorCodeEqualFold,omitempty"`
+	ErrorCodeContainsFold *string  `json:"errorCodeContainsFold,omitempty"`
+
+	// "error_message" field predicates.
+	ErrorMessage             *string  `json:"errorMessage,omitempty"`
+	ErrorMessageNEQ          *string  `json:"errorMessageNEQ,omitempty"`
+	ErrorMessageIn           []string `json:"errorMessageIn,omitempty"`
+	ErrorMessageNotIn        []string `json:"errorMessageNotIn,omitempty"`
+	ErrorMessageGT           *string  `json:"errorMessageGT,omitempty"`
+	ErrorMessageGTE          *string  `json:"errorMessageGTE,omitempty"`
+	ErrorMessageLT           *string  `json:"errorMessageLT,omitempty"`
+	ErrorMessageLTE          *string  `json:"errorMessageLTE,omitempty"`
+	ErrorMessageContains     *string  `json:"errorMessageContains,omitempty"`
+	ErrorMessageHasPrefix    *string  `json:"errorMessageHasPrefix,omitempty"`
+	ErrorMessageHasSuffix    *string  `json:"errorMessageHasSuffix,omitempty"`
+	ErrorMessageIsNil        bool     `json:"errorMessageIsNil,omitempty"`
+	ErrorMessageNotNil       bool     `json:"errorMessageNotNil,omitempty"`
+	ErrorMessageEqualFold    *string  `json:"errorMessageEqualFold,omitempty"`
+	ErrorMessageContainsFold *string  `json:"errorMessageContainsFold,omitempty"`
+
+	// "job" edge predicates.
+	HasJob     *bool            `json:"hasJob,omitempty"`
+	HasJobWith []*JobWhereInput `json:"hasJobWith,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *JobItemWhereInput) AddPredicates(predicates ...predicate.JobItem) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the JobItemWhereInput filter on the JobItemQuery builder.
+func (i *JobItemWhereInput) Filter(q *JobItemQuery) (*JobItemQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyJobItemWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyJobItemWhereInput is returned in case the JobItemWhereInput is empty.
+var ErrEmptyJobItemWhereInput = errors.New("ent: empty predicate JobItemWhereInput")
+
+// P returns a predicate for filtering jobitems.
+// An error is returned if the input is empty or invalid.
+func (i *JobItemWhereInput) P() (predicate.JobItem, error) {
+	var predicates []predicate.JobItem
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, jobitem.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.JobItem, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, jobitem.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.JobItem, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, jobitem.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, jobitem.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, jobitem.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, jobitem.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, jobitem.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, jobitem.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, jobitem.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, jobitem.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, jobitem.IDLTE(*i.IDLTE))
+	}
+	if i.CreatedAt != nil {
+		predicates = append(predicates, jobitem.CreatedAtEQ(*i.CreatedAt))
+	}
+	if i.CreatedAtNEQ != nil {
+		predicates = append(predicates, jobitem.CreatedAtNEQ(*i.CreatedAtNEQ))
+	}
+	if len(i.CreatedAtIn) > 0 {
+		predicates = append(predicates, jobitem.CreatedAtIn(i.CreatedAtIn...))
+	}
+	if len(i.CreatedAtNotIn) > 0 {
+		predicates = append(predicates, jobitem.CreatedAtNotIn(i.CreatedAtNotIn...))
+	}
+	if i.CreatedAtGT != nil {
+		predicates = append(predicates, jobitem.CreatedAtGT(*i.CreatedAtGT))
+	}
+	if i.CreatedAtGTE != nil {
+		predicates = append(predicates, jobitem.CreatedAtGTE(*i.CreatedAtGTE))
+	}
+	if i.CreatedAtLT != nil {
+		predicates = append(predicates, jobitem.CreatedAtLT(*i.CreatedAtLT))
+	}
+	if i.CreatedAtLTE != nil {
+		predicates = append(predicates, jobitem.CreatedAtLTE(*i.CreatedAtLTE))
+	}
+	if i.UpdatedAt != nil {
+		predicates = append(predicates, jobitem.UpdatedAtEQ(*i.UpdatedAt))
+	}
+	if i.UpdatedAtNEQ != nil {
+		predicates = append(predicates, jobitem.UpdatedAtNEQ(*i.UpdatedAtNEQ))
+	}
+	if len(i.UpdatedAtIn) > 0 {
+		predicates = append(predicates, jobitem.UpdatedAtIn(i.UpdatedAtIn...))
+	}
+	if len(i.UpdatedAtNotIn) > 0 {
+		predicates = append(predicates, jobitem.UpdatedAtNotIn(i.UpdatedAtNotIn...))
+	}
+	if i.UpdatedAtGT != nil {
+		predicates = append(predicates, jobitem.UpdatedAtGT(*i.UpdatedAtGT))
+	}
+	if i.UpdatedAtGTE != nil {
+		predicates = append(predicates, jobitem.UpdatedAtGTE(*i.UpdatedAtGTE))
+	}
+	if i.UpdatedAtLT != nil {
+		predicates = append(predicates, jobitem.UpdatedAtLT(*i.UpdatedAtLT))
+	}
+	if i.UpdatedAtLTE != nil {
+		predicates = append(predicates, jobitem.UpdatedAtLTE(*i.UpdatedAtLTE))
+	}
+	if i.JobID != nil {
+		predicates = append(predicates, jobitem.JobIDEQ(*i.JobID))
+	}
+	if i.JobIDNEQ != nil {
+		predicates = append(predicates, jobitem.JobIDNEQ(*i.JobIDNEQ))
+	}
+	if len(i.JobIDIn) > 0 {
+		predicates = append(predicates, jobitem.JobIDIn(i.JobIDIn...))
+	}
+	if len(i.JobIDNotIn) > 0 {
+		predicates = append(predicates, jobitem.JobIDNotIn(i.JobIDNotIn...))
+	}
+	if i.JobIDGT != nil {
+		predicates = append(predicates, jobitem.JobIDGT(*i.JobIDGT))
+	}
+	if i.JobIDGTE != nil {
+		predicates = append(predicates, jobitem.JobIDGTE(*i.JobIDGTE))
+	}
+	if i.JobIDLT != nil {
+		predicates = append(predicates, jobitem.JobIDLT(*i.JobIDLT))
+	}
+	if i.JobIDLTE != nil {
+		predicates = append(predicates, jobitem.JobIDLTE(*i.JobIDLTE))
+	}
+	if i.JobIDContains != nil {
+		predicates = append(predicates, jobitem.JobIDContains(*i.JobIDContains))
+	}
+	if i.JobIDHasPrefix != nil {
+		predicates = append(predicates, jobitem.JobIDHasPrefix(*i.JobIDHasPrefix))
+	}
+	if i.JobIDHasSuffix != nil {
+		predicates = append(predicates, jobitem.JobIDHasSuffix(*i.JobIDHasSuffix))
+	}
+	if i.JobIDEqualFold != nil {
+		predicates = append(predicates, jobitem.JobIDEqualFold(*i.JobIDEqualFold))
+	}
+	if i.JobIDContainsFold != nil {
+		predicates = append(predicates, jobitem.JobIDContainsFold(*i.JobIDContainsFold))
+	}
+	if i.UserID != nil {
+		predicates = append(predicates, jobitem.UserIDEQ(*i.UserID))
+	}
+	if i.UserIDNEQ != nil {
+		predicates = append(predicates, jobitem.UserIDNEQ(*i.UserIDNEQ))
+	}
+	if len(i.UserIDIn) > 0 {
+		predicates = append(predicates, jobitem.UserIDIn(i.UserIDIn...))
+	}
+	if len(i.UserIDNotIn) > 0 {
+		predicates = append(predicates, jobitem.UserIDNotIn(i.UserIDNotIn...))
+	}
+	if i.UserIDGT != nil {
+		predicates = append(predicates, jobitem.UserIDGT(*i.UserIDGT))
+	}
+	if i.UserIDGTE != nil {
+		predicates = append(predicates, jobitem.UserIDGTE(*i.UserIDGTE))
+	}
+	if i.UserIDLT != nil {
+		predicates = append(predicates, jobitem.UserIDLT(*i.UserIDLT))
+	}
+	if i.UserIDLTE != nil {
+		predicates = append(predicates, jobitem.UserIDLTE(*i.UserIDLTE))
+	}
+	if i.UserIDContains != nil {
+		predicates = append(predicates, jobitem.UserIDContains(*i.UserIDContains))
+	}
+	if i.UserIDHasPrefix != nil {
+		predicates = append(predicates, jobitem.UserIDHasPrefix(*i.UserIDHasPrefix))
+	}
+	if i.UserIDHasSuffix != nil {
+		predicates = append(predicates, jobitem.UserIDHasSuffix(*i.UserIDHasSuffix))
+	}
+	if i.UserIDIsNil {
+		predicates = append(predicates, jobitem.UserIDIsNil())
+	}
+	if i.UserIDNotNil {
+		predicates = append(predicates, jobitem.UserIDNotNil())
+	}
+	if i.UserIDEqualFold != nil {
+		predicates = append(predicates, jobitem.UserIDEqualFold(*i.UserIDEqualFold))
+	}
+	if i.UserIDContainsFold != nil {
+		predicates = append(predicates, jobitem.UserIDContainsFold(*i.UserIDContainsFold))
+	}
+	if i.LinkID != nil {
+		predicates = append(predicates, jobitem.LinkIDEQ(*i.LinkID))
+	}
+	if i.LinkIDNEQ != nil {
+		predicates = append(predicates, jobitem.LinkIDNEQ(*i.LinkIDNEQ))
+	}
+	if len(i.LinkIDIn) > 0 {
+		predicates = append(predicates, jobitem.LinkIDIn(i.LinkIDIn...))
+	}
+	if len(i.LinkIDNotIn) > 0 {
+		predicates = append(predicates, jobitem.LinkIDNotIn(i.LinkIDNotIn...))
+	}
+	if i.LinkIDGT != nil {
+		predicates = append(predicates, jobitem.LinkIDGT(*i.LinkIDGT))
+	}
+	if i.LinkIDGTE != nil {
+		predicates = append(predicates, jobitem.LinkIDGTE(*i.LinkIDGTE))
+	}
+	if i.LinkIDLT != nil {
+		predicates = append(predicates, jobitem.LinkIDLT(*i.LinkIDLT))
+	}
+	if i.LinkIDLTE != nil {
+		predicates = append(predicates, jobitem.LinkIDLTE(*i.LinkIDLTE))
+	}
+	if i.LinkIDContains != nil {
+		predicates = append(predicates, jobitem.LinkIDContains(*i.LinkIDContains))
+	}
+	if i.LinkIDHasPrefix != nil {
+		predicates = append(predicates, jobitem.LinkIDHasPrefix(*i.LinkIDHasPrefix))
+	}
+	if i.LinkIDHasSuffix != nil {
+		predicates = append(predicates, jobitem.LinkIDHasSuffix(*i.LinkIDHasSuffix))
+	}
+	if i.LinkIDIsNil {
+		predicates = append(predicates, jobitem.LinkIDIsNil())
+	}
+	if i.LinkIDNotNil {
+		predicates = append(predicates, jobitem.LinkIDNotNil())
+	}
+	if i.LinkIDEqualFold != nil {
+		predicates = append(predicates, jobitem.LinkIDEqualFold(*i.LinkIDEqualFold))
+	}
+	if i.LinkIDContainsFold != nil {
+		predicates = append(predicates, jobitem.LinkIDContainsFold(*i.LinkIDContainsFold))
+	}
+	if i.IntegrationID != nil {
+		predicates = append(predicates, jobitem.IntegrationIDEQ(*i.IntegrationID))
+	}
+	if i.IntegrationIDNEQ != nil {
+		predicates = append(predicates, jobitem.IntegrationIDNEQ(*i.IntegrationIDNEQ))
+	}
+	if len(i.IntegrationIDIn) > 0 {
+		predicates = append(predicates, jobitem.IntegrationIDIn(i.IntegrationIDIn...))
+	}
+	if len(i.IntegrationIDNotIn) > 0 {
+		predicates = append(predicates, jobitem.IntegrationIDNotIn(i.IntegrationIDNotIn...))
+	}
+	if i.IntegrationIDGT != nil {
+		predicates = append(predicates, jobitem.IntegrationIDGT(*i.IntegrationIDGT))
+	}
+	if i.IntegrationIDGTE != nil {
+		predicates = append(predicates, jobitem.IntegrationIDGTE(*i.IntegrationIDGTE))
+	}
+	if i.IntegrationIDLT != nil {
+		predicates = append(predicates, jobitem.IntegrationIDLT(*i.IntegrationIDLT))
+	}
+	if i.IntegrationIDLTE != nil {
+		predicates = append(predicates, jobitem.IntegrationIDLTE(*i.IntegrationIDLTE))
+	}
+	if i.IntegrationIDContains != nil {
+		predicates = append(predicates, jobitem.IntegrationIDContains(*i.IntegrationIDContains))
+	}
+	if i.IntegrationIDHasPrefix != nil {
+		predicates = append(predicates, jobitem.IntegrationIDHasPrefix(*i.IntegrationIDHasPrefix))
+	}
+	if i.IntegrationIDHasSuffix != nil {
+		predicates = append(predicates, jobitem.IntegrationIDHasSuffix(*i.IntegrationIDHasSuffix))
+	}
+	if i.IntegrationIDEqualFold != nil {
+		predicates = append(predicates, jobitem.IntegrationIDEqualFold(*i.IntegrationIDEqualFold))
+	}
+	if i.IntegrationIDContainsFold != nil {
+		predicates = append(predicates, jobitem.IntegrationIDContainsFold(*i.IntegrationIDContainsFold))
+	}
+	if i.Status != nil {
+		predicates = append(predicates, jobitem.StatusEQ(*i.Status))
+	}
+	if i.StatusNEQ != nil {
+		predicates = append(predicates, jobitem.StatusNEQ(*i.StatusNEQ))
+	}
+	if len(i.StatusIn) > 0 {
+		predicates = append(predicates, jobitem.StatusIn(i.StatusIn...))
+	}
+	if len(i.StatusNotIn) > 0 {
+		predicates = append(predicates, jobitem.StatusNotIn(i.StatusNotIn...))
+	}
+	if i.Result != nil {
+		predicates = append(predicates, jobitem.ResultEQ(*i.Result))
+	}
+	if i.ResultNEQ != nil {
+		predicates = append(predicates, jobitem.ResultNEQ(*i.ResultNEQ))
+	}
+	if len(i.ResultIn) > 0 {
+		predicates = append(predicates, jobitem.ResultIn(i.ResultIn...))
+	}
+	if len(i.ResultNotIn) > 0 {
+		predicates = append(predicates, jobitem.ResultNotIn(i.ResultNotIn...))
+	}
+	if i.ResultGT != nil {
+		predicates = append(predicates, jobitem.ResultGT(*i.ResultGT))
+	}
+	if i.ResultGTE != nil {
+		predicates = append(predicates, jobitem.ResultGTE(*i.ResultGTE))
+	}
+	if i.ResultLT != nil {
+		predicates = append(predicates, jobitem.ResultLT(*i.ResultLT))
+	}
+	if i.ResultLTE != nil {
+		predicates = append(predicates, jobitem.ResultLTE(*i.ResultLTE))
+	}
+	if i.ResultContains != nil {
+		predicates = append(predicates, jobitem.ResultContains(*i.ResultContains))
+	}
+	if i.ResultHasPrefix != nil {
+		predicates = append(predicates, jobitem.ResultHasPrefix(*i.ResultHasPrefix))
+	}
+	if i.ResultHasSuffix != nil {
+		predicates = append(predicates, jobitem.ResultHasSuffix(*i.ResultHasSuffix))
+	}
+	if i.ResultIsNil {
+		predicates = append(predicates, jobitem.ResultIsNil())
+	}
+	if i.ResultNotNil {
+		predicates = append(predicates, jobitem.ResultNotNil())
+	}
+	if i.ResultEqualFold != nil {
+		predicates = append(predicates, jobitem.ResultEqualFold(*i.ResultEqualFold))
+	}
+	if i.ResultContainsFold != nil {
+		predicates = append(predicates, jobitem.ResultContainsFold(*i.ResultContainsFold))
+	}
+	if i.ErrorCode != nil {
+		predicates = append(predicates, jobitem.ErrorCodeEQ(*i.ErrorCode))
+	}
+	if i.ErrorCodeNEQ != nil {
+		predicates = append(predicates, jobitem.ErrorCodeNEQ(*i.ErrorCodeNEQ))
+	}
+	if len(i.ErrorCodeIn) > 0 {
+		predicates = append(predicates, jobitem.ErrorCodeIn(i.ErrorCodeIn...))
+	}
+	if len(i.ErrorCodeNotIn) > 0 {
+		predicates = append(predicates, jobitem.ErrorCodeNotIn(i.ErrorCodeNotIn...))
+	}
+	if i.ErrorCodeGT != nil {
+		predicates = append(predicates, jobitem.ErrorCodeGT(*i.ErrorCodeGT))
+	}
+	if i.ErrorCodeGTE != nil {
+		predicates = append(predicates, jobitem.ErrorCodeGTE(*i.ErrorCodeGTE))
+	}
+	if i.ErrorCodeLT != nil {
+		predicates = append(predicates, jobitem.ErrorCodeLT(*i.ErrorCodeLT))
+	}
+	if i.ErrorCodeLTE != nil {
+		predicates = append(predicates, jobitem.ErrorCodeLTE(*i.ErrorCodeLTE))
+	}
+	if i.ErrorCodeContains != nil {
+		predicates = append(predicates, jobitem.ErrorCodeContains(*i.ErrorCodeContains))
+	}
+	if i.ErrorCodeHasPrefix != nil {
+		predicates = append(predicates, jobitem.ErrorCodeHasPrefix(*i.ErrorCodeHasPrefix))
+	}
+	if i.ErrorCodeHasSuffix != nil {
+		predicates = append(predicates, jobitem.ErrorCodeHasSuffix(*i.ErrorCodeHasSuffix))
+	}
+	if i.ErrorCodeIsNil {
+		predicates = append(predicates, jobitem.ErrorCodeIsNil())
+	}
+	if i.ErrorCodeNotNil {
+		predicates = append(predicates, jobitem.ErrorCodeNotNil())
+	}
+	if i.ErrorCodeEqualFold != nil {
+		predicates = append(predicates, jobitem.ErrorCodeEqualFold(*i.ErrorCodeEqualFold))
+	}
+	if i.ErrorCodeContainsFold != nil {
+		predicates = append(predicates, jobitem.ErrorCodeContainsFold(*i.ErrorCodeContainsFold))
+	}
+	if i.ErrorMessage != nil {
+		predicates = append(predicates, jobitem.ErrorMessageEQ(*i.ErrorMessage))
+	}
+	if i.ErrorMessageNEQ != nil {
+		predicates = append(predicates, jobitem.ErrorMessageNEQ(*i.ErrorMessageNEQ))
+	}
+	if len(i.ErrorMessageIn) > 0 {
+		predicates = append(predicates, jobitem.ErrorMessageIn(i.ErrorMessageIn...))
+	}
+	if len(i.ErrorMessageNotIn) > 0 {
+		predicates = append(predicates, jobitem.ErrorMessageNotIn(i.ErrorMessageNotIn...))
+	}
+	if i.ErrorMessageGT != nil {
+		predicates = append(predicates, jobitem.ErrorMessageGT(*i.ErrorMessageGT))
+	}
+	if i.ErrorMessageGTE != nil {
+		predicates = append(predicates, jobitem.ErrorMessageGTE(*i.ErrorMessageGTE))
+	}
+	if i.ErrorMessageLT != nil {
+		predicates = append(predicates, jobitem.ErrorMessageLT(*i.ErrorMessageLT))
+	}
+	if i.ErrorMessageLTE != nil {
+		predicates = append(predicates, jobitem.ErrorMessageLTE(*i.ErrorMessageLTE))
+	}
+	if i.ErrorMessageContains != nil {
+		predicates = append(predicates, jobitem.ErrorMessageContains(*i.ErrorMessageContains))
+	}
+	if i.ErrorMessageHasPrefix != nil {
+		predicates = append(predicates, jobitem.ErrorMessageHasPrefix(*i.ErrorMessageHasPrefix))
+	}
+	if i.ErrorMessageHasSuffix != nil {
+		predicates = append(predicates, jobitem.ErrorMessageHasSuffix(*i.ErrorMessageHasSuffix))
+	}
+	if i.ErrorMessageIsNil {
+		predicates = append(predicates, jobitem.ErrorMessageIsNil())
+	}
+	if i.ErrorMessageNotNil {
+		predicates = append(predicates, jobitem.ErrorMessageNotNil())
+	}
+	if i.ErrorMessageEqualFold != nil {
+		predicates = append(predicates, jobitem.ErrorMessageEqualFold(*i.ErrorMessageEqualFold))
+	}
+	if i.ErrorMessageContainsFold != nil {
+		predicates = append(predicates, jobitem.ErrorMessageContainsFold(*i.ErrorMessageContainsFold))
+	}
+
+	if i.HasJob != nil {
+		p := jobitem.HasJob()
+		if !*i.HasJob {
+			p = jobitem.Not(p)
+		}
+		predicates = append(predicates, p)
+	}
+	if len(i.HasJobWith) > 0 {
+		with := make([]predicate.Job, 0, len(i.HasJobWith))
+		for _, w := range i.HasJobWith {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'HasJobWith'", err)
+			}
+			with = append(with, p)
+		}
+		predicates = append(predicates, jobitem.HasJobWith(with...))
+	}
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyJobItemWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return jobitem.And(predicates...), nil
+	}
+}
+
+// NotificationWhereInput represents a where input for filtering Notification queries.
+type NotificationWhereInput struct {
+	Predicates []predicate.Notification  `json:"-"`
+	Not        *NotificationWhereInput   `json:"not,omitempty"`
+	Or         []*NotificationWhereInput `json:"or,omitempty"`
+	And        []*NotificationWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *pulid.ID  `json:"id,omitempty"`
+	IDNEQ   *pulid.ID  `json:"idNEQ,omitempty"`
+	IDIn    []pulid.ID `json:"idIn,omitempty"`
+	IDNotIn []pulid.ID `json:"idNotIn,omitempty"`
+	IDGT    *pulid.ID  `json:"idGT,omitempty"`
+	IDGTE   *pulid.ID  `json:"idGTE,omitempty"`
+	IDLT    *pulid.ID  `json:"idLT,omitempty"`
+	IDLTE   *pulid.ID  `json:"idLTE,omitempty"`
+
+	// "created_at" field predicates.
+	CreatedAt      *time.Time  `json:"createdAt,omitempty"`
+	CreatedAtNEQ   *time.Time  `json:"createdAtNEQ,omitempty"`
+	CreatedAtIn    []time.Time `json:"createdAtIn,omitempty"`
+	CreatedAtNotIn []time.Time `json:"createdAtNotIn,omitempty"`
+	CreatedAtGT    *time.Time  `json:"createdAtGT,omitempty"`
+	CreatedAtGTE   *time.Time  `json:"createdAtGTE,omitempty"`
+	CreatedAtLT    *time.Time  `json:"createdAtLT,omitempty"`
+	CreatedAtLTE   *time.Time  `json:"createdAtLTE,omitempty"`
+
+	// "updated_at" field predicates.
+	UpdatedAt      *time.Time  `json:"updatedAt,omitempty"`
+	UpdatedAtNEQ   *time.Time  `json:"updatedAtNEQ,omitempty"`
+	UpdatedAtIn    []time.Time `json:"updatedAtIn,omitempty"`
+	UpdatedAtNotIn []time.Time `json:"updatedAtNotIn,omitempty"`
+	UpdatedAtGT    *time.Time  `json:"updatedAtGT,omitempty"`
+	UpdatedAtGTE   *time.Time  `json:"updatedAtGTE,omitempty"`
+	UpdatedAtLT    *time.Time  `json:"updatedAtLT,omitempty"`
+	UpdatedAtLTE   *time.Time  `json:"updatedAtLTE,omitempty"`
+
+	// "user_id" field predicates.
+	UserID             *pulid.ID  `json:"userID,omitempty"`
+	UserIDNEQ          *pulid.ID  `json:"userIDNEQ,omitempty"`
+	UserIDIn           []pulid.ID `json:"userIDIn,omitempty"`
+	UserIDNotIn        []pulid.ID `json:"userIDNotIn,omitempty"`
+	UserIDGT           *pulid.ID  `json:"userIDGT,omitempty"`
+	UserIDGTE          *pulid.ID  `json:"userIDGTE,omitempty"`
+	UserIDLT           *pulid.ID  `json:"userIDLT,omitempty"`
+	UserIDLTE          *pulid.ID  `json:"userIDLTE,omitempty"`
+	UserIDContains     *pulid.ID  `json:"userIDContains,omitempty"`
+	UserIDHasPrefix    *pulid.ID  `json:"userIDHasPrefix,omitempty"`
+	UserIDHasSuffix    *pulid.ID  `json:"userIDHasSuffix,omitempty"`
+	UserIDIsNil        bool       `json:"userIDIsNil,omitempty"`
+	UserIDNotNil       bool       `json:"userIDNotNil,omitempty"`
+	UserIDEqualFold    *pulid.ID  `json:"userIDEqualFold,omitempty"`
+	UserIDContainsFold *pulid.ID  `json:"userIDContainsFold,omitempty"`
+
+	// "kind" field predicates.
+	Kind             *string  `json:"kind,omitempty"`
+	KindNEQ          *string  `json:"kindNEQ,omitempty"`
+	KindIn           []string `json:"kindIn,omitempty"`
+	KindNotIn        []string `json:"kindNotIn,omitempty"`
+	KindGT           *string  `json:"kindGT,omitempty"`
+	KindGTE          *string  `json:"kindGTE,omitempty"`
+	KindLT           *string  `json:"kindLT,omitempty"`
+	KindLTE          *string  `json:"kindLTE,omitempty"`
+	KindContains     *string  `json:"kindContains,omitempty"`
+	KindHasPrefix    *string  `json:"kindHasPrefix,omitempty"`
+	KindHasSuffix    *string  `json:"kindHasSuffix,omitempty"`
+	KindEqualFold    *string  `json:"kindEqualFold,omitempty"`
+	KindContainsFold *string  `json:"kindContainsFold,omitempty"`
+
+	// "message" field predicates.
+	Message             *string  `json:"message,omitempty"`
+	MessageNEQ          *string  `json:"messageNEQ,omitempty"`
+	MessageIn           []string `json:"messageIn,omitempty"`
+	MessageNotIn        []string `json:"messageNotIn,omitempty"`
+	MessageGT           *string  `json:"messageGT,omitempty"`
+	MessageGTE          *string  `json:"messageGTE,omitempty"`
+	MessageLT           *string  `json:"messageLT,omitempty"`
+	MessageLTE          *string  `json:"messageLTE,omitempty"`
+	MessageContains     *string  `json:"messageContains,omitempty"`
+	MessageHasPrefix    *string  `json:"messageHasPrefix,omitempty"`
+	MessageHasSuffix    *string  `json:"messageHasSuffix,omitempty"`
+	MessageEqualFold    *string  `json:"messageEqualFold,omitempty"`
+	MessageContainsFold *string  `json:"messageContainsFold,omitempty"`
+
+	// "delivered_at" field predicates.
+	DeliveredAt       *time.Time  `json:"deliveredAt,omitempty"`
+	DeliveredAtNEQ    *time.Time  `json:"deliveredAtNEQ,omitempty"`
+	DeliveredAtIn     []time.Time `json:"deliveredAtIn,omitempty"`
+	DeliveredAtNotIn  []time.Time `json:"deliveredAtNotIn,omitempty"`
+	DeliveredAtGT     *time.Time  `json:"deliveredAtGT,omitempty"`
+	DeliveredAtGTE    *time.Time  `json:"deliveredAtGTE,omitempty"`
+	DeliveredAtLT     *time.Time  `json:"deliveredAtLT,omitempty"`
+	DeliveredAtLTE    *time.Time  `json:"deliveredAtLTE,omitempty"`
+	DeliveredAtIsNil  bool        `json:"deliveredAtIsNil,omitempty"`
+	DeliveredAtNotNil bool        `json:"deliveredAtNotNil,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *NotificationWhereInput) AddPredicates(predicates ...predicate.Notification) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the NotificationWhereInput filter on the NotificationQuery builder.
+func (i *NotificationWhereInput) Filter(q *NotificationQuery) (*NotificationQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyNotificationWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyNotificationWhereInput is returned in case the NotificationWhereInput is empty.
+var ErrEmptyNotificationWhereInput = errors.New("ent: empty predicate NotificationWhereInput")
+
+// P returns a predicate for filtering notifications.
+// An error is returned if the input is empty or invalid.
+func (i *NotificationWhereInput) P() (predicate.Notification, error) {
+	var predicates []predicate.Notification
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, notification.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.Notification, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, notification.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.Notification, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, notification.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, notification.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, notification.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, notification.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, notification.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, notification.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, notification.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, notification.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, notification.IDLTE(*i.IDLTE))
+	}
+	if i.CreatedAt != nil {
+		predicates = append(predicates, notification.CreatedAtEQ(*i.CreatedAt))
+	}
+	if i.CreatedAtNEQ != nil {
+		predicates = append(predicates, notification.CreatedAtNEQ(*i.CreatedAtNEQ))
+	}
+	if len(i.CreatedAtIn) > 0 {
+		predicates = append(predicates, notification.CreatedAtIn(i.CreatedAtIn...))
+	}
+	if len(i.CreatedAtNotIn) > 0 {
+		predicates = append(predicates, notification.CreatedAtNotIn(i.CreatedAtNotIn...))
+	}
+	if i.CreatedAtGT != nil {
+		predicates = append(predicates, notification.CreatedAtGT(*i.CreatedAtGT))
+	}
+	if i.CreatedAtGTE != nil {
+		predicates = append(predicates, notification.CreatedAtGTE(*i.CreatedAtGTE))
+	}
+	if i.CreatedAtLT != nil {
+		predicates = append(predicates, notification.CreatedAtLT(*i.CreatedAtLT))
+	}
+	if i.CreatedAtLTE != nil {
+		predicates = append(predicates, notification.CreatedAtLTE(*i.CreatedAtLTE))
+	}
+	if i.UpdatedAt != nil {
+		predicates = append(predicates, notification.UpdatedAtEQ(*i.UpdatedAt))
+	}
+	if i.UpdatedAtNEQ != nil {
+		predicates = append(predicates, notification.UpdatedAtNEQ(*i.UpdatedAtNEQ))
+	}
+	if len(i.UpdatedAtIn) > 0 {
+		predicates = append(predicates, notification.UpdatedAtIn(i.UpdatedAtIn...))
+	}
+	if len(i.UpdatedAtNotIn) > 0 {
+		predicates = append(predicates, notification.UpdatedAtNotIn(i.UpdatedAtNotIn...))
+	}
+	if i.UpdatedAtGT != nil {
+		predicates = append(predicates, notification.UpdatedAtGT(*i.UpdatedAtGT))
+	}
+	if i.UpdatedAtGTE != nil {
+		predicates = append(predicates, notification.UpdatedAtGTE(*i.UpdatedAtGTE))
+	}
+	if i.UpdatedAtLT != nil {
+		predicates = append(predicates, notification.UpdatedAtLT(*i.UpdatedAtLT))
+	}
+	if i.UpdatedAtLTE != nil {
+		predicates = append(predicates, notification.UpdatedAtLTE(*i.UpdatedAtLTE))
+	}
+	if i.UserID != nil {
+		predicates = append(predicates, notification.UserIDEQ(*i.UserID))
+	}
+	if i.UserIDNEQ != nil {
+		predicates = append(predicates, notification.UserIDNEQ(*i.UserIDNEQ))
+	}
+	if len(i.UserIDIn) > 0 {
+		predicates = append(predicates, notification.UserIDIn(i.UserIDIn...))
+	}
+	if len(i.UserIDNotIn) > 0 {
+		predicates = append(predicates, notification.UserIDNotIn(i.UserIDNotIn...))
+	}
+	if i.UserIDGT != nil {
+		predicates = append(predicates, notification.UserIDGT(*i.UserIDGT))
+	}
+	if i.UserIDGTE != nil {
+		predicates = append(predicates, notification.UserIDGTE(*i.UserIDGTE))
+	}
+	if i.UserIDLT != nil {
+		predicates = append(predicates, notification.UserIDLT(*i.UserIDLT))
+	}
+	if i.UserIDLTE != nil {
+		predicates = append(predicates, notification.UserIDLTE(*i.UserIDLTE))
+	}
+	if i.UserIDContains != nil {
+		predicates = append(predicates, notification.UserIDContains(*i.UserIDContains))
+	}
+	if i.UserIDHasPrefix != nil {
+		predicates = append(predicates, notification.UserIDHasPrefix(*i.UserIDHasPrefix))
+	}
+	if i.UserIDHasSuffix != nil {
+		predicates = append(predicates, notification.UserIDHasSuffix(*i.UserIDHasSuffix))
+	}
+	if i.UserIDIsNil {
+		predicates = append(predicates, notification.UserIDIsNil())
+	}
+	if i.UserIDNotNil {
+		predicates = append(predicates, notification.UserIDNotNil())
+	}
+	if i.UserIDEqualFold != nil {
+		predicates = append(predicates, notification.UserIDEqualFold(*i.UserIDEqualFold))
+	}
+	if i.UserIDContainsFold != nil {
+		predicates = append(predicates, notification.UserIDContainsFold(*i.UserIDContainsFold))
+	}
+	if i.Kind != nil {
+		predicates = append(predicates, notification.KindEQ(*i.Kind))
+	}
+	if i.KindNEQ != nil {
+		predicates = append(predicates, notification.KindNEQ(*i.KindNEQ))
+	}
+	if len(i.KindIn) > 0 {
+		predicates = append(predicates, notification.KindIn(i.KindIn...))
+	}
+	if len(i.KindNotIn) > 0 {
+		predicates = append(predicates, notification.KindNotIn(i.KindNotIn...))
+	}
+	if i.KindGT != nil {
+		predicates = append(predicates, notification.KindGT(*i.KindGT))
+	}
+	if i.KindGTE != nil {
+		predicates = append(predicates, notification.KindGTE(*i.KindGTE))
+	}
+	if i.KindLT != nil {
+		predicates = append(predicates, notification.KindLT(*i.KindLT))
+	}
+	if i.KindLTE != nil {
+		predicates = append(predicates, notification.KindLTE(*i.KindLTE))
+	}
+	if i.KindContains != nil {
+		predicates = append(predicates, notification.KindContains(*i.KindContains))
+	}
+	if i.KindHasPrefix != nil {
+		predicates = append(predicates, notification.KindHasPrefix(*i.KindHasPrefix))
+	}
+	if i.KindHasSuffix != nil {
+		predicates = append(predicates, notification.KindHasSuffix(*i.KindHasSuffix))
+	}
+	if i.KindEqualFold != nil {
+		predicates = append(predicates, notification.KindEqualFold(*i.KindEqualFold))
+	}
+	if i.KindContainsFold != nil {
+		predicates = append(predicates, notification.KindContainsFold(*i.KindContainsFold))
+	}
+	if i.Message != nil {
+		predicates = append(predicates, notification.MessageEQ(*i.Message))
+	}
+	if i.MessageNEQ != nil {
+		predicates = append(predicates, notification.MessageNEQ(*i.MessageNEQ))
+	}
+	if len(i.MessageIn) > 0 {
+		predicates = append(predicates, notification.MessageIn(i.MessageIn...))
+	}
+	if len(i.MessageNotIn) > 0 {
+		predicates = append(predicates, notification.MessageNotIn(i.MessageNotIn...))
+	}
+	if i.MessageGT != nil {
+		predicates = append(predicates, notification.MessageGT(*i.MessageGT))
+	}
+	if i.MessageGTE != nil {
+		predicates = append(predicates, notification.MessageGTE(*i.MessageGTE))
+	}
+	if i.MessageLT != nil {
+		predicates = append(predicates, notification.MessageLT(*i.MessageLT))
+	}
+	if i.MessageLTE != nil {
+		predicates = append(predicates, notification.MessageLTE(*i.MessageLTE))
+	}
+	if i.MessageContains != nil {
+		predicates = append(predicates, notification.MessageContains(*i.MessageContains))
+	}
+	if i.MessageHasPrefix != nil {
+		predicates = append(predicates, notification.MessageHasPrefix(*i.MessageHasPrefix))
+	}
+	if i.MessageHasSuffix != nil {
+		predicates = append(predicates, notification.MessageHasSuffix(*i.MessageHasSuffix))
+	}
+	if i.MessageEqualFold != nil {
+		predicates = append(predicates, notification.MessageEqualFold(*i.MessageEqualFold))
+	}
+	if i.MessageContainsFold != nil {
+		predicates = append(predicates, notification.MessageContainsFold(*i.MessageContainsFold))
+	}
+	if i.DeliveredAt != nil {
+		predicates = append(predicates, notification.DeliveredAtEQ(*i.DeliveredAt))
+	}
+	if i.DeliveredAtNEQ != nil {
+		predicates = append(predicates, notification.DeliveredAtNEQ(*i.DeliveredAtNEQ))
+	}
+	if len(i.DeliveredAtIn) > 0 {
+		predicates = append(predicates, notification.DeliveredAtIn(i.DeliveredAtIn...))
+	}
+	if len(i.DeliveredAtNotIn) > 0 {
+		predicates = append(predicates, notification.DeliveredAtNotIn(i.DeliveredAtNotIn...))
+	}
+	if i.DeliveredAtGT != nil {
+		predicates = append(predicates, notification.DeliveredAtGT(*i.DeliveredAtGT))
+	}
+	if i.DeliveredAtGTE != nil {
+		predicates = append(predicates, notification.DeliveredAtGTE(*i.DeliveredAtGTE))
+	}
+	if i.DeliveredAtLT != nil {
+		predicates = append(predicates, notification.DeliveredAtLT(*i.DeliveredAtLT))
+	}
+	if i.DeliveredAtLTE != nil {
+		predicates = append(predicates, notification.DeliveredAtLTE(*i.DeliveredAtLTE))
+	}
+	if i.DeliveredAtIsNil {
+		predicates = append(predicates, notification.DeliveredAtIsNil())
+	}
+	if i.DeliveredAtNotNil {
+		predicates = append(predicates, notification.DeliveredAtNotNil())
+	}
+
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyNotificationWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return notification.And(predicates...), nil
+	}
+}
 
 // OrganizationWhereInput represents a where input for filtering Organization queries.
 type OrganizationWhereInput struct {
@@ -327,6 +3157,878 @@ func (i *OrganizationWhereInput) P() (predicate.Organization, error) {
 		return predicates[0], nil
 	default:
 		return organization.And(predicates...), nil
+	}
+}
+
+// RemoteLinkWhereInput represents a where input for filtering RemoteLink queries.
+type RemoteLinkWhereInput struct {
+	Predicates []predicate.RemoteLink  `json:"-"`
+	Not        *RemoteLinkWhereInput   `json:"not,omitempty"`
+	Or         []*RemoteLinkWhereInput `json:"or,omitempty"`
+	And        []*RemoteLinkWhereInput `json:"and,omitempty"`
+
+	// "id" field predicates.
+	ID      *pulid.ID  `json:"id,omitempty"`
+	IDNEQ   *pulid.ID  `json:"idNEQ,omitempty"`
+	IDIn    []pulid.ID `json:"idIn,omitempty"`
+	IDNotIn []pulid.ID `json:"idNotIn,omitempty"`
+	IDGT    *pulid.ID  `json:"idGT,omitempty"`
+	IDGTE   *pulid.ID  `json:"idGTE,omitempty"`
+	IDLT    *pulid.ID  `json:"idLT,omitempty"`
+	IDLTE   *pulid.ID  `json:"idLTE,omitempty"`
+
+	// "created_at" field predicates.
+	CreatedAt      *time.Time  `json:"createdAt,omitempty"`
+	CreatedAtNEQ   *time.Time  `json:"createdAtNEQ,omitempty"`
+	CreatedAtIn    []time.Time `json:"createdAtIn,omitempty"`
+	CreatedAtNotIn []time.Time `json:"createdAtNotIn,omitempty"`
+	CreatedAtGT    *time.Time  `json:"createdAtGT,omitempty"`
+	CreatedAtGTE   *time.Time  `json:"createdAtGTE,omitempty"`
+	CreatedAtLT    *time.Time  `json:"createdAtLT,omitempty"`
+	CreatedAtLTE   *time.Time  `json:"createdAtLTE,omitempty"`
+
+	// "updated_at" field predicates.
+	UpdatedAt      *time.Time  `json:"updatedAt,omitempty"`
+	UpdatedAtNEQ   *time.Time  `json:"updatedAtNEQ,omitempty"`
+	UpdatedAtIn    []time.Time `json:"updatedAtIn,omitempty"`
+	UpdatedAtNotIn []time.Time `json:"updatedAtNotIn,omitempty"`
+	UpdatedAtGT    *time.Time  `json:"updatedAtGT,omitempty"`
+	UpdatedAtGTE   *time.Time  `json:"updatedAtGTE,omitempty"`
+	UpdatedAtLT    *time.Time  `json:"updatedAtLT,omitempty"`
+	UpdatedAtLTE   *time.Time  `json:"updatedAtLTE,omitempty"`
+
+	// "integration_id" field predicates.
+	IntegrationID             *pulid.ID  `json:"integrationID,omitempty"`
+	IntegrationIDNEQ          *pulid.ID  `json:"integrationIDNEQ,omitempty"`
+	IntegrationIDIn           []pulid.ID `json:"integrationIDIn,omitempty"`
+	IntegrationIDNotIn        []pulid.ID `json:"integrationIDNotIn,omitempty"`
+	IntegrationIDGT           *pulid.ID  `json:"integrationIDGT,omitempty"`
+	IntegrationIDGTE          *pulid.ID  `json:"integrationIDGTE,omitempty"`
+	IntegrationIDLT           *pulid.ID  `json:"integrationIDLT,omitempty"`
+	IntegrationIDLTE          *pulid.ID  `json:"integrationIDLTE,omitempty"`
+	IntegrationIDContains     *pulid.ID  `json:"integrationIDContains,omitempty"`
+	IntegrationIDHasPrefix    *pulid.ID  `json:"integrationIDHasPrefix,omitempty"`
+	IntegrationIDHasSuffix    *pulid.ID  `json:"integrationIDHasSuffix,omitempty"`
+	IntegrationIDEqualFold    *pulid.ID  `json:"integrationIDEqualFold,omitempty"`
+	IntegrationIDContainsFold *pulid.ID  `json:"integrationIDContainsFold,omitempty"`
+
+	// "user_id" field predicates.
+	UserID             *pulid.ID  `json:"userID,omitempty"`
+	UserIDNEQ          *pulid.ID  `json:"userIDNEQ,omitempty"`
+	UserIDIn           []pulid.ID `json:"userIDIn,omitempty"`
+	UserIDNotIn        []pulid.ID `json:"userIDNotIn,omitempty"`
+	UserIDGT           *pulid.ID  `json:"userIDGT,omitempty"`
+	UserIDGTE          *pulid.ID  `json:"userIDGTE,omitempty"`
+	UserIDLT           *pulid.ID  `json:"userIDLT,omitempty"`
+	UserIDLTE          *pulid.ID  `json:"userIDLTE,omitempty"`
+	UserIDContains     *pulid.ID  `json:"userIDContains,omitempty"`
+	UserIDHasPrefix    *pulid.ID  `json:"userIDHasPrefix,omitempty"`
+	UserIDHasSuffix    *pulid.ID  `json:"userIDHasSuffix,omitempty"`
+	UserIDIsNil        bool       `json:"userIDIsNil,omitempty"`
+	UserIDNotNil       bool       `json:"userIDNotNil,omitempty"`
+	UserIDEqualFold    *pulid.ID  `json:"userIDEqualFold,omitempty"`
+	UserIDContainsFold *pulid.ID  `json:"userIDContainsFold,omitempty"`
+
+	// "kind" field predicates.
+	Kind      *remotelink.Kind  `json:"kind,omitempty"`
+	KindNEQ   *remotelink.Kind  `json:"kindNEQ,omitempty"`
+	KindIn    []remotelink.Kind `json:"kindIn,omitempty"`
+	KindNotIn []remotelink.Kind `json:"kindNotIn,omitempty"`
+
+	// "remote_id" field predicates.
+	RemoteID             *string  `json:"remoteID,omitempty"`
+	RemoteIDNEQ          *string  `json:"remoteIDNEQ,omitempty"`
+	RemoteIDIn           []string `json:"remoteIDIn,omitempty"`
+	RemoteIDNotIn        []string `json:"remoteIDNotIn,omitempty"`
+	RemoteIDGT           *string  `json:"remoteIDGT,omitempty"`
+	RemoteIDGTE          *string  `json:"remoteIDGTE,omitempty"`
+	RemoteIDLT           *string  `json:"remoteIDLT,omitempty"`
+	RemoteIDLTE          *string  `json:"remoteIDLTE,omitempty"`
+	RemoteIDContains     *string  `json:"remoteIDContains,omitempty"`
+	RemoteIDHasPrefix    *string  `json:"remoteIDHasPrefix,omitempty"`
+	RemoteIDHasSuffix    *string  `json:"remoteIDHasSuffix,omitempty"`
+	RemoteIDIsNil        bool     `json:"remoteIDIsNil,omitempty"`
+	RemoteIDNotNil       bool     `json:"remoteIDNotNil,omitempty"`
+	RemoteIDEqualFold    *string  `json:"remoteIDEqualFold,omitempty"`
+	RemoteIDContainsFold *string  `json:"remoteIDContainsFold,omitempty"`
+
+	// "upn" field predicates.
+	Upn             *string  `json:"upn,omitempty"`
+	UpnNEQ          *string  `json:"upnNEQ,omitempty"`
+	UpnIn           []string `json:"upnIn,omitempty"`
+	UpnNotIn        []string `json:"upnNotIn,omitempty"`
+	UpnGT           *string  `json:"upnGT,omitempty"`
+	UpnGTE          *string  `json:"upnGTE,omitempty"`
+	UpnLT           *string  `json:"upnLT,omitempty"`
+	UpnLTE          *string  `json:"upnLTE,omitempty"`
+	UpnContains     *string  `json:"upnContains,omitempty"`
+	UpnHasPrefix    *string  `json:"upnHasPrefix,omitempty"`
+	UpnHasSuffix    *string  `json:"upnHasSuffix,omitempty"`
+	UpnIsNil        bool     `json:"upnIsNil,omitempty"`
+	UpnNotNil       bool     `json:"upnNotNil,omitempty"`
+	UpnEqualFold    *string  `json:"upnEqualFold,omitempty"`
+	UpnContainsFold *string  `json:"upnContainsFold,omitempty"`
+
+	// "status" field predicates.
+	Status      *remotelink.Status  `json:"status,omitempty"`
+	StatusNEQ   *remotelink.Status  `json:"statusNEQ,omitempty"`
+	StatusIn    []remotelink.Status `json:"statusIn,omitempty"`
+	StatusNotIn []remotelink.Status `json:"statusNotIn,omitempty"`
+
+	// "remote_enabled" field predicates.
+	RemoteEnabled       *bool `json:"remoteEnabled,omitempty"`
+	RemoteEnabledNEQ    *bool `json:"remoteEnabledNEQ,omitempty"`
+	RemoteEnabledIsNil  bool  `json:"remoteEnabledIsNil,omitempty"`
+	RemoteEnabledNotNil bool  `json:"remoteEnabledNotNil,omitempty"`
+
+	// "taken_over" field predicates.
+	TakenOver    *bool `json:"takenOver,omitempty"`
+	TakenOverNEQ *bool `json:"takenOverNEQ,omitempty"`
+
+	// "remote_created_at" field predicates.
+	RemoteCreatedAt       *time.Time  `json:"remoteCreatedAt,omitempty"`
+	RemoteCreatedAtNEQ    *time.Time  `json:"remoteCreatedAtNEQ,omitempty"`
+	RemoteCreatedAtIn     []time.Time `json:"remoteCreatedAtIn,omitempty"`
+	RemoteCreatedAtNotIn  []time.Time `json:"remoteCreatedAtNotIn,omitempty"`
+	RemoteCreatedAtGT     *time.Time  `json:"remoteCreatedAtGT,omitempty"`
+	RemoteCreatedAtGTE    *time.Time  `json:"remoteCreatedAtGTE,omitempty"`
+	RemoteCreatedAtLT     *time.Time  `json:"remoteCreatedAtLT,omitempty"`
+	RemoteCreatedAtLTE    *time.Time  `json:"remoteCreatedAtLTE,omitempty"`
+	RemoteCreatedAtIsNil  bool        `json:"remoteCreatedAtIsNil,omitempty"`
+	RemoteCreatedAtNotNil bool        `json:"remoteCreatedAtNotNil,omitempty"`
+
+	// "status_reason" field predicates.
+	StatusReason             *string  `json:"statusReason,omitempty"`
+	StatusReasonNEQ          *string  `json:"statusReasonNEQ,omitempty"`
+	StatusReasonIn           []string `json:"statusReasonIn,omitempty"`
+	StatusReasonNotIn        []string `json:"statusReasonNotIn,omitempty"`
+	StatusReasonGT           *string  `json:"statusReasonGT,omitempty"`
+	StatusReasonGTE          *string  `json:"statusReasonGTE,omitempty"`
+	StatusReasonLT           *string  `json:"statusReasonLT,omitempty"`
+	StatusReasonLTE          *string  `json:"statusReasonLTE,omitempty"`
+	StatusReasonContains     *string  `json:"statusReasonContains,omitempty"`
+	StatusReasonHasPrefix    *string  `json:"statusReasonHasPrefix,omitempty"`
+	StatusReasonHasSuffix    *string  `json:"statusReasonHasSuffix,omitempty"`
+	StatusReasonIsNil        bool     `json:"statusReasonIsNil,omitempty"`
+	StatusReasonNotNil       bool     `json:"statusReasonNotNil,omitempty"`
+	StatusReasonEqualFold    *string  `json:"statusReasonEqualFold,omitempty"`
+	StatusReasonContainsFold *string  `json:"statusReasonContainsFold,omitempty"`
+
+	// "last_error_code" field predicates.
+	LastErrorCode             *string  `json:"lastErrorCode,omitempty"`
+	LastErrorCodeNEQ          *string  `json:"lastErrorCodeNEQ,omitempty"`
+	LastErrorCodeIn           []string `json:"lastErrorCodeIn,omitempty"`
+	LastErrorCodeNotIn        []string `json:"lastErrorCodeNotIn,omitempty"`
+	LastErrorCodeGT           *string  `json:"lastErrorCodeGT,omitempty"`
+	LastErrorCodeGTE          *string  `json:"lastErrorCodeGTE,omitempty"`
+	LastErrorCodeLT           *string  `json:"lastErrorCodeLT,omitempty"`
+	LastErrorCodeLTE          *string  `json:"lastErrorCodeLTE,omitempty"`
+	LastErrorCodeContains     *string  `json:"lastErrorCodeContains,omitempty"`
+	LastErrorCodeHasPrefix    *string  `json:"lastErrorCodeHasPrefix,omitempty"`
+	LastErrorCodeHasSuffix    *string  `json:"lastErrorCodeHasSuffix,omitempty"`
+	LastErrorCodeIsNil        bool     `json:"lastErrorCodeIsNil,omitempty"`
+	LastErrorCodeNotNil       bool     `json:"lastErrorCodeNotNil,omitempty"`
+	LastErrorCodeEqualFold    *string  `json:"lastErrorCodeEqualFold,omitempty"`
+	LastErrorCodeContainsFold *string  `json:"lastErrorCodeContainsFold,omitempty"`
+
+	// "last_error_message" field predicates.
+	LastErrorMessage             *string  `json:"lastErrorMessage,omitempty"`
+	LastErrorMessageNEQ          *string  `json:"lastErrorMessageNEQ,omitempty"`
+	LastErrorMessageIn           []string `json:"lastErrorMessageIn,omitempty"`
+	LastErrorMessageNotIn        []string `json:"lastErrorMessageNotIn,omitempty"`
+	LastErrorMessageGT           *string  `json:"lastErrorMessageGT,omitempty"`
+	LastErrorMessageGTE          *string  `json:"lastErrorMessageGTE,omitempty"`
+	LastErrorMessageLT           *string  `json:"lastErrorMessageLT,omitempty"`
+	LastErrorMessageLTE          *string  `json:"lastErrorMessageLTE,omitempty"`
+	LastErrorMessageContains     *string  `json:"lastErrorMessageContains,omitempty"`
+	LastErrorMessageHasPrefix    *string  `json:"lastErrorMessageHasPrefix,omitempty"`
+	LastErrorMessageHasSuffix    *string  `json:"lastErrorMessageHasSuffix,omitempty"`
+	LastErrorMessageIsNil        bool     `json:"lastErrorMessageIsNil,omitempty"`
+	LastErrorMessageNotNil       bool     `json:"lastErrorMessageNotNil,omitempty"`
+	LastErrorMessageEqualFold    *string  `json:"lastErrorMessageEqualFold,omitempty"`
+	LastErrorMessageContainsFold *string  `json:"lastErrorMessageContainsFold,omitempty"`
+
+	// "last_error_request_id" field predicates.
+	LastErrorRequestID             *string  `json:"lastErrorRequestID,omitempty"`
+	LastErrorRequestIDNEQ          *string  `json:"lastErrorRequestIDNEQ,omitempty"`
+	LastErrorRequestIDIn           []string `json:"lastErrorRequestIDIn,omitempty"`
+	LastErrorRequestIDNotIn        []string `json:"lastErrorRequestIDNotIn,omitempty"`
+	LastErrorRequestIDGT           *string  `json:"lastErrorRequestIDGT,omitempty"`
+	LastErrorRequestIDGTE          *string  `json:"lastErrorRequestIDGTE,omitempty"`
+	LastErrorRequestIDLT           *string  `json:"lastErrorRequestIDLT,omitempty"`
+	LastErrorRequestIDLTE          *string  `json:"lastErrorRequestIDLTE,omitempty"`
+	LastErrorRequestIDContains     *string  `json:"lastErrorRequestIDContains,omitempty"`
+	LastErrorRequestIDHasPrefix    *string  `json:"lastErrorRequestIDHasPrefix,omitempty"`
+	LastErrorRequestIDHasSuffix    *string  `json:"lastErrorRequestIDHasSuffix,omitempty"`
+	LastErrorRequestIDIsNil        bool     `json:"lastErrorRequestIDIsNil,omitempty"`
+	LastErrorRequestIDNotNil       bool     `json:"lastErrorRequestIDNotNil,omitempty"`
+	LastErrorRequestIDEqualFold    *string  `json:"lastErrorRequestIDEqualFold,omitempty"`
+	LastErrorRequestIDContainsFold *string  `json:"lastErrorRequestIDContainsFold,omitempty"`
+
+	// "last_synced_at" field predicates.
+	LastSyncedAt       *time.Time  `json:"lastSyncedAt,omitempty"`
+	LastSyncedAtNEQ    *time.Time  `json:"lastSyncedAtNEQ,omitempty"`
+	LastSyncedAtIn     []time.Time `json:"lastSyncedAtIn,omitempty"`
+	LastSyncedAtNotIn  []time.Time `json:"lastSyncedAtNotIn,omitempty"`
+	LastSyncedAtGT     *time.Time  `json:"lastSyncedAtGT,omitempty"`
+	LastSyncedAtGTE    *time.Time  `json:"lastSyncedAtGTE,omitempty"`
+	LastSyncedAtLT     *time.Time  `json:"lastSyncedAtLT,omitempty"`
+	LastSyncedAtLTE    *time.Time  `json:"lastSyncedAtLTE,omitempty"`
+	LastSyncedAtIsNil  bool        `json:"lastSyncedAtIsNil,omitempty"`
+	LastSyncedAtNotNil bool        `json:"lastSyncedAtNotNil,omitempty"`
+
+	// "integration" edge predicates.
+	HasIntegration     *bool                    `json:"hasIntegration,omitempty"`
+	HasIntegrationWith []*IntegrationWhereInput `json:"hasIntegrationWith,omitempty"`
+
+	// "user" edge predicates.
+	HasUser     *bool             `json:"hasUser,omitempty"`
+	HasUserWith []*UserWhereInput `json:"hasUserWith,omitempty"`
+}
+
+// AddPredicates adds custom predicates to the where input to be used during the filtering phase.
+func (i *RemoteLinkWhereInput) AddPredicates(predicates ...predicate.RemoteLink) {
+	i.Predicates = append(i.Predicates, predicates...)
+}
+
+// Filter applies the RemoteLinkWhereInput filter on the RemoteLinkQuery builder.
+func (i *RemoteLinkWhereInput) Filter(q *RemoteLinkQuery) (*RemoteLinkQuery, error) {
+	if i == nil {
+		return q, nil
+	}
+	p, err := i.P()
+	if err != nil {
+		if err == ErrEmptyRemoteLinkWhereInput {
+			return q, nil
+		}
+		return nil, err
+	}
+	return q.Where(p), nil
+}
+
+// ErrEmptyRemoteLinkWhereInput is returned in case the RemoteLinkWhereInput is empty.
+var ErrEmptyRemoteLinkWhereInput = errors.New("ent: empty predicate RemoteLinkWhereInput")
+
+// P returns a predicate for filtering remotelinks.
+// An error is returned if the input is empty or invalid.
+func (i *RemoteLinkWhereInput) P() (predicate.RemoteLink, error) {
+	var predicates []predicate.RemoteLink
+	if i.Not != nil {
+		p, err := i.Not.P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'not'", err)
+		}
+		predicates = append(predicates, remotelink.Not(p))
+	}
+	switch n := len(i.Or); {
+	case n == 1:
+		p, err := i.Or[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'or'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		or := make([]predicate.RemoteLink, 0, n)
+		for _, w := range i.Or {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'or'", err)
+			}
+			or = append(or, p)
+		}
+		predicates = append(predicates, remotelink.Or(or...))
+	}
+	switch n := len(i.And); {
+	case n == 1:
+		p, err := i.And[0].P()
+		if err != nil {
+			return nil, fmt.Errorf("%w: field 'and'", err)
+		}
+		predicates = append(predicates, p)
+	case n > 1:
+		and := make([]predicate.RemoteLink, 0, n)
+		for _, w := range i.And {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'and'", err)
+			}
+			and = append(and, p)
+		}
+		predicates = append(predicates, remotelink.And(and...))
+	}
+	predicates = append(predicates, i.Predicates...)
+	if i.ID != nil {
+		predicates = append(predicates, remotelink.IDEQ(*i.ID))
+	}
+	if i.IDNEQ != nil {
+		predicates = append(predicates, remotelink.IDNEQ(*i.IDNEQ))
+	}
+	if len(i.IDIn) > 0 {
+		predicates = append(predicates, remotelink.IDIn(i.IDIn...))
+	}
+	if len(i.IDNotIn) > 0 {
+		predicates = append(predicates, remotelink.IDNotIn(i.IDNotIn...))
+	}
+	if i.IDGT != nil {
+		predicates = append(predicates, remotelink.IDGT(*i.IDGT))
+	}
+	if i.IDGTE != nil {
+		predicates = append(predicates, remotelink.IDGTE(*i.IDGTE))
+	}
+	if i.IDLT != nil {
+		predicates = append(predicates, remotelink.IDLT(*i.IDLT))
+	}
+	if i.IDLTE != nil {
+		predicates = append(predicates, remotelink.IDLTE(*i.IDLTE))
+	}
+	if i.CreatedAt != nil {
+		predicates = append(predicates, remotelink.CreatedAtEQ(*i.CreatedAt))
+	}
+	if i.CreatedAtNEQ != nil {
+		predicates = append(predicates, remotelink.CreatedAtNEQ(*i.CreatedAtNEQ))
+	}
+	if len(i.CreatedAtIn) > 0 {
+		predicates = append(predicates, remotelink.CreatedAtIn(i.CreatedAtIn...))
+	}
+	if len(i.CreatedAtNotIn) > 0 {
+		predicates = append(predicates, remotelink.CreatedAtNotIn(i.CreatedAtNotIn...))
+	}
+	if i.CreatedAtGT != nil {
+		predicates = append(predicates, remotelink.CreatedAtGT(*i.CreatedAtGT))
+	}
+	if i.CreatedAtGTE != nil {
+		predicates = append(predicates, remotelink.CreatedAtGTE(*i.CreatedAtGTE))
+	}
+	if i.CreatedAtLT != nil {
+		predicates = append(predicates, remotelink.CreatedAtLT(*i.CreatedAtLT))
+	}
+	if i.CreatedAtLTE != nil {
+		predicates = append(predicates, remotelink.CreatedAtLTE(*i.CreatedAtLTE))
+	}
+	if i.UpdatedAt != nil {
+		predicates = append(predicates, remotelink.UpdatedAtEQ(*i.UpdatedAt))
+	}
+	if i.UpdatedAtNEQ != nil {
+		predicates = append(predicates, remotelink.UpdatedAtNEQ(*i.UpdatedAtNEQ))
+	}
+	if len(i.UpdatedAtIn) > 0 {
+		predicates = append(predicates, remotelink.UpdatedAtIn(i.UpdatedAtIn...))
+	}
+	if len(i.UpdatedAtNotIn) > 0 {
+		predicates = append(predicates, remotelink.UpdatedAtNotIn(i.UpdatedAtNotIn...))
+	}
+	if i.UpdatedAtGT != nil {
+		predicates = append(predicates, remotelink.UpdatedAtGT(*i.UpdatedAtGT))
+	}
+	if i.UpdatedAtGTE != nil {
+		predicates = append(predicates, remotelink.UpdatedAtGTE(*i.UpdatedAtGTE))
+	}
+	if i.UpdatedAtLT != nil {
+		predicates = append(predicates, remotelink.UpdatedAtLT(*i.UpdatedAtLT))
+	}
+	if i.UpdatedAtLTE != nil {
+		predicates = append(predicates, remotelink.UpdatedAtLTE(*i.UpdatedAtLTE))
+	}
+	if i.IntegrationID != nil {
+		predicates = append(predicates, remotelink.IntegrationIDEQ(*i.IntegrationID))
+	}
+	if i.IntegrationIDNEQ != nil {
+		predicates = append(predicates, remotelink.IntegrationIDNEQ(*i.IntegrationIDNEQ))
+	}
+	if len(i.IntegrationIDIn) > 0 {
+		predicates = append(predicates, remotelink.IntegrationIDIn(i.IntegrationIDIn...))
+	}
+	if len(i.IntegrationIDNotIn) > 0 {
+		predicates = append(predicates, remotelink.IntegrationIDNotIn(i.IntegrationIDNotIn...))
+	}
+	if i.IntegrationIDGT != nil {
+		predicates = append(predicates, remotelink.IntegrationIDGT(*i.IntegrationIDGT))
+	}
+	if i.IntegrationIDGTE != nil {
+		predicates = append(predicates, remotelink.IntegrationIDGTE(*i.IntegrationIDGTE))
+	}
+	if i.IntegrationIDLT != nil {
+		predicates = append(predicates, remotelink.IntegrationIDLT(*i.IntegrationIDLT))
+	}
+	if i.IntegrationIDLTE != nil {
+		predicates = append(predicates, remotelink.IntegrationIDLTE(*i.IntegrationIDLTE))
+	}
+	if i.IntegrationIDContains != nil {
+		predicates = append(predicates, remotelink.IntegrationIDContains(*i.IntegrationIDContains))
+	}
+	if i.IntegrationIDHasPrefix != nil {
+		predicates = append(predicates, remotelink.IntegrationIDHasPrefix(*i.IntegrationIDHasPrefix))
+	}
+	if i.IntegrationIDHasSuffix != nil {
+		predicates = append(predicates, remotelink.IntegrationIDHasSuffix(*i.IntegrationIDHasSuffix))
+	}
+	if i.IntegrationIDEqualFold != nil {
+		predicates = append(predicates, remotelink.IntegrationIDEqualFold(*i.IntegrationIDEqualFold))
+	}
+	if i.IntegrationIDContainsFold != nil {
+		predicates = append(predicates, remotelink.IntegrationIDContainsFold(*i.IntegrationIDContainsFold))
+	}
+	if i.UserID != nil {
+		predicates = append(predicates, remotelink.UserIDEQ(*i.UserID))
+	}
+	if i.UserIDNEQ != nil {
+		predicates = append(predicates, remotelink.UserIDNEQ(*i.UserIDNEQ))
+	}
+	if len(i.UserIDIn) > 0 {
+		predicates = append(predicates, remotelink.UserIDIn(i.UserIDIn...))
+	}
+	if len(i.UserIDNotIn) > 0 {
+		predicates = append(predicates, remotelink.UserIDNotIn(i.UserIDNotIn...))
+	}
+	if i.UserIDGT != nil {
+		predicates = append(predicates, remotelink.UserIDGT(*i.UserIDGT))
+	}
+	if i.UserIDGTE != nil {
+		predicates = append(predicates, remotelink.UserIDGTE(*i.UserIDGTE))
+	}
+	if i.UserIDLT != nil {
+		predicates = append(predicates, remotelink.UserIDLT(*i.UserIDLT))
+	}
+	if i.UserIDLTE != nil {
+		predicates = append(predicates, remotelink.UserIDLTE(*i.UserIDLTE))
+	}
+	if i.UserIDContains != nil {
+		predicates = append(predicates, remotelink.UserIDContains(*i.UserIDContains))
+	}
+	if i.UserIDHasPrefix != nil {
+		predicates = append(predicates, remotelink.UserIDHasPrefix(*i.UserIDHasPrefix))
+	}
+	if i.UserIDHasSuffix != nil {
+		predicates = append(predicates, remotelink.UserIDHasSuffix(*i.UserIDHasSuffix))
+	}
+	if i.UserIDIsNil {
+		predicates = append(predicates, remotelink.UserIDIsNil())
+	}
+	if i.UserIDNotNil {
+		predicates = append(predicates, remotelink.UserIDNotNil())
+	}
+	if i.UserIDEqualFold != nil {
+		predicates = append(predicates, remotelink.UserIDEqualFold(*i.UserIDEqualFold))
+	}
+	if i.UserIDContainsFold != nil {
+		predicates = append(predicates, remotelink.UserIDContainsFold(*i.UserIDContainsFold))
+	}
+	if i.Kind != nil {
+		predicates = append(predicates, remotelink.KindEQ(*i.Kind))
+	}
+	if i.KindNEQ != nil {
+		predicates = append(predicates, remotelink.KindNEQ(*i.KindNEQ))
+	}
+	if len(i.KindIn) > 0 {
+		predicates = append(predicates, remotelink.KindIn(i.KindIn...))
+	}
+	if len(i.KindNotIn) > 0 {
+		predicates = append(predicates, remotelink.KindNotIn(i.KindNotIn...))
+	}
+	if i.RemoteID != nil {
+		predicates = append(predicates, remotelink.RemoteIDEQ(*i.RemoteID))
+	}
+	if i.RemoteIDNEQ != nil {
+		predicates = append(predicates, remotelink.RemoteIDNEQ(*i.RemoteIDNEQ))
+	}
+	if len(i.RemoteIDIn) > 0 {
+		predicates = append(predicates, remotelink.RemoteIDIn(i.RemoteIDIn...))
+	}
+	if len(i.RemoteIDNotIn) > 0 {
+		predicates = append(predicates, remotelink.RemoteIDNotIn(i.RemoteIDNotIn...))
+	}
+	if i.RemoteIDGT != nil {
+		predicates = append(predicates, remotelink.RemoteIDGT(*i.RemoteIDGT))
+	}
+	if i.RemoteIDGTE != nil {
+		predicates = append(predicates, remotelink.RemoteIDGTE(*i.RemoteIDGTE))
+	}
+	if i.RemoteIDLT != nil {
+		predicates = append(predicates, remotelink.RemoteIDLT(*i.RemoteIDLT))
+	}
+	if i.RemoteIDLTE != nil {
+		predicates = append(predicates, remotelink.RemoteIDLTE(*i.RemoteIDLTE))
+	}
+	if i.RemoteIDContains != nil {
+		predicates = append(predicates, remotelink.RemoteIDContains(*i.RemoteIDContains))
+	}
+	if i.RemoteIDHasPrefix != nil {
+		predicates = append(predicates, remotelink.RemoteIDHasPrefix(*i.RemoteIDHasPrefix))
+	}
+	if i.RemoteIDHasSuffix != nil {
+		predicates = append(predicates, remotelink.RemoteIDHasSuffix(*i.RemoteIDHasSuffix))
+	}
+	if i.RemoteIDIsNil {
+		predicates = append(predicates, remotelink.RemoteIDIsNil())
+	}
+	if i.RemoteIDNotNil {
+		predicates = append(predicates, remotelink.RemoteIDNotNil())
+	}
+	if i.RemoteIDEqualFold != nil {
+		predicates = append(predicates, remotelink.RemoteIDEqualFold(*i.RemoteIDEqualFold))
+	}
+	if i.RemoteIDContainsFold != nil {
+		predicates = append(predicates, remotelink.RemoteIDContainsFold(*i.RemoteIDContainsFold))
+	}
+	if i.Upn != nil {
+		predicates = append(predicates, remotelink.UpnEQ(*i.Upn))
+	}
+	if i.UpnNEQ != nil {
+		predicates = append(predicates, remotelink.UpnNEQ(*i.UpnNEQ))
+	}
+	if len(i.UpnIn) > 0 {
+		predicates = append(predicates, remotelink.UpnIn(i.UpnIn...))
+	}
+	if len(i.UpnNotIn) > 0 {
+		predicates = append(predicates, remotelink.UpnNotIn(i.UpnNotIn...))
+	}
+	if i.UpnGT != nil {
+		predicates = append(predicates, remotelink.UpnGT(*i.UpnGT))
+	}
+	if i.UpnGTE != nil {
+		predicates = append(predicates, remotelink.UpnGTE(*i.UpnGTE))
+	}
+	if i.UpnLT != nil {
+		predicates = append(predicates, remotelink.UpnLT(*i.UpnLT))
+	}
+	if i.UpnLTE != nil {
+		predicates = append(predicates, remotelink.UpnLTE(*i.UpnLTE))
+	}
+	if i.UpnContains != nil {
+		predicates = append(predicates, remotelink.UpnContains(*i.UpnContains))
+	}
+	if i.UpnHasPrefix != nil {
+		predicates = append(predicates, remotelink.UpnHasPrefix(*i.UpnHasPrefix))
+	}
+	if i.UpnHasSuffix != nil {
+		predicates = append(predicates, remotelink.UpnHasSuffix(*i.UpnHasSuffix))
+	}
+	if i.UpnIsNil {
+		predicates = append(predicates, remotelink.UpnIsNil())
+	}
+	if i.UpnNotNil {
+		predicates = append(predicates, remotelink.UpnNotNil())
+	}
+	if i.UpnEqualFold != nil {
+		predicates = append(predicates, remotelink.UpnEqualFold(*i.UpnEqualFold))
+	}
+	if i.UpnContainsFold != nil {
+		predicates = append(predicates, remotelink.UpnContainsFold(*i.UpnContainsFold))
+	}
+	if i.Status != nil {
+		predicates = append(predicates, remotelink.StatusEQ(*i.Status))
+	}
+	if i.StatusNEQ != nil {
+		predicates = append(predicates, remotelink.StatusNEQ(*i.StatusNEQ))
+	}
+	if len(i.StatusIn) > 0 {
+		predicates = append(predicates, remotelink.StatusIn(i.StatusIn...))
+	}
+	if len(i.StatusNotIn) > 0 {
+		predicates = append(predicates, remotelink.StatusNotIn(i.StatusNotIn...))
+	}
+	if i.RemoteEnabled != nil {
+		predicates = append(predicates, remotelink.RemoteEnabledEQ(*i.RemoteEnabled))
+	}
+	if i.RemoteEnabledNEQ != nil {
+		predicates = append(predicates, remotelink.RemoteEnabledNEQ(*i.RemoteEnabledNEQ))
+	}
+	if i.RemoteEnabledIsNil {
+		predicates = append(predicates, remotelink.RemoteEnabledIsNil())
+	}
+	if i.RemoteEnabledNotNil {
+		predicates = append(predicates, remotelink.RemoteEnabledNotNil())
+	}
+	if i.TakenOver != nil {
+		predicates = append(predicates, remotelink.TakenOverEQ(*i.TakenOver))
+	}
+	if i.TakenOverNEQ != nil {
+		predicates = append(predicates, remotelink.TakenOverNEQ(*i.TakenOverNEQ))
+	}
+	if i.RemoteCreatedAt != nil {
+		predicates = append(predicates, remotelink.RemoteCreatedAtEQ(*i.RemoteCreatedAt))
+	}
+	if i.RemoteCreatedAtNEQ != nil {
+		predicates = append(predicates, remotelink.RemoteCreatedAtNEQ(*i.RemoteCreatedAtNEQ))
+	}
+	if len(i.RemoteCreatedAtIn) > 0 {
+		predicates = append(predicates, remotelink.RemoteCreatedAtIn(i.RemoteCreatedAtIn...))
+	}
+	if len(i.RemoteCreatedAtNotIn) > 0 {
+		predicates = append(predicates, remotelink.RemoteCreatedAtNotIn(i.RemoteCreatedAtNotIn...))
+	}
+	if i.RemoteCreatedAtGT != nil {
+		predicates = append(predicates, remotelink.RemoteCreatedAtGT(*i.RemoteCreatedAtGT))
+	}
+	if i.RemoteCreatedAtGTE != nil {
+		predicates = append(predicates, remotelink.RemoteCreatedAtGTE(*i.RemoteCreatedAtGTE))
+	}
+	if i.RemoteCreatedAtLT != nil {
+		predicates = append(predicates, remotelink.RemoteCreatedAtLT(*i.RemoteCreatedAtLT))
+	}
+	if i.RemoteCreatedAtLTE != nil {
+		predicates = append(predicates, remotelink.RemoteCreatedAtLTE(*i.RemoteCreatedAtLTE))
+	}
+	if i.RemoteCreatedAtIsNil {
+		predicates = append(predicates, remotelink.RemoteCreatedAtIsNil())
+	}
+	if i.RemoteCreatedAtNotNil {
+		predicates = append(predicates, remotelink.RemoteCreatedAtNotNil())
+	}
+	if i.StatusReason != nil {
+		predicates = append(predicates, remotelink.StatusReasonEQ(*i.StatusReason))
+	}
+	if i.StatusReasonNEQ != nil {
+		predicates = append(predicates, remotelink.StatusReasonNEQ(*i.StatusReasonNEQ))
+	}
+	if len(i.StatusReasonIn) > 0 {
+		predicates = append(predicates, remotelink.StatusReasonIn(i.StatusReasonIn...))
+	}
+	if len(i.StatusReasonNotIn) > 0 {
+		predicates = append(predicates, remotelink.StatusReasonNotIn(i.StatusReasonNotIn...))
+	}
+	if i.StatusReasonGT != nil {
+		predicates = append(predicates, remotelink.StatusReasonGT(*i.StatusReasonGT))
+	}
+	if i.StatusReasonGTE != nil {
+		predicates = append(predicates, remotelink.StatusReasonGTE(*i.StatusReasonGTE))
+	}
+	if i.StatusReasonLT != nil {
+		predicates = append(predicates, remotelink.StatusReasonLT(*i.StatusReasonLT))
+	}
+	if i.StatusReasonLTE != nil {
+		predicates = append(predicates, remotelink.StatusReasonLTE(*i.StatusReasonLTE))
+	}
+	if i.StatusReasonContains != nil {
+		predicates = append(predicates, remotelink.StatusReasonContains(*i.StatusReasonContains))
+	}
+	if i.StatusReasonHasPrefix != nil {
+		predicates = append(predicates, remotelink.StatusReasonHasPrefix(*i.StatusReasonHasPrefix))
+	}
+	if i.StatusReasonHasSuffix != nil {
+		predicates = append(predicates, remotelink.StatusReasonHasSuffix(*i.StatusReasonHasSuffix))
+	}
+	if i.StatusReasonIsNil {
+		predicates = append(predicates, remotelink.StatusReasonIsNil())
+	}
+	if i.StatusReasonNotNil {
+		predicates = append(predicates, remotelink.StatusReasonNotNil())
+	}
+	if i.StatusReasonEqualFold != nil {
+		predicates = append(predicates, remotelink.StatusReasonEqualFold(*i.StatusReasonEqualFold))
+	}
+	if i.StatusReasonContainsFold != nil {
+		predicates = append(predicates, remotelink.StatusReasonContainsFold(*i.StatusReasonContainsFold))
+	}
+	if i.LastErrorCode != nil {
+		predicates = append(predicates, remotelink.LastErrorCodeEQ(*i.LastErrorCode))
+	}
+	if i.LastErrorCodeNEQ != nil {
+		predicates = append(predicates, remotelink.LastErrorCodeNEQ(*i.LastErrorCodeNEQ))
+	}
+	if len(i.LastErrorCodeIn) > 0 {
+		predicates = append(predicates, remotelink.LastErrorCodeIn(i.LastErrorCodeIn...))
+	}
+	if len(i.LastErrorCodeNotIn) > 0 {
+		predicates = append(predicates, remotelink.LastErrorCodeNotIn(i.LastErrorCodeNotIn...))
+	}
+	if i.LastErrorCodeGT != nil {
+		predicates = append(predicates, remotelink.LastErrorCodeGT(*i.LastErrorCodeGT))
+	}
+	if i.LastErrorCodeGTE != nil {
+		predicates = append(predicates, remotelink.LastErrorCodeGTE(*i.LastErrorCodeGTE))
+	}
+	if i.LastErrorCodeLT != nil {
+		predicates = append(predicates, remotelink.LastErrorCodeLT(*i.LastErrorCodeLT))
+	}
+	if i.LastErrorCodeLTE != nil {
+		predicates = append(predicates, remotelink.LastErrorCodeLTE(*i.LastErrorCodeLTE))
+	}
+	if i.LastErrorCodeContains != nil {
+		predicates = append(predicates, remotelink.LastErrorCodeContains(*i.LastErrorCodeContains))
+	}
+	if i.LastErrorCodeHasPrefix != nil {
+		predicates = append(predicates, remotelink.LastErrorCodeHasPrefix(*i.LastErrorCodeHasPrefix))
+	}
+	if i.LastErrorCodeHasSuffix != nil {
+		predicates = append(predicates, remotelink.LastErrorCodeHasSuffix(*i.LastErrorCodeHasSuffix))
+	}
+	if i.LastErrorCodeIsNil {
+		predicates = append(predicates, remotelink.LastErrorCodeIsNil())
+	}
+	if i.LastErrorCodeNotNil {
+		predicates = append(predicates, remotelink.LastErrorCodeNotNil())
+	}
+	if i.LastErrorCodeEqualFold != nil {
+		predicates = append(predicates, remotelink.LastErrorCodeEqualFold(*i.LastErrorCodeEqualFold))
+	}
+	if i.LastErrorCodeContainsFold != nil {
+		predicates = append(predicates, remotelink.LastErrorCodeContainsFold(*i.LastErrorCodeContainsFold))
+	}
+	if i.LastErrorMessage != nil {
+		predicates = append(predicates, remotelink.LastErrorMessageEQ(*i.LastErrorMessage))
+	}
+	if i.LastErrorMessageNEQ != nil {
+		predicates = append(predicates, remotelink.LastErrorMessageNEQ(*i.LastErrorMessageNEQ))
+	}
+	if len(i.LastErrorMessageIn) > 0 {
+		predicates = append(predicates, remotelink.LastErrorMessageIn(i.LastErrorMessageIn...))
+	}
+	if len(i.LastErrorMessageNotIn) > 0 {
+		predicates = append(predicates, remotelink.LastErrorMessageNotIn(i.LastErrorMessageNotIn...))
+	}
+	if i.LastErrorMessageGT != nil {
+		predicates = append(predicates, remotelink.LastErrorMessageGT(*i.LastErrorMessageGT))
+	}
+	if i.LastErrorMessageGTE != nil {
+		predicates = append(predicates, remotelink.LastErrorMessageGTE(*i.LastErrorMessageGTE))
+	}
+	if i.LastErrorMessageLT != nil {
+		predicates = append(predicates, remotelink.LastErrorMessageLT(*i.LastErrorMessageLT))
+	}
+	if i.LastErrorMessageLTE != nil {
+		predicates = append(predicates, remotelink.LastErrorMessageLTE(*i.LastErrorMessageLTE))
+	}
+	if i.LastErrorMessageContains != nil {
+		predicates = append(predicates, remotelink.LastErrorMessageContains(*i.LastErrorMessageContains))
+	}
+	if i.LastErrorMessageHasPrefix != nil {
+		predicates = append(predicates, remotelink.LastErrorMessageHasPrefix(*i.LastErrorMessageHasPrefix))
+	}
+	if i.LastErrorMessageHasSuffix != nil {
+		predicates = append(predicates, remotelink.LastErrorMessageHasSuffix(*i.LastErrorMessageHasSuffix))
+	}
+	if i.LastErrorMessageIsNil {
+		predicates = append(predicates, remotelink.LastErrorMessageIsNil())
+	}
+	if i.LastErrorMessageNotNil {
+		predicates = append(predicates, remotelink.LastErrorMessageNotNil())
+	}
+	if i.LastErrorMessageEqualFold != nil {
+		predicates = append(predicates, remotelink.LastErrorMessageEqualFold(*i.LastErrorMessageEqualFold))
+	}
+	if i.LastErrorMessageContainsFold != nil {
+		predicates = append(predicates, remotelink.LastErrorMessageContainsFold(*i.LastErrorMessageContainsFold))
+	}
+	if i.LastErrorRequestID != nil {
+		predicates = append(predicates, remotelink.LastErrorRequestIDEQ(*i.LastErrorRequestID))
+	}
+	if i.LastErrorRequestIDNEQ != nil {
+		predicates = append(predicates, remotelink.LastErrorRequestIDNEQ(*i.LastErrorRequestIDNEQ))
+	}
+	if len(i.LastErrorRequestIDIn) > 0 {
+		predicates = append(predicates, remotelink.LastErrorRequestIDIn(i.LastErrorRequestIDIn...))
+	}
+	if len(i.LastErrorRequestIDNotIn) > 0 {
+		predicates = append(predicates, remotelink.LastErrorRequestIDNotIn(i.LastErrorRequestIDNotIn...))
+	}
+	if i.LastErrorRequestIDGT != nil {
+		predicates = append(predicates, remotelink.LastErrorRequestIDGT(*i.LastErrorRequestIDGT))
+	}
+	if i.LastErrorRequestIDGTE != nil {
+		predicates = append(predicates, remotelink.LastErrorRequestIDGTE(*i.LastErrorRequestIDGTE))
+	}
+	if i.LastErrorRequestIDLT != nil {
+		predicates = append(predicates, remotelink.LastErrorRequestIDLT(*i.LastErrorRequestIDLT))
+	}
+	if i.LastErrorRequestIDLTE != nil {
+		predicates = append(predicates, remotelink.LastErrorRequestIDLTE(*i.LastErrorRequestIDLTE))
+	}
+	if i.LastErrorRequestIDContains != nil {
+		predicates = append(predicates, remotelink.LastErrorRequestIDContains(*i.LastErrorRequestIDContains))
+	}
+	if i.LastErrorRequestIDHasPrefix != nil {
+		predicates = append(predicates, remotelink.LastErrorRequestIDHasPrefix(*i.LastErrorRequestIDHasPrefix))
+	}
+	if i.LastErrorRequestIDHasSuffix != nil {
+		predicates = append(predicates, remotelink.LastErrorRequestIDHasSuffix(*i.LastErrorRequestIDHasSuffix))
+	}
+	if i.LastErrorRequestIDIsNil {
+		predicates = append(predicates, remotelink.LastErrorRequestIDIsNil())
+	}
+	if i.LastErrorRequestIDNotNil {
+		predicates = append(predicates, remotelink.LastErrorRequestIDNotNil())
+	}
+	if i.LastErrorRequestIDEqualFold != nil {
+		predicates = append(predicates, remotelink.LastErrorRequestIDEqualFold(*i.LastErrorRequestIDEqualFold))
+	}
+	if i.LastErrorRequestIDContainsFold != nil {
+		predicates = append(predicates, remotelink.LastErrorRequestIDContainsFold(*i.LastErrorRequestIDContainsFold))
+	}
+	if i.LastSyncedAt != nil {
+		predicates = append(predicates, remotelink.LastSyncedAtEQ(*i.LastSyncedAt))
+	}
+	if i.LastSyncedAtNEQ != nil {
+		predicates = append(predicates, remotelink.LastSyncedAtNEQ(*i.LastSyncedAtNEQ))
+	}
+	if len(i.LastSyncedAtIn) > 0 {
+		predicates = append(predicates, remotelink.LastSyncedAtIn(i.LastSyncedAtIn...))
+	}
+	if len(i.LastSyncedAtNotIn) > 0 {
+		predicates = append(predicates, remotelink.LastSyncedAtNotIn(i.LastSyncedAtNotIn...))
+	}
+	if i.LastSyncedAtGT != nil {
+		predicates = append(predicates, remotelink.LastSyncedAtGT(*i.LastSyncedAtGT))
+	}
+	if i.LastSyncedAtGTE != nil {
+		predicates = append(predicates, remotelink.LastSyncedAtGTE(*i.LastSyncedAtGTE))
+	}
+	if i.LastSyncedAtLT != nil {
+		predicates = append(predicates, remotelink.LastSyncedAtLT(*i.LastSyncedAtLT))
+	}
+	if i.LastSyncedAtLTE != nil {
+		predicates = append(predicates, remotelink.LastSyncedAtLTE(*i.LastSyncedAtLTE))
+	}
+	if i.LastSyncedAtIsNil {
+		predicates = append(predicates, remotelink.LastSyncedAtIsNil())
+	}
+	if i.LastSyncedAtNotNil {
+		predicates = append(predicates, remotelink.LastSyncedAtNotNil())
+	}
+
+	if i.HasIntegration != nil {
+		p := remotelink.HasIntegration()
+		if !*i.HasIntegration {
+			p = remotelink.Not(p)
+		}
+		predicates = append(predicates, p)
+	}
+	if len(i.HasIntegrationWith) > 0 {
+		with := make([]predicate.Integration, 0, len(i.HasIntegrationWith))
+		for _, w := range i.HasIntegrationWith {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'HasIntegrationWith'", err)
+			}
+			with = append(with, p)
+		}
+		predicates = append(predicates, remotelink.HasIntegrationWith(with...))
+	}
+	if i.HasUser != nil {
+		p := remotelink.HasUser()
+		if !*i.HasUser {
+			p = remotelink.Not(p)
+		}
+		predicates = append(predicates, p)
+	}
+	if len(i.HasUserWith) > 0 {
+		with := make([]predicate.User, 0, len(i.HasUserWith))
+		for _, w := range i.HasUserWith {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'HasUserWith'", err)
+			}
+			with = append(with, p)
+		}
+		predicates = append(predicates, remotelink.HasUserWith(with...))
+	}
+	switch len(predicates) {
+	case 0:
+		return nil, ErrEmptyRemoteLinkWhereInput
+	case 1:
+		return predicates[0], nil
+	default:
+		return remotelink.And(predicates...), nil
 	}
 }
 
@@ -729,6 +4431,10 @@ type UserWhereInput struct {
 	// "groups" edge predicates.
 	HasGroups     *bool                  `json:"hasGroups,omitempty"`
 	HasGroupsWith []*UserGroupWhereInput `json:"hasGroupsWith,omitempty"`
+
+	// "links" edge predicates.
+	HasLinks     *bool                   `json:"hasLinks,omitempty"`
+	HasLinksWith []*RemoteLinkWhereInput `json:"hasLinksWith,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -1837,6 +5543,24 @@ func (i *UserWhereInput) P() (predicate.User, error) {
 			with = append(with, p)
 		}
 		predicates = append(predicates, user.HasGroupsWith(with...))
+	}
+	if i.HasLinks != nil {
+		p := user.HasLinks()
+		if !*i.HasLinks {
+			p = user.Not(p)
+		}
+		predicates = append(predicates, p)
+	}
+	if len(i.HasLinksWith) > 0 {
+		with := make([]predicate.RemoteLink, 0, len(i.HasLinksWith))
+		for _, w := range i.HasLinksWith {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'HasLinksWith'", err)
+			}
+			with = append(with, p)
+		}
+		predicates = append(predicates, user.HasLinksWith(with...))
 	}
 	switch len(predicates) {
 	case 0:

@@ -5,7 +5,13 @@ package ent
 import (
 	"context"
 
+	"github.com/dirsync/dirsync/ent/event"
+	"github.com/dirsync/dirsync/ent/integration"
+	"github.com/dirsync/dirsync/ent/job"
+	"github.com/dirsync/dirsync/ent/jobitem"
+	"github.com/dirsync/dirsync/ent/notification"
 	"github.com/dirsync/dirsync/ent/organization"
+	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/usergroup"
@@ -13,7 +19,13 @@ import (
 
 // prefixMap maps the pulid prefixes of GraphQL node types to table names.
 var prefixMap = map[string]string{
+	"EV": event.Table,
+	"IN": integration.Table,
+	"JB": job.Table,
+	"JI": jobitem.Table,
+	"NO": notification.Table,
 	"OR": organization.Table,
+	"RL": remotelink.Table,
 	"US": user.Table,
 	"UG": usergroup.Table,
 }

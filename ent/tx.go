@@ -16,10 +16,28 @@ type Tx struct {
 	config
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// Event is the client for interacting with the Event builders.
+	Event *EventClient
+	// GroupBinding is the client for interacting with the GroupBinding builders.
+	GroupBinding *GroupBindingClient
+	// Integration is the client for interacting with the Integration builders.
+	Integration *IntegrationClient
+	// Job is the client for interacting with the Job builders.
+	Job *JobClient
+	// JobItem is the client for interacting with the JobItem builders.
+	JobItem *JobItemClient
+	// Notification is the client for interacting with the Notification builders.
+	Notification *NotificationClient
 	// Organization is the client for interacting with the Organization builders.
 	Organization *OrganizationClient
+	// Outbox is the client for interacting with the Outbox builders.
+	Outbox *OutboxClient
+	// RemoteLink is the client for interacting with the RemoteLink builders.
+	RemoteLink *RemoteLinkClient
 	// User is the client for interacting with the User builders.
 	User *UserClient
+	// UserBinding is the client for interacting with the UserBinding builders.
+	UserBinding *UserBindingClient
 	// UserGroup is the client for interacting with the UserGroup builders.
 	UserGroup *UserGroupClient
 
@@ -154,8 +172,17 @@ func (tx *Tx) Client() *Client {
 
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
+	tx.Event = NewEventClient(tx.config)
+	tx.GroupBinding = NewGroupBindingClient(tx.config)
+	tx.Integration = NewIntegrationClient(tx.config)
+	tx.Job = NewJobClient(tx.config)
+	tx.JobItem = NewJobItemClient(tx.config)
+	tx.Notification = NewNotificationClient(tx.config)
 	tx.Organization = NewOrganizationClient(tx.config)
+	tx.Outbox = NewOutboxClient(tx.config)
+	tx.RemoteLink = NewRemoteLinkClient(tx.config)
 	tx.User = NewUserClient(tx.config)
+	tx.UserBinding = NewUserBindingClient(tx.config)
 	tx.UserGroup = NewUserGroupClient(tx.config)
 }
 

@@ -95,13 +95,19 @@ type UserEdges struct {
 	Organization *Organization `json:"organization,omitempty"`
 	// Groups holds the value of the groups edge.
 	Groups []*UserGroup `json:"groups,omitempty"`
+	// Bindings holds the value of the bindings edge.
+	Bindings []*UserBinding `json:"bindings,omitempty"`
+	// Links holds the value of the links edge.
+	Links []*RemoteLink `json:"links,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [2]bool
+	loadedTypes [4]bool
 	// totalCount holds the count of the edges above.
-	totalCount [1]map[string]int
+	totalCount [2]map[string]int
 
-	namedGroups map[string][]*UserGroup
+	namedGroups   map[string][]*UserGroup
+	namedBindings map[string][]*UserBinding
+	namedLinks    map[string][]*RemoteLink
 }
 
 // OrganizationOrErr returns the Organization value or an error if the edge
@@ -122,6 +128,24 @@ func (e UserEdges) GroupsOrErr() ([]*UserGroup, error) {
 		return e.Groups, nil
 	}
 	return nil, &NotLoadedError{edge: "groups"}
+}
+
+// BindingsOrErr returns the Bindings value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) BindingsOrErr() ([]*UserBinding, error) {
+	if e.loadedTypes[2] {
+		return e.Bindings, nil
+	}
+	return nil, &NotLoadedError{edge: "bindings"}
+}
+
+// LinksOrErr returns the Links value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) LinksOrErr() ([]*RemoteLink, error) {
+	if e.loadedTypes[3] {
+		return e.Links, nil
+	}
+	return nil, &NotLoadedError{edge: "links"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -377,6 +401,16 @@ func (_m *User) QueryGroups() *UserGroupQuery {
 	return NewUserClient(_m.config).QueryGroups(_m)
 }
 
+// QueryBindings queries the "bindings" edge of the User entity.
+func (_m *User) QueryBindings() *UserBindingQuery {
+	return NewUserClient(_m.config).QueryBindings(_m)
+}
+
+// QueryLinks queries the "links" edge of the User entity.
+func (_m *User) QueryLinks() *RemoteLinkQuery {
+	return NewUserClient(_m.config).QueryLinks(_m)
+}
+
 // Update returns a builder for updating this User.
 // Note that you need to call User.Unwrap() before calling this method if this User
 // was returned from a transaction, and the transaction was committed or rolled back.
@@ -525,6 +559,54 @@ func (_m *User) appendNamedGroups(name string, edges ...*UserGroup) {
 		_m.Edges.namedGroups[name] = []*UserGroup{}
 	} else {
 		_m.Edges.namedGroups[name] = append(_m.Edges.namedGroups[name], edges...)
+	}
+}
+
+// NamedBindings returns the Bindings named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *User) NamedBindings(name string) ([]*UserBinding, error) {
+	if _m.Edges.namedBindings == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedBindings[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *User) appendNamedBindings(name string, edges ...*UserBinding) {
+	if _m.Edges.namedBindings == nil {
+		_m.Edges.namedBindings = make(map[string][]*UserBinding)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedBindings[name] = []*UserBinding{}
+	} else {
+		_m.Edges.namedBindings[name] = append(_m.Edges.namedBindings[name], edges...)
+	}
+}
+
+// NamedLinks returns the Links named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *User) NamedLinks(name string) ([]*RemoteLink, error) {
+	if _m.Edges.namedLinks == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedLinks[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *User) appendNamedLinks(name string, edges ...*RemoteLink) {
+	if _m.Edges.namedLinks == nil {
+		_m.Edges.namedLinks = make(map[string][]*RemoteLink)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedLinks[name] = []*RemoteLink{}
+	} else {
+		_m.Edges.namedLinks[name] = append(_m.Edges.namedLinks[name], edges...)
 	}
 }
 

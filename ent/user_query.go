@@ -16,23 +16,29 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/dirsync/dirsync/ent/organization"
 	"github.com/dirsync/dirsync/ent/predicate"
+	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
+	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
 )
 
 // UserQuery is the builder for querying User entities.
 type UserQuery struct {
 	config
-	ctx              *QueryContext
-	order            []user.OrderOption
-	inters           []Interceptor
-	predicates       []predicate.User
-	withOrganization *OrganizationQuery
-	withGroups       *UserGroupQuery
-	loadTotal        []func(context.Context, []*User) error
-	modifiers        []func(*sql.Selector)
-	withNamedGroups  map[string]*UserGroupQuery
+	ctx               *QueryContext
+	order             []user.OrderOption
+	inters            []Interceptor
+	predicates        []predicate.User
+	withOrganization  *OrganizationQuery
+	withGroups        *UserGroupQuery
+	withBindings      *UserBindingQuery
+	withLinks         *RemoteLinkQuery
+	loadTotal         []func(context.Context, []*User) error
+	modifiers         []func(*sql.Selector)
+	withNamedGroups   map[string]*UserGroupQuery
+	withNamedBindings map[string]*UserBindingQuery
+	withNamedLinks    map[string]*RemoteLinkQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -106,6 +112,50 @@ func (_q *UserQuery) QueryGroups() *UserGroupQuery {
 			sqlgraph.From(user.Table, user.FieldID, selector),
 			sqlgraph.To(usergroup.Table, usergroup.FieldID),
 			sqlgraph.Edge(sqlgraph.M2M, true, user.GroupsTable, user.GroupsPrimaryKey...),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryBindings chains the current query on the "bindings" edge.
+func (_q *UserQuery) QueryBindings() *UserBindingQuery {
+	query := (&UserBindingClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, selector),
+			sqlgraph.To(userbinding.Table, userbinding.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.BindingsTable, user.BindingsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryLinks chains the current query on the "links" edge.
+func (_q *UserQuery) QueryLinks() *RemoteLinkQuery {
+	query := (&RemoteLinkClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, selector),
+			sqlgraph.To(remotelink.Table, remotelink.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.LinksTable, user.LinksColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -307,6 +357,8 @@ func (_q *UserQuery) Clone() *UserQuery {
 		predicates:       append([]predicate.User{}, _q.predicates...),
 		withOrganization: _q.withOrganization.Clone(),
 		withGroups:       _q.withGroups.Clone(),
+		withBindings:     _q.withBindings.Clone(),
+		withLinks:        _q.withLinks.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -333,6 +385,28 @@ func (_q *UserQuery) WithGroups(opts ...func(*UserGroupQuery)) *UserQuery {
 		opt(query)
 	}
 	_q.withGroups = query
+	return _q
+}
+
+// WithBindings tells the query-builder to eager-load the nodes that are connected to
+// the "bindings" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithBindings(opts ...func(*UserBindingQuery)) *UserQuery {
+	query := (&UserBindingClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withBindings = query
+	return _q
+}
+
+// WithLinks tells the query-builder to eager-load the nodes that are connected to
+// the "links" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithLinks(opts ...func(*RemoteLinkQuery)) *UserQuery {
+	query := (&RemoteLinkClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withLinks = query
 	return _q
 }
 
@@ -420,9 +494,11 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 	var (
 		nodes       = []*User{}
 		_spec       = _q.querySpec()
-		loadedTypes = [2]bool{
+		loadedTypes = [4]bool{
 			_q.withOrganization != nil,
 			_q.withGroups != nil,
+			_q.withBindings != nil,
+			_q.withLinks != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -459,10 +535,38 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 			return nil, err
 		}
 	}
+	if query := _q.withBindings; query != nil {
+		if err := _q.loadBindings(ctx, query, nodes,
+			func(n *User) { n.Edges.Bindings = []*UserBinding{} },
+			func(n *User, e *UserBinding) { n.Edges.Bindings = append(n.Edges.Bindings, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withLinks; query != nil {
+		if err := _q.loadLinks(ctx, query, nodes,
+			func(n *User) { n.Edges.Links = []*RemoteLink{} },
+			func(n *User, e *RemoteLink) { n.Edges.Links = append(n.Edges.Links, e) }); err != nil {
+			return nil, err
+		}
+	}
 	for name, query := range _q.withNamedGroups {
 		if err := _q.loadGroups(ctx, query, nodes,
 			func(n *User) { n.appendNamedGroups(name) },
 			func(n *User, e *UserGroup) { n.appendNamedGroups(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedBindings {
+		if err := _q.loadBindings(ctx, query, nodes,
+			func(n *User) { n.appendNamedBindings(name) },
+			func(n *User, e *UserBinding) { n.appendNamedBindings(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedLinks {
+		if err := _q.loadLinks(ctx, query, nodes,
+			func(n *User) { n.appendNamedLinks(name) },
+			func(n *User, e *RemoteLink) { n.appendNamedLinks(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -561,6 +665,69 @@ func (_q *UserQuery) loadGroups(ctx context.Context, query *UserGroupQuery, node
 		for kn := range nodes {
 			assign(kn, n)
 		}
+	}
+	return nil
+}
+func (_q *UserQuery) loadBindings(ctx context.Context, query *UserBindingQuery, nodes []*User, init func(*User), assign func(*User, *UserBinding)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[pulid.ID]*User)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(userbinding.FieldUserID)
+	}
+	query.Where(predicate.UserBinding(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(user.BindingsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.UserID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "user_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *UserQuery) loadLinks(ctx context.Context, query *RemoteLinkQuery, nodes []*User, init func(*User), assign func(*User, *RemoteLink)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[pulid.ID]*User)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(remotelink.FieldUserID)
+	}
+	query.Where(predicate.RemoteLink(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(user.LinksColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.UserID
+		if fk == nil {
+			return fmt.Errorf(`foreign-key "user_id" is nil for node %v`, n.ID)
+		}
+		node, ok := nodeids[*fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "user_id" returned %v for node %v`, *fk, n.ID)
+		}
+		assign(node, n)
 	}
 	return nil
 }
@@ -698,6 +865,34 @@ func (_q *UserQuery) WithNamedGroups(name string, opts ...func(*UserGroupQuery))
 		_q.withNamedGroups = make(map[string]*UserGroupQuery)
 	}
 	_q.withNamedGroups[name] = query
+	return _q
+}
+
+// WithNamedBindings tells the query-builder to eager-load the nodes that are connected to the "bindings"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithNamedBindings(name string, opts ...func(*UserBindingQuery)) *UserQuery {
+	query := (&UserBindingClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedBindings == nil {
+		_q.withNamedBindings = make(map[string]*UserBindingQuery)
+	}
+	_q.withNamedBindings[name] = query
+	return _q
+}
+
+// WithNamedLinks tells the query-builder to eager-load the nodes that are connected to the "links"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithNamedLinks(name string, opts ...func(*RemoteLinkQuery)) *UserQuery {
+	query := (&RemoteLinkClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedLinks == nil {
+		_q.withNamedLinks = make(map[string]*RemoteLinkQuery)
+	}
+	_q.withNamedLinks[name] = query
 	return _q
 }
 

@@ -43,13 +43,16 @@ type UserGroupEdges struct {
 	Organization *Organization `json:"organization,omitempty"`
 	// Members holds the value of the members edge.
 	Members []*User `json:"members,omitempty"`
+	// Bindings holds the value of the bindings edge.
+	Bindings []*GroupBinding `json:"bindings,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [2]bool
+	loadedTypes [3]bool
 	// totalCount holds the count of the edges above.
 	totalCount [1]map[string]int
 
-	namedMembers map[string][]*User
+	namedMembers  map[string][]*User
+	namedBindings map[string][]*GroupBinding
 }
 
 // OrganizationOrErr returns the Organization value or an error if the edge
@@ -70,6 +73,15 @@ func (e UserGroupEdges) MembersOrErr() ([]*User, error) {
 		return e.Members, nil
 	}
 	return nil, &NotLoadedError{edge: "members"}
+}
+
+// BindingsOrErr returns the Bindings value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserGroupEdges) BindingsOrErr() ([]*GroupBinding, error) {
+	if e.loadedTypes[2] {
+		return e.Bindings, nil
+	}
+	return nil, &NotLoadedError{edge: "bindings"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -163,6 +175,11 @@ func (_m *UserGroup) QueryMembers() *UserQuery {
 	return NewUserGroupClient(_m.config).QueryMembers(_m)
 }
 
+// QueryBindings queries the "bindings" edge of the UserGroup entity.
+func (_m *UserGroup) QueryBindings() *GroupBindingQuery {
+	return NewUserGroupClient(_m.config).QueryBindings(_m)
+}
+
 // Update returns a builder for updating this UserGroup.
 // Note that you need to call UserGroup.Unwrap() before calling this method if this UserGroup
 // was returned from a transaction, and the transaction was committed or rolled back.
@@ -228,6 +245,30 @@ func (_m *UserGroup) appendNamedMembers(name string, edges ...*User) {
 		_m.Edges.namedMembers[name] = []*User{}
 	} else {
 		_m.Edges.namedMembers[name] = append(_m.Edges.namedMembers[name], edges...)
+	}
+}
+
+// NamedBindings returns the Bindings named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *UserGroup) NamedBindings(name string) ([]*GroupBinding, error) {
+	if _m.Edges.namedBindings == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedBindings[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *UserGroup) appendNamedBindings(name string, edges ...*GroupBinding) {
+	if _m.Edges.namedBindings == nil {
+		_m.Edges.namedBindings = make(map[string][]*GroupBinding)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedBindings[name] = []*GroupBinding{}
+	} else {
+		_m.Edges.namedBindings[name] = append(_m.Edges.namedBindings[name], edges...)
 	}
 }
 

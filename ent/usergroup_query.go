@@ -14,6 +14,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/organization"
 	"github.com/dirsync/dirsync/ent/predicate"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
@@ -24,15 +25,17 @@ import (
 // UserGroupQuery is the builder for querying UserGroup entities.
 type UserGroupQuery struct {
 	config
-	ctx              *QueryContext
-	order            []usergroup.OrderOption
-	inters           []Interceptor
-	predicates       []predicate.UserGroup
-	withOrganization *OrganizationQuery
-	withMembers      *UserQuery
-	loadTotal        []func(context.Context, []*UserGroup) error
-	modifiers        []func(*sql.Selector)
-	withNamedMembers map[string]*UserQuery
+	ctx               *QueryContext
+	order             []usergroup.OrderOption
+	inters            []Interceptor
+	predicates        []predicate.UserGroup
+	withOrganization  *OrganizationQuery
+	withMembers       *UserQuery
+	withBindings      *GroupBindingQuery
+	loadTotal         []func(context.Context, []*UserGroup) error
+	modifiers         []func(*sql.Selector)
+	withNamedMembers  map[string]*UserQuery
+	withNamedBindings map[string]*GroupBindingQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -106,6 +109,28 @@ func (_q *UserGroupQuery) QueryMembers() *UserQuery {
 			sqlgraph.From(usergroup.Table, usergroup.FieldID, selector),
 			sqlgraph.To(user.Table, user.FieldID),
 			sqlgraph.Edge(sqlgraph.M2M, false, usergroup.MembersTable, usergroup.MembersPrimaryKey...),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryBindings chains the current query on the "bindings" edge.
+func (_q *UserGroupQuery) QueryBindings() *GroupBindingQuery {
+	query := (&GroupBindingClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(usergroup.Table, usergroup.FieldID, selector),
+			sqlgraph.To(groupbinding.Table, groupbinding.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, usergroup.BindingsTable, usergroup.BindingsColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -307,6 +332,7 @@ func (_q *UserGroupQuery) Clone() *UserGroupQuery {
 		predicates:       append([]predicate.UserGroup{}, _q.predicates...),
 		withOrganization: _q.withOrganization.Clone(),
 		withMembers:      _q.withMembers.Clone(),
+		withBindings:     _q.withBindings.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -333,6 +359,17 @@ func (_q *UserGroupQuery) WithMembers(opts ...func(*UserQuery)) *UserGroupQuery 
 		opt(query)
 	}
 	_q.withMembers = query
+	return _q
+}
+
+// WithBindings tells the query-builder to eager-load the nodes that are connected to
+// the "bindings" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserGroupQuery) WithBindings(opts ...func(*GroupBindingQuery)) *UserGroupQuery {
+	query := (&GroupBindingClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withBindings = query
 	return _q
 }
 
@@ -420,9 +457,10 @@ func (_q *UserGroupQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Us
 	var (
 		nodes       = []*UserGroup{}
 		_spec       = _q.querySpec()
-		loadedTypes = [2]bool{
+		loadedTypes = [3]bool{
 			_q.withOrganization != nil,
 			_q.withMembers != nil,
+			_q.withBindings != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -459,10 +497,24 @@ func (_q *UserGroupQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Us
 			return nil, err
 		}
 	}
+	if query := _q.withBindings; query != nil {
+		if err := _q.loadBindings(ctx, query, nodes,
+			func(n *UserGroup) { n.Edges.Bindings = []*GroupBinding{} },
+			func(n *UserGroup, e *GroupBinding) { n.Edges.Bindings = append(n.Edges.Bindings, e) }); err != nil {
+			return nil, err
+		}
+	}
 	for name, query := range _q.withNamedMembers {
 		if err := _q.loadMembers(ctx, query, nodes,
 			func(n *UserGroup) { n.appendNamedMembers(name) },
 			func(n *UserGroup, e *User) { n.appendNamedMembers(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedBindings {
+		if err := _q.loadBindings(ctx, query, nodes,
+			func(n *UserGroup) { n.appendNamedBindings(name) },
+			func(n *UserGroup, e *GroupBinding) { n.appendNamedBindings(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -561,6 +613,36 @@ func (_q *UserGroupQuery) loadMembers(ctx context.Context, query *UserQuery, nod
 		for kn := range nodes {
 			assign(kn, n)
 		}
+	}
+	return nil
+}
+func (_q *UserGroupQuery) loadBindings(ctx context.Context, query *GroupBindingQuery, nodes []*UserGroup, init func(*UserGroup), assign func(*UserGroup, *GroupBinding)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[pulid.ID]*UserGroup)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(groupbinding.FieldGroupID)
+	}
+	query.Where(predicate.GroupBinding(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(usergroup.BindingsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.GroupID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "group_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
 	}
 	return nil
 }
@@ -698,6 +780,20 @@ func (_q *UserGroupQuery) WithNamedMembers(name string, opts ...func(*UserQuery)
 		_q.withNamedMembers = make(map[string]*UserQuery)
 	}
 	_q.withNamedMembers[name] = query
+	return _q
+}
+
+// WithNamedBindings tells the query-builder to eager-load the nodes that are connected to the "bindings"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserGroupQuery) WithNamedBindings(name string, opts ...func(*GroupBindingQuery)) *UserGroupQuery {
+	query := (&GroupBindingClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedBindings == nil {
+		_q.withNamedBindings = make(map[string]*GroupBindingQuery)
+	}
+	_q.withNamedBindings[name] = query
 	return _q
 }
 

@@ -11,6 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
+	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/predicate"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
@@ -100,6 +101,21 @@ func (_u *UserGroupUpdate) AddMembers(v ...*User) *UserGroupUpdate {
 	return _u.AddMemberIDs(ids...)
 }
 
+// AddBindingIDs adds the "bindings" edge to the GroupBinding entity by IDs.
+func (_u *UserGroupUpdate) AddBindingIDs(ids ...pulid.ID) *UserGroupUpdate {
+	_u.mutation.AddBindingIDs(ids...)
+	return _u
+}
+
+// AddBindings adds the "bindings" edges to the GroupBinding entity.
+func (_u *UserGroupUpdate) AddBindings(v ...*GroupBinding) *UserGroupUpdate {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddBindingIDs(ids...)
+}
+
 // Mutation returns the UserGroupMutation object of the builder.
 func (_u *UserGroupUpdate) Mutation() *UserGroupMutation {
 	return _u.mutation
@@ -124,6 +140,27 @@ func (_u *UserGroupUpdate) RemoveMembers(v ...*User) *UserGroupUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveMemberIDs(ids...)
+}
+
+// ClearBindings clears all "bindings" edges to the GroupBinding entity.
+func (_u *UserGroupUpdate) ClearBindings() *UserGroupUpdate {
+	_u.mutation.ClearBindings()
+	return _u
+}
+
+// RemoveBindingIDs removes the "bindings" edge to GroupBinding entities by IDs.
+func (_u *UserGroupUpdate) RemoveBindingIDs(ids ...pulid.ID) *UserGroupUpdate {
+	_u.mutation.RemoveBindingIDs(ids...)
+	return _u
+}
+
+// RemoveBindings removes "bindings" edges to GroupBinding entities.
+func (_u *UserGroupUpdate) RemoveBindings(v ...*GroupBinding) *UserGroupUpdate {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveBindingIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -264,6 +301,51 @@ func (_u *UserGroupUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.BindingsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.BindingsTable,
+			Columns: []string{usergroup.BindingsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(groupbinding.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedBindingsIDs(); len(nodes) > 0 && !_u.mutation.BindingsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.BindingsTable,
+			Columns: []string{usergroup.BindingsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(groupbinding.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.BindingsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.BindingsTable,
+			Columns: []string{usergroup.BindingsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(groupbinding.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -355,6 +437,21 @@ func (_u *UserGroupUpdateOne) AddMembers(v ...*User) *UserGroupUpdateOne {
 	return _u.AddMemberIDs(ids...)
 }
 
+// AddBindingIDs adds the "bindings" edge to the GroupBinding entity by IDs.
+func (_u *UserGroupUpdateOne) AddBindingIDs(ids ...pulid.ID) *UserGroupUpdateOne {
+	_u.mutation.AddBindingIDs(ids...)
+	return _u
+}
+
+// AddBindings adds the "bindings" edges to the GroupBinding entity.
+func (_u *UserGroupUpdateOne) AddBindings(v ...*GroupBinding) *UserGroupUpdateOne {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddBindingIDs(ids...)
+}
+
 // Mutation returns the UserGroupMutation object of the builder.
 func (_u *UserGroupUpdateOne) Mutation() *UserGroupMutation {
 	return _u.mutation
@@ -379,6 +476,27 @@ func (_u *UserGroupUpdateOne) RemoveMembers(v ...*User) *UserGroupUpdateOne {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveMemberIDs(ids...)
+}
+
+// ClearBindings clears all "bindings" edges to the GroupBinding entity.
+func (_u *UserGroupUpdateOne) ClearBindings() *UserGroupUpdateOne {
+	_u.mutation.ClearBindings()
+	return _u
+}
+
+// RemoveBindingIDs removes the "bindings" edge to GroupBinding entities by IDs.
+func (_u *UserGroupUpdateOne) RemoveBindingIDs(ids ...pulid.ID) *UserGroupUpdateOne {
+	_u.mutation.RemoveBindingIDs(ids...)
+	return _u
+}
+
+// RemoveBindings removes "bindings" edges to GroupBinding entities.
+func (_u *UserGroupUpdateOne) RemoveBindings(v ...*GroupBinding) *UserGroupUpdateOne {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveBindingIDs(ids...)
 }
 
 // Where appends a list predicates to the UserGroupUpdate builder.
@@ -542,6 +660,51 @@ func (_u *UserGroupUpdateOne) sqlSave(ctx context.Context) (_node *UserGroup, er
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(user.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.BindingsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.BindingsTable,
+			Columns: []string{usergroup.BindingsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(groupbinding.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedBindingsIDs(); len(nodes) > 0 && !_u.mutation.BindingsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.BindingsTable,
+			Columns: []string{usergroup.BindingsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(groupbinding.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.BindingsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.BindingsTable,
+			Columns: []string{usergroup.BindingsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(groupbinding.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

@@ -12,7 +12,13 @@ import (
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/graph/generated"
+	"github.com/dirsync/dirsync/internal/mapping"
 )
+
+// AttributeMappings is the resolver for the attributeMappings field.
+func (r *integrationResolver) AttributeMappings(ctx context.Context, obj *ent.Integration) ([]*mapping.Rule, error) {
+	return obj.AttributeMappings.Pointers(), nil
+}
 
 // Node is the resolver for the node field.
 func (r *queryResolver) Node(ctx context.Context, id pulid.ID) (ent.Noder, error) {
@@ -22,6 +28,33 @@ func (r *queryResolver) Node(ctx context.Context, id pulid.ID) (ent.Noder, error
 // Nodes is the resolver for the nodes field.
 func (r *queryResolver) Nodes(ctx context.Context, ids []pulid.ID) ([]ent.Noder, error) {
 	return r.client.Noders(ctx, ids, ent.WithNodeType(ent.IDToType))
+}
+
+// Events is the resolver for the events field.
+func (r *queryResolver) Events(ctx context.Context, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) (*ent.EventConnection, error) {
+	return r.client.Event.Query().
+		Paginate(ctx, after, first, before, last,
+			ent.WithEventOrder(orderBy),
+			ent.WithEventFilter(where.Filter),
+		)
+}
+
+// Integrations is the resolver for the integrations field.
+func (r *queryResolver) Integrations(ctx context.Context, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.IntegrationOrder, where *ent.IntegrationWhereInput) (*ent.IntegrationConnection, error) {
+	return r.client.Integration.Query().
+		Paginate(ctx, after, first, before, last,
+			ent.WithIntegrationOrder(orderBy),
+			ent.WithIntegrationFilter(where.Filter),
+		)
+}
+
+// Jobs is the resolver for the jobs field.
+func (r *queryResolver) Jobs(ctx context.Context, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.JobOrder, where *ent.JobWhereInput) (*ent.JobConnection, error) {
+	return r.client.Job.Query().
+		Paginate(ctx, after, first, before, last,
+			ent.WithJobOrder(orderBy),
+			ent.WithJobFilter(where.Filter),
+		)
 }
 
 // Users is the resolver for the users field.
@@ -42,7 +75,13 @@ func (r *queryResolver) UserGroups(ctx context.Context, after *entgql.Cursor[pul
 		)
 }
 
+// Integration returns generated.IntegrationResolver implementation.
+func (r *Resolver) Integration() generated.IntegrationResolver { return &integrationResolver{r} }
+
 // Query returns generated.QueryResolver implementation.
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
-type queryResolver struct{ *Resolver }
+type (
+	integrationResolver struct{ *Resolver }
+	queryResolver       struct{ *Resolver }
+)

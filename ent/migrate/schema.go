@@ -42,6 +42,236 @@ var (
 			},
 		},
 	}
+	// EventsColumns holds the columns for the "events" table.
+	EventsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 28},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "type", Type: field.TypeString, Size: 64},
+		{Name: "user_id", Type: field.TypeString, Nullable: true},
+		{Name: "integration_id", Type: field.TypeString, Nullable: true},
+		{Name: "job_id", Type: field.TypeString, Nullable: true},
+		{Name: "detail", Type: field.TypeString, Nullable: true, Size: 4000},
+		{Name: "organization_id", Type: field.TypeString, Size: 28},
+	}
+	// EventsTable holds the schema information for the "events" table.
+	EventsTable = &schema.Table{
+		Name:       "events",
+		Columns:    EventsColumns,
+		PrimaryKey: []*schema.Column{EventsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "events_organizations_organization",
+				Columns:    []*schema.Column{EventsColumns[8]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "event_organization_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{EventsColumns[8], EventsColumns[1]},
+			},
+		},
+	}
+	// GroupBindingsColumns holds the columns for the "group_bindings" table.
+	GroupBindingsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 28},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "organization_id", Type: field.TypeString, Size: 28},
+		{Name: "integration_id", Type: field.TypeString, Size: 28},
+		{Name: "group_id", Type: field.TypeString, Size: 28},
+	}
+	// GroupBindingsTable holds the schema information for the "group_bindings" table.
+	GroupBindingsTable = &schema.Table{
+		Name:       "group_bindings",
+		Columns:    GroupBindingsColumns,
+		PrimaryKey: []*schema.Column{GroupBindingsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "group_bindings_organizations_organization",
+				Columns:    []*schema.Column{GroupBindingsColumns[3]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+			{
+				Symbol:     "group_bindings_integrations_group_bindings",
+				Columns:    []*schema.Column{GroupBindingsColumns[4]},
+				RefColumns: []*schema.Column{IntegrationsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+			{
+				Symbol:     "group_bindings_user_groups_bindings",
+				Columns:    []*schema.Column{GroupBindingsColumns[5]},
+				RefColumns: []*schema.Column{UserGroupsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "group_bindings_integration_group_key",
+				Unique:  true,
+				Columns: []*schema.Column{GroupBindingsColumns[4], GroupBindingsColumns[5]},
+			},
+			{
+				Name:    "groupbinding_group_id",
+				Unique:  false,
+				Columns: []*schema.Column{GroupBindingsColumns[5]},
+			},
+		},
+	}
+	// IntegrationsColumns holds the columns for the "integrations" table.
+	IntegrationsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 28},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "name", Type: field.TypeString, Size: 100},
+		{Name: "name_folded", Type: field.TypeString, Size: 400},
+		{Name: "tenant_id", Type: field.TypeString, Size: 100},
+		{Name: "client_id", Type: field.TypeString, Size: 100},
+		{Name: "client_secret_sealed", Type: field.TypeString},
+		{Name: "graph_base_url", Type: field.TypeString, Nullable: true, Size: 300},
+		{Name: "login_base_url", Type: field.TypeString, Nullable: true, Size: 300},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"UNAUTHORIZED", "AUTHORIZED"}, Default: "UNAUTHORIZED"},
+		{Name: "authorized_at", Type: field.TypeTime, Nullable: true},
+		{Name: "last_error", Type: field.TypeString, Nullable: true, Size: 2000},
+		{Name: "domains", Type: field.TypeJSON, Nullable: true},
+		{Name: "default_domain", Type: field.TypeString, Nullable: true, Size: 255},
+		{Name: "verified_domains", Type: field.TypeJSON, Nullable: true},
+		{Name: "tenant_password_expiry", Type: field.TypeBool, Default: false},
+		{Name: "email_source", Type: field.TypeEnum, Enums: []string{"COMPANY", "ALTERNATE"}, Default: "COMPANY"},
+		{Name: "group_management", Type: field.TypeBool, Default: false},
+		{Name: "suspend_on_password_expiry", Type: field.TypeBool, Default: false},
+		{Name: "suspend_on_lockout", Type: field.TypeBool, Default: false},
+		{Name: "attribute_mappings", Type: field.TypeJSON},
+		{Name: "organization_id", Type: field.TypeString, Size: 28},
+	}
+	// IntegrationsTable holds the schema information for the "integrations" table.
+	IntegrationsTable = &schema.Table{
+		Name:       "integrations",
+		Columns:    IntegrationsColumns,
+		PrimaryKey: []*schema.Column{IntegrationsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "integrations_organizations_organization",
+				Columns:    []*schema.Column{IntegrationsColumns[22]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "integrations_org_name_key",
+				Unique:  true,
+				Columns: []*schema.Column{IntegrationsColumns[22], IntegrationsColumns[4]},
+			},
+		},
+	}
+	// JobsColumns holds the columns for the "jobs" table.
+	JobsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 28},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeString, Size: 64},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "PARTIAL"}, Default: "QUEUED"},
+		{Name: "total", Type: field.TypeInt, Default: 0},
+		{Name: "done", Type: field.TypeInt, Default: 0},
+		{Name: "failed", Type: field.TypeInt, Default: 0},
+		{Name: "integration_id", Type: field.TypeString, Nullable: true},
+		{Name: "started_at", Type: field.TypeTime, Nullable: true},
+		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
+		{Name: "organization_id", Type: field.TypeString, Size: 28},
+	}
+	// JobsTable holds the schema information for the "jobs" table.
+	JobsTable = &schema.Table{
+		Name:       "jobs",
+		Columns:    JobsColumns,
+		PrimaryKey: []*schema.Column{JobsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "jobs_organizations_organization",
+				Columns:    []*schema.Column{JobsColumns[11]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "job_organization_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{JobsColumns[11], JobsColumns[1]},
+			},
+		},
+	}
+	// JobItemsColumns holds the columns for the "job_items" table.
+	JobItemsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 28},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "user_id", Type: field.TypeString, Nullable: true},
+		{Name: "link_id", Type: field.TypeString, Nullable: true},
+		{Name: "integration_id", Type: field.TypeString},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "SUCCEEDED", "FAILED"}, Default: "PENDING"},
+		{Name: "result", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "error_code", Type: field.TypeString, Nullable: true, Size: 200},
+		{Name: "error_message", Type: field.TypeString, Nullable: true, Size: 2000},
+		{Name: "job_id", Type: field.TypeString, Size: 28},
+		{Name: "organization_id", Type: field.TypeString, Size: 28},
+	}
+	// JobItemsTable holds the schema information for the "job_items" table.
+	JobItemsTable = &schema.Table{
+		Name:       "job_items",
+		Columns:    JobItemsColumns,
+		PrimaryKey: []*schema.Column{JobItemsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "job_items_jobs_items",
+				Columns:    []*schema.Column{JobItemsColumns[10]},
+				RefColumns: []*schema.Column{JobsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+			{
+				Symbol:     "job_items_organizations_organization",
+				Columns:    []*schema.Column{JobItemsColumns[11]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "jobitem_job_id_status",
+				Unique:  false,
+				Columns: []*schema.Column{JobItemsColumns[10], JobItemsColumns[6]},
+			},
+		},
+	}
+	// NotificationsColumns holds the columns for the "notifications" table.
+	NotificationsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 28},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "user_id", Type: field.TypeString, Nullable: true},
+		{Name: "kind", Type: field.TypeString, Size: 64},
+		{Name: "message", Type: field.TypeString, Size: 2000},
+		{Name: "delivered_at", Type: field.TypeTime, Nullable: true},
+		{Name: "organization_id", Type: field.TypeString, Size: 28},
+	}
+	// NotificationsTable holds the schema information for the "notifications" table.
+	NotificationsTable = &schema.Table{
+		Name:       "notifications",
+		Columns:    NotificationsColumns,
+		PrimaryKey: []*schema.Column{NotificationsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "notifications_organizations_organization",
+				Columns:    []*schema.Column{NotificationsColumns[7]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+	}
 	// OrganizationsColumns holds the columns for the "organizations" table.
 	OrganizationsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString, Size: 28},
@@ -57,6 +287,96 @@ var (
 		Name:       "organizations",
 		Columns:    OrganizationsColumns,
 		PrimaryKey: []*schema.Column{OrganizationsColumns[0]},
+	}
+	// OutboxColumns holds the columns for the "outbox" table.
+	OutboxColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt64, Increment: true},
+		{Name: "organization_id", Type: field.TypeString},
+		{Name: "kind", Type: field.TypeString, Size: 64},
+		{Name: "payload", Type: field.TypeBytes},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "dispatched_at", Type: field.TypeTime, Nullable: true},
+	}
+	// OutboxTable holds the schema information for the "outbox" table.
+	OutboxTable = &schema.Table{
+		Name:       "outbox",
+		Columns:    OutboxColumns,
+		PrimaryKey: []*schema.Column{OutboxColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "outbox_pending",
+				Unique:  false,
+				Columns: []*schema.Column{OutboxColumns[0]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "dispatched_at IS NULL",
+				},
+			},
+		},
+	}
+	// RemoteLinksColumns holds the columns for the "remote_links" table.
+	RemoteLinksColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 28},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"USER", "GROUP"}, Default: "USER"},
+		{Name: "remote_id", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "upn", Type: field.TypeString, Nullable: true, Size: 113},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "IN_SYNC", "OUT_OF_SCOPE", "ERROR"}, Default: "PENDING"},
+		{Name: "remote_enabled", Type: field.TypeBool, Nullable: true},
+		{Name: "taken_over", Type: field.TypeBool, Default: false},
+		{Name: "remote_created_at", Type: field.TypeTime, Nullable: true},
+		{Name: "applied_hash", Type: field.TypeString, Nullable: true},
+		{Name: "status_reason", Type: field.TypeString, Nullable: true, Size: 2000},
+		{Name: "last_error_code", Type: field.TypeString, Nullable: true, Size: 200},
+		{Name: "last_error_message", Type: field.TypeString, Nullable: true, Size: 2000},
+		{Name: "last_error_request_id", Type: field.TypeString, Nullable: true, Size: 100},
+		{Name: "last_synced_at", Type: field.TypeTime, Nullable: true},
+		{Name: "integration_id", Type: field.TypeString, Size: 28},
+		{Name: "organization_id", Type: field.TypeString, Size: 28},
+		{Name: "user_id", Type: field.TypeString, Nullable: true, Size: 28},
+	}
+	// RemoteLinksTable holds the schema information for the "remote_links" table.
+	RemoteLinksTable = &schema.Table{
+		Name:       "remote_links",
+		Columns:    RemoteLinksColumns,
+		PrimaryKey: []*schema.Column{RemoteLinksColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "remote_links_integrations_links",
+				Columns:    []*schema.Column{RemoteLinksColumns[16]},
+				RefColumns: []*schema.Column{IntegrationsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+			{
+				Symbol:     "remote_links_organizations_organization",
+				Columns:    []*schema.Column{RemoteLinksColumns[17]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+			{
+				Symbol:     "remote_links_users_links",
+				Columns:    []*schema.Column{RemoteLinksColumns[18]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "remote_links_integration_user_key",
+				Unique:  true,
+				Columns: []*schema.Column{RemoteLinksColumns[16], RemoteLinksColumns[18]},
+			},
+			{
+				Name:    "remotelink_integration_id_remote_id",
+				Unique:  false,
+				Columns: []*schema.Column{RemoteLinksColumns[16], RemoteLinksColumns[4]},
+			},
+			{
+				Name:    "remotelink_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{RemoteLinksColumns[18]},
+			},
+		},
 	}
 	// UsersColumns holds the columns for the "users" table.
 	UsersColumns = []*schema.Column{
@@ -120,6 +440,53 @@ var (
 			},
 		},
 	}
+	// UserBindingsColumns holds the columns for the "user_bindings" table.
+	UserBindingsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 28},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "integration_id", Type: field.TypeString, Size: 28},
+		{Name: "user_id", Type: field.TypeString, Size: 28},
+		{Name: "organization_id", Type: field.TypeString, Size: 28},
+	}
+	// UserBindingsTable holds the schema information for the "user_bindings" table.
+	UserBindingsTable = &schema.Table{
+		Name:       "user_bindings",
+		Columns:    UserBindingsColumns,
+		PrimaryKey: []*schema.Column{UserBindingsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "user_bindings_integrations_user_bindings",
+				Columns:    []*schema.Column{UserBindingsColumns[3]},
+				RefColumns: []*schema.Column{IntegrationsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+			{
+				Symbol:     "user_bindings_users_bindings",
+				Columns:    []*schema.Column{UserBindingsColumns[4]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+			{
+				Symbol:     "user_bindings_organizations_organization",
+				Columns:    []*schema.Column{UserBindingsColumns[5]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "user_bindings_integration_user_key",
+				Unique:  true,
+				Columns: []*schema.Column{UserBindingsColumns[3], UserBindingsColumns[4]},
+			},
+			{
+				Name:    "userbinding_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{UserBindingsColumns[4]},
+			},
+		},
+	}
 	// UserGroupsColumns holds the columns for the "user_groups" table.
 	UserGroupsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString, Size: 28},
@@ -179,8 +546,17 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		APIKeysTable,
+		EventsTable,
+		GroupBindingsTable,
+		IntegrationsTable,
+		JobsTable,
+		JobItemsTable,
+		NotificationsTable,
 		OrganizationsTable,
+		OutboxTable,
+		RemoteLinksTable,
 		UsersTable,
+		UserBindingsTable,
 		UserGroupsTable,
 		UserGroupMembersTable,
 	}
@@ -188,9 +564,51 @@ var (
 
 func init() {
 	APIKeysTable.ForeignKeys[0].RefTable = OrganizationsTable
+	EventsTable.ForeignKeys[0].RefTable = OrganizationsTable
+	EventsTable.Annotation = &entsql.Annotation{
+		Table: "events",
+	}
+	GroupBindingsTable.ForeignKeys[0].RefTable = OrganizationsTable
+	GroupBindingsTable.ForeignKeys[1].RefTable = IntegrationsTable
+	GroupBindingsTable.ForeignKeys[2].RefTable = UserGroupsTable
+	GroupBindingsTable.Annotation = &entsql.Annotation{
+		Table: "group_bindings",
+	}
+	IntegrationsTable.ForeignKeys[0].RefTable = OrganizationsTable
+	IntegrationsTable.Annotation = &entsql.Annotation{
+		Table: "integrations",
+	}
+	JobsTable.ForeignKeys[0].RefTable = OrganizationsTable
+	JobsTable.Annotation = &entsql.Annotation{
+		Table: "jobs",
+	}
+	JobItemsTable.ForeignKeys[0].RefTable = JobsTable
+	JobItemsTable.ForeignKeys[1].RefTable = OrganizationsTable
+	JobItemsTable.Annotation = &entsql.Annotation{
+		Table: "job_items",
+	}
+	NotificationsTable.ForeignKeys[0].RefTable = OrganizationsTable
+	NotificationsTable.Annotation = &entsql.Annotation{
+		Table: "notifications",
+	}
+	OutboxTable.Annotation = &entsql.Annotation{
+		Table: "outbox",
+	}
+	RemoteLinksTable.ForeignKeys[0].RefTable = IntegrationsTable
+	RemoteLinksTable.ForeignKeys[1].RefTable = OrganizationsTable
+	RemoteLinksTable.ForeignKeys[2].RefTable = UsersTable
+	RemoteLinksTable.Annotation = &entsql.Annotation{
+		Table: "remote_links",
+	}
 	UsersTable.ForeignKeys[0].RefTable = OrganizationsTable
 	UsersTable.Annotation = &entsql.Annotation{
 		Table: "users",
+	}
+	UserBindingsTable.ForeignKeys[0].RefTable = IntegrationsTable
+	UserBindingsTable.ForeignKeys[1].RefTable = UsersTable
+	UserBindingsTable.ForeignKeys[2].RefTable = OrganizationsTable
+	UserBindingsTable.Annotation = &entsql.Annotation{
+		Table: "user_bindings",
 	}
 	UserGroupsTable.ForeignKeys[0].RefTable = OrganizationsTable
 	UserGroupsTable.Annotation = &entsql.Annotation{

@@ -9,11 +9,38 @@ import (
 // APIKey is the predicate function for apikey builders.
 type APIKey func(*sql.Selector)
 
+// Event is the predicate function for event builders.
+type Event func(*sql.Selector)
+
+// GroupBinding is the predicate function for groupbinding builders.
+type GroupBinding func(*sql.Selector)
+
+// Integration is the predicate function for integration builders.
+type Integration func(*sql.Selector)
+
+// Job is the predicate function for job builders.
+type Job func(*sql.Selector)
+
+// JobItem is the predicate function for jobitem builders.
+type JobItem func(*sql.Selector)
+
+// Notification is the predicate function for notification builders.
+type Notification func(*sql.Selector)
+
 // Organization is the predicate function for organization builders.
 type Organization func(*sql.Selector)
 
+// Outbox is the predicate function for outbox builders.
+type Outbox func(*sql.Selector)
+
+// RemoteLink is the predicate function for remotelink builders.
+type RemoteLink func(*sql.Selector)
+
 // User is the predicate function for user builders.
 type User func(*sql.Selector)
+
+// UserBinding is the predicate function for userbinding builders.
+type UserBinding func(*sql.Selector)
 
 // UserGroup is the predicate function for usergroup builders.
 type UserGroup func(*sql.Selector)

@@ -7,10 +7,19 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/ent/apikey"
+	"github.com/dirsync/dirsync/ent/event"
+	"github.com/dirsync/dirsync/ent/groupbinding"
+	"github.com/dirsync/dirsync/ent/integration"
+	"github.com/dirsync/dirsync/ent/job"
+	"github.com/dirsync/dirsync/ent/jobitem"
+	"github.com/dirsync/dirsync/ent/notification"
 	"github.com/dirsync/dirsync/ent/organization"
+	"github.com/dirsync/dirsync/ent/outbox"
+	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
+	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
 
 	"entgo.io/ent"
@@ -96,6 +105,443 @@ func init() {
 			return nil
 		}
 	}()
+	eventMixin := schema.Event{}.Mixin()
+	event.Policy = privacy.NewPolicies(eventMixin[2], schema.Event{})
+	event.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := event.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	eventMixinHooks2 := eventMixin[2].Hooks()
+
+	event.Hooks[1] = eventMixinHooks2[0]
+	eventMixinFields0 := eventMixin[0].Fields()
+	_ = eventMixinFields0
+	eventMixinFields1 := eventMixin[1].Fields()
+	_ = eventMixinFields1
+	eventFields := schema.Event{}.Fields()
+	_ = eventFields
+	// eventDescCreatedAt is the schema descriptor for created_at field.
+	eventDescCreatedAt := eventMixinFields1[0].Descriptor()
+	// event.DefaultCreatedAt holds the default value on creation for the created_at field.
+	event.DefaultCreatedAt = eventDescCreatedAt.Default.(func() time.Time)
+	// eventDescUpdatedAt is the schema descriptor for updated_at field.
+	eventDescUpdatedAt := eventMixinFields1[1].Descriptor()
+	// event.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	event.DefaultUpdatedAt = eventDescUpdatedAt.Default.(func() time.Time)
+	// event.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	event.UpdateDefaultUpdatedAt = eventDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// eventDescType is the schema descriptor for type field.
+	eventDescType := eventFields[0].Descriptor()
+	// event.TypeValidator is a validator for the "type" field. It is called by the builders before save.
+	event.TypeValidator = eventDescType.Validators[0].(func(string) error)
+	// eventDescDetail is the schema descriptor for detail field.
+	eventDescDetail := eventFields[4].Descriptor()
+	// event.DetailValidator is a validator for the "detail" field. It is called by the builders before save.
+	event.DetailValidator = eventDescDetail.Validators[0].(func(string) error)
+	// eventDescID is the schema descriptor for id field.
+	eventDescID := eventMixinFields0[0].Descriptor()
+	// event.DefaultID holds the default value on creation for the id field.
+	event.DefaultID = eventDescID.Default.(func() pulid.ID)
+	// event.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	event.IDValidator = func() func(string) error {
+		validators := eventDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	groupbindingMixin := schema.GroupBinding{}.Mixin()
+	groupbinding.Policy = privacy.NewPolicies(groupbindingMixin[2], schema.GroupBinding{})
+	groupbinding.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := groupbinding.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	groupbindingMixinHooks2 := groupbindingMixin[2].Hooks()
+
+	groupbinding.Hooks[1] = groupbindingMixinHooks2[0]
+	groupbindingMixinFields0 := groupbindingMixin[0].Fields()
+	_ = groupbindingMixinFields0
+	groupbindingMixinFields1 := groupbindingMixin[1].Fields()
+	_ = groupbindingMixinFields1
+	groupbindingFields := schema.GroupBinding{}.Fields()
+	_ = groupbindingFields
+	// groupbindingDescCreatedAt is the schema descriptor for created_at field.
+	groupbindingDescCreatedAt := groupbindingMixinFields1[0].Descriptor()
+	// groupbinding.DefaultCreatedAt holds the default value on creation for the created_at field.
+	groupbinding.DefaultCreatedAt = groupbindingDescCreatedAt.Default.(func() time.Time)
+	// groupbindingDescUpdatedAt is the schema descriptor for updated_at field.
+	groupbindingDescUpdatedAt := groupbindingMixinFields1[1].Descriptor()
+	// groupbinding.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	groupbinding.DefaultUpdatedAt = groupbindingDescUpdatedAt.Default.(func() time.Time)
+	// groupbinding.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	groupbinding.UpdateDefaultUpdatedAt = groupbindingDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// groupbindingDescID is the schema descriptor for id field.
+	groupbindingDescID := groupbindingMixinFields0[0].Descriptor()
+	// groupbinding.DefaultID holds the default value on creation for the id field.
+	groupbinding.DefaultID = groupbindingDescID.Default.(func() pulid.ID)
+	// groupbinding.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	groupbinding.IDValidator = func() func(string) error {
+		validators := groupbindingDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	integrationMixin := schema.Integration{}.Mixin()
+	integration.Policy = privacy.NewPolicies(integrationMixin[2], schema.Integration{})
+	integration.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := integration.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	integrationMixinHooks2 := integrationMixin[2].Hooks()
+	integrationHooks := schema.Integration{}.Hooks()
+
+	integration.Hooks[1] = integrationMixinHooks2[0]
+
+	integration.Hooks[2] = integrationHooks[0]
+	integrationMixinFields0 := integrationMixin[0].Fields()
+	_ = integrationMixinFields0
+	integrationMixinFields1 := integrationMixin[1].Fields()
+	_ = integrationMixinFields1
+	integrationFields := schema.Integration{}.Fields()
+	_ = integrationFields
+	// integrationDescCreatedAt is the schema descriptor for created_at field.
+	integrationDescCreatedAt := integrationMixinFields1[0].Descriptor()
+	// integration.DefaultCreatedAt holds the default value on creation for the created_at field.
+	integration.DefaultCreatedAt = integrationDescCreatedAt.Default.(func() time.Time)
+	// integrationDescUpdatedAt is the schema descriptor for updated_at field.
+	integrationDescUpdatedAt := integrationMixinFields1[1].Descriptor()
+	// integration.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	integration.DefaultUpdatedAt = integrationDescUpdatedAt.Default.(func() time.Time)
+	// integration.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	integration.UpdateDefaultUpdatedAt = integrationDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// integrationDescName is the schema descriptor for name field.
+	integrationDescName := integrationFields[0].Descriptor()
+	// integration.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	integration.NameValidator = func() func(string) error {
+		validators := integrationDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// integrationDescNameFolded is the schema descriptor for name_folded field.
+	integrationDescNameFolded := integrationFields[1].Descriptor()
+	// integration.NameFoldedValidator is a validator for the "name_folded" field. It is called by the builders before save.
+	integration.NameFoldedValidator = integrationDescNameFolded.Validators[0].(func(string) error)
+	// integrationDescTenantID is the schema descriptor for tenant_id field.
+	integrationDescTenantID := integrationFields[2].Descriptor()
+	// integration.TenantIDValidator is a validator for the "tenant_id" field. It is called by the builders before save.
+	integration.TenantIDValidator = func() func(string) error {
+		validators := integrationDescTenantID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(tenant_id string) error {
+			for _, fn := range fns {
+				if err := fn(tenant_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// integrationDescClientID is the schema descriptor for client_id field.
+	integrationDescClientID := integrationFields[3].Descriptor()
+	// integration.ClientIDValidator is a validator for the "client_id" field. It is called by the builders before save.
+	integration.ClientIDValidator = func() func(string) error {
+		validators := integrationDescClientID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(client_id string) error {
+			for _, fn := range fns {
+				if err := fn(client_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// integrationDescGraphBaseURL is the schema descriptor for graph_base_url field.
+	integrationDescGraphBaseURL := integrationFields[5].Descriptor()
+	// integration.GraphBaseURLValidator is a validator for the "graph_base_url" field. It is called by the builders before save.
+	integration.GraphBaseURLValidator = integrationDescGraphBaseURL.Validators[0].(func(string) error)
+	// integrationDescLoginBaseURL is the schema descriptor for login_base_url field.
+	integrationDescLoginBaseURL := integrationFields[6].Descriptor()
+	// integration.LoginBaseURLValidator is a validator for the "login_base_url" field. It is called by the builders before save.
+	integration.LoginBaseURLValidator = integrationDescLoginBaseURL.Validators[0].(func(string) error)
+	// integrationDescLastError is the schema descriptor for last_error field.
+	integrationDescLastError := integrationFields[9].Descriptor()
+	// integration.LastErrorValidator is a validator for the "last_error" field. It is called by the builders before save.
+	integration.LastErrorValidator = integrationDescLastError.Validators[0].(func(string) error)
+	// integrationDescDefaultDomain is the schema descriptor for default_domain field.
+	integrationDescDefaultDomain := integrationFields[11].Descriptor()
+	// integration.DefaultDomainValidator is a validator for the "default_domain" field. It is called by the builders before save.
+	integration.DefaultDomainValidator = integrationDescDefaultDomain.Validators[0].(func(string) error)
+	// integrationDescTenantPasswordExpiry is the schema descriptor for tenant_password_expiry field.
+	integrationDescTenantPasswordExpiry := integrationFields[13].Descriptor()
+	// integration.DefaultTenantPasswordExpiry holds the default value on creation for the tenant_password_expiry field.
+	integration.DefaultTenantPasswordExpiry = integrationDescTenantPasswordExpiry.Default.(bool)
+	// integrationDescGroupManagement is the schema descriptor for group_management field.
+	integrationDescGroupManagement := integrationFields[15].Descriptor()
+	// integration.DefaultGroupManagement holds the default value on creation for the group_management field.
+	integration.DefaultGroupManagement = integrationDescGroupManagement.Default.(bool)
+	// integrationDescSuspendOnPasswordExpiry is the schema descriptor for suspend_on_password_expiry field.
+	integrationDescSuspendOnPasswordExpiry := integrationFields[16].Descriptor()
+	// integration.DefaultSuspendOnPasswordExpiry holds the default value on creation for the suspend_on_password_expiry field.
+	integration.DefaultSuspendOnPasswordExpiry = integrationDescSuspendOnPasswordExpiry.Default.(bool)
+	// integrationDescSuspendOnLockout is the schema descriptor for suspend_on_lockout field.
+	integrationDescSuspendOnLockout := integrationFields[17].Descriptor()
+	// integration.DefaultSuspendOnLockout holds the default value on creation for the suspend_on_lockout field.
+	integration.DefaultSuspendOnLockout = integrationDescSuspendOnLockout.Default.(bool)
+	// integrationDescID is the schema descriptor for id field.
+	integrationDescID := integrationMixinFields0[0].Descriptor()
+	// integration.DefaultID holds the default value on creation for the id field.
+	integration.DefaultID = integrationDescID.Default.(func() pulid.ID)
+	// integration.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	integration.IDValidator = func() func(string) error {
+		validators := integrationDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	jobMixin := schema.Job{}.Mixin()
+	job.Policy = privacy.NewPolicies(jobMixin[2], schema.Job{})
+	job.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := job.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	jobMixinHooks2 := jobMixin[2].Hooks()
+
+	job.Hooks[1] = jobMixinHooks2[0]
+	jobMixinFields0 := jobMixin[0].Fields()
+	_ = jobMixinFields0
+	jobMixinFields1 := jobMixin[1].Fields()
+	_ = jobMixinFields1
+	jobFields := schema.Job{}.Fields()
+	_ = jobFields
+	// jobDescCreatedAt is the schema descriptor for created_at field.
+	jobDescCreatedAt := jobMixinFields1[0].Descriptor()
+	// job.DefaultCreatedAt holds the default value on creation for the created_at field.
+	job.DefaultCreatedAt = jobDescCreatedAt.Default.(func() time.Time)
+	// jobDescUpdatedAt is the schema descriptor for updated_at field.
+	jobDescUpdatedAt := jobMixinFields1[1].Descriptor()
+	// job.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	job.DefaultUpdatedAt = jobDescUpdatedAt.Default.(func() time.Time)
+	// job.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	job.UpdateDefaultUpdatedAt = jobDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// jobDescKind is the schema descriptor for kind field.
+	jobDescKind := jobFields[0].Descriptor()
+	// job.KindValidator is a validator for the "kind" field. It is called by the builders before save.
+	job.KindValidator = jobDescKind.Validators[0].(func(string) error)
+	// jobDescTotal is the schema descriptor for total field.
+	jobDescTotal := jobFields[2].Descriptor()
+	// job.DefaultTotal holds the default value on creation for the total field.
+	job.DefaultTotal = jobDescTotal.Default.(int)
+	// job.TotalValidator is a validator for the "total" field. It is called by the builders before save.
+	job.TotalValidator = jobDescTotal.Validators[0].(func(int) error)
+	// jobDescDone is the schema descriptor for done field.
+	jobDescDone := jobFields[3].Descriptor()
+	// job.DefaultDone holds the default value on creation for the done field.
+	job.DefaultDone = jobDescDone.Default.(int)
+	// job.DoneValidator is a validator for the "done" field. It is called by the builders before save.
+	job.DoneValidator = jobDescDone.Validators[0].(func(int) error)
+	// jobDescFailed is the schema descriptor for failed field.
+	jobDescFailed := jobFields[4].Descriptor()
+	// job.DefaultFailed holds the default value on creation for the failed field.
+	job.DefaultFailed = jobDescFailed.Default.(int)
+	// job.FailedValidator is a validator for the "failed" field. It is called by the builders before save.
+	job.FailedValidator = jobDescFailed.Validators[0].(func(int) error)
+	// jobDescID is the schema descriptor for id field.
+	jobDescID := jobMixinFields0[0].Descriptor()
+	// job.DefaultID holds the default value on creation for the id field.
+	job.DefaultID = jobDescID.Default.(func() pulid.ID)
+	// job.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	job.IDValidator = func() func(string) error {
+		validators := jobDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	jobitemMixin := schema.JobItem{}.Mixin()
+	jobitem.Policy = privacy.NewPolicies(jobitemMixin[2], schema.JobItem{})
+	jobitem.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := jobitem.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	jobitemMixinHooks2 := jobitemMixin[2].Hooks()
+
+	jobitem.Hooks[1] = jobitemMixinHooks2[0]
+	jobitemMixinFields0 := jobitemMixin[0].Fields()
+	_ = jobitemMixinFields0
+	jobitemMixinFields1 := jobitemMixin[1].Fields()
+	_ = jobitemMixinFields1
+	jobitemFields := schema.JobItem{}.Fields()
+	_ = jobitemFields
+	// jobitemDescCreatedAt is the schema descriptor for created_at field.
+	jobitemDescCreatedAt := jobitemMixinFields1[0].Descriptor()
+	// jobitem.DefaultCreatedAt holds the default value on creation for the created_at field.
+	jobitem.DefaultCreatedAt = jobitemDescCreatedAt.Default.(func() time.Time)
+	// jobitemDescUpdatedAt is the schema descriptor for updated_at field.
+	jobitemDescUpdatedAt := jobitemMixinFields1[1].Descriptor()
+	// jobitem.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	jobitem.DefaultUpdatedAt = jobitemDescUpdatedAt.Default.(func() time.Time)
+	// jobitem.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	jobitem.UpdateDefaultUpdatedAt = jobitemDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// jobitemDescResult is the schema descriptor for result field.
+	jobitemDescResult := jobitemFields[5].Descriptor()
+	// jobitem.ResultValidator is a validator for the "result" field. It is called by the builders before save.
+	jobitem.ResultValidator = jobitemDescResult.Validators[0].(func(string) error)
+	// jobitemDescErrorCode is the schema descriptor for error_code field.
+	jobitemDescErrorCode := jobitemFields[6].Descriptor()
+	// jobitem.ErrorCodeValidator is a validator for the "error_code" field. It is called by the builders before save.
+	jobitem.ErrorCodeValidator = jobitemDescErrorCode.Validators[0].(func(string) error)
+	// jobitemDescErrorMessage is the schema descriptor for error_message field.
+	jobitemDescErrorMessage := jobitemFields[7].Descriptor()
+	// jobitem.ErrorMessageValidator is a validator for the "error_message" field. It is called by the builders before save.
+	jobitem.ErrorMessageValidator = jobitemDescErrorMessage.Validators[0].(func(string) error)
+	// jobitemDescID is the schema descriptor for id field.
+	jobitemDescID := jobitemMixinFields0[0].Descriptor()
+	// jobitem.DefaultID holds the default value on creation for the id field.
+	jobitem.DefaultID = jobitemDescID.Default.(func() pulid.ID)
+	// jobitem.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	jobitem.IDValidator = func() func(string) error {
+		validators := jobitemDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	notificationMixin := schema.Notification{}.Mixin()
+	notification.Policy = privacy.NewPolicies(notificationMixin[2], schema.Notification{})
+	notification.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := notification.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	notificationMixinHooks2 := notificationMixin[2].Hooks()
+
+	notification.Hooks[1] = notificationMixinHooks2[0]
+	notificationMixinFields0 := notificationMixin[0].Fields()
+	_ = notificationMixinFields0
+	notificationMixinFields1 := notificationMixin[1].Fields()
+	_ = notificationMixinFields1
+	notificationFields := schema.Notification{}.Fields()
+	_ = notificationFields
+	// notificationDescCreatedAt is the schema descriptor for created_at field.
+	notificationDescCreatedAt := notificationMixinFields1[0].Descriptor()
+	// notification.DefaultCreatedAt holds the default value on creation for the created_at field.
+	notification.DefaultCreatedAt = notificationDescCreatedAt.Default.(func() time.Time)
+	// notificationDescUpdatedAt is the schema descriptor for updated_at field.
+	notificationDescUpdatedAt := notificationMixinFields1[1].Descriptor()
+	// notification.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	notification.DefaultUpdatedAt = notificationDescUpdatedAt.Default.(func() time.Time)
+	// notification.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	notification.UpdateDefaultUpdatedAt = notificationDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// notificationDescKind is the schema descriptor for kind field.
+	notificationDescKind := notificationFields[1].Descriptor()
+	// notification.KindValidator is a validator for the "kind" field. It is called by the builders before save.
+	notification.KindValidator = notificationDescKind.Validators[0].(func(string) error)
+	// notificationDescMessage is the schema descriptor for message field.
+	notificationDescMessage := notificationFields[2].Descriptor()
+	// notification.MessageValidator is a validator for the "message" field. It is called by the builders before save.
+	notification.MessageValidator = notificationDescMessage.Validators[0].(func(string) error)
+	// notificationDescID is the schema descriptor for id field.
+	notificationDescID := notificationMixinFields0[0].Descriptor()
+	// notification.DefaultID holds the default value on creation for the id field.
+	notification.DefaultID = notificationDescID.Default.(func() pulid.ID)
+	// notification.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	notification.IDValidator = func() func(string) error {
+		validators := notificationDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
 	organizationMixin := schema.Organization{}.Mixin()
 	organization.Policy = privacy.NewPolicies(schema.Organization{})
 	organization.Hooks[0] = func(next ent.Mutator) ent.Mutator {
@@ -141,6 +587,93 @@ func init() {
 	// organization.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	organization.IDValidator = func() func(string) error {
 		validators := organizationDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	outboxFields := schema.Outbox{}.Fields()
+	_ = outboxFields
+	// outboxDescKind is the schema descriptor for kind field.
+	outboxDescKind := outboxFields[2].Descriptor()
+	// outbox.KindValidator is a validator for the "kind" field. It is called by the builders before save.
+	outbox.KindValidator = outboxDescKind.Validators[0].(func(string) error)
+	// outboxDescCreatedAt is the schema descriptor for created_at field.
+	outboxDescCreatedAt := outboxFields[4].Descriptor()
+	// outbox.DefaultCreatedAt holds the default value on creation for the created_at field.
+	outbox.DefaultCreatedAt = outboxDescCreatedAt.Default.(func() time.Time)
+	remotelinkMixin := schema.RemoteLink{}.Mixin()
+	remotelink.Policy = privacy.NewPolicies(remotelinkMixin[2], schema.RemoteLink{})
+	remotelink.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := remotelink.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	remotelinkMixinHooks2 := remotelinkMixin[2].Hooks()
+
+	remotelink.Hooks[1] = remotelinkMixinHooks2[0]
+	remotelinkMixinFields0 := remotelinkMixin[0].Fields()
+	_ = remotelinkMixinFields0
+	remotelinkMixinFields1 := remotelinkMixin[1].Fields()
+	_ = remotelinkMixinFields1
+	remotelinkFields := schema.RemoteLink{}.Fields()
+	_ = remotelinkFields
+	// remotelinkDescCreatedAt is the schema descriptor for created_at field.
+	remotelinkDescCreatedAt := remotelinkMixinFields1[0].Descriptor()
+	// remotelink.DefaultCreatedAt holds the default value on creation for the created_at field.
+	remotelink.DefaultCreatedAt = remotelinkDescCreatedAt.Default.(func() time.Time)
+	// remotelinkDescUpdatedAt is the schema descriptor for updated_at field.
+	remotelinkDescUpdatedAt := remotelinkMixinFields1[1].Descriptor()
+	// remotelink.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	remotelink.DefaultUpdatedAt = remotelinkDescUpdatedAt.Default.(func() time.Time)
+	// remotelink.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	remotelink.UpdateDefaultUpdatedAt = remotelinkDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// remotelinkDescRemoteID is the schema descriptor for remote_id field.
+	remotelinkDescRemoteID := remotelinkFields[3].Descriptor()
+	// remotelink.RemoteIDValidator is a validator for the "remote_id" field. It is called by the builders before save.
+	remotelink.RemoteIDValidator = remotelinkDescRemoteID.Validators[0].(func(string) error)
+	// remotelinkDescUpn is the schema descriptor for upn field.
+	remotelinkDescUpn := remotelinkFields[4].Descriptor()
+	// remotelink.UpnValidator is a validator for the "upn" field. It is called by the builders before save.
+	remotelink.UpnValidator = remotelinkDescUpn.Validators[0].(func(string) error)
+	// remotelinkDescTakenOver is the schema descriptor for taken_over field.
+	remotelinkDescTakenOver := remotelinkFields[7].Descriptor()
+	// remotelink.DefaultTakenOver holds the default value on creation for the taken_over field.
+	remotelink.DefaultTakenOver = remotelinkDescTakenOver.Default.(bool)
+	// remotelinkDescStatusReason is the schema descriptor for status_reason field.
+	remotelinkDescStatusReason := remotelinkFields[10].Descriptor()
+	// remotelink.StatusReasonValidator is a validator for the "status_reason" field. It is called by the builders before save.
+	remotelink.StatusReasonValidator = remotelinkDescStatusReason.Validators[0].(func(string) error)
+	// remotelinkDescLastErrorCode is the schema descriptor for last_error_code field.
+	remotelinkDescLastErrorCode := remotelinkFields[11].Descriptor()
+	// remotelink.LastErrorCodeValidator is a validator for the "last_error_code" field. It is called by the builders before save.
+	remotelink.LastErrorCodeValidator = remotelinkDescLastErrorCode.Validators[0].(func(string) error)
+	// remotelinkDescLastErrorMessage is the schema descriptor for last_error_message field.
+	remotelinkDescLastErrorMessage := remotelinkFields[12].Descriptor()
+	// remotelink.LastErrorMessageValidator is a validator for the "last_error_message" field. It is called by the builders before save.
+	remotelink.LastErrorMessageValidator = remotelinkDescLastErrorMessage.Validators[0].(func(string) error)
+	// remotelinkDescLastErrorRequestID is the schema descriptor for last_error_request_id field.
+	remotelinkDescLastErrorRequestID := remotelinkFields[13].Descriptor()
+	// remotelink.LastErrorRequestIDValidator is a validator for the "last_error_request_id" field. It is called by the builders before save.
+	remotelink.LastErrorRequestIDValidator = remotelinkDescLastErrorRequestID.Validators[0].(func(string) error)
+	// remotelinkDescID is the schema descriptor for id field.
+	remotelinkDescID := remotelinkMixinFields0[0].Descriptor()
+	// remotelink.DefaultID holds the default value on creation for the id field.
+	remotelink.DefaultID = remotelinkDescID.Default.(func() pulid.ID)
+	// remotelink.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	remotelink.IDValidator = func() func(string) error {
+		validators := remotelinkDescID.Validators
 		fns := [...]func(string) error{
 			validators[0].(func(string) error),
 			validators[1].(func(string) error),
@@ -285,6 +818,55 @@ func init() {
 	// user.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	user.IDValidator = func() func(string) error {
 		validators := userDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	userbindingMixin := schema.UserBinding{}.Mixin()
+	userbinding.Policy = privacy.NewPolicies(userbindingMixin[2], schema.UserBinding{})
+	userbinding.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := userbinding.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	userbindingMixinHooks2 := userbindingMixin[2].Hooks()
+
+	userbinding.Hooks[1] = userbindingMixinHooks2[0]
+	userbindingMixinFields0 := userbindingMixin[0].Fields()
+	_ = userbindingMixinFields0
+	userbindingMixinFields1 := userbindingMixin[1].Fields()
+	_ = userbindingMixinFields1
+	userbindingFields := schema.UserBinding{}.Fields()
+	_ = userbindingFields
+	// userbindingDescCreatedAt is the schema descriptor for created_at field.
+	userbindingDescCreatedAt := userbindingMixinFields1[0].Descriptor()
+	// userbinding.DefaultCreatedAt holds the default value on creation for the created_at field.
+	userbinding.DefaultCreatedAt = userbindingDescCreatedAt.Default.(func() time.Time)
+	// userbindingDescUpdatedAt is the schema descriptor for updated_at field.
+	userbindingDescUpdatedAt := userbindingMixinFields1[1].Descriptor()
+	// userbinding.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	userbinding.DefaultUpdatedAt = userbindingDescUpdatedAt.Default.(func() time.Time)
+	// userbinding.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	userbinding.UpdateDefaultUpdatedAt = userbindingDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// userbindingDescID is the schema descriptor for id field.
+	userbindingDescID := userbindingMixinFields0[0].Descriptor()
+	// userbinding.DefaultID holds the default value on creation for the id field.
+	userbinding.DefaultID = userbindingDescID.Default.(func() pulid.ID)
+	// userbinding.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	userbinding.IDValidator = func() func(string) error {
+		validators := userbindingDescID.Validators
 		fns := [...]func(string) error{
 			validators[0].(func(string) error),
 			validators[1].(func(string) error),

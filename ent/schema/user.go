@@ -92,6 +92,12 @@ func (User) Edges() []ent.Edge {
 				entgql.RelayConnection(),
 				entgql.Skip(entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput),
 			),
+		edge.To("bindings", UserBinding.Type).
+			Annotations(entsql.OnDelete(entsql.Cascade), entgql.Skip(entgql.SkipAll)),
+		// Links outlive the user (SET NULL) so deleting a user still deprovisions (X3).
+		edge.To("links", RemoteLink.Type).
+			Annotations(entsql.OnDelete(entsql.SetNull),
+				entgql.Skip(entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput)),
 	}
 }
 
@@ -123,11 +129,15 @@ func (User) Annotations() []schema.Annotation {
 
 // Names of unique constraints; the error translator maps them to the input field.
 const (
-	UniqueUserUsername = "users_org_username_key"
-	UniqueUserEmail    = "users_org_email_key"
-	UniqueGroupName    = "user_groups_org_name_key"
-	UniqueOrgName      = "organizations_name_key"
-	UniqueAPIKeyHash   = "api_keys_key_hash_key"
+	UniqueUserUsername    = "users_org_username_key"
+	UniqueUserEmail       = "users_org_email_key"
+	UniqueGroupName       = "user_groups_org_name_key"
+	UniqueOrgName         = "organizations_name_key"
+	UniqueAPIKeyHash      = "api_keys_key_hash_key"
+	UniqueIntegrationName = "integrations_org_name_key"
+	UniqueUserBinding     = "user_bindings_integration_user_key"
+	UniqueGroupBinding    = "group_bindings_integration_group_key"
+	UniqueRemoteLink      = "remote_links_integration_user_key"
 )
 
 // foldHook keeps folded in step with field, so the unique index on the folded

@@ -45,6 +45,8 @@ func (UserGroup) Edges() []ent.Edge {
 				// which check that every id belongs to the caller's organization.
 				entgql.Skip(entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput),
 			),
+		edge.To("bindings", GroupBinding.Type).
+			Annotations(entsql.OnDelete(entsql.Cascade), entgql.Skip(entgql.SkipAll)),
 	}
 }
 

@@ -4,15 +4,47 @@ package model
 
 import (
 	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/integration"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/internal/mapping"
 )
 
 type ActivateUserPayload struct {
-	User *ent.User `json:"user"`
+	User *ent.User  `json:"user"`
+	Jobs []*ent.Job `json:"jobs"`
 }
 
 type AddUserGroupMembersPayload struct {
 	UserGroup *ent.UserGroup `json:"userGroup"`
+	Jobs      []*ent.Job     `json:"jobs"`
+}
+
+type BindingPayload struct {
+	Integration *ent.Integration `json:"integration"`
+	// The job reconciling the users whose connection changed; empty when none did.
+	Jobs []*ent.Job `json:"jobs"`
+}
+
+type CreateIntegrationInput struct {
+	Name string `json:"name"`
+	// Entra tenant id (GUID) or a verified domain of the tenant.
+	TenantID     string `json:"tenantID"`
+	ClientID     string `json:"clientID"`
+	ClientSecret string `json:"clientSecret"`
+	// Microsoft Graph base URL; only when the server allows custom URLs (the emulator).
+	GraphBaseURL *string `json:"graphBaseURL,omitempty"`
+	// Login authority base URL; only when the server allows custom URLs.
+	LoginBaseURL *string `json:"loginBaseURL,omitempty"`
+	// Domains whose users sync (D3/D4). Empty: every user whose domain the tenant verified (D2).
+	Domains []string `json:"domains,omitempty"`
+	// One of domains: other domains are rewritten to it (D4).
+	DefaultDomain           *string                  `json:"defaultDomain,omitempty"`
+	EmailSource             *integration.EmailSource `json:"emailSource,omitempty"`
+	GroupManagement         *bool                    `json:"groupManagement,omitempty"`
+	SuspendOnPasswordExpiry *bool                    `json:"suspendOnPasswordExpiry,omitempty"`
+	SuspendOnLockout        *bool                    `json:"suspendOnLockout,omitempty"`
+	// Replaces the shipped default mapping table.
+	AttributeMappings []*mapping.Rule `json:"attributeMappings,omitempty"`
 }
 
 type CreateUserGroupPayload struct {
@@ -23,20 +55,55 @@ type CreateUserPayload struct {
 	User *ent.User `json:"user"`
 }
 
-type DeleteUserGroupPayload struct {
+type DeleteIntegrationPayload struct {
 	DeletedID pulid.ID `json:"deletedID"`
 }
 
+type DeleteUserGroupPayload struct {
+	DeletedID pulid.ID   `json:"deletedID"`
+	Jobs      []*ent.Job `json:"jobs"`
+}
+
 type DeleteUserPayload struct {
-	DeletedID pulid.ID `json:"deletedID"`
+	DeletedID pulid.ID   `json:"deletedID"`
+	Jobs      []*ent.Job `json:"jobs"`
+}
+
+type IntegrationPayload struct {
+	Integration *ent.Integration `json:"integration"`
+	// Remote work the change caused (e.g. reconciling every connected user).
+	Jobs []*ent.Job `json:"jobs"`
 }
 
 type RemoveUserGroupMembersPayload struct {
 	UserGroup *ent.UserGroup `json:"userGroup"`
+	Jobs      []*ent.Job     `json:"jobs"`
 }
 
 type SuspendUserPayload struct {
-	User *ent.User `json:"user"`
+	User *ent.User  `json:"user"`
+	Jobs []*ent.Job `json:"jobs"`
+}
+
+type UpdateIntegrationInput struct {
+	Name                    *string                  `json:"name,omitempty"`
+	TenantID                *string                  `json:"tenantID,omitempty"`
+	ClientID                *string                  `json:"clientID,omitempty"`
+	ClientSecret            *string                  `json:"clientSecret,omitempty"`
+	GraphBaseURL            *string                  `json:"graphBaseURL,omitempty"`
+	ClearGraphBaseURL       *bool                    `json:"clearGraphBaseURL,omitempty"`
+	LoginBaseURL            *string                  `json:"loginBaseURL,omitempty"`
+	ClearLoginBaseURL       *bool                    `json:"clearLoginBaseURL,omitempty"`
+	Domains                 []string                 `json:"domains,omitempty"`
+	DefaultDomain           *string                  `json:"defaultDomain,omitempty"`
+	ClearDefaultDomain      *bool                    `json:"clearDefaultDomain,omitempty"`
+	EmailSource             *integration.EmailSource `json:"emailSource,omitempty"`
+	GroupManagement         *bool                    `json:"groupManagement,omitempty"`
+	SuspendOnPasswordExpiry *bool                    `json:"suspendOnPasswordExpiry,omitempty"`
+	SuspendOnLockout        *bool                    `json:"suspendOnLockout,omitempty"`
+	AttributeMappings       []*mapping.Rule          `json:"attributeMappings,omitempty"`
+	// Back to the shipped default mapping table.
+	ResetAttributeMappings *bool `json:"resetAttributeMappings,omitempty"`
 }
 
 type UpdateOrganizationPayload struct {
@@ -49,4 +116,6 @@ type UpdateUserGroupPayload struct {
 
 type UpdateUserPayload struct {
 	User *ent.User `json:"user"`
+	// Reconciliation the change started (P4); empty when the user is in no integration.
+	Jobs []*ent.Job `json:"jobs"`
 }

@@ -73,10 +73,11 @@ func NotFoundf(field, format string, args ...any) *Error {
 
 // uniqueFields maps unique constraint names to the input field they protect.
 var uniqueFields = map[string]string{
-	schema.UniqueUserUsername: "username",
-	schema.UniqueUserEmail:    "email",
-	schema.UniqueGroupName:    "name",
-	schema.UniqueOrgName:      "name",
+	schema.UniqueUserUsername:    "username",
+	schema.UniqueUserEmail:       "email",
+	schema.UniqueGroupName:       "name",
+	schema.UniqueOrgName:         "name",
+	schema.UniqueIntegrationName: "name",
 }
 
 // PostgreSQL error codes we translate.

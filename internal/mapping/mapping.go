@@ -82,6 +82,15 @@ func Default() Table {
 	}
 }
 
+// Pointers lists the rules by pointer, as the GraphQL layer returns them.
+func (t Table) Pointers() []*Rule {
+	out := make([]*Rule, len(t))
+	for i := range t {
+		out[i] = &t[i]
+	}
+	return out
+}
+
 // Validate reports every bad rule: unknown attribute or property, and a property
 // exported from two attributes (the remote value would flip between them).
 func (t Table) Validate() error {

@@ -260,11 +260,17 @@ func (c *Client) sendBatch(ctx context.Context, reqs []BatchRequest, bodies []js
 		}
 		wire = append(wire, w)
 	}
+	writes := 0
+	for _, w := range wire {
+		if w.Method != http.MethodGet {
+			writes++
+		}
+	}
 	var out struct {
 		Responses []BatchResponse `json:"responses"`
 	}
 	resp, err := c.request(ctx, call{method: http.MethodPost, path: "/$batch",
-		body: map[string]any{"requests": wire}, accept424: true})
+		body: map[string]any{"requests": wire}, accept424: true, writes: max(writes, 1)})
 	if err != nil {
 		return nil, err
 	}

@@ -148,6 +148,17 @@ func WithRetryNotFound(ctx context.Context) context.Context {
 	return context.WithValue(ctx, freshKey{}, true)
 }
 
+// writeCount is what the request costs against the write quota.
+func (cl *call) writeCount() int {
+	if cl.writes > 0 {
+		return cl.writes
+	}
+	if cl.method == http.MethodGet {
+		return 0
+	}
+	return 1
+}
+
 // call describes one logical Graph request.
 type call struct {
 	method string
@@ -157,6 +168,9 @@ type call struct {
 	body   any
 	header http.Header
 	fresh  bool // retry 404 as replication delay
+	// writes overrides the write count of the request for the Limiter ($batch);
+	// 0 means: 1 for any method but GET.
+	writes int
 	// accept424 treats 424 as an answer, not an error: older $batch docs let
 	// the outer status be 424 when inner requests failed.
 	accept424 bool
@@ -238,7 +252,7 @@ func (c *Client) request(ctx context.Context, cl call) (*response, error) {
 	var last error
 	for attempt := 0; attempt < pol.MaxAttempts; attempt++ {
 		if c.cfg.Limiter != nil {
-			if err := c.cfg.Limiter.Wait(ctx); err != nil {
+			if err := c.cfg.Limiter.Wait(ctx, cl.writeCount()); err != nil {
 				return nil, fmt.Errorf("msgraph: limiter: %w", err)
 			}
 		}

@@ -22,7 +22,10 @@ const (
 // (the Redis-backed write quota of DESIGN.md). Wait runs before every attempt;
 // Penalize runs on a 429 so the whole tenant pauses, not only this caller.
 type Limiter interface {
-	Wait(ctx context.Context) error
+	// writes is how many Graph writes the request carries (0 for a read; a
+	// $batch counts its inner writes), so budgets can hold writes to the write
+	// quota and reads to the resource-unit bucket separately.
+	Wait(ctx context.Context, writes int) error
 	Penalize(ctx context.Context, d time.Duration)
 }
 

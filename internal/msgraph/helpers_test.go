@@ -39,7 +39,7 @@ type fakeLimiter struct {
 	penalties []time.Duration
 }
 
-func (l *fakeLimiter) Wait(context.Context) error {
+func (l *fakeLimiter) Wait(context.Context, int) error {
 	l.mu.Lock()
 	l.waits++
 	l.mu.Unlock()

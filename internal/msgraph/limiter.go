@@ -36,7 +36,7 @@ func NewLocalLimiter(perSecond float64, burst int) *LocalLimiter {
 }
 
 // Wait blocks while a pause is in force, then takes a token from the rate.
-func (l *LocalLimiter) Wait(ctx context.Context) error {
+func (l *LocalLimiter) Wait(ctx context.Context, _ int) error {
 	for {
 		l.mu.Lock()
 		d := l.pausedUntil.Sub(l.now())

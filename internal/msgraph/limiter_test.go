@@ -26,13 +26,13 @@ func TestLocalLimiterPauseAppliesToEveryCaller(t *testing.T) {
 		return nil
 	}
 	ctx := context.Background()
-	require.NoError(t, l.Wait(ctx))
+	require.NoError(t, l.Wait(ctx, 1))
 	assert.Empty(t, slept)
 
 	l.Penalize(ctx, 5*time.Second)
 	l.Penalize(ctx, 2*time.Second) // shorter: does not shorten the pause
-	require.NoError(t, l.Wait(ctx))
-	require.NoError(t, l.Wait(ctx))
+	require.NoError(t, l.Wait(ctx, 1))
+	require.NoError(t, l.Wait(ctx, 1))
 	assert.Equal(t, []time.Duration{5 * time.Second}, slept, "second caller finds the pause over")
 }
 
@@ -41,7 +41,7 @@ func TestLocalLimiterRespectsContext(t *testing.T) {
 	l.Penalize(context.Background(), time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	assert.ErrorIs(t, l.Wait(ctx), context.Canceled)
+	assert.ErrorIs(t, l.Wait(ctx, 1), context.Canceled)
 }
 
 func TestLocalLimiterSteadyRate(t *testing.T) {
@@ -49,7 +49,7 @@ func TestLocalLimiterSteadyRate(t *testing.T) {
 	ctx := context.Background()
 	start := time.Now()
 	for range 11 {
-		require.NoError(t, l.Wait(ctx))
+		require.NoError(t, l.Wait(ctx, 1))
 	}
 	// 10 intervals of 5 ms after the first token.
 	assert.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dirsync/dirsync/internal/msgraph"
 )
 
 // Config sizes the budgets. Zero values take Graph's documented figures.
@@ -110,12 +112,12 @@ type Budget struct {
 
 func (t *Budget) pauseKey() string { return t.b.cfg.KeyPrefix + "pause:" + t.key }
 
-// Wait blocks until a call may go out: first any tenant-wide pause, then a slot in
-// the write or read budget.
-func (t *Budget) Wait(ctx context.Context, write bool) error {
-	limit, kind := t.b.reads, "r:"
-	if write {
-		limit, kind = t.b.writes, "w:"
+// Wait blocks until a call may go out: first any tenant-wide pause, then writes
+// slots of the write budget (a $batch carries several), or one read slot.
+func (t *Budget) Wait(ctx context.Context, writes int) error {
+	limit, kind, n := t.b.reads, "r:", 1
+	if writes > 0 {
+		limit, kind, n = t.b.writes, "w:", min(writes, t.b.writes.Burst)
 	}
 	for {
 		pause, err := t.b.cfg.Redis.PTTL(ctx, t.pauseKey()).Result()
@@ -128,7 +130,7 @@ func (t *Budget) Wait(ctx context.Context, write bool) error {
 			}
 			continue
 		}
-		res, err := t.b.limiter.Allow(ctx, t.b.cfg.KeyPrefix+kind+t.key, limit)
+		res, err := t.b.limiter.AllowN(ctx, t.b.cfg.KeyPrefix+kind+t.key, limit, n)
 		if err != nil {
 			return fmt.Errorf("throttle: take budget: %w", err)
 		}
@@ -171,3 +173,5 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+var _ msgraph.Limiter = (*Budget)(nil)

@@ -47,14 +47,14 @@ func TestWriteBudgetSharedAcrossWorkersPerTenant(t *testing.T) {
 		if i%2 == 1 {
 			w = workerB
 		}
-		require.NoError(t, w.Wait(ctx, true), "write %d within burst", i)
+		require.NoError(t, w.Wait(ctx, 1), "write %d within burst", i)
 	}
-	require.ErrorIs(t, workerB.Wait(ctx, true), errWouldSleep, "the sixth write must wait: the budget is shared")
+	require.ErrorIs(t, workerB.Wait(ctx, 1), errWouldSleep, "the sixth write must wait: the budget is shared")
 	require.Len(t, slept, 1)
 	require.InDelta(t, 50*time.Millisecond, slept[0], float64(15*time.Millisecond), "one emission interval at 20/s")
 
-	require.NoError(t, workerA.Wait(ctx, false), "reads have their own budget")
-	require.NoError(t, newBudgets(t, rdb, &slept).For("tenant2/app").Wait(ctx, true), "another tenant is not affected")
+	require.NoError(t, workerA.Wait(ctx, 0), "reads have their own budget")
+	require.NoError(t, newBudgets(t, rdb, &slept).For("tenant2/app").Wait(ctx, 1), "another tenant is not affected")
 }
 
 func TestPenalizePausesTheWholeTenantAndKeepsTheLongerPause(t *testing.T) {
@@ -67,16 +67,16 @@ func TestPenalizePausesTheWholeTenantAndKeepsTheLongerPause(t *testing.T) {
 
 	b.For("t/a").Penalize(ctx, 3*time.Second)
 	b.For("t/a").Penalize(ctx, time.Second) // shorter: must not cut the pause
-	require.ErrorIs(t, b.For("t/a").Wait(ctx, false), errWouldSleep, "even reads wait out a 429 pause")
+	require.ErrorIs(t, b.For("t/a").Wait(ctx, 0), errWouldSleep, "even reads wait out a 429 pause")
 	require.Greater(t, slept[0], 2500*time.Millisecond)
 	require.LessOrEqual(t, slept[0], 3*time.Second)
 
 	b.For("t/a").Penalize(ctx, 5*time.Second) // longer: extends
 	slept = slept[:0]
-	require.ErrorIs(t, b.For("t/a").Wait(ctx, true), errWouldSleep)
+	require.ErrorIs(t, b.For("t/a").Wait(ctx, 1), errWouldSleep)
 	require.Greater(t, slept[0], 4*time.Second)
 
-	require.NoError(t, b.For("t/other").Wait(ctx, true), "another app+tenant is not paused")
+	require.NoError(t, b.For("t/other").Wait(ctx, 1), "another app+tenant is not paused")
 }
 
 func TestWaitReturnsWhenContextEnds(t *testing.T) {
@@ -88,7 +88,7 @@ func TestWaitReturnsWhenContextEnds(t *testing.T) {
 	b.For("t/a").Penalize(context.Background(), time.Minute)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	require.ErrorIs(t, b.For("t/a").Wait(ctx, true), context.DeadlineExceeded)
+	require.ErrorIs(t, b.For("t/a").Wait(ctx, 1), context.DeadlineExceeded)
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -774,7 +774,7 @@ type recLimiter struct {
 	p  []time.Duration
 }
 
-func (l *recLimiter) Wait(context.Context) error { return nil }
+func (l *recLimiter) Wait(context.Context, int) error { return nil }
 func (l *recLimiter) Penalize(_ context.Context, d time.Duration) {
 	l.mu.Lock()
 	l.p = append(l.p, d)

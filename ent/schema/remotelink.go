@@ -1,0 +1,75 @@
+package schema
+
+import (
+	"entgo.io/contrib/entgql"
+	"entgo.io/ent"
+	"entgo.io/ent/dialect/entsql"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+
+	"github.com/dirsync/dirsync/ent/schema/pulid"
+)
+
+// RemoteLink is what we know of one of our users (or groups) in one integration's
+// tenant: the remote object id once provisioned, what we last applied, and the
+// outcome of the last reconcile. It outlives the user (user_id is nulled on
+// delete) so the deletion's deprovisioning (X3) still knows the remote id.
+type RemoteLink struct{ ent.Schema }
+
+// Mixin implements ent.Schema.
+func (RemoteLink) Mixin() []ent.Mixin {
+	return []ent.Mixin{pulid.MixinWithPrefix("RL"), TimeMixin{}, OrgMixin{}}
+}
+
+// Fields implements ent.Schema.
+func (RemoteLink) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("integration_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Immutable(),
+		field.String("user_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable(),
+		field.Enum("kind").Values("USER", "GROUP").Default("USER").Immutable(),
+		field.String("remote_id").Optional().MaxLen(64),
+		field.String("upn").Optional().MaxLen(113).Comment("The userPrincipalName last sent."),
+		field.Enum("status").Values("PENDING", "IN_SYNC", "OUT_OF_SCOPE", "ERROR").Default("PENDING").
+			Annotations(entgql.OrderField("STATUS")),
+		field.Bool("remote_enabled").Optional().Nillable().Comment("accountEnabled as we last set it."),
+		field.Bool("taken_over").Default(false).Comment("P1: the remote object existed and was taken over."),
+		field.Time("remote_created_at").Optional().Nillable().Comment("When we created the remote object (replication window)."),
+		field.String("applied_hash").Optional().Annotations(hidden).
+			Comment("Hash of the last body applied, to skip no-op writes."),
+		field.String("status_reason").Optional().MaxLen(2000),
+		field.String("last_error_code").Optional().MaxLen(200),
+		field.String("last_error_message").Optional().MaxLen(2000),
+		field.String("last_error_request_id").Optional().MaxLen(100),
+		field.Time("last_synced_at").Optional().Nillable(),
+	}
+}
+
+// Edges implements ent.Schema.
+func (RemoteLink) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("integration", Integration.Type).Ref("links").Field("integration_id").
+			Unique().Required().Immutable(),
+		edge.From("user", User.Type).Ref("links").Field("user_id").Unique(),
+	}
+}
+
+// Indexes implements ent.Schema.
+func (RemoteLink) Indexes() []ent.Index {
+	return []ent.Index{
+		// At most one live link per (integration, user); orphans (user deleted) may pile up
+		// until their deprovisioning ran.
+		index.Fields("integration_id", "user_id").Unique().StorageKey(UniqueRemoteLink),
+		index.Fields("integration_id", "remote_id"),
+		index.Fields("user_id"),
+	}
+}
+
+// Annotations implements ent.Schema.
+func (RemoteLink) Annotations() []schema.Annotation {
+	return []schema.Annotation{
+		entgql.RelayConnection(),
+		entsql.Annotation{Table: "remote_links"},
+	}
+}

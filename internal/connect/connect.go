@@ -1,0 +1,121 @@
+// Package connect answers "which integrations is this user connected to" (B1: bound
+// directly or through any bound user group) and "which (user, integration) pairs
+// must be reconciled after a change" — the one place both the API (to start jobs)
+// and the worker (to decide) read connections from.
+package connect
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/groupbinding"
+	"github.com/dirsync/dirsync/ent/integration"
+	"github.com/dirsync/dirsync/ent/remotelink"
+	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/ent/user"
+	"github.com/dirsync/dirsync/ent/userbinding"
+	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/internal/jobs"
+)
+
+// Integrations returns the authorized integrations the user is connected to,
+// oldest first (the order I4 breaks ties in).
+func Integrations(ctx context.Context, c *ent.Client, userID pulid.ID) ([]*ent.Integration, error) {
+	ins, err := c.Integration.Query().
+		Where(
+			integration.StatusEQ(integration.StatusAUTHORIZED),
+			integration.Or(
+				integration.HasUserBindingsWith(userbinding.UserID(userID)),
+				integration.HasGroupBindingsWith(groupbinding.HasGroupWith(usergroup.HasMembersWith(user.ID(userID)))),
+			),
+		).
+		Order(ent.Asc(integration.FieldCreatedAt), ent.Asc(integration.FieldID)).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: integrations of %s: %w", userID, err)
+	}
+	return ins, nil
+}
+
+// Connected reports whether the user is connected to the integration.
+func Connected(ctx context.Context, c *ent.Client, userID, integrationID pulid.ID) (bool, error) {
+	return c.Integration.Query().
+		Where(
+			integration.ID(integrationID),
+			integration.Or(
+				integration.HasUserBindingsWith(userbinding.UserID(userID)),
+				integration.HasGroupBindingsWith(groupbinding.HasGroupWith(usergroup.HasMembersWith(user.ID(userID)))),
+			),
+		).Exist(ctx)
+}
+
+// UserTargets lists every (user, integration) a change of these users can affect:
+// the integrations they are connected to and those that still hold a link for
+// them (to deprovision or re-scope). Integrations that are not authorized are
+// left out: nothing may be sent to them (I5).
+func UserTargets(ctx context.Context, c *ent.Client, userIDs []pulid.ID) ([]jobs.Target, error) {
+	if len(userIDs) == 0 {
+		return nil, nil
+	}
+	var out []jobs.Target
+	direct, err := c.UserBinding.Query().
+		Where(userbinding.UserIDIn(userIDs...), userbinding.HasIntegrationWith(integration.StatusEQ(integration.StatusAUTHORIZED))).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: direct bindings: %w", err)
+	}
+	for _, b := range direct {
+		out = append(out, jobs.Target{IntegrationID: b.IntegrationID, UserID: b.UserID})
+	}
+	groups, err := c.GroupBinding.Query().
+		Where(groupbinding.HasIntegrationWith(integration.StatusEQ(integration.StatusAUTHORIZED)),
+			groupbinding.HasGroupWith(usergroup.HasMembersWith(user.IDIn(userIDs...)))).
+		WithGroup(func(q *ent.UserGroupQuery) {
+			q.WithMembers(func(uq *ent.UserQuery) { uq.Where(user.IDIn(userIDs...)).Select(user.FieldID) })
+		}).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: group bindings: %w", err)
+	}
+	for _, gb := range groups {
+		for _, m := range gb.Edges.Group.Edges.Members {
+			out = append(out, jobs.Target{IntegrationID: gb.IntegrationID, UserID: m.ID})
+		}
+	}
+	links, err := c.RemoteLink.Query().
+		Where(remotelink.UserIDIn(userIDs...), remotelink.HasIntegrationWith(integration.StatusEQ(integration.StatusAUTHORIZED))).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: links: %w", err)
+	}
+	for _, l := range links {
+		out = append(out, jobs.Target{IntegrationID: l.IntegrationID, UserID: *l.UserID})
+	}
+	return out, nil
+}
+
+// GroupMemberTargets lists (member, integration) for every integration the groups
+// are bound to: what binding, unbinding or deleting the groups affects (X4).
+func GroupMemberTargets(ctx context.Context, c *ent.Client, groupIDs []pulid.ID, integrationID pulid.ID) ([]jobs.Target, error) {
+	q := c.GroupBinding.Query().Where(groupbinding.GroupIDIn(groupIDs...),
+		groupbinding.HasIntegrationWith(integration.StatusEQ(integration.StatusAUTHORIZED)))
+	if integrationID != "" {
+		q = q.Where(groupbinding.IntegrationID(integrationID))
+	}
+	bindings, err := q.All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: group bindings: %w", err)
+	}
+	var out []jobs.Target
+	for _, gb := range bindings {
+		members, err := c.User.Query().Where(user.HasGroupsWith(usergroup.ID(gb.GroupID))).IDs(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("connect: members: %w", err)
+		}
+		for _, m := range members {
+			out = append(out, jobs.Target{IntegrationID: gb.IntegrationID, UserID: m})
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,132 @@
+// Package jobs is the contract between the API and the worker: the typed task
+// payloads, their stable kind strings, and Start, which records a user-visible
+// Job (J1–J2) with one item per (user, integration) and the outbox rows that will
+// run them — all on the caller's transaction, so work and state commit together.
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/internal/outbox"
+)
+
+// Task kinds: asynq task type names, stored in outbox rows. Never rename one that
+// may sit in a queue; add a new version instead.
+const (
+	// KindReconcileUser converges one user in one integration (payload ReconcileUser).
+	KindReconcileUser = "reconcile:user:v1"
+)
+
+// Job kinds (Job.kind), what caused the work.
+const (
+	JobBindUsers         = "BIND_USERS"
+	JobUnbindUsers       = "UNBIND_USERS"
+	JobBindGroups        = "BIND_USER_GROUPS"
+	JobUnbindGroups      = "UNBIND_USER_GROUPS"
+	JobUserChange        = "USER_CHANGE"
+	JobUserSuspend       = "USER_SUSPEND"
+	JobUserActivate      = "USER_ACTIVATE"
+	JobUserDelete        = "USER_DELETE"
+	JobGroupMembers      = "GROUP_MEMBERSHIP"
+	JobGroupDelete       = "USER_GROUP_DELETE"
+	JobIntegrationChange = "INTEGRATION_CHANGE"
+)
+
+// ReconcileUser asks the worker to converge one user in one integration. It
+// carries ids only: the handler reads the current state when it runs, so a late,
+// repeated or reordered task is harmless. LinkID is set when the user is gone
+// (X3) and only the link knows the remote object.
+type ReconcileUser struct {
+	OrgID         pulid.ID `json:"org"`
+	IntegrationID pulid.ID `json:"integration"`
+	UserID        pulid.ID `json:"user,omitempty"`
+	LinkID        pulid.ID `json:"link,omitempty"`
+	JobID         pulid.ID `json:"job,omitempty"`
+	ItemID        pulid.ID `json:"item,omitempty"`
+}
+
+// Target is one (user, integration) a job must reconcile.
+type Target struct {
+	IntegrationID pulid.ID
+	UserID        pulid.ID
+	LinkID        pulid.ID
+}
+
+// Start records a job of kind with one item and one outbox row per distinct
+// target, on c (the caller's transactional client), and wakes the relay at
+// commit. No targets: no job, nil.
+func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, integrationID pulid.ID, targets []Target) (*ent.Job, error) {
+	targets = dedupe(targets)
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	jc := c.Job.Create().SetOrganizationID(orgID).SetKind(kind).SetTotal(len(targets))
+	if integrationID != "" {
+		jc.SetIntegrationID(integrationID)
+	}
+	job, err := jc.Save(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: create job: %w", err)
+	}
+	items := make([]*ent.JobItemCreate, len(targets))
+	for i, t := range targets {
+		ic := c.JobItem.Create().SetOrganizationID(orgID).SetJobID(job.ID).SetIntegrationID(t.IntegrationID)
+		if t.UserID != "" {
+			ic.SetUserID(t.UserID)
+		}
+		if t.LinkID != "" {
+			ic.SetLinkID(t.LinkID)
+		}
+		items[i] = ic
+	}
+	created, err := c.JobItem.CreateBulk(items...).Save(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: create items: %w", err)
+	}
+	rows := make([]*ent.OutboxCreate, len(targets))
+	for i, t := range targets {
+		payload, err := json.Marshal(ReconcileUser{
+			OrgID: orgID, IntegrationID: t.IntegrationID, UserID: t.UserID, LinkID: t.LinkID,
+			JobID: job.ID, ItemID: created[i].ID,
+		})
+		if err != nil {
+			return nil, err
+		}
+		rows[i] = c.Outbox.Create().SetOrganizationID(orgID).SetKind(KindReconcileUser).SetPayload(payload)
+	}
+	if err := c.Outbox.CreateBulk(rows...).Exec(ctx); err != nil {
+		return nil, fmt.Errorf("jobs: write outbox: %w", err)
+	}
+	// Delivered at commit, not before: the relay never sees rows that may roll back.
+	if _, err := c.ExecContext(ctx, "SELECT pg_notify($1, '')", outbox.Channel); err != nil {
+		return nil, fmt.Errorf("jobs: notify relay: %w", err)
+	}
+	return job, nil
+}
+
+func dedupe(ts []Target) []Target {
+	seen := make(map[Target]bool, len(ts))
+	out := ts[:0:0]
+	for _, t := range ts {
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// List returns the jobs as a slice for GraphQL payloads: never nil.
+func List(js ...*ent.Job) []*ent.Job {
+	out := make([]*ent.Job, 0, len(js))
+	for _, j := range js {
+		if j != nil {
+			out = append(out, j)
+		}
+	}
+	return out
+}
