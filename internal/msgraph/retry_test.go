@@ -269,7 +269,7 @@ var errBudget = errors.New("budget gone")
 
 type errLimiter struct{}
 
-func (errLimiter) Wait(context.Context, int) error              { return errBudget }
+func (errLimiter) Wait(context.Context, int) error         { return errBudget }
 func (errLimiter) Penalize(context.Context, time.Duration) {}
 
 // The replication window ends: a 404 about an object created long ago is the
