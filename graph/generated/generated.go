@@ -42,6 +42,7 @@ type ResolverRoot interface {
 	Integration() IntegrationResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -318,6 +319,12 @@ type ComplexityRoot struct {
 		UserGroup func(childComplexity int) int
 	}
 
+	Subscription struct {
+		Events     func(childComplexity int, filter *model.EventsSubscriptionFilter) int
+		JobUpdated func(childComplexity int, id pulid.ID) int
+		Jobs       func(childComplexity int, filter *model.JobsSubscriptionFilter) int
+	}
+
 	SuspendUserPayload struct {
 		Jobs func(childComplexity int) int
 		User func(childComplexity int) int
@@ -439,6 +446,11 @@ type QueryResolver interface {
 	UserGroups(ctx context.Context, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) (*ent.UserGroupConnection, error)
 	Organization(ctx context.Context) (*ent.Organization, error)
 	Job(ctx context.Context, id pulid.ID) (*ent.Job, error)
+}
+type SubscriptionResolver interface {
+	JobUpdated(ctx context.Context, id pulid.ID) (<-chan *ent.Job, error)
+	Jobs(ctx context.Context, filter *model.JobsSubscriptionFilter) (<-chan *ent.Job, error)
+	Events(ctx context.Context, filter *model.EventsSubscriptionFilter) (<-chan *ent.Event, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -1669,6 +1681,40 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RemoveUserGroupMembersPayload.UserGroup(childComplexity), true
 
+	case "Subscription.events":
+		if e.ComplexityRoot.Subscription.Events == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_events_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Events(childComplexity, args["filter"].(*model.EventsSubscriptionFilter)), true
+	case "Subscription.jobUpdated":
+		if e.ComplexityRoot.Subscription.JobUpdated == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_jobUpdated_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.JobUpdated(childComplexity, args["id"].(pulid.ID)), true
+	case "Subscription.jobs":
+		if e.ComplexityRoot.Subscription.Jobs == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_jobs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Jobs(childComplexity, args["filter"].(*model.JobsSubscriptionFilter)), true
+
 	case "SuspendUserPayload.jobs":
 		if e.ComplexityRoot.SuspendUserPayload.Jobs == nil {
 			break
@@ -1998,12 +2044,14 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateUserInput", ec.unmarshalInputCreateUserInput),
 			graphql.NewInputUnmarshaler("EventOrder", ec.unmarshalInputEventOrder),
 			graphql.NewInputUnmarshaler("EventWhereInput", ec.unmarshalInputEventWhereInput),
+			graphql.NewInputUnmarshaler("EventsSubscriptionFilter", ec.unmarshalInputEventsSubscriptionFilter),
 			graphql.NewInputUnmarshaler("IntegrationOrder", ec.unmarshalInputIntegrationOrder),
 			graphql.NewInputUnmarshaler("IntegrationWhereInput", ec.unmarshalInputIntegrationWhereInput),
 			graphql.NewInputUnmarshaler("JobItemOrder", ec.unmarshalInputJobItemOrder),
 			graphql.NewInputUnmarshaler("JobItemWhereInput", ec.unmarshalInputJobItemWhereInput),
 			graphql.NewInputUnmarshaler("JobOrder", ec.unmarshalInputJobOrder),
 			graphql.NewInputUnmarshaler("JobWhereInput", ec.unmarshalInputJobWhereInput),
+			graphql.NewInputUnmarshaler("JobsSubscriptionFilter", ec.unmarshalInputJobsSubscriptionFilter),
 			graphql.NewInputUnmarshaler("NotificationOrder", ec.unmarshalInputNotificationOrder),
 			graphql.NewInputUnmarshaler("NotificationWhereInput", ec.unmarshalInputNotificationWhereInput),
 			graphql.NewInputUnmarshaler("OrganizationOrder", ec.unmarshalInputOrganizationOrder),
@@ -2062,6 +2110,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
 			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
 			data.MarshalGQL(&buf)
 
 			return &graphql.Response{
@@ -5069,6 +5134,35 @@ extend type DeleteUserGroupPayload {
   jobs: [Job!]!
 }
 `, BuiltIn: false},
+	{Name: "../../schema/subscription.graphqls", Input: `# Live updates (issue 5, SPEC J2–J3). Payloads are the same types the queries
+# return, so clients reuse their fragments. Transports: graphql-transport-ws and
+# graphql-sse; see docs/subscriptions.md.
+
+input JobsSubscriptionFilter {
+  """Only jobs of these kinds (e.g. BIND_USERS)."""
+  kinds: [String!]
+  """Only jobs in these statuses."""
+  statuses: [JobStatus!]
+  """Only jobs of this integration."""
+  integrationID: ID
+}
+
+input EventsSubscriptionFilter {
+  """Only events of these types (e.g. user_create_provision)."""
+  types: [String!]
+  userID: ID
+  integrationID: ID
+}
+
+type Subscription {
+  """The job's current state first, then every change until it ends; then the stream completes."""
+  jobUpdated(id: ID!): Job!
+  """New and changed jobs of the organization."""
+  jobs(filter: JobsSubscriptionFilter): Job!
+  """New events of the organization, in the order they were recorded per user."""
+  events(filter: EventsSubscriptionFilter): Event!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -6591,6 +6685,48 @@ func (ec *executionContext) field_Query_users_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_events_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.EventsSubscriptionFilter, error) {
+			return ec.unmarshalOEventsSubscriptionFilter2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐEventsSubscriptionFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_jobUpdated_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_jobs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "filter",
+		func(ctx context.Context, v any) (*model.JobsSubscriptionFilter, error) {
+			return ec.unmarshalOJobsSubscriptionFilter2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐJobsSubscriptionFilter(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["filter"] = arg0
 	return args, nil
 }
 
@@ -11748,6 +11884,138 @@ func (ec *executionContext) fieldContext_RemoveUserGroupMembersPayload_jobs(_ co
 	return fc, nil
 }
 
+func (ec *executionContext) _Subscription_jobUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_jobUpdated(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().JobUpdated(ctx, fc.Args["id"].(pulid.ID))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_jobUpdated(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_jobUpdated_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_jobs(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_jobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Jobs(ctx, fc.Args["filter"].(*model.JobsSubscriptionFilter))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_jobs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_jobs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_events(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_events(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Events(ctx, fc.Args["filter"].(*model.EventsSubscriptionFilter))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Event) graphql.Marshaler {
+			return ec.marshalNEvent2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_events(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Event(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_events_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _SuspendUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SuspendUserPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15322,6 +15590,62 @@ func UnmarshalEventWhereInput(ctx context.Context, raw any) (ent.EventWhereInput
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputEventsSubscriptionFilter(ctx context.Context, obj any) (model.EventsSubscriptionFilter, error) {
+	var it model.EventsSubscriptionFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"types", "userID", "integrationID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "types":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("types"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Types = data
+		case "userID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userID"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserID = data
+		case "integrationID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("integrationID"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IntegrationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalEventsSubscriptionFilter unmarshals raw into the EventsSubscriptionFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalEventsSubscriptionFilter(ctx context.Context, raw any) (model.EventsSubscriptionFilter, error) {
+	var out model.EventsSubscriptionFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "EventsSubscriptionFilter", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputIntegrationOrder(ctx context.Context, obj any) (ent.IntegrationOrder, error) {
 	var it ent.IntegrationOrder
 	if obj == nil {
@@ -18334,6 +18658,62 @@ func (ec *executionContext) unmarshalInputJobWhereInput(ctx context.Context, obj
 func UnmarshalJobWhereInput(ctx context.Context, raw any) (ent.JobWhereInput, error) {
 	var out ent.JobWhereInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "JobWhereInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputJobsSubscriptionFilter(ctx context.Context, obj any) (model.JobsSubscriptionFilter, error) {
+	var it model.JobsSubscriptionFilter
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"kinds", "statuses", "integrationID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "kinds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("kinds"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Kinds = data
+		case "statuses":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("statuses"))
+			data, err := ec.unmarshalOJobStatus2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋjobᚐStatusᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Statuses = data
+		case "integrationID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("integrationID"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.IntegrationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalJobsSubscriptionFilter unmarshals raw into the JobsSubscriptionFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalJobsSubscriptionFilter(ctx context.Context, raw any) (model.JobsSubscriptionFilter, error) {
+	var out model.JobsSubscriptionFilter
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "JobsSubscriptionFilter", raw, &out)
 	return out, err
 }
 
@@ -26343,6 +26723,30 @@ func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, 
 	return out
 }
 
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "jobUpdated":
+		return ec._Subscription_jobUpdated(ctx, fields[0])
+	case "jobs":
+		return ec._Subscription_jobs(ctx, fields[0])
+	case "events":
+		return ec._Subscription_events(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
+}
+
 var suspendUserPayloadImplementors = []string{"SuspendUserPayload"}
 
 func (ec *executionContext) _SuspendUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SuspendUserPayload) graphql.Marshaler {
@@ -27365,6 +27769,14 @@ func (ec *executionContext) marshalNDeleteUserPayload2ᚖgithubᚗcomᚋdirsync�
 	return ec._DeleteUserPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNEvent2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐEvent(ctx context.Context, sel ast.SelectionSet, v *ent.Event) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Event!")
+		return graphql.Null
+	}
+	return ec._Event(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNEventConnection2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐEventConnection(ctx context.Context, sel ast.SelectionSet, v *ent.EventConnection) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "EventConnection!")
@@ -28174,6 +28586,14 @@ func (ec *executionContext) unmarshalOEventWhereInput2ᚖgithubᚗcomᚋdirsync�
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalOEventsSubscriptionFilter2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐEventsSubscriptionFilter(ctx context.Context, v any) (*model.EventsSubscriptionFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputEventsSubscriptionFilter(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx context.Context, v any) ([]pulid.ID, error) {
 	if v == nil {
 		return nil, nil
@@ -28663,6 +29083,14 @@ func (ec *executionContext) unmarshalOJobWhereInput2ᚖgithubᚗcomᚋdirsyncᚋ
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputJobWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOJobsSubscriptionFilter2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐJobsSubscriptionFilter(ctx context.Context, v any) (*model.JobsSubscriptionFilter, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputJobsSubscriptionFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 

@@ -5,6 +5,7 @@ package model
 import (
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/integration"
+	"github.com/dirsync/dirsync/ent/job"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/internal/mapping"
 )
@@ -69,15 +70,34 @@ type DeleteUserPayload struct {
 	Jobs      []*ent.Job `json:"jobs"`
 }
 
+type EventsSubscriptionFilter struct {
+	// Only events of these types (e.g. user_create_provision).
+	Types         []string  `json:"types,omitempty"`
+	UserID        *pulid.ID `json:"userID,omitempty"`
+	IntegrationID *pulid.ID `json:"integrationID,omitempty"`
+}
+
 type IntegrationPayload struct {
 	Integration *ent.Integration `json:"integration"`
 	// Remote work the change caused (e.g. reconciling every connected user).
 	Jobs []*ent.Job `json:"jobs"`
 }
 
+type JobsSubscriptionFilter struct {
+	// Only jobs of these kinds (e.g. BIND_USERS).
+	Kinds []string `json:"kinds,omitempty"`
+	// Only jobs in these statuses.
+	Statuses []job.Status `json:"statuses,omitempty"`
+	// Only jobs of this integration.
+	IntegrationID *pulid.ID `json:"integrationID,omitempty"`
+}
+
 type RemoveUserGroupMembersPayload struct {
 	UserGroup *ent.UserGroup `json:"userGroup"`
 	Jobs      []*ent.Job     `json:"jobs"`
+}
+
+type Subscription struct {
 }
 
 type SuspendUserPayload struct {
