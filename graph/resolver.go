@@ -8,20 +8,32 @@ import (
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/graph/generated"
 	"github.com/dirsync/dirsync/internal/directory"
+	"github.com/dirsync/dirsync/internal/pubsub"
+	"github.com/dirsync/dirsync/internal/tenant"
 )
 
 // Resolver is the resolver root.
 type Resolver struct {
-	client *ent.Client
-	dir    *directory.Service
+	client  *ent.Client
+	dir     *directory.Service
+	tenants *tenant.Connector
+	hub     *pubsub.Hub
+}
+
+// Deps are what the resolvers need beyond the ent client. Tenants builds Graph
+// clients for integrations (authorize); Hub delivers live updates to
+// subscriptions. Either may be nil where a test does not use them.
+type Deps struct {
+	Tenants *tenant.Connector
+	Hub     *pubsub.Hub
 }
 
 // NewSchema returns the executable schema served by internal/api. pageSize
 // is the number of rows a connection returns when the query gives neither
 // first nor last; it also prices lists for the complexity limit.
-func NewSchema(client *ent.Client, pageSize int) graphql.ExecutableSchema {
+func NewSchema(client *ent.Client, pageSize int, deps Deps) graphql.ExecutableSchema {
 	cfg := generated.Config{
-		Resolvers: &Resolver{client: client, dir: directory.New(client)},
+		Resolvers: &Resolver{client: client, dir: directory.New(client), tenants: deps.Tenants, hub: deps.Hub},
 	}
 	setComplexity(&cfg.Complexity, pageSize)
 	return generated.NewExecutableSchema(cfg)

@@ -36,11 +36,7 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
-	srv, err := a.HTTPServer()
-	if err != nil {
-		return err
-	}
-	return srv.ListenAndServe(ctx)
+	return a.ServeAPI(ctx)
 }
 
 func runMigrate(ctx context.Context, args []string, out io.Writer) error {

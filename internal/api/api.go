@@ -42,6 +42,8 @@ type Config struct {
 	MaxPageSize int
 	// MaxBodyBytes bounds a request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Deps are handed to the resolvers (Graph clients, live-update hub).
+	Deps graph.Deps
 }
 
 // Defaults for Config.
@@ -69,7 +71,7 @@ func (c Config) withDefaults() Config {
 // GraphQL-shaped error body.
 func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handler {
 	cfg = cfg.withDefaults()
-	srv := handler.New(graph.NewSchema(client, cfg.MaxPageSize))
+	srv := handler.New(graph.NewSchema(client, cfg.MaxPageSize, cfg.Deps))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})

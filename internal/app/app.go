@@ -19,9 +19,14 @@ import (
 
 	"github.com/dirsync/dirsync/ent"
 	_ "github.com/dirsync/dirsync/ent/runtime" // registers schema hooks and privacy policies
+	"github.com/dirsync/dirsync/graph"
 	"github.com/dirsync/dirsync/internal/api"
 	"github.com/dirsync/dirsync/internal/config"
+	"github.com/dirsync/dirsync/internal/pubsub"
+	"github.com/dirsync/dirsync/internal/secrets"
 	"github.com/dirsync/dirsync/internal/server"
+	"github.com/dirsync/dirsync/internal/tenant"
+	"github.com/dirsync/dirsync/internal/throttle"
 )
 
 // App holds the process-wide connections.
@@ -31,7 +36,20 @@ type App struct {
 	DB    *sql.DB
 	Ent   *ent.Client
 	Redis *redis.Client
+	// Keyring seals client secrets and queued passwords; nil without a secret key.
+	Keyring *secrets.Keyring
+	// Budgets is the Graph throttle budget shared by every process (Redis).
+	Budgets *throttle.Budgets
+	// Tenants builds Graph clients for integrations; nil without a Keyring.
+	Tenants *tenant.Connector
+	// Hub fans live updates out to this process's subscribers; RunHub drives it.
+	Hub *pubsub.Hub
+	// Publisher publishes job and event updates for every API process.
+	Publisher *pubsub.Publisher
 }
+
+// PubSubPrefix namespaces dirsync's pub/sub channels.
+const PubSubPrefix = "dirsync:"
 
 // Open connects to PostgreSQL and Redis. It does not migrate.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
@@ -52,9 +70,40 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		_ = db.Close()
 		return nil, fmt.Errorf("app: redis URL: %w", err)
 	}
+	// Without it go-redis ignores context deadlines, and a hung Redis would hold
+	// publishers far past their timeout.
+	ropts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(ropts)
 	client := ent.NewClient(ent.Driver(entsql.OpenDB("postgres", db)))
-	return &App{Cfg: cfg, Log: log, DB: db, Ent: client, Redis: rdb}, nil
+	a := &App{Cfg: cfg, Log: log, DB: db, Ent: client, Redis: rdb}
+	if err := a.wire(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// wire builds the components that only need the connections.
+func (a *App) wire() error {
+	var err error
+	if a.Budgets, err = throttle.New(throttle.Config{Redis: a.Redis}); err != nil {
+		return err
+	}
+	if len(a.Cfg.SecretKey) > 0 {
+		a.Keyring, err = secrets.NewKeyring(a.Cfg.SecretKeyID, map[string][]byte{a.Cfg.SecretKeyID: a.Cfg.SecretKey})
+		if err != nil {
+			return err
+		}
+		a.Tenants, err = tenant.New(tenant.Config{
+			Keyring: a.Keyring, Budgets: a.Budgets, AllowCustomURLs: a.Cfg.AllowCustomGraphURLs, Logger: a.Log,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	a.Hub = pubsub.NewHub(pubsub.HubConfig{Client: a.Redis, Prefix: PubSubPrefix, Logger: a.Log})
+	a.Publisher = pubsub.NewPublisher(a.Redis, PubSubPrefix)
+	return nil
 }
 
 // Close releases the connections.
@@ -77,6 +126,7 @@ func (a *App) HTTPServer() (*server.Server, error) {
 		Introspection:   a.Cfg.Introspection,
 		ComplexityLimit: a.Cfg.ComplexityLimit,
 		MaxPageSize:     a.Cfg.MaxPageSize,
+		Deps:            graph.Deps{Tenants: a.Tenants, Hub: a.Hub},
 	}, a.Ent, a.Log)
 	return server.New(server.Config{
 		Addr:            a.Cfg.Listen,
@@ -130,4 +180,22 @@ func redactURL(s string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// ServeAPI runs the live-update hub and the HTTP server until ctx ends.
+func (a *App) ServeAPI(ctx context.Context) error {
+	srv, err := a.HTTPServer()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- a.Hub.Run(ctx) }()
+	err = srv.ListenAndServe(ctx)
+	cancel()
+	if herr := <-hubDone; err == nil && herr != nil && !errors.Is(herr, context.Canceled) {
+		err = herr
+	}
+	return err
 }

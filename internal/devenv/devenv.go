@@ -108,13 +108,7 @@ func (e *Env) prepare(ctx context.Context, st *state) error {
 }
 
 // Run serves until ctx ends.
-func (e *Env) Run(ctx context.Context) error {
-	srv, err := e.App.HTTPServer()
-	if err != nil {
-		return err
-	}
-	return srv.ListenAndServe(ctx)
-}
+func (e *Env) Run(ctx context.Context) error { return e.App.ServeAPI(ctx) }
 
 // Close releases connections.
 func (e *Env) Close() { e.App.Close() }
