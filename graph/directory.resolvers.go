@@ -12,6 +12,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/graph/generated"
 	"github.com/dirsync/dirsync/graph/model"
+	"github.com/dirsync/dirsync/internal/jobs"
 )
 
 // CreateUser is the resolver for the createUser field.
@@ -25,37 +26,38 @@ func (r *mutationResolver) CreateUser(ctx context.Context, input ent.CreateUserI
 
 // UpdateUser is the resolver for the updateUser field.
 func (r *mutationResolver) UpdateUser(ctx context.Context, id pulid.ID, input ent.UpdateUserInput) (*model.UpdateUserPayload, error) {
-	u, err := r.dir.UpdateUser(ctx, id, input)
+	u, j, err := r.dir.UpdateUser(ctx, id, input)
 	if err != nil {
 		return nil, err
 	}
-	return &model.UpdateUserPayload{User: u}, nil
+	return &model.UpdateUserPayload{User: u, Jobs: jobs.List(j)}, nil
 }
 
 // DeleteUser is the resolver for the deleteUser field.
 func (r *mutationResolver) DeleteUser(ctx context.Context, id pulid.ID) (*model.DeleteUserPayload, error) {
-	if err := r.dir.DeleteUser(ctx, id); err != nil {
+	j, err := r.dir.DeleteUser(ctx, id)
+	if err != nil {
 		return nil, err
 	}
-	return &model.DeleteUserPayload{DeletedID: id}, nil
+	return &model.DeleteUserPayload{DeletedID: id, Jobs: jobs.List(j)}, nil
 }
 
 // SuspendUser is the resolver for the suspendUser field.
 func (r *mutationResolver) SuspendUser(ctx context.Context, id pulid.ID) (*model.SuspendUserPayload, error) {
-	u, err := r.dir.SuspendUser(ctx, id)
+	u, j, err := r.dir.SuspendUser(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return &model.SuspendUserPayload{User: u}, nil
+	return &model.SuspendUserPayload{User: u, Jobs: jobs.List(j)}, nil
 }
 
 // ActivateUser is the resolver for the activateUser field.
 func (r *mutationResolver) ActivateUser(ctx context.Context, id pulid.ID) (*model.ActivateUserPayload, error) {
-	u, err := r.dir.ActivateUser(ctx, id)
+	u, j, err := r.dir.ActivateUser(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return &model.ActivateUserPayload{User: u}, nil
+	return &model.ActivateUserPayload{User: u, Jobs: jobs.List(j)}, nil
 }
 
 // CreateUserGroup is the resolver for the createUserGroup field.
@@ -78,28 +80,29 @@ func (r *mutationResolver) UpdateUserGroup(ctx context.Context, id pulid.ID, inp
 
 // DeleteUserGroup is the resolver for the deleteUserGroup field.
 func (r *mutationResolver) DeleteUserGroup(ctx context.Context, id pulid.ID) (*model.DeleteUserGroupPayload, error) {
-	if err := r.dir.DeleteGroup(ctx, id); err != nil {
+	j, err := r.dir.DeleteGroup(ctx, id)
+	if err != nil {
 		return nil, err
 	}
-	return &model.DeleteUserGroupPayload{DeletedID: id}, nil
+	return &model.DeleteUserGroupPayload{DeletedID: id, Jobs: jobs.List(j)}, nil
 }
 
 // AddUserGroupMembers is the resolver for the addUserGroupMembers field.
 func (r *mutationResolver) AddUserGroupMembers(ctx context.Context, groupID pulid.ID, userIDs []pulid.ID) (*model.AddUserGroupMembersPayload, error) {
-	g, err := r.dir.AddGroupMembers(ctx, groupID, userIDs)
+	g, j, err := r.dir.AddGroupMembers(ctx, groupID, userIDs)
 	if err != nil {
 		return nil, err
 	}
-	return &model.AddUserGroupMembersPayload{UserGroup: g}, nil
+	return &model.AddUserGroupMembersPayload{UserGroup: g, Jobs: jobs.List(j)}, nil
 }
 
 // RemoveUserGroupMembers is the resolver for the removeUserGroupMembers field.
 func (r *mutationResolver) RemoveUserGroupMembers(ctx context.Context, groupID pulid.ID, userIDs []pulid.ID) (*model.RemoveUserGroupMembersPayload, error) {
-	g, err := r.dir.RemoveGroupMembers(ctx, groupID, userIDs)
+	g, j, err := r.dir.RemoveGroupMembers(ctx, groupID, userIDs)
 	if err != nil {
 		return nil, err
 	}
-	return &model.RemoveUserGroupMembersPayload{UserGroup: g}, nil
+	return &model.RemoveUserGroupMembersPayload{UserGroup: g, Jobs: jobs.List(j)}, nil
 }
 
 // UpdateOrganization is the resolver for the updateOrganization field.

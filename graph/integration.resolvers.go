@@ -7,64 +7,105 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/job"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/graph/model"
+	"github.com/dirsync/dirsync/internal/jobs"
 )
 
 // HasClientSecret is the resolver for the hasClientSecret field.
 func (r *integrationResolver) HasClientSecret(ctx context.Context, obj *ent.Integration) (bool, error) {
-	panic(fmt.Errorf("not implemented: HasClientSecret - hasClientSecret"))
+	return obj.ClientSecretSealed != "", nil
 }
 
 // CreateIntegration is the resolver for the createIntegration field.
 func (r *mutationResolver) CreateIntegration(ctx context.Context, input model.CreateIntegrationInput) (*model.IntegrationPayload, error) {
-	panic(fmt.Errorf("not implemented: CreateIntegration - createIntegration"))
+	in, err := r.integ.Create(ctx, input)
+	if err != nil {
+		return nil, err
+	}
+	return &model.IntegrationPayload{Integration: in, Jobs: jobs.List()}, nil
 }
 
 // UpdateIntegration is the resolver for the updateIntegration field.
 func (r *mutationResolver) UpdateIntegration(ctx context.Context, id pulid.ID, input model.UpdateIntegrationInput) (*model.IntegrationPayload, error) {
-	panic(fmt.Errorf("not implemented: UpdateIntegration - updateIntegration"))
+	in, j, err := r.integ.Update(ctx, id, input)
+	if err != nil {
+		return nil, err
+	}
+	return &model.IntegrationPayload{Integration: in, Jobs: jobs.List(j)}, nil
 }
 
 // AuthorizeIntegration is the resolver for the authorizeIntegration field.
 func (r *mutationResolver) AuthorizeIntegration(ctx context.Context, id pulid.ID) (*model.IntegrationPayload, error) {
-	panic(fmt.Errorf("not implemented: AuthorizeIntegration - authorizeIntegration"))
+	in, j, err := r.integ.Authorize(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &model.IntegrationPayload{Integration: in, Jobs: jobs.List(j)}, nil
 }
 
 // DeauthorizeIntegration is the resolver for the deauthorizeIntegration field.
 func (r *mutationResolver) DeauthorizeIntegration(ctx context.Context, id pulid.ID) (*model.IntegrationPayload, error) {
-	panic(fmt.Errorf("not implemented: DeauthorizeIntegration - deauthorizeIntegration"))
+	in, err := r.integ.Deauthorize(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &model.IntegrationPayload{Integration: in, Jobs: jobs.List()}, nil
 }
 
 // DeleteIntegration is the resolver for the deleteIntegration field.
 func (r *mutationResolver) DeleteIntegration(ctx context.Context, id pulid.ID) (*model.DeleteIntegrationPayload, error) {
-	panic(fmt.Errorf("not implemented: DeleteIntegration - deleteIntegration"))
+	if err := r.integ.Delete(ctx, id); err != nil {
+		return nil, err
+	}
+	return &model.DeleteIntegrationPayload{DeletedID: id}, nil
 }
 
 // BindUsers is the resolver for the bindUsers field.
 func (r *mutationResolver) BindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*model.BindingPayload, error) {
-	panic(fmt.Errorf("not implemented: BindUsers - bindUsers"))
+	in, j, err := r.integ.BindUsers(ctx, integrationID, userIDs)
+	if err != nil {
+		return nil, err
+	}
+	return &model.BindingPayload{Integration: in, Jobs: jobs.List(j)}, nil
 }
 
 // UnbindUsers is the resolver for the unbindUsers field.
 func (r *mutationResolver) UnbindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*model.BindingPayload, error) {
-	panic(fmt.Errorf("not implemented: UnbindUsers - unbindUsers"))
+	in, j, err := r.integ.UnbindUsers(ctx, integrationID, userIDs)
+	if err != nil {
+		return nil, err
+	}
+	return &model.BindingPayload{Integration: in, Jobs: jobs.List(j)}, nil
 }
 
 // BindUserGroups is the resolver for the bindUserGroups field.
 func (r *mutationResolver) BindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*model.BindingPayload, error) {
-	panic(fmt.Errorf("not implemented: BindUserGroups - bindUserGroups"))
+	in, j, err := r.integ.BindUserGroups(ctx, integrationID, groupIDs)
+	if err != nil {
+		return nil, err
+	}
+	return &model.BindingPayload{Integration: in, Jobs: jobs.List(j)}, nil
 }
 
 // UnbindUserGroups is the resolver for the unbindUserGroups field.
 func (r *mutationResolver) UnbindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*model.BindingPayload, error) {
-	panic(fmt.Errorf("not implemented: UnbindUserGroups - unbindUserGroups"))
+	in, j, err := r.integ.UnbindUserGroups(ctx, integrationID, groupIDs)
+	if err != nil {
+		return nil, err
+	}
+	return &model.BindingPayload{Integration: in, Jobs: jobs.List(j)}, nil
 }
 
 // Job is the resolver for the job field.
 func (r *queryResolver) Job(ctx context.Context, id pulid.ID) (*ent.Job, error) {
-	panic(fmt.Errorf("not implemented: Job - job"))
+	// The privacy policy hides other organizations' jobs: absent and foreign both read as null.
+	j, err := r.client.Job.Query().Where(job.ID(id)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	return j, err
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/graph/generated"
 	"github.com/dirsync/dirsync/internal/directory"
+	"github.com/dirsync/dirsync/internal/integrations"
 	"github.com/dirsync/dirsync/internal/pubsub"
 	"github.com/dirsync/dirsync/internal/tenant"
 )
@@ -16,6 +17,7 @@ import (
 type Resolver struct {
 	client  *ent.Client
 	dir     *directory.Service
+	integ   *integrations.Service
 	tenants *tenant.Connector
 	hub     *pubsub.Hub
 }
@@ -33,7 +35,10 @@ type Deps struct {
 // first nor last; it also prices lists for the complexity limit.
 func NewSchema(client *ent.Client, pageSize int, deps Deps) graphql.ExecutableSchema {
 	cfg := generated.Config{
-		Resolvers: &Resolver{client: client, dir: directory.New(client), tenants: deps.Tenants, hub: deps.Hub},
+		Resolvers: &Resolver{
+			client: client, dir: directory.New(client), integ: integrations.New(client, deps.Tenants),
+			tenants: deps.Tenants, hub: deps.Hub,
+		},
 	}
 	setComplexity(&cfg.Complexity, pageSize)
 	return generated.NewExecutableSchema(cfg)

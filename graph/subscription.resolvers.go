@@ -7,27 +7,27 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/graph/generated"
 	"github.com/dirsync/dirsync/graph/model"
+	"github.com/dirsync/dirsync/internal/live"
 )
 
 // JobUpdated is the resolver for the jobUpdated field.
 func (r *subscriptionResolver) JobUpdated(ctx context.Context, id pulid.ID) (<-chan *ent.Job, error) {
-	panic(fmt.Errorf("not implemented: JobUpdated - jobUpdated"))
+	return live.Source{Client: r.client, Hub: r.hub}.JobUpdated(ctx, id)
 }
 
 // Jobs is the resolver for the jobs field.
 func (r *subscriptionResolver) Jobs(ctx context.Context, filter *model.JobsSubscriptionFilter) (<-chan *ent.Job, error) {
-	panic(fmt.Errorf("not implemented: Jobs - jobs"))
+	return live.Source{Client: r.client, Hub: r.hub}.Jobs(ctx, filter)
 }
 
 // Events is the resolver for the events field.
 func (r *subscriptionResolver) Events(ctx context.Context, filter *model.EventsSubscriptionFilter) (<-chan *ent.Event, error) {
-	panic(fmt.Errorf("not implemented: Events - events"))
+	return live.Source{Client: r.client, Hub: r.hub}.Events(ctx, filter)
 }
 
 // Subscription returns generated.SubscriptionResolver implementation.

@@ -19,6 +19,8 @@ const usage = `dirsync — directory sync into Microsoft 365 / Entra ID
 Usage:
   dirsync dev                      API + worker + embedded Graph emulator, for a first look
   dirsync serve                    the GraphQL API server
+  dirsync worker [--concurrency N] [--no-relay]
+                                   the background worker: reconcile tasks + outbox relay
   dirsync migrate                  apply database migrations
   dirsync org create NAME          create an organization
   dirsync apikey create --org NAME --role admin|readonly [--name LABEL]
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runDev(ctx, rest, out)
 	case "serve":
 		return runServe(ctx, rest)
+	case "worker":
+		return runWorker(ctx, rest)
 	case "migrate":
 		return runMigrate(ctx, rest, out)
 	case "org":

@@ -27,6 +27,7 @@ import (
 	"github.com/dirsync/dirsync/graph"
 	"github.com/dirsync/dirsync/internal/auth"
 	"github.com/dirsync/dirsync/internal/gqlerr"
+	"github.com/dirsync/dirsync/internal/live"
 )
 
 // Config holds the limits of the GraphQL endpoint.
@@ -44,6 +45,20 @@ type Config struct {
 	MaxBodyBytes int64
 	// Deps are handed to the resolvers (Graph clients, live-update hub).
 	Deps graph.Deps
+
+	// AllowedOrigins lists the browser origins that may open a websocket
+	// besides the server's own host ("https://admin.example.com"; path.Match
+	// globs allowed). Requests without Origin (non-browser clients) are
+	// always allowed; there is no allow-all.
+	AllowedOrigins []string
+	// PingInterval is the graphql-transport-ws keepalive: a ping this often,
+	// and a socket that has not answered within twice that is closed.
+	// 0 means DefaultPingInterval.
+	PingInterval time.Duration
+	// MaxConnectionsPerKey caps concurrent websocket and SSE connections of
+	// one API key; 0 means DefaultMaxConnectionsPerKey, -1 no cap. The
+	// subscriptions per key are capped by the Hub (pubsub.HubConfig.MaxPerKey).
+	MaxConnectionsPerKey int
 }
 
 // Defaults for Config.
@@ -63,15 +78,35 @@ func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.MaxConnectionsPerKey == 0 {
+		c.MaxConnectionsPerKey = DefaultMaxConnectionsPerKey
+	}
 	return c
 }
 
 // NewHandler returns the /graphql handler. Every request needs
 // `Authorization: Bearer <API key>`; without a valid key it answers 401 with a
-// GraphQL-shaped error body.
+// GraphQL-shaped error body. Websockets (graphql-transport-ws, and legacy
+// graphql-ws, which costs nothing) send the key in connection_init instead;
+// subscriptions also run over SSE (graphql-sse, distinct connections). See
+// docs/subscriptions.md.
 func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handler {
 	cfg = cfg.withDefaults()
+	conns := newConnLimiter(cfg.MaxConnectionsPerKey)
 	srv := handler.New(graph.NewSchema(client, cfg.MaxPageSize, cfg.Deps))
+	srv.AddTransport(transport.Websocket{
+		Implementation:   websocketImplementation(cfg),
+		InitFunc:         wsInit(client, logger, conns),
+		InitTimeout:      initTimeout,
+		PingPongInterval: cfg.PingInterval,
+		// Only for legacy graphql-ws clients, which expect "ka" messages.
+		KeepAlivePingInterval: cfg.PingInterval,
+	})
+	// Before POST: an SSE request is a JSON POST too.
+	srv.AddTransport(transport.SSE{KeepAlivePingInterval: cfg.PingInterval})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -82,6 +117,7 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	}
 	srv.Use(extension.FixedComplexityLimit(cfg.ComplexityLimit))
 	srv.Use(entgql.Transactioner{TxOpener: client})
+	srv.Use(live.Errors{})
 	srv.SetErrorPresenter(gqlerr.Presenter(logger))
 	srv.SetRecoverFunc(gqlerr.RecoverFunc(logger))
 	// Field middlewares run outermost first: translation sees the errors of the guards too.
@@ -91,7 +127,8 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	srv.AroundFields(skipAfterFailure)
 	srv.AroundFields(limitPageSize(cfg.MaxPageSize))
 
-	return authenticate(client, logger, http.MaxBytesHandler(srv, cfg.MaxBodyBytes))
+	limited := http.MaxBytesHandler(srv, cfg.MaxBodyBytes)
+	return liveHandler(cfg, conns, authenticate(client, logger, limitSSE(limited)), limited)
 }
 
 // requireWriter refuses every mutation of a read-only key before it runs, so

@@ -126,6 +126,7 @@ func (a *App) HTTPServer() (*server.Server, error) {
 		Introspection:   a.Cfg.Introspection,
 		ComplexityLimit: a.Cfg.ComplexityLimit,
 		MaxPageSize:     a.Cfg.MaxPageSize,
+		AllowedOrigins:  a.Cfg.AllowedOrigins,
 		Deps:            graph.Deps{Tenants: a.Tenants, Hub: a.Hub},
 	}, a.Ent, a.Log)
 	return server.New(server.Config{

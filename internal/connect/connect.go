@@ -119,3 +119,95 @@ func GroupMemberTargets(ctx context.Context, c *ent.Client, groupIDs []pulid.ID,
 	}
 	return out, nil
 }
+
+// IntegrationTargets lists every user of one integration that a change of the
+// integration itself (settings, re-authorization) can affect: users bound
+// directly, members of bound groups, and users that still hold a managed link
+// (to re-scope or deprovision them; OUT_OF_SCOPE links, e.g. released by a
+// de-authorization, are not managed). Links whose user was deleted are listed
+// by LinkID so their deprovisioning (X3) is not lost. The caller decides whether
+// the integration may be sent anything (I5).
+func IntegrationTargets(ctx context.Context, c *ent.Client, integrationID pulid.ID) ([]jobs.Target, error) {
+	users, err := c.User.Query().
+		Where(user.Or(
+			user.HasBindingsWith(userbinding.IntegrationID(integrationID)),
+			user.HasGroupsWith(usergroup.HasBindingsWith(groupbinding.IntegrationID(integrationID))),
+			user.HasLinksWith(remotelink.IntegrationID(integrationID), remotelink.StatusNEQ(remotelink.StatusOUT_OF_SCOPE)),
+		)).
+		Order(ent.Asc(user.FieldID)).
+		IDs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: users of integration %s: %w", integrationID, err)
+	}
+	out := make([]jobs.Target, 0, len(users))
+	for _, id := range users {
+		out = append(out, jobs.Target{IntegrationID: integrationID, UserID: id})
+	}
+	orphans, err := c.RemoteLink.Query().
+		Where(remotelink.IntegrationID(integrationID), remotelink.UserIDIsNil(), remotelink.KindEQ(remotelink.KindUSER),
+			remotelink.StatusNEQ(remotelink.StatusOUT_OF_SCOPE)).
+		IDs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: orphan links of integration %s: %w", integrationID, err)
+	}
+	for _, id := range orphans {
+		out = append(out, jobs.Target{IntegrationID: integrationID, LinkID: id})
+	}
+	return out, nil
+}
+
+// GroupIntegrations returns the authorized integrations the group is bound to.
+func GroupIntegrations(ctx context.Context, c *ent.Client, groupID pulid.ID) ([]pulid.ID, error) {
+	ids, err := c.GroupBinding.Query().
+		Where(groupbinding.GroupID(groupID), groupbinding.HasIntegrationWith(integration.StatusEQ(integration.StatusAUTHORIZED))).
+		Select(groupbinding.FieldIntegrationID).
+		Strings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: integrations of group %s: %w", groupID, err)
+	}
+	out := make([]pulid.ID, len(ids))
+	for i, id := range ids {
+		out[i] = pulid.ID(id)
+	}
+	return out, nil
+}
+
+// MembershipTargets lists (user, integration) for users joining or leaving a
+// group: each of them in every authorized integration the group is bound to.
+// Call it before removing members, while the binding still explains why.
+func MembershipTargets(ctx context.Context, c *ent.Client, groupID pulid.ID, userIDs []pulid.ID) ([]jobs.Target, error) {
+	if len(userIDs) == 0 {
+		return nil, nil
+	}
+	ins, err := GroupIntegrations(ctx, c, groupID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]jobs.Target, 0, len(ins)*len(userIDs))
+	for _, in := range ins {
+		for _, u := range userIDs {
+			out = append(out, jobs.Target{IntegrationID: in, UserID: u})
+		}
+	}
+	return out, nil
+}
+
+// DeletionTargets lists what deleting these users must deprovision (X3): each
+// live link in an authorized integration, by LinkID (the link outlives the
+// user row) and UserID (for the job's history). Call it before deleting.
+func DeletionTargets(ctx context.Context, c *ent.Client, userIDs []pulid.ID) ([]jobs.Target, error) {
+	if len(userIDs) == 0 {
+		return nil, nil
+	}
+	links, err := c.RemoteLink.Query().
+		Where(remotelink.UserIDIn(userIDs...), remotelink.HasIntegrationWith(integration.StatusEQ(integration.StatusAUTHORIZED))).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: links: %w", err)
+	}
+	out := make([]jobs.Target, 0, len(links))
+	for _, l := range links {
+		out = append(out, jobs.Target{IntegrationID: l.IntegrationID, UserID: *l.UserID, LinkID: l.ID})
+	}
+	return out, nil
+}

@@ -1,6 +1,9 @@
 // Package devenv assembles `dirsync dev`: a migrated local database, a default
-// organization with an admin key, and the API with GraphiQL, all in one process, so
-// a newcomer can try the service with nothing but PostgreSQL and Redis running.
+// organization with an admin key, the API with GraphiQL, the worker with its
+// outbox relay, and an embedded Microsoft Graph emulator holding a tenant with
+// the verified domain contoso.com plus a ready, authorized integration pointing
+// at it — all in one process, so a newcomer can create a user, bind it, and watch
+// the job and the remote user appear with nothing but PostgreSQL and Redis running.
 //
 // The key is kept in a state file (0600, under .dirsync/ by default) because keys
 // are stored hashed: without it a restart could not show the key again.
@@ -25,6 +28,7 @@ import (
 	"github.com/dirsync/dirsync/internal/config"
 	"github.com/dirsync/dirsync/internal/dbmigrate"
 	"github.com/dirsync/dirsync/internal/directory"
+	"github.com/dirsync/dirsync/internal/graphsim"
 )
 
 // OrgName is the organization dev creates on first start.
@@ -43,10 +47,39 @@ type Env struct {
 	Org    *ent.Organization
 	APIKey string
 	URL    string
+	// Integration is the ready integration into the emulator tenant; Resync the
+	// job reconciling users it already had (nil when none).
+	Integration *ent.Integration
+	Resync      *ent.Job
+	// GraphsimURL is the emulator's base URL; TenantID its tenant.
+	GraphsimURL string
+	TenantID    string
+	Sim         *graphsim.Sim
+
+	emu *emulator
 }
 
-// Prepare migrates, ensures the default organization and a working admin key.
+// Options are what a caller may change about dev besides config.Config.
+type Options struct {
+	// StateDir keeps the generated key material (default ".dirsync").
+	StateDir string
+	// GraphsimAddr is the embedded emulator's address; empty:
+	// DIRSYNC_DEV_GRAPHSIM_ADDR, else DefaultGraphsimAddr.
+	GraphsimAddr string
+}
+
+// Prepare migrates, ensures the default organization and a working admin key,
+// starts the emulator tenant and points the dev integration at it.
 func Prepare(ctx context.Context, cfg config.Config, stateDir string, log *slog.Logger) (*Env, error) {
+	return PrepareWith(ctx, cfg, Options{StateDir: stateDir}, log)
+}
+
+// PrepareWith is Prepare with Options.
+func PrepareWith(ctx context.Context, cfg config.Config, o Options, log *slog.Logger) (*Env, error) {
+	stateDir := o.StateDir
+	if stateDir == "" {
+		stateDir = ".dirsync"
+	}
 	st, err := loadState(stateDir, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
@@ -70,14 +103,32 @@ func Prepare(ctx context.Context, cfg config.Config, stateDir string, log *slog.
 	}
 	env := &Env{App: a, URL: "http://" + cfg.Listen}
 	if err := env.prepare(ctx, &st); err != nil {
-		a.Close()
+		env.Close()
 		return nil, err
 	}
 	if err := saveState(stateDir, st); err != nil {
-		a.Close()
+		env.Close()
+		return nil, err
+	}
+	if err := env.prepareEmulator(ctx, o.GraphsimAddr); err != nil {
+		env.Close()
 		return nil, err
 	}
 	return env, nil
+}
+
+// prepareEmulator starts the emulator tenant and points the integration at it.
+func (e *Env) prepareEmulator(ctx context.Context, addr string) error {
+	if e.App.Tenants == nil {
+		return errors.New("devenv: no secret key, cannot seal the emulator's client secret")
+	}
+	emu, err := startEmulator(addr)
+	if err != nil {
+		return err
+	}
+	e.emu, e.Sim, e.GraphsimURL, e.TenantID = emu, emu.sim, emu.url, emu.creds.TenantID
+	e.Integration, e.Resync, err = ensureIntegration(ctx, e.App.Ent, e.App.Tenants, e.Org.ID, emu)
+	return err
 }
 
 func (e *Env) prepare(ctx context.Context, st *state) error {
@@ -107,11 +158,44 @@ func (e *Env) prepare(ctx context.Context, st *state) error {
 	return nil
 }
 
-// Run serves until ctx ends.
-func (e *Env) Run(ctx context.Context) error { return e.App.ServeAPI(ctx) }
+// Run serves the emulator, the worker (with the outbox relay) and the API until
+// ctx ends or one of them fails.
+func (e *Env) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var runs []func(context.Context) error
+	if e.emu != nil {
+		runs = append(runs, e.emu.serve)
+	}
+	w, err := e.App.NewWorker(app.WorkerOptions{})
+	if err != nil {
+		return err
+	}
+	runs = append(runs, w.Run, e.App.ServeAPI)
+	errc := make(chan error, len(runs))
+	for _, run := range runs {
+		go func() {
+			err := run(ctx)
+			cancel() // one part down: stop the others
+			errc <- err
+		}()
+	}
+	var first error
+	for range runs {
+		if err := <-errc; err != nil && first == nil && !errors.Is(err, context.Canceled) {
+			first = err
+		}
+	}
+	return first
+}
 
-// Close releases connections.
-func (e *Env) Close() { e.App.Close() }
+// Close releases connections (and the emulator's port if Run never ran).
+func (e *Env) Close() {
+	if e.emu != nil {
+		_ = e.emu.listener.Close()
+	}
+	e.App.Close()
+}
 
 // PrintWelcome tells the newcomer how to use what dev prepared.
 func (e *Env) PrintWelcome(w io.Writer) {
@@ -121,11 +205,26 @@ dirsync dev is starting on %[1]s
   admin API key (dev only; kept in .dirsync/dev.json):
     export DIRSYNC_KEY=%[4]s
   GraphiQL:  %[1]s/   (add the header  Authorization: Bearer $DIRSYNC_KEY)
-  try:
-    curl -s %[1]s/graphql -H "Authorization: Bearer $DIRSYNC_KEY" -H 'Content-Type: application/json' \
-      -d '{"query":"{ users(first: 5) { totalCount edges { node { id username email state } } } }"}'
+  Graph emulator: %[5]s  (tenant %[6]s, verified domain %[7]s)
+  integration %[8]q (authorized): %[9]s
 
-`, e.URL, e.Org.Name, e.Org.ID, e.APIKey)
+  try it (create a user, bind it, watch the job and the remote user):
+    gql() { curl -s %[1]s/graphql -H "Authorization: Bearer $DIRSYNC_KEY" -H 'Content-Type: application/json' -d "$1"; echo; }
+    gql '{"query":"mutation { createUser(input: {username: \"ann\", email: \"ann@%[7]s\", firstName: \"Ann\", lastName: \"Lee\"}) { user { id } } }"}'
+    USER_ID=US...   # the id printed above
+    gql '{"query":"mutation { bindUsers(integrationID: \"%[9]s\", userIDs: [\"'$USER_ID'\"]) { jobs { id status } } }"}'
+    JOB_ID=JB...    # the job id printed above
+    gql '{"query":"{ job(id: \"'$JOB_ID'\") { status done total items(first: 10) { edges { node { result errorCode errorMessage } } } } }"}'
+    curl -s %[5]s/_sim/tenants/%[6]s/users     # the user in the emulated Microsoft 365 tenant
+
+`, e.URL, e.Org.Name, e.Org.ID, e.APIKey, e.GraphsimURL, e.TenantID, TenantDomain, IntegrationName, e.integrationID())
+}
+
+func (e *Env) integrationID() string {
+	if e.Integration == nil {
+		return ""
+	}
+	return string(e.Integration.ID)
 }
 
 func statePath(dir string) string { return filepath.Join(dir, "dev.json") }

@@ -72,6 +72,14 @@ func detach[T interface{ Unwrap() T }](ctx context.Context, v T, err error) (T, 
 	return v, nil
 }
 
+// detachJob is detach for a job that may be nil (no remote work).
+func detachJob(ctx context.Context, j *ent.Job) *ent.Job {
+	if j != nil && ent.TxFromContext(ctx) == nil {
+		return j.Unwrap()
+	}
+	return j
+}
+
 // notFound turns ent's not-found into a NOT_FOUND naming the input field.
 func notFound(err error, field, kind string, id pulid.ID) error {
 	if ent.IsNotFound(err) {

@@ -64,7 +64,7 @@ func TestOwnTransactionRollsBack(t *testing.T) {
 	require.NoError(t, err)
 	g, err := svc.CreateGroup(ctx, ent.CreateUserGroupInput{Name: "g"})
 	require.NoError(t, err)
-	_, err = svc.AddGroupMembers(ctx, g.ID, []pulid.ID{u.ID, "USmissing"})
+	_, _, err = svc.AddGroupMembers(ctx, g.ID, []pulid.ID{u.ID, "USmissing"})
 	require.Equal(t, gqlerr.NotFound, codeOf(err))
 	n, err := g.QueryMembers().Count(ctx)
 	require.NoError(t, err)

@@ -8,7 +8,9 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/internal/connect"
 	"github.com/dirsync/dirsync/internal/gqlerr"
+	"github.com/dirsync/dirsync/internal/jobs"
 )
 
 // CreateGroup creates a user group; its name is unique per organization, case-insensitively.
@@ -33,18 +35,41 @@ func (s *Service) UpdateGroup(ctx context.Context, id pulid.ID, in ent.UpdateUse
 	return detach(ctx, g, err)
 }
 
-// DeleteGroup deletes a group for good (U3); its members stay.
-func (s *Service) DeleteGroup(ctx context.Context, id pulid.ID) error {
-	return s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
-		return notFound(c.UserGroup.DeleteOneID(id).Exec(ctx), "id", "user group", id)
+// DeleteGroup deletes a group for good (U3); its members stay, its bindings go
+// with it. Members it connected to an integration are reconciled by one job
+// (X4 when nothing else connects them); targets are computed before deletion.
+func (s *Service) DeleteGroup(ctx context.Context, id pulid.ID) (*ent.Job, error) {
+	var job *ent.Job
+	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
+		g, err := c.UserGroup.Query().Where(usergroup.ID(id)).ForUpdate().Only(ctx)
+		if err != nil {
+			return notFound(err, "id", "user group", id)
+		}
+		targets, err := connect.GroupMemberTargets(ctx, c, []pulid.ID{id}, "")
+		if err != nil {
+			return err
+		}
+		if err := c.UserGroup.DeleteOneID(id).Exec(ctx); err != nil {
+			return notFound(err, "id", "user group", id)
+		}
+		job, err = jobs.Start(ctx, c, g.OrganizationID, jobs.JobGroupDelete, "", targets)
+		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return detachJob(ctx, job), nil
 }
 
 // AddGroupMembers makes users members of a group. Users already members are
 // skipped, so repeating a call changes nothing. Every id must be a user of the
-// caller's organization, otherwise nothing is added.
-func (s *Service) AddGroupMembers(ctx context.Context, groupID pulid.ID, userIDs []pulid.ID) (*ent.UserGroup, error) {
-	var g *ent.UserGroup
+// caller's organization, otherwise nothing is added. If the group is bound to
+// integrations, one job reconciles the added users there (B1).
+func (s *Service) AddGroupMembers(ctx context.Context, groupID pulid.ID, userIDs []pulid.ID) (*ent.UserGroup, *ent.Job, error) {
+	var (
+		g   *ent.UserGroup
+		job *ent.Job
+	)
 	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
 		var err error
 		g, userIDs, err = loadMembership(ctx, c, groupID, userIDs)
@@ -68,26 +93,53 @@ func (s *Service) AddGroupMembers(ctx context.Context, groupID pulid.ID, userIDs
 		if len(add) == 0 {
 			return nil
 		}
-		g, err = g.Update().AddMemberIDs(add...).Save(ctx)
+		if g, err = g.Update().AddMemberIDs(add...).Save(ctx); err != nil {
+			return err
+		}
+		job, err = startMembershipJob(ctx, c, g, add)
 		return err
 	})
-	return detach(ctx, g, err)
+	g, err = detach(ctx, g, err)
+	return g, detachJob(ctx, job), err
 }
 
 // RemoveGroupMembers removes users from a group. Ids that are not members are
-// ignored; every id must still be a user of the caller's organization.
-func (s *Service) RemoveGroupMembers(ctx context.Context, groupID pulid.ID, userIDs []pulid.ID) (*ent.UserGroup, error) {
-	var g *ent.UserGroup
+// ignored; every id must still be a user of the caller's organization. If the
+// group is bound to integrations, one job reconciles the removed members there
+// (X2/X4 when nothing else connects them).
+func (s *Service) RemoveGroupMembers(ctx context.Context, groupID pulid.ID, userIDs []pulid.ID) (*ent.UserGroup, *ent.Job, error) {
+	var (
+		g   *ent.UserGroup
+		job *ent.Job
+	)
 	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
 		var err error
 		g, userIDs, err = loadMembership(ctx, c, groupID, userIDs)
 		if err != nil || len(userIDs) == 0 {
 			return err
 		}
-		g, err = g.Update().RemoveMemberIDs(userIDs...).Save(ctx)
+		removed, err := g.QueryMembers().Where(user.IDIn(userIDs...)).IDs(ctx)
+		if err != nil || len(removed) == 0 {
+			return err
+		}
+		if g, err = g.Update().RemoveMemberIDs(removed...).Save(ctx); err != nil {
+			return err
+		}
+		job, err = startMembershipJob(ctx, c, g, removed)
 		return err
 	})
-	return detach(ctx, g, err)
+	g, err = detach(ctx, g, err)
+	return g, detachJob(ctx, job), err
+}
+
+// startMembershipJob reconciles users who joined or left the group in every
+// authorized integration the group is bound to; none bound: no job.
+func startMembershipJob(ctx context.Context, c *ent.Client, g *ent.UserGroup, userIDs []pulid.ID) (*ent.Job, error) {
+	targets, err := connect.MembershipTargets(ctx, c, g.ID, userIDs)
+	if err != nil {
+		return nil, err
+	}
+	return jobs.Start(ctx, c, g.OrganizationID, jobs.JobGroupMembers, "", targets)
 }
 
 // loadMembership loads the group (locked, so concurrent membership changes of

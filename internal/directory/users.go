@@ -9,8 +9,10 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/internal/auth/viewer"
+	"github.com/dirsync/dirsync/internal/connect"
 	"github.com/dirsync/dirsync/internal/directory/rules"
 	"github.com/dirsync/dirsync/internal/gqlerr"
+	"github.com/dirsync/dirsync/internal/jobs"
 )
 
 // CreateUser creates a user (STAGED unless the input says otherwise).
@@ -63,39 +65,102 @@ func checkUserLimit(ctx context.Context, c *ent.Client) error {
 }
 
 // UpdateUser changes a user's attributes (not its state: see SuspendUser and
-// ActivateUser).
-func (s *Service) UpdateUser(ctx context.Context, id pulid.ID, in ent.UpdateUserInput) (*ent.User, error) {
-	var u *ent.User
+// ActivateUser). When an attribute that can reach Microsoft 365 changed (P4),
+// one job reconciles the user in every integration it is connected to or
+// linked in, committed with the change; otherwise the job is nil.
+func (s *Service) UpdateUser(ctx context.Context, id pulid.ID, in ent.UpdateUserInput) (*ent.User, *ent.Job, error) {
+	var (
+		u   *ent.User
+		job *ent.Job
+	)
 	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
-		var err error
-		u, err = c.User.UpdateOneID(id).SetInput(in).Save(ctx)
-		return notFound(err, "id", "user", id)
+		cur, err := c.User.Query().Where(user.ID(id)).ForUpdate().Only(ctx)
+		if err != nil {
+			return notFound(err, "id", "user", id)
+		}
+		if u, err = cur.Update().SetInput(in).Save(ctx); err != nil {
+			return err
+		}
+		if syncedAttributes(cur) == syncedAttributes(u) {
+			return nil
+		}
+		job, err = startUserJob(ctx, c, u.OrganizationID, jobs.JobUserChange, id)
+		return err
 	})
-	return detach(ctx, u, err)
+	u, err = detach(ctx, u, err)
+	return u, detachJob(ctx, job), err
 }
 
-// DeleteUser deletes a user for good (U3); its group memberships go with it.
-func (s *Service) DeleteUser(ctx context.Context, id pulid.ID) error {
-	return s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
-		return notFound(c.User.DeleteOneID(id).Exec(ctx), "id", "user", id)
+// syncedAttributes lists what a user change can send to Microsoft 365: every
+// attribute a mapping table may export, and the emails the UPN comes from
+// (D1). Username and password data are not among them.
+func syncedAttributes(u *ent.User) [21]string {
+	return [...]string{
+		u.Email, u.AlternateEmail, u.FirstName, u.LastName, u.DisplayName, u.JobTitle,
+		u.Department, u.CompanyName, u.EmployeeID, u.EmployeeType, u.CostCenter,
+		u.BusinessPhone, u.MobilePhone, u.OfficeLocation, u.StreetAddress, u.City,
+		u.AddressState, u.PostalCode, u.Country, u.UsageLocation, string(u.State),
+	}
+}
+
+// startUserJob starts one job reconciling the user wherever it is connected
+// or linked (connect.UserTargets); none: no job.
+func startUserJob(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, userID pulid.ID) (*ent.Job, error) {
+	targets, err := connect.UserTargets(ctx, c, []pulid.ID{userID})
+	if err != nil {
+		return nil, err
+	}
+	return jobs.Start(ctx, c, orgID, kind, "", targets)
+}
+
+// DeleteUser deletes a user for good (U3); its group memberships and bindings
+// go with it. Its links stay, with the user nulled, so the job started here
+// can still disable the remote accounts (X3); the targets name the links and
+// are computed before the row goes.
+func (s *Service) DeleteUser(ctx context.Context, id pulid.ID) (*ent.Job, error) {
+	var job *ent.Job
+	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
+		u, err := c.User.Query().Where(user.ID(id)).ForUpdate().Only(ctx)
+		if err != nil {
+			return notFound(err, "id", "user", id)
+		}
+		targets, err := connect.DeletionTargets(ctx, c, []pulid.ID{id})
+		if err != nil {
+			return err
+		}
+		if err := c.User.DeleteOneID(id).Exec(ctx); err != nil {
+			return notFound(err, "id", "user", id)
+		}
+		job, err = jobs.Start(ctx, c, u.OrganizationID, jobs.JobUserDelete, "", targets)
+		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return detachJob(ctx, job), nil
 }
 
 // SuspendUser moves a user to SUSPENDED; see SetUserState.
-func (s *Service) SuspendUser(ctx context.Context, id pulid.ID) (*ent.User, error) {
+func (s *Service) SuspendUser(ctx context.Context, id pulid.ID) (*ent.User, *ent.Job, error) {
 	return s.SetUserState(ctx, id, user.StateSUSPENDED)
 }
 
 // ActivateUser moves a user to ACTIVE; see SetUserState.
-func (s *Service) ActivateUser(ctx context.Context, id pulid.ID) (*ent.User, error) {
+func (s *Service) ActivateUser(ctx context.Context, id pulid.ID) (*ent.User, *ent.Job, error) {
 	return s.SetUserState(ctx, id, user.StateACTIVE)
 }
 
 // SetUserState moves a user to state if rules.CanTransition allows it. Asking
 // for the state the user is already in is a no-op that succeeds. The row is
 // locked while deciding, so concurrent transitions apply one after the other.
-func (s *Service) SetUserState(ctx context.Context, id pulid.ID, state user.State) (*ent.User, error) {
-	var u *ent.User
+// A real transition starts one job reconciling the user wherever it is
+// connected or linked: suspension disables the remote accounts (X1),
+// activation enables them again.
+func (s *Service) SetUserState(ctx context.Context, id pulid.ID, state user.State) (*ent.User, *ent.Job, error) {
+	var (
+		u   *ent.User
+		job *ent.Job
+	)
 	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
 		cur, err := c.User.Query().Where(user.ID(id)).ForUpdate().Only(ctx)
 		if err != nil {
@@ -108,8 +173,16 @@ func (s *Service) SetUserState(ctx context.Context, id pulid.ID, state user.Stat
 		if !rules.CanTransition(string(cur.State), string(state)) {
 			return gqlerr.BadInput("id", "user %s cannot go from %s to %s", id, cur.State, state)
 		}
-		u, err = cur.Update().SetState(state).Save(ctx)
+		if u, err = cur.Update().SetState(state).Save(ctx); err != nil {
+			return err
+		}
+		kind := jobs.JobUserActivate
+		if state == user.StateSUSPENDED {
+			kind = jobs.JobUserSuspend
+		}
+		job, err = startUserJob(ctx, c, u.OrganizationID, kind, id)
 		return err
 	})
-	return detach(ctx, u, err)
+	u, err = detach(ctx, u, err)
+	return u, detachJob(ctx, job), err
 }

@@ -32,7 +32,14 @@ const (
 	NotFound        Code = "NOT_FOUND"
 	Forbidden       Code = "FORBIDDEN"
 	Unauthenticated Code = "UNAUTHENTICATED"
-	Internal        Code = "INTERNAL"
+	// FailedPrecondition: the request is well-formed but the object is not in
+	// a state that allows it (e.g. binding users to an unauthorized integration,
+	// or a tenant app without a required Graph permission).
+	FailedPrecondition Code = "FAILED_PRECONDITION"
+	// Unavailable: a remote service (the Entra tenant) could not be reached;
+	// retrying later may succeed.
+	Unavailable Code = "UNAVAILABLE"
+	Internal    Code = "INTERNAL"
 	// Aborted marks a mutation not run because an earlier one of the same
 	// request failed (the request's transaction is rolled back anyway).
 	Aborted Code = "ABORTED"

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
@@ -34,6 +35,9 @@ const (
 	JobGroupMembers      = "GROUP_MEMBERSHIP"
 	JobGroupDelete       = "USER_GROUP_DELETE"
 	JobIntegrationChange = "INTEGRATION_CHANGE"
+	// JobIntegrationAuthorize reconciles the users an integration already had
+	// (bindings kept across a credential change) once it is authorized again.
+	JobIntegrationAuthorize = "INTEGRATION_AUTHORIZE"
 )
 
 // ReconcileUser asks the worker to converge one user in one integration. It
@@ -55,6 +59,11 @@ type Target struct {
 	UserID        pulid.ID
 	LinkID        pulid.ID
 }
+
+// bulkChunk bounds the rows of one INSERT: PostgreSQL accepts at most 65,535
+// parameters per statement, and a job over a large bound group has thousands
+// of items of about ten columns each.
+const bulkChunk = 1000
 
 // Start records a job of kind with one item and one outbox row per distinct
 // target, on c (the caller's transactional client), and wakes the relay at
@@ -83,9 +92,13 @@ func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, inte
 		}
 		items[i] = ic
 	}
-	created, err := c.JobItem.CreateBulk(items...).Save(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("jobs: create items: %w", err)
+	created := make([]*ent.JobItem, 0, len(items))
+	for chunk := range slices.Chunk(items, bulkChunk) {
+		saved, err := c.JobItem.CreateBulk(chunk...).Save(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("jobs: create items: %w", err)
+		}
+		created = append(created, saved...)
 	}
 	rows := make([]*ent.OutboxCreate, len(targets))
 	for i, t := range targets {
@@ -98,8 +111,10 @@ func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, inte
 		}
 		rows[i] = c.Outbox.Create().SetOrganizationID(orgID).SetKind(KindReconcileUser).SetPayload(payload)
 	}
-	if err := c.Outbox.CreateBulk(rows...).Exec(ctx); err != nil {
-		return nil, fmt.Errorf("jobs: write outbox: %w", err)
+	for chunk := range slices.Chunk(rows, bulkChunk) {
+		if err := c.Outbox.CreateBulk(chunk...).Exec(ctx); err != nil {
+			return nil, fmt.Errorf("jobs: write outbox: %w", err)
+		}
 	}
 	// Delivered at commit, not before: the relay never sees rows that may roll back.
 	if _, err := c.ExecContext(ctx, "SELECT pg_notify($1, '')", outbox.Channel); err != nil {

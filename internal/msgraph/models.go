@@ -87,6 +87,10 @@ type UserFields struct {
 	Country           *string          `json:"country,omitempty"`
 	UsageLocation     *string          `json:"usageLocation,omitempty"`
 	PreferredLanguage *string          `json:"preferredLanguage,omitempty"`
+	OtherMails        *[]string        `json:"otherMails,omitempty"`
+	// EmployeeOrgData is a map so a nested null (a cleared cost centre) is sent
+	// as null, and nested properties nobody mapped are not sent at all.
+	EmployeeOrgData map[string]any `json:"employeeOrgData,omitempty"`
 
 	Null []string `json:"-"`
 }

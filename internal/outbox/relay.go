@@ -63,35 +63,20 @@ func New(cfg Config) (*Relay, error) {
 }
 
 // Run relays until ctx ends. Enqueue failures (Redis down) are logged and retried
-// on the next wake-up; they never drop a row.
+// on the next wake-up or poll; they never drop a row. An unreachable database
+// for LISTEN only costs latency: the poll keeps going while the listener
+// reconnects in the background.
 func (r *Relay) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	wake := make(chan struct{}, 1)
 	if r.cfg.DatabaseURL != "" {
-		l := pq.NewListener(r.cfg.DatabaseURL, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
-			if err != nil {
-				r.cfg.Logger.Warn("outbox listener", "event", int(ev), "err", err)
-			}
-		})
-		if err := l.Listen(Channel); err != nil {
-			r.cfg.Logger.Warn("outbox: LISTEN failed, polling only", "err", err)
-		}
-		defer l.Close()
+		listenerDone := make(chan struct{})
 		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case _, ok := <-l.Notify: // nil after a reconnect: rows may have been missed, drain anyway
-					if !ok {
-						return
-					}
-					select {
-					case wake <- struct{}{}:
-					default:
-					}
-				}
-			}
+			defer close(listenerDone)
+			r.listen(ctx, wake)
 		}()
+		defer func() { cancel(); <-listenerDone }()
 	}
 	tick := time.NewTicker(r.cfg.Poll)
 	defer tick.Stop()
@@ -104,6 +89,42 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		case <-wake:
 		case <-tick.C:
+		}
+	}
+}
+
+// listen forwards NOTIFYs on Channel to wake until ctx ends. pq's Listen
+// blocks until a connection is up, so it runs here, never in Run's way.
+func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
+	l := pq.NewListener(r.cfg.DatabaseURL, 100*time.Millisecond, 10*time.Second, func(ev pq.ListenerEventType, err error) {
+		if err != nil && ctx.Err() == nil {
+			r.cfg.Logger.Warn("outbox: listener", "event", int(ev), "err", err)
+		}
+	})
+	stop := context.AfterFunc(ctx, func() { _ = l.Close() })
+	defer func() {
+		if stop() { // ctx still live: close ourselves
+			_ = l.Close()
+		}
+	}()
+	if err := l.Listen(Channel); err != nil {
+		if ctx.Err() == nil {
+			r.cfg.Logger.Warn("outbox: LISTEN failed, polling only", "err", err)
+		}
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-l.Notify: // nil after a reconnect: rows may have been missed, drain anyway
+			if !ok {
+				return
+			}
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
 		}
 	}
 }

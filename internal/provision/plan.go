@@ -37,6 +37,11 @@ type Link struct {
 	RemoteEnabled *bool
 	TakenOver     bool
 	AppliedHash   string
+	// Released: the integration stopped managing the remote account (I5
+	// de-authorization marks links OUT_OF_SCOPE and keeps their remote ids).
+	// Until the user is connected again, it is left exactly as it is.
+	Released bool
+	Reason   string // the link's current status reason
 }
 
 // Action is the remote step a plan asks for.
@@ -75,8 +80,10 @@ type Plan struct {
 	// StatusAfter is the link status once the action succeeded.
 	StatusAfter string
 	Reason      string
-	// DropLink: the link holds nothing worth keeping (never provisioned, no
-	// longer wanted), so the applier deletes it.
+	// DropLink: once the action succeeded the link holds nothing worth keeping
+	// (never provisioned and no longer wanted, or its user is deleted and the
+	// account disabled), so the applier deletes it. Dropping a deleted user's
+	// link also frees the remote account for a later takeover.
 	DropLink bool
 }
 
@@ -132,6 +139,10 @@ func wantEnabled(state string, takenOver bool) *bool {
 }
 
 func planUnwanted(d Desired, l Link) Plan {
+	if l.Released && l.RemoteID != "" && (!d.Exists || !d.Connected) {
+		// I5: "users who are not bound again are left alone" — no X2/X3 disable.
+		return Plan{Action: Nothing, StatusAfter: StatusOutOfScope, Reason: l.Reason, DropLink: !d.Exists}
+	}
 	status, reason := StatusInSync, "not connected"
 	switch {
 	case !d.Exists:
@@ -145,12 +156,14 @@ func planUnwanted(d Desired, l Link) Plan {
 		// A fixable per-user error (D2): the remote account, if any, is left as is.
 		return Plan{Action: Nothing, StatusAfter: StatusError, Reason: d.Decision.Reason}
 	}
+	// X3: nobody will ever look at a deleted user's link once its account is off.
+	drop := !d.Exists
 	if l.RemoteID == "" {
 		// Nothing remote to deprovision; keep a link only to show why it is out of scope.
-		return Plan{Action: Nothing, StatusAfter: status, Reason: reason, DropLink: status == StatusInSync}
+		return Plan{Action: Nothing, StatusAfter: status, Reason: reason, DropLink: drop || status == StatusInSync}
 	}
 	if l.RemoteEnabled != nil && !*l.RemoteEnabled {
-		return Plan{Action: Nothing, StatusAfter: status, Reason: reason}
+		return Plan{Action: Nothing, StatusAfter: status, Reason: reason, DropLink: drop}
 	}
-	return Plan{Action: Disable, StatusAfter: status, Reason: reason}
+	return Plan{Action: Disable, StatusAfter: status, Reason: reason, DropLink: drop}
 }

@@ -65,8 +65,10 @@ func TestDecideDeprovisioning(t *testing.T) {
 			p := Decide(d, linked)
 			require.Equal(t, Disable, p.Action)
 			require.Equal(t, StatusInSync, p.StatusAfter)
+			require.Equal(t, !d.Exists, p.DropLink, "only a deleted user's link goes once disabled")
 			p = Decide(d, Link{RemoteID: "r1", RemoteEnabled: boolp(false)})
 			require.Equal(t, Nothing, p.Action, "already disabled")
+			require.Equal(t, !d.Exists, p.DropLink)
 			p = Decide(d, Link{})
 			require.Equal(t, Nothing, p.Action)
 			require.True(t, p.DropLink, "never provisioned: nothing to keep")
@@ -93,4 +95,25 @@ func TestDecideScope(t *testing.T) {
 	p = Decide(invalid, Link{RemoteID: "r1", RemoteEnabled: boolp(true)})
 	require.Equal(t, Nothing, p.Action, "D2 error leaves the remote account as is")
 	require.Equal(t, StatusError, p.StatusAfter)
+}
+
+// I5: a link released by de-authorization is left alone until the user is
+// connected again; re-binding manages the account again.
+func TestDecideReleasedLink(t *testing.T) {
+	released := Link{RemoteID: "r1", RemoteEnabled: boolp(true), AppliedHash: "h", Released: true, Reason: "released"}
+	notConnected := want(StateActive)
+	notConnected.Connected = false
+	p := Decide(notConnected, released)
+	require.Equal(t, Nothing, p.Action, "no X2 disable for a released account")
+	require.Equal(t, StatusOutOfScope, p.StatusAfter)
+	require.Equal(t, "released", p.Reason)
+	require.False(t, p.DropLink)
+
+	p = Decide(Desired{Exists: false}, released)
+	require.Equal(t, Nothing, p.Action, "no X3 disable either")
+	require.True(t, p.DropLink)
+
+	p = Decide(want(StateActive), released)
+	require.Equal(t, Patch, p.Action, "re-bound: managed again")
+	require.Equal(t, true, p.Body["accountEnabled"])
 }

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dirsync/dirsync/internal/dbmigrate"
+	"github.com/dirsync/dirsync/internal/testdb"
+	"github.com/dirsync/dirsync/internal/testredis"
+)
+
+func TestUsageListsEveryCommand(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"help"}, &out))
+	for _, cmd := range []string{"dev", "serve", "worker", "migrate", "org", "apikey", "graphsim"} {
+		require.Contains(t, out.String(), "dirsync "+cmd)
+	}
+}
+
+// TestWorkerStartsAndStopsOnSignal wires `dirsync worker` from the environment
+// and stops it as SIGTERM would (context cancelled).
+func TestWorkerStartsAndStopsOnSignal(t *testing.T) {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	t.Setenv("DIRSYNC_DATABASE_URL", testdb.NewURL(t, dbmigrate.Migrator{}))
+	t.Setenv("DIRSYNC_REDIS_URL", testredis.New(t).URL)
+	t.Setenv("DIRSYNC_SECRET_KEY", base64.StdEncoding.EncodeToString(key))
+	t.Setenv("DIRSYNC_LOG_LEVEL", "error")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	require.NoError(t, run(ctx, []string{"worker", "--concurrency", "2"}, &bytes.Buffer{}))
+	require.Less(t, time.Since(start), 10*time.Second)
+
+	t.Setenv("DIRSYNC_SECRET_KEY", "")
+	err := run(context.Background(), []string{"worker"}, &bytes.Buffer{})
+	require.Error(t, err)
+	require.True(t, strings.Contains(err.Error(), "DIRSYNC_SECRET_KEY"), err.Error())
+}

@@ -1,0 +1,22 @@
+package app
+
+import (
+	"errors"
+	"time"
+
+	"github.com/dirsync/dirsync/internal/provision"
+	"github.com/dirsync/dirsync/internal/worker"
+)
+
+// Reconciler is the reconcile handler (internal/provision) on the app's
+// connections, and its Retry-After extractor for the worker's retry delays.
+func (a *App) Reconciler() (worker.Handler, func(error) time.Duration, error) {
+	if a.Tenants == nil {
+		return nil, nil, errors.New("app: the worker needs DIRSYNC_SECRET_KEY to open integrations' client secrets")
+	}
+	r, err := provision.New(provision.Config{Ent: a.Ent, Tenants: a.Tenants, Publisher: a.Publisher, Logger: a.Log})
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, provision.RetryAfter, nil
+}

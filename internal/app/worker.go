@@ -1,0 +1,52 @@
+package app
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/dirsync/dirsync/internal/worker"
+)
+
+// WorkerOptions tune the worker runtime; zero values take internal/worker's
+// defaults.
+type WorkerOptions struct {
+	Concurrency int
+	NoRelay     bool
+	// Tune, when set, adjusts the final config (tests, benchmarks).
+	Tune func(*worker.Config)
+}
+
+// NewWorker builds the asynq server + outbox relay around the reconcile
+// handler (Reconciler), on the app's PostgreSQL and Redis.
+func (a *App) NewWorker(opts WorkerOptions) (*worker.Worker, error) {
+	h, retryAfter, err := a.Reconciler()
+	if err != nil {
+		return nil, err
+	}
+	return a.NewWorkerWith(h, retryAfter, opts)
+}
+
+// NewWorkerWith is NewWorker with another handler.
+func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Duration, opts WorkerOptions) (*worker.Worker, error) {
+	redisOpt, err := asynq.ParseRedisURI(a.Cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("app: redis URL for the worker: %w", err)
+	}
+	cfg := worker.Config{
+		Redis:           redisOpt,
+		DB:              a.DB,
+		DatabaseURL:     a.Cfg.DatabaseURL,
+		Handler:         h,
+		RetryAfter:      retryAfter,
+		Concurrency:     opts.Concurrency,
+		NoRelay:         opts.NoRelay,
+		ShutdownTimeout: a.Cfg.ShutdownTimeout,
+		Logger:          a.Log,
+	}
+	if opts.Tune != nil {
+		opts.Tune(&cfg)
+	}
+	return worker.New(cfg)
+}

@@ -1,0 +1,130 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/internal/pubsub"
+)
+
+// Item results (JobItem.result): what one reconcile did.
+const (
+	ResultCreated    = "CREATED"
+	ResultTakenOver  = "TAKEN_OVER"
+	ResultUpdated    = "UPDATED"
+	ResultUnchanged  = "UNCHANGED"
+	ResultDisabled   = "DISABLED"
+	ResultEnabled    = "ENABLED"
+	ResultOutOfScope = "OUT_OF_SCOPE"
+	ResultSkipped    = "SKIPPED"
+	ResultError      = "ERROR"
+)
+
+// ItemOutcome is how one job item ended.
+type ItemOutcome struct {
+	Failed       bool
+	Result       string
+	ErrorCode    string
+	ErrorMessage string
+}
+
+// MarkRunning moves a QUEUED job to RUNNING and stamps started_at. It reports
+// whether this call changed the job (only the first item of a job does), so the
+// caller publishes the change once.
+func MarkRunning(ctx context.Context, c *ent.Client, orgID, jobID pulid.ID, now time.Time) (bool, error) {
+	res, err := c.ExecContext(ctx,
+		`UPDATE jobs SET status = 'RUNNING', started_at = $3, updated_at = $3
+		 WHERE id = $1 AND organization_id = $2 AND status = 'QUEUED'`, jobID, orgID, now)
+	if err != nil {
+		return false, fmt.Errorf("jobs: mark %s running: %w", jobID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("jobs: mark %s running: %w", jobID, err)
+	}
+	return n == 1, nil
+}
+
+// CompleteItem records an item's outcome exactly once and advances its job:
+// only a PENDING item moves (to SUCCEEDED or FAILED), so a retried or duplicated
+// task never counts twice. The job's done/failed counters grow in SQL (no
+// read-modify-write race between workers), and the item that brings done to
+// total settles the job: SUCCEEDED, FAILED (every item failed) or PARTIAL.
+//
+// c must be a transaction's client: the item and the job counters change
+// together or not at all. It reports whether this call completed the item.
+func CompleteItem(ctx context.Context, c *ent.Client, orgID, jobID, itemID pulid.ID, o ItemOutcome, now time.Time) (bool, error) {
+	status, failed := "SUCCEEDED", 0
+	if o.Failed {
+		status, failed = "FAILED", 1
+	}
+	res, err := c.ExecContext(ctx,
+		`UPDATE job_items SET status = $4, result = $5, error_code = $6, error_message = $7, updated_at = $8
+		 WHERE id = $1 AND organization_id = $2 AND job_id = $3 AND status = 'PENDING'`,
+		itemID, orgID, jobID, status, o.Result, o.ErrorCode, truncate(o.ErrorMessage, 2000), now)
+	if err != nil {
+		return false, fmt.Errorf("jobs: complete item %s: %w", itemID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		if err != nil {
+			return false, fmt.Errorf("jobs: complete item %s: %w", itemID, err)
+		}
+		return false, nil
+	}
+	// Column references on the right-hand side read the row as it was before
+	// this UPDATE, so done+1 is the new count.
+	_, err = c.ExecContext(ctx,
+		`UPDATE jobs SET
+		   done = done + 1,
+		   failed = failed + $3,
+		   updated_at = $4,
+		   started_at = COALESCE(started_at, $4),
+		   status = CASE
+		     WHEN done + 1 < total THEN 'RUNNING'
+		     WHEN failed + $3 >= total THEN 'FAILED'
+		     WHEN failed + $3 = 0 THEN 'SUCCEEDED'
+		     ELSE 'PARTIAL' END,
+		   finished_at = CASE WHEN done + 1 >= total THEN $4 ELSE finished_at END
+		 WHERE id = $1 AND organization_id = $2`,
+		jobID, orgID, failed, now)
+	if err != nil {
+		return false, fmt.Errorf("jobs: advance job %s: %w", jobID, err)
+	}
+	return true, nil
+}
+
+// JobMessage is the live update for a job after a change (docs/pubsub.md): Data
+// is the job's JSON, Seq its done counter so a consumer can drop stale values.
+func JobMessage(j *ent.Job) (pubsub.Message, error) {
+	data, err := json.Marshal(j)
+	if err != nil {
+		return pubsub.Message{}, fmt.Errorf("jobs: encode job %s: %w", j.ID, err)
+	}
+	return pubsub.Message{Kind: pubsub.KindJob, OrgID: string(j.OrganizationID), ID: string(j.ID),
+		Seq: int64(j.Done), At: j.UpdatedAt, Data: data}, nil
+}
+
+// EventMessage is the live update announcing a new event.
+func EventMessage(e *ent.Event) (pubsub.Message, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return pubsub.Message{}, fmt.Errorf("jobs: encode event %s: %w", e.ID, err)
+	}
+	return pubsub.Message{Kind: pubsub.KindEvent, OrgID: string(e.OrganizationID), ID: string(e.ID),
+		At: e.CreatedAt, Data: data}, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	// Cut on a rune boundary so PostgreSQL gets valid UTF-8.
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}

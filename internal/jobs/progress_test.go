@@ -1,0 +1,139 @@
+package jobs_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/job"
+	"github.com/dirsync/dirsync/ent/jobitem"
+	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/internal/auth"
+	"github.com/dirsync/dirsync/internal/dbmigrate"
+	"github.com/dirsync/dirsync/internal/directory"
+	"github.com/dirsync/dirsync/internal/jobs"
+	"github.com/dirsync/dirsync/internal/pubsub"
+	"github.com/dirsync/dirsync/internal/testdb"
+)
+
+func setup(t *testing.T, n int) (context.Context, *ent.Client, *ent.Job, []*ent.JobItem) {
+	t.Helper()
+	db := testdb.New(t, dbmigrate.Migrator{})
+	c := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))
+	ctx := auth.SystemContext(context.Background())
+	org, err := directory.New(c).CreateOrganization(ctx, "acme")
+	require.NoError(t, err)
+	in := pulid.New("IN")
+	var targets []jobs.Target
+	for i := range n {
+		u, err := c.User.Create().SetOrganizationID(org.ID).SetUsername(fmt.Sprintf("u%d", i)).
+			SetEmail(fmt.Sprintf("u%d@example.com", i)).Save(ctx)
+		require.NoError(t, err)
+		targets = append(targets, jobs.Target{IntegrationID: in, UserID: u.ID})
+	}
+	j, err := jobs.Start(ctx, c, org.ID, jobs.JobBindUsers, "", targets)
+	require.NoError(t, err)
+	items, err := c.JobItem.Query().Where(jobitem.JobID(j.ID)).All(ctx)
+	require.NoError(t, err)
+	return ctx, c, j, items
+}
+
+func complete(t *testing.T, ctx context.Context, c *ent.Client, j *ent.Job, it *ent.JobItem, o jobs.ItemOutcome) bool {
+	t.Helper()
+	tx, err := c.Tx(ctx)
+	require.NoError(t, err)
+	ok, err := jobs.CompleteItem(ctx, tx.Client(), j.OrganizationID, j.ID, it.ID, o, time.Now())
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit())
+	return ok
+}
+
+// J2: RUNNING once; each item counts exactly once; the last settles the job.
+func TestProgress(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		failed []bool
+		want   job.Status
+	}{
+		{[]bool{false, false}, job.StatusSUCCEEDED},
+		{[]bool{false, true}, job.StatusPARTIAL},
+		{[]bool{true, true}, job.StatusFAILED},
+	} {
+		ctx, c, j, items := setup(t, 2)
+		changed, err := jobs.MarkRunning(ctx, c, j.OrganizationID, j.ID, time.Now())
+		require.NoError(t, err)
+		require.True(t, changed)
+		changed, err = jobs.MarkRunning(ctx, c, j.OrganizationID, j.ID, time.Now())
+		require.NoError(t, err)
+		require.False(t, changed, "only the first item moves the job")
+		for i, it := range items {
+			o := jobs.ItemOutcome{Result: jobs.ResultCreated}
+			if tc.failed[i] {
+				o = jobs.ItemOutcome{Failed: true, Result: jobs.ResultError, ErrorCode: "X", ErrorMessage: "boom"}
+			}
+			require.True(t, complete(t, ctx, c, j, it, o))
+			require.False(t, complete(t, ctx, c, j, it, o), "a duplicate never counts twice")
+			got, err := c.Job.Get(ctx, j.ID)
+			require.NoError(t, err)
+			require.Equal(t, i+1, got.Done)
+			if i == 0 {
+				require.Equal(t, job.StatusRUNNING, got.Status)
+				require.Nil(t, got.FinishedAt)
+			}
+		}
+		got, err := c.Job.Get(ctx, j.ID)
+		require.NoError(t, err)
+		require.Equal(t, tc.want, got.Status)
+		require.NotNil(t, got.FinishedAt)
+		m, err := jobs.JobMessage(got)
+		require.NoError(t, err)
+		require.Equal(t, pubsub.KindJob, m.Kind)
+		require.Equal(t, int64(2), m.Seq)
+		var back ent.Job
+		require.NoError(t, json.Unmarshal(m.Data, &back))
+		require.Equal(t, tc.want, back.Status)
+	}
+}
+
+// Counters grow in SQL: concurrent completions lose no update.
+func TestProgressConcurrent(t *testing.T) {
+	t.Parallel()
+	ctx, c, j, items := setup(t, 20)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		wg.Add(2)
+		for range 2 { // every item delivered twice at once
+			go func() {
+				defer wg.Done()
+				tx, err := c.Tx(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := jobs.CompleteItem(ctx, tx.Client(), j.OrganizationID, j.ID, it.ID,
+					jobs.ItemOutcome{Result: jobs.ResultUpdated}, time.Now()); err != nil {
+					_ = tx.Rollback()
+					t.Error(err)
+					return
+				}
+				if err := tx.Commit(); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	got, err := c.Job.Get(ctx, j.ID)
+	require.NoError(t, err)
+	require.Equal(t, 20, got.Done)
+	require.Zero(t, got.Failed)
+	require.Equal(t, job.StatusSUCCEEDED, got.Status)
+}

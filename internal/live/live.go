@@ -1,0 +1,106 @@
+// Package live serves the GraphQL subscriptions (SPEC J2–J3): jobUpdated,
+// jobs and events. It turns the pub/sub Hub's messages into the same ent
+// objects the queries return, so the resolvers in graph/ stay one line each.
+//
+// Every stream follows the consumer pattern of internal/pubsub: subscribe to
+// the Hub first, then read the current state from PostgreSQL through the
+// viewer's privacy-scoped client, so no change can fall between the two;
+// treat every message as "the newest value"; re-read on KindResync. A
+// subscriber that cannot keep up with its small buffer is cut off with
+// SLOW_CONSUMER instead of ever slowing the Hub, the publishers or anyone
+// else. See docs/subscriptions.md.
+package live
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/internal/auth"
+	"github.com/dirsync/dirsync/internal/gqlerr"
+	"github.com/dirsync/dirsync/internal/pubsub"
+)
+
+// DefaultBuffer is the Hub buffer of one subscription. Small on purpose: an
+// idle connection must stay well under 50 KiB, and a client 32 messages
+// behind is better told (SLOW_CONSUMER) than silently fed stale progress.
+const DefaultBuffer = 32
+
+// Error codes of subscriptions, beside gqlerr's. Clients may rely on them.
+const (
+	// TooManySubscriptions: the API key already holds its maximum of live
+	// subscriptions (pubsub.HubConfig.MaxPerKey) or websocket connections.
+	TooManySubscriptions gqlerr.Code = "TOO_MANY_SUBSCRIPTIONS"
+	// SlowConsumer: the client fell more than the buffer behind and its
+	// subscription was ended; subscribe again (current state comes first).
+	SlowConsumer gqlerr.Code = "SLOW_CONSUMER"
+)
+
+// Source opens subscription streams. The zero Buffer means DefaultBuffer. A
+// Source is a plain value: the resolvers build one per call.
+type Source struct {
+	Client *ent.Client
+	Hub    *pubsub.Hub
+	Buffer int
+	Logger *slog.Logger
+}
+
+func (s Source) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+// subscribe opens the viewer's Hub subscription, counted against its API key.
+func (s Source) subscribe(ctx context.Context, filter func(pubsub.Message) bool) (auth.Viewer, *pubsub.Subscription, error) {
+	v, ok := auth.ViewerFrom(ctx)
+	if !ok {
+		return v, nil, gqlerr.Newf(gqlerr.Unauthenticated, "", "authentication required")
+	}
+	if s.Hub == nil {
+		return v, nil, gqlerr.Newf(gqlerr.Unavailable, "", "live updates are not available on this server")
+	}
+	buf := s.Buffer
+	if buf <= 0 {
+		buf = DefaultBuffer
+	}
+	sub, err := s.Hub.Subscribe(ctx, string(v.OrgID), filter, pubsub.WithKey(string(v.KeyID)), pubsub.WithBuffer(buf))
+	switch {
+	case errors.Is(err, pubsub.ErrTooManySubscriptions):
+		return v, nil, &gqlerr.Error{Code: TooManySubscriptions, Err: err,
+			Message: "this API key holds too many live subscriptions; end some first"}
+	case errors.Is(err, pubsub.ErrHubClosed):
+		return v, nil, &gqlerr.Error{Code: gqlerr.Unavailable, Err: err, Message: "the server is shutting down; reconnect"}
+	case err != nil:
+		return v, nil, err
+	}
+	return v, sub, nil
+}
+
+// ended reports why sub's channel closed to the client, when that is news to
+// it: a cancelled context means the client itself left or stopped.
+func ended(ctx context.Context, sub *pubsub.Subscription) {
+	switch err := sub.Err(); {
+	case errors.Is(err, pubsub.ErrSlowConsumer):
+		Fail(ctx, &gqlerr.Error{Code: SlowConsumer,
+			Message: "the client fell too far behind and the subscription was ended; subscribe again"})
+	case errors.Is(err, pubsub.ErrHubClosed):
+		Fail(ctx, &gqlerr.Error{Code: gqlerr.Unavailable, Message: "the server is shutting down; reconnect"})
+	}
+}
+
+// send hands v to the transport, giving up when the subscription ends.
+func send[T any](ctx context.Context, out chan<- T, v T) bool {
+	select {
+	case out <- v:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func kindIs(kind string) func(pubsub.Message) bool {
+	return func(m pubsub.Message) bool { return m.Kind == kind }
+}

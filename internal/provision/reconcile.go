@@ -1,0 +1,373 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"time"
+
+	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/integration"
+	"github.com/dirsync/dirsync/ent/remotelink"
+	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/ent/user"
+	"github.com/dirsync/dirsync/internal/auth"
+	"github.com/dirsync/dirsync/internal/connect"
+	"github.com/dirsync/dirsync/internal/jobs"
+	"github.com/dirsync/dirsync/internal/msgraph"
+	"github.com/dirsync/dirsync/internal/pubsub"
+	"github.com/dirsync/dirsync/internal/tenant"
+	"github.com/dirsync/dirsync/internal/upn"
+)
+
+// Event types (SPEC P6, J3). Failures are ours; the source records successes only.
+const (
+	EventUserCreate        = "user_create_provision"
+	EventUserUpdate        = "user_update_provision"
+	EventUserDeprovision   = "user_deprovision"
+	EventProvisionFailed   = "user_provision_failed"
+	EventDeprovisionFailed = "user_deprovision_failed"
+)
+
+// Error codes of our own, next to Graph's on links and items.
+const (
+	CodeRemoteUserLinked    = "REMOTE_USER_LINKED"
+	CodeTransient           = "TRANSIENT"
+	CodeIntegrationSettings = "INTEGRATION_CONFIG"
+)
+
+// replicationWindow is how long after our create a 404 about the object is
+// Graph's replication delay rather than a deletion (msgraph uses the same).
+const replicationWindow = 2 * time.Minute
+
+// Config configures a Reconciler.
+type Config struct {
+	Ent       *ent.Client
+	Tenants   *tenant.Connector // Graph clients per integration (shared Redis throttle budget inside)
+	Publisher *pubsub.Publisher // nil = don't publish
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Reconciler converges one (user, integration) per task.
+type Reconciler struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New validates cfg and fills defaults.
+func New(cfg Config) (*Reconciler, error) {
+	var errs []error
+	if cfg.Ent == nil {
+		errs = append(errs, errors.New("provision: Ent required"))
+	}
+	if cfg.Tenants == nil {
+		errs = append(errs, errors.New("provision: Tenants required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Reconciler{cfg: cfg, log: cfg.Logger.With("component", "provision")}, nil
+}
+
+// RetryAfter is the delay Graph asked for in an error Handle returned (429/503
+// Retry-After), 0 if none.
+func RetryAfter(err error) time.Duration {
+	var e *msgraph.Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// errInvisible: Graph refused a create because the UPN is taken, yet the lookup
+// cannot see the holder — our own earlier POST whose answer was lost, still
+// replicating. Retrying later finds it and takes it over, never a duplicate.
+var errInvisible = errors.New("provision: userPrincipalName is taken but its holder is not visible yet (replication)")
+
+// errOrphanHolder: the remote user is still linked to a deleted user whose
+// deprovisioning has not run yet; after it ran the link is gone.
+var errOrphanHolder = errors.New("provision: the remote user is still linked to a deleted user being deprovisioned")
+
+// Handle runs one reconcile task and records its outcome (link, job item, job,
+// events, publish).
+// nil: finished — success, out of scope, or a permanent failure recorded as such
+// (never retried). non-nil: transient, asynq should retry; final=true means this
+// is the last attempt, so Handle records the failure (item FAILED, link ERROR,
+// failure event) before returning the error.
+func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final bool) error {
+	ctx = auth.SystemContext(ctx)
+	log := r.log.With("org", string(t.OrgID), "integration", string(t.IntegrationID),
+		"user", string(t.UserID), "link", string(t.LinkID), "job", string(t.JobID))
+	if t.OrgID == "" || t.IntegrationID == "" || (t.UserID == "" && t.LinkID == "") {
+		// Retrying a malformed payload cannot help; still settle its item so
+		// the job does not stay RUNNING for ever.
+		log.Error("provision: malformed reconcile task dropped")
+		return r.failMalformed(ctx, t)
+	}
+	if t.JobID != "" {
+		changed, err := jobs.MarkRunning(ctx, r.cfg.Ent, t.OrgID, t.JobID, r.cfg.Now())
+		if err != nil {
+			return err
+		}
+		if changed {
+			r.publishJob(ctx, log, t.OrgID, t.JobID)
+		}
+	}
+	tx, err := r.cfg.Ent.Tx(ctx)
+	if err != nil {
+		return fmt.Errorf("provision: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	c := tx.Client()
+
+	st, err := r.lockAndLoad(ctx, c, t)
+	if err != nil {
+		return err
+	}
+	var o outcome
+	if st.in == nil || st.in.Status != integration.StatusAUTHORIZED {
+		// Gone or de-authorized (I5, I6): nothing may be sent to it.
+		o = outcome{result: jobs.ResultSkipped, skipLink: true}
+	} else {
+		o, err = r.reconcile(ctx, c, st, log)
+		if err != nil {
+			return err
+		}
+	}
+	if o.transient != nil && !final {
+		// Keep what was learned (a remote id found or created) and the error, so
+		// the next try starts from there; the item stays PENDING.
+		o.link.Status = StatusPending
+		if err := r.saveLink(ctx, c, st, o); err != nil {
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("provision: commit: %w", err)
+		}
+		log.Warn("provision: transient failure, will retry", "err", o.transient)
+		return o.transient
+	}
+	if o.transient != nil {
+		o.fail(o.transient)
+	}
+	if !o.skipLink {
+		if err := r.saveLink(ctx, c, st, o); err != nil {
+			return err
+		}
+	}
+	completed := false
+	if t.JobID != "" && t.ItemID != "" {
+		completed, err = jobs.CompleteItem(ctx, c, t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
+			Failed: o.failed, Result: o.result, ErrorCode: o.code, ErrorMessage: o.message,
+		}, r.cfg.Now())
+		if err != nil {
+			return err
+		}
+	}
+	var ev *ent.Event
+	if o.event != "" {
+		ec := c.Event.Create().SetOrganizationID(t.OrgID).SetType(o.event).
+			SetIntegrationID(t.IntegrationID).SetDetail(truncate(o.detail, 4000))
+		if st.userID != "" {
+			ec.SetUserID(st.userID)
+		}
+		if t.JobID != "" {
+			ec.SetJobID(t.JobID)
+		}
+		if ev, err = ec.Save(ctx); err != nil {
+			return fmt.Errorf("provision: record event: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("provision: commit: %w", err)
+	}
+	log.Info("provision: reconciled", "result", o.result, "failed", o.failed, "code", o.code)
+	if completed {
+		r.publishJob(ctx, log, t.OrgID, t.JobID)
+	}
+	if ev != nil {
+		r.publishEvent(ctx, log, ev)
+	}
+	return o.transient
+}
+
+func (r *Reconciler) failMalformed(ctx context.Context, t jobs.ReconcileUser) error {
+	if t.OrgID == "" || t.JobID == "" || t.ItemID == "" {
+		return nil
+	}
+	tx, err := r.cfg.Ent.Tx(ctx)
+	if err != nil {
+		return fmt.Errorf("provision: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	completed, err := jobs.CompleteItem(ctx, tx.Client(), t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
+		Failed: true, Result: jobs.ResultError, ErrorCode: "MALFORMED_TASK",
+		ErrorMessage: "the task names neither a user nor a link"}, r.cfg.Now())
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("provision: commit: %w", err)
+	}
+	if completed {
+		r.publishJob(ctx, r.log, t.OrgID, t.JobID)
+	}
+	return nil
+}
+
+// state is what one reconcile read, under its locks.
+type state struct {
+	t      jobs.ReconcileUser
+	in     *ent.Integration
+	u      *ent.User       // nil: deleted (X3) or unknown
+	userID pulid.ID        // the task's user, even when deleted
+	link   *ent.RemoteLink // nil: never linked
+}
+
+// lockAndLoad serializes reconciles of one pair with transaction-scoped
+// advisory locks, then reads the current state. Two keys, always taken in the
+// same order (user, then link): the user key covers creating the link, the link
+// key covers a deleted user's orphan link, which tasks reach by link id only.
+// Everything afterwards runs on this one transaction, so a reconcile needs one
+// connection at a time and lock holders can never starve on the pool.
+func (r *Reconciler) lockAndLoad(ctx context.Context, c *ent.Client, t jobs.ReconcileUser) (*state, error) {
+	st := &state{t: t, userID: t.UserID}
+	if st.userID == "" {
+		l, err := r.linkByID(ctx, c, t, t.LinkID)
+		if err != nil {
+			return nil, err
+		}
+		if l != nil && l.UserID != nil {
+			st.userID = *l.UserID
+		}
+	}
+	if st.userID != "" {
+		if err := advisoryLock(ctx, c, t.IntegrationID, "user", st.userID); err != nil {
+			return nil, err
+		}
+	}
+	in, err := c.Integration.Query().
+		Where(integration.ID(t.IntegrationID), integration.OrganizationID(t.OrgID)).Only(ctx)
+	if err != nil && !ent.IsNotFound(err) {
+		return nil, fmt.Errorf("provision: load integration: %w", err)
+	}
+	st.in = in
+	if st.userID != "" {
+		u, err := c.User.Query().Where(user.ID(st.userID), user.OrganizationID(t.OrgID)).Only(ctx)
+		if err != nil && !ent.IsNotFound(err) {
+			return nil, fmt.Errorf("provision: load user: %w", err)
+		}
+		st.u = u
+	}
+	var link *ent.RemoteLink
+	if st.u != nil {
+		link, err = c.RemoteLink.Query().Where(remotelink.IntegrationID(t.IntegrationID),
+			remotelink.UserID(st.u.ID), remotelink.OrganizationID(t.OrgID), remotelink.KindEQ(remotelink.KindUSER)).Only(ctx)
+		if err != nil && !ent.IsNotFound(err) {
+			return nil, fmt.Errorf("provision: load link: %w", err)
+		}
+	} else if t.LinkID != "" {
+		if link, err = r.linkByID(ctx, c, t, t.LinkID); err != nil {
+			return nil, err
+		}
+	}
+	if link != nil {
+		if err := advisoryLock(ctx, c, t.IntegrationID, "link", link.ID); err != nil {
+			return nil, err
+		}
+		// Re-read: a task holding only the link key may have changed it meanwhile.
+		if link, err = r.linkByID(ctx, c, t, link.ID); err != nil {
+			return nil, err
+		}
+	}
+	st.link = link
+	return st, nil
+}
+
+func (r *Reconciler) linkByID(ctx context.Context, c *ent.Client, t jobs.ReconcileUser, id pulid.ID) (*ent.RemoteLink, error) {
+	if id == "" {
+		return nil, nil
+	}
+	l, err := c.RemoteLink.Query().Where(remotelink.ID(id), remotelink.OrganizationID(t.OrgID),
+		remotelink.IntegrationID(t.IntegrationID)).Only(ctx)
+	if ent.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("provision: load link %s: %w", id, err)
+	}
+	return l, nil
+}
+
+// advisoryLock takes a transaction-scoped PostgreSQL advisory lock on
+// (integration, kind, id); it is released at commit or rollback, even if the
+// worker dies.
+func advisoryLock(ctx context.Context, c *ent.Client, integrationID pulid.ID, kind string, id pulid.ID) error {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("dirsync:reconcile:" + string(integrationID) + ":" + kind + ":" + string(id)))
+	if _, err := c.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", int64(h.Sum64())); err != nil {
+		return fmt.Errorf("provision: lock %s %s: %w", kind, id, err)
+	}
+	return nil
+}
+
+// desired reads the directory side (SPEC B1, I4, D1–D5, A1–A2).
+// resolveErr is why the UPN is invalid (D2), for the error code; dropped names
+// exported properties msgraph cannot send yet.
+func (r *Reconciler) desired(ctx context.Context, c *ent.Client, st *state) (d Desired, resolveErr error, dropped []string, err error) {
+	u, in := st.u, st.in
+	if u == nil {
+		return Desired{}, nil, nil, nil
+	}
+	d = Desired{Exists: true, State: string(u.State), DisplayName: DisplayName(u)}
+	if d.Connected, err = connect.Connected(ctx, c, u.ID, in.ID); err != nil {
+		return d, nil, nil, fmt.Errorf("provision: connected: %w", err)
+	}
+	if d.Connected {
+		ins, err := connect.Integrations(ctx, c, u.ID)
+		if err != nil {
+			return d, nil, nil, err
+		}
+		cands := make([]OwnerCandidate, len(ins))
+		for i, x := range ins {
+			cands[i] = OwnerCandidate{ID: string(x.ID), Rules: Rules(x), Email: MappedEmail(u, x)}
+		}
+		owner, _ := Owner(cands)
+		d.Owner = owner == string(in.ID)
+	}
+	d.Decision, resolveErr = upn.Resolve(Rules(in), MappedEmail(u, in))
+	d.Attributes, dropped = Sendable(Table(in).Export(Attributes(u)))
+	return d, resolveErr, dropped, nil
+}
+
+// reconcile decides and applies. The error is for the database only; remote
+// failures are in the outcome.
+func (r *Reconciler) reconcile(ctx context.Context, c *ent.Client, st *state, log *slog.Logger) (outcome, error) {
+	d, resolveErr, dropped, err := r.desired(ctx, c, st)
+	if err != nil {
+		return outcome{}, err
+	}
+	if len(dropped) > 0 {
+		log.Debug("provision: exported properties the Graph client cannot send yet", "properties", dropped)
+	}
+	o := outcome{link: linkStateOf(st.link)}
+	if st.link == nil && st.u == nil {
+		// Deleted user without a known link: nothing remote is ours.
+		return outcome{result: jobs.ResultUnchanged, skipLink: true}, nil
+	}
+	p := Decide(d, o.link.plan())
+	a := &applier{r: r, st: st, d: d, resolveErr: resolveErr, o: &o, now: r.cfg.Now()}
+	if err := a.apply(ctx, c, p); err != nil {
+		return outcome{}, err
+	}
+	return o, nil
+}

@@ -1,0 +1,298 @@
+// Package worker is dirsync's background runtime: the asynq server that runs
+// reconcile tasks and the outbox relay that feeds it (DESIGN.md "One binary, one
+// direction of flow"). `dirsync worker` runs it alone; `dirsync dev` runs it next to
+// the API in one process.
+//
+// The reconcile logic itself is a Handler (internal/provision); this package only
+// decodes typed payloads, tells the handler whether an attempt is the last one, and
+// decides when a failed task runs again: after the Retry-After Graph asked for when
+// the error carries one (the tenant is paused as a whole, so retrying earlier only
+// buys another 429), otherwise after an exponential, jittered, capped backoff.
+package worker
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/dirsync/dirsync/internal/jobs"
+	"github.com/dirsync/dirsync/internal/outbox"
+)
+
+// Handler converges one (user, integration). It returns nil when the item is
+// finished (success, or a permanent failure it recorded) and an error to have
+// the task retried; final is true on the last attempt, when the handler records
+// the failure before returning it.
+type Handler interface {
+	Handle(ctx context.Context, t jobs.ReconcileUser, final bool) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, t jobs.ReconcileUser, final bool) error
+
+// Handle implements Handler.
+func (f HandlerFunc) Handle(ctx context.Context, t jobs.ReconcileUser, final bool) error {
+	return f(ctx, t, final)
+}
+
+// Defaults.
+const (
+	DefaultQueue       = "dirsync"
+	DefaultConcurrency = 20
+	DefaultMaxRetry    = 25
+	// DefaultRetention keeps finished tasks (and so their ids) long enough that
+	// an outbox row relayed again — after a relay crashed between enqueue and
+	// commit — is refused as a duplicate instead of running twice.
+	DefaultRetention = 24 * time.Hour
+	DefaultTimeout   = 10 * time.Minute
+)
+
+// Config configures a Worker.
+type Config struct {
+	// Redis is where asynq keeps its queues.
+	Redis asynq.RedisConnOpt
+	// DB holds the outbox; DatabaseURL opens the relay's LISTEN connection
+	// (empty: poll only).
+	DB          *sql.DB
+	DatabaseURL string
+	Handler     Handler
+	// RetryAfter extracts the Retry-After Graph sent from a Handle error (0 if
+	// none); provision.RetryAfter. Nil: backoff only.
+	RetryAfter func(error) time.Duration
+
+	Concurrency int    // parallel tasks in this process; default 20
+	Queue       string // asynq queue; default "dirsync"
+	MaxRetry    int    // retries after the first attempt; default 25
+	// RetryBase and RetryMax bound the backoff: attempt n waits a random time
+	// in [d/2, d], d = min(RetryBase·2ⁿ, RetryMax). Defaults 1 s and 5 min.
+	RetryBase, RetryMax time.Duration
+	// Retention of finished tasks; default 24 h (see DefaultRetention).
+	Retention time.Duration
+	// Timeout bounds one attempt; default 10 min.
+	Timeout time.Duration
+	// TaskCheckInterval is how often an idle worker polls its queue (asynq's
+	// default, 1 s, would add up to a second to every change); default 100 ms.
+	TaskCheckInterval time.Duration
+	// DelayedTaskCheckInterval is how often due retries move back to the
+	// queue (asynq's default is 5 s); default 1 s.
+	DelayedTaskCheckInterval time.Duration
+	// ShutdownTimeout lets running tasks finish on shutdown before they are
+	// pushed back to the queue; default 10 s.
+	ShutdownTimeout time.Duration
+	// RelayPoll is the relay's fallback poll interval (outbox default 2 s).
+	RelayPoll time.Duration
+	// NoRelay runs the asynq server only (e.g. a worker fleet where other
+	// processes relay). Relays are safe to run in parallel; this is only a
+	// choice of where the load goes.
+	NoRelay bool
+	Logger  *slog.Logger
+}
+
+// SetDefaults fills unset fields.
+func (c *Config) SetDefaults() {
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Queue == "" {
+		c.Queue = DefaultQueue
+	}
+	if c.MaxRetry <= 0 {
+		c.MaxRetry = DefaultMaxRetry
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = time.Second
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 5 * time.Minute
+	}
+	if c.Retention <= 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.TaskCheckInterval <= 0 {
+		c.TaskCheckInterval = 100 * time.Millisecond
+	}
+	if c.DelayedTaskCheckInterval <= 0 {
+		c.DelayedTaskCheckInterval = time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Redis == nil {
+		errs = append(errs, errors.New("worker: Redis required"))
+	}
+	if c.Handler == nil {
+		errs = append(errs, errors.New("worker: Handler required"))
+	}
+	if c.DB == nil && !c.NoRelay {
+		errs = append(errs, errors.New("worker: DB required for the outbox relay"))
+	}
+	if c.RetryBase > c.RetryMax {
+		errs = append(errs, errors.New("worker: RetryBase exceeds RetryMax"))
+	}
+	return errors.Join(errs...)
+}
+
+// Worker runs the asynq server and the outbox relay.
+type Worker struct {
+	cfg Config
+}
+
+// New validates cfg.
+func New(cfg Config) (*Worker, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Logger = cfg.Logger.With("component", "worker")
+	return &Worker{cfg: cfg}, nil
+}
+
+// TaskOptions are the options every relayed task gets: queue, retries,
+// retention (task id = outbox id stays taken), attempt timeout.
+func (w *Worker) TaskOptions() []asynq.Option {
+	return []asynq.Option{
+		asynq.Queue(w.cfg.Queue),
+		asynq.MaxRetry(w.cfg.MaxRetry),
+		asynq.Retention(w.cfg.Retention),
+		asynq.Timeout(w.cfg.Timeout),
+	}
+}
+
+// Mux returns the task routing: one typed handler per task kind.
+func (w *Worker) Mux() *asynq.ServeMux {
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(jobs.KindReconcileUser, w.reconcileUser)
+	return mux
+}
+
+func (w *Worker) reconcileUser(ctx context.Context, t *asynq.Task) error {
+	var p jobs.ReconcileUser
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		// A payload we cannot read will not become readable: do not retry it.
+		return fmt.Errorf("worker: %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
+	}
+	return w.cfg.Handler.Handle(ctx, p, IsFinalAttempt(ctx))
+}
+
+// IsFinalAttempt reports whether the running task will not be retried if it
+// fails. Outside an asynq handler it is true.
+func IsFinalAttempt(ctx context.Context) bool {
+	n, ok1 := asynq.GetRetryCount(ctx)
+	maxRetry, ok2 := asynq.GetMaxRetry(ctx)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return n >= maxRetry
+}
+
+// RetryDelay is the asynq RetryDelayFunc: Graph's Retry-After when the error
+// carries one (plus a little jitter, so a paused tenant's tasks do not all
+// return in the same millisecond), otherwise exponential backoff with jitter.
+func (w *Worker) RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	return retryDelay(n, err, w.cfg.RetryAfter, w.cfg.RetryBase, w.cfg.RetryMax)
+}
+
+func retryDelay(n int, err error, retryAfter func(error) time.Duration, base, maxDelay time.Duration) time.Duration {
+	if retryAfter != nil {
+		if ra := retryAfter(err); ra > 0 {
+			// asynq schedules retries in whole seconds, rounding down: one more
+			// second keeps the retry from coming before Graph's deadline.
+			return ra + time.Second + time.Duration(rand.Int64N(int64(ra/10)+1))
+		}
+	}
+	d := maxDelay
+	if n < 30 {
+		if e := base << uint(n); e > 0 && e < maxDelay {
+			d = e
+		}
+	}
+	half := d / 2
+	return half + time.Duration(rand.Int64N(int64(d-half)+1))
+}
+
+// IsFailure tells asynq whether a failed attempt counts against MaxRetry. A
+// throttled attempt (the error carries Graph's Retry-After) does not: being
+// asked to wait says nothing about the item, and a long 429 period over a big
+// bind must not turn into failed items. It is still retried after the wait.
+func (w *Worker) IsFailure(err error) bool {
+	return w.cfg.RetryAfter == nil || w.cfg.RetryAfter(err) <= 0
+}
+
+// Run serves until ctx ends, then shuts down gracefully: the relay stops, the
+// server stops taking tasks and gives running ones ShutdownTimeout to finish
+// before pushing them back to the queue.
+func (w *Worker) Run(ctx context.Context) error {
+	srv := asynq.NewServer(w.cfg.Redis, asynq.Config{
+		Concurrency:              w.cfg.Concurrency,
+		Queues:                   map[string]int{w.cfg.Queue: 1},
+		RetryDelayFunc:           w.RetryDelay,
+		IsFailure:                w.IsFailure,
+		TaskCheckInterval:        w.cfg.TaskCheckInterval,
+		DelayedTaskCheckInterval: w.cfg.DelayedTaskCheckInterval,
+		ShutdownTimeout:          w.cfg.ShutdownTimeout,
+		Logger:                   slogAdapter{w.cfg.Logger.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
+		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
+			id, _ := asynq.GetTaskID(ctx)
+			n, _ := asynq.GetRetryCount(ctx)
+			w.cfg.Logger.Warn("task failed", "task", id, "kind", t.Type(), "attempt", n+1, "final", IsFinalAttempt(ctx), "err", err)
+		}),
+	})
+	if err := srv.Start(w.Mux()); err != nil {
+		return fmt.Errorf("worker: start asynq server: %w", err)
+	}
+	var relayDone chan error
+	var client *asynq.Client
+	if !w.cfg.NoRelay {
+		client = asynq.NewClient(w.cfg.Redis)
+		relay, err := outbox.New(outbox.Config{
+			DB: w.cfg.DB, DatabaseURL: w.cfg.DatabaseURL, Enqueuer: client,
+			TaskOptions: w.TaskOptions(), Poll: w.cfg.RelayPoll,
+			Logger: w.cfg.Logger.With("component", "outbox"),
+		})
+		if err != nil {
+			srv.Shutdown()
+			_ = client.Close()
+			return err
+		}
+		relayDone = make(chan error, 1)
+		go func() { relayDone <- relay.Run(ctx) }()
+	}
+	w.cfg.Logger.Info("worker started", "queue", w.cfg.Queue, "concurrency", w.cfg.Concurrency, "relay", !w.cfg.NoRelay)
+	<-ctx.Done()
+	var err error
+	if relayDone != nil {
+		err = <-relayDone
+		_ = client.Close()
+	}
+	srv.Shutdown()
+	w.cfg.Logger.Info("worker stopped")
+	return err
+}
+
+// slogAdapter lets asynq log through slog.
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a slogAdapter) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a slogAdapter) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a slogAdapter) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a slogAdapter) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
