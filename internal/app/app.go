@@ -57,7 +57,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	if err != nil {
 		return nil, fmt.Errorf("app: database: %w", err)
 	}
-	db.SetMaxOpenConns(20)
+	// A reconcile holds one connection for its whole run (its advisory lock and
+	// transaction span the Graph calls), so the pool must exceed the worker's
+	// concurrency, leaving room for the relay and, in dev, the API.
+	db.SetMaxOpenConns(50)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

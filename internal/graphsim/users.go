@@ -26,11 +26,26 @@ func (c *call) listUsers() (*reply, *graphError) {
 	if err != nil {
 		return nil, err
 	}
+	return c.page(lq, c.userCandidates(lq.filter), c.context("users", lq.sel, false), false), nil
+}
+
+// userCandidates narrows a list to the one user a `userPrincipalName eq '…'`
+// filter can match, through the UPN index: the provisioning lookup, which would
+// otherwise scan the whole tenant under the lock on every call. page still
+// applies the filter, visibility and paging, so answers are unchanged.
+func (c *call) userCandidates(filter expr) []*object {
+	if cmp, ok := filter.(cmpExpr); ok && cmp.op == "eq" && cmp.val.kind == litString &&
+		strings.EqualFold(cmp.prop, "userPrincipalName") {
+		if o, ok := c.t.upns[strings.ToLower(cmp.val.s)]; ok {
+			return []*object{o}
+		}
+		return nil
+	}
 	objs := make([]*object, 0, len(c.t.users))
 	for _, o := range c.t.users {
 		objs = append(objs, o)
 	}
-	return c.page(lq, objs, c.context("users", lq.sel, false), false), nil
+	return objs
 }
 
 // countUsers serves GET /users/$count (advanced mode only).

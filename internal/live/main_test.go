@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +26,6 @@ import (
 
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
-	"github.com/dirsync/dirsync/graph"
 	"github.com/dirsync/dirsync/internal/api"
 	"github.com/dirsync/dirsync/internal/auth"
 	"github.com/dirsync/dirsync/internal/dbmigrate"
@@ -92,8 +92,12 @@ func (e *env) api(cfg api.Config, hubCfg pubsub.HubConfig) *process {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hub.Run(ctx) }()
-	cfg.Deps = graph.Deps{Hub: hub}
-	srv := httptest.NewServer(api.NewHandler(cfg, e.client, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	cfg.Deps.Hub = hub
+	var logOut io.Writer = io.Discard
+	if testing.Verbose() {
+		logOut = os.Stderr
+	}
+	srv := httptest.NewServer(api.NewHandler(cfg, e.client, slog.New(slog.NewTextHandler(logOut, nil))))
 	e.t.Cleanup(func() {
 		srv.CloseClientConnections()
 		srv.Close()

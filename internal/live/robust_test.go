@@ -28,7 +28,7 @@ func (e *env) publishEvent(t testing.TB, o pulid.ID, detail string) {
 	require.NoError(t, e.pub.Publish(context.Background(), pubsub.Message{Kind: pubsub.KindEvent, OrgID: string(o), ID: string(ev.ID), Data: data}))
 }
 
-// A client that stops reading fills its socket, then its 32-message buffer,
+// A client that stops reading fills its socket, then its 64-message buffer,
 // and is cut off with SLOW_CONSUMER, while a healthy subscriber of the same
 // organisation on the same process receives everything and publishing never
 // waits.

@@ -39,7 +39,11 @@ type Config struct {
 	TaskOptions []asynq.Option
 	BatchSize   int           // default 200
 	Poll        time.Duration // fallback poll interval, default 2 s
-	Logger      *slog.Logger
+	// KeepDispatched is how long dispatched rows stay (for inspection) before
+	// Run prunes them, hourly; default 7 days. Only dispatched rows go, so
+	// pruning never drops or repeats work.
+	KeepDispatched time.Duration
+	Logger         *slog.Logger
 }
 
 // Relay is the outbox → asynq pump.
@@ -55,6 +59,9 @@ func New(cfg Config) (*Relay, error) {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = 2 * time.Second
+	}
+	if cfg.KeepDispatched <= 0 {
+		cfg.KeepDispatched = 7 * 24 * time.Hour
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -80,15 +87,41 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(r.cfg.Poll)
 	defer tick.Stop()
+	var lastPrune time.Time
 	for {
 		if _, err := r.Drain(ctx); err != nil && ctx.Err() == nil {
 			r.cfg.Logger.Warn("outbox: relay pass failed; rows stay queued", "err", err)
+		}
+		if time.Since(lastPrune) > time.Hour {
+			lastPrune = time.Now()
+			if _, err := r.Prune(ctx, r.cfg.KeepDispatched); err != nil && ctx.Err() == nil {
+				r.cfg.Logger.Warn("outbox: prune failed", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-wake:
 		case <-tick.C:
+		}
+	}
+}
+
+// Prune deletes rows dispatched more than olderThan ago, in bounded batches,
+// and returns how many it deleted. Undispatched rows are never touched.
+func (r *Relay) Prune(ctx context.Context, olderThan time.Duration) (int, error) {
+	total := 0
+	for {
+		res, err := r.cfg.DB.ExecContext(ctx, `DELETE FROM outbox WHERE id IN (
+			SELECT id FROM outbox WHERE dispatched_at < now() - make_interval(secs => $1) LIMIT 5000)`,
+			olderThan.Seconds())
+		if err != nil {
+			return total, fmt.Errorf("outbox: prune: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += int(n)
+		if n < 5000 {
+			return total, nil
 		}
 	}
 }

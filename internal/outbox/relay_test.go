@@ -267,3 +267,22 @@ func TestRowsWaitWhileRedisIsDownAndGoOutWhenItReturns(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+func TestPruneDropsOnlyOldDispatchedRows(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	r := e.relay(t, nil, time.Minute, false)
+	e.write(t, 3, true)
+	_, err := r.Drain(context.Background())
+	require.NoError(t, err)
+	_, err = e.db.Exec(`UPDATE outbox SET dispatched_at = now() - interval '8 days' WHERE id = (SELECT min(id) FROM outbox)`)
+	require.NoError(t, err)
+	e.write(t, 2, true) // pending
+	n, err := r.Prune(context.Background(), 7*24*time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	var left int
+	require.NoError(t, e.db.QueryRow(`SELECT count(*) FROM outbox`).Scan(&left))
+	require.Equal(t, 4, left, "recent dispatched and pending rows stay")
+	require.Equal(t, 2, e.pending(t))
+}
