@@ -128,7 +128,11 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	srv.AroundFields(limitPageSize(cfg.MaxPageSize))
 
 	limited := http.MaxBytesHandler(srv, cfg.MaxBodyBytes)
-	return liveHandler(cfg, conns, authenticate(client, logger, limitSSE(limited)), limited)
+	h := liveHandler(cfg, conns, authenticate(client, logger, limitSSE(limited)), limited)
+	// Subscription streams outlive their resolver call; they log through the request's context.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(live.WithLogger(r.Context(), logger)))
+	})
 }
 
 // requireWriter refuses every mutation of a read-only key before it runs, so

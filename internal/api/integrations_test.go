@@ -81,7 +81,9 @@ func TestIntegrationSettingsValidation(t *testing.T) {
 
 	var listed struct {
 		Integrations struct {
-			Edges []struct{ Node struct{ HasClientSecret bool } }
+			Edges []struct {
+				Node struct{ HasClientSecret bool }
+			}
 		}
 	}
 	s.must(org.readOnly, `{ integrations { edges { node { hasClientSecret } } } }`, nil, &listed)

@@ -297,7 +297,11 @@ func (c *codedConn) SetReadDeadline(t time.Time) error {
 // patterns (liveHandler has already refused other origins with a clear 403;
 // this keeps coder's own check in agreement) and our close codes.
 func websocketImplementation(cfg Config) transport.WebsocketImplementation {
+	patterns := make([]string, len(cfg.AllowedOrigins))
+	for i, p := range cfg.AllowedOrigins {
+		patterns[i] = strings.ToLower(p) // as originAllowed compares
+	}
 	return closeCodes{inner: transport.CoderWebsocketImplementation{
-		AcceptOptions: coderws.AcceptOptions{OriginPatterns: cfg.AllowedOrigins},
+		AcceptOptions: coderws.AcceptOptions{OriginPatterns: patterns},
 	}}
 }

@@ -48,7 +48,7 @@ import (
 // DIRSYNC_BENCH_SUBS, DIRSYNC_BENCH_EVENTS and DIRSYNC_BENCH_RATE (events/s)
 // change the load.
 func BenchmarkEventsFanout(b *testing.B) {
-	subs, events, rate := envInt("DIRSYNC_BENCH_SUBS", 1000), envInt("DIRSYNC_BENCH_EVENTS", 2000), envInt("DIRSYNC_BENCH_RATE", 200)
+	subs, events, rate := envInt("DIRSYNC_BENCH_SUBS", 1000), envInt("DIRSYNC_BENCH_EVENTS", 2000), envInt("DIRSYNC_BENCH_RATE", 50)
 	e := newEnv(b)
 	o := e.org("bench")
 	for range b.N {

@@ -114,7 +114,7 @@ func (s Source) Events(ctx context.Context, f *model.EventsSubscriptionFilter) (
 			}
 			e, err := decodeEvent(m)
 			if err != nil || e.OrganizationID != v.OrgID {
-				s.logger().Warn("live: undecodable or foreign event message dropped", "id", m.ID, "err", err)
+				s.logger(ctx).Warn("live: undecodable or foreign event message dropped", "id", m.ID, "err", err)
 				continue
 			}
 			if m.At.After(since) {

@@ -114,7 +114,7 @@ func (s Source) JobUpdated(ctx context.Context, id pulid.ID) (<-chan *ent.Job, e
 					return
 				}
 			} else if next, err = decodeJob(m); err != nil || next.ID != id || next.OrganizationID != v.OrgID {
-				s.logger().Warn("live: undecodable or foreign job message dropped", "id", m.ID, "err", err)
+				s.logger(ctx).Warn("live: undecodable or foreign job message dropped", "id", m.ID, "err", err)
 				continue
 			}
 			if !Newer(cur, next) {
@@ -137,7 +137,7 @@ func (s Source) fail(ctx context.Context, what string, err error) {
 	}
 	e := gqlerr.Translate(err)
 	if e.Code == gqlerr.Internal {
-		s.logger().ErrorContext(ctx, "live: "+what, "err", err)
+		s.logger(ctx).ErrorContext(ctx, "live: "+what, "err", err)
 	}
 	Fail(ctx, e)
 }
@@ -224,7 +224,7 @@ func (s Source) Jobs(ctx context.Context, f *model.JobsSubscriptionFilter) (<-ch
 			}
 			j, err := decodeJob(m)
 			if err != nil || j.OrganizationID != v.OrgID {
-				s.logger().Warn("live: undecodable or foreign job message dropped", "id", m.ID, "err", err)
+				s.logger(ctx).Warn("live: undecodable or foreign job message dropped", "id", m.ID, "err", err)
 				continue
 			}
 			if m.At.After(since) {

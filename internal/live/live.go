@@ -48,11 +48,23 @@ type Source struct {
 	Logger *slog.Logger
 }
 
-func (s Source) logger() *slog.Logger {
-	if s.Logger == nil {
-		return slog.New(slog.DiscardHandler)
+// logger is s.Logger, else the one the HTTP layer put in ctx (WithLogger),
+// so the resolvers need not carry one.
+func (s Source) logger(ctx context.Context) *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
 	}
-	return s.Logger
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+type loggerKey struct{}
+
+// WithLogger returns ctx carrying the logger streams report problems to.
+func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
 }
 
 // subscribe opens the viewer's Hub subscription, counted against its API key.

@@ -79,14 +79,20 @@ func (e *env) rdb() *redis.Client {
 // process is one API process: its own Hub (one Redis subscription) and
 // HTTP server in front of the real /graphql handler.
 type process struct {
-	hub *pubsub.Hub
-	url string // http://…/graphql
-	ws  string // ws://…/graphql
+	hub      *pubsub.Hub
+	hubRedis string // the Hub's Redis client name, for CLIENT KILL
+	url      string // http://…/graphql
+	ws       string // ws://…/graphql
 }
 
 func (e *env) api(cfg api.Config, hubCfg pubsub.HubConfig) *process {
 	e.t.Helper()
-	hubCfg.Client = e.rdb()
+	name := "livetest" + randomHex(6)
+	opts := e.redis.Options()
+	opts.ContextTimeoutEnabled, opts.ClientName = true, name
+	hubRedis := redis.NewClient(opts)
+	e.t.Cleanup(func() { _ = hubRedis.Close() })
+	hubCfg.Client = hubRedis
 	hubCfg.Prefix = e.prefix
 	hub := pubsub.NewHub(hubCfg)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -105,7 +111,7 @@ func (e *env) api(cfg api.Config, hubCfg pubsub.HubConfig) *process {
 		<-done
 	})
 	waitFor(e.t, 5*time.Second, hub.Connected)
-	return &process{hub: hub, url: srv.URL + "/graphql", ws: "ws" + strings.TrimPrefix(srv.URL, "http") + "/graphql"}
+	return &process{hub: hub, hubRedis: name, url: srv.URL + "/graphql", ws: "ws" + strings.TrimPrefix(srv.URL, "http") + "/graphql"}
 }
 
 func waitFor(t testing.TB, limit time.Duration, cond func() bool) {
