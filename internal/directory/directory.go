@@ -17,6 +17,7 @@ import (
 	_ "github.com/dirsync/dirsync/ent/runtime" // registers schema hooks and privacy policies
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/internal/gqlerr"
+	"github.com/dirsync/dirsync/internal/txn"
 )
 
 // MaxIDsPerCall bounds the ids of one membership change.
@@ -37,25 +38,7 @@ func New(client *ent.Client) *Service {
 // inTx runs fn with a transactional client: the one in ctx if any, else a new
 // transaction committed when fn succeeds.
 func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context, c *ent.Client) error) error {
-	if tx := ent.TxFromContext(ctx); tx != nil {
-		return fn(ctx, tx.Client())
-	}
-	tx, err := s.client.Tx(ctx)
-	if err != nil {
-		return fmt.Errorf("directory: begin: %w", err)
-	}
-	ctx = ent.NewTxContext(ctx, tx)
-	ctx = ent.NewContext(ctx, tx.Client())
-	if err := fn(ctx, tx.Client()); err != nil {
-		if rerr := tx.Rollback(); rerr != nil {
-			return fmt.Errorf("%w (rollback: %w)", err, rerr)
-		}
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("directory: commit: %w", err)
-	}
-	return nil
+	return txn.Run(ctx, s.client, fn)
 }
 
 // detach makes an entity returned by inTx usable after its transaction ended:

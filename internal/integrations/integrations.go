@@ -22,6 +22,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/internal/gqlerr"
 	"github.com/dirsync/dirsync/internal/tenant"
+	"github.com/dirsync/dirsync/internal/txn"
 )
 
 // MaxIDsPerCall bounds the user or group ids of one binding change.
@@ -50,25 +51,7 @@ var errNoConnector = errors.New("integrations: no tenant connector configured")
 // inTx runs fn with a transactional client: the one in ctx if any (the GraphQL
 // request's), else a new transaction committed when fn succeeds.
 func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context, c *ent.Client) error) error {
-	if tx := ent.TxFromContext(ctx); tx != nil {
-		return fn(ctx, tx.Client())
-	}
-	tx, err := s.client.Tx(ctx)
-	if err != nil {
-		return fmt.Errorf("integrations: begin: %w", err)
-	}
-	ctx = ent.NewTxContext(ctx, tx)
-	ctx = ent.NewContext(ctx, tx.Client())
-	if err := fn(ctx, tx.Client()); err != nil {
-		if rerr := tx.Rollback(); rerr != nil {
-			return fmt.Errorf("%w (rollback: %w)", err, rerr)
-		}
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("integrations: commit: %w", err)
-	}
-	return nil
+	return txn.Run(ctx, s.client, fn)
 }
 
 // reader is the client to read with outside inTx: the request's transaction
