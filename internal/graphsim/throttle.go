@@ -151,6 +151,7 @@ func (th *throttler) take(t *tenant, a *app, ru int, write bool, now time.Time) 
 			"Retry-After":               {strconv.Itoa(retryAfterSeconds(wait))},
 			"X-Ms-Throttle-Scope":       {worst.scope},
 			"X-Ms-Throttle-Information": {worst.info},
+			"X-Ms-Resource-Unit":        {strconv.Itoa(ru)},
 		}
 		return e.header, e
 	}

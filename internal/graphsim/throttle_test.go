@@ -56,6 +56,7 @@ func TestWriteQuotaThrottles(t *testing.T) {
 	require.Equal(t, 30, ok)
 	require.NotNil(t, throttled)
 	require.Equal(t, "1", throttled.Header.Get("Retry-After"))
+	require.Equal(t, "1", throttled.Header.Get("x-ms-resource-unit"), "every answer, 429s included, carries its cost")
 	require.Equal(t, "WriteLimitExceeded", throttled.Header.Get("x-ms-throttle-information"))
 	require.Contains(t, throttled.Header.Get("x-ms-throttle-scope"), "Tenant_Application/Write/"+e.creds.ClientID+"/"+e.creds.TenantID)
 
