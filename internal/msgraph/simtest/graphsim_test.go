@@ -6,18 +6,10 @@ package simtest_test
 // TimeScale/QuotaMultiplier and a short client BaseDelay; Retry-After stays whole
 // seconds as Graph sends it, so throttling tests wait ~1 s per round.
 //
-// Emulator deviations: checked against ../shared/GRAPH.md while writing these
-// tests (internal/graphsim is not ours to edit). As of 2026-11-22 ~14:55 UTC:
-//   - 429 answers (and 400 answers of $batch validation) carry no
-//     x-ms-resource-unit header; the issue asks for it on every answer.
-//   - Nothing else found in what these tests and a manual probe exercise
-//     ($count=true without ConsistencyLevel ignored, $top on delta 400, 410 +
-//     Location on an unknown delta token, $batch >20 / duplicate ids / missing
-//     Content-Type 400, x-ms-throttle-scope/-information/-limit-percentage).
-// Earlier in the day its public API briefly differed from the AGENTS.md
-// contract (Server, Clock interface, ThrottleConfig, Bootstrap(BootstrapSpec));
-// it now matches the contract. Whole-second Retry-After (>= 1 s, as Graph)
-// means each throttled round costs one real second here, whatever TimeScale.
+// Emulator deviations found while writing these tests (429s without
+// x-ms-resource-unit) were fixed in internal/graphsim; docs/graphsim.md lists
+// the known differences from real Graph. Whole-second Retry-After (>= 1 s, as
+// Graph) means each throttled round costs one real second here, whatever TimeScale.
 
 import (
 	"context"
