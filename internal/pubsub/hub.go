@@ -288,8 +288,10 @@ func (h *Hub) dispatch(rm *redis.Message) {
 		h.cfg.Logger.Warn("pubsub: mis-addressed message dropped", "channel", rm.Channel, "org", m.OrgID, "kind", m.Kind)
 		return
 	}
+	// One decoded value, shared: SubscribeFunc consumers queue a pointer to
+	// it instead of a 104-byte copy per buffer slot.
 	for _, s := range subs {
-		s.offer(m)
+		s.offer(&m)
 	}
 }
 
@@ -302,7 +304,7 @@ func (h *Hub) resyncAll() {
 	h.mu.RUnlock()
 	now := time.Now()
 	for _, s := range all {
-		s.offer(Message{Kind: KindResync, OrgID: s.org, At: now})
+		s.offer(&Message{Kind: KindResync, OrgID: s.org, At: now})
 	}
 }
 

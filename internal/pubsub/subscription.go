@@ -19,7 +19,8 @@ type subscribeOptions struct {
 // typically the API key (or connection) it serves.
 func WithKey(key string) SubscribeOption { return func(o *subscribeOptions) { o.key = key } }
 
-// WithBuffer overrides HubConfig.Buffer for this subscription.
+// WithBuffer overrides HubConfig.Buffer for this subscription. It has no
+// effect on SubscribeFunc, whose consumer owns its queue.
 func WithBuffer(n int) SubscribeOption { return func(o *subscribeOptions) { o.buffer = n } }
 
 // Subscription receives one organisation's messages from a Hub.
@@ -34,7 +35,10 @@ type Subscription struct {
 	org    string
 	key    string
 	filter func(Message) bool
-	ch     chan Message
+	ch     chan Message // nil for SubscribeFunc
+	// deliver and end replace ch for SubscribeFunc.
+	deliver func(*Message) bool
+	end     func(error)
 
 	mu     sync.Mutex
 	closed bool
@@ -48,12 +52,6 @@ type Subscription struct {
 // block. The subscription ends when ctx ends, on Close, on overflow and when
 // the Hub stops; Err then says why.
 func (h *Hub) Subscribe(ctx context.Context, orgID string, filter func(Message) bool, opts ...SubscribeOption) (*Subscription, error) {
-	if orgID == "" {
-		return nil, errors.New("pubsub: subscribe without organisation")
-	}
-	if err := context.Cause(ctx); err != nil {
-		return nil, err
-	}
 	o := subscribeOptions{buffer: h.cfg.Buffer}
 	for _, opt := range opts {
 		opt(&o)
@@ -61,7 +59,39 @@ func (h *Hub) Subscribe(ctx context.Context, orgID string, filter func(Message) 
 	if o.buffer < 1 {
 		return nil, errors.New("pubsub: subscription buffer must be at least 1")
 	}
-	s := &Subscription{hub: h, org: orgID, key: o.key, filter: filter, ch: make(chan Message, o.buffer)}
+	return h.subscribe(ctx, orgID, &Subscription{filter: filter, key: o.key, ch: make(chan Message, o.buffer)})
+}
+
+// SubscribeFunc is Subscribe for a consumer that keeps its own queue, so
+// that an idle subscription needs neither a buffer of Message values nor a
+// goroutine waiting on C. The Hub's receive loop calls deliver for every
+// message that passes filter (and for every KindResync), one call at a time
+// and in order. deliver must not block and must not call back into the
+// Subscription: it queues m (shared by all subscribers and read-only) and
+// reports false when its queue is full, which ends the subscription with
+// ErrSlowConsumer exactly as a full buffer does for Subscribe (after the
+// same single yield). end is called once, when the subscription ends, with
+// the reason Err reports; no deliver call starts after it. C is nil and
+// WithBuffer has no effect.
+func (h *Hub) SubscribeFunc(ctx context.Context, orgID string, filter func(Message) bool, deliver func(*Message) bool, end func(error), opts ...SubscribeOption) (*Subscription, error) {
+	if deliver == nil || end == nil {
+		return nil, errors.New("pubsub: SubscribeFunc needs deliver and end")
+	}
+	var o subscribeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return h.subscribe(ctx, orgID, &Subscription{filter: filter, key: o.key, deliver: deliver, end: end})
+}
+
+func (h *Hub) subscribe(ctx context.Context, orgID string, s *Subscription) (*Subscription, error) {
+	if orgID == "" {
+		return nil, errors.New("pubsub: subscribe without organisation")
+	}
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	s.hub, s.org = h, orgID
 	if err := h.add(s); err != nil {
 		return nil, err
 	}
@@ -79,7 +109,8 @@ func (h *Hub) Subscribe(ctx context.Context, orgID string, filter func(Message) 
 	return s, nil
 }
 
-// C delivers the messages; it is closed when the subscription ends.
+// C delivers the messages; it is closed when the subscription ends. It is
+// nil for a SubscribeFunc subscription.
 func (s *Subscription) C() <-chan Message { return s.ch }
 
 // OrgID is the organisation subscribed to.
@@ -98,9 +129,9 @@ func (s *Subscription) Err() error {
 }
 
 // offer queues m without waiting on the consumer; a buffer that stays full
-// ends the subscription.
-func (s *Subscription) offer(m Message) {
-	if m.Kind != KindResync && s.filter != nil && !s.filter(m) {
+// ends the subscription. m is shared by all subscribers of the message.
+func (s *Subscription) offer(m *Message) {
+	if m.Kind != KindResync && s.filter != nil && !s.filter(*m) {
 		return
 	}
 	for attempt := range 2 {
@@ -116,23 +147,31 @@ func (s *Subscription) offer(m Message) {
 			s.mu.Unlock()
 			return
 		}
-		select {
-		case s.ch <- m:
-			s.mu.Unlock()
-			s.hub.stats.delivered.Add(1)
-			return
-		default:
+		var ok bool
+		if s.deliver != nil {
+			ok = s.deliver(m)
+		} else {
+			select {
+			case s.ch <- *m:
+				ok = true
+			default:
+			}
 		}
 		s.mu.Unlock()
+		if ok {
+			s.hub.stats.delivered.Add(1)
+			return
+		}
 	}
 	if s.closeWith(ErrSlowConsumer) {
 		s.hub.stats.slow.Add(1)
 	}
 }
 
-// closeWith closes C with reason unless already closed, reporting whether it
-// did. The mutex makes closing and offer's send mutually exclusive, so C is
-// never sent on after it is closed.
+// closeWith closes C (or calls end) with reason unless already closed,
+// reporting whether it did. The mutex makes closing and offer's send
+// mutually exclusive, so C is never sent on after it is closed and deliver
+// is never called after end.
 func (s *Subscription) closeWith(reason error) bool {
 	s.mu.Lock()
 	if s.closed {
@@ -141,12 +180,17 @@ func (s *Subscription) closeWith(reason error) bool {
 	}
 	s.closed = true
 	s.err = reason
-	close(s.ch)
+	if s.ch != nil {
+		close(s.ch)
+	}
 	stop := s.stop
 	s.mu.Unlock()
 	if stop != nil {
 		stop()
 	}
 	s.hub.remove(s)
+	if s.end != nil {
+		s.end(reason)
+	}
 	return true
 }
