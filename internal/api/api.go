@@ -98,10 +98,12 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	conns := newConnLimiter(cfg.MaxConnectionsPerKey)
 	srv := handler.New(graph.NewSchema(client, cfg.MaxPageSize, cfg.Deps))
 	srv.AddTransport(transport.Websocket{
-		Implementation:   websocketImplementation(cfg),
-		InitFunc:         wsInit(client, logger, conns),
-		InitTimeout:      initTimeout,
-		PingPongInterval: cfg.PingInterval,
+		// The implementation also runs the graphql-transport-ws ping/pong
+		// keepalive every cfg.PingInterval, on a timer instead of the
+		// goroutine per connection gqlgen's PingPongInterval would start.
+		Implementation: websocketImplementation(cfg),
+		InitFunc:       wsInit(client, logger, conns),
+		InitTimeout:    initTimeout,
 		// Only for legacy graphql-ws clients, which expect "ka" messages.
 		KeepAlivePingInterval: cfg.PingInterval,
 	})

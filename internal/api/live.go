@@ -215,8 +215,16 @@ func limitSSE(next http.Handler) http.Handler {
 // (and the graphql-ws client, which decides whether to retry by the code)
 // wants 4401 for a subscribe before connection_ack, 4408 for a missing
 // connection_init, 4429 for a second connection_init and 4400 otherwise.
+//
+// It also runs the graphql-transport-ws ping/pong keepalive (pingEvery),
+// in place of gqlgen's PingPongInterval, which parks a goroutine per
+// connection (about 7 KiB of stack) only to wait for its ticker. Here a
+// timer does the same work with no goroutine between pings: a ping every
+// pingEvery, and a connection whose pings have gone unanswered for twice
+// that is closed, so vanished clients free their resources.
 type closeCodes struct {
-	inner transport.WebsocketImplementation
+	inner     transport.WebsocketImplementation
+	pingEvery time.Duration
 }
 
 func (c closeCodes) Accept(w http.ResponseWriter, r *http.Request, o transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
@@ -224,7 +232,14 @@ func (c closeCodes) Accept(w http.ResponseWriter, r *http.Request, o transport.W
 	if err != nil {
 		return nil, err
 	}
-	return &codedConn{WebsocketConn: conn}, nil
+	cc := &codedConn{WebsocketConn: conn}
+	if c.pingEvery > 0 && conn.Subprotocol() == transportWSSubprotocol {
+		cc.pingEvery = c.pingEvery
+		// The upgrade request's context ends when the handler returns,
+		// however the socket went away.
+		context.AfterFunc(r.Context(), cc.stopKeepalive)
+	}
+	return cc, nil
 }
 
 type codedConn struct {
@@ -232,6 +247,14 @@ type codedConn struct {
 	mu       sync.Mutex
 	inits    int
 	lastType string
+
+	// keepalive, under mu; the timer starts once connection_init has been
+	// read (gqlgen starts its ping loop after the ack too): a client's pong
+	// before connection_init would be a protocol error.
+	pingEvery  time.Duration // 0: no keepalive
+	pingTimer  *time.Timer
+	unanswered int  // pings sent since the last pong
+	done       bool // the connection is closing: no more pings
 }
 
 var (
@@ -239,13 +262,62 @@ var (
 	_ transport.WebsocketReadDeadliner = (*codedConn)(nil)
 )
 
+// ping runs on its timer. The next ping is scheduled before this one is
+// written, so a write stuck on a client that stopped reading cannot stall
+// the keepalive: the timer then closes the connection, which unblocks it.
+func (c *codedConn) ping() {
+	c.mu.Lock()
+	if c.done {
+		c.mu.Unlock()
+		return
+	}
+	if c.unanswered >= 2 {
+		c.done = true
+		c.mu.Unlock()
+		_ = c.WebsocketConn.Close() // the read loop then fails and gqlgen cleans up
+		return
+	}
+	c.unanswered++
+	c.pingTimer.Reset(c.pingEvery)
+	c.mu.Unlock()
+	_ = c.WebsocketConn.WriteJSON(pingMessage{Type: "ping"})
+}
+
+type pingMessage struct {
+	Type string `json:"type"`
+}
+
+func (c *codedConn) stopKeepalive() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.done = true
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+}
+
+func (c *codedConn) Close() error {
+	c.stopKeepalive()
+	return c.WebsocketConn.Close()
+}
+
 func (c *codedConn) NextReader() (int, io.Reader, error) {
+	c.mu.Lock()
+	if c.pingEvery > 0 && c.pingTimer == nil && c.inits > 0 && !c.done {
+		c.pingTimer = time.AfterFunc(c.pingEvery, c.ping)
+	}
+	c.mu.Unlock()
 	mt, r, err := c.WebsocketConn.NextReader()
-	if err != nil || c.Subprotocol() != transportWSSubprotocol {
+	if err != nil {
+		c.stopKeepalive()
+		return mt, r, err
+	}
+	if c.Subprotocol() != transportWSSubprotocol {
 		return mt, r, err
 	}
 	data, err := io.ReadAll(r)
 	if err != nil {
+		c.stopKeepalive()
 		return mt, nil, err
 	}
 	var m struct {
@@ -254,14 +326,18 @@ func (c *codedConn) NextReader() (int, io.Reader, error) {
 	_ = json.Unmarshal(data, &m)
 	c.mu.Lock()
 	c.lastType = m.Type
-	if m.Type == connectionInitMessageType {
+	switch m.Type {
+	case connectionInitMessageType:
 		c.inits++
+	case "pong":
+		c.unanswered = 0
 	}
 	c.mu.Unlock()
 	return mt, bytes.NewReader(data), nil
 }
 
 func (c *codedConn) WriteClose(code int, reason string) error {
+	c.stopKeepalive()
 	if code == transport.WebsocketCloseProtocolError && c.Subprotocol() == transportWSSubprotocol {
 		c.mu.Lock()
 		inits, last := c.inits, c.lastType
@@ -295,13 +371,17 @@ func (c *codedConn) SetReadDeadline(t time.Time) error {
 
 // websocketImplementation is coder/websocket with the configured origin
 // patterns (liveHandler has already refused other origins with a clear 403;
-// this keeps coder's own check in agreement) and our close codes.
+// this keeps coder's own check in agreement), our close codes and the
+// graphql-transport-ws keepalive every cfg.PingInterval.
 func websocketImplementation(cfg Config) transport.WebsocketImplementation {
 	patterns := make([]string, len(cfg.AllowedOrigins))
 	for i, p := range cfg.AllowedOrigins {
 		patterns[i] = strings.ToLower(p) // as originAllowed compares
 	}
-	return closeCodes{inner: transport.CoderWebsocketImplementation{
-		AcceptOptions: coderws.AcceptOptions{OriginPatterns: patterns},
-	}}
+	return closeCodes{
+		inner: transport.CoderWebsocketImplementation{
+			AcceptOptions: coderws.AcceptOptions{OriginPatterns: patterns},
+		},
+		pingEvery: cfg.PingInterval,
+	}
 }

@@ -86,48 +86,41 @@ const recentEvents = 256
 // reconnect it re-reads events recorded since shortly before the last one it
 // received and sends those it has not sent yet.
 func (s Source) Events(ctx context.Context, f *model.EventsSubscriptionFilter) (<-chan *ent.Event, error) {
-	v, sub, err := s.subscribe(ctx, kindIs(pubsub.KindEvent))
+	v, p, err := s.subscribe(ctx, kindIs(pubsub.KindEvent))
 	if err != nil {
 		return nil, err
 	}
 	out := make(chan *ent.Event)
-	go func() {
-		defer close(out)
-		defer sub.Close()
-		sent := newRecent(recentEvents)
-		since := time.Now()
-		for m := range sub.C() {
-			if m.Kind == pubsub.KindResync {
-				es, err := s.Client.Event.Query().
-					Where(append(eventPredicates(f), event.CreatedAtGTE(since.Add(-resyncWindow)))...).
-					Order(ent.Asc(event.FieldCreatedAt), ent.Asc(event.FieldID)).Limit(resyncLimit).All(ctx)
-				if err != nil {
-					s.fail(ctx, "re-reading events", err)
-					return
+	sent := newRecent(recentEvents)
+	since := time.Now()
+	run(ctx, p, out, func(m *pubsub.Message) bool {
+		if m.Kind == pubsub.KindResync {
+			es, err := s.Client.Event.Query().
+				Where(append(eventPredicates(f), event.CreatedAtGTE(since.Add(-resyncWindow)))...).
+				Order(ent.Asc(event.FieldCreatedAt), ent.Asc(event.FieldID)).Limit(resyncLimit).All(ctx)
+			if err != nil {
+				s.fail(ctx, "re-reading events", err)
+				return false
+			}
+			for _, e := range es {
+				if sent.add(e.ID) && !send(ctx, out, e) {
+					return false
 				}
-				for _, e := range es {
-					if sent.add(e.ID) && !send(ctx, out, e) {
-						return
-					}
-				}
-				continue
 			}
-			e, err := decodeEvent(m)
-			if err != nil || e.OrganizationID != v.OrgID {
-				s.logger(ctx).Warn("live: undecodable or foreign event message dropped", "id", m.ID, "err", err)
-				continue
-			}
-			if m.At.After(since) {
-				since = m.At
-			}
-			if !eventMatches(f, e) || !sent.add(e.ID) {
-				continue
-			}
-			if !send(ctx, out, e) {
-				return
-			}
+			return true
 		}
-		ended(ctx, sub)
-	}()
+		e, err := decodeEvent(*m)
+		if err != nil || e.OrganizationID != v.OrgID {
+			s.logger(ctx).Warn("live: undecodable or foreign event message dropped", "id", m.ID, "err", err)
+			return true
+		}
+		if m.At.After(since) {
+			since = m.At
+		}
+		if !eventMatches(f, e) || !sent.add(e.ID) {
+			return true
+		}
+		return send(ctx, out, e)
+	})
 	return out, nil
 }

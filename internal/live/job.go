@@ -84,7 +84,7 @@ func selectsEdges(ctx context.Context) bool {
 // id of another organisation is NOT_FOUND, as in queries.
 func (s Source) JobUpdated(ctx context.Context, id pulid.ID) (<-chan *ent.Job, error) {
 	want := string(id)
-	v, sub, err := s.subscribe(ctx, func(m pubsub.Message) bool { return m.Kind == pubsub.KindJob && m.ID == want })
+	v, p, err := s.subscribe(ctx, func(m pubsub.Message) bool { return m.Kind == pubsub.KindJob && m.ID == want })
 	if err != nil {
 		return nil, err
 	}
@@ -92,41 +92,39 @@ func (s Source) JobUpdated(ctx context.Context, id pulid.ID) (<-chan *ent.Job, e
 	// message and is then either newer (shown) or not (skipped).
 	cur, err := s.Client.Job.Get(ctx, id)
 	if err != nil {
-		sub.Close()
+		p.sub.Close()
 		if ent.IsNotFound(err) {
 			return nil, gqlerr.NotFoundf("id", "job %s not found", id)
 		}
 		return nil, err
 	}
 	reread := selectsEdges(ctx)
-	out := make(chan *ent.Job)
-	go func() {
-		defer close(out)
-		defer sub.Close()
-		if !send(ctx, out, cur) || Terminal(cur) {
-			return
+	// Room for the current state, so it is queued without a goroutine.
+	out := make(chan *ent.Job, 1)
+	out <- cur
+	if Terminal(cur) {
+		p.sub.Close()
+		close(out)
+		return out, nil
+	}
+	run(ctx, p, out, func(m *pubsub.Message) bool {
+		var next *ent.Job
+		var err error
+		if m.Kind == pubsub.KindResync || reread {
+			if next, err = s.Client.Job.Get(ctx, id); err != nil {
+				s.fail(ctx, "re-reading job", err)
+				return false
+			}
+		} else if next, err = decodeJob(*m); err != nil || next.ID != id || next.OrganizationID != v.OrgID {
+			s.logger(ctx).Warn("live: undecodable or foreign job message dropped", "id", m.ID, "err", err)
+			return true
 		}
-		for m := range sub.C() {
-			var next *ent.Job
-			if m.Kind == pubsub.KindResync || reread {
-				if next, err = s.Client.Job.Get(ctx, id); err != nil {
-					s.fail(ctx, "re-reading job", err)
-					return
-				}
-			} else if next, err = decodeJob(m); err != nil || next.ID != id || next.OrganizationID != v.OrgID {
-				s.logger(ctx).Warn("live: undecodable or foreign job message dropped", "id", m.ID, "err", err)
-				continue
-			}
-			if !Newer(cur, next) {
-				continue
-			}
-			cur = next
-			if !send(ctx, out, cur) || Terminal(cur) {
-				return
-			}
+		if !Newer(cur, next) {
+			return true
 		}
-		ended(ctx, sub)
-	}()
+		cur = next
+		return send(ctx, out, cur) && !Terminal(cur)
+	})
 	return out, nil
 }
 
@@ -174,67 +172,61 @@ func jobMatches(f *model.JobsSubscriptionFilter, j *ent.Job) bool {
 // seen are skipped, per job. Nothing is sent on subscribe: clients list the
 // current jobs with the jobs query after subscribing.
 func (s Source) Jobs(ctx context.Context, f *model.JobsSubscriptionFilter) (<-chan *ent.Job, error) {
-	v, sub, err := s.subscribe(ctx, kindIs(pubsub.KindJob))
+	v, p, err := s.subscribe(ctx, kindIs(pubsub.KindJob))
 	if err != nil {
 		return nil, err
 	}
 	reread := selectsEdges(ctx)
 	out := make(chan *ent.Job)
-	go func() {
-		defer close(out)
-		defer sub.Close()
-		seen := make(map[pulid.ID]*ent.Job)
-		since := time.Now()
-		// offer sends j when it is news and matches; fromDB says j carries
-		// an ent client (decoded messages do not).
-		offer := func(j *ent.Job, fromDB bool) bool {
-			if !Newer(seen[j.ID], j) {
-				return true
+	seen := make(map[pulid.ID]*ent.Job)
+	since := time.Now()
+	// offer sends j when it is news and matches; fromDB says j carries an
+	// ent client (decoded messages do not).
+	offer := func(j *ent.Job, fromDB bool) bool {
+		if !Newer(seen[j.ID], j) {
+			return true
+		}
+		if len(seen) >= maxTracked {
+			clear(seen) // forget old versions rather than grow without bound
+		}
+		seen[j.ID] = j
+		if !jobMatches(f, j) {
+			return true
+		}
+		if reread && !fromDB {
+			var err error
+			if j, err = s.Client.Job.Get(ctx, j.ID); err != nil {
+				s.fail(ctx, "re-reading job", err)
+				return false
 			}
-			if len(seen) >= maxTracked {
-				clear(seen) // forget old versions rather than grow without bound
+		}
+		return send(ctx, out, j)
+	}
+	run(ctx, p, out, func(m *pubsub.Message) bool {
+		if m.Kind == pubsub.KindResync {
+			q := s.Client.Job.Query().Where(job.UpdatedAtGTE(since.Add(-resyncWindow))).
+				Order(ent.Asc(job.FieldUpdatedAt), ent.Asc(job.FieldID)).Limit(resyncLimit)
+			js, err := q.All(ctx)
+			if err != nil {
+				s.fail(ctx, "re-reading jobs", err)
+				return false
 			}
-			seen[j.ID] = j
-			if !jobMatches(f, j) {
-				return true
-			}
-			if reread && !fromDB {
-				if j, err = s.Client.Job.Get(ctx, j.ID); err != nil {
-					s.fail(ctx, "re-reading job", err)
+			for _, j := range js {
+				if !offer(j, true) {
 					return false
 				}
 			}
-			return send(ctx, out, j)
+			return true
 		}
-		for m := range sub.C() {
-			if m.Kind == pubsub.KindResync {
-				q := s.Client.Job.Query().Where(job.UpdatedAtGTE(since.Add(-resyncWindow))).
-					Order(ent.Asc(job.FieldUpdatedAt), ent.Asc(job.FieldID)).Limit(resyncLimit)
-				js, err := q.All(ctx)
-				if err != nil {
-					s.fail(ctx, "re-reading jobs", err)
-					return
-				}
-				for _, j := range js {
-					if !offer(j, true) {
-						return
-					}
-				}
-				continue
-			}
-			j, err := decodeJob(m)
-			if err != nil || j.OrganizationID != v.OrgID {
-				s.logger(ctx).Warn("live: undecodable or foreign job message dropped", "id", m.ID, "err", err)
-				continue
-			}
-			if m.At.After(since) {
-				since = m.At
-			}
-			if !offer(j, false) {
-				return
-			}
+		j, err := decodeJob(*m)
+		if err != nil || j.OrganizationID != v.OrgID {
+			s.logger(ctx).Warn("live: undecodable or foreign job message dropped", "id", m.ID, "err", err)
+			return true
 		}
-		ended(ctx, sub)
-	}()
+		if m.At.After(since) {
+			since = m.At
+		}
+		return offer(j, false)
+	})
 	return out, nil
 }

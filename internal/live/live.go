@@ -22,11 +22,10 @@ import (
 	"github.com/dirsync/dirsync/internal/pubsub"
 )
 
-// DefaultBuffer is the Hub buffer of one subscription (104 B a slot, about
-// 6.5 KiB). Small on purpose: an idle connection must stay well under
-// 50 KiB, and a client this far behind is better told (SLOW_CONSUMER) than
-// silently fed stale progress. 32 cut healthy clients off in the benchmark
-// on a CPU-starved machine; 64 did not.
+// DefaultBuffer is the queue of one subscription, in messages (a pointer, 8 B
+// a slot: 512 B). Small on purpose: a client this far behind is better told
+// (SLOW_CONSUMER) than silently fed stale progress. 32 cut healthy clients
+// off in the benchmark on a CPU-starved machine; 64 did not.
 const DefaultBuffer = 64
 
 // Error codes of subscriptions, beside gqlerr's. Clients may rely on them.
@@ -67,8 +66,10 @@ func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
 	return context.WithValue(ctx, loggerKey{}, l)
 }
 
-// subscribe opens the viewer's Hub subscription, counted against its API key.
-func (s Source) subscribe(ctx context.Context, filter func(pubsub.Message) bool) (auth.Viewer, *pubsub.Subscription, error) {
+// subscribe opens the viewer's Hub subscription, counted against its API
+// key, feeding a new pump. Messages queue from then on, but none is handled
+// before the stream calls run (the read after subscribing comes first).
+func (s Source) subscribe(ctx context.Context, filter func(pubsub.Message) bool) (auth.Viewer, *pump, error) {
 	v, ok := auth.ViewerFrom(ctx)
 	if !ok {
 		return v, nil, gqlerr.Newf(gqlerr.Unauthenticated, "", "authentication required")
@@ -80,7 +81,8 @@ func (s Source) subscribe(ctx context.Context, filter func(pubsub.Message) bool)
 	if buf <= 0 {
 		buf = DefaultBuffer
 	}
-	sub, err := s.Hub.Subscribe(ctx, string(v.OrgID), filter, pubsub.WithKey(string(v.KeyID)), pubsub.WithBuffer(buf))
+	p := newPump(buf)
+	sub, err := s.Hub.SubscribeFunc(ctx, string(v.OrgID), filter, p.deliver, p.end, pubsub.WithKey(string(v.KeyID)))
 	switch {
 	case errors.Is(err, pubsub.ErrTooManySubscriptions):
 		return v, nil, &gqlerr.Error{Code: TooManySubscriptions, Err: err,
@@ -90,19 +92,32 @@ func (s Source) subscribe(ctx context.Context, filter func(pubsub.Message) bool)
 	case err != nil:
 		return v, nil, err
 	}
-	return v, sub, nil
+	p.sub = sub
+	return v, p, nil
 }
 
-// ended reports why sub's channel closed to the client, when that is news to
-// it: a cancelled context means the client itself left or stopped.
-func ended(ctx context.Context, sub *pubsub.Subscription) {
-	switch err := sub.Err(); {
-	case errors.Is(err, pubsub.ErrSlowConsumer):
+// ended reports why a stream's Hub subscription ended to the client, when
+// that is news to it: a cancelled context means the client itself left or
+// stopped.
+func ended(ctx context.Context, reason error) {
+	switch {
+	case errors.Is(reason, pubsub.ErrSlowConsumer):
 		Fail(ctx, &gqlerr.Error{Code: SlowConsumer,
 			Message: "the client fell too far behind and the subscription was ended; subscribe again"})
-	case errors.Is(err, pubsub.ErrHubClosed):
+	case errors.Is(reason, pubsub.ErrHubClosed):
 		Fail(ctx, &gqlerr.Error{Code: gqlerr.Unavailable, Message: "the server is shutting down; reconnect"})
 	}
+}
+
+// run starts p with step, ending the stream by closing out either way.
+func run[T any](ctx context.Context, p *pump, out chan T, step func(*pubsub.Message) bool) {
+	p.step = step
+	p.stop = func() { close(out) }
+	p.finish = func(reason error) {
+		ended(ctx, reason)
+		close(out)
+	}
+	p.start()
 }
 
 // send hands v to the transport, giving up when the subscription ends.
