@@ -48,6 +48,10 @@ type App struct {
 	Publisher *pubsub.Publisher
 }
 
+// poolSize is the default PostgreSQL pool; NewWorker grows it with the worker's
+// concurrency.
+const poolSize = 50
+
 // PubSubPrefix namespaces dirsync's pub/sub channels.
 const PubSubPrefix = "dirsync:"
 
@@ -60,7 +64,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	// A reconcile holds one connection for its whole run (its advisory lock and
 	// transaction span the Graph calls), so the pool must exceed the worker's
 	// concurrency, leaving room for the relay and, in dev, the API.
-	db.SetMaxOpenConns(50)
+	db.SetMaxOpenConns(poolSize)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -48,5 +48,11 @@ func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Durati
 	if opts.Tune != nil {
 		opts.Tune(&cfg)
 	}
+	// Each running reconcile holds a connection for its whole run (Graph calls
+	// and throttle waits included): keep room above the concurrency for the
+	// relay and, in dev, the API.
+	if c := cfg.Concurrency; c+10 > poolSize {
+		a.DB.SetMaxOpenConns(c + 10)
+	}
 	return worker.New(cfg)
 }
