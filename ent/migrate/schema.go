@@ -372,6 +372,14 @@ var (
 				Columns: []*schema.Column{RemoteLinksColumns[16], RemoteLinksColumns[4]},
 			},
 			{
+				Name:    "remote_links_integration_remote_id_key",
+				Unique:  true,
+				Columns: []*schema.Column{RemoteLinksColumns[16], RemoteLinksColumns[4]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "(remote_id IS NOT NULL) AND ((remote_id)::text <> ''::text)",
+				},
+			},
+			{
 				Name:    "remotelink_user_id",
 				Unique:  false,
 				Columns: []*schema.Column{RemoteLinksColumns[18]},

@@ -62,6 +62,10 @@ func (RemoteLink) Indexes() []ent.Index {
 		// until their deprovisioning ran.
 		index.Fields("integration_id", "user_id").Unique().StorageKey(UniqueRemoteLink),
 		index.Fields("integration_id", "remote_id"),
+		// One remote object is linked at most once per integration (backstop of
+		// the reconcile's UPN lock: two directory users never share an account).
+		index.Fields("integration_id", "remote_id").Unique().StorageKey(UniqueRemoteLinkRemoteID).
+			Annotations(entsql.IndexWhere("(remote_id IS NOT NULL) AND ((remote_id)::text <> ''::text)")),
 		index.Fields("user_id"),
 	}
 }

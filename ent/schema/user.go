@@ -129,15 +129,16 @@ func (User) Annotations() []schema.Annotation {
 
 // Names of unique constraints; the error translator maps them to the input field.
 const (
-	UniqueUserUsername    = "users_org_username_key"
-	UniqueUserEmail       = "users_org_email_key"
-	UniqueGroupName       = "user_groups_org_name_key"
-	UniqueOrgName         = "organizations_name_key"
-	UniqueAPIKeyHash      = "api_keys_key_hash_key"
-	UniqueIntegrationName = "integrations_org_name_key"
-	UniqueUserBinding     = "user_bindings_integration_user_key"
-	UniqueGroupBinding    = "group_bindings_integration_group_key"
-	UniqueRemoteLink      = "remote_links_integration_user_key"
+	UniqueUserUsername       = "users_org_username_key"
+	UniqueUserEmail          = "users_org_email_key"
+	UniqueGroupName          = "user_groups_org_name_key"
+	UniqueOrgName            = "organizations_name_key"
+	UniqueAPIKeyHash         = "api_keys_key_hash_key"
+	UniqueIntegrationName    = "integrations_org_name_key"
+	UniqueUserBinding        = "user_bindings_integration_user_key"
+	UniqueGroupBinding       = "group_bindings_integration_group_key"
+	UniqueRemoteLink         = "remote_links_integration_user_key"
+	UniqueRemoteLinkRemoteID = "remote_links_integration_remote_id_key"
 )
 
 // foldHook keeps folded in step with field, so the unique index on the folded

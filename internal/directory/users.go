@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"entgo.io/ent/dialect/sql"
+
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/organization"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
@@ -74,7 +76,7 @@ func (s *Service) UpdateUser(ctx context.Context, id pulid.ID, in ent.UpdateUser
 		job *ent.Job
 	)
 	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
-		cur, err := c.User.Query().Where(user.ID(id)).ForUpdate().Only(ctx)
+		cur, err := lockUserNoKey(ctx, c, id)
 		if err != nil {
 			return notFound(err, "id", "user", id)
 		}
@@ -116,7 +118,9 @@ func startUserJob(ctx context.Context, c *ent.Client, orgID pulid.ID, kind strin
 // DeleteUser deletes a user for good (U3); its group memberships and bindings
 // go with it. Its links stay, with the user nulled, so the job started here
 // can still disable the remote accounts (X3); the targets name the links and
-// are computed before the row goes.
+// are computed before the row goes. The row lock (FOR UPDATE) waits for a
+// reconcile of the user in flight (it holds the row FOR KEY SHARE), so a link
+// that reconcile is creating is committed first and among the targets.
 func (s *Service) DeleteUser(ctx context.Context, id pulid.ID) (*ent.Job, error) {
 	var job *ent.Job
 	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
@@ -138,6 +142,16 @@ func (s *Service) DeleteUser(ctx context.Context, id pulid.ID) (*ent.Job, error)
 		return nil, err
 	}
 	return detachJob(ctx, job), nil
+}
+
+// lockUserNoKey locks a user row for a change that keeps its key: FOR NO KEY
+// UPDATE conflicts with other changes and with deletion, but not with the FOR
+// KEY SHARE a reconcile holds across its Graph calls (provision), so
+// attribute and state changes never wait on Microsoft Graph. DeleteUser locks
+// FOR UPDATE and so waits for in-flight reconciles to record their links.
+func lockUserNoKey(ctx context.Context, c *ent.Client, id pulid.ID) (*ent.User, error) {
+	return c.User.Query().Where(user.ID(id)).
+		Modify(func(s *sql.Selector) { s.For(sql.LockNoKeyUpdate) }).Only(ctx)
 }
 
 // SuspendUser moves a user to SUSPENDED; see SetUserState.
@@ -162,7 +176,7 @@ func (s *Service) SetUserState(ctx context.Context, id pulid.ID, state user.Stat
 		job *ent.Job
 	)
 	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
-		cur, err := c.User.Query().Where(user.ID(id)).ForUpdate().Only(ctx)
+		cur, err := lockUserNoKey(ctx, c, id)
 		if err != nil {
 			return notFound(err, "id", "user", id)
 		}

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/groupbinding"
@@ -203,10 +202,7 @@ func (s *Service) recordFailure(ctx context.Context, id pulid.ID, cause error) {
 	if errors.As(cause, &ge) {
 		msg = ge.Message
 	}
-	for len(msg) > 2000 {
-		_, size := utf8.DecodeLastRuneInString(msg)
-		msg = msg[:len(msg)-size]
-	}
+	msg = jobs.Truncate(msg, 2000)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	tx, err := s.client.Tx(ctx)

@@ -65,7 +65,7 @@ func CompleteItem(ctx context.Context, c *ent.Client, orgID, jobID, itemID pulid
 	res, err := c.ExecContext(ctx,
 		`UPDATE job_items SET status = $4, result = $5, error_code = $6, error_message = $7, updated_at = $8
 		 WHERE id = $1 AND organization_id = $2 AND job_id = $3 AND status = 'PENDING'`,
-		itemID, orgID, jobID, status, o.Result, o.ErrorCode, truncate(o.ErrorMessage, 2000), now)
+		itemID, orgID, jobID, status, o.Result, o.ErrorCode, Truncate(o.ErrorMessage, 2000), now)
 	if err != nil {
 		return false, fmt.Errorf("jobs: complete item %s: %w", itemID, err)
 	}
@@ -118,11 +118,12 @@ func EventMessage(e *ent.Event) (pubsub.Message, error) {
 		At: e.CreatedAt, Data: data}, nil
 }
 
-func truncate(s string, n int) string {
+// Truncate cuts s to at most n bytes, on a rune boundary so PostgreSQL gets
+// valid UTF-8 (for text columns with a length limit).
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	// Cut on a rune boundary so PostgreSQL gets valid UTF-8.
 	for n > 0 && s[n]&0xC0 == 0x80 {
 		n--
 	}

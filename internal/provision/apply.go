@@ -9,6 +9,7 @@ import (
 
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/remotelink"
+	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/msgraph"
 	"github.com/dirsync/dirsync/internal/upn"
@@ -160,7 +161,7 @@ func (a *applier) remoteErr(err error) {
 // window ago, so the Graph client retries its 404s (another worker may have
 // created it, so the client's own memory does not know).
 func (a *applier) fresh(ctx context.Context) context.Context {
-	if rc := a.o.link.RemoteCreatedAt; rc != nil && a.now.Sub(*rc) < replicationWindow {
+	if a.recentlyCreated() {
 		return msgraph.WithRetryNotFound(ctx)
 	}
 	return ctx
@@ -296,6 +297,14 @@ func (a *applier) lookupThenCreate(ctx context.Context, c *ent.Client, p Plan) e
 		return nil
 	}
 	want := a.d.Decision.UPN
+	// The per-user locks do not serialise two users resolving to one UPN (D4
+	// rewrites can collide): without this lock the second could find the
+	// first's fresh account before the first committed its link, see no
+	// holder and take it over. Held until commit, so the second one's
+	// takeOver sees the first one's link. Always the last lock taken.
+	if err := advisoryLock(ctx, c, a.st.in.ID, "upn", pulid.ID(strings.ToLower(want))); err != nil {
+		return err
+	}
 	found, err := a.find(ctx, gc, want)
 	if err != nil {
 		a.remoteErr(err)

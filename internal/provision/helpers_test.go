@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
@@ -65,6 +66,8 @@ type env struct {
 type envOpts struct {
 	sim   graphsim.Config
 	retry *msgraph.RetryPolicy
+	// wrap, if set, wraps the emulator's HTTP handler (to hold or observe requests).
+	wrap func(http.Handler) http.Handler
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -77,7 +80,11 @@ func newEnv(t *testing.T, o envOpts) *env {
 		o.sim.DisableThrottling = true
 	}
 	e.sim = graphsim.New(o.sim)
-	srv := httptest.NewServer(e.sim)
+	var h http.Handler = e.sim
+	if o.wrap != nil {
+		h = o.wrap(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	e.srvURL = srv.URL
 	var err error

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"time"
 
+	entsql "entgo.io/ent/dialect/sql"
+
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/integration"
 	"github.com/dirsync/dirsync/ent/remotelink"
@@ -143,7 +145,10 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 			return err
 		}
 	}
-	if o.transient != nil && !final {
+	// A throttled attempt (Graph's Retry-After) is never final: the worker does
+	// not count it against the retries (worker.IsFailure), so asynq runs it
+	// again, and recording it as failed would leave a later success uncounted.
+	if o.transient != nil && (!final || RetryAfter(o.transient) > 0) {
 		// Keep what was learned (a remote id found or created) and the error, so
 		// the next try starts from there; the item stays PENDING.
 		o.link.Status = StatusPending
@@ -176,7 +181,7 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 	var ev *ent.Event
 	if o.event != "" {
 		ec := c.Event.Create().SetOrganizationID(t.OrgID).SetType(o.event).
-			SetIntegrationID(t.IntegrationID).SetDetail(truncate(o.detail, 4000))
+			SetIntegrationID(t.IntegrationID).SetDetail(jobs.Truncate(o.detail, 4000))
 		if st.userID != "" {
 			ec.SetUserID(st.userID)
 		}
@@ -262,7 +267,15 @@ func (r *Reconciler) lockAndLoad(ctx context.Context, c *ent.Client, t jobs.Reco
 	}
 	st.in = in
 	if st.userID != "" {
-		u, err := c.User.Query().Where(user.ID(st.userID), user.OrganizationID(t.OrgID)).Only(ctx)
+		// FOR KEY SHARE until commit: DeleteUser (FOR UPDATE) waits for this
+		// reconcile, so it sees the link a create in flight records and its job
+		// disables the account (X3). Without it the deletion could commit first
+		// with no link to deprovision, the link insert would then fail on the
+		// foreign key, and the account would stay enabled with nothing pointing
+		// at it. Attribute and state changes lock FOR NO KEY UPDATE, which does
+		// not conflict: they never wait on Graph calls.
+		u, err := c.User.Query().Where(user.ID(st.userID), user.OrganizationID(t.OrgID)).
+			Modify(func(s *entsql.Selector) { s.For(entsql.LockKeyShare) }).Only(ctx)
 		if err != nil && !ent.IsNotFound(err) {
 			return nil, fmt.Errorf("provision: load user: %w", err)
 		}

@@ -31,10 +31,10 @@ func (r *Reconciler) saveLink(ctx context.Context, c *ent.Client, st *state, o o
 	status := remotelink.Status(s.Status)
 	if st.link != nil {
 		up := c.RemoteLink.UpdateOneID(st.link.ID).
-			SetRemoteID(s.RemoteID).SetUpn(s.UPN).SetStatus(status).SetStatusReason(truncate(s.Reason, 2000)).
+			SetRemoteID(s.RemoteID).SetUpn(s.UPN).SetStatus(status).SetStatusReason(jobs.Truncate(s.Reason, 2000)).
 			SetTakenOver(s.TakenOver).SetAppliedHash(s.AppliedHash).
-			SetLastErrorCode(truncate(s.ErrCode, 200)).SetLastErrorMessage(truncate(s.ErrMessage, 2000)).
-			SetLastErrorRequestID(truncate(s.ErrRequestID, 100)).SetLastSyncedAt(now)
+			SetLastErrorCode(jobs.Truncate(s.ErrCode, 200)).SetLastErrorMessage(jobs.Truncate(s.ErrMessage, 2000)).
+			SetLastErrorRequestID(jobs.Truncate(s.ErrRequestID, 100)).SetLastSyncedAt(now)
 		if s.RemoteEnabled != nil {
 			up.SetRemoteEnabled(*s.RemoteEnabled)
 		} else {
@@ -51,10 +51,10 @@ func (r *Reconciler) saveLink(ctx context.Context, c *ent.Client, st *state, o o
 		return nil
 	}
 	err := c.RemoteLink.Create().SetOrganizationID(st.t.OrgID).SetIntegrationID(st.in.ID).SetUserID(st.u.ID).
-		SetRemoteID(s.RemoteID).SetUpn(s.UPN).SetStatus(status).SetStatusReason(truncate(s.Reason, 2000)).
+		SetRemoteID(s.RemoteID).SetUpn(s.UPN).SetStatus(status).SetStatusReason(jobs.Truncate(s.Reason, 2000)).
 		SetTakenOver(s.TakenOver).SetAppliedHash(s.AppliedHash).
-		SetLastErrorCode(truncate(s.ErrCode, 200)).SetLastErrorMessage(truncate(s.ErrMessage, 2000)).
-		SetLastErrorRequestID(truncate(s.ErrRequestID, 100)).SetLastSyncedAt(now).
+		SetLastErrorCode(jobs.Truncate(s.ErrCode, 200)).SetLastErrorMessage(jobs.Truncate(s.ErrMessage, 2000)).
+		SetLastErrorRequestID(jobs.Truncate(s.ErrRequestID, 100)).SetLastSyncedAt(now).
 		SetNillableRemoteEnabled(s.RemoteEnabled).SetNillableRemoteCreatedAt(s.RemoteCreatedAt).
 		Exec(ctx)
 	if err != nil {
@@ -92,14 +92,4 @@ func (r *Reconciler) publishEvent(ctx context.Context, log *slog.Logger, ev *ent
 	if err != nil {
 		log.Warn("provision: publish event", "err", err)
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }
