@@ -13,13 +13,11 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/ent"
-	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/integration"
 	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
-	"github.com/dirsync/dirsync/ent/userbinding"
-	"github.com/dirsync/dirsync/ent/usergroup"
 	"github.com/dirsync/dirsync/internal/auth"
+	"github.com/dirsync/dirsync/internal/connect"
 	"github.com/dirsync/dirsync/internal/graphsim"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/mapping"
@@ -170,23 +168,11 @@ func ensureIntegration(ctx context.Context, client *ent.Client, seal sealer, org
 	if _, err := c.RemoteLink.Delete().Where(remotelink.IntegrationID(in.ID)).Exec(sys); err != nil {
 		return nil, nil, fmt.Errorf("devenv: drop links into the previous emulator: %w", err)
 	}
-	direct, err := c.UserBinding.Query().Where(userbinding.IntegrationID(in.ID)).
-		Select(userbinding.FieldUserID).Strings(sys)
+	// The links are gone, so these are exactly the users still bound, directly or
+	// through a group: the new tenant must get every one of them.
+	targets, err := connect.IntegrationTargets(sys, c, in.ID)
 	if err != nil {
 		return nil, nil, err
-	}
-	groupIDs, err := c.GroupBinding.Query().Where(groupbinding.IntegrationID(in.ID)).
-		Select(groupbinding.FieldGroupID).Strings(sys)
-	if err != nil {
-		return nil, nil, err
-	}
-	viaGroups, err := c.UserGroup.Query().Where(usergroup.IDIn(toIDs(groupIDs)...)).QueryMembers().IDs(sys)
-	if err != nil {
-		return nil, nil, err
-	}
-	var targets []jobs.Target
-	for _, u := range append(toIDs(direct), viaGroups...) {
-		targets = append(targets, jobs.Target{IntegrationID: in.ID, UserID: u})
 	}
 	job, err := jobs.Start(sys, c, orgID, jobs.JobIntegrationAuthorize, in.ID, targets)
 	if err != nil {
@@ -196,12 +182,4 @@ func ensureIntegration(ctx context.Context, client *ent.Client, seal sealer, org
 		return nil, nil, err
 	}
 	return in.Unwrap(), job, nil
-}
-
-func toIDs(s []string) []pulid.ID {
-	out := make([]pulid.ID, len(s))
-	for i, v := range s {
-		out[i] = pulid.ID(v)
-	}
-	return out
 }

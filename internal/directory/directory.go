@@ -20,7 +20,7 @@ import (
 	"github.com/dirsync/dirsync/internal/txn"
 )
 
-// MaxIDsPerCall bounds the ids of one membership change.
+// MaxIDsPerCall bounds the ids of one membership or binding change.
 const MaxIDsPerCall = 1000
 
 // Service performs directory writes.
@@ -71,8 +71,9 @@ func notFound(err error, field, kind string, id pulid.ID) error {
 	return err
 }
 
-// dedupe returns ids without repetitions, in first-seen order, and checks the bound.
-func dedupe(field string, ids []pulid.ID) ([]pulid.ID, error) {
+// UniqueIDs returns ids without repetitions, in first-seen order, refusing more
+// than MaxIDsPerCall (BAD_USER_INPUT on field). Every many-ids mutation uses it.
+func UniqueIDs(field string, ids []pulid.ID) ([]pulid.ID, error) {
 	if len(ids) > MaxIDsPerCall {
 		return nil, gqlerr.BadInput(field, "at most %d ids per call", MaxIDsPerCall)
 	}

@@ -147,7 +147,7 @@ func startMembershipJob(ctx context.Context, c *ent.Client, g *ent.UserGroup, us
 // The privacy policy hides other organizations' users, so an id of another
 // organization is reported exactly like one that does not exist.
 func loadMembership(ctx context.Context, c *ent.Client, groupID pulid.ID, userIDs []pulid.ID) (*ent.UserGroup, []pulid.ID, error) {
-	ids, err := dedupe("userIDs", userIDs)
+	ids, err := UniqueIDs("userIDs", userIDs)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/internal/directory"
 	"github.com/dirsync/dirsync/internal/gqlerr"
 	"github.com/dirsync/dirsync/internal/jobs"
 )
@@ -160,7 +161,7 @@ func (s *Service) UnbindUserGroups(ctx context.Context, integrationID pulid.ID, 
 func (s *Service) bindingChange(ctx context.Context, integrationID pulid.ID, ids []pulid.ID, field string, bind bool,
 	change func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, error),
 ) (*ent.Integration, *ent.Job, error) {
-	ids, err := dedupe(field, ids)
+	ids, err := directory.UniqueIDs(field, ids)
 	if err != nil {
 		return nil, nil, err
 	}

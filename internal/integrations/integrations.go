@@ -25,9 +25,6 @@ import (
 	"github.com/dirsync/dirsync/internal/txn"
 )
 
-// MaxIDsPerCall bounds the user or group ids of one binding change.
-const MaxIDsPerCall = 1000
-
 // DefaultAuthorizeTimeout bounds the remote calls of one authorization.
 const DefaultAuthorizeTimeout = 30 * time.Second
 
@@ -114,20 +111,4 @@ func lockOrgDomains(ctx context.Context, c *ent.Client, orgID pulid.ID) error {
 		return fmt.Errorf("integrations: lock organization domains: %w", err)
 	}
 	return nil
-}
-
-// dedupe returns ids without repetitions, in first-seen order, and checks the bound.
-func dedupe(field string, ids []pulid.ID) ([]pulid.ID, error) {
-	if len(ids) > MaxIDsPerCall {
-		return nil, gqlerr.BadInput(field, "at most %d ids per call", MaxIDsPerCall)
-	}
-	seen := make(map[pulid.ID]bool, len(ids))
-	out := ids[:0:0]
-	for _, id := range ids {
-		if !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	return out, nil
 }
