@@ -46,20 +46,11 @@ func FromContext(ctx context.Context) (Viewer, bool) {
 	return v, ok && v.OrgID != ""
 }
 
-type systemKey struct{}
-
 // SystemContext marks ctx as the trusted system (CLI, worker, relay): every
 // privacy rule allows it and no organization filter applies, so callers must
 // scope their queries themselves.
 func SystemContext(ctx context.Context) context.Context {
-	ctx = context.WithValue(ctx, systemKey{}, true)
 	return privacy.DecisionContext(ctx, privacy.Allow)
-}
-
-// IsSystem reports whether ctx was made by SystemContext.
-func IsSystem(ctx context.Context) bool {
-	b, _ := ctx.Value(systemKey{}).(bool)
-	return b
 }
 
 // ErrReadOnly is the reason a read-only viewer's write is denied.
