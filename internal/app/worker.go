@@ -30,7 +30,7 @@ func (a *App) NewWorker(opts WorkerOptions) (*worker.Worker, error) {
 
 // NewWorkerWith is NewWorker with another handler.
 func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Duration, opts WorkerOptions) (*worker.Worker, error) {
-	redisOpt, err := asynq.ParseRedisURI(a.Cfg.RedisURL)
+	redisOpt, err := asynq.ParseRedisURI(a.Cfg.RedisConnURL())
 	if err != nil {
 		return nil, fmt.Errorf("app: redis URL for the worker: %w", err)
 	}
