@@ -26,7 +26,7 @@ type Config struct {
 	// a restored copy) sharing one Redis never run, swallow or see each
 	// other's work. asynq has no key prefix, hence a database.
 	RedisDB int
-	Listen      string // DIRSYNC_LISTEN
+	Listen  string // DIRSYNC_LISTEN
 	// SecretKey seals client secrets and queued passwords (AES-256-GCM); 32 bytes,
 	// given base64-encoded in DIRSYNC_SECRET_KEY. Empty means "not configured".
 	SecretKey []byte
