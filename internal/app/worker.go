@@ -6,6 +6,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/worker"
 )
 
@@ -43,6 +44,8 @@ func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Durati
 		Concurrency:     opts.Concurrency,
 		NoRelay:         opts.NoRelay,
 		ShutdownTimeout: a.Cfg.ShutdownTimeout,
+		SweepAfter:      a.Cfg.SweepAfter,
+		Announcer:       jobs.NewAnnouncer(a.Ent, a.Publisher, a.Log),
 		Logger:          a.Log,
 	}
 	if opts.Tune != nil {

@@ -19,14 +19,7 @@ import (
 type Config struct {
 	DatabaseURL string // DIRSYNC_DATABASE_URL
 	RedisURL    string // DIRSYNC_REDIS_URL
-	// RedisDB (DIRSYNC_REDIS_DB) is the Redis logical database of this
-	// deployment, overriding the one in RedisURL; -1 keeps the URL's. It is
-	// the deployment's namespace: asynq queues and task ids, throttle budgets
-	// and pub/sub channels are all kept apart by it, so two deployments (or
-	// a restored copy) sharing one Redis never run, swallow or see each
-	// other's work. asynq has no key prefix, hence a database.
-	RedisDB int
-	Listen  string // DIRSYNC_LISTEN
+	Listen      string // DIRSYNC_LISTEN
 	// SecretKey seals client secrets and queued passwords (AES-256-GCM); 32 bytes,
 	// given base64-encoded in DIRSYNC_SECRET_KEY. Empty means "not configured".
 	SecretKey []byte
@@ -50,6 +43,19 @@ type Config struct {
 	ShutdownTimeout time.Duration // DIRSYNC_SHUTDOWN_TIMEOUT
 	LogLevel        slog.Level    // DIRSYNC_LOG_LEVEL: debug|info|warn|error
 	LogFormat       string        // DIRSYNC_LOG_FORMAT: text|json
+
+	// SweepAfter (DIRSYNC_SWEEP_AFTER) is how long a job item may stay
+	// PENDING before the worker's sweeper checks that its task still exists
+	// and sends it again if not; 0 = the worker's default (10 min).
+	SweepAfter time.Duration
+
+	// RedisDB (DIRSYNC_REDIS_DB) is the Redis logical database of this
+	// deployment, overriding the one in RedisURL; -1 keeps the URL's. It is
+	// the deployment's namespace: asynq queues and task ids, throttle budgets
+	// and pub/sub channels are all kept apart by it, so two deployments (or
+	// a restored copy) sharing one Redis never run, swallow or see each
+	// other's work. asynq has no key prefix, hence a database.
+	RedisDB int
 }
 
 // Defaults returns the local-development defaults.
@@ -131,6 +137,13 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 			errs = append(errs, fmt.Errorf("DIRSYNC_SHUTDOWN_TIMEOUT: %q is not a duration", v))
 		}
 		c.ShutdownTimeout = d
+	}
+	if v, ok := lookup("DIRSYNC_SWEEP_AFTER"); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("DIRSYNC_SWEEP_AFTER: %q is not a duration", v))
+		}
+		c.SweepAfter = d
 	}
 	if v, ok := lookup("DIRSYNC_LOG_LEVEL"); ok && v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
