@@ -225,6 +225,8 @@ var schemaGraph = func() *sqlgraph.Schema {
 			outbox.FieldPayload:        {Type: field.TypeBytes, Column: outbox.FieldPayload},
 			outbox.FieldCreatedAt:      {Type: field.TypeTime, Column: outbox.FieldCreatedAt},
 			outbox.FieldDispatchedAt:   {Type: field.TypeTime, Column: outbox.FieldDispatchedAt},
+			outbox.FieldTaskUUID:       {Type: field.TypeUUID, Column: outbox.FieldTaskUUID},
+			outbox.FieldJobItemID:      {Type: field.TypeString, Column: outbox.FieldJobItemID},
 		},
 	}
 	graph.Nodes[9] = &sqlgraph.Node{
@@ -1642,6 +1644,16 @@ func (f *OutboxFilter) WhereCreatedAt(p entql.TimeP) {
 // WhereDispatchedAt applies the entql time.Time predicate on the dispatched_at field.
 func (f *OutboxFilter) WhereDispatchedAt(p entql.TimeP) {
 	f.Where(p.Field(outbox.FieldDispatchedAt))
+}
+
+// WhereTaskUUID applies the entql [16]byte predicate on the task_uuid field.
+func (f *OutboxFilter) WhereTaskUUID(p entql.ValueP) {
+	f.Where(p.Field(outbox.FieldTaskUUID))
+}
+
+// WhereJobItemID applies the entql string predicate on the job_item_id field.
+func (f *OutboxFilter) WhereJobItemID(p entql.StringP) {
+	f.Where(p.Field(outbox.FieldJobItemID))
 }
 
 // addPredicate implements the predicateAdder interface.

@@ -27,6 +27,7 @@ import (
 	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
 	"github.com/dirsync/dirsync/internal/mapping"
+	"github.com/google/uuid"
 )
 
 const (
@@ -7999,6 +8000,8 @@ type OutboxMutation struct {
 	payload         *[]byte
 	created_at      *time.Time
 	dispatched_at   *time.Time
+	task_uuid       *uuid.UUID
+	job_item_id     *pulid.ID
 	clearedFields   map[string]struct{}
 	done            bool
 	oldValue        func(context.Context) (*Outbox, error)
@@ -8302,6 +8305,91 @@ func (m *OutboxMutation) ResetDispatchedAt() {
 	delete(m.clearedFields, outbox.FieldDispatchedAt)
 }
 
+// SetTaskUUID sets the "task_uuid" field.
+func (m *OutboxMutation) SetTaskUUID(u uuid.UUID) {
+	m.task_uuid = &u
+}
+
+// TaskUUID returns the value of the "task_uuid" field in the mutation.
+func (m *OutboxMutation) TaskUUID() (r uuid.UUID, exists bool) {
+	v := m.task_uuid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTaskUUID returns the old "task_uuid" field's value of the Outbox entity.
+// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMutation) OldTaskUUID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTaskUUID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTaskUUID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTaskUUID: %w", err)
+	}
+	return oldValue.TaskUUID, nil
+}
+
+// ResetTaskUUID resets all changes to the "task_uuid" field.
+func (m *OutboxMutation) ResetTaskUUID() {
+	m.task_uuid = nil
+}
+
+// SetJobItemID sets the "job_item_id" field.
+func (m *OutboxMutation) SetJobItemID(pu pulid.ID) {
+	m.job_item_id = &pu
+}
+
+// JobItemID returns the value of the "job_item_id" field in the mutation.
+func (m *OutboxMutation) JobItemID() (r pulid.ID, exists bool) {
+	v := m.job_item_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldJobItemID returns the old "job_item_id" field's value of the Outbox entity.
+// If the Outbox object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OutboxMutation) OldJobItemID(ctx context.Context) (v *pulid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldJobItemID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldJobItemID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldJobItemID: %w", err)
+	}
+	return oldValue.JobItemID, nil
+}
+
+// ClearJobItemID clears the value of the "job_item_id" field.
+func (m *OutboxMutation) ClearJobItemID() {
+	m.job_item_id = nil
+	m.clearedFields[outbox.FieldJobItemID] = struct{}{}
+}
+
+// JobItemIDCleared returns if the "job_item_id" field was cleared in this mutation.
+func (m *OutboxMutation) JobItemIDCleared() bool {
+	_, ok := m.clearedFields[outbox.FieldJobItemID]
+	return ok
+}
+
+// ResetJobItemID resets all changes to the "job_item_id" field.
+func (m *OutboxMutation) ResetJobItemID() {
+	m.job_item_id = nil
+	delete(m.clearedFields, outbox.FieldJobItemID)
+}
+
 // Where appends a list predicates to the OutboxMutation builder.
 func (m *OutboxMutation) Where(ps ...predicate.Outbox) {
 	m.predicates = append(m.predicates, ps...)
@@ -8336,7 +8424,7 @@ func (m *OutboxMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *OutboxMutation) Fields() []string {
-	fields := make([]string, 0, 5)
+	fields := make([]string, 0, 7)
 	if m.organization_id != nil {
 		fields = append(fields, outbox.FieldOrganizationID)
 	}
@@ -8351,6 +8439,12 @@ func (m *OutboxMutation) Fields() []string {
 	}
 	if m.dispatched_at != nil {
 		fields = append(fields, outbox.FieldDispatchedAt)
+	}
+	if m.task_uuid != nil {
+		fields = append(fields, outbox.FieldTaskUUID)
+	}
+	if m.job_item_id != nil {
+		fields = append(fields, outbox.FieldJobItemID)
 	}
 	return fields
 }
@@ -8370,6 +8464,10 @@ func (m *OutboxMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedAt()
 	case outbox.FieldDispatchedAt:
 		return m.DispatchedAt()
+	case outbox.FieldTaskUUID:
+		return m.TaskUUID()
+	case outbox.FieldJobItemID:
+		return m.JobItemID()
 	}
 	return nil, false
 }
@@ -8389,6 +8487,10 @@ func (m *OutboxMutation) OldField(ctx context.Context, name string) (ent.Value, 
 		return m.OldCreatedAt(ctx)
 	case outbox.FieldDispatchedAt:
 		return m.OldDispatchedAt(ctx)
+	case outbox.FieldTaskUUID:
+		return m.OldTaskUUID(ctx)
+	case outbox.FieldJobItemID:
+		return m.OldJobItemID(ctx)
 	}
 	return nil, fmt.Errorf("unknown Outbox field %s", name)
 }
@@ -8433,6 +8535,20 @@ func (m *OutboxMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetDispatchedAt(v)
 		return nil
+	case outbox.FieldTaskUUID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTaskUUID(v)
+		return nil
+	case outbox.FieldJobItemID:
+		v, ok := value.(pulid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetJobItemID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Outbox field %s", name)
 }
@@ -8466,6 +8582,9 @@ func (m *OutboxMutation) ClearedFields() []string {
 	if m.FieldCleared(outbox.FieldDispatchedAt) {
 		fields = append(fields, outbox.FieldDispatchedAt)
 	}
+	if m.FieldCleared(outbox.FieldJobItemID) {
+		fields = append(fields, outbox.FieldJobItemID)
+	}
 	return fields
 }
 
@@ -8482,6 +8601,9 @@ func (m *OutboxMutation) ClearField(name string) error {
 	switch name {
 	case outbox.FieldDispatchedAt:
 		m.ClearDispatchedAt()
+		return nil
+	case outbox.FieldJobItemID:
+		m.ClearJobItemID()
 		return nil
 	}
 	return fmt.Errorf("unknown Outbox nullable field %s", name)
@@ -8505,6 +8627,12 @@ func (m *OutboxMutation) ResetField(name string) error {
 		return nil
 	case outbox.FieldDispatchedAt:
 		m.ResetDispatchedAt()
+		return nil
+	case outbox.FieldTaskUUID:
+		m.ResetTaskUUID()
+		return nil
+	case outbox.FieldJobItemID:
+		m.ResetJobItemID()
 		return nil
 	}
 	return fmt.Errorf("unknown Outbox field %s", name)

@@ -11,6 +11,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/dirsync/dirsync/ent/outbox"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/google/uuid"
 )
 
 // Outbox is the model entity for the Outbox schema.
@@ -28,6 +29,10 @@ type Outbox struct {
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// DispatchedAt holds the value of the "dispatched_at" field.
 	DispatchedAt *time.Time `json:"dispatched_at,omitempty"`
+	// TaskUUID holds the value of the "task_uuid" field.
+	TaskUUID uuid.UUID `json:"task_uuid,omitempty"`
+	// JobItemID holds the value of the "job_item_id" field.
+	JobItemID    *pulid.ID `json:"job_item_id,omitempty"`
 	selectValues sql.SelectValues
 }
 
@@ -36,6 +41,8 @@ func (*Outbox) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case outbox.FieldJobItemID:
+			values[i] = &sql.NullScanner{S: new(pulid.ID)}
 		case outbox.FieldPayload:
 			values[i] = new([]byte)
 		case outbox.FieldOrganizationID:
@@ -46,6 +53,8 @@ func (*Outbox) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullString)
 		case outbox.FieldCreatedAt, outbox.FieldDispatchedAt:
 			values[i] = new(sql.NullTime)
+		case outbox.FieldTaskUUID:
+			values[i] = new(uuid.UUID)
 		default:
 			values[i] = new(sql.UnknownType)
 		}
@@ -98,6 +107,19 @@ func (_m *Outbox) assignValues(columns []string, values []any) error {
 				_m.DispatchedAt = new(time.Time)
 				*_m.DispatchedAt = value.Time
 			}
+		case outbox.FieldTaskUUID:
+			if value, ok := values[i].(*uuid.UUID); !ok {
+				return fmt.Errorf("unexpected type %T for field task_uuid", values[i])
+			} else if value != nil {
+				_m.TaskUUID = *value
+			}
+		case outbox.FieldJobItemID:
+			if value, ok := values[i].(*sql.NullScanner); !ok {
+				return fmt.Errorf("unexpected type %T for field job_item_id", values[i])
+			} else if value.Valid {
+				_m.JobItemID = new(pulid.ID)
+				*_m.JobItemID = *value.S.(*pulid.ID)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -149,6 +171,14 @@ func (_m *Outbox) String() string {
 	if v := _m.DispatchedAt; v != nil {
 		builder.WriteString("dispatched_at=")
 		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("task_uuid=")
+	builder.WriteString(fmt.Sprintf("%v", _m.TaskUUID))
+	builder.WriteString(", ")
+	if v := _m.JobItemID; v != nil {
+		builder.WriteString("job_item_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteByte(')')
 	return builder.String()

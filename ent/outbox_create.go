@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/dirsync/dirsync/ent/outbox"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/google/uuid"
 )
 
 // OutboxCreate is the builder for creating a Outbox entity.
@@ -69,6 +70,34 @@ func (_c *OutboxCreate) SetNillableDispatchedAt(v *time.Time) *OutboxCreate {
 	return _c
 }
 
+// SetTaskUUID sets the "task_uuid" field.
+func (_c *OutboxCreate) SetTaskUUID(v uuid.UUID) *OutboxCreate {
+	_c.mutation.SetTaskUUID(v)
+	return _c
+}
+
+// SetNillableTaskUUID sets the "task_uuid" field if the given value is not nil.
+func (_c *OutboxCreate) SetNillableTaskUUID(v *uuid.UUID) *OutboxCreate {
+	if v != nil {
+		_c.SetTaskUUID(*v)
+	}
+	return _c
+}
+
+// SetJobItemID sets the "job_item_id" field.
+func (_c *OutboxCreate) SetJobItemID(v pulid.ID) *OutboxCreate {
+	_c.mutation.SetJobItemID(v)
+	return _c
+}
+
+// SetNillableJobItemID sets the "job_item_id" field if the given value is not nil.
+func (_c *OutboxCreate) SetNillableJobItemID(v *pulid.ID) *OutboxCreate {
+	if v != nil {
+		_c.SetJobItemID(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *OutboxCreate) SetID(v int64) *OutboxCreate {
 	_c.mutation.SetID(v)
@@ -114,6 +143,10 @@ func (_c *OutboxCreate) defaults() {
 		v := outbox.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
+	if _, ok := _c.mutation.TaskUUID(); !ok {
+		v := outbox.DefaultTaskUUID()
+		_c.mutation.SetTaskUUID(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -134,6 +167,9 @@ func (_c *OutboxCreate) check() error {
 	}
 	if _, ok := _c.mutation.CreatedAt(); !ok {
 		return &ValidationError{Name: "created_at", err: errors.New(`ent: missing required field "Outbox.created_at"`)}
+	}
+	if _, ok := _c.mutation.TaskUUID(); !ok {
+		return &ValidationError{Name: "task_uuid", err: errors.New(`ent: missing required field "Outbox.task_uuid"`)}
 	}
 	return nil
 }
@@ -187,6 +223,14 @@ func (_c *OutboxCreate) createSpec() (*Outbox, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.DispatchedAt(); ok {
 		_spec.SetField(outbox.FieldDispatchedAt, field.TypeTime, value)
 		_node.DispatchedAt = &value
+	}
+	if value, ok := _c.mutation.TaskUUID(); ok {
+		_spec.SetField(outbox.FieldTaskUUID, field.TypeUUID, value)
+		_node.TaskUUID = value
+	}
+	if value, ok := _c.mutation.JobItemID(); ok {
+		_spec.SetField(outbox.FieldJobItemID, field.TypeString, value)
+		_node.JobItemID = &value
 	}
 	return _node, _spec
 }
@@ -286,6 +330,12 @@ func (u *OutboxUpsertOne) UpdateNewValues() *OutboxUpsertOne {
 		}
 		if _, exists := u.create.mutation.CreatedAt(); exists {
 			s.SetIgnore(outbox.FieldCreatedAt)
+		}
+		if _, exists := u.create.mutation.TaskUUID(); exists {
+			s.SetIgnore(outbox.FieldTaskUUID)
+		}
+		if _, exists := u.create.mutation.JobItemID(); exists {
+			s.SetIgnore(outbox.FieldJobItemID)
 		}
 	}))
 	return u
@@ -532,6 +582,12 @@ func (u *OutboxUpsertBulk) UpdateNewValues() *OutboxUpsertBulk {
 			}
 			if _, exists := b.mutation.CreatedAt(); exists {
 				s.SetIgnore(outbox.FieldCreatedAt)
+			}
+			if _, exists := b.mutation.TaskUUID(); exists {
+				s.SetIgnore(outbox.FieldTaskUUID)
+			}
+			if _, exists := b.mutation.JobItemID(); exists {
+				s.SetIgnore(outbox.FieldJobItemID)
 			}
 		}
 	}))

@@ -102,6 +102,9 @@ func (_u *OutboxUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.DispatchedAtCleared() {
 		_spec.ClearField(outbox.FieldDispatchedAt, field.TypeTime)
 	}
+	if _u.mutation.JobItemIDCleared() {
+		_spec.ClearField(outbox.FieldJobItemID, field.TypeString)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -226,6 +229,9 @@ func (_u *OutboxUpdateOne) sqlSave(ctx context.Context) (_node *Outbox, err erro
 	}
 	if _u.mutation.DispatchedAtCleared() {
 		_spec.ClearField(outbox.FieldDispatchedAt, field.TypeTime)
+	}
+	if _u.mutation.JobItemIDCleared() {
+		_spec.ClearField(outbox.FieldJobItemID, field.TypeString)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &Outbox{config: _u.config}

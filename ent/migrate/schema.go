@@ -296,6 +296,8 @@ var (
 		{Name: "payload", Type: field.TypeBytes},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "dispatched_at", Type: field.TypeTime, Nullable: true},
+		{Name: "task_uuid", Type: field.TypeUUID, Default: "gen_random_uuid()"},
+		{Name: "job_item_id", Type: field.TypeString, Nullable: true},
 	}
 	// OutboxTable holds the schema information for the "outbox" table.
 	OutboxTable = &schema.Table{
@@ -309,6 +311,14 @@ var (
 				Columns: []*schema.Column{OutboxColumns[0]},
 				Annotation: &entsql.IndexAnnotation{
 					Where: "dispatched_at IS NULL",
+				},
+			},
+			{
+				Name:    "outbox_job_item",
+				Unique:  false,
+				Columns: []*schema.Column{OutboxColumns[7]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "job_item_id IS NOT NULL",
 				},
 			},
 		},

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"entgo.io/ent/dialect/sql"
+	"github.com/google/uuid"
 )
 
 const (
@@ -23,6 +24,10 @@ const (
 	FieldCreatedAt = "created_at"
 	// FieldDispatchedAt holds the string denoting the dispatched_at field in the database.
 	FieldDispatchedAt = "dispatched_at"
+	// FieldTaskUUID holds the string denoting the task_uuid field in the database.
+	FieldTaskUUID = "task_uuid"
+	// FieldJobItemID holds the string denoting the job_item_id field in the database.
+	FieldJobItemID = "job_item_id"
 	// Table holds the table name of the outbox in the database.
 	Table = "outbox"
 )
@@ -35,6 +40,8 @@ var Columns = []string{
 	FieldPayload,
 	FieldCreatedAt,
 	FieldDispatchedAt,
+	FieldTaskUUID,
+	FieldJobItemID,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -52,6 +59,8 @@ var (
 	KindValidator func(string) error
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
+	// DefaultTaskUUID holds the default value on creation for the "task_uuid" field.
+	DefaultTaskUUID func() uuid.UUID
 )
 
 // OrderOption defines the ordering options for the Outbox queries.
@@ -80,4 +89,14 @@ func ByCreatedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByDispatchedAt orders the results by the dispatched_at field.
 func ByDispatchedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDispatchedAt, opts...).ToFunc()
+}
+
+// ByTaskUUID orders the results by the task_uuid field.
+func ByTaskUUID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTaskUUID, opts...).ToFunc()
+}
+
+// ByJobItemID orders the results by the job_item_id field.
+func ByJobItemID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldJobItemID, opts...).ToFunc()
 }

@@ -8,6 +8,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/dirsync/dirsync/ent/predicate"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/google/uuid"
 )
 
 // ID filters vertices based on their ID field.
@@ -78,6 +79,16 @@ func CreatedAt(v time.Time) predicate.Outbox {
 // DispatchedAt applies equality check predicate on the "dispatched_at" field. It's identical to DispatchedAtEQ.
 func DispatchedAt(v time.Time) predicate.Outbox {
 	return predicate.Outbox(sql.FieldEQ(FieldDispatchedAt, v))
+}
+
+// TaskUUID applies equality check predicate on the "task_uuid" field. It's identical to TaskUUIDEQ.
+func TaskUUID(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldTaskUUID, v))
+}
+
+// JobItemID applies equality check predicate on the "job_item_id" field. It's identical to JobItemIDEQ.
+func JobItemID(v pulid.ID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldJobItemID, v))
 }
 
 // OrganizationIDEQ applies the EQ predicate on the "organization_id" field.
@@ -343,6 +354,126 @@ func DispatchedAtIsNil() predicate.Outbox {
 // DispatchedAtNotNil applies the NotNil predicate on the "dispatched_at" field.
 func DispatchedAtNotNil() predicate.Outbox {
 	return predicate.Outbox(sql.FieldNotNull(FieldDispatchedAt))
+}
+
+// TaskUUIDEQ applies the EQ predicate on the "task_uuid" field.
+func TaskUUIDEQ(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldTaskUUID, v))
+}
+
+// TaskUUIDNEQ applies the NEQ predicate on the "task_uuid" field.
+func TaskUUIDNEQ(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNEQ(FieldTaskUUID, v))
+}
+
+// TaskUUIDIn applies the In predicate on the "task_uuid" field.
+func TaskUUIDIn(vs ...uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldIn(FieldTaskUUID, vs...))
+}
+
+// TaskUUIDNotIn applies the NotIn predicate on the "task_uuid" field.
+func TaskUUIDNotIn(vs ...uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNotIn(FieldTaskUUID, vs...))
+}
+
+// TaskUUIDGT applies the GT predicate on the "task_uuid" field.
+func TaskUUIDGT(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGT(FieldTaskUUID, v))
+}
+
+// TaskUUIDGTE applies the GTE predicate on the "task_uuid" field.
+func TaskUUIDGTE(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGTE(FieldTaskUUID, v))
+}
+
+// TaskUUIDLT applies the LT predicate on the "task_uuid" field.
+func TaskUUIDLT(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLT(FieldTaskUUID, v))
+}
+
+// TaskUUIDLTE applies the LTE predicate on the "task_uuid" field.
+func TaskUUIDLTE(v uuid.UUID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLTE(FieldTaskUUID, v))
+}
+
+// JobItemIDEQ applies the EQ predicate on the "job_item_id" field.
+func JobItemIDEQ(v pulid.ID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldEQ(FieldJobItemID, v))
+}
+
+// JobItemIDNEQ applies the NEQ predicate on the "job_item_id" field.
+func JobItemIDNEQ(v pulid.ID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNEQ(FieldJobItemID, v))
+}
+
+// JobItemIDIn applies the In predicate on the "job_item_id" field.
+func JobItemIDIn(vs ...pulid.ID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldIn(FieldJobItemID, vs...))
+}
+
+// JobItemIDNotIn applies the NotIn predicate on the "job_item_id" field.
+func JobItemIDNotIn(vs ...pulid.ID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldNotIn(FieldJobItemID, vs...))
+}
+
+// JobItemIDGT applies the GT predicate on the "job_item_id" field.
+func JobItemIDGT(v pulid.ID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGT(FieldJobItemID, v))
+}
+
+// JobItemIDGTE applies the GTE predicate on the "job_item_id" field.
+func JobItemIDGTE(v pulid.ID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldGTE(FieldJobItemID, v))
+}
+
+// JobItemIDLT applies the LT predicate on the "job_item_id" field.
+func JobItemIDLT(v pulid.ID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLT(FieldJobItemID, v))
+}
+
+// JobItemIDLTE applies the LTE predicate on the "job_item_id" field.
+func JobItemIDLTE(v pulid.ID) predicate.Outbox {
+	return predicate.Outbox(sql.FieldLTE(FieldJobItemID, v))
+}
+
+// JobItemIDContains applies the Contains predicate on the "job_item_id" field.
+func JobItemIDContains(v pulid.ID) predicate.Outbox {
+	vc := string(v)
+	return predicate.Outbox(sql.FieldContains(FieldJobItemID, vc))
+}
+
+// JobItemIDHasPrefix applies the HasPrefix predicate on the "job_item_id" field.
+func JobItemIDHasPrefix(v pulid.ID) predicate.Outbox {
+	vc := string(v)
+	return predicate.Outbox(sql.FieldHasPrefix(FieldJobItemID, vc))
+}
+
+// JobItemIDHasSuffix applies the HasSuffix predicate on the "job_item_id" field.
+func JobItemIDHasSuffix(v pulid.ID) predicate.Outbox {
+	vc := string(v)
+	return predicate.Outbox(sql.FieldHasSuffix(FieldJobItemID, vc))
+}
+
+// JobItemIDIsNil applies the IsNil predicate on the "job_item_id" field.
+func JobItemIDIsNil() predicate.Outbox {
+	return predicate.Outbox(sql.FieldIsNull(FieldJobItemID))
+}
+
+// JobItemIDNotNil applies the NotNil predicate on the "job_item_id" field.
+func JobItemIDNotNil() predicate.Outbox {
+	return predicate.Outbox(sql.FieldNotNull(FieldJobItemID))
+}
+
+// JobItemIDEqualFold applies the EqualFold predicate on the "job_item_id" field.
+func JobItemIDEqualFold(v pulid.ID) predicate.Outbox {
+	vc := string(v)
+	return predicate.Outbox(sql.FieldEqualFold(FieldJobItemID, vc))
+}
+
+// JobItemIDContainsFold applies the ContainsFold predicate on the "job_item_id" field.
+func JobItemIDContainsFold(v pulid.ID) predicate.Outbox {
+	vc := string(v)
+	return predicate.Outbox(sql.FieldContainsFold(FieldJobItemID, vc))
 }
 
 // And groups predicates with the AND operator between them.

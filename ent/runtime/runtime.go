@@ -21,6 +21,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/google/uuid"
 
 	"entgo.io/ent"
 	"entgo.io/ent/privacy"
@@ -610,6 +611,10 @@ func init() {
 	outboxDescCreatedAt := outboxFields[4].Descriptor()
 	// outbox.DefaultCreatedAt holds the default value on creation for the created_at field.
 	outbox.DefaultCreatedAt = outboxDescCreatedAt.Default.(func() time.Time)
+	// outboxDescTaskUUID is the schema descriptor for task_uuid field.
+	outboxDescTaskUUID := outboxFields[6].Descriptor()
+	// outbox.DefaultTaskUUID holds the default value on creation for the task_uuid field.
+	outbox.DefaultTaskUUID = outboxDescTaskUUID.Default.(func() uuid.UUID)
 	remotelinkMixin := schema.RemoteLink{}.Mixin()
 	remotelink.Policy = privacy.NewPolicies(remotelinkMixin[2], schema.RemoteLink{})
 	remotelink.Hooks[0] = func(next ent.Mutator) ent.Mutator {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,8 +53,20 @@ type App struct {
 // concurrency.
 const poolSize = 50
 
-// PubSubPrefix namespaces dirsync's pub/sub channels.
+// PubSubPrefix namespaces dirsync's pub/sub channels in Redis database 0.
 const PubSubPrefix = "dirsync:"
+
+// PubSubPrefixFor is the channel prefix of a deployment in Redis database db.
+// Redis pub/sub ignores databases (a PUBLISH reaches subscribers of every
+// database), so the database number goes into the channel names: two
+// deployments on one Redis never see each other's live updates, not even a
+// restored copy whose organisation ids are the same.
+func PubSubPrefixFor(db int) string {
+	if db == 0 {
+		return PubSubPrefix
+	}
+	return PubSubPrefix + strconv.Itoa(db) + ":"
+}
 
 // Open connects to PostgreSQL and Redis. It does not migrate.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
@@ -72,7 +85,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		_ = db.Close()
 		return nil, fmt.Errorf("app: database %s: %w", redactURL(cfg.DatabaseURL), err)
 	}
-	ropts, err := redis.ParseURL(cfg.RedisURL)
+	ropts, err := redis.ParseURL(cfg.RedisConnURL())
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("app: redis URL: %w", err)
@@ -108,8 +121,9 @@ func (a *App) wire() error {
 			return err
 		}
 	}
-	a.Hub = pubsub.NewHub(pubsub.HubConfig{Client: a.Redis, Prefix: PubSubPrefix, Logger: a.Log})
-	a.Publisher = pubsub.NewPublisher(a.Redis, PubSubPrefix)
+	prefix := PubSubPrefixFor(a.Cfg.RedisNamespace())
+	a.Hub = pubsub.NewHub(pubsub.HubConfig{Client: a.Redis, Prefix: prefix, Logger: a.Log})
+	a.Publisher = pubsub.NewPublisher(a.Redis, prefix)
 	return nil
 }
 

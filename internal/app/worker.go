@@ -6,6 +6,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/worker"
 )
 
@@ -30,7 +31,7 @@ func (a *App) NewWorker(opts WorkerOptions) (*worker.Worker, error) {
 
 // NewWorkerWith is NewWorker with another handler.
 func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Duration, opts WorkerOptions) (*worker.Worker, error) {
-	redisOpt, err := asynq.ParseRedisURI(a.Cfg.RedisURL)
+	redisOpt, err := asynq.ParseRedisURI(a.Cfg.RedisConnURL())
 	if err != nil {
 		return nil, fmt.Errorf("app: redis URL for the worker: %w", err)
 	}
@@ -43,6 +44,8 @@ func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Durati
 		Concurrency:     opts.Concurrency,
 		NoRelay:         opts.NoRelay,
 		ShutdownTimeout: a.Cfg.ShutdownTimeout,
+		SweepAfter:      a.Cfg.SweepAfter,
+		Announcer:       jobs.NewAnnouncer(a.Ent, a.Publisher, a.Log),
 		Logger:          a.Log,
 	}
 	if opts.Tune != nil {

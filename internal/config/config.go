@@ -43,6 +43,19 @@ type Config struct {
 	ShutdownTimeout time.Duration // DIRSYNC_SHUTDOWN_TIMEOUT
 	LogLevel        slog.Level    // DIRSYNC_LOG_LEVEL: debug|info|warn|error
 	LogFormat       string        // DIRSYNC_LOG_FORMAT: text|json
+
+	// SweepAfter (DIRSYNC_SWEEP_AFTER) is how long a job item may stay
+	// PENDING before the worker's sweeper checks that its task still exists
+	// and sends it again if not; 0 = the worker's default (10 min).
+	SweepAfter time.Duration
+
+	// RedisDB (DIRSYNC_REDIS_DB) is the Redis logical database of this
+	// deployment, overriding the one in RedisURL; -1 keeps the URL's. It is
+	// the deployment's namespace: asynq queues and task ids, throttle budgets
+	// and pub/sub channels are all kept apart by it, so two deployments (or
+	// a restored copy) sharing one Redis never run, swallow or see each
+	// other's work. asynq has no key prefix, hence a database.
+	RedisDB int
 }
 
 // Defaults returns the local-development defaults.
@@ -50,6 +63,7 @@ func Defaults() Config {
 	return Config{
 		DatabaseURL:     "postgres://postgres@127.0.0.1:5432/dirsync?sslmode=disable",
 		RedisURL:        "redis://127.0.0.1:6379/0",
+		RedisDB:         -1,
 		Listen:          "127.0.0.1:8080",
 		SecretKeyID:     "k1",
 		ComplexityLimit: 25000,
@@ -102,6 +116,7 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	boolean("DIRSYNC_ALLOW_CUSTOM_GRAPH_URLS", &c.AllowCustomGraphURLs)
 	integer("DIRSYNC_COMPLEXITY_LIMIT", &c.ComplexityLimit)
 	integer("DIRSYNC_MAX_PAGE_SIZE", &c.MaxPageSize)
+	integer("DIRSYNC_REDIS_DB", &c.RedisDB)
 	if v, ok := lookup("DIRSYNC_SECRET_KEY"); ok && v != "" {
 		k, err := base64.StdEncoding.DecodeString(v)
 		if err != nil {
@@ -123,6 +138,13 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 		c.ShutdownTimeout = d
 	}
+	if v, ok := lookup("DIRSYNC_SWEEP_AFTER"); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("DIRSYNC_SWEEP_AFTER: %q is not a duration", v))
+		}
+		c.SweepAfter = d
+	}
 	if v, ok := lookup("DIRSYNC_LOG_LEVEL"); ok && v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, fmt.Errorf("DIRSYNC_LOG_LEVEL: %q is not one of debug, info, warn, error", v))
@@ -140,6 +162,9 @@ func (c Config) Validate(requireSecretKey bool) error {
 	}
 	if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
 		errs = append(errs, errors.New("DIRSYNC_REDIS_URL: want redis://host:port/db"))
+	}
+	if c.RedisDB < -1 {
+		errs = append(errs, errors.New("DIRSYNC_REDIS_DB: must be a database number (0, 1, …)"))
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("DIRSYNC_LISTEN: empty"))
@@ -160,6 +185,38 @@ func (c Config) Validate(requireSecretKey bool) error {
 		errs = append(errs, errors.New("DIRSYNC_LOG_FORMAT: text or json"))
 	}
 	return errors.Join(errs...)
+}
+
+// RedisConnURL is RedisURL with RedisDB applied: what every Redis client of
+// the process (API and worker alike) connects with, so they share one
+// namespace.
+func (c Config) RedisConnURL() string {
+	if c.RedisDB < 0 {
+		return c.RedisURL
+	}
+	u, err := url.Parse(c.RedisURL)
+	if err != nil {
+		return c.RedisURL // Validate reports it
+	}
+	u.Path = "/" + strconv.Itoa(c.RedisDB)
+	return u.String()
+}
+
+// RedisNamespace is the Redis database the process works in (RedisDB, else
+// the URL's, else 0).
+func (c Config) RedisNamespace() int {
+	if c.RedisDB >= 0 {
+		return c.RedisDB
+	}
+	u, err := url.Parse(c.RedisURL)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(strings.Trim(u.Path, "/"))
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // Logger builds the process logger from LogLevel and LogFormat.

@@ -58,3 +58,26 @@ func TestEveryProblemReportedAtOnce(t *testing.T) {
 	require.Error(t, err)
 	require.Equal(t, 3, strings.Count(err.Error(), "\n")+1)
 }
+
+func TestRedisDBOverridesTheURLsDatabase(t *testing.T) {
+	c, err := fromLookup(lookupFrom(map[string]string{
+		"DIRSYNC_REDIS_URL": "redis://:pw@cache.internal:6380/2?dial_timeout=3s",
+		"DIRSYNC_REDIS_DB":  "7",
+	}))
+	require.NoError(t, err)
+	require.NoError(t, c.Validate(false))
+	require.Equal(t, 7, c.RedisNamespace())
+	require.Equal(t, "redis://:pw@cache.internal:6380/7?dial_timeout=3s", c.RedisConnURL())
+
+	c, err = fromLookup(lookupFrom(map[string]string{"DIRSYNC_REDIS_URL": "redis://cache.internal:6380/2"}))
+	require.NoError(t, err)
+	require.Equal(t, 2, c.RedisNamespace(), "unset: the URL's database")
+	require.Equal(t, "redis://cache.internal:6380/2", c.RedisConnURL())
+	require.Equal(t, 0, Defaults().RedisNamespace())
+
+	_, err = fromLookup(lookupFrom(map[string]string{"DIRSYNC_REDIS_DB": "two"}))
+	require.ErrorContains(t, err, "DIRSYNC_REDIS_DB")
+	c = Defaults()
+	c.RedisDB = -5
+	require.ErrorContains(t, c.Validate(false), "DIRSYNC_REDIS_DB")
+}

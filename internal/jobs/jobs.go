@@ -109,7 +109,8 @@ func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, inte
 		if err != nil {
 			return nil, err
 		}
-		rows[i] = c.Outbox.Create().SetOrganizationID(orgID).SetKind(KindReconcileUser).SetPayload(payload)
+		rows[i] = c.Outbox.Create().SetOrganizationID(orgID).SetKind(KindReconcileUser).SetPayload(payload).
+			SetJobItemID(created[i].ID) // how the sweeper finds the item's task
 	}
 	for chunk := range slices.Chunk(rows, bulkChunk) {
 		if err := c.Outbox.CreateBulk(chunk...).Exec(ctx); err != nil {

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -49,18 +50,16 @@ func MarkRunning(ctx context.Context, c *ent.Client, orgID, jobID pulid.ID, now 
 	return n == 1, nil
 }
 
-// CompleteItem records an item's outcome exactly once and advances its job:
-// only a PENDING item moves (to SUCCEEDED or FAILED), so a retried or duplicated
-// task never counts twice. The job's done/failed counters grow in SQL (no
-// read-modify-write race between workers), and the item that brings done to
-// total settles the job: SUCCEEDED, FAILED (every item failed) or PARTIAL.
+// CompleteItem records an item's outcome exactly once and advances its job
+// (AdvanceJob): only a PENDING item moves (to SUCCEEDED or FAILED), so a
+// retried or duplicated task never counts twice.
 //
 // c must be a transaction's client: the item and the job counters change
 // together or not at all. It reports whether this call completed the item.
 func CompleteItem(ctx context.Context, c *ent.Client, orgID, jobID, itemID pulid.ID, o ItemOutcome, now time.Time) (bool, error) {
-	status, failed := "SUCCEEDED", 0
+	status := "SUCCEEDED"
 	if o.Failed {
-		status, failed = "FAILED", 1
+		status = "FAILED"
 	}
 	res, err := c.ExecContext(ctx,
 		`UPDATE job_items SET status = $4, result = $5, error_code = $6, error_message = $7, updated_at = $8
@@ -75,9 +74,30 @@ func CompleteItem(ctx context.Context, c *ent.Client, orgID, jobID, itemID pulid
 		}
 		return false, nil
 	}
+	if err := AdvanceJob(ctx, c, orgID, jobID, o.Failed, now); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Execer runs a statement: an ent client (of a transaction) or a *sql.Tx.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// AdvanceJob counts one more finished item of the job (failed or not), on the
+// transaction that finished the item. The job's done/failed counters grow in
+// SQL (no read-modify-write race between workers), and the item that brings
+// done to total settles the job: SUCCEEDED, FAILED (every item failed) or
+// PARTIAL. Only call it after moving an item out of PENDING.
+func AdvanceJob(ctx context.Context, c Execer, orgID, jobID pulid.ID, itemFailed bool, now time.Time) error {
+	failed := 0
+	if itemFailed {
+		failed = 1
+	}
 	// Column references on the right-hand side read the row as it was before
 	// this UPDATE, so done+1 is the new count.
-	_, err = c.ExecContext(ctx,
+	_, err := c.ExecContext(ctx,
 		`UPDATE jobs SET
 		   done = done + 1,
 		   failed = failed + $3,
@@ -92,9 +112,9 @@ func CompleteItem(ctx context.Context, c *ent.Client, orgID, jobID, itemID pulid
 		 WHERE id = $1 AND organization_id = $2`,
 		jobID, orgID, failed, now)
 	if err != nil {
-		return false, fmt.Errorf("jobs: advance job %s: %w", jobID, err)
+		return fmt.Errorf("jobs: advance job %s: %w", jobID, err)
 	}
-	return true, nil
+	return nil
 }
 
 // JobMessage is the live update for a job after a change (docs/pubsub.md): Data

@@ -55,7 +55,6 @@ func gql(t testing.TB, url, key, query string, vars map[string]any, out any) {
 func TestRealWorkerBindWatchedFromOtherProcess(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.prefix = app.PubSubPrefix // the worker's App publishes there
 
 	sim := graphsim.New(graphsim.Config{Seed: 7, DisableThrottling: true})
 	simSrv := httptest.NewServer(sim)
@@ -71,6 +70,7 @@ func TestRealWorkerBindWatchedFromOtherProcess(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	workerApp, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	require.NoError(t, err)
+	e.prefix = app.PubSubPrefixFor(cfg.RedisNamespace()) // the worker's App publishes there
 	w, err := workerApp.NewWorker(app.WorkerOptions{Concurrency: 8})
 	require.NoError(t, err)
 	done := make(chan error, 1)

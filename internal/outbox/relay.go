@@ -2,7 +2,8 @@
 // outbox row in the same transaction as the state change (so work is never lost
 // to a rollback, nor run before its data is visible); the relay claims undispatched
 // rows with FOR UPDATE SKIP LOCKED (so several relays share the load), enqueues each
-// with task id = row id (so a row relayed twice is one task), and stamps it.
+// with a task id made from the row's task_uuid (so a row relayed twice is one
+// task), and stamps it.
 // It wakes on LISTEN/NOTIFY and polls as a fallback; when Redis is down the rows
 // simply wait.
 package outbox
@@ -13,9 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"github.com/lib/pq"
 )
@@ -43,7 +44,20 @@ type Config struct {
 	// Run prunes them, hourly; default 7 days. Only dispatched rows go, so
 	// pruning never drops or repeats work.
 	KeepDispatched time.Duration
-	Logger         *slog.Logger
+	// BeforeEnqueue, when set, sees each claimed batch after its rows are
+	// committed (the relay only sees committed rows) and before any of them
+	// reaches asynq, so nothing it announces can be overtaken by the work
+	// itself. It must not block for long; its failures are its own.
+	BeforeEnqueue func(ctx context.Context, rows []Row)
+	Logger        *slog.Logger
+}
+
+// Row is one claimed outbox row.
+type Row struct {
+	ID       int64
+	Kind     string
+	Payload  []byte
+	TaskUUID uuid.UUID
 }
 
 // Relay is the outbox → asynq pump.
@@ -181,20 +195,15 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("outbox: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	rows, err := tx.QueryContext(ctx, `SELECT id, kind, payload FROM outbox
+	rows, err := tx.QueryContext(ctx, `SELECT id, kind, payload, task_uuid FROM outbox
 		WHERE dispatched_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`, r.cfg.BatchSize)
 	if err != nil {
 		return 0, fmt.Errorf("outbox: claim: %w", err)
 	}
-	type row struct {
-		id      int64
-		kind    string
-		payload []byte
-	}
-	var claimed []row
+	var claimed []Row
 	for rows.Next() {
-		var x row
-		if err := rows.Scan(&x.id, &x.kind, &x.payload); err != nil {
+		var x Row
+		if err := rows.Scan(&x.ID, &x.Kind, &x.Payload, &x.TaskUUID); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("outbox: scan: %w", err)
 		}
@@ -203,16 +212,22 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	if err := rows.Close(); err != nil {
 		return 0, fmt.Errorf("outbox: claim: %w", err)
 	}
+	if len(claimed) > 0 && r.cfg.BeforeEnqueue != nil {
+		r.cfg.BeforeEnqueue(ctx, claimed)
+	}
 	var done []int64
 	var enqErr error
 	for _, x := range claimed {
-		opts := append([]asynq.Option{asynq.TaskID(TaskID(x.id))}, r.cfg.TaskOptions...)
-		_, err := r.cfg.Enqueuer.EnqueueContext(ctx, asynq.NewTask(x.kind, x.payload), opts...)
+		opts := append([]asynq.Option{asynq.TaskID(TaskID(x.TaskUUID))}, r.cfg.TaskOptions...)
+		_, err := r.cfg.Enqueuer.EnqueueContext(ctx, asynq.NewTask(x.Kind, x.Payload), opts...)
+		// A conflict means this very row was enqueued before (a relay died
+		// between enqueue and commit): the id is the row's own random UUID,
+		// which no other row, database or deployment produces.
 		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-			enqErr = fmt.Errorf("outbox: enqueue row %d: %w", x.id, err)
+			enqErr = fmt.Errorf("outbox: enqueue row %d: %w", x.ID, err)
 			break
 		}
-		done = append(done, x.id)
+		done = append(done, x.ID)
 	}
 	if len(done) > 0 {
 		if _, err := tx.ExecContext(ctx, `UPDATE outbox SET dispatched_at = now() WHERE id = ANY($1)`, pq.Array(done)); err != nil {
@@ -229,8 +244,10 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	return len(done), nil
 }
 
-// TaskID is the asynq task id of an outbox row.
-func TaskID(rowID int64) string { return "outbox-" + strconv.FormatInt(rowID, 10) }
+// TaskID is the asynq task id of the outbox row with this task_uuid. It never
+// looks like the ids of earlier versions ("outbox-<row id>"), so a Redis that
+// still holds those cannot answer for a new row.
+func TaskID(taskUUID uuid.UUID) string { return "outbox-" + taskUUID.String() }
 
 // Pending counts undispatched rows (readiness, metrics, tests).
 func Pending(ctx context.Context, db *sql.DB) (int, error) {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/outbox"
+	"github.com/dirsync/dirsync/internal/sweeper"
 )
 
 // Handler converges one (user, integration). It returns nil when the item is
@@ -92,6 +93,18 @@ type Config struct {
 	// processes relay). Relays are safe to run in parallel; this is only a
 	// choice of where the load goes.
 	NoRelay bool
+	// Announcer publishes each new job as QUEUED when the relay first sends
+	// its rows (before any of them can run), and jobs the sweeper settled;
+	// nil: neither.
+	Announcer *jobs.Announcer
+	// SweepAfter is the sweeper's deadline (internal/sweeper): PENDING items
+	// older than this whose task is gone are sent again. Default 10 min.
+	SweepAfter time.Duration
+	// SweepEvery is the pause between sweeps; default 1 min.
+	SweepEvery time.Duration
+	// NoSweep runs no sweeper in this process (sweeps are safe in several
+	// workers: one at a time runs, under an advisory lock).
+	NoSweep bool
 	Logger  *slog.Logger
 }
 
@@ -263,9 +276,13 @@ func (w *Worker) Run(ctx context.Context) error {
 	var client *asynq.Client
 	if !w.cfg.NoRelay {
 		client = asynq.NewClient(w.cfg.Redis)
+		var announce func(context.Context, []outbox.Row)
+		if w.cfg.Announcer != nil {
+			announce = w.cfg.Announcer.Announce
+		}
 		relay, err := outbox.New(outbox.Config{
 			DB: w.cfg.DB, DatabaseURL: w.cfg.DatabaseURL, Enqueuer: client,
-			TaskOptions: w.TaskOptions(), Poll: w.cfg.RelayPoll,
+			TaskOptions: w.TaskOptions(), Poll: w.cfg.RelayPoll, BeforeEnqueue: announce,
 			Logger: w.cfg.Logger.With("component", "outbox"),
 		})
 		if err != nil {
@@ -276,16 +293,50 @@ func (w *Worker) Run(ctx context.Context) error {
 		relayDone = make(chan error, 1)
 		go func() { relayDone <- relay.Run(ctx) }()
 	}
-	w.cfg.Logger.Info("worker started", "queue", w.cfg.Queue, "concurrency", w.cfg.Concurrency, "relay", !w.cfg.NoRelay)
+	sweepDone, serr := w.startSweeper(ctx)
+	if serr != nil {
+		w.cfg.Logger.Error("worker: no sweeper", "err", serr)
+	}
+	w.cfg.Logger.Info("worker started", "queue", w.cfg.Queue, "concurrency", w.cfg.Concurrency, "relay", !w.cfg.NoRelay,
+		"sweeper", sweepDone != nil)
 	<-ctx.Done()
 	var err error
 	if relayDone != nil {
 		err = <-relayDone
 		_ = client.Close()
 	}
+	if sweepDone != nil {
+		<-sweepDone
+	}
 	srv.Shutdown()
 	w.cfg.Logger.Info("worker stopped")
 	return err
+}
+
+// startSweeper runs the sweeper until ctx ends; the channel closes when it
+// has stopped (nil: no sweeper).
+func (w *Worker) startSweeper(ctx context.Context) (<-chan struct{}, error) {
+	if w.cfg.NoSweep || w.cfg.DB == nil {
+		return nil, nil
+	}
+	ins := asynq.NewInspector(w.cfg.Redis)
+	cfg := sweeper.Config{DB: w.cfg.DB, Inspector: ins, Queue: w.cfg.Queue,
+		After: w.cfg.SweepAfter, Every: w.cfg.SweepEvery, Logger: w.cfg.Logger.With("component", "sweeper")}
+	if a := w.cfg.Announcer; a != nil {
+		cfg.JobChanged = a.PublishJob
+	}
+	sw, err := sweeper.New(cfg)
+	if err != nil {
+		_ = ins.Close()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer ins.Close()
+		_ = sw.Run(ctx)
+	}()
+	return done, nil
 }
 
 // slogAdapter lets asynq log through slog.
