@@ -369,3 +369,21 @@ func TestEmailDomainsNormalised(t *testing.T) {
 	e.must(org.admin, upd, map[string]any{"id": out.CreateUser.User.ID, "in": map[string]any{"email": "anna@пример.рф"}}, &u2)
 	require.Equal(t, "anna@xn--e1afmkfd.xn--p1ai", u2.UpdateUser.User.Email)
 }
+
+// Integration domains use the same normal form as email domains, so a
+// setting written "bücher.de" matches users stored as "xn--bcher-kva.de".
+func TestIntegrationDomainsNormalised(t *testing.T) {
+	t.Parallel()
+	s := newSimEnv(t, true)
+	org := s.tenant("acme")
+	creds := s.bootstrap("buecher", "xn--bcher-kva.de")
+	s.fails(org.admin, createIntegration, map[string]any{"in": s.input("bad", creds, map[string]any{"domains": []string{"p\u0430ypal.com"}})}, "BAD_USER_INPUT", "domains")
+	require.Zero(t, integrationCount(s, org.admin))
+	in := s.createIntegration(org.admin, s.input("buecher", creds, map[string]any{
+		"domains": []string{"Bücher.de", "xn--bcher-kva.de"}, "defaultDomain": "BÜCHER.de",
+	}))
+	require.Equal(t, []string{"xn--bcher-kva.de"}, in.Domains)
+	require.Equal(t, "xn--bcher-kva.de", *in.DefaultDomain)
+	p := s.mutate(org.admin, authorizeIntegration, map[string]any{"id": in.ID})
+	require.Equal(t, "AUTHORIZED", p.Integration.Status, "the tenant's verified domain matches: %s", p.Integration.lastError())
+}

@@ -52,13 +52,27 @@ func Normalize(d string) (string, error) {
 	return ascii, nil
 }
 
-// Lenient is Normalize for comparisons of values that were already checked
-// (or come from a remote): on error it falls back to lower-casing.
+// Lenient is Normalize for comparing values that were checked when stored or
+// come from a remote (Graph's verified domains): it never fails, falling
+// back to lower-casing, and skips the script check.
 func Lenient(d string) string {
-	if n, err := Normalize(d); err == nil {
+	d = strings.TrimSuffix(strings.TrimSpace(d), ".")
+	if isASCII(d) {
+		return strings.ToLower(d)
+	}
+	if n, err := profile.ToASCII(d); err == nil {
 		return n
 	}
-	return strings.ToLower(strings.TrimSuffix(strings.TrimSpace(d), "."))
+	return strings.ToLower(d)
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func trimIDNAPrefix(err error) string {

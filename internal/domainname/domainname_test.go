@@ -54,3 +54,15 @@ func TestMixedScriptRefused(t *testing.T) {
 		require.True(t, errors.Is(err, ErrMixedScript), "%q: %v", in, err)
 	}
 }
+
+func TestLenient(t *testing.T) {
+	for in, want := range map[string]string{
+		" Contoso.COM. ":   "contoso.com",
+		"Bücher.de":        "xn--bcher-kva.de",
+		"xn--BCHER-kva.de": "xn--bcher-kva.de",
+		"p\u0430ypal.com":  "xn--pypal-4ve.com", // compared, not judged
+		"not a domain.COM": "not a domain.com",
+	} {
+		require.Equal(t, want, Lenient(in), in)
+	}
+}
