@@ -146,6 +146,9 @@ func TestSetAndClearSameFieldRefused(t *testing.T) {
 		assert.True(t, seen[k], k)
 	}
 	require.Equal(t, before, snapshot(), "a refused input changes nothing")
+	var groups struct{ UserGroups struct{ TotalCount int } }
+	s.must(org.admin, `{ userGroups { totalCount } }`, nil, &groups)
+	require.Equal(t, 1, groups.UserGroups.TotalCount, "the valid mutation next to a refused one was rolled back")
 
 	// Either one alone still works, and clearX: false or x: null next to the other is no conflict.
 	s.must(org.admin, `mutation($id: ID!) { updateUser(id: $id, input: {firstName: "Al", clearLastName: true, clearFirstName: false}) { user { id } } }`, map[string]any{"id": u.ID}, nil)
@@ -378,6 +381,7 @@ func TestIntegrationDomainsNormalised(t *testing.T) {
 	org := s.tenant("acme")
 	creds := s.bootstrap("buecher", "xn--bcher-kva.de")
 	s.fails(org.admin, createIntegration, map[string]any{"in": s.input("bad", creds, map[string]any{"domains": []string{"p\u0430ypal.com"}})}, "BAD_USER_INPUT", "domains")
+	s.fails(org.admin, createIntegration, map[string]any{"in": s.input("Contoso\u202e", creds, nil)}, "BAD_USER_INPUT", "name")
 	require.Zero(t, integrationCount(s, org.admin))
 	in := s.createIntegration(org.admin, s.input("buecher", creds, map[string]any{
 		"domains": []string{"Bücher.de", "xn--bcher-kva.de"}, "defaultDomain": "BÜCHER.de",

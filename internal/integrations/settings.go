@@ -14,6 +14,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/graph/model"
 	"github.com/dirsync/dirsync/internal/connect"
+	"github.com/dirsync/dirsync/internal/directory/rules"
 	"github.com/dirsync/dirsync/internal/domainname"
 	"github.com/dirsync/dirsync/internal/gqlerr"
 	"github.com/dirsync/dirsync/internal/jobs"
@@ -289,15 +290,12 @@ func (s *Service) nextURL(field string, value *string, clear *bool, cur string) 
 	return cur, nil
 }
 
+// cleanName applies the directory's one-line text rules (rules.Text: no
+// control or bidi-override characters) to the trimmed name.
 func cleanName(v string) (string, error) {
-	v = strings.TrimSpace(v)
-	switch {
-	case v == "":
-		return "", gqlerr.BadInput("name", "name must not be blank")
-	case len([]rune(v)) > maxName:
-		return "", gqlerr.BadInput("name", "name must be at most %d characters", maxName)
-	case strings.IndexFunc(v, unicode.IsControl) >= 0:
-		return "", gqlerr.BadInput("name", "name must not contain control characters")
+	v = rules.Trim(v)
+	if err := rules.Text(maxName, true)(v); err != nil {
+		return "", gqlerr.BadInput("name", "name %v", err)
 	}
 	return v, nil
 }
