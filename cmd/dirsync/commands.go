@@ -12,6 +12,7 @@ import (
 	"github.com/dirsync/dirsync/internal/config"
 	"github.com/dirsync/dirsync/internal/dbmigrate"
 	"github.com/dirsync/dirsync/internal/directory"
+	"github.com/dirsync/dirsync/internal/gqlerr"
 	"github.com/dirsync/dirsync/internal/graphsim"
 )
 
@@ -66,7 +67,7 @@ func runOrg(ctx context.Context, args []string, out io.Writer) error {
 	defer a.Close()
 	o, err := directory.New(a.Ent).CreateOrganization(auth.SystemContext(ctx), args[1])
 	if err != nil {
-		return err
+		return plain(err)
 	}
 	fmt.Fprintf(out, "organization %q created: %s\n", o.Name, o.ID)
 	return nil
@@ -98,7 +99,7 @@ func runAPIKey(ctx context.Context, args []string, out io.Writer) error {
 	sys := auth.SystemContext(ctx)
 	o, err := directory.New(a.Ent).OrganizationByName(sys, *org)
 	if err != nil {
-		return err
+		return plain(err)
 	}
 	key, _, err := auth.CreateAPIKey(sys, a.Ent, o.ID, *name, role)
 	if err != nil {
@@ -106,6 +107,16 @@ func runAPIKey(ctx context.Context, args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "%s\n# shown once: store it now; only its hash is kept\n", key)
 	return nil
+}
+
+// plain turns an error the API would show a client (a bad name, a taken
+// name, an unknown organization) into its one-line message; anything else
+// keeps its details for the operator.
+func plain(err error) error {
+	if e := gqlerr.Translate(err); e.Code != gqlerr.Internal {
+		return errors.New(e.Message)
+	}
+	return err
 }
 
 func runGraphsim(ctx context.Context, args []string, out io.Writer) error {

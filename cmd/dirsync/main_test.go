@@ -44,3 +44,35 @@ func TestWorkerStartsAndStopsOnSignal(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "DIRSYNC_SECRET_KEY"), err.Error())
 }
+
+// `org create` of a taken name and `apikey create` for an unknown
+// organization fail with one clear line (main prints it and exits 1), not a
+// database error; nothing is created.
+func TestOrgCommandsReportPlainErrors(t *testing.T) {
+	t.Setenv("DIRSYNC_DATABASE_URL", testdb.NewURL(t, dbmigrate.Migrator{}))
+	t.Setenv("DIRSYNC_REDIS_URL", testredis.New(t).URL)
+	t.Setenv("DIRSYNC_LOG_LEVEL", "error")
+	ctx := context.Background()
+	var out bytes.Buffer
+	require.NoError(t, run(ctx, []string{"org", "create", "acme"}, &out))
+	require.Contains(t, out.String(), `organization "acme" created`)
+
+	for _, name := range []string{"acme", " acme "} {
+		out.Reset()
+		err := run(ctx, []string{"org", "create", name}, &out)
+		require.Error(t, err)
+		require.Equal(t, `an organization named "acme" already exists`, err.Error())
+		require.Empty(t, out.String())
+	}
+	err := run(ctx, []string{"org", "create", "  "}, &out)
+	require.Error(t, err)
+	require.Equal(t, "name must not be empty", err.Error())
+
+	err = run(ctx, []string{"apikey", "create", "--org", "nope", "--role", "admin"}, &out)
+	require.Error(t, err)
+	require.Equal(t, `organization "nope" not found`, err.Error())
+	require.Empty(t, out.String(), "no key printed")
+
+	require.NoError(t, run(ctx, []string{"apikey", "create", "--org", " acme", "--role", "readonly"}, &out))
+	require.Contains(t, out.String(), "shown once")
+}

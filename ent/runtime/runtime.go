@@ -553,6 +553,9 @@ func init() {
 			return next.Mutate(ctx, m)
 		})
 	}
+	organizationHooks := schema.Organization{}.Hooks()
+
+	organization.Hooks[1] = organizationHooks[0]
 	organizationMixinFields0 := organizationMixin[0].Fields()
 	_ = organizationMixinFields0
 	organizationMixinFields1 := organizationMixin[1].Fields()
@@ -710,6 +713,12 @@ func init() {
 	user.Hooks[2] = userHooks[0]
 
 	user.Hooks[3] = userHooks[1]
+
+	user.Hooks[4] = userHooks[2]
+
+	user.Hooks[5] = userHooks[3]
+
+	user.Hooks[6] = userHooks[4]
 	userMixinFields0 := userMixin[0].Fields()
 	_ = userMixinFields0
 	userMixinFields1 := userMixin[1].Fields()
@@ -901,6 +910,8 @@ func init() {
 	usergroup.Hooks[1] = usergroupMixinHooks2[0]
 
 	usergroup.Hooks[2] = usergroupHooks[0]
+
+	usergroup.Hooks[3] = usergroupHooks[1]
 	usergroupMixinFields0 := usergroupMixin[0].Fields()
 	_ = usergroupMixinFields0
 	usergroupMixinFields1 := usergroupMixin[1].Fields()

@@ -32,11 +32,16 @@ func (Organization) Fields() []ent.Field {
 			Comment("Seat licence: the most users the organization may hold; null means unlimited.").
 			Optional().
 			Nillable().
-			Positive(),
+			Validate(rules.UserLimit),
 		field.Bool("password_takeover").
 			Comment("Push the password to integrations when a user logs in to the portal (O3, W1).").
 			Default(false),
 	}
+}
+
+// Hooks implements ent.Schema.
+func (Organization) Hooks() []ent.Hook {
+	return []ent.Hook{normalizeHook(trimmed, "name")}
 }
 
 // Annotations implements ent.Schema.

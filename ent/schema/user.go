@@ -112,6 +112,10 @@ func (User) Indexes() []ent.Index {
 // Hooks implements ent.Schema.
 func (User) Hooks() []ent.Hook {
 	return []ent.Hook{
+		// Normalise first: validators and the folded copies see the stored form.
+		normalizeHook(trimmed, userTrimmedFields...),
+		normalizeHook(normalizedEmail(rules.NormalizeEmail), "email"),
+		normalizeHook(normalizedEmail(rules.OptionalNormalizeEmail), "alternate_email"),
 		foldHook("username", "username_folded"),
 		foldHook("email", "email_folded"),
 	}
@@ -140,6 +144,54 @@ const (
 	UniqueRemoteLink         = "remote_links_integration_user_key"
 	UniqueRemoteLinkRemoteID = "remote_links_integration_remote_id_key"
 )
+
+// userTrimmedFields are the user's one-line attributes stored without
+// surrounding white space (see rules.Trim); the emails trim in their own
+// normalisation.
+var userTrimmedFields = []string{
+	"username", "first_name", "last_name", "display_name", "job_title", "department",
+	"company_name", "employee_id", "employee_type", "cost_center", "business_phone",
+	"mobile_phone", "office_location", "street_address", "city", "address_state",
+	"postal_code", "country", "usage_location",
+}
+
+func trimmed(s string) string { return rules.Trim(s) }
+
+// normalizedEmail stores the normalised address when there is one; an
+// invalid one is left as given for the field's validator to refuse with its
+// message.
+func normalizedEmail(norm func(string) (string, error)) func(string) string {
+	return func(s string) string {
+		if n, err := norm(s); err == nil {
+			return n
+		}
+		return s
+	}
+}
+
+// normalizeHook replaces the value of each named string field a mutation
+// sets with norm(value), on every write path (API, CLI, worker), before the
+// field validators and the fold hooks run.
+func normalizeHook(norm func(string) string, fields ...string) ent.Hook {
+	return func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			for _, f := range fields {
+				v, ok := m.Field(f)
+				if !ok {
+					continue
+				}
+				if s, ok := v.(string); ok {
+					if n := norm(s); n != s {
+						if err := m.SetField(f, n); err != nil {
+							return nil, err
+						}
+					}
+				}
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+}
 
 // foldHook keeps folded in step with field, so the unique index on the folded
 // copy makes uniqueness case-insensitive.

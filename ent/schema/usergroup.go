@@ -59,7 +59,9 @@ func (UserGroup) Indexes() []ent.Index {
 
 // Hooks implements ent.Schema.
 func (UserGroup) Hooks() []ent.Hook {
-	return []ent.Hook{foldHook("name", "name_folded")}
+	// The name is trimmed before it is folded, so "Staff " is "Staff"; the
+	// description is free text and keeps its layout.
+	return []ent.Hook{normalizeHook(trimmed, "name"), foldHook("name", "name_folded")}
 }
 
 // Annotations implements ent.Schema.

@@ -180,7 +180,7 @@ func ValidColumn(column string) bool {
 //
 //	import _ "github.com/dirsync/dirsync/ent/runtime"
 var (
-	Hooks  [4]ent.Hook
+	Hooks  [7]ent.Hook
 	Policy ent.Policy
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time

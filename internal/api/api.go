@@ -27,6 +27,7 @@ import (
 	"github.com/dirsync/dirsync/graph"
 	"github.com/dirsync/dirsync/internal/auth"
 	"github.com/dirsync/dirsync/internal/gqlerr"
+	"github.com/dirsync/dirsync/internal/inputguard"
 	"github.com/dirsync/dirsync/internal/live"
 )
 
@@ -127,6 +128,7 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	srv.AroundFields(gqlerr.FieldMiddleware(logger))
 	srv.AroundFields(requireWriter)
 	srv.AroundFields(skipAfterFailure)
+	srv.AroundFields(inputguard.Middleware)
 	srv.AroundFields(limitPageSize(cfg.MaxPageSize))
 
 	limited := http.MaxBytesHandler(srv, cfg.MaxBodyBytes)

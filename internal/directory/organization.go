@@ -2,10 +2,12 @@ package directory
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/organization"
 	"github.com/dirsync/dirsync/internal/auth/viewer"
+	"github.com/dirsync/dirsync/internal/directory/rules"
 	"github.com/dirsync/dirsync/internal/gqlerr"
 )
 
@@ -25,12 +27,17 @@ func (s *Service) UpdateOrganization(ctx context.Context, in ent.UpdateOrganizat
 }
 
 // CreateOrganization creates an organization. Only the system context may
-// (CLI `org create`, `dev`); the privacy policy refuses everyone else.
+// (CLI `org create`, `dev`); the privacy policy refuses everyone else. The
+// name is stored trimmed; a name already taken is CONFLICT naming it.
 func (s *Service) CreateOrganization(ctx context.Context, name string) (*ent.Organization, error) {
 	var o *ent.Organization
 	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
 		var err error
 		o, err = c.Organization.Create().SetName(name).Save(ctx)
+		if e := gqlerr.Translate(err); e != nil && e.Code == gqlerr.Conflict {
+			return &gqlerr.Error{Code: gqlerr.Conflict, Field: "name",
+				Message: fmt.Sprintf("an organization named %q already exists", rules.Trim(name))}
+		}
 		return err
 	})
 	return detach(ctx, o, err)
@@ -39,6 +46,7 @@ func (s *Service) CreateOrganization(ctx context.Context, name string) (*ent.Org
 // OrganizationByName returns the organization with that exact name, as the
 // viewer may see it (the system context sees all).
 func (s *Service) OrganizationByName(ctx context.Context, name string) (*ent.Organization, error) {
+	name = rules.Trim(name)
 	o, err := s.client.Organization.Query().Where(organization.Name(name)).Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, gqlerr.NotFoundf("name", "organization %q not found", name)

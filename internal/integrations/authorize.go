@@ -21,6 +21,7 @@ import (
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/msgraph"
 	"github.com/dirsync/dirsync/internal/tenant"
+	"github.com/dirsync/dirsync/internal/upn"
 )
 
 // neverExpires is the passwordValidityPeriodInDays Entra reports for a domain
@@ -138,7 +139,7 @@ func (s *Service) readTenant(ctx context.Context, in *ent.Integration) (tenantFa
 		if !d.IsVerified {
 			continue
 		}
-		f.verified = append(f.verified, strings.ToLower(d.ID))
+		f.verified = append(f.verified, upn.NormalizeDomain(d.ID))
 		if p := d.PasswordValidityPeriodInDays; p != nil && *p > 0 && *p != neverExpires {
 			f.passwordExpiry = true
 		}

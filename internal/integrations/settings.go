@@ -14,6 +14,8 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/graph/model"
 	"github.com/dirsync/dirsync/internal/connect"
+	"github.com/dirsync/dirsync/internal/directory/rules"
+	"github.com/dirsync/dirsync/internal/domainname"
 	"github.com/dirsync/dirsync/internal/gqlerr"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/mapping"
@@ -288,15 +290,12 @@ func (s *Service) nextURL(field string, value *string, clear *bool, cur string) 
 	return cur, nil
 }
 
+// cleanName applies the directory's one-line text rules (rules.Text: no
+// control or bidi-override characters) to the trimmed name.
 func cleanName(v string) (string, error) {
-	v = strings.TrimSpace(v)
-	switch {
-	case v == "":
-		return "", gqlerr.BadInput("name", "name must not be blank")
-	case len([]rune(v)) > maxName:
-		return "", gqlerr.BadInput("name", "name must be at most %d characters", maxName)
-	case strings.IndexFunc(v, unicode.IsControl) >= 0:
-		return "", gqlerr.BadInput("name", "name must not contain control characters")
+	v = rules.Trim(v)
+	if err := rules.Text(maxName, true)(v); err != nil {
+		return "", gqlerr.BadInput("name", "name %v", err)
 	}
 	return v, nil
 }
@@ -359,14 +358,18 @@ func (s *Service) cleanURL(field, v string) (string, error) {
 	return v, nil
 }
 
-// cleanDomains lower-cases, checks and de-duplicates the configured domains (D5).
+// cleanDomains normalises (lower-case, punycode), checks and de-duplicates
+// the configured domains (D5); a label mixing scripts is refused as for emails.
 func cleanDomains(in []string) ([]string, error) {
 	if len(in) > maxDomains {
 		return nil, gqlerr.BadInput("domains", "at most %d domains", maxDomains)
 	}
 	out := make([]string, 0, len(in))
 	for _, d := range in {
-		n := upn.NormalizeDomain(d)
+		n, err := domainname.Normalize(d)
+		if err != nil {
+			return nil, gqlerr.BadInput("domains", "domain %q %v", d, err)
+		}
 		if !validDomain(n) {
 			return nil, gqlerr.BadInput("domains", "%q is not a valid domain name", d)
 		}
@@ -381,7 +384,7 @@ func cleanDefault(v string, domains []string) (string, error) {
 	if strings.TrimSpace(v) == "" {
 		return "", nil
 	}
-	n := upn.NormalizeDomain(v)
+	n := upn.NormalizeDomain(v) // domains are normalised: anything invalid is not among them
 	if !slices.Contains(domains, n) {
 		return "", gqlerr.BadInput("defaultDomain", "defaultDomain %s must be one of domains", n)
 	}

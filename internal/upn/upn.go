@@ -10,6 +10,8 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+
+	"github.com/dirsync/dirsync/internal/domainname"
 )
 
 // Scope is the outcome for one (user, integration).
@@ -80,7 +82,7 @@ func Resolve(r Rules, mappedEmail string) (Decision, error) {
 	case r.DefaultDomain == "": // D3
 		return Decision{Scope: OutOfScope, Reason: fmt.Sprintf("domain %s is not among the integration's domains", domain)}, nil
 	default: // D4
-		domain = r.DefaultDomain
+		domain = NormalizeDomain(r.DefaultDomain)
 	}
 	upn := local + "@" + domain
 	if err := checkLocalPart(local); err != nil {
@@ -136,9 +138,12 @@ func Owner(mappedEmail string, cands []Candidate) (string, bool) {
 	return cands[0].ID, true
 }
 
-// NormalizeDomain lower-cases and trims a domain for comparisons and storage (D5).
+// NormalizeDomain puts a domain into the form used for comparisons and
+// storage (D5): trimmed, lower-case ASCII, internationalised labels in
+// punycode, so "Bücher.de" in a setting matches a user's stored
+// "xn--bcher-kva.de" and a UPN is always ASCII.
 func NormalizeDomain(d string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+	return domainname.Lenient(d)
 }
 
 // MailNickname derives Graph's required mailNickname from a UPN local part: Graph

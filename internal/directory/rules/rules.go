@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/cases"
+
+	"github.com/dirsync/dirsync/internal/domainname"
 )
 
 // Length limits. Where Microsoft Graph has a limit for the property the
@@ -67,27 +70,52 @@ func Username(s string) error {
 }
 
 // Email accepts a bare address (no display name, no angle brackets) of at most
-// 254 characters with a local part of at most 64 and a dotted domain.
+// 254 characters with a local part of at most 64 and a dotted domain, in the
+// form NormalizeEmail stores (the schema normalises before validating).
 func Email(s string) error {
+	_, err := NormalizeEmail(s)
+	return err
+}
+
+// NormalizeEmail returns the stored form of an address: surrounding space
+// trimmed, the domain in lower-case ASCII with internationalised labels in
+// punycode ("Anna@Bücher.DE" → "Anna@xn--bcher-kva.de"), so one mailbox has
+// one spelling for uniqueness and for the userPrincipalName built from it.
+// The local part is kept as written. It refuses what Email refuses, and a
+// domain label mixing scripts (a look-alike such as "pаypal" with a Cyrillic а).
+func NormalizeEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
 	if s == "" {
-		return errors.New("must not be empty")
-	}
-	if len(s) > MaxEmail {
-		return fmt.Errorf("must be at most %d characters", MaxEmail)
+		return "", errors.New("must not be empty")
 	}
 	addr, err := mail.ParseAddress(s)
 	if err != nil || addr.Name != "" || addr.Address != s {
-		return errors.New("must be a plain email address like name@example.com")
+		return "", errors.New("must be a plain email address like name@example.com")
 	}
 	at := strings.LastIndexByte(s, '@')
 	local, domain := s[:at], s[at+1:]
 	if len(local) > MaxEmailLocal {
-		return fmt.Errorf("local part must be at most %d characters", MaxEmailLocal)
+		return "", fmt.Errorf("local part must be at most %d characters", MaxEmailLocal)
 	}
 	if !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") || strings.Contains(domain, "..") {
-		return errors.New("domain must be a dotted name like example.com")
+		return "", errors.New("domain must be a dotted name like example.com")
 	}
-	return nil
+	domain, err = domainname.Normalize(domain)
+	if err != nil {
+		return "", fmt.Errorf("domain %w", err)
+	}
+	if n := local + "@" + domain; len(n) <= MaxEmail {
+		return n, nil
+	}
+	return "", fmt.Errorf("must be at most %d characters (the domain counted in its ASCII form)", MaxEmail)
+}
+
+// OptionalNormalizeEmail is NormalizeEmail for fields that may be empty.
+func OptionalNormalizeEmail(s string) (string, error) {
+	if strings.TrimSpace(s) == "" {
+		return "", nil
+	}
+	return NormalizeEmail(s)
 }
 
 // OptionalEmail is Email for fields that may be empty.
@@ -136,12 +164,48 @@ func text(max int, required, multiline bool) func(string) error {
 			if multiline && (r == '\n' || r == '\r' || r == '\t') {
 				continue
 			}
-			if r < 0x20 || r == 0x7f {
+			if unicode.IsControl(r) {
 				return errors.New("must not contain control characters")
+			}
+			if invisible(r, multiline) {
+				return fmt.Errorf("must not contain the invisible formatting character %U", r)
 			}
 		}
 		return nil
 	}
+}
+
+// invisible reports formatting characters that make text display other than
+// it is stored: bidirectional embeddings, overrides and isolates (the
+// "Trojan Source" characters), the byte order mark, and in one-line text the
+// Unicode line and paragraph separators. Joiners (U+200C, U+200D) stay:
+// some scripts and emoji need them.
+func invisible(r rune, multiline bool) bool {
+	switch {
+	case r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069, r == 0xFEFF:
+		return true
+	case r == 0x2028 || r == 0x2029:
+		return !multiline
+	}
+	return false
+}
+
+// Trim is the normalisation of one-line text, usernames and names: leading
+// and trailing white space is never meaningful there, and a name that differs
+// only by it ("ann " and "ann") must be the same name for uniqueness.
+func Trim(s string) string { return strings.TrimSpace(s) }
+
+// MaxUserLimit bounds an organization's seat limit: far above any directory
+// we serve, low enough that counting against it can never overflow.
+const MaxUserLimit = 10_000_000
+
+// UserLimit accepts a seat limit of 1..MaxUserLimit (null, no limit, is
+// handled by the field being absent).
+func UserLimit(n int) error {
+	if n < 1 || n > MaxUserLimit {
+		return fmt.Errorf("must be between 1 and %d, or null for no limit", MaxUserLimit)
+	}
+	return nil
 }
 
 // Fold returns the form used for case-insensitive uniqueness. It is stored next

@@ -29,11 +29,13 @@ func TestEmail(t *testing.T) {
 	}{
 		{"a@example.com", true}, {"first.last+tag@sub.example.co.uk", true},
 		{strings.Repeat("a", 64) + "@example.com", true},
-		{"a@" + strings.Repeat("b", 248) + ".com", true}, // 254
+		{"a@" + long(56) + ".com", true}, // 254
 		{"", false}, {"a", false}, {"a@", false}, {"@example.com", false}, {"a@localhost", false},
-		{"A <a@example.com>", false}, {"<a@example.com>", false}, {" a@example.com", false},
+		{"A <a@example.com>", false}, {"<a@example.com>", false},
 		{strings.Repeat("a", 65) + "@example.com", false},
-		{"a@" + strings.Repeat("b", 249) + ".com", false}, // 255
+		{"a@" + long(57) + ".com", false},                // 255
+		{"a@" + strings.Repeat("b", 64) + ".com", false}, // DNS label over 63
+		{"a@p\u0430ypal.com", false},                     // mixed Latin and Cyrillic
 		{"a@example..com", false}, {"a@.example.com", false}, {"a@example.com.", false},
 	} {
 		if err := Email(c.in); (err == nil) != c.ok {
@@ -42,6 +44,40 @@ func TestEmail(t *testing.T) {
 	}
 	if OptionalEmail("") != nil || OptionalEmail("x") == nil {
 		t.Error("OptionalEmail must accept empty and check the rest")
+	}
+}
+
+// long is a domain of three 63-character labels and one of n.
+func long(n int) string {
+	l := strings.Repeat("b", 63) + "."
+	return l + l + l + strings.Repeat("b", n)
+}
+
+func TestNormalizeEmail(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		" a@example.com\t":      "a@example.com",
+		"Anna@Bücher.DE":        "Anna@xn--bcher-kva.de",
+		"Anna@xn--BCHER-kva.de": "Anna@xn--bcher-kva.de",
+		"x@ｅｘａｍｐｌｅ.org":         "x@example.org",
+	} {
+		got, err := NormalizeEmail(in)
+		if err != nil || got != want {
+			t.Errorf("NormalizeEmail(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	_, err := NormalizeEmail("billing@p\u0430ypal.com")
+	if err == nil || !strings.Contains(err.Error(), "scripts") {
+		t.Errorf("mixed-script domain: %v", err)
+	}
+}
+
+func TestUserLimit(t *testing.T) {
+	t.Parallel()
+	for n, ok := range map[int]bool{1: true, MaxUserLimit: true, 0: false, -1: false, MaxUserLimit + 1: false, 1 << 40: false} {
+		if err := UserLimit(n); (err == nil) != ok {
+			t.Errorf("UserLimit(%d) = %v, want ok=%v", n, err, ok)
+		}
 	}
 }
 
@@ -74,6 +110,14 @@ func TestText(t *testing.T) {
 		{"newline in multiline", multi, "a\nb", true},
 		{"bell in multiline", multi, "a\ab", false},
 		{"invalid utf8", opt, "\xff", false},
+		{"C1 control", opt, "a\u0085", false},
+		{"bidi override", opt, "a\u202e", false},
+		{"bidi override in multiline", multi, "a\u202eb", false},
+		{"isolate", opt, "\u2066a", false},
+		{"byte order mark", opt, "\ufeffa", false},
+		{"line separator in one-line text", opt, "a\u2028", false},
+		{"line separator in multiline", multi, "a\u2028b", true},
+		{"zero-width joiner", opt, "a\u200db", true},
 	} {
 		if err := c.fn(c.in); (err == nil) != c.ok {
 			t.Errorf("%s: %q → %v, want ok=%v", c.name, c.in, err, c.ok)
