@@ -69,7 +69,7 @@ func TestServiceOutsideRequest(t *testing.T) {
 	t.Cleanup(transport.CloseIdleConnections)
 	kr, err := secrets.NewKeyring("k", map[string][]byte{"k": bytes.Repeat([]byte{1}, 32)})
 	require.NoError(t, err)
-	conn, err := tenant.New(tenant.Config{Keyring: kr, AllowCustomURLs: true,
+	conn, err := tenant.New(tenant.Config{Keyring: kr, AllowCustomURLs: true, AllowInsecureURLs: true,
 		HTTPClient: &http.Client{Transport: transport},
 		Retry:      &msgraph.RetryPolicy{MaxAttempts: 1, BaseDelay: time.Millisecond},
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil))})
