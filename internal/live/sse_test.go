@@ -169,9 +169,8 @@ func TestSSEAcrossReplicasWithRealWorker(t *testing.T) {
 
 // An SSE stream outlives the server's read and write timeouts: they bound
 // reading the request and writing an ordinary answer, and the stream lifts
-// them for itself once its body is read (a read deadline left in place
-// would cancel the request when it passes, a write deadline would cut the
-// next event).
+// the write deadline for itself once its body is read (left in place, it
+// would cut the next event).
 func TestSSEOutlivesServerTimeouts(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

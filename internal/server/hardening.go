@@ -43,14 +43,13 @@ func isEventStream(r *http.Request) bool {
 	return r.Method == http.MethodPost && strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 }
 
-// streams lifts the server's timeouts for a subscription over SSE, which
-// lives far longer than any of them, but only after its whole body has
-// arrived within ReadTimeout: a slow client cannot use the Accept header to
-// escape the limits. Two deadlines matter: the write deadline
-// (WriteTimeout) would cut the stream, and the read deadline (ReadTimeout)
-// would make net/http's background read, which watches for the client going
-// away, fail and cancel the request's context. Websocket upgrades need
-// nothing here: net/http clears a hijacked connection's deadlines.
+// streams lifts the server's write deadline (WriteTimeout) for a
+// subscription over SSE, which lives far longer than it, but only after the
+// whole body has arrived within ReadTimeout and MaxStreamBodyBytes: a slow
+// client cannot use the Accept header to escape the limits. (The read
+// deadline needs nothing: net/http clears it itself once the body is read.)
+// Websocket upgrades need nothing either: net/http clears a hijacked
+// connection's deadlines.
 func streams(l Limits, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !isEventStream(r) {
@@ -69,11 +68,9 @@ func streams(l Limits, next http.Handler) http.Handler {
 			return
 		}
 		_ = r.Body.Close()
-		rc := http.NewResponseController(w)
-		// Errors mean the writer cannot change deadlines (not a net/http
-		// server, e.g. in unit tests): then there are none to lift.
-		_ = rc.SetReadDeadline(time.Time{})
-		_ = rc.SetWriteDeadline(time.Time{})
+		// An error means the writer cannot change deadlines (not a net/http
+		// server, e.g. in unit tests): then there is none to lift.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 		r2 := r.Clone(r.Context())
 		r2.Body = io.NopCloser(bytes.NewReader(body))
 		r2.ContentLength = int64(len(body))

@@ -165,3 +165,35 @@ func TestStreamBodyLimit(t *testing.T) {
 	_ = res.Body.Close()
 	require.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode)
 }
+
+// ReadTimeout bounds reading the request, not the work it starts: a
+// request whose handler runs longer than ReadTimeout (a big bind, an
+// authorization waiting on Microsoft) keeps its context. net/http's
+// background read, which runs once the body is read, would otherwise hit the
+// read deadline and cancel the request.
+func TestReadTimeoutDoesNotCancelLongHandlers(t *testing.T) {
+	limits := Limits{ReadTimeout: 200 * time.Millisecond, WriteTimeout: 5 * time.Second}
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		select {
+		case <-r.Context().Done():
+			w.WriteHeader(http.StatusTeapot) // canceled
+		case <-time.After(3 * limits.ReadTimeout):
+			_, _ = io.WriteString(w, "done")
+		}
+	})
+	addr := serve(t, Config{GraphQL: slow, Limits: limits})
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader(`{"query":"{ __typename }"}`)
+		}
+		req, _ := http.NewRequest(method, "http://"+addr+"/graphql", body)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err, method)
+		b, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		require.Equal(t, http.StatusOK, res.StatusCode, method)
+		require.Equal(t, "done", string(b), method)
+	}
+}
