@@ -119,6 +119,10 @@ func (s *Service) readTenant(ctx context.Context, in *ent.Integration) (tenantFa
 			return tenantFacts{}, &gqlerr.Error{Code: gqlerr.FailedPrecondition, Field: "graphBaseURL",
 				Message: "this server no longer allows the integration's custom Graph or login URL; clear them", Err: err}
 		}
+		if errors.Is(err, egress.ErrBlocked) {
+			return tenantFacts{}, &gqlerr.Error{Code: gqlerr.FailedPrecondition, Field: "graphBaseURL",
+				Message: "this server no longer allows the integration's Graph or login URL (" + err.Error() + "); change them", Err: err}
+		}
 		return tenantFacts{}, fmt.Errorf("integrations: graph client: %w", err)
 	}
 	timeout := s.AuthorizeTimeout
