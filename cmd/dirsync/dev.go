@@ -23,6 +23,7 @@ func runDev(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	cfg.Playground, cfg.Introspection, cfg.AllowCustomGraphURLs = true, true, true
+	cfg.AllowInsecureGraphURLs = true // the embedded emulator listens on 127.0.0.1 over http
 	log := cfg.Logger()
 	if err := app.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
 		return err

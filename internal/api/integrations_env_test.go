@@ -36,21 +36,30 @@ type simEnv struct {
 
 func newSimEnv(t *testing.T, allowCustomURLs bool) *simEnv {
 	t.Helper()
+	transport := &http.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
+	return newSimEnvWith(t, tenantconn.Config{
+		AllowCustomURLs: allowCustomURLs,
+		// The emulator listens on 127.0.0.1 over plain http.
+		AllowInsecureURLs: allowCustomURLs,
+		HTTPClient:        &http.Client{Transport: transport, Timeout: 10 * time.Second},
+	})
+}
+
+// newSimEnvWith is newSimEnv with the connector's URL policy and HTTP client
+// given (a nil HTTPClient gets the production, policy-enforcing one).
+func newSimEnvWith(t *testing.T, cfg tenantconn.Config) *simEnv {
+	t.Helper()
 	sim := graphsim.New(graphsim.Config{Seed: 7, DisableThrottling: true})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	kr, err := secrets.NewKeyring("k1", map[string][]byte{"k1": bytes.Repeat([]byte{7}, 32)})
 	require.NoError(t, err)
-	transport := &http.Transport{}
-	t.Cleanup(transport.CloseIdleConnections)
-	conn, err := tenantconn.New(tenantconn.Config{
-		Keyring:         kr,
-		AllowCustomURLs: allowCustomURLs,
-		HTTPClient:      &http.Client{Transport: transport, Timeout: 10 * time.Second},
-		// Unreachable endpoints fail fast instead of backing off for seconds.
-		Retry:  &msgraph.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	cfg.Keyring = kr
+	// Unreachable endpoints fail fast instead of backing off for seconds.
+	cfg.Retry = &msgraph.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	conn, err := tenantconn.New(cfg)
 	require.NoError(t, err)
 	return &simEnv{env: newEnv(t, api.Config{Deps: graph.Deps{Tenants: conn}}), sim: sim, simURL: srv.URL}
 }

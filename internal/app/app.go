@@ -115,7 +115,8 @@ func (a *App) wire() error {
 			return err
 		}
 		a.Tenants, err = tenant.New(tenant.Config{
-			Keyring: a.Keyring, Budgets: a.Budgets, AllowCustomURLs: a.Cfg.AllowCustomGraphURLs, Logger: a.Log,
+			Keyring: a.Keyring, Budgets: a.Budgets, AllowCustomURLs: a.Cfg.AllowCustomGraphURLs,
+			AllowInsecureURLs: a.Cfg.AllowInsecureGraphURLs, Logger: a.Log,
 		})
 		if err != nil {
 			return err
@@ -157,6 +158,13 @@ func (a *App) HTTPServer() (*server.Server, error) {
 		Checks:          a.Checks(),
 		ShutdownTimeout: a.Cfg.ShutdownTimeout,
 		Logger:          a.Log,
+		Limits: server.Limits{
+			ReadHeaderTimeout: a.Cfg.HTTPReadHeaderTimeout,
+			ReadTimeout:       a.Cfg.HTTPReadTimeout,
+			WriteTimeout:      a.Cfg.HTTPWriteTimeout,
+			IdleTimeout:       a.Cfg.HTTPIdleTimeout,
+			MaxHeaderBytes:    a.Cfg.HTTPMaxHeaderBytes,
+		},
 	})
 }
 

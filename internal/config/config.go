@@ -35,6 +35,18 @@ type Config struct {
 	// Microsoft's (the emulator). Off in production: an admin could otherwise make
 	// the server send a client secret and tokens anywhere (SSRF).
 	AllowCustomGraphURLs bool // DIRSYNC_ALLOW_CUSTOM_GRAPH_URLS
+	// AllowInsecureGraphURLs lets Graph/login URLs use plain http and reach
+	// loopback, private and link-local addresses (an emulator on this machine
+	// or the LAN). Off in production: with it, an admin could aim the server
+	// at internal services. `dirsync dev` turns it on.
+	AllowInsecureGraphURLs bool // DIRSYNC_ALLOW_INSECURE_GRAPH_URLS
+
+	// HTTP server limits (see docs/security.md); zero keeps the default.
+	HTTPReadHeaderTimeout time.Duration // DIRSYNC_HTTP_READ_HEADER_TIMEOUT
+	HTTPReadTimeout       time.Duration // DIRSYNC_HTTP_READ_TIMEOUT
+	HTTPWriteTimeout      time.Duration // DIRSYNC_HTTP_WRITE_TIMEOUT
+	HTTPIdleTimeout       time.Duration // DIRSYNC_HTTP_IDLE_TIMEOUT
+	HTTPMaxHeaderBytes    int           // DIRSYNC_HTTP_MAX_HEADER_BYTES
 
 	// AllowedOrigins is the websocket Origin allow-list (DIRSYNC_ALLOWED_ORIGINS,
 	// comma-separated; empty = same-origin and non-browser clients only).
@@ -114,6 +126,22 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	boolean("DIRSYNC_PLAYGROUND", &c.Playground)
 	boolean("DIRSYNC_INTROSPECTION", &c.Introspection)
 	boolean("DIRSYNC_ALLOW_CUSTOM_GRAPH_URLS", &c.AllowCustomGraphURLs)
+	boolean("DIRSYNC_ALLOW_INSECURE_GRAPH_URLS", &c.AllowInsecureGraphURLs)
+	duration := func(name string, dst *time.Duration) {
+		if v, ok := lookup(name); ok && v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				errs = append(errs, fmt.Errorf("%s: %q is not a duration (e.g. 30s)", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	duration("DIRSYNC_HTTP_READ_HEADER_TIMEOUT", &c.HTTPReadHeaderTimeout)
+	duration("DIRSYNC_HTTP_READ_TIMEOUT", &c.HTTPReadTimeout)
+	duration("DIRSYNC_HTTP_WRITE_TIMEOUT", &c.HTTPWriteTimeout)
+	duration("DIRSYNC_HTTP_IDLE_TIMEOUT", &c.HTTPIdleTimeout)
+	integer("DIRSYNC_HTTP_MAX_HEADER_BYTES", &c.HTTPMaxHeaderBytes)
 	integer("DIRSYNC_COMPLEXITY_LIMIT", &c.ComplexityLimit)
 	integer("DIRSYNC_MAX_PAGE_SIZE", &c.MaxPageSize)
 	integer("DIRSYNC_REDIS_DB", &c.RedisDB)
@@ -180,6 +208,9 @@ func (c Config) Validate(requireSecretKey bool) error {
 	}
 	if c.MaxPageSize <= 0 || c.MaxPageSize > 1000 {
 		errs = append(errs, errors.New("DIRSYNC_MAX_PAGE_SIZE: must be 1..1000"))
+	}
+	if c.HTTPMaxHeaderBytes < 0 || c.HTTPMaxHeaderBytes > 1<<20 {
+		errs = append(errs, errors.New("DIRSYNC_HTTP_MAX_HEADER_BYTES: must be 0 (default) .. 1048576"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, errors.New("DIRSYNC_LOG_FORMAT: text or json"))

@@ -81,3 +81,29 @@ func TestRedisDBOverridesTheURLsDatabase(t *testing.T) {
 	c.RedisDB = -5
 	require.ErrorContains(t, c.Validate(false), "DIRSYNC_REDIS_DB")
 }
+
+func TestHTTPLimitsAndEgressFromEnv(t *testing.T) {
+	c, err := fromLookup(lookupFrom(map[string]string{
+		"DIRSYNC_HTTP_READ_HEADER_TIMEOUT":  "2s",
+		"DIRSYNC_HTTP_READ_TIMEOUT":         "20s",
+		"DIRSYNC_HTTP_WRITE_TIMEOUT":        "90s",
+		"DIRSYNC_HTTP_IDLE_TIMEOUT":         "1m",
+		"DIRSYNC_HTTP_MAX_HEADER_BYTES":     "32768",
+		"DIRSYNC_ALLOW_INSECURE_GRAPH_URLS": "true",
+	}))
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Second, c.HTTPReadHeaderTimeout)
+	require.Equal(t, 20*time.Second, c.HTTPReadTimeout)
+	require.Equal(t, 90*time.Second, c.HTTPWriteTimeout)
+	require.Equal(t, time.Minute, c.HTTPIdleTimeout)
+	require.Equal(t, 32768, c.HTTPMaxHeaderBytes)
+	require.True(t, c.AllowInsecureGraphURLs)
+	require.False(t, Defaults().AllowInsecureGraphURLs, "off unless asked for")
+
+	_, err = fromLookup(lookupFrom(map[string]string{"DIRSYNC_HTTP_READ_TIMEOUT": "soon", "DIRSYNC_HTTP_WRITE_TIMEOUT": "-1s"}))
+	require.ErrorContains(t, err, "DIRSYNC_HTTP_READ_TIMEOUT")
+	require.ErrorContains(t, err, "DIRSYNC_HTTP_WRITE_TIMEOUT")
+	c = Defaults()
+	c.HTTPMaxHeaderBytes = 1 << 30
+	require.ErrorContains(t, c.Validate(false), "DIRSYNC_HTTP_MAX_HEADER_BYTES")
+}

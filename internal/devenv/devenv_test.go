@@ -102,6 +102,7 @@ func TestDevTourWorksAndSurvivesARestart(t *testing.T) {
 	cfg.RedisURL = r.URL
 	cfg.Listen = freeAddr(t)
 	cfg.Playground, cfg.Introspection, cfg.AllowCustomGraphURLs = true, true, true
+	cfg.AllowInsecureGraphURLs = true
 	stateDir := t.TempDir()
 
 	env, welcome, stop := start(t, cfg, stateDir)

@@ -86,7 +86,10 @@ func (s *Sim) batch(w http.ResponseWriter, r *http.Request, base string, rec *Re
 	if r.Method != http.MethodPost {
 		return fail(methodNotAllowed())
 	}
-	body, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	body, berr := readBody(r)
+	if berr != nil {
+		return fail(berr)
+	}
 	var payload struct {
 		Requests []batchRequest `json:"requests"`
 	}

@@ -38,7 +38,17 @@ const (
 	fAdv                      // only in advanced mode
 )
 
+// lambdaLevel says what an any() lambda may test on a string collection.
+type lambdaLevel int
+
+const (
+	lambdaNone       lambdaLevel = iota
+	lambdaEq                     // eq, in (ne in advanced mode)
+	lambdaStartsWith             // and startsWith (endsWith in advanced mode where endsWith is set)
+)
+
 type propDef struct {
+	lambda   lambdaLevel // collections: any() support
 	typ      ptype
 	readOnly bool
 	filter   filterLevel
@@ -63,7 +73,7 @@ var userDef = &entityDef{
 		"id":                         {typ: pString, readOnly: true, filter: fBasic},
 		"accountEnabled":             {typ: pBool, filter: fBasic},
 		"ageGroup":                   {typ: pString, filter: fBasic},
-		"businessPhones":             {typ: pStrings, filter: fAdv},
+		"businessPhones":             {typ: pStrings, filter: fAdv, lambda: lambdaEq},
 		"city":                       {typ: pString, filter: fBasic},
 		"companyName":                {typ: pString, filter: fBasic},
 		"country":                    {typ: pString, filter: fBasic},
@@ -86,12 +96,12 @@ var userDef = &entityDef{
 		"mobilePhone":                {typ: pString, filter: fBasic},
 		"officeLocation":             {typ: pString, filter: fBasic},
 		"onPremisesImmutableId":      {typ: pString, filter: fBasic},
-		"otherMails":                 {typ: pStrings, filter: fAdv, endsWith: true},
+		"otherMails":                 {typ: pStrings, filter: fAdv, endsWith: true, lambda: lambdaStartsWith},
 		"passwordPolicies":           {typ: pString, filter: fAdv},
 		"passwordProfile":            {typ: pObject, hidden: true},
 		"postalCode":                 {typ: pString, filter: fBasic},
 		"preferredLanguage":          {typ: pString, filter: fBasic},
-		"proxyAddresses":             {typ: pStrings, readOnly: true, filter: fAdv, endsWith: true},
+		"proxyAddresses":             {typ: pStrings, readOnly: true, filter: fAdv, endsWith: true, lambda: lambdaStartsWith},
 		"showInAddressList":          {typ: pBool},
 		"state":                      {typ: pString, filter: fBasic},
 		"streetAddress":              {typ: pString, filter: fBasic},
@@ -125,7 +135,7 @@ var groupDef = &entityDef{
 		"onPremisesSyncEnabled":         {typ: pBool, readOnly: true, filter: fBasic},
 		"preferredDataLocation":         {typ: pString, filter: fBasic},
 		"preferredLanguage":             {typ: pString, filter: fBasic},
-		"proxyAddresses":                {typ: pStrings, readOnly: true, filter: fAdv, endsWith: true},
+		"proxyAddresses":                {typ: pStrings, readOnly: true, filter: fAdv, endsWith: true, lambda: lambdaStartsWith},
 		"renewedDateTime":               {typ: pDateTime, readOnly: true},
 		"resourceBehaviorOptions":       {typ: pStrings},
 		"resourceProvisioningOptions":   {typ: pStrings, readOnly: true},

@@ -21,6 +21,9 @@ const (
 	codeSyncStateNotFound = "syncStateNotFound"
 	codeResyncRequired    = "resyncRequired"
 
+	codeUnsupportedMediaType = "UnsupportedMediaType"
+	codeRequestTooLarge      = "RequestEntityTooLarge"
+
 	msgUPNConflict      = "Another object with the same value for property userPrincipalName already exists."
 	msgUPNDomain        = "The domain portion of the userPrincipalName property is invalid. You must use one of the verified domain names in your organization."
 	msgWeakPassword     = "The specified password does not comply with password complexity requirements. Please provide a different password."

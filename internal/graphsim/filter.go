@@ -33,6 +33,15 @@ type fnExpr struct {
 	val  lit
 }
 
+// anyExpr is a lambda over a string collection: prop/any(v: body), where
+// body tests the range variable v.
+type anyExpr struct {
+	prop string
+	v    string
+	body expr
+}
+
+func (anyExpr) isExpr()  {}
 func (boolExpr) isExpr() {}
 func (notExpr) isExpr()  {}
 func (cmpExpr) isExpr()  {}
@@ -280,6 +289,9 @@ func (p *filterParser) primary() (expr, *graphError) {
 	p.next()
 	if p.peek().kind == tkLParen { // function call
 		fn := strings.ToLower(t.s)
+		if prop, ok := strings.CutSuffix(t.s, "/any"); ok && !strings.Contains(prop, "/") && prop != "" {
+			return p.lambda(prop)
+		}
 		if strings.Contains(fn, "/") {
 			return nil, unsupportedQuery("Unsupported query.")
 		}
@@ -346,6 +358,29 @@ func (p *filterParser) primary() (expr, *graphError) {
 		}
 	}
 	return nil, filterSyntaxError(op.pos, p.src)
+}
+
+// lambda parses the rest of prop/any(v: body). The body is one comparison
+// or function on v; checkFilter decides which are allowed.
+func (p *filterParser) lambda(prop string) (expr, *graphError) {
+	p.next() // (
+	v, err := p.expect(tkIdent)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.expect(tkColon); err != nil {
+		return nil, err
+	}
+	p.depth++
+	defer func() { p.depth-- }()
+	body, err := p.or()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.expect(tkRParen); err != nil {
+		return nil, err
+	}
+	return anyExpr{prop: prop, v: v.s, body: body}, nil
 }
 
 func (p *filterParser) literal() (lit, *graphError) {
@@ -470,6 +505,11 @@ func checkFilter(e expr, d *entityDef, advanced bool, delta bool) (expr, *graphE
 				}
 			}
 			return inExpr{n, x.vals}, nil
+		case anyExpr:
+			if delta {
+				return nil, unsupportedQuery("Unsupported query.")
+			}
+			return checkLambda(x, d, advanced)
 		case fnExpr:
 			n, def, err := resolve(x.prop, x.fn)
 			if err != nil {
@@ -495,6 +535,57 @@ func checkFilter(e expr, d *entityDef, advanced bool, delta bool) (expr, *graphE
 		}
 	}
 	return out, nil
+}
+
+// checkLambda enforces Graph's rules for prop/any(v: …) on a string
+// collection (Microsoft's "Advanced query capabilities" tables): on
+// otherMails and proxyAddresses `eq`, `in` and `startsWith` work by default
+// and `endsWith` needs advanced query mode; on businessPhones only `eq`
+// and `in`. `ne` inside a lambda needs advanced mode, as `not` around it
+// does. The body must test the range variable itself with one operator;
+// anything else (and/or inside, nested paths such as identities'
+// c/issuer, other collections) is refused as unsupported.
+func checkLambda(x anyExpr, d *entityDef, advanced bool) (expr, *graphError) {
+	n, def, ok := d.canonical(x.prop)
+	if !ok {
+		return nil, d.noSuchProperty(x.prop)
+	}
+	unsupported := unsupportedQuery("Unsupported or invalid query filter clause specified for property '" + n + "' of resource '" + d.resource + "'.")
+	if def.typ != pStrings || def.lambda == lambdaNone {
+		return nil, unsupported
+	}
+	var op, prop string
+	var vals []lit
+	switch b := x.body.(type) {
+	case cmpExpr:
+		op, prop, vals = b.op, b.prop, []lit{b.val}
+	case inExpr:
+		op, prop, vals = "in", b.prop, b.vals
+	case fnExpr:
+		op, prop, vals = b.fn, b.prop, []lit{b.val}
+	default:
+		return nil, unsupported
+	}
+	if prop != x.v {
+		return nil, odataBadRequest("Invalid filter clause: Could not find a property named '" + prop + "' on type 'Edm.String'.")
+	}
+	switch {
+	case op == "eq" || op == "in":
+	case op == "startswith" && def.lambda == lambdaStartsWith:
+	case op == "endswith" && def.endsWith && advanced:
+	case op == "ne" && advanced:
+	default:
+		return nil, unsupported
+	}
+	for _, v := range vals {
+		if v.kind != litString {
+			return nil, odataBadRequest("Invalid filter clause: A binary operator with incompatible types was detected. Found operand types 'Edm.String' and '" + v.edm() + "' for operator kind '" + op + "'.")
+		}
+		if !advanced && len([]rune(v.s)) > maxBasicLiteral {
+			return nil, unsupported
+		}
+	}
+	return anyExpr{prop: n, v: x.v, body: x.body}, nil
 }
 
 // orClauses counts the alternatives an expression's or/in operators hold.
@@ -528,6 +619,14 @@ func matches(e expr, o *object) bool {
 	case inExpr:
 		for _, v := range x.vals {
 			if compare(o.props[x.prop], "eq", v) {
+				return true
+			}
+		}
+		return false
+	case anyExpr:
+		elems, _ := o.props[x.prop].([]string)
+		for _, e := range elems {
+			if matches(x.body, &object{props: map[string]any{x.v: e}}) {
 				return true
 			}
 		}

@@ -130,11 +130,11 @@ func (s *Sim) serveGraph(w http.ResponseWriter, r *http.Request, base string, in
 	rec := RequestLog{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Batch: inBatch,
 		RequestID: reqID, ClientRequestID: clientReqID}
 
-	var body []byte
-	if r.Body != nil {
-		body, _ = io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	body, err := readBody(r)
+	var rep *reply
+	if err == nil {
+		rep, err = s.handleGraph(r, base, body, &rec)
 	}
-	rep, err := s.handleGraph(r, base, body, &rec)
 	rec.Time = s.now()
 	if err != nil {
 		rec.Status = err.status
@@ -308,7 +308,7 @@ func (c *call) route() (route, *graphError) {
 			return route{}, methodNotAllowed()
 		case len(segs) == 2 && segs[1] == "$count":
 			return get((*call).countUsers, 1, userRead)
-		case len(segs) == 2 && strings.EqualFold(segs[1], "delta"):
+		case len(segs) == 2 && isDelta(segs[1]):
 			return get((*call).userDelta, 1, userRead)
 		case len(segs) == 2:
 			switch m {
@@ -334,7 +334,7 @@ func (c *call) route() (route, *graphError) {
 			return route{}, methodNotAllowed()
 		case len(segs) == 2 && segs[1] == "$count":
 			return get((*call).countGroups, 1, groupRead)
-		case len(segs) == 2 && strings.EqualFold(segs[1], "delta"):
+		case len(segs) == 2 && isDelta(segs[1]):
 			return get((*call).groupDelta, 1, groupRead)
 		case len(segs) == 2:
 			switch m {
@@ -390,6 +390,13 @@ func (c *call) route() (route, *graphError) {
 		return route{}, segmentNotFound(segs[2])
 	}
 	return route{}, segmentNotFound(segs[0])
+}
+
+// isDelta matches the delta function segment in both forms Graph accepts:
+// "delta" (the documentation's) and "delta()" (what the Graph SDKs send, as
+// OData function-call syntax).
+func isDelta(seg string) bool {
+	return strings.EqualFold(seg, "delta") || strings.EqualFold(seg, "delta()")
 }
 
 // cost is the request's price in resource units (GRAPH.md "Throttling").

@@ -17,6 +17,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/internal/connect"
+	"github.com/dirsync/dirsync/internal/egress"
 	"github.com/dirsync/dirsync/internal/gqlerr"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/msgraph"
@@ -119,6 +120,10 @@ func (s *Service) readTenant(ctx context.Context, in *ent.Integration) (tenantFa
 			return tenantFacts{}, &gqlerr.Error{Code: gqlerr.FailedPrecondition, Field: "graphBaseURL",
 				Message: "this server no longer allows the integration's custom Graph or login URL; clear them", Err: err}
 		}
+		if errors.Is(err, egress.ErrBlocked) {
+			return tenantFacts{}, &gqlerr.Error{Code: gqlerr.FailedPrecondition, Field: "graphBaseURL",
+				Message: "this server no longer allows the integration's Graph or login URL (" + err.Error() + "); change them", Err: err}
+		}
 		return tenantFacts{}, fmt.Errorf("integrations: graph client: %w", err)
 	}
 	timeout := s.AuthorizeTimeout
@@ -128,11 +133,11 @@ func (s *Service) readTenant(ctx context.Context, in *ent.Integration) (tenantFa
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if _, err := gc.Token(ctx); err != nil {
-		return tenantFacts{}, classify(in, err)
+		return tenantFacts{}, classify(in, err, "loginBaseURL")
 	}
 	ds, err := gc.ListDomains(ctx)
 	if err != nil {
-		return tenantFacts{}, classify(in, err)
+		return tenantFacts{}, classify(in, err, "graphBaseURL")
 	}
 	var f tenantFacts
 	for _, d := range ds {
@@ -151,8 +156,18 @@ func (s *Service) readTenant(ctx context.Context, in *ent.Integration) (tenantFa
 
 // classify turns a failed token request or Graph call into a typed error that
 // says which setting is wrong. Messages carry Entra's AADSTS text, never the
-// secret (msgraph errors contain no request bodies).
-func classify(in *ent.Integration, err error) error {
+// secret (msgraph errors contain no request bodies). urlField names the base
+// URL the failed call went to.
+func classify(in *ent.Integration, err error, urlField string) error {
+	var blocked *egress.BlockedError
+	switch {
+	case errors.As(err, &blocked):
+		return &gqlerr.Error{Code: gqlerr.BadUserInput, Field: urlField,
+			Message: urlField + ": " + blocked.Error(), Err: err}
+	case errors.Is(err, msgraph.ErrRedirect):
+		return &gqlerr.Error{Code: gqlerr.BadUserInput, Field: urlField,
+			Message: urlField + ": the endpoint answered with a redirect; redirects are never followed, so configure the final URL", Err: err}
+	}
 	if ae, ok := msgraph.IsAuthError(err); ok {
 		desc := firstLine(ae.Description)
 		switch ae.Reason() {

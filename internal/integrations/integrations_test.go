@@ -24,6 +24,8 @@ import (
 	"github.com/dirsync/dirsync/internal/auth"
 	"github.com/dirsync/dirsync/internal/dbmigrate"
 	"github.com/dirsync/dirsync/internal/directory"
+	"github.com/dirsync/dirsync/internal/egress"
+	"github.com/dirsync/dirsync/internal/gqlerr"
 	"github.com/dirsync/dirsync/internal/graphsim"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/mapping"
@@ -69,7 +71,7 @@ func TestServiceOutsideRequest(t *testing.T) {
 	t.Cleanup(transport.CloseIdleConnections)
 	kr, err := secrets.NewKeyring("k", map[string][]byte{"k": bytes.Repeat([]byte{1}, 32)})
 	require.NoError(t, err)
-	conn, err := tenant.New(tenant.Config{Keyring: kr, AllowCustomURLs: true,
+	conn, err := tenant.New(tenant.Config{Keyring: kr, AllowCustomURLs: true, AllowInsecureURLs: true,
 		HTTPClient: &http.Client{Transport: transport},
 		Retry:      &msgraph.RetryPolicy{MaxAttempts: 1, BaseDelay: time.Millisecond},
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -120,6 +122,21 @@ func TestServiceOutsideRequest(t *testing.T) {
 	n, err := client.UserBinding.Query().Count(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n, "a credential change keeps bindings")
+
+	// The same integration on a server that no longer allows insecure URLs
+	// (the flag turned off after it was saved): a typed refusal naming the
+	// setting, not an internal error, and nothing is sent.
+	strict, err := tenant.New(tenant.Config{Keyring: kr, AllowCustomURLs: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	sim.ClearRequests()
+	_, _, err = New(client, strict).Authorize(ctx, in.ID)
+	var ge *gqlerr.Error
+	require.ErrorAs(t, err, &ge)
+	assert.Equal(t, gqlerr.FailedPrecondition, ge.Code)
+	assert.Equal(t, "graphBaseURL", ge.Field)
+	assert.ErrorIs(t, err, egress.ErrBlocked)
+	assert.Empty(t, sim.Requests())
 }
 
 // Binding a group of thousands starts one job with an item and an outbox row

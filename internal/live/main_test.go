@@ -11,6 +11,7 @@ import (
 	entsql "entgo.io/ent/dialect/sql"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -32,6 +33,7 @@ import (
 	"github.com/dirsync/dirsync/internal/directory"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/pubsub"
+	"github.com/dirsync/dirsync/internal/server"
 	"github.com/dirsync/dirsync/internal/testdb"
 	"github.com/dirsync/dirsync/internal/testredis"
 )
@@ -87,6 +89,13 @@ type process struct {
 
 func (e *env) api(cfg api.Config, hubCfg pubsub.HubConfig) *process {
 	e.t.Helper()
+	return e.apiServer(cfg, hubCfg, nil)
+}
+
+// apiServer is api with, when limits is not nil, the real http.Server and
+// its timeouts (server.Serve) instead of httptest's server without any.
+func (e *env) apiServer(cfg api.Config, hubCfg pubsub.HubConfig, limits *server.Limits) *process {
+	e.t.Helper()
 	name := "livetest" + randomHex(6)
 	opts := e.redis.Options()
 	opts.ContextTimeoutEnabled, opts.ClientName = true, name
@@ -103,15 +112,40 @@ func (e *env) api(cfg api.Config, hubCfg pubsub.HubConfig) *process {
 	if testing.Verbose() {
 		logOut = os.Stderr
 	}
-	srv := httptest.NewServer(api.NewHandler(cfg, e.client, slog.New(slog.NewTextHandler(logOut, nil))))
-	e.t.Cleanup(func() {
-		srv.CloseClientConnections()
-		srv.Close()
-		cancel()
-		<-done
-	})
+	logger := slog.New(slog.NewTextHandler(logOut, nil))
+	// The whole HTTP stack a client meets (request ids, access log, security
+	// headers, stream deadlines, panic recovery), not only /graphql: a
+	// middleware that hid http.Flusher once broke SSE.
+	scfg := server.Config{GraphQL: api.NewHandler(cfg, e.client, logger), Logger: logger, ShutdownTimeout: 5 * time.Second}
+	if limits != nil {
+		scfg.Limits = *limits
+	}
+	front, err := server.New(scfg)
+	require.NoError(e.t, err)
+	var base string
+	if limits == nil {
+		srv := httptest.NewServer(front.Handler())
+		e.t.Cleanup(func() {
+			srv.CloseClientConnections()
+			srv.Close()
+			cancel()
+			<-done
+		})
+		base = srv.URL
+	} else {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(e.t, err)
+		served := make(chan error, 1)
+		go func() { served <- front.Serve(ctx, ln) }()
+		e.t.Cleanup(func() {
+			cancel()
+			<-served
+			<-done
+		})
+		base = "http://" + ln.Addr().String()
+	}
 	waitFor(e.t, 5*time.Second, hub.Connected)
-	return &process{hub: hub, hubRedis: name, url: srv.URL + "/graphql", ws: "ws" + strings.TrimPrefix(srv.URL, "http") + "/graphql"}
+	return &process{hub: hub, hubRedis: name, url: base + "/graphql", ws: "ws" + strings.TrimPrefix(base, "http") + "/graphql"}
 }
 
 func waitFor(t testing.TB, limit time.Duration, cond func() bool) {

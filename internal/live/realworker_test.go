@@ -46,16 +46,18 @@ func gql(t testing.TB, url, key, query string, vars map[string]any, out any) {
 	}
 }
 
-// The issue's end-to-end case with the real worker: two API processes and a
-// worker process (internal/app's reconcile handler, asynq and the outbox
-// relay) sharing PostgreSQL and Redis, provisioning into the Graph emulator.
-// A bind of 200 users made on process A is watched on process B until
-// done = total and SUCCEEDED, and B's events stream carries each user's
-// provisioning event.
-func TestRealWorkerBindWatchedFromOtherProcess(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+// realWorker is a worker process (internal/app's reconcile handler, asynq
+// and the outbox relay) sharing the env's PostgreSQL and Redis and
+// provisioning into a Graph emulator tenant.
+type realWorker struct {
+	e      *env
+	app    *app.App
+	simURL string
+	creds  graphsim.Credentials
+}
 
+func (e *env) realWorker() *realWorker {
+	t := e.t
 	sim := graphsim.New(graphsim.Config{Seed: 7, DisableThrottling: true})
 	simSrv := httptest.NewServer(sim)
 	t.Cleanup(simSrv.Close)
@@ -65,7 +67,8 @@ func TestRealWorkerBindWatchedFromOtherProcess(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.DatabaseURL, cfg.RedisURL = e.dbURL, e.redis.URL
 	cfg.SecretKey, cfg.SecretKeyID = bytes.Repeat([]byte{9}, 32), "k1"
-	cfg.AllowCustomGraphURLs = true
+	// The emulator is a custom Graph host on 127.0.0.1 over plain HTTP.
+	cfg.AllowCustomGraphURLs, cfg.AllowInsecureGraphURLs = true, true
 	cfg.ShutdownTimeout = 5 * time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	workerApp, err := app.Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -80,32 +83,57 @@ func TestRealWorkerBindWatchedFromOtherProcess(t *testing.T) {
 		<-done
 		workerApp.Close()
 	})
+	return &realWorker{e: e, app: workerApp, simURL: simSrv.URL, creds: creds}
+}
 
-	a := e.api(api.Config{Deps: graph.Deps{Tenants: workerApp.Tenants}}, pubsub.HubConfig{})
-	b := e.api(api.Config{}, pubsub.HubConfig{})
-	o := e.org("acme")
-
+// integration creates and authorizes an integration on the emulator tenant
+// through the API at url.
+func (rw *realWorker) integration(url, key string) string {
+	t := rw.e.t
 	var created struct {
 		CreateIntegration struct{ Integration struct{ ID string } }
 	}
-	gql(t, a.url, o.admin, `mutation($in: CreateIntegrationInput!) { createIntegration(input: $in) { integration { id } } }`,
-		map[string]any{"in": map[string]any{"name": "Contoso", "tenantID": creds.TenantID, "clientID": creds.ClientID,
-			"clientSecret": creds.ClientSecret, "graphBaseURL": simSrv.URL + "/v1.0", "loginBaseURL": simSrv.URL}}, &created)
+	gql(t, url, key, `mutation($in: CreateIntegrationInput!) { createIntegration(input: $in) { integration { id } } }`,
+		map[string]any{"in": map[string]any{"name": "Contoso", "tenantID": rw.creds.TenantID, "clientID": rw.creds.ClientID,
+			"clientSecret": rw.creds.ClientSecret, "graphBaseURL": rw.simURL + "/v1.0", "loginBaseURL": rw.simURL}}, &created)
 	integ := created.CreateIntegration.Integration.ID
-	gql(t, a.url, o.admin, `mutation($id: ID!) { authorizeIntegration(id: $id) { integration { id status } } }`,
+	gql(t, url, key, `mutation($id: ID!) { authorizeIntegration(id: $id) { integration { id status } } }`,
 		map[string]any{"id": integ}, nil)
+	return integ
+}
 
-	const n = 200
+func createUsers(t testing.TB, url, key string, n int) []string {
+	t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
 		var u struct {
 			CreateUser struct{ User struct{ ID string } }
 		}
 		name := fmt.Sprintf("u%03d", i)
-		gql(t, a.url, o.admin, `mutation($in: CreateUserInput!) { createUser(input: $in) { user { id } } }`,
+		gql(t, url, key, `mutation($in: CreateUserInput!) { createUser(input: $in) { user { id } } }`,
 			map[string]any{"in": map[string]any{"username": name, "email": name + "@contoso.com"}}, &u)
 		ids[i] = u.CreateUser.User.ID
 	}
+	return ids
+}
+
+// The issue's end-to-end case with the real worker: two API processes and a
+// worker process (internal/app's reconcile handler, asynq and the outbox
+// relay) sharing PostgreSQL and Redis, provisioning into the Graph emulator.
+// A bind of 200 users made on process A is watched on process B until
+// done = total and SUCCEEDED, and B's events stream carries each user's
+// provisioning event.
+func TestRealWorkerBindWatchedFromOtherProcess(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	rw := e.realWorker()
+	a := e.api(api.Config{Deps: graph.Deps{Tenants: rw.app.Tenants}}, pubsub.HubConfig{})
+	b := e.api(api.Config{}, pubsub.HubConfig{})
+	o := e.org("acme")
+	integ := rw.integration(a.url, o.admin)
+
+	const n = 200
+	ids := createUsers(t, a.url, o.admin, n)
 
 	evSub, err := dial(t, b.ws, dialOpts{init: bearer(o.readOnly)})
 	require.NoError(t, err)

@@ -22,6 +22,8 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/dirsync/dirsync/internal/egress"
 )
 
 // Client talks to one tenant as one app. It is safe for concurrent use.
@@ -48,6 +50,12 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("msgraph: graph base URL: %w", err)
 	}
+	// Whatever client the caller hands in, a redirect is never followed: a
+	// token request would re-post the client secret to the redirect's host,
+	// and a Graph call would re-send the bearer token there.
+	hc := *cfg.HTTPClient
+	hc.CheckRedirect = egress.NoRedirect
+	cfg.HTTPClient = &hc
 	return &Client{
 		cfg:       cfg,
 		graphBase: gb,
@@ -84,6 +92,9 @@ func (c *Client) Token(ctx context.Context) (string, error) {
 			return "", ctx.Err()
 		}
 		return "", toAuthError(err)
+	}
+	if tok.AccessToken == "" {
+		return "", &AuthError{Err: errors.New("token endpoint answered without an access token")}
 	}
 	c.tok = tok
 	return tok.AccessToken, nil
@@ -288,6 +299,9 @@ func (c *Client) request(ctx context.Context, cl call) (*response, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if errors.Is(err, egress.ErrBlocked) {
+				return nil, fmt.Errorf("msgraph: %s %s: %w", cl.method, u.Path, err)
+			}
 			// Transport errors are retried like a 503: the request may not have
 			// reached Graph, and every call we make is safe to repeat or
 			// converges (a repeated create surfaces as a conflict).
@@ -307,6 +321,9 @@ func (c *Client) request(ctx context.Context, cl call) (*response, error) {
 		}
 		if resp.StatusCode < 300 || (cl.accept424 && resp.StatusCode == http.StatusFailedDependency) {
 			return &response{status: resp.StatusCode, header: resp.Header, body: rb}, nil
+		}
+		if resp.StatusCode < 400 {
+			return nil, &RedirectError{Status: resp.StatusCode, Method: cl.method, Path: u.Path}
 		}
 		ge := parseError(resp.StatusCode, resp.Header, rb, c.cfg.Clock())
 		ge.Method, ge.Path = cl.method, u.Path

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/dirsync/dirsync/internal/egress"
 )
 
 // Graph error codes the client branches on.
@@ -60,6 +62,28 @@ var ErrDeltaReset = errors.New("msgraph: delta token expired or unknown, full re
 // at a host other than the configured Graph host; following it would hand our
 // bearer token to that host.
 var ErrForeignLink = errors.New("msgraph: link does not point at the configured Graph host")
+
+// ErrRedirect is in the chain of a token or Graph answer that was a redirect
+// (3xx). Redirects are never followed (the secret or token would go to the
+// redirect's host), so such an answer is an error.
+var ErrRedirect = errors.New("msgraph: the endpoint answered with a redirect, which is never followed")
+
+// RedirectError is a 3xx answer of Graph or of the token endpoint.
+type RedirectError struct {
+	Status int
+	Method string
+	Path   string // empty for the token endpoint
+}
+
+func (e *RedirectError) Error() string {
+	if e.Path == "" {
+		return fmt.Sprintf("msgraph: token endpoint answered %d (a redirect, never followed)", e.Status)
+	}
+	return fmt.Sprintf("msgraph: %s %s answered %d (a redirect, never followed)", e.Method, e.Path, e.Status)
+}
+
+// Is makes errors.Is(err, ErrRedirect) true.
+func (e *RedirectError) Is(target error) bool { return target == ErrRedirect }
 
 // Detail is one entry of error.details.
 type Detail struct {
@@ -344,8 +368,12 @@ func (e *AuthError) Reason() string {
 }
 
 // temporary reports a token failure worth retrying (endpoint down or throttled,
-// or no answer at all).
+// or no answer at all). A refused destination or a redirect is not: asking
+// again gets the same answer.
 func (e *AuthError) temporary() bool {
+	if errors.Is(e.Err, egress.ErrBlocked) || errors.Is(e.Err, ErrRedirect) {
+		return false
+	}
 	return e.Reason() == "unavailable"
 }
 
@@ -364,6 +392,10 @@ func toAuthError(err error) *AuthError {
 	}
 	if re.Response != nil {
 		ae.Status = re.Response.StatusCode
+		if ae.Status >= 300 && ae.Status < 400 {
+			ae.Err = &RedirectError{Status: ae.Status}
+			return ae
+		}
 	}
 	ae.Code = re.ErrorCode
 	ae.Description = re.ErrorDescription

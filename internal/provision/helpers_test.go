@@ -108,7 +108,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if retry == nil {
 		retry = &msgraph.RetryPolicy{MaxAttempts: 4, BaseDelay: 20 * time.Millisecond, MaxDelay: 100 * time.Millisecond}
 	}
-	e.tenants, err = tenant.New(tenant.Config{Keyring: kr, Budgets: budgets, AllowCustomURLs: true, Retry: retry,
+	e.tenants, err = tenant.New(tenant.Config{Keyring: kr, Budgets: budgets, AllowCustomURLs: true, AllowInsecureURLs: true, Retry: retry,
 		Logger: quietLogger()})
 	require.NoError(t, err)
 

@@ -14,8 +14,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/99designs/gqlgen/graphql/playground"
 )
 
 // Check is one readiness dependency (PostgreSQL, Redis).
@@ -32,12 +30,78 @@ type Config struct {
 	Checks          []Check
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// Limits bound what one client may hold of the server; zero fields get
+	// the defaults of DefaultLimits.
+	Limits Limits
+}
+
+// Limits are the connection-level bounds of the HTTP server (see
+// docs/security.md). They are what stops a client that sends its headers or
+// body a byte at a time from holding a connection for ever.
+type Limits struct {
+	// ReadHeaderTimeout bounds reading the request line and headers.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading the whole request, body included.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of its answer. Subscription streams (SSE, websockets) lift it for
+	// their own request once the request is read: they live for hours.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that sends nothing.
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds the request line and headers.
+	MaxHeaderBytes int
+	// MaxStreamBodyBytes bounds the body of a subscription request over SSE,
+	// which the server reads in full before lifting the deadlines.
+	MaxStreamBodyBytes int64
+}
+
+// DefaultLimits are safe for an API behind a load balancer: a GraphQL request
+// body of the maximum size (1 MiB) still arrives in ReadTimeout at 35 KB/s,
+// and WriteTimeout outlasts the slowest mutation (authorizing an integration
+// waits up to 30 s for Microsoft).
+func DefaultLimits() Limits {
+	return Limits{
+		ReadHeaderTimeout:  10 * time.Second,
+		ReadTimeout:        30 * time.Second,
+		WriteTimeout:       60 * time.Second,
+		IdleTimeout:        2 * time.Minute,
+		MaxHeaderBytes:     64 << 10,
+		MaxStreamBodyBytes: 1 << 20,
+	}
+}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	if l.ReadHeaderTimeout <= 0 {
+		l.ReadHeaderTimeout = d.ReadHeaderTimeout
+	}
+	if l.ReadTimeout <= 0 {
+		l.ReadTimeout = d.ReadTimeout
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = d.WriteTimeout
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = d.IdleTimeout
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = d.MaxHeaderBytes
+	}
+	if l.MaxStreamBodyBytes <= 0 {
+		l.MaxStreamBodyBytes = d.MaxStreamBodyBytes
+	}
+	return l
 }
 
 // Server is an http.Server with dirsync's routes.
 type Server struct {
 	cfg  Config
 	http *http.Server
+	// graphiql is the rendered GraphiQL page and graphiqlCSP the policy that
+	// allows exactly what it loads.
+	graphiql    []byte
+	graphiqlCSP string
 }
 
 // New validates cfg and builds the routes.
@@ -51,13 +115,25 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 15 * time.Second
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	s := &Server{cfg: cfg}
+	if cfg.Playground {
+		page, csp, err := graphiQL()
+		if err != nil {
+			return nil, err
+		}
+		s.graphiql, s.graphiqlCSP = page, csp
+	}
+	l := cfg.Limits
 	s.http = &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		// No WriteTimeout: subscriptions (SSE, websockets) are long-lived responses.
-		IdleTimeout: 2 * time.Minute,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		ReadTimeout:       l.ReadTimeout,
+		WriteTimeout:      l.WriteTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
 }
@@ -71,9 +147,9 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	if s.cfg.Playground {
-		mux.Handle("GET /{$}", playground.Handler("dirsync", "/graphql"))
+		mux.HandleFunc("GET /{$}", s.serveGraphiQL)
 	}
-	return requestID(s.logged(recoverer(s.cfg.Logger, mux)))
+	return securityHeaders(requestID(s.logged(recoverer(s.cfg.Logger, streams(s.cfg.Limits, mux)))))
 }
 
 // ready answers 200 only when every dependency answers, naming the failing ones.
@@ -145,10 +221,17 @@ func requestID(next http.Handler) http.Handler {
 	})
 }
 
+// statusWriter records the status of an answer for the access log. It must
+// stay transparent to streaming: gqlgen's SSE transport asserts
+// http.Flusher on the writer it gets (and answers 500 "streaming
+// unsupported" without it), and http.ResponseController finds Hijack and the
+// deadlines through Unwrap.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
 }
+
+var _ http.Flusher = (*statusWriter)(nil)
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
@@ -157,7 +240,23 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
-// Unwrap lets http.ResponseController reach Flush/Hijack for SSE and websockets.
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush sends what is buffered (an SSE event) to the client now. A failed
+// flush means the client is gone; the stream notices through its context.
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach Flush/Hijack and the deadlines.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Server) logged(next http.Handler) http.Handler {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/internal/egress"
 	"github.com/dirsync/dirsync/internal/msgraph"
 	"github.com/dirsync/dirsync/internal/secrets"
 	"github.com/dirsync/dirsync/internal/throttle"
@@ -29,7 +30,13 @@ type Config struct {
 	// AllowCustomURLs lets integrations use Graph/login base URLs other than
 	// Microsoft's (the emulator in dev and tests). Off in production.
 	AllowCustomURLs bool
-	HTTPClient      *http.Client
+	// AllowInsecureURLs lets those URLs use plain http and reach loopback,
+	// private and link-local addresses (an emulator on 127.0.0.1). Off in
+	// production; see internal/egress.
+	AllowInsecureURLs bool
+	// HTTPClient replaces the policy-enforcing client (tests). Redirects are
+	// never followed whatever the client.
+	HTTPClient *http.Client
 	// Retry overrides the client's retry policy (tests and benchmarks).
 	Retry  *msgraph.RetryPolicy
 	Logger *slog.Logger
@@ -55,6 +62,9 @@ func New(cfg Config) (*Connector, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = cfg.policy().Client(60 * time.Second)
+	}
 	return &Connector{cfg: cfg, clients: map[pulid.ID]cached{}}, nil
 }
 
@@ -62,7 +72,13 @@ func New(cfg Config) (*Connector, error) {
 // server does not allow.
 var ErrCustomURL = errors.New("custom Graph and login URLs are not allowed on this server")
 
-// CheckURLs validates an integration's optional base URLs.
+func (cfg Config) policy() egress.Policy { return egress.Policy{AllowInsecure: cfg.AllowInsecureURLs} }
+
+// CheckURLs validates an integration's optional base URLs: absolute
+// http(s), Microsoft's own unless custom URLs are allowed, and https to a
+// host that is not a literal loopback/private address unless insecure URLs
+// are allowed (an *egress.BlockedError). Names are checked again when
+// dialled.
 func (c *Connector) CheckURLs(graphURL, loginURL string) error {
 	for _, raw := range []string{graphURL, loginURL} {
 		if raw == "" {
@@ -74,6 +90,9 @@ func (c *Connector) CheckURLs(graphURL, loginURL string) error {
 		}
 		if !c.cfg.AllowCustomURLs && !isMicrosoft(u) {
 			return ErrCustomURL
+		}
+		if err := c.cfg.policy().CheckURL(u); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -169,7 +169,7 @@ func connector(t testing.TB, rdb redis.UniversalClient, c childConfig) *tenant.C
 	require.NoError(t, err)
 	kr, err := secrets.NewKeyring("k1", map[string][]byte{"k1": key})
 	require.NoError(t, err)
-	tc, err := tenant.New(tenant.Config{Keyring: kr, Budgets: budgets, AllowCustomURLs: true, Logger: quiet,
+	tc, err := tenant.New(tenant.Config{Keyring: kr, Budgets: budgets, AllowCustomURLs: true, AllowInsecureURLs: true, Logger: quiet,
 		Retry: &msgraph.RetryPolicy{MaxAttempts: 6, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second, MaxRetryAfter: 30 * time.Second}})
 	require.NoError(t, err)
 	return tc

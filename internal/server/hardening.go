@@ -1,0 +1,185 @@
+package server
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+)
+
+// apiCSP is the policy of every answer but the GraphiQL page: JSON needs no
+// script, style or frame, so a browser that is tricked into rendering one
+// runs nothing.
+const apiCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// securityHeaders sets the headers every answer carries (OWASP secure
+// headers): no MIME sniffing, no Referer leaking URLs to other sites, no
+// caching of API answers (they carry directory data under a bearer key), no
+// framing. The GraphiQL handler replaces the CSP with its own.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", apiCSP)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isEventStream matches what gqlgen's SSE transport accepts: a POST asking
+// for text/event-stream.
+func isEventStream(r *http.Request) bool {
+	return r.Method == http.MethodPost && strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+}
+
+// streams lifts the server's write deadline (WriteTimeout) for a
+// subscription over SSE, which lives far longer than it, but only after the
+// whole body has arrived within ReadTimeout and MaxStreamBodyBytes: a slow
+// client cannot use the Accept header to escape the limits. (The read
+// deadline needs nothing: net/http clears it itself once the body is read.)
+// Websocket upgrades need nothing either: net/http clears a hijacked
+// connection's deadlines.
+func streams(l Limits, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !isEventStream(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, l.MaxStreamBodyBytes))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeError(w, http.StatusRequestEntityTooLarge, "BAD_REQUEST", fmt.Sprintf("request body larger than %d bytes", l.MaxStreamBodyBytes))
+				return
+			}
+			// A client that stops sending has its connection closed by the
+			// read deadline; nothing useful can be written back.
+			return
+		}
+		_ = r.Body.Close()
+		// An error means the writer cannot change deadlines (not a net/http
+		// server, e.g. in unit tests): then there is none to lift.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		r2 := r.Clone(r.Context())
+		r2.Body = io.NopCloser(bytes.NewReader(body))
+		r2.ContentLength = int64(len(body))
+		next.ServeHTTP(&noStoreWriter{ResponseWriter: w}, r2)
+	})
+}
+
+// noStoreWriter keeps Cache-Control at no-store on a stream: gqlgen's SSE
+// transport sets no-cache, which still lets a cache keep the events.
+type noStoreWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+var _ http.Flusher = (*noStoreWriter)(nil)
+
+func (w *noStoreWriter) header() {
+	if !w.wrote {
+		w.wrote = true
+		w.Header().Set("Cache-Control", "no-store")
+	}
+}
+
+func (w *noStoreWriter) WriteHeader(code int) {
+	w.header()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *noStoreWriter) Write(b []byte) (int, error) {
+	w.header()
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *noStoreWriter) Flush() {
+	w.header()
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *noStoreWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{
+		"errors": []map[string]any{{"message": msg, "extensions": map[string]string{"code": code}}},
+	})
+}
+
+// pageRecorder captures the GraphiQL page rendered once at start-up.
+type pageRecorder struct {
+	h    http.Header
+	body bytes.Buffer
+}
+
+func (p *pageRecorder) Header() http.Header         { return p.h }
+func (p *pageRecorder) WriteHeader(int)             {}
+func (p *pageRecorder) Write(b []byte) (int, error) { return p.body.Write(b) }
+
+var (
+	inlineScript = regexp.MustCompile(`(?s)<script>(.*?)</script>`)
+	externalRef  = regexp.MustCompile(`(?:src|href)="(https://[^"/]+)/`)
+)
+
+// graphiQL renders gqlgen's GraphiQL page and derives a Content-Security-
+// Policy allowing exactly what it uses: its inline script by hash, the CDN
+// origins it loads React, GraphiQL and their stylesheets from (each pinned
+// by a Subresource Integrity hash in the page), and requests to this origin
+// only (same-origin ws: and wss: are covered by 'self'). Styles also allow
+// 'unsafe-inline' because React and GraphiQL set style attributes, which
+// hashes cannot cover; styles cannot run code.
+func graphiQL() ([]byte, string, error) {
+	rec := &pageRecorder{h: http.Header{}}
+	req, err := http.NewRequest(http.MethodGet, "/", nil)
+	if err != nil {
+		return nil, "", err
+	}
+	playground.Handler("dirsync", "/graphql").ServeHTTP(rec, req)
+	page := rec.body.Bytes()
+	scripts := inlineScript.FindAllSubmatch(page, -1)
+	if len(scripts) == 0 {
+		return nil, "", errors.New("server: the GraphiQL page has no inline script; its CSP needs review")
+	}
+	var hashes []string
+	for _, m := range scripts {
+		sum := sha256.Sum256(m[1])
+		hashes = append(hashes, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
+	}
+	var origins []string
+	for _, m := range externalRef.FindAllSubmatch(page, -1) {
+		if o := string(m[1]); !slices.Contains(origins, o) {
+			origins = append(origins, o)
+		}
+	}
+	cdn := strings.Join(origins, " ")
+	csp := strings.Join([]string{
+		"default-src 'none'",
+		"script-src " + strings.Join(hashes, " ") + " " + cdn,
+		"style-src 'unsafe-inline' " + cdn,
+		"img-src 'self' data: " + cdn,
+		"font-src data: " + cdn,
+		"connect-src 'self'",
+		"frame-ancestors 'none'",
+		"base-uri 'none'",
+		"form-action 'none'",
+	}, "; ")
+	return page, csp, nil
+}
+
+func (s *Server) serveGraphiQL(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", s.graphiqlCSP)
+	_, _ = w.Write(s.graphiql)
+}
