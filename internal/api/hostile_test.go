@@ -328,6 +328,16 @@ func TestWebsocketRefusesQueriesAndMutations(t *testing.T) {
 		require.Equal(t, "BAD_REQUEST", errs[0].code())
 		require.Contains(t, errs[0].Message, "HTTP POST")
 	}
+	// The document limits apply on the websocket too.
+	c.send(map[string]any{"id": "deep", "type": "subscribe", "payload": map[string]any{"query": nest(17, "", "")}})
+	m := c.read()
+	for m.Type == "complete" {
+		m = c.read()
+	}
+	require.Equal(t, "deep", m.ID)
+	require.Equal(t, "error", m.Type, "payload %s", m.Payload)
+	require.Contains(t, string(m.Payload), "QUERY_LIMIT_EXCEEDED")
+
 	require.Zero(t, e.userCount(o.admin), "the mutation wrote nothing")
 	require.Zero(t, e.client.UserGroup.Query().CountX(sysCtx()))
 
