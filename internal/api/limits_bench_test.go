@@ -81,7 +81,9 @@ func BenchmarkHostileDocuments(b *testing.B) {
 			_ = res.Body.Close()
 		}
 	}
-	perOp := func(b *testing.B, start time.Time) float64 { return float64(time.Since(start).Nanoseconds()) / float64(b.N) }
+	perOp := func(b *testing.B, start time.Time) float64 {
+		return float64(time.Since(start).Nanoseconds()) / float64(b.N)
+	}
 	b.Run("baseline", func(b *testing.B) {
 		start := time.Now()
 		run(b, limited, "{ organization { id } }")
