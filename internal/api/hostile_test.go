@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -341,5 +342,43 @@ func TestWebsocketRefusesQueriesAndMutations(t *testing.T) {
 	require.Zero(t, e.userCount(o.admin), "the mutation wrote nothing")
 	require.Zero(t, e.client.UserGroup.Query().CountX(sysCtx()))
 
+	logs.requireCleanLogs(t)
+}
+
+// A mutation sent as an SSE stream is refused like one sent over a
+// websocket, before it runs. (Through the bare /graphql handler: the
+// server's response wrapper does not stream SSE yet, see issue 8.)
+func TestSSERefusesQueriesAndMutations(t *testing.T) {
+	t.Parallel()
+	e, _ := newServerEnv(t, api.Config{})
+	o := e.tenant("acme")
+	logs := &logBuffer{}
+	srv := httptest.NewServer(api.NewHandler(api.Config{}, e.client, slog.New(slog.NewJSONHandler(logs, nil))))
+	t.Cleanup(srv.Close)
+	for _, q := range []string{
+		`mutation { createUserGroup(input: {name: "intruders"}) { userGroup { id } } }`,
+		`{ organization { id } }`,
+	} {
+		body, _ := json.Marshal(map[string]any{"query": q})
+		req, _ := http.NewRequest("POST", srv.URL, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+o.admin)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		raw, _ := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		var data []string
+		sc := bufio.NewScanner(strings.NewReader(string(raw)))
+		for sc.Scan() {
+			if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				data = append(data, d)
+			}
+		}
+		require.NotEmpty(t, data, "body %s", raw)
+		require.Contains(t, data[0], "BAD_REQUEST", "body %s", raw)
+		require.NotContains(t, string(raw), `"userGroup"`)
+	}
+	require.Zero(t, e.client.UserGroup.Query().CountX(sysCtx()))
 	logs.requireCleanLogs(t)
 }

@@ -191,8 +191,9 @@ type websocketKey struct{}
 
 // operationGate refuses, after validation and before anything runs, what a
 // transport must not run: a query or mutation sent as a websocket subscribe
-// (gqlgen would commit the mutation, then fail writing its result; clients
-// send those as HTTP POST), and introspection when it is off. Refusing
+// or an SSE stream (gqlgen would commit the mutation, then fail writing its
+// result; clients send those as a plain HTTP POST), and introspection when
+// it is off. Refusing
 // introspection is the client's business, so it is logged at INFO, not as an
 // internal error.
 type operationGate struct {
@@ -213,10 +214,19 @@ func (g operationGate) MutateOperationContext(ctx context.Context, oc *graphql.O
 	if oc.Operation == nil {
 		return nil
 	}
-	if ctx.Value(websocketKey{}) != nil && oc.Operation.Operation != ast.Subscription {
-		return &gqlerror.Error{
-			Message:    fmt.Sprintf("a %s cannot run over a websocket: send it as an HTTP POST", oc.Operation.Operation),
-			Extensions: map[string]any{"code": string(gqlerr.BadRequest)},
+	if oc.Operation.Operation != ast.Subscription {
+		over := ""
+		switch {
+		case ctx.Value(websocketKey{}) != nil:
+			over = "a websocket"
+		case ctx.Value(sseLimiterKey{}) != nil:
+			over = "an event stream"
+		}
+		if over != "" {
+			return &gqlerror.Error{
+				Message:    fmt.Sprintf("a %s cannot run over %s: send it as an HTTP POST", oc.Operation.Operation, over),
+				Extensions: map[string]any{"code": string(gqlerr.BadRequest)},
+			}
 		}
 	}
 	if !g.introspection && introspects(oc.Operation.SelectionSet) {
