@@ -95,16 +95,25 @@ func (_m *User) Groups(
 	return _m.QueryGroups().Paginate(ctx, after, first, before, last, opts...)
 }
 
-func (_m *User) Links(ctx context.Context) (result []*RemoteLink, err error) {
-	if fc := graphql.GetFieldContext(ctx); fc != nil && fc.Field.Alias != "" {
-		result, err = _m.NamedLinks(graphql.GetFieldContext(ctx).Field.Alias)
-	} else {
-		result, err = _m.Edges.LinksOrErr()
+func (_m *User) Links(
+	ctx context.Context, after *Cursor, first *int, before *Cursor, last *int, orderBy *RemoteLinkOrder, where *RemoteLinkWhereInput,
+) (*RemoteLinkConnection, error) {
+	opts := []RemoteLinkPaginateOption{
+		WithRemoteLinkOrder(orderBy),
+		WithRemoteLinkFilter(where.Filter),
 	}
-	if IsNotLoaded(err) {
-		result, err = _m.QueryLinks().All(ctx)
+	alias := graphql.GetFieldContext(ctx).Field.Alias
+	totalCount, hasTotalCount := _m.Edges.totalCount[1][alias]
+	if nodes, err := _m.NamedLinks(alias); err == nil || hasTotalCount {
+		pager, err := newRemoteLinkPager(opts, last != nil)
+		if err != nil {
+			return nil, err
+		}
+		conn := &RemoteLinkConnection{Edges: []*RemoteLinkEdge{}, TotalCount: totalCount}
+		conn.build(nodes, pager, after, first, before, last)
+		return conn, nil
 	}
-	return result, err
+	return _m.QueryLinks().Paginate(ctx, after, first, before, last, opts...)
 }
 
 func (_m *UserGroup) Members(

@@ -40,6 +40,5 @@ func NewSchema(client *ent.Client, pageSize int, deps Deps) graphql.ExecutableSc
 			tenants: deps.Tenants, hub: deps.Hub,
 		},
 	}
-	setComplexity(&cfg.Complexity, pageSize)
-	return generated.NewExecutableSchema(cfg)
+	return pricedSchema{ExecutableSchema: generated.NewExecutableSchema(cfg), pageSize: pageSize}
 }

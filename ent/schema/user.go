@@ -97,6 +97,8 @@ func (User) Edges() []ent.Edge {
 		// Links outlive the user (SET NULL) so deleting a user still deprovisions (X3).
 		edge.To("links", RemoteLink.Type).
 			Annotations(entsql.OnDelete(entsql.SetNull),
+				// A connection, so its page size is bounded and priced like every other list.
+				entgql.RelayConnection(),
 				entgql.Skip(entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput)),
 	}
 }

@@ -362,7 +362,7 @@ type ComplexityRoot struct {
 		ID             func(childComplexity int) int
 		JobTitle       func(childComplexity int) int
 		LastName       func(childComplexity int) int
-		Links          func(childComplexity int) int
+		Links          func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.RemoteLinkOrder, where *ent.RemoteLinkWhereInput) int
 		MobilePhone    func(childComplexity int) int
 		OfficeLocation func(childComplexity int) int
 		PostalCode     func(childComplexity int) int
@@ -1873,7 +1873,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			break
 		}
 
-		return e.ComplexityRoot.User.Links(childComplexity), true
+		args, err := ec.field_User_links_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.User.Links(childComplexity, args["after"].(*entgql.Cursor[pulid.ID]), args["first"].(*int), args["before"].(*entgql.Cursor[pulid.ID]), args["last"].(*int), args["orderBy"].(*ent.RemoteLinkOrder), args["where"].(*ent.RemoteLinkWhereInput)), true
 	case "User.mobilePhone":
 		if e.ComplexityRoot.User.MobilePhone == nil {
 			break
@@ -4322,7 +4327,37 @@ type User implements Node {
     """
     where: UserGroupWhereInput
   ): UserGroupConnection!
-  links: [RemoteLink!]
+  links(
+    """
+    Returns the elements in the list that come after the specified cursor.
+    """
+    after: Cursor
+
+    """
+    Returns the first _n_ elements from the list.
+    """
+    first: Int
+
+    """
+    Returns the elements in the list that come before the specified cursor.
+    """
+    before: Cursor
+
+    """
+    Returns the last _n_ elements from the list.
+    """
+    last: Int
+
+    """
+    Ordering options for RemoteLinks returned from the connection.
+    """
+    orderBy: RemoteLinkOrder
+
+    """
+    Filtering options for RemoteLinks returned from the connection.
+    """
+    where: RemoteLinkWhereInput
+  ): RemoteLinkConnection!
 }
 """
 A connection to a list of items.
@@ -6830,6 +6865,60 @@ func (ec *executionContext) field_User_groups_args(ctx context.Context, rawArgs 
 	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "where",
 		func(ctx context.Context, v any) (*ent.UserGroupWhereInput, error) {
 			return ec.unmarshalOUserGroupWhereInput2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUserGroupWhereInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_User_links_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[pulid.ID], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*entgql.Cursor[pulid.ID], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*ent.RemoteLinkOrder, error) {
+			return ec.unmarshalORemoteLinkOrder2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLinkOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*ent.RemoteLinkWhereInput, error) {
+			return ec.unmarshalORemoteLinkWhereInput2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLinkWhereInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -12836,25 +12925,37 @@ func (ec *executionContext) _User_links(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_User_links(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Links(ctx)
+			fc := graphql.GetFieldContext(ctx)
+			return obj.Links(ctx, fc.Args["after"].(*entgql.Cursor[pulid.ID]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[pulid.ID]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.RemoteLinkOrder), fc.Args["where"].(*ent.RemoteLinkWhereInput))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*ent.RemoteLink) graphql.Marshaler {
-			return ec.marshalORemoteLink2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLinkᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.RemoteLinkConnection) graphql.Marshaler {
+			return ec.marshalNRemoteLinkConnection2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLinkConnection(ctx, selections, v)
 		},
 		true,
-		false,
+		true,
 	)
 }
-func (ec *executionContext) fieldContext_User_links(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+func (ec *executionContext) fieldContext_User_links(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "User",
 		Field:      field,
 		IsMethod:   true,
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_RemoteLink(ctx, field)
+			return ec.childFields_RemoteLinkConnection(ctx, field)
 		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_User_links_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -27033,7 +27134,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 				})
 		case "links":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
+				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._User_links(ctx, field, obj)
 				})
@@ -28096,14 +28197,6 @@ func (ec *executionContext) unmarshalNOrganizationWhereInput2ᚖgithubᚗcomᚋd
 
 func (ec *executionContext) marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v entgql.PageInfo[pulid.ID]) graphql.Marshaler {
 	return ec._PageInfo(ctx, sel, &v)
-}
-
-func (ec *executionContext) marshalNRemoteLink2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLink(ctx context.Context, sel ast.SelectionSet, v *ent.RemoteLink) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "RemoteLink!")
-		return graphql.Null
-	}
-	return ec._RemoteLink(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRemoteLinkConnection2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLinkConnection(ctx context.Context, sel ast.SelectionSet, v *ent.RemoteLinkConnection) graphql.Marshaler {
@@ -29228,25 +29321,6 @@ func (ec *executionContext) unmarshalOOrganizationWhereInput2ᚖgithubᚗcomᚋd
 	}
 	res, err := ec.unmarshalInputOrganizationWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalORemoteLink2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLinkᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.RemoteLink) graphql.Marshaler {
-	if v == nil {
-		return graphql.Null
-	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNRemoteLink2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLink(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
 }
 
 func (ec *executionContext) marshalORemoteLink2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLink(ctx context.Context, sel ast.SelectionSet, v *ent.RemoteLink) graphql.Marshaler {

@@ -44,6 +44,11 @@ type Config struct {
 	MaxPageSize int
 	// MaxBodyBytes bounds a request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Document limits, checked before validation (which is what a hostile
+	// document makes expensive): lexical tokens, field nesting depth
+	// (through fragments), aliases, and fields spelled out in the document.
+	// 0 means the Default…, < 0 no limit.
+	MaxTokens, MaxDepth, MaxAliases, MaxFields int
 	// Deps are handed to the resolvers (Graph clients, live-update hub).
 	Deps graph.Deps
 
@@ -79,6 +84,14 @@ func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	for _, l := range []struct {
+		v   *int
+		def int
+	}{{&c.MaxTokens, DefaultMaxTokens}, {&c.MaxDepth, DefaultMaxDepth}, {&c.MaxAliases, DefaultMaxAliases}, {&c.MaxFields, DefaultMaxFields}} {
+		if *l.v == 0 {
+			*l.v = l.def
+		}
+	}
 	if c.PingInterval <= 0 {
 		c.PingInterval = DefaultPingInterval
 	}
@@ -113,13 +126,20 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	queryCache := lru.New[*ast.QueryDocument](1000)
+	srv.SetQueryCache(queryCache)
+	srv.SetParserTokenLimit(max(cfg.MaxTokens, 0))
+	srv.SetValidationRulesFn(validationRules(cfg.Introspection))
+	srv.SetDisableSuggestion(!cfg.Introspection)
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
+	// After APQ, which may fill in the query.
+	srv.Use(queryLimits{maxTokens: cfg.MaxTokens, maxDepth: cfg.MaxDepth, maxAliases: cfg.MaxAliases, maxFields: cfg.MaxFields, cache: queryCache})
 	if cfg.Introspection {
 		srv.Use(extension.Introspection{})
 	}
+	srv.Use(operationGate{introspection: cfg.Introspection, logger: logger})
 	srv.Use(extension.FixedComplexityLimit(cfg.ComplexityLimit))
-	srv.Use(entgql.Transactioner{TxOpener: client})
+	srv.Use(transactioner{entgql.Transactioner{TxOpener: client}})
 	srv.Use(live.Errors{})
 	srv.SetErrorPresenter(gqlerr.Presenter(logger))
 	srv.SetRecoverFunc(gqlerr.RecoverFunc(logger))
@@ -131,7 +151,7 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	srv.AroundFields(inputguard.Middleware)
 	srv.AroundFields(limitPageSize(cfg.MaxPageSize))
 
-	limited := http.MaxBytesHandler(srv, cfg.MaxBodyBytes)
+	limited := http.MaxBytesHandler(httpGate(cfg.MaxTokens, srv), cfg.MaxBodyBytes)
 	h := liveHandler(cfg, conns, authenticate(client, logger, limitSSE(limited)), limited)
 	// Subscription streams outlive their resolver call; they log through the request's context.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -274,15 +274,21 @@ func TestDeauthorizeAndDelete(t *testing.T) {
 
 	var links struct {
 		Node struct {
-			Links []struct {
-				IntegrationID, Status string
-				RemoteID              *string
+			Links struct {
+				TotalCount int
+				Edges      []struct {
+					Node struct {
+						IntegrationID, Status string
+						RemoteID              *string
+					}
+				}
 			}
 		}
 	}
-	s.must(org.readOnly, `query($id: ID!) { node(id: $id) { ... on User { links { integrationID status remoteID } } } }`, map[string]any{"id": u1.ID}, &links)
-	require.Len(t, links.Node.Links, 1)
-	assert.Equal(t, "OUT_OF_SCOPE", links.Node.Links[0].Status, "released: no longer managed")
+	s.must(org.readOnly, `query($id: ID!) { node(id: $id) { ... on User { links { totalCount edges { node { integrationID status remoteID } } } } } }`, map[string]any{"id": u1.ID}, &links)
+	require.Equal(t, 1, links.Node.Links.TotalCount)
+	require.Len(t, links.Node.Links.Edges, 1)
+	assert.Equal(t, "OUT_OF_SCOPE", links.Node.Links.Edges[0].Node.Status, "released: no longer managed")
 	var ilinks struct {
 		Node struct{ Links struct{ TotalCount int } }
 	}

@@ -175,7 +175,7 @@ func liveHandler(cfg Config, conns *connLimiter, authenticated, raw http.Handler
 				writeError(w, http.StatusForbidden, gqlerr.Forbidden, "websocket Origin not allowed")
 				return
 			}
-			ctx := r.Context()
+			ctx := context.WithValue(r.Context(), websocketKey{}, true)
 			if token, ok := bearer(r.Header.Get("Authorization")); ok {
 				ctx = context.WithValue(ctx, upgradeTokenKey{}, token)
 			}

@@ -43,6 +43,13 @@ const (
 	// Aborted marks a mutation not run because an earlier one of the same
 	// request failed (the request's transaction is rolled back anyway).
 	Aborted Code = "ABORTED"
+	// BadRequest: the HTTP request or websocket message itself is unusable
+	// (not JSON, wrong content type or method, a mutation where only
+	// subscriptions may run); nothing was run.
+	BadRequest Code = "BAD_REQUEST"
+	// QueryLimitExceeded: the document is too deep, too long or has too
+	// many aliases or fields; refused before validation, nothing was run.
+	QueryLimitExceeded Code = "QUERY_LIMIT_EXCEEDED"
 )
 
 // Error is an error a client may see. Domain packages return it directly when
