@@ -191,13 +191,23 @@ func (s *stack) integration(name string, domains []string, extra map[string]any)
 
 func (s *stack) createUser(username, email string) string {
 	s.t.Helper()
+	return s.createUserAs(s.admin, username, email, nil)
+}
+
+// createUserAs creates an ACTIVE user with the key, extra setting more fields.
+func (s *stack) createUserAs(key, username, email string, extra map[string]any) string {
+	s.t.Helper()
+	in := map[string]any{
+		"username": username, "email": email, "firstName": "Test", "lastName": strings.ToUpper(username[:1]) + username[1:],
+		"state": "ACTIVE",
+	}
+	for k, v := range extra {
+		in[k] = v
+	}
 	var out struct {
 		CreateUser struct{ User struct{ ID string } }
 	}
-	s.must(s.admin, `mutation($in: CreateUserInput!) { createUser(input: $in) { user { id } } }`, map[string]any{"in": map[string]any{
-		"username": username, "email": email, "firstName": "Test", "lastName": strings.ToUpper(username[:1]) + username[1:],
-		"state": "ACTIVE",
-	}}, &out)
+	s.must(key, `mutation($in: CreateUserInput!) { createUser(input: $in) { user { id } } }`, map[string]any{"in": in}, &out)
 	return out.CreateUser.User.ID
 }
 
