@@ -144,6 +144,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			job.FieldIntegrationID:  {Type: field.TypeString, Column: job.FieldIntegrationID},
 			job.FieldStartedAt:      {Type: field.TypeTime, Column: job.FieldStartedAt},
 			job.FieldFinishedAt:     {Type: field.TypeTime, Column: job.FieldFinishedAt},
+			job.FieldRetryOfID:      {Type: field.TypeString, Column: job.FieldRetryOfID},
 		},
 	}
 	graph.Nodes[5] = &sqlgraph.Node{
@@ -1269,6 +1270,11 @@ func (f *JobFilter) WhereStartedAt(p entql.TimeP) {
 // WhereFinishedAt applies the entql time.Time predicate on the finished_at field.
 func (f *JobFilter) WhereFinishedAt(p entql.TimeP) {
 	f.Where(p.Field(job.FieldFinishedAt))
+}
+
+// WhereRetryOfID applies the entql string predicate on the retry_of_id field.
+func (f *JobFilter) WhereRetryOfID(p entql.StringP) {
+	f.Where(p.Field(job.FieldRetryOfID))
 }
 
 // WhereHasOrganization applies a predicate to check if query has an edge organization.

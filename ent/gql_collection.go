@@ -569,6 +569,11 @@ func (_q *JobQuery) collectField(ctx context.Context, oneNode bool, opCtx *graph
 				selectedFields = append(selectedFields, job.FieldFinishedAt)
 				fieldSeen[job.FieldFinishedAt] = struct{}{}
 			}
+		case "retryOfID":
+			if _, ok := fieldSeen[job.FieldRetryOfID]; !ok {
+				selectedFields = append(selectedFields, job.FieldRetryOfID)
+				fieldSeen[job.FieldRetryOfID] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:

@@ -1385,6 +1385,23 @@ type JobWhereInput struct {
 	FinishedAtIsNil  bool        `json:"finishedAtIsNil,omitempty"`
 	FinishedAtNotNil bool        `json:"finishedAtNotNil,omitempty"`
 
+	// "retry_of_id" field predicates.
+	RetryOfID             *pulid.ID  `json:"retryOfID,omitempty"`
+	RetryOfIDNEQ          *pulid.ID  `json:"retryOfIDNEQ,omitempty"`
+	RetryOfIDIn           []pulid.ID `json:"retryOfIDIn,omitempty"`
+	RetryOfIDNotIn        []pulid.ID `json:"retryOfIDNotIn,omitempty"`
+	RetryOfIDGT           *pulid.ID  `json:"retryOfIDGT,omitempty"`
+	RetryOfIDGTE          *pulid.ID  `json:"retryOfIDGTE,omitempty"`
+	RetryOfIDLT           *pulid.ID  `json:"retryOfIDLT,omitempty"`
+	RetryOfIDLTE          *pulid.ID  `json:"retryOfIDLTE,omitempty"`
+	RetryOfIDContains     *pulid.ID  `json:"retryOfIDContains,omitempty"`
+	RetryOfIDHasPrefix    *pulid.ID  `json:"retryOfIDHasPrefix,omitempty"`
+	RetryOfIDHasSuffix    *pulid.ID  `json:"retryOfIDHasSuffix,omitempty"`
+	RetryOfIDIsNil        bool       `json:"retryOfIDIsNil,omitempty"`
+	RetryOfIDNotNil       bool       `json:"retryOfIDNotNil,omitempty"`
+	RetryOfIDEqualFold    *pulid.ID  `json:"retryOfIDEqualFold,omitempty"`
+	RetryOfIDContainsFold *pulid.ID  `json:"retryOfIDContainsFold,omitempty"`
+
 	// "items" edge predicates.
 	HasItems     *bool                `json:"hasItems,omitempty"`
 	HasItemsWith []*JobItemWhereInput `json:"hasItemsWith,omitempty"`
@@ -1760,6 +1777,51 @@ func (i *JobWhereInput) P() (predicate.Job, error) {
 	}
 	if i.FinishedAtNotNil {
 		predicates = append(predicates, job.FinishedAtNotNil())
+	}
+	if i.RetryOfID != nil {
+		predicates = append(predicates, job.RetryOfIDEQ(*i.RetryOfID))
+	}
+	if i.RetryOfIDNEQ != nil {
+		predicates = append(predicates, job.RetryOfIDNEQ(*i.RetryOfIDNEQ))
+	}
+	if len(i.RetryOfIDIn) > 0 {
+		predicates = append(predicates, job.RetryOfIDIn(i.RetryOfIDIn...))
+	}
+	if len(i.RetryOfIDNotIn) > 0 {
+		predicates = append(predicates, job.RetryOfIDNotIn(i.RetryOfIDNotIn...))
+	}
+	if i.RetryOfIDGT != nil {
+		predicates = append(predicates, job.RetryOfIDGT(*i.RetryOfIDGT))
+	}
+	if i.RetryOfIDGTE != nil {
+		predicates = append(predicates, job.RetryOfIDGTE(*i.RetryOfIDGTE))
+	}
+	if i.RetryOfIDLT != nil {
+		predicates = append(predicates, job.RetryOfIDLT(*i.RetryOfIDLT))
+	}
+	if i.RetryOfIDLTE != nil {
+		predicates = append(predicates, job.RetryOfIDLTE(*i.RetryOfIDLTE))
+	}
+	if i.RetryOfIDContains != nil {
+		predicates = append(predicates, job.RetryOfIDContains(*i.RetryOfIDContains))
+	}
+	if i.RetryOfIDHasPrefix != nil {
+		predicates = append(predicates, job.RetryOfIDHasPrefix(*i.RetryOfIDHasPrefix))
+	}
+	if i.RetryOfIDHasSuffix != nil {
+		predicates = append(predicates, job.RetryOfIDHasSuffix(*i.RetryOfIDHasSuffix))
+	}
+	if i.RetryOfIDIsNil {
+		predicates = append(predicates, job.RetryOfIDIsNil())
+	}
+	if i.RetryOfIDNotNil {
+		predicates = append(predicates, job.RetryOfIDNotNil())
+	}
+	if i.RetryOfIDEqualFold != nil {
+		predicates = append(predicates, job.RetryOfIDEqualFold(*i.RetryOfIDEqualFold))
+	}
+	if i.RetryOfIDContainsFold != nil {
+		predicates = append(predicates, job.RetryOfIDContainsFold(*i.RetryOfIDContainsFold))
 	}
 
 	if i.HasItems != nil {

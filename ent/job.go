@@ -41,6 +41,8 @@ type Job struct {
 	StartedAt *time.Time `json:"started_at,omitempty"`
 	// FinishedAt holds the value of the "finished_at" field.
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// RetryOfID holds the value of the "retry_of_id" field.
+	RetryOfID *pulid.ID `json:"retry_of_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the JobQuery when eager-loading is set.
 	Edges        JobEdges `json:"edges"`
@@ -87,7 +89,7 @@ func (*Job) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case job.FieldIntegrationID:
+		case job.FieldIntegrationID, job.FieldRetryOfID:
 			values[i] = &sql.NullScanner{S: new(pulid.ID)}
 		case job.FieldID, job.FieldOrganizationID:
 			values[i] = new(pulid.ID)
@@ -187,6 +189,13 @@ func (_m *Job) assignValues(columns []string, values []any) error {
 				_m.FinishedAt = new(time.Time)
 				*_m.FinishedAt = value.Time
 			}
+		case job.FieldRetryOfID:
+			if value, ok := values[i].(*sql.NullScanner); !ok {
+				return fmt.Errorf("unexpected type %T for field retry_of_id", values[i])
+			} else if value.Valid {
+				_m.RetryOfID = new(pulid.ID)
+				*_m.RetryOfID = *value.S.(*pulid.ID)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -270,6 +279,11 @@ func (_m *Job) String() string {
 	if v := _m.FinishedAt; v != nil {
 		builder.WriteString("finished_at=")
 		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.RetryOfID; v != nil {
+		builder.WriteString("retry_of_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteByte(')')
 	return builder.String()

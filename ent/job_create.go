@@ -164,6 +164,20 @@ func (_c *JobCreate) SetNillableFinishedAt(v *time.Time) *JobCreate {
 	return _c
 }
 
+// SetRetryOfID sets the "retry_of_id" field.
+func (_c *JobCreate) SetRetryOfID(v pulid.ID) *JobCreate {
+	_c.mutation.SetRetryOfID(v)
+	return _c
+}
+
+// SetNillableRetryOfID sets the "retry_of_id" field if the given value is not nil.
+func (_c *JobCreate) SetNillableRetryOfID(v *pulid.ID) *JobCreate {
+	if v != nil {
+		_c.SetRetryOfID(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *JobCreate) SetID(v pulid.ID) *JobCreate {
 	_c.mutation.SetID(v)
@@ -410,6 +424,10 @@ func (_c *JobCreate) createSpec() (*Job, *sqlgraph.CreateSpec) {
 		_spec.SetField(job.FieldFinishedAt, field.TypeTime, value)
 		_node.FinishedAt = &value
 	}
+	if value, ok := _c.mutation.RetryOfID(); ok {
+		_spec.SetField(job.FieldRetryOfID, field.TypeString, value)
+		_node.RetryOfID = &value
+	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -652,6 +670,9 @@ func (u *JobUpsertOne) UpdateNewValues() *JobUpsertOne {
 		}
 		if _, exists := u.create.mutation.Kind(); exists {
 			s.SetIgnore(job.FieldKind)
+		}
+		if _, exists := u.create.mutation.RetryOfID(); exists {
+			s.SetIgnore(job.FieldRetryOfID)
 		}
 	}))
 	return u
@@ -1029,6 +1050,9 @@ func (u *JobUpsertBulk) UpdateNewValues() *JobUpsertBulk {
 			}
 			if _, exists := b.mutation.Kind(); exists {
 				s.SetIgnore(job.FieldKind)
+			}
+			if _, exists := b.mutation.RetryOfID(); exists {
+				s.SetIgnore(job.FieldRetryOfID)
 			}
 		}
 	}))

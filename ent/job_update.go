@@ -345,6 +345,9 @@ func (_u *JobUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.FinishedAtCleared() {
 		_spec.ClearField(job.FieldFinishedAt, field.TypeTime)
 	}
+	if _u.mutation.RetryOfIDCleared() {
+		_spec.ClearField(job.FieldRetryOfID, field.TypeString)
+	}
 	if _u.mutation.ItemsCleared() {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
@@ -755,6 +758,9 @@ func (_u *JobUpdateOne) sqlSave(ctx context.Context) (_node *Job, err error) {
 	}
 	if _u.mutation.FinishedAtCleared() {
 		_spec.ClearField(job.FieldFinishedAt, field.TypeTime)
+	}
+	if _u.mutation.RetryOfIDCleared() {
+		_spec.ClearField(job.FieldRetryOfID, field.TypeString)
 	}
 	if _u.mutation.ItemsCleared() {
 		edge := &sqlgraph.EdgeSpec{

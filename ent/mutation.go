@@ -4353,6 +4353,7 @@ type JobMutation struct {
 	integration_id      *pulid.ID
 	started_at          *time.Time
 	finished_at         *time.Time
+	retry_of_id         *pulid.ID
 	clearedFields       map[string]struct{}
 	organization        *pulid.ID
 	clearedorganization bool
@@ -4963,6 +4964,55 @@ func (m *JobMutation) ResetFinishedAt() {
 	delete(m.clearedFields, job.FieldFinishedAt)
 }
 
+// SetRetryOfID sets the "retry_of_id" field.
+func (m *JobMutation) SetRetryOfID(pu pulid.ID) {
+	m.retry_of_id = &pu
+}
+
+// RetryOfID returns the value of the "retry_of_id" field in the mutation.
+func (m *JobMutation) RetryOfID() (r pulid.ID, exists bool) {
+	v := m.retry_of_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRetryOfID returns the old "retry_of_id" field's value of the Job entity.
+// If the Job object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobMutation) OldRetryOfID(ctx context.Context) (v *pulid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRetryOfID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRetryOfID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRetryOfID: %w", err)
+	}
+	return oldValue.RetryOfID, nil
+}
+
+// ClearRetryOfID clears the value of the "retry_of_id" field.
+func (m *JobMutation) ClearRetryOfID() {
+	m.retry_of_id = nil
+	m.clearedFields[job.FieldRetryOfID] = struct{}{}
+}
+
+// RetryOfIDCleared returns if the "retry_of_id" field was cleared in this mutation.
+func (m *JobMutation) RetryOfIDCleared() bool {
+	_, ok := m.clearedFields[job.FieldRetryOfID]
+	return ok
+}
+
+// ResetRetryOfID resets all changes to the "retry_of_id" field.
+func (m *JobMutation) ResetRetryOfID() {
+	m.retry_of_id = nil
+	delete(m.clearedFields, job.FieldRetryOfID)
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *JobMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -5078,7 +5128,7 @@ func (m *JobMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *JobMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 12)
 	if m.created_at != nil {
 		fields = append(fields, job.FieldCreatedAt)
 	}
@@ -5112,6 +5162,9 @@ func (m *JobMutation) Fields() []string {
 	if m.finished_at != nil {
 		fields = append(fields, job.FieldFinishedAt)
 	}
+	if m.retry_of_id != nil {
+		fields = append(fields, job.FieldRetryOfID)
+	}
 	return fields
 }
 
@@ -5142,6 +5195,8 @@ func (m *JobMutation) Field(name string) (ent.Value, bool) {
 		return m.StartedAt()
 	case job.FieldFinishedAt:
 		return m.FinishedAt()
+	case job.FieldRetryOfID:
+		return m.RetryOfID()
 	}
 	return nil, false
 }
@@ -5173,6 +5228,8 @@ func (m *JobMutation) OldField(ctx context.Context, name string) (ent.Value, err
 		return m.OldStartedAt(ctx)
 	case job.FieldFinishedAt:
 		return m.OldFinishedAt(ctx)
+	case job.FieldRetryOfID:
+		return m.OldRetryOfID(ctx)
 	}
 	return nil, fmt.Errorf("unknown Job field %s", name)
 }
@@ -5259,6 +5316,13 @@ func (m *JobMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetFinishedAt(v)
 		return nil
+	case job.FieldRetryOfID:
+		v, ok := value.(pulid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRetryOfID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Job field %s", name)
 }
@@ -5337,6 +5401,9 @@ func (m *JobMutation) ClearedFields() []string {
 	if m.FieldCleared(job.FieldFinishedAt) {
 		fields = append(fields, job.FieldFinishedAt)
 	}
+	if m.FieldCleared(job.FieldRetryOfID) {
+		fields = append(fields, job.FieldRetryOfID)
+	}
 	return fields
 }
 
@@ -5359,6 +5426,9 @@ func (m *JobMutation) ClearField(name string) error {
 		return nil
 	case job.FieldFinishedAt:
 		m.ClearFinishedAt()
+		return nil
+	case job.FieldRetryOfID:
+		m.ClearRetryOfID()
 		return nil
 	}
 	return fmt.Errorf("unknown Job nullable field %s", name)
@@ -5400,6 +5470,9 @@ func (m *JobMutation) ResetField(name string) error {
 		return nil
 	case job.FieldFinishedAt:
 		m.ResetFinishedAt()
+		return nil
+	case job.FieldRetryOfID:
+		m.ResetRetryOfID()
 		return nil
 	}
 	return fmt.Errorf("unknown Job field %s", name)

@@ -10,6 +10,7 @@ import (
 	"github.com/dirsync/dirsync/internal/directory"
 	"github.com/dirsync/dirsync/internal/integrations"
 	"github.com/dirsync/dirsync/internal/pubsub"
+	"github.com/dirsync/dirsync/internal/recovery"
 	"github.com/dirsync/dirsync/internal/tenant"
 )
 
@@ -20,6 +21,7 @@ type Resolver struct {
 	integ   *integrations.Service
 	tenants *tenant.Connector
 	hub     *pubsub.Hub
+	recov   *recovery.Service
 }
 
 // Deps are what the resolvers need beyond the ent client. Tenants builds Graph
@@ -37,7 +39,7 @@ func NewSchema(client *ent.Client, pageSize int, deps Deps) graphql.ExecutableSc
 	cfg := generated.Config{
 		Resolvers: &Resolver{
 			client: client, dir: directory.New(client), integ: integrations.New(client, deps.Tenants),
-			tenants: deps.Tenants, hub: deps.Hub,
+			tenants: deps.Tenants, hub: deps.Hub, recov: recovery.New(client),
 		},
 	}
 	return pricedSchema{ExecutableSchema: generated.NewExecutableSchema(cfg), pageSize: pageSize}

@@ -106,6 +106,11 @@ func FinishedAt(v time.Time) predicate.Job {
 	return predicate.Job(sql.FieldEQ(FieldFinishedAt, v))
 }
 
+// RetryOfID applies equality check predicate on the "retry_of_id" field. It's identical to RetryOfIDEQ.
+func RetryOfID(v pulid.ID) predicate.Job {
+	return predicate.Job(sql.FieldEQ(FieldRetryOfID, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Job {
 	return predicate.Job(sql.FieldEQ(FieldCreatedAt, v))
@@ -639,6 +644,86 @@ func FinishedAtIsNil() predicate.Job {
 // FinishedAtNotNil applies the NotNil predicate on the "finished_at" field.
 func FinishedAtNotNil() predicate.Job {
 	return predicate.Job(sql.FieldNotNull(FieldFinishedAt))
+}
+
+// RetryOfIDEQ applies the EQ predicate on the "retry_of_id" field.
+func RetryOfIDEQ(v pulid.ID) predicate.Job {
+	return predicate.Job(sql.FieldEQ(FieldRetryOfID, v))
+}
+
+// RetryOfIDNEQ applies the NEQ predicate on the "retry_of_id" field.
+func RetryOfIDNEQ(v pulid.ID) predicate.Job {
+	return predicate.Job(sql.FieldNEQ(FieldRetryOfID, v))
+}
+
+// RetryOfIDIn applies the In predicate on the "retry_of_id" field.
+func RetryOfIDIn(vs ...pulid.ID) predicate.Job {
+	return predicate.Job(sql.FieldIn(FieldRetryOfID, vs...))
+}
+
+// RetryOfIDNotIn applies the NotIn predicate on the "retry_of_id" field.
+func RetryOfIDNotIn(vs ...pulid.ID) predicate.Job {
+	return predicate.Job(sql.FieldNotIn(FieldRetryOfID, vs...))
+}
+
+// RetryOfIDGT applies the GT predicate on the "retry_of_id" field.
+func RetryOfIDGT(v pulid.ID) predicate.Job {
+	return predicate.Job(sql.FieldGT(FieldRetryOfID, v))
+}
+
+// RetryOfIDGTE applies the GTE predicate on the "retry_of_id" field.
+func RetryOfIDGTE(v pulid.ID) predicate.Job {
+	return predicate.Job(sql.FieldGTE(FieldRetryOfID, v))
+}
+
+// RetryOfIDLT applies the LT predicate on the "retry_of_id" field.
+func RetryOfIDLT(v pulid.ID) predicate.Job {
+	return predicate.Job(sql.FieldLT(FieldRetryOfID, v))
+}
+
+// RetryOfIDLTE applies the LTE predicate on the "retry_of_id" field.
+func RetryOfIDLTE(v pulid.ID) predicate.Job {
+	return predicate.Job(sql.FieldLTE(FieldRetryOfID, v))
+}
+
+// RetryOfIDContains applies the Contains predicate on the "retry_of_id" field.
+func RetryOfIDContains(v pulid.ID) predicate.Job {
+	vc := string(v)
+	return predicate.Job(sql.FieldContains(FieldRetryOfID, vc))
+}
+
+// RetryOfIDHasPrefix applies the HasPrefix predicate on the "retry_of_id" field.
+func RetryOfIDHasPrefix(v pulid.ID) predicate.Job {
+	vc := string(v)
+	return predicate.Job(sql.FieldHasPrefix(FieldRetryOfID, vc))
+}
+
+// RetryOfIDHasSuffix applies the HasSuffix predicate on the "retry_of_id" field.
+func RetryOfIDHasSuffix(v pulid.ID) predicate.Job {
+	vc := string(v)
+	return predicate.Job(sql.FieldHasSuffix(FieldRetryOfID, vc))
+}
+
+// RetryOfIDIsNil applies the IsNil predicate on the "retry_of_id" field.
+func RetryOfIDIsNil() predicate.Job {
+	return predicate.Job(sql.FieldIsNull(FieldRetryOfID))
+}
+
+// RetryOfIDNotNil applies the NotNil predicate on the "retry_of_id" field.
+func RetryOfIDNotNil() predicate.Job {
+	return predicate.Job(sql.FieldNotNull(FieldRetryOfID))
+}
+
+// RetryOfIDEqualFold applies the EqualFold predicate on the "retry_of_id" field.
+func RetryOfIDEqualFold(v pulid.ID) predicate.Job {
+	vc := string(v)
+	return predicate.Job(sql.FieldEqualFold(FieldRetryOfID, vc))
+}
+
+// RetryOfIDContainsFold applies the ContainsFold predicate on the "retry_of_id" field.
+func RetryOfIDContainsFold(v pulid.ID) predicate.Job {
+	vc := string(v)
+	return predicate.Job(sql.FieldContainsFold(FieldRetryOfID, vc))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

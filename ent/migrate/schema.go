@@ -182,6 +182,7 @@ var (
 		{Name: "integration_id", Type: field.TypeString, Nullable: true},
 		{Name: "started_at", Type: field.TypeTime, Nullable: true},
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
+		{Name: "retry_of_id", Type: field.TypeString, Nullable: true},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 	}
 	// JobsTable holds the schema information for the "jobs" table.
@@ -192,7 +193,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "jobs_organizations_organization",
-				Columns:    []*schema.Column{JobsColumns[11]},
+				Columns:    []*schema.Column{JobsColumns[12]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -201,7 +202,7 @@ var (
 			{
 				Name:    "job_organization_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{JobsColumns[11], JobsColumns[1]},
+				Columns: []*schema.Column{JobsColumns[12], JobsColumns[1]},
 			},
 		},
 	}

@@ -34,6 +34,9 @@ func (Job) Fields() []ent.Field {
 		field.String("integration_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable(),
 		field.Time("started_at").Optional().Nillable(),
 		field.Time("finished_at").Optional().Nillable(),
+		// RetryOfID names the job whose failed items this one re-runs (retryJob):
+		// the original keeps its history, the retry carries the work.
+		field.String("retry_of_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable().Immutable(),
 	}
 }
 

@@ -40,6 +40,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Integration() IntegrationResolver
+	Job() JobResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
@@ -165,6 +166,8 @@ type ComplexityRoot struct {
 		IntegrationID func(childComplexity int) int
 		Items         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.JobItemOrder, where *ent.JobItemWhereInput) int
 		Kind          func(childComplexity int) int
+		RetryOf       func(childComplexity int) int
+		RetryOfID     func(childComplexity int) int
 		StartedAt     func(childComplexity int) int
 		Status        func(childComplexity int) int
 		Total         func(childComplexity int) int
@@ -222,6 +225,9 @@ type ComplexityRoot struct {
 		DeleteUser             func(childComplexity int, id pulid.ID) int
 		DeleteUserGroup        func(childComplexity int, id pulid.ID) int
 		RemoveUserGroupMembers func(childComplexity int, groupID pulid.ID, userIDs []pulid.ID) int
+		ResyncIntegration      func(childComplexity int, id pulid.ID) int
+		ResyncUsers            func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID) int
+		RetryJob               func(childComplexity int, id pulid.ID) int
 		SuspendUser            func(childComplexity int, id pulid.ID) int
 		UnbindUserGroups       func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID) int
 		UnbindUsers            func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID) int
@@ -319,6 +325,15 @@ type ComplexityRoot struct {
 		UserGroup func(childComplexity int) int
 	}
 
+	ResyncPayload struct {
+		Jobs func(childComplexity int) int
+	}
+
+	RetryJobPayload struct {
+		Jobs    func(childComplexity int) int
+		Retried func(childComplexity int) int
+	}
+
 	Subscription struct {
 		Events     func(childComplexity int, filter *model.EventsSubscriptionFilter) int
 		JobUpdated func(childComplexity int, id pulid.ID) int
@@ -414,6 +429,9 @@ type IntegrationResolver interface {
 
 	HasClientSecret(ctx context.Context, obj *ent.Integration) (bool, error)
 }
+type JobResolver interface {
+	RetryOf(ctx context.Context, obj *ent.Job) (*ent.Job, error)
+}
 type MutationResolver interface {
 	CreateUser(ctx context.Context, input ent.CreateUserInput) (*model.CreateUserPayload, error)
 	UpdateUser(ctx context.Context, id pulid.ID, input ent.UpdateUserInput) (*model.UpdateUserPayload, error)
@@ -426,6 +444,9 @@ type MutationResolver interface {
 	AddUserGroupMembers(ctx context.Context, groupID pulid.ID, userIDs []pulid.ID) (*model.AddUserGroupMembersPayload, error)
 	RemoveUserGroupMembers(ctx context.Context, groupID pulid.ID, userIDs []pulid.ID) (*model.RemoveUserGroupMembersPayload, error)
 	UpdateOrganization(ctx context.Context, input ent.UpdateOrganizationInput) (*model.UpdateOrganizationPayload, error)
+	RetryJob(ctx context.Context, id pulid.ID) (*model.RetryJobPayload, error)
+	ResyncUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*model.ResyncPayload, error)
+	ResyncIntegration(ctx context.Context, id pulid.ID) (*model.ResyncPayload, error)
 	CreateIntegration(ctx context.Context, input model.CreateIntegrationInput) (*model.IntegrationPayload, error)
 	UpdateIntegration(ctx context.Context, id pulid.ID, input model.UpdateIntegrationInput) (*model.IntegrationPayload, error)
 	AuthorizeIntegration(ctx context.Context, id pulid.ID) (*model.IntegrationPayload, error)
@@ -899,6 +920,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Job.Kind(childComplexity), true
+	case "Job.retryOf":
+		if e.ComplexityRoot.Job.RetryOf == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Job.RetryOf(childComplexity), true
+	case "Job.retryOfID":
+		if e.ComplexityRoot.Job.RetryOfID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Job.RetryOfID(childComplexity), true
 	case "Job.startedAt":
 		if e.ComplexityRoot.Job.StartedAt == nil {
 			break
@@ -1204,6 +1237,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveUserGroupMembers(childComplexity, args["groupID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+	case "Mutation.resyncIntegration":
+		if e.ComplexityRoot.Mutation.ResyncIntegration == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resyncIntegration_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResyncIntegration(childComplexity, args["id"].(pulid.ID)), true
+	case "Mutation.resyncUsers":
+		if e.ComplexityRoot.Mutation.ResyncUsers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resyncUsers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResyncUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+	case "Mutation.retryJob":
+		if e.ComplexityRoot.Mutation.RetryJob == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_retryJob_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RetryJob(childComplexity, args["id"].(pulid.ID)), true
 	case "Mutation.suspendUser":
 		if e.ComplexityRoot.Mutation.SuspendUser == nil {
 			break
@@ -1680,6 +1746,26 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RemoveUserGroupMembersPayload.UserGroup(childComplexity), true
+
+	case "ResyncPayload.jobs":
+		if e.ComplexityRoot.ResyncPayload.Jobs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResyncPayload.Jobs(childComplexity), true
+
+	case "RetryJobPayload.jobs":
+		if e.ComplexityRoot.RetryJobPayload.Jobs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetryJobPayload.Jobs(childComplexity), true
+	case "RetryJobPayload.retried":
+		if e.ComplexityRoot.RetryJobPayload.Retried == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RetryJobPayload.Retried(childComplexity), true
 
 	case "Subscription.events":
 		if e.ComplexityRoot.Subscription.Events == nil {
@@ -2164,6 +2250,50 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../../schema/admin.graphqls", Input: `# Operator levers to recover work (issue 8): re-run what failed, force a
+# convergent reconcile when the directory did not change but the tenant did.
+# Admin API keys only. See docs/recovery.md.
+
+extend type Job {
+  """The job whose failed items this one re-runs (retryJob); null for any other job."""
+  retryOf: Job
+}
+
+type RetryJobPayload {
+  """The job that was retried; its own items and counters stay as they ended."""
+  retried: Job!
+  """The job now carrying the work: a new job of kind RETRY over the failed items (or the retry already running)."""
+  jobs: [Job!]!
+}
+
+type ResyncPayload {
+  """The job re-reading and re-applying every targeted user; empty when there is nobody to reconcile."""
+  jobs: [Job!]!
+}
+
+extend type Mutation {
+  """
+  Re-runs the FAILED items of a FAILED or PARTIAL job as a new job (kind RETRY,
+  retryOf = the job). A job still QUEUED or RUNNING, or one that SUCCEEDED,
+  answers FAILED_PRECONDITION. Retrying a job whose retry is still running
+  returns that retry instead of starting another.
+  """
+  retryJob(id: ID!): RetryJobPayload!
+  """
+  Forces a reconcile of users in one integration even when nothing changed in
+  the directory: each remote account is read again and re-written when it
+  drifted (someone disabled it or changed an exported attribute in the tenant).
+  userIDs absent: every user connected to the integration.
+  """
+  resyncUsers(integrationID: ID!, userIDs: [ID!]): ResyncPayload!
+  """
+  Forces a reconcile of everything the integration manages: connected users plus
+  users and deleted users it still holds a remote account for (so a re-enabled
+  account of a deprovisioned user is disabled again).
+  """
+  resyncIntegration(id: ID!): ResyncPayload!
+}
+`, BuiltIn: false},
 	{Name: "../../schema/directory.graphqls", Input: `# Hand-written API of the directory. It only extends what the ent schema
 # generates into ent.graphqls; see docs/api.md for errors and rules.
 
@@ -2838,6 +2968,7 @@ type Job implements Node {
   integrationID: ID
   startedAt: Time
   finishedAt: Time
+  retryOfID: ID
   items(
     """
     Returns the elements in the list that come after the specified cursor.
@@ -3325,6 +3456,24 @@ input JobWhereInput {
   finishedAtLTE: Time
   finishedAtIsNil: Boolean
   finishedAtNotNil: Boolean
+  """
+  retry_of_id field predicates
+  """
+  retryOfID: ID
+  retryOfIDNEQ: ID
+  retryOfIDIn: [ID!]
+  retryOfIDNotIn: [ID!]
+  retryOfIDGT: ID
+  retryOfIDGTE: ID
+  retryOfIDLT: ID
+  retryOfIDLTE: ID
+  retryOfIDContains: ID
+  retryOfIDHasPrefix: ID
+  retryOfIDHasSuffix: ID
+  retryOfIDIsNil: Boolean
+  retryOfIDNotNil: Boolean
+  retryOfIDEqualFold: ID
+  retryOfIDContainsFold: ID
   """
   items edge predicates
   """
@@ -5443,8 +5592,12 @@ func (ec *executionContext) childFields_Job(ctx context.Context, field graphql.C
 		return ec.fieldContext_Job_startedAt(ctx, field)
 	case "finishedAt":
 		return ec.fieldContext_Job_finishedAt(ctx, field)
+	case "retryOfID":
+		return ec.fieldContext_Job_retryOfID(ctx, field)
 	case "items":
 		return ec.fieldContext_Job_items(ctx, field)
+	case "retryOf":
+		return ec.fieldContext_Job_retryOf(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Job", field.Name)
 }
@@ -5661,6 +5814,24 @@ func (ec *executionContext) childFields_RemoveUserGroupMembersPayload(ctx contex
 		return ec.fieldContext_RemoveUserGroupMembersPayload_jobs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RemoveUserGroupMembersPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ResyncPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "jobs":
+		return ec.fieldContext_ResyncPayload_jobs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ResyncPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RetryJobPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "retried":
+		return ec.fieldContext_RetryJobPayload_retried(ctx, field)
+	case "jobs":
+		return ec.fieldContext_RetryJobPayload_jobs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RetryJobPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_SuspendUserPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6256,6 +6427,56 @@ func (ec *executionContext) field_Mutation_removeUserGroupMembers_args(ctx conte
 		return nil, err
 	}
 	args["userIDs"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resyncIntegration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resyncUsers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "integrationID",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["integrationID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "userIDs",
+		func(ctx context.Context, v any) ([]pulid.ID, error) {
+			return ec.unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["userIDs"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_retryJob_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -8803,6 +9024,29 @@ func (ec *executionContext) fieldContext_Job_finishedAt(_ context.Context, field
 	return graphql.NewScalarFieldContext("Job", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Job_retryOfID(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Job_retryOfID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RetryOfID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *pulid.ID) graphql.Marshaler {
+			return ec.marshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Job_retryOfID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Job", field, false, false, "ID")
+}
+
 func (ec *executionContext) _Job_items(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8843,6 +9087,38 @@ func (ec *executionContext) fieldContext_Job_items(ctx context.Context, field gr
 	if fc.Args, err = ec.field_Job_items_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Job_retryOf(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Job_retryOf(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Job().RetryOf(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Job) graphql.Marshaler {
+			return ec.marshalOJob2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJob(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Job_retryOf(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Job",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -9894,6 +10170,138 @@ func (ec *executionContext) fieldContext_Mutation_updateOrganization(ctx context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_updateOrganization_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_retryJob(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_retryJob(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetryJob(ctx, fc.Args["id"].(pulid.ID))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RetryJobPayload) graphql.Marshaler {
+			return ec.marshalNRetryJobPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐRetryJobPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_retryJob(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RetryJobPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retryJob_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resyncUsers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resyncUsers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResyncUsers(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["userIDs"].([]pulid.ID))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ResyncPayload) graphql.Marshaler {
+			return ec.marshalNResyncPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐResyncPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resyncUsers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ResyncPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resyncUsers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resyncIntegration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resyncIntegration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResyncIntegration(ctx, fc.Args["id"].(pulid.ID))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ResyncPayload) graphql.Marshaler {
+			return ec.marshalNResyncPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐResyncPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resyncIntegration(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ResyncPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resyncIntegration_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -11963,6 +12371,102 @@ func (ec *executionContext) _RemoveUserGroupMembersPayload_jobs(ctx context.Cont
 func (ec *executionContext) fieldContext_RemoveUserGroupMembersPayload_jobs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "RemoveUserGroupMembersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ResyncPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.ResyncPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResyncPayload_jobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Jobs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJobᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ResyncPayload_jobs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ResyncPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RetryJobPayload_retried(ctx context.Context, field graphql.CollectedField, obj *model.RetryJobPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetryJobPayload_retried(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Retried, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetryJobPayload_retried(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RetryJobPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RetryJobPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.RetryJobPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RetryJobPayload_jobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Jobs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJobᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RetryJobPayload_jobs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RetryJobPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -18003,7 +18507,7 @@ func (ec *executionContext) unmarshalInputJobWhereInput(ctx context.Context, obj
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "kind", "kindNEQ", "kindIn", "kindNotIn", "kindGT", "kindGTE", "kindLT", "kindLTE", "kindContains", "kindHasPrefix", "kindHasSuffix", "kindEqualFold", "kindContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "total", "totalNEQ", "totalIn", "totalNotIn", "totalGT", "totalGTE", "totalLT", "totalLTE", "done", "doneNEQ", "doneIn", "doneNotIn", "doneGT", "doneGTE", "doneLT", "doneLTE", "failed", "failedNEQ", "failedIn", "failedNotIn", "failedGT", "failedGTE", "failedLT", "failedLTE", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDIsNil", "integrationIDNotNil", "integrationIDEqualFold", "integrationIDContainsFold", "startedAt", "startedAtNEQ", "startedAtIn", "startedAtNotIn", "startedAtGT", "startedAtGTE", "startedAtLT", "startedAtLTE", "startedAtIsNil", "startedAtNotNil", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "hasItems", "hasItemsWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "kind", "kindNEQ", "kindIn", "kindNotIn", "kindGT", "kindGTE", "kindLT", "kindLTE", "kindContains", "kindHasPrefix", "kindHasSuffix", "kindEqualFold", "kindContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "total", "totalNEQ", "totalIn", "totalNotIn", "totalGT", "totalGTE", "totalLT", "totalLTE", "done", "doneNEQ", "doneIn", "doneNotIn", "doneGT", "doneGTE", "doneLT", "doneLTE", "failed", "failedNEQ", "failedIn", "failedNotIn", "failedGT", "failedGTE", "failedLT", "failedLTE", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDIsNil", "integrationIDNotNil", "integrationIDEqualFold", "integrationIDContainsFold", "startedAt", "startedAtNEQ", "startedAtIn", "startedAtNotIn", "startedAtGT", "startedAtGTE", "startedAtLT", "startedAtLTE", "startedAtIsNil", "startedAtNotNil", "finishedAt", "finishedAtNEQ", "finishedAtIn", "finishedAtNotIn", "finishedAtGT", "finishedAtGTE", "finishedAtLT", "finishedAtLTE", "finishedAtIsNil", "finishedAtNotNil", "retryOfID", "retryOfIDNEQ", "retryOfIDIn", "retryOfIDNotIn", "retryOfIDGT", "retryOfIDGTE", "retryOfIDLT", "retryOfIDLTE", "retryOfIDContains", "retryOfIDHasPrefix", "retryOfIDHasSuffix", "retryOfIDIsNil", "retryOfIDNotNil", "retryOfIDEqualFold", "retryOfIDContainsFold", "hasItems", "hasItemsWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -18731,6 +19235,111 @@ func (ec *executionContext) unmarshalInputJobWhereInput(ctx context.Context, obj
 				return it, err
 			}
 			it.FinishedAtNotNil = data
+		case "retryOfID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfID"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfID = data
+		case "retryOfIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDNEQ = data
+		case "retryOfIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDIn"))
+			data, err := ec.unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDIn = data
+		case "retryOfIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDNotIn = data
+		case "retryOfIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDGT"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDGT = data
+		case "retryOfIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDGTE"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDGTE = data
+		case "retryOfIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDLT"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDLT = data
+		case "retryOfIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDLTE"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDLTE = data
+		case "retryOfIDContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDContains"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDContains = data
+		case "retryOfIDHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDHasPrefix"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDHasPrefix = data
+		case "retryOfIDHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDHasSuffix"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDHasSuffix = data
+		case "retryOfIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDIsNil = data
+		case "retryOfIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDNotNil = data
+		case "retryOfIDEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDEqualFold"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDEqualFold = data
+		case "retryOfIDContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("retryOfIDContainsFold"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RetryOfIDContainsFold = data
 		case "hasItems":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasItems"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -25771,11 +26380,22 @@ func (ec *executionContext) _Job(ctx context.Context, sel ast.SelectionSet, obj 
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "retryOfID":
+			out.Values[i] = ec._Job_retryOfID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "items":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Job_items(ctx, field, obj)
+				})
+		case "retryOf":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Job_retryOf(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -26137,6 +26757,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "updateOrganization":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateOrganization(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "retryJob":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retryJob(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resyncUsers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resyncUsers(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resyncIntegration":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resyncIntegration(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -26804,6 +27445,77 @@ func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, 
 			}
 		case "jobs":
 			out.Values[i] = ec._RemoveUserGroupMembersPayload_jobs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var resyncPayloadImplementors = []string{"ResyncPayload"}
+
+func (ec *executionContext) _ResyncPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ResyncPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, resyncPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ResyncPayload")
+		case "jobs":
+			out.Values[i] = ec._ResyncPayload_jobs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var retryJobPayloadImplementors = []string{"RetryJobPayload"}
+
+func (ec *executionContext) _RetryJobPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RetryJobPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, retryJobPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RetryJobPayload")
+		case "retried":
+			out.Values[i] = ec._RetryJobPayload_retried(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "jobs":
+			out.Values[i] = ec._RetryJobPayload_jobs(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -28252,6 +28964,22 @@ func (ec *executionContext) marshalNRemoveUserGroupMembersPayload2ᚖgithubᚗco
 		return graphql.Null
 	}
 	return ec._RemoveUserGroupMembersPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNResyncPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐResyncPayload(ctx context.Context, sel ast.SelectionSet, v *model.ResyncPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ResyncPayload!")
+		return graphql.Null
+	}
+	return ec._ResyncPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRetryJobPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐRetryJobPayload(ctx context.Context, sel ast.SelectionSet, v *model.RetryJobPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RetryJobPayload!")
+		return graphql.Null
+	}
+	return ec._RetryJobPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {

@@ -97,6 +97,18 @@ type RemoveUserGroupMembersPayload struct {
 	Jobs      []*ent.Job     `json:"jobs"`
 }
 
+type ResyncPayload struct {
+	// The job re-reading and re-applying every targeted user; empty when there is nobody to reconcile.
+	Jobs []*ent.Job `json:"jobs"`
+}
+
+type RetryJobPayload struct {
+	// The job that was retried; its own items and counters stay as they ended.
+	Retried *ent.Job `json:"retried"`
+	// The job now carrying the work: a new job of kind RETRY over the failed items (or the retry already running).
+	Jobs []*ent.Job `json:"jobs"`
+}
+
 type Subscription struct {
 }
 

@@ -211,3 +211,36 @@ func DeletionTargets(ctx context.Context, c *ent.Client, userIDs []pulid.ID) ([]
 	}
 	return out, nil
 }
+
+// spreadChunk bounds the user ids of one UserTargets call (PostgreSQL accepts
+// at most 65,535 parameters per statement; a bound group may be large).
+const spreadChunk = 5000
+
+// Spread adds, for every user named in targets, each other authorized
+// integration the user is connected to or linked in. Which integration owns a
+// user (I4) depends on all of them, so a change that can move ownership — a
+// binding, a group membership, an integration's domain settings — must
+// reconcile the user everywhere, or the result would depend on the order of
+// the changes: the integration that lost the user would keep it live, or keep
+// a stale error. Duplicates are left to jobs.Start.
+func Spread(ctx context.Context, c *ent.Client, targets []jobs.Target) ([]jobs.Target, error) {
+	seen := make(map[pulid.ID]bool, len(targets))
+	var users []pulid.ID
+	for _, t := range targets {
+		if t.UserID != "" && !seen[t.UserID] {
+			seen[t.UserID] = true
+			users = append(users, t.UserID)
+		}
+	}
+	out := targets
+	for len(users) > 0 {
+		n := min(len(users), spreadChunk)
+		more, err := UserTargets(ctx, c, users[:n])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+		users = users[n:]
+	}
+	return out, nil
+}

@@ -52,6 +52,10 @@ func (s *Service) DeleteGroup(ctx context.Context, id pulid.ID) (*ent.Job, error
 		if err := c.UserGroup.DeleteOneID(id).Exec(ctx); err != nil {
 			return notFound(err, "id", "user group", id)
 		}
+		// Losing the group may hand its members to another integration (I4).
+		if targets, err = connect.Spread(ctx, c, targets); err != nil {
+			return err
+		}
 		job, err = jobs.Start(ctx, c, g.OrganizationID, jobs.JobGroupDelete, "", targets)
 		return err
 	})
@@ -133,10 +137,16 @@ func (s *Service) RemoveGroupMembers(ctx context.Context, groupID pulid.ID, user
 }
 
 // startMembershipJob reconciles users who joined or left the group in every
-// authorized integration the group is bound to; none bound: no job.
+// authorized integration the group is bound to, and then in their other
+// integrations; group bound nowhere: no job.
 func startMembershipJob(ctx context.Context, c *ent.Client, g *ent.UserGroup, userIDs []pulid.ID) (*ent.Job, error) {
 	targets, err := connect.MembershipTargets(ctx, c, g.ID, userIDs)
 	if err != nil {
+		return nil, err
+	}
+	// And in the members' other integrations: joining or leaving may move
+	// which one owns them (I4).
+	if targets, err = connect.Spread(ctx, c, targets); err != nil {
 		return nil, err
 	}
 	return jobs.Start(ctx, c, g.OrganizationID, jobs.JobGroupMembers, "", targets)

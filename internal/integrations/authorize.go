@@ -98,6 +98,10 @@ func (s *Service) Authorize(ctx context.Context, id pulid.ID) (*ent.Integration,
 		if err != nil {
 			return err
 		}
+		// An integration joining may take users over from another (I4).
+		if targets, err = connect.Spread(ctx, c, targets); err != nil {
+			return err
+		}
 		job, err = jobs.Start(ctx, c, cur.OrganizationID, jobs.JobIntegrationAuthorize, id, targets)
 		return err
 	})

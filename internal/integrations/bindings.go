@@ -12,6 +12,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/internal/connect"
 	"github.com/dirsync/dirsync/internal/directory"
 	"github.com/dirsync/dirsync/internal/gqlerr"
 	"github.com/dirsync/dirsync/internal/jobs"
@@ -154,7 +155,8 @@ func (s *Service) UnbindUserGroups(ctx context.Context, integrationID pulid.ID, 
 
 // bindingChange is the frame of the four binding mutations: de-duplicated ids,
 // the integration locked FOR SHARE (a concurrent de-authorization waits), the
-// change, and one job over the users it returns. Binding needs an AUTHORIZED
+// change, and one job over the users it returns, in this integration and in
+// every other one they are connected to or linked in (connect.Spread). Binding needs an AUTHORIZED
 // integration (I5: re-authorizing needs re-binding); unbinding works in any
 // state, but only an AUTHORIZED integration gets a job (nothing may be sent to
 // another; re-authorizing reconciles every linked user anyway).
@@ -192,6 +194,11 @@ func (s *Service) bindingChange(ctx context.Context, integrationID pulid.ID, ids
 		targets := make([]jobs.Target, len(users))
 		for i, u := range users {
 			targets[i] = jobs.Target{IntegrationID: in.ID, UserID: u}
+		}
+		// The users' other integrations too: this change may move which one
+		// owns them (I4), whatever the order of the bindings was.
+		if targets, err = connect.Spread(ctx, c, targets); err != nil {
+			return err
 		}
 		job, err = jobs.Start(ctx, c, in.OrganizationID, kind, in.ID, targets)
 		return err

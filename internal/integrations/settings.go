@@ -108,7 +108,9 @@ func (s *Service) Create(ctx context.Context, in model.CreateIntegrationInput) (
 //     while links exist: their remote ids belong to the old tenant.
 //   - domains, default domain, email source, mapping, suspend flags of an
 //     AUTHORIZED integration: D5 and I3 are checked again and one job reconciles
-//     every user of the integration.
+//     every user of the integration — and, for domains, default domain and
+//     email source, those users in their other integrations too, since which
+//     integration owns a user (I4) may have moved.
 //   - name, group management: stored only.
 func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegrationInput) (*ent.Integration, *ent.Job, error) {
 	var (
@@ -121,7 +123,9 @@ func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegr
 			return err
 		}
 		upd := cur.Update()
-		var credentials, scope bool // what changed
+		// What changed; owner: a setting I4 judges ownership by, so the users'
+		// other integrations must be reconciled too.
+		var credentials, scope, owner bool
 
 		if in.Name != nil {
 			name, err := cleanName(*in.Name)
@@ -211,11 +215,11 @@ func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegr
 			return err
 		}
 		if !slices.Equal(domains, cur.Domains) || def != cur.DefaultDomain {
-			scope = true
+			scope, owner = true, true
 			upd.SetDomains(domains).SetDefaultDomain(def)
 		}
 		if in.EmailSource != nil && *in.EmailSource != cur.EmailSource {
-			scope = true
+			scope, owner = true, true
 			upd.SetEmailSource(*in.EmailSource)
 		}
 		if in.AttributeMappings != nil && isTrue(in.ResetAttributeMappings) {
@@ -266,6 +270,11 @@ func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegr
 			targets, err := connect.IntegrationTargets(ctx, c, id)
 			if err != nil {
 				return err
+			}
+			if owner {
+				if targets, err = connect.Spread(ctx, c, targets); err != nil {
+					return err
+				}
 			}
 			job, err = jobs.Start(ctx, c, cur.OrganizationID, jobs.JobIntegrationChange, id, targets)
 			return err

@@ -38,6 +38,12 @@ const (
 	// JobIntegrationAuthorize reconciles the users an integration already had
 	// (bindings kept across a credential change) once it is authorized again.
 	JobIntegrationAuthorize = "INTEGRATION_AUTHORIZE"
+	// JobRetry re-runs the failed items of another job (Job.retry_of_id).
+	JobRetry = "RETRY"
+	// JobResyncUsers and JobResyncIntegration force a reconcile that re-reads
+	// the remote accounts (ReconcileUser.Force).
+	JobResyncUsers       = "RESYNC_USERS"
+	JobResyncIntegration = "RESYNC_INTEGRATION"
 )
 
 // ReconcileUser asks the worker to converge one user in one integration. It
@@ -51,6 +57,9 @@ type ReconcileUser struct {
 	LinkID        pulid.ID `json:"link,omitempty"`
 	JobID         pulid.ID `json:"job,omitempty"`
 	ItemID        pulid.ID `json:"item,omitempty"`
+	// Force: read the remote account even when the applied hash says nothing
+	// changed, and re-apply what drifted (resync, retry).
+	Force bool `json:"force,omitempty"`
 }
 
 // Target is one (user, integration) a job must reconcile.
@@ -58,6 +67,7 @@ type Target struct {
 	IntegrationID pulid.ID
 	UserID        pulid.ID
 	LinkID        pulid.ID
+	Force         bool
 }
 
 // bulkChunk bounds the rows of one INSERT: PostgreSQL accepts at most 65,535
@@ -68,7 +78,7 @@ const bulkChunk = 1000
 // Start records a job of kind with one item and one outbox row per distinct
 // target, on c (the caller's transactional client), and wakes the relay at
 // commit. No targets: no job, nil.
-func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, integrationID pulid.ID, targets []Target) (*ent.Job, error) {
+func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, integrationID pulid.ID, targets []Target, opts ...Option) (*ent.Job, error) {
 	targets = dedupe(targets)
 	if len(targets) == 0 {
 		return nil, nil
@@ -76,6 +86,9 @@ func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, inte
 	jc := c.Job.Create().SetOrganizationID(orgID).SetKind(kind).SetTotal(len(targets))
 	if integrationID != "" {
 		jc.SetIntegrationID(integrationID)
+	}
+	for _, o := range opts {
+		o(jc)
 	}
 	job, err := jc.Save(ctx)
 	if err != nil {
@@ -104,7 +117,7 @@ func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, inte
 	for i, t := range targets {
 		payload, err := json.Marshal(ReconcileUser{
 			OrgID: orgID, IntegrationID: t.IntegrationID, UserID: t.UserID, LinkID: t.LinkID,
-			JobID: job.ID, ItemID: created[i].ID,
+			JobID: job.ID, ItemID: created[i].ID, Force: t.Force,
 		})
 		if err != nil {
 			return nil, err
@@ -122,6 +135,14 @@ func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, inte
 		return nil, fmt.Errorf("jobs: notify relay: %w", err)
 	}
 	return job, nil
+}
+
+// Option adjusts the job Start records.
+type Option func(*ent.JobCreate)
+
+// RetryOf records that the job re-runs the failed items of job id.
+func RetryOf(id pulid.ID) Option {
+	return func(jc *ent.JobCreate) { jc.SetRetryOfID(id) }
 }
 
 func dedupe(ts []Target) []Target {

@@ -16,6 +16,15 @@ func (c *Client) GetUser(ctx context.Context, idOrUPN string, sel ...string) (Us
 		query: selectQuery(sel), fresh: c.isFresh(idOrUPN)})
 }
 
+// GetUserProperties reads the selected properties of one user exactly as Graph
+// sent them (nested objects and unknown properties included), for comparing
+// with what was last written.
+// https://learn.microsoft.com/graph/api/user-get?view=graph-rest-1.0
+func (c *Client) GetUserProperties(ctx context.Context, id string, sel ...string) (map[string]any, error) {
+	return roundtrip[map[string]any](ctx, c, call{method: http.MethodGet, path: "/users/" + seg(id),
+		query: selectQuery(sel), fresh: c.isFresh(id)})
+}
+
 // FindUserByUPN looks a user up with $filter (which, unlike a GET by UPN, copes
 // with UPNs starting with '$' and with '#'); nil without error when none exists.
 // https://learn.microsoft.com/graph/api/user-list?view=graph-rest-1.0

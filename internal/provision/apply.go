@@ -120,6 +120,7 @@ func permanent(err error) bool {
 }
 
 type applier struct {
+	drift      []string // properties a forced reconcile found changed remotely
 	r          *Reconciler
 	st         *state
 	d          Desired
@@ -224,6 +225,47 @@ func (a *applier) apply(ctx context.Context, c *ent.Client, p Plan) error {
 	return fmt.Errorf("provision: unknown action %v", p.Action)
 }
 
+// reread is the forced reconcile (resync, retry): the applied hash only says
+// what we last wrote, not what the tenant holds now, so read the linked
+// account and make the link say what is really there — its real
+// accountEnabled, and no applied hash when an exported property drifted — so
+// that Decide re-applies exactly what someone changed behind our back. An
+// account released by de-authorization stays untouched, as without force.
+// stop: the read failed and the outcome records why.
+func (a *applier) reread(ctx context.Context, want Plan) (stop bool) {
+	o := a.o
+	if o.link.RemoteID == "" {
+		return false
+	}
+	if l := o.link.plan(); l.Released && (!a.d.Exists || !a.d.Connected) {
+		return false
+	}
+	gc, err := a.graph()
+	if err != nil {
+		a.configErr(err)
+		return true
+	}
+	remote, err := gc.GetUserProperties(a.fresh(ctx), o.link.RemoteID, DriftSelect(want.Body)...)
+	if msgraph.IsNotFound(err) && !a.recentlyCreated() {
+		// Deleted in Entra: converge from scratch (P1), or nothing left to disable.
+		o.link.forgetRemote()
+		return false
+	}
+	if err != nil {
+		a.remoteErr(err)
+		return true
+	}
+	if v, ok := remote["accountEnabled"].(bool); ok {
+		o.link.RemoteEnabled = &v
+	}
+	if want.Body != nil {
+		if a.drift = Drift(want.Body, remote); len(a.drift) > 0 {
+			o.link.AppliedHash = ""
+		}
+	}
+	return false
+}
+
 func (a *applier) configErr(err error) {
 	a.o.failWith(CodeIntegrationSettings, err.Error(), "")
 }
@@ -281,6 +323,9 @@ func (a *applier) patch(ctx context.Context, c *ent.Client, p Plan) error {
 	default:
 		o.result, o.event = jobs.ResultUpdated, EventUserUpdate
 		o.detail = fmt.Sprintf("updated remote user %s (%s)", o.link.RemoteID, o.link.UPN)
+	}
+	if len(a.drift) > 0 {
+		o.detail += "; changed in the tenant: " + strings.Join(a.drift, ", ")
 	}
 	if hasEnable {
 		o.link.RemoteEnabled = msgraph.Ptr(enable)

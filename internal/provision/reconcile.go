@@ -379,6 +379,12 @@ func (r *Reconciler) reconcile(ctx context.Context, c *ent.Client, st *state, lo
 	}
 	p := Decide(d, o.link.plan())
 	a := &applier{r: r, st: st, d: d, resolveErr: resolveErr, o: &o, now: r.cfg.Now()}
+	if st.t.Force {
+		if a.reread(ctx, p) {
+			return o, nil
+		}
+		p = Decide(d, o.link.plan())
+	}
 	if err := a.apply(ctx, c, p); err != nil {
 		return outcome{}, err
 	}
