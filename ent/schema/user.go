@@ -139,6 +139,7 @@ const (
 	UniqueGroupBinding       = "group_bindings_integration_group_key"
 	UniqueRemoteLink         = "remote_links_integration_user_key"
 	UniqueRemoteLinkRemoteID = "remote_links_integration_remote_id_key"
+	UniqueRemoteLinkGroup    = "remote_links_integration_group_key"
 )
 
 // foldHook keeps folded in step with field, so the unique index on the folded

@@ -45,6 +45,11 @@ func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Durati
 		ShutdownTimeout: a.Cfg.ShutdownTimeout,
 		Logger:          a.Log,
 	}
+	if a.Tenants != nil {
+		if cfg.GroupHandler, err = a.GroupReconciler(); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Tune != nil {
 		opts.Tune(&cfg)
 	}

@@ -9,12 +9,14 @@ import (
 	"unicode"
 
 	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/integration"
 	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/graph/model"
 	"github.com/dirsync/dirsync/internal/connect"
 	"github.com/dirsync/dirsync/internal/gqlerr"
+	"github.com/dirsync/dirsync/internal/groupsync"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/mapping"
 	"github.com/dirsync/dirsync/internal/tenant"
@@ -107,7 +109,9 @@ func (s *Service) Create(ctx context.Context, in model.CreateIntegrationInput) (
 //   - domains, default domain, email source, mapping, suspend flags of an
 //     AUTHORIZED integration: D5 and I3 are checked again and one job reconciles
 //     every user of the integration.
-//   - name, group management: stored only.
+//   - group management of an AUTHORIZED integration: one job reconciles every
+//     bound group (on: create or take over; off: stop managing, see docs/groups.md).
+//   - name: stored only.
 func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegrationInput) (*ent.Integration, *ent.Job, error) {
 	var (
 		out *ent.Integration
@@ -237,8 +241,9 @@ func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegr
 			scope = true
 			upd.SetSuspendOnLockout(*in.SuspendOnLockout)
 		}
-		// Group management only matters to group sync (a later issue); G1 says
-		// turning it off leaves remote groups as they are, so nothing to start.
+		// G1: turning group management on or off reconciles every bound group
+		// (create or take over / release); remote groups are never deleted.
+		groups := in.GroupManagement != nil && *in.GroupManagement != cur.GroupManagement
 		upd.SetNillableGroupManagement(in.GroupManagement)
 
 		authorized := cur.Status == integration.StatusAUTHORIZED
@@ -260,15 +265,24 @@ func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegr
 		if out, err = upd.Save(ctx); err != nil {
 			return err
 		}
-		if scope && authorized && !credentials {
-			targets, err := connect.IntegrationTargets(ctx, c, id)
+		if !authorized || credentials {
+			return nil
+		}
+		var targets []jobs.Target
+		if scope {
+			if targets, err = connect.IntegrationTargets(ctx, c, id); err != nil {
+				return err
+			}
+		}
+		if groups {
+			gt, err := groupTargets(ctx, c, cur.OrganizationID, id)
 			if err != nil {
 				return err
 			}
-			job, err = jobs.Start(ctx, c, cur.OrganizationID, jobs.JobIntegrationChange, id, targets)
-			return err
+			targets = append(targets, gt...)
 		}
-		return nil
+		job, err = jobs.Start(ctx, c, cur.OrganizationID, jobs.JobIntegrationChange, id, targets)
+		return err
 	})
 	if err != nil {
 		return nil, nil, err
@@ -434,3 +448,19 @@ func deref(p *string) string {
 }
 
 func isTrue(p *bool) bool { return p != nil && *p }
+
+// groupTargets lists every group of the integration whose management a
+// toggle of group management changes: bound groups and groups with a link.
+func groupTargets(ctx context.Context, c *ent.Client, orgID, integrationID pulid.ID) ([]jobs.Target, error) {
+	bound, err := c.GroupBinding.Query().Where(groupbinding.IntegrationID(integrationID)).
+		Select(groupbinding.FieldGroupID).Strings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("integrations: reading group bindings: %w", err)
+	}
+	linked, err := c.RemoteLink.Query().Where(remotelink.IntegrationID(integrationID), remotelink.KindEQ(remotelink.KindGROUP),
+		remotelink.GroupIDNotNil()).Select(remotelink.FieldGroupID).Strings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("integrations: reading group links: %w", err)
+	}
+	return groupsync.Targets(ctx, c, orgID, toIDs(append(bound, linked...)), integrationID)
+}
