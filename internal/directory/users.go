@@ -12,9 +12,9 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/internal/auth/viewer"
 	"github.com/dirsync/dirsync/internal/connect"
-	"github.com/dirsync/dirsync/internal/groupsync"
 	"github.com/dirsync/dirsync/internal/directory/rules"
 	"github.com/dirsync/dirsync/internal/gqlerr"
+	"github.com/dirsync/dirsync/internal/groupsync"
 	"github.com/dirsync/dirsync/internal/jobs"
 )
 

@@ -117,7 +117,9 @@ type linkRow struct {
 	ErrCode, ErrMsg, ErrReq                     string
 }
 
-func (o *outcome) note(format string, args ...any) { o.notes = append(o.notes, fmt.Sprintf(format, args...)) }
+func (o *outcome) note(format string, args ...any) {
+	o.notes = append(o.notes, fmt.Sprintf(format, args...))
+}
 
 func (o *outcome) emit(typ, format string, args ...any) {
 	o.events = append(o.events, event{typ, fmt.Sprintf(format, args...)})
