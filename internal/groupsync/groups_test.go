@@ -195,7 +195,7 @@ func (s *stack) itemDetails(inID string) []string {
 			}
 		}
 	}
-	s.gql(`{ jobs(first: 50) { edges { node { items(first: 500, where: {groupIDNotNil: true}) { edges { node { detail } } } } } } }`, nil, &out)
+	s.gql(`{ jobs(first: 20) { edges { node { items(first: 100, where: {groupIDNotNil: true}) { edges { node { detail } } } } } } }`, nil, &out)
 	var ds []string
 	for _, j := range out.Jobs.Edges {
 		for _, it := range j.Node.Items.Edges {

@@ -311,10 +311,11 @@ func (r *Reconciler) load(ctx context.Context, c *ent.Client, t jobs.ReconcileGr
 	}
 	lq := c.RemoteLink.Query().Where(remotelink.OrganizationID(t.OrgID), remotelink.IntegrationID(t.IntegrationID),
 		remotelink.KindEQ(remotelink.KindGROUP))
-	if st.groupID != "" {
-		lq = lq.Where(remotelink.GroupID(st.groupID))
-	} else {
+	if t.LinkID != "" {
+		// The link id survives the group's deletion (group_id is nulled).
 		lq = lq.Where(remotelink.ID(t.LinkID))
+	} else {
+		lq = lq.Where(remotelink.GroupID(st.groupID))
 	}
 	if st.link, err = lq.Only(ctx); err != nil && !ent.IsNotFound(err) {
 		return nil, fmt.Errorf("groupsync: load link: %w", err)

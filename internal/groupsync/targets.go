@@ -112,13 +112,19 @@ func UserGroupTargets(ctx context.Context, c *ent.Client, orgID pulid.ID, userID
 // The group reconcile clears the flag in its own short transaction before it
 // reads the members, so a link that appears later flips it again.
 func MarkDirty(ctx context.Context, c *ent.Client, orgID, integrationID, userID, jobID pulid.ID) error {
+	// Every matching link is locked until this transaction commits, dirty or
+	// not: the group reconcile's clear waits for it, so its read of the
+	// members that follows sees this user's link. Locked in id order so two
+	// users of the same groups cannot deadlock.
 	rows, err := c.QueryContext(ctx,
-		`UPDATE remote_links l SET members_dirty = true
-		 FROM user_group_members m
-		 WHERE l.kind = 'GROUP' AND l.organization_id = $1 AND l.integration_id = $2
-		   AND l.group_id = m.user_group_id AND m.user_id = $3
-		   AND NOT l.members_dirty AND l.status <> 'OUT_OF_SCOPE'
-		 RETURNING l.id, l.group_id`, orgID, integrationID, userID)
+		`WITH old AS (
+		   SELECT l.id, l.members_dirty AS was FROM remote_links l
+		   JOIN user_group_members m ON l.group_id = m.user_group_id
+		   WHERE l.kind = 'GROUP' AND l.organization_id = $1 AND l.integration_id = $2
+		     AND m.user_id = $3 AND l.status <> 'OUT_OF_SCOPE'
+		   ORDER BY l.id FOR UPDATE OF l)
+		 UPDATE remote_links l SET members_dirty = true FROM old WHERE l.id = old.id
+		 RETURNING l.id, l.group_id, old.was`, orgID, integrationID, userID)
 	if err != nil {
 		return fmt.Errorf("groupsync: mark dirty: %w", err)
 	}
@@ -126,8 +132,12 @@ func MarkDirty(ctx context.Context, c *ent.Client, orgID, integrationID, userID,
 	var tasks []any
 	for rows.Next() {
 		var link, group string
-		if err := rows.Scan(&link, &group); err != nil {
+		var was bool
+		if err := rows.Scan(&link, &group, &was); err != nil {
 			return err
+		}
+		if was {
+			continue // a pass is queued already and has not started reading
 		}
 		tasks = append(tasks, jobs.ReconcileGroup{OrgID: orgID, IntegrationID: integrationID,
 			GroupID: pulid.ID(group), LinkID: pulid.ID(link), JobID: jobID})
