@@ -117,7 +117,7 @@ func TestTakeoverOfTheOnlySameNameGroup(t *testing.T) {
 	s.sim.ClearRequests()
 	s.gql(`mutation($g: ID!, $u: [ID!]!) { addUserGroupMembers(groupID: $g, userIDs: $u) { jobs { id } } }`,
 		map[string]any{"g": g, "u": users}, nil) // already members: no job, nothing sent
-	s.setGroupManagement(inID, true)             // unchanged setting: no job
+	s.setGroupManagement(inID, true) // unchanged setting: no job
 	s.settled(converge)
 	for _, r := range s.sim.Requests() {
 		require.Equal(t, http.MethodGet, r.Method, "unexpected write %s %s", r.Method, r.Path)
