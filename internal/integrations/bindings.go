@@ -201,11 +201,14 @@ func (s *Service) bindingChange(ctx context.Context, integrationID pulid.ID, ids
 		if err != nil || len(users)+len(extra) == 0 || !authorized {
 			return err
 		}
-		targets := make([]jobs.Target, len(users), len(users)+len(extra))
-		for i, u := range users {
-			targets[i] = jobs.Target{IntegrationID: in.ID, UserID: u}
-		}
+		// Group targets first: the relay dispatches in outbox order, so the
+		// remote groups do not wait behind thousands of member reconciles
+		// (members provisioned later are added by follow-up passes).
+		targets := make([]jobs.Target, 0, len(users)+len(extra))
 		targets = append(targets, extra...)
+		for _, u := range users {
+			targets = append(targets, jobs.Target{IntegrationID: in.ID, UserID: u})
+		}
 		job, err = jobs.Start(ctx, c, in.OrganizationID, kind, in.ID, targets)
 		return err
 	})
