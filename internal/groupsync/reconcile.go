@@ -246,14 +246,19 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileGroup, final bo
 		if err := r.saveLink(ctx, c, st, o); err != nil {
 			return err
 		}
+		// What was already done (a create, some members) is recorded now: the
+		// next try starts from the saved link and will not do it again.
+		if err := r.record(ctx, t, c, o); err != nil {
+			return err
+		}
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("groupsync: commit: %w", err)
 		}
+		r.published(ctx, log, t, o)
 		log.Warn("groupsync: transient failure, will retry", "err", o.transient)
 		return fmt.Errorf("groupsync: group %s in integration %s: %w", st.groupID, t.IntegrationID, o.transient)
 	}
 	if o.transient != nil {
-		o.events = nil
 		o.fail(o.transient)
 	}
 	if err := r.saveLink(ctx, c, st, o); err != nil {
@@ -785,6 +790,20 @@ func (r *Reconciler) complete(ctx context.Context, log *slog.Logger, t jobs.Reco
 		}
 		o.itemDone = done
 	}
+	if err := r.record(ctx, t, c, o); err != nil {
+		return err
+	}
+	if own {
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("groupsync: commit: %w", err)
+		}
+		r.published(ctx, log, t, o)
+	}
+	return nil
+}
+
+// record writes the outcome's events on c.
+func (r *Reconciler) record(ctx context.Context, t jobs.ReconcileGroup, c *ent.Client, o *outcome) error {
 	for _, e := range o.events {
 		detail := e.detail
 		if len(o.notes) > 0 && e.typ != EventGroupMembership {
@@ -804,12 +823,7 @@ func (r *Reconciler) complete(ctx context.Context, log *slog.Logger, t jobs.Reco
 		}
 		o.saved = append(o.saved, ev)
 	}
-	if own {
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("groupsync: commit: %w", err)
-		}
-		r.published(ctx, log, t, o)
-	}
+	o.events = nil
 	return nil
 }
 
