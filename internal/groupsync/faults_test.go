@@ -45,7 +45,6 @@ func (s *stack) bulkUsers(prefix string, n int) []string {
 // groups of 200 members (none provisioned before) through GraphQL: every
 // remote group ends with exactly its members, no group is created twice.
 func TestFaultsEveryGroupConverges(t *testing.T) {
-	t.Parallel()
 	if testing.Short() {
 		t.Skip("1,000 users")
 	}

@@ -80,7 +80,6 @@ func (s *stack) remoteSecurityGroup(name string, members ...string) string {
 // TestTakeoverOfTheOnlySameNameGroup: G2 exactly one → take it over; our
 // members are added, a foreign member stays.
 func TestTakeoverOfTheOnlySameNameGroup(t *testing.T) {
-	t.Parallel()
 	s := newStack(t, stackOpts{})
 	foreign := s.remoteUser("outsider@contoso.com")
 	existing := s.remoteSecurityGroup("Sales", foreign.ID)
@@ -128,7 +127,6 @@ func TestTakeoverOfTheOnlySameNameGroup(t *testing.T) {
 // one → a new one; a name held only by a Microsoft 365 group counts as none
 // and that group is never touched.
 func TestCreateWhenNoneOrSeveralOrOnlyMailEnabled(t *testing.T) {
-	t.Parallel()
 	s := newStack(t, stackOpts{})
 	dup1 := s.remoteSecurityGroup("Ops")
 	dup2 := s.remoteSecurityGroup("Ops")
@@ -210,7 +208,6 @@ func (s *stack) itemDetails(inID string) []string {
 // TestMembershipRenameAndDescriptionFollow: G3 adds and removes, a member
 // whose provisioning is in flight, renames and description changes.
 func TestMembershipRenameAndDescriptionFollow(t *testing.T) {
-	t.Parallel()
 	s := newStack(t, stackOpts{sim: graphsim.Config{Faults: graphsim.Faults{ReplicationDelay: 300 * time.Millisecond}}})
 	inID := s.integration(true)
 	users := s.users("d", 4)
@@ -251,7 +248,6 @@ func TestMembershipRenameAndDescriptionFollow(t *testing.T) {
 
 // TestManagementOffLeavesGroupsAndOnResumes: G1.
 func TestManagementOffLeavesGroupsAndOnResumes(t *testing.T) {
-	t.Parallel()
 	s := newStack(t, stackOpts{})
 	inID := s.integration(false)
 	users := s.users("p", 3)
@@ -293,7 +289,6 @@ func TestManagementOffLeavesGroupsAndOnResumes(t *testing.T) {
 
 // TestUnbindAndDeleteStopManaging: G4 and X4.
 func TestUnbindAndDeleteStopManaging(t *testing.T) {
-	t.Parallel()
 	s := newStack(t, stackOpts{})
 	inID := s.integration(true)
 	users := s.users("q", 4)
