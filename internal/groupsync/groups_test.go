@@ -343,3 +343,41 @@ func TestUnbindAndDeleteStopManaging(t *testing.T) {
 	require.Equal(t, *lh.RemoteID, *l.RemoteID)
 	require.True(t, l.TakenOver)
 }
+
+// TestGraphRefusalIsAPerItemError: a group write Graph refuses for good (here
+// the app lacks Group.ReadWrite.All) fails that group's item with Graph's code
+// and request id on the link; the users of the same job still provision.
+func TestGraphRefusalIsAPerItemError(t *testing.T) {
+	s := newStack(t, stackOpts{})
+	app, err := s.sim.AddApp(s.creds.TenantID, graphsim.AppSpec{Name: "no-groups",
+		Permissions: []string{graphsim.PermUserReadWriteAll, graphsim.PermDomainReadAll, graphsim.PermGroupReadAll}})
+	require.NoError(t, err)
+	inID := s.integrationAs(graphsim.Credentials{TenantID: s.creds.TenantID, ClientID: app.ClientID, ClientSecret: app.ClientSecret}, true)
+	users := s.users("r", 2)
+	g := s.group("Restricted", "", users)
+	s.bindGroups(inID, g)
+	var l *linkOut
+	eventually(t, converge, "group link failed", func() bool {
+		l = s.groupLink(g, inID)
+		return l != nil && l.Status == "ERROR"
+	})
+	require.Equal(t, "Authorization_RequestDenied", *l.LastErrorCode)
+	require.NotEmpty(t, *l.LastErrorRequestID)
+	s.settled(converge)
+	require.Len(t, s.userRemoteIDs(inID), 2, "the users of the job still provisioned")
+	var out struct {
+		Jobs struct {
+			Edges []struct{ Node struct{ Status string } }
+		}
+	}
+	s.gql(`{ jobs(first: 5, where: {kind: "BIND_USER_GROUPS"}) { edges { node { status } } } }`, nil, &out)
+	require.Len(t, out.Jobs.Edges, 1)
+	require.Equal(t, "PARTIAL", out.Jobs.Edges[0].Node.Status)
+	evs := s.events("group_provision_failed")
+	require.NotEmpty(t, evs)
+	for _, e := range evs {
+		require.Contains(t, e.Detail, "request-id")
+		require.Equal(t, g, *e.GroupID)
+	}
+	require.Empty(t, s.remoteGroups("Restricted"))
+}

@@ -192,12 +192,18 @@ func (s *stack) gql(query string, vars map[string]any, out any) {
 // tenant through GraphQL.
 func (s *stack) integration(groupManagement bool) string {
 	s.t.Helper()
+	return s.integrationAs(s.creds, groupManagement)
+}
+
+// integrationAs is integration with another app's credentials.
+func (s *stack) integrationAs(creds graphsim.Credentials, groupManagement bool) string {
+	s.t.Helper()
 	var c struct {
 		CreateIntegration struct{ Integration struct{ ID string } }
 	}
 	s.gql(`mutation($in: CreateIntegrationInput!) { createIntegration(input: $in) { integration { id } } }`,
-		map[string]any{"in": map[string]any{"name": "M365", "tenantID": s.creds.TenantID, "clientID": s.creds.ClientID,
-			"clientSecret": s.creds.ClientSecret, "graphBaseURL": s.simURL + "/v1.0", "loginBaseURL": s.simURL,
+		map[string]any{"in": map[string]any{"name": "M365 " + creds.ClientID, "tenantID": creds.TenantID, "clientID": creds.ClientID,
+			"clientSecret": creds.ClientSecret, "graphBaseURL": s.simURL + "/v1.0", "loginBaseURL": s.simURL,
 			"groupManagement": groupManagement}}, &c)
 	id := c.CreateIntegration.Integration.ID
 	var a struct {

@@ -110,7 +110,10 @@ func UserGroupTargets(ctx context.Context, c *ent.Client, orgID pulid.ID, userID
 // released). Only links not yet dirty get a task, so a burst of user
 // reconciles over one big group queues one pass at a time, not one per user.
 // The group reconcile clears the flag in its own short transaction before it
-// reads the members, so a link that appears later flips it again.
+// reads the members, so a link that appears later flips it again. A group
+// whose remote group could not be found or created (ERROR, no remote id) is
+// not retried by every member's provisioning: the next change of the group,
+// its bindings or the integration tries again.
 func MarkDirty(ctx context.Context, c *ent.Client, orgID, integrationID, userID, jobID pulid.ID) error {
 	// Every matching link is locked until this transaction commits, dirty or
 	// not: the group reconcile's clear waits for it, so its read of the
@@ -122,6 +125,7 @@ func MarkDirty(ctx context.Context, c *ent.Client, orgID, integrationID, userID,
 		   JOIN user_group_members m ON l.group_id = m.user_group_id
 		   WHERE l.kind = 'GROUP' AND l.organization_id = $1 AND l.integration_id = $2
 		     AND m.user_id = $3 AND l.status <> 'OUT_OF_SCOPE'
+		     AND NOT (l.status = 'ERROR' AND coalesce(l.remote_id, '') = '')
 		   ORDER BY l.id FOR UPDATE OF l)
 		 UPDATE remote_links l SET members_dirty = true FROM old WHERE l.id = old.id
 		 RETURNING l.id, l.group_id, old.was`, orgID, integrationID, userID)
