@@ -1893,6 +1893,22 @@ func (c *RemoteLinkClient) QueryUser(_m *RemoteLink) *UserQuery {
 	return query
 }
 
+// QueryGroup queries the group edge of a RemoteLink.
+func (c *RemoteLinkClient) QueryGroup(_m *RemoteLink) *UserGroupQuery {
+	query := (&UserGroupClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(remotelink.Table, remotelink.FieldID, id),
+			sqlgraph.To(usergroup.Table, usergroup.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, remotelink.GroupTable, remotelink.GroupColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *RemoteLinkClient) Hooks() []Hook {
 	hooks := c.hooks.RemoteLink
@@ -2448,6 +2464,22 @@ func (c *UserGroupClient) QueryBindings(_m *UserGroup) *GroupBindingQuery {
 			sqlgraph.From(usergroup.Table, usergroup.FieldID, id),
 			sqlgraph.To(groupbinding.Table, groupbinding.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, usergroup.BindingsTable, usergroup.BindingsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryLinks queries the links edge of a UserGroup.
+func (c *UserGroupClient) QueryLinks(_m *UserGroup) *RemoteLinkQuery {
+	query := (&RemoteLinkClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(usergroup.Table, usergroup.FieldID, id),
+			sqlgraph.To(remotelink.Table, remotelink.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, usergroup.LinksTable, usergroup.LinksColumn),
 		)
 		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
 		return fromV, nil

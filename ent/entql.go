@@ -65,6 +65,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			event.FieldType:           {Type: field.TypeString, Column: event.FieldType},
 			event.FieldUserID:         {Type: field.TypeString, Column: event.FieldUserID},
 			event.FieldIntegrationID:  {Type: field.TypeString, Column: event.FieldIntegrationID},
+			event.FieldGroupID:        {Type: field.TypeString, Column: event.FieldGroupID},
 			event.FieldJobID:          {Type: field.TypeString, Column: event.FieldJobID},
 			event.FieldDetail:         {Type: field.TypeString, Column: event.FieldDetail},
 		},
@@ -165,10 +166,12 @@ var schemaGraph = func() *sqlgraph.Schema {
 			jobitem.FieldUserID:         {Type: field.TypeString, Column: jobitem.FieldUserID},
 			jobitem.FieldLinkID:         {Type: field.TypeString, Column: jobitem.FieldLinkID},
 			jobitem.FieldIntegrationID:  {Type: field.TypeString, Column: jobitem.FieldIntegrationID},
+			jobitem.FieldGroupID:        {Type: field.TypeString, Column: jobitem.FieldGroupID},
 			jobitem.FieldStatus:         {Type: field.TypeEnum, Column: jobitem.FieldStatus},
 			jobitem.FieldResult:         {Type: field.TypeString, Column: jobitem.FieldResult},
 			jobitem.FieldErrorCode:      {Type: field.TypeString, Column: jobitem.FieldErrorCode},
 			jobitem.FieldErrorMessage:   {Type: field.TypeString, Column: jobitem.FieldErrorMessage},
+			jobitem.FieldDetail:         {Type: field.TypeString, Column: jobitem.FieldDetail},
 		},
 	}
 	graph.Nodes[6] = &sqlgraph.Node{
@@ -246,6 +249,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			remotelink.FieldOrganizationID:     {Type: field.TypeString, Column: remotelink.FieldOrganizationID},
 			remotelink.FieldIntegrationID:      {Type: field.TypeString, Column: remotelink.FieldIntegrationID},
 			remotelink.FieldUserID:             {Type: field.TypeString, Column: remotelink.FieldUserID},
+			remotelink.FieldGroupID:            {Type: field.TypeString, Column: remotelink.FieldGroupID},
 			remotelink.FieldKind:               {Type: field.TypeEnum, Column: remotelink.FieldKind},
 			remotelink.FieldRemoteID:           {Type: field.TypeString, Column: remotelink.FieldRemoteID},
 			remotelink.FieldUpn:                {Type: field.TypeString, Column: remotelink.FieldUpn},
@@ -259,6 +263,12 @@ var schemaGraph = func() *sqlgraph.Schema {
 			remotelink.FieldLastErrorMessage:   {Type: field.TypeString, Column: remotelink.FieldLastErrorMessage},
 			remotelink.FieldLastErrorRequestID: {Type: field.TypeString, Column: remotelink.FieldLastErrorRequestID},
 			remotelink.FieldLastSyncedAt:       {Type: field.TypeTime, Column: remotelink.FieldLastSyncedAt},
+			remotelink.FieldDisplayName:        {Type: field.TypeString, Column: remotelink.FieldDisplayName},
+			remotelink.FieldMembersInSync:      {Type: field.TypeInt, Column: remotelink.FieldMembersInSync},
+			remotelink.FieldMembersPending:     {Type: field.TypeInt, Column: remotelink.FieldMembersPending},
+			remotelink.FieldForeignMembers:     {Type: field.TypeInt, Column: remotelink.FieldForeignMembers},
+			remotelink.FieldMemberIds:          {Type: field.TypeJSON, Column: remotelink.FieldMemberIds},
+			remotelink.FieldMembersDirty:       {Type: field.TypeBool, Column: remotelink.FieldMembersDirty},
 		},
 	}
 	graph.Nodes[10] = &sqlgraph.Node{
@@ -548,6 +558,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		"User",
 	)
 	graph.MustAddE(
+		"group",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   remotelink.GroupTable,
+			Columns: []string{remotelink.GroupColumn},
+			Bidi:    false,
+		},
+		"RemoteLink",
+		"UserGroup",
+	)
+	graph.MustAddE(
 		"organization",
 		&sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -666,6 +688,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"UserGroup",
 		"GroupBinding",
+	)
+	graph.MustAddE(
+		"links",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.LinksTable,
+			Columns: []string{usergroup.LinksColumn},
+			Bidi:    false,
+		},
+		"UserGroup",
+		"RemoteLink",
 	)
 	return graph
 }()
@@ -838,6 +872,11 @@ func (f *EventFilter) WhereUserID(p entql.StringP) {
 // WhereIntegrationID applies the entql string predicate on the integration_id field.
 func (f *EventFilter) WhereIntegrationID(p entql.StringP) {
 	f.Where(p.Field(event.FieldIntegrationID))
+}
+
+// WhereGroupID applies the entql string predicate on the group_id field.
+func (f *EventFilter) WhereGroupID(p entql.StringP) {
+	f.Where(p.Field(event.FieldGroupID))
 }
 
 // WhereJobID applies the entql string predicate on the job_id field.
@@ -1380,6 +1419,11 @@ func (f *JobItemFilter) WhereIntegrationID(p entql.StringP) {
 	f.Where(p.Field(jobitem.FieldIntegrationID))
 }
 
+// WhereGroupID applies the entql string predicate on the group_id field.
+func (f *JobItemFilter) WhereGroupID(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldGroupID))
+}
+
 // WhereStatus applies the entql string predicate on the status field.
 func (f *JobItemFilter) WhereStatus(p entql.StringP) {
 	f.Where(p.Field(jobitem.FieldStatus))
@@ -1398,6 +1442,11 @@ func (f *JobItemFilter) WhereErrorCode(p entql.StringP) {
 // WhereErrorMessage applies the entql string predicate on the error_message field.
 func (f *JobItemFilter) WhereErrorMessage(p entql.StringP) {
 	f.Where(p.Field(jobitem.FieldErrorMessage))
+}
+
+// WhereDetail applies the entql string predicate on the detail field.
+func (f *JobItemFilter) WhereDetail(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldDetail))
 }
 
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
@@ -1727,6 +1776,11 @@ func (f *RemoteLinkFilter) WhereUserID(p entql.StringP) {
 	f.Where(p.Field(remotelink.FieldUserID))
 }
 
+// WhereGroupID applies the entql string predicate on the group_id field.
+func (f *RemoteLinkFilter) WhereGroupID(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldGroupID))
+}
+
 // WhereKind applies the entql string predicate on the kind field.
 func (f *RemoteLinkFilter) WhereKind(p entql.StringP) {
 	f.Where(p.Field(remotelink.FieldKind))
@@ -1792,6 +1846,36 @@ func (f *RemoteLinkFilter) WhereLastSyncedAt(p entql.TimeP) {
 	f.Where(p.Field(remotelink.FieldLastSyncedAt))
 }
 
+// WhereDisplayName applies the entql string predicate on the display_name field.
+func (f *RemoteLinkFilter) WhereDisplayName(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldDisplayName))
+}
+
+// WhereMembersInSync applies the entql int predicate on the members_in_sync field.
+func (f *RemoteLinkFilter) WhereMembersInSync(p entql.IntP) {
+	f.Where(p.Field(remotelink.FieldMembersInSync))
+}
+
+// WhereMembersPending applies the entql int predicate on the members_pending field.
+func (f *RemoteLinkFilter) WhereMembersPending(p entql.IntP) {
+	f.Where(p.Field(remotelink.FieldMembersPending))
+}
+
+// WhereForeignMembers applies the entql int predicate on the foreign_members field.
+func (f *RemoteLinkFilter) WhereForeignMembers(p entql.IntP) {
+	f.Where(p.Field(remotelink.FieldForeignMembers))
+}
+
+// WhereMemberIds applies the entql json.RawMessage predicate on the member_ids field.
+func (f *RemoteLinkFilter) WhereMemberIds(p entql.BytesP) {
+	f.Where(p.Field(remotelink.FieldMemberIds))
+}
+
+// WhereMembersDirty applies the entql bool predicate on the members_dirty field.
+func (f *RemoteLinkFilter) WhereMembersDirty(p entql.BoolP) {
+	f.Where(p.Field(remotelink.FieldMembersDirty))
+}
+
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
 func (f *RemoteLinkFilter) WhereHasOrganization() {
 	f.Where(entql.HasEdge("organization"))
@@ -1828,6 +1912,20 @@ func (f *RemoteLinkFilter) WhereHasUser() {
 // WhereHasUserWith applies a predicate to check if query has an edge user with a given conditions (other predicates).
 func (f *RemoteLinkFilter) WhereHasUserWith(preds ...predicate.User) {
 	f.Where(entql.HasEdgeWith("user", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasGroup applies a predicate to check if query has an edge group.
+func (f *RemoteLinkFilter) WhereHasGroup() {
+	f.Where(entql.HasEdge("group"))
+}
+
+// WhereHasGroupWith applies a predicate to check if query has an edge group with a given conditions (other predicates).
+func (f *RemoteLinkFilter) WhereHasGroupWith(preds ...predicate.UserGroup) {
+	f.Where(entql.HasEdgeWith("group", sqlgraph.WrapFunc(func(s *sql.Selector) {
 		for _, p := range preds {
 			p(s)
 		}
@@ -2303,6 +2401,20 @@ func (f *UserGroupFilter) WhereHasBindings() {
 // WhereHasBindingsWith applies a predicate to check if query has an edge bindings with a given conditions (other predicates).
 func (f *UserGroupFilter) WhereHasBindingsWith(preds ...predicate.GroupBinding) {
 	f.Where(entql.HasEdgeWith("bindings", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasLinks applies a predicate to check if query has an edge links.
+func (f *UserGroupFilter) WhereHasLinks() {
+	f.Where(entql.HasEdge("links"))
+}
+
+// WhereHasLinksWith applies a predicate to check if query has an edge links with a given conditions (other predicates).
+func (f *UserGroupFilter) WhereHasLinksWith(preds ...predicate.RemoteLink) {
+	f.Where(entql.HasEdgeWith("links", sqlgraph.WrapFunc(func(s *sql.Selector) {
 		for _, p := range preds {
 			p(s)
 		}

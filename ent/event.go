@@ -31,6 +31,8 @@ type Event struct {
 	UserID *pulid.ID `json:"user_id,omitempty"`
 	// IntegrationID holds the value of the "integration_id" field.
 	IntegrationID *pulid.ID `json:"integration_id,omitempty"`
+	// GroupID holds the value of the "group_id" field.
+	GroupID *pulid.ID `json:"group_id,omitempty"`
 	// JobID holds the value of the "job_id" field.
 	JobID *pulid.ID `json:"job_id,omitempty"`
 	// Detail holds the value of the "detail" field.
@@ -66,7 +68,7 @@ func (*Event) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case event.FieldUserID, event.FieldIntegrationID, event.FieldJobID:
+		case event.FieldUserID, event.FieldIntegrationID, event.FieldGroupID, event.FieldJobID:
 			values[i] = &sql.NullScanner{S: new(pulid.ID)}
 		case event.FieldID, event.FieldOrganizationID:
 			values[i] = new(pulid.ID)
@@ -132,6 +134,13 @@ func (_m *Event) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.IntegrationID = new(pulid.ID)
 				*_m.IntegrationID = *value.S.(*pulid.ID)
+			}
+		case event.FieldGroupID:
+			if value, ok := values[i].(*sql.NullScanner); !ok {
+				return fmt.Errorf("unexpected type %T for field group_id", values[i])
+			} else if value.Valid {
+				_m.GroupID = new(pulid.ID)
+				*_m.GroupID = *value.S.(*pulid.ID)
 			}
 		case event.FieldJobID:
 			if value, ok := values[i].(*sql.NullScanner); !ok {
@@ -206,6 +215,11 @@ func (_m *Event) String() string {
 	builder.WriteString(", ")
 	if v := _m.IntegrationID; v != nil {
 		builder.WriteString("integration_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.GroupID; v != nil {
+		builder.WriteString("group_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteString(", ")

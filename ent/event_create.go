@@ -93,6 +93,20 @@ func (_c *EventCreate) SetNillableIntegrationID(v *pulid.ID) *EventCreate {
 	return _c
 }
 
+// SetGroupID sets the "group_id" field.
+func (_c *EventCreate) SetGroupID(v pulid.ID) *EventCreate {
+	_c.mutation.SetGroupID(v)
+	return _c
+}
+
+// SetNillableGroupID sets the "group_id" field if the given value is not nil.
+func (_c *EventCreate) SetNillableGroupID(v *pulid.ID) *EventCreate {
+	if v != nil {
+		_c.SetGroupID(*v)
+	}
+	return _c
+}
+
 // SetJobID sets the "job_id" field.
 func (_c *EventCreate) SetJobID(v pulid.ID) *EventCreate {
 	_c.mutation.SetJobID(v)
@@ -289,6 +303,10 @@ func (_c *EventCreate) createSpec() (*Event, *sqlgraph.CreateSpec) {
 		_spec.SetField(event.FieldIntegrationID, field.TypeString, value)
 		_node.IntegrationID = &value
 	}
+	if value, ok := _c.mutation.GroupID(); ok {
+		_spec.SetField(event.FieldGroupID, field.TypeString, value)
+		_node.GroupID = &value
+	}
 	if value, ok := _c.mutation.JobID(); ok {
 		_spec.SetField(event.FieldJobID, field.TypeString, value)
 		_node.JobID = &value
@@ -409,6 +427,9 @@ func (u *EventUpsertOne) UpdateNewValues() *EventUpsertOne {
 		}
 		if _, exists := u.create.mutation.IntegrationID(); exists {
 			s.SetIgnore(event.FieldIntegrationID)
+		}
+		if _, exists := u.create.mutation.GroupID(); exists {
+			s.SetIgnore(event.FieldGroupID)
 		}
 		if _, exists := u.create.mutation.JobID(); exists {
 			s.SetIgnore(event.FieldJobID)
@@ -658,6 +679,9 @@ func (u *EventUpsertBulk) UpdateNewValues() *EventUpsertBulk {
 			}
 			if _, exists := b.mutation.IntegrationID(); exists {
 				s.SetIgnore(event.FieldIntegrationID)
+			}
+			if _, exists := b.mutation.GroupID(); exists {
+				s.SetIgnore(event.FieldGroupID)
 			}
 			if _, exists := b.mutation.JobID(); exists {
 				s.SetIgnore(event.FieldJobID)

@@ -117,6 +117,9 @@ func (_u *EventUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.IntegrationIDCleared() {
 		_spec.ClearField(event.FieldIntegrationID, field.TypeString)
 	}
+	if _u.mutation.GroupIDCleared() {
+		_spec.ClearField(event.FieldGroupID, field.TypeString)
+	}
 	if _u.mutation.JobIDCleared() {
 		_spec.ClearField(event.FieldJobID, field.TypeString)
 	}
@@ -262,6 +265,9 @@ func (_u *EventUpdateOne) sqlSave(ctx context.Context) (_node *Event, err error)
 	}
 	if _u.mutation.IntegrationIDCleared() {
 		_spec.ClearField(event.FieldIntegrationID, field.TypeString)
+	}
+	if _u.mutation.GroupIDCleared() {
+		_spec.ClearField(event.FieldGroupID, field.TypeString)
 	}
 	if _u.mutation.JobIDCleared() {
 		_spec.ClearField(event.FieldJobID, field.TypeString)

@@ -68,6 +68,11 @@ func (_q *EventQuery) collectField(ctx context.Context, oneNode bool, opCtx *gra
 				selectedFields = append(selectedFields, event.FieldIntegrationID)
 				fieldSeen[event.FieldIntegrationID] = struct{}{}
 			}
+		case "groupID":
+			if _, ok := fieldSeen[event.FieldGroupID]; !ok {
+				selectedFields = append(selectedFields, event.FieldGroupID)
+				fieldSeen[event.FieldGroupID] = struct{}{}
+			}
 		case "jobID":
 			if _, ok := fieldSeen[event.FieldJobID]; !ok {
 				selectedFields = append(selectedFields, event.FieldJobID)
@@ -703,6 +708,11 @@ func (_q *JobItemQuery) collectField(ctx context.Context, oneNode bool, opCtx *g
 				selectedFields = append(selectedFields, jobitem.FieldIntegrationID)
 				fieldSeen[jobitem.FieldIntegrationID] = struct{}{}
 			}
+		case "groupID":
+			if _, ok := fieldSeen[jobitem.FieldGroupID]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldGroupID)
+				fieldSeen[jobitem.FieldGroupID] = struct{}{}
+			}
 		case "status":
 			if _, ok := fieldSeen[jobitem.FieldStatus]; !ok {
 				selectedFields = append(selectedFields, jobitem.FieldStatus)
@@ -722,6 +732,11 @@ func (_q *JobItemQuery) collectField(ctx context.Context, oneNode bool, opCtx *g
 			if _, ok := fieldSeen[jobitem.FieldErrorMessage]; !ok {
 				selectedFields = append(selectedFields, jobitem.FieldErrorMessage)
 				fieldSeen[jobitem.FieldErrorMessage] = struct{}{}
+			}
+		case "detail":
+			if _, ok := fieldSeen[jobitem.FieldDetail]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldDetail)
+				fieldSeen[jobitem.FieldDetail] = struct{}{}
 			}
 		case "id":
 		case "__typename":
@@ -1065,6 +1080,21 @@ func (_q *RemoteLinkQuery) collectField(ctx context.Context, oneNode bool, opCtx
 				selectedFields = append(selectedFields, remotelink.FieldUserID)
 				fieldSeen[remotelink.FieldUserID] = struct{}{}
 			}
+
+		case "group":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&UserGroupClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, oneNode, opCtx, field, path, mayAddCondition(satisfies, usergroupImplementors)...); err != nil {
+				return err
+			}
+			_q.withGroup = query
+			if _, ok := fieldSeen[remotelink.FieldGroupID]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldGroupID)
+				fieldSeen[remotelink.FieldGroupID] = struct{}{}
+			}
 		case "createdAt":
 			if _, ok := fieldSeen[remotelink.FieldCreatedAt]; !ok {
 				selectedFields = append(selectedFields, remotelink.FieldCreatedAt)
@@ -1084,6 +1114,11 @@ func (_q *RemoteLinkQuery) collectField(ctx context.Context, oneNode bool, opCtx
 			if _, ok := fieldSeen[remotelink.FieldUserID]; !ok {
 				selectedFields = append(selectedFields, remotelink.FieldUserID)
 				fieldSeen[remotelink.FieldUserID] = struct{}{}
+			}
+		case "groupID":
+			if _, ok := fieldSeen[remotelink.FieldGroupID]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldGroupID)
+				fieldSeen[remotelink.FieldGroupID] = struct{}{}
 			}
 		case "kind":
 			if _, ok := fieldSeen[remotelink.FieldKind]; !ok {
@@ -1144,6 +1179,26 @@ func (_q *RemoteLinkQuery) collectField(ctx context.Context, oneNode bool, opCtx
 			if _, ok := fieldSeen[remotelink.FieldLastSyncedAt]; !ok {
 				selectedFields = append(selectedFields, remotelink.FieldLastSyncedAt)
 				fieldSeen[remotelink.FieldLastSyncedAt] = struct{}{}
+			}
+		case "displayName":
+			if _, ok := fieldSeen[remotelink.FieldDisplayName]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldDisplayName)
+				fieldSeen[remotelink.FieldDisplayName] = struct{}{}
+			}
+		case "membersInSync":
+			if _, ok := fieldSeen[remotelink.FieldMembersInSync]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldMembersInSync)
+				fieldSeen[remotelink.FieldMembersInSync] = struct{}{}
+			}
+		case "membersPending":
+			if _, ok := fieldSeen[remotelink.FieldMembersPending]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldMembersPending)
+				fieldSeen[remotelink.FieldMembersPending] = struct{}{}
+			}
+		case "foreignMembers":
+			if _, ok := fieldSeen[remotelink.FieldForeignMembers]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldForeignMembers)
+				fieldSeen[remotelink.FieldForeignMembers] = struct{}{}
 			}
 		case "id":
 		case "__typename":
@@ -1706,6 +1761,19 @@ func (_q *UserGroupQuery) collectField(ctx context.Context, oneNode bool, opCtx 
 				query = pager.applyOrder(query)
 			}
 			_q.WithNamedMembers(alias, func(wq *UserQuery) {
+				*wq = *query
+			})
+
+		case "links":
+			var (
+				alias = field.Alias
+				path  = append(path, alias)
+				query = (&RemoteLinkClient{config: _q.config}).Query()
+			)
+			if err := query.collectField(ctx, false, opCtx, field, path, mayAddCondition(satisfies, remotelinkImplementors)...); err != nil {
+				return err
+			}
+			_q.WithNamedLinks(alias, func(wq *RemoteLinkQuery) {
 				*wq = *query
 			})
 		case "createdAt":

@@ -74,6 +74,14 @@ func (_m *RemoteLink) User(ctx context.Context) (*User, error) {
 	return result, MaskNotFound(err)
 }
 
+func (_m *RemoteLink) Group(ctx context.Context) (*UserGroup, error) {
+	result, err := _m.Edges.GroupOrErr()
+	if IsNotLoaded(err) {
+		result, err = _m.QueryGroup().Only(ctx)
+	}
+	return result, MaskNotFound(err)
+}
+
 func (_m *User) Groups(
 	ctx context.Context, after *Cursor, first *int, before *Cursor, last *int, orderBy *UserGroupOrder, where *UserGroupWhereInput,
 ) (*UserGroupConnection, error) {
@@ -135,4 +143,16 @@ func (_m *UserGroup) Members(
 		return conn, nil
 	}
 	return _m.QueryMembers().Paginate(ctx, after, first, before, last, opts...)
+}
+
+func (_m *UserGroup) Links(ctx context.Context) (result []*RemoteLink, err error) {
+	if fc := graphql.GetFieldContext(ctx); fc != nil && fc.Field.Alias != "" {
+		result, err = _m.NamedLinks(graphql.GetFieldContext(ctx).Field.Alias)
+	} else {
+		result, err = _m.Edges.LinksOrErr()
+	}
+	if IsNotLoaded(err) {
+		result, err = _m.QueryLinks().All(ctx)
+	}
+	return result, err
 }

@@ -106,6 +106,23 @@ type EventWhereInput struct {
 	IntegrationIDEqualFold    *pulid.ID  `json:"integrationIDEqualFold,omitempty"`
 	IntegrationIDContainsFold *pulid.ID  `json:"integrationIDContainsFold,omitempty"`
 
+	// "group_id" field predicates.
+	GroupID             *pulid.ID  `json:"groupID,omitempty"`
+	GroupIDNEQ          *pulid.ID  `json:"groupIDNEQ,omitempty"`
+	GroupIDIn           []pulid.ID `json:"groupIDIn,omitempty"`
+	GroupIDNotIn        []pulid.ID `json:"groupIDNotIn,omitempty"`
+	GroupIDGT           *pulid.ID  `json:"groupIDGT,omitempty"`
+	GroupIDGTE          *pulid.ID  `json:"groupIDGTE,omitempty"`
+	GroupIDLT           *pulid.ID  `json:"groupIDLT,omitempty"`
+	GroupIDLTE          *pulid.ID  `json:"groupIDLTE,omitempty"`
+	GroupIDContains     *pulid.ID  `json:"groupIDContains,omitempty"`
+	GroupIDHasPrefix    *pulid.ID  `json:"groupIDHasPrefix,omitempty"`
+	GroupIDHasSuffix    *pulid.ID  `json:"groupIDHasSuffix,omitempty"`
+	GroupIDIsNil        bool       `json:"groupIDIsNil,omitempty"`
+	GroupIDNotNil       bool       `json:"groupIDNotNil,omitempty"`
+	GroupIDEqualFold    *pulid.ID  `json:"groupIDEqualFold,omitempty"`
+	GroupIDContainsFold *pulid.ID  `json:"groupIDContainsFold,omitempty"`
+
 	// "job_id" field predicates.
 	JobID             *pulid.ID  `json:"jobID,omitempty"`
 	JobIDNEQ          *pulid.ID  `json:"jobIDNEQ,omitempty"`
@@ -412,6 +429,51 @@ func (i *EventWhereInput) P() (predicate.Event, error) {
 	}
 	if i.IntegrationIDContainsFold != nil {
 		predicates = append(predicates, event.IntegrationIDContainsFold(*i.IntegrationIDContainsFold))
+	}
+	if i.GroupID != nil {
+		predicates = append(predicates, event.GroupIDEQ(*i.GroupID))
+	}
+	if i.GroupIDNEQ != nil {
+		predicates = append(predicates, event.GroupIDNEQ(*i.GroupIDNEQ))
+	}
+	if len(i.GroupIDIn) > 0 {
+		predicates = append(predicates, event.GroupIDIn(i.GroupIDIn...))
+	}
+	if len(i.GroupIDNotIn) > 0 {
+		predicates = append(predicates, event.GroupIDNotIn(i.GroupIDNotIn...))
+	}
+	if i.GroupIDGT != nil {
+		predicates = append(predicates, event.GroupIDGT(*i.GroupIDGT))
+	}
+	if i.GroupIDGTE != nil {
+		predicates = append(predicates, event.GroupIDGTE(*i.GroupIDGTE))
+	}
+	if i.GroupIDLT != nil {
+		predicates = append(predicates, event.GroupIDLT(*i.GroupIDLT))
+	}
+	if i.GroupIDLTE != nil {
+		predicates = append(predicates, event.GroupIDLTE(*i.GroupIDLTE))
+	}
+	if i.GroupIDContains != nil {
+		predicates = append(predicates, event.GroupIDContains(*i.GroupIDContains))
+	}
+	if i.GroupIDHasPrefix != nil {
+		predicates = append(predicates, event.GroupIDHasPrefix(*i.GroupIDHasPrefix))
+	}
+	if i.GroupIDHasSuffix != nil {
+		predicates = append(predicates, event.GroupIDHasSuffix(*i.GroupIDHasSuffix))
+	}
+	if i.GroupIDIsNil {
+		predicates = append(predicates, event.GroupIDIsNil())
+	}
+	if i.GroupIDNotNil {
+		predicates = append(predicates, event.GroupIDNotNil())
+	}
+	if i.GroupIDEqualFold != nil {
+		predicates = append(predicates, event.GroupIDEqualFold(*i.GroupIDEqualFold))
+	}
+	if i.GroupIDContainsFold != nil {
+		predicates = append(predicates, event.GroupIDContainsFold(*i.GroupIDContainsFold))
 	}
 	if i.JobID != nil {
 		predicates = append(predicates, event.JobIDEQ(*i.JobID))
@@ -1953,6 +2015,23 @@ type JobItemWhereInput struct {
 	IntegrationIDEqualFold    *pulid.ID  `json:"integrationIDEqualFold,omitempty"`
 	IntegrationIDContainsFold *pulid.ID  `json:"integrationIDContainsFold,omitempty"`
 
+	// "group_id" field predicates.
+	GroupID             *pulid.ID  `json:"groupID,omitempty"`
+	GroupIDNEQ          *pulid.ID  `json:"groupIDNEQ,omitempty"`
+	GroupIDIn           []pulid.ID `json:"groupIDIn,omitempty"`
+	GroupIDNotIn        []pulid.ID `json:"groupIDNotIn,omitempty"`
+	GroupIDGT           *pulid.ID  `json:"groupIDGT,omitempty"`
+	GroupIDGTE          *pulid.ID  `json:"groupIDGTE,omitempty"`
+	GroupIDLT           *pulid.ID  `json:"groupIDLT,omitempty"`
+	GroupIDLTE          *pulid.ID  `json:"groupIDLTE,omitempty"`
+	GroupIDContains     *pulid.ID  `json:"groupIDContains,omitempty"`
+	GroupIDHasPrefix    *pulid.ID  `json:"groupIDHasPrefix,omitempty"`
+	GroupIDHasSuffix    *pulid.ID  `json:"groupIDHasSuffix,omitempty"`
+	GroupIDIsNil        bool       `json:"groupIDIsNil,omitempty"`
+	GroupIDNotNil       bool       `json:"groupIDNotNil,omitempty"`
+	GroupIDEqualFold    *pulid.ID  `json:"groupIDEqualFold,omitempty"`
+	GroupIDContainsFold *pulid.ID  `json:"groupIDContainsFold,omitempty"`
+
 	// "status" field predicates.
 	Status      *jobitem.Status  `json:"status,omitempty"`
 	StatusNEQ   *jobitem.Status  `json:"statusNEQ,omitempty"`
@@ -2009,6 +2088,23 @@ type JobItemWhereInput struct {
 	ErrorMessageNotNil       bool     `json:"errorMessageNotNil,omitempty"`
 	ErrorMessageEqualFold    *string  `json:"errorMessageEqualFold,omitempty"`
 	ErrorMessageContainsFold *string  `json:"errorMessageContainsFold,omitempty"`
+
+	// "detail" field predicates.
+	Detail             *string  `json:"detail,omitempty"`
+	DetailNEQ          *string  `json:"detailNEQ,omitempty"`
+	DetailIn           []string `json:"detailIn,omitempty"`
+	DetailNotIn        []string `json:"detailNotIn,omitempty"`
+	DetailGT           *string  `json:"detailGT,omitempty"`
+	DetailGTE          *string  `json:"detailGTE,omitempty"`
+	DetailLT           *string  `json:"detailLT,omitempty"`
+	DetailLTE          *string  `json:"detailLTE,omitempty"`
+	DetailContains     *string  `json:"detailContains,omitempty"`
+	DetailHasPrefix    *string  `json:"detailHasPrefix,omitempty"`
+	DetailHasSuffix    *string  `json:"detailHasSuffix,omitempty"`
+	DetailIsNil        bool     `json:"detailIsNil,omitempty"`
+	DetailNotNil       bool     `json:"detailNotNil,omitempty"`
+	DetailEqualFold    *string  `json:"detailEqualFold,omitempty"`
+	DetailContainsFold *string  `json:"detailContainsFold,omitempty"`
 
 	// "job" edge predicates.
 	HasJob     *bool            `json:"hasJob,omitempty"`
@@ -2326,6 +2422,51 @@ func (i *JobItemWhereInput) P() (predicate.JobItem, error) {
 	if i.IntegrationIDContainsFold != nil {
 		predicates = append(predicates, jobitem.IntegrationIDContainsFold(*i.IntegrationIDContainsFold))
 	}
+	if i.GroupID != nil {
+		predicates = append(predicates, jobitem.GroupIDEQ(*i.GroupID))
+	}
+	if i.GroupIDNEQ != nil {
+		predicates = append(predicates, jobitem.GroupIDNEQ(*i.GroupIDNEQ))
+	}
+	if len(i.GroupIDIn) > 0 {
+		predicates = append(predicates, jobitem.GroupIDIn(i.GroupIDIn...))
+	}
+	if len(i.GroupIDNotIn) > 0 {
+		predicates = append(predicates, jobitem.GroupIDNotIn(i.GroupIDNotIn...))
+	}
+	if i.GroupIDGT != nil {
+		predicates = append(predicates, jobitem.GroupIDGT(*i.GroupIDGT))
+	}
+	if i.GroupIDGTE != nil {
+		predicates = append(predicates, jobitem.GroupIDGTE(*i.GroupIDGTE))
+	}
+	if i.GroupIDLT != nil {
+		predicates = append(predicates, jobitem.GroupIDLT(*i.GroupIDLT))
+	}
+	if i.GroupIDLTE != nil {
+		predicates = append(predicates, jobitem.GroupIDLTE(*i.GroupIDLTE))
+	}
+	if i.GroupIDContains != nil {
+		predicates = append(predicates, jobitem.GroupIDContains(*i.GroupIDContains))
+	}
+	if i.GroupIDHasPrefix != nil {
+		predicates = append(predicates, jobitem.GroupIDHasPrefix(*i.GroupIDHasPrefix))
+	}
+	if i.GroupIDHasSuffix != nil {
+		predicates = append(predicates, jobitem.GroupIDHasSuffix(*i.GroupIDHasSuffix))
+	}
+	if i.GroupIDIsNil {
+		predicates = append(predicates, jobitem.GroupIDIsNil())
+	}
+	if i.GroupIDNotNil {
+		predicates = append(predicates, jobitem.GroupIDNotNil())
+	}
+	if i.GroupIDEqualFold != nil {
+		predicates = append(predicates, jobitem.GroupIDEqualFold(*i.GroupIDEqualFold))
+	}
+	if i.GroupIDContainsFold != nil {
+		predicates = append(predicates, jobitem.GroupIDContainsFold(*i.GroupIDContainsFold))
+	}
 	if i.Status != nil {
 		predicates = append(predicates, jobitem.StatusEQ(*i.Status))
 	}
@@ -2472,6 +2613,51 @@ func (i *JobItemWhereInput) P() (predicate.JobItem, error) {
 	}
 	if i.ErrorMessageContainsFold != nil {
 		predicates = append(predicates, jobitem.ErrorMessageContainsFold(*i.ErrorMessageContainsFold))
+	}
+	if i.Detail != nil {
+		predicates = append(predicates, jobitem.DetailEQ(*i.Detail))
+	}
+	if i.DetailNEQ != nil {
+		predicates = append(predicates, jobitem.DetailNEQ(*i.DetailNEQ))
+	}
+	if len(i.DetailIn) > 0 {
+		predicates = append(predicates, jobitem.DetailIn(i.DetailIn...))
+	}
+	if len(i.DetailNotIn) > 0 {
+		predicates = append(predicates, jobitem.DetailNotIn(i.DetailNotIn...))
+	}
+	if i.DetailGT != nil {
+		predicates = append(predicates, jobitem.DetailGT(*i.DetailGT))
+	}
+	if i.DetailGTE != nil {
+		predicates = append(predicates, jobitem.DetailGTE(*i.DetailGTE))
+	}
+	if i.DetailLT != nil {
+		predicates = append(predicates, jobitem.DetailLT(*i.DetailLT))
+	}
+	if i.DetailLTE != nil {
+		predicates = append(predicates, jobitem.DetailLTE(*i.DetailLTE))
+	}
+	if i.DetailContains != nil {
+		predicates = append(predicates, jobitem.DetailContains(*i.DetailContains))
+	}
+	if i.DetailHasPrefix != nil {
+		predicates = append(predicates, jobitem.DetailHasPrefix(*i.DetailHasPrefix))
+	}
+	if i.DetailHasSuffix != nil {
+		predicates = append(predicates, jobitem.DetailHasSuffix(*i.DetailHasSuffix))
+	}
+	if i.DetailIsNil {
+		predicates = append(predicates, jobitem.DetailIsNil())
+	}
+	if i.DetailNotNil {
+		predicates = append(predicates, jobitem.DetailNotNil())
+	}
+	if i.DetailEqualFold != nil {
+		predicates = append(predicates, jobitem.DetailEqualFold(*i.DetailEqualFold))
+	}
+	if i.DetailContainsFold != nil {
+		predicates = append(predicates, jobitem.DetailContainsFold(*i.DetailContainsFold))
 	}
 
 	if i.HasJob != nil {
@@ -3291,6 +3477,23 @@ type RemoteLinkWhereInput struct {
 	UserIDEqualFold    *pulid.ID  `json:"userIDEqualFold,omitempty"`
 	UserIDContainsFold *pulid.ID  `json:"userIDContainsFold,omitempty"`
 
+	// "group_id" field predicates.
+	GroupID             *pulid.ID  `json:"groupID,omitempty"`
+	GroupIDNEQ          *pulid.ID  `json:"groupIDNEQ,omitempty"`
+	GroupIDIn           []pulid.ID `json:"groupIDIn,omitempty"`
+	GroupIDNotIn        []pulid.ID `json:"groupIDNotIn,omitempty"`
+	GroupIDGT           *pulid.ID  `json:"groupIDGT,omitempty"`
+	GroupIDGTE          *pulid.ID  `json:"groupIDGTE,omitempty"`
+	GroupIDLT           *pulid.ID  `json:"groupIDLT,omitempty"`
+	GroupIDLTE          *pulid.ID  `json:"groupIDLTE,omitempty"`
+	GroupIDContains     *pulid.ID  `json:"groupIDContains,omitempty"`
+	GroupIDHasPrefix    *pulid.ID  `json:"groupIDHasPrefix,omitempty"`
+	GroupIDHasSuffix    *pulid.ID  `json:"groupIDHasSuffix,omitempty"`
+	GroupIDIsNil        bool       `json:"groupIDIsNil,omitempty"`
+	GroupIDNotNil       bool       `json:"groupIDNotNil,omitempty"`
+	GroupIDEqualFold    *pulid.ID  `json:"groupIDEqualFold,omitempty"`
+	GroupIDContainsFold *pulid.ID  `json:"groupIDContainsFold,omitempty"`
+
 	// "kind" field predicates.
 	Kind      *remotelink.Kind  `json:"kind,omitempty"`
 	KindNEQ   *remotelink.Kind  `json:"kindNEQ,omitempty"`
@@ -3439,6 +3642,53 @@ type RemoteLinkWhereInput struct {
 	LastSyncedAtIsNil  bool        `json:"lastSyncedAtIsNil,omitempty"`
 	LastSyncedAtNotNil bool        `json:"lastSyncedAtNotNil,omitempty"`
 
+	// "display_name" field predicates.
+	DisplayName             *string  `json:"displayName,omitempty"`
+	DisplayNameNEQ          *string  `json:"displayNameNEQ,omitempty"`
+	DisplayNameIn           []string `json:"displayNameIn,omitempty"`
+	DisplayNameNotIn        []string `json:"displayNameNotIn,omitempty"`
+	DisplayNameGT           *string  `json:"displayNameGT,omitempty"`
+	DisplayNameGTE          *string  `json:"displayNameGTE,omitempty"`
+	DisplayNameLT           *string  `json:"displayNameLT,omitempty"`
+	DisplayNameLTE          *string  `json:"displayNameLTE,omitempty"`
+	DisplayNameContains     *string  `json:"displayNameContains,omitempty"`
+	DisplayNameHasPrefix    *string  `json:"displayNameHasPrefix,omitempty"`
+	DisplayNameHasSuffix    *string  `json:"displayNameHasSuffix,omitempty"`
+	DisplayNameIsNil        bool     `json:"displayNameIsNil,omitempty"`
+	DisplayNameNotNil       bool     `json:"displayNameNotNil,omitempty"`
+	DisplayNameEqualFold    *string  `json:"displayNameEqualFold,omitempty"`
+	DisplayNameContainsFold *string  `json:"displayNameContainsFold,omitempty"`
+
+	// "members_in_sync" field predicates.
+	MembersInSync      *int  `json:"membersInSync,omitempty"`
+	MembersInSyncNEQ   *int  `json:"membersInSyncNEQ,omitempty"`
+	MembersInSyncIn    []int `json:"membersInSyncIn,omitempty"`
+	MembersInSyncNotIn []int `json:"membersInSyncNotIn,omitempty"`
+	MembersInSyncGT    *int  `json:"membersInSyncGT,omitempty"`
+	MembersInSyncGTE   *int  `json:"membersInSyncGTE,omitempty"`
+	MembersInSyncLT    *int  `json:"membersInSyncLT,omitempty"`
+	MembersInSyncLTE   *int  `json:"membersInSyncLTE,omitempty"`
+
+	// "members_pending" field predicates.
+	MembersPending      *int  `json:"membersPending,omitempty"`
+	MembersPendingNEQ   *int  `json:"membersPendingNEQ,omitempty"`
+	MembersPendingIn    []int `json:"membersPendingIn,omitempty"`
+	MembersPendingNotIn []int `json:"membersPendingNotIn,omitempty"`
+	MembersPendingGT    *int  `json:"membersPendingGT,omitempty"`
+	MembersPendingGTE   *int  `json:"membersPendingGTE,omitempty"`
+	MembersPendingLT    *int  `json:"membersPendingLT,omitempty"`
+	MembersPendingLTE   *int  `json:"membersPendingLTE,omitempty"`
+
+	// "foreign_members" field predicates.
+	ForeignMembers      *int  `json:"foreignMembers,omitempty"`
+	ForeignMembersNEQ   *int  `json:"foreignMembersNEQ,omitempty"`
+	ForeignMembersIn    []int `json:"foreignMembersIn,omitempty"`
+	ForeignMembersNotIn []int `json:"foreignMembersNotIn,omitempty"`
+	ForeignMembersGT    *int  `json:"foreignMembersGT,omitempty"`
+	ForeignMembersGTE   *int  `json:"foreignMembersGTE,omitempty"`
+	ForeignMembersLT    *int  `json:"foreignMembersLT,omitempty"`
+	ForeignMembersLTE   *int  `json:"foreignMembersLTE,omitempty"`
+
 	// "integration" edge predicates.
 	HasIntegration     *bool                    `json:"hasIntegration,omitempty"`
 	HasIntegrationWith []*IntegrationWhereInput `json:"hasIntegrationWith,omitempty"`
@@ -3446,6 +3696,10 @@ type RemoteLinkWhereInput struct {
 	// "user" edge predicates.
 	HasUser     *bool             `json:"hasUser,omitempty"`
 	HasUserWith []*UserWhereInput `json:"hasUserWith,omitempty"`
+
+	// "group" edge predicates.
+	HasGroup     *bool                  `json:"hasGroup,omitempty"`
+	HasGroupWith []*UserGroupWhereInput `json:"hasGroupWith,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -3674,6 +3928,51 @@ func (i *RemoteLinkWhereInput) P() (predicate.RemoteLink, error) {
 	}
 	if i.UserIDContainsFold != nil {
 		predicates = append(predicates, remotelink.UserIDContainsFold(*i.UserIDContainsFold))
+	}
+	if i.GroupID != nil {
+		predicates = append(predicates, remotelink.GroupIDEQ(*i.GroupID))
+	}
+	if i.GroupIDNEQ != nil {
+		predicates = append(predicates, remotelink.GroupIDNEQ(*i.GroupIDNEQ))
+	}
+	if len(i.GroupIDIn) > 0 {
+		predicates = append(predicates, remotelink.GroupIDIn(i.GroupIDIn...))
+	}
+	if len(i.GroupIDNotIn) > 0 {
+		predicates = append(predicates, remotelink.GroupIDNotIn(i.GroupIDNotIn...))
+	}
+	if i.GroupIDGT != nil {
+		predicates = append(predicates, remotelink.GroupIDGT(*i.GroupIDGT))
+	}
+	if i.GroupIDGTE != nil {
+		predicates = append(predicates, remotelink.GroupIDGTE(*i.GroupIDGTE))
+	}
+	if i.GroupIDLT != nil {
+		predicates = append(predicates, remotelink.GroupIDLT(*i.GroupIDLT))
+	}
+	if i.GroupIDLTE != nil {
+		predicates = append(predicates, remotelink.GroupIDLTE(*i.GroupIDLTE))
+	}
+	if i.GroupIDContains != nil {
+		predicates = append(predicates, remotelink.GroupIDContains(*i.GroupIDContains))
+	}
+	if i.GroupIDHasPrefix != nil {
+		predicates = append(predicates, remotelink.GroupIDHasPrefix(*i.GroupIDHasPrefix))
+	}
+	if i.GroupIDHasSuffix != nil {
+		predicates = append(predicates, remotelink.GroupIDHasSuffix(*i.GroupIDHasSuffix))
+	}
+	if i.GroupIDIsNil {
+		predicates = append(predicates, remotelink.GroupIDIsNil())
+	}
+	if i.GroupIDNotNil {
+		predicates = append(predicates, remotelink.GroupIDNotNil())
+	}
+	if i.GroupIDEqualFold != nil {
+		predicates = append(predicates, remotelink.GroupIDEqualFold(*i.GroupIDEqualFold))
+	}
+	if i.GroupIDContainsFold != nil {
+		predicates = append(predicates, remotelink.GroupIDContainsFold(*i.GroupIDContainsFold))
 	}
 	if i.Kind != nil {
 		predicates = append(predicates, remotelink.KindEQ(*i.Kind))
@@ -4047,6 +4346,123 @@ func (i *RemoteLinkWhereInput) P() (predicate.RemoteLink, error) {
 	if i.LastSyncedAtNotNil {
 		predicates = append(predicates, remotelink.LastSyncedAtNotNil())
 	}
+	if i.DisplayName != nil {
+		predicates = append(predicates, remotelink.DisplayNameEQ(*i.DisplayName))
+	}
+	if i.DisplayNameNEQ != nil {
+		predicates = append(predicates, remotelink.DisplayNameNEQ(*i.DisplayNameNEQ))
+	}
+	if len(i.DisplayNameIn) > 0 {
+		predicates = append(predicates, remotelink.DisplayNameIn(i.DisplayNameIn...))
+	}
+	if len(i.DisplayNameNotIn) > 0 {
+		predicates = append(predicates, remotelink.DisplayNameNotIn(i.DisplayNameNotIn...))
+	}
+	if i.DisplayNameGT != nil {
+		predicates = append(predicates, remotelink.DisplayNameGT(*i.DisplayNameGT))
+	}
+	if i.DisplayNameGTE != nil {
+		predicates = append(predicates, remotelink.DisplayNameGTE(*i.DisplayNameGTE))
+	}
+	if i.DisplayNameLT != nil {
+		predicates = append(predicates, remotelink.DisplayNameLT(*i.DisplayNameLT))
+	}
+	if i.DisplayNameLTE != nil {
+		predicates = append(predicates, remotelink.DisplayNameLTE(*i.DisplayNameLTE))
+	}
+	if i.DisplayNameContains != nil {
+		predicates = append(predicates, remotelink.DisplayNameContains(*i.DisplayNameContains))
+	}
+	if i.DisplayNameHasPrefix != nil {
+		predicates = append(predicates, remotelink.DisplayNameHasPrefix(*i.DisplayNameHasPrefix))
+	}
+	if i.DisplayNameHasSuffix != nil {
+		predicates = append(predicates, remotelink.DisplayNameHasSuffix(*i.DisplayNameHasSuffix))
+	}
+	if i.DisplayNameIsNil {
+		predicates = append(predicates, remotelink.DisplayNameIsNil())
+	}
+	if i.DisplayNameNotNil {
+		predicates = append(predicates, remotelink.DisplayNameNotNil())
+	}
+	if i.DisplayNameEqualFold != nil {
+		predicates = append(predicates, remotelink.DisplayNameEqualFold(*i.DisplayNameEqualFold))
+	}
+	if i.DisplayNameContainsFold != nil {
+		predicates = append(predicates, remotelink.DisplayNameContainsFold(*i.DisplayNameContainsFold))
+	}
+	if i.MembersInSync != nil {
+		predicates = append(predicates, remotelink.MembersInSyncEQ(*i.MembersInSync))
+	}
+	if i.MembersInSyncNEQ != nil {
+		predicates = append(predicates, remotelink.MembersInSyncNEQ(*i.MembersInSyncNEQ))
+	}
+	if len(i.MembersInSyncIn) > 0 {
+		predicates = append(predicates, remotelink.MembersInSyncIn(i.MembersInSyncIn...))
+	}
+	if len(i.MembersInSyncNotIn) > 0 {
+		predicates = append(predicates, remotelink.MembersInSyncNotIn(i.MembersInSyncNotIn...))
+	}
+	if i.MembersInSyncGT != nil {
+		predicates = append(predicates, remotelink.MembersInSyncGT(*i.MembersInSyncGT))
+	}
+	if i.MembersInSyncGTE != nil {
+		predicates = append(predicates, remotelink.MembersInSyncGTE(*i.MembersInSyncGTE))
+	}
+	if i.MembersInSyncLT != nil {
+		predicates = append(predicates, remotelink.MembersInSyncLT(*i.MembersInSyncLT))
+	}
+	if i.MembersInSyncLTE != nil {
+		predicates = append(predicates, remotelink.MembersInSyncLTE(*i.MembersInSyncLTE))
+	}
+	if i.MembersPending != nil {
+		predicates = append(predicates, remotelink.MembersPendingEQ(*i.MembersPending))
+	}
+	if i.MembersPendingNEQ != nil {
+		predicates = append(predicates, remotelink.MembersPendingNEQ(*i.MembersPendingNEQ))
+	}
+	if len(i.MembersPendingIn) > 0 {
+		predicates = append(predicates, remotelink.MembersPendingIn(i.MembersPendingIn...))
+	}
+	if len(i.MembersPendingNotIn) > 0 {
+		predicates = append(predicates, remotelink.MembersPendingNotIn(i.MembersPendingNotIn...))
+	}
+	if i.MembersPendingGT != nil {
+		predicates = append(predicates, remotelink.MembersPendingGT(*i.MembersPendingGT))
+	}
+	if i.MembersPendingGTE != nil {
+		predicates = append(predicates, remotelink.MembersPendingGTE(*i.MembersPendingGTE))
+	}
+	if i.MembersPendingLT != nil {
+		predicates = append(predicates, remotelink.MembersPendingLT(*i.MembersPendingLT))
+	}
+	if i.MembersPendingLTE != nil {
+		predicates = append(predicates, remotelink.MembersPendingLTE(*i.MembersPendingLTE))
+	}
+	if i.ForeignMembers != nil {
+		predicates = append(predicates, remotelink.ForeignMembersEQ(*i.ForeignMembers))
+	}
+	if i.ForeignMembersNEQ != nil {
+		predicates = append(predicates, remotelink.ForeignMembersNEQ(*i.ForeignMembersNEQ))
+	}
+	if len(i.ForeignMembersIn) > 0 {
+		predicates = append(predicates, remotelink.ForeignMembersIn(i.ForeignMembersIn...))
+	}
+	if len(i.ForeignMembersNotIn) > 0 {
+		predicates = append(predicates, remotelink.ForeignMembersNotIn(i.ForeignMembersNotIn...))
+	}
+	if i.ForeignMembersGT != nil {
+		predicates = append(predicates, remotelink.ForeignMembersGT(*i.ForeignMembersGT))
+	}
+	if i.ForeignMembersGTE != nil {
+		predicates = append(predicates, remotelink.ForeignMembersGTE(*i.ForeignMembersGTE))
+	}
+	if i.ForeignMembersLT != nil {
+		predicates = append(predicates, remotelink.ForeignMembersLT(*i.ForeignMembersLT))
+	}
+	if i.ForeignMembersLTE != nil {
+		predicates = append(predicates, remotelink.ForeignMembersLTE(*i.ForeignMembersLTE))
+	}
 
 	if i.HasIntegration != nil {
 		p := remotelink.HasIntegration()
@@ -4083,6 +4499,24 @@ func (i *RemoteLinkWhereInput) P() (predicate.RemoteLink, error) {
 			with = append(with, p)
 		}
 		predicates = append(predicates, remotelink.HasUserWith(with...))
+	}
+	if i.HasGroup != nil {
+		p := remotelink.HasGroup()
+		if !*i.HasGroup {
+			p = remotelink.Not(p)
+		}
+		predicates = append(predicates, p)
+	}
+	if len(i.HasGroupWith) > 0 {
+		with := make([]predicate.UserGroup, 0, len(i.HasGroupWith))
+		for _, w := range i.HasGroupWith {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'HasGroupWith'", err)
+			}
+			with = append(with, p)
+		}
+		predicates = append(predicates, remotelink.HasGroupWith(with...))
 	}
 	switch len(predicates) {
 	case 0:
@@ -5706,6 +6140,10 @@ type UserGroupWhereInput struct {
 	// "members" edge predicates.
 	HasMembers     *bool             `json:"hasMembers,omitempty"`
 	HasMembersWith []*UserWhereInput `json:"hasMembersWith,omitempty"`
+
+	// "links" edge predicates.
+	HasLinks     *bool                   `json:"hasLinks,omitempty"`
+	HasLinksWith []*RemoteLinkWhereInput `json:"hasLinksWith,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -5953,6 +6391,24 @@ func (i *UserGroupWhereInput) P() (predicate.UserGroup, error) {
 			with = append(with, p)
 		}
 		predicates = append(predicates, usergroup.HasMembersWith(with...))
+	}
+	if i.HasLinks != nil {
+		p := usergroup.HasLinks()
+		if !*i.HasLinks {
+			p = usergroup.Not(p)
+		}
+		predicates = append(predicates, p)
+	}
+	if len(i.HasLinksWith) > 0 {
+		with := make([]predicate.RemoteLink, 0, len(i.HasLinksWith))
+		for _, w := range i.HasLinksWith {
+			p, err := w.P()
+			if err != nil {
+				return nil, fmt.Errorf("%w: field 'HasLinksWith'", err)
+			}
+			with = append(with, p)
+		}
+		predicates = append(predicates, usergroup.HasLinksWith(with...))
 	}
 	switch len(predicates) {
 	case 0:

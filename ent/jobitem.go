@@ -34,6 +34,8 @@ type JobItem struct {
 	LinkID *pulid.ID `json:"link_id,omitempty"`
 	// IntegrationID holds the value of the "integration_id" field.
 	IntegrationID pulid.ID `json:"integration_id,omitempty"`
+	// Set on items that reconcile a remote security group (G2–G4).
+	GroupID *pulid.ID `json:"group_id,omitempty"`
 	// Status holds the value of the "status" field.
 	Status jobitem.Status `json:"status,omitempty"`
 	// What the reconcile did: CREATED, TAKEN_OVER, UPDATED, DISABLED, ENABLED, UNCHANGED, OUT_OF_SCOPE…
@@ -42,6 +44,8 @@ type JobItem struct {
 	ErrorCode string `json:"error_code,omitempty"`
 	// ErrorMessage holds the value of the "error_message" field.
 	ErrorMessage string `json:"error_message,omitempty"`
+	// What the item wants the reader to know beyond its result (e.g. remote members left alone).
+	Detail string `json:"detail,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the JobItemQuery when eager-loading is set.
 	Edges        JobItemEdges `json:"edges"`
@@ -88,11 +92,11 @@ func (*JobItem) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case jobitem.FieldUserID, jobitem.FieldLinkID:
+		case jobitem.FieldUserID, jobitem.FieldLinkID, jobitem.FieldGroupID:
 			values[i] = &sql.NullScanner{S: new(pulid.ID)}
 		case jobitem.FieldID, jobitem.FieldOrganizationID, jobitem.FieldJobID, jobitem.FieldIntegrationID:
 			values[i] = new(pulid.ID)
-		case jobitem.FieldStatus, jobitem.FieldResult, jobitem.FieldErrorCode, jobitem.FieldErrorMessage:
+		case jobitem.FieldStatus, jobitem.FieldResult, jobitem.FieldErrorCode, jobitem.FieldErrorMessage, jobitem.FieldDetail:
 			values[i] = new(sql.NullString)
 		case jobitem.FieldCreatedAt, jobitem.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -161,6 +165,13 @@ func (_m *JobItem) assignValues(columns []string, values []any) error {
 			} else if value != nil {
 				_m.IntegrationID = *value
 			}
+		case jobitem.FieldGroupID:
+			if value, ok := values[i].(*sql.NullScanner); !ok {
+				return fmt.Errorf("unexpected type %T for field group_id", values[i])
+			} else if value.Valid {
+				_m.GroupID = new(pulid.ID)
+				*_m.GroupID = *value.S.(*pulid.ID)
+			}
 		case jobitem.FieldStatus:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field status", values[i])
@@ -184,6 +195,12 @@ func (_m *JobItem) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field error_message", values[i])
 			} else if value.Valid {
 				_m.ErrorMessage = value.String
+			}
+		case jobitem.FieldDetail:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field detail", values[i])
+			} else if value.Valid {
+				_m.Detail = value.String
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -256,6 +273,11 @@ func (_m *JobItem) String() string {
 	builder.WriteString("integration_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.IntegrationID))
 	builder.WriteString(", ")
+	if v := _m.GroupID; v != nil {
+		builder.WriteString("group_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
 	builder.WriteString("status=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Status))
 	builder.WriteString(", ")
@@ -267,6 +289,9 @@ func (_m *JobItem) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("error_message=")
 	builder.WriteString(_m.ErrorMessage)
+	builder.WriteString(", ")
+	builder.WriteString("detail=")
+	builder.WriteString(_m.Detail)
 	builder.WriteByte(')')
 	return builder.String()
 }

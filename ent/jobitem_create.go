@@ -100,6 +100,20 @@ func (_c *JobItemCreate) SetIntegrationID(v pulid.ID) *JobItemCreate {
 	return _c
 }
 
+// SetGroupID sets the "group_id" field.
+func (_c *JobItemCreate) SetGroupID(v pulid.ID) *JobItemCreate {
+	_c.mutation.SetGroupID(v)
+	return _c
+}
+
+// SetNillableGroupID sets the "group_id" field if the given value is not nil.
+func (_c *JobItemCreate) SetNillableGroupID(v *pulid.ID) *JobItemCreate {
+	if v != nil {
+		_c.SetGroupID(*v)
+	}
+	return _c
+}
+
 // SetStatus sets the "status" field.
 func (_c *JobItemCreate) SetStatus(v jobitem.Status) *JobItemCreate {
 	_c.mutation.SetStatus(v)
@@ -152,6 +166,20 @@ func (_c *JobItemCreate) SetErrorMessage(v string) *JobItemCreate {
 func (_c *JobItemCreate) SetNillableErrorMessage(v *string) *JobItemCreate {
 	if v != nil {
 		_c.SetErrorMessage(*v)
+	}
+	return _c
+}
+
+// SetDetail sets the "detail" field.
+func (_c *JobItemCreate) SetDetail(v string) *JobItemCreate {
+	_c.mutation.SetDetail(v)
+	return _c
+}
+
+// SetNillableDetail sets the "detail" field if the given value is not nil.
+func (_c *JobItemCreate) SetNillableDetail(v *string) *JobItemCreate {
+	if v != nil {
+		_c.SetDetail(*v)
 	}
 	return _c
 }
@@ -285,6 +313,11 @@ func (_c *JobItemCreate) check() error {
 			return &ValidationError{Name: "error_message", err: fmt.Errorf(`ent: validator failed for field "JobItem.error_message": %w`, err)}
 		}
 	}
+	if v, ok := _c.mutation.Detail(); ok {
+		if err := jobitem.DetailValidator(v); err != nil {
+			return &ValidationError{Name: "detail", err: fmt.Errorf(`ent: validator failed for field "JobItem.detail": %w`, err)}
+		}
+	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := jobitem.IDValidator(string(v)); err != nil {
 			return &ValidationError{Name: "id", err: fmt.Errorf(`ent: validator failed for field "JobItem.id": %w`, err)}
@@ -352,6 +385,10 @@ func (_c *JobItemCreate) createSpec() (*JobItem, *sqlgraph.CreateSpec) {
 		_spec.SetField(jobitem.FieldIntegrationID, field.TypeString, value)
 		_node.IntegrationID = value
 	}
+	if value, ok := _c.mutation.GroupID(); ok {
+		_spec.SetField(jobitem.FieldGroupID, field.TypeString, value)
+		_node.GroupID = &value
+	}
 	if value, ok := _c.mutation.Status(); ok {
 		_spec.SetField(jobitem.FieldStatus, field.TypeEnum, value)
 		_node.Status = value
@@ -367,6 +404,10 @@ func (_c *JobItemCreate) createSpec() (*JobItem, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.ErrorMessage(); ok {
 		_spec.SetField(jobitem.FieldErrorMessage, field.TypeString, value)
 		_node.ErrorMessage = value
+	}
+	if value, ok := _c.mutation.Detail(); ok {
+		_spec.SetField(jobitem.FieldDetail, field.TypeString, value)
+		_node.Detail = value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -532,6 +573,24 @@ func (u *JobItemUpsert) ClearErrorMessage() *JobItemUpsert {
 	return u
 }
 
+// SetDetail sets the "detail" field.
+func (u *JobItemUpsert) SetDetail(v string) *JobItemUpsert {
+	u.Set(jobitem.FieldDetail, v)
+	return u
+}
+
+// UpdateDetail sets the "detail" field to the value that was provided on create.
+func (u *JobItemUpsert) UpdateDetail() *JobItemUpsert {
+	u.SetExcluded(jobitem.FieldDetail)
+	return u
+}
+
+// ClearDetail clears the value of the "detail" field.
+func (u *JobItemUpsert) ClearDetail() *JobItemUpsert {
+	u.SetNull(jobitem.FieldDetail)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -566,6 +625,9 @@ func (u *JobItemUpsertOne) UpdateNewValues() *JobItemUpsertOne {
 		}
 		if _, exists := u.create.mutation.IntegrationID(); exists {
 			s.SetIgnore(jobitem.FieldIntegrationID)
+		}
+		if _, exists := u.create.mutation.GroupID(); exists {
+			s.SetIgnore(jobitem.FieldGroupID)
 		}
 	}))
 	return u
@@ -686,6 +748,27 @@ func (u *JobItemUpsertOne) UpdateErrorMessage() *JobItemUpsertOne {
 func (u *JobItemUpsertOne) ClearErrorMessage() *JobItemUpsertOne {
 	return u.Update(func(s *JobItemUpsert) {
 		s.ClearErrorMessage()
+	})
+}
+
+// SetDetail sets the "detail" field.
+func (u *JobItemUpsertOne) SetDetail(v string) *JobItemUpsertOne {
+	return u.Update(func(s *JobItemUpsert) {
+		s.SetDetail(v)
+	})
+}
+
+// UpdateDetail sets the "detail" field to the value that was provided on create.
+func (u *JobItemUpsertOne) UpdateDetail() *JobItemUpsertOne {
+	return u.Update(func(s *JobItemUpsert) {
+		s.UpdateDetail()
+	})
+}
+
+// ClearDetail clears the value of the "detail" field.
+func (u *JobItemUpsertOne) ClearDetail() *JobItemUpsertOne {
+	return u.Update(func(s *JobItemUpsert) {
+		s.ClearDetail()
 	})
 }
 
@@ -890,6 +973,9 @@ func (u *JobItemUpsertBulk) UpdateNewValues() *JobItemUpsertBulk {
 			if _, exists := b.mutation.IntegrationID(); exists {
 				s.SetIgnore(jobitem.FieldIntegrationID)
 			}
+			if _, exists := b.mutation.GroupID(); exists {
+				s.SetIgnore(jobitem.FieldGroupID)
+			}
 		}
 	}))
 	return u
@@ -1010,6 +1096,27 @@ func (u *JobItemUpsertBulk) UpdateErrorMessage() *JobItemUpsertBulk {
 func (u *JobItemUpsertBulk) ClearErrorMessage() *JobItemUpsertBulk {
 	return u.Update(func(s *JobItemUpsert) {
 		s.ClearErrorMessage()
+	})
+}
+
+// SetDetail sets the "detail" field.
+func (u *JobItemUpsertBulk) SetDetail(v string) *JobItemUpsertBulk {
+	return u.Update(func(s *JobItemUpsert) {
+		s.SetDetail(v)
+	})
+}
+
+// UpdateDetail sets the "detail" field to the value that was provided on create.
+func (u *JobItemUpsertBulk) UpdateDetail() *JobItemUpsertBulk {
+	return u.Update(func(s *JobItemUpsert) {
+		s.UpdateDetail()
+	})
+}
+
+// ClearDetail clears the value of the "detail" field.
+func (u *JobItemUpsertBulk) ClearDetail() *JobItemUpsertBulk {
+	return u.Update(func(s *JobItemUpsert) {
+		s.ClearDetail()
 	})
 }
 

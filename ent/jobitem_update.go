@@ -109,6 +109,26 @@ func (_u *JobItemUpdate) ClearErrorMessage() *JobItemUpdate {
 	return _u
 }
 
+// SetDetail sets the "detail" field.
+func (_u *JobItemUpdate) SetDetail(v string) *JobItemUpdate {
+	_u.mutation.SetDetail(v)
+	return _u
+}
+
+// SetNillableDetail sets the "detail" field if the given value is not nil.
+func (_u *JobItemUpdate) SetNillableDetail(v *string) *JobItemUpdate {
+	if v != nil {
+		_u.SetDetail(*v)
+	}
+	return _u
+}
+
+// ClearDetail clears the value of the "detail" field.
+func (_u *JobItemUpdate) ClearDetail() *JobItemUpdate {
+	_u.mutation.ClearDetail()
+	return _u
+}
+
 // Mutation returns the JobItemMutation object of the builder.
 func (_u *JobItemUpdate) Mutation() *JobItemMutation {
 	return _u.mutation
@@ -178,6 +198,11 @@ func (_u *JobItemUpdate) check() error {
 			return &ValidationError{Name: "error_message", err: fmt.Errorf(`ent: validator failed for field "JobItem.error_message": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Detail(); ok {
+		if err := jobitem.DetailValidator(v); err != nil {
+			return &ValidationError{Name: "detail", err: fmt.Errorf(`ent: validator failed for field "JobItem.detail": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "JobItem.organization"`)
 	}
@@ -214,6 +239,9 @@ func (_u *JobItemUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.LinkIDCleared() {
 		_spec.ClearField(jobitem.FieldLinkID, field.TypeString)
 	}
+	if _u.mutation.GroupIDCleared() {
+		_spec.ClearField(jobitem.FieldGroupID, field.TypeString)
+	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(jobitem.FieldStatus, field.TypeEnum, value)
 	}
@@ -234,6 +262,12 @@ func (_u *JobItemUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.ErrorMessageCleared() {
 		_spec.ClearField(jobitem.FieldErrorMessage, field.TypeString)
+	}
+	if value, ok := _u.mutation.Detail(); ok {
+		_spec.SetField(jobitem.FieldDetail, field.TypeString, value)
+	}
+	if _u.mutation.DetailCleared() {
+		_spec.ClearField(jobitem.FieldDetail, field.TypeString)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -337,6 +371,26 @@ func (_u *JobItemUpdateOne) ClearErrorMessage() *JobItemUpdateOne {
 	return _u
 }
 
+// SetDetail sets the "detail" field.
+func (_u *JobItemUpdateOne) SetDetail(v string) *JobItemUpdateOne {
+	_u.mutation.SetDetail(v)
+	return _u
+}
+
+// SetNillableDetail sets the "detail" field if the given value is not nil.
+func (_u *JobItemUpdateOne) SetNillableDetail(v *string) *JobItemUpdateOne {
+	if v != nil {
+		_u.SetDetail(*v)
+	}
+	return _u
+}
+
+// ClearDetail clears the value of the "detail" field.
+func (_u *JobItemUpdateOne) ClearDetail() *JobItemUpdateOne {
+	_u.mutation.ClearDetail()
+	return _u
+}
+
 // Mutation returns the JobItemMutation object of the builder.
 func (_u *JobItemUpdateOne) Mutation() *JobItemMutation {
 	return _u.mutation
@@ -419,6 +473,11 @@ func (_u *JobItemUpdateOne) check() error {
 			return &ValidationError{Name: "error_message", err: fmt.Errorf(`ent: validator failed for field "JobItem.error_message": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.Detail(); ok {
+		if err := jobitem.DetailValidator(v); err != nil {
+			return &ValidationError{Name: "detail", err: fmt.Errorf(`ent: validator failed for field "JobItem.detail": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "JobItem.organization"`)
 	}
@@ -472,6 +531,9 @@ func (_u *JobItemUpdateOne) sqlSave(ctx context.Context) (_node *JobItem, err er
 	if _u.mutation.LinkIDCleared() {
 		_spec.ClearField(jobitem.FieldLinkID, field.TypeString)
 	}
+	if _u.mutation.GroupIDCleared() {
+		_spec.ClearField(jobitem.FieldGroupID, field.TypeString)
+	}
 	if value, ok := _u.mutation.Status(); ok {
 		_spec.SetField(jobitem.FieldStatus, field.TypeEnum, value)
 	}
@@ -492,6 +554,12 @@ func (_u *JobItemUpdateOne) sqlSave(ctx context.Context) (_node *JobItem, err er
 	}
 	if _u.mutation.ErrorMessageCleared() {
 		_spec.ClearField(jobitem.FieldErrorMessage, field.TypeString)
+	}
+	if value, ok := _u.mutation.Detail(); ok {
+		_spec.SetField(jobitem.FieldDetail, field.TypeString, value)
+	}
+	if _u.mutation.DetailCleared() {
+		_spec.ClearField(jobitem.FieldDetail, field.TypeString)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &JobItem{config: _u.config}

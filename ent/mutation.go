@@ -851,6 +851,7 @@ type EventMutation struct {
 	_type               *string
 	user_id             *pulid.ID
 	integration_id      *pulid.ID
+	group_id            *pulid.ID
 	job_id              *pulid.ID
 	detail              *string
 	clearedFields       map[string]struct{}
@@ -1207,6 +1208,55 @@ func (m *EventMutation) ResetIntegrationID() {
 	delete(m.clearedFields, event.FieldIntegrationID)
 }
 
+// SetGroupID sets the "group_id" field.
+func (m *EventMutation) SetGroupID(pu pulid.ID) {
+	m.group_id = &pu
+}
+
+// GroupID returns the value of the "group_id" field in the mutation.
+func (m *EventMutation) GroupID() (r pulid.ID, exists bool) {
+	v := m.group_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGroupID returns the old "group_id" field's value of the Event entity.
+// If the Event object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *EventMutation) OldGroupID(ctx context.Context) (v *pulid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGroupID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGroupID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGroupID: %w", err)
+	}
+	return oldValue.GroupID, nil
+}
+
+// ClearGroupID clears the value of the "group_id" field.
+func (m *EventMutation) ClearGroupID() {
+	m.group_id = nil
+	m.clearedFields[event.FieldGroupID] = struct{}{}
+}
+
+// GroupIDCleared returns if the "group_id" field was cleared in this mutation.
+func (m *EventMutation) GroupIDCleared() bool {
+	_, ok := m.clearedFields[event.FieldGroupID]
+	return ok
+}
+
+// ResetGroupID resets all changes to the "group_id" field.
+func (m *EventMutation) ResetGroupID() {
+	m.group_id = nil
+	delete(m.clearedFields, event.FieldGroupID)
+}
+
 // SetJobID sets the "job_id" field.
 func (m *EventMutation) SetJobID(pu pulid.ID) {
 	m.job_id = &pu
@@ -1366,7 +1416,7 @@ func (m *EventMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *EventMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 9)
 	if m.created_at != nil {
 		fields = append(fields, event.FieldCreatedAt)
 	}
@@ -1384,6 +1434,9 @@ func (m *EventMutation) Fields() []string {
 	}
 	if m.integration_id != nil {
 		fields = append(fields, event.FieldIntegrationID)
+	}
+	if m.group_id != nil {
+		fields = append(fields, event.FieldGroupID)
 	}
 	if m.job_id != nil {
 		fields = append(fields, event.FieldJobID)
@@ -1411,6 +1464,8 @@ func (m *EventMutation) Field(name string) (ent.Value, bool) {
 		return m.UserID()
 	case event.FieldIntegrationID:
 		return m.IntegrationID()
+	case event.FieldGroupID:
+		return m.GroupID()
 	case event.FieldJobID:
 		return m.JobID()
 	case event.FieldDetail:
@@ -1436,6 +1491,8 @@ func (m *EventMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldUserID(ctx)
 	case event.FieldIntegrationID:
 		return m.OldIntegrationID(ctx)
+	case event.FieldGroupID:
+		return m.OldGroupID(ctx)
 	case event.FieldJobID:
 		return m.OldJobID(ctx)
 	case event.FieldDetail:
@@ -1491,6 +1548,13 @@ func (m *EventMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetIntegrationID(v)
 		return nil
+	case event.FieldGroupID:
+		v, ok := value.(pulid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGroupID(v)
+		return nil
 	case event.FieldJobID:
 		v, ok := value.(pulid.ID)
 		if !ok {
@@ -1541,6 +1605,9 @@ func (m *EventMutation) ClearedFields() []string {
 	if m.FieldCleared(event.FieldIntegrationID) {
 		fields = append(fields, event.FieldIntegrationID)
 	}
+	if m.FieldCleared(event.FieldGroupID) {
+		fields = append(fields, event.FieldGroupID)
+	}
 	if m.FieldCleared(event.FieldJobID) {
 		fields = append(fields, event.FieldJobID)
 	}
@@ -1566,6 +1633,9 @@ func (m *EventMutation) ClearField(name string) error {
 		return nil
 	case event.FieldIntegrationID:
 		m.ClearIntegrationID()
+		return nil
+	case event.FieldGroupID:
+		m.ClearGroupID()
 		return nil
 	case event.FieldJobID:
 		m.ClearJobID()
@@ -1598,6 +1668,9 @@ func (m *EventMutation) ResetField(name string) error {
 		return nil
 	case event.FieldIntegrationID:
 		m.ResetIntegrationID()
+		return nil
+	case event.FieldGroupID:
+		m.ResetGroupID()
 		return nil
 	case event.FieldJobID:
 		m.ResetJobID()
@@ -5591,10 +5664,12 @@ type JobItemMutation struct {
 	user_id             *pulid.ID
 	link_id             *pulid.ID
 	integration_id      *pulid.ID
+	group_id            *pulid.ID
 	status              *jobitem.Status
 	result              *string
 	error_code          *string
 	error_message       *string
+	detail              *string
 	clearedFields       map[string]struct{}
 	organization        *pulid.ID
 	clearedorganization bool
@@ -5987,6 +6062,55 @@ func (m *JobItemMutation) ResetIntegrationID() {
 	m.integration_id = nil
 }
 
+// SetGroupID sets the "group_id" field.
+func (m *JobItemMutation) SetGroupID(pu pulid.ID) {
+	m.group_id = &pu
+}
+
+// GroupID returns the value of the "group_id" field in the mutation.
+func (m *JobItemMutation) GroupID() (r pulid.ID, exists bool) {
+	v := m.group_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGroupID returns the old "group_id" field's value of the JobItem entity.
+// If the JobItem object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobItemMutation) OldGroupID(ctx context.Context) (v *pulid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGroupID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGroupID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGroupID: %w", err)
+	}
+	return oldValue.GroupID, nil
+}
+
+// ClearGroupID clears the value of the "group_id" field.
+func (m *JobItemMutation) ClearGroupID() {
+	m.group_id = nil
+	m.clearedFields[jobitem.FieldGroupID] = struct{}{}
+}
+
+// GroupIDCleared returns if the "group_id" field was cleared in this mutation.
+func (m *JobItemMutation) GroupIDCleared() bool {
+	_, ok := m.clearedFields[jobitem.FieldGroupID]
+	return ok
+}
+
+// ResetGroupID resets all changes to the "group_id" field.
+func (m *JobItemMutation) ResetGroupID() {
+	m.group_id = nil
+	delete(m.clearedFields, jobitem.FieldGroupID)
+}
+
 // SetStatus sets the "status" field.
 func (m *JobItemMutation) SetStatus(j jobitem.Status) {
 	m.status = &j
@@ -6170,6 +6294,55 @@ func (m *JobItemMutation) ResetErrorMessage() {
 	delete(m.clearedFields, jobitem.FieldErrorMessage)
 }
 
+// SetDetail sets the "detail" field.
+func (m *JobItemMutation) SetDetail(s string) {
+	m.detail = &s
+}
+
+// Detail returns the value of the "detail" field in the mutation.
+func (m *JobItemMutation) Detail() (r string, exists bool) {
+	v := m.detail
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDetail returns the old "detail" field's value of the JobItem entity.
+// If the JobItem object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobItemMutation) OldDetail(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDetail is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDetail requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDetail: %w", err)
+	}
+	return oldValue.Detail, nil
+}
+
+// ClearDetail clears the value of the "detail" field.
+func (m *JobItemMutation) ClearDetail() {
+	m.detail = nil
+	m.clearedFields[jobitem.FieldDetail] = struct{}{}
+}
+
+// DetailCleared returns if the "detail" field was cleared in this mutation.
+func (m *JobItemMutation) DetailCleared() bool {
+	_, ok := m.clearedFields[jobitem.FieldDetail]
+	return ok
+}
+
+// ResetDetail resets all changes to the "detail" field.
+func (m *JobItemMutation) ResetDetail() {
+	m.detail = nil
+	delete(m.clearedFields, jobitem.FieldDetail)
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *JobItemMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -6258,7 +6431,7 @@ func (m *JobItemMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *JobItemMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 13)
 	if m.created_at != nil {
 		fields = append(fields, jobitem.FieldCreatedAt)
 	}
@@ -6280,6 +6453,9 @@ func (m *JobItemMutation) Fields() []string {
 	if m.integration_id != nil {
 		fields = append(fields, jobitem.FieldIntegrationID)
 	}
+	if m.group_id != nil {
+		fields = append(fields, jobitem.FieldGroupID)
+	}
 	if m.status != nil {
 		fields = append(fields, jobitem.FieldStatus)
 	}
@@ -6291,6 +6467,9 @@ func (m *JobItemMutation) Fields() []string {
 	}
 	if m.error_message != nil {
 		fields = append(fields, jobitem.FieldErrorMessage)
+	}
+	if m.detail != nil {
+		fields = append(fields, jobitem.FieldDetail)
 	}
 	return fields
 }
@@ -6314,6 +6493,8 @@ func (m *JobItemMutation) Field(name string) (ent.Value, bool) {
 		return m.LinkID()
 	case jobitem.FieldIntegrationID:
 		return m.IntegrationID()
+	case jobitem.FieldGroupID:
+		return m.GroupID()
 	case jobitem.FieldStatus:
 		return m.Status()
 	case jobitem.FieldResult:
@@ -6322,6 +6503,8 @@ func (m *JobItemMutation) Field(name string) (ent.Value, bool) {
 		return m.ErrorCode()
 	case jobitem.FieldErrorMessage:
 		return m.ErrorMessage()
+	case jobitem.FieldDetail:
+		return m.Detail()
 	}
 	return nil, false
 }
@@ -6345,6 +6528,8 @@ func (m *JobItemMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldLinkID(ctx)
 	case jobitem.FieldIntegrationID:
 		return m.OldIntegrationID(ctx)
+	case jobitem.FieldGroupID:
+		return m.OldGroupID(ctx)
 	case jobitem.FieldStatus:
 		return m.OldStatus(ctx)
 	case jobitem.FieldResult:
@@ -6353,6 +6538,8 @@ func (m *JobItemMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldErrorCode(ctx)
 	case jobitem.FieldErrorMessage:
 		return m.OldErrorMessage(ctx)
+	case jobitem.FieldDetail:
+		return m.OldDetail(ctx)
 	}
 	return nil, fmt.Errorf("unknown JobItem field %s", name)
 }
@@ -6411,6 +6598,13 @@ func (m *JobItemMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetIntegrationID(v)
 		return nil
+	case jobitem.FieldGroupID:
+		v, ok := value.(pulid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGroupID(v)
+		return nil
 	case jobitem.FieldStatus:
 		v, ok := value.(jobitem.Status)
 		if !ok {
@@ -6438,6 +6632,13 @@ func (m *JobItemMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetErrorMessage(v)
+		return nil
+	case jobitem.FieldDetail:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDetail(v)
 		return nil
 	}
 	return fmt.Errorf("unknown JobItem field %s", name)
@@ -6475,6 +6676,9 @@ func (m *JobItemMutation) ClearedFields() []string {
 	if m.FieldCleared(jobitem.FieldLinkID) {
 		fields = append(fields, jobitem.FieldLinkID)
 	}
+	if m.FieldCleared(jobitem.FieldGroupID) {
+		fields = append(fields, jobitem.FieldGroupID)
+	}
 	if m.FieldCleared(jobitem.FieldResult) {
 		fields = append(fields, jobitem.FieldResult)
 	}
@@ -6483,6 +6687,9 @@ func (m *JobItemMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(jobitem.FieldErrorMessage) {
 		fields = append(fields, jobitem.FieldErrorMessage)
+	}
+	if m.FieldCleared(jobitem.FieldDetail) {
+		fields = append(fields, jobitem.FieldDetail)
 	}
 	return fields
 }
@@ -6504,6 +6711,9 @@ func (m *JobItemMutation) ClearField(name string) error {
 	case jobitem.FieldLinkID:
 		m.ClearLinkID()
 		return nil
+	case jobitem.FieldGroupID:
+		m.ClearGroupID()
+		return nil
 	case jobitem.FieldResult:
 		m.ClearResult()
 		return nil
@@ -6512,6 +6722,9 @@ func (m *JobItemMutation) ClearField(name string) error {
 		return nil
 	case jobitem.FieldErrorMessage:
 		m.ClearErrorMessage()
+		return nil
+	case jobitem.FieldDetail:
+		m.ClearDetail()
 		return nil
 	}
 	return fmt.Errorf("unknown JobItem nullable field %s", name)
@@ -6542,6 +6755,9 @@ func (m *JobItemMutation) ResetField(name string) error {
 	case jobitem.FieldIntegrationID:
 		m.ResetIntegrationID()
 		return nil
+	case jobitem.FieldGroupID:
+		m.ResetGroupID()
+		return nil
 	case jobitem.FieldStatus:
 		m.ResetStatus()
 		return nil
@@ -6553,6 +6769,9 @@ func (m *JobItemMutation) ResetField(name string) error {
 		return nil
 	case jobitem.FieldErrorMessage:
 		m.ResetErrorMessage()
+		return nil
+	case jobitem.FieldDetail:
+		m.ResetDetail()
 		return nil
 	}
 	return fmt.Errorf("unknown JobItem field %s", name)
@@ -8780,6 +8999,16 @@ type RemoteLinkMutation struct {
 	last_error_message    *string
 	last_error_request_id *string
 	last_synced_at        *time.Time
+	display_name          *string
+	members_in_sync       *int
+	addmembers_in_sync    *int
+	members_pending       *int
+	addmembers_pending    *int
+	foreign_members       *int
+	addforeign_members    *int
+	member_ids            *[]string
+	appendmember_ids      []string
+	members_dirty         *bool
 	clearedFields         map[string]struct{}
 	organization          *pulid.ID
 	clearedorganization   bool
@@ -8787,6 +9016,8 @@ type RemoteLinkMutation struct {
 	clearedintegration    bool
 	user                  *pulid.ID
 	cleareduser           bool
+	group                 *pulid.ID
+	clearedgroup          bool
 	done                  bool
 	oldValue              func(context.Context) (*RemoteLink, error)
 	predicates            []predicate.RemoteLink
@@ -9087,6 +9318,55 @@ func (m *RemoteLinkMutation) UserIDCleared() bool {
 func (m *RemoteLinkMutation) ResetUserID() {
 	m.user = nil
 	delete(m.clearedFields, remotelink.FieldUserID)
+}
+
+// SetGroupID sets the "group_id" field.
+func (m *RemoteLinkMutation) SetGroupID(pu pulid.ID) {
+	m.group = &pu
+}
+
+// GroupID returns the value of the "group_id" field in the mutation.
+func (m *RemoteLinkMutation) GroupID() (r pulid.ID, exists bool) {
+	v := m.group
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGroupID returns the old "group_id" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldGroupID(ctx context.Context) (v *pulid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGroupID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGroupID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGroupID: %w", err)
+	}
+	return oldValue.GroupID, nil
+}
+
+// ClearGroupID clears the value of the "group_id" field.
+func (m *RemoteLinkMutation) ClearGroupID() {
+	m.group = nil
+	m.clearedFields[remotelink.FieldGroupID] = struct{}{}
+}
+
+// GroupIDCleared returns if the "group_id" field was cleared in this mutation.
+func (m *RemoteLinkMutation) GroupIDCleared() bool {
+	_, ok := m.clearedFields[remotelink.FieldGroupID]
+	return ok
+}
+
+// ResetGroupID resets all changes to the "group_id" field.
+func (m *RemoteLinkMutation) ResetGroupID() {
+	m.group = nil
+	delete(m.clearedFields, remotelink.FieldGroupID)
 }
 
 // SetKind sets the "kind" field.
@@ -9687,6 +9967,324 @@ func (m *RemoteLinkMutation) ResetLastSyncedAt() {
 	delete(m.clearedFields, remotelink.FieldLastSyncedAt)
 }
 
+// SetDisplayName sets the "display_name" field.
+func (m *RemoteLinkMutation) SetDisplayName(s string) {
+	m.display_name = &s
+}
+
+// DisplayName returns the value of the "display_name" field in the mutation.
+func (m *RemoteLinkMutation) DisplayName() (r string, exists bool) {
+	v := m.display_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDisplayName returns the old "display_name" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldDisplayName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDisplayName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDisplayName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDisplayName: %w", err)
+	}
+	return oldValue.DisplayName, nil
+}
+
+// ClearDisplayName clears the value of the "display_name" field.
+func (m *RemoteLinkMutation) ClearDisplayName() {
+	m.display_name = nil
+	m.clearedFields[remotelink.FieldDisplayName] = struct{}{}
+}
+
+// DisplayNameCleared returns if the "display_name" field was cleared in this mutation.
+func (m *RemoteLinkMutation) DisplayNameCleared() bool {
+	_, ok := m.clearedFields[remotelink.FieldDisplayName]
+	return ok
+}
+
+// ResetDisplayName resets all changes to the "display_name" field.
+func (m *RemoteLinkMutation) ResetDisplayName() {
+	m.display_name = nil
+	delete(m.clearedFields, remotelink.FieldDisplayName)
+}
+
+// SetMembersInSync sets the "members_in_sync" field.
+func (m *RemoteLinkMutation) SetMembersInSync(i int) {
+	m.members_in_sync = &i
+	m.addmembers_in_sync = nil
+}
+
+// MembersInSync returns the value of the "members_in_sync" field in the mutation.
+func (m *RemoteLinkMutation) MembersInSync() (r int, exists bool) {
+	v := m.members_in_sync
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMembersInSync returns the old "members_in_sync" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldMembersInSync(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMembersInSync is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMembersInSync requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMembersInSync: %w", err)
+	}
+	return oldValue.MembersInSync, nil
+}
+
+// AddMembersInSync adds i to the "members_in_sync" field.
+func (m *RemoteLinkMutation) AddMembersInSync(i int) {
+	if m.addmembers_in_sync != nil {
+		*m.addmembers_in_sync += i
+	} else {
+		m.addmembers_in_sync = &i
+	}
+}
+
+// AddedMembersInSync returns the value that was added to the "members_in_sync" field in this mutation.
+func (m *RemoteLinkMutation) AddedMembersInSync() (r int, exists bool) {
+	v := m.addmembers_in_sync
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetMembersInSync resets all changes to the "members_in_sync" field.
+func (m *RemoteLinkMutation) ResetMembersInSync() {
+	m.members_in_sync = nil
+	m.addmembers_in_sync = nil
+}
+
+// SetMembersPending sets the "members_pending" field.
+func (m *RemoteLinkMutation) SetMembersPending(i int) {
+	m.members_pending = &i
+	m.addmembers_pending = nil
+}
+
+// MembersPending returns the value of the "members_pending" field in the mutation.
+func (m *RemoteLinkMutation) MembersPending() (r int, exists bool) {
+	v := m.members_pending
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMembersPending returns the old "members_pending" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldMembersPending(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMembersPending is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMembersPending requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMembersPending: %w", err)
+	}
+	return oldValue.MembersPending, nil
+}
+
+// AddMembersPending adds i to the "members_pending" field.
+func (m *RemoteLinkMutation) AddMembersPending(i int) {
+	if m.addmembers_pending != nil {
+		*m.addmembers_pending += i
+	} else {
+		m.addmembers_pending = &i
+	}
+}
+
+// AddedMembersPending returns the value that was added to the "members_pending" field in this mutation.
+func (m *RemoteLinkMutation) AddedMembersPending() (r int, exists bool) {
+	v := m.addmembers_pending
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetMembersPending resets all changes to the "members_pending" field.
+func (m *RemoteLinkMutation) ResetMembersPending() {
+	m.members_pending = nil
+	m.addmembers_pending = nil
+}
+
+// SetForeignMembers sets the "foreign_members" field.
+func (m *RemoteLinkMutation) SetForeignMembers(i int) {
+	m.foreign_members = &i
+	m.addforeign_members = nil
+}
+
+// ForeignMembers returns the value of the "foreign_members" field in the mutation.
+func (m *RemoteLinkMutation) ForeignMembers() (r int, exists bool) {
+	v := m.foreign_members
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldForeignMembers returns the old "foreign_members" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldForeignMembers(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldForeignMembers is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldForeignMembers requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldForeignMembers: %w", err)
+	}
+	return oldValue.ForeignMembers, nil
+}
+
+// AddForeignMembers adds i to the "foreign_members" field.
+func (m *RemoteLinkMutation) AddForeignMembers(i int) {
+	if m.addforeign_members != nil {
+		*m.addforeign_members += i
+	} else {
+		m.addforeign_members = &i
+	}
+}
+
+// AddedForeignMembers returns the value that was added to the "foreign_members" field in this mutation.
+func (m *RemoteLinkMutation) AddedForeignMembers() (r int, exists bool) {
+	v := m.addforeign_members
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetForeignMembers resets all changes to the "foreign_members" field.
+func (m *RemoteLinkMutation) ResetForeignMembers() {
+	m.foreign_members = nil
+	m.addforeign_members = nil
+}
+
+// SetMemberIds sets the "member_ids" field.
+func (m *RemoteLinkMutation) SetMemberIds(s []string) {
+	m.member_ids = &s
+	m.appendmember_ids = nil
+}
+
+// MemberIds returns the value of the "member_ids" field in the mutation.
+func (m *RemoteLinkMutation) MemberIds() (r []string, exists bool) {
+	v := m.member_ids
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMemberIds returns the old "member_ids" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldMemberIds(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMemberIds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMemberIds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMemberIds: %w", err)
+	}
+	return oldValue.MemberIds, nil
+}
+
+// AppendMemberIds adds s to the "member_ids" field.
+func (m *RemoteLinkMutation) AppendMemberIds(s []string) {
+	m.appendmember_ids = append(m.appendmember_ids, s...)
+}
+
+// AppendedMemberIds returns the list of values that were appended to the "member_ids" field in this mutation.
+func (m *RemoteLinkMutation) AppendedMemberIds() ([]string, bool) {
+	if len(m.appendmember_ids) == 0 {
+		return nil, false
+	}
+	return m.appendmember_ids, true
+}
+
+// ClearMemberIds clears the value of the "member_ids" field.
+func (m *RemoteLinkMutation) ClearMemberIds() {
+	m.member_ids = nil
+	m.appendmember_ids = nil
+	m.clearedFields[remotelink.FieldMemberIds] = struct{}{}
+}
+
+// MemberIdsCleared returns if the "member_ids" field was cleared in this mutation.
+func (m *RemoteLinkMutation) MemberIdsCleared() bool {
+	_, ok := m.clearedFields[remotelink.FieldMemberIds]
+	return ok
+}
+
+// ResetMemberIds resets all changes to the "member_ids" field.
+func (m *RemoteLinkMutation) ResetMemberIds() {
+	m.member_ids = nil
+	m.appendmember_ids = nil
+	delete(m.clearedFields, remotelink.FieldMemberIds)
+}
+
+// SetMembersDirty sets the "members_dirty" field.
+func (m *RemoteLinkMutation) SetMembersDirty(b bool) {
+	m.members_dirty = &b
+}
+
+// MembersDirty returns the value of the "members_dirty" field in the mutation.
+func (m *RemoteLinkMutation) MembersDirty() (r bool, exists bool) {
+	v := m.members_dirty
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMembersDirty returns the old "members_dirty" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldMembersDirty(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMembersDirty is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMembersDirty requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMembersDirty: %w", err)
+	}
+	return oldValue.MembersDirty, nil
+}
+
+// ResetMembersDirty resets all changes to the "members_dirty" field.
+func (m *RemoteLinkMutation) ResetMembersDirty() {
+	m.members_dirty = nil
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *RemoteLinkMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -9768,6 +10366,33 @@ func (m *RemoteLinkMutation) ResetUser() {
 	m.cleareduser = false
 }
 
+// ClearGroup clears the "group" edge to the UserGroup entity.
+func (m *RemoteLinkMutation) ClearGroup() {
+	m.clearedgroup = true
+	m.clearedFields[remotelink.FieldGroupID] = struct{}{}
+}
+
+// GroupCleared reports if the "group" edge to the UserGroup entity was cleared.
+func (m *RemoteLinkMutation) GroupCleared() bool {
+	return m.GroupIDCleared() || m.clearedgroup
+}
+
+// GroupIDs returns the "group" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// GroupID instead. It exists only for internal usage by the builders.
+func (m *RemoteLinkMutation) GroupIDs() (ids []pulid.ID) {
+	if id := m.group; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetGroup resets all changes to the "group" edge.
+func (m *RemoteLinkMutation) ResetGroup() {
+	m.group = nil
+	m.clearedgroup = false
+}
+
 // Where appends a list predicates to the RemoteLinkMutation builder.
 func (m *RemoteLinkMutation) Where(ps ...predicate.RemoteLink) {
 	m.predicates = append(m.predicates, ps...)
@@ -9802,7 +10427,7 @@ func (m *RemoteLinkMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *RemoteLinkMutation) Fields() []string {
-	fields := make([]string, 0, 18)
+	fields := make([]string, 0, 25)
 	if m.created_at != nil {
 		fields = append(fields, remotelink.FieldCreatedAt)
 	}
@@ -9817,6 +10442,9 @@ func (m *RemoteLinkMutation) Fields() []string {
 	}
 	if m.user != nil {
 		fields = append(fields, remotelink.FieldUserID)
+	}
+	if m.group != nil {
+		fields = append(fields, remotelink.FieldGroupID)
 	}
 	if m.kind != nil {
 		fields = append(fields, remotelink.FieldKind)
@@ -9857,6 +10485,24 @@ func (m *RemoteLinkMutation) Fields() []string {
 	if m.last_synced_at != nil {
 		fields = append(fields, remotelink.FieldLastSyncedAt)
 	}
+	if m.display_name != nil {
+		fields = append(fields, remotelink.FieldDisplayName)
+	}
+	if m.members_in_sync != nil {
+		fields = append(fields, remotelink.FieldMembersInSync)
+	}
+	if m.members_pending != nil {
+		fields = append(fields, remotelink.FieldMembersPending)
+	}
+	if m.foreign_members != nil {
+		fields = append(fields, remotelink.FieldForeignMembers)
+	}
+	if m.member_ids != nil {
+		fields = append(fields, remotelink.FieldMemberIds)
+	}
+	if m.members_dirty != nil {
+		fields = append(fields, remotelink.FieldMembersDirty)
+	}
 	return fields
 }
 
@@ -9875,6 +10521,8 @@ func (m *RemoteLinkMutation) Field(name string) (ent.Value, bool) {
 		return m.IntegrationID()
 	case remotelink.FieldUserID:
 		return m.UserID()
+	case remotelink.FieldGroupID:
+		return m.GroupID()
 	case remotelink.FieldKind:
 		return m.Kind()
 	case remotelink.FieldRemoteID:
@@ -9901,6 +10549,18 @@ func (m *RemoteLinkMutation) Field(name string) (ent.Value, bool) {
 		return m.LastErrorRequestID()
 	case remotelink.FieldLastSyncedAt:
 		return m.LastSyncedAt()
+	case remotelink.FieldDisplayName:
+		return m.DisplayName()
+	case remotelink.FieldMembersInSync:
+		return m.MembersInSync()
+	case remotelink.FieldMembersPending:
+		return m.MembersPending()
+	case remotelink.FieldForeignMembers:
+		return m.ForeignMembers()
+	case remotelink.FieldMemberIds:
+		return m.MemberIds()
+	case remotelink.FieldMembersDirty:
+		return m.MembersDirty()
 	}
 	return nil, false
 }
@@ -9920,6 +10580,8 @@ func (m *RemoteLinkMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldIntegrationID(ctx)
 	case remotelink.FieldUserID:
 		return m.OldUserID(ctx)
+	case remotelink.FieldGroupID:
+		return m.OldGroupID(ctx)
 	case remotelink.FieldKind:
 		return m.OldKind(ctx)
 	case remotelink.FieldRemoteID:
@@ -9946,6 +10608,18 @@ func (m *RemoteLinkMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldLastErrorRequestID(ctx)
 	case remotelink.FieldLastSyncedAt:
 		return m.OldLastSyncedAt(ctx)
+	case remotelink.FieldDisplayName:
+		return m.OldDisplayName(ctx)
+	case remotelink.FieldMembersInSync:
+		return m.OldMembersInSync(ctx)
+	case remotelink.FieldMembersPending:
+		return m.OldMembersPending(ctx)
+	case remotelink.FieldForeignMembers:
+		return m.OldForeignMembers(ctx)
+	case remotelink.FieldMemberIds:
+		return m.OldMemberIds(ctx)
+	case remotelink.FieldMembersDirty:
+		return m.OldMembersDirty(ctx)
 	}
 	return nil, fmt.Errorf("unknown RemoteLink field %s", name)
 }
@@ -9989,6 +10663,13 @@ func (m *RemoteLinkMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUserID(v)
+		return nil
+	case remotelink.FieldGroupID:
+		v, ok := value.(pulid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGroupID(v)
 		return nil
 	case remotelink.FieldKind:
 		v, ok := value.(remotelink.Kind)
@@ -10081,6 +10762,48 @@ func (m *RemoteLinkMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetLastSyncedAt(v)
 		return nil
+	case remotelink.FieldDisplayName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDisplayName(v)
+		return nil
+	case remotelink.FieldMembersInSync:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMembersInSync(v)
+		return nil
+	case remotelink.FieldMembersPending:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMembersPending(v)
+		return nil
+	case remotelink.FieldForeignMembers:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetForeignMembers(v)
+		return nil
+	case remotelink.FieldMemberIds:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMemberIds(v)
+		return nil
+	case remotelink.FieldMembersDirty:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMembersDirty(v)
+		return nil
 	}
 	return fmt.Errorf("unknown RemoteLink field %s", name)
 }
@@ -10088,13 +10811,31 @@ func (m *RemoteLinkMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *RemoteLinkMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addmembers_in_sync != nil {
+		fields = append(fields, remotelink.FieldMembersInSync)
+	}
+	if m.addmembers_pending != nil {
+		fields = append(fields, remotelink.FieldMembersPending)
+	}
+	if m.addforeign_members != nil {
+		fields = append(fields, remotelink.FieldForeignMembers)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *RemoteLinkMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case remotelink.FieldMembersInSync:
+		return m.AddedMembersInSync()
+	case remotelink.FieldMembersPending:
+		return m.AddedMembersPending()
+	case remotelink.FieldForeignMembers:
+		return m.AddedForeignMembers()
+	}
 	return nil, false
 }
 
@@ -10103,6 +10844,27 @@ func (m *RemoteLinkMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *RemoteLinkMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case remotelink.FieldMembersInSync:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddMembersInSync(v)
+		return nil
+	case remotelink.FieldMembersPending:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddMembersPending(v)
+		return nil
+	case remotelink.FieldForeignMembers:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddForeignMembers(v)
+		return nil
 	}
 	return fmt.Errorf("unknown RemoteLink numeric field %s", name)
 }
@@ -10113,6 +10875,9 @@ func (m *RemoteLinkMutation) ClearedFields() []string {
 	var fields []string
 	if m.FieldCleared(remotelink.FieldUserID) {
 		fields = append(fields, remotelink.FieldUserID)
+	}
+	if m.FieldCleared(remotelink.FieldGroupID) {
+		fields = append(fields, remotelink.FieldGroupID)
 	}
 	if m.FieldCleared(remotelink.FieldRemoteID) {
 		fields = append(fields, remotelink.FieldRemoteID)
@@ -10144,6 +10909,12 @@ func (m *RemoteLinkMutation) ClearedFields() []string {
 	if m.FieldCleared(remotelink.FieldLastSyncedAt) {
 		fields = append(fields, remotelink.FieldLastSyncedAt)
 	}
+	if m.FieldCleared(remotelink.FieldDisplayName) {
+		fields = append(fields, remotelink.FieldDisplayName)
+	}
+	if m.FieldCleared(remotelink.FieldMemberIds) {
+		fields = append(fields, remotelink.FieldMemberIds)
+	}
 	return fields
 }
 
@@ -10160,6 +10931,9 @@ func (m *RemoteLinkMutation) ClearField(name string) error {
 	switch name {
 	case remotelink.FieldUserID:
 		m.ClearUserID()
+		return nil
+	case remotelink.FieldGroupID:
+		m.ClearGroupID()
 		return nil
 	case remotelink.FieldRemoteID:
 		m.ClearRemoteID()
@@ -10191,6 +10965,12 @@ func (m *RemoteLinkMutation) ClearField(name string) error {
 	case remotelink.FieldLastSyncedAt:
 		m.ClearLastSyncedAt()
 		return nil
+	case remotelink.FieldDisplayName:
+		m.ClearDisplayName()
+		return nil
+	case remotelink.FieldMemberIds:
+		m.ClearMemberIds()
+		return nil
 	}
 	return fmt.Errorf("unknown RemoteLink nullable field %s", name)
 }
@@ -10213,6 +10993,9 @@ func (m *RemoteLinkMutation) ResetField(name string) error {
 		return nil
 	case remotelink.FieldUserID:
 		m.ResetUserID()
+		return nil
+	case remotelink.FieldGroupID:
+		m.ResetGroupID()
 		return nil
 	case remotelink.FieldKind:
 		m.ResetKind()
@@ -10253,13 +11036,31 @@ func (m *RemoteLinkMutation) ResetField(name string) error {
 	case remotelink.FieldLastSyncedAt:
 		m.ResetLastSyncedAt()
 		return nil
+	case remotelink.FieldDisplayName:
+		m.ResetDisplayName()
+		return nil
+	case remotelink.FieldMembersInSync:
+		m.ResetMembersInSync()
+		return nil
+	case remotelink.FieldMembersPending:
+		m.ResetMembersPending()
+		return nil
+	case remotelink.FieldForeignMembers:
+		m.ResetForeignMembers()
+		return nil
+	case remotelink.FieldMemberIds:
+		m.ResetMemberIds()
+		return nil
+	case remotelink.FieldMembersDirty:
+		m.ResetMembersDirty()
+		return nil
 	}
 	return fmt.Errorf("unknown RemoteLink field %s", name)
 }
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *RemoteLinkMutation) AddedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.organization != nil {
 		edges = append(edges, remotelink.EdgeOrganization)
 	}
@@ -10268,6 +11069,9 @@ func (m *RemoteLinkMutation) AddedEdges() []string {
 	}
 	if m.user != nil {
 		edges = append(edges, remotelink.EdgeUser)
+	}
+	if m.group != nil {
+		edges = append(edges, remotelink.EdgeGroup)
 	}
 	return edges
 }
@@ -10288,13 +11092,17 @@ func (m *RemoteLinkMutation) AddedIDs(name string) []ent.Value {
 		if id := m.user; id != nil {
 			return []ent.Value{*id}
 		}
+	case remotelink.EdgeGroup:
+		if id := m.group; id != nil {
+			return []ent.Value{*id}
+		}
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *RemoteLinkMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	return edges
 }
 
@@ -10306,7 +11114,7 @@ func (m *RemoteLinkMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *RemoteLinkMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.clearedorganization {
 		edges = append(edges, remotelink.EdgeOrganization)
 	}
@@ -10315,6 +11123,9 @@ func (m *RemoteLinkMutation) ClearedEdges() []string {
 	}
 	if m.cleareduser {
 		edges = append(edges, remotelink.EdgeUser)
+	}
+	if m.clearedgroup {
+		edges = append(edges, remotelink.EdgeGroup)
 	}
 	return edges
 }
@@ -10329,6 +11140,8 @@ func (m *RemoteLinkMutation) EdgeCleared(name string) bool {
 		return m.clearedintegration
 	case remotelink.EdgeUser:
 		return m.cleareduser
+	case remotelink.EdgeGroup:
+		return m.clearedgroup
 	}
 	return false
 }
@@ -10346,6 +11159,9 @@ func (m *RemoteLinkMutation) ClearEdge(name string) error {
 	case remotelink.EdgeUser:
 		m.ClearUser()
 		return nil
+	case remotelink.EdgeGroup:
+		m.ClearGroup()
+		return nil
 	}
 	return fmt.Errorf("unknown RemoteLink unique edge %s", name)
 }
@@ -10362,6 +11178,9 @@ func (m *RemoteLinkMutation) ResetEdge(name string) error {
 		return nil
 	case remotelink.EdgeUser:
 		m.ResetUser()
+		return nil
+	case remotelink.EdgeGroup:
+		m.ResetGroup()
 		return nil
 	}
 	return fmt.Errorf("unknown RemoteLink edge %s", name)
@@ -13868,6 +14687,9 @@ type UserGroupMutation struct {
 	bindings            map[pulid.ID]struct{}
 	removedbindings     map[pulid.ID]struct{}
 	clearedbindings     bool
+	links               map[pulid.ID]struct{}
+	removedlinks        map[pulid.ID]struct{}
+	clearedlinks        bool
 	done                bool
 	oldValue            func(context.Context) (*UserGroup, error)
 	predicates          []predicate.UserGroup
@@ -14341,6 +15163,60 @@ func (m *UserGroupMutation) ResetBindings() {
 	m.removedbindings = nil
 }
 
+// AddLinkIDs adds the "links" edge to the RemoteLink entity by ids.
+func (m *UserGroupMutation) AddLinkIDs(ids ...pulid.ID) {
+	if m.links == nil {
+		m.links = make(map[pulid.ID]struct{})
+	}
+	for i := range ids {
+		m.links[ids[i]] = struct{}{}
+	}
+}
+
+// ClearLinks clears the "links" edge to the RemoteLink entity.
+func (m *UserGroupMutation) ClearLinks() {
+	m.clearedlinks = true
+}
+
+// LinksCleared reports if the "links" edge to the RemoteLink entity was cleared.
+func (m *UserGroupMutation) LinksCleared() bool {
+	return m.clearedlinks
+}
+
+// RemoveLinkIDs removes the "links" edge to the RemoteLink entity by IDs.
+func (m *UserGroupMutation) RemoveLinkIDs(ids ...pulid.ID) {
+	if m.removedlinks == nil {
+		m.removedlinks = make(map[pulid.ID]struct{})
+	}
+	for i := range ids {
+		delete(m.links, ids[i])
+		m.removedlinks[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedLinks returns the removed IDs of the "links" edge to the RemoteLink entity.
+func (m *UserGroupMutation) RemovedLinksIDs() (ids []pulid.ID) {
+	for id := range m.removedlinks {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// LinksIDs returns the "links" edge IDs in the mutation.
+func (m *UserGroupMutation) LinksIDs() (ids []pulid.ID) {
+	for id := range m.links {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetLinks resets all changes to the "links" edge.
+func (m *UserGroupMutation) ResetLinks() {
+	m.links = nil
+	m.clearedlinks = false
+	m.removedlinks = nil
+}
+
 // Where appends a list predicates to the UserGroupMutation builder.
 func (m *UserGroupMutation) Where(ps ...predicate.UserGroup) {
 	m.predicates = append(m.predicates, ps...)
@@ -14568,7 +15444,7 @@ func (m *UserGroupMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *UserGroupMutation) AddedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.organization != nil {
 		edges = append(edges, usergroup.EdgeOrganization)
 	}
@@ -14577,6 +15453,9 @@ func (m *UserGroupMutation) AddedEdges() []string {
 	}
 	if m.bindings != nil {
 		edges = append(edges, usergroup.EdgeBindings)
+	}
+	if m.links != nil {
+		edges = append(edges, usergroup.EdgeLinks)
 	}
 	return edges
 }
@@ -14601,18 +15480,27 @@ func (m *UserGroupMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case usergroup.EdgeLinks:
+		ids := make([]ent.Value, 0, len(m.links))
+		for id := range m.links {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *UserGroupMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.removedmembers != nil {
 		edges = append(edges, usergroup.EdgeMembers)
 	}
 	if m.removedbindings != nil {
 		edges = append(edges, usergroup.EdgeBindings)
+	}
+	if m.removedlinks != nil {
+		edges = append(edges, usergroup.EdgeLinks)
 	}
 	return edges
 }
@@ -14633,13 +15521,19 @@ func (m *UserGroupMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case usergroup.EdgeLinks:
+		ids := make([]ent.Value, 0, len(m.removedlinks))
+		for id := range m.removedlinks {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *UserGroupMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 3)
+	edges := make([]string, 0, 4)
 	if m.clearedorganization {
 		edges = append(edges, usergroup.EdgeOrganization)
 	}
@@ -14648,6 +15542,9 @@ func (m *UserGroupMutation) ClearedEdges() []string {
 	}
 	if m.clearedbindings {
 		edges = append(edges, usergroup.EdgeBindings)
+	}
+	if m.clearedlinks {
+		edges = append(edges, usergroup.EdgeLinks)
 	}
 	return edges
 }
@@ -14662,6 +15559,8 @@ func (m *UserGroupMutation) EdgeCleared(name string) bool {
 		return m.clearedmembers
 	case usergroup.EdgeBindings:
 		return m.clearedbindings
+	case usergroup.EdgeLinks:
+		return m.clearedlinks
 	}
 	return false
 }
@@ -14689,6 +15588,9 @@ func (m *UserGroupMutation) ResetEdge(name string) error {
 		return nil
 	case usergroup.EdgeBindings:
 		m.ResetBindings()
+		return nil
+	case usergroup.EdgeLinks:
+		m.ResetLinks()
 		return nil
 	}
 	return fmt.Errorf("unknown UserGroup edge %s", name)

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
+	"github.com/dirsync/dirsync/ent/usergroup"
 )
 
 // RemoteLink is the model entity for the RemoteLink schema.
@@ -31,6 +33,8 @@ type RemoteLink struct {
 	IntegrationID pulid.ID `json:"integration_id,omitempty"`
 	// UserID holds the value of the "user_id" field.
 	UserID *pulid.ID `json:"user_id,omitempty"`
+	// GroupID holds the value of the "group_id" field.
+	GroupID *pulid.ID `json:"group_id,omitempty"`
 	// Kind holds the value of the "kind" field.
 	Kind remotelink.Kind `json:"kind,omitempty"`
 	// RemoteID holds the value of the "remote_id" field.
@@ -57,6 +61,18 @@ type RemoteLink struct {
 	LastErrorRequestID string `json:"last_error_request_id,omitempty"`
 	// LastSyncedAt holds the value of the "last_synced_at" field.
 	LastSyncedAt *time.Time `json:"last_synced_at,omitempty"`
+	// Group: the displayName last sent or found.
+	DisplayName string `json:"display_name,omitempty"`
+	// Group: directory members provisioned in this integration that are members of the remote group.
+	MembersInSync int `json:"members_in_sync,omitempty"`
+	// Group: directory members not provisioned (yet) in this integration, so not sent.
+	MembersPending int `json:"members_pending,omitempty"`
+	// Group: remote members that are not ours, left alone.
+	ForeignMembers int `json:"foreign_members,omitempty"`
+	// Group: remote ids of the members we put in, so only those are ever removed.
+	MemberIds []string `json:"member_ids,omitempty"`
+	// Group: a member's user link changed since the last reconcile began; one follow-up task is queued.
+	MembersDirty bool `json:"members_dirty,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the RemoteLinkQuery when eager-loading is set.
 	Edges        RemoteLinkEdges `json:"edges"`
@@ -71,11 +87,13 @@ type RemoteLinkEdges struct {
 	Integration *Integration `json:"integration,omitempty"`
 	// User holds the value of the user edge.
 	User *User `json:"user,omitempty"`
+	// Group holds the value of the group edge.
+	Group *UserGroup `json:"group,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [3]bool
+	loadedTypes [4]bool
 	// totalCount holds the count of the edges above.
-	totalCount [2]map[string]int
+	totalCount [3]map[string]int
 }
 
 // OrganizationOrErr returns the Organization value or an error if the edge
@@ -111,18 +129,33 @@ func (e RemoteLinkEdges) UserOrErr() (*User, error) {
 	return nil, &NotLoadedError{edge: "user"}
 }
 
+// GroupOrErr returns the Group value or an error if the edge
+// was not loaded in eager-loading, or loaded but was not found.
+func (e RemoteLinkEdges) GroupOrErr() (*UserGroup, error) {
+	if e.Group != nil {
+		return e.Group, nil
+	} else if e.loadedTypes[3] {
+		return nil, &NotFoundError{label: usergroup.Label}
+	}
+	return nil, &NotLoadedError{edge: "group"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*RemoteLink) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case remotelink.FieldUserID:
+		case remotelink.FieldUserID, remotelink.FieldGroupID:
 			values[i] = &sql.NullScanner{S: new(pulid.ID)}
+		case remotelink.FieldMemberIds:
+			values[i] = new([]byte)
 		case remotelink.FieldID, remotelink.FieldOrganizationID, remotelink.FieldIntegrationID:
 			values[i] = new(pulid.ID)
-		case remotelink.FieldRemoteEnabled, remotelink.FieldTakenOver:
+		case remotelink.FieldRemoteEnabled, remotelink.FieldTakenOver, remotelink.FieldMembersDirty:
 			values[i] = new(sql.NullBool)
-		case remotelink.FieldKind, remotelink.FieldRemoteID, remotelink.FieldUpn, remotelink.FieldStatus, remotelink.FieldAppliedHash, remotelink.FieldStatusReason, remotelink.FieldLastErrorCode, remotelink.FieldLastErrorMessage, remotelink.FieldLastErrorRequestID:
+		case remotelink.FieldMembersInSync, remotelink.FieldMembersPending, remotelink.FieldForeignMembers:
+			values[i] = new(sql.NullInt64)
+		case remotelink.FieldKind, remotelink.FieldRemoteID, remotelink.FieldUpn, remotelink.FieldStatus, remotelink.FieldAppliedHash, remotelink.FieldStatusReason, remotelink.FieldLastErrorCode, remotelink.FieldLastErrorMessage, remotelink.FieldLastErrorRequestID, remotelink.FieldDisplayName:
 			values[i] = new(sql.NullString)
 		case remotelink.FieldCreatedAt, remotelink.FieldUpdatedAt, remotelink.FieldRemoteCreatedAt, remotelink.FieldLastSyncedAt:
 			values[i] = new(sql.NullTime)
@@ -177,6 +210,13 @@ func (_m *RemoteLink) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.UserID = new(pulid.ID)
 				*_m.UserID = *value.S.(*pulid.ID)
+			}
+		case remotelink.FieldGroupID:
+			if value, ok := values[i].(*sql.NullScanner); !ok {
+				return fmt.Errorf("unexpected type %T for field group_id", values[i])
+			} else if value.Valid {
+				_m.GroupID = new(pulid.ID)
+				*_m.GroupID = *value.S.(*pulid.ID)
 			}
 		case remotelink.FieldKind:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -259,6 +299,44 @@ func (_m *RemoteLink) assignValues(columns []string, values []any) error {
 				_m.LastSyncedAt = new(time.Time)
 				*_m.LastSyncedAt = value.Time
 			}
+		case remotelink.FieldDisplayName:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field display_name", values[i])
+			} else if value.Valid {
+				_m.DisplayName = value.String
+			}
+		case remotelink.FieldMembersInSync:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field members_in_sync", values[i])
+			} else if value.Valid {
+				_m.MembersInSync = int(value.Int64)
+			}
+		case remotelink.FieldMembersPending:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field members_pending", values[i])
+			} else if value.Valid {
+				_m.MembersPending = int(value.Int64)
+			}
+		case remotelink.FieldForeignMembers:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field foreign_members", values[i])
+			} else if value.Valid {
+				_m.ForeignMembers = int(value.Int64)
+			}
+		case remotelink.FieldMemberIds:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field member_ids", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.MemberIds); err != nil {
+					return fmt.Errorf("unmarshal field member_ids: %w", err)
+				}
+			}
+		case remotelink.FieldMembersDirty:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field members_dirty", values[i])
+			} else if value.Valid {
+				_m.MembersDirty = value.Bool
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -285,6 +363,11 @@ func (_m *RemoteLink) QueryIntegration() *IntegrationQuery {
 // QueryUser queries the "user" edge of the RemoteLink entity.
 func (_m *RemoteLink) QueryUser() *UserQuery {
 	return NewRemoteLinkClient(_m.config).QueryUser(_m)
+}
+
+// QueryGroup queries the "group" edge of the RemoteLink entity.
+func (_m *RemoteLink) QueryGroup() *UserGroupQuery {
+	return NewRemoteLinkClient(_m.config).QueryGroup(_m)
 }
 
 // Update returns a builder for updating this RemoteLink.
@@ -324,6 +407,11 @@ func (_m *RemoteLink) String() string {
 	builder.WriteString(", ")
 	if v := _m.UserID; v != nil {
 		builder.WriteString("user_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.GroupID; v != nil {
+		builder.WriteString("group_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteString(", ")
@@ -371,6 +459,24 @@ func (_m *RemoteLink) String() string {
 		builder.WriteString("last_synced_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("display_name=")
+	builder.WriteString(_m.DisplayName)
+	builder.WriteString(", ")
+	builder.WriteString("members_in_sync=")
+	builder.WriteString(fmt.Sprintf("%v", _m.MembersInSync))
+	builder.WriteString(", ")
+	builder.WriteString("members_pending=")
+	builder.WriteString(fmt.Sprintf("%v", _m.MembersPending))
+	builder.WriteString(", ")
+	builder.WriteString("foreign_members=")
+	builder.WriteString(fmt.Sprintf("%v", _m.ForeignMembers))
+	builder.WriteString(", ")
+	builder.WriteString("member_ids=")
+	builder.WriteString(fmt.Sprintf("%v", _m.MemberIds))
+	builder.WriteString(", ")
+	builder.WriteString("members_dirty=")
+	builder.WriteString(fmt.Sprintf("%v", _m.MembersDirty))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
+	"github.com/dirsync/dirsync/ent/usergroup"
 )
 
 // RemoteLinkCreate is the builder for creating a RemoteLink entity.
@@ -77,6 +78,20 @@ func (_c *RemoteLinkCreate) SetUserID(v pulid.ID) *RemoteLinkCreate {
 func (_c *RemoteLinkCreate) SetNillableUserID(v *pulid.ID) *RemoteLinkCreate {
 	if v != nil {
 		_c.SetUserID(*v)
+	}
+	return _c
+}
+
+// SetGroupID sets the "group_id" field.
+func (_c *RemoteLinkCreate) SetGroupID(v pulid.ID) *RemoteLinkCreate {
+	_c.mutation.SetGroupID(v)
+	return _c
+}
+
+// SetNillableGroupID sets the "group_id" field if the given value is not nil.
+func (_c *RemoteLinkCreate) SetNillableGroupID(v *pulid.ID) *RemoteLinkCreate {
+	if v != nil {
+		_c.SetGroupID(*v)
 	}
 	return _c
 }
@@ -263,6 +278,82 @@ func (_c *RemoteLinkCreate) SetNillableLastSyncedAt(v *time.Time) *RemoteLinkCre
 	return _c
 }
 
+// SetDisplayName sets the "display_name" field.
+func (_c *RemoteLinkCreate) SetDisplayName(v string) *RemoteLinkCreate {
+	_c.mutation.SetDisplayName(v)
+	return _c
+}
+
+// SetNillableDisplayName sets the "display_name" field if the given value is not nil.
+func (_c *RemoteLinkCreate) SetNillableDisplayName(v *string) *RemoteLinkCreate {
+	if v != nil {
+		_c.SetDisplayName(*v)
+	}
+	return _c
+}
+
+// SetMembersInSync sets the "members_in_sync" field.
+func (_c *RemoteLinkCreate) SetMembersInSync(v int) *RemoteLinkCreate {
+	_c.mutation.SetMembersInSync(v)
+	return _c
+}
+
+// SetNillableMembersInSync sets the "members_in_sync" field if the given value is not nil.
+func (_c *RemoteLinkCreate) SetNillableMembersInSync(v *int) *RemoteLinkCreate {
+	if v != nil {
+		_c.SetMembersInSync(*v)
+	}
+	return _c
+}
+
+// SetMembersPending sets the "members_pending" field.
+func (_c *RemoteLinkCreate) SetMembersPending(v int) *RemoteLinkCreate {
+	_c.mutation.SetMembersPending(v)
+	return _c
+}
+
+// SetNillableMembersPending sets the "members_pending" field if the given value is not nil.
+func (_c *RemoteLinkCreate) SetNillableMembersPending(v *int) *RemoteLinkCreate {
+	if v != nil {
+		_c.SetMembersPending(*v)
+	}
+	return _c
+}
+
+// SetForeignMembers sets the "foreign_members" field.
+func (_c *RemoteLinkCreate) SetForeignMembers(v int) *RemoteLinkCreate {
+	_c.mutation.SetForeignMembers(v)
+	return _c
+}
+
+// SetNillableForeignMembers sets the "foreign_members" field if the given value is not nil.
+func (_c *RemoteLinkCreate) SetNillableForeignMembers(v *int) *RemoteLinkCreate {
+	if v != nil {
+		_c.SetForeignMembers(*v)
+	}
+	return _c
+}
+
+// SetMemberIds sets the "member_ids" field.
+func (_c *RemoteLinkCreate) SetMemberIds(v []string) *RemoteLinkCreate {
+	_c.mutation.SetMemberIds(v)
+	return _c
+}
+
+// SetMembersDirty sets the "members_dirty" field.
+func (_c *RemoteLinkCreate) SetMembersDirty(v bool) *RemoteLinkCreate {
+	_c.mutation.SetMembersDirty(v)
+	return _c
+}
+
+// SetNillableMembersDirty sets the "members_dirty" field if the given value is not nil.
+func (_c *RemoteLinkCreate) SetNillableMembersDirty(v *bool) *RemoteLinkCreate {
+	if v != nil {
+		_c.SetMembersDirty(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *RemoteLinkCreate) SetID(v pulid.ID) *RemoteLinkCreate {
 	_c.mutation.SetID(v)
@@ -290,6 +381,11 @@ func (_c *RemoteLinkCreate) SetIntegration(v *Integration) *RemoteLinkCreate {
 // SetUser sets the "user" edge to the User entity.
 func (_c *RemoteLinkCreate) SetUser(v *User) *RemoteLinkCreate {
 	return _c.SetUserID(v.ID)
+}
+
+// SetGroup sets the "group" edge to the UserGroup entity.
+func (_c *RemoteLinkCreate) SetGroup(v *UserGroup) *RemoteLinkCreate {
+	return _c.SetGroupID(v.ID)
 }
 
 // Mutation returns the RemoteLinkMutation object of the builder.
@@ -354,6 +450,22 @@ func (_c *RemoteLinkCreate) defaults() error {
 	if _, ok := _c.mutation.TakenOver(); !ok {
 		v := remotelink.DefaultTakenOver
 		_c.mutation.SetTakenOver(v)
+	}
+	if _, ok := _c.mutation.MembersInSync(); !ok {
+		v := remotelink.DefaultMembersInSync
+		_c.mutation.SetMembersInSync(v)
+	}
+	if _, ok := _c.mutation.MembersPending(); !ok {
+		v := remotelink.DefaultMembersPending
+		_c.mutation.SetMembersPending(v)
+	}
+	if _, ok := _c.mutation.ForeignMembers(); !ok {
+		v := remotelink.DefaultForeignMembers
+		_c.mutation.SetForeignMembers(v)
+	}
+	if _, ok := _c.mutation.MembersDirty(); !ok {
+		v := remotelink.DefaultMembersDirty
+		_c.mutation.SetMembersDirty(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if remotelink.DefaultID == nil {
@@ -427,6 +539,38 @@ func (_c *RemoteLinkCreate) check() error {
 		if err := remotelink.LastErrorRequestIDValidator(v); err != nil {
 			return &ValidationError{Name: "last_error_request_id", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.last_error_request_id": %w`, err)}
 		}
+	}
+	if v, ok := _c.mutation.DisplayName(); ok {
+		if err := remotelink.DisplayNameValidator(v); err != nil {
+			return &ValidationError{Name: "display_name", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.display_name": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.MembersInSync(); !ok {
+		return &ValidationError{Name: "members_in_sync", err: errors.New(`ent: missing required field "RemoteLink.members_in_sync"`)}
+	}
+	if v, ok := _c.mutation.MembersInSync(); ok {
+		if err := remotelink.MembersInSyncValidator(v); err != nil {
+			return &ValidationError{Name: "members_in_sync", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.members_in_sync": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.MembersPending(); !ok {
+		return &ValidationError{Name: "members_pending", err: errors.New(`ent: missing required field "RemoteLink.members_pending"`)}
+	}
+	if v, ok := _c.mutation.MembersPending(); ok {
+		if err := remotelink.MembersPendingValidator(v); err != nil {
+			return &ValidationError{Name: "members_pending", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.members_pending": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.ForeignMembers(); !ok {
+		return &ValidationError{Name: "foreign_members", err: errors.New(`ent: missing required field "RemoteLink.foreign_members"`)}
+	}
+	if v, ok := _c.mutation.ForeignMembers(); ok {
+		if err := remotelink.ForeignMembersValidator(v); err != nil {
+			return &ValidationError{Name: "foreign_members", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.foreign_members": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.MembersDirty(); !ok {
+		return &ValidationError{Name: "members_dirty", err: errors.New(`ent: missing required field "RemoteLink.members_dirty"`)}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := remotelink.IDValidator(string(v)); err != nil {
@@ -535,6 +679,30 @@ func (_c *RemoteLinkCreate) createSpec() (*RemoteLink, *sqlgraph.CreateSpec) {
 		_spec.SetField(remotelink.FieldLastSyncedAt, field.TypeTime, value)
 		_node.LastSyncedAt = &value
 	}
+	if value, ok := _c.mutation.DisplayName(); ok {
+		_spec.SetField(remotelink.FieldDisplayName, field.TypeString, value)
+		_node.DisplayName = value
+	}
+	if value, ok := _c.mutation.MembersInSync(); ok {
+		_spec.SetField(remotelink.FieldMembersInSync, field.TypeInt, value)
+		_node.MembersInSync = value
+	}
+	if value, ok := _c.mutation.MembersPending(); ok {
+		_spec.SetField(remotelink.FieldMembersPending, field.TypeInt, value)
+		_node.MembersPending = value
+	}
+	if value, ok := _c.mutation.ForeignMembers(); ok {
+		_spec.SetField(remotelink.FieldForeignMembers, field.TypeInt, value)
+		_node.ForeignMembers = value
+	}
+	if value, ok := _c.mutation.MemberIds(); ok {
+		_spec.SetField(remotelink.FieldMemberIds, field.TypeJSON, value)
+		_node.MemberIds = value
+	}
+	if value, ok := _c.mutation.MembersDirty(); ok {
+		_spec.SetField(remotelink.FieldMembersDirty, field.TypeBool, value)
+		_node.MembersDirty = value
+	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -584,6 +752,23 @@ func (_c *RemoteLinkCreate) createSpec() (*RemoteLink, *sqlgraph.CreateSpec) {
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		_node.UserID = &nodes[0]
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.GroupIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   remotelink.GroupTable,
+			Columns: []string{remotelink.GroupColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(usergroup.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_node.GroupID = &nodes[0]
 		_spec.Edges = append(_spec.Edges, edge)
 	}
 	return _node, _spec
@@ -665,6 +850,24 @@ func (u *RemoteLinkUpsert) UpdateUserID() *RemoteLinkUpsert {
 // ClearUserID clears the value of the "user_id" field.
 func (u *RemoteLinkUpsert) ClearUserID() *RemoteLinkUpsert {
 	u.SetNull(remotelink.FieldUserID)
+	return u
+}
+
+// SetGroupID sets the "group_id" field.
+func (u *RemoteLinkUpsert) SetGroupID(v pulid.ID) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldGroupID, v)
+	return u
+}
+
+// UpdateGroupID sets the "group_id" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdateGroupID() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldGroupID)
+	return u
+}
+
+// ClearGroupID clears the value of the "group_id" field.
+func (u *RemoteLinkUpsert) ClearGroupID() *RemoteLinkUpsert {
+	u.SetNull(remotelink.FieldGroupID)
 	return u
 }
 
@@ -872,6 +1075,108 @@ func (u *RemoteLinkUpsert) ClearLastSyncedAt() *RemoteLinkUpsert {
 	return u
 }
 
+// SetDisplayName sets the "display_name" field.
+func (u *RemoteLinkUpsert) SetDisplayName(v string) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldDisplayName, v)
+	return u
+}
+
+// UpdateDisplayName sets the "display_name" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdateDisplayName() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldDisplayName)
+	return u
+}
+
+// ClearDisplayName clears the value of the "display_name" field.
+func (u *RemoteLinkUpsert) ClearDisplayName() *RemoteLinkUpsert {
+	u.SetNull(remotelink.FieldDisplayName)
+	return u
+}
+
+// SetMembersInSync sets the "members_in_sync" field.
+func (u *RemoteLinkUpsert) SetMembersInSync(v int) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldMembersInSync, v)
+	return u
+}
+
+// UpdateMembersInSync sets the "members_in_sync" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdateMembersInSync() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldMembersInSync)
+	return u
+}
+
+// AddMembersInSync adds v to the "members_in_sync" field.
+func (u *RemoteLinkUpsert) AddMembersInSync(v int) *RemoteLinkUpsert {
+	u.Add(remotelink.FieldMembersInSync, v)
+	return u
+}
+
+// SetMembersPending sets the "members_pending" field.
+func (u *RemoteLinkUpsert) SetMembersPending(v int) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldMembersPending, v)
+	return u
+}
+
+// UpdateMembersPending sets the "members_pending" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdateMembersPending() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldMembersPending)
+	return u
+}
+
+// AddMembersPending adds v to the "members_pending" field.
+func (u *RemoteLinkUpsert) AddMembersPending(v int) *RemoteLinkUpsert {
+	u.Add(remotelink.FieldMembersPending, v)
+	return u
+}
+
+// SetForeignMembers sets the "foreign_members" field.
+func (u *RemoteLinkUpsert) SetForeignMembers(v int) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldForeignMembers, v)
+	return u
+}
+
+// UpdateForeignMembers sets the "foreign_members" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdateForeignMembers() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldForeignMembers)
+	return u
+}
+
+// AddForeignMembers adds v to the "foreign_members" field.
+func (u *RemoteLinkUpsert) AddForeignMembers(v int) *RemoteLinkUpsert {
+	u.Add(remotelink.FieldForeignMembers, v)
+	return u
+}
+
+// SetMemberIds sets the "member_ids" field.
+func (u *RemoteLinkUpsert) SetMemberIds(v []string) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldMemberIds, v)
+	return u
+}
+
+// UpdateMemberIds sets the "member_ids" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdateMemberIds() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldMemberIds)
+	return u
+}
+
+// ClearMemberIds clears the value of the "member_ids" field.
+func (u *RemoteLinkUpsert) ClearMemberIds() *RemoteLinkUpsert {
+	u.SetNull(remotelink.FieldMemberIds)
+	return u
+}
+
+// SetMembersDirty sets the "members_dirty" field.
+func (u *RemoteLinkUpsert) SetMembersDirty(v bool) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldMembersDirty, v)
+	return u
+}
+
+// UpdateMembersDirty sets the "members_dirty" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdateMembersDirty() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldMembersDirty)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -964,6 +1269,27 @@ func (u *RemoteLinkUpsertOne) UpdateUserID() *RemoteLinkUpsertOne {
 func (u *RemoteLinkUpsertOne) ClearUserID() *RemoteLinkUpsertOne {
 	return u.Update(func(s *RemoteLinkUpsert) {
 		s.ClearUserID()
+	})
+}
+
+// SetGroupID sets the "group_id" field.
+func (u *RemoteLinkUpsertOne) SetGroupID(v pulid.ID) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetGroupID(v)
+	})
+}
+
+// UpdateGroupID sets the "group_id" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdateGroupID() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateGroupID()
+	})
+}
+
+// ClearGroupID clears the value of the "group_id" field.
+func (u *RemoteLinkUpsertOne) ClearGroupID() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearGroupID()
 	})
 }
 
@@ -1202,6 +1528,125 @@ func (u *RemoteLinkUpsertOne) UpdateLastSyncedAt() *RemoteLinkUpsertOne {
 func (u *RemoteLinkUpsertOne) ClearLastSyncedAt() *RemoteLinkUpsertOne {
 	return u.Update(func(s *RemoteLinkUpsert) {
 		s.ClearLastSyncedAt()
+	})
+}
+
+// SetDisplayName sets the "display_name" field.
+func (u *RemoteLinkUpsertOne) SetDisplayName(v string) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetDisplayName(v)
+	})
+}
+
+// UpdateDisplayName sets the "display_name" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdateDisplayName() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateDisplayName()
+	})
+}
+
+// ClearDisplayName clears the value of the "display_name" field.
+func (u *RemoteLinkUpsertOne) ClearDisplayName() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearDisplayName()
+	})
+}
+
+// SetMembersInSync sets the "members_in_sync" field.
+func (u *RemoteLinkUpsertOne) SetMembersInSync(v int) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetMembersInSync(v)
+	})
+}
+
+// AddMembersInSync adds v to the "members_in_sync" field.
+func (u *RemoteLinkUpsertOne) AddMembersInSync(v int) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.AddMembersInSync(v)
+	})
+}
+
+// UpdateMembersInSync sets the "members_in_sync" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdateMembersInSync() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateMembersInSync()
+	})
+}
+
+// SetMembersPending sets the "members_pending" field.
+func (u *RemoteLinkUpsertOne) SetMembersPending(v int) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetMembersPending(v)
+	})
+}
+
+// AddMembersPending adds v to the "members_pending" field.
+func (u *RemoteLinkUpsertOne) AddMembersPending(v int) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.AddMembersPending(v)
+	})
+}
+
+// UpdateMembersPending sets the "members_pending" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdateMembersPending() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateMembersPending()
+	})
+}
+
+// SetForeignMembers sets the "foreign_members" field.
+func (u *RemoteLinkUpsertOne) SetForeignMembers(v int) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetForeignMembers(v)
+	})
+}
+
+// AddForeignMembers adds v to the "foreign_members" field.
+func (u *RemoteLinkUpsertOne) AddForeignMembers(v int) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.AddForeignMembers(v)
+	})
+}
+
+// UpdateForeignMembers sets the "foreign_members" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdateForeignMembers() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateForeignMembers()
+	})
+}
+
+// SetMemberIds sets the "member_ids" field.
+func (u *RemoteLinkUpsertOne) SetMemberIds(v []string) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetMemberIds(v)
+	})
+}
+
+// UpdateMemberIds sets the "member_ids" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdateMemberIds() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateMemberIds()
+	})
+}
+
+// ClearMemberIds clears the value of the "member_ids" field.
+func (u *RemoteLinkUpsertOne) ClearMemberIds() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearMemberIds()
+	})
+}
+
+// SetMembersDirty sets the "members_dirty" field.
+func (u *RemoteLinkUpsertOne) SetMembersDirty(v bool) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetMembersDirty(v)
+	})
+}
+
+// UpdateMembersDirty sets the "members_dirty" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdateMembersDirty() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateMembersDirty()
 	})
 }
 
@@ -1467,6 +1912,27 @@ func (u *RemoteLinkUpsertBulk) ClearUserID() *RemoteLinkUpsertBulk {
 	})
 }
 
+// SetGroupID sets the "group_id" field.
+func (u *RemoteLinkUpsertBulk) SetGroupID(v pulid.ID) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetGroupID(v)
+	})
+}
+
+// UpdateGroupID sets the "group_id" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdateGroupID() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateGroupID()
+	})
+}
+
+// ClearGroupID clears the value of the "group_id" field.
+func (u *RemoteLinkUpsertBulk) ClearGroupID() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearGroupID()
+	})
+}
+
 // SetRemoteID sets the "remote_id" field.
 func (u *RemoteLinkUpsertBulk) SetRemoteID(v string) *RemoteLinkUpsertBulk {
 	return u.Update(func(s *RemoteLinkUpsert) {
@@ -1702,6 +2168,125 @@ func (u *RemoteLinkUpsertBulk) UpdateLastSyncedAt() *RemoteLinkUpsertBulk {
 func (u *RemoteLinkUpsertBulk) ClearLastSyncedAt() *RemoteLinkUpsertBulk {
 	return u.Update(func(s *RemoteLinkUpsert) {
 		s.ClearLastSyncedAt()
+	})
+}
+
+// SetDisplayName sets the "display_name" field.
+func (u *RemoteLinkUpsertBulk) SetDisplayName(v string) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetDisplayName(v)
+	})
+}
+
+// UpdateDisplayName sets the "display_name" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdateDisplayName() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateDisplayName()
+	})
+}
+
+// ClearDisplayName clears the value of the "display_name" field.
+func (u *RemoteLinkUpsertBulk) ClearDisplayName() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearDisplayName()
+	})
+}
+
+// SetMembersInSync sets the "members_in_sync" field.
+func (u *RemoteLinkUpsertBulk) SetMembersInSync(v int) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetMembersInSync(v)
+	})
+}
+
+// AddMembersInSync adds v to the "members_in_sync" field.
+func (u *RemoteLinkUpsertBulk) AddMembersInSync(v int) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.AddMembersInSync(v)
+	})
+}
+
+// UpdateMembersInSync sets the "members_in_sync" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdateMembersInSync() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateMembersInSync()
+	})
+}
+
+// SetMembersPending sets the "members_pending" field.
+func (u *RemoteLinkUpsertBulk) SetMembersPending(v int) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetMembersPending(v)
+	})
+}
+
+// AddMembersPending adds v to the "members_pending" field.
+func (u *RemoteLinkUpsertBulk) AddMembersPending(v int) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.AddMembersPending(v)
+	})
+}
+
+// UpdateMembersPending sets the "members_pending" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdateMembersPending() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateMembersPending()
+	})
+}
+
+// SetForeignMembers sets the "foreign_members" field.
+func (u *RemoteLinkUpsertBulk) SetForeignMembers(v int) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetForeignMembers(v)
+	})
+}
+
+// AddForeignMembers adds v to the "foreign_members" field.
+func (u *RemoteLinkUpsertBulk) AddForeignMembers(v int) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.AddForeignMembers(v)
+	})
+}
+
+// UpdateForeignMembers sets the "foreign_members" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdateForeignMembers() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateForeignMembers()
+	})
+}
+
+// SetMemberIds sets the "member_ids" field.
+func (u *RemoteLinkUpsertBulk) SetMemberIds(v []string) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetMemberIds(v)
+	})
+}
+
+// UpdateMemberIds sets the "member_ids" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdateMemberIds() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateMemberIds()
+	})
+}
+
+// ClearMemberIds clears the value of the "member_ids" field.
+func (u *RemoteLinkUpsertBulk) ClearMemberIds() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearMemberIds()
+	})
+}
+
+// SetMembersDirty sets the "members_dirty" field.
+func (u *RemoteLinkUpsertBulk) SetMembersDirty(v bool) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetMembersDirty(v)
+	})
+}
+
+// UpdateMembersDirty sets the "members_dirty" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdateMembersDirty() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateMembersDirty()
 	})
 }
 

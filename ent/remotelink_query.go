@@ -19,6 +19,7 @@ import (
 	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
+	"github.com/dirsync/dirsync/ent/usergroup"
 )
 
 // RemoteLinkQuery is the builder for querying RemoteLink entities.
@@ -31,6 +32,7 @@ type RemoteLinkQuery struct {
 	withOrganization *OrganizationQuery
 	withIntegration  *IntegrationQuery
 	withUser         *UserQuery
+	withGroup        *UserGroupQuery
 	loadTotal        []func(context.Context, []*RemoteLink) error
 	modifiers        []func(*sql.Selector)
 	// intermediate query (i.e. traversal path).
@@ -128,6 +130,28 @@ func (_q *RemoteLinkQuery) QueryUser() *UserQuery {
 			sqlgraph.From(remotelink.Table, remotelink.FieldID, selector),
 			sqlgraph.To(user.Table, user.FieldID),
 			sqlgraph.Edge(sqlgraph.M2O, true, remotelink.UserTable, remotelink.UserColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryGroup chains the current query on the "group" edge.
+func (_q *RemoteLinkQuery) QueryGroup() *UserGroupQuery {
+	query := (&UserGroupClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(remotelink.Table, remotelink.FieldID, selector),
+			sqlgraph.To(usergroup.Table, usergroup.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, remotelink.GroupTable, remotelink.GroupColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -330,6 +354,7 @@ func (_q *RemoteLinkQuery) Clone() *RemoteLinkQuery {
 		withOrganization: _q.withOrganization.Clone(),
 		withIntegration:  _q.withIntegration.Clone(),
 		withUser:         _q.withUser.Clone(),
+		withGroup:        _q.withGroup.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -367,6 +392,17 @@ func (_q *RemoteLinkQuery) WithUser(opts ...func(*UserQuery)) *RemoteLinkQuery {
 		opt(query)
 	}
 	_q.withUser = query
+	return _q
+}
+
+// WithGroup tells the query-builder to eager-load the nodes that are connected to
+// the "group" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *RemoteLinkQuery) WithGroup(opts ...func(*UserGroupQuery)) *RemoteLinkQuery {
+	query := (&UserGroupClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withGroup = query
 	return _q
 }
 
@@ -454,10 +490,11 @@ func (_q *RemoteLinkQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*R
 	var (
 		nodes       = []*RemoteLink{}
 		_spec       = _q.querySpec()
-		loadedTypes = [3]bool{
+		loadedTypes = [4]bool{
 			_q.withOrganization != nil,
 			_q.withIntegration != nil,
 			_q.withUser != nil,
+			_q.withGroup != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -496,6 +533,12 @@ func (_q *RemoteLinkQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*R
 	if query := _q.withUser; query != nil {
 		if err := _q.loadUser(ctx, query, nodes, nil,
 			func(n *RemoteLink, e *User) { n.Edges.User = e }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withGroup; query != nil {
+		if err := _q.loadGroup(ctx, query, nodes, nil,
+			func(n *RemoteLink, e *UserGroup) { n.Edges.Group = e }); err != nil {
 			return nil, err
 		}
 	}
@@ -597,6 +640,38 @@ func (_q *RemoteLinkQuery) loadUser(ctx context.Context, query *UserQuery, nodes
 	}
 	return nil
 }
+func (_q *RemoteLinkQuery) loadGroup(ctx context.Context, query *UserGroupQuery, nodes []*RemoteLink, init func(*RemoteLink), assign func(*RemoteLink, *UserGroup)) error {
+	ids := make([]pulid.ID, 0, len(nodes))
+	nodeids := make(map[pulid.ID][]*RemoteLink)
+	for i := range nodes {
+		if nodes[i].GroupID == nil {
+			continue
+		}
+		fk := *nodes[i].GroupID
+		if _, ok := nodeids[fk]; !ok {
+			ids = append(ids, fk)
+		}
+		nodeids[fk] = append(nodeids[fk], nodes[i])
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	query.Where(usergroup.IDIn(ids...))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		nodes, ok := nodeids[n.ID]
+		if !ok {
+			return fmt.Errorf(`unexpected foreign-key "group_id" returned %v`, n.ID)
+		}
+		for i := range nodes {
+			assign(nodes[i], n)
+		}
+	}
+	return nil
+}
 
 func (_q *RemoteLinkQuery) sqlCount(ctx context.Context) (int, error) {
 	_spec := _q.querySpec()
@@ -634,6 +709,9 @@ func (_q *RemoteLinkQuery) querySpec() *sqlgraph.QuerySpec {
 		}
 		if _q.withUser != nil {
 			_spec.Node.AddColumnOnce(remotelink.FieldUserID)
+		}
+		if _q.withGroup != nil {
+			_spec.Node.AddColumnOnce(remotelink.FieldGroupID)
 		}
 	}
 	if ps := _q.predicates; len(ps) > 0 {

@@ -10,11 +10,13 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
 	"github.com/dirsync/dirsync/ent/predicate"
 	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
+	"github.com/dirsync/dirsync/ent/usergroup"
 )
 
 // RemoteLinkUpdate is the builder for updating RemoteLink entities.
@@ -54,6 +56,26 @@ func (_u *RemoteLinkUpdate) SetNillableUserID(v *pulid.ID) *RemoteLinkUpdate {
 // ClearUserID clears the value of the "user_id" field.
 func (_u *RemoteLinkUpdate) ClearUserID() *RemoteLinkUpdate {
 	_u.mutation.ClearUserID()
+	return _u
+}
+
+// SetGroupID sets the "group_id" field.
+func (_u *RemoteLinkUpdate) SetGroupID(v pulid.ID) *RemoteLinkUpdate {
+	_u.mutation.SetGroupID(v)
+	return _u
+}
+
+// SetNillableGroupID sets the "group_id" field if the given value is not nil.
+func (_u *RemoteLinkUpdate) SetNillableGroupID(v *pulid.ID) *RemoteLinkUpdate {
+	if v != nil {
+		_u.SetGroupID(*v)
+	}
+	return _u
+}
+
+// ClearGroupID clears the value of the "group_id" field.
+func (_u *RemoteLinkUpdate) ClearGroupID() *RemoteLinkUpdate {
+	_u.mutation.ClearGroupID()
 	return _u
 }
 
@@ -285,9 +307,129 @@ func (_u *RemoteLinkUpdate) ClearLastSyncedAt() *RemoteLinkUpdate {
 	return _u
 }
 
+// SetDisplayName sets the "display_name" field.
+func (_u *RemoteLinkUpdate) SetDisplayName(v string) *RemoteLinkUpdate {
+	_u.mutation.SetDisplayName(v)
+	return _u
+}
+
+// SetNillableDisplayName sets the "display_name" field if the given value is not nil.
+func (_u *RemoteLinkUpdate) SetNillableDisplayName(v *string) *RemoteLinkUpdate {
+	if v != nil {
+		_u.SetDisplayName(*v)
+	}
+	return _u
+}
+
+// ClearDisplayName clears the value of the "display_name" field.
+func (_u *RemoteLinkUpdate) ClearDisplayName() *RemoteLinkUpdate {
+	_u.mutation.ClearDisplayName()
+	return _u
+}
+
+// SetMembersInSync sets the "members_in_sync" field.
+func (_u *RemoteLinkUpdate) SetMembersInSync(v int) *RemoteLinkUpdate {
+	_u.mutation.ResetMembersInSync()
+	_u.mutation.SetMembersInSync(v)
+	return _u
+}
+
+// SetNillableMembersInSync sets the "members_in_sync" field if the given value is not nil.
+func (_u *RemoteLinkUpdate) SetNillableMembersInSync(v *int) *RemoteLinkUpdate {
+	if v != nil {
+		_u.SetMembersInSync(*v)
+	}
+	return _u
+}
+
+// AddMembersInSync adds value to the "members_in_sync" field.
+func (_u *RemoteLinkUpdate) AddMembersInSync(v int) *RemoteLinkUpdate {
+	_u.mutation.AddMembersInSync(v)
+	return _u
+}
+
+// SetMembersPending sets the "members_pending" field.
+func (_u *RemoteLinkUpdate) SetMembersPending(v int) *RemoteLinkUpdate {
+	_u.mutation.ResetMembersPending()
+	_u.mutation.SetMembersPending(v)
+	return _u
+}
+
+// SetNillableMembersPending sets the "members_pending" field if the given value is not nil.
+func (_u *RemoteLinkUpdate) SetNillableMembersPending(v *int) *RemoteLinkUpdate {
+	if v != nil {
+		_u.SetMembersPending(*v)
+	}
+	return _u
+}
+
+// AddMembersPending adds value to the "members_pending" field.
+func (_u *RemoteLinkUpdate) AddMembersPending(v int) *RemoteLinkUpdate {
+	_u.mutation.AddMembersPending(v)
+	return _u
+}
+
+// SetForeignMembers sets the "foreign_members" field.
+func (_u *RemoteLinkUpdate) SetForeignMembers(v int) *RemoteLinkUpdate {
+	_u.mutation.ResetForeignMembers()
+	_u.mutation.SetForeignMembers(v)
+	return _u
+}
+
+// SetNillableForeignMembers sets the "foreign_members" field if the given value is not nil.
+func (_u *RemoteLinkUpdate) SetNillableForeignMembers(v *int) *RemoteLinkUpdate {
+	if v != nil {
+		_u.SetForeignMembers(*v)
+	}
+	return _u
+}
+
+// AddForeignMembers adds value to the "foreign_members" field.
+func (_u *RemoteLinkUpdate) AddForeignMembers(v int) *RemoteLinkUpdate {
+	_u.mutation.AddForeignMembers(v)
+	return _u
+}
+
+// SetMemberIds sets the "member_ids" field.
+func (_u *RemoteLinkUpdate) SetMemberIds(v []string) *RemoteLinkUpdate {
+	_u.mutation.SetMemberIds(v)
+	return _u
+}
+
+// AppendMemberIds appends value to the "member_ids" field.
+func (_u *RemoteLinkUpdate) AppendMemberIds(v []string) *RemoteLinkUpdate {
+	_u.mutation.AppendMemberIds(v)
+	return _u
+}
+
+// ClearMemberIds clears the value of the "member_ids" field.
+func (_u *RemoteLinkUpdate) ClearMemberIds() *RemoteLinkUpdate {
+	_u.mutation.ClearMemberIds()
+	return _u
+}
+
+// SetMembersDirty sets the "members_dirty" field.
+func (_u *RemoteLinkUpdate) SetMembersDirty(v bool) *RemoteLinkUpdate {
+	_u.mutation.SetMembersDirty(v)
+	return _u
+}
+
+// SetNillableMembersDirty sets the "members_dirty" field if the given value is not nil.
+func (_u *RemoteLinkUpdate) SetNillableMembersDirty(v *bool) *RemoteLinkUpdate {
+	if v != nil {
+		_u.SetMembersDirty(*v)
+	}
+	return _u
+}
+
 // SetUser sets the "user" edge to the User entity.
 func (_u *RemoteLinkUpdate) SetUser(v *User) *RemoteLinkUpdate {
 	return _u.SetUserID(v.ID)
+}
+
+// SetGroup sets the "group" edge to the UserGroup entity.
+func (_u *RemoteLinkUpdate) SetGroup(v *UserGroup) *RemoteLinkUpdate {
+	return _u.SetGroupID(v.ID)
 }
 
 // Mutation returns the RemoteLinkMutation object of the builder.
@@ -298,6 +440,12 @@ func (_u *RemoteLinkUpdate) Mutation() *RemoteLinkMutation {
 // ClearUser clears the "user" edge to the User entity.
 func (_u *RemoteLinkUpdate) ClearUser() *RemoteLinkUpdate {
 	_u.mutation.ClearUser()
+	return _u
+}
+
+// ClearGroup clears the "group" edge to the UserGroup entity.
+func (_u *RemoteLinkUpdate) ClearGroup() *RemoteLinkUpdate {
+	_u.mutation.ClearGroup()
 	return _u
 }
 
@@ -378,6 +526,26 @@ func (_u *RemoteLinkUpdate) check() error {
 	if v, ok := _u.mutation.LastErrorRequestID(); ok {
 		if err := remotelink.LastErrorRequestIDValidator(v); err != nil {
 			return &ValidationError{Name: "last_error_request_id", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.last_error_request_id": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.DisplayName(); ok {
+		if err := remotelink.DisplayNameValidator(v); err != nil {
+			return &ValidationError{Name: "display_name", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.display_name": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.MembersInSync(); ok {
+		if err := remotelink.MembersInSyncValidator(v); err != nil {
+			return &ValidationError{Name: "members_in_sync", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.members_in_sync": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.MembersPending(); ok {
+		if err := remotelink.MembersPendingValidator(v); err != nil {
+			return &ValidationError{Name: "members_pending", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.members_pending": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.ForeignMembers(); ok {
+		if err := remotelink.ForeignMembersValidator(v); err != nil {
+			return &ValidationError{Name: "foreign_members", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.foreign_members": %w`, err)}
 		}
 	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
@@ -476,6 +644,44 @@ func (_u *RemoteLinkUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	if _u.mutation.LastSyncedAtCleared() {
 		_spec.ClearField(remotelink.FieldLastSyncedAt, field.TypeTime)
 	}
+	if value, ok := _u.mutation.DisplayName(); ok {
+		_spec.SetField(remotelink.FieldDisplayName, field.TypeString, value)
+	}
+	if _u.mutation.DisplayNameCleared() {
+		_spec.ClearField(remotelink.FieldDisplayName, field.TypeString)
+	}
+	if value, ok := _u.mutation.MembersInSync(); ok {
+		_spec.SetField(remotelink.FieldMembersInSync, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedMembersInSync(); ok {
+		_spec.AddField(remotelink.FieldMembersInSync, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.MembersPending(); ok {
+		_spec.SetField(remotelink.FieldMembersPending, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedMembersPending(); ok {
+		_spec.AddField(remotelink.FieldMembersPending, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.ForeignMembers(); ok {
+		_spec.SetField(remotelink.FieldForeignMembers, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedForeignMembers(); ok {
+		_spec.AddField(remotelink.FieldForeignMembers, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.MemberIds(); ok {
+		_spec.SetField(remotelink.FieldMemberIds, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedMemberIds(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, remotelink.FieldMemberIds, value)
+		})
+	}
+	if _u.mutation.MemberIdsCleared() {
+		_spec.ClearField(remotelink.FieldMemberIds, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.MembersDirty(); ok {
+		_spec.SetField(remotelink.FieldMembersDirty, field.TypeBool, value)
+	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -498,6 +704,35 @@ func (_u *RemoteLinkUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(user.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.GroupCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   remotelink.GroupTable,
+			Columns: []string{remotelink.GroupColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(usergroup.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.GroupIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   remotelink.GroupTable,
+			Columns: []string{remotelink.GroupColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(usergroup.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {
@@ -550,6 +785,26 @@ func (_u *RemoteLinkUpdateOne) SetNillableUserID(v *pulid.ID) *RemoteLinkUpdateO
 // ClearUserID clears the value of the "user_id" field.
 func (_u *RemoteLinkUpdateOne) ClearUserID() *RemoteLinkUpdateOne {
 	_u.mutation.ClearUserID()
+	return _u
+}
+
+// SetGroupID sets the "group_id" field.
+func (_u *RemoteLinkUpdateOne) SetGroupID(v pulid.ID) *RemoteLinkUpdateOne {
+	_u.mutation.SetGroupID(v)
+	return _u
+}
+
+// SetNillableGroupID sets the "group_id" field if the given value is not nil.
+func (_u *RemoteLinkUpdateOne) SetNillableGroupID(v *pulid.ID) *RemoteLinkUpdateOne {
+	if v != nil {
+		_u.SetGroupID(*v)
+	}
+	return _u
+}
+
+// ClearGroupID clears the value of the "group_id" field.
+func (_u *RemoteLinkUpdateOne) ClearGroupID() *RemoteLinkUpdateOne {
+	_u.mutation.ClearGroupID()
 	return _u
 }
 
@@ -781,9 +1036,129 @@ func (_u *RemoteLinkUpdateOne) ClearLastSyncedAt() *RemoteLinkUpdateOne {
 	return _u
 }
 
+// SetDisplayName sets the "display_name" field.
+func (_u *RemoteLinkUpdateOne) SetDisplayName(v string) *RemoteLinkUpdateOne {
+	_u.mutation.SetDisplayName(v)
+	return _u
+}
+
+// SetNillableDisplayName sets the "display_name" field if the given value is not nil.
+func (_u *RemoteLinkUpdateOne) SetNillableDisplayName(v *string) *RemoteLinkUpdateOne {
+	if v != nil {
+		_u.SetDisplayName(*v)
+	}
+	return _u
+}
+
+// ClearDisplayName clears the value of the "display_name" field.
+func (_u *RemoteLinkUpdateOne) ClearDisplayName() *RemoteLinkUpdateOne {
+	_u.mutation.ClearDisplayName()
+	return _u
+}
+
+// SetMembersInSync sets the "members_in_sync" field.
+func (_u *RemoteLinkUpdateOne) SetMembersInSync(v int) *RemoteLinkUpdateOne {
+	_u.mutation.ResetMembersInSync()
+	_u.mutation.SetMembersInSync(v)
+	return _u
+}
+
+// SetNillableMembersInSync sets the "members_in_sync" field if the given value is not nil.
+func (_u *RemoteLinkUpdateOne) SetNillableMembersInSync(v *int) *RemoteLinkUpdateOne {
+	if v != nil {
+		_u.SetMembersInSync(*v)
+	}
+	return _u
+}
+
+// AddMembersInSync adds value to the "members_in_sync" field.
+func (_u *RemoteLinkUpdateOne) AddMembersInSync(v int) *RemoteLinkUpdateOne {
+	_u.mutation.AddMembersInSync(v)
+	return _u
+}
+
+// SetMembersPending sets the "members_pending" field.
+func (_u *RemoteLinkUpdateOne) SetMembersPending(v int) *RemoteLinkUpdateOne {
+	_u.mutation.ResetMembersPending()
+	_u.mutation.SetMembersPending(v)
+	return _u
+}
+
+// SetNillableMembersPending sets the "members_pending" field if the given value is not nil.
+func (_u *RemoteLinkUpdateOne) SetNillableMembersPending(v *int) *RemoteLinkUpdateOne {
+	if v != nil {
+		_u.SetMembersPending(*v)
+	}
+	return _u
+}
+
+// AddMembersPending adds value to the "members_pending" field.
+func (_u *RemoteLinkUpdateOne) AddMembersPending(v int) *RemoteLinkUpdateOne {
+	_u.mutation.AddMembersPending(v)
+	return _u
+}
+
+// SetForeignMembers sets the "foreign_members" field.
+func (_u *RemoteLinkUpdateOne) SetForeignMembers(v int) *RemoteLinkUpdateOne {
+	_u.mutation.ResetForeignMembers()
+	_u.mutation.SetForeignMembers(v)
+	return _u
+}
+
+// SetNillableForeignMembers sets the "foreign_members" field if the given value is not nil.
+func (_u *RemoteLinkUpdateOne) SetNillableForeignMembers(v *int) *RemoteLinkUpdateOne {
+	if v != nil {
+		_u.SetForeignMembers(*v)
+	}
+	return _u
+}
+
+// AddForeignMembers adds value to the "foreign_members" field.
+func (_u *RemoteLinkUpdateOne) AddForeignMembers(v int) *RemoteLinkUpdateOne {
+	_u.mutation.AddForeignMembers(v)
+	return _u
+}
+
+// SetMemberIds sets the "member_ids" field.
+func (_u *RemoteLinkUpdateOne) SetMemberIds(v []string) *RemoteLinkUpdateOne {
+	_u.mutation.SetMemberIds(v)
+	return _u
+}
+
+// AppendMemberIds appends value to the "member_ids" field.
+func (_u *RemoteLinkUpdateOne) AppendMemberIds(v []string) *RemoteLinkUpdateOne {
+	_u.mutation.AppendMemberIds(v)
+	return _u
+}
+
+// ClearMemberIds clears the value of the "member_ids" field.
+func (_u *RemoteLinkUpdateOne) ClearMemberIds() *RemoteLinkUpdateOne {
+	_u.mutation.ClearMemberIds()
+	return _u
+}
+
+// SetMembersDirty sets the "members_dirty" field.
+func (_u *RemoteLinkUpdateOne) SetMembersDirty(v bool) *RemoteLinkUpdateOne {
+	_u.mutation.SetMembersDirty(v)
+	return _u
+}
+
+// SetNillableMembersDirty sets the "members_dirty" field if the given value is not nil.
+func (_u *RemoteLinkUpdateOne) SetNillableMembersDirty(v *bool) *RemoteLinkUpdateOne {
+	if v != nil {
+		_u.SetMembersDirty(*v)
+	}
+	return _u
+}
+
 // SetUser sets the "user" edge to the User entity.
 func (_u *RemoteLinkUpdateOne) SetUser(v *User) *RemoteLinkUpdateOne {
 	return _u.SetUserID(v.ID)
+}
+
+// SetGroup sets the "group" edge to the UserGroup entity.
+func (_u *RemoteLinkUpdateOne) SetGroup(v *UserGroup) *RemoteLinkUpdateOne {
+	return _u.SetGroupID(v.ID)
 }
 
 // Mutation returns the RemoteLinkMutation object of the builder.
@@ -794,6 +1169,12 @@ func (_u *RemoteLinkUpdateOne) Mutation() *RemoteLinkMutation {
 // ClearUser clears the "user" edge to the User entity.
 func (_u *RemoteLinkUpdateOne) ClearUser() *RemoteLinkUpdateOne {
 	_u.mutation.ClearUser()
+	return _u
+}
+
+// ClearGroup clears the "group" edge to the UserGroup entity.
+func (_u *RemoteLinkUpdateOne) ClearGroup() *RemoteLinkUpdateOne {
+	_u.mutation.ClearGroup()
 	return _u
 }
 
@@ -887,6 +1268,26 @@ func (_u *RemoteLinkUpdateOne) check() error {
 	if v, ok := _u.mutation.LastErrorRequestID(); ok {
 		if err := remotelink.LastErrorRequestIDValidator(v); err != nil {
 			return &ValidationError{Name: "last_error_request_id", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.last_error_request_id": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.DisplayName(); ok {
+		if err := remotelink.DisplayNameValidator(v); err != nil {
+			return &ValidationError{Name: "display_name", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.display_name": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.MembersInSync(); ok {
+		if err := remotelink.MembersInSyncValidator(v); err != nil {
+			return &ValidationError{Name: "members_in_sync", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.members_in_sync": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.MembersPending(); ok {
+		if err := remotelink.MembersPendingValidator(v); err != nil {
+			return &ValidationError{Name: "members_pending", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.members_pending": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.ForeignMembers(); ok {
+		if err := remotelink.ForeignMembersValidator(v); err != nil {
+			return &ValidationError{Name: "foreign_members", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.foreign_members": %w`, err)}
 		}
 	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
@@ -1002,6 +1403,44 @@ func (_u *RemoteLinkUpdateOne) sqlSave(ctx context.Context) (_node *RemoteLink, 
 	if _u.mutation.LastSyncedAtCleared() {
 		_spec.ClearField(remotelink.FieldLastSyncedAt, field.TypeTime)
 	}
+	if value, ok := _u.mutation.DisplayName(); ok {
+		_spec.SetField(remotelink.FieldDisplayName, field.TypeString, value)
+	}
+	if _u.mutation.DisplayNameCleared() {
+		_spec.ClearField(remotelink.FieldDisplayName, field.TypeString)
+	}
+	if value, ok := _u.mutation.MembersInSync(); ok {
+		_spec.SetField(remotelink.FieldMembersInSync, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedMembersInSync(); ok {
+		_spec.AddField(remotelink.FieldMembersInSync, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.MembersPending(); ok {
+		_spec.SetField(remotelink.FieldMembersPending, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedMembersPending(); ok {
+		_spec.AddField(remotelink.FieldMembersPending, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.ForeignMembers(); ok {
+		_spec.SetField(remotelink.FieldForeignMembers, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedForeignMembers(); ok {
+		_spec.AddField(remotelink.FieldForeignMembers, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.MemberIds(); ok {
+		_spec.SetField(remotelink.FieldMemberIds, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedMemberIds(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, remotelink.FieldMemberIds, value)
+		})
+	}
+	if _u.mutation.MemberIdsCleared() {
+		_spec.ClearField(remotelink.FieldMemberIds, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.MembersDirty(); ok {
+		_spec.SetField(remotelink.FieldMembersDirty, field.TypeBool, value)
+	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -1024,6 +1463,35 @@ func (_u *RemoteLinkUpdateOne) sqlSave(ctx context.Context) (_node *RemoteLink, 
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(user.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.GroupCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   remotelink.GroupTable,
+			Columns: []string{remotelink.GroupColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(usergroup.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.GroupIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   remotelink.GroupTable,
+			Columns: []string{remotelink.GroupColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(usergroup.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

@@ -45,14 +45,17 @@ type UserGroupEdges struct {
 	Members []*User `json:"members,omitempty"`
 	// Bindings holds the value of the bindings edge.
 	Bindings []*GroupBinding `json:"bindings,omitempty"`
+	// Links holds the value of the links edge.
+	Links []*RemoteLink `json:"links,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [3]bool
+	loadedTypes [4]bool
 	// totalCount holds the count of the edges above.
-	totalCount [1]map[string]int
+	totalCount [2]map[string]int
 
 	namedMembers  map[string][]*User
 	namedBindings map[string][]*GroupBinding
+	namedLinks    map[string][]*RemoteLink
 }
 
 // OrganizationOrErr returns the Organization value or an error if the edge
@@ -82,6 +85,15 @@ func (e UserGroupEdges) BindingsOrErr() ([]*GroupBinding, error) {
 		return e.Bindings, nil
 	}
 	return nil, &NotLoadedError{edge: "bindings"}
+}
+
+// LinksOrErr returns the Links value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserGroupEdges) LinksOrErr() ([]*RemoteLink, error) {
+	if e.loadedTypes[3] {
+		return e.Links, nil
+	}
+	return nil, &NotLoadedError{edge: "links"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -180,6 +192,11 @@ func (_m *UserGroup) QueryBindings() *GroupBindingQuery {
 	return NewUserGroupClient(_m.config).QueryBindings(_m)
 }
 
+// QueryLinks queries the "links" edge of the UserGroup entity.
+func (_m *UserGroup) QueryLinks() *RemoteLinkQuery {
+	return NewUserGroupClient(_m.config).QueryLinks(_m)
+}
+
 // Update returns a builder for updating this UserGroup.
 // Note that you need to call UserGroup.Unwrap() before calling this method if this UserGroup
 // was returned from a transaction, and the transaction was committed or rolled back.
@@ -269,6 +286,30 @@ func (_m *UserGroup) appendNamedBindings(name string, edges ...*GroupBinding) {
 		_m.Edges.namedBindings[name] = []*GroupBinding{}
 	} else {
 		_m.Edges.namedBindings[name] = append(_m.Edges.namedBindings[name], edges...)
+	}
+}
+
+// NamedLinks returns the Links named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *UserGroup) NamedLinks(name string) ([]*RemoteLink, error) {
+	if _m.Edges.namedLinks == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedLinks[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *UserGroup) appendNamedLinks(name string, edges ...*RemoteLink) {
+	if _m.Edges.namedLinks == nil {
+		_m.Edges.namedLinks = make(map[string][]*RemoteLink)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedLinks[name] = []*RemoteLink{}
+	} else {
+		_m.Edges.namedLinks[name] = append(_m.Edges.namedLinks[name], edges...)
 	}
 }
 

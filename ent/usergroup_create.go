@@ -14,6 +14,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/organization"
+	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/usergroup"
@@ -134,6 +135,21 @@ func (_c *UserGroupCreate) AddBindings(v ...*GroupBinding) *UserGroupCreate {
 		ids[i] = v[i].ID
 	}
 	return _c.AddBindingIDs(ids...)
+}
+
+// AddLinkIDs adds the "links" edge to the RemoteLink entity by IDs.
+func (_c *UserGroupCreate) AddLinkIDs(ids ...pulid.ID) *UserGroupCreate {
+	_c.mutation.AddLinkIDs(ids...)
+	return _c
+}
+
+// AddLinks adds the "links" edges to the RemoteLink entity.
+func (_c *UserGroupCreate) AddLinks(v ...*RemoteLink) *UserGroupCreate {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddLinkIDs(ids...)
 }
 
 // Mutation returns the UserGroupMutation object of the builder.
@@ -330,6 +346,22 @@ func (_c *UserGroupCreate) createSpec() (*UserGroup, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(groupbinding.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.LinksIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.LinksTable,
+			Columns: []string{usergroup.LinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(remotelink.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

@@ -17,6 +17,7 @@ import (
 	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/organization"
 	"github.com/dirsync/dirsync/ent/predicate"
+	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/usergroup"
@@ -32,10 +33,12 @@ type UserGroupQuery struct {
 	withOrganization  *OrganizationQuery
 	withMembers       *UserQuery
 	withBindings      *GroupBindingQuery
+	withLinks         *RemoteLinkQuery
 	loadTotal         []func(context.Context, []*UserGroup) error
 	modifiers         []func(*sql.Selector)
 	withNamedMembers  map[string]*UserQuery
 	withNamedBindings map[string]*GroupBindingQuery
+	withNamedLinks    map[string]*RemoteLinkQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -131,6 +134,28 @@ func (_q *UserGroupQuery) QueryBindings() *GroupBindingQuery {
 			sqlgraph.From(usergroup.Table, usergroup.FieldID, selector),
 			sqlgraph.To(groupbinding.Table, groupbinding.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, usergroup.BindingsTable, usergroup.BindingsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryLinks chains the current query on the "links" edge.
+func (_q *UserGroupQuery) QueryLinks() *RemoteLinkQuery {
+	query := (&RemoteLinkClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(usergroup.Table, usergroup.FieldID, selector),
+			sqlgraph.To(remotelink.Table, remotelink.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, usergroup.LinksTable, usergroup.LinksColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -333,6 +358,7 @@ func (_q *UserGroupQuery) Clone() *UserGroupQuery {
 		withOrganization: _q.withOrganization.Clone(),
 		withMembers:      _q.withMembers.Clone(),
 		withBindings:     _q.withBindings.Clone(),
+		withLinks:        _q.withLinks.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
 		path:      _q.path,
@@ -370,6 +396,17 @@ func (_q *UserGroupQuery) WithBindings(opts ...func(*GroupBindingQuery)) *UserGr
 		opt(query)
 	}
 	_q.withBindings = query
+	return _q
+}
+
+// WithLinks tells the query-builder to eager-load the nodes that are connected to
+// the "links" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserGroupQuery) WithLinks(opts ...func(*RemoteLinkQuery)) *UserGroupQuery {
+	query := (&RemoteLinkClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withLinks = query
 	return _q
 }
 
@@ -457,10 +494,11 @@ func (_q *UserGroupQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Us
 	var (
 		nodes       = []*UserGroup{}
 		_spec       = _q.querySpec()
-		loadedTypes = [3]bool{
+		loadedTypes = [4]bool{
 			_q.withOrganization != nil,
 			_q.withMembers != nil,
 			_q.withBindings != nil,
+			_q.withLinks != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -504,6 +542,13 @@ func (_q *UserGroupQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Us
 			return nil, err
 		}
 	}
+	if query := _q.withLinks; query != nil {
+		if err := _q.loadLinks(ctx, query, nodes,
+			func(n *UserGroup) { n.Edges.Links = []*RemoteLink{} },
+			func(n *UserGroup, e *RemoteLink) { n.Edges.Links = append(n.Edges.Links, e) }); err != nil {
+			return nil, err
+		}
+	}
 	for name, query := range _q.withNamedMembers {
 		if err := _q.loadMembers(ctx, query, nodes,
 			func(n *UserGroup) { n.appendNamedMembers(name) },
@@ -515,6 +560,13 @@ func (_q *UserGroupQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Us
 		if err := _q.loadBindings(ctx, query, nodes,
 			func(n *UserGroup) { n.appendNamedBindings(name) },
 			func(n *UserGroup, e *GroupBinding) { n.appendNamedBindings(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedLinks {
+		if err := _q.loadLinks(ctx, query, nodes,
+			func(n *UserGroup) { n.appendNamedLinks(name) },
+			func(n *UserGroup, e *RemoteLink) { n.appendNamedLinks(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -641,6 +693,39 @@ func (_q *UserGroupQuery) loadBindings(ctx context.Context, query *GroupBindingQ
 		node, ok := nodeids[fk]
 		if !ok {
 			return fmt.Errorf(`unexpected referenced foreign-key "group_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *UserGroupQuery) loadLinks(ctx context.Context, query *RemoteLinkQuery, nodes []*UserGroup, init func(*UserGroup), assign func(*UserGroup, *RemoteLink)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[pulid.ID]*UserGroup)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(remotelink.FieldGroupID)
+	}
+	query.Where(predicate.RemoteLink(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(usergroup.LinksColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.GroupID
+		if fk == nil {
+			return fmt.Errorf(`foreign-key "group_id" is nil for node %v`, n.ID)
+		}
+		node, ok := nodeids[*fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "group_id" returned %v for node %v`, *fk, n.ID)
 		}
 		assign(node, n)
 	}
@@ -794,6 +879,20 @@ func (_q *UserGroupQuery) WithNamedBindings(name string, opts ...func(*GroupBind
 		_q.withNamedBindings = make(map[string]*GroupBindingQuery)
 	}
 	_q.withNamedBindings[name] = query
+	return _q
+}
+
+// WithNamedLinks tells the query-builder to eager-load the nodes that are connected to the "links"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserGroupQuery) WithNamedLinks(name string, opts ...func(*RemoteLinkQuery)) *UserGroupQuery {
+	query := (&RemoteLinkClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedLinks == nil {
+		_q.withNamedLinks = make(map[string]*RemoteLinkQuery)
+	}
+	_q.withNamedLinks[name] = query
 	return _q
 }
 

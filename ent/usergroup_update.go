@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/predicate"
+	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/usergroup"
@@ -116,6 +117,21 @@ func (_u *UserGroupUpdate) AddBindings(v ...*GroupBinding) *UserGroupUpdate {
 	return _u.AddBindingIDs(ids...)
 }
 
+// AddLinkIDs adds the "links" edge to the RemoteLink entity by IDs.
+func (_u *UserGroupUpdate) AddLinkIDs(ids ...pulid.ID) *UserGroupUpdate {
+	_u.mutation.AddLinkIDs(ids...)
+	return _u
+}
+
+// AddLinks adds the "links" edges to the RemoteLink entity.
+func (_u *UserGroupUpdate) AddLinks(v ...*RemoteLink) *UserGroupUpdate {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddLinkIDs(ids...)
+}
+
 // Mutation returns the UserGroupMutation object of the builder.
 func (_u *UserGroupUpdate) Mutation() *UserGroupMutation {
 	return _u.mutation
@@ -161,6 +177,27 @@ func (_u *UserGroupUpdate) RemoveBindings(v ...*GroupBinding) *UserGroupUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveBindingIDs(ids...)
+}
+
+// ClearLinks clears all "links" edges to the RemoteLink entity.
+func (_u *UserGroupUpdate) ClearLinks() *UserGroupUpdate {
+	_u.mutation.ClearLinks()
+	return _u
+}
+
+// RemoveLinkIDs removes the "links" edge to RemoteLink entities by IDs.
+func (_u *UserGroupUpdate) RemoveLinkIDs(ids ...pulid.ID) *UserGroupUpdate {
+	_u.mutation.RemoveLinkIDs(ids...)
+	return _u
+}
+
+// RemoveLinks removes "links" edges to RemoteLink entities.
+func (_u *UserGroupUpdate) RemoveLinks(v ...*RemoteLink) *UserGroupUpdate {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveLinkIDs(ids...)
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -346,6 +383,51 @@ func (_u *UserGroupUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.LinksCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.LinksTable,
+			Columns: []string{usergroup.LinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(remotelink.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedLinksIDs(); len(nodes) > 0 && !_u.mutation.LinksCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.LinksTable,
+			Columns: []string{usergroup.LinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(remotelink.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.LinksIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.LinksTable,
+			Columns: []string{usergroup.LinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(remotelink.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -452,6 +534,21 @@ func (_u *UserGroupUpdateOne) AddBindings(v ...*GroupBinding) *UserGroupUpdateOn
 	return _u.AddBindingIDs(ids...)
 }
 
+// AddLinkIDs adds the "links" edge to the RemoteLink entity by IDs.
+func (_u *UserGroupUpdateOne) AddLinkIDs(ids ...pulid.ID) *UserGroupUpdateOne {
+	_u.mutation.AddLinkIDs(ids...)
+	return _u
+}
+
+// AddLinks adds the "links" edges to the RemoteLink entity.
+func (_u *UserGroupUpdateOne) AddLinks(v ...*RemoteLink) *UserGroupUpdateOne {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddLinkIDs(ids...)
+}
+
 // Mutation returns the UserGroupMutation object of the builder.
 func (_u *UserGroupUpdateOne) Mutation() *UserGroupMutation {
 	return _u.mutation
@@ -497,6 +594,27 @@ func (_u *UserGroupUpdateOne) RemoveBindings(v ...*GroupBinding) *UserGroupUpdat
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveBindingIDs(ids...)
+}
+
+// ClearLinks clears all "links" edges to the RemoteLink entity.
+func (_u *UserGroupUpdateOne) ClearLinks() *UserGroupUpdateOne {
+	_u.mutation.ClearLinks()
+	return _u
+}
+
+// RemoveLinkIDs removes the "links" edge to RemoteLink entities by IDs.
+func (_u *UserGroupUpdateOne) RemoveLinkIDs(ids ...pulid.ID) *UserGroupUpdateOne {
+	_u.mutation.RemoveLinkIDs(ids...)
+	return _u
+}
+
+// RemoveLinks removes "links" edges to RemoteLink entities.
+func (_u *UserGroupUpdateOne) RemoveLinks(v ...*RemoteLink) *UserGroupUpdateOne {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveLinkIDs(ids...)
 }
 
 // Where appends a list predicates to the UserGroupUpdate builder.
@@ -705,6 +823,51 @@ func (_u *UserGroupUpdateOne) sqlSave(ctx context.Context) (_node *UserGroup, er
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(groupbinding.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.LinksCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.LinksTable,
+			Columns: []string{usergroup.LinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(remotelink.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedLinksIDs(); len(nodes) > 0 && !_u.mutation.LinksCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.LinksTable,
+			Columns: []string{usergroup.LinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(remotelink.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.LinksIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   usergroup.LinksTable,
+			Columns: []string{usergroup.LinksColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(remotelink.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

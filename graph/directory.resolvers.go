@@ -71,11 +71,11 @@ func (r *mutationResolver) CreateUserGroup(ctx context.Context, input ent.Create
 
 // UpdateUserGroup is the resolver for the updateUserGroup field.
 func (r *mutationResolver) UpdateUserGroup(ctx context.Context, id pulid.ID, input ent.UpdateUserGroupInput) (*model.UpdateUserGroupPayload, error) {
-	g, err := r.dir.UpdateGroup(ctx, id, input)
+	g, j, err := r.dir.UpdateGroup(ctx, id, input)
 	if err != nil {
 		return nil, err
 	}
-	return &model.UpdateUserGroupPayload{UserGroup: g}, nil
+	return &model.UpdateUserGroupPayload{UserGroup: g, Jobs: jobs.List(j)}, nil
 }
 
 // DeleteUserGroup is the resolver for the deleteUserGroup field.

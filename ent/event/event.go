@@ -28,6 +28,8 @@ const (
 	FieldUserID = "user_id"
 	// FieldIntegrationID holds the string denoting the integration_id field in the database.
 	FieldIntegrationID = "integration_id"
+	// FieldGroupID holds the string denoting the group_id field in the database.
+	FieldGroupID = "group_id"
 	// FieldJobID holds the string denoting the job_id field in the database.
 	FieldJobID = "job_id"
 	// FieldDetail holds the string denoting the detail field in the database.
@@ -54,6 +56,7 @@ var Columns = []string{
 	FieldType,
 	FieldUserID,
 	FieldIntegrationID,
+	FieldGroupID,
 	FieldJobID,
 	FieldDetail,
 }
@@ -128,6 +131,11 @@ func ByUserID(opts ...sql.OrderTermOption) OrderOption {
 // ByIntegrationID orders the results by the integration_id field.
 func ByIntegrationID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldIntegrationID, opts...).ToFunc()
+}
+
+// ByGroupID orders the results by the group_id field.
+func ByGroupID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldGroupID, opts...).ToFunc()
 }
 
 // ByJobID orders the results by the job_id field.

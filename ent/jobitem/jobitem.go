@@ -33,6 +33,8 @@ const (
 	FieldLinkID = "link_id"
 	// FieldIntegrationID holds the string denoting the integration_id field in the database.
 	FieldIntegrationID = "integration_id"
+	// FieldGroupID holds the string denoting the group_id field in the database.
+	FieldGroupID = "group_id"
 	// FieldStatus holds the string denoting the status field in the database.
 	FieldStatus = "status"
 	// FieldResult holds the string denoting the result field in the database.
@@ -41,6 +43,8 @@ const (
 	FieldErrorCode = "error_code"
 	// FieldErrorMessage holds the string denoting the error_message field in the database.
 	FieldErrorMessage = "error_message"
+	// FieldDetail holds the string denoting the detail field in the database.
+	FieldDetail = "detail"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeJob holds the string denoting the job edge name in mutations.
@@ -73,10 +77,12 @@ var Columns = []string{
 	FieldUserID,
 	FieldLinkID,
 	FieldIntegrationID,
+	FieldGroupID,
 	FieldStatus,
 	FieldResult,
 	FieldErrorCode,
 	FieldErrorMessage,
+	FieldDetail,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -109,6 +115,8 @@ var (
 	ErrorCodeValidator func(string) error
 	// ErrorMessageValidator is a validator for the "error_message" field. It is called by the builders before save.
 	ErrorMessageValidator func(string) error
+	// DetailValidator is a validator for the "detail" field. It is called by the builders before save.
+	DetailValidator func(string) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() pulid.ID
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -185,6 +193,11 @@ func ByIntegrationID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldIntegrationID, opts...).ToFunc()
 }
 
+// ByGroupID orders the results by the group_id field.
+func ByGroupID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldGroupID, opts...).ToFunc()
+}
+
 // ByStatus orders the results by the status field.
 func ByStatus(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldStatus, opts...).ToFunc()
@@ -203,6 +216,11 @@ func ByErrorCode(opts ...sql.OrderTermOption) OrderOption {
 // ByErrorMessage orders the results by the error_message field.
 func ByErrorMessage(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldErrorMessage, opts...).ToFunc()
+}
+
+// ByDetail orders the results by the detail field.
+func ByDetail(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDetail, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

@@ -91,6 +91,11 @@ func IntegrationID(v pulid.ID) predicate.JobItem {
 	return predicate.JobItem(sql.FieldEQ(FieldIntegrationID, v))
 }
 
+// GroupID applies equality check predicate on the "group_id" field. It's identical to GroupIDEQ.
+func GroupID(v pulid.ID) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldGroupID, v))
+}
+
 // Result applies equality check predicate on the "result" field. It's identical to ResultEQ.
 func Result(v string) predicate.JobItem {
 	return predicate.JobItem(sql.FieldEQ(FieldResult, v))
@@ -104,6 +109,11 @@ func ErrorCode(v string) predicate.JobItem {
 // ErrorMessage applies equality check predicate on the "error_message" field. It's identical to ErrorMessageEQ.
 func ErrorMessage(v string) predicate.JobItem {
 	return predicate.JobItem(sql.FieldEQ(FieldErrorMessage, v))
+}
+
+// Detail applies equality check predicate on the "detail" field. It's identical to DetailEQ.
+func Detail(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldDetail, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
@@ -556,6 +566,86 @@ func IntegrationIDContainsFold(v pulid.ID) predicate.JobItem {
 	return predicate.JobItem(sql.FieldContainsFold(FieldIntegrationID, vc))
 }
 
+// GroupIDEQ applies the EQ predicate on the "group_id" field.
+func GroupIDEQ(v pulid.ID) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldGroupID, v))
+}
+
+// GroupIDNEQ applies the NEQ predicate on the "group_id" field.
+func GroupIDNEQ(v pulid.ID) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNEQ(FieldGroupID, v))
+}
+
+// GroupIDIn applies the In predicate on the "group_id" field.
+func GroupIDIn(vs ...pulid.ID) predicate.JobItem {
+	return predicate.JobItem(sql.FieldIn(FieldGroupID, vs...))
+}
+
+// GroupIDNotIn applies the NotIn predicate on the "group_id" field.
+func GroupIDNotIn(vs ...pulid.ID) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotIn(FieldGroupID, vs...))
+}
+
+// GroupIDGT applies the GT predicate on the "group_id" field.
+func GroupIDGT(v pulid.ID) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGT(FieldGroupID, v))
+}
+
+// GroupIDGTE applies the GTE predicate on the "group_id" field.
+func GroupIDGTE(v pulid.ID) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGTE(FieldGroupID, v))
+}
+
+// GroupIDLT applies the LT predicate on the "group_id" field.
+func GroupIDLT(v pulid.ID) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLT(FieldGroupID, v))
+}
+
+// GroupIDLTE applies the LTE predicate on the "group_id" field.
+func GroupIDLTE(v pulid.ID) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLTE(FieldGroupID, v))
+}
+
+// GroupIDContains applies the Contains predicate on the "group_id" field.
+func GroupIDContains(v pulid.ID) predicate.JobItem {
+	vc := string(v)
+	return predicate.JobItem(sql.FieldContains(FieldGroupID, vc))
+}
+
+// GroupIDHasPrefix applies the HasPrefix predicate on the "group_id" field.
+func GroupIDHasPrefix(v pulid.ID) predicate.JobItem {
+	vc := string(v)
+	return predicate.JobItem(sql.FieldHasPrefix(FieldGroupID, vc))
+}
+
+// GroupIDHasSuffix applies the HasSuffix predicate on the "group_id" field.
+func GroupIDHasSuffix(v pulid.ID) predicate.JobItem {
+	vc := string(v)
+	return predicate.JobItem(sql.FieldHasSuffix(FieldGroupID, vc))
+}
+
+// GroupIDIsNil applies the IsNil predicate on the "group_id" field.
+func GroupIDIsNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldIsNull(FieldGroupID))
+}
+
+// GroupIDNotNil applies the NotNil predicate on the "group_id" field.
+func GroupIDNotNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotNull(FieldGroupID))
+}
+
+// GroupIDEqualFold applies the EqualFold predicate on the "group_id" field.
+func GroupIDEqualFold(v pulid.ID) predicate.JobItem {
+	vc := string(v)
+	return predicate.JobItem(sql.FieldEqualFold(FieldGroupID, vc))
+}
+
+// GroupIDContainsFold applies the ContainsFold predicate on the "group_id" field.
+func GroupIDContainsFold(v pulid.ID) predicate.JobItem {
+	vc := string(v)
+	return predicate.JobItem(sql.FieldContainsFold(FieldGroupID, vc))
+}
+
 // StatusEQ applies the EQ predicate on the "status" field.
 func StatusEQ(v Status) predicate.JobItem {
 	return predicate.JobItem(sql.FieldEQ(FieldStatus, v))
@@ -799,6 +889,81 @@ func ErrorMessageEqualFold(v string) predicate.JobItem {
 // ErrorMessageContainsFold applies the ContainsFold predicate on the "error_message" field.
 func ErrorMessageContainsFold(v string) predicate.JobItem {
 	return predicate.JobItem(sql.FieldContainsFold(FieldErrorMessage, v))
+}
+
+// DetailEQ applies the EQ predicate on the "detail" field.
+func DetailEQ(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldDetail, v))
+}
+
+// DetailNEQ applies the NEQ predicate on the "detail" field.
+func DetailNEQ(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNEQ(FieldDetail, v))
+}
+
+// DetailIn applies the In predicate on the "detail" field.
+func DetailIn(vs ...string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldIn(FieldDetail, vs...))
+}
+
+// DetailNotIn applies the NotIn predicate on the "detail" field.
+func DetailNotIn(vs ...string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotIn(FieldDetail, vs...))
+}
+
+// DetailGT applies the GT predicate on the "detail" field.
+func DetailGT(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGT(FieldDetail, v))
+}
+
+// DetailGTE applies the GTE predicate on the "detail" field.
+func DetailGTE(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGTE(FieldDetail, v))
+}
+
+// DetailLT applies the LT predicate on the "detail" field.
+func DetailLT(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLT(FieldDetail, v))
+}
+
+// DetailLTE applies the LTE predicate on the "detail" field.
+func DetailLTE(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLTE(FieldDetail, v))
+}
+
+// DetailContains applies the Contains predicate on the "detail" field.
+func DetailContains(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldContains(FieldDetail, v))
+}
+
+// DetailHasPrefix applies the HasPrefix predicate on the "detail" field.
+func DetailHasPrefix(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldHasPrefix(FieldDetail, v))
+}
+
+// DetailHasSuffix applies the HasSuffix predicate on the "detail" field.
+func DetailHasSuffix(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldHasSuffix(FieldDetail, v))
+}
+
+// DetailIsNil applies the IsNil predicate on the "detail" field.
+func DetailIsNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldIsNull(FieldDetail))
+}
+
+// DetailNotNil applies the NotNil predicate on the "detail" field.
+func DetailNotNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotNull(FieldDetail))
+}
+
+// DetailEqualFold applies the EqualFold predicate on the "detail" field.
+func DetailEqualFold(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEqualFold(FieldDetail, v))
+}
+
+// DetailContainsFold applies the ContainsFold predicate on the "detail" field.
+func DetailContainsFold(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldContainsFold(FieldDetail, v))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

@@ -50,6 +50,7 @@ var (
 		{Name: "type", Type: field.TypeString, Size: 64},
 		{Name: "user_id", Type: field.TypeString, Nullable: true},
 		{Name: "integration_id", Type: field.TypeString, Nullable: true},
+		{Name: "group_id", Type: field.TypeString, Nullable: true},
 		{Name: "job_id", Type: field.TypeString, Nullable: true},
 		{Name: "detail", Type: field.TypeString, Nullable: true, Size: 4000},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
@@ -62,7 +63,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "events_organizations_organization",
-				Columns:    []*schema.Column{EventsColumns[8]},
+				Columns:    []*schema.Column{EventsColumns[9]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -71,7 +72,7 @@ var (
 			{
 				Name:    "event_organization_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{EventsColumns[8], EventsColumns[1]},
+				Columns: []*schema.Column{EventsColumns[9], EventsColumns[1]},
 			},
 		},
 	}
@@ -214,10 +215,12 @@ var (
 		{Name: "user_id", Type: field.TypeString, Nullable: true},
 		{Name: "link_id", Type: field.TypeString, Nullable: true},
 		{Name: "integration_id", Type: field.TypeString},
+		{Name: "group_id", Type: field.TypeString, Nullable: true},
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "SUCCEEDED", "FAILED"}, Default: "PENDING"},
 		{Name: "result", Type: field.TypeString, Nullable: true, Size: 64},
 		{Name: "error_code", Type: field.TypeString, Nullable: true, Size: 200},
 		{Name: "error_message", Type: field.TypeString, Nullable: true, Size: 2000},
+		{Name: "detail", Type: field.TypeString, Nullable: true, Size: 2000},
 		{Name: "job_id", Type: field.TypeString, Size: 28},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 	}
@@ -229,13 +232,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "job_items_jobs_items",
-				Columns:    []*schema.Column{JobItemsColumns[10]},
+				Columns:    []*schema.Column{JobItemsColumns[12]},
 				RefColumns: []*schema.Column{JobsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "job_items_organizations_organization",
-				Columns:    []*schema.Column{JobItemsColumns[11]},
+				Columns:    []*schema.Column{JobItemsColumns[13]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -244,7 +247,7 @@ var (
 			{
 				Name:    "jobitem_job_id_status",
 				Unique:  false,
-				Columns: []*schema.Column{JobItemsColumns[10], JobItemsColumns[6]},
+				Columns: []*schema.Column{JobItemsColumns[12], JobItemsColumns[7]},
 			},
 		},
 	}
@@ -342,9 +345,16 @@ var (
 		{Name: "last_error_message", Type: field.TypeString, Nullable: true, Size: 2000},
 		{Name: "last_error_request_id", Type: field.TypeString, Nullable: true, Size: 100},
 		{Name: "last_synced_at", Type: field.TypeTime, Nullable: true},
+		{Name: "display_name", Type: field.TypeString, Nullable: true, Size: 256},
+		{Name: "members_in_sync", Type: field.TypeInt, Default: 0},
+		{Name: "members_pending", Type: field.TypeInt, Default: 0},
+		{Name: "foreign_members", Type: field.TypeInt, Default: 0},
+		{Name: "member_ids", Type: field.TypeJSON, Nullable: true},
+		{Name: "members_dirty", Type: field.TypeBool, Default: false},
 		{Name: "integration_id", Type: field.TypeString, Size: 28},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 		{Name: "user_id", Type: field.TypeString, Nullable: true, Size: 28},
+		{Name: "group_id", Type: field.TypeString, Nullable: true, Size: 28},
 	}
 	// RemoteLinksTable holds the schema information for the "remote_links" table.
 	RemoteLinksTable = &schema.Table{
@@ -354,20 +364,26 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "remote_links_integrations_links",
-				Columns:    []*schema.Column{RemoteLinksColumns[16]},
+				Columns:    []*schema.Column{RemoteLinksColumns[22]},
 				RefColumns: []*schema.Column{IntegrationsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "remote_links_organizations_organization",
-				Columns:    []*schema.Column{RemoteLinksColumns[17]},
+				Columns:    []*schema.Column{RemoteLinksColumns[23]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "remote_links_users_links",
-				Columns:    []*schema.Column{RemoteLinksColumns[18]},
+				Columns:    []*schema.Column{RemoteLinksColumns[24]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.SetNull,
+			},
+			{
+				Symbol:     "remote_links_user_groups_links",
+				Columns:    []*schema.Column{RemoteLinksColumns[25]},
+				RefColumns: []*schema.Column{UserGroupsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 		},
@@ -375,17 +391,17 @@ var (
 			{
 				Name:    "remote_links_integration_user_key",
 				Unique:  true,
-				Columns: []*schema.Column{RemoteLinksColumns[16], RemoteLinksColumns[18]},
+				Columns: []*schema.Column{RemoteLinksColumns[22], RemoteLinksColumns[24]},
 			},
 			{
 				Name:    "remotelink_integration_id_remote_id",
 				Unique:  false,
-				Columns: []*schema.Column{RemoteLinksColumns[16], RemoteLinksColumns[4]},
+				Columns: []*schema.Column{RemoteLinksColumns[22], RemoteLinksColumns[4]},
 			},
 			{
 				Name:    "remote_links_integration_remote_id_key",
 				Unique:  true,
-				Columns: []*schema.Column{RemoteLinksColumns[16], RemoteLinksColumns[4]},
+				Columns: []*schema.Column{RemoteLinksColumns[22], RemoteLinksColumns[4]},
 				Annotation: &entsql.IndexAnnotation{
 					Where: "(remote_id IS NOT NULL) AND ((remote_id)::text <> ''::text)",
 				},
@@ -393,7 +409,12 @@ var (
 			{
 				Name:    "remotelink_user_id",
 				Unique:  false,
-				Columns: []*schema.Column{RemoteLinksColumns[18]},
+				Columns: []*schema.Column{RemoteLinksColumns[24]},
+			},
+			{
+				Name:    "remote_links_integration_group_key",
+				Unique:  true,
+				Columns: []*schema.Column{RemoteLinksColumns[22], RemoteLinksColumns[25]},
 			},
 		},
 	}
@@ -616,6 +637,7 @@ func init() {
 	RemoteLinksTable.ForeignKeys[0].RefTable = IntegrationsTable
 	RemoteLinksTable.ForeignKeys[1].RefTable = OrganizationsTable
 	RemoteLinksTable.ForeignKeys[2].RefTable = UsersTable
+	RemoteLinksTable.ForeignKeys[3].RefTable = UserGroupsTable
 	RemoteLinksTable.Annotation = &entsql.Annotation{
 		Table: "remote_links",
 	}

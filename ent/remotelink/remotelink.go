@@ -29,6 +29,8 @@ const (
 	FieldIntegrationID = "integration_id"
 	// FieldUserID holds the string denoting the user_id field in the database.
 	FieldUserID = "user_id"
+	// FieldGroupID holds the string denoting the group_id field in the database.
+	FieldGroupID = "group_id"
 	// FieldKind holds the string denoting the kind field in the database.
 	FieldKind = "kind"
 	// FieldRemoteID holds the string denoting the remote_id field in the database.
@@ -55,12 +57,26 @@ const (
 	FieldLastErrorRequestID = "last_error_request_id"
 	// FieldLastSyncedAt holds the string denoting the last_synced_at field in the database.
 	FieldLastSyncedAt = "last_synced_at"
+	// FieldDisplayName holds the string denoting the display_name field in the database.
+	FieldDisplayName = "display_name"
+	// FieldMembersInSync holds the string denoting the members_in_sync field in the database.
+	FieldMembersInSync = "members_in_sync"
+	// FieldMembersPending holds the string denoting the members_pending field in the database.
+	FieldMembersPending = "members_pending"
+	// FieldForeignMembers holds the string denoting the foreign_members field in the database.
+	FieldForeignMembers = "foreign_members"
+	// FieldMemberIds holds the string denoting the member_ids field in the database.
+	FieldMemberIds = "member_ids"
+	// FieldMembersDirty holds the string denoting the members_dirty field in the database.
+	FieldMembersDirty = "members_dirty"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeIntegration holds the string denoting the integration edge name in mutations.
 	EdgeIntegration = "integration"
 	// EdgeUser holds the string denoting the user edge name in mutations.
 	EdgeUser = "user"
+	// EdgeGroup holds the string denoting the group edge name in mutations.
+	EdgeGroup = "group"
 	// Table holds the table name of the remotelink in the database.
 	Table = "remote_links"
 	// OrganizationTable is the table that holds the organization relation/edge.
@@ -84,6 +100,13 @@ const (
 	UserInverseTable = "users"
 	// UserColumn is the table column denoting the user relation/edge.
 	UserColumn = "user_id"
+	// GroupTable is the table that holds the group relation/edge.
+	GroupTable = "remote_links"
+	// GroupInverseTable is the table name for the UserGroup entity.
+	// It exists in this package in order to avoid circular dependency with the "usergroup" package.
+	GroupInverseTable = "user_groups"
+	// GroupColumn is the table column denoting the group relation/edge.
+	GroupColumn = "group_id"
 )
 
 // Columns holds all SQL columns for remotelink fields.
@@ -94,6 +117,7 @@ var Columns = []string{
 	FieldOrganizationID,
 	FieldIntegrationID,
 	FieldUserID,
+	FieldGroupID,
 	FieldKind,
 	FieldRemoteID,
 	FieldUpn,
@@ -107,6 +131,12 @@ var Columns = []string{
 	FieldLastErrorMessage,
 	FieldLastErrorRequestID,
 	FieldLastSyncedAt,
+	FieldDisplayName,
+	FieldMembersInSync,
+	FieldMembersPending,
+	FieldForeignMembers,
+	FieldMemberIds,
+	FieldMembersDirty,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -147,6 +177,22 @@ var (
 	LastErrorMessageValidator func(string) error
 	// LastErrorRequestIDValidator is a validator for the "last_error_request_id" field. It is called by the builders before save.
 	LastErrorRequestIDValidator func(string) error
+	// DisplayNameValidator is a validator for the "display_name" field. It is called by the builders before save.
+	DisplayNameValidator func(string) error
+	// DefaultMembersInSync holds the default value on creation for the "members_in_sync" field.
+	DefaultMembersInSync int
+	// MembersInSyncValidator is a validator for the "members_in_sync" field. It is called by the builders before save.
+	MembersInSyncValidator func(int) error
+	// DefaultMembersPending holds the default value on creation for the "members_pending" field.
+	DefaultMembersPending int
+	// MembersPendingValidator is a validator for the "members_pending" field. It is called by the builders before save.
+	MembersPendingValidator func(int) error
+	// DefaultForeignMembers holds the default value on creation for the "foreign_members" field.
+	DefaultForeignMembers int
+	// ForeignMembersValidator is a validator for the "foreign_members" field. It is called by the builders before save.
+	ForeignMembersValidator func(int) error
+	// DefaultMembersDirty holds the default value on creation for the "members_dirty" field.
+	DefaultMembersDirty bool
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() pulid.ID
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -240,6 +286,11 @@ func ByUserID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldUserID, opts...).ToFunc()
 }
 
+// ByGroupID orders the results by the group_id field.
+func ByGroupID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldGroupID, opts...).ToFunc()
+}
+
 // ByKind orders the results by the kind field.
 func ByKind(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldKind, opts...).ToFunc()
@@ -305,6 +356,31 @@ func ByLastSyncedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldLastSyncedAt, opts...).ToFunc()
 }
 
+// ByDisplayName orders the results by the display_name field.
+func ByDisplayName(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDisplayName, opts...).ToFunc()
+}
+
+// ByMembersInSync orders the results by the members_in_sync field.
+func ByMembersInSync(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMembersInSync, opts...).ToFunc()
+}
+
+// ByMembersPending orders the results by the members_pending field.
+func ByMembersPending(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMembersPending, opts...).ToFunc()
+}
+
+// ByForeignMembers orders the results by the foreign_members field.
+func ByForeignMembers(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldForeignMembers, opts...).ToFunc()
+}
+
+// ByMembersDirty orders the results by the members_dirty field.
+func ByMembersDirty(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldMembersDirty, opts...).ToFunc()
+}
+
 // ByOrganizationField orders the results by organization field.
 func ByOrganizationField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -323,6 +399,13 @@ func ByIntegrationField(field string, opts ...sql.OrderTermOption) OrderOption {
 func ByUserField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
 		sqlgraph.OrderByNeighborTerms(s, newUserStep(), sql.OrderByField(field, opts...))
+	}
+}
+
+// ByGroupField orders the results by group field.
+func ByGroupField(field string, opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newGroupStep(), sql.OrderByField(field, opts...))
 	}
 }
 func newOrganizationStep() *sqlgraph.Step {
@@ -344,6 +427,13 @@ func newUserStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(UserInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.M2O, true, UserTable, UserColumn),
+	)
+}
+func newGroupStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(GroupInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.M2O, true, GroupTable, GroupColumn),
 	)
 }
 

@@ -81,6 +81,11 @@ func UserID(v pulid.ID) predicate.RemoteLink {
 	return predicate.RemoteLink(sql.FieldEQ(FieldUserID, v))
 }
 
+// GroupID applies equality check predicate on the "group_id" field. It's identical to GroupIDEQ.
+func GroupID(v pulid.ID) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldGroupID, v))
+}
+
 // RemoteID applies equality check predicate on the "remote_id" field. It's identical to RemoteIDEQ.
 func RemoteID(v string) predicate.RemoteLink {
 	return predicate.RemoteLink(sql.FieldEQ(FieldRemoteID, v))
@@ -134,6 +139,31 @@ func LastErrorRequestID(v string) predicate.RemoteLink {
 // LastSyncedAt applies equality check predicate on the "last_synced_at" field. It's identical to LastSyncedAtEQ.
 func LastSyncedAt(v time.Time) predicate.RemoteLink {
 	return predicate.RemoteLink(sql.FieldEQ(FieldLastSyncedAt, v))
+}
+
+// DisplayName applies equality check predicate on the "display_name" field. It's identical to DisplayNameEQ.
+func DisplayName(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldDisplayName, v))
+}
+
+// MembersInSync applies equality check predicate on the "members_in_sync" field. It's identical to MembersInSyncEQ.
+func MembersInSync(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldMembersInSync, v))
+}
+
+// MembersPending applies equality check predicate on the "members_pending" field. It's identical to MembersPendingEQ.
+func MembersPending(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldMembersPending, v))
+}
+
+// ForeignMembers applies equality check predicate on the "foreign_members" field. It's identical to ForeignMembersEQ.
+func ForeignMembers(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldForeignMembers, v))
+}
+
+// MembersDirty applies equality check predicate on the "members_dirty" field. It's identical to MembersDirtyEQ.
+func MembersDirty(v bool) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldMembersDirty, v))
 }
 
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
@@ -434,6 +464,86 @@ func UserIDEqualFold(v pulid.ID) predicate.RemoteLink {
 func UserIDContainsFold(v pulid.ID) predicate.RemoteLink {
 	vc := string(v)
 	return predicate.RemoteLink(sql.FieldContainsFold(FieldUserID, vc))
+}
+
+// GroupIDEQ applies the EQ predicate on the "group_id" field.
+func GroupIDEQ(v pulid.ID) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldGroupID, v))
+}
+
+// GroupIDNEQ applies the NEQ predicate on the "group_id" field.
+func GroupIDNEQ(v pulid.ID) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNEQ(FieldGroupID, v))
+}
+
+// GroupIDIn applies the In predicate on the "group_id" field.
+func GroupIDIn(vs ...pulid.ID) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIn(FieldGroupID, vs...))
+}
+
+// GroupIDNotIn applies the NotIn predicate on the "group_id" field.
+func GroupIDNotIn(vs ...pulid.ID) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotIn(FieldGroupID, vs...))
+}
+
+// GroupIDGT applies the GT predicate on the "group_id" field.
+func GroupIDGT(v pulid.ID) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGT(FieldGroupID, v))
+}
+
+// GroupIDGTE applies the GTE predicate on the "group_id" field.
+func GroupIDGTE(v pulid.ID) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGTE(FieldGroupID, v))
+}
+
+// GroupIDLT applies the LT predicate on the "group_id" field.
+func GroupIDLT(v pulid.ID) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLT(FieldGroupID, v))
+}
+
+// GroupIDLTE applies the LTE predicate on the "group_id" field.
+func GroupIDLTE(v pulid.ID) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLTE(FieldGroupID, v))
+}
+
+// GroupIDContains applies the Contains predicate on the "group_id" field.
+func GroupIDContains(v pulid.ID) predicate.RemoteLink {
+	vc := string(v)
+	return predicate.RemoteLink(sql.FieldContains(FieldGroupID, vc))
+}
+
+// GroupIDHasPrefix applies the HasPrefix predicate on the "group_id" field.
+func GroupIDHasPrefix(v pulid.ID) predicate.RemoteLink {
+	vc := string(v)
+	return predicate.RemoteLink(sql.FieldHasPrefix(FieldGroupID, vc))
+}
+
+// GroupIDHasSuffix applies the HasSuffix predicate on the "group_id" field.
+func GroupIDHasSuffix(v pulid.ID) predicate.RemoteLink {
+	vc := string(v)
+	return predicate.RemoteLink(sql.FieldHasSuffix(FieldGroupID, vc))
+}
+
+// GroupIDIsNil applies the IsNil predicate on the "group_id" field.
+func GroupIDIsNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIsNull(FieldGroupID))
+}
+
+// GroupIDNotNil applies the NotNil predicate on the "group_id" field.
+func GroupIDNotNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotNull(FieldGroupID))
+}
+
+// GroupIDEqualFold applies the EqualFold predicate on the "group_id" field.
+func GroupIDEqualFold(v pulid.ID) predicate.RemoteLink {
+	vc := string(v)
+	return predicate.RemoteLink(sql.FieldEqualFold(FieldGroupID, vc))
+}
+
+// GroupIDContainsFold applies the ContainsFold predicate on the "group_id" field.
+func GroupIDContainsFold(v pulid.ID) predicate.RemoteLink {
+	vc := string(v)
+	return predicate.RemoteLink(sql.FieldContainsFold(FieldGroupID, vc))
 }
 
 // KindEQ applies the EQ predicate on the "kind" field.
@@ -1131,6 +1241,221 @@ func LastSyncedAtNotNil() predicate.RemoteLink {
 	return predicate.RemoteLink(sql.FieldNotNull(FieldLastSyncedAt))
 }
 
+// DisplayNameEQ applies the EQ predicate on the "display_name" field.
+func DisplayNameEQ(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldDisplayName, v))
+}
+
+// DisplayNameNEQ applies the NEQ predicate on the "display_name" field.
+func DisplayNameNEQ(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNEQ(FieldDisplayName, v))
+}
+
+// DisplayNameIn applies the In predicate on the "display_name" field.
+func DisplayNameIn(vs ...string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIn(FieldDisplayName, vs...))
+}
+
+// DisplayNameNotIn applies the NotIn predicate on the "display_name" field.
+func DisplayNameNotIn(vs ...string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotIn(FieldDisplayName, vs...))
+}
+
+// DisplayNameGT applies the GT predicate on the "display_name" field.
+func DisplayNameGT(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGT(FieldDisplayName, v))
+}
+
+// DisplayNameGTE applies the GTE predicate on the "display_name" field.
+func DisplayNameGTE(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGTE(FieldDisplayName, v))
+}
+
+// DisplayNameLT applies the LT predicate on the "display_name" field.
+func DisplayNameLT(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLT(FieldDisplayName, v))
+}
+
+// DisplayNameLTE applies the LTE predicate on the "display_name" field.
+func DisplayNameLTE(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLTE(FieldDisplayName, v))
+}
+
+// DisplayNameContains applies the Contains predicate on the "display_name" field.
+func DisplayNameContains(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldContains(FieldDisplayName, v))
+}
+
+// DisplayNameHasPrefix applies the HasPrefix predicate on the "display_name" field.
+func DisplayNameHasPrefix(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldHasPrefix(FieldDisplayName, v))
+}
+
+// DisplayNameHasSuffix applies the HasSuffix predicate on the "display_name" field.
+func DisplayNameHasSuffix(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldHasSuffix(FieldDisplayName, v))
+}
+
+// DisplayNameIsNil applies the IsNil predicate on the "display_name" field.
+func DisplayNameIsNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIsNull(FieldDisplayName))
+}
+
+// DisplayNameNotNil applies the NotNil predicate on the "display_name" field.
+func DisplayNameNotNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotNull(FieldDisplayName))
+}
+
+// DisplayNameEqualFold applies the EqualFold predicate on the "display_name" field.
+func DisplayNameEqualFold(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEqualFold(FieldDisplayName, v))
+}
+
+// DisplayNameContainsFold applies the ContainsFold predicate on the "display_name" field.
+func DisplayNameContainsFold(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldContainsFold(FieldDisplayName, v))
+}
+
+// MembersInSyncEQ applies the EQ predicate on the "members_in_sync" field.
+func MembersInSyncEQ(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldMembersInSync, v))
+}
+
+// MembersInSyncNEQ applies the NEQ predicate on the "members_in_sync" field.
+func MembersInSyncNEQ(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNEQ(FieldMembersInSync, v))
+}
+
+// MembersInSyncIn applies the In predicate on the "members_in_sync" field.
+func MembersInSyncIn(vs ...int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIn(FieldMembersInSync, vs...))
+}
+
+// MembersInSyncNotIn applies the NotIn predicate on the "members_in_sync" field.
+func MembersInSyncNotIn(vs ...int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotIn(FieldMembersInSync, vs...))
+}
+
+// MembersInSyncGT applies the GT predicate on the "members_in_sync" field.
+func MembersInSyncGT(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGT(FieldMembersInSync, v))
+}
+
+// MembersInSyncGTE applies the GTE predicate on the "members_in_sync" field.
+func MembersInSyncGTE(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGTE(FieldMembersInSync, v))
+}
+
+// MembersInSyncLT applies the LT predicate on the "members_in_sync" field.
+func MembersInSyncLT(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLT(FieldMembersInSync, v))
+}
+
+// MembersInSyncLTE applies the LTE predicate on the "members_in_sync" field.
+func MembersInSyncLTE(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLTE(FieldMembersInSync, v))
+}
+
+// MembersPendingEQ applies the EQ predicate on the "members_pending" field.
+func MembersPendingEQ(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldMembersPending, v))
+}
+
+// MembersPendingNEQ applies the NEQ predicate on the "members_pending" field.
+func MembersPendingNEQ(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNEQ(FieldMembersPending, v))
+}
+
+// MembersPendingIn applies the In predicate on the "members_pending" field.
+func MembersPendingIn(vs ...int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIn(FieldMembersPending, vs...))
+}
+
+// MembersPendingNotIn applies the NotIn predicate on the "members_pending" field.
+func MembersPendingNotIn(vs ...int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotIn(FieldMembersPending, vs...))
+}
+
+// MembersPendingGT applies the GT predicate on the "members_pending" field.
+func MembersPendingGT(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGT(FieldMembersPending, v))
+}
+
+// MembersPendingGTE applies the GTE predicate on the "members_pending" field.
+func MembersPendingGTE(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGTE(FieldMembersPending, v))
+}
+
+// MembersPendingLT applies the LT predicate on the "members_pending" field.
+func MembersPendingLT(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLT(FieldMembersPending, v))
+}
+
+// MembersPendingLTE applies the LTE predicate on the "members_pending" field.
+func MembersPendingLTE(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLTE(FieldMembersPending, v))
+}
+
+// ForeignMembersEQ applies the EQ predicate on the "foreign_members" field.
+func ForeignMembersEQ(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldForeignMembers, v))
+}
+
+// ForeignMembersNEQ applies the NEQ predicate on the "foreign_members" field.
+func ForeignMembersNEQ(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNEQ(FieldForeignMembers, v))
+}
+
+// ForeignMembersIn applies the In predicate on the "foreign_members" field.
+func ForeignMembersIn(vs ...int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIn(FieldForeignMembers, vs...))
+}
+
+// ForeignMembersNotIn applies the NotIn predicate on the "foreign_members" field.
+func ForeignMembersNotIn(vs ...int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotIn(FieldForeignMembers, vs...))
+}
+
+// ForeignMembersGT applies the GT predicate on the "foreign_members" field.
+func ForeignMembersGT(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGT(FieldForeignMembers, v))
+}
+
+// ForeignMembersGTE applies the GTE predicate on the "foreign_members" field.
+func ForeignMembersGTE(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGTE(FieldForeignMembers, v))
+}
+
+// ForeignMembersLT applies the LT predicate on the "foreign_members" field.
+func ForeignMembersLT(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLT(FieldForeignMembers, v))
+}
+
+// ForeignMembersLTE applies the LTE predicate on the "foreign_members" field.
+func ForeignMembersLTE(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLTE(FieldForeignMembers, v))
+}
+
+// MemberIdsIsNil applies the IsNil predicate on the "member_ids" field.
+func MemberIdsIsNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIsNull(FieldMemberIds))
+}
+
+// MemberIdsNotNil applies the NotNil predicate on the "member_ids" field.
+func MemberIdsNotNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotNull(FieldMemberIds))
+}
+
+// MembersDirtyEQ applies the EQ predicate on the "members_dirty" field.
+func MembersDirtyEQ(v bool) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldMembersDirty, v))
+}
+
+// MembersDirtyNEQ applies the NEQ predicate on the "members_dirty" field.
+func MembersDirtyNEQ(v bool) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNEQ(FieldMembersDirty, v))
+}
+
 // HasOrganization applies the HasEdge predicate on the "organization" edge.
 func HasOrganization() predicate.RemoteLink {
 	return predicate.RemoteLink(func(s *sql.Selector) {
@@ -1192,6 +1517,29 @@ func HasUser() predicate.RemoteLink {
 func HasUserWith(preds ...predicate.User) predicate.RemoteLink {
 	return predicate.RemoteLink(func(s *sql.Selector) {
 		step := newUserStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasGroup applies the HasEdge predicate on the "group" edge.
+func HasGroup() predicate.RemoteLink {
+	return predicate.RemoteLink(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, GroupTable, GroupColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasGroupWith applies the HasEdge predicate on the "group" edge with a given conditions (other predicates).
+func HasGroupWith(preds ...predicate.UserGroup) predicate.RemoteLink {
+	return predicate.RemoteLink(func(s *sql.Selector) {
+		step := newGroupStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

@@ -140,7 +140,7 @@ func init() {
 	// event.TypeValidator is a validator for the "type" field. It is called by the builders before save.
 	event.TypeValidator = eventDescType.Validators[0].(func(string) error)
 	// eventDescDetail is the schema descriptor for detail field.
-	eventDescDetail := eventFields[4].Descriptor()
+	eventDescDetail := eventFields[5].Descriptor()
 	// event.DetailValidator is a validator for the "detail" field. It is called by the builders before save.
 	event.DetailValidator = eventDescDetail.Validators[0].(func(string) error)
 	// eventDescID is the schema descriptor for id field.
@@ -455,17 +455,21 @@ func init() {
 	// jobitem.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	jobitem.UpdateDefaultUpdatedAt = jobitemDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// jobitemDescResult is the schema descriptor for result field.
-	jobitemDescResult := jobitemFields[5].Descriptor()
+	jobitemDescResult := jobitemFields[6].Descriptor()
 	// jobitem.ResultValidator is a validator for the "result" field. It is called by the builders before save.
 	jobitem.ResultValidator = jobitemDescResult.Validators[0].(func(string) error)
 	// jobitemDescErrorCode is the schema descriptor for error_code field.
-	jobitemDescErrorCode := jobitemFields[6].Descriptor()
+	jobitemDescErrorCode := jobitemFields[7].Descriptor()
 	// jobitem.ErrorCodeValidator is a validator for the "error_code" field. It is called by the builders before save.
 	jobitem.ErrorCodeValidator = jobitemDescErrorCode.Validators[0].(func(string) error)
 	// jobitemDescErrorMessage is the schema descriptor for error_message field.
-	jobitemDescErrorMessage := jobitemFields[7].Descriptor()
+	jobitemDescErrorMessage := jobitemFields[8].Descriptor()
 	// jobitem.ErrorMessageValidator is a validator for the "error_message" field. It is called by the builders before save.
 	jobitem.ErrorMessageValidator = jobitemDescErrorMessage.Validators[0].(func(string) error)
+	// jobitemDescDetail is the schema descriptor for detail field.
+	jobitemDescDetail := jobitemFields[9].Descriptor()
+	// jobitem.DetailValidator is a validator for the "detail" field. It is called by the builders before save.
+	jobitem.DetailValidator = jobitemDescDetail.Validators[0].(func(string) error)
 	// jobitemDescID is the schema descriptor for id field.
 	jobitemDescID := jobitemMixinFields0[0].Descriptor()
 	// jobitem.DefaultID holds the default value on creation for the id field.
@@ -648,33 +652,59 @@ func init() {
 	// remotelink.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	remotelink.UpdateDefaultUpdatedAt = remotelinkDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// remotelinkDescRemoteID is the schema descriptor for remote_id field.
-	remotelinkDescRemoteID := remotelinkFields[3].Descriptor()
+	remotelinkDescRemoteID := remotelinkFields[4].Descriptor()
 	// remotelink.RemoteIDValidator is a validator for the "remote_id" field. It is called by the builders before save.
 	remotelink.RemoteIDValidator = remotelinkDescRemoteID.Validators[0].(func(string) error)
 	// remotelinkDescUpn is the schema descriptor for upn field.
-	remotelinkDescUpn := remotelinkFields[4].Descriptor()
+	remotelinkDescUpn := remotelinkFields[5].Descriptor()
 	// remotelink.UpnValidator is a validator for the "upn" field. It is called by the builders before save.
 	remotelink.UpnValidator = remotelinkDescUpn.Validators[0].(func(string) error)
 	// remotelinkDescTakenOver is the schema descriptor for taken_over field.
-	remotelinkDescTakenOver := remotelinkFields[7].Descriptor()
+	remotelinkDescTakenOver := remotelinkFields[8].Descriptor()
 	// remotelink.DefaultTakenOver holds the default value on creation for the taken_over field.
 	remotelink.DefaultTakenOver = remotelinkDescTakenOver.Default.(bool)
 	// remotelinkDescStatusReason is the schema descriptor for status_reason field.
-	remotelinkDescStatusReason := remotelinkFields[10].Descriptor()
+	remotelinkDescStatusReason := remotelinkFields[11].Descriptor()
 	// remotelink.StatusReasonValidator is a validator for the "status_reason" field. It is called by the builders before save.
 	remotelink.StatusReasonValidator = remotelinkDescStatusReason.Validators[0].(func(string) error)
 	// remotelinkDescLastErrorCode is the schema descriptor for last_error_code field.
-	remotelinkDescLastErrorCode := remotelinkFields[11].Descriptor()
+	remotelinkDescLastErrorCode := remotelinkFields[12].Descriptor()
 	// remotelink.LastErrorCodeValidator is a validator for the "last_error_code" field. It is called by the builders before save.
 	remotelink.LastErrorCodeValidator = remotelinkDescLastErrorCode.Validators[0].(func(string) error)
 	// remotelinkDescLastErrorMessage is the schema descriptor for last_error_message field.
-	remotelinkDescLastErrorMessage := remotelinkFields[12].Descriptor()
+	remotelinkDescLastErrorMessage := remotelinkFields[13].Descriptor()
 	// remotelink.LastErrorMessageValidator is a validator for the "last_error_message" field. It is called by the builders before save.
 	remotelink.LastErrorMessageValidator = remotelinkDescLastErrorMessage.Validators[0].(func(string) error)
 	// remotelinkDescLastErrorRequestID is the schema descriptor for last_error_request_id field.
-	remotelinkDescLastErrorRequestID := remotelinkFields[13].Descriptor()
+	remotelinkDescLastErrorRequestID := remotelinkFields[14].Descriptor()
 	// remotelink.LastErrorRequestIDValidator is a validator for the "last_error_request_id" field. It is called by the builders before save.
 	remotelink.LastErrorRequestIDValidator = remotelinkDescLastErrorRequestID.Validators[0].(func(string) error)
+	// remotelinkDescDisplayName is the schema descriptor for display_name field.
+	remotelinkDescDisplayName := remotelinkFields[16].Descriptor()
+	// remotelink.DisplayNameValidator is a validator for the "display_name" field. It is called by the builders before save.
+	remotelink.DisplayNameValidator = remotelinkDescDisplayName.Validators[0].(func(string) error)
+	// remotelinkDescMembersInSync is the schema descriptor for members_in_sync field.
+	remotelinkDescMembersInSync := remotelinkFields[17].Descriptor()
+	// remotelink.DefaultMembersInSync holds the default value on creation for the members_in_sync field.
+	remotelink.DefaultMembersInSync = remotelinkDescMembersInSync.Default.(int)
+	// remotelink.MembersInSyncValidator is a validator for the "members_in_sync" field. It is called by the builders before save.
+	remotelink.MembersInSyncValidator = remotelinkDescMembersInSync.Validators[0].(func(int) error)
+	// remotelinkDescMembersPending is the schema descriptor for members_pending field.
+	remotelinkDescMembersPending := remotelinkFields[18].Descriptor()
+	// remotelink.DefaultMembersPending holds the default value on creation for the members_pending field.
+	remotelink.DefaultMembersPending = remotelinkDescMembersPending.Default.(int)
+	// remotelink.MembersPendingValidator is a validator for the "members_pending" field. It is called by the builders before save.
+	remotelink.MembersPendingValidator = remotelinkDescMembersPending.Validators[0].(func(int) error)
+	// remotelinkDescForeignMembers is the schema descriptor for foreign_members field.
+	remotelinkDescForeignMembers := remotelinkFields[19].Descriptor()
+	// remotelink.DefaultForeignMembers holds the default value on creation for the foreign_members field.
+	remotelink.DefaultForeignMembers = remotelinkDescForeignMembers.Default.(int)
+	// remotelink.ForeignMembersValidator is a validator for the "foreign_members" field. It is called by the builders before save.
+	remotelink.ForeignMembersValidator = remotelinkDescForeignMembers.Validators[0].(func(int) error)
+	// remotelinkDescMembersDirty is the schema descriptor for members_dirty field.
+	remotelinkDescMembersDirty := remotelinkFields[21].Descriptor()
+	// remotelink.DefaultMembersDirty holds the default value on creation for the members_dirty field.
+	remotelink.DefaultMembersDirty = remotelinkDescMembersDirty.Default.(bool)
 	// remotelinkDescID is the schema descriptor for id field.
 	remotelinkDescID := remotelinkMixinFields0[0].Descriptor()
 	// remotelink.DefaultID holds the default value on creation for the id field.

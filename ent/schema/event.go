@@ -29,6 +29,7 @@ func (Event) Fields() []ent.Field {
 		field.String("type").MaxLen(64).Immutable().Annotations(entgql.OrderField("TYPE")),
 		field.String("user_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable().Immutable(),
 		field.String("integration_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable().Immutable(),
+		field.String("group_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable().Immutable(),
 		field.String("job_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable().Immutable(),
 		field.String("detail").Optional().MaxLen(4000).Immutable(),
 	}

@@ -77,11 +77,15 @@ func (JobItem) Fields() []ent.Field {
 		field.String("user_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable().Immutable(),
 		field.String("link_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable().Immutable(),
 		field.String("integration_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Immutable(),
+		field.String("group_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable().Immutable().
+			Comment("Set on items that reconcile a remote security group (G2–G4)."),
 		field.Enum("status").Values("PENDING", "SUCCEEDED", "FAILED").Default("PENDING").
 			Annotations(entgql.OrderField("STATUS")),
 		field.String("result").Optional().MaxLen(64).Comment("What the reconcile did: CREATED, TAKEN_OVER, UPDATED, DISABLED, ENABLED, UNCHANGED, OUT_OF_SCOPE…"),
 		field.String("error_code").Optional().MaxLen(200),
 		field.String("error_message").Optional().MaxLen(2000),
+		field.String("detail").Optional().MaxLen(2000).
+			Comment("What the item wants the reader to know beyond its result (e.g. remote members left alone)."),
 	}
 }
 

@@ -28,6 +28,9 @@ func (RemoteLink) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("integration_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Immutable(),
 		field.String("user_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable(),
+		// Kind GROUP: nulled when the group is deleted, so the link stays as the
+		// history of the remote group we stopped managing (G4).
+		field.String("group_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable(),
 		field.Enum("kind").Values("USER", "GROUP").Default("USER").Immutable(),
 		field.String("remote_id").Optional().MaxLen(64),
 		field.String("upn").Optional().MaxLen(113).Comment("The userPrincipalName last sent."),
@@ -43,6 +46,18 @@ func (RemoteLink) Fields() []ent.Field {
 		field.String("last_error_message").Optional().MaxLen(2000),
 		field.String("last_error_request_id").Optional().MaxLen(100),
 		field.Time("last_synced_at").Optional().Nillable(),
+		// Kind GROUP only (G2–G3).
+		field.String("display_name").Optional().MaxLen(256).Comment("Group: the displayName last sent or found."),
+		field.Int("members_in_sync").Default(0).NonNegative().
+			Comment("Group: directory members provisioned in this integration that are members of the remote group."),
+		field.Int("members_pending").Default(0).NonNegative().
+			Comment("Group: directory members not provisioned (yet) in this integration, so not sent."),
+		field.Int("foreign_members").Default(0).NonNegative().
+			Comment("Group: remote members that are not ours, left alone."),
+		field.Strings("member_ids").Optional().Annotations(hidden).
+			Comment("Group: remote ids of the members we put in, so only those are ever removed."),
+		field.Bool("members_dirty").Default(false).Annotations(hidden).
+			Comment("Group: a member's user link changed since the last reconcile began; one follow-up task is queued."),
 	}
 }
 
@@ -52,6 +67,7 @@ func (RemoteLink) Edges() []ent.Edge {
 		edge.From("integration", Integration.Type).Ref("links").Field("integration_id").
 			Unique().Required().Immutable(),
 		edge.From("user", User.Type).Ref("links").Field("user_id").Unique(),
+		edge.From("group", UserGroup.Type).Ref("links").Field("group_id").Unique(),
 	}
 }
 
@@ -67,6 +83,8 @@ func (RemoteLink) Indexes() []ent.Index {
 		index.Fields("integration_id", "remote_id").Unique().StorageKey(UniqueRemoteLinkRemoteID).
 			Annotations(entsql.IndexWhere("(remote_id IS NOT NULL) AND ((remote_id)::text <> ''::text)")),
 		index.Fields("user_id"),
+		// At most one link per (integration, group); orphans (group deleted) stay as history.
+		index.Fields("integration_id", "group_id").Unique().StorageKey(UniqueRemoteLinkGroup),
 	}
 }
 

@@ -145,6 +145,7 @@ const (
 	UniqueGroupBinding       = "group_bindings_integration_group_key"
 	UniqueRemoteLink         = "remote_links_integration_user_key"
 	UniqueRemoteLinkRemoteID = "remote_links_integration_remote_id_key"
+	UniqueRemoteLinkGroup    = "remote_links_integration_group_key"
 )
 
 // userTrimmedFields are the user's one-line attributes stored without

@@ -47,6 +47,11 @@ func (UserGroup) Edges() []ent.Edge {
 			),
 		edge.To("bindings", GroupBinding.Type).
 			Annotations(entsql.OnDelete(entsql.Cascade), entgql.Skip(entgql.SkipAll)),
+		// Per-integration remote security group links (G1–G4). SET NULL: a
+		// deleted group's link stays as history of the remote group left behind.
+		edge.To("links", RemoteLink.Type).
+			Annotations(entsql.OnDelete(entsql.SetNull),
+				entgql.Skip(entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput)),
 	}
 }
 

@@ -34,6 +34,8 @@ const (
 	EdgeMembers = "members"
 	// EdgeBindings holds the string denoting the bindings edge name in mutations.
 	EdgeBindings = "bindings"
+	// EdgeLinks holds the string denoting the links edge name in mutations.
+	EdgeLinks = "links"
 	// Table holds the table name of the usergroup in the database.
 	Table = "user_groups"
 	// OrganizationTable is the table that holds the organization relation/edge.
@@ -55,6 +57,13 @@ const (
 	BindingsInverseTable = "group_bindings"
 	// BindingsColumn is the table column denoting the bindings relation/edge.
 	BindingsColumn = "group_id"
+	// LinksTable is the table that holds the links relation/edge.
+	LinksTable = "remote_links"
+	// LinksInverseTable is the table name for the RemoteLink entity.
+	// It exists in this package in order to avoid circular dependency with the "remotelink" package.
+	LinksInverseTable = "remote_links"
+	// LinksColumn is the table column denoting the links relation/edge.
+	LinksColumn = "group_id"
 )
 
 // Columns holds all SQL columns for usergroup fields.
@@ -180,6 +189,20 @@ func ByBindings(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newBindingsStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByLinksCount orders the results by links count.
+func ByLinksCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newLinksStep(), opts...)
+	}
+}
+
+// ByLinks orders the results by links terms.
+func ByLinks(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newLinksStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newOrganizationStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -199,5 +222,12 @@ func newBindingsStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(BindingsInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, BindingsTable, BindingsColumn),
+	)
+}
+func newLinksStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(LinksInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, LinksTable, LinksColumn),
 	)
 }

@@ -144,6 +144,8 @@ type UpdateOrganizationPayload struct {
 
 type UpdateUserGroupPayload struct {
 	UserGroup *ent.UserGroup `json:"userGroup"`
+	// Reconciliation of the remote security groups the change affects (renames, description): empty when none is managed.
+	Jobs []*ent.Job `json:"jobs"`
 }
 
 type UpdateUserPayload struct {

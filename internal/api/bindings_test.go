@@ -244,7 +244,12 @@ func TestIntegrationChangesStartJobs(t *testing.T) {
 	p := s.mutate(org.admin, updateIntegration, map[string]any{"id": in.ID, "in": map[string]any{"domains": []string{"contoso.com", "contoso.net"}, "defaultDomain": "contoso.com"}})
 	onlyJob(t, s, p, jobs.JobIntegrationChange, in.ID, ann.ID, bob.ID, cid.ID)
 	onlyJob(t, s, s.mutate(org.admin, updateIntegration, map[string]any{"id": in.ID, "in": map[string]any{"emailSource": "ALTERNATE"}}), jobs.JobIntegrationChange, in.ID, ann.ID, bob.ID, cid.ID)
-	assert.Empty(t, s.mutate(org.admin, updateIntegration, map[string]any{"id": in.ID, "in": map[string]any{"emailSource": "ALTERNATE", "name": "Renamed", "groupManagement": true}}).Jobs)
+	assert.Empty(t, s.mutate(org.admin, updateIntegration, map[string]any{"id": in.ID, "in": map[string]any{"emailSource": "ALTERNATE", "name": "Renamed"}}).Jobs)
+	// Group management on: one job over the bound group only (docs/groups.md).
+	gm := s.mutate(org.admin, updateIntegration, map[string]any{"id": in.ID, "in": map[string]any{"groupManagement": true}})
+	require.Len(t, gm.Jobs, 1)
+	assert.Equal(t, 1, gm.Jobs[0].Total)
+	assert.Empty(t, gm.Jobs[0].users())
 
 	// A new secret de-authorizes but keeps bindings; authorizing again reconciles.
 	p = s.mutate(org.admin, updateIntegration, map[string]any{"id": in.ID, "in": map[string]any{"clientSecret": creds.ClientSecret, "suspendOnLockout": true}})
@@ -252,7 +257,11 @@ func TestIntegrationChangesStartJobs(t *testing.T) {
 	assert.Empty(t, p.Jobs)
 	assert.Equal(t, 1, s.client.UserBinding.Query().CountX(sysCtx()))
 	assert.Empty(t, s.mutate(org.admin, update2, map[string]any{"id": ann.ID, "in": map[string]any{"jobTitle": "x"}}).Jobs, "nothing is sent to an unauthorized integration")
-	onlyJob(t, s, s.mutate(org.admin, authorizeIntegration, map[string]any{"id": in.ID}), jobs.JobIntegrationAuthorize, in.ID, ann.ID, bob.ID, cid.ID)
+	au := s.mutate(org.admin, authorizeIntegration, map[string]any{"id": in.ID})
+	require.Len(t, au.Jobs, 1)
+	assert.Equal(t, jobs.JobIntegrationAuthorize, au.Jobs[0].Kind)
+	assert.Equal(t, 4, au.Jobs[0].Total, "the three users and the managed group")
+	assert.Equal(t, sortedIDs(ann.ID, bob.ID, cid.ID), au.Jobs[0].users())
 
 	// The tenant cannot change under existing links.
 	s.fails(org.admin, updateIntegration, map[string]any{"id": in.ID, "in": map[string]any{"tenantID": "fabrikam.onmicrosoft.com"}}, "BAD_USER_INPUT", "tenantID")

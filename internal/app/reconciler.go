@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/dirsync/dirsync/internal/groupsync"
 	"github.com/dirsync/dirsync/internal/provision"
 	"github.com/dirsync/dirsync/internal/worker"
 )
@@ -19,4 +20,10 @@ func (a *App) Reconciler() (worker.Handler, func(error) time.Duration, error) {
 		return nil, nil, err
 	}
 	return r, provision.RetryAfter, nil
+}
+
+// GroupReconciler is the security-group reconcile handler (internal/groupsync)
+// on the app's connections.
+func (a *App) GroupReconciler() (*groupsync.Reconciler, error) {
+	return groupsync.New(groupsync.Config{Ent: a.Ent, Tenants: a.Tenants, Publisher: a.Publisher, Logger: a.Log})
 }

@@ -48,6 +48,11 @@ func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Durati
 		Announcer:       jobs.NewAnnouncer(a.Ent, a.Publisher, a.Log),
 		Logger:          a.Log,
 	}
+	if a.Tenants != nil {
+		if cfg.GroupHandler, err = a.GroupReconciler(); err != nil {
+			return nil, err
+		}
+	}
 	if opts.Tune != nil {
 		opts.Tune(&cfg)
 	}

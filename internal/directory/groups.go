@@ -10,6 +10,7 @@ import (
 	"github.com/dirsync/dirsync/ent/usergroup"
 	"github.com/dirsync/dirsync/internal/connect"
 	"github.com/dirsync/dirsync/internal/gqlerr"
+	"github.com/dirsync/dirsync/internal/groupsync"
 	"github.com/dirsync/dirsync/internal/jobs"
 )
 
@@ -25,14 +26,32 @@ func (s *Service) CreateGroup(ctx context.Context, in ent.CreateUserGroupInput) 
 }
 
 // UpdateGroup changes a group's name or description.
-func (s *Service) UpdateGroup(ctx context.Context, id pulid.ID, in ent.UpdateUserGroupInput) (*ent.UserGroup, error) {
-	var g *ent.UserGroup
+func (s *Service) UpdateGroup(ctx context.Context, id pulid.ID, in ent.UpdateUserGroupInput) (*ent.UserGroup, *ent.Job, error) {
+	var (
+		g   *ent.UserGroup
+		job *ent.Job
+	)
 	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
-		var err error
-		g, err = c.UserGroup.UpdateOneID(id).SetInput(in).Save(ctx)
-		return notFound(err, "id", "user group", id)
+		before, err := c.UserGroup.Query().Where(usergroup.ID(id)).ForUpdate().Only(ctx)
+		if err != nil {
+			return notFound(err, "id", "user group", id)
+		}
+		if g, err = c.UserGroup.UpdateOneID(id).SetInput(in).Save(ctx); err != nil {
+			return notFound(err, "id", "user group", id)
+		}
+		if g.Name == before.Name && g.Description == before.Description {
+			return nil
+		}
+		// G3: renames and description changes reach the managed remote groups.
+		targets, err := groupsync.Targets(ctx, c, g.OrganizationID, []pulid.ID{id}, "")
+		if err != nil {
+			return err
+		}
+		job, err = jobs.Start(ctx, c, g.OrganizationID, jobs.JobGroupChange, "", targets)
+		return err
 	})
-	return detach(ctx, g, err)
+	g, err = detach(ctx, g, err)
+	return g, detachJob(ctx, job), err
 }
 
 // DeleteGroup deletes a group for good (U3); its members stay, its bindings go
@@ -49,6 +68,13 @@ func (s *Service) DeleteGroup(ctx context.Context, id pulid.ID) (*ent.Job, error
 		if err != nil {
 			return err
 		}
+		// G4: the remote groups stay as they are and are no longer managed;
+		// the targets carry the link ids, which outlive the group.
+		groupTargets, err := groupsync.Targets(ctx, c, g.OrganizationID, []pulid.ID{id}, "")
+		if err != nil {
+			return err
+		}
+		targets = append(targets, groupTargets...)
 		if err := c.UserGroup.DeleteOneID(id).Exec(ctx); err != nil {
 			return notFound(err, "id", "user group", id)
 		}
@@ -149,6 +175,13 @@ func startMembershipJob(ctx context.Context, c *ent.Client, g *ent.UserGroup, us
 	if targets, err = connect.Spread(ctx, c, targets); err != nil {
 		return nil, err
 	}
+	// G3: the managed remote groups follow (members already provisioned are
+	// added now; the others once their user links exist).
+	groupTargets, err := groupsync.Targets(ctx, c, g.OrganizationID, []pulid.ID{g.ID}, "")
+	if err != nil {
+		return nil, err
+	}
+	targets = append(targets, groupTargets...)
 	return jobs.Start(ctx, c, g.OrganizationID, jobs.JobGroupMembers, "", targets)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/dirsync/dirsync/internal/connect"
 	"github.com/dirsync/dirsync/internal/directory/rules"
 	"github.com/dirsync/dirsync/internal/gqlerr"
+	"github.com/dirsync/dirsync/internal/groupsync"
 	"github.com/dirsync/dirsync/internal/jobs"
 )
 
@@ -132,6 +133,12 @@ func (s *Service) DeleteUser(ctx context.Context, id pulid.ID) (*ent.Job, error)
 		if err != nil {
 			return err
 		}
+		// G3: the user leaves the managed remote groups it was a member of.
+		groupTargets, err := groupsync.UserGroupTargets(ctx, c, u.OrganizationID, []pulid.ID{id})
+		if err != nil {
+			return err
+		}
+		targets = append(targets, groupTargets...)
 		if err := c.User.DeleteOneID(id).Exec(ctx); err != nil {
 			return notFound(err, "id", "user", id)
 		}

@@ -102,6 +102,13 @@ func (s *Service) Authorize(ctx context.Context, id pulid.ID) (*ent.Integration,
 		if targets, err = connect.Spread(ctx, c, targets); err != nil {
 			return err
 		}
+		// Groups still bound across a credential change are managed again
+		// (or released, if management was turned off meanwhile).
+		gt, err := groupTargets(ctx, c, cur.OrganizationID, id)
+		if err != nil {
+			return err
+		}
+		targets = append(gt, targets...)
 		job, err = jobs.Start(ctx, c, cur.OrganizationID, jobs.JobIntegrationAuthorize, id, targets)
 		return err
 	})

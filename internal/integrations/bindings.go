@@ -15,6 +15,7 @@ import (
 	"github.com/dirsync/dirsync/internal/connect"
 	"github.com/dirsync/dirsync/internal/directory"
 	"github.com/dirsync/dirsync/internal/gqlerr"
+	"github.com/dirsync/dirsync/internal/groupsync"
 	"github.com/dirsync/dirsync/internal/jobs"
 )
 
@@ -26,22 +27,22 @@ const NotificationBound = "integration_bound"
 // repeat changes nothing and starts nothing. One job reconciles the newly bound
 // users; those not connected before (no bound group held them) are notified (P5).
 func (s *Service) BindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*ent.Integration, *ent.Job, error) {
-	return s.bindingChange(ctx, integrationID, userIDs, "userIDs", true, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, error) {
+	return s.bindingChange(ctx, integrationID, userIDs, "userIDs", true, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error) {
 		if err := checkIDs(ctx, c, ids, "userIDs", "user", c.User.Query().Where(user.IDIn(ids...)).IDs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		bound, err := c.UserBinding.Query().Where(userbinding.IntegrationID(in.ID), userbinding.UserIDIn(ids...)).
 			Select(userbinding.FieldUserID).Strings(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("integrations: reading bindings: %w", err)
+			return nil, nil, fmt.Errorf("integrations: reading bindings: %w", err)
 		}
 		fresh := minus(ids, bound)
 		if len(fresh) == 0 {
-			return nil, nil
+			return nil, nil, nil
 		}
 		before, err := connectedViaGroups(ctx, c, in.ID, fresh)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		creates := make([]*ent.UserBindingCreate, len(fresh))
 		for i, u := range fresh {
@@ -50,34 +51,34 @@ func (s *Service) BindUsers(ctx context.Context, integrationID pulid.ID, userIDs
 		// A concurrent identical bind may have won the race: its row is as good as ours.
 		if err := c.UserBinding.CreateBulk(creates...).
 			OnConflictColumns(userbinding.FieldIntegrationID, userbinding.FieldUserID).DoNothing().Exec(ctx); err != nil {
-			return nil, fmt.Errorf("integrations: creating bindings: %w", err)
+			return nil, nil, fmt.Errorf("integrations: creating bindings: %w", err)
 		}
 		if err := notify(ctx, c, in, minus(fresh, before)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return fresh, nil
+		return fresh, nil, nil
 	})
 }
 
 // UnbindUsers removes direct bindings. Users no longer connected at all are
 // deprovisioned by the job (X2); users still held by a bound group stay.
 func (s *Service) UnbindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*ent.Integration, *ent.Job, error) {
-	return s.bindingChange(ctx, integrationID, userIDs, "userIDs", false, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, error) {
+	return s.bindingChange(ctx, integrationID, userIDs, "userIDs", false, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error) {
 		if err := checkIDs(ctx, c, ids, "userIDs", "user", c.User.Query().Where(user.IDIn(ids...)).IDs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		bound, err := c.UserBinding.Query().Where(userbinding.IntegrationID(in.ID), userbinding.UserIDIn(ids...)).
 			Select(userbinding.FieldUserID).Strings(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("integrations: reading bindings: %w", err)
+			return nil, nil, fmt.Errorf("integrations: reading bindings: %w", err)
 		}
 		if len(bound) == 0 {
-			return nil, nil
+			return nil, nil, nil
 		}
 		if _, err := c.UserBinding.Delete().Where(userbinding.IntegrationID(in.ID), userbinding.UserIDIn(ids...)).Exec(ctx); err != nil {
-			return nil, fmt.Errorf("integrations: removing bindings: %w", err)
+			return nil, nil, fmt.Errorf("integrations: removing bindings: %w", err)
 		}
-		return toIDs(bound), nil
+		return toIDs(bound), nil, nil
 	})
 }
 
@@ -85,22 +86,22 @@ func (s *Service) UnbindUsers(ctx context.Context, integrationID pulid.ID, userI
 // already bound are skipped. One job reconciles the members of the newly bound
 // groups; members not connected before are notified (P5).
 func (s *Service) BindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*ent.Integration, *ent.Job, error) {
-	return s.bindingChange(ctx, integrationID, groupIDs, "groupIDs", true, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, error) {
+	return s.bindingChange(ctx, integrationID, groupIDs, "groupIDs", true, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error) {
 		if err := checkIDs(ctx, c, ids, "groupIDs", "user group", c.UserGroup.Query().Where(usergroup.IDIn(ids...)).IDs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		bound, err := c.GroupBinding.Query().Where(groupbinding.IntegrationID(in.ID), groupbinding.GroupIDIn(ids...)).
 			Select(groupbinding.FieldGroupID).Strings(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("integrations: reading bindings: %w", err)
+			return nil, nil, fmt.Errorf("integrations: reading bindings: %w", err)
 		}
 		fresh := minus(ids, bound)
 		if len(fresh) == 0 {
-			return nil, nil
+			return nil, nil, nil
 		}
 		members, err := c.User.Query().Where(user.HasGroupsWith(usergroup.IDIn(fresh...))).Order(ent.Asc(user.FieldID)).IDs(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("integrations: reading members: %w", err)
+			return nil, nil, fmt.Errorf("integrations: reading members: %w", err)
 		}
 		// Who was not connected before this call (P5): neither bound directly nor
 		// through a group bound earlier. One query, no id list: groups may be big.
@@ -110,7 +111,7 @@ func (s *Service) BindUserGroups(ctx context.Context, integrationID pulid.ID, gr
 				user.Not(user.HasGroupsWith(usergroup.HasBindingsWith(groupbinding.IntegrationID(in.ID))))).
 			IDs(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("integrations: reading connections: %w", err)
+			return nil, nil, fmt.Errorf("integrations: reading connections: %w", err)
 		}
 		creates := make([]*ent.GroupBindingCreate, len(fresh))
 		for i, g := range fresh {
@@ -118,38 +119,49 @@ func (s *Service) BindUserGroups(ctx context.Context, integrationID pulid.ID, gr
 		}
 		if err := c.GroupBinding.CreateBulk(creates...).
 			OnConflictColumns(groupbinding.FieldIntegrationID, groupbinding.FieldGroupID).DoNothing().Exec(ctx); err != nil {
-			return nil, fmt.Errorf("integrations: creating bindings: %w", err)
+			return nil, nil, fmt.Errorf("integrations: creating bindings: %w", err)
 		}
 		if err := notify(ctx, c, in, newly); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return members, nil
+		// B2: with group management on, the groups themselves become remote
+		// security groups (G2).
+		groupTargets, err := groupsync.Targets(ctx, c, in.OrganizationID, fresh, in.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		return members, groupTargets, nil
 	})
 }
 
 // UnbindUserGroups removes group bindings. Members no longer connected are
 // deprovisioned by the job (X4). Targets are computed before the bindings go.
 func (s *Service) UnbindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*ent.Integration, *ent.Job, error) {
-	return s.bindingChange(ctx, integrationID, groupIDs, "groupIDs", false, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, error) {
+	return s.bindingChange(ctx, integrationID, groupIDs, "groupIDs", false, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error) {
 		if err := checkIDs(ctx, c, ids, "groupIDs", "user group", c.UserGroup.Query().Where(usergroup.IDIn(ids...)).IDs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		bound, err := c.GroupBinding.Query().Where(groupbinding.IntegrationID(in.ID), groupbinding.GroupIDIn(ids...)).
 			Select(groupbinding.FieldGroupID).Strings(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("integrations: reading bindings: %w", err)
+			return nil, nil, fmt.Errorf("integrations: reading bindings: %w", err)
 		}
 		if len(bound) == 0 {
-			return nil, nil
+			return nil, nil, nil
 		}
 		members, err := c.User.Query().Where(user.HasGroupsWith(usergroup.IDIn(toIDs(bound)...))).Order(ent.Asc(user.FieldID)).IDs(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("integrations: reading members: %w", err)
+			return nil, nil, fmt.Errorf("integrations: reading members: %w", err)
 		}
 		if _, err := c.GroupBinding.Delete().Where(groupbinding.IntegrationID(in.ID), groupbinding.GroupIDIn(ids...)).Exec(ctx); err != nil {
-			return nil, fmt.Errorf("integrations: removing bindings: %w", err)
+			return nil, nil, fmt.Errorf("integrations: removing bindings: %w", err)
 		}
-		return members, nil
+		// G4: the remote groups are no longer managed (their links are released).
+		groupTargets, err := groupsync.Targets(ctx, c, in.OrganizationID, toIDs(bound), in.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		return members, groupTargets, nil
 	})
 }
 
@@ -161,7 +173,7 @@ func (s *Service) UnbindUserGroups(ctx context.Context, integrationID pulid.ID, 
 // state, but only an AUTHORIZED integration gets a job (nothing may be sent to
 // another; re-authorizing reconciles every linked user anyway).
 func (s *Service) bindingChange(ctx context.Context, integrationID pulid.ID, ids []pulid.ID, field string, bind bool,
-	change func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, error),
+	change func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error),
 ) (*ent.Integration, *ent.Job, error) {
 	ids, err := directory.UniqueIDs(field, ids)
 	if err != nil {
@@ -187,13 +199,17 @@ func (s *Service) bindingChange(ctx context.Context, integrationID pulid.ID, ids
 		if len(ids) == 0 {
 			return nil
 		}
-		users, err := change(ctx, c, in, ids)
-		if err != nil || len(users) == 0 || !authorized {
+		users, extra, err := change(ctx, c, in, ids)
+		if err != nil || len(users)+len(extra) == 0 || !authorized {
 			return err
 		}
-		targets := make([]jobs.Target, len(users))
-		for i, u := range users {
-			targets[i] = jobs.Target{IntegrationID: in.ID, UserID: u}
+		// Group targets first: the relay dispatches in outbox order, so the
+		// remote groups do not wait behind thousands of member reconciles
+		// (members provisioned later are added by follow-up passes).
+		targets := make([]jobs.Target, 0, len(users)+len(extra))
+		targets = append(targets, extra...)
+		for _, u := range users {
+			targets = append(targets, jobs.Target{IntegrationID: in.ID, UserID: u})
 		}
 		// The users' other integrations too: this change may move which one
 		// owns them (I4), whatever the order of the bindings was.

@@ -9,6 +9,7 @@ import (
 	"unicode"
 
 	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/integration"
 	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
@@ -17,6 +18,7 @@ import (
 	"github.com/dirsync/dirsync/internal/directory/rules"
 	"github.com/dirsync/dirsync/internal/domainname"
 	"github.com/dirsync/dirsync/internal/gqlerr"
+	"github.com/dirsync/dirsync/internal/groupsync"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/mapping"
 	"github.com/dirsync/dirsync/internal/tenant"
@@ -111,7 +113,9 @@ func (s *Service) Create(ctx context.Context, in model.CreateIntegrationInput) (
 //     every user of the integration — and, for domains, default domain and
 //     email source, those users in their other integrations too, since which
 //     integration owns a user (I4) may have moved.
-//   - name, group management: stored only.
+//   - group management of an AUTHORIZED integration: one job reconciles every
+//     bound group (on: create or take over; off: stop managing, see docs/groups.md).
+//   - name: stored only.
 func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegrationInput) (*ent.Integration, *ent.Job, error) {
 	var (
 		out *ent.Integration
@@ -243,8 +247,9 @@ func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegr
 			scope = true
 			upd.SetSuspendOnLockout(*in.SuspendOnLockout)
 		}
-		// Group management only matters to group sync (a later issue); G1 says
-		// turning it off leaves remote groups as they are, so nothing to start.
+		// G1: turning group management on or off reconciles every bound group
+		// (create or take over / release); remote groups are never deleted.
+		groups := in.GroupManagement != nil && *in.GroupManagement != cur.GroupManagement
 		upd.SetNillableGroupManagement(in.GroupManagement)
 
 		authorized := cur.Status == integration.StatusAUTHORIZED
@@ -266,9 +271,12 @@ func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegr
 		if out, err = upd.Save(ctx); err != nil {
 			return err
 		}
-		if scope && authorized && !credentials {
-			targets, err := connect.IntegrationTargets(ctx, c, id)
-			if err != nil {
+		if !authorized || credentials {
+			return nil
+		}
+		var targets []jobs.Target
+		if scope {
+			if targets, err = connect.IntegrationTargets(ctx, c, id); err != nil {
 				return err
 			}
 			if owner {
@@ -276,10 +284,16 @@ func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegr
 					return err
 				}
 			}
-			job, err = jobs.Start(ctx, c, cur.OrganizationID, jobs.JobIntegrationChange, id, targets)
-			return err
 		}
-		return nil
+		if groups {
+			gt, err := groupTargets(ctx, c, cur.OrganizationID, id)
+			if err != nil {
+				return err
+			}
+			targets = append(targets, gt...)
+		}
+		job, err = jobs.Start(ctx, c, cur.OrganizationID, jobs.JobIntegrationChange, id, targets)
+		return err
 	})
 	if err != nil {
 		return nil, nil, err
@@ -446,3 +460,19 @@ func deref(p *string) string {
 }
 
 func isTrue(p *bool) bool { return p != nil && *p }
+
+// groupTargets lists every group of the integration whose management a
+// toggle of group management changes: bound groups and groups with a link.
+func groupTargets(ctx context.Context, c *ent.Client, orgID, integrationID pulid.ID) ([]jobs.Target, error) {
+	bound, err := c.GroupBinding.Query().Where(groupbinding.IntegrationID(integrationID)).
+		Select(groupbinding.FieldGroupID).Strings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("integrations: reading group bindings: %w", err)
+	}
+	linked, err := c.RemoteLink.Query().Where(remotelink.IntegrationID(integrationID), remotelink.KindEQ(remotelink.KindGROUP),
+		remotelink.GroupIDNotNil()).Select(remotelink.FieldGroupID).Strings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("integrations: reading group links: %w", err)
+	}
+	return groupsync.Targets(ctx, c, orgID, toIDs(append(bound, linked...)), integrationID)
+}

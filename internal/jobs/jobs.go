@@ -20,6 +20,9 @@ import (
 const (
 	// KindReconcileUser converges one user in one integration (payload ReconcileUser).
 	KindReconcileUser = "reconcile:user:v1"
+	// KindReconcileGroup converges one user group's remote security group in
+	// one integration (payload ReconcileGroup; G1–G4).
+	KindReconcileGroup = "reconcile:group:v1"
 )
 
 // Job kinds (Job.kind), what caused the work.
@@ -44,6 +47,8 @@ const (
 	// the remote accounts (ReconcileUser.Force).
 	JobResyncUsers       = "RESYNC_USERS"
 	JobResyncIntegration = "RESYNC_INTEGRATION"
+	// JobGroupChange: a user group's name or description changed (G3 renames).
+	JobGroupChange = "USER_GROUP_CHANGE"
 )
 
 // ReconcileUser asks the worker to converge one user in one integration. It
@@ -62,12 +67,29 @@ type ReconcileUser struct {
 	Force bool `json:"force,omitempty"`
 }
 
-// Target is one (user, integration) a job must reconcile.
+// ReconcileGroup asks the worker to converge one user group's remote security
+// group in one integration (G1–G4). Ids only, like ReconcileUser. LinkID is
+// set when the group may be gone (G4) and only the link knows the remote
+// group. ItemID is empty for follow-up passes that a member's new user link
+// asked for: they belong to the job that caused them but count no item.
+type ReconcileGroup struct {
+	OrgID         pulid.ID `json:"org"`
+	IntegrationID pulid.ID `json:"integration"`
+	GroupID       pulid.ID `json:"group,omitempty"`
+	LinkID        pulid.ID `json:"link,omitempty"`
+	JobID         pulid.ID `json:"job,omitempty"`
+	ItemID        pulid.ID `json:"item,omitempty"`
+}
+
+// Target is one (user, integration) a job must reconcile, or with Group set
+// one (group, integration).
 type Target struct {
 	IntegrationID pulid.ID
 	UserID        pulid.ID
 	LinkID        pulid.ID
 	Force         bool
+	GroupID       pulid.ID
+	Group         bool
 }
 
 // bulkChunk bounds the rows of one INSERT: PostgreSQL accepts at most 65,535
@@ -103,6 +125,9 @@ func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, inte
 		if t.LinkID != "" {
 			ic.SetLinkID(t.LinkID)
 		}
+		if t.GroupID != "" {
+			ic.SetGroupID(t.GroupID)
+		}
 		items[i] = ic
 	}
 	created := make([]*ent.JobItem, 0, len(items))
@@ -115,14 +140,19 @@ func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, inte
 	}
 	rows := make([]*ent.OutboxCreate, len(targets))
 	for i, t := range targets {
-		payload, err := json.Marshal(ReconcileUser{
+		kind, task := KindReconcileUser, any(ReconcileUser{
 			OrgID: orgID, IntegrationID: t.IntegrationID, UserID: t.UserID, LinkID: t.LinkID,
 			JobID: job.ID, ItemID: created[i].ID, Force: t.Force,
 		})
+		if t.Group {
+			kind, task = KindReconcileGroup, ReconcileGroup{OrgID: orgID, IntegrationID: t.IntegrationID,
+				GroupID: t.GroupID, LinkID: t.LinkID, JobID: job.ID, ItemID: created[i].ID}
+		}
+		payload, err := json.Marshal(task)
 		if err != nil {
 			return nil, err
 		}
-		rows[i] = c.Outbox.Create().SetOrganizationID(orgID).SetKind(KindReconcileUser).SetPayload(payload).
+		rows[i] = c.Outbox.Create().SetOrganizationID(orgID).SetKind(kind).SetPayload(payload).
 			SetJobItemID(created[i].ID) // how the sweeper finds the item's task
 	}
 	for chunk := range slices.Chunk(rows, bulkChunk) {
@@ -166,4 +196,27 @@ func List(js ...*ent.Job) []*ent.Job {
 		}
 	}
 	return out
+}
+
+// Enqueue writes outbox rows for tasks that belong to no job item (follow-up
+// passes), on c, and wakes the relay at commit.
+func Enqueue(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, tasks ...any) error {
+	if len(tasks) == 0 {
+		return nil
+	}
+	rows := make([]*ent.OutboxCreate, len(tasks))
+	for i, t := range tasks {
+		payload, err := json.Marshal(t)
+		if err != nil {
+			return err
+		}
+		rows[i] = c.Outbox.Create().SetOrganizationID(orgID).SetKind(kind).SetPayload(payload)
+	}
+	if err := c.Outbox.CreateBulk(rows...).Exec(ctx); err != nil {
+		return fmt.Errorf("jobs: write outbox: %w", err)
+	}
+	if _, err := c.ExecContext(ctx, "SELECT pg_notify($1, '')", outbox.Channel); err != nil {
+		return fmt.Errorf("jobs: notify relay: %w", err)
+	}
+	return nil
 }

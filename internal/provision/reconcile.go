@@ -17,6 +17,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/internal/auth"
 	"github.com/dirsync/dirsync/internal/connect"
+	"github.com/dirsync/dirsync/internal/groupsync"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/msgraph"
 	"github.com/dirsync/dirsync/internal/pubsub"
@@ -155,6 +156,9 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 		if err := r.saveLink(ctx, c, st, o); err != nil {
 			return err
 		}
+		if err := r.groupsFollow(ctx, c, st, o); err != nil {
+			return err
+		}
 		if err := tx.Commit(); err != nil {
 			return fmt.Errorf("provision: commit: %w", err)
 		}
@@ -166,6 +170,9 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 	}
 	if !o.skipLink {
 		if err := r.saveLink(ctx, c, st, o); err != nil {
+			return err
+		}
+		if err := r.groupsFollow(ctx, c, st, o); err != nil {
 			return err
 		}
 	}
@@ -389,4 +396,20 @@ func (r *Reconciler) reconcile(ctx context.Context, c *ent.Client, st *state, lo
 		return outcome{}, err
 	}
 	return o, nil
+}
+
+// groupsFollow asks the managed security groups holding the user for another
+// membership pass when the user's remote account became, or stopped being, a
+// member candidate (G3: a member whose provisioning was pending is added as
+// soon as its link exists). Ordering across jobs, not a wait.
+func (r *Reconciler) groupsFollow(ctx context.Context, c *ent.Client, st *state, o outcome) error {
+	if st.u == nil {
+		return nil
+	}
+	before := st.link != nil && st.link.RemoteID != "" && st.link.Status != remotelink.StatusOUT_OF_SCOPE
+	after := !o.dropLink && o.link.RemoteID != "" && o.link.Status != StatusOutOfScope
+	if before == after {
+		return nil
+	}
+	return groupsync.MarkDirty(ctx, c, st.t.OrgID, st.t.IntegrationID, st.u.ID, st.t.JobID)
 }

@@ -43,6 +43,12 @@ func (f HandlerFunc) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 	return f(ctx, t, final)
 }
 
+// GroupHandler converges one (user group, integration): the remote security
+// group (G1–G4). Same contract as Handler.
+type GroupHandler interface {
+	Handle(ctx context.Context, t jobs.ReconcileGroup, final bool) error
+}
+
 // Defaults.
 const (
 	DefaultQueue       = "dirsync"
@@ -64,6 +70,8 @@ type Config struct {
 	DB          *sql.DB
 	DatabaseURL string
 	Handler     Handler
+	// GroupHandler runs reconcile:group tasks; nil: they are not served.
+	GroupHandler GroupHandler
 	// RetryAfter extracts the Retry-After Graph sent from a Handle error (0 if
 	// none); provision.RetryAfter. Nil: backoff only.
 	RetryAfter func(error) time.Duration
@@ -193,6 +201,9 @@ func (w *Worker) TaskOptions() []asynq.Option {
 func (w *Worker) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(jobs.KindReconcileUser, w.reconcileUser)
+	if w.cfg.GroupHandler != nil {
+		mux.HandleFunc(jobs.KindReconcileGroup, w.reconcileGroup)
+	}
 	return mux
 }
 
@@ -203,6 +214,14 @@ func (w *Worker) reconcileUser(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("worker: %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
 	}
 	return w.cfg.Handler.Handle(ctx, p, IsFinalAttempt(ctx))
+}
+
+func (w *Worker) reconcileGroup(ctx context.Context, t *asynq.Task) error {
+	var p jobs.ReconcileGroup
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("worker: %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
+	}
+	return w.cfg.GroupHandler.Handle(ctx, p, IsFinalAttempt(ctx))
 }
 
 // IsFinalAttempt reports whether the running task will not be retried if it
