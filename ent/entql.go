@@ -144,6 +144,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			job.FieldIntegrationID:  {Type: field.TypeString, Column: job.FieldIntegrationID},
 			job.FieldStartedAt:      {Type: field.TypeTime, Column: job.FieldStartedAt},
 			job.FieldFinishedAt:     {Type: field.TypeTime, Column: job.FieldFinishedAt},
+			job.FieldCheckpoint:     {Type: field.TypeString, Column: job.FieldCheckpoint},
 		},
 	}
 	graph.Nodes[5] = &sqlgraph.Node{
@@ -157,17 +158,22 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		Type: "JobItem",
 		Fields: map[string]*sqlgraph.FieldSpec{
-			jobitem.FieldCreatedAt:      {Type: field.TypeTime, Column: jobitem.FieldCreatedAt},
-			jobitem.FieldUpdatedAt:      {Type: field.TypeTime, Column: jobitem.FieldUpdatedAt},
-			jobitem.FieldOrganizationID: {Type: field.TypeString, Column: jobitem.FieldOrganizationID},
-			jobitem.FieldJobID:          {Type: field.TypeString, Column: jobitem.FieldJobID},
-			jobitem.FieldUserID:         {Type: field.TypeString, Column: jobitem.FieldUserID},
-			jobitem.FieldLinkID:         {Type: field.TypeString, Column: jobitem.FieldLinkID},
-			jobitem.FieldIntegrationID:  {Type: field.TypeString, Column: jobitem.FieldIntegrationID},
-			jobitem.FieldStatus:         {Type: field.TypeEnum, Column: jobitem.FieldStatus},
-			jobitem.FieldResult:         {Type: field.TypeString, Column: jobitem.FieldResult},
-			jobitem.FieldErrorCode:      {Type: field.TypeString, Column: jobitem.FieldErrorCode},
-			jobitem.FieldErrorMessage:   {Type: field.TypeString, Column: jobitem.FieldErrorMessage},
+			jobitem.FieldCreatedAt:         {Type: field.TypeTime, Column: jobitem.FieldCreatedAt},
+			jobitem.FieldUpdatedAt:         {Type: field.TypeTime, Column: jobitem.FieldUpdatedAt},
+			jobitem.FieldOrganizationID:    {Type: field.TypeString, Column: jobitem.FieldOrganizationID},
+			jobitem.FieldJobID:             {Type: field.TypeString, Column: jobitem.FieldJobID},
+			jobitem.FieldUserID:            {Type: field.TypeString, Column: jobitem.FieldUserID},
+			jobitem.FieldLinkID:            {Type: field.TypeString, Column: jobitem.FieldLinkID},
+			jobitem.FieldIntegrationID:     {Type: field.TypeString, Column: jobitem.FieldIntegrationID},
+			jobitem.FieldStatus:            {Type: field.TypeEnum, Column: jobitem.FieldStatus},
+			jobitem.FieldResult:            {Type: field.TypeString, Column: jobitem.FieldResult},
+			jobitem.FieldErrorCode:         {Type: field.TypeString, Column: jobitem.FieldErrorCode},
+			jobitem.FieldErrorMessage:      {Type: field.TypeString, Column: jobitem.FieldErrorMessage},
+			jobitem.FieldRemoteID:          {Type: field.TypeString, Column: jobitem.FieldRemoteID},
+			jobitem.FieldUserPrincipalName: {Type: field.TypeString, Column: jobitem.FieldUserPrincipalName},
+			jobitem.FieldEmail:             {Type: field.TypeString, Column: jobitem.FieldEmail},
+			jobitem.FieldUsername:          {Type: field.TypeString, Column: jobitem.FieldUsername},
+			jobitem.FieldNote:              {Type: field.TypeString, Column: jobitem.FieldNote},
 		},
 	}
 	graph.Nodes[6] = &sqlgraph.Node{
@@ -188,6 +194,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			notification.FieldKind:           {Type: field.TypeString, Column: notification.FieldKind},
 			notification.FieldMessage:        {Type: field.TypeString, Column: notification.FieldMessage},
 			notification.FieldDeliveredAt:    {Type: field.TypeTime, Column: notification.FieldDeliveredAt},
+			notification.FieldJobID:          {Type: field.TypeString, Column: notification.FieldJobID},
 		},
 	}
 	graph.Nodes[7] = &sqlgraph.Node{
@@ -1269,6 +1276,11 @@ func (f *JobFilter) WhereFinishedAt(p entql.TimeP) {
 	f.Where(p.Field(job.FieldFinishedAt))
 }
 
+// WhereCheckpoint applies the entql string predicate on the checkpoint field.
+func (f *JobFilter) WhereCheckpoint(p entql.StringP) {
+	f.Where(p.Field(job.FieldCheckpoint))
+}
+
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
 func (f *JobFilter) WhereHasOrganization() {
 	f.Where(entql.HasEdge("organization"))
@@ -1392,6 +1404,31 @@ func (f *JobItemFilter) WhereErrorMessage(p entql.StringP) {
 	f.Where(p.Field(jobitem.FieldErrorMessage))
 }
 
+// WhereRemoteID applies the entql string predicate on the remote_id field.
+func (f *JobItemFilter) WhereRemoteID(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldRemoteID))
+}
+
+// WhereUserPrincipalName applies the entql string predicate on the user_principal_name field.
+func (f *JobItemFilter) WhereUserPrincipalName(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldUserPrincipalName))
+}
+
+// WhereEmail applies the entql string predicate on the email field.
+func (f *JobItemFilter) WhereEmail(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldEmail))
+}
+
+// WhereUsername applies the entql string predicate on the username field.
+func (f *JobItemFilter) WhereUsername(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldUsername))
+}
+
+// WhereNote applies the entql string predicate on the note field.
+func (f *JobItemFilter) WhereNote(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldNote))
+}
+
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
 func (f *JobItemFilter) WhereHasOrganization() {
 	f.Where(entql.HasEdge("organization"))
@@ -1493,6 +1530,11 @@ func (f *NotificationFilter) WhereMessage(p entql.StringP) {
 // WhereDeliveredAt applies the entql time.Time predicate on the delivered_at field.
 func (f *NotificationFilter) WhereDeliveredAt(p entql.TimeP) {
 	f.Where(p.Field(notification.FieldDeliveredAt))
+}
+
+// WhereJobID applies the entql string predicate on the job_id field.
+func (f *NotificationFilter) WhereJobID(p entql.StringP) {
+	f.Where(p.Field(notification.FieldJobID))
 }
 
 // WhereHasOrganization applies a predicate to check if query has an edge organization.

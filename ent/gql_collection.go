@@ -718,6 +718,31 @@ func (_q *JobItemQuery) collectField(ctx context.Context, oneNode bool, opCtx *g
 				selectedFields = append(selectedFields, jobitem.FieldErrorMessage)
 				fieldSeen[jobitem.FieldErrorMessage] = struct{}{}
 			}
+		case "remoteID":
+			if _, ok := fieldSeen[jobitem.FieldRemoteID]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldRemoteID)
+				fieldSeen[jobitem.FieldRemoteID] = struct{}{}
+			}
+		case "userPrincipalName":
+			if _, ok := fieldSeen[jobitem.FieldUserPrincipalName]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldUserPrincipalName)
+				fieldSeen[jobitem.FieldUserPrincipalName] = struct{}{}
+			}
+		case "email":
+			if _, ok := fieldSeen[jobitem.FieldEmail]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldEmail)
+				fieldSeen[jobitem.FieldEmail] = struct{}{}
+			}
+		case "username":
+			if _, ok := fieldSeen[jobitem.FieldUsername]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldUsername)
+				fieldSeen[jobitem.FieldUsername] = struct{}{}
+			}
+		case "note":
+			if _, ok := fieldSeen[jobitem.FieldNote]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldNote)
+				fieldSeen[jobitem.FieldNote] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:
@@ -831,6 +856,11 @@ func (_q *NotificationQuery) collectField(ctx context.Context, oneNode bool, opC
 			if _, ok := fieldSeen[notification.FieldDeliveredAt]; !ok {
 				selectedFields = append(selectedFields, notification.FieldDeliveredAt)
 				fieldSeen[notification.FieldDeliveredAt] = struct{}{}
+			}
+		case "jobID":
+			if _, ok := fieldSeen[notification.FieldJobID]; !ok {
+				selectedFields = append(selectedFields, notification.FieldJobID)
+				fieldSeen[notification.FieldJobID] = struct{}{}
 			}
 		case "id":
 		case "__typename":

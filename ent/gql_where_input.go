@@ -1948,6 +1948,91 @@ type JobItemWhereInput struct {
 	ErrorMessageEqualFold    *string  `json:"errorMessageEqualFold,omitempty"`
 	ErrorMessageContainsFold *string  `json:"errorMessageContainsFold,omitempty"`
 
+	// "remote_id" field predicates.
+	RemoteID             *string  `json:"remoteID,omitempty"`
+	RemoteIDNEQ          *string  `json:"remoteIDNEQ,omitempty"`
+	RemoteIDIn           []string `json:"remoteIDIn,omitempty"`
+	RemoteIDNotIn        []string `json:"remoteIDNotIn,omitempty"`
+	RemoteIDGT           *string  `json:"remoteIDGT,omitempty"`
+	RemoteIDGTE          *string  `json:"remoteIDGTE,omitempty"`
+	RemoteIDLT           *string  `json:"remoteIDLT,omitempty"`
+	RemoteIDLTE          *string  `json:"remoteIDLTE,omitempty"`
+	RemoteIDContains     *string  `json:"remoteIDContains,omitempty"`
+	RemoteIDHasPrefix    *string  `json:"remoteIDHasPrefix,omitempty"`
+	RemoteIDHasSuffix    *string  `json:"remoteIDHasSuffix,omitempty"`
+	RemoteIDIsNil        bool     `json:"remoteIDIsNil,omitempty"`
+	RemoteIDNotNil       bool     `json:"remoteIDNotNil,omitempty"`
+	RemoteIDEqualFold    *string  `json:"remoteIDEqualFold,omitempty"`
+	RemoteIDContainsFold *string  `json:"remoteIDContainsFold,omitempty"`
+
+	// "user_principal_name" field predicates.
+	UserPrincipalName             *string  `json:"userPrincipalName,omitempty"`
+	UserPrincipalNameNEQ          *string  `json:"userPrincipalNameNEQ,omitempty"`
+	UserPrincipalNameIn           []string `json:"userPrincipalNameIn,omitempty"`
+	UserPrincipalNameNotIn        []string `json:"userPrincipalNameNotIn,omitempty"`
+	UserPrincipalNameGT           *string  `json:"userPrincipalNameGT,omitempty"`
+	UserPrincipalNameGTE          *string  `json:"userPrincipalNameGTE,omitempty"`
+	UserPrincipalNameLT           *string  `json:"userPrincipalNameLT,omitempty"`
+	UserPrincipalNameLTE          *string  `json:"userPrincipalNameLTE,omitempty"`
+	UserPrincipalNameContains     *string  `json:"userPrincipalNameContains,omitempty"`
+	UserPrincipalNameHasPrefix    *string  `json:"userPrincipalNameHasPrefix,omitempty"`
+	UserPrincipalNameHasSuffix    *string  `json:"userPrincipalNameHasSuffix,omitempty"`
+	UserPrincipalNameIsNil        bool     `json:"userPrincipalNameIsNil,omitempty"`
+	UserPrincipalNameNotNil       bool     `json:"userPrincipalNameNotNil,omitempty"`
+	UserPrincipalNameEqualFold    *string  `json:"userPrincipalNameEqualFold,omitempty"`
+	UserPrincipalNameContainsFold *string  `json:"userPrincipalNameContainsFold,omitempty"`
+
+	// "email" field predicates.
+	Email             *string  `json:"email,omitempty"`
+	EmailNEQ          *string  `json:"emailNEQ,omitempty"`
+	EmailIn           []string `json:"emailIn,omitempty"`
+	EmailNotIn        []string `json:"emailNotIn,omitempty"`
+	EmailGT           *string  `json:"emailGT,omitempty"`
+	EmailGTE          *string  `json:"emailGTE,omitempty"`
+	EmailLT           *string  `json:"emailLT,omitempty"`
+	EmailLTE          *string  `json:"emailLTE,omitempty"`
+	EmailContains     *string  `json:"emailContains,omitempty"`
+	EmailHasPrefix    *string  `json:"emailHasPrefix,omitempty"`
+	EmailHasSuffix    *string  `json:"emailHasSuffix,omitempty"`
+	EmailIsNil        bool     `json:"emailIsNil,omitempty"`
+	EmailNotNil       bool     `json:"emailNotNil,omitempty"`
+	EmailEqualFold    *string  `json:"emailEqualFold,omitempty"`
+	EmailContainsFold *string  `json:"emailContainsFold,omitempty"`
+
+	// "username" field predicates.
+	Username             *string  `json:"username,omitempty"`
+	UsernameNEQ          *string  `json:"usernameNEQ,omitempty"`
+	UsernameIn           []string `json:"usernameIn,omitempty"`
+	UsernameNotIn        []string `json:"usernameNotIn,omitempty"`
+	UsernameGT           *string  `json:"usernameGT,omitempty"`
+	UsernameGTE          *string  `json:"usernameGTE,omitempty"`
+	UsernameLT           *string  `json:"usernameLT,omitempty"`
+	UsernameLTE          *string  `json:"usernameLTE,omitempty"`
+	UsernameContains     *string  `json:"usernameContains,omitempty"`
+	UsernameHasPrefix    *string  `json:"usernameHasPrefix,omitempty"`
+	UsernameHasSuffix    *string  `json:"usernameHasSuffix,omitempty"`
+	UsernameIsNil        bool     `json:"usernameIsNil,omitempty"`
+	UsernameNotNil       bool     `json:"usernameNotNil,omitempty"`
+	UsernameEqualFold    *string  `json:"usernameEqualFold,omitempty"`
+	UsernameContainsFold *string  `json:"usernameContainsFold,omitempty"`
+
+	// "note" field predicates.
+	Note             *string  `json:"note,omitempty"`
+	NoteNEQ          *string  `json:"noteNEQ,omitempty"`
+	NoteIn           []string `json:"noteIn,omitempty"`
+	NoteNotIn        []string `json:"noteNotIn,omitempty"`
+	NoteGT           *string  `json:"noteGT,omitempty"`
+	NoteGTE          *string  `json:"noteGTE,omitempty"`
+	NoteLT           *string  `json:"noteLT,omitempty"`
+	NoteLTE          *string  `json:"noteLTE,omitempty"`
+	NoteContains     *string  `json:"noteContains,omitempty"`
+	NoteHasPrefix    *string  `json:"noteHasPrefix,omitempty"`
+	NoteHasSuffix    *string  `json:"noteHasSuffix,omitempty"`
+	NoteIsNil        bool     `json:"noteIsNil,omitempty"`
+	NoteNotNil       bool     `json:"noteNotNil,omitempty"`
+	NoteEqualFold    *string  `json:"noteEqualFold,omitempty"`
+	NoteContainsFold *string  `json:"noteContainsFold,omitempty"`
+
 	// "job" edge predicates.
 	HasJob     *bool            `json:"hasJob,omitempty"`
 	HasJobWith []*JobWhereInput `json:"hasJobWith,omitempty"`
@@ -2411,6 +2496,231 @@ func (i *JobItemWhereInput) P() (predicate.JobItem, error) {
 	if i.ErrorMessageContainsFold != nil {
 		predicates = append(predicates, jobitem.ErrorMessageContainsFold(*i.ErrorMessageContainsFold))
 	}
+	if i.RemoteID != nil {
+		predicates = append(predicates, jobitem.RemoteIDEQ(*i.RemoteID))
+	}
+	if i.RemoteIDNEQ != nil {
+		predicates = append(predicates, jobitem.RemoteIDNEQ(*i.RemoteIDNEQ))
+	}
+	if len(i.RemoteIDIn) > 0 {
+		predicates = append(predicates, jobitem.RemoteIDIn(i.RemoteIDIn...))
+	}
+	if len(i.RemoteIDNotIn) > 0 {
+		predicates = append(predicates, jobitem.RemoteIDNotIn(i.RemoteIDNotIn...))
+	}
+	if i.RemoteIDGT != nil {
+		predicates = append(predicates, jobitem.RemoteIDGT(*i.RemoteIDGT))
+	}
+	if i.RemoteIDGTE != nil {
+		predicates = append(predicates, jobitem.RemoteIDGTE(*i.RemoteIDGTE))
+	}
+	if i.RemoteIDLT != nil {
+		predicates = append(predicates, jobitem.RemoteIDLT(*i.RemoteIDLT))
+	}
+	if i.RemoteIDLTE != nil {
+		predicates = append(predicates, jobitem.RemoteIDLTE(*i.RemoteIDLTE))
+	}
+	if i.RemoteIDContains != nil {
+		predicates = append(predicates, jobitem.RemoteIDContains(*i.RemoteIDContains))
+	}
+	if i.RemoteIDHasPrefix != nil {
+		predicates = append(predicates, jobitem.RemoteIDHasPrefix(*i.RemoteIDHasPrefix))
+	}
+	if i.RemoteIDHasSuffix != nil {
+		predicates = append(predicates, jobitem.RemoteIDHasSuffix(*i.RemoteIDHasSuffix))
+	}
+	if i.RemoteIDIsNil {
+		predicates = append(predicates, jobitem.RemoteIDIsNil())
+	}
+	if i.RemoteIDNotNil {
+		predicates = append(predicates, jobitem.RemoteIDNotNil())
+	}
+	if i.RemoteIDEqualFold != nil {
+		predicates = append(predicates, jobitem.RemoteIDEqualFold(*i.RemoteIDEqualFold))
+	}
+	if i.RemoteIDContainsFold != nil {
+		predicates = append(predicates, jobitem.RemoteIDContainsFold(*i.RemoteIDContainsFold))
+	}
+	if i.UserPrincipalName != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameEQ(*i.UserPrincipalName))
+	}
+	if i.UserPrincipalNameNEQ != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameNEQ(*i.UserPrincipalNameNEQ))
+	}
+	if len(i.UserPrincipalNameIn) > 0 {
+		predicates = append(predicates, jobitem.UserPrincipalNameIn(i.UserPrincipalNameIn...))
+	}
+	if len(i.UserPrincipalNameNotIn) > 0 {
+		predicates = append(predicates, jobitem.UserPrincipalNameNotIn(i.UserPrincipalNameNotIn...))
+	}
+	if i.UserPrincipalNameGT != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameGT(*i.UserPrincipalNameGT))
+	}
+	if i.UserPrincipalNameGTE != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameGTE(*i.UserPrincipalNameGTE))
+	}
+	if i.UserPrincipalNameLT != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameLT(*i.UserPrincipalNameLT))
+	}
+	if i.UserPrincipalNameLTE != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameLTE(*i.UserPrincipalNameLTE))
+	}
+	if i.UserPrincipalNameContains != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameContains(*i.UserPrincipalNameContains))
+	}
+	if i.UserPrincipalNameHasPrefix != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameHasPrefix(*i.UserPrincipalNameHasPrefix))
+	}
+	if i.UserPrincipalNameHasSuffix != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameHasSuffix(*i.UserPrincipalNameHasSuffix))
+	}
+	if i.UserPrincipalNameIsNil {
+		predicates = append(predicates, jobitem.UserPrincipalNameIsNil())
+	}
+	if i.UserPrincipalNameNotNil {
+		predicates = append(predicates, jobitem.UserPrincipalNameNotNil())
+	}
+	if i.UserPrincipalNameEqualFold != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameEqualFold(*i.UserPrincipalNameEqualFold))
+	}
+	if i.UserPrincipalNameContainsFold != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameContainsFold(*i.UserPrincipalNameContainsFold))
+	}
+	if i.Email != nil {
+		predicates = append(predicates, jobitem.EmailEQ(*i.Email))
+	}
+	if i.EmailNEQ != nil {
+		predicates = append(predicates, jobitem.EmailNEQ(*i.EmailNEQ))
+	}
+	if len(i.EmailIn) > 0 {
+		predicates = append(predicates, jobitem.EmailIn(i.EmailIn...))
+	}
+	if len(i.EmailNotIn) > 0 {
+		predicates = append(predicates, jobitem.EmailNotIn(i.EmailNotIn...))
+	}
+	if i.EmailGT != nil {
+		predicates = append(predicates, jobitem.EmailGT(*i.EmailGT))
+	}
+	if i.EmailGTE != nil {
+		predicates = append(predicates, jobitem.EmailGTE(*i.EmailGTE))
+	}
+	if i.EmailLT != nil {
+		predicates = append(predicates, jobitem.EmailLT(*i.EmailLT))
+	}
+	if i.EmailLTE != nil {
+		predicates = append(predicates, jobitem.EmailLTE(*i.EmailLTE))
+	}
+	if i.EmailContains != nil {
+		predicates = append(predicates, jobitem.EmailContains(*i.EmailContains))
+	}
+	if i.EmailHasPrefix != nil {
+		predicates = append(predicates, jobitem.EmailHasPrefix(*i.EmailHasPrefix))
+	}
+	if i.EmailHasSuffix != nil {
+		predicates = append(predicates, jobitem.EmailHasSuffix(*i.EmailHasSuffix))
+	}
+	if i.EmailIsNil {
+		predicates = append(predicates, jobitem.EmailIsNil())
+	}
+	if i.EmailNotNil {
+		predicates = append(predicates, jobitem.EmailNotNil())
+	}
+	if i.EmailEqualFold != nil {
+		predicates = append(predicates, jobitem.EmailEqualFold(*i.EmailEqualFold))
+	}
+	if i.EmailContainsFold != nil {
+		predicates = append(predicates, jobitem.EmailContainsFold(*i.EmailContainsFold))
+	}
+	if i.Username != nil {
+		predicates = append(predicates, jobitem.UsernameEQ(*i.Username))
+	}
+	if i.UsernameNEQ != nil {
+		predicates = append(predicates, jobitem.UsernameNEQ(*i.UsernameNEQ))
+	}
+	if len(i.UsernameIn) > 0 {
+		predicates = append(predicates, jobitem.UsernameIn(i.UsernameIn...))
+	}
+	if len(i.UsernameNotIn) > 0 {
+		predicates = append(predicates, jobitem.UsernameNotIn(i.UsernameNotIn...))
+	}
+	if i.UsernameGT != nil {
+		predicates = append(predicates, jobitem.UsernameGT(*i.UsernameGT))
+	}
+	if i.UsernameGTE != nil {
+		predicates = append(predicates, jobitem.UsernameGTE(*i.UsernameGTE))
+	}
+	if i.UsernameLT != nil {
+		predicates = append(predicates, jobitem.UsernameLT(*i.UsernameLT))
+	}
+	if i.UsernameLTE != nil {
+		predicates = append(predicates, jobitem.UsernameLTE(*i.UsernameLTE))
+	}
+	if i.UsernameContains != nil {
+		predicates = append(predicates, jobitem.UsernameContains(*i.UsernameContains))
+	}
+	if i.UsernameHasPrefix != nil {
+		predicates = append(predicates, jobitem.UsernameHasPrefix(*i.UsernameHasPrefix))
+	}
+	if i.UsernameHasSuffix != nil {
+		predicates = append(predicates, jobitem.UsernameHasSuffix(*i.UsernameHasSuffix))
+	}
+	if i.UsernameIsNil {
+		predicates = append(predicates, jobitem.UsernameIsNil())
+	}
+	if i.UsernameNotNil {
+		predicates = append(predicates, jobitem.UsernameNotNil())
+	}
+	if i.UsernameEqualFold != nil {
+		predicates = append(predicates, jobitem.UsernameEqualFold(*i.UsernameEqualFold))
+	}
+	if i.UsernameContainsFold != nil {
+		predicates = append(predicates, jobitem.UsernameContainsFold(*i.UsernameContainsFold))
+	}
+	if i.Note != nil {
+		predicates = append(predicates, jobitem.NoteEQ(*i.Note))
+	}
+	if i.NoteNEQ != nil {
+		predicates = append(predicates, jobitem.NoteNEQ(*i.NoteNEQ))
+	}
+	if len(i.NoteIn) > 0 {
+		predicates = append(predicates, jobitem.NoteIn(i.NoteIn...))
+	}
+	if len(i.NoteNotIn) > 0 {
+		predicates = append(predicates, jobitem.NoteNotIn(i.NoteNotIn...))
+	}
+	if i.NoteGT != nil {
+		predicates = append(predicates, jobitem.NoteGT(*i.NoteGT))
+	}
+	if i.NoteGTE != nil {
+		predicates = append(predicates, jobitem.NoteGTE(*i.NoteGTE))
+	}
+	if i.NoteLT != nil {
+		predicates = append(predicates, jobitem.NoteLT(*i.NoteLT))
+	}
+	if i.NoteLTE != nil {
+		predicates = append(predicates, jobitem.NoteLTE(*i.NoteLTE))
+	}
+	if i.NoteContains != nil {
+		predicates = append(predicates, jobitem.NoteContains(*i.NoteContains))
+	}
+	if i.NoteHasPrefix != nil {
+		predicates = append(predicates, jobitem.NoteHasPrefix(*i.NoteHasPrefix))
+	}
+	if i.NoteHasSuffix != nil {
+		predicates = append(predicates, jobitem.NoteHasSuffix(*i.NoteHasSuffix))
+	}
+	if i.NoteIsNil {
+		predicates = append(predicates, jobitem.NoteIsNil())
+	}
+	if i.NoteNotNil {
+		predicates = append(predicates, jobitem.NoteNotNil())
+	}
+	if i.NoteEqualFold != nil {
+		predicates = append(predicates, jobitem.NoteEqualFold(*i.NoteEqualFold))
+	}
+	if i.NoteContainsFold != nil {
+		predicates = append(predicates, jobitem.NoteContainsFold(*i.NoteContainsFold))
+	}
 
 	if i.HasJob != nil {
 		p := jobitem.HasJob()
@@ -2535,6 +2845,23 @@ type NotificationWhereInput struct {
 	DeliveredAtLTE    *time.Time  `json:"deliveredAtLTE,omitempty"`
 	DeliveredAtIsNil  bool        `json:"deliveredAtIsNil,omitempty"`
 	DeliveredAtNotNil bool        `json:"deliveredAtNotNil,omitempty"`
+
+	// "job_id" field predicates.
+	JobID             *pulid.ID  `json:"jobID,omitempty"`
+	JobIDNEQ          *pulid.ID  `json:"jobIDNEQ,omitempty"`
+	JobIDIn           []pulid.ID `json:"jobIDIn,omitempty"`
+	JobIDNotIn        []pulid.ID `json:"jobIDNotIn,omitempty"`
+	JobIDGT           *pulid.ID  `json:"jobIDGT,omitempty"`
+	JobIDGTE          *pulid.ID  `json:"jobIDGTE,omitempty"`
+	JobIDLT           *pulid.ID  `json:"jobIDLT,omitempty"`
+	JobIDLTE          *pulid.ID  `json:"jobIDLTE,omitempty"`
+	JobIDContains     *pulid.ID  `json:"jobIDContains,omitempty"`
+	JobIDHasPrefix    *pulid.ID  `json:"jobIDHasPrefix,omitempty"`
+	JobIDHasSuffix    *pulid.ID  `json:"jobIDHasSuffix,omitempty"`
+	JobIDIsNil        bool       `json:"jobIDIsNil,omitempty"`
+	JobIDNotNil       bool       `json:"jobIDNotNil,omitempty"`
+	JobIDEqualFold    *pulid.ID  `json:"jobIDEqualFold,omitempty"`
+	JobIDContainsFold *pulid.ID  `json:"jobIDContainsFold,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -2832,6 +3159,51 @@ func (i *NotificationWhereInput) P() (predicate.Notification, error) {
 	}
 	if i.DeliveredAtNotNil {
 		predicates = append(predicates, notification.DeliveredAtNotNil())
+	}
+	if i.JobID != nil {
+		predicates = append(predicates, notification.JobIDEQ(*i.JobID))
+	}
+	if i.JobIDNEQ != nil {
+		predicates = append(predicates, notification.JobIDNEQ(*i.JobIDNEQ))
+	}
+	if len(i.JobIDIn) > 0 {
+		predicates = append(predicates, notification.JobIDIn(i.JobIDIn...))
+	}
+	if len(i.JobIDNotIn) > 0 {
+		predicates = append(predicates, notification.JobIDNotIn(i.JobIDNotIn...))
+	}
+	if i.JobIDGT != nil {
+		predicates = append(predicates, notification.JobIDGT(*i.JobIDGT))
+	}
+	if i.JobIDGTE != nil {
+		predicates = append(predicates, notification.JobIDGTE(*i.JobIDGTE))
+	}
+	if i.JobIDLT != nil {
+		predicates = append(predicates, notification.JobIDLT(*i.JobIDLT))
+	}
+	if i.JobIDLTE != nil {
+		predicates = append(predicates, notification.JobIDLTE(*i.JobIDLTE))
+	}
+	if i.JobIDContains != nil {
+		predicates = append(predicates, notification.JobIDContains(*i.JobIDContains))
+	}
+	if i.JobIDHasPrefix != nil {
+		predicates = append(predicates, notification.JobIDHasPrefix(*i.JobIDHasPrefix))
+	}
+	if i.JobIDHasSuffix != nil {
+		predicates = append(predicates, notification.JobIDHasSuffix(*i.JobIDHasSuffix))
+	}
+	if i.JobIDIsNil {
+		predicates = append(predicates, notification.JobIDIsNil())
+	}
+	if i.JobIDNotNil {
+		predicates = append(predicates, notification.JobIDNotNil())
+	}
+	if i.JobIDEqualFold != nil {
+		predicates = append(predicates, notification.JobIDEqualFold(*i.JobIDEqualFold))
+	}
+	if i.JobIDContainsFold != nil {
+		predicates = append(predicates, notification.JobIDContainsFold(*i.JobIDContainsFold))
 	}
 
 	switch len(predicates) {

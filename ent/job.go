@@ -41,6 +41,8 @@ type Job struct {
 	StartedAt *time.Time `json:"started_at,omitempty"`
 	// FinishedAt holds the value of the "finished_at" field.
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// Where a resumable job (an import) continues: the next Graph page link; empty = from the start.
+	Checkpoint string `json:"checkpoint,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the JobQuery when eager-loading is set.
 	Edges        JobEdges `json:"edges"`
@@ -93,7 +95,7 @@ func (*Job) scanValues(columns []string) ([]any, error) {
 			values[i] = new(pulid.ID)
 		case job.FieldTotal, job.FieldDone, job.FieldFailed:
 			values[i] = new(sql.NullInt64)
-		case job.FieldKind, job.FieldStatus:
+		case job.FieldKind, job.FieldStatus, job.FieldCheckpoint:
 			values[i] = new(sql.NullString)
 		case job.FieldCreatedAt, job.FieldUpdatedAt, job.FieldStartedAt, job.FieldFinishedAt:
 			values[i] = new(sql.NullTime)
@@ -187,6 +189,12 @@ func (_m *Job) assignValues(columns []string, values []any) error {
 				_m.FinishedAt = new(time.Time)
 				*_m.FinishedAt = value.Time
 			}
+		case job.FieldCheckpoint:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field checkpoint", values[i])
+			} else if value.Valid {
+				_m.Checkpoint = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -271,6 +279,9 @@ func (_m *Job) String() string {
 		builder.WriteString("finished_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("checkpoint=")
+	builder.WriteString(_m.Checkpoint)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -235,6 +235,21 @@ func (_u *JobItemUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.ErrorMessageCleared() {
 		_spec.ClearField(jobitem.FieldErrorMessage, field.TypeString)
 	}
+	if _u.mutation.RemoteIDCleared() {
+		_spec.ClearField(jobitem.FieldRemoteID, field.TypeString)
+	}
+	if _u.mutation.UserPrincipalNameCleared() {
+		_spec.ClearField(jobitem.FieldUserPrincipalName, field.TypeString)
+	}
+	if _u.mutation.EmailCleared() {
+		_spec.ClearField(jobitem.FieldEmail, field.TypeString)
+	}
+	if _u.mutation.UsernameCleared() {
+		_spec.ClearField(jobitem.FieldUsername, field.TypeString)
+	}
+	if _u.mutation.NoteCleared() {
+		_spec.ClearField(jobitem.FieldNote, field.TypeString)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -492,6 +507,21 @@ func (_u *JobItemUpdateOne) sqlSave(ctx context.Context) (_node *JobItem, err er
 	}
 	if _u.mutation.ErrorMessageCleared() {
 		_spec.ClearField(jobitem.FieldErrorMessage, field.TypeString)
+	}
+	if _u.mutation.RemoteIDCleared() {
+		_spec.ClearField(jobitem.FieldRemoteID, field.TypeString)
+	}
+	if _u.mutation.UserPrincipalNameCleared() {
+		_spec.ClearField(jobitem.FieldUserPrincipalName, field.TypeString)
+	}
+	if _u.mutation.EmailCleared() {
+		_spec.ClearField(jobitem.FieldEmail, field.TypeString)
+	}
+	if _u.mutation.UsernameCleared() {
+		_spec.ClearField(jobitem.FieldUsername, field.TypeString)
+	}
+	if _u.mutation.NoteCleared() {
+		_spec.ClearField(jobitem.FieldNote, field.TypeString)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &JobItem{config: _u.config}

@@ -4352,6 +4352,7 @@ type JobMutation struct {
 	integration_id      *pulid.ID
 	started_at          *time.Time
 	finished_at         *time.Time
+	checkpoint          *string
 	clearedFields       map[string]struct{}
 	organization        *pulid.ID
 	clearedorganization bool
@@ -4962,6 +4963,55 @@ func (m *JobMutation) ResetFinishedAt() {
 	delete(m.clearedFields, job.FieldFinishedAt)
 }
 
+// SetCheckpoint sets the "checkpoint" field.
+func (m *JobMutation) SetCheckpoint(s string) {
+	m.checkpoint = &s
+}
+
+// Checkpoint returns the value of the "checkpoint" field in the mutation.
+func (m *JobMutation) Checkpoint() (r string, exists bool) {
+	v := m.checkpoint
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCheckpoint returns the old "checkpoint" field's value of the Job entity.
+// If the Job object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobMutation) OldCheckpoint(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCheckpoint is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCheckpoint requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCheckpoint: %w", err)
+	}
+	return oldValue.Checkpoint, nil
+}
+
+// ClearCheckpoint clears the value of the "checkpoint" field.
+func (m *JobMutation) ClearCheckpoint() {
+	m.checkpoint = nil
+	m.clearedFields[job.FieldCheckpoint] = struct{}{}
+}
+
+// CheckpointCleared returns if the "checkpoint" field was cleared in this mutation.
+func (m *JobMutation) CheckpointCleared() bool {
+	_, ok := m.clearedFields[job.FieldCheckpoint]
+	return ok
+}
+
+// ResetCheckpoint resets all changes to the "checkpoint" field.
+func (m *JobMutation) ResetCheckpoint() {
+	m.checkpoint = nil
+	delete(m.clearedFields, job.FieldCheckpoint)
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *JobMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -5077,7 +5127,7 @@ func (m *JobMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *JobMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 12)
 	if m.created_at != nil {
 		fields = append(fields, job.FieldCreatedAt)
 	}
@@ -5111,6 +5161,9 @@ func (m *JobMutation) Fields() []string {
 	if m.finished_at != nil {
 		fields = append(fields, job.FieldFinishedAt)
 	}
+	if m.checkpoint != nil {
+		fields = append(fields, job.FieldCheckpoint)
+	}
 	return fields
 }
 
@@ -5141,6 +5194,8 @@ func (m *JobMutation) Field(name string) (ent.Value, bool) {
 		return m.StartedAt()
 	case job.FieldFinishedAt:
 		return m.FinishedAt()
+	case job.FieldCheckpoint:
+		return m.Checkpoint()
 	}
 	return nil, false
 }
@@ -5172,6 +5227,8 @@ func (m *JobMutation) OldField(ctx context.Context, name string) (ent.Value, err
 		return m.OldStartedAt(ctx)
 	case job.FieldFinishedAt:
 		return m.OldFinishedAt(ctx)
+	case job.FieldCheckpoint:
+		return m.OldCheckpoint(ctx)
 	}
 	return nil, fmt.Errorf("unknown Job field %s", name)
 }
@@ -5258,6 +5315,13 @@ func (m *JobMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetFinishedAt(v)
 		return nil
+	case job.FieldCheckpoint:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCheckpoint(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Job field %s", name)
 }
@@ -5336,6 +5400,9 @@ func (m *JobMutation) ClearedFields() []string {
 	if m.FieldCleared(job.FieldFinishedAt) {
 		fields = append(fields, job.FieldFinishedAt)
 	}
+	if m.FieldCleared(job.FieldCheckpoint) {
+		fields = append(fields, job.FieldCheckpoint)
+	}
 	return fields
 }
 
@@ -5358,6 +5425,9 @@ func (m *JobMutation) ClearField(name string) error {
 		return nil
 	case job.FieldFinishedAt:
 		m.ClearFinishedAt()
+		return nil
+	case job.FieldCheckpoint:
+		m.ClearCheckpoint()
 		return nil
 	}
 	return fmt.Errorf("unknown Job nullable field %s", name)
@@ -5399,6 +5469,9 @@ func (m *JobMutation) ResetField(name string) error {
 		return nil
 	case job.FieldFinishedAt:
 		m.ResetFinishedAt()
+		return nil
+	case job.FieldCheckpoint:
+		m.ResetCheckpoint()
 		return nil
 	}
 	return fmt.Errorf("unknown Job field %s", name)
@@ -5521,6 +5594,11 @@ type JobItemMutation struct {
 	result              *string
 	error_code          *string
 	error_message       *string
+	remote_id           *string
+	user_principal_name *string
+	email               *string
+	username            *string
+	note                *string
 	clearedFields       map[string]struct{}
 	organization        *pulid.ID
 	clearedorganization bool
@@ -6096,6 +6174,251 @@ func (m *JobItemMutation) ResetErrorMessage() {
 	delete(m.clearedFields, jobitem.FieldErrorMessage)
 }
 
+// SetRemoteID sets the "remote_id" field.
+func (m *JobItemMutation) SetRemoteID(s string) {
+	m.remote_id = &s
+}
+
+// RemoteID returns the value of the "remote_id" field in the mutation.
+func (m *JobItemMutation) RemoteID() (r string, exists bool) {
+	v := m.remote_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRemoteID returns the old "remote_id" field's value of the JobItem entity.
+// If the JobItem object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobItemMutation) OldRemoteID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRemoteID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRemoteID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRemoteID: %w", err)
+	}
+	return oldValue.RemoteID, nil
+}
+
+// ClearRemoteID clears the value of the "remote_id" field.
+func (m *JobItemMutation) ClearRemoteID() {
+	m.remote_id = nil
+	m.clearedFields[jobitem.FieldRemoteID] = struct{}{}
+}
+
+// RemoteIDCleared returns if the "remote_id" field was cleared in this mutation.
+func (m *JobItemMutation) RemoteIDCleared() bool {
+	_, ok := m.clearedFields[jobitem.FieldRemoteID]
+	return ok
+}
+
+// ResetRemoteID resets all changes to the "remote_id" field.
+func (m *JobItemMutation) ResetRemoteID() {
+	m.remote_id = nil
+	delete(m.clearedFields, jobitem.FieldRemoteID)
+}
+
+// SetUserPrincipalName sets the "user_principal_name" field.
+func (m *JobItemMutation) SetUserPrincipalName(s string) {
+	m.user_principal_name = &s
+}
+
+// UserPrincipalName returns the value of the "user_principal_name" field in the mutation.
+func (m *JobItemMutation) UserPrincipalName() (r string, exists bool) {
+	v := m.user_principal_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserPrincipalName returns the old "user_principal_name" field's value of the JobItem entity.
+// If the JobItem object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobItemMutation) OldUserPrincipalName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserPrincipalName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserPrincipalName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserPrincipalName: %w", err)
+	}
+	return oldValue.UserPrincipalName, nil
+}
+
+// ClearUserPrincipalName clears the value of the "user_principal_name" field.
+func (m *JobItemMutation) ClearUserPrincipalName() {
+	m.user_principal_name = nil
+	m.clearedFields[jobitem.FieldUserPrincipalName] = struct{}{}
+}
+
+// UserPrincipalNameCleared returns if the "user_principal_name" field was cleared in this mutation.
+func (m *JobItemMutation) UserPrincipalNameCleared() bool {
+	_, ok := m.clearedFields[jobitem.FieldUserPrincipalName]
+	return ok
+}
+
+// ResetUserPrincipalName resets all changes to the "user_principal_name" field.
+func (m *JobItemMutation) ResetUserPrincipalName() {
+	m.user_principal_name = nil
+	delete(m.clearedFields, jobitem.FieldUserPrincipalName)
+}
+
+// SetEmail sets the "email" field.
+func (m *JobItemMutation) SetEmail(s string) {
+	m.email = &s
+}
+
+// Email returns the value of the "email" field in the mutation.
+func (m *JobItemMutation) Email() (r string, exists bool) {
+	v := m.email
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmail returns the old "email" field's value of the JobItem entity.
+// If the JobItem object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobItemMutation) OldEmail(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmail is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmail requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmail: %w", err)
+	}
+	return oldValue.Email, nil
+}
+
+// ClearEmail clears the value of the "email" field.
+func (m *JobItemMutation) ClearEmail() {
+	m.email = nil
+	m.clearedFields[jobitem.FieldEmail] = struct{}{}
+}
+
+// EmailCleared returns if the "email" field was cleared in this mutation.
+func (m *JobItemMutation) EmailCleared() bool {
+	_, ok := m.clearedFields[jobitem.FieldEmail]
+	return ok
+}
+
+// ResetEmail resets all changes to the "email" field.
+func (m *JobItemMutation) ResetEmail() {
+	m.email = nil
+	delete(m.clearedFields, jobitem.FieldEmail)
+}
+
+// SetUsername sets the "username" field.
+func (m *JobItemMutation) SetUsername(s string) {
+	m.username = &s
+}
+
+// Username returns the value of the "username" field in the mutation.
+func (m *JobItemMutation) Username() (r string, exists bool) {
+	v := m.username
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUsername returns the old "username" field's value of the JobItem entity.
+// If the JobItem object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobItemMutation) OldUsername(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUsername is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUsername requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUsername: %w", err)
+	}
+	return oldValue.Username, nil
+}
+
+// ClearUsername clears the value of the "username" field.
+func (m *JobItemMutation) ClearUsername() {
+	m.username = nil
+	m.clearedFields[jobitem.FieldUsername] = struct{}{}
+}
+
+// UsernameCleared returns if the "username" field was cleared in this mutation.
+func (m *JobItemMutation) UsernameCleared() bool {
+	_, ok := m.clearedFields[jobitem.FieldUsername]
+	return ok
+}
+
+// ResetUsername resets all changes to the "username" field.
+func (m *JobItemMutation) ResetUsername() {
+	m.username = nil
+	delete(m.clearedFields, jobitem.FieldUsername)
+}
+
+// SetNote sets the "note" field.
+func (m *JobItemMutation) SetNote(s string) {
+	m.note = &s
+}
+
+// Note returns the value of the "note" field in the mutation.
+func (m *JobItemMutation) Note() (r string, exists bool) {
+	v := m.note
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNote returns the old "note" field's value of the JobItem entity.
+// If the JobItem object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobItemMutation) OldNote(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNote is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNote requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNote: %w", err)
+	}
+	return oldValue.Note, nil
+}
+
+// ClearNote clears the value of the "note" field.
+func (m *JobItemMutation) ClearNote() {
+	m.note = nil
+	m.clearedFields[jobitem.FieldNote] = struct{}{}
+}
+
+// NoteCleared returns if the "note" field was cleared in this mutation.
+func (m *JobItemMutation) NoteCleared() bool {
+	_, ok := m.clearedFields[jobitem.FieldNote]
+	return ok
+}
+
+// ResetNote resets all changes to the "note" field.
+func (m *JobItemMutation) ResetNote() {
+	m.note = nil
+	delete(m.clearedFields, jobitem.FieldNote)
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *JobItemMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -6184,7 +6507,7 @@ func (m *JobItemMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *JobItemMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 16)
 	if m.created_at != nil {
 		fields = append(fields, jobitem.FieldCreatedAt)
 	}
@@ -6218,6 +6541,21 @@ func (m *JobItemMutation) Fields() []string {
 	if m.error_message != nil {
 		fields = append(fields, jobitem.FieldErrorMessage)
 	}
+	if m.remote_id != nil {
+		fields = append(fields, jobitem.FieldRemoteID)
+	}
+	if m.user_principal_name != nil {
+		fields = append(fields, jobitem.FieldUserPrincipalName)
+	}
+	if m.email != nil {
+		fields = append(fields, jobitem.FieldEmail)
+	}
+	if m.username != nil {
+		fields = append(fields, jobitem.FieldUsername)
+	}
+	if m.note != nil {
+		fields = append(fields, jobitem.FieldNote)
+	}
 	return fields
 }
 
@@ -6248,6 +6586,16 @@ func (m *JobItemMutation) Field(name string) (ent.Value, bool) {
 		return m.ErrorCode()
 	case jobitem.FieldErrorMessage:
 		return m.ErrorMessage()
+	case jobitem.FieldRemoteID:
+		return m.RemoteID()
+	case jobitem.FieldUserPrincipalName:
+		return m.UserPrincipalName()
+	case jobitem.FieldEmail:
+		return m.Email()
+	case jobitem.FieldUsername:
+		return m.Username()
+	case jobitem.FieldNote:
+		return m.Note()
 	}
 	return nil, false
 }
@@ -6279,6 +6627,16 @@ func (m *JobItemMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldErrorCode(ctx)
 	case jobitem.FieldErrorMessage:
 		return m.OldErrorMessage(ctx)
+	case jobitem.FieldRemoteID:
+		return m.OldRemoteID(ctx)
+	case jobitem.FieldUserPrincipalName:
+		return m.OldUserPrincipalName(ctx)
+	case jobitem.FieldEmail:
+		return m.OldEmail(ctx)
+	case jobitem.FieldUsername:
+		return m.OldUsername(ctx)
+	case jobitem.FieldNote:
+		return m.OldNote(ctx)
 	}
 	return nil, fmt.Errorf("unknown JobItem field %s", name)
 }
@@ -6365,6 +6723,41 @@ func (m *JobItemMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetErrorMessage(v)
 		return nil
+	case jobitem.FieldRemoteID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRemoteID(v)
+		return nil
+	case jobitem.FieldUserPrincipalName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserPrincipalName(v)
+		return nil
+	case jobitem.FieldEmail:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmail(v)
+		return nil
+	case jobitem.FieldUsername:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUsername(v)
+		return nil
+	case jobitem.FieldNote:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNote(v)
+		return nil
 	}
 	return fmt.Errorf("unknown JobItem field %s", name)
 }
@@ -6410,6 +6803,21 @@ func (m *JobItemMutation) ClearedFields() []string {
 	if m.FieldCleared(jobitem.FieldErrorMessage) {
 		fields = append(fields, jobitem.FieldErrorMessage)
 	}
+	if m.FieldCleared(jobitem.FieldRemoteID) {
+		fields = append(fields, jobitem.FieldRemoteID)
+	}
+	if m.FieldCleared(jobitem.FieldUserPrincipalName) {
+		fields = append(fields, jobitem.FieldUserPrincipalName)
+	}
+	if m.FieldCleared(jobitem.FieldEmail) {
+		fields = append(fields, jobitem.FieldEmail)
+	}
+	if m.FieldCleared(jobitem.FieldUsername) {
+		fields = append(fields, jobitem.FieldUsername)
+	}
+	if m.FieldCleared(jobitem.FieldNote) {
+		fields = append(fields, jobitem.FieldNote)
+	}
 	return fields
 }
 
@@ -6438,6 +6846,21 @@ func (m *JobItemMutation) ClearField(name string) error {
 		return nil
 	case jobitem.FieldErrorMessage:
 		m.ClearErrorMessage()
+		return nil
+	case jobitem.FieldRemoteID:
+		m.ClearRemoteID()
+		return nil
+	case jobitem.FieldUserPrincipalName:
+		m.ClearUserPrincipalName()
+		return nil
+	case jobitem.FieldEmail:
+		m.ClearEmail()
+		return nil
+	case jobitem.FieldUsername:
+		m.ClearUsername()
+		return nil
+	case jobitem.FieldNote:
+		m.ClearNote()
 		return nil
 	}
 	return fmt.Errorf("unknown JobItem nullable field %s", name)
@@ -6479,6 +6902,21 @@ func (m *JobItemMutation) ResetField(name string) error {
 		return nil
 	case jobitem.FieldErrorMessage:
 		m.ResetErrorMessage()
+		return nil
+	case jobitem.FieldRemoteID:
+		m.ResetRemoteID()
+		return nil
+	case jobitem.FieldUserPrincipalName:
+		m.ResetUserPrincipalName()
+		return nil
+	case jobitem.FieldEmail:
+		m.ResetEmail()
+		return nil
+	case jobitem.FieldUsername:
+		m.ResetUsername()
+		return nil
+	case jobitem.FieldNote:
+		m.ResetNote()
 		return nil
 	}
 	return fmt.Errorf("unknown JobItem field %s", name)
@@ -6588,6 +7026,7 @@ type NotificationMutation struct {
 	kind                *string
 	message             *string
 	delivered_at        *time.Time
+	job_id              *pulid.ID
 	clearedFields       map[string]struct{}
 	organization        *pulid.ID
 	clearedorganization bool
@@ -6978,6 +7417,55 @@ func (m *NotificationMutation) ResetDeliveredAt() {
 	delete(m.clearedFields, notification.FieldDeliveredAt)
 }
 
+// SetJobID sets the "job_id" field.
+func (m *NotificationMutation) SetJobID(pu pulid.ID) {
+	m.job_id = &pu
+}
+
+// JobID returns the value of the "job_id" field in the mutation.
+func (m *NotificationMutation) JobID() (r pulid.ID, exists bool) {
+	v := m.job_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldJobID returns the old "job_id" field's value of the Notification entity.
+// If the Notification object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *NotificationMutation) OldJobID(ctx context.Context) (v *pulid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldJobID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldJobID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldJobID: %w", err)
+	}
+	return oldValue.JobID, nil
+}
+
+// ClearJobID clears the value of the "job_id" field.
+func (m *NotificationMutation) ClearJobID() {
+	m.job_id = nil
+	m.clearedFields[notification.FieldJobID] = struct{}{}
+}
+
+// JobIDCleared returns if the "job_id" field was cleared in this mutation.
+func (m *NotificationMutation) JobIDCleared() bool {
+	_, ok := m.clearedFields[notification.FieldJobID]
+	return ok
+}
+
+// ResetJobID resets all changes to the "job_id" field.
+func (m *NotificationMutation) ResetJobID() {
+	m.job_id = nil
+	delete(m.clearedFields, notification.FieldJobID)
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *NotificationMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -7039,7 +7527,7 @@ func (m *NotificationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *NotificationMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 8)
 	if m.created_at != nil {
 		fields = append(fields, notification.FieldCreatedAt)
 	}
@@ -7060,6 +7548,9 @@ func (m *NotificationMutation) Fields() []string {
 	}
 	if m.delivered_at != nil {
 		fields = append(fields, notification.FieldDeliveredAt)
+	}
+	if m.job_id != nil {
+		fields = append(fields, notification.FieldJobID)
 	}
 	return fields
 }
@@ -7083,6 +7574,8 @@ func (m *NotificationMutation) Field(name string) (ent.Value, bool) {
 		return m.Message()
 	case notification.FieldDeliveredAt:
 		return m.DeliveredAt()
+	case notification.FieldJobID:
+		return m.JobID()
 	}
 	return nil, false
 }
@@ -7106,6 +7599,8 @@ func (m *NotificationMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldMessage(ctx)
 	case notification.FieldDeliveredAt:
 		return m.OldDeliveredAt(ctx)
+	case notification.FieldJobID:
+		return m.OldJobID(ctx)
 	}
 	return nil, fmt.Errorf("unknown Notification field %s", name)
 }
@@ -7164,6 +7659,13 @@ func (m *NotificationMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetDeliveredAt(v)
 		return nil
+	case notification.FieldJobID:
+		v, ok := value.(pulid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetJobID(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Notification field %s", name)
 }
@@ -7200,6 +7702,9 @@ func (m *NotificationMutation) ClearedFields() []string {
 	if m.FieldCleared(notification.FieldDeliveredAt) {
 		fields = append(fields, notification.FieldDeliveredAt)
 	}
+	if m.FieldCleared(notification.FieldJobID) {
+		fields = append(fields, notification.FieldJobID)
+	}
 	return fields
 }
 
@@ -7219,6 +7724,9 @@ func (m *NotificationMutation) ClearField(name string) error {
 		return nil
 	case notification.FieldDeliveredAt:
 		m.ClearDeliveredAt()
+		return nil
+	case notification.FieldJobID:
+		m.ClearJobID()
 		return nil
 	}
 	return fmt.Errorf("unknown Notification nullable field %s", name)
@@ -7248,6 +7756,9 @@ func (m *NotificationMutation) ResetField(name string) error {
 		return nil
 	case notification.FieldDeliveredAt:
 		m.ResetDeliveredAt()
+		return nil
+	case notification.FieldJobID:
+		m.ResetJobID()
 		return nil
 	}
 	return fmt.Errorf("unknown Notification field %s", name)

@@ -41,6 +41,8 @@ const (
 	FieldStartedAt = "started_at"
 	// FieldFinishedAt holds the string denoting the finished_at field in the database.
 	FieldFinishedAt = "finished_at"
+	// FieldCheckpoint holds the string denoting the checkpoint field in the database.
+	FieldCheckpoint = "checkpoint"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeItems holds the string denoting the items edge name in mutations.
@@ -77,6 +79,7 @@ var Columns = []string{
 	FieldIntegrationID,
 	FieldStartedAt,
 	FieldFinishedAt,
+	FieldCheckpoint,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -213,6 +216,11 @@ func ByStartedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByFinishedAt orders the results by the finished_at field.
 func ByFinishedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldFinishedAt, opts...).ToFunc()
+}
+
+// ByCheckpoint orders the results by the checkpoint field.
+func ByCheckpoint(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCheckpoint, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

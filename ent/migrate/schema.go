@@ -182,6 +182,7 @@ var (
 		{Name: "integration_id", Type: field.TypeString, Nullable: true},
 		{Name: "started_at", Type: field.TypeTime, Nullable: true},
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
+		{Name: "checkpoint", Type: field.TypeString, Nullable: true},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 	}
 	// JobsTable holds the schema information for the "jobs" table.
@@ -192,7 +193,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "jobs_organizations_organization",
-				Columns:    []*schema.Column{JobsColumns[11]},
+				Columns:    []*schema.Column{JobsColumns[12]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -201,7 +202,7 @@ var (
 			{
 				Name:    "job_organization_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{JobsColumns[11], JobsColumns[1]},
+				Columns: []*schema.Column{JobsColumns[12], JobsColumns[1]},
 			},
 		},
 	}
@@ -217,6 +218,11 @@ var (
 		{Name: "result", Type: field.TypeString, Nullable: true, Size: 64},
 		{Name: "error_code", Type: field.TypeString, Nullable: true, Size: 200},
 		{Name: "error_message", Type: field.TypeString, Nullable: true, Size: 2000},
+		{Name: "remote_id", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "user_principal_name", Type: field.TypeString, Nullable: true, Size: 256},
+		{Name: "email", Type: field.TypeString, Nullable: true, Size: 256},
+		{Name: "username", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "note", Type: field.TypeString, Nullable: true, Size: 2000},
 		{Name: "job_id", Type: field.TypeString, Size: 28},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 	}
@@ -228,13 +234,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "job_items_jobs_items",
-				Columns:    []*schema.Column{JobItemsColumns[10]},
+				Columns:    []*schema.Column{JobItemsColumns[15]},
 				RefColumns: []*schema.Column{JobsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "job_items_organizations_organization",
-				Columns:    []*schema.Column{JobItemsColumns[11]},
+				Columns:    []*schema.Column{JobItemsColumns[16]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -243,7 +249,20 @@ var (
 			{
 				Name:    "jobitem_job_id_status",
 				Unique:  false,
-				Columns: []*schema.Column{JobItemsColumns[10], JobItemsColumns[6]},
+				Columns: []*schema.Column{JobItemsColumns[15], JobItemsColumns[6]},
+			},
+			{
+				Name:    "jobitem_job_id_id",
+				Unique:  false,
+				Columns: []*schema.Column{JobItemsColumns[15], JobItemsColumns[0]},
+			},
+			{
+				Name:    "job_items_job_remote_id_key",
+				Unique:  true,
+				Columns: []*schema.Column{JobItemsColumns[15], JobItemsColumns[10]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "remote_id IS NOT NULL",
+				},
 			},
 		},
 	}
@@ -256,6 +275,7 @@ var (
 		{Name: "kind", Type: field.TypeString, Size: 64},
 		{Name: "message", Type: field.TypeString, Size: 2000},
 		{Name: "delivered_at", Type: field.TypeTime, Nullable: true},
+		{Name: "job_id", Type: field.TypeString, Nullable: true},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 	}
 	// NotificationsTable holds the schema information for the "notifications" table.
@@ -266,9 +286,16 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "notifications_organizations_organization",
-				Columns:    []*schema.Column{NotificationsColumns[7]},
+				Columns:    []*schema.Column{NotificationsColumns[8]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "notification_organization_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{NotificationsColumns[8], NotificationsColumns[1]},
 			},
 		},
 	}

@@ -465,6 +465,26 @@ func init() {
 	jobitemDescErrorMessage := jobitemFields[7].Descriptor()
 	// jobitem.ErrorMessageValidator is a validator for the "error_message" field. It is called by the builders before save.
 	jobitem.ErrorMessageValidator = jobitemDescErrorMessage.Validators[0].(func(string) error)
+	// jobitemDescRemoteID is the schema descriptor for remote_id field.
+	jobitemDescRemoteID := jobitemFields[8].Descriptor()
+	// jobitem.RemoteIDValidator is a validator for the "remote_id" field. It is called by the builders before save.
+	jobitem.RemoteIDValidator = jobitemDescRemoteID.Validators[0].(func(string) error)
+	// jobitemDescUserPrincipalName is the schema descriptor for user_principal_name field.
+	jobitemDescUserPrincipalName := jobitemFields[9].Descriptor()
+	// jobitem.UserPrincipalNameValidator is a validator for the "user_principal_name" field. It is called by the builders before save.
+	jobitem.UserPrincipalNameValidator = jobitemDescUserPrincipalName.Validators[0].(func(string) error)
+	// jobitemDescEmail is the schema descriptor for email field.
+	jobitemDescEmail := jobitemFields[10].Descriptor()
+	// jobitem.EmailValidator is a validator for the "email" field. It is called by the builders before save.
+	jobitem.EmailValidator = jobitemDescEmail.Validators[0].(func(string) error)
+	// jobitemDescUsername is the schema descriptor for username field.
+	jobitemDescUsername := jobitemFields[11].Descriptor()
+	// jobitem.UsernameValidator is a validator for the "username" field. It is called by the builders before save.
+	jobitem.UsernameValidator = jobitemDescUsername.Validators[0].(func(string) error)
+	// jobitemDescNote is the schema descriptor for note field.
+	jobitemDescNote := jobitemFields[12].Descriptor()
+	// jobitem.NoteValidator is a validator for the "note" field. It is called by the builders before save.
+	jobitem.NoteValidator = jobitemDescNote.Validators[0].(func(string) error)
 	// jobitemDescID is the schema descriptor for id field.
 	jobitemDescID := jobitemMixinFields0[0].Descriptor()
 	// jobitem.DefaultID holds the default value on creation for the id field.

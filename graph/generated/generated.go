@@ -183,18 +183,23 @@ type ComplexityRoot struct {
 	}
 
 	JobItem struct {
-		CreatedAt     func(childComplexity int) int
-		ErrorCode     func(childComplexity int) int
-		ErrorMessage  func(childComplexity int) int
-		ID            func(childComplexity int) int
-		IntegrationID func(childComplexity int) int
-		Job           func(childComplexity int) int
-		JobID         func(childComplexity int) int
-		LinkID        func(childComplexity int) int
-		Result        func(childComplexity int) int
-		Status        func(childComplexity int) int
-		UpdatedAt     func(childComplexity int) int
-		UserID        func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		Email             func(childComplexity int) int
+		ErrorCode         func(childComplexity int) int
+		ErrorMessage      func(childComplexity int) int
+		ID                func(childComplexity int) int
+		IntegrationID     func(childComplexity int) int
+		Job               func(childComplexity int) int
+		JobID             func(childComplexity int) int
+		LinkID            func(childComplexity int) int
+		Note              func(childComplexity int) int
+		RemoteID          func(childComplexity int) int
+		Result            func(childComplexity int) int
+		Status            func(childComplexity int) int
+		UpdatedAt         func(childComplexity int) int
+		UserID            func(childComplexity int) int
+		UserPrincipalName func(childComplexity int) int
+		Username          func(childComplexity int) int
 	}
 
 	JobItemConnection struct {
@@ -235,6 +240,7 @@ type ComplexityRoot struct {
 		CreatedAt   func(childComplexity int) int
 		DeliveredAt func(childComplexity int) int
 		ID          func(childComplexity int) int
+		JobID       func(childComplexity int) int
 		Kind        func(childComplexity int) int
 		Message     func(childComplexity int) int
 		UpdatedAt   func(childComplexity int) int
@@ -962,6 +968,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.JobItem.CreatedAt(childComplexity), true
+	case "JobItem.email":
+		if e.ComplexityRoot.JobItem.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobItem.Email(childComplexity), true
 	case "JobItem.errorCode":
 		if e.ComplexityRoot.JobItem.ErrorCode == nil {
 			break
@@ -1004,6 +1016,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.JobItem.LinkID(childComplexity), true
+	case "JobItem.note":
+		if e.ComplexityRoot.JobItem.Note == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobItem.Note(childComplexity), true
+	case "JobItem.remoteID":
+		if e.ComplexityRoot.JobItem.RemoteID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobItem.RemoteID(childComplexity), true
 	case "JobItem.result":
 		if e.ComplexityRoot.JobItem.Result == nil {
 			break
@@ -1028,6 +1052,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.JobItem.UserID(childComplexity), true
+	case "JobItem.userPrincipalName":
+		if e.ComplexityRoot.JobItem.UserPrincipalName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobItem.UserPrincipalName(childComplexity), true
+	case "JobItem.username":
+		if e.ComplexityRoot.JobItem.Username == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobItem.Username(childComplexity), true
 
 	case "JobItemConnection.edges":
 		if e.ComplexityRoot.JobItemConnection.Edges == nil {
@@ -1300,6 +1336,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Notification.ID(childComplexity), true
+	case "Notification.jobID":
+		if e.ComplexityRoot.Notification.JobID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.JobID(childComplexity), true
 	case "Notification.kind":
 		if e.ComplexityRoot.Notification.Kind == nil {
 			break
@@ -2910,6 +2952,14 @@ type JobItem implements Node {
   result: String
   errorCode: String
   errorMessage: String
+  remoteID: String
+  userPrincipalName: String
+  email: String
+  username: String
+  """
+  What the item did besides its result, e.g. the username an import had to suffix.
+  """
+  note: String
   job: Job!
 }
 """
@@ -3142,6 +3192,96 @@ input JobItemWhereInput {
   errorMessageEqualFold: String
   errorMessageContainsFold: String
   """
+  remote_id field predicates
+  """
+  remoteID: String
+  remoteIDNEQ: String
+  remoteIDIn: [String!]
+  remoteIDNotIn: [String!]
+  remoteIDGT: String
+  remoteIDGTE: String
+  remoteIDLT: String
+  remoteIDLTE: String
+  remoteIDContains: String
+  remoteIDHasPrefix: String
+  remoteIDHasSuffix: String
+  remoteIDIsNil: Boolean
+  remoteIDNotNil: Boolean
+  remoteIDEqualFold: String
+  remoteIDContainsFold: String
+  """
+  user_principal_name field predicates
+  """
+  userPrincipalName: String
+  userPrincipalNameNEQ: String
+  userPrincipalNameIn: [String!]
+  userPrincipalNameNotIn: [String!]
+  userPrincipalNameGT: String
+  userPrincipalNameGTE: String
+  userPrincipalNameLT: String
+  userPrincipalNameLTE: String
+  userPrincipalNameContains: String
+  userPrincipalNameHasPrefix: String
+  userPrincipalNameHasSuffix: String
+  userPrincipalNameIsNil: Boolean
+  userPrincipalNameNotNil: Boolean
+  userPrincipalNameEqualFold: String
+  userPrincipalNameContainsFold: String
+  """
+  email field predicates
+  """
+  email: String
+  emailNEQ: String
+  emailIn: [String!]
+  emailNotIn: [String!]
+  emailGT: String
+  emailGTE: String
+  emailLT: String
+  emailLTE: String
+  emailContains: String
+  emailHasPrefix: String
+  emailHasSuffix: String
+  emailIsNil: Boolean
+  emailNotNil: Boolean
+  emailEqualFold: String
+  emailContainsFold: String
+  """
+  username field predicates
+  """
+  username: String
+  usernameNEQ: String
+  usernameIn: [String!]
+  usernameNotIn: [String!]
+  usernameGT: String
+  usernameGTE: String
+  usernameLT: String
+  usernameLTE: String
+  usernameContains: String
+  usernameHasPrefix: String
+  usernameHasSuffix: String
+  usernameIsNil: Boolean
+  usernameNotNil: Boolean
+  usernameEqualFold: String
+  usernameContainsFold: String
+  """
+  note field predicates
+  """
+  note: String
+  noteNEQ: String
+  noteIn: [String!]
+  noteNotIn: [String!]
+  noteGT: String
+  noteGTE: String
+  noteLT: String
+  noteLTE: String
+  noteContains: String
+  noteHasPrefix: String
+  noteHasSuffix: String
+  noteIsNil: Boolean
+  noteNotNil: Boolean
+  noteEqualFold: String
+  noteContainsFold: String
+  """
   job edge predicates
   """
   hasJob: Boolean
@@ -3344,6 +3484,10 @@ type Notification implements Node {
   kind: String!
   message: String!
   deliveredAt: Time
+  """
+  The job the notification reports on (import complete, M6).
+  """
+  jobID: ID
 }
 """
 A connection to a list of items.
@@ -3499,6 +3643,24 @@ input NotificationWhereInput {
   deliveredAtLTE: Time
   deliveredAtIsNil: Boolean
   deliveredAtNotNil: Boolean
+  """
+  job_id field predicates
+  """
+  jobID: ID
+  jobIDNEQ: ID
+  jobIDIn: [ID!]
+  jobIDNotIn: [ID!]
+  jobIDGT: ID
+  jobIDGTE: ID
+  jobIDLT: ID
+  jobIDLTE: ID
+  jobIDContains: ID
+  jobIDHasPrefix: ID
+  jobIDHasSuffix: ID
+  jobIDIsNil: Boolean
+  jobIDNotNil: Boolean
+  jobIDEqualFold: ID
+  jobIDContainsFold: ID
 }
 """
 Possible directions in which to order a list of items when provided an ` + "`" + `orderBy` + "`" + ` argument.
@@ -5460,6 +5622,16 @@ func (ec *executionContext) childFields_JobItem(ctx context.Context, field graph
 		return ec.fieldContext_JobItem_errorCode(ctx, field)
 	case "errorMessage":
 		return ec.fieldContext_JobItem_errorMessage(ctx, field)
+	case "remoteID":
+		return ec.fieldContext_JobItem_remoteID(ctx, field)
+	case "userPrincipalName":
+		return ec.fieldContext_JobItem_userPrincipalName(ctx, field)
+	case "email":
+		return ec.fieldContext_JobItem_email(ctx, field)
+	case "username":
+		return ec.fieldContext_JobItem_username(ctx, field)
+	case "note":
+		return ec.fieldContext_JobItem_note(ctx, field)
 	case "job":
 		return ec.fieldContext_JobItem_job(ctx, field)
 	}
@@ -5504,6 +5676,8 @@ func (ec *executionContext) childFields_Notification(ctx context.Context, field 
 		return ec.fieldContext_Notification_message(ctx, field)
 	case "deliveredAt":
 		return ec.fieldContext_Notification_deliveredAt(ctx, field)
+	case "jobID":
+		return ec.fieldContext_Notification_jobID(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Notification", field.Name)
 }
@@ -9153,6 +9327,121 @@ func (ec *executionContext) fieldContext_JobItem_errorMessage(_ context.Context,
 	return graphql.NewScalarFieldContext("JobItem", field, false, false, "String")
 }
 
+func (ec *executionContext) _JobItem_remoteID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobItem_remoteID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RemoteID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JobItem_remoteID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobItem", field, false, false, "String")
+}
+
+func (ec *executionContext) _JobItem_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobItem_userPrincipalName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserPrincipalName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JobItem_userPrincipalName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobItem", field, false, false, "String")
+}
+
+func (ec *executionContext) _JobItem_email(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobItem_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Email, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JobItem_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobItem", field, false, false, "String")
+}
+
+func (ec *executionContext) _JobItem_username(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobItem_username(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Username, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JobItem_username(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobItem", field, false, false, "String")
+}
+
+func (ec *executionContext) _JobItem_note(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobItem_note(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Note, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JobItem_note(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobItem", field, false, false, "String")
+}
+
 func (ec *executionContext) _JobItem_job(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10366,6 +10655,29 @@ func (ec *executionContext) _Notification_deliveredAt(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_Notification_deliveredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Notification", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Notification_jobID(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Notification_jobID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.JobID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *pulid.ID) graphql.Marshaler {
+			return ec.marshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Notification_jobID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Notification", field, false, false, "ID")
 }
 
 func (ec *executionContext) _NotificationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationConnection) (ret graphql.Marshaler) {
@@ -16876,7 +17188,7 @@ func (ec *executionContext) unmarshalInputJobItemWhereInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "jobID", "jobIDNEQ", "jobIDIn", "jobIDNotIn", "jobIDGT", "jobIDGTE", "jobIDLT", "jobIDLTE", "jobIDContains", "jobIDHasPrefix", "jobIDHasSuffix", "jobIDEqualFold", "jobIDContainsFold", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "linkID", "linkIDNEQ", "linkIDIn", "linkIDNotIn", "linkIDGT", "linkIDGTE", "linkIDLT", "linkIDLTE", "linkIDContains", "linkIDHasPrefix", "linkIDHasSuffix", "linkIDIsNil", "linkIDNotNil", "linkIDEqualFold", "linkIDContainsFold", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDEqualFold", "integrationIDContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "result", "resultNEQ", "resultIn", "resultNotIn", "resultGT", "resultGTE", "resultLT", "resultLTE", "resultContains", "resultHasPrefix", "resultHasSuffix", "resultIsNil", "resultNotNil", "resultEqualFold", "resultContainsFold", "errorCode", "errorCodeNEQ", "errorCodeIn", "errorCodeNotIn", "errorCodeGT", "errorCodeGTE", "errorCodeLT", "errorCodeLTE", "errorCodeContains", "errorCodeHasPrefix", "errorCodeHasSuffix", "errorCodeIsNil", "errorCodeNotNil", "errorCodeEqualFold", "errorCodeContainsFold", "errorMessage", "errorMessageNEQ", "errorMessageIn", "errorMessageNotIn", "errorMessageGT", "errorMessageGTE", "errorMessageLT", "errorMessageLTE", "errorMessageContains", "errorMessageHasPrefix", "errorMessageHasSuffix", "errorMessageIsNil", "errorMessageNotNil", "errorMessageEqualFold", "errorMessageContainsFold", "hasJob", "hasJobWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "jobID", "jobIDNEQ", "jobIDIn", "jobIDNotIn", "jobIDGT", "jobIDGTE", "jobIDLT", "jobIDLTE", "jobIDContains", "jobIDHasPrefix", "jobIDHasSuffix", "jobIDEqualFold", "jobIDContainsFold", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "linkID", "linkIDNEQ", "linkIDIn", "linkIDNotIn", "linkIDGT", "linkIDGTE", "linkIDLT", "linkIDLTE", "linkIDContains", "linkIDHasPrefix", "linkIDHasSuffix", "linkIDIsNil", "linkIDNotNil", "linkIDEqualFold", "linkIDContainsFold", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDEqualFold", "integrationIDContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "result", "resultNEQ", "resultIn", "resultNotIn", "resultGT", "resultGTE", "resultLT", "resultLTE", "resultContains", "resultHasPrefix", "resultHasSuffix", "resultIsNil", "resultNotNil", "resultEqualFold", "resultContainsFold", "errorCode", "errorCodeNEQ", "errorCodeIn", "errorCodeNotIn", "errorCodeGT", "errorCodeGTE", "errorCodeLT", "errorCodeLTE", "errorCodeContains", "errorCodeHasPrefix", "errorCodeHasSuffix", "errorCodeIsNil", "errorCodeNotNil", "errorCodeEqualFold", "errorCodeContainsFold", "errorMessage", "errorMessageNEQ", "errorMessageIn", "errorMessageNotIn", "errorMessageGT", "errorMessageGTE", "errorMessageLT", "errorMessageLTE", "errorMessageContains", "errorMessageHasPrefix", "errorMessageHasSuffix", "errorMessageIsNil", "errorMessageNotNil", "errorMessageEqualFold", "errorMessageContainsFold", "remoteID", "remoteIDNEQ", "remoteIDIn", "remoteIDNotIn", "remoteIDGT", "remoteIDGTE", "remoteIDLT", "remoteIDLTE", "remoteIDContains", "remoteIDHasPrefix", "remoteIDHasSuffix", "remoteIDIsNil", "remoteIDNotNil", "remoteIDEqualFold", "remoteIDContainsFold", "userPrincipalName", "userPrincipalNameNEQ", "userPrincipalNameIn", "userPrincipalNameNotIn", "userPrincipalNameGT", "userPrincipalNameGTE", "userPrincipalNameLT", "userPrincipalNameLTE", "userPrincipalNameContains", "userPrincipalNameHasPrefix", "userPrincipalNameHasSuffix", "userPrincipalNameIsNil", "userPrincipalNameNotNil", "userPrincipalNameEqualFold", "userPrincipalNameContainsFold", "email", "emailNEQ", "emailIn", "emailNotIn", "emailGT", "emailGTE", "emailLT", "emailLTE", "emailContains", "emailHasPrefix", "emailHasSuffix", "emailIsNil", "emailNotNil", "emailEqualFold", "emailContainsFold", "username", "usernameNEQ", "usernameIn", "usernameNotIn", "usernameGT", "usernameGTE", "usernameLT", "usernameLTE", "usernameContains", "usernameHasPrefix", "usernameHasSuffix", "usernameIsNil", "usernameNotNil", "usernameEqualFold", "usernameContainsFold", "note", "noteNEQ", "noteIn", "noteNotIn", "noteGT", "noteGTE", "noteLT", "noteLTE", "noteContains", "noteHasPrefix", "noteHasSuffix", "noteIsNil", "noteNotNil", "noteEqualFold", "noteContainsFold", "hasJob", "hasJobWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -17807,6 +18119,531 @@ func (ec *executionContext) unmarshalInputJobItemWhereInput(ctx context.Context,
 				return it, err
 			}
 			it.ErrorMessageContainsFold = data
+		case "remoteID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteID"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteID = data
+		case "remoteIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDNEQ = data
+		case "remoteIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDIn = data
+		case "remoteIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDNotIn = data
+		case "remoteIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDGT = data
+		case "remoteIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDGTE = data
+		case "remoteIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDLT = data
+		case "remoteIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDLTE = data
+		case "remoteIDContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDContains = data
+		case "remoteIDHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDHasPrefix = data
+		case "remoteIDHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDHasSuffix = data
+		case "remoteIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDIsNil = data
+		case "remoteIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDNotNil = data
+		case "remoteIDEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDEqualFold = data
+		case "remoteIDContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDContainsFold = data
+		case "userPrincipalName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalName"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalName = data
+		case "userPrincipalNameNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameNEQ = data
+		case "userPrincipalNameIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameIn = data
+		case "userPrincipalNameNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameNotIn = data
+		case "userPrincipalNameGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameGT = data
+		case "userPrincipalNameGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameGTE = data
+		case "userPrincipalNameLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameLT = data
+		case "userPrincipalNameLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameLTE = data
+		case "userPrincipalNameContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameContains = data
+		case "userPrincipalNameHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameHasPrefix = data
+		case "userPrincipalNameHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameHasSuffix = data
+		case "userPrincipalNameIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameIsNil = data
+		case "userPrincipalNameNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameNotNil = data
+		case "userPrincipalNameEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameEqualFold = data
+		case "userPrincipalNameContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameContainsFold = data
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
+		case "emailNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailNEQ = data
+		case "emailIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailIn = data
+		case "emailNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailNotIn = data
+		case "emailGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailGT = data
+		case "emailGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailGTE = data
+		case "emailLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailLT = data
+		case "emailLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailLTE = data
+		case "emailContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailContains = data
+		case "emailHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailHasPrefix = data
+		case "emailHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailHasSuffix = data
+		case "emailIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailIsNil = data
+		case "emailNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailNotNil = data
+		case "emailEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailEqualFold = data
+		case "emailContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailContainsFold = data
+		case "username":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("username"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Username = data
+		case "usernameNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameNEQ = data
+		case "usernameIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameIn = data
+		case "usernameNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameNotIn = data
+		case "usernameGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameGT = data
+		case "usernameGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameGTE = data
+		case "usernameLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameLT = data
+		case "usernameLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameLTE = data
+		case "usernameContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameContains = data
+		case "usernameHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameHasPrefix = data
+		case "usernameHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameHasSuffix = data
+		case "usernameIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameIsNil = data
+		case "usernameNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameNotNil = data
+		case "usernameEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameEqualFold = data
+		case "usernameContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameContainsFold = data
+		case "note":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("note"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Note = data
+		case "noteNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteNEQ = data
+		case "noteIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteIn = data
+		case "noteNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteNotIn = data
+		case "noteGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteGT = data
+		case "noteGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteGTE = data
+		case "noteLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteLT = data
+		case "noteLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteLTE = data
+		case "noteContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteContains = data
+		case "noteHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteHasPrefix = data
+		case "noteHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteHasSuffix = data
+		case "noteIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteIsNil = data
+		case "noteNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteNotNil = data
+		case "noteEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteEqualFold = data
+		case "noteContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteContainsFold = data
 		case "hasJob":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasJob"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -18781,7 +19618,7 @@ func (ec *executionContext) unmarshalInputNotificationWhereInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "kindGT", "kindGTE", "kindLT", "kindLTE", "kindContains", "kindHasPrefix", "kindHasSuffix", "kindEqualFold", "kindContainsFold", "message", "messageNEQ", "messageIn", "messageNotIn", "messageGT", "messageGTE", "messageLT", "messageLTE", "messageContains", "messageHasPrefix", "messageHasSuffix", "messageEqualFold", "messageContainsFold", "deliveredAt", "deliveredAtNEQ", "deliveredAtIn", "deliveredAtNotIn", "deliveredAtGT", "deliveredAtGTE", "deliveredAtLT", "deliveredAtLTE", "deliveredAtIsNil", "deliveredAtNotNil"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "kindGT", "kindGTE", "kindLT", "kindLTE", "kindContains", "kindHasPrefix", "kindHasSuffix", "kindEqualFold", "kindContainsFold", "message", "messageNEQ", "messageIn", "messageNotIn", "messageGT", "messageGTE", "messageLT", "messageLTE", "messageContains", "messageHasPrefix", "messageHasSuffix", "messageEqualFold", "messageContainsFold", "deliveredAt", "deliveredAtNEQ", "deliveredAtIn", "deliveredAtNotIn", "deliveredAtGT", "deliveredAtGTE", "deliveredAtLT", "deliveredAtLTE", "deliveredAtIsNil", "deliveredAtNotNil", "jobID", "jobIDNEQ", "jobIDIn", "jobIDNotIn", "jobIDGT", "jobIDGTE", "jobIDLT", "jobIDLTE", "jobIDContains", "jobIDHasPrefix", "jobIDHasSuffix", "jobIDIsNil", "jobIDNotNil", "jobIDEqualFold", "jobIDContainsFold"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -19334,6 +20171,111 @@ func (ec *executionContext) unmarshalInputNotificationWhereInput(ctx context.Con
 				return it, err
 			}
 			it.DeliveredAtNotNil = data
+		case "jobID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobID"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobID = data
+		case "jobIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDNEQ = data
+		case "jobIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDIn"))
+			data, err := ec.unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDIn = data
+		case "jobIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDNotIn = data
+		case "jobIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDGT"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDGT = data
+		case "jobIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDGTE"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDGTE = data
+		case "jobIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDLT"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDLT = data
+		case "jobIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDLTE"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDLTE = data
+		case "jobIDContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDContains"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDContains = data
+		case "jobIDHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDHasPrefix"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDHasPrefix = data
+		case "jobIDHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDHasSuffix"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDHasSuffix = data
+		case "jobIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDIsNil = data
+		case "jobIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDNotNil = data
+		case "jobIDEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDEqualFold"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDEqualFold = data
+		case "jobIDContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDContainsFold"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDContainsFold = data
 		}
 	}
 	return it, nil
@@ -25840,6 +26782,31 @@ func (ec *executionContext) _JobItem(ctx context.Context, sel ast.SelectionSet, 
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "remoteID":
+			out.Values[i] = ec._JobItem_remoteID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "userPrincipalName":
+			out.Values[i] = ec._JobItem_userPrincipalName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "email":
+			out.Values[i] = ec._JobItem_email(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "username":
+			out.Values[i] = ec._JobItem_username(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "note":
+			out.Values[i] = ec._JobItem_note(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "job":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -26163,6 +27130,11 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 			}
 		case "deliveredAt":
 			out.Values[i] = ec._Notification_deliveredAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "jobID":
+			out.Values[i] = ec._Notification_jobID(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}

@@ -20,6 +20,8 @@ import (
 const (
 	// KindReconcileUser converges one user in one integration (payload ReconcileUser).
 	KindReconcileUser = "reconcile:user:v1"
+	// KindImportUsers imports remote users into the directory (payload ImportUsers).
+	KindImportUsers = "import:users:v1"
 )
 
 // Job kinds (Job.kind), what caused the work.
@@ -38,7 +40,20 @@ const (
 	// JobIntegrationAuthorize reconciles the users an integration already had
 	// (bindings kept across a credential change) once it is authorized again.
 	JobIntegrationAuthorize = "INTEGRATION_AUTHORIZE"
+	// JobImportUsers imports remote users of an integration (M2).
+	JobImportUsers = "IMPORT_USERS"
 )
+
+// ImportUsers asks the worker to import remote users into the organization:
+// the listed ones, or every active one (All). Where a run stopped is kept on
+// the job (its checkpoint), not here, so a retried or continued task resumes.
+type ImportUsers struct {
+	OrgID         pulid.ID `json:"org"`
+	IntegrationID pulid.ID `json:"integration"`
+	JobID         pulid.ID `json:"job"`
+	All           bool     `json:"all,omitempty"`
+	RemoteIDs     []string `json:"remoteIds,omitempty"`
+}
 
 // ReconcileUser asks the worker to converge one user in one integration. It
 // carries ids only: the handler reads the current state when it runs, so a late,
