@@ -78,10 +78,14 @@ func (r *queryResolver) UserGroups(ctx context.Context, after *entgql.Cursor[pul
 // Integration returns generated.IntegrationResolver implementation.
 func (r *Resolver) Integration() generated.IntegrationResolver { return &integrationResolver{r} }
 
+// Job returns generated.JobResolver implementation.
+func (r *Resolver) Job() generated.JobResolver { return &jobResolver{r} }
+
 // Query returns generated.QueryResolver implementation.
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
 type (
 	integrationResolver struct{ *Resolver }
+	jobResolver         struct{ *Resolver }
 	queryResolver       struct{ *Resolver }
 )

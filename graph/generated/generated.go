@@ -24,6 +24,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/graph/model"
+	"github.com/dirsync/dirsync/internal/importer"
 	"github.com/dirsync/dirsync/internal/mapping"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -40,6 +41,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	Integration() IntegrationResolver
+	Job() JobResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Subscription() SubscriptionResolver
@@ -115,6 +117,19 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	ImportResult struct {
+		Message           func(childComplexity int) int
+		RemoteID          func(childComplexity int) int
+		Status            func(childComplexity int) int
+		User              func(childComplexity int) int
+		UserPrincipalName func(childComplexity int) int
+	}
+
+	ImportUsersPayload struct {
+		Job     func(childComplexity int) int
+		Results func(childComplexity int) int
+	}
+
 	Integration struct {
 		AttributeMappings       func(childComplexity int) int
 		AuthorizedAt            func(childComplexity int) int
@@ -165,6 +180,7 @@ type ComplexityRoot struct {
 		IntegrationID func(childComplexity int) int
 		Items         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.JobItemOrder, where *ent.JobItemWhereInput) int
 		Kind          func(childComplexity int) int
+		ResultsCSVURL func(childComplexity int) int
 		StartedAt     func(childComplexity int) int
 		Status        func(childComplexity int) int
 		Total         func(childComplexity int) int
@@ -226,6 +242,7 @@ type ComplexityRoot struct {
 		DeleteIntegration      func(childComplexity int, id pulid.ID) int
 		DeleteUser             func(childComplexity int, id pulid.ID) int
 		DeleteUserGroup        func(childComplexity int, id pulid.ID) int
+		ImportUsers            func(childComplexity int, integrationID pulid.ID, remoteIDs []pulid.ID, all *bool) int
 		RemoveUserGroupMembers func(childComplexity int, groupID pulid.ID, userIDs []pulid.ID) int
 		SuspendUser            func(childComplexity int, id pulid.ID) int
 		UnbindUserGroups       func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID) int
@@ -276,15 +293,17 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Events       func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
-		Integrations func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.IntegrationOrder, where *ent.IntegrationWhereInput) int
-		Job          func(childComplexity int, id pulid.ID) int
-		Jobs         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.JobOrder, where *ent.JobWhereInput) int
-		Node         func(childComplexity int, id pulid.ID) int
-		Nodes        func(childComplexity int, ids []pulid.ID) int
-		Organization func(childComplexity int) int
-		UserGroups   func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) int
-		Users        func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
+		Events        func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
+		Integrations  func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.IntegrationOrder, where *ent.IntegrationWhereInput) int
+		Job           func(childComplexity int, id pulid.ID) int
+		Jobs          func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.JobOrder, where *ent.JobWhereInput) int
+		Node          func(childComplexity int, id pulid.ID) int
+		Nodes         func(childComplexity int, ids []pulid.ID) int
+		Notifications func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.NotificationOrder, where *ent.NotificationWhereInput) int
+		Organization  func(childComplexity int) int
+		RemoteUsers   func(childComplexity int, integrationID pulid.ID, first *int, after *entgql.Cursor[pulid.ID], where *importer.RemoteUserWhereInput) int
+		UserGroups    func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) int
+		Users         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
 	}
 
 	RemoteLink struct {
@@ -316,6 +335,32 @@ type ComplexityRoot struct {
 	}
 
 	RemoteLinkEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	RemoteUser struct {
+		AccountEnabled    func(childComplexity int) int
+		Department        func(childComplexity int) int
+		DirectoryUser     func(childComplexity int) int
+		DisplayName       func(childComplexity int) int
+		GivenName         func(childComplexity int) int
+		InDirectory       func(childComplexity int) int
+		JobTitle          func(childComplexity int) int
+		Mail              func(childComplexity int) int
+		MailNickname      func(childComplexity int) int
+		RemoteID          func(childComplexity int) int
+		Surname           func(childComplexity int) int
+		UserPrincipalName func(childComplexity int) int
+	}
+
+	RemoteUserConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	RemoteUserEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
 	}
@@ -420,6 +465,9 @@ type IntegrationResolver interface {
 
 	HasClientSecret(ctx context.Context, obj *ent.Integration) (bool, error)
 }
+type JobResolver interface {
+	ResultsCSVURL(ctx context.Context, obj *ent.Job) (*string, error)
+}
 type MutationResolver interface {
 	CreateUser(ctx context.Context, input ent.CreateUserInput) (*model.CreateUserPayload, error)
 	UpdateUser(ctx context.Context, id pulid.ID, input ent.UpdateUserInput) (*model.UpdateUserPayload, error)
@@ -432,6 +480,7 @@ type MutationResolver interface {
 	AddUserGroupMembers(ctx context.Context, groupID pulid.ID, userIDs []pulid.ID) (*model.AddUserGroupMembersPayload, error)
 	RemoveUserGroupMembers(ctx context.Context, groupID pulid.ID, userIDs []pulid.ID) (*model.RemoveUserGroupMembersPayload, error)
 	UpdateOrganization(ctx context.Context, input ent.UpdateOrganizationInput) (*model.UpdateOrganizationPayload, error)
+	ImportUsers(ctx context.Context, integrationID pulid.ID, remoteIDs []pulid.ID, all *bool) (*importer.Payload, error)
 	CreateIntegration(ctx context.Context, input model.CreateIntegrationInput) (*model.IntegrationPayload, error)
 	UpdateIntegration(ctx context.Context, id pulid.ID, input model.UpdateIntegrationInput) (*model.IntegrationPayload, error)
 	AuthorizeIntegration(ctx context.Context, id pulid.ID) (*model.IntegrationPayload, error)
@@ -451,6 +500,8 @@ type QueryResolver interface {
 	Users(ctx context.Context, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) (*ent.UserConnection, error)
 	UserGroups(ctx context.Context, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) (*ent.UserGroupConnection, error)
 	Organization(ctx context.Context) (*ent.Organization, error)
+	RemoteUsers(ctx context.Context, integrationID pulid.ID, first *int, after *entgql.Cursor[pulid.ID], where *importer.RemoteUserWhereInput) (*importer.RemoteUserConnection, error)
+	Notifications(ctx context.Context, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.NotificationOrder, where *ent.NotificationWhereInput) (*ent.NotificationConnection, error)
 	Job(ctx context.Context, id pulid.ID) (*ent.Job, error)
 }
 type SubscriptionResolver interface {
@@ -668,6 +719,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EventEdge.Node(childComplexity), true
+
+	case "ImportResult.message":
+		if e.ComplexityRoot.ImportResult.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportResult.Message(childComplexity), true
+	case "ImportResult.remoteID":
+		if e.ComplexityRoot.ImportResult.RemoteID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportResult.RemoteID(childComplexity), true
+	case "ImportResult.status":
+		if e.ComplexityRoot.ImportResult.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportResult.Status(childComplexity), true
+	case "ImportResult.user":
+		if e.ComplexityRoot.ImportResult.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportResult.User(childComplexity), true
+	case "ImportResult.userPrincipalName":
+		if e.ComplexityRoot.ImportResult.UserPrincipalName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportResult.UserPrincipalName(childComplexity), true
+
+	case "ImportUsersPayload.job":
+		if e.ComplexityRoot.ImportUsersPayload.Job == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportUsersPayload.Job(childComplexity), true
+	case "ImportUsersPayload.results":
+		if e.ComplexityRoot.ImportUsersPayload.Results == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportUsersPayload.Results(childComplexity), true
 
 	case "Integration.attributeMappings":
 		if e.ComplexityRoot.Integration.AttributeMappings == nil {
@@ -905,6 +1000,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Job.Kind(childComplexity), true
+	case "Job.resultsCSVURL":
+		if e.ComplexityRoot.Job.ResultsCSVURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Job.ResultsCSVURL(childComplexity), true
 	case "Job.startedAt":
 		if e.ComplexityRoot.Job.StartedAt == nil {
 			break
@@ -1229,6 +1330,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteUserGroup(childComplexity, args["id"].(pulid.ID)), true
+	case "Mutation.importUsers":
+		if e.ComplexityRoot.Mutation.ImportUsers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_importUsers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ImportUsers(childComplexity, args["integrationID"].(pulid.ID), args["remoteIDs"].([]pulid.ID), args["all"].(*bool)), true
 	case "Mutation.removeUserGroupMembers":
 		if e.ComplexityRoot.Mutation.RemoveUserGroupMembers == nil {
 			break
@@ -1534,12 +1646,34 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Nodes(childComplexity, args["ids"].([]pulid.ID)), true
+	case "Query.notifications":
+		if e.ComplexityRoot.Query.Notifications == nil {
+			break
+		}
+
+		args, err := ec.field_Query_notifications_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Notifications(childComplexity, args["after"].(*entgql.Cursor[pulid.ID]), args["first"].(*int), args["before"].(*entgql.Cursor[pulid.ID]), args["last"].(*int), args["orderBy"].(*ent.NotificationOrder), args["where"].(*ent.NotificationWhereInput)), true
 	case "Query.organization":
 		if e.ComplexityRoot.Query.Organization == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Query.Organization(childComplexity), true
+	case "Query.remoteUsers":
+		if e.ComplexityRoot.Query.RemoteUsers == nil {
+			break
+		}
+
+		args, err := ec.field_Query_remoteUsers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.RemoteUsers(childComplexity, args["integrationID"].(pulid.ID), args["first"].(*int), args["after"].(*entgql.Cursor[pulid.ID]), args["where"].(*importer.RemoteUserWhereInput)), true
 	case "Query.userGroups":
 		if e.ComplexityRoot.Query.UserGroups == nil {
 			break
@@ -1709,6 +1843,111 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RemoteLinkEdge.Node(childComplexity), true
+
+	case "RemoteUser.accountEnabled":
+		if e.ComplexityRoot.RemoteUser.AccountEnabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.AccountEnabled(childComplexity), true
+	case "RemoteUser.department":
+		if e.ComplexityRoot.RemoteUser.Department == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.Department(childComplexity), true
+	case "RemoteUser.directoryUser":
+		if e.ComplexityRoot.RemoteUser.DirectoryUser == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.DirectoryUser(childComplexity), true
+	case "RemoteUser.displayName":
+		if e.ComplexityRoot.RemoteUser.DisplayName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.DisplayName(childComplexity), true
+	case "RemoteUser.givenName":
+		if e.ComplexityRoot.RemoteUser.GivenName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.GivenName(childComplexity), true
+	case "RemoteUser.inDirectory":
+		if e.ComplexityRoot.RemoteUser.InDirectory == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.InDirectory(childComplexity), true
+	case "RemoteUser.jobTitle":
+		if e.ComplexityRoot.RemoteUser.JobTitle == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.JobTitle(childComplexity), true
+	case "RemoteUser.mail":
+		if e.ComplexityRoot.RemoteUser.Mail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.Mail(childComplexity), true
+	case "RemoteUser.mailNickname":
+		if e.ComplexityRoot.RemoteUser.MailNickname == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.MailNickname(childComplexity), true
+	case "RemoteUser.remoteID":
+		if e.ComplexityRoot.RemoteUser.RemoteID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.RemoteID(childComplexity), true
+	case "RemoteUser.surname":
+		if e.ComplexityRoot.RemoteUser.Surname == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.Surname(childComplexity), true
+	case "RemoteUser.userPrincipalName":
+		if e.ComplexityRoot.RemoteUser.UserPrincipalName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.UserPrincipalName(childComplexity), true
+
+	case "RemoteUserConnection.edges":
+		if e.ComplexityRoot.RemoteUserConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUserConnection.Edges(childComplexity), true
+	case "RemoteUserConnection.pageInfo":
+		if e.ComplexityRoot.RemoteUserConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUserConnection.PageInfo(childComplexity), true
+	case "RemoteUserConnection.totalCount":
+		if e.ComplexityRoot.RemoteUserConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUserConnection.TotalCount(childComplexity), true
+
+	case "RemoteUserEdge.cursor":
+		if e.ComplexityRoot.RemoteUserEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUserEdge.Cursor(childComplexity), true
+	case "RemoteUserEdge.node":
+		if e.ComplexityRoot.RemoteUserEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUserEdge.Node(childComplexity), true
 
 	case "RemoveUserGroupMembersPayload.jobs":
 		if e.ComplexityRoot.RemoveUserGroupMembersPayload.Jobs == nil {
@@ -2100,6 +2339,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("OrganizationWhereInput", ec.unmarshalInputOrganizationWhereInput),
 			graphql.NewInputUnmarshaler("RemoteLinkOrder", ec.unmarshalInputRemoteLinkOrder),
 			graphql.NewInputUnmarshaler("RemoteLinkWhereInput", ec.unmarshalInputRemoteLinkWhereInput),
+			graphql.NewInputUnmarshaler("RemoteUserWhereInput", ec.unmarshalInputRemoteUserWhereInput),
 			graphql.NewInputUnmarshaler("UpdateIntegrationInput", ec.unmarshalInputUpdateIntegrationInput),
 			graphql.NewInputUnmarshaler("UpdateOrganizationInput", ec.unmarshalInputUpdateOrganizationInput),
 			graphql.NewInputUnmarshaler("UpdateUserGroupInput", ec.unmarshalInputUpdateUserGroupInput),
@@ -5155,6 +5395,93 @@ input UserWhereInput {
   hasLinksWith: [RemoteLinkWhereInput!]
 }
 `, BuiltIn: false},
+	{Name: "../../schema/import.graphqls", Input: `# Hand-written API of imports from Microsoft 365 (issue 10, SPEC M1–M7, P5). It
+# only extends what ent generates; see docs/import.md.
+
+"""What an import did with one remote user."""
+enum ImportStatus {
+  """A directory user was created, linked to the remote account and bound to the integration."""
+  IMPORTED
+  """Already in the directory (linked to this remote user): nothing changed."""
+  SKIPPED
+  """Not imported; message says why (email already exists, user limit reached, not found in tenant…)."""
+  FAILED
+}
+
+"""An active user of the integration's Microsoft 365 tenant, read live from Microsoft Graph (M1)."""
+type RemoteUser {
+  """The Entra object id."""
+  remoteID: ID!
+  userPrincipalName: String!
+  mail: String
+  mailNickname: String
+  displayName: String
+  givenName: String
+  surname: String
+  jobTitle: String
+  department: String
+  accountEnabled: Boolean!
+  """The directory holds a user with this user's email (mail, else UPN) or one linked to this remote user."""
+  inDirectory: Boolean!
+  """That directory user."""
+  directoryUser: User
+}
+
+type RemoteUserEdge {
+  node: RemoteUser!
+  cursor: Cursor!
+}
+
+type RemoteUserConnection {
+  edges: [RemoteUserEdge!]!
+  """With the inDirectory filter, endCursor may be set while edges is short or empty: the scan of the tenant stopped at its per-call bound; continue with after: endCursor."""
+  pageInfo: PageInfo!
+  """Microsoft Graph's count of the active users matching search; null when inDirectory filters (only the directory knows that part)."""
+  totalCount: Int
+}
+
+input RemoteUserWhereInput {
+  """Only users already in the directory (true) or not yet (false)."""
+  inDirectory: Boolean
+  """Word-prefix match on display/given/surname, userPrincipalName or mail, case-insensitive (Microsoft Graph $search). At most 100 characters."""
+  search: String
+}
+
+"""The outcome for one remote user of an import (M6)."""
+type ImportResult {
+  remoteID: ID!
+  userPrincipalName: String
+  status: ImportStatus!
+  """The directory user created (IMPORTED) or already there (SKIPPED)."""
+  user: User
+  """Why it failed or was skipped; for IMPORTED, e.g. the username suffix it needed."""
+  message: String
+}
+
+type ImportUsersPayload {
+  """The import job; follow it with jobUpdated(id:) or job(id:)."""
+  job: Job!
+  """Every user's result when the import covered at most 100 users and ended within a few seconds; else null (follow the job and download job.resultsCSVURL)."""
+  results: [ImportResult!]
+}
+
+extend type Job {
+  """For import jobs: where the per-user results are downloaded as CSV (GET with the same API key), relative to the API's base URL."""
+  resultsCSVURL: String
+}
+
+extend type Query {
+  """The tenant's active users, with whether each is already in the directory (M1). Read-only keys may call it. Backwards paging is not offered (Graph has none)."""
+  remoteUsers(integrationID: ID!, first: Int, after: Cursor, where: RemoteUserWhereInput): RemoteUserConnection!
+  """The organization's notifications: import complete (M6), added to an integration (P5)."""
+  notifications(after: Cursor, first: Int, before: Cursor, last: Int, orderBy: NotificationOrder, where: NotificationWhereInput): NotificationConnection!
+}
+
+extend type Mutation {
+  """Imports the listed remote users (1–1,000 ids) or all: true (every active user), as a job (M2). Unknown ids get a FAILED result, the rest proceed."""
+  importUsers(integrationID: ID!, remoteIDs: [ID!], all: Boolean): ImportUsersPayload!
+}
+`, BuiltIn: false},
 	{Name: "../../schema/integration.graphqls", Input: `# Hand-written API of integrations, bindings, jobs and events (issue 4). It only
 # extends what ent generates; see docs/provisioning.md.
 
@@ -5464,6 +5791,32 @@ func (ec *executionContext) childFields_EventEdge(ctx context.Context, field gra
 	return nil, fmt.Errorf("no field named %q was found under type EventEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_ImportResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "remoteID":
+		return ec.fieldContext_ImportResult_remoteID(ctx, field)
+	case "userPrincipalName":
+		return ec.fieldContext_ImportResult_userPrincipalName(ctx, field)
+	case "status":
+		return ec.fieldContext_ImportResult_status(ctx, field)
+	case "user":
+		return ec.fieldContext_ImportResult_user(ctx, field)
+	case "message":
+		return ec.fieldContext_ImportResult_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ImportResult", field.Name)
+}
+
+func (ec *executionContext) childFields_ImportUsersPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "job":
+		return ec.fieldContext_ImportUsersPayload_job(ctx, field)
+	case "results":
+		return ec.fieldContext_ImportUsersPayload_results(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ImportUsersPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_Integration(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -5572,6 +5925,8 @@ func (ec *executionContext) childFields_Job(ctx context.Context, field graphql.C
 		return ec.fieldContext_Job_finishedAt(ctx, field)
 	case "items":
 		return ec.fieldContext_Job_items(ctx, field)
+	case "resultsCSVURL":
+		return ec.fieldContext_Job_resultsCSVURL(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Job", field.Name)
 }
@@ -5682,6 +6037,18 @@ func (ec *executionContext) childFields_Notification(ctx context.Context, field 
 	return nil, fmt.Errorf("no field named %q was found under type Notification", field.Name)
 }
 
+func (ec *executionContext) childFields_NotificationConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_NotificationConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_NotificationConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_NotificationConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotificationConnection", field.Name)
+}
+
 func (ec *executionContext) childFields_NotificationEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "node":
@@ -5790,6 +6157,58 @@ func (ec *executionContext) childFields_RemoteLinkEdge(ctx context.Context, fiel
 		return ec.fieldContext_RemoteLinkEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RemoteLinkEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_RemoteUser(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "remoteID":
+		return ec.fieldContext_RemoteUser_remoteID(ctx, field)
+	case "userPrincipalName":
+		return ec.fieldContext_RemoteUser_userPrincipalName(ctx, field)
+	case "mail":
+		return ec.fieldContext_RemoteUser_mail(ctx, field)
+	case "mailNickname":
+		return ec.fieldContext_RemoteUser_mailNickname(ctx, field)
+	case "displayName":
+		return ec.fieldContext_RemoteUser_displayName(ctx, field)
+	case "givenName":
+		return ec.fieldContext_RemoteUser_givenName(ctx, field)
+	case "surname":
+		return ec.fieldContext_RemoteUser_surname(ctx, field)
+	case "jobTitle":
+		return ec.fieldContext_RemoteUser_jobTitle(ctx, field)
+	case "department":
+		return ec.fieldContext_RemoteUser_department(ctx, field)
+	case "accountEnabled":
+		return ec.fieldContext_RemoteUser_accountEnabled(ctx, field)
+	case "inDirectory":
+		return ec.fieldContext_RemoteUser_inDirectory(ctx, field)
+	case "directoryUser":
+		return ec.fieldContext_RemoteUser_directoryUser(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RemoteUser", field.Name)
+}
+
+func (ec *executionContext) childFields_RemoteUserConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_RemoteUserConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_RemoteUserConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_RemoteUserConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RemoteUserConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_RemoteUserEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "node":
+		return ec.fieldContext_RemoteUserEdge_node(ctx, field)
+	case "cursor":
+		return ec.fieldContext_RemoteUserEdge_cursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RemoteUserEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_RemoveUserGroupMembersPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6376,6 +6795,36 @@ func (ec *executionContext) field_Mutation_deleteUser_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_importUsers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "integrationID",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["integrationID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "remoteIDs",
+		func(ctx context.Context, v any) ([]pulid.ID, error) {
+			return ec.unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["remoteIDs"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "all",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["all"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_removeUserGroupMembers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6751,6 +7200,98 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_notifications_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[pulid.ID], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*entgql.Cursor[pulid.ID], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*ent.NotificationOrder, error) {
+			return ec.unmarshalONotificationOrder2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*ent.NotificationWhereInput, error) {
+			return ec.unmarshalONotificationWhereInput2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationWhereInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_remoteUsers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "integrationID",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["integrationID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[pulid.ID], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*importer.RemoteUserWhereInput, error) {
+			return ec.unmarshalORemoteUserWhereInput2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserWhereInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg3
 	return args, nil
 }
 
@@ -7893,6 +8434,194 @@ func (ec *executionContext) fieldContext_EventEdge_cursor(_ context.Context, fie
 	return graphql.NewScalarFieldContext("EventEdge", field, false, false, "Cursor")
 }
 
+func (ec *executionContext) _ImportResult_remoteID(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportResult_remoteID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RemoteID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v pulid.ID) graphql.Marshaler {
+			return ec.marshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportResult_remoteID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportResult", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ImportResult_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportResult_userPrincipalName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserPrincipalName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ImportResult_userPrincipalName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _ImportResult_status(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportResult_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v importer.Status) graphql.Marshaler {
+			return ec.marshalNImportStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportResult_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportResult", field, false, false, "ImportStatus")
+}
+
+func (ec *executionContext) _ImportResult_user(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportResult_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ImportResult_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ImportResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ImportResult_message(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportResult_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ImportResult_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _ImportUsersPayload_job(ctx context.Context, field graphql.CollectedField, obj *importer.Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportUsersPayload_job(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Job, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportUsersPayload_job(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ImportUsersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ImportUsersPayload_results(ctx context.Context, field graphql.CollectedField, obj *importer.Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportUsersPayload_results(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Results, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*importer.Result) graphql.Marshaler {
+			return ec.marshalOImportResult2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐResultᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ImportUsersPayload_results(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ImportUsersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ImportResult(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Integration_id(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8930,6 +9659,29 @@ func (ec *executionContext) fieldContext_Job_items(ctx context.Context, field gr
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Job_resultsCSVURL(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Job_resultsCSVURL(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Job().ResultsCSVURL(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Job_resultsCSVURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Job", field, true, true, "String")
 }
 
 func (ec *executionContext) _JobConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.JobConnection) (ret graphql.Marshaler) {
@@ -10094,6 +10846,50 @@ func (ec *executionContext) fieldContext_Mutation_updateOrganization(ctx context
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_updateOrganization_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_importUsers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_importUsers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ImportUsers(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["remoteIDs"].([]pulid.ID), fc.Args["all"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *importer.Payload) graphql.Marshaler {
+			return ec.marshalNImportUsersPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_importUsers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ImportUsersPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_importUsers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -11415,6 +12211,94 @@ func (ec *executionContext) fieldContext_Query_organization(_ context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_remoteUsers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_remoteUsers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().RemoteUsers(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["first"].(*int), fc.Args["after"].(*entgql.Cursor[pulid.ID]), fc.Args["where"].(*importer.RemoteUserWhereInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *importer.RemoteUserConnection) graphql.Marshaler {
+			return ec.marshalNRemoteUserConnection2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_remoteUsers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RemoteUserConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_remoteUsers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_notifications(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_notifications(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Notifications(ctx, fc.Args["after"].(*entgql.Cursor[pulid.ID]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[pulid.ID]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.NotificationOrder), fc.Args["where"].(*ent.NotificationWhereInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.NotificationConnection) graphql.Marshaler {
+			return ec.marshalNNotificationConnection2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_notifications(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_NotificationConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_notifications_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_job(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12130,6 +13014,433 @@ func (ec *executionContext) _RemoteLinkEdge_cursor(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_RemoteLinkEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RemoteLinkEdge", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _RemoteUser_remoteID(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_remoteID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RemoteID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v pulid.ID) graphql.Marshaler {
+			return ec.marshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_remoteID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "ID")
+}
+
+func (ec *executionContext) _RemoteUser_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_userPrincipalName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserPrincipalName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_userPrincipalName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_mail(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_mail(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Mail, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_mail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_mailNickname(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_mailNickname(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MailNickname, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_mailNickname(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_displayName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_displayName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DisplayName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_displayName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_givenName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_givenName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GivenName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_givenName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_surname(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_surname(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Surname, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_surname(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_jobTitle(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_jobTitle(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.JobTitle, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_jobTitle(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_department(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_department(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Department, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_department(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_accountEnabled(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_accountEnabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AccountEnabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_accountEnabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _RemoteUser_inDirectory(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_inDirectory(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InDirectory, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_inDirectory(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _RemoteUser_directoryUser(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_directoryUser(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DirectoryUser, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_directoryUser(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoteUser",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoteUserConnection_edges(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUserConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*importer.RemoteUserEdge) graphql.Marshaler {
+			return ec.marshalNRemoteUserEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUserConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoteUserConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RemoteUserEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoteUserConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUserConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.PageInfo[pulid.ID]) graphql.Marshaler {
+			return ec.marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUserConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoteUserConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoteUserConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUserConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUserConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUserConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RemoteUserEdge_node(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUserEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *importer.RemoteUser) graphql.Marshaler {
+			return ec.marshalNRemoteUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUserEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoteUserEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RemoteUser(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoteUserEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUserEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.Cursor[pulid.ID]) graphql.Marshaler {
+			return ec.marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUserEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUserEdge", field, false, false, "Cursor")
 }
 
 func (ec *executionContext) _RemoveUserGroupMembersPayload_userGroup(ctx context.Context, field graphql.CollectedField, obj *model.RemoveUserGroupMembersPayload) (ret graphql.Marshaler) {
@@ -22142,6 +23453,55 @@ func UnmarshalRemoteLinkWhereInput(ctx context.Context, raw any) (ent.RemoteLink
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputRemoteUserWhereInput(ctx context.Context, obj any) (importer.RemoteUserWhereInput, error) {
+	var it importer.RemoteUserWhereInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"inDirectory", "search"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "inDirectory":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inDirectory"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InDirectory = data
+		case "search":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("search"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Search = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRemoteUserWhereInput unmarshals raw into the RemoteUserWhereInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRemoteUserWhereInput(ctx context.Context, raw any) (importer.RemoteUserWhereInput, error) {
+	var out importer.RemoteUserWhereInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RemoteUserWhereInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputUpdateIntegrationInput(ctx context.Context, obj any) (model.UpdateIntegrationInput, error) {
 	var it model.UpdateIntegrationInput
 	if obj == nil {
@@ -26286,6 +27646,97 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 	return out
 }
 
+var importResultImplementors = []string{"ImportResult"}
+
+func (ec *executionContext) _ImportResult(ctx context.Context, sel ast.SelectionSet, obj *importer.Result) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, importResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ImportResult")
+		case "remoteID":
+			out.Values[i] = ec._ImportResult_remoteID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userPrincipalName":
+			out.Values[i] = ec._ImportResult_userPrincipalName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._ImportResult_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "user":
+			out.Values[i] = ec._ImportResult_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._ImportResult_message(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var importUsersPayloadImplementors = []string{"ImportUsersPayload"}
+
+func (ec *executionContext) _ImportUsersPayload(ctx context.Context, sel ast.SelectionSet, obj *importer.Payload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, importUsersPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ImportUsersPayload")
+		case "job":
+			out.Values[i] = ec._ImportUsersPayload_job(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "results":
+			out.Values[i] = ec._ImportUsersPayload_results(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var integrationImplementors = []string{"Integration", "Node"}
 
 func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionSet, obj *ent.Integration) graphql.Marshaler {
@@ -26617,6 +28068,12 @@ func (ec *executionContext) _Job(ctx context.Context, sel ast.SelectionSet, obj 
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Job_items(ctx, field, obj)
+				})
+		case "resultsCSVURL":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Job_resultsCSVURL(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -27003,6 +28460,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "updateOrganization":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_updateOrganization(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "importUsers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_importUsers(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -27414,6 +28878,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_organization(ctx, field)
 				})
+		case "remoteUsers":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_remoteUsers(ctx, field)
+				})
+		case "notifications":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_notifications(ctx, field)
+				})
 		case "job":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -27637,6 +29113,175 @@ func (ec *executionContext) _RemoteLinkEdge(ctx context.Context, sel ast.Selecti
 			}
 		case "cursor":
 			out.Values[i] = ec._RemoteLinkEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var remoteUserImplementors = []string{"RemoteUser"}
+
+func (ec *executionContext) _RemoteUser(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUser) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RemoteUser")
+		case "remoteID":
+			out.Values[i] = ec._RemoteUser_remoteID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userPrincipalName":
+			out.Values[i] = ec._RemoteUser_userPrincipalName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "mail":
+			out.Values[i] = ec._RemoteUser_mail(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "mailNickname":
+			out.Values[i] = ec._RemoteUser_mailNickname(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "displayName":
+			out.Values[i] = ec._RemoteUser_displayName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "givenName":
+			out.Values[i] = ec._RemoteUser_givenName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "surname":
+			out.Values[i] = ec._RemoteUser_surname(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "jobTitle":
+			out.Values[i] = ec._RemoteUser_jobTitle(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "department":
+			out.Values[i] = ec._RemoteUser_department(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "accountEnabled":
+			out.Values[i] = ec._RemoteUser_accountEnabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inDirectory":
+			out.Values[i] = ec._RemoteUser_inDirectory(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "directoryUser":
+			out.Values[i] = ec._RemoteUser_directoryUser(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var remoteUserConnectionImplementors = []string{"RemoteUserConnection"}
+
+func (ec *executionContext) _RemoteUserConnection(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUserConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RemoteUserConnection")
+		case "edges":
+			out.Values[i] = ec._RemoteUserConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._RemoteUserConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._RemoteUserConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var remoteUserEdgeImplementors = []string{"RemoteUserEdge"}
+
+func (ec *executionContext) _RemoteUserEdge(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUserEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RemoteUserEdge")
+		case "node":
+			out.Values[i] = ec._RemoteUserEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._RemoteUserEdge_cursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -28815,6 +30460,32 @@ func (ec *executionContext) marshalNID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋent
 	return ret
 }
 
+func (ec *executionContext) marshalNImportResult2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐResult(ctx context.Context, sel ast.SelectionSet, v *importer.Result) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ImportResult!")
+		return graphql.Null
+	}
+	return ec._ImportResult(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNImportStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐStatus(ctx context.Context, v any) (importer.Status, error) {
+	var res importer.Status
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNImportStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐStatus(ctx context.Context, sel ast.SelectionSet, v importer.Status) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNImportUsersPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐPayload(ctx context.Context, sel ast.SelectionSet, v *importer.Payload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ImportUsersPayload!")
+		return graphql.Null
+	}
+	return ec._ImportUsersPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
 	res, err := graphql.UnmarshalInt(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -29000,6 +30671,14 @@ func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋe
 	return ret
 }
 
+func (ec *executionContext) marshalNNotificationConnection2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationConnection(ctx context.Context, sel ast.SelectionSet, v *ent.NotificationConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "NotificationConnection!")
+		return graphql.Null
+	}
+	return ec._NotificationConnection(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNNotificationOrderField2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationOrderField(ctx context.Context, v any) (*ent.NotificationOrderField, error) {
 	var res = new(ent.NotificationOrderField)
 	err := res.UnmarshalGQL(v)
@@ -29123,6 +30802,46 @@ func (ec *executionContext) marshalNRemoteLinkStatus2githubᚗcomᚋdirsyncᚋdi
 func (ec *executionContext) unmarshalNRemoteLinkWhereInput2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLinkWhereInput(ctx context.Context, v any) (*ent.RemoteLinkWhereInput, error) {
 	res, err := ec.unmarshalInputRemoteLinkWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNRemoteUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUser(ctx context.Context, sel ast.SelectionSet, v *importer.RemoteUser) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RemoteUser!")
+		return graphql.Null
+	}
+	return ec._RemoteUser(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRemoteUserConnection2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserConnection(ctx context.Context, sel ast.SelectionSet, v *importer.RemoteUserConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RemoteUserConnection!")
+		return graphql.Null
+	}
+	return ec._RemoteUserConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRemoteUserEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*importer.RemoteUserEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRemoteUserEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRemoteUserEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserEdge(ctx context.Context, sel ast.SelectionSet, v *importer.RemoteUserEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RemoteUserEdge!")
+		return graphql.Null
+	}
+	return ec._RemoteUserEdge(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNRemoveUserGroupMembersPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐRemoveUserGroupMembersPayload(ctx context.Context, sel ast.SelectionSet, v *model.RemoveUserGroupMembersPayload) graphql.Marshaler {
@@ -29617,6 +31336,25 @@ func (ec *executionContext) marshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋent
 	return v
 }
 
+func (ec *executionContext) marshalOImportResult2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐResultᚄ(ctx context.Context, sel ast.SelectionSet, v []*importer.Result) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNImportResult2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐResult(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOInt2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
 	if v == nil {
 		return nil, nil
@@ -30100,6 +31838,14 @@ func (ec *executionContext) marshalONotificationEdge2ᚖgithubᚗcomᚋdirsync�
 	return ec._NotificationEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalONotificationOrder2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationOrder(ctx context.Context, v any) (*ent.NotificationOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputNotificationOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalONotificationWhereInput2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationWhereInputᚄ(ctx context.Context, v any) ([]*ent.NotificationWhereInput, error) {
 	if v == nil {
 		return nil, nil
@@ -30382,6 +32128,14 @@ func (ec *executionContext) unmarshalORemoteLinkWhereInput2ᚖgithubᚗcomᚋdir
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputRemoteLinkWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalORemoteUserWhereInput2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserWhereInput(ctx context.Context, v any) (*importer.RemoteUserWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputRemoteUserWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 

@@ -42,6 +42,10 @@ func (f HandlerFunc) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 	return f(ctx, t, final)
 }
 
+// TaskFunc runs a task of another kind than reconcile (e.g. an import): the
+// raw payload, and whether this is the last attempt. Same contract as Handler.
+type TaskFunc func(ctx context.Context, payload []byte, final bool) error
+
 // Defaults.
 const (
 	DefaultQueue       = "dirsync"
@@ -63,6 +67,8 @@ type Config struct {
 	DB          *sql.DB
 	DatabaseURL string
 	Handler     Handler
+	// Tasks routes further task kinds (jobs.KindImportUsers…) to their handlers.
+	Tasks map[string]TaskFunc
 	// RetryAfter extracts the Retry-After Graph sent from a Handle error (0 if
 	// none); provision.RetryAfter. Nil: backoff only.
 	RetryAfter func(error) time.Duration
@@ -180,6 +186,11 @@ func (w *Worker) TaskOptions() []asynq.Option {
 func (w *Worker) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(jobs.KindReconcileUser, w.reconcileUser)
+	for kind, f := range w.cfg.Tasks {
+		mux.HandleFunc(kind, func(ctx context.Context, t *asynq.Task) error {
+			return f(ctx, t.Payload(), IsFinalAttempt(ctx))
+		})
+	}
 	return mux
 }
 
