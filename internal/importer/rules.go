@@ -120,7 +120,6 @@ func SelectProperties(t mapping.Table) []string {
 	return sel
 }
 
-
 // Attributes are the import-flagged attributes of a remote user (M4, A2),
 // trimmed, without empty values, and without "email": the email comes from
 // M3. Values the directory would refuse are left out and named in dropped.
