@@ -94,8 +94,9 @@ type org struct {
 type envOpts struct {
 	sim      graphsim.Config
 	pageSize int
-	observe  http.Handler // wraps the emulator when set (benchmark timing)
 	wrap     func(http.Handler) http.Handler
+	// importWait is graph.Deps.ImportWait; 0 = 15 s.
+	importWait time.Duration
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -138,7 +139,10 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.graph, err = e.tc.Build(e.in)
 	require.NoError(t, err)
 
-	gql := api.NewHandler(api.Config{Deps: graph.Deps{Tenants: e.tc, ImportWait: 15 * time.Second}}, e.client, quiet)
+	if o.importWait == 0 {
+		o.importWait = 15 * time.Second
+	}
+	gql := api.NewHandler(api.Config{Deps: graph.Deps{Tenants: e.tc, ImportWait: o.importWait}}, e.client, quiet)
 	srv, err := server.New(server.Config{GraphQL: gql, Routes: api.Routes(e.client, quiet), Logger: quiet})
 	require.NoError(t, err)
 	apiSrv := httptest.NewServer(srv.Handler())
