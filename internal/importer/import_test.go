@@ -286,3 +286,30 @@ func TestImportAllLarge(t *testing.T) {
 	res, _ = e.get(e.org.readOnly, *p.Job.ResultsCSVURL)
 	require.Equal(t, 200, res.StatusCode)
 }
+
+// TestImportDisabledAndOutOfScope: a requested disabled account fails; a user
+// whose domain the integration does not sync is imported but neither linked
+// nor bound (the next reconcile would otherwise disable the account).
+func TestImportDisabledAndOutOfScope(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{sim: graphsim0()})
+	e.in = e.client.Integration.UpdateOne(e.in).SetDomains([]string{"contoso.com"}).SaveX(e.ctx)
+	off := e.remote("off@contoso.com", "off", "off@contoso.com", false, nil)
+	other := e.remote("x@contoso.onmicrosoft.com", "x", "", true, nil)
+	in := e.remote("in@contoso.com", "in", "in@contoso.com", true, nil)
+	e.startWorker()
+	rs := byRemote(e.importIDs(e.org.admin, []string{off, other, in}).ImportUsers.Results)
+	require.Equal(t, "FAILED", rs[off].Status)
+	require.Equal(t, "the account is disabled in Microsoft 365", msg(rs[off]))
+	require.Equal(t, "IMPORTED", rs[other].Status)
+	require.Contains(t, msg(rs[other]), "not bound to M365")
+	require.Equal(t, "IMPORTED", rs[in].Status)
+	require.Empty(t, msg(rs[in]))
+	links, err := e.client.RemoteLink.Query().All(e.ctx)
+	require.NoError(t, err)
+	require.Len(t, links, 1)
+	require.Equal(t, in, links[0].RemoteID)
+	binds, err := e.client.UserBinding.Query().Count(e.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, binds)
+}

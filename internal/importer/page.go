@@ -213,6 +213,10 @@ func plan(ctx context.Context, c *ent.Client, r *run, remotes []Remote, missing 
 			x.status, x.message = StatusFailed, "email "+x.email+" is not valid in the directory: "+err.Error()
 			continue
 		}
+		if BaseUsername(rm) == "" {
+			x.status, x.message = StatusFailed, "no usable username: the mail alias and the email local part hold no letters or digits"
+			continue
+		}
 		f := rules.Fold(x.email)
 		if emails[f] {
 			x.status, x.message = StatusFailed, MsgEmailExists
@@ -268,7 +272,7 @@ func plan(ctx context.Context, c *ent.Client, r *run, remotes []Remote, missing 
 // assignUsernames gives each row its M3 username, suffixed -2, -3… (first
 // free, case-insensitively, in page order) when the directory or an earlier
 // row of the import holds it. Earlier pages are committed, so the directory
-// covers them. A row with no usable username fails.
+// covers them.
 func assignUsernames(ctx context.Context, c *ent.Client, orgID pulid.ID, xs []*row) error {
 	bases := make([]string, len(xs))
 	want := map[string]bool{}
@@ -283,11 +287,7 @@ func assignUsernames(ctx context.Context, c *ent.Client, orgID pulid.ID, xs []*r
 		return err
 	}
 	for i, x := range xs {
-		base := bases[i]
-		if base == "" {
-			x.status, x.message = StatusFailed, "no usable username: the mail alias and the email local part hold no letters or digits"
-			continue
-		}
+		base := bases[i] // never empty: plan failed those users already
 		name := base
 		for n := 2; taken[rules.Fold(name)]; n++ {
 			if n%20 == 2 {

@@ -175,15 +175,11 @@ func (s *Service) RemoteUsers(ctx context.Context, integrationID pulid.ID, first
 	conn := &RemoteUserConnection{Edges: []*RemoteUserEdge{}}
 	conn.PageInfo.HasPreviousPage = after != nil
 	if pos.End {
-		conn.TotalCount = new(int)
-		if inDir != nil {
-			conn.TotalCount = nil
-		}
+		// After the last user: nothing to read, and no count without a read.
 		return conn, nil
 	}
 	opts := msgraph.ListOptions{Select: remoteSelect, Filter: "accountEnabled eq true", Advanced: true,
 		Search: searchExpr(search)}
-	var last position
 	for req := 0; ; req++ {
 		if inDir != nil && req == MaxScanRequests {
 			// Bound reached: hand the client a cursor to go on from.
@@ -217,7 +213,7 @@ func (s *Service) RemoteUsers(ctx context.Context, integrationID pulid.ID, first
 			idx := pos.Skip + i
 			if len(conn.Edges) == n {
 				conn.PageInfo.HasNextPage = true
-				return conn.finish(last), nil
+				return conn.finish(), nil
 			}
 			if inDir != nil && ru.InDirectory != *inDir {
 				continue
@@ -227,20 +223,19 @@ func (s *Service) RemoteUsers(ctx context.Context, integrationID pulid.ID, first
 				after = position{V: cursorVersion, Query: key, Token: next, End: next == ""}
 			}
 			conn.Edges = append(conn.Edges, &RemoteUserEdge{Node: ru, Cursor: after.cursor()})
-			last = after
 		}
 		if next == "" {
-			return conn.finish(last), nil
+			return conn.finish(), nil
 		}
 		pos = position{V: cursorVersion, Query: key, Token: next}
 		if len(conn.Edges) == n {
 			conn.PageInfo.HasNextPage = true
-			return conn.finish(last), nil
+			return conn.finish(), nil
 		}
 	}
 }
 
-func (c *RemoteUserConnection) finish(last position) *RemoteUserConnection {
+func (c *RemoteUserConnection) finish() *RemoteUserConnection {
 	if len(c.Edges) > 0 {
 		c.PageInfo.StartCursor = &c.Edges[0].Cursor
 		c.PageInfo.EndCursor = &c.Edges[len(c.Edges)-1].Cursor
