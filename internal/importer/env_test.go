@@ -62,6 +62,8 @@ type shared struct {
 	SecretKey string `json:"secretKey"`
 	Prefix    string `json:"prefix"`
 	PageSize  int    `json:"pageSize"`
+	// Slice is the import handler's per-task budget (0: default).
+	Slice time.Duration `json:"slice"`
 }
 
 // env is one test's deployment: its own database and Redis DB, a Graph
@@ -97,6 +99,7 @@ type envOpts struct {
 	wrap     func(http.Handler) http.Handler
 	// importWait is graph.Deps.ImportWait; 0 = 15 s.
 	importWait time.Duration
+	slice      time.Duration
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -132,6 +135,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.cfg.SecretKey = base64.StdEncoding.EncodeToString(key)
 	e.cfg.Prefix = "itest:" + hex.EncodeToString(suffix) + ":"
 	e.cfg.PageSize = o.pageSize
+	e.cfg.Slice = o.slice
 	e.tc = connector(t, e.rdb, e.cfg)
 
 	e.org = e.newOrg("acme")
@@ -196,7 +200,7 @@ func (e *env) integration(orgID pulid.ID, name string) *ent.Integration {
 func importHandler(t testing.TB, client *ent.Client, rdb redis.UniversalClient, c shared) worker.TaskFunc {
 	t.Helper()
 	h, err := importer.NewHandler(importer.HandlerConfig{Ent: client, Tenants: connector(t, rdb, c),
-		Publisher: pubsub.NewPublisher(rdb, c.Prefix), Logger: quiet, PageSize: c.PageSize})
+		Publisher: pubsub.NewPublisher(rdb, c.Prefix), Logger: quiet, PageSize: c.PageSize, Slice: c.Slice})
 	require.NoError(t, err)
 	return app.ImportTask(h)
 }

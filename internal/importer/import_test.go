@@ -313,3 +313,25 @@ func TestImportDisabledAndOutOfScope(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, binds)
 }
+
+// TestImportContinuesInNewTasks: a task whose time slice is used up commits
+// its page, queues a continuation and ends; the continuations finish the job
+// exactly (here: every page is its own task).
+func TestImportContinuesInNewTasks(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{sim: graphsim0(), pageSize: 40, slice: time.Nanosecond, importWait: -1})
+	require.NoError(t, e.sim.SeedUsers(e.creds.TenantID, 130))
+	e.startWorker()
+	var out importOut
+	e.must(e.org.admin, importMutation, map[string]any{"in": e.in.ID, "all": true}, &out)
+	j := e.waitJob(out.ImportUsers.Job.ID, time.Minute)
+	require.Equal(t, 130, j.Total)
+	require.Equal(t, 130, j.Done)
+	require.Equal(t, "SUCCEEDED", string(j.Status))
+	tasks, err := e.client.Outbox.Query().Count(e.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 4, tasks, "the mutation's task and one continuation per further page")
+	n, err := e.client.User.Query().Count(e.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 130, n)
+}
