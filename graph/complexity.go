@@ -6,6 +6,7 @@ import (
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/graph/generated"
+	"github.com/dirsync/dirsync/internal/importer"
 )
 
 // setComplexity makes a list cost its children times the number of rows it
@@ -32,6 +33,12 @@ func setComplexity(c *generated.ComplexityRoot, pageSize int) {
 		return rows(child, first, last)
 	}
 	c.UserGroup.Members = func(child int, _ cursor, first *int, _ cursor, last *int, _ *ent.UserOrder, _ *ent.UserWhereInput) int {
+		return rows(child, first, last)
+	}
+	c.Query.RemoteUsers = func(child int, _ pulid.ID, first *int, _ cursor, _ *importer.RemoteUserWhereInput) int {
+		return rows(child, first, nil)
+	}
+	c.Query.Notifications = func(child int, _ cursor, first *int, _ cursor, last *int, _ *ent.NotificationOrder, _ *ent.NotificationWhereInput) int {
 		return rows(child, first, last)
 	}
 	c.Query.Nodes = func(child int, ids []pulid.ID) int {
