@@ -33,6 +33,8 @@ type Notification struct {
 	Message string `json:"message,omitempty"`
 	// DeliveredAt holds the value of the "delivered_at" field.
 	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
+	// The job the notification reports on (import complete, M6).
+	JobID *pulid.ID `json:"job_id,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the NotificationQuery when eager-loading is set.
 	Edges        NotificationEdges `json:"edges"`
@@ -64,7 +66,7 @@ func (*Notification) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case notification.FieldUserID:
+		case notification.FieldUserID, notification.FieldJobID:
 			values[i] = &sql.NullScanner{S: new(pulid.ID)}
 		case notification.FieldID, notification.FieldOrganizationID:
 			values[i] = new(pulid.ID)
@@ -137,6 +139,13 @@ func (_m *Notification) assignValues(columns []string, values []any) error {
 				_m.DeliveredAt = new(time.Time)
 				*_m.DeliveredAt = value.Time
 			}
+		case notification.FieldJobID:
+			if value, ok := values[i].(*sql.NullScanner); !ok {
+				return fmt.Errorf("unexpected type %T for field job_id", values[i])
+			} else if value.Valid {
+				_m.JobID = new(pulid.ID)
+				*_m.JobID = *value.S.(*pulid.ID)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -201,6 +210,11 @@ func (_m *Notification) String() string {
 	if v := _m.DeliveredAt; v != nil {
 		builder.WriteString("delivered_at=")
 		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.JobID; v != nil {
+		builder.WriteString("job_id=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteByte(')')
 	return builder.String()

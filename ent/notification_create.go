@@ -99,6 +99,20 @@ func (_c *NotificationCreate) SetNillableDeliveredAt(v *time.Time) *Notification
 	return _c
 }
 
+// SetJobID sets the "job_id" field.
+func (_c *NotificationCreate) SetJobID(v pulid.ID) *NotificationCreate {
+	_c.mutation.SetJobID(v)
+	return _c
+}
+
+// SetNillableJobID sets the "job_id" field if the given value is not nil.
+func (_c *NotificationCreate) SetNillableJobID(v *pulid.ID) *NotificationCreate {
+	if v != nil {
+		_c.SetJobID(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *NotificationCreate) SetID(v pulid.ID) *NotificationCreate {
 	_c.mutation.SetID(v)
@@ -274,6 +288,10 @@ func (_c *NotificationCreate) createSpec() (*Notification, *sqlgraph.CreateSpec)
 		_spec.SetField(notification.FieldDeliveredAt, field.TypeTime, value)
 		_node.DeliveredAt = &value
 	}
+	if value, ok := _c.mutation.JobID(); ok {
+		_spec.SetField(notification.FieldJobID, field.TypeString, value)
+		_node.JobID = &value
+	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -404,6 +422,9 @@ func (u *NotificationUpsertOne) UpdateNewValues() *NotificationUpsertOne {
 		}
 		if _, exists := u.create.mutation.Message(); exists {
 			s.SetIgnore(notification.FieldMessage)
+		}
+		if _, exists := u.create.mutation.JobID(); exists {
+			s.SetIgnore(notification.FieldJobID)
 		}
 	}))
 	return u
@@ -668,6 +689,9 @@ func (u *NotificationUpsertBulk) UpdateNewValues() *NotificationUpsertBulk {
 			}
 			if _, exists := b.mutation.Message(); exists {
 				s.SetIgnore(notification.FieldMessage)
+			}
+			if _, exists := b.mutation.JobID(); exists {
+				s.SetIgnore(notification.FieldJobID)
 			}
 		}
 	}))

@@ -140,6 +140,9 @@ func (_u *NotificationUpdate) sqlSave(ctx context.Context) (_node int, err error
 	if _u.mutation.DeliveredAtCleared() {
 		_spec.ClearField(notification.FieldDeliveredAt, field.TypeTime)
 	}
+	if _u.mutation.JobIDCleared() {
+		_spec.ClearField(notification.FieldJobID, field.TypeString)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -302,6 +305,9 @@ func (_u *NotificationUpdateOne) sqlSave(ctx context.Context) (_node *Notificati
 	}
 	if _u.mutation.DeliveredAtCleared() {
 		_spec.ClearField(notification.FieldDeliveredAt, field.TypeTime)
+	}
+	if _u.mutation.JobIDCleared() {
+		_spec.ClearField(notification.FieldJobID, field.TypeString)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &Notification{config: _u.config}

@@ -3,11 +3,14 @@
 package graph
 
 import (
+	"time"
+
 	"github.com/99designs/gqlgen/graphql"
 
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/graph/generated"
 	"github.com/dirsync/dirsync/internal/directory"
+	"github.com/dirsync/dirsync/internal/importer"
 	"github.com/dirsync/dirsync/internal/integrations"
 	"github.com/dirsync/dirsync/internal/pubsub"
 	"github.com/dirsync/dirsync/internal/recovery"
@@ -22,6 +25,7 @@ type Resolver struct {
 	tenants *tenant.Connector
 	hub     *pubsub.Hub
 	recov   *recovery.Service
+	imports *importer.Service
 }
 
 // Deps are what the resolvers need beyond the ent client. Tenants builds Graph
@@ -30,6 +34,9 @@ type Resolver struct {
 type Deps struct {
 	Tenants *tenant.Connector
 	Hub     *pubsub.Hub
+	// ImportWait bounds how long importUsers waits to return results
+	// directly; 0 = importer.DefaultWait.
+	ImportWait time.Duration
 }
 
 // NewSchema returns the executable schema served by internal/api. pageSize
@@ -40,7 +47,9 @@ func NewSchema(client *ent.Client, pageSize int, deps Deps) graphql.ExecutableSc
 		Resolvers: &Resolver{
 			client: client, dir: directory.New(client), integ: integrations.New(client, deps.Tenants),
 			tenants: deps.Tenants, hub: deps.Hub, recov: recovery.New(client),
+			imports: importer.NewService(client, deps.Tenants),
 		},
 	}
+	cfg.Resolvers.(*Resolver).imports.Wait = deps.ImportWait
 	return pricedSchema{ExecutableSchema: generated.NewExecutableSchema(cfg), pageSize: pageSize}
 }

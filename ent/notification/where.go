@@ -91,6 +91,11 @@ func DeliveredAt(v time.Time) predicate.Notification {
 	return predicate.Notification(sql.FieldEQ(FieldDeliveredAt, v))
 }
 
+// JobID applies equality check predicate on the "job_id" field. It's identical to JobIDEQ.
+func JobID(v pulid.ID) predicate.Notification {
+	return predicate.Notification(sql.FieldEQ(FieldJobID, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Notification {
 	return predicate.Notification(sql.FieldEQ(FieldCreatedAt, v))
@@ -499,6 +504,86 @@ func DeliveredAtIsNil() predicate.Notification {
 // DeliveredAtNotNil applies the NotNil predicate on the "delivered_at" field.
 func DeliveredAtNotNil() predicate.Notification {
 	return predicate.Notification(sql.FieldNotNull(FieldDeliveredAt))
+}
+
+// JobIDEQ applies the EQ predicate on the "job_id" field.
+func JobIDEQ(v pulid.ID) predicate.Notification {
+	return predicate.Notification(sql.FieldEQ(FieldJobID, v))
+}
+
+// JobIDNEQ applies the NEQ predicate on the "job_id" field.
+func JobIDNEQ(v pulid.ID) predicate.Notification {
+	return predicate.Notification(sql.FieldNEQ(FieldJobID, v))
+}
+
+// JobIDIn applies the In predicate on the "job_id" field.
+func JobIDIn(vs ...pulid.ID) predicate.Notification {
+	return predicate.Notification(sql.FieldIn(FieldJobID, vs...))
+}
+
+// JobIDNotIn applies the NotIn predicate on the "job_id" field.
+func JobIDNotIn(vs ...pulid.ID) predicate.Notification {
+	return predicate.Notification(sql.FieldNotIn(FieldJobID, vs...))
+}
+
+// JobIDGT applies the GT predicate on the "job_id" field.
+func JobIDGT(v pulid.ID) predicate.Notification {
+	return predicate.Notification(sql.FieldGT(FieldJobID, v))
+}
+
+// JobIDGTE applies the GTE predicate on the "job_id" field.
+func JobIDGTE(v pulid.ID) predicate.Notification {
+	return predicate.Notification(sql.FieldGTE(FieldJobID, v))
+}
+
+// JobIDLT applies the LT predicate on the "job_id" field.
+func JobIDLT(v pulid.ID) predicate.Notification {
+	return predicate.Notification(sql.FieldLT(FieldJobID, v))
+}
+
+// JobIDLTE applies the LTE predicate on the "job_id" field.
+func JobIDLTE(v pulid.ID) predicate.Notification {
+	return predicate.Notification(sql.FieldLTE(FieldJobID, v))
+}
+
+// JobIDContains applies the Contains predicate on the "job_id" field.
+func JobIDContains(v pulid.ID) predicate.Notification {
+	vc := string(v)
+	return predicate.Notification(sql.FieldContains(FieldJobID, vc))
+}
+
+// JobIDHasPrefix applies the HasPrefix predicate on the "job_id" field.
+func JobIDHasPrefix(v pulid.ID) predicate.Notification {
+	vc := string(v)
+	return predicate.Notification(sql.FieldHasPrefix(FieldJobID, vc))
+}
+
+// JobIDHasSuffix applies the HasSuffix predicate on the "job_id" field.
+func JobIDHasSuffix(v pulid.ID) predicate.Notification {
+	vc := string(v)
+	return predicate.Notification(sql.FieldHasSuffix(FieldJobID, vc))
+}
+
+// JobIDIsNil applies the IsNil predicate on the "job_id" field.
+func JobIDIsNil() predicate.Notification {
+	return predicate.Notification(sql.FieldIsNull(FieldJobID))
+}
+
+// JobIDNotNil applies the NotNil predicate on the "job_id" field.
+func JobIDNotNil() predicate.Notification {
+	return predicate.Notification(sql.FieldNotNull(FieldJobID))
+}
+
+// JobIDEqualFold applies the EqualFold predicate on the "job_id" field.
+func JobIDEqualFold(v pulid.ID) predicate.Notification {
+	vc := string(v)
+	return predicate.Notification(sql.FieldEqualFold(FieldJobID, vc))
+}
+
+// JobIDContainsFold applies the ContainsFold predicate on the "job_id" field.
+func JobIDContainsFold(v pulid.ID) predicate.Notification {
+	vc := string(v)
+	return predicate.Notification(sql.FieldContainsFold(FieldJobID, vc))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

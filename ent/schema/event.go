@@ -65,7 +65,14 @@ func (Notification) Fields() []ent.Field {
 		field.String("kind").MaxLen(64).Immutable(),
 		field.String("message").MaxLen(2000).Immutable(),
 		field.Time("delivered_at").Optional().Nillable(),
+		field.String("job_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable().Immutable().
+			Comment("The job the notification reports on (import complete, M6)."),
 	}
+}
+
+// Indexes implements ent.Schema.
+func (Notification) Indexes() []ent.Index {
+	return []ent.Index{index.Fields("organization_id", "created_at")}
 }
 
 // Annotations implements ent.Schema.

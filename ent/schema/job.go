@@ -37,6 +37,8 @@ func (Job) Fields() []ent.Field {
 		// RetryOfID names the job whose failed items this one re-runs (retryJob):
 		// the original keeps its history, the retry carries the work.
 		field.String("retry_of_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable().Immutable(),
+		field.String("checkpoint").Optional().Annotations(hidden).
+			Comment("Where a resumable job (an import) continues: the next Graph page link; empty = from the start."),
 	}
 }
 
@@ -86,6 +88,13 @@ func (JobItem) Fields() []ent.Field {
 		field.String("error_message").Optional().MaxLen(2000),
 		field.String("detail").Optional().MaxLen(2000).
 			Comment("What the item wants the reader to know beyond its result (e.g. remote members left alone)."),
+		// Import items (M6) name the remote user they are about; the CSV is built from them.
+		field.String("remote_id").Optional().MaxLen(64).Immutable(),
+		field.String("user_principal_name").Optional().MaxLen(256).Immutable(),
+		field.String("email").Optional().MaxLen(256).Immutable(),
+		field.String("username").Optional().MaxLen(64).Immutable(),
+		field.String("note").Optional().MaxLen(2000).Immutable().
+			Comment("What the item did besides its result, e.g. the username an import had to suffix."),
 	}
 }
 
@@ -98,7 +107,13 @@ func (JobItem) Edges() []ent.Edge {
 
 // Indexes implements ent.Schema.
 func (JobItem) Indexes() []ent.Index {
-	return []ent.Index{index.Fields("job_id", "status")}
+	return []ent.Index{
+		index.Fields("job_id", "status"),
+		// The CSV streams a job's items in id order; one row per remote user and job.
+		index.Fields("job_id", "id"),
+		index.Fields("job_id", "remote_id").Unique().StorageKey("job_items_job_remote_id_key").
+			Annotations(entsql.IndexWhere("remote_id IS NOT NULL")),
+	}
 }
 
 // Annotations implements ent.Schema.

@@ -154,6 +154,7 @@ func (a *App) HTTPServer() (*server.Server, error) {
 	return server.New(server.Config{
 		Addr:            a.Cfg.Listen,
 		GraphQL:         gql,
+		Routes:          api.Routes(a.Ent, a.Log),
 		Playground:      a.Cfg.Playground,
 		Checks:          a.Checks(),
 		ShutdownTimeout: a.Cfg.ShutdownTimeout,

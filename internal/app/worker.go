@@ -40,6 +40,7 @@ func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Durati
 		DB:              a.DB,
 		DatabaseURL:     a.Cfg.DatabaseURL,
 		Handler:         h,
+		Tasks:           a.tasks(),
 		RetryAfter:      retryAfter,
 		Concurrency:     opts.Concurrency,
 		NoRelay:         opts.NoRelay,

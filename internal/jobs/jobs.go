@@ -23,6 +23,8 @@ const (
 	// KindReconcileGroup converges one user group's remote security group in
 	// one integration (payload ReconcileGroup; G1–G4).
 	KindReconcileGroup = "reconcile:group:v1"
+	// KindImportUsers imports remote users into the directory (payload ImportUsers).
+	KindImportUsers = "import:users:v1"
 )
 
 // Job kinds (Job.kind), what caused the work.
@@ -49,7 +51,20 @@ const (
 	JobResyncIntegration = "RESYNC_INTEGRATION"
 	// JobGroupChange: a user group's name or description changed (G3 renames).
 	JobGroupChange = "USER_GROUP_CHANGE"
+	// JobImportUsers imports remote users of an integration (M2).
+	JobImportUsers = "IMPORT_USERS"
 )
+
+// ImportUsers asks the worker to import remote users into the organization:
+// the listed ones, or every active one (All). Where a run stopped is kept on
+// the job (its checkpoint), not here, so a retried or continued task resumes.
+type ImportUsers struct {
+	OrgID         pulid.ID `json:"org"`
+	IntegrationID pulid.ID `json:"integration"`
+	JobID         pulid.ID `json:"job"`
+	All           bool     `json:"all,omitempty"`
+	RemoteIDs     []string `json:"remoteIds,omitempty"`
+}
 
 // ReconcileUser asks the worker to converge one user in one integration. It
 // carries ids only: the handler reads the current state when it runs, so a late,

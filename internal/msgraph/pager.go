@@ -18,6 +18,9 @@ type ListOptions struct {
 	// $count=true), which ne/not/endsWith/$search need.
 	Advanced bool
 	Search   string // $search, advanced mode only, e.g. `"displayName:ann"`
+	// SkipToken continues a listing where an earlier page's @odata.nextLink
+	// pointed (see SkipToken), with these same options.
+	SkipToken string
 }
 
 func (o ListOptions) query() url.Values {
@@ -36,6 +39,9 @@ func (o ListOptions) query() url.Values {
 	}
 	if o.Advanced {
 		q.Set("$count", "true")
+	}
+	if o.SkipToken != "" {
+		q.Set("$skiptoken", o.SkipToken)
 	}
 	return q
 }

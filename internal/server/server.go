@@ -24,8 +24,10 @@ type Check struct {
 
 // Config wires the server. GraphQL is required; everything else is optional.
 type Config struct {
-	Addr            string
-	GraphQL         http.Handler
+	Addr    string
+	GraphQL http.Handler
+	// Routes are further handlers by ServeMux pattern (e.g. "GET /jobs/{id}/results.csv").
+	Routes          map[string]http.Handler
 	Playground      bool
 	Checks          []Check
 	ShutdownTimeout time.Duration
@@ -142,6 +144,9 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", s.cfg.GraphQL)
+	for pattern, h := range s.cfg.Routes {
+		mux.Handle(pattern, h)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -49,6 +49,10 @@ type GroupHandler interface {
 	Handle(ctx context.Context, t jobs.ReconcileGroup, final bool) error
 }
 
+// TaskFunc runs a task of another kind than reconcile (e.g. an import): the
+// raw payload, and whether this is the last attempt. Same contract as Handler.
+type TaskFunc func(ctx context.Context, payload []byte, final bool) error
+
 // Defaults.
 const (
 	DefaultQueue       = "dirsync"
@@ -72,6 +76,8 @@ type Config struct {
 	Handler     Handler
 	// GroupHandler runs reconcile:group tasks; nil: they are not served.
 	GroupHandler GroupHandler
+	// Tasks routes further task kinds (jobs.KindImportUsers…) to their handlers.
+	Tasks map[string]TaskFunc
 	// RetryAfter extracts the Retry-After Graph sent from a Handle error (0 if
 	// none); provision.RetryAfter. Nil: backoff only.
 	RetryAfter func(error) time.Duration
@@ -203,6 +209,11 @@ func (w *Worker) Mux() *asynq.ServeMux {
 	mux.HandleFunc(jobs.KindReconcileUser, w.reconcileUser)
 	if w.cfg.GroupHandler != nil {
 		mux.HandleFunc(jobs.KindReconcileGroup, w.reconcileGroup)
+	}
+	for kind, f := range w.cfg.Tasks {
+		mux.HandleFunc(kind, func(ctx context.Context, t *asynq.Task) error {
+			return f(ctx, t.Payload(), IsFinalAttempt(ctx))
+		})
 	}
 	return mux
 }
