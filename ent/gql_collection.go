@@ -946,6 +946,21 @@ func (_q *OrganizationQuery) collectField(ctx context.Context, oneNode bool, opC
 				selectedFields = append(selectedFields, organization.FieldPasswordTakeover)
 				fieldSeen[organization.FieldPasswordTakeover] = struct{}{}
 			}
+		case "passwordMaxAgeDays":
+			if _, ok := fieldSeen[organization.FieldPasswordMaxAgeDays]; !ok {
+				selectedFields = append(selectedFields, organization.FieldPasswordMaxAgeDays)
+				fieldSeen[organization.FieldPasswordMaxAgeDays] = struct{}{}
+			}
+		case "lockoutThreshold":
+			if _, ok := fieldSeen[organization.FieldLockoutThreshold]; !ok {
+				selectedFields = append(selectedFields, organization.FieldLockoutThreshold)
+				fieldSeen[organization.FieldLockoutThreshold] = struct{}{}
+			}
+		case "lockoutMinutes":
+			if _, ok := fieldSeen[organization.FieldLockoutMinutes]; !ok {
+				selectedFields = append(selectedFields, organization.FieldLockoutMinutes)
+				fieldSeen[organization.FieldLockoutMinutes] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:
@@ -1139,6 +1154,26 @@ func (_q *RemoteLinkQuery) collectField(ctx context.Context, oneNode bool, opCtx
 			if _, ok := fieldSeen[remotelink.FieldLastSyncedAt]; !ok {
 				selectedFields = append(selectedFields, remotelink.FieldLastSyncedAt)
 				fieldSeen[remotelink.FieldLastSyncedAt] = struct{}{}
+			}
+		case "passwordVersion":
+			if _, ok := fieldSeen[remotelink.FieldPasswordVersion]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldPasswordVersion)
+				fieldSeen[remotelink.FieldPasswordVersion] = struct{}{}
+			}
+		case "passwordPushedAt":
+			if _, ok := fieldSeen[remotelink.FieldPasswordPushedAt]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldPasswordPushedAt)
+				fieldSeen[remotelink.FieldPasswordPushedAt] = struct{}{}
+			}
+		case "passwordErrorCode":
+			if _, ok := fieldSeen[remotelink.FieldPasswordErrorCode]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldPasswordErrorCode)
+				fieldSeen[remotelink.FieldPasswordErrorCode] = struct{}{}
+			}
+		case "passwordErrorMessage":
+			if _, ok := fieldSeen[remotelink.FieldPasswordErrorMessage]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldPasswordErrorMessage)
+				fieldSeen[remotelink.FieldPasswordErrorMessage] = struct{}{}
 			}
 		case "id":
 		case "__typename":
@@ -1449,6 +1484,21 @@ func (_q *UserQuery) collectField(ctx context.Context, oneNode bool, opCtx *grap
 			if _, ok := fieldSeen[user.FieldState]; !ok {
 				selectedFields = append(selectedFields, user.FieldState)
 				fieldSeen[user.FieldState] = struct{}{}
+			}
+		case "passwordSetAt":
+			if _, ok := fieldSeen[user.FieldPasswordSetAt]; !ok {
+				selectedFields = append(selectedFields, user.FieldPasswordSetAt)
+				fieldSeen[user.FieldPasswordSetAt] = struct{}{}
+			}
+		case "passwordExpiresAt":
+			if _, ok := fieldSeen[user.FieldPasswordExpiresAt]; !ok {
+				selectedFields = append(selectedFields, user.FieldPasswordExpiresAt)
+				fieldSeen[user.FieldPasswordExpiresAt] = struct{}{}
+			}
+		case "lockedUntil":
+			if _, ok := fieldSeen[user.FieldLockedUntil]; !ok {
+				selectedFields = append(selectedFields, user.FieldLockedUntil)
+				fieldSeen[user.FieldLockedUntil] = struct{}{}
 			}
 		case "id":
 		case "__typename":

@@ -2917,6 +2917,38 @@ type OrganizationWhereInput struct {
 	// "password_takeover" field predicates.
 	PasswordTakeover    *bool `json:"passwordTakeover,omitempty"`
 	PasswordTakeoverNEQ *bool `json:"passwordTakeoverNEQ,omitempty"`
+
+	// "password_max_age_days" field predicates.
+	PasswordMaxAgeDays       *int  `json:"passwordMaxAgeDays,omitempty"`
+	PasswordMaxAgeDaysNEQ    *int  `json:"passwordMaxAgeDaysNEQ,omitempty"`
+	PasswordMaxAgeDaysIn     []int `json:"passwordMaxAgeDaysIn,omitempty"`
+	PasswordMaxAgeDaysNotIn  []int `json:"passwordMaxAgeDaysNotIn,omitempty"`
+	PasswordMaxAgeDaysGT     *int  `json:"passwordMaxAgeDaysGT,omitempty"`
+	PasswordMaxAgeDaysGTE    *int  `json:"passwordMaxAgeDaysGTE,omitempty"`
+	PasswordMaxAgeDaysLT     *int  `json:"passwordMaxAgeDaysLT,omitempty"`
+	PasswordMaxAgeDaysLTE    *int  `json:"passwordMaxAgeDaysLTE,omitempty"`
+	PasswordMaxAgeDaysIsNil  bool  `json:"passwordMaxAgeDaysIsNil,omitempty"`
+	PasswordMaxAgeDaysNotNil bool  `json:"passwordMaxAgeDaysNotNil,omitempty"`
+
+	// "lockout_threshold" field predicates.
+	LockoutThreshold      *int  `json:"lockoutThreshold,omitempty"`
+	LockoutThresholdNEQ   *int  `json:"lockoutThresholdNEQ,omitempty"`
+	LockoutThresholdIn    []int `json:"lockoutThresholdIn,omitempty"`
+	LockoutThresholdNotIn []int `json:"lockoutThresholdNotIn,omitempty"`
+	LockoutThresholdGT    *int  `json:"lockoutThresholdGT,omitempty"`
+	LockoutThresholdGTE   *int  `json:"lockoutThresholdGTE,omitempty"`
+	LockoutThresholdLT    *int  `json:"lockoutThresholdLT,omitempty"`
+	LockoutThresholdLTE   *int  `json:"lockoutThresholdLTE,omitempty"`
+
+	// "lockout_minutes" field predicates.
+	LockoutMinutes      *int  `json:"lockoutMinutes,omitempty"`
+	LockoutMinutesNEQ   *int  `json:"lockoutMinutesNEQ,omitempty"`
+	LockoutMinutesIn    []int `json:"lockoutMinutesIn,omitempty"`
+	LockoutMinutesNotIn []int `json:"lockoutMinutesNotIn,omitempty"`
+	LockoutMinutesGT    *int  `json:"lockoutMinutesGT,omitempty"`
+	LockoutMinutesGTE   *int  `json:"lockoutMinutesGTE,omitempty"`
+	LockoutMinutesLT    *int  `json:"lockoutMinutesLT,omitempty"`
+	LockoutMinutesLTE   *int  `json:"lockoutMinutesLTE,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -3149,6 +3181,84 @@ func (i *OrganizationWhereInput) P() (predicate.Organization, error) {
 	if i.PasswordTakeoverNEQ != nil {
 		predicates = append(predicates, organization.PasswordTakeoverNEQ(*i.PasswordTakeoverNEQ))
 	}
+	if i.PasswordMaxAgeDays != nil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysEQ(*i.PasswordMaxAgeDays))
+	}
+	if i.PasswordMaxAgeDaysNEQ != nil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysNEQ(*i.PasswordMaxAgeDaysNEQ))
+	}
+	if len(i.PasswordMaxAgeDaysIn) > 0 {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysIn(i.PasswordMaxAgeDaysIn...))
+	}
+	if len(i.PasswordMaxAgeDaysNotIn) > 0 {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysNotIn(i.PasswordMaxAgeDaysNotIn...))
+	}
+	if i.PasswordMaxAgeDaysGT != nil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysGT(*i.PasswordMaxAgeDaysGT))
+	}
+	if i.PasswordMaxAgeDaysGTE != nil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysGTE(*i.PasswordMaxAgeDaysGTE))
+	}
+	if i.PasswordMaxAgeDaysLT != nil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysLT(*i.PasswordMaxAgeDaysLT))
+	}
+	if i.PasswordMaxAgeDaysLTE != nil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysLTE(*i.PasswordMaxAgeDaysLTE))
+	}
+	if i.PasswordMaxAgeDaysIsNil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysIsNil())
+	}
+	if i.PasswordMaxAgeDaysNotNil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysNotNil())
+	}
+	if i.LockoutThreshold != nil {
+		predicates = append(predicates, organization.LockoutThresholdEQ(*i.LockoutThreshold))
+	}
+	if i.LockoutThresholdNEQ != nil {
+		predicates = append(predicates, organization.LockoutThresholdNEQ(*i.LockoutThresholdNEQ))
+	}
+	if len(i.LockoutThresholdIn) > 0 {
+		predicates = append(predicates, organization.LockoutThresholdIn(i.LockoutThresholdIn...))
+	}
+	if len(i.LockoutThresholdNotIn) > 0 {
+		predicates = append(predicates, organization.LockoutThresholdNotIn(i.LockoutThresholdNotIn...))
+	}
+	if i.LockoutThresholdGT != nil {
+		predicates = append(predicates, organization.LockoutThresholdGT(*i.LockoutThresholdGT))
+	}
+	if i.LockoutThresholdGTE != nil {
+		predicates = append(predicates, organization.LockoutThresholdGTE(*i.LockoutThresholdGTE))
+	}
+	if i.LockoutThresholdLT != nil {
+		predicates = append(predicates, organization.LockoutThresholdLT(*i.LockoutThresholdLT))
+	}
+	if i.LockoutThresholdLTE != nil {
+		predicates = append(predicates, organization.LockoutThresholdLTE(*i.LockoutThresholdLTE))
+	}
+	if i.LockoutMinutes != nil {
+		predicates = append(predicates, organization.LockoutMinutesEQ(*i.LockoutMinutes))
+	}
+	if i.LockoutMinutesNEQ != nil {
+		predicates = append(predicates, organization.LockoutMinutesNEQ(*i.LockoutMinutesNEQ))
+	}
+	if len(i.LockoutMinutesIn) > 0 {
+		predicates = append(predicates, organization.LockoutMinutesIn(i.LockoutMinutesIn...))
+	}
+	if len(i.LockoutMinutesNotIn) > 0 {
+		predicates = append(predicates, organization.LockoutMinutesNotIn(i.LockoutMinutesNotIn...))
+	}
+	if i.LockoutMinutesGT != nil {
+		predicates = append(predicates, organization.LockoutMinutesGT(*i.LockoutMinutesGT))
+	}
+	if i.LockoutMinutesGTE != nil {
+		predicates = append(predicates, organization.LockoutMinutesGTE(*i.LockoutMinutesGTE))
+	}
+	if i.LockoutMinutesLT != nil {
+		predicates = append(predicates, organization.LockoutMinutesLT(*i.LockoutMinutesLT))
+	}
+	if i.LockoutMinutesLTE != nil {
+		predicates = append(predicates, organization.LockoutMinutesLTE(*i.LockoutMinutesLTE))
+	}
 
 	switch len(predicates) {
 	case 0:
@@ -3376,6 +3486,62 @@ type RemoteLinkWhereInput struct {
 	LastSyncedAtLTE    *time.Time  `json:"lastSyncedAtLTE,omitempty"`
 	LastSyncedAtIsNil  bool        `json:"lastSyncedAtIsNil,omitempty"`
 	LastSyncedAtNotNil bool        `json:"lastSyncedAtNotNil,omitempty"`
+
+	// "password_version" field predicates.
+	PasswordVersion      *int  `json:"passwordVersion,omitempty"`
+	PasswordVersionNEQ   *int  `json:"passwordVersionNEQ,omitempty"`
+	PasswordVersionIn    []int `json:"passwordVersionIn,omitempty"`
+	PasswordVersionNotIn []int `json:"passwordVersionNotIn,omitempty"`
+	PasswordVersionGT    *int  `json:"passwordVersionGT,omitempty"`
+	PasswordVersionGTE   *int  `json:"passwordVersionGTE,omitempty"`
+	PasswordVersionLT    *int  `json:"passwordVersionLT,omitempty"`
+	PasswordVersionLTE   *int  `json:"passwordVersionLTE,omitempty"`
+
+	// "password_pushed_at" field predicates.
+	PasswordPushedAt       *time.Time  `json:"passwordPushedAt,omitempty"`
+	PasswordPushedAtNEQ    *time.Time  `json:"passwordPushedAtNEQ,omitempty"`
+	PasswordPushedAtIn     []time.Time `json:"passwordPushedAtIn,omitempty"`
+	PasswordPushedAtNotIn  []time.Time `json:"passwordPushedAtNotIn,omitempty"`
+	PasswordPushedAtGT     *time.Time  `json:"passwordPushedAtGT,omitempty"`
+	PasswordPushedAtGTE    *time.Time  `json:"passwordPushedAtGTE,omitempty"`
+	PasswordPushedAtLT     *time.Time  `json:"passwordPushedAtLT,omitempty"`
+	PasswordPushedAtLTE    *time.Time  `json:"passwordPushedAtLTE,omitempty"`
+	PasswordPushedAtIsNil  bool        `json:"passwordPushedAtIsNil,omitempty"`
+	PasswordPushedAtNotNil bool        `json:"passwordPushedAtNotNil,omitempty"`
+
+	// "password_error_code" field predicates.
+	PasswordErrorCode             *string  `json:"passwordErrorCode,omitempty"`
+	PasswordErrorCodeNEQ          *string  `json:"passwordErrorCodeNEQ,omitempty"`
+	PasswordErrorCodeIn           []string `json:"passwordErrorCodeIn,omitempty"`
+	PasswordErrorCodeNotIn        []string `json:"passwordErrorCodeNotIn,omitempty"`
+	PasswordErrorCodeGT           *string  `json:"passwordErrorCodeGT,omitempty"`
+	PasswordErrorCodeGTE          *string  `json:"passwordErrorCodeGTE,omitempty"`
+	PasswordErrorCodeLT           *string  `json:"passwordErrorCodeLT,omitempty"`
+	PasswordErrorCodeLTE          *string  `json:"passwordErrorCodeLTE,omitempty"`
+	PasswordErrorCodeContains     *string  `json:"passwordErrorCodeContains,omitempty"`
+	PasswordErrorCodeHasPrefix    *string  `json:"passwordErrorCodeHasPrefix,omitempty"`
+	PasswordErrorCodeHasSuffix    *string  `json:"passwordErrorCodeHasSuffix,omitempty"`
+	PasswordErrorCodeIsNil        bool     `json:"passwordErrorCodeIsNil,omitempty"`
+	PasswordErrorCodeNotNil       bool     `json:"passwordErrorCodeNotNil,omitempty"`
+	PasswordErrorCodeEqualFold    *string  `json:"passwordErrorCodeEqualFold,omitempty"`
+	PasswordErrorCodeContainsFold *string  `json:"passwordErrorCodeContainsFold,omitempty"`
+
+	// "password_error_message" field predicates.
+	PasswordErrorMessage             *string  `json:"passwordErrorMessage,omitempty"`
+	PasswordErrorMessageNEQ          *string  `json:"passwordErrorMessageNEQ,omitempty"`
+	PasswordErrorMessageIn           []string `json:"passwordErrorMessageIn,omitempty"`
+	PasswordErrorMessageNotIn        []string `json:"passwordErrorMessageNotIn,omitempty"`
+	PasswordErrorMessageGT           *string  `json:"passwordErrorMessageGT,omitempty"`
+	PasswordErrorMessageGTE          *string  `json:"passwordErrorMessageGTE,omitempty"`
+	PasswordErrorMessageLT           *string  `json:"passwordErrorMessageLT,omitempty"`
+	PasswordErrorMessageLTE          *string  `json:"passwordErrorMessageLTE,omitempty"`
+	PasswordErrorMessageContains     *string  `json:"passwordErrorMessageContains,omitempty"`
+	PasswordErrorMessageHasPrefix    *string  `json:"passwordErrorMessageHasPrefix,omitempty"`
+	PasswordErrorMessageHasSuffix    *string  `json:"passwordErrorMessageHasSuffix,omitempty"`
+	PasswordErrorMessageIsNil        bool     `json:"passwordErrorMessageIsNil,omitempty"`
+	PasswordErrorMessageNotNil       bool     `json:"passwordErrorMessageNotNil,omitempty"`
+	PasswordErrorMessageEqualFold    *string  `json:"passwordErrorMessageEqualFold,omitempty"`
+	PasswordErrorMessageContainsFold *string  `json:"passwordErrorMessageContainsFold,omitempty"`
 
 	// "integration" edge predicates.
 	HasIntegration     *bool                    `json:"hasIntegration,omitempty"`
@@ -3984,6 +4150,150 @@ func (i *RemoteLinkWhereInput) P() (predicate.RemoteLink, error) {
 	}
 	if i.LastSyncedAtNotNil {
 		predicates = append(predicates, remotelink.LastSyncedAtNotNil())
+	}
+	if i.PasswordVersion != nil {
+		predicates = append(predicates, remotelink.PasswordVersionEQ(*i.PasswordVersion))
+	}
+	if i.PasswordVersionNEQ != nil {
+		predicates = append(predicates, remotelink.PasswordVersionNEQ(*i.PasswordVersionNEQ))
+	}
+	if len(i.PasswordVersionIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordVersionIn(i.PasswordVersionIn...))
+	}
+	if len(i.PasswordVersionNotIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordVersionNotIn(i.PasswordVersionNotIn...))
+	}
+	if i.PasswordVersionGT != nil {
+		predicates = append(predicates, remotelink.PasswordVersionGT(*i.PasswordVersionGT))
+	}
+	if i.PasswordVersionGTE != nil {
+		predicates = append(predicates, remotelink.PasswordVersionGTE(*i.PasswordVersionGTE))
+	}
+	if i.PasswordVersionLT != nil {
+		predicates = append(predicates, remotelink.PasswordVersionLT(*i.PasswordVersionLT))
+	}
+	if i.PasswordVersionLTE != nil {
+		predicates = append(predicates, remotelink.PasswordVersionLTE(*i.PasswordVersionLTE))
+	}
+	if i.PasswordPushedAt != nil {
+		predicates = append(predicates, remotelink.PasswordPushedAtEQ(*i.PasswordPushedAt))
+	}
+	if i.PasswordPushedAtNEQ != nil {
+		predicates = append(predicates, remotelink.PasswordPushedAtNEQ(*i.PasswordPushedAtNEQ))
+	}
+	if len(i.PasswordPushedAtIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordPushedAtIn(i.PasswordPushedAtIn...))
+	}
+	if len(i.PasswordPushedAtNotIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordPushedAtNotIn(i.PasswordPushedAtNotIn...))
+	}
+	if i.PasswordPushedAtGT != nil {
+		predicates = append(predicates, remotelink.PasswordPushedAtGT(*i.PasswordPushedAtGT))
+	}
+	if i.PasswordPushedAtGTE != nil {
+		predicates = append(predicates, remotelink.PasswordPushedAtGTE(*i.PasswordPushedAtGTE))
+	}
+	if i.PasswordPushedAtLT != nil {
+		predicates = append(predicates, remotelink.PasswordPushedAtLT(*i.PasswordPushedAtLT))
+	}
+	if i.PasswordPushedAtLTE != nil {
+		predicates = append(predicates, remotelink.PasswordPushedAtLTE(*i.PasswordPushedAtLTE))
+	}
+	if i.PasswordPushedAtIsNil {
+		predicates = append(predicates, remotelink.PasswordPushedAtIsNil())
+	}
+	if i.PasswordPushedAtNotNil {
+		predicates = append(predicates, remotelink.PasswordPushedAtNotNil())
+	}
+	if i.PasswordErrorCode != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeEQ(*i.PasswordErrorCode))
+	}
+	if i.PasswordErrorCodeNEQ != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeNEQ(*i.PasswordErrorCodeNEQ))
+	}
+	if len(i.PasswordErrorCodeIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordErrorCodeIn(i.PasswordErrorCodeIn...))
+	}
+	if len(i.PasswordErrorCodeNotIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordErrorCodeNotIn(i.PasswordErrorCodeNotIn...))
+	}
+	if i.PasswordErrorCodeGT != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeGT(*i.PasswordErrorCodeGT))
+	}
+	if i.PasswordErrorCodeGTE != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeGTE(*i.PasswordErrorCodeGTE))
+	}
+	if i.PasswordErrorCodeLT != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeLT(*i.PasswordErrorCodeLT))
+	}
+	if i.PasswordErrorCodeLTE != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeLTE(*i.PasswordErrorCodeLTE))
+	}
+	if i.PasswordErrorCodeContains != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeContains(*i.PasswordErrorCodeContains))
+	}
+	if i.PasswordErrorCodeHasPrefix != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeHasPrefix(*i.PasswordErrorCodeHasPrefix))
+	}
+	if i.PasswordErrorCodeHasSuffix != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeHasSuffix(*i.PasswordErrorCodeHasSuffix))
+	}
+	if i.PasswordErrorCodeIsNil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeIsNil())
+	}
+	if i.PasswordErrorCodeNotNil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeNotNil())
+	}
+	if i.PasswordErrorCodeEqualFold != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeEqualFold(*i.PasswordErrorCodeEqualFold))
+	}
+	if i.PasswordErrorCodeContainsFold != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeContainsFold(*i.PasswordErrorCodeContainsFold))
+	}
+	if i.PasswordErrorMessage != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageEQ(*i.PasswordErrorMessage))
+	}
+	if i.PasswordErrorMessageNEQ != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageNEQ(*i.PasswordErrorMessageNEQ))
+	}
+	if len(i.PasswordErrorMessageIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordErrorMessageIn(i.PasswordErrorMessageIn...))
+	}
+	if len(i.PasswordErrorMessageNotIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordErrorMessageNotIn(i.PasswordErrorMessageNotIn...))
+	}
+	if i.PasswordErrorMessageGT != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageGT(*i.PasswordErrorMessageGT))
+	}
+	if i.PasswordErrorMessageGTE != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageGTE(*i.PasswordErrorMessageGTE))
+	}
+	if i.PasswordErrorMessageLT != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageLT(*i.PasswordErrorMessageLT))
+	}
+	if i.PasswordErrorMessageLTE != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageLTE(*i.PasswordErrorMessageLTE))
+	}
+	if i.PasswordErrorMessageContains != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageContains(*i.PasswordErrorMessageContains))
+	}
+	if i.PasswordErrorMessageHasPrefix != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageHasPrefix(*i.PasswordErrorMessageHasPrefix))
+	}
+	if i.PasswordErrorMessageHasSuffix != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageHasSuffix(*i.PasswordErrorMessageHasSuffix))
+	}
+	if i.PasswordErrorMessageIsNil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageIsNil())
+	}
+	if i.PasswordErrorMessageNotNil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageNotNil())
+	}
+	if i.PasswordErrorMessageEqualFold != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageEqualFold(*i.PasswordErrorMessageEqualFold))
+	}
+	if i.PasswordErrorMessageContainsFold != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageContainsFold(*i.PasswordErrorMessageContainsFold))
 	}
 
 	if i.HasIntegration != nil {

@@ -33,6 +33,8 @@ type Notification struct {
 	Message string `json:"message,omitempty"`
 	// DeliveredAt holds the value of the "delivered_at" field.
 	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
+	// A one-time token the delivery channel hands the person (activation, reset), sealed (internal/secrets) to this row's id.
+	SecretSealed string `json:"-"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the NotificationQuery when eager-loading is set.
 	Edges        NotificationEdges `json:"edges"`
@@ -68,7 +70,7 @@ func (*Notification) scanValues(columns []string) ([]any, error) {
 			values[i] = &sql.NullScanner{S: new(pulid.ID)}
 		case notification.FieldID, notification.FieldOrganizationID:
 			values[i] = new(pulid.ID)
-		case notification.FieldKind, notification.FieldMessage:
+		case notification.FieldKind, notification.FieldMessage, notification.FieldSecretSealed:
 			values[i] = new(sql.NullString)
 		case notification.FieldCreatedAt, notification.FieldUpdatedAt, notification.FieldDeliveredAt:
 			values[i] = new(sql.NullTime)
@@ -137,6 +139,12 @@ func (_m *Notification) assignValues(columns []string, values []any) error {
 				_m.DeliveredAt = new(time.Time)
 				*_m.DeliveredAt = value.Time
 			}
+		case notification.FieldSecretSealed:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field secret_sealed", values[i])
+			} else if value.Valid {
+				_m.SecretSealed = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -202,6 +210,8 @@ func (_m *Notification) String() string {
 		builder.WriteString("delivered_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("secret_sealed=<sensitive>")
 	builder.WriteByte(')')
 	return builder.String()
 }

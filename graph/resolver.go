@@ -9,6 +9,7 @@ import (
 	"github.com/dirsync/dirsync/graph/generated"
 	"github.com/dirsync/dirsync/internal/directory"
 	"github.com/dirsync/dirsync/internal/integrations"
+	"github.com/dirsync/dirsync/internal/passwords"
 	"github.com/dirsync/dirsync/internal/pubsub"
 	"github.com/dirsync/dirsync/internal/tenant"
 )
@@ -20,6 +21,7 @@ type Resolver struct {
 	integ   *integrations.Service
 	tenants *tenant.Connector
 	hub     *pubsub.Hub
+	pw      *passwords.Service
 }
 
 // Deps are what the resolvers need beyond the ent client. Tenants builds Graph
@@ -28,6 +30,8 @@ type Resolver struct {
 type Deps struct {
 	Tenants *tenant.Connector
 	Hub     *pubsub.Hub
+	// Passwords runs admin password calls and the user portal; nil answers UNAVAILABLE.
+	Passwords *passwords.Service
 }
 
 // NewSchema returns the executable schema served by internal/api. pageSize
@@ -37,7 +41,7 @@ func NewSchema(client *ent.Client, pageSize int, deps Deps) graphql.ExecutableSc
 	cfg := generated.Config{
 		Resolvers: &Resolver{
 			client: client, dir: directory.New(client), integ: integrations.New(client, deps.Tenants),
-			tenants: deps.Tenants, hub: deps.Hub,
+			tenants: deps.Tenants, hub: deps.Hub, pw: deps.Passwords,
 		},
 	}
 	setComplexity(&cfg.Complexity, pageSize)

@@ -256,6 +256,7 @@ var (
 		{Name: "kind", Type: field.TypeString, Size: 64},
 		{Name: "message", Type: field.TypeString, Size: 2000},
 		{Name: "delivered_at", Type: field.TypeTime, Nullable: true},
+		{Name: "secret_sealed", Type: field.TypeString, Nullable: true},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 	}
 	// NotificationsTable holds the schema information for the "notifications" table.
@@ -266,7 +267,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "notifications_organizations_organization",
-				Columns:    []*schema.Column{NotificationsColumns[7]},
+				Columns:    []*schema.Column{NotificationsColumns[8]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -281,6 +282,9 @@ var (
 		{Name: "default_import_state", Type: field.TypeEnum, Enums: []string{"STAGED", "ACTIVE"}, Default: "STAGED"},
 		{Name: "user_limit", Type: field.TypeInt, Nullable: true},
 		{Name: "password_takeover", Type: field.TypeBool, Default: false},
+		{Name: "password_max_age_days", Type: field.TypeInt, Nullable: true},
+		{Name: "lockout_threshold", Type: field.TypeInt, Default: 10},
+		{Name: "lockout_minutes", Type: field.TypeInt, Default: 15},
 	}
 	// OrganizationsTable holds the schema information for the "organizations" table.
 	OrganizationsTable = &schema.Table{
@@ -331,6 +335,11 @@ var (
 		{Name: "last_error_message", Type: field.TypeString, Nullable: true, Size: 2000},
 		{Name: "last_error_request_id", Type: field.TypeString, Nullable: true, Size: 100},
 		{Name: "last_synced_at", Type: field.TypeTime, Nullable: true},
+		{Name: "password_version", Type: field.TypeInt, Default: 0},
+		{Name: "password_queued_version", Type: field.TypeInt, Default: 0},
+		{Name: "password_pushed_at", Type: field.TypeTime, Nullable: true},
+		{Name: "password_error_code", Type: field.TypeString, Nullable: true, Size: 200},
+		{Name: "password_error_message", Type: field.TypeString, Nullable: true, Size: 2000},
 		{Name: "integration_id", Type: field.TypeString, Size: 28},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 		{Name: "user_id", Type: field.TypeString, Nullable: true, Size: 28},
@@ -343,19 +352,19 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "remote_links_integrations_links",
-				Columns:    []*schema.Column{RemoteLinksColumns[16]},
+				Columns:    []*schema.Column{RemoteLinksColumns[21]},
 				RefColumns: []*schema.Column{IntegrationsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "remote_links_organizations_organization",
-				Columns:    []*schema.Column{RemoteLinksColumns[17]},
+				Columns:    []*schema.Column{RemoteLinksColumns[22]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "remote_links_users_links",
-				Columns:    []*schema.Column{RemoteLinksColumns[18]},
+				Columns:    []*schema.Column{RemoteLinksColumns[23]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -364,17 +373,17 @@ var (
 			{
 				Name:    "remote_links_integration_user_key",
 				Unique:  true,
-				Columns: []*schema.Column{RemoteLinksColumns[16], RemoteLinksColumns[18]},
+				Columns: []*schema.Column{RemoteLinksColumns[21], RemoteLinksColumns[23]},
 			},
 			{
 				Name:    "remotelink_integration_id_remote_id",
 				Unique:  false,
-				Columns: []*schema.Column{RemoteLinksColumns[16], RemoteLinksColumns[4]},
+				Columns: []*schema.Column{RemoteLinksColumns[21], RemoteLinksColumns[4]},
 			},
 			{
 				Name:    "remote_links_integration_remote_id_key",
 				Unique:  true,
-				Columns: []*schema.Column{RemoteLinksColumns[16], RemoteLinksColumns[4]},
+				Columns: []*schema.Column{RemoteLinksColumns[21], RemoteLinksColumns[4]},
 				Annotation: &entsql.IndexAnnotation{
 					Where: "(remote_id IS NOT NULL) AND ((remote_id)::text <> ''::text)",
 				},
@@ -382,7 +391,7 @@ var (
 			{
 				Name:    "remotelink_user_id",
 				Unique:  false,
-				Columns: []*schema.Column{RemoteLinksColumns[18]},
+				Columns: []*schema.Column{RemoteLinksColumns[23]},
 			},
 		},
 	}
@@ -418,6 +427,7 @@ var (
 		{Name: "password_hash", Type: field.TypeString, Nullable: true},
 		{Name: "password_set_at", Type: field.TypeTime, Nullable: true},
 		{Name: "password_expires_at", Type: field.TypeTime, Nullable: true},
+		{Name: "password_version", Type: field.TypeInt, Default: 0},
 		{Name: "failed_logins", Type: field.TypeInt, Default: 0},
 		{Name: "locked_until", Type: field.TypeTime, Nullable: true},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
@@ -430,7 +440,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "users_organizations_organization",
-				Columns:    []*schema.Column{UsersColumns[32]},
+				Columns:    []*schema.Column{UsersColumns[33]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -439,12 +449,12 @@ var (
 			{
 				Name:    "users_org_username_key",
 				Unique:  true,
-				Columns: []*schema.Column{UsersColumns[32], UsersColumns[4]},
+				Columns: []*schema.Column{UsersColumns[33], UsersColumns[4]},
 			},
 			{
 				Name:    "users_org_email_key",
 				Unique:  true,
-				Columns: []*schema.Column{UsersColumns[32], UsersColumns[6]},
+				Columns: []*schema.Column{UsersColumns[33], UsersColumns[6]},
 			},
 		},
 	}
@@ -526,6 +536,54 @@ var (
 			},
 		},
 	}
+	// UserTokensColumns holds the columns for the "user_tokens" table.
+	UserTokensColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 28},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"SESSION", "ACTIVATION", "RESET"}},
+		{Name: "token_hash", Type: field.TypeBytes},
+		{Name: "expires_at", Type: field.TypeTime},
+		{Name: "user_id", Type: field.TypeString, Size: 28},
+		{Name: "organization_id", Type: field.TypeString, Size: 28},
+	}
+	// UserTokensTable holds the schema information for the "user_tokens" table.
+	UserTokensTable = &schema.Table{
+		Name:       "user_tokens",
+		Columns:    UserTokensColumns,
+		PrimaryKey: []*schema.Column{UserTokensColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "user_tokens_users_tokens",
+				Columns:    []*schema.Column{UserTokensColumns[6]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+			{
+				Symbol:     "user_tokens_organizations_organization",
+				Columns:    []*schema.Column{UserTokensColumns[7]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "user_tokens_token_hash_key",
+				Unique:  true,
+				Columns: []*schema.Column{UserTokensColumns[4]},
+			},
+			{
+				Name:    "usertoken_user_id_kind",
+				Unique:  false,
+				Columns: []*schema.Column{UserTokensColumns[6], UserTokensColumns[3]},
+			},
+			{
+				Name:    "usertoken_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{UserTokensColumns[5]},
+			},
+		},
+	}
 	// UserGroupMembersColumns holds the columns for the "user_group_members" table.
 	UserGroupMembersColumns = []*schema.Column{
 		{Name: "user_group_id", Type: field.TypeString, Size: 28},
@@ -566,6 +624,7 @@ var (
 		UsersTable,
 		UserBindingsTable,
 		UserGroupsTable,
+		UserTokensTable,
 		UserGroupMembersTable,
 	}
 )
@@ -621,6 +680,11 @@ func init() {
 	UserGroupsTable.ForeignKeys[0].RefTable = OrganizationsTable
 	UserGroupsTable.Annotation = &entsql.Annotation{
 		Table: "user_groups",
+	}
+	UserTokensTable.ForeignKeys[0].RefTable = UsersTable
+	UserTokensTable.ForeignKeys[1].RefTable = OrganizationsTable
+	UserTokensTable.Annotation = &entsql.Annotation{
+		Table: "user_tokens",
 	}
 	UserGroupMembersTable.ForeignKeys[0].RefTable = UserGroupsTable
 	UserGroupMembersTable.ForeignKeys[1].RefTable = UsersTable

@@ -30,6 +30,8 @@ const (
 	FieldMessage = "message"
 	// FieldDeliveredAt holds the string denoting the delivered_at field in the database.
 	FieldDeliveredAt = "delivered_at"
+	// FieldSecretSealed holds the string denoting the secret_sealed field in the database.
+	FieldSecretSealed = "secret_sealed"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// Table holds the table name of the notification in the database.
@@ -53,6 +55,7 @@ var Columns = []string{
 	FieldKind,
 	FieldMessage,
 	FieldDeliveredAt,
+	FieldSecretSealed,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -130,6 +133,11 @@ func ByMessage(opts ...sql.OrderTermOption) OrderOption {
 // ByDeliveredAt orders the results by the delivered_at field.
 func ByDeliveredAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDeliveredAt, opts...).ToFunc()
+}
+
+// BySecretSealed orders the results by the secret_sealed field.
+func BySecretSealed(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSecretSealed, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

@@ -55,6 +55,16 @@ const (
 	FieldLastErrorRequestID = "last_error_request_id"
 	// FieldLastSyncedAt holds the string denoting the last_synced_at field in the database.
 	FieldLastSyncedAt = "last_synced_at"
+	// FieldPasswordVersion holds the string denoting the password_version field in the database.
+	FieldPasswordVersion = "password_version"
+	// FieldPasswordQueuedVersion holds the string denoting the password_queued_version field in the database.
+	FieldPasswordQueuedVersion = "password_queued_version"
+	// FieldPasswordPushedAt holds the string denoting the password_pushed_at field in the database.
+	FieldPasswordPushedAt = "password_pushed_at"
+	// FieldPasswordErrorCode holds the string denoting the password_error_code field in the database.
+	FieldPasswordErrorCode = "password_error_code"
+	// FieldPasswordErrorMessage holds the string denoting the password_error_message field in the database.
+	FieldPasswordErrorMessage = "password_error_message"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeIntegration holds the string denoting the integration edge name in mutations.
@@ -107,6 +117,11 @@ var Columns = []string{
 	FieldLastErrorMessage,
 	FieldLastErrorRequestID,
 	FieldLastSyncedAt,
+	FieldPasswordVersion,
+	FieldPasswordQueuedVersion,
+	FieldPasswordPushedAt,
+	FieldPasswordErrorCode,
+	FieldPasswordErrorMessage,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -147,6 +162,18 @@ var (
 	LastErrorMessageValidator func(string) error
 	// LastErrorRequestIDValidator is a validator for the "last_error_request_id" field. It is called by the builders before save.
 	LastErrorRequestIDValidator func(string) error
+	// DefaultPasswordVersion holds the default value on creation for the "password_version" field.
+	DefaultPasswordVersion int
+	// PasswordVersionValidator is a validator for the "password_version" field. It is called by the builders before save.
+	PasswordVersionValidator func(int) error
+	// DefaultPasswordQueuedVersion holds the default value on creation for the "password_queued_version" field.
+	DefaultPasswordQueuedVersion int
+	// PasswordQueuedVersionValidator is a validator for the "password_queued_version" field. It is called by the builders before save.
+	PasswordQueuedVersionValidator func(int) error
+	// PasswordErrorCodeValidator is a validator for the "password_error_code" field. It is called by the builders before save.
+	PasswordErrorCodeValidator func(string) error
+	// PasswordErrorMessageValidator is a validator for the "password_error_message" field. It is called by the builders before save.
+	PasswordErrorMessageValidator func(string) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() pulid.ID
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -303,6 +330,31 @@ func ByLastErrorRequestID(opts ...sql.OrderTermOption) OrderOption {
 // ByLastSyncedAt orders the results by the last_synced_at field.
 func ByLastSyncedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldLastSyncedAt, opts...).ToFunc()
+}
+
+// ByPasswordVersion orders the results by the password_version field.
+func ByPasswordVersion(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordVersion, opts...).ToFunc()
+}
+
+// ByPasswordQueuedVersion orders the results by the password_queued_version field.
+func ByPasswordQueuedVersion(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordQueuedVersion, opts...).ToFunc()
+}
+
+// ByPasswordPushedAt orders the results by the password_pushed_at field.
+func ByPasswordPushedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordPushedAt, opts...).ToFunc()
+}
+
+// ByPasswordErrorCode orders the results by the password_error_code field.
+func ByPasswordErrorCode(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordErrorCode, opts...).ToFunc()
+}
+
+// ByPasswordErrorMessage orders the results by the password_error_message field.
+func ByPasswordErrorMessage(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordErrorMessage, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

@@ -63,6 +63,8 @@ func (Notification) Fields() []ent.Field {
 		field.String("kind").MaxLen(64).Immutable(),
 		field.String("message").MaxLen(2000).Immutable(),
 		field.Time("delivered_at").Optional().Nillable(),
+		field.String("secret_sealed").Optional().Sensitive().Annotations(hidden).
+			Comment("A one-time token the delivery channel hands the person (activation, reset), sealed (internal/secrets) to this row's id."),
 	}
 }
 

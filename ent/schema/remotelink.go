@@ -43,6 +43,14 @@ func (RemoteLink) Fields() []ent.Field {
 		field.String("last_error_message").Optional().MaxLen(2000),
 		field.String("last_error_request_id").Optional().MaxLen(100),
 		field.Time("last_synced_at").Optional().Nillable(),
+		field.Int("password_version").Default(0).NonNegative().
+			Comment("The user's password version this remote account last received (W3); 0: none of ours."),
+		field.Int("password_queued_version").Default(0).NonNegative().Annotations(hidden).
+			Comment("The newest password version queued for this account, so a login does not push it twice."),
+		field.Time("password_pushed_at").Optional().Nillable(),
+		field.String("password_error_code").Optional().MaxLen(200).
+			Comment("Why the last password push failed for good (e.g. Graph's password policy); empty after a success."),
+		field.String("password_error_message").Optional().MaxLen(2000),
 	}
 }
 

@@ -71,6 +71,16 @@ type ComplexityRoot struct {
 		Jobs        func(childComplexity int) int
 	}
 
+	ChangeMyPasswordPayload struct {
+		User func(childComplexity int) int
+	}
+
+	CreateActivationPayload struct {
+		ExpiresAt func(childComplexity int) int
+		Token     func(childComplexity int) int
+		User      func(childComplexity int) int
+	}
+
 	CreateUserGroupPayload struct {
 		UserGroup func(childComplexity int) int
 	}
@@ -209,11 +219,14 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		ActivateAccount        func(childComplexity int, token string, password string) int
 		ActivateUser           func(childComplexity int, id pulid.ID) int
 		AddUserGroupMembers    func(childComplexity int, groupID pulid.ID, userIDs []pulid.ID) int
 		AuthorizeIntegration   func(childComplexity int, id pulid.ID) int
 		BindUserGroups         func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID) int
 		BindUsers              func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID) int
+		ChangeMyPassword       func(childComplexity int, currentPassword string, newPassword string) int
+		CreateActivation       func(childComplexity int, userID pulid.ID) int
 		CreateIntegration      func(childComplexity int, input model.CreateIntegrationInput) int
 		CreateUser             func(childComplexity int, input ent.CreateUserInput) int
 		CreateUserGroup        func(childComplexity int, input ent.CreateUserGroupInput) int
@@ -221,10 +234,16 @@ type ComplexityRoot struct {
 		DeleteIntegration      func(childComplexity int, id pulid.ID) int
 		DeleteUser             func(childComplexity int, id pulid.ID) int
 		DeleteUserGroup        func(childComplexity int, id pulid.ID) int
+		PortalLogin            func(childComplexity int, organization string, login string, password string) int
+		PortalLogout           func(childComplexity int) int
 		RemoveUserGroupMembers func(childComplexity int, groupID pulid.ID, userIDs []pulid.ID) int
+		RequestPasswordReset   func(childComplexity int, organization string, login string) int
+		ResetPassword          func(childComplexity int, token string, newPassword string) int
+		SetUserPassword        func(childComplexity int, id pulid.ID, password string, forceChangeNextLogin *bool) int
 		SuspendUser            func(childComplexity int, id pulid.ID) int
 		UnbindUserGroups       func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID) int
 		UnbindUsers            func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID) int
+		UnlockUser             func(childComplexity int, id pulid.ID) int
 		UpdateIntegration      func(childComplexity int, id pulid.ID, input model.UpdateIntegrationInput) int
 		UpdateOrganization     func(childComplexity int, input ent.UpdateOrganizationInput) int
 		UpdateUser             func(childComplexity int, id pulid.ID, input ent.UpdateUserInput) int
@@ -256,7 +275,10 @@ type ComplexityRoot struct {
 		CreatedAt          func(childComplexity int) int
 		DefaultImportState func(childComplexity int) int
 		ID                 func(childComplexity int) int
+		LockoutMinutes     func(childComplexity int) int
+		LockoutThreshold   func(childComplexity int) int
 		Name               func(childComplexity int) int
+		PasswordMaxAgeDays func(childComplexity int) int
 		PasswordTakeover   func(childComplexity int) int
 		UpdatedAt          func(childComplexity int) int
 		UserLimit          func(childComplexity int) int
@@ -269,11 +291,22 @@ type ComplexityRoot struct {
 		StartCursor     func(childComplexity int) int
 	}
 
+	PortalLogoutPayload struct {
+		Ok func(childComplexity int) int
+	}
+
+	PortalSessionPayload struct {
+		ExpiresAt func(childComplexity int) int
+		Token     func(childComplexity int) int
+		User      func(childComplexity int) int
+	}
+
 	Query struct {
 		Events       func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
 		Integrations func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.IntegrationOrder, where *ent.IntegrationWhereInput) int
 		Job          func(childComplexity int, id pulid.ID) int
 		Jobs         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.JobOrder, where *ent.JobWhereInput) int
+		Me           func(childComplexity int) int
 		Node         func(childComplexity int, id pulid.ID) int
 		Nodes        func(childComplexity int, ids []pulid.ID) int
 		Organization func(childComplexity int) int
@@ -282,25 +315,29 @@ type ComplexityRoot struct {
 	}
 
 	RemoteLink struct {
-		CreatedAt          func(childComplexity int) int
-		ID                 func(childComplexity int) int
-		Integration        func(childComplexity int) int
-		IntegrationID      func(childComplexity int) int
-		Kind               func(childComplexity int) int
-		LastErrorCode      func(childComplexity int) int
-		LastErrorMessage   func(childComplexity int) int
-		LastErrorRequestID func(childComplexity int) int
-		LastSyncedAt       func(childComplexity int) int
-		RemoteCreatedAt    func(childComplexity int) int
-		RemoteEnabled      func(childComplexity int) int
-		RemoteID           func(childComplexity int) int
-		Status             func(childComplexity int) int
-		StatusReason       func(childComplexity int) int
-		TakenOver          func(childComplexity int) int
-		UpdatedAt          func(childComplexity int) int
-		Upn                func(childComplexity int) int
-		User               func(childComplexity int) int
-		UserID             func(childComplexity int) int
+		CreatedAt            func(childComplexity int) int
+		ID                   func(childComplexity int) int
+		Integration          func(childComplexity int) int
+		IntegrationID        func(childComplexity int) int
+		Kind                 func(childComplexity int) int
+		LastErrorCode        func(childComplexity int) int
+		LastErrorMessage     func(childComplexity int) int
+		LastErrorRequestID   func(childComplexity int) int
+		LastSyncedAt         func(childComplexity int) int
+		PasswordErrorCode    func(childComplexity int) int
+		PasswordErrorMessage func(childComplexity int) int
+		PasswordPushedAt     func(childComplexity int) int
+		PasswordVersion      func(childComplexity int) int
+		RemoteCreatedAt      func(childComplexity int) int
+		RemoteEnabled        func(childComplexity int) int
+		RemoteID             func(childComplexity int) int
+		Status               func(childComplexity int) int
+		StatusReason         func(childComplexity int) int
+		TakenOver            func(childComplexity int) int
+		UpdatedAt            func(childComplexity int) int
+		Upn                  func(childComplexity int) int
+		User                 func(childComplexity int) int
+		UserID               func(childComplexity int) int
 	}
 
 	RemoteLinkConnection struct {
@@ -319,6 +356,19 @@ type ComplexityRoot struct {
 		UserGroup func(childComplexity int) int
 	}
 
+	RequestPasswordResetPayload struct {
+		Ok func(childComplexity int) int
+	}
+
+	ResetPasswordPayload struct {
+		Ok func(childComplexity int) int
+	}
+
+	SetUserPasswordPayload struct {
+		Jobs func(childComplexity int) int
+		User func(childComplexity int) int
+	}
+
 	Subscription struct {
 		Events     func(childComplexity int, filter *model.EventsSubscriptionFilter) int
 		JobUpdated func(childComplexity int, id pulid.ID) int
@@ -326,6 +376,11 @@ type ComplexityRoot struct {
 	}
 
 	SuspendUserPayload struct {
+		Jobs func(childComplexity int) int
+		User func(childComplexity int) int
+	}
+
+	UnlockUserPayload struct {
 		Jobs func(childComplexity int) int
 		User func(childComplexity int) int
 	}
@@ -344,33 +399,36 @@ type ComplexityRoot struct {
 	}
 
 	User struct {
-		AddressState   func(childComplexity int) int
-		AlternateEmail func(childComplexity int) int
-		BusinessPhone  func(childComplexity int) int
-		City           func(childComplexity int) int
-		CompanyName    func(childComplexity int) int
-		CostCenter     func(childComplexity int) int
-		Country        func(childComplexity int) int
-		CreatedAt      func(childComplexity int) int
-		Department     func(childComplexity int) int
-		DisplayName    func(childComplexity int) int
-		Email          func(childComplexity int) int
-		EmployeeID     func(childComplexity int) int
-		EmployeeType   func(childComplexity int) int
-		FirstName      func(childComplexity int) int
-		Groups         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) int
-		ID             func(childComplexity int) int
-		JobTitle       func(childComplexity int) int
-		LastName       func(childComplexity int) int
-		Links          func(childComplexity int) int
-		MobilePhone    func(childComplexity int) int
-		OfficeLocation func(childComplexity int) int
-		PostalCode     func(childComplexity int) int
-		State          func(childComplexity int) int
-		StreetAddress  func(childComplexity int) int
-		UpdatedAt      func(childComplexity int) int
-		UsageLocation  func(childComplexity int) int
-		Username       func(childComplexity int) int
+		AddressState      func(childComplexity int) int
+		AlternateEmail    func(childComplexity int) int
+		BusinessPhone     func(childComplexity int) int
+		City              func(childComplexity int) int
+		CompanyName       func(childComplexity int) int
+		CostCenter        func(childComplexity int) int
+		Country           func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		Department        func(childComplexity int) int
+		DisplayName       func(childComplexity int) int
+		Email             func(childComplexity int) int
+		EmployeeID        func(childComplexity int) int
+		EmployeeType      func(childComplexity int) int
+		FirstName         func(childComplexity int) int
+		Groups            func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) int
+		ID                func(childComplexity int) int
+		JobTitle          func(childComplexity int) int
+		LastName          func(childComplexity int) int
+		Links             func(childComplexity int) int
+		LockedUntil       func(childComplexity int) int
+		MobilePhone       func(childComplexity int) int
+		OfficeLocation    func(childComplexity int) int
+		PasswordExpiresAt func(childComplexity int) int
+		PasswordSetAt     func(childComplexity int) int
+		PostalCode        func(childComplexity int) int
+		State             func(childComplexity int) int
+		StreetAddress     func(childComplexity int) int
+		UpdatedAt         func(childComplexity int) int
+		UsageLocation     func(childComplexity int) int
+		Username          func(childComplexity int) int
 	}
 
 	UserConnection struct {
@@ -435,6 +493,15 @@ type MutationResolver interface {
 	UnbindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*model.BindingPayload, error)
 	BindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*model.BindingPayload, error)
 	UnbindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*model.BindingPayload, error)
+	SetUserPassword(ctx context.Context, id pulid.ID, password string, forceChangeNextLogin *bool) (*model.SetUserPasswordPayload, error)
+	CreateActivation(ctx context.Context, userID pulid.ID) (*model.CreateActivationPayload, error)
+	UnlockUser(ctx context.Context, id pulid.ID) (*model.UnlockUserPayload, error)
+	ActivateAccount(ctx context.Context, token string, password string) (*model.PortalSessionPayload, error)
+	PortalLogin(ctx context.Context, organization string, login string, password string) (*model.PortalSessionPayload, error)
+	ChangeMyPassword(ctx context.Context, currentPassword string, newPassword string) (*model.ChangeMyPasswordPayload, error)
+	PortalLogout(ctx context.Context) (*model.PortalLogoutPayload, error)
+	RequestPasswordReset(ctx context.Context, organization string, login string) (*model.RequestPasswordResetPayload, error)
+	ResetPassword(ctx context.Context, token string, newPassword string) (*model.ResetPasswordPayload, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id pulid.ID) (ent.Noder, error)
@@ -446,6 +513,7 @@ type QueryResolver interface {
 	UserGroups(ctx context.Context, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) (*ent.UserGroupConnection, error)
 	Organization(ctx context.Context) (*ent.Organization, error)
 	Job(ctx context.Context, id pulid.ID) (*ent.Job, error)
+	Me(ctx context.Context) (*ent.User, error)
 }
 type SubscriptionResolver interface {
 	JobUpdated(ctx context.Context, id pulid.ID) (<-chan *ent.Job, error)
@@ -534,6 +602,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.BindingPayload.Jobs(childComplexity), true
+
+	case "ChangeMyPasswordPayload.user":
+		if e.ComplexityRoot.ChangeMyPasswordPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChangeMyPasswordPayload.User(childComplexity), true
+
+	case "CreateActivationPayload.expiresAt":
+		if e.ComplexityRoot.CreateActivationPayload.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateActivationPayload.ExpiresAt(childComplexity), true
+	case "CreateActivationPayload.token":
+		if e.ComplexityRoot.CreateActivationPayload.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateActivationPayload.Token(childComplexity), true
+	case "CreateActivationPayload.user":
+		if e.ComplexityRoot.CreateActivationPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateActivationPayload.User(childComplexity), true
 
 	case "CreateUserGroupPayload.userGroup":
 		if e.ComplexityRoot.CreateUserGroupPayload.UserGroup == nil {
@@ -1061,6 +1155,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.JobItemEdge.Node(childComplexity), true
 
+	case "Mutation.activateAccount":
+		if e.ComplexityRoot.Mutation.ActivateAccount == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_activateAccount_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ActivateAccount(childComplexity, args["token"].(string), args["password"].(string)), true
 	case "Mutation.activateUser":
 		if e.ComplexityRoot.Mutation.ActivateUser == nil {
 			break
@@ -1116,6 +1221,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.BindUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+	case "Mutation.changeMyPassword":
+		if e.ComplexityRoot.Mutation.ChangeMyPassword == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_changeMyPassword_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ChangeMyPassword(childComplexity, args["currentPassword"].(string), args["newPassword"].(string)), true
+	case "Mutation.createActivation":
+		if e.ComplexityRoot.Mutation.CreateActivation == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createActivation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateActivation(childComplexity, args["userID"].(pulid.ID)), true
 	case "Mutation.createIntegration":
 		if e.ComplexityRoot.Mutation.CreateIntegration == nil {
 			break
@@ -1193,6 +1320,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteUserGroup(childComplexity, args["id"].(pulid.ID)), true
+	case "Mutation.portalLogin":
+		if e.ComplexityRoot.Mutation.PortalLogin == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_portalLogin_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PortalLogin(childComplexity, args["organization"].(string), args["login"].(string), args["password"].(string)), true
+	case "Mutation.portalLogout":
+		if e.ComplexityRoot.Mutation.PortalLogout == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.PortalLogout(childComplexity), true
 	case "Mutation.removeUserGroupMembers":
 		if e.ComplexityRoot.Mutation.RemoveUserGroupMembers == nil {
 			break
@@ -1204,6 +1348,39 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveUserGroupMembers(childComplexity, args["groupID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+	case "Mutation.requestPasswordReset":
+		if e.ComplexityRoot.Mutation.RequestPasswordReset == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestPasswordReset_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestPasswordReset(childComplexity, args["organization"].(string), args["login"].(string)), true
+	case "Mutation.resetPassword":
+		if e.ComplexityRoot.Mutation.ResetPassword == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resetPassword_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResetPassword(childComplexity, args["token"].(string), args["newPassword"].(string)), true
+	case "Mutation.setUserPassword":
+		if e.ComplexityRoot.Mutation.SetUserPassword == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setUserPassword_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetUserPassword(childComplexity, args["id"].(pulid.ID), args["password"].(string), args["forceChangeNextLogin"].(*bool)), true
 	case "Mutation.suspendUser":
 		if e.ComplexityRoot.Mutation.SuspendUser == nil {
 			break
@@ -1237,6 +1414,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UnbindUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+	case "Mutation.unlockUser":
+		if e.ComplexityRoot.Mutation.UnlockUser == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unlockUser_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UnlockUser(childComplexity, args["id"].(pulid.ID)), true
 	case "Mutation.updateIntegration":
 		if e.ComplexityRoot.Mutation.UpdateIntegration == nil {
 			break
@@ -1375,12 +1563,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Organization.ID(childComplexity), true
+	case "Organization.lockoutMinutes":
+		if e.ComplexityRoot.Organization.LockoutMinutes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.LockoutMinutes(childComplexity), true
+	case "Organization.lockoutThreshold":
+		if e.ComplexityRoot.Organization.LockoutThreshold == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.LockoutThreshold(childComplexity), true
 	case "Organization.name":
 		if e.ComplexityRoot.Organization.Name == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Organization.Name(childComplexity), true
+	case "Organization.passwordMaxAgeDays":
+		if e.ComplexityRoot.Organization.PasswordMaxAgeDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.PasswordMaxAgeDays(childComplexity), true
 	case "Organization.passwordTakeover":
 		if e.ComplexityRoot.Organization.PasswordTakeover == nil {
 			break
@@ -1424,6 +1630,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "PortalLogoutPayload.ok":
+		if e.ComplexityRoot.PortalLogoutPayload.Ok == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalLogoutPayload.Ok(childComplexity), true
+
+	case "PortalSessionPayload.expiresAt":
+		if e.ComplexityRoot.PortalSessionPayload.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSessionPayload.ExpiresAt(childComplexity), true
+	case "PortalSessionPayload.token":
+		if e.ComplexityRoot.PortalSessionPayload.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSessionPayload.Token(childComplexity), true
+	case "PortalSessionPayload.user":
+		if e.ComplexityRoot.PortalSessionPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSessionPayload.User(childComplexity), true
 
 	case "Query.events":
 		if e.ComplexityRoot.Query.Events == nil {
@@ -1470,6 +1702,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Jobs(childComplexity, args["after"].(*entgql.Cursor[pulid.ID]), args["first"].(*int), args["before"].(*entgql.Cursor[pulid.ID]), args["last"].(*int), args["orderBy"].(*ent.JobOrder), args["where"].(*ent.JobWhereInput)), true
+	case "Query.me":
+		if e.ComplexityRoot.Query.Me == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Me(childComplexity), true
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
 			break
@@ -1575,6 +1813,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RemoteLink.LastSyncedAt(childComplexity), true
+	case "RemoteLink.passwordErrorCode":
+		if e.ComplexityRoot.RemoteLink.PasswordErrorCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteLink.PasswordErrorCode(childComplexity), true
+	case "RemoteLink.passwordErrorMessage":
+		if e.ComplexityRoot.RemoteLink.PasswordErrorMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteLink.PasswordErrorMessage(childComplexity), true
+	case "RemoteLink.passwordPushedAt":
+		if e.ComplexityRoot.RemoteLink.PasswordPushedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteLink.PasswordPushedAt(childComplexity), true
+	case "RemoteLink.passwordVersion":
+		if e.ComplexityRoot.RemoteLink.PasswordVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteLink.PasswordVersion(childComplexity), true
 	case "RemoteLink.remoteCreatedAt":
 		if e.ComplexityRoot.RemoteLink.RemoteCreatedAt == nil {
 			break
@@ -1681,6 +1943,33 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RemoveUserGroupMembersPayload.UserGroup(childComplexity), true
 
+	case "RequestPasswordResetPayload.ok":
+		if e.ComplexityRoot.RequestPasswordResetPayload.Ok == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequestPasswordResetPayload.Ok(childComplexity), true
+
+	case "ResetPasswordPayload.ok":
+		if e.ComplexityRoot.ResetPasswordPayload.Ok == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResetPasswordPayload.Ok(childComplexity), true
+
+	case "SetUserPasswordPayload.jobs":
+		if e.ComplexityRoot.SetUserPasswordPayload.Jobs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetUserPasswordPayload.Jobs(childComplexity), true
+	case "SetUserPasswordPayload.user":
+		if e.ComplexityRoot.SetUserPasswordPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetUserPasswordPayload.User(childComplexity), true
+
 	case "Subscription.events":
 		if e.ComplexityRoot.Subscription.Events == nil {
 			break
@@ -1727,6 +2016,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SuspendUserPayload.User(childComplexity), true
+
+	case "UnlockUserPayload.jobs":
+		if e.ComplexityRoot.UnlockUserPayload.Jobs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnlockUserPayload.Jobs(childComplexity), true
+	case "UnlockUserPayload.user":
+		if e.ComplexityRoot.UnlockUserPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnlockUserPayload.User(childComplexity), true
 
 	case "UpdateOrganizationPayload.organization":
 		if e.ComplexityRoot.UpdateOrganizationPayload.Organization == nil {
@@ -1874,6 +2176,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Links(childComplexity), true
+	case "User.lockedUntil":
+		if e.ComplexityRoot.User.LockedUntil == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.LockedUntil(childComplexity), true
 	case "User.mobilePhone":
 		if e.ComplexityRoot.User.MobilePhone == nil {
 			break
@@ -1886,6 +2194,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.OfficeLocation(childComplexity), true
+	case "User.passwordExpiresAt":
+		if e.ComplexityRoot.User.PasswordExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.PasswordExpiresAt(childComplexity), true
+	case "User.passwordSetAt":
+		if e.ComplexityRoot.User.PasswordSetAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.PasswordSetAt(childComplexity), true
 	case "User.postalCode":
 		if e.ComplexityRoot.User.PostalCode == nil {
 			break
@@ -3530,6 +3850,18 @@ type Organization implements Node {
   Push the password to integrations when a user logs in to the portal (O3, W1).
   """
   passwordTakeover: Boolean!
+  """
+  Passwords older than this many days expire (X5); null means they never expire.
+  """
+  passwordMaxAgeDays: Int
+  """
+  Failed portal logins in a row that lock the account (X6).
+  """
+  lockoutThreshold: Int!
+  """
+  How long a lock-out lasts; 0 means until an administrator unlocks the user (X6).
+  """
+  lockoutMinutes: Int!
 }
 """
 OrganizationDefaultImportState is enum for the field default_import_state
@@ -3640,6 +3972,41 @@ input OrganizationWhereInput {
   """
   passwordTakeover: Boolean
   passwordTakeoverNEQ: Boolean
+  """
+  password_max_age_days field predicates
+  """
+  passwordMaxAgeDays: Int
+  passwordMaxAgeDaysNEQ: Int
+  passwordMaxAgeDaysIn: [Int!]
+  passwordMaxAgeDaysNotIn: [Int!]
+  passwordMaxAgeDaysGT: Int
+  passwordMaxAgeDaysGTE: Int
+  passwordMaxAgeDaysLT: Int
+  passwordMaxAgeDaysLTE: Int
+  passwordMaxAgeDaysIsNil: Boolean
+  passwordMaxAgeDaysNotNil: Boolean
+  """
+  lockout_threshold field predicates
+  """
+  lockoutThreshold: Int
+  lockoutThresholdNEQ: Int
+  lockoutThresholdIn: [Int!]
+  lockoutThresholdNotIn: [Int!]
+  lockoutThresholdGT: Int
+  lockoutThresholdGTE: Int
+  lockoutThresholdLT: Int
+  lockoutThresholdLTE: Int
+  """
+  lockout_minutes field predicates
+  """
+  lockoutMinutes: Int
+  lockoutMinutesNEQ: Int
+  lockoutMinutesIn: [Int!]
+  lockoutMinutesNotIn: [Int!]
+  lockoutMinutesGT: Int
+  lockoutMinutesGTE: Int
+  lockoutMinutesLT: Int
+  lockoutMinutesLTE: Int
 }
 """
 Information about pagination in a connection.
@@ -3868,6 +4235,16 @@ type RemoteLink implements Node {
   lastErrorMessage: String
   lastErrorRequestID: String
   lastSyncedAt: Time
+  """
+  The user's password version this remote account last received (W3); 0: none of ours.
+  """
+  passwordVersion: Int!
+  passwordPushedAt: Time
+  """
+  Why the last password push failed for good (e.g. Graph's password policy); empty after a success.
+  """
+  passwordErrorCode: String
+  passwordErrorMessage: String
   integration: Integration!
   user: User
 }
@@ -4174,6 +4551,66 @@ input RemoteLinkWhereInput {
   lastSyncedAtIsNil: Boolean
   lastSyncedAtNotNil: Boolean
   """
+  password_version field predicates
+  """
+  passwordVersion: Int
+  passwordVersionNEQ: Int
+  passwordVersionIn: [Int!]
+  passwordVersionNotIn: [Int!]
+  passwordVersionGT: Int
+  passwordVersionGTE: Int
+  passwordVersionLT: Int
+  passwordVersionLTE: Int
+  """
+  password_pushed_at field predicates
+  """
+  passwordPushedAt: Time
+  passwordPushedAtNEQ: Time
+  passwordPushedAtIn: [Time!]
+  passwordPushedAtNotIn: [Time!]
+  passwordPushedAtGT: Time
+  passwordPushedAtGTE: Time
+  passwordPushedAtLT: Time
+  passwordPushedAtLTE: Time
+  passwordPushedAtIsNil: Boolean
+  passwordPushedAtNotNil: Boolean
+  """
+  password_error_code field predicates
+  """
+  passwordErrorCode: String
+  passwordErrorCodeNEQ: String
+  passwordErrorCodeIn: [String!]
+  passwordErrorCodeNotIn: [String!]
+  passwordErrorCodeGT: String
+  passwordErrorCodeGTE: String
+  passwordErrorCodeLT: String
+  passwordErrorCodeLTE: String
+  passwordErrorCodeContains: String
+  passwordErrorCodeHasPrefix: String
+  passwordErrorCodeHasSuffix: String
+  passwordErrorCodeIsNil: Boolean
+  passwordErrorCodeNotNil: Boolean
+  passwordErrorCodeEqualFold: String
+  passwordErrorCodeContainsFold: String
+  """
+  password_error_message field predicates
+  """
+  passwordErrorMessage: String
+  passwordErrorMessageNEQ: String
+  passwordErrorMessageIn: [String!]
+  passwordErrorMessageNotIn: [String!]
+  passwordErrorMessageGT: String
+  passwordErrorMessageGTE: String
+  passwordErrorMessageLT: String
+  passwordErrorMessageLTE: String
+  passwordErrorMessageContains: String
+  passwordErrorMessageHasPrefix: String
+  passwordErrorMessageHasSuffix: String
+  passwordErrorMessageIsNil: Boolean
+  passwordErrorMessageNotNil: Boolean
+  passwordErrorMessageEqualFold: String
+  passwordErrorMessageContainsFold: String
+  """
   integration edge predicates
   """
   hasIntegration: Boolean
@@ -4203,6 +4640,19 @@ input UpdateOrganizationInput {
   Push the password to integrations when a user logs in to the portal (O3, W1).
   """
   passwordTakeover: Boolean
+  """
+  Passwords older than this many days expire (X5); null means they never expire.
+  """
+  passwordMaxAgeDays: Int
+  clearPasswordMaxAgeDays: Boolean
+  """
+  Failed portal logins in a row that lock the account (X6).
+  """
+  lockoutThreshold: Int
+  """
+  How long a lock-out lasts; 0 means until an administrator unlocks the user (X6).
+  """
+  lockoutMinutes: Int
 }
 """
 UpdateUserGroupInput is used for update UserGroup object.
@@ -4291,6 +4741,15 @@ type User implements Node {
   country: String
   usageLocation: String
   state: UserState!
+  passwordSetAt: Time
+  """
+  When the password expires (X5); null: no password or no maximum age.
+  """
+  passwordExpiresAt: Time
+  """
+  Locked out of the portal until then (X6); far in the future when only an administrator can unlock.
+  """
+  lockedUntil: Time
   groups(
     """
     Returns the elements in the list that come after the specified cursor.
@@ -5134,6 +5593,106 @@ extend type DeleteUserGroupPayload {
   jobs: [Job!]!
 }
 `, BuiltIn: false},
+	{Name: "../../schema/passwords.graphqls", Input: `# Hand-written API of passwords for administrators (API key): set or change a
+# user's password (W1), activation tokens, unlocking. See docs/portal.md.
+
+extend type Mutation {
+  """
+  Sets or changes the user's password (W1): checked against the password policy,
+  stored as an argon2id hash, and pushed to every integration the user is
+  provisioned in. forceChangeNextLogin asks Microsoft 365 to make the person
+  change it at their next sign-in there (default false).
+  """
+  setUserPassword(id: ID!, password: String!, forceChangeNextLogin: Boolean): SetUserPasswordPayload!
+  """
+  Creates a one-time activation token (valid 72 hours, stored hashed) for a
+  STAGED user and records a notification to the user carrying it.
+  """
+  createActivation(userID: ID!): CreateActivationPayload!
+  """Ends a portal lock-out (X6) now; the user's accounts are enabled again where the lock-out suspended them."""
+  unlockUser(id: ID!): UnlockUserPayload!
+}
+
+type SetUserPasswordPayload {
+  user: User!
+  """The jobs the change started: the password push, and re-enabling where an expired password had suspended the user."""
+  jobs: [Job!]!
+}
+
+type CreateActivationPayload {
+  """The activation token, shown once. The user sends it to activateAccount."""
+  token: String!
+  expiresAt: Time!
+  user: User!
+}
+
+type UnlockUserPayload {
+  user: User!
+  jobs: [Job!]!
+}
+`, BuiltIn: false},
+	{Name: "../../schema/portal.graphqls", Input: `# Hand-written API of the user portal: the end user's own calls (O2). The
+# first four need no credential at all; me, changeMyPassword and portalLogout
+# need a portal session token (Authorization: Bearer <token>), which grants
+# nothing else. See docs/portal.md.
+
+extend type Query {
+  """The user of the portal session. Only a portal session may ask."""
+  me: User!
+}
+
+extend type Mutation {
+  """
+  Activates a STAGED user with the token from createActivation: sets the
+  password, makes the user ACTIVE, pushes the password (W1) and opens a session.
+  No credential needed.
+  """
+  activateAccount(token: String!, password: String!): PortalSessionPayload!
+  """
+  Logs a user in to the portal. login is the username or the company email,
+  in any case. No credential needed. Wrong credentials, unknown users and
+  locked accounts get the same answer.
+  """
+  portalLogin(organization: String!, login: String!, password: String!): PortalSessionPayload!
+  """Changes the session user's password (W1). Only a portal session may ask."""
+  changeMyPassword(currentPassword: String!, newPassword: String!): ChangeMyPasswordPayload!
+  """Ends the portal session the request carries."""
+  portalLogout: PortalLogoutPayload!
+  """
+  Sends the user a password-reset token (valid 1 hour) through a notification.
+  Always answers the same, whether the account exists or not. No credential needed.
+  """
+  requestPasswordReset(organization: String!, login: String!): RequestPasswordResetPayload!
+  """Sets a new password with a reset token and ends the user's portal sessions. No credential needed."""
+  resetPassword(token: String!, newPassword: String!): ResetPasswordPayload!
+}
+
+type PortalSessionPayload {
+  """The session token: send it as Authorization: Bearer <token>. Shown once."""
+  token: String!
+  expiresAt: Time!
+  user: User!
+}
+
+type ChangeMyPasswordPayload {
+  user: User!
+}
+
+type PortalLogoutPayload {
+  """Always true: a logout of an already ended session succeeds too."""
+  ok: Boolean!
+}
+
+type RequestPasswordResetPayload {
+  """Always true; says nothing about whether the account exists."""
+  ok: Boolean!
+}
+
+type ResetPasswordPayload {
+  """Always true once the password is set; log in with portalLogin afterwards."""
+  ok: Boolean!
+}
+`, BuiltIn: false},
 	{Name: "../../schema/subscription.graphqls", Input: `# Live updates (issue 5, SPEC J2–J3). Payloads are the same types the queries
 # return, so clients reuse their fragments. Transports: graphql-transport-ws and
 # graphql-sse; see docs/subscriptions.md.
@@ -5212,6 +5771,26 @@ func (ec *executionContext) childFields_BindingPayload(ctx context.Context, fiel
 		return ec.fieldContext_BindingPayload_jobs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type BindingPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ChangeMyPasswordPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_ChangeMyPasswordPayload_user(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChangeMyPasswordPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_CreateActivationPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "token":
+		return ec.fieldContext_CreateActivationPayload_token(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_CreateActivationPayload_expiresAt(ctx, field)
+	case "user":
+		return ec.fieldContext_CreateActivationPayload_user(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreateActivationPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_CreateUserGroupPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5534,6 +6113,12 @@ func (ec *executionContext) childFields_Organization(ctx context.Context, field 
 		return ec.fieldContext_Organization_userLimit(ctx, field)
 	case "passwordTakeover":
 		return ec.fieldContext_Organization_passwordTakeover(ctx, field)
+	case "passwordMaxAgeDays":
+		return ec.fieldContext_Organization_passwordMaxAgeDays(ctx, field)
+	case "lockoutThreshold":
+		return ec.fieldContext_Organization_lockoutThreshold(ctx, field)
+	case "lockoutMinutes":
+		return ec.fieldContext_Organization_lockoutMinutes(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
 }
@@ -5550,6 +6135,26 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_PortalLogoutPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ok":
+		return ec.fieldContext_PortalLogoutPayload_ok(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PortalLogoutPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_PortalSessionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "token":
+		return ec.fieldContext_PortalSessionPayload_token(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_PortalSessionPayload_expiresAt(ctx, field)
+	case "user":
+		return ec.fieldContext_PortalSessionPayload_user(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PortalSessionPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RemoteLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5588,6 +6193,14 @@ func (ec *executionContext) childFields_RemoteLink(ctx context.Context, field gr
 		return ec.fieldContext_RemoteLink_lastErrorRequestID(ctx, field)
 	case "lastSyncedAt":
 		return ec.fieldContext_RemoteLink_lastSyncedAt(ctx, field)
+	case "passwordVersion":
+		return ec.fieldContext_RemoteLink_passwordVersion(ctx, field)
+	case "passwordPushedAt":
+		return ec.fieldContext_RemoteLink_passwordPushedAt(ctx, field)
+	case "passwordErrorCode":
+		return ec.fieldContext_RemoteLink_passwordErrorCode(ctx, field)
+	case "passwordErrorMessage":
+		return ec.fieldContext_RemoteLink_passwordErrorMessage(ctx, field)
 	case "integration":
 		return ec.fieldContext_RemoteLink_integration(ctx, field)
 	case "user":
@@ -5628,6 +6241,32 @@ func (ec *executionContext) childFields_RemoveUserGroupMembersPayload(ctx contex
 	return nil, fmt.Errorf("no field named %q was found under type RemoveUserGroupMembersPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_RequestPasswordResetPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ok":
+		return ec.fieldContext_RequestPasswordResetPayload_ok(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RequestPasswordResetPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ResetPasswordPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ok":
+		return ec.fieldContext_ResetPasswordPayload_ok(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ResetPasswordPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_SetUserPasswordPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_SetUserPasswordPayload_user(ctx, field)
+	case "jobs":
+		return ec.fieldContext_SetUserPasswordPayload_jobs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SetUserPasswordPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_SuspendUserPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "user":
@@ -5636,6 +6275,16 @@ func (ec *executionContext) childFields_SuspendUserPayload(ctx context.Context, 
 		return ec.fieldContext_SuspendUserPayload_jobs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SuspendUserPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_UnlockUserPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_UnlockUserPayload_user(ctx, field)
+	case "jobs":
+		return ec.fieldContext_UnlockUserPayload_jobs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UnlockUserPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_UpdateOrganizationPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5716,6 +6365,12 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_usageLocation(ctx, field)
 	case "state":
 		return ec.fieldContext_User_state(ctx, field)
+	case "passwordSetAt":
+		return ec.fieldContext_User_passwordSetAt(ctx, field)
+	case "passwordExpiresAt":
+		return ec.fieldContext_User_passwordExpiresAt(ctx, field)
+	case "lockedUntil":
+		return ec.fieldContext_User_lockedUntil(ctx, field)
 	case "groups":
 		return ec.fieldContext_User_groups(ctx, field)
 	case "links":
@@ -6010,6 +6665,28 @@ func (ec *executionContext) field_Job_items_args(ctx context.Context, rawArgs ma
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_activateAccount_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "token",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["token"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "password",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["password"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_activateUser_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6101,6 +6778,42 @@ func (ec *executionContext) field_Mutation_bindUsers_args(ctx context.Context, r
 		return nil, err
 	}
 	args["userIDs"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_changeMyPassword_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "currentPassword",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["currentPassword"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "newPassword",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["newPassword"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createActivation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "userID",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["userID"] = arg0
 	return args, nil
 }
 
@@ -6202,6 +6915,36 @@ func (ec *executionContext) field_Mutation_deleteUser_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_portalLogin_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "organization",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["organization"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "login",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["login"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "password",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["password"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_removeUserGroupMembers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6221,6 +6964,80 @@ func (ec *executionContext) field_Mutation_removeUserGroupMembers_args(ctx conte
 		return nil, err
 	}
 	args["userIDs"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestPasswordReset_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "organization",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["organization"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "login",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["login"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resetPassword_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "token",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["token"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "newPassword",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["newPassword"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setUserPassword_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "password",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["password"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "forceChangeNextLogin",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["forceChangeNextLogin"] = arg2
 	return args, nil
 }
 
@@ -6279,6 +7096,20 @@ func (ec *executionContext) field_Mutation_unbindUsers_args(ctx context.Context,
 		return nil, err
 	}
 	args["userIDs"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_unlockUser_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -7191,6 +8022,116 @@ func (ec *executionContext) fieldContext_BindingPayload_jobs(_ context.Context, 
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Job(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ChangeMyPasswordPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.ChangeMyPasswordPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChangeMyPasswordPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChangeMyPasswordPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChangeMyPasswordPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreateActivationPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.CreateActivationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateActivationPayload_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateActivationPayload_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateActivationPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreateActivationPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.CreateActivationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateActivationPayload_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateActivationPayload_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateActivationPayload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CreateActivationPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.CreateActivationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateActivationPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateActivationPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreateActivationPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
 		},
 	}
 	return fc, nil
@@ -10207,6 +11148,390 @@ func (ec *executionContext) fieldContext_Mutation_unbindUserGroups(ctx context.C
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_setUserPassword(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setUserPassword(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetUserPassword(ctx, fc.Args["id"].(pulid.ID), fc.Args["password"].(string), fc.Args["forceChangeNextLogin"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SetUserPasswordPayload) graphql.Marshaler {
+			return ec.marshalNSetUserPasswordPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐSetUserPasswordPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setUserPassword(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SetUserPasswordPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setUserPassword_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createActivation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createActivation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateActivation(ctx, fc.Args["userID"].(pulid.ID))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateActivationPayload) graphql.Marshaler {
+			return ec.marshalNCreateActivationPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐCreateActivationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createActivation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreateActivationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createActivation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_unlockUser(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_unlockUser(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UnlockUser(ctx, fc.Args["id"].(pulid.ID))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.UnlockUserPayload) graphql.Marshaler {
+			return ec.marshalNUnlockUserPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐUnlockUserPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_unlockUser(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UnlockUserPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_unlockUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_activateAccount(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_activateAccount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ActivateAccount(ctx, fc.Args["token"].(string), fc.Args["password"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PortalSessionPayload) graphql.Marshaler {
+			return ec.marshalNPortalSessionPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPortalSessionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_activateAccount(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PortalSessionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_activateAccount_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_portalLogin(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_portalLogin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PortalLogin(ctx, fc.Args["organization"].(string), fc.Args["login"].(string), fc.Args["password"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PortalSessionPayload) graphql.Marshaler {
+			return ec.marshalNPortalSessionPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPortalSessionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_portalLogin(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PortalSessionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_portalLogin_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_changeMyPassword(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_changeMyPassword(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ChangeMyPassword(ctx, fc.Args["currentPassword"].(string), fc.Args["newPassword"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChangeMyPasswordPayload) graphql.Marshaler {
+			return ec.marshalNChangeMyPasswordPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐChangeMyPasswordPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_changeMyPassword(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChangeMyPasswordPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_changeMyPassword_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_portalLogout(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_portalLogout(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().PortalLogout(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PortalLogoutPayload) graphql.Marshaler {
+			return ec.marshalNPortalLogoutPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPortalLogoutPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_portalLogout(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PortalLogoutPayload(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_requestPasswordReset(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestPasswordReset(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestPasswordReset(ctx, fc.Args["organization"].(string), fc.Args["login"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RequestPasswordResetPayload) graphql.Marshaler {
+			return ec.marshalNRequestPasswordResetPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐRequestPasswordResetPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestPasswordReset(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RequestPasswordResetPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestPasswordReset_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resetPassword(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resetPassword(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResetPassword(ctx, fc.Args["token"].(string), fc.Args["newPassword"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ResetPasswordPayload) graphql.Marshaler {
+			return ec.marshalNResetPasswordPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐResetPasswordPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resetPassword(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ResetPasswordPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resetPassword_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10671,6 +11996,75 @@ func (ec *executionContext) fieldContext_Organization_passwordTakeover(_ context
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _Organization_passwordMaxAgeDays(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Organization_passwordMaxAgeDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordMaxAgeDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Organization_passwordMaxAgeDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Organization", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Organization_lockoutThreshold(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Organization_lockoutThreshold(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LockoutThreshold, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Organization_lockoutThreshold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Organization", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Organization_lockoutMinutes(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Organization_lockoutMinutes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LockoutMinutes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Organization_lockoutMinutes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Organization", field, false, false, "Int")
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10761,6 +12155,107 @@ func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _PortalLogoutPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.PortalLogoutPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalLogoutPayload_ok(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ok, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalLogoutPayload_ok(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalLogoutPayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _PortalSessionPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.PortalSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSessionPayload_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSessionPayload_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalSessionPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _PortalSessionPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.PortalSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSessionPayload_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSessionPayload_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalSessionPayload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _PortalSessionPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.PortalSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSessionPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSessionPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PortalSessionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -11143,6 +12638,38 @@ func (ec *executionContext) fieldContext_Query_job(ctx context.Context, field gr
 	if fc.Args, err = ec.field_Query_job_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_me(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_me(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Me(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_me(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -11614,6 +13141,98 @@ func (ec *executionContext) fieldContext_RemoteLink_lastSyncedAt(_ context.Conte
 	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "Time")
 }
 
+func (ec *executionContext) _RemoteLink_passwordVersion(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteLink_passwordVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteLink_passwordVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RemoteLink_passwordPushedAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteLink_passwordPushedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordPushedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteLink_passwordPushedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RemoteLink_passwordErrorCode(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteLink_passwordErrorCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordErrorCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteLink_passwordErrorCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteLink_passwordErrorMessage(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteLink_passwordErrorMessage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordErrorMessage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteLink_passwordErrorMessage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "String")
+}
+
 func (ec *executionContext) _RemoteLink_integration(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11884,6 +13503,116 @@ func (ec *executionContext) fieldContext_RemoveUserGroupMembersPayload_jobs(_ co
 	return fc, nil
 }
 
+func (ec *executionContext) _RequestPasswordResetPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.RequestPasswordResetPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequestPasswordResetPayload_ok(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ok, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequestPasswordResetPayload_ok(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequestPasswordResetPayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _ResetPasswordPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.ResetPasswordPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResetPasswordPayload_ok(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ok, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ResetPasswordPayload_ok(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ResetPasswordPayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _SetUserPasswordPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SetUserPasswordPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetUserPasswordPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetUserPasswordPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetUserPasswordPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetUserPasswordPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.SetUserPasswordPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetUserPasswordPayload_jobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Jobs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJobᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetUserPasswordPayload_jobs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetUserPasswordPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Subscription_jobUpdated(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -12070,6 +13799,70 @@ func (ec *executionContext) _SuspendUserPayload_jobs(ctx context.Context, field 
 func (ec *executionContext) fieldContext_SuspendUserPayload_jobs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "SuspendUserPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UnlockUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.UnlockUserPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UnlockUserPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UnlockUserPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UnlockUserPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UnlockUserPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.UnlockUserPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UnlockUserPayload_jobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Jobs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJobᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UnlockUserPayload_jobs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UnlockUserPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -12781,6 +14574,75 @@ func (ec *executionContext) _User_state(ctx context.Context, field graphql.Colle
 }
 func (ec *executionContext) fieldContext_User_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, false, false, "UserState")
+}
+
+func (ec *executionContext) _User_passwordSetAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_passwordSetAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordSetAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_passwordSetAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
+}
+
+func (ec *executionContext) _User_passwordExpiresAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_passwordExpiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_passwordExpiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
+}
+
+func (ec *executionContext) _User_lockedUntil(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_lockedUntil(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LockedUntil, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_lockedUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
 }
 
 func (ec *executionContext) _User_groups(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
@@ -19415,7 +21277,7 @@ func (ec *executionContext) unmarshalInputOrganizationWhereInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "defaultImportState", "defaultImportStateNEQ", "defaultImportStateIn", "defaultImportStateNotIn", "userLimit", "userLimitNEQ", "userLimitIn", "userLimitNotIn", "userLimitGT", "userLimitGTE", "userLimitLT", "userLimitLTE", "userLimitIsNil", "userLimitNotNil", "passwordTakeover", "passwordTakeoverNEQ"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "defaultImportState", "defaultImportStateNEQ", "defaultImportStateIn", "defaultImportStateNotIn", "userLimit", "userLimitNEQ", "userLimitIn", "userLimitNotIn", "userLimitGT", "userLimitGTE", "userLimitLT", "userLimitLTE", "userLimitIsNil", "userLimitNotNil", "passwordTakeover", "passwordTakeoverNEQ", "passwordMaxAgeDays", "passwordMaxAgeDaysNEQ", "passwordMaxAgeDaysIn", "passwordMaxAgeDaysNotIn", "passwordMaxAgeDaysGT", "passwordMaxAgeDaysGTE", "passwordMaxAgeDaysLT", "passwordMaxAgeDaysLTE", "passwordMaxAgeDaysIsNil", "passwordMaxAgeDaysNotNil", "lockoutThreshold", "lockoutThresholdNEQ", "lockoutThresholdIn", "lockoutThresholdNotIn", "lockoutThresholdGT", "lockoutThresholdGTE", "lockoutThresholdLT", "lockoutThresholdLTE", "lockoutMinutes", "lockoutMinutesNEQ", "lockoutMinutesIn", "lockoutMinutesNotIn", "lockoutMinutesGT", "lockoutMinutesGTE", "lockoutMinutesLT", "lockoutMinutesLTE"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -19814,6 +21676,188 @@ func (ec *executionContext) unmarshalInputOrganizationWhereInput(ctx context.Con
 				return it, err
 			}
 			it.PasswordTakeoverNEQ = data
+		case "passwordMaxAgeDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDays"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDays = data
+		case "passwordMaxAgeDaysNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysNEQ = data
+		case "passwordMaxAgeDaysIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysIn = data
+		case "passwordMaxAgeDaysNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysNotIn = data
+		case "passwordMaxAgeDaysGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysGT = data
+		case "passwordMaxAgeDaysGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysGTE = data
+		case "passwordMaxAgeDaysLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysLT = data
+		case "passwordMaxAgeDaysLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysLTE = data
+		case "passwordMaxAgeDaysIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysIsNil = data
+		case "passwordMaxAgeDaysNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysNotNil = data
+		case "lockoutThreshold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThreshold"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThreshold = data
+		case "lockoutThresholdNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdNEQ = data
+		case "lockoutThresholdIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdIn = data
+		case "lockoutThresholdNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdNotIn = data
+		case "lockoutThresholdGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdGT = data
+		case "lockoutThresholdGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdGTE = data
+		case "lockoutThresholdLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdLT = data
+		case "lockoutThresholdLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdLTE = data
+		case "lockoutMinutes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutes"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutes = data
+		case "lockoutMinutesNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesNEQ = data
+		case "lockoutMinutesIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesIn = data
+		case "lockoutMinutesNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesNotIn = data
+		case "lockoutMinutesGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesGT = data
+		case "lockoutMinutesGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesGTE = data
+		case "lockoutMinutesLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesLT = data
+		case "lockoutMinutesLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesLTE = data
 		}
 	}
 	return it, nil
@@ -19895,7 +21939,7 @@ func (ec *executionContext) unmarshalInputRemoteLinkWhereInput(ctx context.Conte
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDEqualFold", "integrationIDContainsFold", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "remoteID", "remoteIDNEQ", "remoteIDIn", "remoteIDNotIn", "remoteIDGT", "remoteIDGTE", "remoteIDLT", "remoteIDLTE", "remoteIDContains", "remoteIDHasPrefix", "remoteIDHasSuffix", "remoteIDIsNil", "remoteIDNotNil", "remoteIDEqualFold", "remoteIDContainsFold", "upn", "upnNEQ", "upnIn", "upnNotIn", "upnGT", "upnGTE", "upnLT", "upnLTE", "upnContains", "upnHasPrefix", "upnHasSuffix", "upnIsNil", "upnNotNil", "upnEqualFold", "upnContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "remoteEnabled", "remoteEnabledNEQ", "remoteEnabledIsNil", "remoteEnabledNotNil", "takenOver", "takenOverNEQ", "remoteCreatedAt", "remoteCreatedAtNEQ", "remoteCreatedAtIn", "remoteCreatedAtNotIn", "remoteCreatedAtGT", "remoteCreatedAtGTE", "remoteCreatedAtLT", "remoteCreatedAtLTE", "remoteCreatedAtIsNil", "remoteCreatedAtNotNil", "statusReason", "statusReasonNEQ", "statusReasonIn", "statusReasonNotIn", "statusReasonGT", "statusReasonGTE", "statusReasonLT", "statusReasonLTE", "statusReasonContains", "statusReasonHasPrefix", "statusReasonHasSuffix", "statusReasonIsNil", "statusReasonNotNil", "statusReasonEqualFold", "statusReasonContainsFold", "lastErrorCode", "lastErrorCodeNEQ", "lastErrorCodeIn", "lastErrorCodeNotIn", "lastErrorCodeGT", "lastErrorCodeGTE", "lastErrorCodeLT", "lastErrorCodeLTE", "lastErrorCodeContains", "lastErrorCodeHasPrefix", "lastErrorCodeHasSuffix", "lastErrorCodeIsNil", "lastErrorCodeNotNil", "lastErrorCodeEqualFold", "lastErrorCodeContainsFold", "lastErrorMessage", "lastErrorMessageNEQ", "lastErrorMessageIn", "lastErrorMessageNotIn", "lastErrorMessageGT", "lastErrorMessageGTE", "lastErrorMessageLT", "lastErrorMessageLTE", "lastErrorMessageContains", "lastErrorMessageHasPrefix", "lastErrorMessageHasSuffix", "lastErrorMessageIsNil", "lastErrorMessageNotNil", "lastErrorMessageEqualFold", "lastErrorMessageContainsFold", "lastErrorRequestID", "lastErrorRequestIDNEQ", "lastErrorRequestIDIn", "lastErrorRequestIDNotIn", "lastErrorRequestIDGT", "lastErrorRequestIDGTE", "lastErrorRequestIDLT", "lastErrorRequestIDLTE", "lastErrorRequestIDContains", "lastErrorRequestIDHasPrefix", "lastErrorRequestIDHasSuffix", "lastErrorRequestIDIsNil", "lastErrorRequestIDNotNil", "lastErrorRequestIDEqualFold", "lastErrorRequestIDContainsFold", "lastSyncedAt", "lastSyncedAtNEQ", "lastSyncedAtIn", "lastSyncedAtNotIn", "lastSyncedAtGT", "lastSyncedAtGTE", "lastSyncedAtLT", "lastSyncedAtLTE", "lastSyncedAtIsNil", "lastSyncedAtNotNil", "hasIntegration", "hasIntegrationWith", "hasUser", "hasUserWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDEqualFold", "integrationIDContainsFold", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "remoteID", "remoteIDNEQ", "remoteIDIn", "remoteIDNotIn", "remoteIDGT", "remoteIDGTE", "remoteIDLT", "remoteIDLTE", "remoteIDContains", "remoteIDHasPrefix", "remoteIDHasSuffix", "remoteIDIsNil", "remoteIDNotNil", "remoteIDEqualFold", "remoteIDContainsFold", "upn", "upnNEQ", "upnIn", "upnNotIn", "upnGT", "upnGTE", "upnLT", "upnLTE", "upnContains", "upnHasPrefix", "upnHasSuffix", "upnIsNil", "upnNotNil", "upnEqualFold", "upnContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "remoteEnabled", "remoteEnabledNEQ", "remoteEnabledIsNil", "remoteEnabledNotNil", "takenOver", "takenOverNEQ", "remoteCreatedAt", "remoteCreatedAtNEQ", "remoteCreatedAtIn", "remoteCreatedAtNotIn", "remoteCreatedAtGT", "remoteCreatedAtGTE", "remoteCreatedAtLT", "remoteCreatedAtLTE", "remoteCreatedAtIsNil", "remoteCreatedAtNotNil", "statusReason", "statusReasonNEQ", "statusReasonIn", "statusReasonNotIn", "statusReasonGT", "statusReasonGTE", "statusReasonLT", "statusReasonLTE", "statusReasonContains", "statusReasonHasPrefix", "statusReasonHasSuffix", "statusReasonIsNil", "statusReasonNotNil", "statusReasonEqualFold", "statusReasonContainsFold", "lastErrorCode", "lastErrorCodeNEQ", "lastErrorCodeIn", "lastErrorCodeNotIn", "lastErrorCodeGT", "lastErrorCodeGTE", "lastErrorCodeLT", "lastErrorCodeLTE", "lastErrorCodeContains", "lastErrorCodeHasPrefix", "lastErrorCodeHasSuffix", "lastErrorCodeIsNil", "lastErrorCodeNotNil", "lastErrorCodeEqualFold", "lastErrorCodeContainsFold", "lastErrorMessage", "lastErrorMessageNEQ", "lastErrorMessageIn", "lastErrorMessageNotIn", "lastErrorMessageGT", "lastErrorMessageGTE", "lastErrorMessageLT", "lastErrorMessageLTE", "lastErrorMessageContains", "lastErrorMessageHasPrefix", "lastErrorMessageHasSuffix", "lastErrorMessageIsNil", "lastErrorMessageNotNil", "lastErrorMessageEqualFold", "lastErrorMessageContainsFold", "lastErrorRequestID", "lastErrorRequestIDNEQ", "lastErrorRequestIDIn", "lastErrorRequestIDNotIn", "lastErrorRequestIDGT", "lastErrorRequestIDGTE", "lastErrorRequestIDLT", "lastErrorRequestIDLTE", "lastErrorRequestIDContains", "lastErrorRequestIDHasPrefix", "lastErrorRequestIDHasSuffix", "lastErrorRequestIDIsNil", "lastErrorRequestIDNotNil", "lastErrorRequestIDEqualFold", "lastErrorRequestIDContainsFold", "lastSyncedAt", "lastSyncedAtNEQ", "lastSyncedAtIn", "lastSyncedAtNotIn", "lastSyncedAtGT", "lastSyncedAtGTE", "lastSyncedAtLT", "lastSyncedAtLTE", "lastSyncedAtIsNil", "lastSyncedAtNotNil", "passwordVersion", "passwordVersionNEQ", "passwordVersionIn", "passwordVersionNotIn", "passwordVersionGT", "passwordVersionGTE", "passwordVersionLT", "passwordVersionLTE", "passwordPushedAt", "passwordPushedAtNEQ", "passwordPushedAtIn", "passwordPushedAtNotIn", "passwordPushedAtGT", "passwordPushedAtGTE", "passwordPushedAtLT", "passwordPushedAtLTE", "passwordPushedAtIsNil", "passwordPushedAtNotNil", "passwordErrorCode", "passwordErrorCodeNEQ", "passwordErrorCodeIn", "passwordErrorCodeNotIn", "passwordErrorCodeGT", "passwordErrorCodeGTE", "passwordErrorCodeLT", "passwordErrorCodeLTE", "passwordErrorCodeContains", "passwordErrorCodeHasPrefix", "passwordErrorCodeHasSuffix", "passwordErrorCodeIsNil", "passwordErrorCodeNotNil", "passwordErrorCodeEqualFold", "passwordErrorCodeContainsFold", "passwordErrorMessage", "passwordErrorMessageNEQ", "passwordErrorMessageIn", "passwordErrorMessageNotIn", "passwordErrorMessageGT", "passwordErrorMessageGTE", "passwordErrorMessageLT", "passwordErrorMessageLTE", "passwordErrorMessageContains", "passwordErrorMessageHasPrefix", "passwordErrorMessageHasSuffix", "passwordErrorMessageIsNil", "passwordErrorMessageNotNil", "passwordErrorMessageEqualFold", "passwordErrorMessageContainsFold", "hasIntegration", "hasIntegrationWith", "hasUser", "hasUserWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -21155,6 +23199,342 @@ func (ec *executionContext) unmarshalInputRemoteLinkWhereInput(ctx context.Conte
 				return it, err
 			}
 			it.LastSyncedAtNotNil = data
+		case "passwordVersion":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersion"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersion = data
+		case "passwordVersionNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionNEQ = data
+		case "passwordVersionIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionIn = data
+		case "passwordVersionNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionNotIn = data
+		case "passwordVersionGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionGT = data
+		case "passwordVersionGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionGTE = data
+		case "passwordVersionLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionLT = data
+		case "passwordVersionLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionLTE = data
+		case "passwordPushedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAt = data
+		case "passwordPushedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtNEQ = data
+		case "passwordPushedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtIn = data
+		case "passwordPushedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtNotIn = data
+		case "passwordPushedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtGT = data
+		case "passwordPushedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtGTE = data
+		case "passwordPushedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtLT = data
+		case "passwordPushedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtLTE = data
+		case "passwordPushedAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtIsNil = data
+		case "passwordPushedAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtNotNil = data
+		case "passwordErrorCode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCode"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCode = data
+		case "passwordErrorCodeNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeNEQ = data
+		case "passwordErrorCodeIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeIn = data
+		case "passwordErrorCodeNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeNotIn = data
+		case "passwordErrorCodeGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeGT = data
+		case "passwordErrorCodeGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeGTE = data
+		case "passwordErrorCodeLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeLT = data
+		case "passwordErrorCodeLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeLTE = data
+		case "passwordErrorCodeContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeContains = data
+		case "passwordErrorCodeHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeHasPrefix = data
+		case "passwordErrorCodeHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeHasSuffix = data
+		case "passwordErrorCodeIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeIsNil = data
+		case "passwordErrorCodeNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeNotNil = data
+		case "passwordErrorCodeEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeEqualFold = data
+		case "passwordErrorCodeContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeContainsFold = data
+		case "passwordErrorMessage":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessage"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessage = data
+		case "passwordErrorMessageNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageNEQ = data
+		case "passwordErrorMessageIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageIn = data
+		case "passwordErrorMessageNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageNotIn = data
+		case "passwordErrorMessageGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageGT = data
+		case "passwordErrorMessageGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageGTE = data
+		case "passwordErrorMessageLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageLT = data
+		case "passwordErrorMessageLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageLTE = data
+		case "passwordErrorMessageContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageContains = data
+		case "passwordErrorMessageHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageHasPrefix = data
+		case "passwordErrorMessageHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageHasSuffix = data
+		case "passwordErrorMessageIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageIsNil = data
+		case "passwordErrorMessageNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageNotNil = data
+		case "passwordErrorMessageEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageEqualFold = data
+		case "passwordErrorMessageContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageContainsFold = data
 		case "hasIntegration":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasIntegration"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -21365,7 +23745,7 @@ func (ec *executionContext) unmarshalInputUpdateOrganizationInput(ctx context.Co
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "defaultImportState", "userLimit", "clearUserLimit", "passwordTakeover"}
+	fieldsInOrder := [...]string{"name", "defaultImportState", "userLimit", "clearUserLimit", "passwordTakeover", "passwordMaxAgeDays", "clearPasswordMaxAgeDays", "lockoutThreshold", "lockoutMinutes"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -21407,6 +23787,34 @@ func (ec *executionContext) unmarshalInputUpdateOrganizationInput(ctx context.Co
 				return it, err
 			}
 			it.PasswordTakeover = data
+		case "passwordMaxAgeDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDays"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDays = data
+		case "clearPasswordMaxAgeDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clearPasswordMaxAgeDays"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClearPasswordMaxAgeDays = data
+		case "lockoutThreshold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThreshold"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThreshold = data
+		case "lockoutMinutes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutes"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutes = data
 		}
 	}
 	return it, nil
@@ -25020,6 +27428,82 @@ func (ec *executionContext) _BindingPayload(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var changeMyPasswordPayloadImplementors = []string{"ChangeMyPasswordPayload"}
+
+func (ec *executionContext) _ChangeMyPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ChangeMyPasswordPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, changeMyPasswordPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChangeMyPasswordPayload")
+		case "user":
+			out.Values[i] = ec._ChangeMyPasswordPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var createActivationPayloadImplementors = []string{"CreateActivationPayload"}
+
+func (ec *executionContext) _CreateActivationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateActivationPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, createActivationPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreateActivationPayload")
+		case "token":
+			out.Values[i] = ec._CreateActivationPayload_token(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._CreateActivationPayload_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "user":
+			out.Values[i] = ec._CreateActivationPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var createUserGroupPayloadImplementors = []string{"CreateUserGroupPayload"}
 
 func (ec *executionContext) _CreateUserGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateUserGroupPayload) graphql.Marshaler {
@@ -26103,6 +28587,69 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "setUserPassword":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setUserPassword(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createActivation":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createActivation(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unlockUser":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_unlockUser(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "activateAccount":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_activateAccount(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "portalLogin":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_portalLogin(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changeMyPassword":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_changeMyPassword(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "portalLogout":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_portalLogout(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestPasswordReset":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestPasswordReset(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resetPassword":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resetPassword(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -26310,6 +28857,21 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "passwordMaxAgeDays":
+			out.Values[i] = ec._Organization_passwordMaxAgeDays(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lockoutThreshold":
+			out.Values[i] = ec._Organization_lockoutThreshold(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lockoutMinutes":
+			out.Values[i] = ec._Organization_lockoutMinutes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -26356,6 +28918,82 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		case "endCursor":
 			out.Values[i] = ec._PageInfo_endCursor(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var portalLogoutPayloadImplementors = []string{"PortalLogoutPayload"}
+
+func (ec *executionContext) _PortalLogoutPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PortalLogoutPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, portalLogoutPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PortalLogoutPayload")
+		case "ok":
+			out.Values[i] = ec._PortalLogoutPayload_ok(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var portalSessionPayloadImplementors = []string{"PortalSessionPayload"}
+
+func (ec *executionContext) _PortalSessionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PortalSessionPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, portalSessionPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PortalSessionPayload")
+		case "token":
+			out.Values[i] = ec._PortalSessionPayload_token(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._PortalSessionPayload_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "user":
+			out.Values[i] = ec._PortalSessionPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -26447,6 +29085,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_job(ctx, field)
+				})
+		case "me":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_me(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -26572,6 +29216,26 @@ func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSe
 			}
 		case "lastSyncedAt":
 			out.Values[i] = ec._RemoteLink_lastSyncedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "passwordVersion":
+			out.Values[i] = ec._RemoteLink_passwordVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "passwordPushedAt":
+			out.Values[i] = ec._RemoteLink_passwordPushedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "passwordErrorCode":
+			out.Values[i] = ec._RemoteLink_passwordErrorCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "passwordErrorMessage":
+			out.Values[i] = ec._RemoteLink_passwordErrorMessage(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -26723,6 +29387,110 @@ func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, 
 	return out
 }
 
+var requestPasswordResetPayloadImplementors = []string{"RequestPasswordResetPayload"}
+
+func (ec *executionContext) _RequestPasswordResetPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RequestPasswordResetPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, requestPasswordResetPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RequestPasswordResetPayload")
+		case "ok":
+			out.Values[i] = ec._RequestPasswordResetPayload_ok(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var resetPasswordPayloadImplementors = []string{"ResetPasswordPayload"}
+
+func (ec *executionContext) _ResetPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ResetPasswordPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, resetPasswordPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ResetPasswordPayload")
+		case "ok":
+			out.Values[i] = ec._ResetPasswordPayload_ok(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var setUserPasswordPayloadImplementors = []string{"SetUserPasswordPayload"}
+
+func (ec *executionContext) _SetUserPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetUserPasswordPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, setUserPasswordPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SetUserPasswordPayload")
+		case "user":
+			out.Values[i] = ec._SetUserPasswordPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "jobs":
+			out.Values[i] = ec._SetUserPasswordPayload_jobs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
@@ -26765,6 +29533,44 @@ func (ec *executionContext) _SuspendUserPayload(ctx context.Context, sel ast.Sel
 			}
 		case "jobs":
 			out.Values[i] = ec._SuspendUserPayload_jobs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var unlockUserPayloadImplementors = []string{"UnlockUserPayload"}
+
+func (ec *executionContext) _UnlockUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UnlockUserPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, unlockUserPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UnlockUserPayload")
+		case "user":
+			out.Values[i] = ec._UnlockUserPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "jobs":
+			out.Values[i] = ec._UnlockUserPayload_jobs(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -27023,6 +29829,21 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		case "state":
 			out.Values[i] = ec._User_state(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "passwordSetAt":
+			out.Values[i] = ec._User_passwordSetAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "passwordExpiresAt":
+			out.Values[i] = ec._User_passwordExpiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lockedUntil":
+			out.Values[i] = ec._User_lockedUntil(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "groups":
@@ -27704,6 +30525,22 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNChangeMyPasswordPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐChangeMyPasswordPayload(ctx context.Context, sel ast.SelectionSet, v *model.ChangeMyPasswordPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ChangeMyPasswordPayload!")
+		return graphql.Null
+	}
+	return ec._ChangeMyPasswordPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCreateActivationPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐCreateActivationPayload(ctx context.Context, sel ast.SelectionSet, v *model.CreateActivationPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreateActivationPayload!")
+		return graphql.Null
+	}
+	return ec._CreateActivationPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNCreateIntegrationInput2githubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐCreateIntegrationInput(ctx context.Context, v any) (model.CreateIntegrationInput, error) {
 	res, err := ec.unmarshalInputCreateIntegrationInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -28098,6 +30935,22 @@ func (ec *executionContext) marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPag
 	return ec._PageInfo(ctx, sel, &v)
 }
 
+func (ec *executionContext) marshalNPortalLogoutPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPortalLogoutPayload(ctx context.Context, sel ast.SelectionSet, v *model.PortalLogoutPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PortalLogoutPayload!")
+		return graphql.Null
+	}
+	return ec._PortalLogoutPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPortalSessionPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPortalSessionPayload(ctx context.Context, sel ast.SelectionSet, v *model.PortalSessionPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PortalSessionPayload!")
+		return graphql.Null
+	}
+	return ec._PortalSessionPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNRemoteLink2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLink(ctx context.Context, sel ast.SelectionSet, v *ent.RemoteLink) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "RemoteLink!")
@@ -28161,6 +31014,30 @@ func (ec *executionContext) marshalNRemoveUserGroupMembersPayload2ᚖgithubᚗco
 	return ec._RemoveUserGroupMembersPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNRequestPasswordResetPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐRequestPasswordResetPayload(ctx context.Context, sel ast.SelectionSet, v *model.RequestPasswordResetPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RequestPasswordResetPayload!")
+		return graphql.Null
+	}
+	return ec._RequestPasswordResetPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNResetPasswordPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐResetPasswordPayload(ctx context.Context, sel ast.SelectionSet, v *model.ResetPasswordPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ResetPasswordPayload!")
+		return graphql.Null
+	}
+	return ec._ResetPasswordPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSetUserPasswordPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐSetUserPasswordPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetUserPasswordPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SetUserPasswordPayload!")
+		return graphql.Null
+	}
+	return ec._SetUserPasswordPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -28195,6 +31072,14 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNUnlockUserPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐUnlockUserPayload(ctx context.Context, sel ast.SelectionSet, v *model.UnlockUserPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "UnlockUserPayload!")
+		return graphql.Null
+	}
+	return ec._UnlockUserPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNUpdateIntegrationInput2githubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐUpdateIntegrationInput(ctx context.Context, v any) (model.UpdateIntegrationInput, error) {

@@ -22,6 +22,7 @@ import (
 	"github.com/dirsync/dirsync/graph"
 	"github.com/dirsync/dirsync/internal/api"
 	"github.com/dirsync/dirsync/internal/config"
+	"github.com/dirsync/dirsync/internal/passwords"
 	"github.com/dirsync/dirsync/internal/pubsub"
 	"github.com/dirsync/dirsync/internal/secrets"
 	"github.com/dirsync/dirsync/internal/server"
@@ -46,6 +47,8 @@ type App struct {
 	Hub *pubsub.Hub
 	// Publisher publishes job and event updates for every API process.
 	Publisher *pubsub.Publisher
+	// Passwords runs the password lifecycle and the user portal.
+	Passwords *passwords.Service
 }
 
 // poolSize is the default PostgreSQL pool; NewWorker grows it with the worker's
@@ -110,7 +113,7 @@ func (a *App) wire() error {
 	}
 	a.Hub = pubsub.NewHub(pubsub.HubConfig{Client: a.Redis, Prefix: PubSubPrefix, Logger: a.Log})
 	a.Publisher = pubsub.NewPublisher(a.Redis, PubSubPrefix)
-	return nil
+	return a.wirePasswords()
 }
 
 // Close releases the connections.
@@ -134,7 +137,7 @@ func (a *App) HTTPServer() (*server.Server, error) {
 		ComplexityLimit: a.Cfg.ComplexityLimit,
 		MaxPageSize:     a.Cfg.MaxPageSize,
 		AllowedOrigins:  a.Cfg.AllowedOrigins,
-		Deps:            graph.Deps{Tenants: a.Tenants, Hub: a.Hub},
+		Deps:            graph.Deps{Tenants: a.Tenants, Hub: a.Hub, Passwords: a.Passwords},
 	}, a.Ent, a.Log)
 	return server.New(server.Config{
 		Addr:            a.Cfg.Listen,

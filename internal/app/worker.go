@@ -45,6 +45,9 @@ func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Durati
 		ShutdownTimeout: a.Cfg.ShutdownTimeout,
 		Logger:          a.Log,
 	}
+	if err := a.passwordTasks(&cfg); err != nil {
+		return nil, err
+	}
 	if opts.Tune != nil {
 		opts.Tune(&cfg)
 	}

@@ -42,6 +42,13 @@ func (f HandlerFunc) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 	return f(ctx, t, final)
 }
 
+// PushHandler writes one password to one integration (jobs.PushPassword).
+// outboxID is the outbox row the task came from (0 if unknown), whose sealed
+// password the handler erases once the push is over (W2); final as for Handler.
+type PushHandler interface {
+	HandlePush(ctx context.Context, t jobs.PushPassword, outboxID int64, final bool) error
+}
+
 // Defaults.
 const (
 	DefaultQueue       = "dirsync"
@@ -93,6 +100,14 @@ type Config struct {
 	// choice of where the load goes.
 	NoRelay bool
 	Logger  *slog.Logger
+
+	// Push runs password pushes (jobs.KindPushPassword); nil: not served.
+	Push PushHandler
+	// Sweep runs the periodic password sweep (X5, X6) every SweepEvery
+	// (default 1 min); nil: no sweep. Every worker process schedules it, and
+	// the task id names the period, so it runs once per period across replicas.
+	Sweep      func(ctx context.Context) error
+	SweepEvery time.Duration
 }
 
 // SetDefaults fills unset fields.
@@ -129,6 +144,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.SweepEvery <= 0 {
+		c.SweepEvery = time.Minute
 	}
 }
 
@@ -180,7 +198,48 @@ func (w *Worker) TaskOptions() []asynq.Option {
 func (w *Worker) Mux() *asynq.ServeMux {
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(jobs.KindReconcileUser, w.reconcileUser)
+	if w.cfg.Push != nil {
+		mux.HandleFunc(jobs.KindPushPassword, w.pushPassword)
+	}
+	if w.cfg.Sweep != nil {
+		mux.HandleFunc(jobs.KindSweepPasswords, func(ctx context.Context, _ *asynq.Task) error { return w.cfg.Sweep(ctx) })
+	}
 	return mux
+}
+
+func (w *Worker) pushPassword(ctx context.Context, t *asynq.Task) error {
+	var p jobs.PushPassword
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("worker: %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
+	}
+	var row int64
+	if id, ok := asynq.GetTaskID(ctx); ok {
+		_, _ = fmt.Sscanf(id, "outbox-%d", &row)
+	}
+	return w.cfg.Push.HandlePush(ctx, p, row, IsFinalAttempt(ctx))
+}
+
+// scheduleSweeps enqueues the sweep once per period until ctx ends. The task
+// id is the period's number, so replicas enqueueing the same period collide
+// (asynq.ErrTaskIDConflict) and one sweep runs.
+func (w *Worker) scheduleSweeps(ctx context.Context, client *asynq.Client) {
+	every := w.cfg.SweepEvery
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		period := time.Now().UnixNano() / int64(every)
+		_, err := client.EnqueueContext(ctx, asynq.NewTask(jobs.KindSweepPasswords, nil),
+			asynq.TaskID(fmt.Sprintf("sweep-passwords-%d-%d", int64(every), period)), asynq.Queue(w.cfg.Queue),
+			asynq.MaxRetry(0), asynq.Retention(2*every))
+		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) && ctx.Err() == nil {
+			w.cfg.Logger.Warn("worker: scheduling the password sweep", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func (w *Worker) reconcileUser(ctx context.Context, t *asynq.Task) error {
@@ -276,8 +335,20 @@ func (w *Worker) Run(ctx context.Context) error {
 		relayDone = make(chan error, 1)
 		go func() { relayDone <- relay.Run(ctx) }()
 	}
+	sweepDone := make(chan struct{})
+	if w.cfg.Sweep != nil {
+		sc := asynq.NewClient(w.cfg.Redis)
+		go func() {
+			defer close(sweepDone)
+			defer sc.Close()
+			w.scheduleSweeps(ctx, sc)
+		}()
+	} else {
+		close(sweepDone)
+	}
 	w.cfg.Logger.Info("worker started", "queue", w.cfg.Queue, "concurrency", w.cfg.Concurrency, "relay", !w.cfg.NoRelay)
 	<-ctx.Done()
+	<-sweepDone
 	var err error
 	if relayDone != nil {
 		err = <-relayDone
