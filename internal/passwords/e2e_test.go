@@ -47,7 +47,9 @@ func TestAdminSetPushesOnlyToTheUsersAccounts(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, l.PasswordVersion)
 	var ev struct {
-		Events struct{ Edges []struct{ Node struct{ Type string } } }
+		Events struct {
+			Edges []struct{ Node struct{ Type string } }
+		}
 	}
 	s.ok(s.admin, `query { events(first: 50) { edges { node { type } } } }`, nil, &ev)
 	types := []string{}
@@ -235,7 +237,11 @@ func TestChangeResetAndRefusals(t *testing.T) {
 	var j struct {
 		Node struct {
 			Status string
-			Items  struct{ Edges []struct{ Node struct{ Status, ErrorCode string } } }
+			Items  struct {
+				Edges []struct {
+					Node struct{ Status, ErrorCode string }
+				}
+			}
 		}
 	}
 	s.ok(s.admin, `query($id: ID!) { node(id: $id) { ... on Job { status items { edges { node { status errorCode } } } } } }`,

@@ -59,7 +59,7 @@ func (l *lockedBuffer) String() string {
 // worker with relay, reconcile, password push and sweep), and a Graph
 // emulator with two tenants.
 type stack struct {
-	t      *testing.T
+	t      testing.TB
 	app    *app.App
 	sim    *graphsim.Sim
 	simURL string
@@ -78,7 +78,7 @@ type stackOpts struct {
 	account, ip redis_rate.Limit
 }
 
-func newStack(t *testing.T, o stackOpts) *stack {
+func newStack(t testing.TB, o stackOpts) *stack {
 	t.Helper()
 	s := &stack{t: t, ctx: auth.SystemContext(context.Background()), logs: &lockedBuffer{}}
 	s.sim = graphsim.New(graphsim.Config{Seed: 11, DisableThrottling: true})
