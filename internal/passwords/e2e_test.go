@@ -94,6 +94,11 @@ func assertNoPlaintext(t *testing.T, s *stack, secrets ...string) {
 			}
 		}
 	}
+	// The sealed copies are erased from the outbox once the pushes are over.
+	var sealed int
+	require.NoError(t, s.app.DB.QueryRow(`SELECT count(*) FROM outbox WHERE kind = $1 AND convert_from(payload, 'UTF8') LIKE '%"sealed"%'`,
+		jobs.KindPushPassword).Scan(&sealed))
+	require.Zero(t, sealed)
 	logs := s.logs.String()
 	require.NotEmpty(t, logs)
 	for _, pw := range secrets {

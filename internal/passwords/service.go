@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -143,15 +144,7 @@ func policyErr(field string, err error) error {
 
 // checkPolicy applies the password policy with the user's names as the words to avoid.
 func checkPolicy(field, pw string, u *ent.User) error {
-	local := u.Email
-	if i := len(local); i > 0 {
-		for j, r := range local {
-			if r == '@' {
-				local = local[:j]
-				break
-			}
-		}
-	}
+	local, _, _ := strings.Cut(u.Email, "@")
 	return policyErr(field, password.Check(pw, u.Username, local, u.FirstName, u.LastName))
 }
 
