@@ -54,7 +54,7 @@ func (s *Service) SetPassword(ctx context.Context, id pulid.ID, pw string, force
 		}
 		var rj *ent.Job
 		if wasExpired {
-			if rj, err = reconcileWhere(ctx, c, u, suspendsOnExpiry); err != nil {
+			if rj, err = reconcileWhere(ctx, c, u, jobs.JobPasswordPolicy, suspendsOnExpiry); err != nil {
 				return err
 			}
 		}
@@ -121,7 +121,7 @@ func (s *Service) Unlock(ctx context.Context, id pulid.ID) (*ent.User, []*ent.Jo
 		if cur.LockedUntil == nil {
 			return nil
 		}
-		j, err := reconcileWhere(ctx, c, u, suspendsOnLockout)
+		j, err := reconcileWhere(ctx, c, u, jobs.JobPasswordPolicy, suspendsOnLockout)
 		out = jobs.List(j)
 		return err
 	})

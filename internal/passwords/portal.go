@@ -144,7 +144,7 @@ func (s *Service) failed(ctx context.Context, id pulid.ID, org *ent.Organization
 			return err
 		}
 		s.log.InfoContext(ctx, "passwords: user locked out", "org", string(u.OrganizationID), "user", string(u.ID), "until", until)
-		_, err = reconcileWhere(ctx, c, u, suspendsOnLockout)
+		_, err = reconcileWhere(ctx, c, u, jobs.JobPasswordPolicy, suspendsOnLockout)
 		return err
 	})
 }
@@ -191,7 +191,7 @@ func (s *Service) Activate(ctx context.Context, token, pw string) (*Session, err
 		if _, err := c.UserToken.Delete().Where(usertoken.UserID(cur.ID), usertoken.KindEQ(usertoken.KindACTIVATION)).Exec(ctx); err != nil {
 			return fmt.Errorf("passwords: use token: %w", err)
 		}
-		if _, err := reconcileWhere(ctx, c, cur, func(*ent.Integration) bool { return true }); err != nil {
+		if _, err := reconcileWhere(ctx, c, cur, jobs.JobUserActivate, func(*ent.Integration) bool { return true }); err != nil {
 			return err
 		}
 		if _, err := s.push(ctx, c, cur, pw, pushUser, jobs.JobPasswordSet, false); err != nil {
@@ -284,7 +284,7 @@ func (s *Service) replace(ctx context.Context, u *ent.User, pw string, endSessio
 			return err
 		}
 		if wasExpired || wasLocked {
-			_, err = reconcileWhere(ctx, c, u, func(in *ent.Integration) bool {
+			_, err = reconcileWhere(ctx, c, u, jobs.JobPasswordPolicy, func(in *ent.Integration) bool {
 				return wasExpired && in.SuspendOnPasswordExpiry || wasLocked && in.SuspendOnLockout
 			})
 		}

@@ -290,10 +290,10 @@ func (s *Service) push(ctx context.Context, c *ent.Client, u *ent.User, pw strin
 	return job, nil
 }
 
-// reconcileWhere starts a job reconciling the user in the integrations the
+// reconcileWhere starts a job of kind reconciling the user in the integrations the
 // filter keeps (those that suspend on expiry, or on lock-out): the X5/X6
 // state just changed. None: no job.
-func reconcileWhere(ctx context.Context, c *ent.Client, u *ent.User, keep func(*ent.Integration) bool) (*ent.Job, error) {
+func reconcileWhere(ctx context.Context, c *ent.Client, u *ent.User, kind string, keep func(*ent.Integration) bool) (*ent.Job, error) {
 	targets, err := connect.UserTargets(ctx, c, []pulid.ID{u.ID})
 	if err != nil || len(targets) == 0 {
 		return nil, err
@@ -316,7 +316,7 @@ func reconcileWhere(ctx context.Context, c *ent.Client, u *ent.User, keep func(*
 			out = append(out, t)
 		}
 	}
-	return jobs.Start(ctx, c, u.OrganizationID, jobs.JobPasswordPolicy, "", out)
+	return jobs.Start(ctx, c, u.OrganizationID, kind, "", out)
 }
 
 func suspendsOnExpiry(in *ent.Integration) bool  { return in.SuspendOnPasswordExpiry }
