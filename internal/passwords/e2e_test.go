@@ -279,6 +279,12 @@ func TestExpiryDeprovisionsAndNewPasswordEnables(t *testing.T) {
 	_, err = s.app.DB.Exec(`UPDATE users SET password_set_at = now() - interval '2 days', password_expires_at = now() - interval '1 day' WHERE id = $1`, hank)
 	require.NoError(t, err)
 	s.remoteEnabled(0, "hank@contoso.com", false)
+	// Settled: further sweeps find nothing to do (no job every period).
+	s.settle()
+	n := s.countJobs(jobs.JobPasswordPolicy)
+	require.NoError(t, s.app.Passwords.Sweep(context.Background()))
+	require.NoError(t, s.app.Passwords.Sweep(context.Background()))
+	require.Equal(t, n, s.countJobs(jobs.JobPasswordPolicy))
 
 	s.setPassword(hank, "Renewed-Pass-2")
 	s.remoteEnabled(0, "hank@contoso.com", true)

@@ -17,13 +17,16 @@ import (
 // is enabled although X5/X6 want it disabled (a password expired, a lock-out
 // began), or is disabled for X5/X6 although neither holds any more (a lock
 // ran out, the maximum age was raised). Everything else changes through a
-// mutation that starts its own reconcile; only time needs the sweep.
+// mutation that starts its own reconcile; only time needs the sweep. Only
+// settled links (IN_SYNC) of ACTIVE users are looked at: those are the ones
+// X5/X6 move, and a link whose reconcile fails or is still running must not
+// get a new job every period.
 const sweepQuery = `
 SELECT l.organization_id, l.integration_id, l.user_id
 FROM remote_links l
 JOIN users u ON u.id = l.user_id
 JOIN integrations i ON i.id = l.integration_id
-WHERE i.status = 'AUTHORIZED' AND l.kind = 'USER' AND l.remote_id <> ''
+WHERE i.status = 'AUTHORIZED' AND l.kind = 'USER' AND l.remote_id <> '' AND l.status = 'IN_SYNC' AND u.state = 'ACTIVE'
   AND (i.suspend_on_password_expiry OR i.suspend_on_lockout)
   AND (
     (l.remote_enabled IS TRUE AND (
