@@ -249,13 +249,14 @@ func (s *Service) ChangeMine(ctx context.Context, current, next string) (*ent.Us
 	if err := checkPolicy("newPassword", next, u); err != nil {
 		return nil, err
 	}
-	return s.replace(ctx, u, next, false)
+	return s.replace(ctx, u, next, false, nil)
 }
 
 // replace stores a password the user chose (change, reset), pushes it
 // everywhere, and reconciles where the expiry or the lock-out it ends had
 // suspended the user.
-func (s *Service) replace(ctx context.Context, u *ent.User, pw string, endSessions bool) (*ent.User, error) {
+func (s *Service) replace(ctx context.Context, u *ent.User, pw string, endSessions bool,
+	recheck func(ctx context.Context, c *ent.Client) error) (*ent.User, error) {
 	phc, err := s.cfg.Hasher.Hash(ctx, pw)
 	if err != nil {
 		return nil, err
@@ -265,6 +266,11 @@ func (s *Service) replace(ctx context.Context, u *ent.User, pw string, endSessio
 		cur, err := lockUser(ctx, c, u.ID)
 		if err != nil {
 			return err
+		}
+		if recheck != nil {
+			if err := recheck(ctx, c); err != nil {
+				return err
+			}
 		}
 		wasExpired, wasLocked := expired(cur, now), endSessions && cur.LockedUntil != nil
 		if u, err = storePassword(ctx, c, cur, phc, now); err != nil {
@@ -344,7 +350,11 @@ func (s *Service) Reset(ctx context.Context, token, pw string) error {
 	if err := checkPolicy("newPassword", pw, u); err != nil {
 		return err
 	}
-	_, err = s.replace(ctx, u, pw, true)
+	// The token again under the user's lock: two resets with one token, one wins.
+	_, err = s.replace(ctx, u, pw, true, func(ctx context.Context, c *ent.Client) error {
+		_, err := tokenUser(ctx, c, token, usertoken.KindRESET, "token", s.cfg.Now())
+		return err
+	})
 	return err
 }
 
