@@ -25,6 +25,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/ent/usertoken"
 )
 
 // ent aliases to avoid import conflicts in user's code.
@@ -98,6 +99,7 @@ func checkColumn(t, c string) error {
 			user.Table:         user.ValidColumn,
 			userbinding.Table:  userbinding.ValidColumn,
 			usergroup.Table:    usergroup.ValidColumn,
+			usertoken.Table:    usertoken.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

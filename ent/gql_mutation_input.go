@@ -9,11 +9,15 @@ import (
 
 // UpdateOrganizationInput represents a mutation input for updating organizations.
 type UpdateOrganizationInput struct {
-	Name               *string
-	DefaultImportState *organization.DefaultImportState
-	ClearUserLimit     bool
-	UserLimit          *int
-	PasswordTakeover   *bool
+	Name                    *string
+	DefaultImportState      *organization.DefaultImportState
+	ClearUserLimit          bool
+	UserLimit               *int
+	PasswordTakeover        *bool
+	ClearPasswordMaxAgeDays bool
+	PasswordMaxAgeDays      *int
+	LockoutThreshold        *int
+	LockoutMinutes          *int
 }
 
 // Mutate applies the UpdateOrganizationInput on the OrganizationMutation builder.
@@ -32,6 +36,18 @@ func (i *UpdateOrganizationInput) Mutate(m *OrganizationMutation) {
 	}
 	if v := i.PasswordTakeover; v != nil {
 		m.SetPasswordTakeover(*v)
+	}
+	if i.ClearPasswordMaxAgeDays {
+		m.ClearPasswordMaxAgeDays()
+	}
+	if v := i.PasswordMaxAgeDays; v != nil {
+		m.SetPasswordMaxAgeDays(*v)
+	}
+	if v := i.LockoutThreshold; v != nil {
+		m.SetLockoutThreshold(*v)
+	}
+	if v := i.LockoutMinutes; v != nil {
+		m.SetLockoutMinutes(*v)
 	}
 }
 

@@ -30,7 +30,13 @@ type Organization struct {
 	UserLimit *int `json:"user_limit,omitempty"`
 	// Push the password to integrations when a user logs in to the portal (O3, W1).
 	PasswordTakeover bool `json:"password_takeover,omitempty"`
-	selectValues     sql.SelectValues
+	// Passwords older than this many days expire (X5); null means they never expire.
+	PasswordMaxAgeDays *int `json:"password_max_age_days,omitempty"`
+	// Failed portal logins in a row that lock the account (X6).
+	LockoutThreshold int `json:"lockout_threshold,omitempty"`
+	// How long a lock-out lasts; 0 means until an administrator unlocks the user (X6).
+	LockoutMinutes int `json:"lockout_minutes,omitempty"`
+	selectValues   sql.SelectValues
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -42,7 +48,7 @@ func (*Organization) scanValues(columns []string) ([]any, error) {
 			values[i] = new(pulid.ID)
 		case organization.FieldPasswordTakeover:
 			values[i] = new(sql.NullBool)
-		case organization.FieldUserLimit:
+		case organization.FieldUserLimit, organization.FieldPasswordMaxAgeDays, organization.FieldLockoutThreshold, organization.FieldLockoutMinutes:
 			values[i] = new(sql.NullInt64)
 		case organization.FieldName, organization.FieldDefaultImportState:
 			values[i] = new(sql.NullString)
@@ -106,6 +112,25 @@ func (_m *Organization) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.PasswordTakeover = value.Bool
 			}
+		case organization.FieldPasswordMaxAgeDays:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field password_max_age_days", values[i])
+			} else if value.Valid {
+				_m.PasswordMaxAgeDays = new(int)
+				*_m.PasswordMaxAgeDays = int(value.Int64)
+			}
+		case organization.FieldLockoutThreshold:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field lockout_threshold", values[i])
+			} else if value.Valid {
+				_m.LockoutThreshold = int(value.Int64)
+			}
+		case organization.FieldLockoutMinutes:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field lockout_minutes", values[i])
+			} else if value.Valid {
+				_m.LockoutMinutes = int(value.Int64)
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -161,6 +186,17 @@ func (_m *Organization) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("password_takeover=")
 	builder.WriteString(fmt.Sprintf("%v", _m.PasswordTakeover))
+	builder.WriteString(", ")
+	if v := _m.PasswordMaxAgeDays; v != nil {
+		builder.WriteString("password_max_age_days=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("lockout_threshold=")
+	builder.WriteString(fmt.Sprintf("%v", _m.LockoutThreshold))
+	builder.WriteString(", ")
+	builder.WriteString("lockout_minutes=")
+	builder.WriteString(fmt.Sprintf("%v", _m.LockoutMinutes))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -100,6 +100,48 @@ func (_c *OrganizationCreate) SetNillablePasswordTakeover(v *bool) *Organization
 	return _c
 }
 
+// SetPasswordMaxAgeDays sets the "password_max_age_days" field.
+func (_c *OrganizationCreate) SetPasswordMaxAgeDays(v int) *OrganizationCreate {
+	_c.mutation.SetPasswordMaxAgeDays(v)
+	return _c
+}
+
+// SetNillablePasswordMaxAgeDays sets the "password_max_age_days" field if the given value is not nil.
+func (_c *OrganizationCreate) SetNillablePasswordMaxAgeDays(v *int) *OrganizationCreate {
+	if v != nil {
+		_c.SetPasswordMaxAgeDays(*v)
+	}
+	return _c
+}
+
+// SetLockoutThreshold sets the "lockout_threshold" field.
+func (_c *OrganizationCreate) SetLockoutThreshold(v int) *OrganizationCreate {
+	_c.mutation.SetLockoutThreshold(v)
+	return _c
+}
+
+// SetNillableLockoutThreshold sets the "lockout_threshold" field if the given value is not nil.
+func (_c *OrganizationCreate) SetNillableLockoutThreshold(v *int) *OrganizationCreate {
+	if v != nil {
+		_c.SetLockoutThreshold(*v)
+	}
+	return _c
+}
+
+// SetLockoutMinutes sets the "lockout_minutes" field.
+func (_c *OrganizationCreate) SetLockoutMinutes(v int) *OrganizationCreate {
+	_c.mutation.SetLockoutMinutes(v)
+	return _c
+}
+
+// SetNillableLockoutMinutes sets the "lockout_minutes" field if the given value is not nil.
+func (_c *OrganizationCreate) SetNillableLockoutMinutes(v *int) *OrganizationCreate {
+	if v != nil {
+		_c.SetLockoutMinutes(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *OrganizationCreate) SetID(v pulid.ID) *OrganizationCreate {
 	_c.mutation.SetID(v)
@@ -173,6 +215,14 @@ func (_c *OrganizationCreate) defaults() error {
 		v := organization.DefaultPasswordTakeover
 		_c.mutation.SetPasswordTakeover(v)
 	}
+	if _, ok := _c.mutation.LockoutThreshold(); !ok {
+		v := organization.DefaultLockoutThreshold
+		_c.mutation.SetLockoutThreshold(v)
+	}
+	if _, ok := _c.mutation.LockoutMinutes(); !ok {
+		v := organization.DefaultLockoutMinutes
+		_c.mutation.SetLockoutMinutes(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if organization.DefaultID == nil {
 			return fmt.Errorf("ent: uninitialized organization.DefaultID (forgotten import ent/runtime?)")
@@ -214,6 +264,27 @@ func (_c *OrganizationCreate) check() error {
 	}
 	if _, ok := _c.mutation.PasswordTakeover(); !ok {
 		return &ValidationError{Name: "password_takeover", err: errors.New(`ent: missing required field "Organization.password_takeover"`)}
+	}
+	if v, ok := _c.mutation.PasswordMaxAgeDays(); ok {
+		if err := organization.PasswordMaxAgeDaysValidator(v); err != nil {
+			return &ValidationError{Name: "password_max_age_days", err: fmt.Errorf(`ent: validator failed for field "Organization.password_max_age_days": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.LockoutThreshold(); !ok {
+		return &ValidationError{Name: "lockout_threshold", err: errors.New(`ent: missing required field "Organization.lockout_threshold"`)}
+	}
+	if v, ok := _c.mutation.LockoutThreshold(); ok {
+		if err := organization.LockoutThresholdValidator(v); err != nil {
+			return &ValidationError{Name: "lockout_threshold", err: fmt.Errorf(`ent: validator failed for field "Organization.lockout_threshold": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.LockoutMinutes(); !ok {
+		return &ValidationError{Name: "lockout_minutes", err: errors.New(`ent: missing required field "Organization.lockout_minutes"`)}
+	}
+	if v, ok := _c.mutation.LockoutMinutes(); ok {
+		if err := organization.LockoutMinutesValidator(v); err != nil {
+			return &ValidationError{Name: "lockout_minutes", err: fmt.Errorf(`ent: validator failed for field "Organization.lockout_minutes": %w`, err)}
+		}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := organization.IDValidator(string(v)); err != nil {
@@ -279,6 +350,18 @@ func (_c *OrganizationCreate) createSpec() (*Organization, *sqlgraph.CreateSpec)
 	if value, ok := _c.mutation.PasswordTakeover(); ok {
 		_spec.SetField(organization.FieldPasswordTakeover, field.TypeBool, value)
 		_node.PasswordTakeover = value
+	}
+	if value, ok := _c.mutation.PasswordMaxAgeDays(); ok {
+		_spec.SetField(organization.FieldPasswordMaxAgeDays, field.TypeInt, value)
+		_node.PasswordMaxAgeDays = &value
+	}
+	if value, ok := _c.mutation.LockoutThreshold(); ok {
+		_spec.SetField(organization.FieldLockoutThreshold, field.TypeInt, value)
+		_node.LockoutThreshold = value
+	}
+	if value, ok := _c.mutation.LockoutMinutes(); ok {
+		_spec.SetField(organization.FieldLockoutMinutes, field.TypeInt, value)
+		_node.LockoutMinutes = value
 	}
 	return _node, _spec
 }
@@ -401,6 +484,66 @@ func (u *OrganizationUpsert) SetPasswordTakeover(v bool) *OrganizationUpsert {
 // UpdatePasswordTakeover sets the "password_takeover" field to the value that was provided on create.
 func (u *OrganizationUpsert) UpdatePasswordTakeover() *OrganizationUpsert {
 	u.SetExcluded(organization.FieldPasswordTakeover)
+	return u
+}
+
+// SetPasswordMaxAgeDays sets the "password_max_age_days" field.
+func (u *OrganizationUpsert) SetPasswordMaxAgeDays(v int) *OrganizationUpsert {
+	u.Set(organization.FieldPasswordMaxAgeDays, v)
+	return u
+}
+
+// UpdatePasswordMaxAgeDays sets the "password_max_age_days" field to the value that was provided on create.
+func (u *OrganizationUpsert) UpdatePasswordMaxAgeDays() *OrganizationUpsert {
+	u.SetExcluded(organization.FieldPasswordMaxAgeDays)
+	return u
+}
+
+// AddPasswordMaxAgeDays adds v to the "password_max_age_days" field.
+func (u *OrganizationUpsert) AddPasswordMaxAgeDays(v int) *OrganizationUpsert {
+	u.Add(organization.FieldPasswordMaxAgeDays, v)
+	return u
+}
+
+// ClearPasswordMaxAgeDays clears the value of the "password_max_age_days" field.
+func (u *OrganizationUpsert) ClearPasswordMaxAgeDays() *OrganizationUpsert {
+	u.SetNull(organization.FieldPasswordMaxAgeDays)
+	return u
+}
+
+// SetLockoutThreshold sets the "lockout_threshold" field.
+func (u *OrganizationUpsert) SetLockoutThreshold(v int) *OrganizationUpsert {
+	u.Set(organization.FieldLockoutThreshold, v)
+	return u
+}
+
+// UpdateLockoutThreshold sets the "lockout_threshold" field to the value that was provided on create.
+func (u *OrganizationUpsert) UpdateLockoutThreshold() *OrganizationUpsert {
+	u.SetExcluded(organization.FieldLockoutThreshold)
+	return u
+}
+
+// AddLockoutThreshold adds v to the "lockout_threshold" field.
+func (u *OrganizationUpsert) AddLockoutThreshold(v int) *OrganizationUpsert {
+	u.Add(organization.FieldLockoutThreshold, v)
+	return u
+}
+
+// SetLockoutMinutes sets the "lockout_minutes" field.
+func (u *OrganizationUpsert) SetLockoutMinutes(v int) *OrganizationUpsert {
+	u.Set(organization.FieldLockoutMinutes, v)
+	return u
+}
+
+// UpdateLockoutMinutes sets the "lockout_minutes" field to the value that was provided on create.
+func (u *OrganizationUpsert) UpdateLockoutMinutes() *OrganizationUpsert {
+	u.SetExcluded(organization.FieldLockoutMinutes)
+	return u
+}
+
+// AddLockoutMinutes adds v to the "lockout_minutes" field.
+func (u *OrganizationUpsert) AddLockoutMinutes(v int) *OrganizationUpsert {
+	u.Add(organization.FieldLockoutMinutes, v)
 	return u
 }
 
@@ -536,6 +679,76 @@ func (u *OrganizationUpsertOne) SetPasswordTakeover(v bool) *OrganizationUpsertO
 func (u *OrganizationUpsertOne) UpdatePasswordTakeover() *OrganizationUpsertOne {
 	return u.Update(func(s *OrganizationUpsert) {
 		s.UpdatePasswordTakeover()
+	})
+}
+
+// SetPasswordMaxAgeDays sets the "password_max_age_days" field.
+func (u *OrganizationUpsertOne) SetPasswordMaxAgeDays(v int) *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetPasswordMaxAgeDays(v)
+	})
+}
+
+// AddPasswordMaxAgeDays adds v to the "password_max_age_days" field.
+func (u *OrganizationUpsertOne) AddPasswordMaxAgeDays(v int) *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.AddPasswordMaxAgeDays(v)
+	})
+}
+
+// UpdatePasswordMaxAgeDays sets the "password_max_age_days" field to the value that was provided on create.
+func (u *OrganizationUpsertOne) UpdatePasswordMaxAgeDays() *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdatePasswordMaxAgeDays()
+	})
+}
+
+// ClearPasswordMaxAgeDays clears the value of the "password_max_age_days" field.
+func (u *OrganizationUpsertOne) ClearPasswordMaxAgeDays() *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.ClearPasswordMaxAgeDays()
+	})
+}
+
+// SetLockoutThreshold sets the "lockout_threshold" field.
+func (u *OrganizationUpsertOne) SetLockoutThreshold(v int) *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetLockoutThreshold(v)
+	})
+}
+
+// AddLockoutThreshold adds v to the "lockout_threshold" field.
+func (u *OrganizationUpsertOne) AddLockoutThreshold(v int) *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.AddLockoutThreshold(v)
+	})
+}
+
+// UpdateLockoutThreshold sets the "lockout_threshold" field to the value that was provided on create.
+func (u *OrganizationUpsertOne) UpdateLockoutThreshold() *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateLockoutThreshold()
+	})
+}
+
+// SetLockoutMinutes sets the "lockout_minutes" field.
+func (u *OrganizationUpsertOne) SetLockoutMinutes(v int) *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetLockoutMinutes(v)
+	})
+}
+
+// AddLockoutMinutes adds v to the "lockout_minutes" field.
+func (u *OrganizationUpsertOne) AddLockoutMinutes(v int) *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.AddLockoutMinutes(v)
+	})
+}
+
+// UpdateLockoutMinutes sets the "lockout_minutes" field to the value that was provided on create.
+func (u *OrganizationUpsertOne) UpdateLockoutMinutes() *OrganizationUpsertOne {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateLockoutMinutes()
 	})
 }
 
@@ -838,6 +1051,76 @@ func (u *OrganizationUpsertBulk) SetPasswordTakeover(v bool) *OrganizationUpsert
 func (u *OrganizationUpsertBulk) UpdatePasswordTakeover() *OrganizationUpsertBulk {
 	return u.Update(func(s *OrganizationUpsert) {
 		s.UpdatePasswordTakeover()
+	})
+}
+
+// SetPasswordMaxAgeDays sets the "password_max_age_days" field.
+func (u *OrganizationUpsertBulk) SetPasswordMaxAgeDays(v int) *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetPasswordMaxAgeDays(v)
+	})
+}
+
+// AddPasswordMaxAgeDays adds v to the "password_max_age_days" field.
+func (u *OrganizationUpsertBulk) AddPasswordMaxAgeDays(v int) *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.AddPasswordMaxAgeDays(v)
+	})
+}
+
+// UpdatePasswordMaxAgeDays sets the "password_max_age_days" field to the value that was provided on create.
+func (u *OrganizationUpsertBulk) UpdatePasswordMaxAgeDays() *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdatePasswordMaxAgeDays()
+	})
+}
+
+// ClearPasswordMaxAgeDays clears the value of the "password_max_age_days" field.
+func (u *OrganizationUpsertBulk) ClearPasswordMaxAgeDays() *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.ClearPasswordMaxAgeDays()
+	})
+}
+
+// SetLockoutThreshold sets the "lockout_threshold" field.
+func (u *OrganizationUpsertBulk) SetLockoutThreshold(v int) *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetLockoutThreshold(v)
+	})
+}
+
+// AddLockoutThreshold adds v to the "lockout_threshold" field.
+func (u *OrganizationUpsertBulk) AddLockoutThreshold(v int) *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.AddLockoutThreshold(v)
+	})
+}
+
+// UpdateLockoutThreshold sets the "lockout_threshold" field to the value that was provided on create.
+func (u *OrganizationUpsertBulk) UpdateLockoutThreshold() *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateLockoutThreshold()
+	})
+}
+
+// SetLockoutMinutes sets the "lockout_minutes" field.
+func (u *OrganizationUpsertBulk) SetLockoutMinutes(v int) *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.SetLockoutMinutes(v)
+	})
+}
+
+// AddLockoutMinutes adds v to the "lockout_minutes" field.
+func (u *OrganizationUpsertBulk) AddLockoutMinutes(v int) *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.AddLockoutMinutes(v)
+	})
+}
+
+// UpdateLockoutMinutes sets the "lockout_minutes" field to the value that was provided on create.
+func (u *OrganizationUpsertBulk) UpdateLockoutMinutes() *OrganizationUpsertBulk {
+	return u.Update(func(s *OrganizationUpsert) {
+		s.UpdateLockoutMinutes()
 	})
 }
 

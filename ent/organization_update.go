@@ -104,6 +104,75 @@ func (_u *OrganizationUpdate) SetNillablePasswordTakeover(v *bool) *Organization
 	return _u
 }
 
+// SetPasswordMaxAgeDays sets the "password_max_age_days" field.
+func (_u *OrganizationUpdate) SetPasswordMaxAgeDays(v int) *OrganizationUpdate {
+	_u.mutation.ResetPasswordMaxAgeDays()
+	_u.mutation.SetPasswordMaxAgeDays(v)
+	return _u
+}
+
+// SetNillablePasswordMaxAgeDays sets the "password_max_age_days" field if the given value is not nil.
+func (_u *OrganizationUpdate) SetNillablePasswordMaxAgeDays(v *int) *OrganizationUpdate {
+	if v != nil {
+		_u.SetPasswordMaxAgeDays(*v)
+	}
+	return _u
+}
+
+// AddPasswordMaxAgeDays adds value to the "password_max_age_days" field.
+func (_u *OrganizationUpdate) AddPasswordMaxAgeDays(v int) *OrganizationUpdate {
+	_u.mutation.AddPasswordMaxAgeDays(v)
+	return _u
+}
+
+// ClearPasswordMaxAgeDays clears the value of the "password_max_age_days" field.
+func (_u *OrganizationUpdate) ClearPasswordMaxAgeDays() *OrganizationUpdate {
+	_u.mutation.ClearPasswordMaxAgeDays()
+	return _u
+}
+
+// SetLockoutThreshold sets the "lockout_threshold" field.
+func (_u *OrganizationUpdate) SetLockoutThreshold(v int) *OrganizationUpdate {
+	_u.mutation.ResetLockoutThreshold()
+	_u.mutation.SetLockoutThreshold(v)
+	return _u
+}
+
+// SetNillableLockoutThreshold sets the "lockout_threshold" field if the given value is not nil.
+func (_u *OrganizationUpdate) SetNillableLockoutThreshold(v *int) *OrganizationUpdate {
+	if v != nil {
+		_u.SetLockoutThreshold(*v)
+	}
+	return _u
+}
+
+// AddLockoutThreshold adds value to the "lockout_threshold" field.
+func (_u *OrganizationUpdate) AddLockoutThreshold(v int) *OrganizationUpdate {
+	_u.mutation.AddLockoutThreshold(v)
+	return _u
+}
+
+// SetLockoutMinutes sets the "lockout_minutes" field.
+func (_u *OrganizationUpdate) SetLockoutMinutes(v int) *OrganizationUpdate {
+	_u.mutation.ResetLockoutMinutes()
+	_u.mutation.SetLockoutMinutes(v)
+	return _u
+}
+
+// SetNillableLockoutMinutes sets the "lockout_minutes" field if the given value is not nil.
+func (_u *OrganizationUpdate) SetNillableLockoutMinutes(v *int) *OrganizationUpdate {
+	if v != nil {
+		_u.SetLockoutMinutes(*v)
+	}
+	return _u
+}
+
+// AddLockoutMinutes adds value to the "lockout_minutes" field.
+func (_u *OrganizationUpdate) AddLockoutMinutes(v int) *OrganizationUpdate {
+	_u.mutation.AddLockoutMinutes(v)
+	return _u
+}
+
 // Mutation returns the OrganizationMutation object of the builder.
 func (_u *OrganizationUpdate) Mutation() *OrganizationMutation {
 	return _u.mutation
@@ -168,6 +237,21 @@ func (_u *OrganizationUpdate) check() error {
 			return &ValidationError{Name: "user_limit", err: fmt.Errorf(`ent: validator failed for field "Organization.user_limit": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.PasswordMaxAgeDays(); ok {
+		if err := organization.PasswordMaxAgeDaysValidator(v); err != nil {
+			return &ValidationError{Name: "password_max_age_days", err: fmt.Errorf(`ent: validator failed for field "Organization.password_max_age_days": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.LockoutThreshold(); ok {
+		if err := organization.LockoutThresholdValidator(v); err != nil {
+			return &ValidationError{Name: "lockout_threshold", err: fmt.Errorf(`ent: validator failed for field "Organization.lockout_threshold": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.LockoutMinutes(); ok {
+		if err := organization.LockoutMinutesValidator(v); err != nil {
+			return &ValidationError{Name: "lockout_minutes", err: fmt.Errorf(`ent: validator failed for field "Organization.lockout_minutes": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -209,6 +293,27 @@ func (_u *OrganizationUpdate) sqlSave(ctx context.Context) (_node int, err error
 	}
 	if value, ok := _u.mutation.PasswordTakeover(); ok {
 		_spec.SetField(organization.FieldPasswordTakeover, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.PasswordMaxAgeDays(); ok {
+		_spec.SetField(organization.FieldPasswordMaxAgeDays, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPasswordMaxAgeDays(); ok {
+		_spec.AddField(organization.FieldPasswordMaxAgeDays, field.TypeInt, value)
+	}
+	if _u.mutation.PasswordMaxAgeDaysCleared() {
+		_spec.ClearField(organization.FieldPasswordMaxAgeDays, field.TypeInt)
+	}
+	if value, ok := _u.mutation.LockoutThreshold(); ok {
+		_spec.SetField(organization.FieldLockoutThreshold, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLockoutThreshold(); ok {
+		_spec.AddField(organization.FieldLockoutThreshold, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.LockoutMinutes(); ok {
+		_spec.SetField(organization.FieldLockoutMinutes, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLockoutMinutes(); ok {
+		_spec.AddField(organization.FieldLockoutMinutes, field.TypeInt, value)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -307,6 +412,75 @@ func (_u *OrganizationUpdateOne) SetNillablePasswordTakeover(v *bool) *Organizat
 	return _u
 }
 
+// SetPasswordMaxAgeDays sets the "password_max_age_days" field.
+func (_u *OrganizationUpdateOne) SetPasswordMaxAgeDays(v int) *OrganizationUpdateOne {
+	_u.mutation.ResetPasswordMaxAgeDays()
+	_u.mutation.SetPasswordMaxAgeDays(v)
+	return _u
+}
+
+// SetNillablePasswordMaxAgeDays sets the "password_max_age_days" field if the given value is not nil.
+func (_u *OrganizationUpdateOne) SetNillablePasswordMaxAgeDays(v *int) *OrganizationUpdateOne {
+	if v != nil {
+		_u.SetPasswordMaxAgeDays(*v)
+	}
+	return _u
+}
+
+// AddPasswordMaxAgeDays adds value to the "password_max_age_days" field.
+func (_u *OrganizationUpdateOne) AddPasswordMaxAgeDays(v int) *OrganizationUpdateOne {
+	_u.mutation.AddPasswordMaxAgeDays(v)
+	return _u
+}
+
+// ClearPasswordMaxAgeDays clears the value of the "password_max_age_days" field.
+func (_u *OrganizationUpdateOne) ClearPasswordMaxAgeDays() *OrganizationUpdateOne {
+	_u.mutation.ClearPasswordMaxAgeDays()
+	return _u
+}
+
+// SetLockoutThreshold sets the "lockout_threshold" field.
+func (_u *OrganizationUpdateOne) SetLockoutThreshold(v int) *OrganizationUpdateOne {
+	_u.mutation.ResetLockoutThreshold()
+	_u.mutation.SetLockoutThreshold(v)
+	return _u
+}
+
+// SetNillableLockoutThreshold sets the "lockout_threshold" field if the given value is not nil.
+func (_u *OrganizationUpdateOne) SetNillableLockoutThreshold(v *int) *OrganizationUpdateOne {
+	if v != nil {
+		_u.SetLockoutThreshold(*v)
+	}
+	return _u
+}
+
+// AddLockoutThreshold adds value to the "lockout_threshold" field.
+func (_u *OrganizationUpdateOne) AddLockoutThreshold(v int) *OrganizationUpdateOne {
+	_u.mutation.AddLockoutThreshold(v)
+	return _u
+}
+
+// SetLockoutMinutes sets the "lockout_minutes" field.
+func (_u *OrganizationUpdateOne) SetLockoutMinutes(v int) *OrganizationUpdateOne {
+	_u.mutation.ResetLockoutMinutes()
+	_u.mutation.SetLockoutMinutes(v)
+	return _u
+}
+
+// SetNillableLockoutMinutes sets the "lockout_minutes" field if the given value is not nil.
+func (_u *OrganizationUpdateOne) SetNillableLockoutMinutes(v *int) *OrganizationUpdateOne {
+	if v != nil {
+		_u.SetLockoutMinutes(*v)
+	}
+	return _u
+}
+
+// AddLockoutMinutes adds value to the "lockout_minutes" field.
+func (_u *OrganizationUpdateOne) AddLockoutMinutes(v int) *OrganizationUpdateOne {
+	_u.mutation.AddLockoutMinutes(v)
+	return _u
+}
+
 // Mutation returns the OrganizationMutation object of the builder.
 func (_u *OrganizationUpdateOne) Mutation() *OrganizationMutation {
 	return _u.mutation
@@ -384,6 +558,21 @@ func (_u *OrganizationUpdateOne) check() error {
 			return &ValidationError{Name: "user_limit", err: fmt.Errorf(`ent: validator failed for field "Organization.user_limit": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.PasswordMaxAgeDays(); ok {
+		if err := organization.PasswordMaxAgeDaysValidator(v); err != nil {
+			return &ValidationError{Name: "password_max_age_days", err: fmt.Errorf(`ent: validator failed for field "Organization.password_max_age_days": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.LockoutThreshold(); ok {
+		if err := organization.LockoutThresholdValidator(v); err != nil {
+			return &ValidationError{Name: "lockout_threshold", err: fmt.Errorf(`ent: validator failed for field "Organization.lockout_threshold": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.LockoutMinutes(); ok {
+		if err := organization.LockoutMinutesValidator(v); err != nil {
+			return &ValidationError{Name: "lockout_minutes", err: fmt.Errorf(`ent: validator failed for field "Organization.lockout_minutes": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -442,6 +631,27 @@ func (_u *OrganizationUpdateOne) sqlSave(ctx context.Context) (_node *Organizati
 	}
 	if value, ok := _u.mutation.PasswordTakeover(); ok {
 		_spec.SetField(organization.FieldPasswordTakeover, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.PasswordMaxAgeDays(); ok {
+		_spec.SetField(organization.FieldPasswordMaxAgeDays, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPasswordMaxAgeDays(); ok {
+		_spec.AddField(organization.FieldPasswordMaxAgeDays, field.TypeInt, value)
+	}
+	if _u.mutation.PasswordMaxAgeDaysCleared() {
+		_spec.ClearField(organization.FieldPasswordMaxAgeDays, field.TypeInt)
+	}
+	if value, ok := _u.mutation.LockoutThreshold(); ok {
+		_spec.SetField(organization.FieldLockoutThreshold, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLockoutThreshold(); ok {
+		_spec.AddField(organization.FieldLockoutThreshold, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.LockoutMinutes(); ok {
+		_spec.SetField(organization.FieldLockoutMinutes, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedLockoutMinutes(); ok {
+		_spec.AddField(organization.FieldLockoutMinutes, field.TypeInt, value)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &Organization{config: _u.config}

@@ -77,11 +77,13 @@ type User struct {
 	PasswordHash *string `json:"-"`
 	// PasswordSetAt holds the value of the "password_set_at" field.
 	PasswordSetAt *time.Time `json:"password_set_at,omitempty"`
-	// PasswordExpiresAt holds the value of the "password_expires_at" field.
+	// When the password expires (X5); null: no password or no maximum age.
 	PasswordExpiresAt *time.Time `json:"password_expires_at,omitempty"`
+	// Bumped on every password change; links remember the version they received (W3).
+	PasswordVersion int `json:"password_version,omitempty"`
 	// FailedLogins holds the value of the "failed_logins" field.
 	FailedLogins int `json:"failed_logins,omitempty"`
-	// LockedUntil holds the value of the "locked_until" field.
+	// Locked out of the portal until then (X6); far in the future when only an administrator can unlock.
 	LockedUntil *time.Time `json:"locked_until,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the UserQuery when eager-loading is set.
@@ -97,16 +99,19 @@ type UserEdges struct {
 	Groups []*UserGroup `json:"groups,omitempty"`
 	// Bindings holds the value of the bindings edge.
 	Bindings []*UserBinding `json:"bindings,omitempty"`
+	// Tokens holds the value of the tokens edge.
+	Tokens []*UserToken `json:"tokens,omitempty"`
 	// Links holds the value of the links edge.
 	Links []*RemoteLink `json:"links,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [4]bool
+	loadedTypes [5]bool
 	// totalCount holds the count of the edges above.
 	totalCount [2]map[string]int
 
 	namedGroups   map[string][]*UserGroup
 	namedBindings map[string][]*UserBinding
+	namedTokens   map[string][]*UserToken
 	namedLinks    map[string][]*RemoteLink
 }
 
@@ -139,10 +144,19 @@ func (e UserEdges) BindingsOrErr() ([]*UserBinding, error) {
 	return nil, &NotLoadedError{edge: "bindings"}
 }
 
+// TokensOrErr returns the Tokens value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) TokensOrErr() ([]*UserToken, error) {
+	if e.loadedTypes[3] {
+		return e.Tokens, nil
+	}
+	return nil, &NotLoadedError{edge: "tokens"}
+}
+
 // LinksOrErr returns the Links value or an error if the edge
 // was not loaded in eager-loading.
 func (e UserEdges) LinksOrErr() ([]*RemoteLink, error) {
-	if e.loadedTypes[3] {
+	if e.loadedTypes[4] {
 		return e.Links, nil
 	}
 	return nil, &NotLoadedError{edge: "links"}
@@ -155,7 +169,7 @@ func (*User) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case user.FieldID, user.FieldOrganizationID:
 			values[i] = new(pulid.ID)
-		case user.FieldFailedLogins:
+		case user.FieldPasswordVersion, user.FieldFailedLogins:
 			values[i] = new(sql.NullInt64)
 		case user.FieldUsername, user.FieldUsernameFolded, user.FieldEmail, user.FieldEmailFolded, user.FieldAlternateEmail, user.FieldFirstName, user.FieldLastName, user.FieldDisplayName, user.FieldJobTitle, user.FieldDepartment, user.FieldCompanyName, user.FieldEmployeeID, user.FieldEmployeeType, user.FieldCostCenter, user.FieldBusinessPhone, user.FieldMobilePhone, user.FieldOfficeLocation, user.FieldStreetAddress, user.FieldCity, user.FieldAddressState, user.FieldPostalCode, user.FieldCountry, user.FieldUsageLocation, user.FieldState, user.FieldPasswordHash:
 			values[i] = new(sql.NullString)
@@ -365,6 +379,12 @@ func (_m *User) assignValues(columns []string, values []any) error {
 				_m.PasswordExpiresAt = new(time.Time)
 				*_m.PasswordExpiresAt = value.Time
 			}
+		case user.FieldPasswordVersion:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field password_version", values[i])
+			} else if value.Valid {
+				_m.PasswordVersion = int(value.Int64)
+			}
 		case user.FieldFailedLogins:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field failed_logins", values[i])
@@ -404,6 +424,11 @@ func (_m *User) QueryGroups() *UserGroupQuery {
 // QueryBindings queries the "bindings" edge of the User entity.
 func (_m *User) QueryBindings() *UserBindingQuery {
 	return NewUserClient(_m.config).QueryBindings(_m)
+}
+
+// QueryTokens queries the "tokens" edge of the User entity.
+func (_m *User) QueryTokens() *UserTokenQuery {
+	return NewUserClient(_m.config).QueryTokens(_m)
 }
 
 // QueryLinks queries the "links" edge of the User entity.
@@ -527,6 +552,9 @@ func (_m *User) String() string {
 		builder.WriteString(v.Format(time.ANSIC))
 	}
 	builder.WriteString(", ")
+	builder.WriteString("password_version=")
+	builder.WriteString(fmt.Sprintf("%v", _m.PasswordVersion))
+	builder.WriteString(", ")
 	builder.WriteString("failed_logins=")
 	builder.WriteString(fmt.Sprintf("%v", _m.FailedLogins))
 	builder.WriteString(", ")
@@ -583,6 +611,30 @@ func (_m *User) appendNamedBindings(name string, edges ...*UserBinding) {
 		_m.Edges.namedBindings[name] = []*UserBinding{}
 	} else {
 		_m.Edges.namedBindings[name] = append(_m.Edges.namedBindings[name], edges...)
+	}
+}
+
+// NamedTokens returns the Tokens named value or an error if the edge was not
+// loaded in eager-loading with this name.
+func (_m *User) NamedTokens(name string) ([]*UserToken, error) {
+	if _m.Edges.namedTokens == nil {
+		return nil, &NotLoadedError{edge: name}
+	}
+	nodes, ok := _m.Edges.namedTokens[name]
+	if !ok {
+		return nil, &NotLoadedError{edge: name}
+	}
+	return nodes, nil
+}
+
+func (_m *User) appendNamedTokens(name string, edges ...*UserToken) {
+	if _m.Edges.namedTokens == nil {
+		_m.Edges.namedTokens = make(map[string][]*UserToken)
+	}
+	if len(edges) == 0 {
+		_m.Edges.namedTokens[name] = []*UserToken{}
+	} else {
+		_m.Edges.namedTokens[name] = append(_m.Edges.namedTokens[name], edges...)
 	}
 }
 

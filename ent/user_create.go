@@ -18,6 +18,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/ent/usertoken"
 )
 
 // UserCreate is the builder for creating a User entity.
@@ -408,6 +409,20 @@ func (_c *UserCreate) SetNillablePasswordExpiresAt(v *time.Time) *UserCreate {
 	return _c
 }
 
+// SetPasswordVersion sets the "password_version" field.
+func (_c *UserCreate) SetPasswordVersion(v int) *UserCreate {
+	_c.mutation.SetPasswordVersion(v)
+	return _c
+}
+
+// SetNillablePasswordVersion sets the "password_version" field if the given value is not nil.
+func (_c *UserCreate) SetNillablePasswordVersion(v *int) *UserCreate {
+	if v != nil {
+		_c.SetPasswordVersion(*v)
+	}
+	return _c
+}
+
 // SetFailedLogins sets the "failed_logins" field.
 func (_c *UserCreate) SetFailedLogins(v int) *UserCreate {
 	_c.mutation.SetFailedLogins(v)
@@ -485,6 +500,21 @@ func (_c *UserCreate) AddBindings(v ...*UserBinding) *UserCreate {
 	return _c.AddBindingIDs(ids...)
 }
 
+// AddTokenIDs adds the "tokens" edge to the UserToken entity by IDs.
+func (_c *UserCreate) AddTokenIDs(ids ...pulid.ID) *UserCreate {
+	_c.mutation.AddTokenIDs(ids...)
+	return _c
+}
+
+// AddTokens adds the "tokens" edges to the UserToken entity.
+func (_c *UserCreate) AddTokens(v ...*UserToken) *UserCreate {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddTokenIDs(ids...)
+}
+
 // AddLinkIDs adds the "links" edge to the RemoteLink entity by IDs.
 func (_c *UserCreate) AddLinkIDs(ids ...pulid.ID) *UserCreate {
 	_c.mutation.AddLinkIDs(ids...)
@@ -554,6 +584,10 @@ func (_c *UserCreate) defaults() error {
 	if _, ok := _c.mutation.State(); !ok {
 		v := user.DefaultState
 		_c.mutation.SetState(v)
+	}
+	if _, ok := _c.mutation.PasswordVersion(); !ok {
+		v := user.DefaultPasswordVersion
+		_c.mutation.SetPasswordVersion(v)
 	}
 	if _, ok := _c.mutation.FailedLogins(); !ok {
 		v := user.DefaultFailedLogins
@@ -703,6 +737,14 @@ func (_c *UserCreate) check() error {
 	if v, ok := _c.mutation.State(); ok {
 		if err := user.StateValidator(v); err != nil {
 			return &ValidationError{Name: "state", err: fmt.Errorf(`ent: validator failed for field "User.state": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.PasswordVersion(); !ok {
+		return &ValidationError{Name: "password_version", err: errors.New(`ent: missing required field "User.password_version"`)}
+	}
+	if v, ok := _c.mutation.PasswordVersion(); ok {
+		if err := user.PasswordVersionValidator(v); err != nil {
+			return &ValidationError{Name: "password_version", err: fmt.Errorf(`ent: validator failed for field "User.password_version": %w`, err)}
 		}
 	}
 	if _, ok := _c.mutation.FailedLogins(); !ok {
@@ -873,6 +915,10 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 		_spec.SetField(user.FieldPasswordExpiresAt, field.TypeTime, value)
 		_node.PasswordExpiresAt = &value
 	}
+	if value, ok := _c.mutation.PasswordVersion(); ok {
+		_spec.SetField(user.FieldPasswordVersion, field.TypeInt, value)
+		_node.PasswordVersion = value
+	}
 	if value, ok := _c.mutation.FailedLogins(); ok {
 		_spec.SetField(user.FieldFailedLogins, field.TypeInt, value)
 		_node.FailedLogins = value
@@ -923,6 +969,22 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(userbinding.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.TokensIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.TokensTable,
+			Columns: []string{user.TokensColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(usertoken.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {
@@ -1463,6 +1525,24 @@ func (u *UserUpsert) UpdatePasswordExpiresAt() *UserUpsert {
 // ClearPasswordExpiresAt clears the value of the "password_expires_at" field.
 func (u *UserUpsert) ClearPasswordExpiresAt() *UserUpsert {
 	u.SetNull(user.FieldPasswordExpiresAt)
+	return u
+}
+
+// SetPasswordVersion sets the "password_version" field.
+func (u *UserUpsert) SetPasswordVersion(v int) *UserUpsert {
+	u.Set(user.FieldPasswordVersion, v)
+	return u
+}
+
+// UpdatePasswordVersion sets the "password_version" field to the value that was provided on create.
+func (u *UserUpsert) UpdatePasswordVersion() *UserUpsert {
+	u.SetExcluded(user.FieldPasswordVersion)
+	return u
+}
+
+// AddPasswordVersion adds v to the "password_version" field.
+func (u *UserUpsert) AddPasswordVersion(v int) *UserUpsert {
+	u.Add(user.FieldPasswordVersion, v)
 	return u
 }
 
@@ -2099,6 +2179,27 @@ func (u *UserUpsertOne) UpdatePasswordExpiresAt() *UserUpsertOne {
 func (u *UserUpsertOne) ClearPasswordExpiresAt() *UserUpsertOne {
 	return u.Update(func(s *UserUpsert) {
 		s.ClearPasswordExpiresAt()
+	})
+}
+
+// SetPasswordVersion sets the "password_version" field.
+func (u *UserUpsertOne) SetPasswordVersion(v int) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetPasswordVersion(v)
+	})
+}
+
+// AddPasswordVersion adds v to the "password_version" field.
+func (u *UserUpsertOne) AddPasswordVersion(v int) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.AddPasswordVersion(v)
+	})
+}
+
+// UpdatePasswordVersion sets the "password_version" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdatePasswordVersion() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdatePasswordVersion()
 	})
 }
 
@@ -2908,6 +3009,27 @@ func (u *UserUpsertBulk) UpdatePasswordExpiresAt() *UserUpsertBulk {
 func (u *UserUpsertBulk) ClearPasswordExpiresAt() *UserUpsertBulk {
 	return u.Update(func(s *UserUpsert) {
 		s.ClearPasswordExpiresAt()
+	})
+}
+
+// SetPasswordVersion sets the "password_version" field.
+func (u *UserUpsertBulk) SetPasswordVersion(v int) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetPasswordVersion(v)
+	})
+}
+
+// AddPasswordVersion adds v to the "password_version" field.
+func (u *UserUpsertBulk) AddPasswordVersion(v int) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.AddPasswordVersion(v)
+	})
+}
+
+// UpdatePasswordVersion sets the "password_version" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdatePasswordVersion() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdatePasswordVersion()
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/ent/usertoken"
 )
 
 // UserQuery is the builder for querying User entities.
@@ -33,11 +34,13 @@ type UserQuery struct {
 	withOrganization  *OrganizationQuery
 	withGroups        *UserGroupQuery
 	withBindings      *UserBindingQuery
+	withTokens        *UserTokenQuery
 	withLinks         *RemoteLinkQuery
 	loadTotal         []func(context.Context, []*User) error
 	modifiers         []func(*sql.Selector)
 	withNamedGroups   map[string]*UserGroupQuery
 	withNamedBindings map[string]*UserBindingQuery
+	withNamedTokens   map[string]*UserTokenQuery
 	withNamedLinks    map[string]*RemoteLinkQuery
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
@@ -134,6 +137,28 @@ func (_q *UserQuery) QueryBindings() *UserBindingQuery {
 			sqlgraph.From(user.Table, user.FieldID, selector),
 			sqlgraph.To(userbinding.Table, userbinding.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, user.BindingsTable, user.BindingsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryTokens chains the current query on the "tokens" edge.
+func (_q *UserQuery) QueryTokens() *UserTokenQuery {
+	query := (&UserTokenClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, selector),
+			sqlgraph.To(usertoken.Table, usertoken.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.TokensTable, user.TokensColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -358,6 +383,7 @@ func (_q *UserQuery) Clone() *UserQuery {
 		withOrganization: _q.withOrganization.Clone(),
 		withGroups:       _q.withGroups.Clone(),
 		withBindings:     _q.withBindings.Clone(),
+		withTokens:       _q.withTokens.Clone(),
 		withLinks:        _q.withLinks.Clone(),
 		// clone intermediate query.
 		sql:       _q.sql.Clone(),
@@ -396,6 +422,17 @@ func (_q *UserQuery) WithBindings(opts ...func(*UserBindingQuery)) *UserQuery {
 		opt(query)
 	}
 	_q.withBindings = query
+	return _q
+}
+
+// WithTokens tells the query-builder to eager-load the nodes that are connected to
+// the "tokens" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithTokens(opts ...func(*UserTokenQuery)) *UserQuery {
+	query := (&UserTokenClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withTokens = query
 	return _q
 }
 
@@ -494,10 +531,11 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 	var (
 		nodes       = []*User{}
 		_spec       = _q.querySpec()
-		loadedTypes = [4]bool{
+		loadedTypes = [5]bool{
 			_q.withOrganization != nil,
 			_q.withGroups != nil,
 			_q.withBindings != nil,
+			_q.withTokens != nil,
 			_q.withLinks != nil,
 		}
 	)
@@ -542,6 +580,13 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 			return nil, err
 		}
 	}
+	if query := _q.withTokens; query != nil {
+		if err := _q.loadTokens(ctx, query, nodes,
+			func(n *User) { n.Edges.Tokens = []*UserToken{} },
+			func(n *User, e *UserToken) { n.Edges.Tokens = append(n.Edges.Tokens, e) }); err != nil {
+			return nil, err
+		}
+	}
 	if query := _q.withLinks; query != nil {
 		if err := _q.loadLinks(ctx, query, nodes,
 			func(n *User) { n.Edges.Links = []*RemoteLink{} },
@@ -560,6 +605,13 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 		if err := _q.loadBindings(ctx, query, nodes,
 			func(n *User) { n.appendNamedBindings(name) },
 			func(n *User, e *UserBinding) { n.appendNamedBindings(name, e) }); err != nil {
+			return nil, err
+		}
+	}
+	for name, query := range _q.withNamedTokens {
+		if err := _q.loadTokens(ctx, query, nodes,
+			func(n *User) { n.appendNamedTokens(name) },
+			func(n *User, e *UserToken) { n.appendNamedTokens(name, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -683,6 +735,36 @@ func (_q *UserQuery) loadBindings(ctx context.Context, query *UserBindingQuery, 
 	}
 	query.Where(predicate.UserBinding(func(s *sql.Selector) {
 		s.Where(sql.InValues(s.C(user.BindingsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.UserID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "user_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *UserQuery) loadTokens(ctx context.Context, query *UserTokenQuery, nodes []*User, init func(*User), assign func(*User, *UserToken)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[pulid.ID]*User)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(usertoken.FieldUserID)
+	}
+	query.Where(predicate.UserToken(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(user.TokensColumn), fks...))
 	}))
 	neighbors, err := query.All(ctx)
 	if err != nil {
@@ -879,6 +961,20 @@ func (_q *UserQuery) WithNamedBindings(name string, opts ...func(*UserBindingQue
 		_q.withNamedBindings = make(map[string]*UserBindingQuery)
 	}
 	_q.withNamedBindings[name] = query
+	return _q
+}
+
+// WithNamedTokens tells the query-builder to eager-load the nodes that are connected to the "tokens"
+// edge with the given name. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithNamedTokens(name string, opts ...func(*UserTokenQuery)) *UserQuery {
+	query := (&UserTokenClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	if _q.withNamedTokens == nil {
+		_q.withNamedTokens = make(map[string]*UserTokenQuery)
+	}
+	_q.withNamedTokens[name] = query
 	return _q
 }
 

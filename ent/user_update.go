@@ -17,6 +17,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/ent/usertoken"
 )
 
 // UserUpdate is the builder for updating User entities.
@@ -549,6 +550,27 @@ func (_u *UserUpdate) ClearPasswordExpiresAt() *UserUpdate {
 	return _u
 }
 
+// SetPasswordVersion sets the "password_version" field.
+func (_u *UserUpdate) SetPasswordVersion(v int) *UserUpdate {
+	_u.mutation.ResetPasswordVersion()
+	_u.mutation.SetPasswordVersion(v)
+	return _u
+}
+
+// SetNillablePasswordVersion sets the "password_version" field if the given value is not nil.
+func (_u *UserUpdate) SetNillablePasswordVersion(v *int) *UserUpdate {
+	if v != nil {
+		_u.SetPasswordVersion(*v)
+	}
+	return _u
+}
+
+// AddPasswordVersion adds value to the "password_version" field.
+func (_u *UserUpdate) AddPasswordVersion(v int) *UserUpdate {
+	_u.mutation.AddPasswordVersion(v)
+	return _u
+}
+
 // SetFailedLogins sets the "failed_logins" field.
 func (_u *UserUpdate) SetFailedLogins(v int) *UserUpdate {
 	_u.mutation.ResetFailedLogins()
@@ -620,6 +642,21 @@ func (_u *UserUpdate) AddBindings(v ...*UserBinding) *UserUpdate {
 	return _u.AddBindingIDs(ids...)
 }
 
+// AddTokenIDs adds the "tokens" edge to the UserToken entity by IDs.
+func (_u *UserUpdate) AddTokenIDs(ids ...pulid.ID) *UserUpdate {
+	_u.mutation.AddTokenIDs(ids...)
+	return _u
+}
+
+// AddTokens adds the "tokens" edges to the UserToken entity.
+func (_u *UserUpdate) AddTokens(v ...*UserToken) *UserUpdate {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddTokenIDs(ids...)
+}
+
 // AddLinkIDs adds the "links" edge to the RemoteLink entity by IDs.
 func (_u *UserUpdate) AddLinkIDs(ids ...pulid.ID) *UserUpdate {
 	_u.mutation.AddLinkIDs(ids...)
@@ -680,6 +717,27 @@ func (_u *UserUpdate) RemoveBindings(v ...*UserBinding) *UserUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveBindingIDs(ids...)
+}
+
+// ClearTokens clears all "tokens" edges to the UserToken entity.
+func (_u *UserUpdate) ClearTokens() *UserUpdate {
+	_u.mutation.ClearTokens()
+	return _u
+}
+
+// RemoveTokenIDs removes the "tokens" edge to UserToken entities by IDs.
+func (_u *UserUpdate) RemoveTokenIDs(ids ...pulid.ID) *UserUpdate {
+	_u.mutation.RemoveTokenIDs(ids...)
+	return _u
+}
+
+// RemoveTokens removes "tokens" edges to UserToken entities.
+func (_u *UserUpdate) RemoveTokens(v ...*UserToken) *UserUpdate {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveTokenIDs(ids...)
 }
 
 // ClearLinks clears all "links" edges to the RemoteLink entity.
@@ -855,6 +913,11 @@ func (_u *UserUpdate) check() error {
 	if v, ok := _u.mutation.State(); ok {
 		if err := user.StateValidator(v); err != nil {
 			return &ValidationError{Name: "state", err: fmt.Errorf(`ent: validator failed for field "User.state": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PasswordVersion(); ok {
+		if err := user.PasswordVersionValidator(v); err != nil {
+			return &ValidationError{Name: "password_version", err: fmt.Errorf(`ent: validator failed for field "User.password_version": %w`, err)}
 		}
 	}
 	if v, ok := _u.mutation.FailedLogins(); ok {
@@ -1036,6 +1099,12 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.PasswordExpiresAtCleared() {
 		_spec.ClearField(user.FieldPasswordExpiresAt, field.TypeTime)
 	}
+	if value, ok := _u.mutation.PasswordVersion(); ok {
+		_spec.SetField(user.FieldPasswordVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPasswordVersion(); ok {
+		_spec.AddField(user.FieldPasswordVersion, field.TypeInt, value)
+	}
 	if value, ok := _u.mutation.FailedLogins(); ok {
 		_spec.SetField(user.FieldFailedLogins, field.TypeInt, value)
 	}
@@ -1131,6 +1200,51 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(userbinding.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.TokensCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.TokensTable,
+			Columns: []string{user.TokensColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(usertoken.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedTokensIDs(); len(nodes) > 0 && !_u.mutation.TokensCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.TokensTable,
+			Columns: []string{user.TokensColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(usertoken.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.TokensIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.TokensTable,
+			Columns: []string{user.TokensColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(usertoken.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {
@@ -1721,6 +1835,27 @@ func (_u *UserUpdateOne) ClearPasswordExpiresAt() *UserUpdateOne {
 	return _u
 }
 
+// SetPasswordVersion sets the "password_version" field.
+func (_u *UserUpdateOne) SetPasswordVersion(v int) *UserUpdateOne {
+	_u.mutation.ResetPasswordVersion()
+	_u.mutation.SetPasswordVersion(v)
+	return _u
+}
+
+// SetNillablePasswordVersion sets the "password_version" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillablePasswordVersion(v *int) *UserUpdateOne {
+	if v != nil {
+		_u.SetPasswordVersion(*v)
+	}
+	return _u
+}
+
+// AddPasswordVersion adds value to the "password_version" field.
+func (_u *UserUpdateOne) AddPasswordVersion(v int) *UserUpdateOne {
+	_u.mutation.AddPasswordVersion(v)
+	return _u
+}
+
 // SetFailedLogins sets the "failed_logins" field.
 func (_u *UserUpdateOne) SetFailedLogins(v int) *UserUpdateOne {
 	_u.mutation.ResetFailedLogins()
@@ -1792,6 +1927,21 @@ func (_u *UserUpdateOne) AddBindings(v ...*UserBinding) *UserUpdateOne {
 	return _u.AddBindingIDs(ids...)
 }
 
+// AddTokenIDs adds the "tokens" edge to the UserToken entity by IDs.
+func (_u *UserUpdateOne) AddTokenIDs(ids ...pulid.ID) *UserUpdateOne {
+	_u.mutation.AddTokenIDs(ids...)
+	return _u
+}
+
+// AddTokens adds the "tokens" edges to the UserToken entity.
+func (_u *UserUpdateOne) AddTokens(v ...*UserToken) *UserUpdateOne {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddTokenIDs(ids...)
+}
+
 // AddLinkIDs adds the "links" edge to the RemoteLink entity by IDs.
 func (_u *UserUpdateOne) AddLinkIDs(ids ...pulid.ID) *UserUpdateOne {
 	_u.mutation.AddLinkIDs(ids...)
@@ -1852,6 +2002,27 @@ func (_u *UserUpdateOne) RemoveBindings(v ...*UserBinding) *UserUpdateOne {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveBindingIDs(ids...)
+}
+
+// ClearTokens clears all "tokens" edges to the UserToken entity.
+func (_u *UserUpdateOne) ClearTokens() *UserUpdateOne {
+	_u.mutation.ClearTokens()
+	return _u
+}
+
+// RemoveTokenIDs removes the "tokens" edge to UserToken entities by IDs.
+func (_u *UserUpdateOne) RemoveTokenIDs(ids ...pulid.ID) *UserUpdateOne {
+	_u.mutation.RemoveTokenIDs(ids...)
+	return _u
+}
+
+// RemoveTokens removes "tokens" edges to UserToken entities.
+func (_u *UserUpdateOne) RemoveTokens(v ...*UserToken) *UserUpdateOne {
+	ids := make([]pulid.ID, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveTokenIDs(ids...)
 }
 
 // ClearLinks clears all "links" edges to the RemoteLink entity.
@@ -2040,6 +2211,11 @@ func (_u *UserUpdateOne) check() error {
 	if v, ok := _u.mutation.State(); ok {
 		if err := user.StateValidator(v); err != nil {
 			return &ValidationError{Name: "state", err: fmt.Errorf(`ent: validator failed for field "User.state": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PasswordVersion(); ok {
+		if err := user.PasswordVersionValidator(v); err != nil {
+			return &ValidationError{Name: "password_version", err: fmt.Errorf(`ent: validator failed for field "User.password_version": %w`, err)}
 		}
 	}
 	if v, ok := _u.mutation.FailedLogins(); ok {
@@ -2238,6 +2414,12 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 	if _u.mutation.PasswordExpiresAtCleared() {
 		_spec.ClearField(user.FieldPasswordExpiresAt, field.TypeTime)
 	}
+	if value, ok := _u.mutation.PasswordVersion(); ok {
+		_spec.SetField(user.FieldPasswordVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPasswordVersion(); ok {
+		_spec.AddField(user.FieldPasswordVersion, field.TypeInt, value)
+	}
 	if value, ok := _u.mutation.FailedLogins(); ok {
 		_spec.SetField(user.FieldFailedLogins, field.TypeInt, value)
 	}
@@ -2333,6 +2515,51 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(userbinding.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.TokensCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.TokensTable,
+			Columns: []string{user.TokensColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(usertoken.FieldID, field.TypeString),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedTokensIDs(); len(nodes) > 0 && !_u.mutation.TokensCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.TokensTable,
+			Columns: []string{user.TokensColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(usertoken.FieldID, field.TypeString),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.TokensIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.TokensTable,
+			Columns: []string{user.TokensColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(usertoken.FieldID, field.TypeString),
 			},
 		}
 		for _, k := range nodes {

@@ -12,6 +12,7 @@ import (
 	"github.com/dirsync/dirsync/internal/directory"
 	"github.com/dirsync/dirsync/internal/importer"
 	"github.com/dirsync/dirsync/internal/integrations"
+	"github.com/dirsync/dirsync/internal/passwords"
 	"github.com/dirsync/dirsync/internal/pubsub"
 	"github.com/dirsync/dirsync/internal/recovery"
 	"github.com/dirsync/dirsync/internal/tenant"
@@ -26,6 +27,7 @@ type Resolver struct {
 	hub     *pubsub.Hub
 	recov   *recovery.Service
 	imports *importer.Service
+	pw      *passwords.Service
 }
 
 // Deps are what the resolvers need beyond the ent client. Tenants builds Graph
@@ -37,6 +39,8 @@ type Deps struct {
 	// ImportWait bounds how long importUsers waits to return results
 	// directly; 0 = importer.DefaultWait.
 	ImportWait time.Duration
+	// Passwords runs admin password calls and the user portal; nil answers UNAVAILABLE.
+	Passwords *passwords.Service
 }
 
 // NewSchema returns the executable schema served by internal/api. pageSize
@@ -48,6 +52,7 @@ func NewSchema(client *ent.Client, pageSize int, deps Deps) graphql.ExecutableSc
 			client: client, dir: directory.New(client), integ: integrations.New(client, deps.Tenants),
 			tenants: deps.Tenants, hub: deps.Hub, recov: recovery.New(client),
 			imports: importer.NewService(client, deps.Tenants),
+			pw:      deps.Passwords,
 		},
 	}
 	cfg.Resolvers.(*Resolver).imports.Wait = deps.ImportWait

@@ -30,6 +30,12 @@ const (
 	FieldUserLimit = "user_limit"
 	// FieldPasswordTakeover holds the string denoting the password_takeover field in the database.
 	FieldPasswordTakeover = "password_takeover"
+	// FieldPasswordMaxAgeDays holds the string denoting the password_max_age_days field in the database.
+	FieldPasswordMaxAgeDays = "password_max_age_days"
+	// FieldLockoutThreshold holds the string denoting the lockout_threshold field in the database.
+	FieldLockoutThreshold = "lockout_threshold"
+	// FieldLockoutMinutes holds the string denoting the lockout_minutes field in the database.
+	FieldLockoutMinutes = "lockout_minutes"
 	// Table holds the table name of the organization in the database.
 	Table = "organizations"
 )
@@ -43,6 +49,9 @@ var Columns = []string{
 	FieldDefaultImportState,
 	FieldUserLimit,
 	FieldPasswordTakeover,
+	FieldPasswordMaxAgeDays,
+	FieldLockoutThreshold,
+	FieldLockoutMinutes,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -75,6 +84,16 @@ var (
 	UserLimitValidator func(int) error
 	// DefaultPasswordTakeover holds the default value on creation for the "password_takeover" field.
 	DefaultPasswordTakeover bool
+	// PasswordMaxAgeDaysValidator is a validator for the "password_max_age_days" field. It is called by the builders before save.
+	PasswordMaxAgeDaysValidator func(int) error
+	// DefaultLockoutThreshold holds the default value on creation for the "lockout_threshold" field.
+	DefaultLockoutThreshold int
+	// LockoutThresholdValidator is a validator for the "lockout_threshold" field. It is called by the builders before save.
+	LockoutThresholdValidator func(int) error
+	// DefaultLockoutMinutes holds the default value on creation for the "lockout_minutes" field.
+	DefaultLockoutMinutes int
+	// LockoutMinutesValidator is a validator for the "lockout_minutes" field. It is called by the builders before save.
+	LockoutMinutesValidator func(int) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() pulid.ID
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -143,6 +162,21 @@ func ByUserLimit(opts ...sql.OrderTermOption) OrderOption {
 // ByPasswordTakeover orders the results by the password_takeover field.
 func ByPasswordTakeover(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPasswordTakeover, opts...).ToFunc()
+}
+
+// ByPasswordMaxAgeDays orders the results by the password_max_age_days field.
+func ByPasswordMaxAgeDays(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordMaxAgeDays, opts...).ToFunc()
+}
+
+// ByLockoutThreshold orders the results by the lockout_threshold field.
+func ByLockoutThreshold(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLockoutThreshold, opts...).ToFunc()
+}
+
+// ByLockoutMinutes orders the results by the lockout_minutes field.
+func ByLockoutMinutes(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLockoutMinutes, opts...).ToFunc()
 }
 
 // MarshalGQL implements graphql.Marshaler interface.

@@ -80,6 +80,21 @@ func PasswordTakeover(v bool) predicate.Organization {
 	return predicate.Organization(sql.FieldEQ(FieldPasswordTakeover, v))
 }
 
+// PasswordMaxAgeDays applies equality check predicate on the "password_max_age_days" field. It's identical to PasswordMaxAgeDaysEQ.
+func PasswordMaxAgeDays(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldPasswordMaxAgeDays, v))
+}
+
+// LockoutThreshold applies equality check predicate on the "lockout_threshold" field. It's identical to LockoutThresholdEQ.
+func LockoutThreshold(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldLockoutThreshold, v))
+}
+
+// LockoutMinutes applies equality check predicate on the "lockout_minutes" field. It's identical to LockoutMinutesEQ.
+func LockoutMinutes(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldLockoutMinutes, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Organization {
 	return predicate.Organization(sql.FieldEQ(FieldCreatedAt, v))
@@ -303,6 +318,136 @@ func PasswordTakeoverEQ(v bool) predicate.Organization {
 // PasswordTakeoverNEQ applies the NEQ predicate on the "password_takeover" field.
 func PasswordTakeoverNEQ(v bool) predicate.Organization {
 	return predicate.Organization(sql.FieldNEQ(FieldPasswordTakeover, v))
+}
+
+// PasswordMaxAgeDaysEQ applies the EQ predicate on the "password_max_age_days" field.
+func PasswordMaxAgeDaysEQ(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldPasswordMaxAgeDays, v))
+}
+
+// PasswordMaxAgeDaysNEQ applies the NEQ predicate on the "password_max_age_days" field.
+func PasswordMaxAgeDaysNEQ(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldNEQ(FieldPasswordMaxAgeDays, v))
+}
+
+// PasswordMaxAgeDaysIn applies the In predicate on the "password_max_age_days" field.
+func PasswordMaxAgeDaysIn(vs ...int) predicate.Organization {
+	return predicate.Organization(sql.FieldIn(FieldPasswordMaxAgeDays, vs...))
+}
+
+// PasswordMaxAgeDaysNotIn applies the NotIn predicate on the "password_max_age_days" field.
+func PasswordMaxAgeDaysNotIn(vs ...int) predicate.Organization {
+	return predicate.Organization(sql.FieldNotIn(FieldPasswordMaxAgeDays, vs...))
+}
+
+// PasswordMaxAgeDaysGT applies the GT predicate on the "password_max_age_days" field.
+func PasswordMaxAgeDaysGT(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldGT(FieldPasswordMaxAgeDays, v))
+}
+
+// PasswordMaxAgeDaysGTE applies the GTE predicate on the "password_max_age_days" field.
+func PasswordMaxAgeDaysGTE(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldGTE(FieldPasswordMaxAgeDays, v))
+}
+
+// PasswordMaxAgeDaysLT applies the LT predicate on the "password_max_age_days" field.
+func PasswordMaxAgeDaysLT(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldLT(FieldPasswordMaxAgeDays, v))
+}
+
+// PasswordMaxAgeDaysLTE applies the LTE predicate on the "password_max_age_days" field.
+func PasswordMaxAgeDaysLTE(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldLTE(FieldPasswordMaxAgeDays, v))
+}
+
+// PasswordMaxAgeDaysIsNil applies the IsNil predicate on the "password_max_age_days" field.
+func PasswordMaxAgeDaysIsNil() predicate.Organization {
+	return predicate.Organization(sql.FieldIsNull(FieldPasswordMaxAgeDays))
+}
+
+// PasswordMaxAgeDaysNotNil applies the NotNil predicate on the "password_max_age_days" field.
+func PasswordMaxAgeDaysNotNil() predicate.Organization {
+	return predicate.Organization(sql.FieldNotNull(FieldPasswordMaxAgeDays))
+}
+
+// LockoutThresholdEQ applies the EQ predicate on the "lockout_threshold" field.
+func LockoutThresholdEQ(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldLockoutThreshold, v))
+}
+
+// LockoutThresholdNEQ applies the NEQ predicate on the "lockout_threshold" field.
+func LockoutThresholdNEQ(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldNEQ(FieldLockoutThreshold, v))
+}
+
+// LockoutThresholdIn applies the In predicate on the "lockout_threshold" field.
+func LockoutThresholdIn(vs ...int) predicate.Organization {
+	return predicate.Organization(sql.FieldIn(FieldLockoutThreshold, vs...))
+}
+
+// LockoutThresholdNotIn applies the NotIn predicate on the "lockout_threshold" field.
+func LockoutThresholdNotIn(vs ...int) predicate.Organization {
+	return predicate.Organization(sql.FieldNotIn(FieldLockoutThreshold, vs...))
+}
+
+// LockoutThresholdGT applies the GT predicate on the "lockout_threshold" field.
+func LockoutThresholdGT(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldGT(FieldLockoutThreshold, v))
+}
+
+// LockoutThresholdGTE applies the GTE predicate on the "lockout_threshold" field.
+func LockoutThresholdGTE(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldGTE(FieldLockoutThreshold, v))
+}
+
+// LockoutThresholdLT applies the LT predicate on the "lockout_threshold" field.
+func LockoutThresholdLT(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldLT(FieldLockoutThreshold, v))
+}
+
+// LockoutThresholdLTE applies the LTE predicate on the "lockout_threshold" field.
+func LockoutThresholdLTE(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldLTE(FieldLockoutThreshold, v))
+}
+
+// LockoutMinutesEQ applies the EQ predicate on the "lockout_minutes" field.
+func LockoutMinutesEQ(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldEQ(FieldLockoutMinutes, v))
+}
+
+// LockoutMinutesNEQ applies the NEQ predicate on the "lockout_minutes" field.
+func LockoutMinutesNEQ(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldNEQ(FieldLockoutMinutes, v))
+}
+
+// LockoutMinutesIn applies the In predicate on the "lockout_minutes" field.
+func LockoutMinutesIn(vs ...int) predicate.Organization {
+	return predicate.Organization(sql.FieldIn(FieldLockoutMinutes, vs...))
+}
+
+// LockoutMinutesNotIn applies the NotIn predicate on the "lockout_minutes" field.
+func LockoutMinutesNotIn(vs ...int) predicate.Organization {
+	return predicate.Organization(sql.FieldNotIn(FieldLockoutMinutes, vs...))
+}
+
+// LockoutMinutesGT applies the GT predicate on the "lockout_minutes" field.
+func LockoutMinutesGT(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldGT(FieldLockoutMinutes, v))
+}
+
+// LockoutMinutesGTE applies the GTE predicate on the "lockout_minutes" field.
+func LockoutMinutesGTE(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldGTE(FieldLockoutMinutes, v))
+}
+
+// LockoutMinutesLT applies the LT predicate on the "lockout_minutes" field.
+func LockoutMinutesLT(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldLT(FieldLockoutMinutes, v))
+}
+
+// LockoutMinutesLTE applies the LTE predicate on the "lockout_minutes" field.
+func LockoutMinutesLTE(v int) predicate.Organization {
+	return predicate.Organization(sql.FieldLTE(FieldLockoutMinutes, v))
 }
 
 // And groups predicates with the AND operator between them.

@@ -423,6 +423,30 @@ func (f UserGroupMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutat
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.UserGroupMutation", m)
 }
 
+// The UserTokenQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type UserTokenQueryRuleFunc func(context.Context, *ent.UserTokenQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f UserTokenQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.UserTokenQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.UserTokenQuery", q)
+}
+
+// The UserTokenMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type UserTokenMutationRuleFunc func(context.Context, *ent.UserTokenMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f UserTokenMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.UserTokenMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.UserTokenMutation", m)
+}
+
 type (
 	// Filter is the interface that wraps the Where function
 	// for filtering nodes in queries and mutations.
@@ -484,6 +508,8 @@ func queryFilter(q ent.Query) (Filter, error) {
 		return q.Filter(), nil
 	case *ent.UserGroupQuery:
 		return q.Filter(), nil
+	case *ent.UserTokenQuery:
+		return q.Filter(), nil
 	default:
 		return nil, Denyf("ent/privacy: unexpected query type %T for query filter", q)
 	}
@@ -516,6 +542,8 @@ func mutationFilter(m ent.Mutation) (Filter, error) {
 	case *ent.UserBindingMutation:
 		return m.Filter(), nil
 	case *ent.UserGroupMutation:
+		return m.Filter(), nil
+	case *ent.UserTokenMutation:
 		return m.Filter(), nil
 	default:
 		return nil, Denyf("ent/privacy: unexpected mutation type %T for mutation filter", m)

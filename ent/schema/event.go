@@ -67,6 +67,8 @@ func (Notification) Fields() []ent.Field {
 		field.Time("delivered_at").Optional().Nillable(),
 		field.String("job_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable().Immutable().
 			Comment("The job the notification reports on (import complete, M6)."),
+		field.String("secret_sealed").Optional().Sensitive().Annotations(hidden).
+			Comment("A one-time token the delivery channel hands the person (activation, reset), sealed (internal/secrets) to this row's id."),
 	}
 }
 

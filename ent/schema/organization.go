@@ -36,6 +36,19 @@ func (Organization) Fields() []ent.Field {
 		field.Bool("password_takeover").
 			Comment("Push the password to integrations when a user logs in to the portal (O3, W1).").
 			Default(false),
+		field.Int("password_max_age_days").
+			Comment("Passwords older than this many days expire (X5); null means they never expire.").
+			Optional().
+			Nillable().
+			Range(1, 3650),
+		field.Int("lockout_threshold").
+			Comment("Failed portal logins in a row that lock the account (X6).").
+			Default(10).
+			Range(1, 1000),
+		field.Int("lockout_minutes").
+			Comment("How long a lock-out lasts; 0 means until an administrator unlocks the user (X6).").
+			Default(15).
+			Range(0, 525600),
 	}
 }
 

@@ -20,7 +20,7 @@ import (
 // behaves as absent (not found), never as forbidden, so ids do not leak.
 func (OrgMixin) Policy() ent.Policy {
 	return privacy.Policy{
-		Query:    privacy.QueryPolicy{filterByOrg("organization_id")},
+		Query:    privacy.QueryPolicy{portalSelfOnly(), filterByOrg("organization_id")},
 		Mutation: privacy.MutationPolicy{denyReadOnly(), filterByOrg("organization_id")},
 	}
 }
@@ -29,13 +29,41 @@ func (OrgMixin) Policy() ent.Policy {
 // admin may update it; creating and deleting organizations is for the system.
 func (Organization) Policy() ent.Policy {
 	return privacy.Policy{
-		Query: privacy.QueryPolicy{filterByOrg("id")},
+		Query: privacy.QueryPolicy{denyPortal(), filterByOrg("id")},
 		Mutation: privacy.MutationPolicy{
 			denyReadOnly(),
 			privacy.OnMutationOperation(allowOwnOrg(), ent.OpUpdateOne),
 			privacy.AlwaysDenyRule(),
 		},
 	}
+}
+
+// portalSelfOnly lets a portal session (O2) see exactly one row: its own
+// user. Every organization-owned entity has a prefixed id (US…, JB…, IN…), so
+// "id = the session's user id" matches that user row and nothing of any other
+// entity. Writes are denied by denyReadOnly (a session cannot write).
+func portalSelfOnly() privacy.QueryRule {
+	return privacy.FilterFunc(func(ctx context.Context, f privacy.Filter) error {
+		v, ok := viewer.FromContext(ctx)
+		if !ok || !v.IsPortal() {
+			return privacy.Skip
+		}
+		if v.UserID == "" {
+			return fmt.Errorf("%w: %w", privacy.Deny, viewer.ErrPortal)
+		}
+		f.Where(entql.FieldEQ("id", string(v.UserID)))
+		return privacy.Skip
+	})
+}
+
+// denyPortal refuses a portal session outright.
+func denyPortal() privacy.QueryRule {
+	return privacy.QueryRuleFunc(func(ctx context.Context, _ ent.Query) error {
+		if v, ok := viewer.FromContext(ctx); ok && v.IsPortal() {
+			return fmt.Errorf("%w: %w", privacy.Deny, viewer.ErrPortal)
+		}
+		return privacy.Skip
+	})
 }
 
 // filterByOrg restricts queries and update/delete mutations to rows whose

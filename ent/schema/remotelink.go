@@ -58,6 +58,14 @@ func (RemoteLink) Fields() []ent.Field {
 			Comment("Group: remote ids of the members we put in, so only those are ever removed."),
 		field.Bool("members_dirty").Default(false).Annotations(hidden).
 			Comment("Group: a member's user link changed since the last reconcile began; one follow-up task is queued."),
+		field.Int("password_version").Default(0).NonNegative().
+			Comment("The user's password version this remote account last received (W3); 0: none of ours."),
+		field.Int("password_queued_version").Default(0).NonNegative().Annotations(hidden).
+			Comment("The newest password version queued for this account, so a login does not push it twice."),
+		field.Time("password_pushed_at").Optional().Nillable(),
+		field.String("password_error_code").Optional().MaxLen(200).
+			Comment("Why the last password push failed for good (e.g. Graph's password policy); empty after a success."),
+		field.String("password_error_message").Optional().MaxLen(2000),
 	}
 }
 

@@ -32,6 +32,9 @@ func optionalText(name string, max int, annotations ...schema.Annotation) ent.Fi
 // hidden keeps a field out of every GraphQL type and input.
 var hidden = entgql.Skip(entgql.SkipAll)
 
+// readOnly shows a field in GraphQL types but in no mutation input.
+var readOnly = entgql.Skip(entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput, entgql.SkipWhereInput, entgql.SkipOrderField)
+
 // Fields implements ent.Schema.
 func (User) Fields() []ent.Field {
 	return []ent.Field{
@@ -76,10 +79,14 @@ func (User) Fields() []ent.Field {
 				entgql.Skip(entgql.SkipMutationUpdateInput),
 			),
 		field.String("password_hash").Comment("argon2id PHC string.").Optional().Nillable().Sensitive().Annotations(hidden),
-		field.Time("password_set_at").Optional().Nillable().Annotations(hidden),
-		field.Time("password_expires_at").Optional().Nillable().Annotations(hidden),
+		field.Time("password_set_at").Optional().Nillable().Annotations(readOnly),
+		field.Time("password_expires_at").Optional().Nillable().
+			Comment("When the password expires (X5); null: no password or no maximum age.").Annotations(readOnly),
+		field.Int("password_version").Default(0).NonNegative().Annotations(hidden).
+			Comment("Bumped on every password change; links remember the version they received (W3)."),
 		field.Int("failed_logins").Default(0).NonNegative().Annotations(hidden),
-		field.Time("locked_until").Optional().Nillable().Annotations(hidden),
+		field.Time("locked_until").Optional().Nillable().Annotations(readOnly).
+			Comment("Locked out of the portal until then (X6); far in the future when only an administrator can unlock."),
 	}
 }
 
@@ -93,6 +100,9 @@ func (User) Edges() []ent.Edge {
 				entgql.Skip(entgql.SkipMutationCreateInput, entgql.SkipMutationUpdateInput),
 			),
 		edge.To("bindings", UserBinding.Type).
+			Annotations(entsql.OnDelete(entsql.Cascade), entgql.Skip(entgql.SkipAll)),
+		// Portal sessions, activation and reset tokens go with their user.
+		edge.To("tokens", UserToken.Type).
 			Annotations(entsql.OnDelete(entsql.Cascade), entgql.Skip(entgql.SkipAll)),
 		// Links outlive the user (SET NULL) so deleting a user still deprovisions (X3).
 		edge.To("links", RemoteLink.Type).

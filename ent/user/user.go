@@ -79,6 +79,8 @@ const (
 	FieldPasswordSetAt = "password_set_at"
 	// FieldPasswordExpiresAt holds the string denoting the password_expires_at field in the database.
 	FieldPasswordExpiresAt = "password_expires_at"
+	// FieldPasswordVersion holds the string denoting the password_version field in the database.
+	FieldPasswordVersion = "password_version"
 	// FieldFailedLogins holds the string denoting the failed_logins field in the database.
 	FieldFailedLogins = "failed_logins"
 	// FieldLockedUntil holds the string denoting the locked_until field in the database.
@@ -89,6 +91,8 @@ const (
 	EdgeGroups = "groups"
 	// EdgeBindings holds the string denoting the bindings edge name in mutations.
 	EdgeBindings = "bindings"
+	// EdgeTokens holds the string denoting the tokens edge name in mutations.
+	EdgeTokens = "tokens"
 	// EdgeLinks holds the string denoting the links edge name in mutations.
 	EdgeLinks = "links"
 	// Table holds the table name of the user in the database.
@@ -112,6 +116,13 @@ const (
 	BindingsInverseTable = "user_bindings"
 	// BindingsColumn is the table column denoting the bindings relation/edge.
 	BindingsColumn = "user_id"
+	// TokensTable is the table that holds the tokens relation/edge.
+	TokensTable = "user_tokens"
+	// TokensInverseTable is the table name for the UserToken entity.
+	// It exists in this package in order to avoid circular dependency with the "usertoken" package.
+	TokensInverseTable = "user_tokens"
+	// TokensColumn is the table column denoting the tokens relation/edge.
+	TokensColumn = "user_id"
 	// LinksTable is the table that holds the links relation/edge.
 	LinksTable = "remote_links"
 	// LinksInverseTable is the table name for the RemoteLink entity.
@@ -154,6 +165,7 @@ var Columns = []string{
 	FieldPasswordHash,
 	FieldPasswordSetAt,
 	FieldPasswordExpiresAt,
+	FieldPasswordVersion,
 	FieldFailedLogins,
 	FieldLockedUntil,
 }
@@ -230,6 +242,10 @@ var (
 	CountryValidator func(string) error
 	// UsageLocationValidator is a validator for the "usage_location" field. It is called by the builders before save.
 	UsageLocationValidator func(string) error
+	// DefaultPasswordVersion holds the default value on creation for the "password_version" field.
+	DefaultPasswordVersion int
+	// PasswordVersionValidator is a validator for the "password_version" field. It is called by the builders before save.
+	PasswordVersionValidator func(int) error
 	// DefaultFailedLogins holds the default value on creation for the "failed_logins" field.
 	DefaultFailedLogins int
 	// FailedLoginsValidator is a validator for the "failed_logins" field. It is called by the builders before save.
@@ -425,6 +441,11 @@ func ByPasswordExpiresAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldPasswordExpiresAt, opts...).ToFunc()
 }
 
+// ByPasswordVersion orders the results by the password_version field.
+func ByPasswordVersion(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordVersion, opts...).ToFunc()
+}
+
 // ByFailedLogins orders the results by the failed_logins field.
 func ByFailedLogins(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldFailedLogins, opts...).ToFunc()
@@ -470,6 +491,20 @@ func ByBindings(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 	}
 }
 
+// ByTokensCount orders the results by tokens count.
+func ByTokensCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newTokensStep(), opts...)
+	}
+}
+
+// ByTokens orders the results by tokens terms.
+func ByTokens(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newTokensStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
+
 // ByLinksCount orders the results by links count.
 func ByLinksCount(opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -502,6 +537,13 @@ func newBindingsStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(BindingsInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, BindingsTable, BindingsColumn),
+	)
+}
+func newTokensStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(TokensInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, TokensTable, TokensColumn),
 	)
 }
 func newLinksStep() *sqlgraph.Step {

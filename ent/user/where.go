@@ -201,6 +201,11 @@ func PasswordExpiresAt(v time.Time) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldPasswordExpiresAt, v))
 }
 
+// PasswordVersion applies equality check predicate on the "password_version" field. It's identical to PasswordVersionEQ.
+func PasswordVersion(v int) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldPasswordVersion, v))
+}
+
 // FailedLogins applies equality check predicate on the "failed_logins" field. It's identical to FailedLoginsEQ.
 func FailedLogins(v int) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldFailedLogins, v))
@@ -2241,6 +2246,46 @@ func PasswordExpiresAtNotNil() predicate.User {
 	return predicate.User(sql.FieldNotNull(FieldPasswordExpiresAt))
 }
 
+// PasswordVersionEQ applies the EQ predicate on the "password_version" field.
+func PasswordVersionEQ(v int) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldPasswordVersion, v))
+}
+
+// PasswordVersionNEQ applies the NEQ predicate on the "password_version" field.
+func PasswordVersionNEQ(v int) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldPasswordVersion, v))
+}
+
+// PasswordVersionIn applies the In predicate on the "password_version" field.
+func PasswordVersionIn(vs ...int) predicate.User {
+	return predicate.User(sql.FieldIn(FieldPasswordVersion, vs...))
+}
+
+// PasswordVersionNotIn applies the NotIn predicate on the "password_version" field.
+func PasswordVersionNotIn(vs ...int) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldPasswordVersion, vs...))
+}
+
+// PasswordVersionGT applies the GT predicate on the "password_version" field.
+func PasswordVersionGT(v int) predicate.User {
+	return predicate.User(sql.FieldGT(FieldPasswordVersion, v))
+}
+
+// PasswordVersionGTE applies the GTE predicate on the "password_version" field.
+func PasswordVersionGTE(v int) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldPasswordVersion, v))
+}
+
+// PasswordVersionLT applies the LT predicate on the "password_version" field.
+func PasswordVersionLT(v int) predicate.User {
+	return predicate.User(sql.FieldLT(FieldPasswordVersion, v))
+}
+
+// PasswordVersionLTE applies the LTE predicate on the "password_version" field.
+func PasswordVersionLTE(v int) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldPasswordVersion, v))
+}
+
 // FailedLoginsEQ applies the EQ predicate on the "failed_logins" field.
 func FailedLoginsEQ(v int) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldFailedLogins, v))
@@ -2392,6 +2437,29 @@ func HasBindings() predicate.User {
 func HasBindingsWith(preds ...predicate.UserBinding) predicate.User {
 	return predicate.User(func(s *sql.Selector) {
 		step := newBindingsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasTokens applies the HasEdge predicate on the "tokens" edge.
+func HasTokens() predicate.User {
+	return predicate.User(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, TokensTable, TokensColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasTokensWith applies the HasEdge predicate on the "tokens" edge with a given conditions (other predicates).
+func HasTokensWith(preds ...predicate.UserToken) predicate.User {
+	return predicate.User(func(s *sql.Selector) {
+		step := newTokensStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

@@ -146,13 +146,14 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	// Field middlewares run outermost first: translation sees the errors of the guards too.
 	srv.AroundOperations(trackFailures)
 	srv.AroundFields(gqlerr.FieldMiddleware(logger))
+	srv.AroundFields(scope)
 	srv.AroundFields(requireWriter)
 	srv.AroundFields(skipAfterFailure)
 	srv.AroundFields(inputguard.Middleware)
 	srv.AroundFields(limitPageSize(cfg.MaxPageSize))
 
 	limited := http.MaxBytesHandler(httpGate(cfg.MaxTokens, srv), cfg.MaxBodyBytes)
-	h := liveHandler(cfg, conns, authenticate(client, logger, limitSSE(limited)), limited)
+	h := liveHandler(cfg, conns, authenticate(client, logger, cfg.MaxBodyBytes, limitSSE(limited)), limited)
 	// Subscription streams outlive their resolver call; they log through the request's context.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r.WithContext(live.WithLogger(r.Context(), logger)))
@@ -164,7 +165,7 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 // policy enforces the same rule on every write underneath.
 func requireWriter(ctx context.Context, next graphql.Resolver) (any, error) {
 	fc := graphql.GetFieldContext(ctx)
-	if fc != nil && fc.Object == "Mutation" && fc.IsResolver {
+	if fc != nil && fc.Object == "Mutation" && fc.IsResolver && !portalOrPublic(fc) {
 		if v, ok := auth.ViewerFrom(ctx); !ok || !v.CanWrite() {
 			return nil, gqlerr.Newf(gqlerr.Forbidden, "", "the API key is read-only")
 		}
@@ -227,21 +228,40 @@ func limitPageSize(max int) graphql.FieldMiddleware {
 	}
 }
 
-// authenticate resolves the bearer key to a viewer or answers 401.
-func authenticate(client *ent.Client, logger *slog.Logger, next http.Handler) http.Handler {
+// authenticate resolves the bearer key or portal session to a viewer or
+// answers 401. Without any Authorization header only a request that is
+// nothing but public portal mutations (publicOperation) passes, viewerless.
+func authenticate(client *ent.Client, logger *slog.Logger, maxBody int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodOptions {
 			next.ServeHTTP(w, r)
 			return
 		}
+		r = r.WithContext(auth.WithClientIP(r.Context(), clientIP(r)))
 		token, ok := bearer(r.Header.Get("Authorization"))
 		if !ok {
+			if r.Header.Get("Authorization") == "" && publicOperation(r, maxBody) {
+				next.ServeHTTP(w, r)
+				return
+			}
 			unauthorized(w, "missing API key: send Authorization: Bearer <key>")
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		v, err := auth.Authenticate(ctx, client, token)
+		var (
+			v   auth.Viewer
+			err error
+		)
+		if auth.IsSessionToken(token) {
+			v, err = auth.AuthenticateSession(ctx, client, token, time.Now())
+		} else {
+			v, err = auth.Authenticate(ctx, client, token)
+		}
 		cancel()
+		if errors.Is(err, auth.ErrInvalidSession) {
+			unauthorized(w, "invalid or expired portal session")
+			return
+		}
 		if errors.Is(err, auth.ErrInvalidKey) {
 			unauthorized(w, "invalid API key")
 			return

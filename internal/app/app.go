@@ -23,6 +23,7 @@ import (
 	"github.com/dirsync/dirsync/graph"
 	"github.com/dirsync/dirsync/internal/api"
 	"github.com/dirsync/dirsync/internal/config"
+	"github.com/dirsync/dirsync/internal/passwords"
 	"github.com/dirsync/dirsync/internal/pubsub"
 	"github.com/dirsync/dirsync/internal/secrets"
 	"github.com/dirsync/dirsync/internal/server"
@@ -47,6 +48,8 @@ type App struct {
 	Hub *pubsub.Hub
 	// Publisher publishes job and event updates for every API process.
 	Publisher *pubsub.Publisher
+	// Passwords runs the password lifecycle and the user portal.
+	Passwords *passwords.Service
 }
 
 // poolSize is the default PostgreSQL pool; NewWorker grows it with the worker's
@@ -125,7 +128,7 @@ func (a *App) wire() error {
 	prefix := PubSubPrefixFor(a.Cfg.RedisNamespace())
 	a.Hub = pubsub.NewHub(pubsub.HubConfig{Client: a.Redis, Prefix: prefix, Logger: a.Log})
 	a.Publisher = pubsub.NewPublisher(a.Redis, prefix)
-	return nil
+	return a.wirePasswords()
 }
 
 // Close releases the connections.
@@ -149,7 +152,7 @@ func (a *App) HTTPServer() (*server.Server, error) {
 		ComplexityLimit: a.Cfg.ComplexityLimit,
 		MaxPageSize:     a.Cfg.MaxPageSize,
 		AllowedOrigins:  a.Cfg.AllowedOrigins,
-		Deps:            graph.Deps{Tenants: a.Tenants, Hub: a.Hub},
+		Deps:            graph.Deps{Tenants: a.Tenants, Hub: a.Hub, Passwords: a.Passwords},
 	}, a.Ent, a.Log)
 	return server.New(server.Config{
 		Addr:            a.Cfg.Listen,

@@ -54,6 +54,9 @@ func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Durati
 			return nil, err
 		}
 	}
+	if err := a.passwordTasks(&cfg); err != nil {
+		return nil, err
+	}
 	if opts.Tune != nil {
 		opts.Tune(&cfg)
 	}

@@ -52,6 +52,12 @@ type Config struct {
 	// comma-separated; empty = same-origin and non-browser clients only).
 	AllowedOrigins []string
 
+	// Argon2 are the argon2id parameters of new password hashes
+	// (DIRSYNC_ARGON2_MEMORY_KIB, DIRSYNC_ARGON2_ITERATIONS,
+	// DIRSYNC_ARGON2_PARALLELISM); 0 takes password.DefaultParams. Raising
+	// them later re-hashes each password at its next portal login.
+	Argon2MemoryKiB, Argon2Iterations, Argon2Parallelism int
+
 	ShutdownTimeout time.Duration // DIRSYNC_SHUTDOWN_TIMEOUT
 	LogLevel        slog.Level    // DIRSYNC_LOG_LEVEL: debug|info|warn|error
 	LogFormat       string        // DIRSYNC_LOG_FORMAT: text|json
@@ -145,6 +151,9 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	integer("DIRSYNC_COMPLEXITY_LIMIT", &c.ComplexityLimit)
 	integer("DIRSYNC_MAX_PAGE_SIZE", &c.MaxPageSize)
 	integer("DIRSYNC_REDIS_DB", &c.RedisDB)
+	integer("DIRSYNC_ARGON2_MEMORY_KIB", &c.Argon2MemoryKiB)
+	integer("DIRSYNC_ARGON2_ITERATIONS", &c.Argon2Iterations)
+	integer("DIRSYNC_ARGON2_PARALLELISM", &c.Argon2Parallelism)
 	if v, ok := lookup("DIRSYNC_SECRET_KEY"); ok && v != "" {
 		k, err := base64.StdEncoding.DecodeString(v)
 		if err != nil {

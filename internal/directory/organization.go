@@ -20,7 +20,16 @@ func (s *Service) UpdateOrganization(ctx context.Context, in ent.UpdateOrganizat
 	var o *ent.Organization
 	err := s.inTx(ctx, func(ctx context.Context, c *ent.Client) error {
 		var err error
-		o, err = c.Organization.UpdateOneID(v.OrgID).SetInput(in).Save(ctx)
+		if o, err = c.Organization.UpdateOneID(v.OrgID).SetInput(in).Save(ctx); err != nil {
+			return err
+		}
+		if in.PasswordMaxAgeDays != nil || in.ClearPasswordMaxAgeDays {
+			// X5: expiry follows the maximum age in force; the password sweep
+			// then suspends or re-enables whoever that changed.
+			_, err = c.ExecContext(ctx, `UPDATE users SET password_expires_at = CASE WHEN $2::int IS NULL THEN NULL
+				ELSE password_set_at + make_interval(days => $2::int) END
+				WHERE organization_id = $1 AND password_set_at IS NOT NULL`, v.OrgID, o.PasswordMaxAgeDays)
+		}
 		return err
 	})
 	return detach(ctx, o, err)

@@ -40,6 +40,8 @@ const (
 	// retrying later may succeed.
 	Unavailable Code = "UNAVAILABLE"
 	Internal    Code = "INTERNAL"
+	// TooManyRequests: a rate limit (portal logins and resets) refused the call.
+	TooManyRequests Code = "TOO_MANY_REQUESTS"
 	// Aborted marks a mutation not run because an earlier one of the same
 	// request failed (the request's transaction is rolled back anyway).
 	Aborted Code = "ABORTED"

@@ -28,7 +28,21 @@ type Desired struct {
 	// Attributes is mapping.Table.Export of the user: the exported properties.
 	Attributes  map[string]any
 	DisplayName string
+	// PasswordExpired: the password expired and the integration suspends on
+	// expiry (X5). LockedOut: the user is locked out of the portal and the
+	// integration suspends on lock-out (X6). Either keeps the account disabled
+	// until a new password or the unlock; both are part of the desired state,
+	// so the reconcile converges whatever order the changes come in.
+	PasswordExpired bool
+	LockedOut       bool
 }
+
+// Reasons a link records when X5/X6 keep the account disabled; the password
+// sweep looks for them to enable the account again.
+const (
+	ReasonPasswordExpired = "password expired"
+	ReasonLockedOut       = "locked out of the portal"
+)
 
 // Link is what we last did remotely for this (user, integration).
 type Link struct {
@@ -96,6 +110,14 @@ func Decide(d Desired, l Link) Plan {
 		return planUnwanted(d, l)
 	}
 	enabled := wantEnabled(d.State, l.TakenOver)
+	reason := ""
+	if enabled != nil && *enabled && (d.PasswordExpired || d.LockedOut) {
+		enabled = new(bool)
+		reason = ReasonLockedOut
+		if d.PasswordExpired {
+			reason = ReasonPasswordExpired
+		}
+	}
 	body := maps.Clone(d.Attributes)
 	if body == nil {
 		body = map[string]any{}
@@ -111,13 +133,16 @@ func Decide(d Desired, l Link) Plan {
 	}
 	hash := mapping.Hash(body)
 	if l.RemoteID == "" {
-		create := d.State == StateActive
-		return Plan{Action: LookupThenCreateOrTakeOver, Body: body, Hash: hash, Enable: create, StatusAfter: StatusInSync}
+		create := enabled != nil && *enabled
+		return Plan{Action: LookupThenCreateOrTakeOver, Body: body, Hash: hash, Enable: create, StatusAfter: StatusInSync, Reason: reason}
 	}
 	if hash == l.AppliedHash {
-		return Plan{Action: Nothing, Body: body, Hash: hash, StatusAfter: StatusInSync, Reason: "unchanged"}
+		if reason == "" {
+			reason = "unchanged"
+		}
+		return Plan{Action: Nothing, Body: body, Hash: hash, StatusAfter: StatusInSync, Reason: reason}
 	}
-	return Plan{Action: Patch, Body: body, Hash: hash, StatusAfter: StatusInSync}
+	return Plan{Action: Patch, Body: body, Hash: hash, StatusAfter: StatusInSync, Reason: reason}
 }
 
 // wantEnabled: ACTIVE → enabled (P3, re-activation); SUSPENDED → disabled (X1);

@@ -364,6 +364,9 @@ func (r *Reconciler) desired(ctx context.Context, c *ent.Client, st *state) (d D
 		owner, _ := Owner(cands)
 		d.Owner = owner == string(in.ID)
 	}
+	now := r.cfg.Now()
+	d.PasswordExpired = in.SuspendOnPasswordExpiry && u.PasswordExpiresAt != nil && !u.PasswordExpiresAt.After(now)
+	d.LockedOut = in.SuspendOnLockout && u.LockedUntil != nil && u.LockedUntil.After(now)
 	d.Decision, resolveErr = upn.Resolve(Rules(in), MappedEmail(u, in))
 	d.Attributes, dropped = Sendable(Table(in).Export(Attributes(u)))
 	return d, resolveErr, dropped, nil

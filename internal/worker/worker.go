@@ -53,6 +53,13 @@ type GroupHandler interface {
 // raw payload, and whether this is the last attempt. Same contract as Handler.
 type TaskFunc func(ctx context.Context, payload []byte, final bool) error
 
+// PushHandler writes one password to one integration (jobs.PushPassword).
+// outboxID is the outbox row the task came from (0 if unknown), whose sealed
+// password the handler erases once the push is over (W2); final as for Handler.
+type PushHandler interface {
+	HandlePush(ctx context.Context, t jobs.PushPassword, outboxID int64, final bool) error
+}
+
 // Defaults.
 const (
 	DefaultQueue       = "dirsync"
@@ -120,6 +127,15 @@ type Config struct {
 	// workers: one at a time runs, under an advisory lock).
 	NoSweep bool
 	Logger  *slog.Logger
+
+	// Push runs password pushes (jobs.KindPushPassword); nil: not served.
+	Push PushHandler
+	// PasswordSweep runs the periodic password sweep (X5, X6) every
+	// PasswordSweepEvery (default 1 min); nil: no sweep. Every worker process
+	// schedules it, and the task id names the period, so it runs once per
+	// period across replicas.
+	PasswordSweep      func(ctx context.Context) error
+	PasswordSweepEvery time.Duration
 }
 
 // SetDefaults fills unset fields.
@@ -156,6 +172,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.PasswordSweepEvery <= 0 {
+		c.PasswordSweepEvery = time.Minute
 	}
 }
 
@@ -215,7 +234,48 @@ func (w *Worker) Mux() *asynq.ServeMux {
 			return f(ctx, t.Payload(), IsFinalAttempt(ctx))
 		})
 	}
+	if w.cfg.Push != nil {
+		mux.HandleFunc(jobs.KindPushPassword, w.pushPassword)
+	}
+	if w.cfg.PasswordSweep != nil {
+		mux.HandleFunc(jobs.KindSweepPasswords, func(ctx context.Context, _ *asynq.Task) error { return w.cfg.PasswordSweep(ctx) })
+	}
 	return mux
+}
+
+func (w *Worker) pushPassword(ctx context.Context, t *asynq.Task) error {
+	var p jobs.PushPassword
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fmt.Errorf("worker: %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
+	}
+	var row int64
+	if id, ok := asynq.GetTaskID(ctx); ok {
+		_, _ = fmt.Sscanf(id, "outbox-%d", &row)
+	}
+	return w.cfg.Push.HandlePush(ctx, p, row, IsFinalAttempt(ctx))
+}
+
+// scheduleSweeps enqueues the sweep once per period until ctx ends. The task
+// id is the period's number, so replicas enqueueing the same period collide
+// (asynq.ErrTaskIDConflict) and one sweep runs.
+func (w *Worker) scheduleSweeps(ctx context.Context, client *asynq.Client) {
+	every := w.cfg.PasswordSweepEvery
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		period := time.Now().UnixNano() / int64(every)
+		_, err := client.EnqueueContext(ctx, asynq.NewTask(jobs.KindSweepPasswords, nil),
+			asynq.TaskID(fmt.Sprintf("sweep-passwords-%d-%d", int64(every), period)), asynq.Queue(w.cfg.Queue),
+			asynq.MaxRetry(0), asynq.Retention(2*every))
+		if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) && ctx.Err() == nil {
+			w.cfg.Logger.Warn("worker: scheduling the password sweep", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func (w *Worker) reconcileUser(ctx context.Context, t *asynq.Task) error {
@@ -323,6 +383,17 @@ func (w *Worker) Run(ctx context.Context) error {
 		relayDone = make(chan error, 1)
 		go func() { relayDone <- relay.Run(ctx) }()
 	}
+	pwSweepDone := make(chan struct{})
+	if w.cfg.PasswordSweep != nil {
+		sc := asynq.NewClient(w.cfg.Redis)
+		go func() {
+			defer close(pwSweepDone)
+			defer sc.Close()
+			w.scheduleSweeps(ctx, sc)
+		}()
+	} else {
+		close(pwSweepDone)
+	}
 	sweepDone, serr := w.startSweeper(ctx)
 	if serr != nil {
 		w.cfg.Logger.Error("worker: no sweeper", "err", serr)
@@ -330,6 +401,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.cfg.Logger.Info("worker started", "queue", w.cfg.Queue, "concurrency", w.cfg.Concurrency, "relay", !w.cfg.NoRelay,
 		"sweeper", sweepDone != nil)
 	<-ctx.Done()
+	<-pwSweepDone
 	var err error
 	if relayDone != nil {
 		err = <-relayDone

@@ -21,6 +21,10 @@ const (
 	RoleAdmin Role = "ADMIN"
 	// RoleReadOnly may read everything of its organization and write nothing.
 	RoleReadOnly Role = "READONLY"
+	// RolePortal is an end user's portal session (O2): it reads its own user
+	// row only and writes nothing through the privacy policy; the portal
+	// service does the writes it may make.
+	RolePortal Role = "PORTAL"
 )
 
 // Viewer is an authenticated caller bound to one organization.
@@ -28,7 +32,13 @@ type Viewer struct {
 	OrgID pulid.ID
 	KeyID pulid.ID
 	Role  Role
+	// UserID and SessionID are set for RolePortal only.
+	UserID    pulid.ID
+	SessionID pulid.ID
 }
+
+// IsPortal reports whether the viewer is an end user's portal session.
+func (v Viewer) IsPortal() bool { return v.Role == RolePortal }
 
 // CanWrite reports whether the viewer may run mutations.
 func (v Viewer) CanWrite() bool { return v.Role == RoleAdmin }
@@ -55,6 +65,9 @@ func SystemContext(ctx context.Context) context.Context {
 
 // ErrReadOnly is the reason a read-only viewer's write is denied.
 var ErrReadOnly = errors.New("the API key is read-only")
+
+// ErrPortal is the reason a portal session's read or write is denied.
+var ErrPortal = errors.New("a portal session may read only its own user")
 
 // ErrNoViewer is the reason a request without a viewer is denied.
 var ErrNoViewer = errors.New("no authenticated viewer")
