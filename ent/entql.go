@@ -17,6 +17,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/ent/usertoken"
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
@@ -26,7 +27,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 13)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 14)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   apikey.Table,
@@ -146,6 +147,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			job.FieldStartedAt:      {Type: field.TypeTime, Column: job.FieldStartedAt},
 			job.FieldFinishedAt:     {Type: field.TypeTime, Column: job.FieldFinishedAt},
 			job.FieldRetryOfID:      {Type: field.TypeString, Column: job.FieldRetryOfID},
+			job.FieldCheckpoint:     {Type: field.TypeString, Column: job.FieldCheckpoint},
 		},
 	}
 	graph.Nodes[5] = &sqlgraph.Node{
@@ -159,19 +161,24 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		Type: "JobItem",
 		Fields: map[string]*sqlgraph.FieldSpec{
-			jobitem.FieldCreatedAt:      {Type: field.TypeTime, Column: jobitem.FieldCreatedAt},
-			jobitem.FieldUpdatedAt:      {Type: field.TypeTime, Column: jobitem.FieldUpdatedAt},
-			jobitem.FieldOrganizationID: {Type: field.TypeString, Column: jobitem.FieldOrganizationID},
-			jobitem.FieldJobID:          {Type: field.TypeString, Column: jobitem.FieldJobID},
-			jobitem.FieldUserID:         {Type: field.TypeString, Column: jobitem.FieldUserID},
-			jobitem.FieldLinkID:         {Type: field.TypeString, Column: jobitem.FieldLinkID},
-			jobitem.FieldIntegrationID:  {Type: field.TypeString, Column: jobitem.FieldIntegrationID},
-			jobitem.FieldGroupID:        {Type: field.TypeString, Column: jobitem.FieldGroupID},
-			jobitem.FieldStatus:         {Type: field.TypeEnum, Column: jobitem.FieldStatus},
-			jobitem.FieldResult:         {Type: field.TypeString, Column: jobitem.FieldResult},
-			jobitem.FieldErrorCode:      {Type: field.TypeString, Column: jobitem.FieldErrorCode},
-			jobitem.FieldErrorMessage:   {Type: field.TypeString, Column: jobitem.FieldErrorMessage},
-			jobitem.FieldDetail:         {Type: field.TypeString, Column: jobitem.FieldDetail},
+			jobitem.FieldCreatedAt:         {Type: field.TypeTime, Column: jobitem.FieldCreatedAt},
+			jobitem.FieldUpdatedAt:         {Type: field.TypeTime, Column: jobitem.FieldUpdatedAt},
+			jobitem.FieldOrganizationID:    {Type: field.TypeString, Column: jobitem.FieldOrganizationID},
+			jobitem.FieldJobID:             {Type: field.TypeString, Column: jobitem.FieldJobID},
+			jobitem.FieldUserID:            {Type: field.TypeString, Column: jobitem.FieldUserID},
+			jobitem.FieldLinkID:            {Type: field.TypeString, Column: jobitem.FieldLinkID},
+			jobitem.FieldIntegrationID:     {Type: field.TypeString, Column: jobitem.FieldIntegrationID},
+			jobitem.FieldGroupID:           {Type: field.TypeString, Column: jobitem.FieldGroupID},
+			jobitem.FieldStatus:            {Type: field.TypeEnum, Column: jobitem.FieldStatus},
+			jobitem.FieldResult:            {Type: field.TypeString, Column: jobitem.FieldResult},
+			jobitem.FieldErrorCode:         {Type: field.TypeString, Column: jobitem.FieldErrorCode},
+			jobitem.FieldErrorMessage:      {Type: field.TypeString, Column: jobitem.FieldErrorMessage},
+			jobitem.FieldDetail:            {Type: field.TypeString, Column: jobitem.FieldDetail},
+			jobitem.FieldRemoteID:          {Type: field.TypeString, Column: jobitem.FieldRemoteID},
+			jobitem.FieldUserPrincipalName: {Type: field.TypeString, Column: jobitem.FieldUserPrincipalName},
+			jobitem.FieldEmail:             {Type: field.TypeString, Column: jobitem.FieldEmail},
+			jobitem.FieldUsername:          {Type: field.TypeString, Column: jobitem.FieldUsername},
+			jobitem.FieldNote:              {Type: field.TypeString, Column: jobitem.FieldNote},
 		},
 	}
 	graph.Nodes[6] = &sqlgraph.Node{
@@ -192,6 +199,8 @@ var schemaGraph = func() *sqlgraph.Schema {
 			notification.FieldKind:           {Type: field.TypeString, Column: notification.FieldKind},
 			notification.FieldMessage:        {Type: field.TypeString, Column: notification.FieldMessage},
 			notification.FieldDeliveredAt:    {Type: field.TypeTime, Column: notification.FieldDeliveredAt},
+			notification.FieldJobID:          {Type: field.TypeString, Column: notification.FieldJobID},
+			notification.FieldSecretSealed:   {Type: field.TypeString, Column: notification.FieldSecretSealed},
 		},
 	}
 	graph.Nodes[7] = &sqlgraph.Node{
@@ -211,6 +220,9 @@ var schemaGraph = func() *sqlgraph.Schema {
 			organization.FieldDefaultImportState: {Type: field.TypeEnum, Column: organization.FieldDefaultImportState},
 			organization.FieldUserLimit:          {Type: field.TypeInt, Column: organization.FieldUserLimit},
 			organization.FieldPasswordTakeover:   {Type: field.TypeBool, Column: organization.FieldPasswordTakeover},
+			organization.FieldPasswordMaxAgeDays: {Type: field.TypeInt, Column: organization.FieldPasswordMaxAgeDays},
+			organization.FieldLockoutThreshold:   {Type: field.TypeInt, Column: organization.FieldLockoutThreshold},
+			organization.FieldLockoutMinutes:     {Type: field.TypeInt, Column: organization.FieldLockoutMinutes},
 		},
 	}
 	graph.Nodes[8] = &sqlgraph.Node{
@@ -244,31 +256,36 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		Type: "RemoteLink",
 		Fields: map[string]*sqlgraph.FieldSpec{
-			remotelink.FieldCreatedAt:          {Type: field.TypeTime, Column: remotelink.FieldCreatedAt},
-			remotelink.FieldUpdatedAt:          {Type: field.TypeTime, Column: remotelink.FieldUpdatedAt},
-			remotelink.FieldOrganizationID:     {Type: field.TypeString, Column: remotelink.FieldOrganizationID},
-			remotelink.FieldIntegrationID:      {Type: field.TypeString, Column: remotelink.FieldIntegrationID},
-			remotelink.FieldUserID:             {Type: field.TypeString, Column: remotelink.FieldUserID},
-			remotelink.FieldGroupID:            {Type: field.TypeString, Column: remotelink.FieldGroupID},
-			remotelink.FieldKind:               {Type: field.TypeEnum, Column: remotelink.FieldKind},
-			remotelink.FieldRemoteID:           {Type: field.TypeString, Column: remotelink.FieldRemoteID},
-			remotelink.FieldUpn:                {Type: field.TypeString, Column: remotelink.FieldUpn},
-			remotelink.FieldStatus:             {Type: field.TypeEnum, Column: remotelink.FieldStatus},
-			remotelink.FieldRemoteEnabled:      {Type: field.TypeBool, Column: remotelink.FieldRemoteEnabled},
-			remotelink.FieldTakenOver:          {Type: field.TypeBool, Column: remotelink.FieldTakenOver},
-			remotelink.FieldRemoteCreatedAt:    {Type: field.TypeTime, Column: remotelink.FieldRemoteCreatedAt},
-			remotelink.FieldAppliedHash:        {Type: field.TypeString, Column: remotelink.FieldAppliedHash},
-			remotelink.FieldStatusReason:       {Type: field.TypeString, Column: remotelink.FieldStatusReason},
-			remotelink.FieldLastErrorCode:      {Type: field.TypeString, Column: remotelink.FieldLastErrorCode},
-			remotelink.FieldLastErrorMessage:   {Type: field.TypeString, Column: remotelink.FieldLastErrorMessage},
-			remotelink.FieldLastErrorRequestID: {Type: field.TypeString, Column: remotelink.FieldLastErrorRequestID},
-			remotelink.FieldLastSyncedAt:       {Type: field.TypeTime, Column: remotelink.FieldLastSyncedAt},
-			remotelink.FieldDisplayName:        {Type: field.TypeString, Column: remotelink.FieldDisplayName},
-			remotelink.FieldMembersInSync:      {Type: field.TypeInt, Column: remotelink.FieldMembersInSync},
-			remotelink.FieldMembersPending:     {Type: field.TypeInt, Column: remotelink.FieldMembersPending},
-			remotelink.FieldForeignMembers:     {Type: field.TypeInt, Column: remotelink.FieldForeignMembers},
-			remotelink.FieldMemberIds:          {Type: field.TypeJSON, Column: remotelink.FieldMemberIds},
-			remotelink.FieldMembersDirty:       {Type: field.TypeBool, Column: remotelink.FieldMembersDirty},
+			remotelink.FieldCreatedAt:             {Type: field.TypeTime, Column: remotelink.FieldCreatedAt},
+			remotelink.FieldUpdatedAt:             {Type: field.TypeTime, Column: remotelink.FieldUpdatedAt},
+			remotelink.FieldOrganizationID:        {Type: field.TypeString, Column: remotelink.FieldOrganizationID},
+			remotelink.FieldIntegrationID:         {Type: field.TypeString, Column: remotelink.FieldIntegrationID},
+			remotelink.FieldUserID:                {Type: field.TypeString, Column: remotelink.FieldUserID},
+			remotelink.FieldGroupID:               {Type: field.TypeString, Column: remotelink.FieldGroupID},
+			remotelink.FieldKind:                  {Type: field.TypeEnum, Column: remotelink.FieldKind},
+			remotelink.FieldRemoteID:              {Type: field.TypeString, Column: remotelink.FieldRemoteID},
+			remotelink.FieldUpn:                   {Type: field.TypeString, Column: remotelink.FieldUpn},
+			remotelink.FieldStatus:                {Type: field.TypeEnum, Column: remotelink.FieldStatus},
+			remotelink.FieldRemoteEnabled:         {Type: field.TypeBool, Column: remotelink.FieldRemoteEnabled},
+			remotelink.FieldTakenOver:             {Type: field.TypeBool, Column: remotelink.FieldTakenOver},
+			remotelink.FieldRemoteCreatedAt:       {Type: field.TypeTime, Column: remotelink.FieldRemoteCreatedAt},
+			remotelink.FieldAppliedHash:           {Type: field.TypeString, Column: remotelink.FieldAppliedHash},
+			remotelink.FieldStatusReason:          {Type: field.TypeString, Column: remotelink.FieldStatusReason},
+			remotelink.FieldLastErrorCode:         {Type: field.TypeString, Column: remotelink.FieldLastErrorCode},
+			remotelink.FieldLastErrorMessage:      {Type: field.TypeString, Column: remotelink.FieldLastErrorMessage},
+			remotelink.FieldLastErrorRequestID:    {Type: field.TypeString, Column: remotelink.FieldLastErrorRequestID},
+			remotelink.FieldLastSyncedAt:          {Type: field.TypeTime, Column: remotelink.FieldLastSyncedAt},
+			remotelink.FieldDisplayName:           {Type: field.TypeString, Column: remotelink.FieldDisplayName},
+			remotelink.FieldMembersInSync:         {Type: field.TypeInt, Column: remotelink.FieldMembersInSync},
+			remotelink.FieldMembersPending:        {Type: field.TypeInt, Column: remotelink.FieldMembersPending},
+			remotelink.FieldForeignMembers:        {Type: field.TypeInt, Column: remotelink.FieldForeignMembers},
+			remotelink.FieldMemberIds:             {Type: field.TypeJSON, Column: remotelink.FieldMemberIds},
+			remotelink.FieldMembersDirty:          {Type: field.TypeBool, Column: remotelink.FieldMembersDirty},
+			remotelink.FieldPasswordVersion:       {Type: field.TypeInt, Column: remotelink.FieldPasswordVersion},
+			remotelink.FieldPasswordQueuedVersion: {Type: field.TypeInt, Column: remotelink.FieldPasswordQueuedVersion},
+			remotelink.FieldPasswordPushedAt:      {Type: field.TypeTime, Column: remotelink.FieldPasswordPushedAt},
+			remotelink.FieldPasswordErrorCode:     {Type: field.TypeString, Column: remotelink.FieldPasswordErrorCode},
+			remotelink.FieldPasswordErrorMessage:  {Type: field.TypeString, Column: remotelink.FieldPasswordErrorMessage},
 		},
 	}
 	graph.Nodes[10] = &sqlgraph.Node{
@@ -312,6 +329,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			user.FieldPasswordHash:      {Type: field.TypeString, Column: user.FieldPasswordHash},
 			user.FieldPasswordSetAt:     {Type: field.TypeTime, Column: user.FieldPasswordSetAt},
 			user.FieldPasswordExpiresAt: {Type: field.TypeTime, Column: user.FieldPasswordExpiresAt},
+			user.FieldPasswordVersion:   {Type: field.TypeInt, Column: user.FieldPasswordVersion},
 			user.FieldFailedLogins:      {Type: field.TypeInt, Column: user.FieldFailedLogins},
 			user.FieldLockedUntil:       {Type: field.TypeTime, Column: user.FieldLockedUntil},
 		},
@@ -351,6 +369,26 @@ var schemaGraph = func() *sqlgraph.Schema {
 			usergroup.FieldName:           {Type: field.TypeString, Column: usergroup.FieldName},
 			usergroup.FieldNameFolded:     {Type: field.TypeString, Column: usergroup.FieldNameFolded},
 			usergroup.FieldDescription:    {Type: field.TypeString, Column: usergroup.FieldDescription},
+		},
+	}
+	graph.Nodes[13] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
+			Table:   usertoken.Table,
+			Columns: usertoken.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: usertoken.FieldID,
+			},
+		},
+		Type: "UserToken",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			usertoken.FieldCreatedAt:      {Type: field.TypeTime, Column: usertoken.FieldCreatedAt},
+			usertoken.FieldUpdatedAt:      {Type: field.TypeTime, Column: usertoken.FieldUpdatedAt},
+			usertoken.FieldOrganizationID: {Type: field.TypeString, Column: usertoken.FieldOrganizationID},
+			usertoken.FieldUserID:         {Type: field.TypeString, Column: usertoken.FieldUserID},
+			usertoken.FieldKind:           {Type: field.TypeEnum, Column: usertoken.FieldKind},
+			usertoken.FieldTokenHash:      {Type: field.TypeBytes, Column: usertoken.FieldTokenHash},
+			usertoken.FieldExpiresAt:      {Type: field.TypeTime, Column: usertoken.FieldExpiresAt},
 		},
 	}
 	graph.MustAddE(
@@ -606,6 +644,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 		"UserBinding",
 	)
 	graph.MustAddE(
+		"tokens",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.TokensTable,
+			Columns: []string{user.TokensColumn},
+			Bidi:    false,
+		},
+		"User",
+		"UserToken",
+	)
+	graph.MustAddE(
 		"links",
 		&sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
@@ -700,6 +750,30 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"UserGroup",
 		"RemoteLink",
+	)
+	graph.MustAddE(
+		"organization",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   usertoken.OrganizationTable,
+			Columns: []string{usertoken.OrganizationColumn},
+			Bidi:    false,
+		},
+		"UserToken",
+		"Organization",
+	)
+	graph.MustAddE(
+		"user",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: true,
+			Table:   usertoken.UserTable,
+			Columns: []string{usertoken.UserColumn},
+			Bidi:    false,
+		},
+		"UserToken",
+		"User",
 	)
 	return graph
 }()
@@ -1316,6 +1390,11 @@ func (f *JobFilter) WhereRetryOfID(p entql.StringP) {
 	f.Where(p.Field(job.FieldRetryOfID))
 }
 
+// WhereCheckpoint applies the entql string predicate on the checkpoint field.
+func (f *JobFilter) WhereCheckpoint(p entql.StringP) {
+	f.Where(p.Field(job.FieldCheckpoint))
+}
+
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
 func (f *JobFilter) WhereHasOrganization() {
 	f.Where(entql.HasEdge("organization"))
@@ -1449,6 +1528,31 @@ func (f *JobItemFilter) WhereDetail(p entql.StringP) {
 	f.Where(p.Field(jobitem.FieldDetail))
 }
 
+// WhereRemoteID applies the entql string predicate on the remote_id field.
+func (f *JobItemFilter) WhereRemoteID(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldRemoteID))
+}
+
+// WhereUserPrincipalName applies the entql string predicate on the user_principal_name field.
+func (f *JobItemFilter) WhereUserPrincipalName(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldUserPrincipalName))
+}
+
+// WhereEmail applies the entql string predicate on the email field.
+func (f *JobItemFilter) WhereEmail(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldEmail))
+}
+
+// WhereUsername applies the entql string predicate on the username field.
+func (f *JobItemFilter) WhereUsername(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldUsername))
+}
+
+// WhereNote applies the entql string predicate on the note field.
+func (f *JobItemFilter) WhereNote(p entql.StringP) {
+	f.Where(p.Field(jobitem.FieldNote))
+}
+
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
 func (f *JobItemFilter) WhereHasOrganization() {
 	f.Where(entql.HasEdge("organization"))
@@ -1552,6 +1656,16 @@ func (f *NotificationFilter) WhereDeliveredAt(p entql.TimeP) {
 	f.Where(p.Field(notification.FieldDeliveredAt))
 }
 
+// WhereJobID applies the entql string predicate on the job_id field.
+func (f *NotificationFilter) WhereJobID(p entql.StringP) {
+	f.Where(p.Field(notification.FieldJobID))
+}
+
+// WhereSecretSealed applies the entql string predicate on the secret_sealed field.
+func (f *NotificationFilter) WhereSecretSealed(p entql.StringP) {
+	f.Where(p.Field(notification.FieldSecretSealed))
+}
+
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
 func (f *NotificationFilter) WhereHasOrganization() {
 	f.Where(entql.HasEdge("organization"))
@@ -1634,6 +1748,21 @@ func (f *OrganizationFilter) WhereUserLimit(p entql.IntP) {
 // WherePasswordTakeover applies the entql bool predicate on the password_takeover field.
 func (f *OrganizationFilter) WherePasswordTakeover(p entql.BoolP) {
 	f.Where(p.Field(organization.FieldPasswordTakeover))
+}
+
+// WherePasswordMaxAgeDays applies the entql int predicate on the password_max_age_days field.
+func (f *OrganizationFilter) WherePasswordMaxAgeDays(p entql.IntP) {
+	f.Where(p.Field(organization.FieldPasswordMaxAgeDays))
+}
+
+// WhereLockoutThreshold applies the entql int predicate on the lockout_threshold field.
+func (f *OrganizationFilter) WhereLockoutThreshold(p entql.IntP) {
+	f.Where(p.Field(organization.FieldLockoutThreshold))
+}
+
+// WhereLockoutMinutes applies the entql int predicate on the lockout_minutes field.
+func (f *OrganizationFilter) WhereLockoutMinutes(p entql.IntP) {
+	f.Where(p.Field(organization.FieldLockoutMinutes))
 }
 
 // addPredicate implements the predicateAdder interface.
@@ -1874,6 +2003,31 @@ func (f *RemoteLinkFilter) WhereMemberIds(p entql.BytesP) {
 // WhereMembersDirty applies the entql bool predicate on the members_dirty field.
 func (f *RemoteLinkFilter) WhereMembersDirty(p entql.BoolP) {
 	f.Where(p.Field(remotelink.FieldMembersDirty))
+}
+
+// WherePasswordVersion applies the entql int predicate on the password_version field.
+func (f *RemoteLinkFilter) WherePasswordVersion(p entql.IntP) {
+	f.Where(p.Field(remotelink.FieldPasswordVersion))
+}
+
+// WherePasswordQueuedVersion applies the entql int predicate on the password_queued_version field.
+func (f *RemoteLinkFilter) WherePasswordQueuedVersion(p entql.IntP) {
+	f.Where(p.Field(remotelink.FieldPasswordQueuedVersion))
+}
+
+// WherePasswordPushedAt applies the entql time.Time predicate on the password_pushed_at field.
+func (f *RemoteLinkFilter) WherePasswordPushedAt(p entql.TimeP) {
+	f.Where(p.Field(remotelink.FieldPasswordPushedAt))
+}
+
+// WherePasswordErrorCode applies the entql string predicate on the password_error_code field.
+func (f *RemoteLinkFilter) WherePasswordErrorCode(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldPasswordErrorCode))
+}
+
+// WherePasswordErrorMessage applies the entql string predicate on the password_error_message field.
+func (f *RemoteLinkFilter) WherePasswordErrorMessage(p entql.StringP) {
+	f.Where(p.Field(remotelink.FieldPasswordErrorMessage))
 }
 
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
@@ -2122,6 +2276,11 @@ func (f *UserFilter) WherePasswordExpiresAt(p entql.TimeP) {
 	f.Where(p.Field(user.FieldPasswordExpiresAt))
 }
 
+// WherePasswordVersion applies the entql int predicate on the password_version field.
+func (f *UserFilter) WherePasswordVersion(p entql.IntP) {
+	f.Where(p.Field(user.FieldPasswordVersion))
+}
+
 // WhereFailedLogins applies the entql int predicate on the failed_logins field.
 func (f *UserFilter) WhereFailedLogins(p entql.IntP) {
 	f.Where(p.Field(user.FieldFailedLogins))
@@ -2168,6 +2327,20 @@ func (f *UserFilter) WhereHasBindings() {
 // WhereHasBindingsWith applies a predicate to check if query has an edge bindings with a given conditions (other predicates).
 func (f *UserFilter) WhereHasBindingsWith(preds ...predicate.UserBinding) {
 	f.Where(entql.HasEdgeWith("bindings", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasTokens applies a predicate to check if query has an edge tokens.
+func (f *UserFilter) WhereHasTokens() {
+	f.Where(entql.HasEdge("tokens"))
+}
+
+// WhereHasTokensWith applies a predicate to check if query has an edge tokens with a given conditions (other predicates).
+func (f *UserFilter) WhereHasTokensWith(preds ...predicate.UserToken) {
+	f.Where(entql.HasEdgeWith("tokens", sqlgraph.WrapFunc(func(s *sql.Selector) {
 		for _, p := range preds {
 			p(s)
 		}
@@ -2415,6 +2588,109 @@ func (f *UserGroupFilter) WhereHasLinks() {
 // WhereHasLinksWith applies a predicate to check if query has an edge links with a given conditions (other predicates).
 func (f *UserGroupFilter) WhereHasLinksWith(preds ...predicate.RemoteLink) {
 	f.Where(entql.HasEdgeWith("links", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *UserTokenQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the UserTokenQuery builder.
+func (_q *UserTokenQuery) Filter() *UserTokenFilter {
+	return &UserTokenFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *UserTokenMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the UserTokenMutation builder.
+func (m *UserTokenMutation) Filter() *UserTokenFilter {
+	return &UserTokenFilter{config: m.config, predicateAdder: m}
+}
+
+// UserTokenFilter provides a generic filtering capability at runtime for UserTokenQuery.
+type UserTokenFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *UserTokenFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *UserTokenFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(usertoken.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *UserTokenFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(usertoken.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *UserTokenFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(usertoken.FieldUpdatedAt))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *UserTokenFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(usertoken.FieldOrganizationID))
+}
+
+// WhereUserID applies the entql string predicate on the user_id field.
+func (f *UserTokenFilter) WhereUserID(p entql.StringP) {
+	f.Where(p.Field(usertoken.FieldUserID))
+}
+
+// WhereKind applies the entql string predicate on the kind field.
+func (f *UserTokenFilter) WhereKind(p entql.StringP) {
+	f.Where(p.Field(usertoken.FieldKind))
+}
+
+// WhereTokenHash applies the entql []byte predicate on the token_hash field.
+func (f *UserTokenFilter) WhereTokenHash(p entql.BytesP) {
+	f.Where(p.Field(usertoken.FieldTokenHash))
+}
+
+// WhereExpiresAt applies the entql time.Time predicate on the expires_at field.
+func (f *UserTokenFilter) WhereExpiresAt(p entql.TimeP) {
+	f.Where(p.Field(usertoken.FieldExpiresAt))
+}
+
+// WhereHasOrganization applies a predicate to check if query has an edge organization.
+func (f *UserTokenFilter) WhereHasOrganization() {
+	f.Where(entql.HasEdge("organization"))
+}
+
+// WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
+func (f *UserTokenFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
+	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// WhereHasUser applies a predicate to check if query has an edge user.
+func (f *UserTokenFilter) WhereHasUser() {
+	f.Where(entql.HasEdge("user"))
+}
+
+// WhereHasUserWith applies a predicate to check if query has an edge user with a given conditions (other predicates).
+func (f *UserTokenFilter) WhereHasUserWith(preds ...predicate.User) {
+	f.Where(entql.HasEdgeWith("user", sqlgraph.WrapFunc(func(s *sql.Selector) {
 		for _, p := range preds {
 			p(s)
 		}

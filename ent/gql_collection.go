@@ -738,6 +738,31 @@ func (_q *JobItemQuery) collectField(ctx context.Context, oneNode bool, opCtx *g
 				selectedFields = append(selectedFields, jobitem.FieldDetail)
 				fieldSeen[jobitem.FieldDetail] = struct{}{}
 			}
+		case "remoteID":
+			if _, ok := fieldSeen[jobitem.FieldRemoteID]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldRemoteID)
+				fieldSeen[jobitem.FieldRemoteID] = struct{}{}
+			}
+		case "userPrincipalName":
+			if _, ok := fieldSeen[jobitem.FieldUserPrincipalName]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldUserPrincipalName)
+				fieldSeen[jobitem.FieldUserPrincipalName] = struct{}{}
+			}
+		case "email":
+			if _, ok := fieldSeen[jobitem.FieldEmail]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldEmail)
+				fieldSeen[jobitem.FieldEmail] = struct{}{}
+			}
+		case "username":
+			if _, ok := fieldSeen[jobitem.FieldUsername]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldUsername)
+				fieldSeen[jobitem.FieldUsername] = struct{}{}
+			}
+		case "note":
+			if _, ok := fieldSeen[jobitem.FieldNote]; !ok {
+				selectedFields = append(selectedFields, jobitem.FieldNote)
+				fieldSeen[jobitem.FieldNote] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:
@@ -852,6 +877,11 @@ func (_q *NotificationQuery) collectField(ctx context.Context, oneNode bool, opC
 				selectedFields = append(selectedFields, notification.FieldDeliveredAt)
 				fieldSeen[notification.FieldDeliveredAt] = struct{}{}
 			}
+		case "jobID":
+			if _, ok := fieldSeen[notification.FieldJobID]; !ok {
+				selectedFields = append(selectedFields, notification.FieldJobID)
+				fieldSeen[notification.FieldJobID] = struct{}{}
+			}
 		case "id":
 		case "__typename":
 		default:
@@ -965,6 +995,21 @@ func (_q *OrganizationQuery) collectField(ctx context.Context, oneNode bool, opC
 			if _, ok := fieldSeen[organization.FieldPasswordTakeover]; !ok {
 				selectedFields = append(selectedFields, organization.FieldPasswordTakeover)
 				fieldSeen[organization.FieldPasswordTakeover] = struct{}{}
+			}
+		case "passwordMaxAgeDays":
+			if _, ok := fieldSeen[organization.FieldPasswordMaxAgeDays]; !ok {
+				selectedFields = append(selectedFields, organization.FieldPasswordMaxAgeDays)
+				fieldSeen[organization.FieldPasswordMaxAgeDays] = struct{}{}
+			}
+		case "lockoutThreshold":
+			if _, ok := fieldSeen[organization.FieldLockoutThreshold]; !ok {
+				selectedFields = append(selectedFields, organization.FieldLockoutThreshold)
+				fieldSeen[organization.FieldLockoutThreshold] = struct{}{}
+			}
+		case "lockoutMinutes":
+			if _, ok := fieldSeen[organization.FieldLockoutMinutes]; !ok {
+				selectedFields = append(selectedFields, organization.FieldLockoutMinutes)
+				fieldSeen[organization.FieldLockoutMinutes] = struct{}{}
 			}
 		case "id":
 		case "__typename":
@@ -1199,6 +1244,26 @@ func (_q *RemoteLinkQuery) collectField(ctx context.Context, oneNode bool, opCtx
 			if _, ok := fieldSeen[remotelink.FieldForeignMembers]; !ok {
 				selectedFields = append(selectedFields, remotelink.FieldForeignMembers)
 				fieldSeen[remotelink.FieldForeignMembers] = struct{}{}
+			}
+		case "passwordVersion":
+			if _, ok := fieldSeen[remotelink.FieldPasswordVersion]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldPasswordVersion)
+				fieldSeen[remotelink.FieldPasswordVersion] = struct{}{}
+			}
+		case "passwordPushedAt":
+			if _, ok := fieldSeen[remotelink.FieldPasswordPushedAt]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldPasswordPushedAt)
+				fieldSeen[remotelink.FieldPasswordPushedAt] = struct{}{}
+			}
+		case "passwordErrorCode":
+			if _, ok := fieldSeen[remotelink.FieldPasswordErrorCode]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldPasswordErrorCode)
+				fieldSeen[remotelink.FieldPasswordErrorCode] = struct{}{}
+			}
+		case "passwordErrorMessage":
+			if _, ok := fieldSeen[remotelink.FieldPasswordErrorMessage]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldPasswordErrorMessage)
+				fieldSeen[remotelink.FieldPasswordErrorMessage] = struct{}{}
 			}
 		case "id":
 		case "__typename":
@@ -1585,6 +1650,21 @@ func (_q *UserQuery) collectField(ctx context.Context, oneNode bool, opCtx *grap
 			if _, ok := fieldSeen[user.FieldState]; !ok {
 				selectedFields = append(selectedFields, user.FieldState)
 				fieldSeen[user.FieldState] = struct{}{}
+			}
+		case "passwordSetAt":
+			if _, ok := fieldSeen[user.FieldPasswordSetAt]; !ok {
+				selectedFields = append(selectedFields, user.FieldPasswordSetAt)
+				fieldSeen[user.FieldPasswordSetAt] = struct{}{}
+			}
+		case "passwordExpiresAt":
+			if _, ok := fieldSeen[user.FieldPasswordExpiresAt]; !ok {
+				selectedFields = append(selectedFields, user.FieldPasswordExpiresAt)
+				fieldSeen[user.FieldPasswordExpiresAt] = struct{}{}
+			}
+		case "lockedUntil":
+			if _, ok := fieldSeen[user.FieldLockedUntil]; !ok {
+				selectedFields = append(selectedFields, user.FieldLockedUntil)
+				fieldSeen[user.FieldLockedUntil] = struct{}{}
 			}
 		case "id":
 		case "__typename":

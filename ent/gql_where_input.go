@@ -2106,6 +2106,91 @@ type JobItemWhereInput struct {
 	DetailEqualFold    *string  `json:"detailEqualFold,omitempty"`
 	DetailContainsFold *string  `json:"detailContainsFold,omitempty"`
 
+	// "remote_id" field predicates.
+	RemoteID             *string  `json:"remoteID,omitempty"`
+	RemoteIDNEQ          *string  `json:"remoteIDNEQ,omitempty"`
+	RemoteIDIn           []string `json:"remoteIDIn,omitempty"`
+	RemoteIDNotIn        []string `json:"remoteIDNotIn,omitempty"`
+	RemoteIDGT           *string  `json:"remoteIDGT,omitempty"`
+	RemoteIDGTE          *string  `json:"remoteIDGTE,omitempty"`
+	RemoteIDLT           *string  `json:"remoteIDLT,omitempty"`
+	RemoteIDLTE          *string  `json:"remoteIDLTE,omitempty"`
+	RemoteIDContains     *string  `json:"remoteIDContains,omitempty"`
+	RemoteIDHasPrefix    *string  `json:"remoteIDHasPrefix,omitempty"`
+	RemoteIDHasSuffix    *string  `json:"remoteIDHasSuffix,omitempty"`
+	RemoteIDIsNil        bool     `json:"remoteIDIsNil,omitempty"`
+	RemoteIDNotNil       bool     `json:"remoteIDNotNil,omitempty"`
+	RemoteIDEqualFold    *string  `json:"remoteIDEqualFold,omitempty"`
+	RemoteIDContainsFold *string  `json:"remoteIDContainsFold,omitempty"`
+
+	// "user_principal_name" field predicates.
+	UserPrincipalName             *string  `json:"userPrincipalName,omitempty"`
+	UserPrincipalNameNEQ          *string  `json:"userPrincipalNameNEQ,omitempty"`
+	UserPrincipalNameIn           []string `json:"userPrincipalNameIn,omitempty"`
+	UserPrincipalNameNotIn        []string `json:"userPrincipalNameNotIn,omitempty"`
+	UserPrincipalNameGT           *string  `json:"userPrincipalNameGT,omitempty"`
+	UserPrincipalNameGTE          *string  `json:"userPrincipalNameGTE,omitempty"`
+	UserPrincipalNameLT           *string  `json:"userPrincipalNameLT,omitempty"`
+	UserPrincipalNameLTE          *string  `json:"userPrincipalNameLTE,omitempty"`
+	UserPrincipalNameContains     *string  `json:"userPrincipalNameContains,omitempty"`
+	UserPrincipalNameHasPrefix    *string  `json:"userPrincipalNameHasPrefix,omitempty"`
+	UserPrincipalNameHasSuffix    *string  `json:"userPrincipalNameHasSuffix,omitempty"`
+	UserPrincipalNameIsNil        bool     `json:"userPrincipalNameIsNil,omitempty"`
+	UserPrincipalNameNotNil       bool     `json:"userPrincipalNameNotNil,omitempty"`
+	UserPrincipalNameEqualFold    *string  `json:"userPrincipalNameEqualFold,omitempty"`
+	UserPrincipalNameContainsFold *string  `json:"userPrincipalNameContainsFold,omitempty"`
+
+	// "email" field predicates.
+	Email             *string  `json:"email,omitempty"`
+	EmailNEQ          *string  `json:"emailNEQ,omitempty"`
+	EmailIn           []string `json:"emailIn,omitempty"`
+	EmailNotIn        []string `json:"emailNotIn,omitempty"`
+	EmailGT           *string  `json:"emailGT,omitempty"`
+	EmailGTE          *string  `json:"emailGTE,omitempty"`
+	EmailLT           *string  `json:"emailLT,omitempty"`
+	EmailLTE          *string  `json:"emailLTE,omitempty"`
+	EmailContains     *string  `json:"emailContains,omitempty"`
+	EmailHasPrefix    *string  `json:"emailHasPrefix,omitempty"`
+	EmailHasSuffix    *string  `json:"emailHasSuffix,omitempty"`
+	EmailIsNil        bool     `json:"emailIsNil,omitempty"`
+	EmailNotNil       bool     `json:"emailNotNil,omitempty"`
+	EmailEqualFold    *string  `json:"emailEqualFold,omitempty"`
+	EmailContainsFold *string  `json:"emailContainsFold,omitempty"`
+
+	// "username" field predicates.
+	Username             *string  `json:"username,omitempty"`
+	UsernameNEQ          *string  `json:"usernameNEQ,omitempty"`
+	UsernameIn           []string `json:"usernameIn,omitempty"`
+	UsernameNotIn        []string `json:"usernameNotIn,omitempty"`
+	UsernameGT           *string  `json:"usernameGT,omitempty"`
+	UsernameGTE          *string  `json:"usernameGTE,omitempty"`
+	UsernameLT           *string  `json:"usernameLT,omitempty"`
+	UsernameLTE          *string  `json:"usernameLTE,omitempty"`
+	UsernameContains     *string  `json:"usernameContains,omitempty"`
+	UsernameHasPrefix    *string  `json:"usernameHasPrefix,omitempty"`
+	UsernameHasSuffix    *string  `json:"usernameHasSuffix,omitempty"`
+	UsernameIsNil        bool     `json:"usernameIsNil,omitempty"`
+	UsernameNotNil       bool     `json:"usernameNotNil,omitempty"`
+	UsernameEqualFold    *string  `json:"usernameEqualFold,omitempty"`
+	UsernameContainsFold *string  `json:"usernameContainsFold,omitempty"`
+
+	// "note" field predicates.
+	Note             *string  `json:"note,omitempty"`
+	NoteNEQ          *string  `json:"noteNEQ,omitempty"`
+	NoteIn           []string `json:"noteIn,omitempty"`
+	NoteNotIn        []string `json:"noteNotIn,omitempty"`
+	NoteGT           *string  `json:"noteGT,omitempty"`
+	NoteGTE          *string  `json:"noteGTE,omitempty"`
+	NoteLT           *string  `json:"noteLT,omitempty"`
+	NoteLTE          *string  `json:"noteLTE,omitempty"`
+	NoteContains     *string  `json:"noteContains,omitempty"`
+	NoteHasPrefix    *string  `json:"noteHasPrefix,omitempty"`
+	NoteHasSuffix    *string  `json:"noteHasSuffix,omitempty"`
+	NoteIsNil        bool     `json:"noteIsNil,omitempty"`
+	NoteNotNil       bool     `json:"noteNotNil,omitempty"`
+	NoteEqualFold    *string  `json:"noteEqualFold,omitempty"`
+	NoteContainsFold *string  `json:"noteContainsFold,omitempty"`
+
 	// "job" edge predicates.
 	HasJob     *bool            `json:"hasJob,omitempty"`
 	HasJobWith []*JobWhereInput `json:"hasJobWith,omitempty"`
@@ -2659,6 +2744,231 @@ func (i *JobItemWhereInput) P() (predicate.JobItem, error) {
 	if i.DetailContainsFold != nil {
 		predicates = append(predicates, jobitem.DetailContainsFold(*i.DetailContainsFold))
 	}
+	if i.RemoteID != nil {
+		predicates = append(predicates, jobitem.RemoteIDEQ(*i.RemoteID))
+	}
+	if i.RemoteIDNEQ != nil {
+		predicates = append(predicates, jobitem.RemoteIDNEQ(*i.RemoteIDNEQ))
+	}
+	if len(i.RemoteIDIn) > 0 {
+		predicates = append(predicates, jobitem.RemoteIDIn(i.RemoteIDIn...))
+	}
+	if len(i.RemoteIDNotIn) > 0 {
+		predicates = append(predicates, jobitem.RemoteIDNotIn(i.RemoteIDNotIn...))
+	}
+	if i.RemoteIDGT != nil {
+		predicates = append(predicates, jobitem.RemoteIDGT(*i.RemoteIDGT))
+	}
+	if i.RemoteIDGTE != nil {
+		predicates = append(predicates, jobitem.RemoteIDGTE(*i.RemoteIDGTE))
+	}
+	if i.RemoteIDLT != nil {
+		predicates = append(predicates, jobitem.RemoteIDLT(*i.RemoteIDLT))
+	}
+	if i.RemoteIDLTE != nil {
+		predicates = append(predicates, jobitem.RemoteIDLTE(*i.RemoteIDLTE))
+	}
+	if i.RemoteIDContains != nil {
+		predicates = append(predicates, jobitem.RemoteIDContains(*i.RemoteIDContains))
+	}
+	if i.RemoteIDHasPrefix != nil {
+		predicates = append(predicates, jobitem.RemoteIDHasPrefix(*i.RemoteIDHasPrefix))
+	}
+	if i.RemoteIDHasSuffix != nil {
+		predicates = append(predicates, jobitem.RemoteIDHasSuffix(*i.RemoteIDHasSuffix))
+	}
+	if i.RemoteIDIsNil {
+		predicates = append(predicates, jobitem.RemoteIDIsNil())
+	}
+	if i.RemoteIDNotNil {
+		predicates = append(predicates, jobitem.RemoteIDNotNil())
+	}
+	if i.RemoteIDEqualFold != nil {
+		predicates = append(predicates, jobitem.RemoteIDEqualFold(*i.RemoteIDEqualFold))
+	}
+	if i.RemoteIDContainsFold != nil {
+		predicates = append(predicates, jobitem.RemoteIDContainsFold(*i.RemoteIDContainsFold))
+	}
+	if i.UserPrincipalName != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameEQ(*i.UserPrincipalName))
+	}
+	if i.UserPrincipalNameNEQ != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameNEQ(*i.UserPrincipalNameNEQ))
+	}
+	if len(i.UserPrincipalNameIn) > 0 {
+		predicates = append(predicates, jobitem.UserPrincipalNameIn(i.UserPrincipalNameIn...))
+	}
+	if len(i.UserPrincipalNameNotIn) > 0 {
+		predicates = append(predicates, jobitem.UserPrincipalNameNotIn(i.UserPrincipalNameNotIn...))
+	}
+	if i.UserPrincipalNameGT != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameGT(*i.UserPrincipalNameGT))
+	}
+	if i.UserPrincipalNameGTE != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameGTE(*i.UserPrincipalNameGTE))
+	}
+	if i.UserPrincipalNameLT != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameLT(*i.UserPrincipalNameLT))
+	}
+	if i.UserPrincipalNameLTE != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameLTE(*i.UserPrincipalNameLTE))
+	}
+	if i.UserPrincipalNameContains != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameContains(*i.UserPrincipalNameContains))
+	}
+	if i.UserPrincipalNameHasPrefix != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameHasPrefix(*i.UserPrincipalNameHasPrefix))
+	}
+	if i.UserPrincipalNameHasSuffix != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameHasSuffix(*i.UserPrincipalNameHasSuffix))
+	}
+	if i.UserPrincipalNameIsNil {
+		predicates = append(predicates, jobitem.UserPrincipalNameIsNil())
+	}
+	if i.UserPrincipalNameNotNil {
+		predicates = append(predicates, jobitem.UserPrincipalNameNotNil())
+	}
+	if i.UserPrincipalNameEqualFold != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameEqualFold(*i.UserPrincipalNameEqualFold))
+	}
+	if i.UserPrincipalNameContainsFold != nil {
+		predicates = append(predicates, jobitem.UserPrincipalNameContainsFold(*i.UserPrincipalNameContainsFold))
+	}
+	if i.Email != nil {
+		predicates = append(predicates, jobitem.EmailEQ(*i.Email))
+	}
+	if i.EmailNEQ != nil {
+		predicates = append(predicates, jobitem.EmailNEQ(*i.EmailNEQ))
+	}
+	if len(i.EmailIn) > 0 {
+		predicates = append(predicates, jobitem.EmailIn(i.EmailIn...))
+	}
+	if len(i.EmailNotIn) > 0 {
+		predicates = append(predicates, jobitem.EmailNotIn(i.EmailNotIn...))
+	}
+	if i.EmailGT != nil {
+		predicates = append(predicates, jobitem.EmailGT(*i.EmailGT))
+	}
+	if i.EmailGTE != nil {
+		predicates = append(predicates, jobitem.EmailGTE(*i.EmailGTE))
+	}
+	if i.EmailLT != nil {
+		predicates = append(predicates, jobitem.EmailLT(*i.EmailLT))
+	}
+	if i.EmailLTE != nil {
+		predicates = append(predicates, jobitem.EmailLTE(*i.EmailLTE))
+	}
+	if i.EmailContains != nil {
+		predicates = append(predicates, jobitem.EmailContains(*i.EmailContains))
+	}
+	if i.EmailHasPrefix != nil {
+		predicates = append(predicates, jobitem.EmailHasPrefix(*i.EmailHasPrefix))
+	}
+	if i.EmailHasSuffix != nil {
+		predicates = append(predicates, jobitem.EmailHasSuffix(*i.EmailHasSuffix))
+	}
+	if i.EmailIsNil {
+		predicates = append(predicates, jobitem.EmailIsNil())
+	}
+	if i.EmailNotNil {
+		predicates = append(predicates, jobitem.EmailNotNil())
+	}
+	if i.EmailEqualFold != nil {
+		predicates = append(predicates, jobitem.EmailEqualFold(*i.EmailEqualFold))
+	}
+	if i.EmailContainsFold != nil {
+		predicates = append(predicates, jobitem.EmailContainsFold(*i.EmailContainsFold))
+	}
+	if i.Username != nil {
+		predicates = append(predicates, jobitem.UsernameEQ(*i.Username))
+	}
+	if i.UsernameNEQ != nil {
+		predicates = append(predicates, jobitem.UsernameNEQ(*i.UsernameNEQ))
+	}
+	if len(i.UsernameIn) > 0 {
+		predicates = append(predicates, jobitem.UsernameIn(i.UsernameIn...))
+	}
+	if len(i.UsernameNotIn) > 0 {
+		predicates = append(predicates, jobitem.UsernameNotIn(i.UsernameNotIn...))
+	}
+	if i.UsernameGT != nil {
+		predicates = append(predicates, jobitem.UsernameGT(*i.UsernameGT))
+	}
+	if i.UsernameGTE != nil {
+		predicates = append(predicates, jobitem.UsernameGTE(*i.UsernameGTE))
+	}
+	if i.UsernameLT != nil {
+		predicates = append(predicates, jobitem.UsernameLT(*i.UsernameLT))
+	}
+	if i.UsernameLTE != nil {
+		predicates = append(predicates, jobitem.UsernameLTE(*i.UsernameLTE))
+	}
+	if i.UsernameContains != nil {
+		predicates = append(predicates, jobitem.UsernameContains(*i.UsernameContains))
+	}
+	if i.UsernameHasPrefix != nil {
+		predicates = append(predicates, jobitem.UsernameHasPrefix(*i.UsernameHasPrefix))
+	}
+	if i.UsernameHasSuffix != nil {
+		predicates = append(predicates, jobitem.UsernameHasSuffix(*i.UsernameHasSuffix))
+	}
+	if i.UsernameIsNil {
+		predicates = append(predicates, jobitem.UsernameIsNil())
+	}
+	if i.UsernameNotNil {
+		predicates = append(predicates, jobitem.UsernameNotNil())
+	}
+	if i.UsernameEqualFold != nil {
+		predicates = append(predicates, jobitem.UsernameEqualFold(*i.UsernameEqualFold))
+	}
+	if i.UsernameContainsFold != nil {
+		predicates = append(predicates, jobitem.UsernameContainsFold(*i.UsernameContainsFold))
+	}
+	if i.Note != nil {
+		predicates = append(predicates, jobitem.NoteEQ(*i.Note))
+	}
+	if i.NoteNEQ != nil {
+		predicates = append(predicates, jobitem.NoteNEQ(*i.NoteNEQ))
+	}
+	if len(i.NoteIn) > 0 {
+		predicates = append(predicates, jobitem.NoteIn(i.NoteIn...))
+	}
+	if len(i.NoteNotIn) > 0 {
+		predicates = append(predicates, jobitem.NoteNotIn(i.NoteNotIn...))
+	}
+	if i.NoteGT != nil {
+		predicates = append(predicates, jobitem.NoteGT(*i.NoteGT))
+	}
+	if i.NoteGTE != nil {
+		predicates = append(predicates, jobitem.NoteGTE(*i.NoteGTE))
+	}
+	if i.NoteLT != nil {
+		predicates = append(predicates, jobitem.NoteLT(*i.NoteLT))
+	}
+	if i.NoteLTE != nil {
+		predicates = append(predicates, jobitem.NoteLTE(*i.NoteLTE))
+	}
+	if i.NoteContains != nil {
+		predicates = append(predicates, jobitem.NoteContains(*i.NoteContains))
+	}
+	if i.NoteHasPrefix != nil {
+		predicates = append(predicates, jobitem.NoteHasPrefix(*i.NoteHasPrefix))
+	}
+	if i.NoteHasSuffix != nil {
+		predicates = append(predicates, jobitem.NoteHasSuffix(*i.NoteHasSuffix))
+	}
+	if i.NoteIsNil {
+		predicates = append(predicates, jobitem.NoteIsNil())
+	}
+	if i.NoteNotNil {
+		predicates = append(predicates, jobitem.NoteNotNil())
+	}
+	if i.NoteEqualFold != nil {
+		predicates = append(predicates, jobitem.NoteEqualFold(*i.NoteEqualFold))
+	}
+	if i.NoteContainsFold != nil {
+		predicates = append(predicates, jobitem.NoteContainsFold(*i.NoteContainsFold))
+	}
 
 	if i.HasJob != nil {
 		p := jobitem.HasJob()
@@ -2783,6 +3093,23 @@ type NotificationWhereInput struct {
 	DeliveredAtLTE    *time.Time  `json:"deliveredAtLTE,omitempty"`
 	DeliveredAtIsNil  bool        `json:"deliveredAtIsNil,omitempty"`
 	DeliveredAtNotNil bool        `json:"deliveredAtNotNil,omitempty"`
+
+	// "job_id" field predicates.
+	JobID             *pulid.ID  `json:"jobID,omitempty"`
+	JobIDNEQ          *pulid.ID  `json:"jobIDNEQ,omitempty"`
+	JobIDIn           []pulid.ID `json:"jobIDIn,omitempty"`
+	JobIDNotIn        []pulid.ID `json:"jobIDNotIn,omitempty"`
+	JobIDGT           *pulid.ID  `json:"jobIDGT,omitempty"`
+	JobIDGTE          *pulid.ID  `json:"jobIDGTE,omitempty"`
+	JobIDLT           *pulid.ID  `json:"jobIDLT,omitempty"`
+	JobIDLTE          *pulid.ID  `json:"jobIDLTE,omitempty"`
+	JobIDContains     *pulid.ID  `json:"jobIDContains,omitempty"`
+	JobIDHasPrefix    *pulid.ID  `json:"jobIDHasPrefix,omitempty"`
+	JobIDHasSuffix    *pulid.ID  `json:"jobIDHasSuffix,omitempty"`
+	JobIDIsNil        bool       `json:"jobIDIsNil,omitempty"`
+	JobIDNotNil       bool       `json:"jobIDNotNil,omitempty"`
+	JobIDEqualFold    *pulid.ID  `json:"jobIDEqualFold,omitempty"`
+	JobIDContainsFold *pulid.ID  `json:"jobIDContainsFold,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -3081,6 +3408,51 @@ func (i *NotificationWhereInput) P() (predicate.Notification, error) {
 	if i.DeliveredAtNotNil {
 		predicates = append(predicates, notification.DeliveredAtNotNil())
 	}
+	if i.JobID != nil {
+		predicates = append(predicates, notification.JobIDEQ(*i.JobID))
+	}
+	if i.JobIDNEQ != nil {
+		predicates = append(predicates, notification.JobIDNEQ(*i.JobIDNEQ))
+	}
+	if len(i.JobIDIn) > 0 {
+		predicates = append(predicates, notification.JobIDIn(i.JobIDIn...))
+	}
+	if len(i.JobIDNotIn) > 0 {
+		predicates = append(predicates, notification.JobIDNotIn(i.JobIDNotIn...))
+	}
+	if i.JobIDGT != nil {
+		predicates = append(predicates, notification.JobIDGT(*i.JobIDGT))
+	}
+	if i.JobIDGTE != nil {
+		predicates = append(predicates, notification.JobIDGTE(*i.JobIDGTE))
+	}
+	if i.JobIDLT != nil {
+		predicates = append(predicates, notification.JobIDLT(*i.JobIDLT))
+	}
+	if i.JobIDLTE != nil {
+		predicates = append(predicates, notification.JobIDLTE(*i.JobIDLTE))
+	}
+	if i.JobIDContains != nil {
+		predicates = append(predicates, notification.JobIDContains(*i.JobIDContains))
+	}
+	if i.JobIDHasPrefix != nil {
+		predicates = append(predicates, notification.JobIDHasPrefix(*i.JobIDHasPrefix))
+	}
+	if i.JobIDHasSuffix != nil {
+		predicates = append(predicates, notification.JobIDHasSuffix(*i.JobIDHasSuffix))
+	}
+	if i.JobIDIsNil {
+		predicates = append(predicates, notification.JobIDIsNil())
+	}
+	if i.JobIDNotNil {
+		predicates = append(predicates, notification.JobIDNotNil())
+	}
+	if i.JobIDEqualFold != nil {
+		predicates = append(predicates, notification.JobIDEqualFold(*i.JobIDEqualFold))
+	}
+	if i.JobIDContainsFold != nil {
+		predicates = append(predicates, notification.JobIDContainsFold(*i.JobIDContainsFold))
+	}
 
 	switch len(predicates) {
 	case 0:
@@ -3165,6 +3537,38 @@ type OrganizationWhereInput struct {
 	// "password_takeover" field predicates.
 	PasswordTakeover    *bool `json:"passwordTakeover,omitempty"`
 	PasswordTakeoverNEQ *bool `json:"passwordTakeoverNEQ,omitempty"`
+
+	// "password_max_age_days" field predicates.
+	PasswordMaxAgeDays       *int  `json:"passwordMaxAgeDays,omitempty"`
+	PasswordMaxAgeDaysNEQ    *int  `json:"passwordMaxAgeDaysNEQ,omitempty"`
+	PasswordMaxAgeDaysIn     []int `json:"passwordMaxAgeDaysIn,omitempty"`
+	PasswordMaxAgeDaysNotIn  []int `json:"passwordMaxAgeDaysNotIn,omitempty"`
+	PasswordMaxAgeDaysGT     *int  `json:"passwordMaxAgeDaysGT,omitempty"`
+	PasswordMaxAgeDaysGTE    *int  `json:"passwordMaxAgeDaysGTE,omitempty"`
+	PasswordMaxAgeDaysLT     *int  `json:"passwordMaxAgeDaysLT,omitempty"`
+	PasswordMaxAgeDaysLTE    *int  `json:"passwordMaxAgeDaysLTE,omitempty"`
+	PasswordMaxAgeDaysIsNil  bool  `json:"passwordMaxAgeDaysIsNil,omitempty"`
+	PasswordMaxAgeDaysNotNil bool  `json:"passwordMaxAgeDaysNotNil,omitempty"`
+
+	// "lockout_threshold" field predicates.
+	LockoutThreshold      *int  `json:"lockoutThreshold,omitempty"`
+	LockoutThresholdNEQ   *int  `json:"lockoutThresholdNEQ,omitempty"`
+	LockoutThresholdIn    []int `json:"lockoutThresholdIn,omitempty"`
+	LockoutThresholdNotIn []int `json:"lockoutThresholdNotIn,omitempty"`
+	LockoutThresholdGT    *int  `json:"lockoutThresholdGT,omitempty"`
+	LockoutThresholdGTE   *int  `json:"lockoutThresholdGTE,omitempty"`
+	LockoutThresholdLT    *int  `json:"lockoutThresholdLT,omitempty"`
+	LockoutThresholdLTE   *int  `json:"lockoutThresholdLTE,omitempty"`
+
+	// "lockout_minutes" field predicates.
+	LockoutMinutes      *int  `json:"lockoutMinutes,omitempty"`
+	LockoutMinutesNEQ   *int  `json:"lockoutMinutesNEQ,omitempty"`
+	LockoutMinutesIn    []int `json:"lockoutMinutesIn,omitempty"`
+	LockoutMinutesNotIn []int `json:"lockoutMinutesNotIn,omitempty"`
+	LockoutMinutesGT    *int  `json:"lockoutMinutesGT,omitempty"`
+	LockoutMinutesGTE   *int  `json:"lockoutMinutesGTE,omitempty"`
+	LockoutMinutesLT    *int  `json:"lockoutMinutesLT,omitempty"`
+	LockoutMinutesLTE   *int  `json:"lockoutMinutesLTE,omitempty"`
 }
 
 // AddPredicates adds custom predicates to the where input to be used during the filtering phase.
@@ -3396,6 +3800,84 @@ func (i *OrganizationWhereInput) P() (predicate.Organization, error) {
 	}
 	if i.PasswordTakeoverNEQ != nil {
 		predicates = append(predicates, organization.PasswordTakeoverNEQ(*i.PasswordTakeoverNEQ))
+	}
+	if i.PasswordMaxAgeDays != nil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysEQ(*i.PasswordMaxAgeDays))
+	}
+	if i.PasswordMaxAgeDaysNEQ != nil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysNEQ(*i.PasswordMaxAgeDaysNEQ))
+	}
+	if len(i.PasswordMaxAgeDaysIn) > 0 {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysIn(i.PasswordMaxAgeDaysIn...))
+	}
+	if len(i.PasswordMaxAgeDaysNotIn) > 0 {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysNotIn(i.PasswordMaxAgeDaysNotIn...))
+	}
+	if i.PasswordMaxAgeDaysGT != nil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysGT(*i.PasswordMaxAgeDaysGT))
+	}
+	if i.PasswordMaxAgeDaysGTE != nil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysGTE(*i.PasswordMaxAgeDaysGTE))
+	}
+	if i.PasswordMaxAgeDaysLT != nil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysLT(*i.PasswordMaxAgeDaysLT))
+	}
+	if i.PasswordMaxAgeDaysLTE != nil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysLTE(*i.PasswordMaxAgeDaysLTE))
+	}
+	if i.PasswordMaxAgeDaysIsNil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysIsNil())
+	}
+	if i.PasswordMaxAgeDaysNotNil {
+		predicates = append(predicates, organization.PasswordMaxAgeDaysNotNil())
+	}
+	if i.LockoutThreshold != nil {
+		predicates = append(predicates, organization.LockoutThresholdEQ(*i.LockoutThreshold))
+	}
+	if i.LockoutThresholdNEQ != nil {
+		predicates = append(predicates, organization.LockoutThresholdNEQ(*i.LockoutThresholdNEQ))
+	}
+	if len(i.LockoutThresholdIn) > 0 {
+		predicates = append(predicates, organization.LockoutThresholdIn(i.LockoutThresholdIn...))
+	}
+	if len(i.LockoutThresholdNotIn) > 0 {
+		predicates = append(predicates, organization.LockoutThresholdNotIn(i.LockoutThresholdNotIn...))
+	}
+	if i.LockoutThresholdGT != nil {
+		predicates = append(predicates, organization.LockoutThresholdGT(*i.LockoutThresholdGT))
+	}
+	if i.LockoutThresholdGTE != nil {
+		predicates = append(predicates, organization.LockoutThresholdGTE(*i.LockoutThresholdGTE))
+	}
+	if i.LockoutThresholdLT != nil {
+		predicates = append(predicates, organization.LockoutThresholdLT(*i.LockoutThresholdLT))
+	}
+	if i.LockoutThresholdLTE != nil {
+		predicates = append(predicates, organization.LockoutThresholdLTE(*i.LockoutThresholdLTE))
+	}
+	if i.LockoutMinutes != nil {
+		predicates = append(predicates, organization.LockoutMinutesEQ(*i.LockoutMinutes))
+	}
+	if i.LockoutMinutesNEQ != nil {
+		predicates = append(predicates, organization.LockoutMinutesNEQ(*i.LockoutMinutesNEQ))
+	}
+	if len(i.LockoutMinutesIn) > 0 {
+		predicates = append(predicates, organization.LockoutMinutesIn(i.LockoutMinutesIn...))
+	}
+	if len(i.LockoutMinutesNotIn) > 0 {
+		predicates = append(predicates, organization.LockoutMinutesNotIn(i.LockoutMinutesNotIn...))
+	}
+	if i.LockoutMinutesGT != nil {
+		predicates = append(predicates, organization.LockoutMinutesGT(*i.LockoutMinutesGT))
+	}
+	if i.LockoutMinutesGTE != nil {
+		predicates = append(predicates, organization.LockoutMinutesGTE(*i.LockoutMinutesGTE))
+	}
+	if i.LockoutMinutesLT != nil {
+		predicates = append(predicates, organization.LockoutMinutesLT(*i.LockoutMinutesLT))
+	}
+	if i.LockoutMinutesLTE != nil {
+		predicates = append(predicates, organization.LockoutMinutesLTE(*i.LockoutMinutesLTE))
 	}
 
 	switch len(predicates) {
@@ -3688,6 +4170,62 @@ type RemoteLinkWhereInput struct {
 	ForeignMembersGTE   *int  `json:"foreignMembersGTE,omitempty"`
 	ForeignMembersLT    *int  `json:"foreignMembersLT,omitempty"`
 	ForeignMembersLTE   *int  `json:"foreignMembersLTE,omitempty"`
+
+	// "password_version" field predicates.
+	PasswordVersion      *int  `json:"passwordVersion,omitempty"`
+	PasswordVersionNEQ   *int  `json:"passwordVersionNEQ,omitempty"`
+	PasswordVersionIn    []int `json:"passwordVersionIn,omitempty"`
+	PasswordVersionNotIn []int `json:"passwordVersionNotIn,omitempty"`
+	PasswordVersionGT    *int  `json:"passwordVersionGT,omitempty"`
+	PasswordVersionGTE   *int  `json:"passwordVersionGTE,omitempty"`
+	PasswordVersionLT    *int  `json:"passwordVersionLT,omitempty"`
+	PasswordVersionLTE   *int  `json:"passwordVersionLTE,omitempty"`
+
+	// "password_pushed_at" field predicates.
+	PasswordPushedAt       *time.Time  `json:"passwordPushedAt,omitempty"`
+	PasswordPushedAtNEQ    *time.Time  `json:"passwordPushedAtNEQ,omitempty"`
+	PasswordPushedAtIn     []time.Time `json:"passwordPushedAtIn,omitempty"`
+	PasswordPushedAtNotIn  []time.Time `json:"passwordPushedAtNotIn,omitempty"`
+	PasswordPushedAtGT     *time.Time  `json:"passwordPushedAtGT,omitempty"`
+	PasswordPushedAtGTE    *time.Time  `json:"passwordPushedAtGTE,omitempty"`
+	PasswordPushedAtLT     *time.Time  `json:"passwordPushedAtLT,omitempty"`
+	PasswordPushedAtLTE    *time.Time  `json:"passwordPushedAtLTE,omitempty"`
+	PasswordPushedAtIsNil  bool        `json:"passwordPushedAtIsNil,omitempty"`
+	PasswordPushedAtNotNil bool        `json:"passwordPushedAtNotNil,omitempty"`
+
+	// "password_error_code" field predicates.
+	PasswordErrorCode             *string  `json:"passwordErrorCode,omitempty"`
+	PasswordErrorCodeNEQ          *string  `json:"passwordErrorCodeNEQ,omitempty"`
+	PasswordErrorCodeIn           []string `json:"passwordErrorCodeIn,omitempty"`
+	PasswordErrorCodeNotIn        []string `json:"passwordErrorCodeNotIn,omitempty"`
+	PasswordErrorCodeGT           *string  `json:"passwordErrorCodeGT,omitempty"`
+	PasswordErrorCodeGTE          *string  `json:"passwordErrorCodeGTE,omitempty"`
+	PasswordErrorCodeLT           *string  `json:"passwordErrorCodeLT,omitempty"`
+	PasswordErrorCodeLTE          *string  `json:"passwordErrorCodeLTE,omitempty"`
+	PasswordErrorCodeContains     *string  `json:"passwordErrorCodeContains,omitempty"`
+	PasswordErrorCodeHasPrefix    *string  `json:"passwordErrorCodeHasPrefix,omitempty"`
+	PasswordErrorCodeHasSuffix    *string  `json:"passwordErrorCodeHasSuffix,omitempty"`
+	PasswordErrorCodeIsNil        bool     `json:"passwordErrorCodeIsNil,omitempty"`
+	PasswordErrorCodeNotNil       bool     `json:"passwordErrorCodeNotNil,omitempty"`
+	PasswordErrorCodeEqualFold    *string  `json:"passwordErrorCodeEqualFold,omitempty"`
+	PasswordErrorCodeContainsFold *string  `json:"passwordErrorCodeContainsFold,omitempty"`
+
+	// "password_error_message" field predicates.
+	PasswordErrorMessage             *string  `json:"passwordErrorMessage,omitempty"`
+	PasswordErrorMessageNEQ          *string  `json:"passwordErrorMessageNEQ,omitempty"`
+	PasswordErrorMessageIn           []string `json:"passwordErrorMessageIn,omitempty"`
+	PasswordErrorMessageNotIn        []string `json:"passwordErrorMessageNotIn,omitempty"`
+	PasswordErrorMessageGT           *string  `json:"passwordErrorMessageGT,omitempty"`
+	PasswordErrorMessageGTE          *string  `json:"passwordErrorMessageGTE,omitempty"`
+	PasswordErrorMessageLT           *string  `json:"passwordErrorMessageLT,omitempty"`
+	PasswordErrorMessageLTE          *string  `json:"passwordErrorMessageLTE,omitempty"`
+	PasswordErrorMessageContains     *string  `json:"passwordErrorMessageContains,omitempty"`
+	PasswordErrorMessageHasPrefix    *string  `json:"passwordErrorMessageHasPrefix,omitempty"`
+	PasswordErrorMessageHasSuffix    *string  `json:"passwordErrorMessageHasSuffix,omitempty"`
+	PasswordErrorMessageIsNil        bool     `json:"passwordErrorMessageIsNil,omitempty"`
+	PasswordErrorMessageNotNil       bool     `json:"passwordErrorMessageNotNil,omitempty"`
+	PasswordErrorMessageEqualFold    *string  `json:"passwordErrorMessageEqualFold,omitempty"`
+	PasswordErrorMessageContainsFold *string  `json:"passwordErrorMessageContainsFold,omitempty"`
 
 	// "integration" edge predicates.
 	HasIntegration     *bool                    `json:"hasIntegration,omitempty"`
@@ -4462,6 +5000,150 @@ func (i *RemoteLinkWhereInput) P() (predicate.RemoteLink, error) {
 	}
 	if i.ForeignMembersLTE != nil {
 		predicates = append(predicates, remotelink.ForeignMembersLTE(*i.ForeignMembersLTE))
+	}
+	if i.PasswordVersion != nil {
+		predicates = append(predicates, remotelink.PasswordVersionEQ(*i.PasswordVersion))
+	}
+	if i.PasswordVersionNEQ != nil {
+		predicates = append(predicates, remotelink.PasswordVersionNEQ(*i.PasswordVersionNEQ))
+	}
+	if len(i.PasswordVersionIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordVersionIn(i.PasswordVersionIn...))
+	}
+	if len(i.PasswordVersionNotIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordVersionNotIn(i.PasswordVersionNotIn...))
+	}
+	if i.PasswordVersionGT != nil {
+		predicates = append(predicates, remotelink.PasswordVersionGT(*i.PasswordVersionGT))
+	}
+	if i.PasswordVersionGTE != nil {
+		predicates = append(predicates, remotelink.PasswordVersionGTE(*i.PasswordVersionGTE))
+	}
+	if i.PasswordVersionLT != nil {
+		predicates = append(predicates, remotelink.PasswordVersionLT(*i.PasswordVersionLT))
+	}
+	if i.PasswordVersionLTE != nil {
+		predicates = append(predicates, remotelink.PasswordVersionLTE(*i.PasswordVersionLTE))
+	}
+	if i.PasswordPushedAt != nil {
+		predicates = append(predicates, remotelink.PasswordPushedAtEQ(*i.PasswordPushedAt))
+	}
+	if i.PasswordPushedAtNEQ != nil {
+		predicates = append(predicates, remotelink.PasswordPushedAtNEQ(*i.PasswordPushedAtNEQ))
+	}
+	if len(i.PasswordPushedAtIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordPushedAtIn(i.PasswordPushedAtIn...))
+	}
+	if len(i.PasswordPushedAtNotIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordPushedAtNotIn(i.PasswordPushedAtNotIn...))
+	}
+	if i.PasswordPushedAtGT != nil {
+		predicates = append(predicates, remotelink.PasswordPushedAtGT(*i.PasswordPushedAtGT))
+	}
+	if i.PasswordPushedAtGTE != nil {
+		predicates = append(predicates, remotelink.PasswordPushedAtGTE(*i.PasswordPushedAtGTE))
+	}
+	if i.PasswordPushedAtLT != nil {
+		predicates = append(predicates, remotelink.PasswordPushedAtLT(*i.PasswordPushedAtLT))
+	}
+	if i.PasswordPushedAtLTE != nil {
+		predicates = append(predicates, remotelink.PasswordPushedAtLTE(*i.PasswordPushedAtLTE))
+	}
+	if i.PasswordPushedAtIsNil {
+		predicates = append(predicates, remotelink.PasswordPushedAtIsNil())
+	}
+	if i.PasswordPushedAtNotNil {
+		predicates = append(predicates, remotelink.PasswordPushedAtNotNil())
+	}
+	if i.PasswordErrorCode != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeEQ(*i.PasswordErrorCode))
+	}
+	if i.PasswordErrorCodeNEQ != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeNEQ(*i.PasswordErrorCodeNEQ))
+	}
+	if len(i.PasswordErrorCodeIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordErrorCodeIn(i.PasswordErrorCodeIn...))
+	}
+	if len(i.PasswordErrorCodeNotIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordErrorCodeNotIn(i.PasswordErrorCodeNotIn...))
+	}
+	if i.PasswordErrorCodeGT != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeGT(*i.PasswordErrorCodeGT))
+	}
+	if i.PasswordErrorCodeGTE != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeGTE(*i.PasswordErrorCodeGTE))
+	}
+	if i.PasswordErrorCodeLT != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeLT(*i.PasswordErrorCodeLT))
+	}
+	if i.PasswordErrorCodeLTE != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeLTE(*i.PasswordErrorCodeLTE))
+	}
+	if i.PasswordErrorCodeContains != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeContains(*i.PasswordErrorCodeContains))
+	}
+	if i.PasswordErrorCodeHasPrefix != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeHasPrefix(*i.PasswordErrorCodeHasPrefix))
+	}
+	if i.PasswordErrorCodeHasSuffix != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeHasSuffix(*i.PasswordErrorCodeHasSuffix))
+	}
+	if i.PasswordErrorCodeIsNil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeIsNil())
+	}
+	if i.PasswordErrorCodeNotNil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeNotNil())
+	}
+	if i.PasswordErrorCodeEqualFold != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeEqualFold(*i.PasswordErrorCodeEqualFold))
+	}
+	if i.PasswordErrorCodeContainsFold != nil {
+		predicates = append(predicates, remotelink.PasswordErrorCodeContainsFold(*i.PasswordErrorCodeContainsFold))
+	}
+	if i.PasswordErrorMessage != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageEQ(*i.PasswordErrorMessage))
+	}
+	if i.PasswordErrorMessageNEQ != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageNEQ(*i.PasswordErrorMessageNEQ))
+	}
+	if len(i.PasswordErrorMessageIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordErrorMessageIn(i.PasswordErrorMessageIn...))
+	}
+	if len(i.PasswordErrorMessageNotIn) > 0 {
+		predicates = append(predicates, remotelink.PasswordErrorMessageNotIn(i.PasswordErrorMessageNotIn...))
+	}
+	if i.PasswordErrorMessageGT != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageGT(*i.PasswordErrorMessageGT))
+	}
+	if i.PasswordErrorMessageGTE != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageGTE(*i.PasswordErrorMessageGTE))
+	}
+	if i.PasswordErrorMessageLT != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageLT(*i.PasswordErrorMessageLT))
+	}
+	if i.PasswordErrorMessageLTE != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageLTE(*i.PasswordErrorMessageLTE))
+	}
+	if i.PasswordErrorMessageContains != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageContains(*i.PasswordErrorMessageContains))
+	}
+	if i.PasswordErrorMessageHasPrefix != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageHasPrefix(*i.PasswordErrorMessageHasPrefix))
+	}
+	if i.PasswordErrorMessageHasSuffix != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageHasSuffix(*i.PasswordErrorMessageHasSuffix))
+	}
+	if i.PasswordErrorMessageIsNil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageIsNil())
+	}
+	if i.PasswordErrorMessageNotNil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageNotNil())
+	}
+	if i.PasswordErrorMessageEqualFold != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageEqualFold(*i.PasswordErrorMessageEqualFold))
+	}
+	if i.PasswordErrorMessageContainsFold != nil {
+		predicates = append(predicates, remotelink.PasswordErrorMessageContainsFold(*i.PasswordErrorMessageContainsFold))
 	}
 
 	if i.HasIntegration != nil {

@@ -43,6 +43,8 @@ type Job struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	// RetryOfID holds the value of the "retry_of_id" field.
 	RetryOfID *pulid.ID `json:"retry_of_id,omitempty"`
+	// Where a resumable job (an import) continues: the next Graph page link; empty = from the start.
+	Checkpoint string `json:"checkpoint,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the JobQuery when eager-loading is set.
 	Edges        JobEdges `json:"edges"`
@@ -95,7 +97,7 @@ func (*Job) scanValues(columns []string) ([]any, error) {
 			values[i] = new(pulid.ID)
 		case job.FieldTotal, job.FieldDone, job.FieldFailed:
 			values[i] = new(sql.NullInt64)
-		case job.FieldKind, job.FieldStatus:
+		case job.FieldKind, job.FieldStatus, job.FieldCheckpoint:
 			values[i] = new(sql.NullString)
 		case job.FieldCreatedAt, job.FieldUpdatedAt, job.FieldStartedAt, job.FieldFinishedAt:
 			values[i] = new(sql.NullTime)
@@ -196,6 +198,12 @@ func (_m *Job) assignValues(columns []string, values []any) error {
 				_m.RetryOfID = new(pulid.ID)
 				*_m.RetryOfID = *value.S.(*pulid.ID)
 			}
+		case job.FieldCheckpoint:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field checkpoint", values[i])
+			} else if value.Valid {
+				_m.Checkpoint = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -285,6 +293,9 @@ func (_m *Job) String() string {
 		builder.WriteString("retry_of_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("checkpoint=")
+	builder.WriteString(_m.Checkpoint)
 	builder.WriteByte(')')
 	return builder.String()
 }

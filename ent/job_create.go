@@ -178,6 +178,20 @@ func (_c *JobCreate) SetNillableRetryOfID(v *pulid.ID) *JobCreate {
 	return _c
 }
 
+// SetCheckpoint sets the "checkpoint" field.
+func (_c *JobCreate) SetCheckpoint(v string) *JobCreate {
+	_c.mutation.SetCheckpoint(v)
+	return _c
+}
+
+// SetNillableCheckpoint sets the "checkpoint" field if the given value is not nil.
+func (_c *JobCreate) SetNillableCheckpoint(v *string) *JobCreate {
+	if v != nil {
+		_c.SetCheckpoint(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *JobCreate) SetID(v pulid.ID) *JobCreate {
 	_c.mutation.SetID(v)
@@ -428,6 +442,10 @@ func (_c *JobCreate) createSpec() (*Job, *sqlgraph.CreateSpec) {
 		_spec.SetField(job.FieldRetryOfID, field.TypeString, value)
 		_node.RetryOfID = &value
 	}
+	if value, ok := _c.mutation.Checkpoint(); ok {
+		_spec.SetField(job.FieldCheckpoint, field.TypeString, value)
+		_node.Checkpoint = value
+	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -645,6 +663,24 @@ func (u *JobUpsert) ClearFinishedAt() *JobUpsert {
 	return u
 }
 
+// SetCheckpoint sets the "checkpoint" field.
+func (u *JobUpsert) SetCheckpoint(v string) *JobUpsert {
+	u.Set(job.FieldCheckpoint, v)
+	return u
+}
+
+// UpdateCheckpoint sets the "checkpoint" field to the value that was provided on create.
+func (u *JobUpsert) UpdateCheckpoint() *JobUpsert {
+	u.SetExcluded(job.FieldCheckpoint)
+	return u
+}
+
+// ClearCheckpoint clears the value of the "checkpoint" field.
+func (u *JobUpsert) ClearCheckpoint() *JobUpsert {
+	u.SetNull(job.FieldCheckpoint)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -856,6 +892,27 @@ func (u *JobUpsertOne) UpdateFinishedAt() *JobUpsertOne {
 func (u *JobUpsertOne) ClearFinishedAt() *JobUpsertOne {
 	return u.Update(func(s *JobUpsert) {
 		s.ClearFinishedAt()
+	})
+}
+
+// SetCheckpoint sets the "checkpoint" field.
+func (u *JobUpsertOne) SetCheckpoint(v string) *JobUpsertOne {
+	return u.Update(func(s *JobUpsert) {
+		s.SetCheckpoint(v)
+	})
+}
+
+// UpdateCheckpoint sets the "checkpoint" field to the value that was provided on create.
+func (u *JobUpsertOne) UpdateCheckpoint() *JobUpsertOne {
+	return u.Update(func(s *JobUpsert) {
+		s.UpdateCheckpoint()
+	})
+}
+
+// ClearCheckpoint clears the value of the "checkpoint" field.
+func (u *JobUpsertOne) ClearCheckpoint() *JobUpsertOne {
+	return u.Update(func(s *JobUpsert) {
+		s.ClearCheckpoint()
 	})
 }
 
@@ -1237,6 +1294,27 @@ func (u *JobUpsertBulk) UpdateFinishedAt() *JobUpsertBulk {
 func (u *JobUpsertBulk) ClearFinishedAt() *JobUpsertBulk {
 	return u.Update(func(s *JobUpsert) {
 		s.ClearFinishedAt()
+	})
+}
+
+// SetCheckpoint sets the "checkpoint" field.
+func (u *JobUpsertBulk) SetCheckpoint(v string) *JobUpsertBulk {
+	return u.Update(func(s *JobUpsert) {
+		s.SetCheckpoint(v)
+	})
+}
+
+// UpdateCheckpoint sets the "checkpoint" field to the value that was provided on create.
+func (u *JobUpsertBulk) UpdateCheckpoint() *JobUpsertBulk {
+	return u.Update(func(s *JobUpsert) {
+		s.UpdateCheckpoint()
+	})
+}
+
+// ClearCheckpoint clears the value of the "checkpoint" field.
+func (u *JobUpsertBulk) ClearCheckpoint() *JobUpsertBulk {
+	return u.Update(func(s *JobUpsert) {
+		s.ClearCheckpoint()
 	})
 }
 

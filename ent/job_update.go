@@ -174,6 +174,26 @@ func (_u *JobUpdate) ClearFinishedAt() *JobUpdate {
 	return _u
 }
 
+// SetCheckpoint sets the "checkpoint" field.
+func (_u *JobUpdate) SetCheckpoint(v string) *JobUpdate {
+	_u.mutation.SetCheckpoint(v)
+	return _u
+}
+
+// SetNillableCheckpoint sets the "checkpoint" field if the given value is not nil.
+func (_u *JobUpdate) SetNillableCheckpoint(v *string) *JobUpdate {
+	if v != nil {
+		_u.SetCheckpoint(*v)
+	}
+	return _u
+}
+
+// ClearCheckpoint clears the value of the "checkpoint" field.
+func (_u *JobUpdate) ClearCheckpoint() *JobUpdate {
+	_u.mutation.ClearCheckpoint()
+	return _u
+}
+
 // AddItemIDs adds the "items" edge to the JobItem entity by IDs.
 func (_u *JobUpdate) AddItemIDs(ids ...pulid.ID) *JobUpdate {
 	_u.mutation.AddItemIDs(ids...)
@@ -347,6 +367,12 @@ func (_u *JobUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.RetryOfIDCleared() {
 		_spec.ClearField(job.FieldRetryOfID, field.TypeString)
+	}
+	if value, ok := _u.mutation.Checkpoint(); ok {
+		_spec.SetField(job.FieldCheckpoint, field.TypeString, value)
+	}
+	if _u.mutation.CheckpointCleared() {
+		_spec.ClearField(job.FieldCheckpoint, field.TypeString)
 	}
 	if _u.mutation.ItemsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -558,6 +584,26 @@ func (_u *JobUpdateOne) ClearFinishedAt() *JobUpdateOne {
 	return _u
 }
 
+// SetCheckpoint sets the "checkpoint" field.
+func (_u *JobUpdateOne) SetCheckpoint(v string) *JobUpdateOne {
+	_u.mutation.SetCheckpoint(v)
+	return _u
+}
+
+// SetNillableCheckpoint sets the "checkpoint" field if the given value is not nil.
+func (_u *JobUpdateOne) SetNillableCheckpoint(v *string) *JobUpdateOne {
+	if v != nil {
+		_u.SetCheckpoint(*v)
+	}
+	return _u
+}
+
+// ClearCheckpoint clears the value of the "checkpoint" field.
+func (_u *JobUpdateOne) ClearCheckpoint() *JobUpdateOne {
+	_u.mutation.ClearCheckpoint()
+	return _u
+}
+
 // AddItemIDs adds the "items" edge to the JobItem entity by IDs.
 func (_u *JobUpdateOne) AddItemIDs(ids ...pulid.ID) *JobUpdateOne {
 	_u.mutation.AddItemIDs(ids...)
@@ -761,6 +807,12 @@ func (_u *JobUpdateOne) sqlSave(ctx context.Context) (_node *Job, err error) {
 	}
 	if _u.mutation.RetryOfIDCleared() {
 		_spec.ClearField(job.FieldRetryOfID, field.TypeString)
+	}
+	if value, ok := _u.mutation.Checkpoint(); ok {
+		_spec.SetField(job.FieldCheckpoint, field.TypeString, value)
+	}
+	if _u.mutation.CheckpointCleared() {
+		_spec.ClearField(job.FieldCheckpoint, field.TypeString)
 	}
 	if _u.mutation.ItemsCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -46,6 +46,16 @@ type JobItem struct {
 	ErrorMessage string `json:"error_message,omitempty"`
 	// What the item wants the reader to know beyond its result (e.g. remote members left alone).
 	Detail string `json:"detail,omitempty"`
+	// RemoteID holds the value of the "remote_id" field.
+	RemoteID string `json:"remote_id,omitempty"`
+	// UserPrincipalName holds the value of the "user_principal_name" field.
+	UserPrincipalName string `json:"user_principal_name,omitempty"`
+	// Email holds the value of the "email" field.
+	Email string `json:"email,omitempty"`
+	// Username holds the value of the "username" field.
+	Username string `json:"username,omitempty"`
+	// What the item did besides its result, e.g. the username an import had to suffix.
+	Note string `json:"note,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the JobItemQuery when eager-loading is set.
 	Edges        JobItemEdges `json:"edges"`
@@ -96,7 +106,7 @@ func (*JobItem) scanValues(columns []string) ([]any, error) {
 			values[i] = &sql.NullScanner{S: new(pulid.ID)}
 		case jobitem.FieldID, jobitem.FieldOrganizationID, jobitem.FieldJobID, jobitem.FieldIntegrationID:
 			values[i] = new(pulid.ID)
-		case jobitem.FieldStatus, jobitem.FieldResult, jobitem.FieldErrorCode, jobitem.FieldErrorMessage, jobitem.FieldDetail:
+		case jobitem.FieldStatus, jobitem.FieldResult, jobitem.FieldErrorCode, jobitem.FieldErrorMessage, jobitem.FieldDetail, jobitem.FieldRemoteID, jobitem.FieldUserPrincipalName, jobitem.FieldEmail, jobitem.FieldUsername, jobitem.FieldNote:
 			values[i] = new(sql.NullString)
 		case jobitem.FieldCreatedAt, jobitem.FieldUpdatedAt:
 			values[i] = new(sql.NullTime)
@@ -202,6 +212,36 @@ func (_m *JobItem) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.Detail = value.String
 			}
+		case jobitem.FieldRemoteID:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field remote_id", values[i])
+			} else if value.Valid {
+				_m.RemoteID = value.String
+			}
+		case jobitem.FieldUserPrincipalName:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field user_principal_name", values[i])
+			} else if value.Valid {
+				_m.UserPrincipalName = value.String
+			}
+		case jobitem.FieldEmail:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field email", values[i])
+			} else if value.Valid {
+				_m.Email = value.String
+			}
+		case jobitem.FieldUsername:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field username", values[i])
+			} else if value.Valid {
+				_m.Username = value.String
+			}
+		case jobitem.FieldNote:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field note", values[i])
+			} else if value.Valid {
+				_m.Note = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -292,6 +332,21 @@ func (_m *JobItem) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("detail=")
 	builder.WriteString(_m.Detail)
+	builder.WriteString(", ")
+	builder.WriteString("remote_id=")
+	builder.WriteString(_m.RemoteID)
+	builder.WriteString(", ")
+	builder.WriteString("user_principal_name=")
+	builder.WriteString(_m.UserPrincipalName)
+	builder.WriteString(", ")
+	builder.WriteString("email=")
+	builder.WriteString(_m.Email)
+	builder.WriteString(", ")
+	builder.WriteString("username=")
+	builder.WriteString(_m.Username)
+	builder.WriteString(", ")
+	builder.WriteString("note=")
+	builder.WriteString(_m.Note)
 	builder.WriteByte(')')
 	return builder.String()
 }

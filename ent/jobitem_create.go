@@ -184,6 +184,76 @@ func (_c *JobItemCreate) SetNillableDetail(v *string) *JobItemCreate {
 	return _c
 }
 
+// SetRemoteID sets the "remote_id" field.
+func (_c *JobItemCreate) SetRemoteID(v string) *JobItemCreate {
+	_c.mutation.SetRemoteID(v)
+	return _c
+}
+
+// SetNillableRemoteID sets the "remote_id" field if the given value is not nil.
+func (_c *JobItemCreate) SetNillableRemoteID(v *string) *JobItemCreate {
+	if v != nil {
+		_c.SetRemoteID(*v)
+	}
+	return _c
+}
+
+// SetUserPrincipalName sets the "user_principal_name" field.
+func (_c *JobItemCreate) SetUserPrincipalName(v string) *JobItemCreate {
+	_c.mutation.SetUserPrincipalName(v)
+	return _c
+}
+
+// SetNillableUserPrincipalName sets the "user_principal_name" field if the given value is not nil.
+func (_c *JobItemCreate) SetNillableUserPrincipalName(v *string) *JobItemCreate {
+	if v != nil {
+		_c.SetUserPrincipalName(*v)
+	}
+	return _c
+}
+
+// SetEmail sets the "email" field.
+func (_c *JobItemCreate) SetEmail(v string) *JobItemCreate {
+	_c.mutation.SetEmail(v)
+	return _c
+}
+
+// SetNillableEmail sets the "email" field if the given value is not nil.
+func (_c *JobItemCreate) SetNillableEmail(v *string) *JobItemCreate {
+	if v != nil {
+		_c.SetEmail(*v)
+	}
+	return _c
+}
+
+// SetUsername sets the "username" field.
+func (_c *JobItemCreate) SetUsername(v string) *JobItemCreate {
+	_c.mutation.SetUsername(v)
+	return _c
+}
+
+// SetNillableUsername sets the "username" field if the given value is not nil.
+func (_c *JobItemCreate) SetNillableUsername(v *string) *JobItemCreate {
+	if v != nil {
+		_c.SetUsername(*v)
+	}
+	return _c
+}
+
+// SetNote sets the "note" field.
+func (_c *JobItemCreate) SetNote(v string) *JobItemCreate {
+	_c.mutation.SetNote(v)
+	return _c
+}
+
+// SetNillableNote sets the "note" field if the given value is not nil.
+func (_c *JobItemCreate) SetNillableNote(v *string) *JobItemCreate {
+	if v != nil {
+		_c.SetNote(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *JobItemCreate) SetID(v pulid.ID) *JobItemCreate {
 	_c.mutation.SetID(v)
@@ -318,6 +388,31 @@ func (_c *JobItemCreate) check() error {
 			return &ValidationError{Name: "detail", err: fmt.Errorf(`ent: validator failed for field "JobItem.detail": %w`, err)}
 		}
 	}
+	if v, ok := _c.mutation.RemoteID(); ok {
+		if err := jobitem.RemoteIDValidator(v); err != nil {
+			return &ValidationError{Name: "remote_id", err: fmt.Errorf(`ent: validator failed for field "JobItem.remote_id": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.UserPrincipalName(); ok {
+		if err := jobitem.UserPrincipalNameValidator(v); err != nil {
+			return &ValidationError{Name: "user_principal_name", err: fmt.Errorf(`ent: validator failed for field "JobItem.user_principal_name": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.Email(); ok {
+		if err := jobitem.EmailValidator(v); err != nil {
+			return &ValidationError{Name: "email", err: fmt.Errorf(`ent: validator failed for field "JobItem.email": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.Username(); ok {
+		if err := jobitem.UsernameValidator(v); err != nil {
+			return &ValidationError{Name: "username", err: fmt.Errorf(`ent: validator failed for field "JobItem.username": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.Note(); ok {
+		if err := jobitem.NoteValidator(v); err != nil {
+			return &ValidationError{Name: "note", err: fmt.Errorf(`ent: validator failed for field "JobItem.note": %w`, err)}
+		}
+	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := jobitem.IDValidator(string(v)); err != nil {
 			return &ValidationError{Name: "id", err: fmt.Errorf(`ent: validator failed for field "JobItem.id": %w`, err)}
@@ -408,6 +503,26 @@ func (_c *JobItemCreate) createSpec() (*JobItem, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Detail(); ok {
 		_spec.SetField(jobitem.FieldDetail, field.TypeString, value)
 		_node.Detail = value
+	}
+	if value, ok := _c.mutation.RemoteID(); ok {
+		_spec.SetField(jobitem.FieldRemoteID, field.TypeString, value)
+		_node.RemoteID = value
+	}
+	if value, ok := _c.mutation.UserPrincipalName(); ok {
+		_spec.SetField(jobitem.FieldUserPrincipalName, field.TypeString, value)
+		_node.UserPrincipalName = value
+	}
+	if value, ok := _c.mutation.Email(); ok {
+		_spec.SetField(jobitem.FieldEmail, field.TypeString, value)
+		_node.Email = value
+	}
+	if value, ok := _c.mutation.Username(); ok {
+		_spec.SetField(jobitem.FieldUsername, field.TypeString, value)
+		_node.Username = value
+	}
+	if value, ok := _c.mutation.Note(); ok {
+		_spec.SetField(jobitem.FieldNote, field.TypeString, value)
+		_node.Note = value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -628,6 +743,21 @@ func (u *JobItemUpsertOne) UpdateNewValues() *JobItemUpsertOne {
 		}
 		if _, exists := u.create.mutation.GroupID(); exists {
 			s.SetIgnore(jobitem.FieldGroupID)
+		}
+		if _, exists := u.create.mutation.RemoteID(); exists {
+			s.SetIgnore(jobitem.FieldRemoteID)
+		}
+		if _, exists := u.create.mutation.UserPrincipalName(); exists {
+			s.SetIgnore(jobitem.FieldUserPrincipalName)
+		}
+		if _, exists := u.create.mutation.Email(); exists {
+			s.SetIgnore(jobitem.FieldEmail)
+		}
+		if _, exists := u.create.mutation.Username(); exists {
+			s.SetIgnore(jobitem.FieldUsername)
+		}
+		if _, exists := u.create.mutation.Note(); exists {
+			s.SetIgnore(jobitem.FieldNote)
 		}
 	}))
 	return u
@@ -975,6 +1105,21 @@ func (u *JobItemUpsertBulk) UpdateNewValues() *JobItemUpsertBulk {
 			}
 			if _, exists := b.mutation.GroupID(); exists {
 				s.SetIgnore(jobitem.FieldGroupID)
+			}
+			if _, exists := b.mutation.RemoteID(); exists {
+				s.SetIgnore(jobitem.FieldRemoteID)
+			}
+			if _, exists := b.mutation.UserPrincipalName(); exists {
+				s.SetIgnore(jobitem.FieldUserPrincipalName)
+			}
+			if _, exists := b.mutation.Email(); exists {
+				s.SetIgnore(jobitem.FieldEmail)
+			}
+			if _, exists := b.mutation.Username(); exists {
+				s.SetIgnore(jobitem.FieldUsername)
+			}
+			if _, exists := b.mutation.Note(); exists {
+				s.SetIgnore(jobitem.FieldNote)
 			}
 		}
 	}))

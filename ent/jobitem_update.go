@@ -269,6 +269,21 @@ func (_u *JobItemUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.DetailCleared() {
 		_spec.ClearField(jobitem.FieldDetail, field.TypeString)
 	}
+	if _u.mutation.RemoteIDCleared() {
+		_spec.ClearField(jobitem.FieldRemoteID, field.TypeString)
+	}
+	if _u.mutation.UserPrincipalNameCleared() {
+		_spec.ClearField(jobitem.FieldUserPrincipalName, field.TypeString)
+	}
+	if _u.mutation.EmailCleared() {
+		_spec.ClearField(jobitem.FieldEmail, field.TypeString)
+	}
+	if _u.mutation.UsernameCleared() {
+		_spec.ClearField(jobitem.FieldUsername, field.TypeString)
+	}
+	if _u.mutation.NoteCleared() {
+		_spec.ClearField(jobitem.FieldNote, field.TypeString)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -560,6 +575,21 @@ func (_u *JobItemUpdateOne) sqlSave(ctx context.Context) (_node *JobItem, err er
 	}
 	if _u.mutation.DetailCleared() {
 		_spec.ClearField(jobitem.FieldDetail, field.TypeString)
+	}
+	if _u.mutation.RemoteIDCleared() {
+		_spec.ClearField(jobitem.FieldRemoteID, field.TypeString)
+	}
+	if _u.mutation.UserPrincipalNameCleared() {
+		_spec.ClearField(jobitem.FieldUserPrincipalName, field.TypeString)
+	}
+	if _u.mutation.EmailCleared() {
+		_spec.ClearField(jobitem.FieldEmail, field.TypeString)
+	}
+	if _u.mutation.UsernameCleared() {
+		_spec.ClearField(jobitem.FieldUsername, field.TypeString)
+	}
+	if _u.mutation.NoteCleared() {
+		_spec.ClearField(jobitem.FieldNote, field.TypeString)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &JobItem{config: _u.config}

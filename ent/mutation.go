@@ -26,6 +26,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/ent/usertoken"
 	"github.com/dirsync/dirsync/internal/mapping"
 	"github.com/google/uuid"
 )
@@ -52,6 +53,7 @@ const (
 	TypeUser         = "User"
 	TypeUserBinding  = "UserBinding"
 	TypeUserGroup    = "UserGroup"
+	TypeUserToken    = "UserToken"
 )
 
 // APIKeyMutation represents an operation that mutates the APIKey nodes in the graph.
@@ -4427,6 +4429,7 @@ type JobMutation struct {
 	started_at          *time.Time
 	finished_at         *time.Time
 	retry_of_id         *pulid.ID
+	checkpoint          *string
 	clearedFields       map[string]struct{}
 	organization        *pulid.ID
 	clearedorganization bool
@@ -5086,6 +5089,55 @@ func (m *JobMutation) ResetRetryOfID() {
 	delete(m.clearedFields, job.FieldRetryOfID)
 }
 
+// SetCheckpoint sets the "checkpoint" field.
+func (m *JobMutation) SetCheckpoint(s string) {
+	m.checkpoint = &s
+}
+
+// Checkpoint returns the value of the "checkpoint" field in the mutation.
+func (m *JobMutation) Checkpoint() (r string, exists bool) {
+	v := m.checkpoint
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCheckpoint returns the old "checkpoint" field's value of the Job entity.
+// If the Job object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobMutation) OldCheckpoint(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCheckpoint is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCheckpoint requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCheckpoint: %w", err)
+	}
+	return oldValue.Checkpoint, nil
+}
+
+// ClearCheckpoint clears the value of the "checkpoint" field.
+func (m *JobMutation) ClearCheckpoint() {
+	m.checkpoint = nil
+	m.clearedFields[job.FieldCheckpoint] = struct{}{}
+}
+
+// CheckpointCleared returns if the "checkpoint" field was cleared in this mutation.
+func (m *JobMutation) CheckpointCleared() bool {
+	_, ok := m.clearedFields[job.FieldCheckpoint]
+	return ok
+}
+
+// ResetCheckpoint resets all changes to the "checkpoint" field.
+func (m *JobMutation) ResetCheckpoint() {
+	m.checkpoint = nil
+	delete(m.clearedFields, job.FieldCheckpoint)
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *JobMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -5201,7 +5253,7 @@ func (m *JobMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *JobMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 13)
 	if m.created_at != nil {
 		fields = append(fields, job.FieldCreatedAt)
 	}
@@ -5238,6 +5290,9 @@ func (m *JobMutation) Fields() []string {
 	if m.retry_of_id != nil {
 		fields = append(fields, job.FieldRetryOfID)
 	}
+	if m.checkpoint != nil {
+		fields = append(fields, job.FieldCheckpoint)
+	}
 	return fields
 }
 
@@ -5270,6 +5325,8 @@ func (m *JobMutation) Field(name string) (ent.Value, bool) {
 		return m.FinishedAt()
 	case job.FieldRetryOfID:
 		return m.RetryOfID()
+	case job.FieldCheckpoint:
+		return m.Checkpoint()
 	}
 	return nil, false
 }
@@ -5303,6 +5360,8 @@ func (m *JobMutation) OldField(ctx context.Context, name string) (ent.Value, err
 		return m.OldFinishedAt(ctx)
 	case job.FieldRetryOfID:
 		return m.OldRetryOfID(ctx)
+	case job.FieldCheckpoint:
+		return m.OldCheckpoint(ctx)
 	}
 	return nil, fmt.Errorf("unknown Job field %s", name)
 }
@@ -5396,6 +5455,13 @@ func (m *JobMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetRetryOfID(v)
 		return nil
+	case job.FieldCheckpoint:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCheckpoint(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Job field %s", name)
 }
@@ -5477,6 +5543,9 @@ func (m *JobMutation) ClearedFields() []string {
 	if m.FieldCleared(job.FieldRetryOfID) {
 		fields = append(fields, job.FieldRetryOfID)
 	}
+	if m.FieldCleared(job.FieldCheckpoint) {
+		fields = append(fields, job.FieldCheckpoint)
+	}
 	return fields
 }
 
@@ -5502,6 +5571,9 @@ func (m *JobMutation) ClearField(name string) error {
 		return nil
 	case job.FieldRetryOfID:
 		m.ClearRetryOfID()
+		return nil
+	case job.FieldCheckpoint:
+		m.ClearCheckpoint()
 		return nil
 	}
 	return fmt.Errorf("unknown Job nullable field %s", name)
@@ -5546,6 +5618,9 @@ func (m *JobMutation) ResetField(name string) error {
 		return nil
 	case job.FieldRetryOfID:
 		m.ResetRetryOfID()
+		return nil
+	case job.FieldCheckpoint:
+		m.ResetCheckpoint()
 		return nil
 	}
 	return fmt.Errorf("unknown Job field %s", name)
@@ -5670,6 +5745,11 @@ type JobItemMutation struct {
 	error_code          *string
 	error_message       *string
 	detail              *string
+	remote_id           *string
+	user_principal_name *string
+	email               *string
+	username            *string
+	note                *string
 	clearedFields       map[string]struct{}
 	organization        *pulid.ID
 	clearedorganization bool
@@ -6343,6 +6423,251 @@ func (m *JobItemMutation) ResetDetail() {
 	delete(m.clearedFields, jobitem.FieldDetail)
 }
 
+// SetRemoteID sets the "remote_id" field.
+func (m *JobItemMutation) SetRemoteID(s string) {
+	m.remote_id = &s
+}
+
+// RemoteID returns the value of the "remote_id" field in the mutation.
+func (m *JobItemMutation) RemoteID() (r string, exists bool) {
+	v := m.remote_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRemoteID returns the old "remote_id" field's value of the JobItem entity.
+// If the JobItem object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobItemMutation) OldRemoteID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRemoteID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRemoteID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRemoteID: %w", err)
+	}
+	return oldValue.RemoteID, nil
+}
+
+// ClearRemoteID clears the value of the "remote_id" field.
+func (m *JobItemMutation) ClearRemoteID() {
+	m.remote_id = nil
+	m.clearedFields[jobitem.FieldRemoteID] = struct{}{}
+}
+
+// RemoteIDCleared returns if the "remote_id" field was cleared in this mutation.
+func (m *JobItemMutation) RemoteIDCleared() bool {
+	_, ok := m.clearedFields[jobitem.FieldRemoteID]
+	return ok
+}
+
+// ResetRemoteID resets all changes to the "remote_id" field.
+func (m *JobItemMutation) ResetRemoteID() {
+	m.remote_id = nil
+	delete(m.clearedFields, jobitem.FieldRemoteID)
+}
+
+// SetUserPrincipalName sets the "user_principal_name" field.
+func (m *JobItemMutation) SetUserPrincipalName(s string) {
+	m.user_principal_name = &s
+}
+
+// UserPrincipalName returns the value of the "user_principal_name" field in the mutation.
+func (m *JobItemMutation) UserPrincipalName() (r string, exists bool) {
+	v := m.user_principal_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserPrincipalName returns the old "user_principal_name" field's value of the JobItem entity.
+// If the JobItem object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobItemMutation) OldUserPrincipalName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserPrincipalName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserPrincipalName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserPrincipalName: %w", err)
+	}
+	return oldValue.UserPrincipalName, nil
+}
+
+// ClearUserPrincipalName clears the value of the "user_principal_name" field.
+func (m *JobItemMutation) ClearUserPrincipalName() {
+	m.user_principal_name = nil
+	m.clearedFields[jobitem.FieldUserPrincipalName] = struct{}{}
+}
+
+// UserPrincipalNameCleared returns if the "user_principal_name" field was cleared in this mutation.
+func (m *JobItemMutation) UserPrincipalNameCleared() bool {
+	_, ok := m.clearedFields[jobitem.FieldUserPrincipalName]
+	return ok
+}
+
+// ResetUserPrincipalName resets all changes to the "user_principal_name" field.
+func (m *JobItemMutation) ResetUserPrincipalName() {
+	m.user_principal_name = nil
+	delete(m.clearedFields, jobitem.FieldUserPrincipalName)
+}
+
+// SetEmail sets the "email" field.
+func (m *JobItemMutation) SetEmail(s string) {
+	m.email = &s
+}
+
+// Email returns the value of the "email" field in the mutation.
+func (m *JobItemMutation) Email() (r string, exists bool) {
+	v := m.email
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmail returns the old "email" field's value of the JobItem entity.
+// If the JobItem object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobItemMutation) OldEmail(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmail is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmail requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmail: %w", err)
+	}
+	return oldValue.Email, nil
+}
+
+// ClearEmail clears the value of the "email" field.
+func (m *JobItemMutation) ClearEmail() {
+	m.email = nil
+	m.clearedFields[jobitem.FieldEmail] = struct{}{}
+}
+
+// EmailCleared returns if the "email" field was cleared in this mutation.
+func (m *JobItemMutation) EmailCleared() bool {
+	_, ok := m.clearedFields[jobitem.FieldEmail]
+	return ok
+}
+
+// ResetEmail resets all changes to the "email" field.
+func (m *JobItemMutation) ResetEmail() {
+	m.email = nil
+	delete(m.clearedFields, jobitem.FieldEmail)
+}
+
+// SetUsername sets the "username" field.
+func (m *JobItemMutation) SetUsername(s string) {
+	m.username = &s
+}
+
+// Username returns the value of the "username" field in the mutation.
+func (m *JobItemMutation) Username() (r string, exists bool) {
+	v := m.username
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUsername returns the old "username" field's value of the JobItem entity.
+// If the JobItem object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobItemMutation) OldUsername(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUsername is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUsername requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUsername: %w", err)
+	}
+	return oldValue.Username, nil
+}
+
+// ClearUsername clears the value of the "username" field.
+func (m *JobItemMutation) ClearUsername() {
+	m.username = nil
+	m.clearedFields[jobitem.FieldUsername] = struct{}{}
+}
+
+// UsernameCleared returns if the "username" field was cleared in this mutation.
+func (m *JobItemMutation) UsernameCleared() bool {
+	_, ok := m.clearedFields[jobitem.FieldUsername]
+	return ok
+}
+
+// ResetUsername resets all changes to the "username" field.
+func (m *JobItemMutation) ResetUsername() {
+	m.username = nil
+	delete(m.clearedFields, jobitem.FieldUsername)
+}
+
+// SetNote sets the "note" field.
+func (m *JobItemMutation) SetNote(s string) {
+	m.note = &s
+}
+
+// Note returns the value of the "note" field in the mutation.
+func (m *JobItemMutation) Note() (r string, exists bool) {
+	v := m.note
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNote returns the old "note" field's value of the JobItem entity.
+// If the JobItem object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *JobItemMutation) OldNote(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNote is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNote requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNote: %w", err)
+	}
+	return oldValue.Note, nil
+}
+
+// ClearNote clears the value of the "note" field.
+func (m *JobItemMutation) ClearNote() {
+	m.note = nil
+	m.clearedFields[jobitem.FieldNote] = struct{}{}
+}
+
+// NoteCleared returns if the "note" field was cleared in this mutation.
+func (m *JobItemMutation) NoteCleared() bool {
+	_, ok := m.clearedFields[jobitem.FieldNote]
+	return ok
+}
+
+// ResetNote resets all changes to the "note" field.
+func (m *JobItemMutation) ResetNote() {
+	m.note = nil
+	delete(m.clearedFields, jobitem.FieldNote)
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *JobItemMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -6431,7 +6756,7 @@ func (m *JobItemMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *JobItemMutation) Fields() []string {
-	fields := make([]string, 0, 13)
+	fields := make([]string, 0, 18)
 	if m.created_at != nil {
 		fields = append(fields, jobitem.FieldCreatedAt)
 	}
@@ -6471,6 +6796,21 @@ func (m *JobItemMutation) Fields() []string {
 	if m.detail != nil {
 		fields = append(fields, jobitem.FieldDetail)
 	}
+	if m.remote_id != nil {
+		fields = append(fields, jobitem.FieldRemoteID)
+	}
+	if m.user_principal_name != nil {
+		fields = append(fields, jobitem.FieldUserPrincipalName)
+	}
+	if m.email != nil {
+		fields = append(fields, jobitem.FieldEmail)
+	}
+	if m.username != nil {
+		fields = append(fields, jobitem.FieldUsername)
+	}
+	if m.note != nil {
+		fields = append(fields, jobitem.FieldNote)
+	}
 	return fields
 }
 
@@ -6505,6 +6845,16 @@ func (m *JobItemMutation) Field(name string) (ent.Value, bool) {
 		return m.ErrorMessage()
 	case jobitem.FieldDetail:
 		return m.Detail()
+	case jobitem.FieldRemoteID:
+		return m.RemoteID()
+	case jobitem.FieldUserPrincipalName:
+		return m.UserPrincipalName()
+	case jobitem.FieldEmail:
+		return m.Email()
+	case jobitem.FieldUsername:
+		return m.Username()
+	case jobitem.FieldNote:
+		return m.Note()
 	}
 	return nil, false
 }
@@ -6540,6 +6890,16 @@ func (m *JobItemMutation) OldField(ctx context.Context, name string) (ent.Value,
 		return m.OldErrorMessage(ctx)
 	case jobitem.FieldDetail:
 		return m.OldDetail(ctx)
+	case jobitem.FieldRemoteID:
+		return m.OldRemoteID(ctx)
+	case jobitem.FieldUserPrincipalName:
+		return m.OldUserPrincipalName(ctx)
+	case jobitem.FieldEmail:
+		return m.OldEmail(ctx)
+	case jobitem.FieldUsername:
+		return m.OldUsername(ctx)
+	case jobitem.FieldNote:
+		return m.OldNote(ctx)
 	}
 	return nil, fmt.Errorf("unknown JobItem field %s", name)
 }
@@ -6640,6 +7000,41 @@ func (m *JobItemMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetDetail(v)
 		return nil
+	case jobitem.FieldRemoteID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRemoteID(v)
+		return nil
+	case jobitem.FieldUserPrincipalName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserPrincipalName(v)
+		return nil
+	case jobitem.FieldEmail:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmail(v)
+		return nil
+	case jobitem.FieldUsername:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUsername(v)
+		return nil
+	case jobitem.FieldNote:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNote(v)
+		return nil
 	}
 	return fmt.Errorf("unknown JobItem field %s", name)
 }
@@ -6691,6 +7086,21 @@ func (m *JobItemMutation) ClearedFields() []string {
 	if m.FieldCleared(jobitem.FieldDetail) {
 		fields = append(fields, jobitem.FieldDetail)
 	}
+	if m.FieldCleared(jobitem.FieldRemoteID) {
+		fields = append(fields, jobitem.FieldRemoteID)
+	}
+	if m.FieldCleared(jobitem.FieldUserPrincipalName) {
+		fields = append(fields, jobitem.FieldUserPrincipalName)
+	}
+	if m.FieldCleared(jobitem.FieldEmail) {
+		fields = append(fields, jobitem.FieldEmail)
+	}
+	if m.FieldCleared(jobitem.FieldUsername) {
+		fields = append(fields, jobitem.FieldUsername)
+	}
+	if m.FieldCleared(jobitem.FieldNote) {
+		fields = append(fields, jobitem.FieldNote)
+	}
 	return fields
 }
 
@@ -6725,6 +7135,21 @@ func (m *JobItemMutation) ClearField(name string) error {
 		return nil
 	case jobitem.FieldDetail:
 		m.ClearDetail()
+		return nil
+	case jobitem.FieldRemoteID:
+		m.ClearRemoteID()
+		return nil
+	case jobitem.FieldUserPrincipalName:
+		m.ClearUserPrincipalName()
+		return nil
+	case jobitem.FieldEmail:
+		m.ClearEmail()
+		return nil
+	case jobitem.FieldUsername:
+		m.ClearUsername()
+		return nil
+	case jobitem.FieldNote:
+		m.ClearNote()
 		return nil
 	}
 	return fmt.Errorf("unknown JobItem nullable field %s", name)
@@ -6772,6 +7197,21 @@ func (m *JobItemMutation) ResetField(name string) error {
 		return nil
 	case jobitem.FieldDetail:
 		m.ResetDetail()
+		return nil
+	case jobitem.FieldRemoteID:
+		m.ResetRemoteID()
+		return nil
+	case jobitem.FieldUserPrincipalName:
+		m.ResetUserPrincipalName()
+		return nil
+	case jobitem.FieldEmail:
+		m.ResetEmail()
+		return nil
+	case jobitem.FieldUsername:
+		m.ResetUsername()
+		return nil
+	case jobitem.FieldNote:
+		m.ResetNote()
 		return nil
 	}
 	return fmt.Errorf("unknown JobItem field %s", name)
@@ -6881,6 +7321,8 @@ type NotificationMutation struct {
 	kind                *string
 	message             *string
 	delivered_at        *time.Time
+	job_id              *pulid.ID
+	secret_sealed       *string
 	clearedFields       map[string]struct{}
 	organization        *pulid.ID
 	clearedorganization bool
@@ -7271,6 +7713,104 @@ func (m *NotificationMutation) ResetDeliveredAt() {
 	delete(m.clearedFields, notification.FieldDeliveredAt)
 }
 
+// SetJobID sets the "job_id" field.
+func (m *NotificationMutation) SetJobID(pu pulid.ID) {
+	m.job_id = &pu
+}
+
+// JobID returns the value of the "job_id" field in the mutation.
+func (m *NotificationMutation) JobID() (r pulid.ID, exists bool) {
+	v := m.job_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldJobID returns the old "job_id" field's value of the Notification entity.
+// If the Notification object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *NotificationMutation) OldJobID(ctx context.Context) (v *pulid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldJobID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldJobID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldJobID: %w", err)
+	}
+	return oldValue.JobID, nil
+}
+
+// ClearJobID clears the value of the "job_id" field.
+func (m *NotificationMutation) ClearJobID() {
+	m.job_id = nil
+	m.clearedFields[notification.FieldJobID] = struct{}{}
+}
+
+// JobIDCleared returns if the "job_id" field was cleared in this mutation.
+func (m *NotificationMutation) JobIDCleared() bool {
+	_, ok := m.clearedFields[notification.FieldJobID]
+	return ok
+}
+
+// ResetJobID resets all changes to the "job_id" field.
+func (m *NotificationMutation) ResetJobID() {
+	m.job_id = nil
+	delete(m.clearedFields, notification.FieldJobID)
+}
+
+// SetSecretSealed sets the "secret_sealed" field.
+func (m *NotificationMutation) SetSecretSealed(s string) {
+	m.secret_sealed = &s
+}
+
+// SecretSealed returns the value of the "secret_sealed" field in the mutation.
+func (m *NotificationMutation) SecretSealed() (r string, exists bool) {
+	v := m.secret_sealed
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSecretSealed returns the old "secret_sealed" field's value of the Notification entity.
+// If the Notification object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *NotificationMutation) OldSecretSealed(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSecretSealed is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSecretSealed requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSecretSealed: %w", err)
+	}
+	return oldValue.SecretSealed, nil
+}
+
+// ClearSecretSealed clears the value of the "secret_sealed" field.
+func (m *NotificationMutation) ClearSecretSealed() {
+	m.secret_sealed = nil
+	m.clearedFields[notification.FieldSecretSealed] = struct{}{}
+}
+
+// SecretSealedCleared returns if the "secret_sealed" field was cleared in this mutation.
+func (m *NotificationMutation) SecretSealedCleared() bool {
+	_, ok := m.clearedFields[notification.FieldSecretSealed]
+	return ok
+}
+
+// ResetSecretSealed resets all changes to the "secret_sealed" field.
+func (m *NotificationMutation) ResetSecretSealed() {
+	m.secret_sealed = nil
+	delete(m.clearedFields, notification.FieldSecretSealed)
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *NotificationMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -7332,7 +7872,7 @@ func (m *NotificationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *NotificationMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 9)
 	if m.created_at != nil {
 		fields = append(fields, notification.FieldCreatedAt)
 	}
@@ -7353,6 +7893,12 @@ func (m *NotificationMutation) Fields() []string {
 	}
 	if m.delivered_at != nil {
 		fields = append(fields, notification.FieldDeliveredAt)
+	}
+	if m.job_id != nil {
+		fields = append(fields, notification.FieldJobID)
+	}
+	if m.secret_sealed != nil {
+		fields = append(fields, notification.FieldSecretSealed)
 	}
 	return fields
 }
@@ -7376,6 +7922,10 @@ func (m *NotificationMutation) Field(name string) (ent.Value, bool) {
 		return m.Message()
 	case notification.FieldDeliveredAt:
 		return m.DeliveredAt()
+	case notification.FieldJobID:
+		return m.JobID()
+	case notification.FieldSecretSealed:
+		return m.SecretSealed()
 	}
 	return nil, false
 }
@@ -7399,6 +7949,10 @@ func (m *NotificationMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldMessage(ctx)
 	case notification.FieldDeliveredAt:
 		return m.OldDeliveredAt(ctx)
+	case notification.FieldJobID:
+		return m.OldJobID(ctx)
+	case notification.FieldSecretSealed:
+		return m.OldSecretSealed(ctx)
 	}
 	return nil, fmt.Errorf("unknown Notification field %s", name)
 }
@@ -7457,6 +8011,20 @@ func (m *NotificationMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetDeliveredAt(v)
 		return nil
+	case notification.FieldJobID:
+		v, ok := value.(pulid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetJobID(v)
+		return nil
+	case notification.FieldSecretSealed:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSecretSealed(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Notification field %s", name)
 }
@@ -7493,6 +8061,12 @@ func (m *NotificationMutation) ClearedFields() []string {
 	if m.FieldCleared(notification.FieldDeliveredAt) {
 		fields = append(fields, notification.FieldDeliveredAt)
 	}
+	if m.FieldCleared(notification.FieldJobID) {
+		fields = append(fields, notification.FieldJobID)
+	}
+	if m.FieldCleared(notification.FieldSecretSealed) {
+		fields = append(fields, notification.FieldSecretSealed)
+	}
 	return fields
 }
 
@@ -7512,6 +8086,12 @@ func (m *NotificationMutation) ClearField(name string) error {
 		return nil
 	case notification.FieldDeliveredAt:
 		m.ClearDeliveredAt()
+		return nil
+	case notification.FieldJobID:
+		m.ClearJobID()
+		return nil
+	case notification.FieldSecretSealed:
+		m.ClearSecretSealed()
 		return nil
 	}
 	return fmt.Errorf("unknown Notification nullable field %s", name)
@@ -7541,6 +8121,12 @@ func (m *NotificationMutation) ResetField(name string) error {
 		return nil
 	case notification.FieldDeliveredAt:
 		m.ResetDeliveredAt()
+		return nil
+	case notification.FieldJobID:
+		m.ResetJobID()
+		return nil
+	case notification.FieldSecretSealed:
+		m.ResetSecretSealed()
 		return nil
 	}
 	return fmt.Errorf("unknown Notification field %s", name)
@@ -7623,20 +8209,26 @@ func (m *NotificationMutation) ResetEdge(name string) error {
 // OrganizationMutation represents an operation that mutates the Organization nodes in the graph.
 type OrganizationMutation struct {
 	config
-	op                   Op
-	typ                  string
-	id                   *pulid.ID
-	created_at           *time.Time
-	updated_at           *time.Time
-	name                 *string
-	default_import_state *organization.DefaultImportState
-	user_limit           *int
-	adduser_limit        *int
-	password_takeover    *bool
-	clearedFields        map[string]struct{}
-	done                 bool
-	oldValue             func(context.Context) (*Organization, error)
-	predicates           []predicate.Organization
+	op                       Op
+	typ                      string
+	id                       *pulid.ID
+	created_at               *time.Time
+	updated_at               *time.Time
+	name                     *string
+	default_import_state     *organization.DefaultImportState
+	user_limit               *int
+	adduser_limit            *int
+	password_takeover        *bool
+	password_max_age_days    *int
+	addpassword_max_age_days *int
+	lockout_threshold        *int
+	addlockout_threshold     *int
+	lockout_minutes          *int
+	addlockout_minutes       *int
+	clearedFields            map[string]struct{}
+	done                     bool
+	oldValue                 func(context.Context) (*Organization, error)
+	predicates               []predicate.Organization
 }
 
 var _ ent.Mutation = (*OrganizationMutation)(nil)
@@ -7993,6 +8585,188 @@ func (m *OrganizationMutation) ResetPasswordTakeover() {
 	m.password_takeover = nil
 }
 
+// SetPasswordMaxAgeDays sets the "password_max_age_days" field.
+func (m *OrganizationMutation) SetPasswordMaxAgeDays(i int) {
+	m.password_max_age_days = &i
+	m.addpassword_max_age_days = nil
+}
+
+// PasswordMaxAgeDays returns the value of the "password_max_age_days" field in the mutation.
+func (m *OrganizationMutation) PasswordMaxAgeDays() (r int, exists bool) {
+	v := m.password_max_age_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPasswordMaxAgeDays returns the old "password_max_age_days" field's value of the Organization entity.
+// If the Organization object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OrganizationMutation) OldPasswordMaxAgeDays(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPasswordMaxAgeDays is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPasswordMaxAgeDays requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPasswordMaxAgeDays: %w", err)
+	}
+	return oldValue.PasswordMaxAgeDays, nil
+}
+
+// AddPasswordMaxAgeDays adds i to the "password_max_age_days" field.
+func (m *OrganizationMutation) AddPasswordMaxAgeDays(i int) {
+	if m.addpassword_max_age_days != nil {
+		*m.addpassword_max_age_days += i
+	} else {
+		m.addpassword_max_age_days = &i
+	}
+}
+
+// AddedPasswordMaxAgeDays returns the value that was added to the "password_max_age_days" field in this mutation.
+func (m *OrganizationMutation) AddedPasswordMaxAgeDays() (r int, exists bool) {
+	v := m.addpassword_max_age_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearPasswordMaxAgeDays clears the value of the "password_max_age_days" field.
+func (m *OrganizationMutation) ClearPasswordMaxAgeDays() {
+	m.password_max_age_days = nil
+	m.addpassword_max_age_days = nil
+	m.clearedFields[organization.FieldPasswordMaxAgeDays] = struct{}{}
+}
+
+// PasswordMaxAgeDaysCleared returns if the "password_max_age_days" field was cleared in this mutation.
+func (m *OrganizationMutation) PasswordMaxAgeDaysCleared() bool {
+	_, ok := m.clearedFields[organization.FieldPasswordMaxAgeDays]
+	return ok
+}
+
+// ResetPasswordMaxAgeDays resets all changes to the "password_max_age_days" field.
+func (m *OrganizationMutation) ResetPasswordMaxAgeDays() {
+	m.password_max_age_days = nil
+	m.addpassword_max_age_days = nil
+	delete(m.clearedFields, organization.FieldPasswordMaxAgeDays)
+}
+
+// SetLockoutThreshold sets the "lockout_threshold" field.
+func (m *OrganizationMutation) SetLockoutThreshold(i int) {
+	m.lockout_threshold = &i
+	m.addlockout_threshold = nil
+}
+
+// LockoutThreshold returns the value of the "lockout_threshold" field in the mutation.
+func (m *OrganizationMutation) LockoutThreshold() (r int, exists bool) {
+	v := m.lockout_threshold
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLockoutThreshold returns the old "lockout_threshold" field's value of the Organization entity.
+// If the Organization object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OrganizationMutation) OldLockoutThreshold(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLockoutThreshold is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLockoutThreshold requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLockoutThreshold: %w", err)
+	}
+	return oldValue.LockoutThreshold, nil
+}
+
+// AddLockoutThreshold adds i to the "lockout_threshold" field.
+func (m *OrganizationMutation) AddLockoutThreshold(i int) {
+	if m.addlockout_threshold != nil {
+		*m.addlockout_threshold += i
+	} else {
+		m.addlockout_threshold = &i
+	}
+}
+
+// AddedLockoutThreshold returns the value that was added to the "lockout_threshold" field in this mutation.
+func (m *OrganizationMutation) AddedLockoutThreshold() (r int, exists bool) {
+	v := m.addlockout_threshold
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLockoutThreshold resets all changes to the "lockout_threshold" field.
+func (m *OrganizationMutation) ResetLockoutThreshold() {
+	m.lockout_threshold = nil
+	m.addlockout_threshold = nil
+}
+
+// SetLockoutMinutes sets the "lockout_minutes" field.
+func (m *OrganizationMutation) SetLockoutMinutes(i int) {
+	m.lockout_minutes = &i
+	m.addlockout_minutes = nil
+}
+
+// LockoutMinutes returns the value of the "lockout_minutes" field in the mutation.
+func (m *OrganizationMutation) LockoutMinutes() (r int, exists bool) {
+	v := m.lockout_minutes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLockoutMinutes returns the old "lockout_minutes" field's value of the Organization entity.
+// If the Organization object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *OrganizationMutation) OldLockoutMinutes(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLockoutMinutes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLockoutMinutes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLockoutMinutes: %w", err)
+	}
+	return oldValue.LockoutMinutes, nil
+}
+
+// AddLockoutMinutes adds i to the "lockout_minutes" field.
+func (m *OrganizationMutation) AddLockoutMinutes(i int) {
+	if m.addlockout_minutes != nil {
+		*m.addlockout_minutes += i
+	} else {
+		m.addlockout_minutes = &i
+	}
+}
+
+// AddedLockoutMinutes returns the value that was added to the "lockout_minutes" field in this mutation.
+func (m *OrganizationMutation) AddedLockoutMinutes() (r int, exists bool) {
+	v := m.addlockout_minutes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLockoutMinutes resets all changes to the "lockout_minutes" field.
+func (m *OrganizationMutation) ResetLockoutMinutes() {
+	m.lockout_minutes = nil
+	m.addlockout_minutes = nil
+}
+
 // Where appends a list predicates to the OrganizationMutation builder.
 func (m *OrganizationMutation) Where(ps ...predicate.Organization) {
 	m.predicates = append(m.predicates, ps...)
@@ -8027,7 +8801,7 @@ func (m *OrganizationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *OrganizationMutation) Fields() []string {
-	fields := make([]string, 0, 6)
+	fields := make([]string, 0, 9)
 	if m.created_at != nil {
 		fields = append(fields, organization.FieldCreatedAt)
 	}
@@ -8045,6 +8819,15 @@ func (m *OrganizationMutation) Fields() []string {
 	}
 	if m.password_takeover != nil {
 		fields = append(fields, organization.FieldPasswordTakeover)
+	}
+	if m.password_max_age_days != nil {
+		fields = append(fields, organization.FieldPasswordMaxAgeDays)
+	}
+	if m.lockout_threshold != nil {
+		fields = append(fields, organization.FieldLockoutThreshold)
+	}
+	if m.lockout_minutes != nil {
+		fields = append(fields, organization.FieldLockoutMinutes)
 	}
 	return fields
 }
@@ -8066,6 +8849,12 @@ func (m *OrganizationMutation) Field(name string) (ent.Value, bool) {
 		return m.UserLimit()
 	case organization.FieldPasswordTakeover:
 		return m.PasswordTakeover()
+	case organization.FieldPasswordMaxAgeDays:
+		return m.PasswordMaxAgeDays()
+	case organization.FieldLockoutThreshold:
+		return m.LockoutThreshold()
+	case organization.FieldLockoutMinutes:
+		return m.LockoutMinutes()
 	}
 	return nil, false
 }
@@ -8087,6 +8876,12 @@ func (m *OrganizationMutation) OldField(ctx context.Context, name string) (ent.V
 		return m.OldUserLimit(ctx)
 	case organization.FieldPasswordTakeover:
 		return m.OldPasswordTakeover(ctx)
+	case organization.FieldPasswordMaxAgeDays:
+		return m.OldPasswordMaxAgeDays(ctx)
+	case organization.FieldLockoutThreshold:
+		return m.OldLockoutThreshold(ctx)
+	case organization.FieldLockoutMinutes:
+		return m.OldLockoutMinutes(ctx)
 	}
 	return nil, fmt.Errorf("unknown Organization field %s", name)
 }
@@ -8138,6 +8933,27 @@ func (m *OrganizationMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetPasswordTakeover(v)
 		return nil
+	case organization.FieldPasswordMaxAgeDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPasswordMaxAgeDays(v)
+		return nil
+	case organization.FieldLockoutThreshold:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLockoutThreshold(v)
+		return nil
+	case organization.FieldLockoutMinutes:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLockoutMinutes(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Organization field %s", name)
 }
@@ -8149,6 +8965,15 @@ func (m *OrganizationMutation) AddedFields() []string {
 	if m.adduser_limit != nil {
 		fields = append(fields, organization.FieldUserLimit)
 	}
+	if m.addpassword_max_age_days != nil {
+		fields = append(fields, organization.FieldPasswordMaxAgeDays)
+	}
+	if m.addlockout_threshold != nil {
+		fields = append(fields, organization.FieldLockoutThreshold)
+	}
+	if m.addlockout_minutes != nil {
+		fields = append(fields, organization.FieldLockoutMinutes)
+	}
 	return fields
 }
 
@@ -8159,6 +8984,12 @@ func (m *OrganizationMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
 	case organization.FieldUserLimit:
 		return m.AddedUserLimit()
+	case organization.FieldPasswordMaxAgeDays:
+		return m.AddedPasswordMaxAgeDays()
+	case organization.FieldLockoutThreshold:
+		return m.AddedLockoutThreshold()
+	case organization.FieldLockoutMinutes:
+		return m.AddedLockoutMinutes()
 	}
 	return nil, false
 }
@@ -8175,6 +9006,27 @@ func (m *OrganizationMutation) AddField(name string, value ent.Value) error {
 		}
 		m.AddUserLimit(v)
 		return nil
+	case organization.FieldPasswordMaxAgeDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPasswordMaxAgeDays(v)
+		return nil
+	case organization.FieldLockoutThreshold:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLockoutThreshold(v)
+		return nil
+	case organization.FieldLockoutMinutes:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLockoutMinutes(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Organization numeric field %s", name)
 }
@@ -8185,6 +9037,9 @@ func (m *OrganizationMutation) ClearedFields() []string {
 	var fields []string
 	if m.FieldCleared(organization.FieldUserLimit) {
 		fields = append(fields, organization.FieldUserLimit)
+	}
+	if m.FieldCleared(organization.FieldPasswordMaxAgeDays) {
+		fields = append(fields, organization.FieldPasswordMaxAgeDays)
 	}
 	return fields
 }
@@ -8202,6 +9057,9 @@ func (m *OrganizationMutation) ClearField(name string) error {
 	switch name {
 	case organization.FieldUserLimit:
 		m.ClearUserLimit()
+		return nil
+	case organization.FieldPasswordMaxAgeDays:
+		m.ClearPasswordMaxAgeDays()
 		return nil
 	}
 	return fmt.Errorf("unknown Organization nullable field %s", name)
@@ -8228,6 +9086,15 @@ func (m *OrganizationMutation) ResetField(name string) error {
 		return nil
 	case organization.FieldPasswordTakeover:
 		m.ResetPasswordTakeover()
+		return nil
+	case organization.FieldPasswordMaxAgeDays:
+		m.ResetPasswordMaxAgeDays()
+		return nil
+	case organization.FieldLockoutThreshold:
+		m.ResetLockoutThreshold()
+		return nil
+	case organization.FieldLockoutMinutes:
+		m.ResetLockoutMinutes()
 		return nil
 	}
 	return fmt.Errorf("unknown Organization field %s", name)
@@ -8981,46 +9848,53 @@ func (m *OutboxMutation) ResetEdge(name string) error {
 // RemoteLinkMutation represents an operation that mutates the RemoteLink nodes in the graph.
 type RemoteLinkMutation struct {
 	config
-	op                    Op
-	typ                   string
-	id                    *pulid.ID
-	created_at            *time.Time
-	updated_at            *time.Time
-	kind                  *remotelink.Kind
-	remote_id             *string
-	upn                   *string
-	status                *remotelink.Status
-	remote_enabled        *bool
-	taken_over            *bool
-	remote_created_at     *time.Time
-	applied_hash          *string
-	status_reason         *string
-	last_error_code       *string
-	last_error_message    *string
-	last_error_request_id *string
-	last_synced_at        *time.Time
-	display_name          *string
-	members_in_sync       *int
-	addmembers_in_sync    *int
-	members_pending       *int
-	addmembers_pending    *int
-	foreign_members       *int
-	addforeign_members    *int
-	member_ids            *[]string
-	appendmember_ids      []string
-	members_dirty         *bool
-	clearedFields         map[string]struct{}
-	organization          *pulid.ID
-	clearedorganization   bool
-	integration           *pulid.ID
-	clearedintegration    bool
-	user                  *pulid.ID
-	cleareduser           bool
-	group                 *pulid.ID
-	clearedgroup          bool
-	done                  bool
-	oldValue              func(context.Context) (*RemoteLink, error)
-	predicates            []predicate.RemoteLink
+	op                         Op
+	typ                        string
+	id                         *pulid.ID
+	created_at                 *time.Time
+	updated_at                 *time.Time
+	kind                       *remotelink.Kind
+	remote_id                  *string
+	upn                        *string
+	status                     *remotelink.Status
+	remote_enabled             *bool
+	taken_over                 *bool
+	remote_created_at          *time.Time
+	applied_hash               *string
+	status_reason              *string
+	last_error_code            *string
+	last_error_message         *string
+	last_error_request_id      *string
+	last_synced_at             *time.Time
+	display_name               *string
+	members_in_sync            *int
+	addmembers_in_sync         *int
+	members_pending            *int
+	addmembers_pending         *int
+	foreign_members            *int
+	addforeign_members         *int
+	member_ids                 *[]string
+	appendmember_ids           []string
+	members_dirty              *bool
+	password_version           *int
+	addpassword_version        *int
+	password_queued_version    *int
+	addpassword_queued_version *int
+	password_pushed_at         *time.Time
+	password_error_code        *string
+	password_error_message     *string
+	clearedFields              map[string]struct{}
+	organization               *pulid.ID
+	clearedorganization        bool
+	integration                *pulid.ID
+	clearedintegration         bool
+	user                       *pulid.ID
+	cleareduser                bool
+	group                      *pulid.ID
+	clearedgroup               bool
+	done                       bool
+	oldValue                   func(context.Context) (*RemoteLink, error)
+	predicates                 []predicate.RemoteLink
 }
 
 var _ ent.Mutation = (*RemoteLinkMutation)(nil)
@@ -10285,6 +11159,265 @@ func (m *RemoteLinkMutation) ResetMembersDirty() {
 	m.members_dirty = nil
 }
 
+// SetPasswordVersion sets the "password_version" field.
+func (m *RemoteLinkMutation) SetPasswordVersion(i int) {
+	m.password_version = &i
+	m.addpassword_version = nil
+}
+
+// PasswordVersion returns the value of the "password_version" field in the mutation.
+func (m *RemoteLinkMutation) PasswordVersion() (r int, exists bool) {
+	v := m.password_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPasswordVersion returns the old "password_version" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldPasswordVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPasswordVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPasswordVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPasswordVersion: %w", err)
+	}
+	return oldValue.PasswordVersion, nil
+}
+
+// AddPasswordVersion adds i to the "password_version" field.
+func (m *RemoteLinkMutation) AddPasswordVersion(i int) {
+	if m.addpassword_version != nil {
+		*m.addpassword_version += i
+	} else {
+		m.addpassword_version = &i
+	}
+}
+
+// AddedPasswordVersion returns the value that was added to the "password_version" field in this mutation.
+func (m *RemoteLinkMutation) AddedPasswordVersion() (r int, exists bool) {
+	v := m.addpassword_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPasswordVersion resets all changes to the "password_version" field.
+func (m *RemoteLinkMutation) ResetPasswordVersion() {
+	m.password_version = nil
+	m.addpassword_version = nil
+}
+
+// SetPasswordQueuedVersion sets the "password_queued_version" field.
+func (m *RemoteLinkMutation) SetPasswordQueuedVersion(i int) {
+	m.password_queued_version = &i
+	m.addpassword_queued_version = nil
+}
+
+// PasswordQueuedVersion returns the value of the "password_queued_version" field in the mutation.
+func (m *RemoteLinkMutation) PasswordQueuedVersion() (r int, exists bool) {
+	v := m.password_queued_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPasswordQueuedVersion returns the old "password_queued_version" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldPasswordQueuedVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPasswordQueuedVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPasswordQueuedVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPasswordQueuedVersion: %w", err)
+	}
+	return oldValue.PasswordQueuedVersion, nil
+}
+
+// AddPasswordQueuedVersion adds i to the "password_queued_version" field.
+func (m *RemoteLinkMutation) AddPasswordQueuedVersion(i int) {
+	if m.addpassword_queued_version != nil {
+		*m.addpassword_queued_version += i
+	} else {
+		m.addpassword_queued_version = &i
+	}
+}
+
+// AddedPasswordQueuedVersion returns the value that was added to the "password_queued_version" field in this mutation.
+func (m *RemoteLinkMutation) AddedPasswordQueuedVersion() (r int, exists bool) {
+	v := m.addpassword_queued_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPasswordQueuedVersion resets all changes to the "password_queued_version" field.
+func (m *RemoteLinkMutation) ResetPasswordQueuedVersion() {
+	m.password_queued_version = nil
+	m.addpassword_queued_version = nil
+}
+
+// SetPasswordPushedAt sets the "password_pushed_at" field.
+func (m *RemoteLinkMutation) SetPasswordPushedAt(t time.Time) {
+	m.password_pushed_at = &t
+}
+
+// PasswordPushedAt returns the value of the "password_pushed_at" field in the mutation.
+func (m *RemoteLinkMutation) PasswordPushedAt() (r time.Time, exists bool) {
+	v := m.password_pushed_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPasswordPushedAt returns the old "password_pushed_at" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldPasswordPushedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPasswordPushedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPasswordPushedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPasswordPushedAt: %w", err)
+	}
+	return oldValue.PasswordPushedAt, nil
+}
+
+// ClearPasswordPushedAt clears the value of the "password_pushed_at" field.
+func (m *RemoteLinkMutation) ClearPasswordPushedAt() {
+	m.password_pushed_at = nil
+	m.clearedFields[remotelink.FieldPasswordPushedAt] = struct{}{}
+}
+
+// PasswordPushedAtCleared returns if the "password_pushed_at" field was cleared in this mutation.
+func (m *RemoteLinkMutation) PasswordPushedAtCleared() bool {
+	_, ok := m.clearedFields[remotelink.FieldPasswordPushedAt]
+	return ok
+}
+
+// ResetPasswordPushedAt resets all changes to the "password_pushed_at" field.
+func (m *RemoteLinkMutation) ResetPasswordPushedAt() {
+	m.password_pushed_at = nil
+	delete(m.clearedFields, remotelink.FieldPasswordPushedAt)
+}
+
+// SetPasswordErrorCode sets the "password_error_code" field.
+func (m *RemoteLinkMutation) SetPasswordErrorCode(s string) {
+	m.password_error_code = &s
+}
+
+// PasswordErrorCode returns the value of the "password_error_code" field in the mutation.
+func (m *RemoteLinkMutation) PasswordErrorCode() (r string, exists bool) {
+	v := m.password_error_code
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPasswordErrorCode returns the old "password_error_code" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldPasswordErrorCode(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPasswordErrorCode is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPasswordErrorCode requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPasswordErrorCode: %w", err)
+	}
+	return oldValue.PasswordErrorCode, nil
+}
+
+// ClearPasswordErrorCode clears the value of the "password_error_code" field.
+func (m *RemoteLinkMutation) ClearPasswordErrorCode() {
+	m.password_error_code = nil
+	m.clearedFields[remotelink.FieldPasswordErrorCode] = struct{}{}
+}
+
+// PasswordErrorCodeCleared returns if the "password_error_code" field was cleared in this mutation.
+func (m *RemoteLinkMutation) PasswordErrorCodeCleared() bool {
+	_, ok := m.clearedFields[remotelink.FieldPasswordErrorCode]
+	return ok
+}
+
+// ResetPasswordErrorCode resets all changes to the "password_error_code" field.
+func (m *RemoteLinkMutation) ResetPasswordErrorCode() {
+	m.password_error_code = nil
+	delete(m.clearedFields, remotelink.FieldPasswordErrorCode)
+}
+
+// SetPasswordErrorMessage sets the "password_error_message" field.
+func (m *RemoteLinkMutation) SetPasswordErrorMessage(s string) {
+	m.password_error_message = &s
+}
+
+// PasswordErrorMessage returns the value of the "password_error_message" field in the mutation.
+func (m *RemoteLinkMutation) PasswordErrorMessage() (r string, exists bool) {
+	v := m.password_error_message
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPasswordErrorMessage returns the old "password_error_message" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldPasswordErrorMessage(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPasswordErrorMessage is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPasswordErrorMessage requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPasswordErrorMessage: %w", err)
+	}
+	return oldValue.PasswordErrorMessage, nil
+}
+
+// ClearPasswordErrorMessage clears the value of the "password_error_message" field.
+func (m *RemoteLinkMutation) ClearPasswordErrorMessage() {
+	m.password_error_message = nil
+	m.clearedFields[remotelink.FieldPasswordErrorMessage] = struct{}{}
+}
+
+// PasswordErrorMessageCleared returns if the "password_error_message" field was cleared in this mutation.
+func (m *RemoteLinkMutation) PasswordErrorMessageCleared() bool {
+	_, ok := m.clearedFields[remotelink.FieldPasswordErrorMessage]
+	return ok
+}
+
+// ResetPasswordErrorMessage resets all changes to the "password_error_message" field.
+func (m *RemoteLinkMutation) ResetPasswordErrorMessage() {
+	m.password_error_message = nil
+	delete(m.clearedFields, remotelink.FieldPasswordErrorMessage)
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *RemoteLinkMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -10427,7 +11560,7 @@ func (m *RemoteLinkMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *RemoteLinkMutation) Fields() []string {
-	fields := make([]string, 0, 25)
+	fields := make([]string, 0, 30)
 	if m.created_at != nil {
 		fields = append(fields, remotelink.FieldCreatedAt)
 	}
@@ -10503,6 +11636,21 @@ func (m *RemoteLinkMutation) Fields() []string {
 	if m.members_dirty != nil {
 		fields = append(fields, remotelink.FieldMembersDirty)
 	}
+	if m.password_version != nil {
+		fields = append(fields, remotelink.FieldPasswordVersion)
+	}
+	if m.password_queued_version != nil {
+		fields = append(fields, remotelink.FieldPasswordQueuedVersion)
+	}
+	if m.password_pushed_at != nil {
+		fields = append(fields, remotelink.FieldPasswordPushedAt)
+	}
+	if m.password_error_code != nil {
+		fields = append(fields, remotelink.FieldPasswordErrorCode)
+	}
+	if m.password_error_message != nil {
+		fields = append(fields, remotelink.FieldPasswordErrorMessage)
+	}
 	return fields
 }
 
@@ -10561,6 +11709,16 @@ func (m *RemoteLinkMutation) Field(name string) (ent.Value, bool) {
 		return m.MemberIds()
 	case remotelink.FieldMembersDirty:
 		return m.MembersDirty()
+	case remotelink.FieldPasswordVersion:
+		return m.PasswordVersion()
+	case remotelink.FieldPasswordQueuedVersion:
+		return m.PasswordQueuedVersion()
+	case remotelink.FieldPasswordPushedAt:
+		return m.PasswordPushedAt()
+	case remotelink.FieldPasswordErrorCode:
+		return m.PasswordErrorCode()
+	case remotelink.FieldPasswordErrorMessage:
+		return m.PasswordErrorMessage()
 	}
 	return nil, false
 }
@@ -10620,6 +11778,16 @@ func (m *RemoteLinkMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldMemberIds(ctx)
 	case remotelink.FieldMembersDirty:
 		return m.OldMembersDirty(ctx)
+	case remotelink.FieldPasswordVersion:
+		return m.OldPasswordVersion(ctx)
+	case remotelink.FieldPasswordQueuedVersion:
+		return m.OldPasswordQueuedVersion(ctx)
+	case remotelink.FieldPasswordPushedAt:
+		return m.OldPasswordPushedAt(ctx)
+	case remotelink.FieldPasswordErrorCode:
+		return m.OldPasswordErrorCode(ctx)
+	case remotelink.FieldPasswordErrorMessage:
+		return m.OldPasswordErrorMessage(ctx)
 	}
 	return nil, fmt.Errorf("unknown RemoteLink field %s", name)
 }
@@ -10804,6 +11972,41 @@ func (m *RemoteLinkMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetMembersDirty(v)
 		return nil
+	case remotelink.FieldPasswordVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPasswordVersion(v)
+		return nil
+	case remotelink.FieldPasswordQueuedVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPasswordQueuedVersion(v)
+		return nil
+	case remotelink.FieldPasswordPushedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPasswordPushedAt(v)
+		return nil
+	case remotelink.FieldPasswordErrorCode:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPasswordErrorCode(v)
+		return nil
+	case remotelink.FieldPasswordErrorMessage:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPasswordErrorMessage(v)
+		return nil
 	}
 	return fmt.Errorf("unknown RemoteLink field %s", name)
 }
@@ -10821,6 +12024,12 @@ func (m *RemoteLinkMutation) AddedFields() []string {
 	if m.addforeign_members != nil {
 		fields = append(fields, remotelink.FieldForeignMembers)
 	}
+	if m.addpassword_version != nil {
+		fields = append(fields, remotelink.FieldPasswordVersion)
+	}
+	if m.addpassword_queued_version != nil {
+		fields = append(fields, remotelink.FieldPasswordQueuedVersion)
+	}
 	return fields
 }
 
@@ -10835,6 +12044,10 @@ func (m *RemoteLinkMutation) AddedField(name string) (ent.Value, bool) {
 		return m.AddedMembersPending()
 	case remotelink.FieldForeignMembers:
 		return m.AddedForeignMembers()
+	case remotelink.FieldPasswordVersion:
+		return m.AddedPasswordVersion()
+	case remotelink.FieldPasswordQueuedVersion:
+		return m.AddedPasswordQueuedVersion()
 	}
 	return nil, false
 }
@@ -10864,6 +12077,20 @@ func (m *RemoteLinkMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddForeignMembers(v)
+		return nil
+	case remotelink.FieldPasswordVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPasswordVersion(v)
+		return nil
+	case remotelink.FieldPasswordQueuedVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPasswordQueuedVersion(v)
 		return nil
 	}
 	return fmt.Errorf("unknown RemoteLink numeric field %s", name)
@@ -10914,6 +12141,15 @@ func (m *RemoteLinkMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(remotelink.FieldMemberIds) {
 		fields = append(fields, remotelink.FieldMemberIds)
+	}
+	if m.FieldCleared(remotelink.FieldPasswordPushedAt) {
+		fields = append(fields, remotelink.FieldPasswordPushedAt)
+	}
+	if m.FieldCleared(remotelink.FieldPasswordErrorCode) {
+		fields = append(fields, remotelink.FieldPasswordErrorCode)
+	}
+	if m.FieldCleared(remotelink.FieldPasswordErrorMessage) {
+		fields = append(fields, remotelink.FieldPasswordErrorMessage)
 	}
 	return fields
 }
@@ -10970,6 +12206,15 @@ func (m *RemoteLinkMutation) ClearField(name string) error {
 		return nil
 	case remotelink.FieldMemberIds:
 		m.ClearMemberIds()
+		return nil
+	case remotelink.FieldPasswordPushedAt:
+		m.ClearPasswordPushedAt()
+		return nil
+	case remotelink.FieldPasswordErrorCode:
+		m.ClearPasswordErrorCode()
+		return nil
+	case remotelink.FieldPasswordErrorMessage:
+		m.ClearPasswordErrorMessage()
 		return nil
 	}
 	return fmt.Errorf("unknown RemoteLink nullable field %s", name)
@@ -11053,6 +12298,21 @@ func (m *RemoteLinkMutation) ResetField(name string) error {
 		return nil
 	case remotelink.FieldMembersDirty:
 		m.ResetMembersDirty()
+		return nil
+	case remotelink.FieldPasswordVersion:
+		m.ResetPasswordVersion()
+		return nil
+	case remotelink.FieldPasswordQueuedVersion:
+		m.ResetPasswordQueuedVersion()
+		return nil
+	case remotelink.FieldPasswordPushedAt:
+		m.ResetPasswordPushedAt()
+		return nil
+	case remotelink.FieldPasswordErrorCode:
+		m.ResetPasswordErrorCode()
+		return nil
+	case remotelink.FieldPasswordErrorMessage:
+		m.ResetPasswordErrorMessage()
 		return nil
 	}
 	return fmt.Errorf("unknown RemoteLink field %s", name)
@@ -11221,6 +12481,8 @@ type UserMutation struct {
 	password_hash       *string
 	password_set_at     *time.Time
 	password_expires_at *time.Time
+	password_version    *int
+	addpassword_version *int
 	failed_logins       *int
 	addfailed_logins    *int
 	locked_until        *time.Time
@@ -11233,6 +12495,9 @@ type UserMutation struct {
 	bindings            map[pulid.ID]struct{}
 	removedbindings     map[pulid.ID]struct{}
 	clearedbindings     bool
+	tokens              map[pulid.ID]struct{}
+	removedtokens       map[pulid.ID]struct{}
+	clearedtokens       bool
 	links               map[pulid.ID]struct{}
 	removedlinks        map[pulid.ID]struct{}
 	clearedlinks        bool
@@ -12711,6 +13976,62 @@ func (m *UserMutation) ResetPasswordExpiresAt() {
 	delete(m.clearedFields, user.FieldPasswordExpiresAt)
 }
 
+// SetPasswordVersion sets the "password_version" field.
+func (m *UserMutation) SetPasswordVersion(i int) {
+	m.password_version = &i
+	m.addpassword_version = nil
+}
+
+// PasswordVersion returns the value of the "password_version" field in the mutation.
+func (m *UserMutation) PasswordVersion() (r int, exists bool) {
+	v := m.password_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPasswordVersion returns the old "password_version" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldPasswordVersion(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPasswordVersion is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPasswordVersion requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPasswordVersion: %w", err)
+	}
+	return oldValue.PasswordVersion, nil
+}
+
+// AddPasswordVersion adds i to the "password_version" field.
+func (m *UserMutation) AddPasswordVersion(i int) {
+	if m.addpassword_version != nil {
+		*m.addpassword_version += i
+	} else {
+		m.addpassword_version = &i
+	}
+}
+
+// AddedPasswordVersion returns the value that was added to the "password_version" field in this mutation.
+func (m *UserMutation) AddedPasswordVersion() (r int, exists bool) {
+	v := m.addpassword_version
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPasswordVersion resets all changes to the "password_version" field.
+func (m *UserMutation) ResetPasswordVersion() {
+	m.password_version = nil
+	m.addpassword_version = nil
+}
+
 // SetFailedLogins sets the "failed_logins" field.
 func (m *UserMutation) SetFailedLogins(i int) {
 	m.failed_logins = &i
@@ -12951,6 +14272,60 @@ func (m *UserMutation) ResetBindings() {
 	m.removedbindings = nil
 }
 
+// AddTokenIDs adds the "tokens" edge to the UserToken entity by ids.
+func (m *UserMutation) AddTokenIDs(ids ...pulid.ID) {
+	if m.tokens == nil {
+		m.tokens = make(map[pulid.ID]struct{})
+	}
+	for i := range ids {
+		m.tokens[ids[i]] = struct{}{}
+	}
+}
+
+// ClearTokens clears the "tokens" edge to the UserToken entity.
+func (m *UserMutation) ClearTokens() {
+	m.clearedtokens = true
+}
+
+// TokensCleared reports if the "tokens" edge to the UserToken entity was cleared.
+func (m *UserMutation) TokensCleared() bool {
+	return m.clearedtokens
+}
+
+// RemoveTokenIDs removes the "tokens" edge to the UserToken entity by IDs.
+func (m *UserMutation) RemoveTokenIDs(ids ...pulid.ID) {
+	if m.removedtokens == nil {
+		m.removedtokens = make(map[pulid.ID]struct{})
+	}
+	for i := range ids {
+		delete(m.tokens, ids[i])
+		m.removedtokens[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedTokens returns the removed IDs of the "tokens" edge to the UserToken entity.
+func (m *UserMutation) RemovedTokensIDs() (ids []pulid.ID) {
+	for id := range m.removedtokens {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// TokensIDs returns the "tokens" edge IDs in the mutation.
+func (m *UserMutation) TokensIDs() (ids []pulid.ID) {
+	for id := range m.tokens {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetTokens resets all changes to the "tokens" edge.
+func (m *UserMutation) ResetTokens() {
+	m.tokens = nil
+	m.clearedtokens = false
+	m.removedtokens = nil
+}
+
 // AddLinkIDs adds the "links" edge to the RemoteLink entity by ids.
 func (m *UserMutation) AddLinkIDs(ids ...pulid.ID) {
 	if m.links == nil {
@@ -13039,7 +14414,7 @@ func (m *UserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UserMutation) Fields() []string {
-	fields := make([]string, 0, 32)
+	fields := make([]string, 0, 33)
 	if m.created_at != nil {
 		fields = append(fields, user.FieldCreatedAt)
 	}
@@ -13130,6 +14505,9 @@ func (m *UserMutation) Fields() []string {
 	if m.password_expires_at != nil {
 		fields = append(fields, user.FieldPasswordExpiresAt)
 	}
+	if m.password_version != nil {
+		fields = append(fields, user.FieldPasswordVersion)
+	}
 	if m.failed_logins != nil {
 		fields = append(fields, user.FieldFailedLogins)
 	}
@@ -13204,6 +14582,8 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.PasswordSetAt()
 	case user.FieldPasswordExpiresAt:
 		return m.PasswordExpiresAt()
+	case user.FieldPasswordVersion:
+		return m.PasswordVersion()
 	case user.FieldFailedLogins:
 		return m.FailedLogins()
 	case user.FieldLockedUntil:
@@ -13277,6 +14657,8 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldPasswordSetAt(ctx)
 	case user.FieldPasswordExpiresAt:
 		return m.OldPasswordExpiresAt(ctx)
+	case user.FieldPasswordVersion:
+		return m.OldPasswordVersion(ctx)
 	case user.FieldFailedLogins:
 		return m.OldFailedLogins(ctx)
 	case user.FieldLockedUntil:
@@ -13500,6 +14882,13 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetPasswordExpiresAt(v)
 		return nil
+	case user.FieldPasswordVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPasswordVersion(v)
+		return nil
 	case user.FieldFailedLogins:
 		v, ok := value.(int)
 		if !ok {
@@ -13522,6 +14911,9 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 // this mutation.
 func (m *UserMutation) AddedFields() []string {
 	var fields []string
+	if m.addpassword_version != nil {
+		fields = append(fields, user.FieldPasswordVersion)
+	}
 	if m.addfailed_logins != nil {
 		fields = append(fields, user.FieldFailedLogins)
 	}
@@ -13533,6 +14925,8 @@ func (m *UserMutation) AddedFields() []string {
 // was not set, or was not defined in the schema.
 func (m *UserMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
+	case user.FieldPasswordVersion:
+		return m.AddedPasswordVersion()
 	case user.FieldFailedLogins:
 		return m.AddedFailedLogins()
 	}
@@ -13544,6 +14938,13 @@ func (m *UserMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *UserMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case user.FieldPasswordVersion:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPasswordVersion(v)
+		return nil
 	case user.FieldFailedLogins:
 		v, ok := value.(int)
 		if !ok {
@@ -13809,6 +15210,9 @@ func (m *UserMutation) ResetField(name string) error {
 	case user.FieldPasswordExpiresAt:
 		m.ResetPasswordExpiresAt()
 		return nil
+	case user.FieldPasswordVersion:
+		m.ResetPasswordVersion()
+		return nil
 	case user.FieldFailedLogins:
 		m.ResetFailedLogins()
 		return nil
@@ -13821,7 +15225,7 @@ func (m *UserMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *UserMutation) AddedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.organization != nil {
 		edges = append(edges, user.EdgeOrganization)
 	}
@@ -13830,6 +15234,9 @@ func (m *UserMutation) AddedEdges() []string {
 	}
 	if m.bindings != nil {
 		edges = append(edges, user.EdgeBindings)
+	}
+	if m.tokens != nil {
+		edges = append(edges, user.EdgeTokens)
 	}
 	if m.links != nil {
 		edges = append(edges, user.EdgeLinks)
@@ -13857,6 +15264,12 @@ func (m *UserMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case user.EdgeTokens:
+		ids := make([]ent.Value, 0, len(m.tokens))
+		for id := range m.tokens {
+			ids = append(ids, id)
+		}
+		return ids
 	case user.EdgeLinks:
 		ids := make([]ent.Value, 0, len(m.links))
 		for id := range m.links {
@@ -13869,12 +15282,15 @@ func (m *UserMutation) AddedIDs(name string) []ent.Value {
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *UserMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.removedgroups != nil {
 		edges = append(edges, user.EdgeGroups)
 	}
 	if m.removedbindings != nil {
 		edges = append(edges, user.EdgeBindings)
+	}
+	if m.removedtokens != nil {
+		edges = append(edges, user.EdgeTokens)
 	}
 	if m.removedlinks != nil {
 		edges = append(edges, user.EdgeLinks)
@@ -13898,6 +15314,12 @@ func (m *UserMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case user.EdgeTokens:
+		ids := make([]ent.Value, 0, len(m.removedtokens))
+		for id := range m.removedtokens {
+			ids = append(ids, id)
+		}
+		return ids
 	case user.EdgeLinks:
 		ids := make([]ent.Value, 0, len(m.removedlinks))
 		for id := range m.removedlinks {
@@ -13910,7 +15332,7 @@ func (m *UserMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *UserMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 5)
 	if m.clearedorganization {
 		edges = append(edges, user.EdgeOrganization)
 	}
@@ -13919,6 +15341,9 @@ func (m *UserMutation) ClearedEdges() []string {
 	}
 	if m.clearedbindings {
 		edges = append(edges, user.EdgeBindings)
+	}
+	if m.clearedtokens {
+		edges = append(edges, user.EdgeTokens)
 	}
 	if m.clearedlinks {
 		edges = append(edges, user.EdgeLinks)
@@ -13936,6 +15361,8 @@ func (m *UserMutation) EdgeCleared(name string) bool {
 		return m.clearedgroups
 	case user.EdgeBindings:
 		return m.clearedbindings
+	case user.EdgeTokens:
+		return m.clearedtokens
 	case user.EdgeLinks:
 		return m.clearedlinks
 	}
@@ -13965,6 +15392,9 @@ func (m *UserMutation) ResetEdge(name string) error {
 		return nil
 	case user.EdgeBindings:
 		m.ResetBindings()
+		return nil
+	case user.EdgeTokens:
+		m.ResetTokens()
 		return nil
 	case user.EdgeLinks:
 		m.ResetLinks()
@@ -15594,4 +17024,760 @@ func (m *UserGroupMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown UserGroup edge %s", name)
+}
+
+// UserTokenMutation represents an operation that mutates the UserToken nodes in the graph.
+type UserTokenMutation struct {
+	config
+	op                  Op
+	typ                 string
+	id                  *pulid.ID
+	created_at          *time.Time
+	updated_at          *time.Time
+	kind                *usertoken.Kind
+	token_hash          *[]byte
+	expires_at          *time.Time
+	clearedFields       map[string]struct{}
+	organization        *pulid.ID
+	clearedorganization bool
+	user                *pulid.ID
+	cleareduser         bool
+	done                bool
+	oldValue            func(context.Context) (*UserToken, error)
+	predicates          []predicate.UserToken
+}
+
+var _ ent.Mutation = (*UserTokenMutation)(nil)
+
+// usertokenOption allows management of the mutation configuration using functional options.
+type usertokenOption func(*UserTokenMutation)
+
+// newUserTokenMutation creates new mutation for the UserToken entity.
+func newUserTokenMutation(c config, op Op, opts ...usertokenOption) *UserTokenMutation {
+	m := &UserTokenMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeUserToken,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withUserTokenID sets the ID field of the mutation.
+func withUserTokenID(id pulid.ID) usertokenOption {
+	return func(m *UserTokenMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *UserToken
+		)
+		m.oldValue = func(ctx context.Context) (*UserToken, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().UserToken.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withUserToken sets the old UserToken of the mutation.
+func withUserToken(node *UserToken) usertokenOption {
+	return func(m *UserTokenMutation) {
+		m.oldValue = func(context.Context) (*UserToken, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m UserTokenMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m UserTokenMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of UserToken entities.
+func (m *UserTokenMutation) SetID(id pulid.ID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *UserTokenMutation) ID() (id pulid.ID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *UserTokenMutation) IDs(ctx context.Context) ([]pulid.ID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []pulid.ID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().UserToken.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *UserTokenMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *UserTokenMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the UserToken entity.
+// If the UserToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserTokenMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *UserTokenMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *UserTokenMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *UserTokenMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the UserToken entity.
+// If the UserToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserTokenMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *UserTokenMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *UserTokenMutation) SetOrganizationID(pu pulid.ID) {
+	m.organization = &pu
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *UserTokenMutation) OrganizationID() (r pulid.ID, exists bool) {
+	v := m.organization
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the UserToken entity.
+// If the UserToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserTokenMutation) OldOrganizationID(ctx context.Context) (v pulid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *UserTokenMutation) ResetOrganizationID() {
+	m.organization = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *UserTokenMutation) SetUserID(pu pulid.ID) {
+	m.user = &pu
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *UserTokenMutation) UserID() (r pulid.ID, exists bool) {
+	v := m.user
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the UserToken entity.
+// If the UserToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserTokenMutation) OldUserID(ctx context.Context) (v pulid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *UserTokenMutation) ResetUserID() {
+	m.user = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *UserTokenMutation) SetKind(u usertoken.Kind) {
+	m.kind = &u
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *UserTokenMutation) Kind() (r usertoken.Kind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the UserToken entity.
+// If the UserToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserTokenMutation) OldKind(ctx context.Context) (v usertoken.Kind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *UserTokenMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetTokenHash sets the "token_hash" field.
+func (m *UserTokenMutation) SetTokenHash(b []byte) {
+	m.token_hash = &b
+}
+
+// TokenHash returns the value of the "token_hash" field in the mutation.
+func (m *UserTokenMutation) TokenHash() (r []byte, exists bool) {
+	v := m.token_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokenHash returns the old "token_hash" field's value of the UserToken entity.
+// If the UserToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserTokenMutation) OldTokenHash(ctx context.Context) (v []byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokenHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokenHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokenHash: %w", err)
+	}
+	return oldValue.TokenHash, nil
+}
+
+// ResetTokenHash resets all changes to the "token_hash" field.
+func (m *UserTokenMutation) ResetTokenHash() {
+	m.token_hash = nil
+}
+
+// SetExpiresAt sets the "expires_at" field.
+func (m *UserTokenMutation) SetExpiresAt(t time.Time) {
+	m.expires_at = &t
+}
+
+// ExpiresAt returns the value of the "expires_at" field in the mutation.
+func (m *UserTokenMutation) ExpiresAt() (r time.Time, exists bool) {
+	v := m.expires_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldExpiresAt returns the old "expires_at" field's value of the UserToken entity.
+// If the UserToken object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserTokenMutation) OldExpiresAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldExpiresAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldExpiresAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldExpiresAt: %w", err)
+	}
+	return oldValue.ExpiresAt, nil
+}
+
+// ResetExpiresAt resets all changes to the "expires_at" field.
+func (m *UserTokenMutation) ResetExpiresAt() {
+	m.expires_at = nil
+}
+
+// ClearOrganization clears the "organization" edge to the Organization entity.
+func (m *UserTokenMutation) ClearOrganization() {
+	m.clearedorganization = true
+	m.clearedFields[usertoken.FieldOrganizationID] = struct{}{}
+}
+
+// OrganizationCleared reports if the "organization" edge to the Organization entity was cleared.
+func (m *UserTokenMutation) OrganizationCleared() bool {
+	return m.clearedorganization
+}
+
+// OrganizationIDs returns the "organization" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// OrganizationID instead. It exists only for internal usage by the builders.
+func (m *UserTokenMutation) OrganizationIDs() (ids []pulid.ID) {
+	if id := m.organization; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetOrganization resets all changes to the "organization" edge.
+func (m *UserTokenMutation) ResetOrganization() {
+	m.organization = nil
+	m.clearedorganization = false
+}
+
+// ClearUser clears the "user" edge to the User entity.
+func (m *UserTokenMutation) ClearUser() {
+	m.cleareduser = true
+	m.clearedFields[usertoken.FieldUserID] = struct{}{}
+}
+
+// UserCleared reports if the "user" edge to the User entity was cleared.
+func (m *UserTokenMutation) UserCleared() bool {
+	return m.cleareduser
+}
+
+// UserIDs returns the "user" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// UserID instead. It exists only for internal usage by the builders.
+func (m *UserTokenMutation) UserIDs() (ids []pulid.ID) {
+	if id := m.user; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetUser resets all changes to the "user" edge.
+func (m *UserTokenMutation) ResetUser() {
+	m.user = nil
+	m.cleareduser = false
+}
+
+// Where appends a list predicates to the UserTokenMutation builder.
+func (m *UserTokenMutation) Where(ps ...predicate.UserToken) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the UserTokenMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *UserTokenMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.UserToken, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *UserTokenMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *UserTokenMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (UserToken).
+func (m *UserTokenMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *UserTokenMutation) Fields() []string {
+	fields := make([]string, 0, 7)
+	if m.created_at != nil {
+		fields = append(fields, usertoken.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, usertoken.FieldUpdatedAt)
+	}
+	if m.organization != nil {
+		fields = append(fields, usertoken.FieldOrganizationID)
+	}
+	if m.user != nil {
+		fields = append(fields, usertoken.FieldUserID)
+	}
+	if m.kind != nil {
+		fields = append(fields, usertoken.FieldKind)
+	}
+	if m.token_hash != nil {
+		fields = append(fields, usertoken.FieldTokenHash)
+	}
+	if m.expires_at != nil {
+		fields = append(fields, usertoken.FieldExpiresAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *UserTokenMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case usertoken.FieldCreatedAt:
+		return m.CreatedAt()
+	case usertoken.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case usertoken.FieldOrganizationID:
+		return m.OrganizationID()
+	case usertoken.FieldUserID:
+		return m.UserID()
+	case usertoken.FieldKind:
+		return m.Kind()
+	case usertoken.FieldTokenHash:
+		return m.TokenHash()
+	case usertoken.FieldExpiresAt:
+		return m.ExpiresAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *UserTokenMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case usertoken.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case usertoken.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case usertoken.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case usertoken.FieldUserID:
+		return m.OldUserID(ctx)
+	case usertoken.FieldKind:
+		return m.OldKind(ctx)
+	case usertoken.FieldTokenHash:
+		return m.OldTokenHash(ctx)
+	case usertoken.FieldExpiresAt:
+		return m.OldExpiresAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown UserToken field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *UserTokenMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case usertoken.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case usertoken.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case usertoken.FieldOrganizationID:
+		v, ok := value.(pulid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case usertoken.FieldUserID:
+		v, ok := value.(pulid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case usertoken.FieldKind:
+		v, ok := value.(usertoken.Kind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case usertoken.FieldTokenHash:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokenHash(v)
+		return nil
+	case usertoken.FieldExpiresAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetExpiresAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown UserToken field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *UserTokenMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *UserTokenMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *UserTokenMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown UserToken numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *UserTokenMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *UserTokenMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *UserTokenMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown UserToken nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *UserTokenMutation) ResetField(name string) error {
+	switch name {
+	case usertoken.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case usertoken.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case usertoken.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case usertoken.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case usertoken.FieldKind:
+		m.ResetKind()
+		return nil
+	case usertoken.FieldTokenHash:
+		m.ResetTokenHash()
+		return nil
+	case usertoken.FieldExpiresAt:
+		m.ResetExpiresAt()
+		return nil
+	}
+	return fmt.Errorf("unknown UserToken field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *UserTokenMutation) AddedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.organization != nil {
+		edges = append(edges, usertoken.EdgeOrganization)
+	}
+	if m.user != nil {
+		edges = append(edges, usertoken.EdgeUser)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *UserTokenMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case usertoken.EdgeOrganization:
+		if id := m.organization; id != nil {
+			return []ent.Value{*id}
+		}
+	case usertoken.EdgeUser:
+		if id := m.user; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *UserTokenMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 2)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *UserTokenMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *UserTokenMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.clearedorganization {
+		edges = append(edges, usertoken.EdgeOrganization)
+	}
+	if m.cleareduser {
+		edges = append(edges, usertoken.EdgeUser)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *UserTokenMutation) EdgeCleared(name string) bool {
+	switch name {
+	case usertoken.EdgeOrganization:
+		return m.clearedorganization
+	case usertoken.EdgeUser:
+		return m.cleareduser
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *UserTokenMutation) ClearEdge(name string) error {
+	switch name {
+	case usertoken.EdgeOrganization:
+		m.ClearOrganization()
+		return nil
+	case usertoken.EdgeUser:
+		m.ClearUser()
+		return nil
+	}
+	return fmt.Errorf("unknown UserToken unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *UserTokenMutation) ResetEdge(name string) error {
+	switch name {
+	case usertoken.EdgeOrganization:
+		m.ResetOrganization()
+		return nil
+	case usertoken.EdgeUser:
+		m.ResetUser()
+		return nil
+	}
+	return fmt.Errorf("unknown UserToken edge %s", name)
 }

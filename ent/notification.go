@@ -35,6 +35,8 @@ type Notification struct {
 	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
 	// The job the notification reports on (import complete, M6).
 	JobID *pulid.ID `json:"job_id,omitempty"`
+	// A one-time token the delivery channel hands the person (activation, reset), sealed (internal/secrets) to this row's id.
+	SecretSealed string `json:"-"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the NotificationQuery when eager-loading is set.
 	Edges        NotificationEdges `json:"edges"`
@@ -70,7 +72,7 @@ func (*Notification) scanValues(columns []string) ([]any, error) {
 			values[i] = &sql.NullScanner{S: new(pulid.ID)}
 		case notification.FieldID, notification.FieldOrganizationID:
 			values[i] = new(pulid.ID)
-		case notification.FieldKind, notification.FieldMessage:
+		case notification.FieldKind, notification.FieldMessage, notification.FieldSecretSealed:
 			values[i] = new(sql.NullString)
 		case notification.FieldCreatedAt, notification.FieldUpdatedAt, notification.FieldDeliveredAt:
 			values[i] = new(sql.NullTime)
@@ -146,6 +148,12 @@ func (_m *Notification) assignValues(columns []string, values []any) error {
 				_m.JobID = new(pulid.ID)
 				*_m.JobID = *value.S.(*pulid.ID)
 			}
+		case notification.FieldSecretSealed:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field secret_sealed", values[i])
+			} else if value.Valid {
+				_m.SecretSealed = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -216,6 +224,8 @@ func (_m *Notification) String() string {
 		builder.WriteString("job_id=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("secret_sealed=<sensitive>")
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -113,6 +113,20 @@ func (_c *NotificationCreate) SetNillableJobID(v *pulid.ID) *NotificationCreate 
 	return _c
 }
 
+// SetSecretSealed sets the "secret_sealed" field.
+func (_c *NotificationCreate) SetSecretSealed(v string) *NotificationCreate {
+	_c.mutation.SetSecretSealed(v)
+	return _c
+}
+
+// SetNillableSecretSealed sets the "secret_sealed" field if the given value is not nil.
+func (_c *NotificationCreate) SetNillableSecretSealed(v *string) *NotificationCreate {
+	if v != nil {
+		_c.SetSecretSealed(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *NotificationCreate) SetID(v pulid.ID) *NotificationCreate {
 	_c.mutation.SetID(v)
@@ -292,6 +306,10 @@ func (_c *NotificationCreate) createSpec() (*Notification, *sqlgraph.CreateSpec)
 		_spec.SetField(notification.FieldJobID, field.TypeString, value)
 		_node.JobID = &value
 	}
+	if value, ok := _c.mutation.SecretSealed(); ok {
+		_spec.SetField(notification.FieldSecretSealed, field.TypeString, value)
+		_node.SecretSealed = value
+	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
@@ -388,6 +406,24 @@ func (u *NotificationUpsert) UpdateDeliveredAt() *NotificationUpsert {
 // ClearDeliveredAt clears the value of the "delivered_at" field.
 func (u *NotificationUpsert) ClearDeliveredAt() *NotificationUpsert {
 	u.SetNull(notification.FieldDeliveredAt)
+	return u
+}
+
+// SetSecretSealed sets the "secret_sealed" field.
+func (u *NotificationUpsert) SetSecretSealed(v string) *NotificationUpsert {
+	u.Set(notification.FieldSecretSealed, v)
+	return u
+}
+
+// UpdateSecretSealed sets the "secret_sealed" field to the value that was provided on create.
+func (u *NotificationUpsert) UpdateSecretSealed() *NotificationUpsert {
+	u.SetExcluded(notification.FieldSecretSealed)
+	return u
+}
+
+// ClearSecretSealed clears the value of the "secret_sealed" field.
+func (u *NotificationUpsert) ClearSecretSealed() *NotificationUpsert {
+	u.SetNull(notification.FieldSecretSealed)
 	return u
 }
 
@@ -489,6 +525,27 @@ func (u *NotificationUpsertOne) UpdateDeliveredAt() *NotificationUpsertOne {
 func (u *NotificationUpsertOne) ClearDeliveredAt() *NotificationUpsertOne {
 	return u.Update(func(s *NotificationUpsert) {
 		s.ClearDeliveredAt()
+	})
+}
+
+// SetSecretSealed sets the "secret_sealed" field.
+func (u *NotificationUpsertOne) SetSecretSealed(v string) *NotificationUpsertOne {
+	return u.Update(func(s *NotificationUpsert) {
+		s.SetSecretSealed(v)
+	})
+}
+
+// UpdateSecretSealed sets the "secret_sealed" field to the value that was provided on create.
+func (u *NotificationUpsertOne) UpdateSecretSealed() *NotificationUpsertOne {
+	return u.Update(func(s *NotificationUpsert) {
+		s.UpdateSecretSealed()
+	})
+}
+
+// ClearSecretSealed clears the value of the "secret_sealed" field.
+func (u *NotificationUpsertOne) ClearSecretSealed() *NotificationUpsertOne {
+	return u.Update(func(s *NotificationUpsert) {
+		s.ClearSecretSealed()
 	})
 }
 
@@ -757,6 +814,27 @@ func (u *NotificationUpsertBulk) UpdateDeliveredAt() *NotificationUpsertBulk {
 func (u *NotificationUpsertBulk) ClearDeliveredAt() *NotificationUpsertBulk {
 	return u.Update(func(s *NotificationUpsert) {
 		s.ClearDeliveredAt()
+	})
+}
+
+// SetSecretSealed sets the "secret_sealed" field.
+func (u *NotificationUpsertBulk) SetSecretSealed(v string) *NotificationUpsertBulk {
+	return u.Update(func(s *NotificationUpsert) {
+		s.SetSecretSealed(v)
+	})
+}
+
+// UpdateSecretSealed sets the "secret_sealed" field to the value that was provided on create.
+func (u *NotificationUpsertBulk) UpdateSecretSealed() *NotificationUpsertBulk {
+	return u.Update(func(s *NotificationUpsert) {
+		s.UpdateSecretSealed()
+	})
+}
+
+// ClearSecretSealed clears the value of the "secret_sealed" field.
+func (u *NotificationUpsertBulk) ClearSecretSealed() *NotificationUpsertBulk {
+	return u.Update(func(s *NotificationUpsert) {
+		s.ClearSecretSealed()
 	})
 }
 

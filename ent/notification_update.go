@@ -55,6 +55,26 @@ func (_u *NotificationUpdate) ClearDeliveredAt() *NotificationUpdate {
 	return _u
 }
 
+// SetSecretSealed sets the "secret_sealed" field.
+func (_u *NotificationUpdate) SetSecretSealed(v string) *NotificationUpdate {
+	_u.mutation.SetSecretSealed(v)
+	return _u
+}
+
+// SetNillableSecretSealed sets the "secret_sealed" field if the given value is not nil.
+func (_u *NotificationUpdate) SetNillableSecretSealed(v *string) *NotificationUpdate {
+	if v != nil {
+		_u.SetSecretSealed(*v)
+	}
+	return _u
+}
+
+// ClearSecretSealed clears the value of the "secret_sealed" field.
+func (_u *NotificationUpdate) ClearSecretSealed() *NotificationUpdate {
+	_u.mutation.ClearSecretSealed()
+	return _u
+}
+
 // Mutation returns the NotificationMutation object of the builder.
 func (_u *NotificationUpdate) Mutation() *NotificationMutation {
 	return _u.mutation
@@ -143,6 +163,12 @@ func (_u *NotificationUpdate) sqlSave(ctx context.Context) (_node int, err error
 	if _u.mutation.JobIDCleared() {
 		_spec.ClearField(notification.FieldJobID, field.TypeString)
 	}
+	if value, ok := _u.mutation.SecretSealed(); ok {
+		_spec.SetField(notification.FieldSecretSealed, field.TypeString, value)
+	}
+	if _u.mutation.SecretSealedCleared() {
+		_spec.ClearField(notification.FieldSecretSealed, field.TypeString)
+	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
@@ -188,6 +214,26 @@ func (_u *NotificationUpdateOne) SetNillableDeliveredAt(v *time.Time) *Notificat
 // ClearDeliveredAt clears the value of the "delivered_at" field.
 func (_u *NotificationUpdateOne) ClearDeliveredAt() *NotificationUpdateOne {
 	_u.mutation.ClearDeliveredAt()
+	return _u
+}
+
+// SetSecretSealed sets the "secret_sealed" field.
+func (_u *NotificationUpdateOne) SetSecretSealed(v string) *NotificationUpdateOne {
+	_u.mutation.SetSecretSealed(v)
+	return _u
+}
+
+// SetNillableSecretSealed sets the "secret_sealed" field if the given value is not nil.
+func (_u *NotificationUpdateOne) SetNillableSecretSealed(v *string) *NotificationUpdateOne {
+	if v != nil {
+		_u.SetSecretSealed(*v)
+	}
+	return _u
+}
+
+// ClearSecretSealed clears the value of the "secret_sealed" field.
+func (_u *NotificationUpdateOne) ClearSecretSealed() *NotificationUpdateOne {
+	_u.mutation.ClearSecretSealed()
 	return _u
 }
 
@@ -308,6 +354,12 @@ func (_u *NotificationUpdateOne) sqlSave(ctx context.Context) (_node *Notificati
 	}
 	if _u.mutation.JobIDCleared() {
 		_spec.ClearField(notification.FieldJobID, field.TypeString)
+	}
+	if value, ok := _u.mutation.SecretSealed(); ok {
+		_spec.SetField(notification.FieldSecretSealed, field.TypeString, value)
+	}
+	if _u.mutation.SecretSealedCleared() {
+		_spec.ClearField(notification.FieldSecretSealed, field.TypeString)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &Notification{config: _u.config}

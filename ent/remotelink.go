@@ -73,6 +73,16 @@ type RemoteLink struct {
 	MemberIds []string `json:"member_ids,omitempty"`
 	// Group: a member's user link changed since the last reconcile began; one follow-up task is queued.
 	MembersDirty bool `json:"members_dirty,omitempty"`
+	// The user's password version this remote account last received (W3); 0: none of ours.
+	PasswordVersion int `json:"password_version,omitempty"`
+	// The newest password version queued for this account, so a login does not push it twice.
+	PasswordQueuedVersion int `json:"password_queued_version,omitempty"`
+	// PasswordPushedAt holds the value of the "password_pushed_at" field.
+	PasswordPushedAt *time.Time `json:"password_pushed_at,omitempty"`
+	// Why the last password push failed for good (e.g. Graph's password policy); empty after a success.
+	PasswordErrorCode string `json:"password_error_code,omitempty"`
+	// PasswordErrorMessage holds the value of the "password_error_message" field.
+	PasswordErrorMessage string `json:"password_error_message,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the RemoteLinkQuery when eager-loading is set.
 	Edges        RemoteLinkEdges `json:"edges"`
@@ -153,11 +163,11 @@ func (*RemoteLink) scanValues(columns []string) ([]any, error) {
 			values[i] = new(pulid.ID)
 		case remotelink.FieldRemoteEnabled, remotelink.FieldTakenOver, remotelink.FieldMembersDirty:
 			values[i] = new(sql.NullBool)
-		case remotelink.FieldMembersInSync, remotelink.FieldMembersPending, remotelink.FieldForeignMembers:
+		case remotelink.FieldMembersInSync, remotelink.FieldMembersPending, remotelink.FieldForeignMembers, remotelink.FieldPasswordVersion, remotelink.FieldPasswordQueuedVersion:
 			values[i] = new(sql.NullInt64)
-		case remotelink.FieldKind, remotelink.FieldRemoteID, remotelink.FieldUpn, remotelink.FieldStatus, remotelink.FieldAppliedHash, remotelink.FieldStatusReason, remotelink.FieldLastErrorCode, remotelink.FieldLastErrorMessage, remotelink.FieldLastErrorRequestID, remotelink.FieldDisplayName:
+		case remotelink.FieldKind, remotelink.FieldRemoteID, remotelink.FieldUpn, remotelink.FieldStatus, remotelink.FieldAppliedHash, remotelink.FieldStatusReason, remotelink.FieldLastErrorCode, remotelink.FieldLastErrorMessage, remotelink.FieldLastErrorRequestID, remotelink.FieldDisplayName, remotelink.FieldPasswordErrorCode, remotelink.FieldPasswordErrorMessage:
 			values[i] = new(sql.NullString)
-		case remotelink.FieldCreatedAt, remotelink.FieldUpdatedAt, remotelink.FieldRemoteCreatedAt, remotelink.FieldLastSyncedAt:
+		case remotelink.FieldCreatedAt, remotelink.FieldUpdatedAt, remotelink.FieldRemoteCreatedAt, remotelink.FieldLastSyncedAt, remotelink.FieldPasswordPushedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -337,6 +347,37 @@ func (_m *RemoteLink) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.MembersDirty = value.Bool
 			}
+		case remotelink.FieldPasswordVersion:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field password_version", values[i])
+			} else if value.Valid {
+				_m.PasswordVersion = int(value.Int64)
+			}
+		case remotelink.FieldPasswordQueuedVersion:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field password_queued_version", values[i])
+			} else if value.Valid {
+				_m.PasswordQueuedVersion = int(value.Int64)
+			}
+		case remotelink.FieldPasswordPushedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field password_pushed_at", values[i])
+			} else if value.Valid {
+				_m.PasswordPushedAt = new(time.Time)
+				*_m.PasswordPushedAt = value.Time
+			}
+		case remotelink.FieldPasswordErrorCode:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field password_error_code", values[i])
+			} else if value.Valid {
+				_m.PasswordErrorCode = value.String
+			}
+		case remotelink.FieldPasswordErrorMessage:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field password_error_message", values[i])
+			} else if value.Valid {
+				_m.PasswordErrorMessage = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -477,6 +518,23 @@ func (_m *RemoteLink) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("members_dirty=")
 	builder.WriteString(fmt.Sprintf("%v", _m.MembersDirty))
+	builder.WriteString(", ")
+	builder.WriteString("password_version=")
+	builder.WriteString(fmt.Sprintf("%v", _m.PasswordVersion))
+	builder.WriteString(", ")
+	builder.WriteString("password_queued_version=")
+	builder.WriteString(fmt.Sprintf("%v", _m.PasswordQueuedVersion))
+	builder.WriteString(", ")
+	if v := _m.PasswordPushedAt; v != nil {
+		builder.WriteString("password_pushed_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("password_error_code=")
+	builder.WriteString(_m.PasswordErrorCode)
+	builder.WriteString(", ")
+	builder.WriteString("password_error_message=")
+	builder.WriteString(_m.PasswordErrorMessage)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -354,6 +354,76 @@ func (_c *RemoteLinkCreate) SetNillableMembersDirty(v *bool) *RemoteLinkCreate {
 	return _c
 }
 
+// SetPasswordVersion sets the "password_version" field.
+func (_c *RemoteLinkCreate) SetPasswordVersion(v int) *RemoteLinkCreate {
+	_c.mutation.SetPasswordVersion(v)
+	return _c
+}
+
+// SetNillablePasswordVersion sets the "password_version" field if the given value is not nil.
+func (_c *RemoteLinkCreate) SetNillablePasswordVersion(v *int) *RemoteLinkCreate {
+	if v != nil {
+		_c.SetPasswordVersion(*v)
+	}
+	return _c
+}
+
+// SetPasswordQueuedVersion sets the "password_queued_version" field.
+func (_c *RemoteLinkCreate) SetPasswordQueuedVersion(v int) *RemoteLinkCreate {
+	_c.mutation.SetPasswordQueuedVersion(v)
+	return _c
+}
+
+// SetNillablePasswordQueuedVersion sets the "password_queued_version" field if the given value is not nil.
+func (_c *RemoteLinkCreate) SetNillablePasswordQueuedVersion(v *int) *RemoteLinkCreate {
+	if v != nil {
+		_c.SetPasswordQueuedVersion(*v)
+	}
+	return _c
+}
+
+// SetPasswordPushedAt sets the "password_pushed_at" field.
+func (_c *RemoteLinkCreate) SetPasswordPushedAt(v time.Time) *RemoteLinkCreate {
+	_c.mutation.SetPasswordPushedAt(v)
+	return _c
+}
+
+// SetNillablePasswordPushedAt sets the "password_pushed_at" field if the given value is not nil.
+func (_c *RemoteLinkCreate) SetNillablePasswordPushedAt(v *time.Time) *RemoteLinkCreate {
+	if v != nil {
+		_c.SetPasswordPushedAt(*v)
+	}
+	return _c
+}
+
+// SetPasswordErrorCode sets the "password_error_code" field.
+func (_c *RemoteLinkCreate) SetPasswordErrorCode(v string) *RemoteLinkCreate {
+	_c.mutation.SetPasswordErrorCode(v)
+	return _c
+}
+
+// SetNillablePasswordErrorCode sets the "password_error_code" field if the given value is not nil.
+func (_c *RemoteLinkCreate) SetNillablePasswordErrorCode(v *string) *RemoteLinkCreate {
+	if v != nil {
+		_c.SetPasswordErrorCode(*v)
+	}
+	return _c
+}
+
+// SetPasswordErrorMessage sets the "password_error_message" field.
+func (_c *RemoteLinkCreate) SetPasswordErrorMessage(v string) *RemoteLinkCreate {
+	_c.mutation.SetPasswordErrorMessage(v)
+	return _c
+}
+
+// SetNillablePasswordErrorMessage sets the "password_error_message" field if the given value is not nil.
+func (_c *RemoteLinkCreate) SetNillablePasswordErrorMessage(v *string) *RemoteLinkCreate {
+	if v != nil {
+		_c.SetPasswordErrorMessage(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *RemoteLinkCreate) SetID(v pulid.ID) *RemoteLinkCreate {
 	_c.mutation.SetID(v)
@@ -467,6 +537,14 @@ func (_c *RemoteLinkCreate) defaults() error {
 		v := remotelink.DefaultMembersDirty
 		_c.mutation.SetMembersDirty(v)
 	}
+	if _, ok := _c.mutation.PasswordVersion(); !ok {
+		v := remotelink.DefaultPasswordVersion
+		_c.mutation.SetPasswordVersion(v)
+	}
+	if _, ok := _c.mutation.PasswordQueuedVersion(); !ok {
+		v := remotelink.DefaultPasswordQueuedVersion
+		_c.mutation.SetPasswordQueuedVersion(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if remotelink.DefaultID == nil {
 			return fmt.Errorf("ent: uninitialized remotelink.DefaultID (forgotten import ent/runtime?)")
@@ -571,6 +649,32 @@ func (_c *RemoteLinkCreate) check() error {
 	}
 	if _, ok := _c.mutation.MembersDirty(); !ok {
 		return &ValidationError{Name: "members_dirty", err: errors.New(`ent: missing required field "RemoteLink.members_dirty"`)}
+	}
+	if _, ok := _c.mutation.PasswordVersion(); !ok {
+		return &ValidationError{Name: "password_version", err: errors.New(`ent: missing required field "RemoteLink.password_version"`)}
+	}
+	if v, ok := _c.mutation.PasswordVersion(); ok {
+		if err := remotelink.PasswordVersionValidator(v); err != nil {
+			return &ValidationError{Name: "password_version", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.password_version": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.PasswordQueuedVersion(); !ok {
+		return &ValidationError{Name: "password_queued_version", err: errors.New(`ent: missing required field "RemoteLink.password_queued_version"`)}
+	}
+	if v, ok := _c.mutation.PasswordQueuedVersion(); ok {
+		if err := remotelink.PasswordQueuedVersionValidator(v); err != nil {
+			return &ValidationError{Name: "password_queued_version", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.password_queued_version": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.PasswordErrorCode(); ok {
+		if err := remotelink.PasswordErrorCodeValidator(v); err != nil {
+			return &ValidationError{Name: "password_error_code", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.password_error_code": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.PasswordErrorMessage(); ok {
+		if err := remotelink.PasswordErrorMessageValidator(v); err != nil {
+			return &ValidationError{Name: "password_error_message", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.password_error_message": %w`, err)}
+		}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := remotelink.IDValidator(string(v)); err != nil {
@@ -702,6 +806,26 @@ func (_c *RemoteLinkCreate) createSpec() (*RemoteLink, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.MembersDirty(); ok {
 		_spec.SetField(remotelink.FieldMembersDirty, field.TypeBool, value)
 		_node.MembersDirty = value
+	}
+	if value, ok := _c.mutation.PasswordVersion(); ok {
+		_spec.SetField(remotelink.FieldPasswordVersion, field.TypeInt, value)
+		_node.PasswordVersion = value
+	}
+	if value, ok := _c.mutation.PasswordQueuedVersion(); ok {
+		_spec.SetField(remotelink.FieldPasswordQueuedVersion, field.TypeInt, value)
+		_node.PasswordQueuedVersion = value
+	}
+	if value, ok := _c.mutation.PasswordPushedAt(); ok {
+		_spec.SetField(remotelink.FieldPasswordPushedAt, field.TypeTime, value)
+		_node.PasswordPushedAt = &value
+	}
+	if value, ok := _c.mutation.PasswordErrorCode(); ok {
+		_spec.SetField(remotelink.FieldPasswordErrorCode, field.TypeString, value)
+		_node.PasswordErrorCode = value
+	}
+	if value, ok := _c.mutation.PasswordErrorMessage(); ok {
+		_spec.SetField(remotelink.FieldPasswordErrorMessage, field.TypeString, value)
+		_node.PasswordErrorMessage = value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -1177,6 +1301,96 @@ func (u *RemoteLinkUpsert) UpdateMembersDirty() *RemoteLinkUpsert {
 	return u
 }
 
+// SetPasswordVersion sets the "password_version" field.
+func (u *RemoteLinkUpsert) SetPasswordVersion(v int) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldPasswordVersion, v)
+	return u
+}
+
+// UpdatePasswordVersion sets the "password_version" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdatePasswordVersion() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldPasswordVersion)
+	return u
+}
+
+// AddPasswordVersion adds v to the "password_version" field.
+func (u *RemoteLinkUpsert) AddPasswordVersion(v int) *RemoteLinkUpsert {
+	u.Add(remotelink.FieldPasswordVersion, v)
+	return u
+}
+
+// SetPasswordQueuedVersion sets the "password_queued_version" field.
+func (u *RemoteLinkUpsert) SetPasswordQueuedVersion(v int) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldPasswordQueuedVersion, v)
+	return u
+}
+
+// UpdatePasswordQueuedVersion sets the "password_queued_version" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdatePasswordQueuedVersion() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldPasswordQueuedVersion)
+	return u
+}
+
+// AddPasswordQueuedVersion adds v to the "password_queued_version" field.
+func (u *RemoteLinkUpsert) AddPasswordQueuedVersion(v int) *RemoteLinkUpsert {
+	u.Add(remotelink.FieldPasswordQueuedVersion, v)
+	return u
+}
+
+// SetPasswordPushedAt sets the "password_pushed_at" field.
+func (u *RemoteLinkUpsert) SetPasswordPushedAt(v time.Time) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldPasswordPushedAt, v)
+	return u
+}
+
+// UpdatePasswordPushedAt sets the "password_pushed_at" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdatePasswordPushedAt() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldPasswordPushedAt)
+	return u
+}
+
+// ClearPasswordPushedAt clears the value of the "password_pushed_at" field.
+func (u *RemoteLinkUpsert) ClearPasswordPushedAt() *RemoteLinkUpsert {
+	u.SetNull(remotelink.FieldPasswordPushedAt)
+	return u
+}
+
+// SetPasswordErrorCode sets the "password_error_code" field.
+func (u *RemoteLinkUpsert) SetPasswordErrorCode(v string) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldPasswordErrorCode, v)
+	return u
+}
+
+// UpdatePasswordErrorCode sets the "password_error_code" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdatePasswordErrorCode() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldPasswordErrorCode)
+	return u
+}
+
+// ClearPasswordErrorCode clears the value of the "password_error_code" field.
+func (u *RemoteLinkUpsert) ClearPasswordErrorCode() *RemoteLinkUpsert {
+	u.SetNull(remotelink.FieldPasswordErrorCode)
+	return u
+}
+
+// SetPasswordErrorMessage sets the "password_error_message" field.
+func (u *RemoteLinkUpsert) SetPasswordErrorMessage(v string) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldPasswordErrorMessage, v)
+	return u
+}
+
+// UpdatePasswordErrorMessage sets the "password_error_message" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdatePasswordErrorMessage() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldPasswordErrorMessage)
+	return u
+}
+
+// ClearPasswordErrorMessage clears the value of the "password_error_message" field.
+func (u *RemoteLinkUpsert) ClearPasswordErrorMessage() *RemoteLinkUpsert {
+	u.SetNull(remotelink.FieldPasswordErrorMessage)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -1647,6 +1861,111 @@ func (u *RemoteLinkUpsertOne) SetMembersDirty(v bool) *RemoteLinkUpsertOne {
 func (u *RemoteLinkUpsertOne) UpdateMembersDirty() *RemoteLinkUpsertOne {
 	return u.Update(func(s *RemoteLinkUpsert) {
 		s.UpdateMembersDirty()
+	})
+}
+
+// SetPasswordVersion sets the "password_version" field.
+func (u *RemoteLinkUpsertOne) SetPasswordVersion(v int) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetPasswordVersion(v)
+	})
+}
+
+// AddPasswordVersion adds v to the "password_version" field.
+func (u *RemoteLinkUpsertOne) AddPasswordVersion(v int) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.AddPasswordVersion(v)
+	})
+}
+
+// UpdatePasswordVersion sets the "password_version" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdatePasswordVersion() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdatePasswordVersion()
+	})
+}
+
+// SetPasswordQueuedVersion sets the "password_queued_version" field.
+func (u *RemoteLinkUpsertOne) SetPasswordQueuedVersion(v int) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetPasswordQueuedVersion(v)
+	})
+}
+
+// AddPasswordQueuedVersion adds v to the "password_queued_version" field.
+func (u *RemoteLinkUpsertOne) AddPasswordQueuedVersion(v int) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.AddPasswordQueuedVersion(v)
+	})
+}
+
+// UpdatePasswordQueuedVersion sets the "password_queued_version" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdatePasswordQueuedVersion() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdatePasswordQueuedVersion()
+	})
+}
+
+// SetPasswordPushedAt sets the "password_pushed_at" field.
+func (u *RemoteLinkUpsertOne) SetPasswordPushedAt(v time.Time) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetPasswordPushedAt(v)
+	})
+}
+
+// UpdatePasswordPushedAt sets the "password_pushed_at" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdatePasswordPushedAt() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdatePasswordPushedAt()
+	})
+}
+
+// ClearPasswordPushedAt clears the value of the "password_pushed_at" field.
+func (u *RemoteLinkUpsertOne) ClearPasswordPushedAt() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearPasswordPushedAt()
+	})
+}
+
+// SetPasswordErrorCode sets the "password_error_code" field.
+func (u *RemoteLinkUpsertOne) SetPasswordErrorCode(v string) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetPasswordErrorCode(v)
+	})
+}
+
+// UpdatePasswordErrorCode sets the "password_error_code" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdatePasswordErrorCode() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdatePasswordErrorCode()
+	})
+}
+
+// ClearPasswordErrorCode clears the value of the "password_error_code" field.
+func (u *RemoteLinkUpsertOne) ClearPasswordErrorCode() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearPasswordErrorCode()
+	})
+}
+
+// SetPasswordErrorMessage sets the "password_error_message" field.
+func (u *RemoteLinkUpsertOne) SetPasswordErrorMessage(v string) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetPasswordErrorMessage(v)
+	})
+}
+
+// UpdatePasswordErrorMessage sets the "password_error_message" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdatePasswordErrorMessage() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdatePasswordErrorMessage()
+	})
+}
+
+// ClearPasswordErrorMessage clears the value of the "password_error_message" field.
+func (u *RemoteLinkUpsertOne) ClearPasswordErrorMessage() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearPasswordErrorMessage()
 	})
 }
 
@@ -2287,6 +2606,111 @@ func (u *RemoteLinkUpsertBulk) SetMembersDirty(v bool) *RemoteLinkUpsertBulk {
 func (u *RemoteLinkUpsertBulk) UpdateMembersDirty() *RemoteLinkUpsertBulk {
 	return u.Update(func(s *RemoteLinkUpsert) {
 		s.UpdateMembersDirty()
+	})
+}
+
+// SetPasswordVersion sets the "password_version" field.
+func (u *RemoteLinkUpsertBulk) SetPasswordVersion(v int) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetPasswordVersion(v)
+	})
+}
+
+// AddPasswordVersion adds v to the "password_version" field.
+func (u *RemoteLinkUpsertBulk) AddPasswordVersion(v int) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.AddPasswordVersion(v)
+	})
+}
+
+// UpdatePasswordVersion sets the "password_version" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdatePasswordVersion() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdatePasswordVersion()
+	})
+}
+
+// SetPasswordQueuedVersion sets the "password_queued_version" field.
+func (u *RemoteLinkUpsertBulk) SetPasswordQueuedVersion(v int) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetPasswordQueuedVersion(v)
+	})
+}
+
+// AddPasswordQueuedVersion adds v to the "password_queued_version" field.
+func (u *RemoteLinkUpsertBulk) AddPasswordQueuedVersion(v int) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.AddPasswordQueuedVersion(v)
+	})
+}
+
+// UpdatePasswordQueuedVersion sets the "password_queued_version" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdatePasswordQueuedVersion() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdatePasswordQueuedVersion()
+	})
+}
+
+// SetPasswordPushedAt sets the "password_pushed_at" field.
+func (u *RemoteLinkUpsertBulk) SetPasswordPushedAt(v time.Time) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetPasswordPushedAt(v)
+	})
+}
+
+// UpdatePasswordPushedAt sets the "password_pushed_at" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdatePasswordPushedAt() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdatePasswordPushedAt()
+	})
+}
+
+// ClearPasswordPushedAt clears the value of the "password_pushed_at" field.
+func (u *RemoteLinkUpsertBulk) ClearPasswordPushedAt() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearPasswordPushedAt()
+	})
+}
+
+// SetPasswordErrorCode sets the "password_error_code" field.
+func (u *RemoteLinkUpsertBulk) SetPasswordErrorCode(v string) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetPasswordErrorCode(v)
+	})
+}
+
+// UpdatePasswordErrorCode sets the "password_error_code" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdatePasswordErrorCode() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdatePasswordErrorCode()
+	})
+}
+
+// ClearPasswordErrorCode clears the value of the "password_error_code" field.
+func (u *RemoteLinkUpsertBulk) ClearPasswordErrorCode() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearPasswordErrorCode()
+	})
+}
+
+// SetPasswordErrorMessage sets the "password_error_message" field.
+func (u *RemoteLinkUpsertBulk) SetPasswordErrorMessage(v string) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetPasswordErrorMessage(v)
+	})
+}
+
+// UpdatePasswordErrorMessage sets the "password_error_message" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdatePasswordErrorMessage() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdatePasswordErrorMessage()
+	})
+}
+
+// ClearPasswordErrorMessage clears the value of the "password_error_message" field.
+func (u *RemoteLinkUpsertBulk) ClearPasswordErrorMessage() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearPasswordErrorMessage()
 	})
 }
 

@@ -422,6 +422,108 @@ func (_u *RemoteLinkUpdate) SetNillableMembersDirty(v *bool) *RemoteLinkUpdate {
 	return _u
 }
 
+// SetPasswordVersion sets the "password_version" field.
+func (_u *RemoteLinkUpdate) SetPasswordVersion(v int) *RemoteLinkUpdate {
+	_u.mutation.ResetPasswordVersion()
+	_u.mutation.SetPasswordVersion(v)
+	return _u
+}
+
+// SetNillablePasswordVersion sets the "password_version" field if the given value is not nil.
+func (_u *RemoteLinkUpdate) SetNillablePasswordVersion(v *int) *RemoteLinkUpdate {
+	if v != nil {
+		_u.SetPasswordVersion(*v)
+	}
+	return _u
+}
+
+// AddPasswordVersion adds value to the "password_version" field.
+func (_u *RemoteLinkUpdate) AddPasswordVersion(v int) *RemoteLinkUpdate {
+	_u.mutation.AddPasswordVersion(v)
+	return _u
+}
+
+// SetPasswordQueuedVersion sets the "password_queued_version" field.
+func (_u *RemoteLinkUpdate) SetPasswordQueuedVersion(v int) *RemoteLinkUpdate {
+	_u.mutation.ResetPasswordQueuedVersion()
+	_u.mutation.SetPasswordQueuedVersion(v)
+	return _u
+}
+
+// SetNillablePasswordQueuedVersion sets the "password_queued_version" field if the given value is not nil.
+func (_u *RemoteLinkUpdate) SetNillablePasswordQueuedVersion(v *int) *RemoteLinkUpdate {
+	if v != nil {
+		_u.SetPasswordQueuedVersion(*v)
+	}
+	return _u
+}
+
+// AddPasswordQueuedVersion adds value to the "password_queued_version" field.
+func (_u *RemoteLinkUpdate) AddPasswordQueuedVersion(v int) *RemoteLinkUpdate {
+	_u.mutation.AddPasswordQueuedVersion(v)
+	return _u
+}
+
+// SetPasswordPushedAt sets the "password_pushed_at" field.
+func (_u *RemoteLinkUpdate) SetPasswordPushedAt(v time.Time) *RemoteLinkUpdate {
+	_u.mutation.SetPasswordPushedAt(v)
+	return _u
+}
+
+// SetNillablePasswordPushedAt sets the "password_pushed_at" field if the given value is not nil.
+func (_u *RemoteLinkUpdate) SetNillablePasswordPushedAt(v *time.Time) *RemoteLinkUpdate {
+	if v != nil {
+		_u.SetPasswordPushedAt(*v)
+	}
+	return _u
+}
+
+// ClearPasswordPushedAt clears the value of the "password_pushed_at" field.
+func (_u *RemoteLinkUpdate) ClearPasswordPushedAt() *RemoteLinkUpdate {
+	_u.mutation.ClearPasswordPushedAt()
+	return _u
+}
+
+// SetPasswordErrorCode sets the "password_error_code" field.
+func (_u *RemoteLinkUpdate) SetPasswordErrorCode(v string) *RemoteLinkUpdate {
+	_u.mutation.SetPasswordErrorCode(v)
+	return _u
+}
+
+// SetNillablePasswordErrorCode sets the "password_error_code" field if the given value is not nil.
+func (_u *RemoteLinkUpdate) SetNillablePasswordErrorCode(v *string) *RemoteLinkUpdate {
+	if v != nil {
+		_u.SetPasswordErrorCode(*v)
+	}
+	return _u
+}
+
+// ClearPasswordErrorCode clears the value of the "password_error_code" field.
+func (_u *RemoteLinkUpdate) ClearPasswordErrorCode() *RemoteLinkUpdate {
+	_u.mutation.ClearPasswordErrorCode()
+	return _u
+}
+
+// SetPasswordErrorMessage sets the "password_error_message" field.
+func (_u *RemoteLinkUpdate) SetPasswordErrorMessage(v string) *RemoteLinkUpdate {
+	_u.mutation.SetPasswordErrorMessage(v)
+	return _u
+}
+
+// SetNillablePasswordErrorMessage sets the "password_error_message" field if the given value is not nil.
+func (_u *RemoteLinkUpdate) SetNillablePasswordErrorMessage(v *string) *RemoteLinkUpdate {
+	if v != nil {
+		_u.SetPasswordErrorMessage(*v)
+	}
+	return _u
+}
+
+// ClearPasswordErrorMessage clears the value of the "password_error_message" field.
+func (_u *RemoteLinkUpdate) ClearPasswordErrorMessage() *RemoteLinkUpdate {
+	_u.mutation.ClearPasswordErrorMessage()
+	return _u
+}
+
 // SetUser sets the "user" edge to the User entity.
 func (_u *RemoteLinkUpdate) SetUser(v *User) *RemoteLinkUpdate {
 	return _u.SetUserID(v.ID)
@@ -546,6 +648,26 @@ func (_u *RemoteLinkUpdate) check() error {
 	if v, ok := _u.mutation.ForeignMembers(); ok {
 		if err := remotelink.ForeignMembersValidator(v); err != nil {
 			return &ValidationError{Name: "foreign_members", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.foreign_members": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PasswordVersion(); ok {
+		if err := remotelink.PasswordVersionValidator(v); err != nil {
+			return &ValidationError{Name: "password_version", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.password_version": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PasswordQueuedVersion(); ok {
+		if err := remotelink.PasswordQueuedVersionValidator(v); err != nil {
+			return &ValidationError{Name: "password_queued_version", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.password_queued_version": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PasswordErrorCode(); ok {
+		if err := remotelink.PasswordErrorCodeValidator(v); err != nil {
+			return &ValidationError{Name: "password_error_code", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.password_error_code": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PasswordErrorMessage(); ok {
+		if err := remotelink.PasswordErrorMessageValidator(v); err != nil {
+			return &ValidationError{Name: "password_error_message", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.password_error_message": %w`, err)}
 		}
 	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
@@ -681,6 +803,36 @@ func (_u *RemoteLinkUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	}
 	if value, ok := _u.mutation.MembersDirty(); ok {
 		_spec.SetField(remotelink.FieldMembersDirty, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.PasswordVersion(); ok {
+		_spec.SetField(remotelink.FieldPasswordVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPasswordVersion(); ok {
+		_spec.AddField(remotelink.FieldPasswordVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.PasswordQueuedVersion(); ok {
+		_spec.SetField(remotelink.FieldPasswordQueuedVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPasswordQueuedVersion(); ok {
+		_spec.AddField(remotelink.FieldPasswordQueuedVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.PasswordPushedAt(); ok {
+		_spec.SetField(remotelink.FieldPasswordPushedAt, field.TypeTime, value)
+	}
+	if _u.mutation.PasswordPushedAtCleared() {
+		_spec.ClearField(remotelink.FieldPasswordPushedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.PasswordErrorCode(); ok {
+		_spec.SetField(remotelink.FieldPasswordErrorCode, field.TypeString, value)
+	}
+	if _u.mutation.PasswordErrorCodeCleared() {
+		_spec.ClearField(remotelink.FieldPasswordErrorCode, field.TypeString)
+	}
+	if value, ok := _u.mutation.PasswordErrorMessage(); ok {
+		_spec.SetField(remotelink.FieldPasswordErrorMessage, field.TypeString, value)
+	}
+	if _u.mutation.PasswordErrorMessageCleared() {
+		_spec.ClearField(remotelink.FieldPasswordErrorMessage, field.TypeString)
 	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -1151,6 +1303,108 @@ func (_u *RemoteLinkUpdateOne) SetNillableMembersDirty(v *bool) *RemoteLinkUpdat
 	return _u
 }
 
+// SetPasswordVersion sets the "password_version" field.
+func (_u *RemoteLinkUpdateOne) SetPasswordVersion(v int) *RemoteLinkUpdateOne {
+	_u.mutation.ResetPasswordVersion()
+	_u.mutation.SetPasswordVersion(v)
+	return _u
+}
+
+// SetNillablePasswordVersion sets the "password_version" field if the given value is not nil.
+func (_u *RemoteLinkUpdateOne) SetNillablePasswordVersion(v *int) *RemoteLinkUpdateOne {
+	if v != nil {
+		_u.SetPasswordVersion(*v)
+	}
+	return _u
+}
+
+// AddPasswordVersion adds value to the "password_version" field.
+func (_u *RemoteLinkUpdateOne) AddPasswordVersion(v int) *RemoteLinkUpdateOne {
+	_u.mutation.AddPasswordVersion(v)
+	return _u
+}
+
+// SetPasswordQueuedVersion sets the "password_queued_version" field.
+func (_u *RemoteLinkUpdateOne) SetPasswordQueuedVersion(v int) *RemoteLinkUpdateOne {
+	_u.mutation.ResetPasswordQueuedVersion()
+	_u.mutation.SetPasswordQueuedVersion(v)
+	return _u
+}
+
+// SetNillablePasswordQueuedVersion sets the "password_queued_version" field if the given value is not nil.
+func (_u *RemoteLinkUpdateOne) SetNillablePasswordQueuedVersion(v *int) *RemoteLinkUpdateOne {
+	if v != nil {
+		_u.SetPasswordQueuedVersion(*v)
+	}
+	return _u
+}
+
+// AddPasswordQueuedVersion adds value to the "password_queued_version" field.
+func (_u *RemoteLinkUpdateOne) AddPasswordQueuedVersion(v int) *RemoteLinkUpdateOne {
+	_u.mutation.AddPasswordQueuedVersion(v)
+	return _u
+}
+
+// SetPasswordPushedAt sets the "password_pushed_at" field.
+func (_u *RemoteLinkUpdateOne) SetPasswordPushedAt(v time.Time) *RemoteLinkUpdateOne {
+	_u.mutation.SetPasswordPushedAt(v)
+	return _u
+}
+
+// SetNillablePasswordPushedAt sets the "password_pushed_at" field if the given value is not nil.
+func (_u *RemoteLinkUpdateOne) SetNillablePasswordPushedAt(v *time.Time) *RemoteLinkUpdateOne {
+	if v != nil {
+		_u.SetPasswordPushedAt(*v)
+	}
+	return _u
+}
+
+// ClearPasswordPushedAt clears the value of the "password_pushed_at" field.
+func (_u *RemoteLinkUpdateOne) ClearPasswordPushedAt() *RemoteLinkUpdateOne {
+	_u.mutation.ClearPasswordPushedAt()
+	return _u
+}
+
+// SetPasswordErrorCode sets the "password_error_code" field.
+func (_u *RemoteLinkUpdateOne) SetPasswordErrorCode(v string) *RemoteLinkUpdateOne {
+	_u.mutation.SetPasswordErrorCode(v)
+	return _u
+}
+
+// SetNillablePasswordErrorCode sets the "password_error_code" field if the given value is not nil.
+func (_u *RemoteLinkUpdateOne) SetNillablePasswordErrorCode(v *string) *RemoteLinkUpdateOne {
+	if v != nil {
+		_u.SetPasswordErrorCode(*v)
+	}
+	return _u
+}
+
+// ClearPasswordErrorCode clears the value of the "password_error_code" field.
+func (_u *RemoteLinkUpdateOne) ClearPasswordErrorCode() *RemoteLinkUpdateOne {
+	_u.mutation.ClearPasswordErrorCode()
+	return _u
+}
+
+// SetPasswordErrorMessage sets the "password_error_message" field.
+func (_u *RemoteLinkUpdateOne) SetPasswordErrorMessage(v string) *RemoteLinkUpdateOne {
+	_u.mutation.SetPasswordErrorMessage(v)
+	return _u
+}
+
+// SetNillablePasswordErrorMessage sets the "password_error_message" field if the given value is not nil.
+func (_u *RemoteLinkUpdateOne) SetNillablePasswordErrorMessage(v *string) *RemoteLinkUpdateOne {
+	if v != nil {
+		_u.SetPasswordErrorMessage(*v)
+	}
+	return _u
+}
+
+// ClearPasswordErrorMessage clears the value of the "password_error_message" field.
+func (_u *RemoteLinkUpdateOne) ClearPasswordErrorMessage() *RemoteLinkUpdateOne {
+	_u.mutation.ClearPasswordErrorMessage()
+	return _u
+}
+
 // SetUser sets the "user" edge to the User entity.
 func (_u *RemoteLinkUpdateOne) SetUser(v *User) *RemoteLinkUpdateOne {
 	return _u.SetUserID(v.ID)
@@ -1288,6 +1542,26 @@ func (_u *RemoteLinkUpdateOne) check() error {
 	if v, ok := _u.mutation.ForeignMembers(); ok {
 		if err := remotelink.ForeignMembersValidator(v); err != nil {
 			return &ValidationError{Name: "foreign_members", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.foreign_members": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PasswordVersion(); ok {
+		if err := remotelink.PasswordVersionValidator(v); err != nil {
+			return &ValidationError{Name: "password_version", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.password_version": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PasswordQueuedVersion(); ok {
+		if err := remotelink.PasswordQueuedVersionValidator(v); err != nil {
+			return &ValidationError{Name: "password_queued_version", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.password_queued_version": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PasswordErrorCode(); ok {
+		if err := remotelink.PasswordErrorCodeValidator(v); err != nil {
+			return &ValidationError{Name: "password_error_code", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.password_error_code": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.PasswordErrorMessage(); ok {
+		if err := remotelink.PasswordErrorMessageValidator(v); err != nil {
+			return &ValidationError{Name: "password_error_message", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.password_error_message": %w`, err)}
 		}
 	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
@@ -1440,6 +1714,36 @@ func (_u *RemoteLinkUpdateOne) sqlSave(ctx context.Context) (_node *RemoteLink, 
 	}
 	if value, ok := _u.mutation.MembersDirty(); ok {
 		_spec.SetField(remotelink.FieldMembersDirty, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.PasswordVersion(); ok {
+		_spec.SetField(remotelink.FieldPasswordVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPasswordVersion(); ok {
+		_spec.AddField(remotelink.FieldPasswordVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.PasswordQueuedVersion(); ok {
+		_spec.SetField(remotelink.FieldPasswordQueuedVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedPasswordQueuedVersion(); ok {
+		_spec.AddField(remotelink.FieldPasswordQueuedVersion, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.PasswordPushedAt(); ok {
+		_spec.SetField(remotelink.FieldPasswordPushedAt, field.TypeTime, value)
+	}
+	if _u.mutation.PasswordPushedAtCleared() {
+		_spec.ClearField(remotelink.FieldPasswordPushedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.PasswordErrorCode(); ok {
+		_spec.SetField(remotelink.FieldPasswordErrorCode, field.TypeString, value)
+	}
+	if _u.mutation.PasswordErrorCodeCleared() {
+		_spec.ClearField(remotelink.FieldPasswordErrorCode, field.TypeString)
+	}
+	if value, ok := _u.mutation.PasswordErrorMessage(); ok {
+		_spec.SetField(remotelink.FieldPasswordErrorMessage, field.TypeString, value)
+	}
+	if _u.mutation.PasswordErrorMessageCleared() {
+		_spec.ClearField(remotelink.FieldPasswordErrorMessage, field.TypeString)
 	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{

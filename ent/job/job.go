@@ -43,6 +43,8 @@ const (
 	FieldFinishedAt = "finished_at"
 	// FieldRetryOfID holds the string denoting the retry_of_id field in the database.
 	FieldRetryOfID = "retry_of_id"
+	// FieldCheckpoint holds the string denoting the checkpoint field in the database.
+	FieldCheckpoint = "checkpoint"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeItems holds the string denoting the items edge name in mutations.
@@ -80,6 +82,7 @@ var Columns = []string{
 	FieldStartedAt,
 	FieldFinishedAt,
 	FieldRetryOfID,
+	FieldCheckpoint,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -221,6 +224,11 @@ func ByFinishedAt(opts ...sql.OrderTermOption) OrderOption {
 // ByRetryOfID orders the results by the retry_of_id field.
 func ByRetryOfID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRetryOfID, opts...).ToFunc()
+}
+
+// ByCheckpoint orders the results by the checkpoint field.
+func ByCheckpoint(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCheckpoint, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

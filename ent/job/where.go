@@ -111,6 +111,11 @@ func RetryOfID(v pulid.ID) predicate.Job {
 	return predicate.Job(sql.FieldEQ(FieldRetryOfID, v))
 }
 
+// Checkpoint applies equality check predicate on the "checkpoint" field. It's identical to CheckpointEQ.
+func Checkpoint(v string) predicate.Job {
+	return predicate.Job(sql.FieldEQ(FieldCheckpoint, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Job {
 	return predicate.Job(sql.FieldEQ(FieldCreatedAt, v))
@@ -724,6 +729,81 @@ func RetryOfIDEqualFold(v pulid.ID) predicate.Job {
 func RetryOfIDContainsFold(v pulid.ID) predicate.Job {
 	vc := string(v)
 	return predicate.Job(sql.FieldContainsFold(FieldRetryOfID, vc))
+}
+
+// CheckpointEQ applies the EQ predicate on the "checkpoint" field.
+func CheckpointEQ(v string) predicate.Job {
+	return predicate.Job(sql.FieldEQ(FieldCheckpoint, v))
+}
+
+// CheckpointNEQ applies the NEQ predicate on the "checkpoint" field.
+func CheckpointNEQ(v string) predicate.Job {
+	return predicate.Job(sql.FieldNEQ(FieldCheckpoint, v))
+}
+
+// CheckpointIn applies the In predicate on the "checkpoint" field.
+func CheckpointIn(vs ...string) predicate.Job {
+	return predicate.Job(sql.FieldIn(FieldCheckpoint, vs...))
+}
+
+// CheckpointNotIn applies the NotIn predicate on the "checkpoint" field.
+func CheckpointNotIn(vs ...string) predicate.Job {
+	return predicate.Job(sql.FieldNotIn(FieldCheckpoint, vs...))
+}
+
+// CheckpointGT applies the GT predicate on the "checkpoint" field.
+func CheckpointGT(v string) predicate.Job {
+	return predicate.Job(sql.FieldGT(FieldCheckpoint, v))
+}
+
+// CheckpointGTE applies the GTE predicate on the "checkpoint" field.
+func CheckpointGTE(v string) predicate.Job {
+	return predicate.Job(sql.FieldGTE(FieldCheckpoint, v))
+}
+
+// CheckpointLT applies the LT predicate on the "checkpoint" field.
+func CheckpointLT(v string) predicate.Job {
+	return predicate.Job(sql.FieldLT(FieldCheckpoint, v))
+}
+
+// CheckpointLTE applies the LTE predicate on the "checkpoint" field.
+func CheckpointLTE(v string) predicate.Job {
+	return predicate.Job(sql.FieldLTE(FieldCheckpoint, v))
+}
+
+// CheckpointContains applies the Contains predicate on the "checkpoint" field.
+func CheckpointContains(v string) predicate.Job {
+	return predicate.Job(sql.FieldContains(FieldCheckpoint, v))
+}
+
+// CheckpointHasPrefix applies the HasPrefix predicate on the "checkpoint" field.
+func CheckpointHasPrefix(v string) predicate.Job {
+	return predicate.Job(sql.FieldHasPrefix(FieldCheckpoint, v))
+}
+
+// CheckpointHasSuffix applies the HasSuffix predicate on the "checkpoint" field.
+func CheckpointHasSuffix(v string) predicate.Job {
+	return predicate.Job(sql.FieldHasSuffix(FieldCheckpoint, v))
+}
+
+// CheckpointIsNil applies the IsNil predicate on the "checkpoint" field.
+func CheckpointIsNil() predicate.Job {
+	return predicate.Job(sql.FieldIsNull(FieldCheckpoint))
+}
+
+// CheckpointNotNil applies the NotNil predicate on the "checkpoint" field.
+func CheckpointNotNil() predicate.Job {
+	return predicate.Job(sql.FieldNotNull(FieldCheckpoint))
+}
+
+// CheckpointEqualFold applies the EqualFold predicate on the "checkpoint" field.
+func CheckpointEqualFold(v string) predicate.Job {
+	return predicate.Job(sql.FieldEqualFold(FieldCheckpoint, v))
+}
+
+// CheckpointContainsFold applies the ContainsFold predicate on the "checkpoint" field.
+func CheckpointContainsFold(v string) predicate.Job {
+	return predicate.Job(sql.FieldContainsFold(FieldCheckpoint, v))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

@@ -45,6 +45,16 @@ const (
 	FieldErrorMessage = "error_message"
 	// FieldDetail holds the string denoting the detail field in the database.
 	FieldDetail = "detail"
+	// FieldRemoteID holds the string denoting the remote_id field in the database.
+	FieldRemoteID = "remote_id"
+	// FieldUserPrincipalName holds the string denoting the user_principal_name field in the database.
+	FieldUserPrincipalName = "user_principal_name"
+	// FieldEmail holds the string denoting the email field in the database.
+	FieldEmail = "email"
+	// FieldUsername holds the string denoting the username field in the database.
+	FieldUsername = "username"
+	// FieldNote holds the string denoting the note field in the database.
+	FieldNote = "note"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeJob holds the string denoting the job edge name in mutations.
@@ -83,6 +93,11 @@ var Columns = []string{
 	FieldErrorCode,
 	FieldErrorMessage,
 	FieldDetail,
+	FieldRemoteID,
+	FieldUserPrincipalName,
+	FieldEmail,
+	FieldUsername,
+	FieldNote,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -117,6 +132,16 @@ var (
 	ErrorMessageValidator func(string) error
 	// DetailValidator is a validator for the "detail" field. It is called by the builders before save.
 	DetailValidator func(string) error
+	// RemoteIDValidator is a validator for the "remote_id" field. It is called by the builders before save.
+	RemoteIDValidator func(string) error
+	// UserPrincipalNameValidator is a validator for the "user_principal_name" field. It is called by the builders before save.
+	UserPrincipalNameValidator func(string) error
+	// EmailValidator is a validator for the "email" field. It is called by the builders before save.
+	EmailValidator func(string) error
+	// UsernameValidator is a validator for the "username" field. It is called by the builders before save.
+	UsernameValidator func(string) error
+	// NoteValidator is a validator for the "note" field. It is called by the builders before save.
+	NoteValidator func(string) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() pulid.ID
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -221,6 +246,31 @@ func ByErrorMessage(opts ...sql.OrderTermOption) OrderOption {
 // ByDetail orders the results by the detail field.
 func ByDetail(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDetail, opts...).ToFunc()
+}
+
+// ByRemoteID orders the results by the remote_id field.
+func ByRemoteID(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldRemoteID, opts...).ToFunc()
+}
+
+// ByUserPrincipalName orders the results by the user_principal_name field.
+func ByUserPrincipalName(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldUserPrincipalName, opts...).ToFunc()
+}
+
+// ByEmail orders the results by the email field.
+func ByEmail(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldEmail, opts...).ToFunc()
+}
+
+// ByUsername orders the results by the username field.
+func ByUsername(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldUsername, opts...).ToFunc()
+}
+
+// ByNote orders the results by the note field.
+func ByNote(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldNote, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

@@ -116,6 +116,31 @@ func Detail(v string) predicate.JobItem {
 	return predicate.JobItem(sql.FieldEQ(FieldDetail, v))
 }
 
+// RemoteID applies equality check predicate on the "remote_id" field. It's identical to RemoteIDEQ.
+func RemoteID(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldRemoteID, v))
+}
+
+// UserPrincipalName applies equality check predicate on the "user_principal_name" field. It's identical to UserPrincipalNameEQ.
+func UserPrincipalName(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldUserPrincipalName, v))
+}
+
+// Email applies equality check predicate on the "email" field. It's identical to EmailEQ.
+func Email(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldEmail, v))
+}
+
+// Username applies equality check predicate on the "username" field. It's identical to UsernameEQ.
+func Username(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldUsername, v))
+}
+
+// Note applies equality check predicate on the "note" field. It's identical to NoteEQ.
+func Note(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldNote, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.JobItem {
 	return predicate.JobItem(sql.FieldEQ(FieldCreatedAt, v))
@@ -964,6 +989,381 @@ func DetailEqualFold(v string) predicate.JobItem {
 // DetailContainsFold applies the ContainsFold predicate on the "detail" field.
 func DetailContainsFold(v string) predicate.JobItem {
 	return predicate.JobItem(sql.FieldContainsFold(FieldDetail, v))
+}
+
+// RemoteIDEQ applies the EQ predicate on the "remote_id" field.
+func RemoteIDEQ(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldRemoteID, v))
+}
+
+// RemoteIDNEQ applies the NEQ predicate on the "remote_id" field.
+func RemoteIDNEQ(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNEQ(FieldRemoteID, v))
+}
+
+// RemoteIDIn applies the In predicate on the "remote_id" field.
+func RemoteIDIn(vs ...string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldIn(FieldRemoteID, vs...))
+}
+
+// RemoteIDNotIn applies the NotIn predicate on the "remote_id" field.
+func RemoteIDNotIn(vs ...string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotIn(FieldRemoteID, vs...))
+}
+
+// RemoteIDGT applies the GT predicate on the "remote_id" field.
+func RemoteIDGT(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGT(FieldRemoteID, v))
+}
+
+// RemoteIDGTE applies the GTE predicate on the "remote_id" field.
+func RemoteIDGTE(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGTE(FieldRemoteID, v))
+}
+
+// RemoteIDLT applies the LT predicate on the "remote_id" field.
+func RemoteIDLT(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLT(FieldRemoteID, v))
+}
+
+// RemoteIDLTE applies the LTE predicate on the "remote_id" field.
+func RemoteIDLTE(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLTE(FieldRemoteID, v))
+}
+
+// RemoteIDContains applies the Contains predicate on the "remote_id" field.
+func RemoteIDContains(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldContains(FieldRemoteID, v))
+}
+
+// RemoteIDHasPrefix applies the HasPrefix predicate on the "remote_id" field.
+func RemoteIDHasPrefix(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldHasPrefix(FieldRemoteID, v))
+}
+
+// RemoteIDHasSuffix applies the HasSuffix predicate on the "remote_id" field.
+func RemoteIDHasSuffix(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldHasSuffix(FieldRemoteID, v))
+}
+
+// RemoteIDIsNil applies the IsNil predicate on the "remote_id" field.
+func RemoteIDIsNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldIsNull(FieldRemoteID))
+}
+
+// RemoteIDNotNil applies the NotNil predicate on the "remote_id" field.
+func RemoteIDNotNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotNull(FieldRemoteID))
+}
+
+// RemoteIDEqualFold applies the EqualFold predicate on the "remote_id" field.
+func RemoteIDEqualFold(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEqualFold(FieldRemoteID, v))
+}
+
+// RemoteIDContainsFold applies the ContainsFold predicate on the "remote_id" field.
+func RemoteIDContainsFold(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldContainsFold(FieldRemoteID, v))
+}
+
+// UserPrincipalNameEQ applies the EQ predicate on the "user_principal_name" field.
+func UserPrincipalNameEQ(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldUserPrincipalName, v))
+}
+
+// UserPrincipalNameNEQ applies the NEQ predicate on the "user_principal_name" field.
+func UserPrincipalNameNEQ(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNEQ(FieldUserPrincipalName, v))
+}
+
+// UserPrincipalNameIn applies the In predicate on the "user_principal_name" field.
+func UserPrincipalNameIn(vs ...string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldIn(FieldUserPrincipalName, vs...))
+}
+
+// UserPrincipalNameNotIn applies the NotIn predicate on the "user_principal_name" field.
+func UserPrincipalNameNotIn(vs ...string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotIn(FieldUserPrincipalName, vs...))
+}
+
+// UserPrincipalNameGT applies the GT predicate on the "user_principal_name" field.
+func UserPrincipalNameGT(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGT(FieldUserPrincipalName, v))
+}
+
+// UserPrincipalNameGTE applies the GTE predicate on the "user_principal_name" field.
+func UserPrincipalNameGTE(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGTE(FieldUserPrincipalName, v))
+}
+
+// UserPrincipalNameLT applies the LT predicate on the "user_principal_name" field.
+func UserPrincipalNameLT(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLT(FieldUserPrincipalName, v))
+}
+
+// UserPrincipalNameLTE applies the LTE predicate on the "user_principal_name" field.
+func UserPrincipalNameLTE(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLTE(FieldUserPrincipalName, v))
+}
+
+// UserPrincipalNameContains applies the Contains predicate on the "user_principal_name" field.
+func UserPrincipalNameContains(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldContains(FieldUserPrincipalName, v))
+}
+
+// UserPrincipalNameHasPrefix applies the HasPrefix predicate on the "user_principal_name" field.
+func UserPrincipalNameHasPrefix(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldHasPrefix(FieldUserPrincipalName, v))
+}
+
+// UserPrincipalNameHasSuffix applies the HasSuffix predicate on the "user_principal_name" field.
+func UserPrincipalNameHasSuffix(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldHasSuffix(FieldUserPrincipalName, v))
+}
+
+// UserPrincipalNameIsNil applies the IsNil predicate on the "user_principal_name" field.
+func UserPrincipalNameIsNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldIsNull(FieldUserPrincipalName))
+}
+
+// UserPrincipalNameNotNil applies the NotNil predicate on the "user_principal_name" field.
+func UserPrincipalNameNotNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotNull(FieldUserPrincipalName))
+}
+
+// UserPrincipalNameEqualFold applies the EqualFold predicate on the "user_principal_name" field.
+func UserPrincipalNameEqualFold(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEqualFold(FieldUserPrincipalName, v))
+}
+
+// UserPrincipalNameContainsFold applies the ContainsFold predicate on the "user_principal_name" field.
+func UserPrincipalNameContainsFold(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldContainsFold(FieldUserPrincipalName, v))
+}
+
+// EmailEQ applies the EQ predicate on the "email" field.
+func EmailEQ(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldEmail, v))
+}
+
+// EmailNEQ applies the NEQ predicate on the "email" field.
+func EmailNEQ(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNEQ(FieldEmail, v))
+}
+
+// EmailIn applies the In predicate on the "email" field.
+func EmailIn(vs ...string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldIn(FieldEmail, vs...))
+}
+
+// EmailNotIn applies the NotIn predicate on the "email" field.
+func EmailNotIn(vs ...string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotIn(FieldEmail, vs...))
+}
+
+// EmailGT applies the GT predicate on the "email" field.
+func EmailGT(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGT(FieldEmail, v))
+}
+
+// EmailGTE applies the GTE predicate on the "email" field.
+func EmailGTE(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGTE(FieldEmail, v))
+}
+
+// EmailLT applies the LT predicate on the "email" field.
+func EmailLT(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLT(FieldEmail, v))
+}
+
+// EmailLTE applies the LTE predicate on the "email" field.
+func EmailLTE(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLTE(FieldEmail, v))
+}
+
+// EmailContains applies the Contains predicate on the "email" field.
+func EmailContains(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldContains(FieldEmail, v))
+}
+
+// EmailHasPrefix applies the HasPrefix predicate on the "email" field.
+func EmailHasPrefix(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldHasPrefix(FieldEmail, v))
+}
+
+// EmailHasSuffix applies the HasSuffix predicate on the "email" field.
+func EmailHasSuffix(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldHasSuffix(FieldEmail, v))
+}
+
+// EmailIsNil applies the IsNil predicate on the "email" field.
+func EmailIsNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldIsNull(FieldEmail))
+}
+
+// EmailNotNil applies the NotNil predicate on the "email" field.
+func EmailNotNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotNull(FieldEmail))
+}
+
+// EmailEqualFold applies the EqualFold predicate on the "email" field.
+func EmailEqualFold(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEqualFold(FieldEmail, v))
+}
+
+// EmailContainsFold applies the ContainsFold predicate on the "email" field.
+func EmailContainsFold(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldContainsFold(FieldEmail, v))
+}
+
+// UsernameEQ applies the EQ predicate on the "username" field.
+func UsernameEQ(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldUsername, v))
+}
+
+// UsernameNEQ applies the NEQ predicate on the "username" field.
+func UsernameNEQ(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNEQ(FieldUsername, v))
+}
+
+// UsernameIn applies the In predicate on the "username" field.
+func UsernameIn(vs ...string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldIn(FieldUsername, vs...))
+}
+
+// UsernameNotIn applies the NotIn predicate on the "username" field.
+func UsernameNotIn(vs ...string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotIn(FieldUsername, vs...))
+}
+
+// UsernameGT applies the GT predicate on the "username" field.
+func UsernameGT(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGT(FieldUsername, v))
+}
+
+// UsernameGTE applies the GTE predicate on the "username" field.
+func UsernameGTE(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGTE(FieldUsername, v))
+}
+
+// UsernameLT applies the LT predicate on the "username" field.
+func UsernameLT(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLT(FieldUsername, v))
+}
+
+// UsernameLTE applies the LTE predicate on the "username" field.
+func UsernameLTE(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLTE(FieldUsername, v))
+}
+
+// UsernameContains applies the Contains predicate on the "username" field.
+func UsernameContains(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldContains(FieldUsername, v))
+}
+
+// UsernameHasPrefix applies the HasPrefix predicate on the "username" field.
+func UsernameHasPrefix(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldHasPrefix(FieldUsername, v))
+}
+
+// UsernameHasSuffix applies the HasSuffix predicate on the "username" field.
+func UsernameHasSuffix(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldHasSuffix(FieldUsername, v))
+}
+
+// UsernameIsNil applies the IsNil predicate on the "username" field.
+func UsernameIsNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldIsNull(FieldUsername))
+}
+
+// UsernameNotNil applies the NotNil predicate on the "username" field.
+func UsernameNotNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotNull(FieldUsername))
+}
+
+// UsernameEqualFold applies the EqualFold predicate on the "username" field.
+func UsernameEqualFold(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEqualFold(FieldUsername, v))
+}
+
+// UsernameContainsFold applies the ContainsFold predicate on the "username" field.
+func UsernameContainsFold(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldContainsFold(FieldUsername, v))
+}
+
+// NoteEQ applies the EQ predicate on the "note" field.
+func NoteEQ(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEQ(FieldNote, v))
+}
+
+// NoteNEQ applies the NEQ predicate on the "note" field.
+func NoteNEQ(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNEQ(FieldNote, v))
+}
+
+// NoteIn applies the In predicate on the "note" field.
+func NoteIn(vs ...string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldIn(FieldNote, vs...))
+}
+
+// NoteNotIn applies the NotIn predicate on the "note" field.
+func NoteNotIn(vs ...string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotIn(FieldNote, vs...))
+}
+
+// NoteGT applies the GT predicate on the "note" field.
+func NoteGT(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGT(FieldNote, v))
+}
+
+// NoteGTE applies the GTE predicate on the "note" field.
+func NoteGTE(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldGTE(FieldNote, v))
+}
+
+// NoteLT applies the LT predicate on the "note" field.
+func NoteLT(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLT(FieldNote, v))
+}
+
+// NoteLTE applies the LTE predicate on the "note" field.
+func NoteLTE(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldLTE(FieldNote, v))
+}
+
+// NoteContains applies the Contains predicate on the "note" field.
+func NoteContains(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldContains(FieldNote, v))
+}
+
+// NoteHasPrefix applies the HasPrefix predicate on the "note" field.
+func NoteHasPrefix(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldHasPrefix(FieldNote, v))
+}
+
+// NoteHasSuffix applies the HasSuffix predicate on the "note" field.
+func NoteHasSuffix(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldHasSuffix(FieldNote, v))
+}
+
+// NoteIsNil applies the IsNil predicate on the "note" field.
+func NoteIsNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldIsNull(FieldNote))
+}
+
+// NoteNotNil applies the NotNil predicate on the "note" field.
+func NoteNotNil() predicate.JobItem {
+	return predicate.JobItem(sql.FieldNotNull(FieldNote))
+}
+
+// NoteEqualFold applies the EqualFold predicate on the "note" field.
+func NoteEqualFold(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldEqualFold(FieldNote, v))
+}
+
+// NoteContainsFold applies the ContainsFold predicate on the "note" field.
+func NoteContainsFold(v string) predicate.JobItem {
+	return predicate.JobItem(sql.FieldContainsFold(FieldNote, v))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

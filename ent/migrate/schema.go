@@ -184,6 +184,7 @@ var (
 		{Name: "started_at", Type: field.TypeTime, Nullable: true},
 		{Name: "finished_at", Type: field.TypeTime, Nullable: true},
 		{Name: "retry_of_id", Type: field.TypeString, Nullable: true},
+		{Name: "checkpoint", Type: field.TypeString, Nullable: true},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 	}
 	// JobsTable holds the schema information for the "jobs" table.
@@ -194,7 +195,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "jobs_organizations_organization",
-				Columns:    []*schema.Column{JobsColumns[12]},
+				Columns:    []*schema.Column{JobsColumns[13]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -203,7 +204,7 @@ var (
 			{
 				Name:    "job_organization_id_created_at",
 				Unique:  false,
-				Columns: []*schema.Column{JobsColumns[12], JobsColumns[1]},
+				Columns: []*schema.Column{JobsColumns[13], JobsColumns[1]},
 			},
 		},
 	}
@@ -221,6 +222,11 @@ var (
 		{Name: "error_code", Type: field.TypeString, Nullable: true, Size: 200},
 		{Name: "error_message", Type: field.TypeString, Nullable: true, Size: 2000},
 		{Name: "detail", Type: field.TypeString, Nullable: true, Size: 2000},
+		{Name: "remote_id", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "user_principal_name", Type: field.TypeString, Nullable: true, Size: 256},
+		{Name: "email", Type: field.TypeString, Nullable: true, Size: 256},
+		{Name: "username", Type: field.TypeString, Nullable: true, Size: 64},
+		{Name: "note", Type: field.TypeString, Nullable: true, Size: 2000},
 		{Name: "job_id", Type: field.TypeString, Size: 28},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 	}
@@ -232,13 +238,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "job_items_jobs_items",
-				Columns:    []*schema.Column{JobItemsColumns[12]},
+				Columns:    []*schema.Column{JobItemsColumns[17]},
 				RefColumns: []*schema.Column{JobsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "job_items_organizations_organization",
-				Columns:    []*schema.Column{JobItemsColumns[13]},
+				Columns:    []*schema.Column{JobItemsColumns[18]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -247,7 +253,20 @@ var (
 			{
 				Name:    "jobitem_job_id_status",
 				Unique:  false,
-				Columns: []*schema.Column{JobItemsColumns[12], JobItemsColumns[7]},
+				Columns: []*schema.Column{JobItemsColumns[17], JobItemsColumns[7]},
+			},
+			{
+				Name:    "jobitem_job_id_id",
+				Unique:  false,
+				Columns: []*schema.Column{JobItemsColumns[17], JobItemsColumns[0]},
+			},
+			{
+				Name:    "job_items_job_remote_id_key",
+				Unique:  true,
+				Columns: []*schema.Column{JobItemsColumns[17], JobItemsColumns[12]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "remote_id IS NOT NULL",
+				},
 			},
 		},
 	}
@@ -260,6 +279,8 @@ var (
 		{Name: "kind", Type: field.TypeString, Size: 64},
 		{Name: "message", Type: field.TypeString, Size: 2000},
 		{Name: "delivered_at", Type: field.TypeTime, Nullable: true},
+		{Name: "job_id", Type: field.TypeString, Nullable: true},
+		{Name: "secret_sealed", Type: field.TypeString, Nullable: true},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 	}
 	// NotificationsTable holds the schema information for the "notifications" table.
@@ -270,9 +291,16 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "notifications_organizations_organization",
-				Columns:    []*schema.Column{NotificationsColumns[7]},
+				Columns:    []*schema.Column{NotificationsColumns[9]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "notification_organization_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{NotificationsColumns[9], NotificationsColumns[1]},
 			},
 		},
 	}
@@ -285,6 +313,9 @@ var (
 		{Name: "default_import_state", Type: field.TypeEnum, Enums: []string{"STAGED", "ACTIVE"}, Default: "STAGED"},
 		{Name: "user_limit", Type: field.TypeInt, Nullable: true},
 		{Name: "password_takeover", Type: field.TypeBool, Default: false},
+		{Name: "password_max_age_days", Type: field.TypeInt, Nullable: true},
+		{Name: "lockout_threshold", Type: field.TypeInt, Default: 10},
+		{Name: "lockout_minutes", Type: field.TypeInt, Default: 15},
 	}
 	// OrganizationsTable holds the schema information for the "organizations" table.
 	OrganizationsTable = &schema.Table{
@@ -351,6 +382,11 @@ var (
 		{Name: "foreign_members", Type: field.TypeInt, Default: 0},
 		{Name: "member_ids", Type: field.TypeJSON, Nullable: true},
 		{Name: "members_dirty", Type: field.TypeBool, Default: false},
+		{Name: "password_version", Type: field.TypeInt, Default: 0},
+		{Name: "password_queued_version", Type: field.TypeInt, Default: 0},
+		{Name: "password_pushed_at", Type: field.TypeTime, Nullable: true},
+		{Name: "password_error_code", Type: field.TypeString, Nullable: true, Size: 200},
+		{Name: "password_error_message", Type: field.TypeString, Nullable: true, Size: 2000},
 		{Name: "integration_id", Type: field.TypeString, Size: 28},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 		{Name: "user_id", Type: field.TypeString, Nullable: true, Size: 28},
@@ -364,25 +400,25 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "remote_links_integrations_links",
-				Columns:    []*schema.Column{RemoteLinksColumns[22]},
+				Columns:    []*schema.Column{RemoteLinksColumns[27]},
 				RefColumns: []*schema.Column{IntegrationsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "remote_links_organizations_organization",
-				Columns:    []*schema.Column{RemoteLinksColumns[23]},
+				Columns:    []*schema.Column{RemoteLinksColumns[28]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "remote_links_users_links",
-				Columns:    []*schema.Column{RemoteLinksColumns[24]},
+				Columns:    []*schema.Column{RemoteLinksColumns[29]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "remote_links_user_groups_links",
-				Columns:    []*schema.Column{RemoteLinksColumns[25]},
+				Columns:    []*schema.Column{RemoteLinksColumns[30]},
 				RefColumns: []*schema.Column{UserGroupsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -391,17 +427,17 @@ var (
 			{
 				Name:    "remote_links_integration_user_key",
 				Unique:  true,
-				Columns: []*schema.Column{RemoteLinksColumns[22], RemoteLinksColumns[24]},
+				Columns: []*schema.Column{RemoteLinksColumns[27], RemoteLinksColumns[29]},
 			},
 			{
 				Name:    "remotelink_integration_id_remote_id",
 				Unique:  false,
-				Columns: []*schema.Column{RemoteLinksColumns[22], RemoteLinksColumns[4]},
+				Columns: []*schema.Column{RemoteLinksColumns[27], RemoteLinksColumns[4]},
 			},
 			{
 				Name:    "remote_links_integration_remote_id_key",
 				Unique:  true,
-				Columns: []*schema.Column{RemoteLinksColumns[22], RemoteLinksColumns[4]},
+				Columns: []*schema.Column{RemoteLinksColumns[27], RemoteLinksColumns[4]},
 				Annotation: &entsql.IndexAnnotation{
 					Where: "(remote_id IS NOT NULL) AND ((remote_id)::text <> ''::text)",
 				},
@@ -409,12 +445,12 @@ var (
 			{
 				Name:    "remotelink_user_id",
 				Unique:  false,
-				Columns: []*schema.Column{RemoteLinksColumns[24]},
+				Columns: []*schema.Column{RemoteLinksColumns[29]},
 			},
 			{
 				Name:    "remote_links_integration_group_key",
 				Unique:  true,
-				Columns: []*schema.Column{RemoteLinksColumns[22], RemoteLinksColumns[25]},
+				Columns: []*schema.Column{RemoteLinksColumns[27], RemoteLinksColumns[30]},
 			},
 		},
 	}
@@ -450,6 +486,7 @@ var (
 		{Name: "password_hash", Type: field.TypeString, Nullable: true},
 		{Name: "password_set_at", Type: field.TypeTime, Nullable: true},
 		{Name: "password_expires_at", Type: field.TypeTime, Nullable: true},
+		{Name: "password_version", Type: field.TypeInt, Default: 0},
 		{Name: "failed_logins", Type: field.TypeInt, Default: 0},
 		{Name: "locked_until", Type: field.TypeTime, Nullable: true},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
@@ -462,7 +499,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "users_organizations_organization",
-				Columns:    []*schema.Column{UsersColumns[32]},
+				Columns:    []*schema.Column{UsersColumns[33]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -471,12 +508,12 @@ var (
 			{
 				Name:    "users_org_username_key",
 				Unique:  true,
-				Columns: []*schema.Column{UsersColumns[32], UsersColumns[4]},
+				Columns: []*schema.Column{UsersColumns[33], UsersColumns[4]},
 			},
 			{
 				Name:    "users_org_email_key",
 				Unique:  true,
-				Columns: []*schema.Column{UsersColumns[32], UsersColumns[6]},
+				Columns: []*schema.Column{UsersColumns[33], UsersColumns[6]},
 			},
 		},
 	}
@@ -558,6 +595,54 @@ var (
 			},
 		},
 	}
+	// UserTokensColumns holds the columns for the "user_tokens" table.
+	UserTokensColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 28},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"SESSION", "ACTIVATION", "RESET"}},
+		{Name: "token_hash", Type: field.TypeBytes},
+		{Name: "expires_at", Type: field.TypeTime},
+		{Name: "user_id", Type: field.TypeString, Size: 28},
+		{Name: "organization_id", Type: field.TypeString, Size: 28},
+	}
+	// UserTokensTable holds the schema information for the "user_tokens" table.
+	UserTokensTable = &schema.Table{
+		Name:       "user_tokens",
+		Columns:    UserTokensColumns,
+		PrimaryKey: []*schema.Column{UserTokensColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "user_tokens_users_tokens",
+				Columns:    []*schema.Column{UserTokensColumns[6]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+			{
+				Symbol:     "user_tokens_organizations_organization",
+				Columns:    []*schema.Column{UserTokensColumns[7]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "user_tokens_token_hash_key",
+				Unique:  true,
+				Columns: []*schema.Column{UserTokensColumns[4]},
+			},
+			{
+				Name:    "usertoken_user_id_kind",
+				Unique:  false,
+				Columns: []*schema.Column{UserTokensColumns[6], UserTokensColumns[3]},
+			},
+			{
+				Name:    "usertoken_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{UserTokensColumns[5]},
+			},
+		},
+	}
 	// UserGroupMembersColumns holds the columns for the "user_group_members" table.
 	UserGroupMembersColumns = []*schema.Column{
 		{Name: "user_group_id", Type: field.TypeString, Size: 28},
@@ -598,6 +683,7 @@ var (
 		UsersTable,
 		UserBindingsTable,
 		UserGroupsTable,
+		UserTokensTable,
 		UserGroupMembersTable,
 	}
 )
@@ -654,6 +740,11 @@ func init() {
 	UserGroupsTable.ForeignKeys[0].RefTable = OrganizationsTable
 	UserGroupsTable.Annotation = &entsql.Annotation{
 		Table: "user_groups",
+	}
+	UserTokensTable.ForeignKeys[0].RefTable = UsersTable
+	UserTokensTable.ForeignKeys[1].RefTable = OrganizationsTable
+	UserTokensTable.Annotation = &entsql.Annotation{
+		Table: "user_tokens",
 	}
 	UserGroupMembersTable.ForeignKeys[0].RefTable = UserGroupsTable
 	UserGroupMembersTable.ForeignKeys[1].RefTable = UsersTable

@@ -32,6 +32,8 @@ const (
 	FieldDeliveredAt = "delivered_at"
 	// FieldJobID holds the string denoting the job_id field in the database.
 	FieldJobID = "job_id"
+	// FieldSecretSealed holds the string denoting the secret_sealed field in the database.
+	FieldSecretSealed = "secret_sealed"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// Table holds the table name of the notification in the database.
@@ -56,6 +58,7 @@ var Columns = []string{
 	FieldMessage,
 	FieldDeliveredAt,
 	FieldJobID,
+	FieldSecretSealed,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -138,6 +141,11 @@ func ByDeliveredAt(opts ...sql.OrderTermOption) OrderOption {
 // ByJobID orders the results by the job_id field.
 func ByJobID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldJobID, opts...).ToFunc()
+}
+
+// BySecretSealed orders the results by the secret_sealed field.
+func BySecretSealed(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSecretSealed, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

@@ -96,6 +96,11 @@ func JobID(v pulid.ID) predicate.Notification {
 	return predicate.Notification(sql.FieldEQ(FieldJobID, v))
 }
 
+// SecretSealed applies equality check predicate on the "secret_sealed" field. It's identical to SecretSealedEQ.
+func SecretSealed(v string) predicate.Notification {
+	return predicate.Notification(sql.FieldEQ(FieldSecretSealed, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Notification {
 	return predicate.Notification(sql.FieldEQ(FieldCreatedAt, v))
@@ -584,6 +589,81 @@ func JobIDEqualFold(v pulid.ID) predicate.Notification {
 func JobIDContainsFold(v pulid.ID) predicate.Notification {
 	vc := string(v)
 	return predicate.Notification(sql.FieldContainsFold(FieldJobID, vc))
+}
+
+// SecretSealedEQ applies the EQ predicate on the "secret_sealed" field.
+func SecretSealedEQ(v string) predicate.Notification {
+	return predicate.Notification(sql.FieldEQ(FieldSecretSealed, v))
+}
+
+// SecretSealedNEQ applies the NEQ predicate on the "secret_sealed" field.
+func SecretSealedNEQ(v string) predicate.Notification {
+	return predicate.Notification(sql.FieldNEQ(FieldSecretSealed, v))
+}
+
+// SecretSealedIn applies the In predicate on the "secret_sealed" field.
+func SecretSealedIn(vs ...string) predicate.Notification {
+	return predicate.Notification(sql.FieldIn(FieldSecretSealed, vs...))
+}
+
+// SecretSealedNotIn applies the NotIn predicate on the "secret_sealed" field.
+func SecretSealedNotIn(vs ...string) predicate.Notification {
+	return predicate.Notification(sql.FieldNotIn(FieldSecretSealed, vs...))
+}
+
+// SecretSealedGT applies the GT predicate on the "secret_sealed" field.
+func SecretSealedGT(v string) predicate.Notification {
+	return predicate.Notification(sql.FieldGT(FieldSecretSealed, v))
+}
+
+// SecretSealedGTE applies the GTE predicate on the "secret_sealed" field.
+func SecretSealedGTE(v string) predicate.Notification {
+	return predicate.Notification(sql.FieldGTE(FieldSecretSealed, v))
+}
+
+// SecretSealedLT applies the LT predicate on the "secret_sealed" field.
+func SecretSealedLT(v string) predicate.Notification {
+	return predicate.Notification(sql.FieldLT(FieldSecretSealed, v))
+}
+
+// SecretSealedLTE applies the LTE predicate on the "secret_sealed" field.
+func SecretSealedLTE(v string) predicate.Notification {
+	return predicate.Notification(sql.FieldLTE(FieldSecretSealed, v))
+}
+
+// SecretSealedContains applies the Contains predicate on the "secret_sealed" field.
+func SecretSealedContains(v string) predicate.Notification {
+	return predicate.Notification(sql.FieldContains(FieldSecretSealed, v))
+}
+
+// SecretSealedHasPrefix applies the HasPrefix predicate on the "secret_sealed" field.
+func SecretSealedHasPrefix(v string) predicate.Notification {
+	return predicate.Notification(sql.FieldHasPrefix(FieldSecretSealed, v))
+}
+
+// SecretSealedHasSuffix applies the HasSuffix predicate on the "secret_sealed" field.
+func SecretSealedHasSuffix(v string) predicate.Notification {
+	return predicate.Notification(sql.FieldHasSuffix(FieldSecretSealed, v))
+}
+
+// SecretSealedIsNil applies the IsNil predicate on the "secret_sealed" field.
+func SecretSealedIsNil() predicate.Notification {
+	return predicate.Notification(sql.FieldIsNull(FieldSecretSealed))
+}
+
+// SecretSealedNotNil applies the NotNil predicate on the "secret_sealed" field.
+func SecretSealedNotNil() predicate.Notification {
+	return predicate.Notification(sql.FieldNotNull(FieldSecretSealed))
+}
+
+// SecretSealedEqualFold applies the EqualFold predicate on the "secret_sealed" field.
+func SecretSealedEqualFold(v string) predicate.Notification {
+	return predicate.Notification(sql.FieldEqualFold(FieldSecretSealed, v))
+}
+
+// SecretSealedContainsFold applies the ContainsFold predicate on the "secret_sealed" field.
+func SecretSealedContainsFold(v string) predicate.Notification {
+	return predicate.Notification(sql.FieldContainsFold(FieldSecretSealed, v))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

@@ -69,6 +69,16 @@ const (
 	FieldMemberIds = "member_ids"
 	// FieldMembersDirty holds the string denoting the members_dirty field in the database.
 	FieldMembersDirty = "members_dirty"
+	// FieldPasswordVersion holds the string denoting the password_version field in the database.
+	FieldPasswordVersion = "password_version"
+	// FieldPasswordQueuedVersion holds the string denoting the password_queued_version field in the database.
+	FieldPasswordQueuedVersion = "password_queued_version"
+	// FieldPasswordPushedAt holds the string denoting the password_pushed_at field in the database.
+	FieldPasswordPushedAt = "password_pushed_at"
+	// FieldPasswordErrorCode holds the string denoting the password_error_code field in the database.
+	FieldPasswordErrorCode = "password_error_code"
+	// FieldPasswordErrorMessage holds the string denoting the password_error_message field in the database.
+	FieldPasswordErrorMessage = "password_error_message"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeIntegration holds the string denoting the integration edge name in mutations.
@@ -137,6 +147,11 @@ var Columns = []string{
 	FieldForeignMembers,
 	FieldMemberIds,
 	FieldMembersDirty,
+	FieldPasswordVersion,
+	FieldPasswordQueuedVersion,
+	FieldPasswordPushedAt,
+	FieldPasswordErrorCode,
+	FieldPasswordErrorMessage,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -193,6 +208,18 @@ var (
 	ForeignMembersValidator func(int) error
 	// DefaultMembersDirty holds the default value on creation for the "members_dirty" field.
 	DefaultMembersDirty bool
+	// DefaultPasswordVersion holds the default value on creation for the "password_version" field.
+	DefaultPasswordVersion int
+	// PasswordVersionValidator is a validator for the "password_version" field. It is called by the builders before save.
+	PasswordVersionValidator func(int) error
+	// DefaultPasswordQueuedVersion holds the default value on creation for the "password_queued_version" field.
+	DefaultPasswordQueuedVersion int
+	// PasswordQueuedVersionValidator is a validator for the "password_queued_version" field. It is called by the builders before save.
+	PasswordQueuedVersionValidator func(int) error
+	// PasswordErrorCodeValidator is a validator for the "password_error_code" field. It is called by the builders before save.
+	PasswordErrorCodeValidator func(string) error
+	// PasswordErrorMessageValidator is a validator for the "password_error_message" field. It is called by the builders before save.
+	PasswordErrorMessageValidator func(string) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() pulid.ID
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -379,6 +406,31 @@ func ByForeignMembers(opts ...sql.OrderTermOption) OrderOption {
 // ByMembersDirty orders the results by the members_dirty field.
 func ByMembersDirty(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldMembersDirty, opts...).ToFunc()
+}
+
+// ByPasswordVersion orders the results by the password_version field.
+func ByPasswordVersion(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordVersion, opts...).ToFunc()
+}
+
+// ByPasswordQueuedVersion orders the results by the password_queued_version field.
+func ByPasswordQueuedVersion(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordQueuedVersion, opts...).ToFunc()
+}
+
+// ByPasswordPushedAt orders the results by the password_pushed_at field.
+func ByPasswordPushedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordPushedAt, opts...).ToFunc()
+}
+
+// ByPasswordErrorCode orders the results by the password_error_code field.
+func ByPasswordErrorCode(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordErrorCode, opts...).ToFunc()
+}
+
+// ByPasswordErrorMessage orders the results by the password_error_message field.
+func ByPasswordErrorMessage(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldPasswordErrorMessage, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

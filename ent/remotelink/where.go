@@ -166,6 +166,31 @@ func MembersDirty(v bool) predicate.RemoteLink {
 	return predicate.RemoteLink(sql.FieldEQ(FieldMembersDirty, v))
 }
 
+// PasswordVersion applies equality check predicate on the "password_version" field. It's identical to PasswordVersionEQ.
+func PasswordVersion(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldPasswordVersion, v))
+}
+
+// PasswordQueuedVersion applies equality check predicate on the "password_queued_version" field. It's identical to PasswordQueuedVersionEQ.
+func PasswordQueuedVersion(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldPasswordQueuedVersion, v))
+}
+
+// PasswordPushedAt applies equality check predicate on the "password_pushed_at" field. It's identical to PasswordPushedAtEQ.
+func PasswordPushedAt(v time.Time) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldPasswordPushedAt, v))
+}
+
+// PasswordErrorCode applies equality check predicate on the "password_error_code" field. It's identical to PasswordErrorCodeEQ.
+func PasswordErrorCode(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldPasswordErrorCode, v))
+}
+
+// PasswordErrorMessage applies equality check predicate on the "password_error_message" field. It's identical to PasswordErrorMessageEQ.
+func PasswordErrorMessage(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldPasswordErrorMessage, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.RemoteLink {
 	return predicate.RemoteLink(sql.FieldEQ(FieldCreatedAt, v))
@@ -1454,6 +1479,286 @@ func MembersDirtyEQ(v bool) predicate.RemoteLink {
 // MembersDirtyNEQ applies the NEQ predicate on the "members_dirty" field.
 func MembersDirtyNEQ(v bool) predicate.RemoteLink {
 	return predicate.RemoteLink(sql.FieldNEQ(FieldMembersDirty, v))
+}
+
+// PasswordVersionEQ applies the EQ predicate on the "password_version" field.
+func PasswordVersionEQ(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldPasswordVersion, v))
+}
+
+// PasswordVersionNEQ applies the NEQ predicate on the "password_version" field.
+func PasswordVersionNEQ(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNEQ(FieldPasswordVersion, v))
+}
+
+// PasswordVersionIn applies the In predicate on the "password_version" field.
+func PasswordVersionIn(vs ...int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIn(FieldPasswordVersion, vs...))
+}
+
+// PasswordVersionNotIn applies the NotIn predicate on the "password_version" field.
+func PasswordVersionNotIn(vs ...int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotIn(FieldPasswordVersion, vs...))
+}
+
+// PasswordVersionGT applies the GT predicate on the "password_version" field.
+func PasswordVersionGT(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGT(FieldPasswordVersion, v))
+}
+
+// PasswordVersionGTE applies the GTE predicate on the "password_version" field.
+func PasswordVersionGTE(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGTE(FieldPasswordVersion, v))
+}
+
+// PasswordVersionLT applies the LT predicate on the "password_version" field.
+func PasswordVersionLT(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLT(FieldPasswordVersion, v))
+}
+
+// PasswordVersionLTE applies the LTE predicate on the "password_version" field.
+func PasswordVersionLTE(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLTE(FieldPasswordVersion, v))
+}
+
+// PasswordQueuedVersionEQ applies the EQ predicate on the "password_queued_version" field.
+func PasswordQueuedVersionEQ(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldPasswordQueuedVersion, v))
+}
+
+// PasswordQueuedVersionNEQ applies the NEQ predicate on the "password_queued_version" field.
+func PasswordQueuedVersionNEQ(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNEQ(FieldPasswordQueuedVersion, v))
+}
+
+// PasswordQueuedVersionIn applies the In predicate on the "password_queued_version" field.
+func PasswordQueuedVersionIn(vs ...int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIn(FieldPasswordQueuedVersion, vs...))
+}
+
+// PasswordQueuedVersionNotIn applies the NotIn predicate on the "password_queued_version" field.
+func PasswordQueuedVersionNotIn(vs ...int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotIn(FieldPasswordQueuedVersion, vs...))
+}
+
+// PasswordQueuedVersionGT applies the GT predicate on the "password_queued_version" field.
+func PasswordQueuedVersionGT(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGT(FieldPasswordQueuedVersion, v))
+}
+
+// PasswordQueuedVersionGTE applies the GTE predicate on the "password_queued_version" field.
+func PasswordQueuedVersionGTE(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGTE(FieldPasswordQueuedVersion, v))
+}
+
+// PasswordQueuedVersionLT applies the LT predicate on the "password_queued_version" field.
+func PasswordQueuedVersionLT(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLT(FieldPasswordQueuedVersion, v))
+}
+
+// PasswordQueuedVersionLTE applies the LTE predicate on the "password_queued_version" field.
+func PasswordQueuedVersionLTE(v int) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLTE(FieldPasswordQueuedVersion, v))
+}
+
+// PasswordPushedAtEQ applies the EQ predicate on the "password_pushed_at" field.
+func PasswordPushedAtEQ(v time.Time) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldPasswordPushedAt, v))
+}
+
+// PasswordPushedAtNEQ applies the NEQ predicate on the "password_pushed_at" field.
+func PasswordPushedAtNEQ(v time.Time) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNEQ(FieldPasswordPushedAt, v))
+}
+
+// PasswordPushedAtIn applies the In predicate on the "password_pushed_at" field.
+func PasswordPushedAtIn(vs ...time.Time) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIn(FieldPasswordPushedAt, vs...))
+}
+
+// PasswordPushedAtNotIn applies the NotIn predicate on the "password_pushed_at" field.
+func PasswordPushedAtNotIn(vs ...time.Time) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotIn(FieldPasswordPushedAt, vs...))
+}
+
+// PasswordPushedAtGT applies the GT predicate on the "password_pushed_at" field.
+func PasswordPushedAtGT(v time.Time) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGT(FieldPasswordPushedAt, v))
+}
+
+// PasswordPushedAtGTE applies the GTE predicate on the "password_pushed_at" field.
+func PasswordPushedAtGTE(v time.Time) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGTE(FieldPasswordPushedAt, v))
+}
+
+// PasswordPushedAtLT applies the LT predicate on the "password_pushed_at" field.
+func PasswordPushedAtLT(v time.Time) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLT(FieldPasswordPushedAt, v))
+}
+
+// PasswordPushedAtLTE applies the LTE predicate on the "password_pushed_at" field.
+func PasswordPushedAtLTE(v time.Time) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLTE(FieldPasswordPushedAt, v))
+}
+
+// PasswordPushedAtIsNil applies the IsNil predicate on the "password_pushed_at" field.
+func PasswordPushedAtIsNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIsNull(FieldPasswordPushedAt))
+}
+
+// PasswordPushedAtNotNil applies the NotNil predicate on the "password_pushed_at" field.
+func PasswordPushedAtNotNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotNull(FieldPasswordPushedAt))
+}
+
+// PasswordErrorCodeEQ applies the EQ predicate on the "password_error_code" field.
+func PasswordErrorCodeEQ(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldPasswordErrorCode, v))
+}
+
+// PasswordErrorCodeNEQ applies the NEQ predicate on the "password_error_code" field.
+func PasswordErrorCodeNEQ(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNEQ(FieldPasswordErrorCode, v))
+}
+
+// PasswordErrorCodeIn applies the In predicate on the "password_error_code" field.
+func PasswordErrorCodeIn(vs ...string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIn(FieldPasswordErrorCode, vs...))
+}
+
+// PasswordErrorCodeNotIn applies the NotIn predicate on the "password_error_code" field.
+func PasswordErrorCodeNotIn(vs ...string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotIn(FieldPasswordErrorCode, vs...))
+}
+
+// PasswordErrorCodeGT applies the GT predicate on the "password_error_code" field.
+func PasswordErrorCodeGT(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGT(FieldPasswordErrorCode, v))
+}
+
+// PasswordErrorCodeGTE applies the GTE predicate on the "password_error_code" field.
+func PasswordErrorCodeGTE(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGTE(FieldPasswordErrorCode, v))
+}
+
+// PasswordErrorCodeLT applies the LT predicate on the "password_error_code" field.
+func PasswordErrorCodeLT(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLT(FieldPasswordErrorCode, v))
+}
+
+// PasswordErrorCodeLTE applies the LTE predicate on the "password_error_code" field.
+func PasswordErrorCodeLTE(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLTE(FieldPasswordErrorCode, v))
+}
+
+// PasswordErrorCodeContains applies the Contains predicate on the "password_error_code" field.
+func PasswordErrorCodeContains(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldContains(FieldPasswordErrorCode, v))
+}
+
+// PasswordErrorCodeHasPrefix applies the HasPrefix predicate on the "password_error_code" field.
+func PasswordErrorCodeHasPrefix(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldHasPrefix(FieldPasswordErrorCode, v))
+}
+
+// PasswordErrorCodeHasSuffix applies the HasSuffix predicate on the "password_error_code" field.
+func PasswordErrorCodeHasSuffix(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldHasSuffix(FieldPasswordErrorCode, v))
+}
+
+// PasswordErrorCodeIsNil applies the IsNil predicate on the "password_error_code" field.
+func PasswordErrorCodeIsNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIsNull(FieldPasswordErrorCode))
+}
+
+// PasswordErrorCodeNotNil applies the NotNil predicate on the "password_error_code" field.
+func PasswordErrorCodeNotNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotNull(FieldPasswordErrorCode))
+}
+
+// PasswordErrorCodeEqualFold applies the EqualFold predicate on the "password_error_code" field.
+func PasswordErrorCodeEqualFold(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEqualFold(FieldPasswordErrorCode, v))
+}
+
+// PasswordErrorCodeContainsFold applies the ContainsFold predicate on the "password_error_code" field.
+func PasswordErrorCodeContainsFold(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldContainsFold(FieldPasswordErrorCode, v))
+}
+
+// PasswordErrorMessageEQ applies the EQ predicate on the "password_error_message" field.
+func PasswordErrorMessageEQ(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldPasswordErrorMessage, v))
+}
+
+// PasswordErrorMessageNEQ applies the NEQ predicate on the "password_error_message" field.
+func PasswordErrorMessageNEQ(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNEQ(FieldPasswordErrorMessage, v))
+}
+
+// PasswordErrorMessageIn applies the In predicate on the "password_error_message" field.
+func PasswordErrorMessageIn(vs ...string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIn(FieldPasswordErrorMessage, vs...))
+}
+
+// PasswordErrorMessageNotIn applies the NotIn predicate on the "password_error_message" field.
+func PasswordErrorMessageNotIn(vs ...string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotIn(FieldPasswordErrorMessage, vs...))
+}
+
+// PasswordErrorMessageGT applies the GT predicate on the "password_error_message" field.
+func PasswordErrorMessageGT(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGT(FieldPasswordErrorMessage, v))
+}
+
+// PasswordErrorMessageGTE applies the GTE predicate on the "password_error_message" field.
+func PasswordErrorMessageGTE(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldGTE(FieldPasswordErrorMessage, v))
+}
+
+// PasswordErrorMessageLT applies the LT predicate on the "password_error_message" field.
+func PasswordErrorMessageLT(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLT(FieldPasswordErrorMessage, v))
+}
+
+// PasswordErrorMessageLTE applies the LTE predicate on the "password_error_message" field.
+func PasswordErrorMessageLTE(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldLTE(FieldPasswordErrorMessage, v))
+}
+
+// PasswordErrorMessageContains applies the Contains predicate on the "password_error_message" field.
+func PasswordErrorMessageContains(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldContains(FieldPasswordErrorMessage, v))
+}
+
+// PasswordErrorMessageHasPrefix applies the HasPrefix predicate on the "password_error_message" field.
+func PasswordErrorMessageHasPrefix(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldHasPrefix(FieldPasswordErrorMessage, v))
+}
+
+// PasswordErrorMessageHasSuffix applies the HasSuffix predicate on the "password_error_message" field.
+func PasswordErrorMessageHasSuffix(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldHasSuffix(FieldPasswordErrorMessage, v))
+}
+
+// PasswordErrorMessageIsNil applies the IsNil predicate on the "password_error_message" field.
+func PasswordErrorMessageIsNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIsNull(FieldPasswordErrorMessage))
+}
+
+// PasswordErrorMessageNotNil applies the NotNil predicate on the "password_error_message" field.
+func PasswordErrorMessageNotNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotNull(FieldPasswordErrorMessage))
+}
+
+// PasswordErrorMessageEqualFold applies the EqualFold predicate on the "password_error_message" field.
+func PasswordErrorMessageEqualFold(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEqualFold(FieldPasswordErrorMessage, v))
+}
+
+// PasswordErrorMessageContainsFold applies the ContainsFold predicate on the "password_error_message" field.
+func PasswordErrorMessageContainsFold(v string) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldContainsFold(FieldPasswordErrorMessage, v))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

@@ -21,6 +21,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/ent/usertoken"
 	"github.com/google/uuid"
 
 	"entgo.io/ent"
@@ -470,6 +471,26 @@ func init() {
 	jobitemDescDetail := jobitemFields[9].Descriptor()
 	// jobitem.DetailValidator is a validator for the "detail" field. It is called by the builders before save.
 	jobitem.DetailValidator = jobitemDescDetail.Validators[0].(func(string) error)
+	// jobitemDescRemoteID is the schema descriptor for remote_id field.
+	jobitemDescRemoteID := jobitemFields[10].Descriptor()
+	// jobitem.RemoteIDValidator is a validator for the "remote_id" field. It is called by the builders before save.
+	jobitem.RemoteIDValidator = jobitemDescRemoteID.Validators[0].(func(string) error)
+	// jobitemDescUserPrincipalName is the schema descriptor for user_principal_name field.
+	jobitemDescUserPrincipalName := jobitemFields[11].Descriptor()
+	// jobitem.UserPrincipalNameValidator is a validator for the "user_principal_name" field. It is called by the builders before save.
+	jobitem.UserPrincipalNameValidator = jobitemDescUserPrincipalName.Validators[0].(func(string) error)
+	// jobitemDescEmail is the schema descriptor for email field.
+	jobitemDescEmail := jobitemFields[12].Descriptor()
+	// jobitem.EmailValidator is a validator for the "email" field. It is called by the builders before save.
+	jobitem.EmailValidator = jobitemDescEmail.Validators[0].(func(string) error)
+	// jobitemDescUsername is the schema descriptor for username field.
+	jobitemDescUsername := jobitemFields[13].Descriptor()
+	// jobitem.UsernameValidator is a validator for the "username" field. It is called by the builders before save.
+	jobitem.UsernameValidator = jobitemDescUsername.Validators[0].(func(string) error)
+	// jobitemDescNote is the schema descriptor for note field.
+	jobitemDescNote := jobitemFields[14].Descriptor()
+	// jobitem.NoteValidator is a validator for the "note" field. It is called by the builders before save.
+	jobitem.NoteValidator = jobitemDescNote.Validators[0].(func(string) error)
 	// jobitemDescID is the schema descriptor for id field.
 	jobitemDescID := jobitemMixinFields0[0].Descriptor()
 	// jobitem.DefaultID holds the default value on creation for the id field.
@@ -588,6 +609,22 @@ func init() {
 	organizationDescPasswordTakeover := organizationFields[3].Descriptor()
 	// organization.DefaultPasswordTakeover holds the default value on creation for the password_takeover field.
 	organization.DefaultPasswordTakeover = organizationDescPasswordTakeover.Default.(bool)
+	// organizationDescPasswordMaxAgeDays is the schema descriptor for password_max_age_days field.
+	organizationDescPasswordMaxAgeDays := organizationFields[4].Descriptor()
+	// organization.PasswordMaxAgeDaysValidator is a validator for the "password_max_age_days" field. It is called by the builders before save.
+	organization.PasswordMaxAgeDaysValidator = organizationDescPasswordMaxAgeDays.Validators[0].(func(int) error)
+	// organizationDescLockoutThreshold is the schema descriptor for lockout_threshold field.
+	organizationDescLockoutThreshold := organizationFields[5].Descriptor()
+	// organization.DefaultLockoutThreshold holds the default value on creation for the lockout_threshold field.
+	organization.DefaultLockoutThreshold = organizationDescLockoutThreshold.Default.(int)
+	// organization.LockoutThresholdValidator is a validator for the "lockout_threshold" field. It is called by the builders before save.
+	organization.LockoutThresholdValidator = organizationDescLockoutThreshold.Validators[0].(func(int) error)
+	// organizationDescLockoutMinutes is the schema descriptor for lockout_minutes field.
+	organizationDescLockoutMinutes := organizationFields[6].Descriptor()
+	// organization.DefaultLockoutMinutes holds the default value on creation for the lockout_minutes field.
+	organization.DefaultLockoutMinutes = organizationDescLockoutMinutes.Default.(int)
+	// organization.LockoutMinutesValidator is a validator for the "lockout_minutes" field. It is called by the builders before save.
+	organization.LockoutMinutesValidator = organizationDescLockoutMinutes.Validators[0].(func(int) error)
 	// organizationDescID is the schema descriptor for id field.
 	organizationDescID := organizationMixinFields0[0].Descriptor()
 	// organization.DefaultID holds the default value on creation for the id field.
@@ -705,6 +742,26 @@ func init() {
 	remotelinkDescMembersDirty := remotelinkFields[21].Descriptor()
 	// remotelink.DefaultMembersDirty holds the default value on creation for the members_dirty field.
 	remotelink.DefaultMembersDirty = remotelinkDescMembersDirty.Default.(bool)
+	// remotelinkDescPasswordVersion is the schema descriptor for password_version field.
+	remotelinkDescPasswordVersion := remotelinkFields[22].Descriptor()
+	// remotelink.DefaultPasswordVersion holds the default value on creation for the password_version field.
+	remotelink.DefaultPasswordVersion = remotelinkDescPasswordVersion.Default.(int)
+	// remotelink.PasswordVersionValidator is a validator for the "password_version" field. It is called by the builders before save.
+	remotelink.PasswordVersionValidator = remotelinkDescPasswordVersion.Validators[0].(func(int) error)
+	// remotelinkDescPasswordQueuedVersion is the schema descriptor for password_queued_version field.
+	remotelinkDescPasswordQueuedVersion := remotelinkFields[23].Descriptor()
+	// remotelink.DefaultPasswordQueuedVersion holds the default value on creation for the password_queued_version field.
+	remotelink.DefaultPasswordQueuedVersion = remotelinkDescPasswordQueuedVersion.Default.(int)
+	// remotelink.PasswordQueuedVersionValidator is a validator for the "password_queued_version" field. It is called by the builders before save.
+	remotelink.PasswordQueuedVersionValidator = remotelinkDescPasswordQueuedVersion.Validators[0].(func(int) error)
+	// remotelinkDescPasswordErrorCode is the schema descriptor for password_error_code field.
+	remotelinkDescPasswordErrorCode := remotelinkFields[25].Descriptor()
+	// remotelink.PasswordErrorCodeValidator is a validator for the "password_error_code" field. It is called by the builders before save.
+	remotelink.PasswordErrorCodeValidator = remotelinkDescPasswordErrorCode.Validators[0].(func(string) error)
+	// remotelinkDescPasswordErrorMessage is the schema descriptor for password_error_message field.
+	remotelinkDescPasswordErrorMessage := remotelinkFields[26].Descriptor()
+	// remotelink.PasswordErrorMessageValidator is a validator for the "password_error_message" field. It is called by the builders before save.
+	remotelink.PasswordErrorMessageValidator = remotelinkDescPasswordErrorMessage.Validators[0].(func(string) error)
 	// remotelinkDescID is the schema descriptor for id field.
 	remotelinkDescID := remotelinkMixinFields0[0].Descriptor()
 	// remotelink.DefaultID holds the default value on creation for the id field.
@@ -849,8 +906,14 @@ func init() {
 	userDescUsageLocation := userFields[22].Descriptor()
 	// user.UsageLocationValidator is a validator for the "usage_location" field. It is called by the builders before save.
 	user.UsageLocationValidator = userDescUsageLocation.Validators[0].(func(string) error)
+	// userDescPasswordVersion is the schema descriptor for password_version field.
+	userDescPasswordVersion := userFields[27].Descriptor()
+	// user.DefaultPasswordVersion holds the default value on creation for the password_version field.
+	user.DefaultPasswordVersion = userDescPasswordVersion.Default.(int)
+	// user.PasswordVersionValidator is a validator for the "password_version" field. It is called by the builders before save.
+	user.PasswordVersionValidator = userDescPasswordVersion.Validators[0].(func(int) error)
 	// userDescFailedLogins is the schema descriptor for failed_logins field.
-	userDescFailedLogins := userFields[27].Descriptor()
+	userDescFailedLogins := userFields[28].Descriptor()
 	// user.DefaultFailedLogins holds the default value on creation for the failed_logins field.
 	user.DefaultFailedLogins = userDescFailedLogins.Default.(int)
 	// user.FailedLoginsValidator is a validator for the "failed_logins" field. It is called by the builders before save.
@@ -973,6 +1036,55 @@ func init() {
 	// usergroup.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	usergroup.IDValidator = func() func(string) error {
 		validators := usergroupDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	usertokenMixin := schema.UserToken{}.Mixin()
+	usertoken.Policy = privacy.NewPolicies(usertokenMixin[2], schema.UserToken{})
+	usertoken.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := usertoken.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	usertokenMixinHooks2 := usertokenMixin[2].Hooks()
+
+	usertoken.Hooks[1] = usertokenMixinHooks2[0]
+	usertokenMixinFields0 := usertokenMixin[0].Fields()
+	_ = usertokenMixinFields0
+	usertokenMixinFields1 := usertokenMixin[1].Fields()
+	_ = usertokenMixinFields1
+	usertokenFields := schema.UserToken{}.Fields()
+	_ = usertokenFields
+	// usertokenDescCreatedAt is the schema descriptor for created_at field.
+	usertokenDescCreatedAt := usertokenMixinFields1[0].Descriptor()
+	// usertoken.DefaultCreatedAt holds the default value on creation for the created_at field.
+	usertoken.DefaultCreatedAt = usertokenDescCreatedAt.Default.(func() time.Time)
+	// usertokenDescUpdatedAt is the schema descriptor for updated_at field.
+	usertokenDescUpdatedAt := usertokenMixinFields1[1].Descriptor()
+	// usertoken.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	usertoken.DefaultUpdatedAt = usertokenDescUpdatedAt.Default.(func() time.Time)
+	// usertoken.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	usertoken.UpdateDefaultUpdatedAt = usertokenDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// usertokenDescID is the schema descriptor for id field.
+	usertokenDescID := usertokenMixinFields0[0].Descriptor()
+	// usertoken.DefaultID holds the default value on creation for the id field.
+	usertoken.DefaultID = usertokenDescID.Default.(func() pulid.ID)
+	// usertoken.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	usertoken.IDValidator = func() func(string) error {
+		validators := usertokenDescID.Validators
 		fns := [...]func(string) error{
 			validators[0].(func(string) error),
 			validators[1].(func(string) error),

@@ -24,6 +24,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/graph/model"
+	"github.com/dirsync/dirsync/internal/importer"
 	"github.com/dirsync/dirsync/internal/mapping"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -72,6 +73,16 @@ type ComplexityRoot struct {
 		Jobs        func(childComplexity int) int
 	}
 
+	ChangeMyPasswordPayload struct {
+		User func(childComplexity int) int
+	}
+
+	CreateActivationPayload struct {
+		ExpiresAt func(childComplexity int) int
+		Token     func(childComplexity int) int
+		User      func(childComplexity int) int
+	}
+
 	CreateUserGroupPayload struct {
 		UserGroup func(childComplexity int) int
 	}
@@ -115,6 +126,19 @@ type ComplexityRoot struct {
 	EventEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	ImportResult struct {
+		Message           func(childComplexity int) int
+		RemoteID          func(childComplexity int) int
+		Status            func(childComplexity int) int
+		User              func(childComplexity int) int
+		UserPrincipalName func(childComplexity int) int
+	}
+
+	ImportUsersPayload struct {
+		Job     func(childComplexity int) int
+		Results func(childComplexity int) int
 	}
 
 	Integration struct {
@@ -167,6 +191,7 @@ type ComplexityRoot struct {
 		IntegrationID func(childComplexity int) int
 		Items         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.JobItemOrder, where *ent.JobItemWhereInput) int
 		Kind          func(childComplexity int) int
+		ResultsCSVURL func(childComplexity int) int
 		RetryOf       func(childComplexity int) int
 		RetryOfID     func(childComplexity int) int
 		StartedAt     func(childComplexity int) int
@@ -187,20 +212,25 @@ type ComplexityRoot struct {
 	}
 
 	JobItem struct {
-		CreatedAt     func(childComplexity int) int
-		Detail        func(childComplexity int) int
-		ErrorCode     func(childComplexity int) int
-		ErrorMessage  func(childComplexity int) int
-		GroupID       func(childComplexity int) int
-		ID            func(childComplexity int) int
-		IntegrationID func(childComplexity int) int
-		Job           func(childComplexity int) int
-		JobID         func(childComplexity int) int
-		LinkID        func(childComplexity int) int
-		Result        func(childComplexity int) int
-		Status        func(childComplexity int) int
-		UpdatedAt     func(childComplexity int) int
-		UserID        func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		Detail            func(childComplexity int) int
+		Email             func(childComplexity int) int
+		ErrorCode         func(childComplexity int) int
+		ErrorMessage      func(childComplexity int) int
+		GroupID           func(childComplexity int) int
+		ID                func(childComplexity int) int
+		IntegrationID     func(childComplexity int) int
+		Job               func(childComplexity int) int
+		JobID             func(childComplexity int) int
+		LinkID            func(childComplexity int) int
+		Note              func(childComplexity int) int
+		RemoteID          func(childComplexity int) int
+		Result            func(childComplexity int) int
+		Status            func(childComplexity int) int
+		UpdatedAt         func(childComplexity int) int
+		UserID            func(childComplexity int) int
+		UserPrincipalName func(childComplexity int) int
+		Username          func(childComplexity int) int
 	}
 
 	JobItemConnection struct {
@@ -215,11 +245,14 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		ActivateAccount        func(childComplexity int, token string, password string) int
 		ActivateUser           func(childComplexity int, id pulid.ID) int
 		AddUserGroupMembers    func(childComplexity int, groupID pulid.ID, userIDs []pulid.ID) int
 		AuthorizeIntegration   func(childComplexity int, id pulid.ID) int
 		BindUserGroups         func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID) int
 		BindUsers              func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID) int
+		ChangeMyPassword       func(childComplexity int, currentPassword string, newPassword string) int
+		CreateActivation       func(childComplexity int, userID pulid.ID) int
 		CreateIntegration      func(childComplexity int, input model.CreateIntegrationInput) int
 		CreateUser             func(childComplexity int, input ent.CreateUserInput) int
 		CreateUserGroup        func(childComplexity int, input ent.CreateUserGroupInput) int
@@ -227,13 +260,20 @@ type ComplexityRoot struct {
 		DeleteIntegration      func(childComplexity int, id pulid.ID) int
 		DeleteUser             func(childComplexity int, id pulid.ID) int
 		DeleteUserGroup        func(childComplexity int, id pulid.ID) int
+		ImportUsers            func(childComplexity int, integrationID pulid.ID, remoteIDs []pulid.ID, all *bool) int
+		PortalLogin            func(childComplexity int, organization string, login string, password string) int
+		PortalLogout           func(childComplexity int) int
 		RemoveUserGroupMembers func(childComplexity int, groupID pulid.ID, userIDs []pulid.ID) int
+		RequestPasswordReset   func(childComplexity int, organization string, login string) int
+		ResetPassword          func(childComplexity int, token string, newPassword string) int
 		ResyncIntegration      func(childComplexity int, id pulid.ID) int
 		ResyncUsers            func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID) int
 		RetryJob               func(childComplexity int, id pulid.ID) int
+		SetUserPassword        func(childComplexity int, id pulid.ID, password string, forceChangeNextLogin *bool) int
 		SuspendUser            func(childComplexity int, id pulid.ID) int
 		UnbindUserGroups       func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID) int
 		UnbindUsers            func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID) int
+		UnlockUser             func(childComplexity int, id pulid.ID) int
 		UpdateIntegration      func(childComplexity int, id pulid.ID, input model.UpdateIntegrationInput) int
 		UpdateOrganization     func(childComplexity int, input ent.UpdateOrganizationInput) int
 		UpdateUser             func(childComplexity int, id pulid.ID, input ent.UpdateUserInput) int
@@ -244,6 +284,7 @@ type ComplexityRoot struct {
 		CreatedAt   func(childComplexity int) int
 		DeliveredAt func(childComplexity int) int
 		ID          func(childComplexity int) int
+		JobID       func(childComplexity int) int
 		Kind        func(childComplexity int) int
 		Message     func(childComplexity int) int
 		UpdatedAt   func(childComplexity int) int
@@ -265,7 +306,10 @@ type ComplexityRoot struct {
 		CreatedAt          func(childComplexity int) int
 		DefaultImportState func(childComplexity int) int
 		ID                 func(childComplexity int) int
+		LockoutMinutes     func(childComplexity int) int
+		LockoutThreshold   func(childComplexity int) int
 		Name               func(childComplexity int) int
+		PasswordMaxAgeDays func(childComplexity int) int
 		PasswordTakeover   func(childComplexity int) int
 		UpdatedAt          func(childComplexity int) int
 		UserLimit          func(childComplexity int) int
@@ -278,44 +322,61 @@ type ComplexityRoot struct {
 		StartCursor     func(childComplexity int) int
 	}
 
+	PortalLogoutPayload struct {
+		Ok func(childComplexity int) int
+	}
+
+	PortalSessionPayload struct {
+		ExpiresAt func(childComplexity int) int
+		Token     func(childComplexity int) int
+		User      func(childComplexity int) int
+	}
+
 	Query struct {
-		Events       func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
-		Integrations func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.IntegrationOrder, where *ent.IntegrationWhereInput) int
-		Job          func(childComplexity int, id pulid.ID) int
-		Jobs         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.JobOrder, where *ent.JobWhereInput) int
-		Node         func(childComplexity int, id pulid.ID) int
-		Nodes        func(childComplexity int, ids []pulid.ID) int
-		Organization func(childComplexity int) int
-		UserGroups   func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) int
-		Users        func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
+		Events        func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
+		Integrations  func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.IntegrationOrder, where *ent.IntegrationWhereInput) int
+		Job           func(childComplexity int, id pulid.ID) int
+		Jobs          func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.JobOrder, where *ent.JobWhereInput) int
+		Me            func(childComplexity int) int
+		Node          func(childComplexity int, id pulid.ID) int
+		Nodes         func(childComplexity int, ids []pulid.ID) int
+		Notifications func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.NotificationOrder, where *ent.NotificationWhereInput) int
+		Organization  func(childComplexity int) int
+		RemoteUsers   func(childComplexity int, integrationID pulid.ID, first *int, after *entgql.Cursor[pulid.ID], where *importer.RemoteUserWhereInput) int
+		UserGroups    func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) int
+		Users         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
 	}
 
 	RemoteLink struct {
-		CreatedAt          func(childComplexity int) int
-		DisplayName        func(childComplexity int) int
-		ForeignMembers     func(childComplexity int) int
-		Group              func(childComplexity int) int
-		GroupID            func(childComplexity int) int
-		ID                 func(childComplexity int) int
-		Integration        func(childComplexity int) int
-		IntegrationID      func(childComplexity int) int
-		Kind               func(childComplexity int) int
-		LastErrorCode      func(childComplexity int) int
-		LastErrorMessage   func(childComplexity int) int
-		LastErrorRequestID func(childComplexity int) int
-		LastSyncedAt       func(childComplexity int) int
-		MembersInSync      func(childComplexity int) int
-		MembersPending     func(childComplexity int) int
-		RemoteCreatedAt    func(childComplexity int) int
-		RemoteEnabled      func(childComplexity int) int
-		RemoteID           func(childComplexity int) int
-		Status             func(childComplexity int) int
-		StatusReason       func(childComplexity int) int
-		TakenOver          func(childComplexity int) int
-		UpdatedAt          func(childComplexity int) int
-		Upn                func(childComplexity int) int
-		User               func(childComplexity int) int
-		UserID             func(childComplexity int) int
+		CreatedAt            func(childComplexity int) int
+		DisplayName          func(childComplexity int) int
+		ForeignMembers       func(childComplexity int) int
+		Group                func(childComplexity int) int
+		GroupID              func(childComplexity int) int
+		ID                   func(childComplexity int) int
+		Integration          func(childComplexity int) int
+		IntegrationID        func(childComplexity int) int
+		Kind                 func(childComplexity int) int
+		LastErrorCode        func(childComplexity int) int
+		LastErrorMessage     func(childComplexity int) int
+		LastErrorRequestID   func(childComplexity int) int
+		LastSyncedAt         func(childComplexity int) int
+		MembersInSync        func(childComplexity int) int
+		MembersPending       func(childComplexity int) int
+		PasswordErrorCode    func(childComplexity int) int
+		PasswordErrorMessage func(childComplexity int) int
+		PasswordPushedAt     func(childComplexity int) int
+		PasswordVersion      func(childComplexity int) int
+		RemoteCreatedAt      func(childComplexity int) int
+		RemoteEnabled        func(childComplexity int) int
+		RemoteID             func(childComplexity int) int
+		Status               func(childComplexity int) int
+		StatusReason         func(childComplexity int) int
+		TakenOver            func(childComplexity int) int
+		UpdatedAt            func(childComplexity int) int
+		Upn                  func(childComplexity int) int
+		User                 func(childComplexity int) int
+		UserID               func(childComplexity int) int
 	}
 
 	RemoteLinkConnection struct {
@@ -329,9 +390,43 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	RemoteUser struct {
+		AccountEnabled    func(childComplexity int) int
+		Department        func(childComplexity int) int
+		DirectoryUser     func(childComplexity int) int
+		DisplayName       func(childComplexity int) int
+		GivenName         func(childComplexity int) int
+		InDirectory       func(childComplexity int) int
+		JobTitle          func(childComplexity int) int
+		Mail              func(childComplexity int) int
+		MailNickname      func(childComplexity int) int
+		RemoteID          func(childComplexity int) int
+		Surname           func(childComplexity int) int
+		UserPrincipalName func(childComplexity int) int
+	}
+
+	RemoteUserConnection struct {
+		Edges      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	RemoteUserEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	RemoveUserGroupMembersPayload struct {
 		Jobs      func(childComplexity int) int
 		UserGroup func(childComplexity int) int
+	}
+
+	RequestPasswordResetPayload struct {
+		Ok func(childComplexity int) int
+	}
+
+	ResetPasswordPayload struct {
+		Ok func(childComplexity int) int
 	}
 
 	ResyncPayload struct {
@@ -343,6 +438,11 @@ type ComplexityRoot struct {
 		Retried func(childComplexity int) int
 	}
 
+	SetUserPasswordPayload struct {
+		Jobs func(childComplexity int) int
+		User func(childComplexity int) int
+	}
+
 	Subscription struct {
 		Events     func(childComplexity int, filter *model.EventsSubscriptionFilter) int
 		JobUpdated func(childComplexity int, id pulid.ID) int
@@ -350,6 +450,11 @@ type ComplexityRoot struct {
 	}
 
 	SuspendUserPayload struct {
+		Jobs func(childComplexity int) int
+		User func(childComplexity int) int
+	}
+
+	UnlockUserPayload struct {
 		Jobs func(childComplexity int) int
 		User func(childComplexity int) int
 	}
@@ -369,33 +474,36 @@ type ComplexityRoot struct {
 	}
 
 	User struct {
-		AddressState   func(childComplexity int) int
-		AlternateEmail func(childComplexity int) int
-		BusinessPhone  func(childComplexity int) int
-		City           func(childComplexity int) int
-		CompanyName    func(childComplexity int) int
-		CostCenter     func(childComplexity int) int
-		Country        func(childComplexity int) int
-		CreatedAt      func(childComplexity int) int
-		Department     func(childComplexity int) int
-		DisplayName    func(childComplexity int) int
-		Email          func(childComplexity int) int
-		EmployeeID     func(childComplexity int) int
-		EmployeeType   func(childComplexity int) int
-		FirstName      func(childComplexity int) int
-		Groups         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) int
-		ID             func(childComplexity int) int
-		JobTitle       func(childComplexity int) int
-		LastName       func(childComplexity int) int
-		Links          func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.RemoteLinkOrder, where *ent.RemoteLinkWhereInput) int
-		MobilePhone    func(childComplexity int) int
-		OfficeLocation func(childComplexity int) int
-		PostalCode     func(childComplexity int) int
-		State          func(childComplexity int) int
-		StreetAddress  func(childComplexity int) int
-		UpdatedAt      func(childComplexity int) int
-		UsageLocation  func(childComplexity int) int
-		Username       func(childComplexity int) int
+		AddressState      func(childComplexity int) int
+		AlternateEmail    func(childComplexity int) int
+		BusinessPhone     func(childComplexity int) int
+		City              func(childComplexity int) int
+		CompanyName       func(childComplexity int) int
+		CostCenter        func(childComplexity int) int
+		Country           func(childComplexity int) int
+		CreatedAt         func(childComplexity int) int
+		Department        func(childComplexity int) int
+		DisplayName       func(childComplexity int) int
+		Email             func(childComplexity int) int
+		EmployeeID        func(childComplexity int) int
+		EmployeeType      func(childComplexity int) int
+		FirstName         func(childComplexity int) int
+		Groups            func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) int
+		ID                func(childComplexity int) int
+		JobTitle          func(childComplexity int) int
+		LastName          func(childComplexity int) int
+		Links             func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.RemoteLinkOrder, where *ent.RemoteLinkWhereInput) int
+		LockedUntil       func(childComplexity int) int
+		MobilePhone       func(childComplexity int) int
+		OfficeLocation    func(childComplexity int) int
+		PasswordExpiresAt func(childComplexity int) int
+		PasswordSetAt     func(childComplexity int) int
+		PostalCode        func(childComplexity int) int
+		State             func(childComplexity int) int
+		StreetAddress     func(childComplexity int) int
+		UpdatedAt         func(childComplexity int) int
+		UsageLocation     func(childComplexity int) int
+		Username          func(childComplexity int) int
 	}
 
 	UserConnection struct {
@@ -442,6 +550,7 @@ type IntegrationResolver interface {
 }
 type JobResolver interface {
 	RetryOf(ctx context.Context, obj *ent.Job) (*ent.Job, error)
+	ResultsCSVURL(ctx context.Context, obj *ent.Job) (*string, error)
 }
 type MutationResolver interface {
 	CreateUser(ctx context.Context, input ent.CreateUserInput) (*model.CreateUserPayload, error)
@@ -458,6 +567,7 @@ type MutationResolver interface {
 	RetryJob(ctx context.Context, id pulid.ID) (*model.RetryJobPayload, error)
 	ResyncUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*model.ResyncPayload, error)
 	ResyncIntegration(ctx context.Context, id pulid.ID) (*model.ResyncPayload, error)
+	ImportUsers(ctx context.Context, integrationID pulid.ID, remoteIDs []pulid.ID, all *bool) (*importer.Payload, error)
 	CreateIntegration(ctx context.Context, input model.CreateIntegrationInput) (*model.IntegrationPayload, error)
 	UpdateIntegration(ctx context.Context, id pulid.ID, input model.UpdateIntegrationInput) (*model.IntegrationPayload, error)
 	AuthorizeIntegration(ctx context.Context, id pulid.ID) (*model.IntegrationPayload, error)
@@ -467,6 +577,15 @@ type MutationResolver interface {
 	UnbindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*model.BindingPayload, error)
 	BindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*model.BindingPayload, error)
 	UnbindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*model.BindingPayload, error)
+	SetUserPassword(ctx context.Context, id pulid.ID, password string, forceChangeNextLogin *bool) (*model.SetUserPasswordPayload, error)
+	CreateActivation(ctx context.Context, userID pulid.ID) (*model.CreateActivationPayload, error)
+	UnlockUser(ctx context.Context, id pulid.ID) (*model.UnlockUserPayload, error)
+	ActivateAccount(ctx context.Context, token string, password string) (*model.PortalSessionPayload, error)
+	PortalLogin(ctx context.Context, organization string, login string, password string) (*model.PortalSessionPayload, error)
+	ChangeMyPassword(ctx context.Context, currentPassword string, newPassword string) (*model.ChangeMyPasswordPayload, error)
+	PortalLogout(ctx context.Context) (*model.PortalLogoutPayload, error)
+	RequestPasswordReset(ctx context.Context, organization string, login string) (*model.RequestPasswordResetPayload, error)
+	ResetPassword(ctx context.Context, token string, newPassword string) (*model.ResetPasswordPayload, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id pulid.ID) (ent.Noder, error)
@@ -477,7 +596,10 @@ type QueryResolver interface {
 	Users(ctx context.Context, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) (*ent.UserConnection, error)
 	UserGroups(ctx context.Context, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) (*ent.UserGroupConnection, error)
 	Organization(ctx context.Context) (*ent.Organization, error)
+	RemoteUsers(ctx context.Context, integrationID pulid.ID, first *int, after *entgql.Cursor[pulid.ID], where *importer.RemoteUserWhereInput) (*importer.RemoteUserConnection, error)
+	Notifications(ctx context.Context, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.NotificationOrder, where *ent.NotificationWhereInput) (*ent.NotificationConnection, error)
 	Job(ctx context.Context, id pulid.ID) (*ent.Job, error)
+	Me(ctx context.Context) (*ent.User, error)
 }
 type SubscriptionResolver interface {
 	JobUpdated(ctx context.Context, id pulid.ID) (<-chan *ent.Job, error)
@@ -566,6 +688,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.BindingPayload.Jobs(childComplexity), true
+
+	case "ChangeMyPasswordPayload.user":
+		if e.ComplexityRoot.ChangeMyPasswordPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChangeMyPasswordPayload.User(childComplexity), true
+
+	case "CreateActivationPayload.expiresAt":
+		if e.ComplexityRoot.CreateActivationPayload.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateActivationPayload.ExpiresAt(childComplexity), true
+	case "CreateActivationPayload.token":
+		if e.ComplexityRoot.CreateActivationPayload.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateActivationPayload.Token(childComplexity), true
+	case "CreateActivationPayload.user":
+		if e.ComplexityRoot.CreateActivationPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CreateActivationPayload.User(childComplexity), true
 
 	case "CreateUserGroupPayload.userGroup":
 		if e.ComplexityRoot.CreateUserGroupPayload.UserGroup == nil {
@@ -700,6 +848,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.EventEdge.Node(childComplexity), true
+
+	case "ImportResult.message":
+		if e.ComplexityRoot.ImportResult.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportResult.Message(childComplexity), true
+	case "ImportResult.remoteID":
+		if e.ComplexityRoot.ImportResult.RemoteID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportResult.RemoteID(childComplexity), true
+	case "ImportResult.status":
+		if e.ComplexityRoot.ImportResult.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportResult.Status(childComplexity), true
+	case "ImportResult.user":
+		if e.ComplexityRoot.ImportResult.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportResult.User(childComplexity), true
+	case "ImportResult.userPrincipalName":
+		if e.ComplexityRoot.ImportResult.UserPrincipalName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportResult.UserPrincipalName(childComplexity), true
+
+	case "ImportUsersPayload.job":
+		if e.ComplexityRoot.ImportUsersPayload.Job == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportUsersPayload.Job(childComplexity), true
+	case "ImportUsersPayload.results":
+		if e.ComplexityRoot.ImportUsersPayload.Results == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ImportUsersPayload.Results(childComplexity), true
 
 	case "Integration.attributeMappings":
 		if e.ComplexityRoot.Integration.AttributeMappings == nil {
@@ -937,6 +1129,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Job.Kind(childComplexity), true
+	case "Job.resultsCSVURL":
+		if e.ComplexityRoot.Job.ResultsCSVURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Job.ResultsCSVURL(childComplexity), true
 	case "Job.retryOf":
 		if e.ComplexityRoot.Job.RetryOf == nil {
 			break
@@ -1018,6 +1216,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.JobItem.Detail(childComplexity), true
+	case "JobItem.email":
+		if e.ComplexityRoot.JobItem.Email == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobItem.Email(childComplexity), true
 	case "JobItem.errorCode":
 		if e.ComplexityRoot.JobItem.ErrorCode == nil {
 			break
@@ -1066,6 +1270,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.JobItem.LinkID(childComplexity), true
+	case "JobItem.note":
+		if e.ComplexityRoot.JobItem.Note == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobItem.Note(childComplexity), true
+	case "JobItem.remoteID":
+		if e.ComplexityRoot.JobItem.RemoteID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobItem.RemoteID(childComplexity), true
 	case "JobItem.result":
 		if e.ComplexityRoot.JobItem.Result == nil {
 			break
@@ -1090,6 +1306,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.JobItem.UserID(childComplexity), true
+	case "JobItem.userPrincipalName":
+		if e.ComplexityRoot.JobItem.UserPrincipalName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobItem.UserPrincipalName(childComplexity), true
+	case "JobItem.username":
+		if e.ComplexityRoot.JobItem.Username == nil {
+			break
+		}
+
+		return e.ComplexityRoot.JobItem.Username(childComplexity), true
 
 	case "JobItemConnection.edges":
 		if e.ComplexityRoot.JobItemConnection.Edges == nil {
@@ -1123,6 +1351,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.JobItemEdge.Node(childComplexity), true
 
+	case "Mutation.activateAccount":
+		if e.ComplexityRoot.Mutation.ActivateAccount == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_activateAccount_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ActivateAccount(childComplexity, args["token"].(string), args["password"].(string)), true
 	case "Mutation.activateUser":
 		if e.ComplexityRoot.Mutation.ActivateUser == nil {
 			break
@@ -1178,6 +1417,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.BindUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+	case "Mutation.changeMyPassword":
+		if e.ComplexityRoot.Mutation.ChangeMyPassword == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_changeMyPassword_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ChangeMyPassword(childComplexity, args["currentPassword"].(string), args["newPassword"].(string)), true
+	case "Mutation.createActivation":
+		if e.ComplexityRoot.Mutation.CreateActivation == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createActivation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateActivation(childComplexity, args["userID"].(pulid.ID)), true
 	case "Mutation.createIntegration":
 		if e.ComplexityRoot.Mutation.CreateIntegration == nil {
 			break
@@ -1255,6 +1516,34 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.DeleteUserGroup(childComplexity, args["id"].(pulid.ID)), true
+	case "Mutation.importUsers":
+		if e.ComplexityRoot.Mutation.ImportUsers == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_importUsers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ImportUsers(childComplexity, args["integrationID"].(pulid.ID), args["remoteIDs"].([]pulid.ID), args["all"].(*bool)), true
+	case "Mutation.portalLogin":
+		if e.ComplexityRoot.Mutation.PortalLogin == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_portalLogin_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.PortalLogin(childComplexity, args["organization"].(string), args["login"].(string), args["password"].(string)), true
+	case "Mutation.portalLogout":
+		if e.ComplexityRoot.Mutation.PortalLogout == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Mutation.PortalLogout(childComplexity), true
 	case "Mutation.removeUserGroupMembers":
 		if e.ComplexityRoot.Mutation.RemoveUserGroupMembers == nil {
 			break
@@ -1266,6 +1555,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RemoveUserGroupMembers(childComplexity, args["groupID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+	case "Mutation.requestPasswordReset":
+		if e.ComplexityRoot.Mutation.RequestPasswordReset == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_requestPasswordReset_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RequestPasswordReset(childComplexity, args["organization"].(string), args["login"].(string)), true
+	case "Mutation.resetPassword":
+		if e.ComplexityRoot.Mutation.ResetPassword == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_resetPassword_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ResetPassword(childComplexity, args["token"].(string), args["newPassword"].(string)), true
 	case "Mutation.resyncIntegration":
 		if e.ComplexityRoot.Mutation.ResyncIntegration == nil {
 			break
@@ -1299,6 +1610,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.RetryJob(childComplexity, args["id"].(pulid.ID)), true
+	case "Mutation.setUserPassword":
+		if e.ComplexityRoot.Mutation.SetUserPassword == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setUserPassword_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetUserPassword(childComplexity, args["id"].(pulid.ID), args["password"].(string), args["forceChangeNextLogin"].(*bool)), true
 	case "Mutation.suspendUser":
 		if e.ComplexityRoot.Mutation.SuspendUser == nil {
 			break
@@ -1332,6 +1654,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UnbindUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+	case "Mutation.unlockUser":
+		if e.ComplexityRoot.Mutation.UnlockUser == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_unlockUser_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UnlockUser(childComplexity, args["id"].(pulid.ID)), true
 	case "Mutation.updateIntegration":
 		if e.ComplexityRoot.Mutation.UpdateIntegration == nil {
 			break
@@ -1395,6 +1728,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Notification.ID(childComplexity), true
+	case "Notification.jobID":
+		if e.ComplexityRoot.Notification.JobID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.JobID(childComplexity), true
 	case "Notification.kind":
 		if e.ComplexityRoot.Notification.Kind == nil {
 			break
@@ -1470,12 +1809,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Organization.ID(childComplexity), true
+	case "Organization.lockoutMinutes":
+		if e.ComplexityRoot.Organization.LockoutMinutes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.LockoutMinutes(childComplexity), true
+	case "Organization.lockoutThreshold":
+		if e.ComplexityRoot.Organization.LockoutThreshold == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.LockoutThreshold(childComplexity), true
 	case "Organization.name":
 		if e.ComplexityRoot.Organization.Name == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Organization.Name(childComplexity), true
+	case "Organization.passwordMaxAgeDays":
+		if e.ComplexityRoot.Organization.PasswordMaxAgeDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Organization.PasswordMaxAgeDays(childComplexity), true
 	case "Organization.passwordTakeover":
 		if e.ComplexityRoot.Organization.PasswordTakeover == nil {
 			break
@@ -1519,6 +1876,32 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
+
+	case "PortalLogoutPayload.ok":
+		if e.ComplexityRoot.PortalLogoutPayload.Ok == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalLogoutPayload.Ok(childComplexity), true
+
+	case "PortalSessionPayload.expiresAt":
+		if e.ComplexityRoot.PortalSessionPayload.ExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSessionPayload.ExpiresAt(childComplexity), true
+	case "PortalSessionPayload.token":
+		if e.ComplexityRoot.PortalSessionPayload.Token == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSessionPayload.Token(childComplexity), true
+	case "PortalSessionPayload.user":
+		if e.ComplexityRoot.PortalSessionPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PortalSessionPayload.User(childComplexity), true
 
 	case "Query.events":
 		if e.ComplexityRoot.Query.Events == nil {
@@ -1565,6 +1948,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Jobs(childComplexity, args["after"].(*entgql.Cursor[pulid.ID]), args["first"].(*int), args["before"].(*entgql.Cursor[pulid.ID]), args["last"].(*int), args["orderBy"].(*ent.JobOrder), args["where"].(*ent.JobWhereInput)), true
+	case "Query.me":
+		if e.ComplexityRoot.Query.Me == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Me(childComplexity), true
 	case "Query.node":
 		if e.ComplexityRoot.Query.Node == nil {
 			break
@@ -1587,12 +1976,34 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Nodes(childComplexity, args["ids"].([]pulid.ID)), true
+	case "Query.notifications":
+		if e.ComplexityRoot.Query.Notifications == nil {
+			break
+		}
+
+		args, err := ec.field_Query_notifications_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Notifications(childComplexity, args["after"].(*entgql.Cursor[pulid.ID]), args["first"].(*int), args["before"].(*entgql.Cursor[pulid.ID]), args["last"].(*int), args["orderBy"].(*ent.NotificationOrder), args["where"].(*ent.NotificationWhereInput)), true
 	case "Query.organization":
 		if e.ComplexityRoot.Query.Organization == nil {
 			break
 		}
 
 		return e.ComplexityRoot.Query.Organization(childComplexity), true
+	case "Query.remoteUsers":
+		if e.ComplexityRoot.Query.RemoteUsers == nil {
+			break
+		}
+
+		args, err := ec.field_Query_remoteUsers_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.RemoteUsers(childComplexity, args["integrationID"].(pulid.ID), args["first"].(*int), args["after"].(*entgql.Cursor[pulid.ID]), args["where"].(*importer.RemoteUserWhereInput)), true
 	case "Query.userGroups":
 		if e.ComplexityRoot.Query.UserGroups == nil {
 			break
@@ -1706,6 +2117,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RemoteLink.MembersPending(childComplexity), true
+	case "RemoteLink.passwordErrorCode":
+		if e.ComplexityRoot.RemoteLink.PasswordErrorCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteLink.PasswordErrorCode(childComplexity), true
+	case "RemoteLink.passwordErrorMessage":
+		if e.ComplexityRoot.RemoteLink.PasswordErrorMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteLink.PasswordErrorMessage(childComplexity), true
+	case "RemoteLink.passwordPushedAt":
+		if e.ComplexityRoot.RemoteLink.PasswordPushedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteLink.PasswordPushedAt(childComplexity), true
+	case "RemoteLink.passwordVersion":
+		if e.ComplexityRoot.RemoteLink.PasswordVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteLink.PasswordVersion(childComplexity), true
 	case "RemoteLink.remoteCreatedAt":
 		if e.ComplexityRoot.RemoteLink.RemoteCreatedAt == nil {
 			break
@@ -1799,6 +2234,111 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RemoteLinkEdge.Node(childComplexity), true
 
+	case "RemoteUser.accountEnabled":
+		if e.ComplexityRoot.RemoteUser.AccountEnabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.AccountEnabled(childComplexity), true
+	case "RemoteUser.department":
+		if e.ComplexityRoot.RemoteUser.Department == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.Department(childComplexity), true
+	case "RemoteUser.directoryUser":
+		if e.ComplexityRoot.RemoteUser.DirectoryUser == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.DirectoryUser(childComplexity), true
+	case "RemoteUser.displayName":
+		if e.ComplexityRoot.RemoteUser.DisplayName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.DisplayName(childComplexity), true
+	case "RemoteUser.givenName":
+		if e.ComplexityRoot.RemoteUser.GivenName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.GivenName(childComplexity), true
+	case "RemoteUser.inDirectory":
+		if e.ComplexityRoot.RemoteUser.InDirectory == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.InDirectory(childComplexity), true
+	case "RemoteUser.jobTitle":
+		if e.ComplexityRoot.RemoteUser.JobTitle == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.JobTitle(childComplexity), true
+	case "RemoteUser.mail":
+		if e.ComplexityRoot.RemoteUser.Mail == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.Mail(childComplexity), true
+	case "RemoteUser.mailNickname":
+		if e.ComplexityRoot.RemoteUser.MailNickname == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.MailNickname(childComplexity), true
+	case "RemoteUser.remoteID":
+		if e.ComplexityRoot.RemoteUser.RemoteID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.RemoteID(childComplexity), true
+	case "RemoteUser.surname":
+		if e.ComplexityRoot.RemoteUser.Surname == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.Surname(childComplexity), true
+	case "RemoteUser.userPrincipalName":
+		if e.ComplexityRoot.RemoteUser.UserPrincipalName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUser.UserPrincipalName(childComplexity), true
+
+	case "RemoteUserConnection.edges":
+		if e.ComplexityRoot.RemoteUserConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUserConnection.Edges(childComplexity), true
+	case "RemoteUserConnection.pageInfo":
+		if e.ComplexityRoot.RemoteUserConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUserConnection.PageInfo(childComplexity), true
+	case "RemoteUserConnection.totalCount":
+		if e.ComplexityRoot.RemoteUserConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUserConnection.TotalCount(childComplexity), true
+
+	case "RemoteUserEdge.cursor":
+		if e.ComplexityRoot.RemoteUserEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUserEdge.Cursor(childComplexity), true
+	case "RemoteUserEdge.node":
+		if e.ComplexityRoot.RemoteUserEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteUserEdge.Node(childComplexity), true
+
 	case "RemoveUserGroupMembersPayload.jobs":
 		if e.ComplexityRoot.RemoveUserGroupMembersPayload.Jobs == nil {
 			break
@@ -1811,6 +2351,20 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RemoveUserGroupMembersPayload.UserGroup(childComplexity), true
+
+	case "RequestPasswordResetPayload.ok":
+		if e.ComplexityRoot.RequestPasswordResetPayload.Ok == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RequestPasswordResetPayload.Ok(childComplexity), true
+
+	case "ResetPasswordPayload.ok":
+		if e.ComplexityRoot.ResetPasswordPayload.Ok == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ResetPasswordPayload.Ok(childComplexity), true
 
 	case "ResyncPayload.jobs":
 		if e.ComplexityRoot.ResyncPayload.Jobs == nil {
@@ -1831,6 +2385,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RetryJobPayload.Retried(childComplexity), true
+
+	case "SetUserPasswordPayload.jobs":
+		if e.ComplexityRoot.SetUserPasswordPayload.Jobs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetUserPasswordPayload.Jobs(childComplexity), true
+	case "SetUserPasswordPayload.user":
+		if e.ComplexityRoot.SetUserPasswordPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SetUserPasswordPayload.User(childComplexity), true
 
 	case "Subscription.events":
 		if e.ComplexityRoot.Subscription.Events == nil {
@@ -1878,6 +2445,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.SuspendUserPayload.User(childComplexity), true
+
+	case "UnlockUserPayload.jobs":
+		if e.ComplexityRoot.UnlockUserPayload.Jobs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnlockUserPayload.Jobs(childComplexity), true
+	case "UnlockUserPayload.user":
+		if e.ComplexityRoot.UnlockUserPayload.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.UnlockUserPayload.User(childComplexity), true
 
 	case "UpdateOrganizationPayload.organization":
 		if e.ComplexityRoot.UpdateOrganizationPayload.Organization == nil {
@@ -2036,6 +2616,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.Links(childComplexity, args["after"].(*entgql.Cursor[pulid.ID]), args["first"].(*int), args["before"].(*entgql.Cursor[pulid.ID]), args["last"].(*int), args["orderBy"].(*ent.RemoteLinkOrder), args["where"].(*ent.RemoteLinkWhereInput)), true
+	case "User.lockedUntil":
+		if e.ComplexityRoot.User.LockedUntil == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.LockedUntil(childComplexity), true
 	case "User.mobilePhone":
 		if e.ComplexityRoot.User.MobilePhone == nil {
 			break
@@ -2048,6 +2634,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.User.OfficeLocation(childComplexity), true
+	case "User.passwordExpiresAt":
+		if e.ComplexityRoot.User.PasswordExpiresAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.PasswordExpiresAt(childComplexity), true
+	case "User.passwordSetAt":
+		if e.ComplexityRoot.User.PasswordSetAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.User.PasswordSetAt(childComplexity), true
 	case "User.postalCode":
 		if e.ComplexityRoot.User.PostalCode == nil {
 			break
@@ -2226,6 +2824,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("OrganizationWhereInput", ec.unmarshalInputOrganizationWhereInput),
 			graphql.NewInputUnmarshaler("RemoteLinkOrder", ec.unmarshalInputRemoteLinkOrder),
 			graphql.NewInputUnmarshaler("RemoteLinkWhereInput", ec.unmarshalInputRemoteLinkWhereInput),
+			graphql.NewInputUnmarshaler("RemoteUserWhereInput", ec.unmarshalInputRemoteUserWhereInput),
 			graphql.NewInputUnmarshaler("UpdateIntegrationInput", ec.unmarshalInputUpdateIntegrationInput),
 			graphql.NewInputUnmarshaler("UpdateOrganizationInput", ec.unmarshalInputUpdateOrganizationInput),
 			graphql.NewInputUnmarshaler("UpdateUserGroupInput", ec.unmarshalInputUpdateUserGroupInput),
@@ -3150,6 +3749,14 @@ type JobItem implements Node {
   What the item wants the reader to know beyond its result (e.g. remote members left alone).
   """
   detail: String
+  remoteID: String
+  userPrincipalName: String
+  email: String
+  username: String
+  """
+  What the item did besides its result, e.g. the username an import had to suffix.
+  """
+  note: String
   job: Job!
 }
 """
@@ -3418,6 +4025,96 @@ input JobItemWhereInput {
   detailEqualFold: String
   detailContainsFold: String
   """
+  remote_id field predicates
+  """
+  remoteID: String
+  remoteIDNEQ: String
+  remoteIDIn: [String!]
+  remoteIDNotIn: [String!]
+  remoteIDGT: String
+  remoteIDGTE: String
+  remoteIDLT: String
+  remoteIDLTE: String
+  remoteIDContains: String
+  remoteIDHasPrefix: String
+  remoteIDHasSuffix: String
+  remoteIDIsNil: Boolean
+  remoteIDNotNil: Boolean
+  remoteIDEqualFold: String
+  remoteIDContainsFold: String
+  """
+  user_principal_name field predicates
+  """
+  userPrincipalName: String
+  userPrincipalNameNEQ: String
+  userPrincipalNameIn: [String!]
+  userPrincipalNameNotIn: [String!]
+  userPrincipalNameGT: String
+  userPrincipalNameGTE: String
+  userPrincipalNameLT: String
+  userPrincipalNameLTE: String
+  userPrincipalNameContains: String
+  userPrincipalNameHasPrefix: String
+  userPrincipalNameHasSuffix: String
+  userPrincipalNameIsNil: Boolean
+  userPrincipalNameNotNil: Boolean
+  userPrincipalNameEqualFold: String
+  userPrincipalNameContainsFold: String
+  """
+  email field predicates
+  """
+  email: String
+  emailNEQ: String
+  emailIn: [String!]
+  emailNotIn: [String!]
+  emailGT: String
+  emailGTE: String
+  emailLT: String
+  emailLTE: String
+  emailContains: String
+  emailHasPrefix: String
+  emailHasSuffix: String
+  emailIsNil: Boolean
+  emailNotNil: Boolean
+  emailEqualFold: String
+  emailContainsFold: String
+  """
+  username field predicates
+  """
+  username: String
+  usernameNEQ: String
+  usernameIn: [String!]
+  usernameNotIn: [String!]
+  usernameGT: String
+  usernameGTE: String
+  usernameLT: String
+  usernameLTE: String
+  usernameContains: String
+  usernameHasPrefix: String
+  usernameHasSuffix: String
+  usernameIsNil: Boolean
+  usernameNotNil: Boolean
+  usernameEqualFold: String
+  usernameContainsFold: String
+  """
+  note field predicates
+  """
+  note: String
+  noteNEQ: String
+  noteIn: [String!]
+  noteNotIn: [String!]
+  noteGT: String
+  noteGTE: String
+  noteLT: String
+  noteLTE: String
+  noteContains: String
+  noteHasPrefix: String
+  noteHasSuffix: String
+  noteIsNil: Boolean
+  noteNotNil: Boolean
+  noteEqualFold: String
+  noteContainsFold: String
+  """
   job edge predicates
   """
   hasJob: Boolean
@@ -3638,6 +4335,10 @@ type Notification implements Node {
   kind: String!
   message: String!
   deliveredAt: Time
+  """
+  The job the notification reports on (import complete, M6).
+  """
+  jobID: ID
 }
 """
 A connection to a list of items.
@@ -3793,6 +4494,24 @@ input NotificationWhereInput {
   deliveredAtLTE: Time
   deliveredAtIsNil: Boolean
   deliveredAtNotNil: Boolean
+  """
+  job_id field predicates
+  """
+  jobID: ID
+  jobIDNEQ: ID
+  jobIDIn: [ID!]
+  jobIDNotIn: [ID!]
+  jobIDGT: ID
+  jobIDGTE: ID
+  jobIDLT: ID
+  jobIDLTE: ID
+  jobIDContains: ID
+  jobIDHasPrefix: ID
+  jobIDHasSuffix: ID
+  jobIDIsNil: Boolean
+  jobIDNotNil: Boolean
+  jobIDEqualFold: ID
+  jobIDContainsFold: ID
 }
 """
 Possible directions in which to order a list of items when provided an ` + "`" + `orderBy` + "`" + ` argument.
@@ -3824,6 +4543,18 @@ type Organization implements Node {
   Push the password to integrations when a user logs in to the portal (O3, W1).
   """
   passwordTakeover: Boolean!
+  """
+  Passwords older than this many days expire (X5); null means they never expire.
+  """
+  passwordMaxAgeDays: Int
+  """
+  Failed portal logins in a row that lock the account (X6).
+  """
+  lockoutThreshold: Int!
+  """
+  How long a lock-out lasts; 0 means until an administrator unlocks the user (X6).
+  """
+  lockoutMinutes: Int!
 }
 """
 OrganizationDefaultImportState is enum for the field default_import_state
@@ -3934,6 +4665,41 @@ input OrganizationWhereInput {
   """
   passwordTakeover: Boolean
   passwordTakeoverNEQ: Boolean
+  """
+  password_max_age_days field predicates
+  """
+  passwordMaxAgeDays: Int
+  passwordMaxAgeDaysNEQ: Int
+  passwordMaxAgeDaysIn: [Int!]
+  passwordMaxAgeDaysNotIn: [Int!]
+  passwordMaxAgeDaysGT: Int
+  passwordMaxAgeDaysGTE: Int
+  passwordMaxAgeDaysLT: Int
+  passwordMaxAgeDaysLTE: Int
+  passwordMaxAgeDaysIsNil: Boolean
+  passwordMaxAgeDaysNotNil: Boolean
+  """
+  lockout_threshold field predicates
+  """
+  lockoutThreshold: Int
+  lockoutThresholdNEQ: Int
+  lockoutThresholdIn: [Int!]
+  lockoutThresholdNotIn: [Int!]
+  lockoutThresholdGT: Int
+  lockoutThresholdGTE: Int
+  lockoutThresholdLT: Int
+  lockoutThresholdLTE: Int
+  """
+  lockout_minutes field predicates
+  """
+  lockoutMinutes: Int
+  lockoutMinutesNEQ: Int
+  lockoutMinutesIn: [Int!]
+  lockoutMinutesNotIn: [Int!]
+  lockoutMinutesGT: Int
+  lockoutMinutesGTE: Int
+  lockoutMinutesLT: Int
+  lockoutMinutesLTE: Int
 }
 """
 Information about pagination in a connection.
@@ -4179,6 +4945,16 @@ type RemoteLink implements Node {
   Group: remote members that are not ours, left alone.
   """
   foreignMembers: Int!
+  """
+  The user's password version this remote account last received (W3); 0: none of ours.
+  """
+  passwordVersion: Int!
+  passwordPushedAt: Time
+  """
+  Why the last password push failed for good (e.g. Graph's password policy); empty after a success.
+  """
+  passwordErrorCode: String
+  passwordErrorMessage: String
   integration: Integration!
   user: User
   group: UserGroup
@@ -4555,6 +5331,66 @@ input RemoteLinkWhereInput {
   foreignMembersLT: Int
   foreignMembersLTE: Int
   """
+  password_version field predicates
+  """
+  passwordVersion: Int
+  passwordVersionNEQ: Int
+  passwordVersionIn: [Int!]
+  passwordVersionNotIn: [Int!]
+  passwordVersionGT: Int
+  passwordVersionGTE: Int
+  passwordVersionLT: Int
+  passwordVersionLTE: Int
+  """
+  password_pushed_at field predicates
+  """
+  passwordPushedAt: Time
+  passwordPushedAtNEQ: Time
+  passwordPushedAtIn: [Time!]
+  passwordPushedAtNotIn: [Time!]
+  passwordPushedAtGT: Time
+  passwordPushedAtGTE: Time
+  passwordPushedAtLT: Time
+  passwordPushedAtLTE: Time
+  passwordPushedAtIsNil: Boolean
+  passwordPushedAtNotNil: Boolean
+  """
+  password_error_code field predicates
+  """
+  passwordErrorCode: String
+  passwordErrorCodeNEQ: String
+  passwordErrorCodeIn: [String!]
+  passwordErrorCodeNotIn: [String!]
+  passwordErrorCodeGT: String
+  passwordErrorCodeGTE: String
+  passwordErrorCodeLT: String
+  passwordErrorCodeLTE: String
+  passwordErrorCodeContains: String
+  passwordErrorCodeHasPrefix: String
+  passwordErrorCodeHasSuffix: String
+  passwordErrorCodeIsNil: Boolean
+  passwordErrorCodeNotNil: Boolean
+  passwordErrorCodeEqualFold: String
+  passwordErrorCodeContainsFold: String
+  """
+  password_error_message field predicates
+  """
+  passwordErrorMessage: String
+  passwordErrorMessageNEQ: String
+  passwordErrorMessageIn: [String!]
+  passwordErrorMessageNotIn: [String!]
+  passwordErrorMessageGT: String
+  passwordErrorMessageGTE: String
+  passwordErrorMessageLT: String
+  passwordErrorMessageLTE: String
+  passwordErrorMessageContains: String
+  passwordErrorMessageHasPrefix: String
+  passwordErrorMessageHasSuffix: String
+  passwordErrorMessageIsNil: Boolean
+  passwordErrorMessageNotNil: Boolean
+  passwordErrorMessageEqualFold: String
+  passwordErrorMessageContainsFold: String
+  """
   integration edge predicates
   """
   hasIntegration: Boolean
@@ -4589,6 +5425,19 @@ input UpdateOrganizationInput {
   Push the password to integrations when a user logs in to the portal (O3, W1).
   """
   passwordTakeover: Boolean
+  """
+  Passwords older than this many days expire (X5); null means they never expire.
+  """
+  passwordMaxAgeDays: Int
+  clearPasswordMaxAgeDays: Boolean
+  """
+  Failed portal logins in a row that lock the account (X6).
+  """
+  lockoutThreshold: Int
+  """
+  How long a lock-out lasts; 0 means until an administrator unlocks the user (X6).
+  """
+  lockoutMinutes: Int
 }
 """
 UpdateUserGroupInput is used for update UserGroup object.
@@ -4677,6 +5526,15 @@ type User implements Node {
   country: String
   usageLocation: String
   state: UserState!
+  passwordSetAt: Time
+  """
+  When the password expires (X5); null: no password or no maximum age.
+  """
+  passwordExpiresAt: Time
+  """
+  Locked out of the portal until then (X6); far in the future when only an administrator can unlock.
+  """
+  lockedUntil: Time
   groups(
     """
     Returns the elements in the list that come after the specified cursor.
@@ -5424,6 +6282,93 @@ extend type UpdateUserGroupPayload {
   jobs: [Job!]!
 }
 `, BuiltIn: false},
+	{Name: "../../schema/import.graphqls", Input: `# Hand-written API of imports from Microsoft 365 (issue 10, SPEC M1–M7, P5). It
+# only extends what ent generates; see docs/import.md.
+
+"""What an import did with one remote user."""
+enum ImportStatus {
+  """A directory user was created, linked to the remote account and bound to the integration."""
+  IMPORTED
+  """Already in the directory (linked to this remote user): nothing changed."""
+  SKIPPED
+  """Not imported; message says why (email already exists, user limit reached, not found in tenant…)."""
+  FAILED
+}
+
+"""An active user of the integration's Microsoft 365 tenant, read live from Microsoft Graph (M1)."""
+type RemoteUser {
+  """The Entra object id."""
+  remoteID: ID!
+  userPrincipalName: String!
+  mail: String
+  mailNickname: String
+  displayName: String
+  givenName: String
+  surname: String
+  jobTitle: String
+  department: String
+  accountEnabled: Boolean!
+  """The directory holds a user with this user's email (mail, else UPN) or one linked to this remote user."""
+  inDirectory: Boolean!
+  """That directory user."""
+  directoryUser: User
+}
+
+type RemoteUserEdge {
+  node: RemoteUser!
+  cursor: Cursor!
+}
+
+type RemoteUserConnection {
+  edges: [RemoteUserEdge!]!
+  """With the inDirectory filter, endCursor may be set while edges is short or empty: the scan of the tenant stopped at its per-call bound; continue with after: endCursor."""
+  pageInfo: PageInfo!
+  """Microsoft Graph's count of the active users matching search; null when inDirectory filters (only the directory knows that part)."""
+  totalCount: Int
+}
+
+input RemoteUserWhereInput {
+  """Only users already in the directory (true) or not yet (false)."""
+  inDirectory: Boolean
+  """Word-prefix match on display/given/surname, userPrincipalName or mail, case-insensitive (Microsoft Graph $search). At most 100 characters."""
+  search: String
+}
+
+"""The outcome for one remote user of an import (M6)."""
+type ImportResult {
+  remoteID: ID!
+  userPrincipalName: String
+  status: ImportStatus!
+  """The directory user created (IMPORTED) or already there (SKIPPED)."""
+  user: User
+  """Why it failed or was skipped; for IMPORTED, e.g. the username suffix it needed."""
+  message: String
+}
+
+type ImportUsersPayload {
+  """The import job; follow it with jobUpdated(id:) or job(id:)."""
+  job: Job!
+  """Every user's result when the import covered at most 100 users and ended within a few seconds; else null (follow the job and download job.resultsCSVURL)."""
+  results: [ImportResult!]
+}
+
+extend type Job {
+  """For import jobs: where the per-user results are downloaded as CSV (GET with the same API key), relative to the API's base URL."""
+  resultsCSVURL: String
+}
+
+extend type Query {
+  """The tenant's active users, with whether each is already in the directory (M1). Read-only keys may call it. Backwards paging is not offered (Graph has none)."""
+  remoteUsers(integrationID: ID!, first: Int, after: Cursor, where: RemoteUserWhereInput): RemoteUserConnection!
+  """The organization's notifications: import complete (M6), added to an integration (P5)."""
+  notifications(after: Cursor, first: Int, before: Cursor, last: Int, orderBy: NotificationOrder, where: NotificationWhereInput): NotificationConnection!
+}
+
+extend type Mutation {
+  """Imports the listed remote users (1–1,000 ids) or all: true (every active user), as a job (M2). Unknown ids get a FAILED result, the rest proceed."""
+  importUsers(integrationID: ID!, remoteIDs: [ID!], all: Boolean): ImportUsersPayload!
+}
+`, BuiltIn: false},
 	{Name: "../../schema/integration.graphqls", Input: `# Hand-written API of integrations, bindings, jobs and events (issue 4). It only
 # extends what ent generates; see docs/provisioning.md.
 
@@ -5565,6 +6510,106 @@ extend type DeleteUserGroupPayload {
   jobs: [Job!]!
 }
 `, BuiltIn: false},
+	{Name: "../../schema/passwords.graphqls", Input: `# Hand-written API of passwords for administrators (API key): set or change a
+# user's password (W1), activation tokens, unlocking. See docs/portal.md.
+
+extend type Mutation {
+  """
+  Sets or changes the user's password (W1): checked against the password policy,
+  stored as an argon2id hash, and pushed to every integration the user is
+  provisioned in. forceChangeNextLogin asks Microsoft 365 to make the person
+  change it at their next sign-in there (default false).
+  """
+  setUserPassword(id: ID!, password: String!, forceChangeNextLogin: Boolean): SetUserPasswordPayload!
+  """
+  Creates a one-time activation token (valid 72 hours, stored hashed) for a
+  STAGED user and records a notification to the user carrying it.
+  """
+  createActivation(userID: ID!): CreateActivationPayload!
+  """Ends a portal lock-out (X6) now; the user's accounts are enabled again where the lock-out suspended them."""
+  unlockUser(id: ID!): UnlockUserPayload!
+}
+
+type SetUserPasswordPayload {
+  user: User!
+  """The jobs the change started: the password push, and re-enabling where an expired password had suspended the user."""
+  jobs: [Job!]!
+}
+
+type CreateActivationPayload {
+  """The activation token, shown once. The user sends it to activateAccount."""
+  token: String!
+  expiresAt: Time!
+  user: User!
+}
+
+type UnlockUserPayload {
+  user: User!
+  jobs: [Job!]!
+}
+`, BuiltIn: false},
+	{Name: "../../schema/portal.graphqls", Input: `# Hand-written API of the user portal: the end user's own calls (O2). The
+# first four need no credential at all; me, changeMyPassword and portalLogout
+# need a portal session token (Authorization: Bearer <token>), which grants
+# nothing else. See docs/portal.md.
+
+extend type Query {
+  """The user of the portal session. Only a portal session may ask."""
+  me: User!
+}
+
+extend type Mutation {
+  """
+  Activates a STAGED user with the token from createActivation: sets the
+  password, makes the user ACTIVE, pushes the password (W1) and opens a session.
+  No credential needed.
+  """
+  activateAccount(token: String!, password: String!): PortalSessionPayload!
+  """
+  Logs a user in to the portal. login is the username or the company email,
+  in any case. No credential needed. Wrong credentials, unknown users and
+  locked accounts get the same answer.
+  """
+  portalLogin(organization: String!, login: String!, password: String!): PortalSessionPayload!
+  """Changes the session user's password (W1). Only a portal session may ask."""
+  changeMyPassword(currentPassword: String!, newPassword: String!): ChangeMyPasswordPayload!
+  """Ends the portal session the request carries."""
+  portalLogout: PortalLogoutPayload!
+  """
+  Sends the user a password-reset token (valid 1 hour) through a notification.
+  Always answers the same, whether the account exists or not. No credential needed.
+  """
+  requestPasswordReset(organization: String!, login: String!): RequestPasswordResetPayload!
+  """Sets a new password with a reset token and ends the user's portal sessions. No credential needed."""
+  resetPassword(token: String!, newPassword: String!): ResetPasswordPayload!
+}
+
+type PortalSessionPayload {
+  """The session token: send it as Authorization: Bearer <token>. Shown once."""
+  token: String!
+  expiresAt: Time!
+  user: User!
+}
+
+type ChangeMyPasswordPayload {
+  user: User!
+}
+
+type PortalLogoutPayload {
+  """Always true: a logout of an already ended session succeeds too."""
+  ok: Boolean!
+}
+
+type RequestPasswordResetPayload {
+  """Always true; says nothing about whether the account exists."""
+  ok: Boolean!
+}
+
+type ResetPasswordPayload {
+  """Always true once the password is set; log in with portalLogin afterwards."""
+  ok: Boolean!
+}
+`, BuiltIn: false},
 	{Name: "../../schema/subscription.graphqls", Input: `# Live updates (issue 5, SPEC J2–J3). Payloads are the same types the queries
 # return, so clients reuse their fragments. Transports: graphql-transport-ws and
 # graphql-sse; see docs/subscriptions.md.
@@ -5643,6 +6688,26 @@ func (ec *executionContext) childFields_BindingPayload(ctx context.Context, fiel
 		return ec.fieldContext_BindingPayload_jobs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type BindingPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ChangeMyPasswordPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_ChangeMyPasswordPayload_user(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChangeMyPasswordPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_CreateActivationPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "token":
+		return ec.fieldContext_CreateActivationPayload_token(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_CreateActivationPayload_expiresAt(ctx, field)
+	case "user":
+		return ec.fieldContext_CreateActivationPayload_user(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CreateActivationPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_CreateUserGroupPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5733,6 +6798,32 @@ func (ec *executionContext) childFields_EventEdge(ctx context.Context, field gra
 		return ec.fieldContext_EventEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type EventEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ImportResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "remoteID":
+		return ec.fieldContext_ImportResult_remoteID(ctx, field)
+	case "userPrincipalName":
+		return ec.fieldContext_ImportResult_userPrincipalName(ctx, field)
+	case "status":
+		return ec.fieldContext_ImportResult_status(ctx, field)
+	case "user":
+		return ec.fieldContext_ImportResult_user(ctx, field)
+	case "message":
+		return ec.fieldContext_ImportResult_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ImportResult", field.Name)
+}
+
+func (ec *executionContext) childFields_ImportUsersPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "job":
+		return ec.fieldContext_ImportUsersPayload_job(ctx, field)
+	case "results":
+		return ec.fieldContext_ImportUsersPayload_results(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ImportUsersPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_Integration(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5847,6 +6938,8 @@ func (ec *executionContext) childFields_Job(ctx context.Context, field graphql.C
 		return ec.fieldContext_Job_items(ctx, field)
 	case "retryOf":
 		return ec.fieldContext_Job_retryOf(ctx, field)
+	case "resultsCSVURL":
+		return ec.fieldContext_Job_resultsCSVURL(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Job", field.Name)
 }
@@ -5901,6 +6994,16 @@ func (ec *executionContext) childFields_JobItem(ctx context.Context, field graph
 		return ec.fieldContext_JobItem_errorMessage(ctx, field)
 	case "detail":
 		return ec.fieldContext_JobItem_detail(ctx, field)
+	case "remoteID":
+		return ec.fieldContext_JobItem_remoteID(ctx, field)
+	case "userPrincipalName":
+		return ec.fieldContext_JobItem_userPrincipalName(ctx, field)
+	case "email":
+		return ec.fieldContext_JobItem_email(ctx, field)
+	case "username":
+		return ec.fieldContext_JobItem_username(ctx, field)
+	case "note":
+		return ec.fieldContext_JobItem_note(ctx, field)
 	case "job":
 		return ec.fieldContext_JobItem_job(ctx, field)
 	}
@@ -5945,8 +7048,22 @@ func (ec *executionContext) childFields_Notification(ctx context.Context, field 
 		return ec.fieldContext_Notification_message(ctx, field)
 	case "deliveredAt":
 		return ec.fieldContext_Notification_deliveredAt(ctx, field)
+	case "jobID":
+		return ec.fieldContext_Notification_jobID(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Notification", field.Name)
+}
+
+func (ec *executionContext) childFields_NotificationConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_NotificationConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_NotificationConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_NotificationConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotificationConnection", field.Name)
 }
 
 func (ec *executionContext) childFields_NotificationEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5975,6 +7092,12 @@ func (ec *executionContext) childFields_Organization(ctx context.Context, field 
 		return ec.fieldContext_Organization_userLimit(ctx, field)
 	case "passwordTakeover":
 		return ec.fieldContext_Organization_passwordTakeover(ctx, field)
+	case "passwordMaxAgeDays":
+		return ec.fieldContext_Organization_passwordMaxAgeDays(ctx, field)
+	case "lockoutThreshold":
+		return ec.fieldContext_Organization_lockoutThreshold(ctx, field)
+	case "lockoutMinutes":
+		return ec.fieldContext_Organization_lockoutMinutes(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Organization", field.Name)
 }
@@ -5991,6 +7114,26 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_PortalLogoutPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ok":
+		return ec.fieldContext_PortalLogoutPayload_ok(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PortalLogoutPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_PortalSessionPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "token":
+		return ec.fieldContext_PortalSessionPayload_token(ctx, field)
+	case "expiresAt":
+		return ec.fieldContext_PortalSessionPayload_expiresAt(ctx, field)
+	case "user":
+		return ec.fieldContext_PortalSessionPayload_user(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PortalSessionPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_RemoteLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6039,6 +7182,14 @@ func (ec *executionContext) childFields_RemoteLink(ctx context.Context, field gr
 		return ec.fieldContext_RemoteLink_membersPending(ctx, field)
 	case "foreignMembers":
 		return ec.fieldContext_RemoteLink_foreignMembers(ctx, field)
+	case "passwordVersion":
+		return ec.fieldContext_RemoteLink_passwordVersion(ctx, field)
+	case "passwordPushedAt":
+		return ec.fieldContext_RemoteLink_passwordPushedAt(ctx, field)
+	case "passwordErrorCode":
+		return ec.fieldContext_RemoteLink_passwordErrorCode(ctx, field)
+	case "passwordErrorMessage":
+		return ec.fieldContext_RemoteLink_passwordErrorMessage(ctx, field)
 	case "integration":
 		return ec.fieldContext_RemoteLink_integration(ctx, field)
 	case "user":
@@ -6071,6 +7222,58 @@ func (ec *executionContext) childFields_RemoteLinkEdge(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type RemoteLinkEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_RemoteUser(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "remoteID":
+		return ec.fieldContext_RemoteUser_remoteID(ctx, field)
+	case "userPrincipalName":
+		return ec.fieldContext_RemoteUser_userPrincipalName(ctx, field)
+	case "mail":
+		return ec.fieldContext_RemoteUser_mail(ctx, field)
+	case "mailNickname":
+		return ec.fieldContext_RemoteUser_mailNickname(ctx, field)
+	case "displayName":
+		return ec.fieldContext_RemoteUser_displayName(ctx, field)
+	case "givenName":
+		return ec.fieldContext_RemoteUser_givenName(ctx, field)
+	case "surname":
+		return ec.fieldContext_RemoteUser_surname(ctx, field)
+	case "jobTitle":
+		return ec.fieldContext_RemoteUser_jobTitle(ctx, field)
+	case "department":
+		return ec.fieldContext_RemoteUser_department(ctx, field)
+	case "accountEnabled":
+		return ec.fieldContext_RemoteUser_accountEnabled(ctx, field)
+	case "inDirectory":
+		return ec.fieldContext_RemoteUser_inDirectory(ctx, field)
+	case "directoryUser":
+		return ec.fieldContext_RemoteUser_directoryUser(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RemoteUser", field.Name)
+}
+
+func (ec *executionContext) childFields_RemoteUserConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_RemoteUserConnection_edges(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_RemoteUserConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_RemoteUserConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RemoteUserConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_RemoteUserEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "node":
+		return ec.fieldContext_RemoteUserEdge_node(ctx, field)
+	case "cursor":
+		return ec.fieldContext_RemoteUserEdge_cursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RemoteUserEdge", field.Name)
+}
+
 func (ec *executionContext) childFields_RemoveUserGroupMembersPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "userGroup":
@@ -6079,6 +7282,22 @@ func (ec *executionContext) childFields_RemoveUserGroupMembersPayload(ctx contex
 		return ec.fieldContext_RemoveUserGroupMembersPayload_jobs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RemoveUserGroupMembersPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_RequestPasswordResetPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ok":
+		return ec.fieldContext_RequestPasswordResetPayload_ok(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RequestPasswordResetPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_ResetPasswordPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ok":
+		return ec.fieldContext_ResetPasswordPayload_ok(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ResetPasswordPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_ResyncPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6099,6 +7318,16 @@ func (ec *executionContext) childFields_RetryJobPayload(ctx context.Context, fie
 	return nil, fmt.Errorf("no field named %q was found under type RetryJobPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_SetUserPasswordPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_SetUserPasswordPayload_user(ctx, field)
+	case "jobs":
+		return ec.fieldContext_SetUserPasswordPayload_jobs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SetUserPasswordPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_SuspendUserPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "user":
@@ -6107,6 +7336,16 @@ func (ec *executionContext) childFields_SuspendUserPayload(ctx context.Context, 
 		return ec.fieldContext_SuspendUserPayload_jobs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type SuspendUserPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_UnlockUserPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "user":
+		return ec.fieldContext_UnlockUserPayload_user(ctx, field)
+	case "jobs":
+		return ec.fieldContext_UnlockUserPayload_jobs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type UnlockUserPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_UpdateOrganizationPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6189,6 +7428,12 @@ func (ec *executionContext) childFields_User(ctx context.Context, field graphql.
 		return ec.fieldContext_User_usageLocation(ctx, field)
 	case "state":
 		return ec.fieldContext_User_state(ctx, field)
+	case "passwordSetAt":
+		return ec.fieldContext_User_passwordSetAt(ctx, field)
+	case "passwordExpiresAt":
+		return ec.fieldContext_User_passwordExpiresAt(ctx, field)
+	case "lockedUntil":
+		return ec.fieldContext_User_lockedUntil(ctx, field)
 	case "groups":
 		return ec.fieldContext_User_groups(ctx, field)
 	case "links":
@@ -6485,6 +7730,28 @@ func (ec *executionContext) field_Job_items_args(ctx context.Context, rawArgs ma
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_activateAccount_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "token",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["token"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "password",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["password"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_activateUser_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6576,6 +7843,42 @@ func (ec *executionContext) field_Mutation_bindUsers_args(ctx context.Context, r
 		return nil, err
 	}
 	args["userIDs"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_changeMyPassword_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "currentPassword",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["currentPassword"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "newPassword",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["newPassword"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_createActivation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "userID",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["userID"] = arg0
 	return args, nil
 }
 
@@ -6677,6 +7980,66 @@ func (ec *executionContext) field_Mutation_deleteUser_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_importUsers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "integrationID",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["integrationID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "remoteIDs",
+		func(ctx context.Context, v any) ([]pulid.ID, error) {
+			return ec.unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["remoteIDs"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "all",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["all"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_portalLogin_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "organization",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["organization"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "login",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["login"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "password",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["password"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_removeUserGroupMembers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6696,6 +8059,50 @@ func (ec *executionContext) field_Mutation_removeUserGroupMembers_args(ctx conte
 		return nil, err
 	}
 	args["userIDs"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_requestPasswordReset_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "organization",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["organization"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "login",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["login"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_resetPassword_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "token",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["token"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "newPassword",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["newPassword"] = arg1
 	return args, nil
 }
 
@@ -6746,6 +8153,36 @@ func (ec *executionContext) field_Mutation_retryJob_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_setUserPassword_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "password",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["password"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "forceChangeNextLogin",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["forceChangeNextLogin"] = arg2
 	return args, nil
 }
 
@@ -6804,6 +8241,20 @@ func (ec *executionContext) field_Mutation_unbindUsers_args(ctx context.Context,
 		return nil, err
 	}
 	args["userIDs"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_unlockUser_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -7102,6 +8553,98 @@ func (ec *executionContext) field_Query_nodes_args(ctx context.Context, rawArgs 
 		return nil, err
 	}
 	args["ids"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_notifications_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[pulid.ID], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*entgql.Cursor[pulid.ID], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) (*ent.NotificationOrder, error) {
+			return ec.unmarshalONotificationOrder2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationOrder(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*ent.NotificationWhereInput, error) {
+			return ec.unmarshalONotificationWhereInput2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationWhereInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_remoteUsers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "integrationID",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["integrationID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*entgql.Cursor[pulid.ID], error) {
+			return ec.unmarshalOCursor2ᚖentgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (*importer.RemoteUserWhereInput, error) {
+			return ec.unmarshalORemoteUserWhereInput2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserWhereInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg3
 	return args, nil
 }
 
@@ -7775,6 +9318,116 @@ func (ec *executionContext) fieldContext_BindingPayload_jobs(_ context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _ChangeMyPasswordPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.ChangeMyPasswordPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ChangeMyPasswordPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ChangeMyPasswordPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ChangeMyPasswordPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CreateActivationPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.CreateActivationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateActivationPayload_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateActivationPayload_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateActivationPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CreateActivationPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.CreateActivationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateActivationPayload_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateActivationPayload_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CreateActivationPayload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CreateActivationPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.CreateActivationPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CreateActivationPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CreateActivationPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CreateActivationPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _CreateUserGroupPayload_userGroup(ctx context.Context, field graphql.CollectedField, obj *model.CreateUserGroupPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8319,6 +9972,194 @@ func (ec *executionContext) _EventEdge_cursor(ctx context.Context, field graphql
 }
 func (ec *executionContext) fieldContext_EventEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("EventEdge", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _ImportResult_remoteID(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportResult_remoteID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RemoteID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v pulid.ID) graphql.Marshaler {
+			return ec.marshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportResult_remoteID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportResult", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ImportResult_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportResult_userPrincipalName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserPrincipalName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ImportResult_userPrincipalName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _ImportResult_status(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportResult_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v importer.Status) graphql.Marshaler {
+			return ec.marshalNImportStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportResult_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportResult", field, false, false, "ImportStatus")
+}
+
+func (ec *executionContext) _ImportResult_user(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportResult_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ImportResult_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ImportResult",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ImportResult_message(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportResult_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ImportResult_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ImportResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _ImportUsersPayload_job(ctx context.Context, field graphql.CollectedField, obj *importer.Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportUsersPayload_job(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Job, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ImportUsersPayload_job(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ImportUsersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ImportUsersPayload_results(ctx context.Context, field graphql.CollectedField, obj *importer.Payload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ImportUsersPayload_results(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Results, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*importer.Result) graphql.Marshaler {
+			return ec.marshalOImportResult2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐResultᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ImportUsersPayload_results(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ImportUsersPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ImportResult(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Integration_id(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
@@ -9415,6 +11256,29 @@ func (ec *executionContext) fieldContext_Job_retryOf(_ context.Context, field gr
 	return fc, nil
 }
 
+func (ec *executionContext) _Job_resultsCSVURL(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Job_resultsCSVURL(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Job().ResultsCSVURL(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Job_resultsCSVURL(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Job", field, true, true, "String")
+}
+
 func (ec *executionContext) _JobConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.JobConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9853,6 +11717,121 @@ func (ec *executionContext) _JobItem_detail(ctx context.Context, field graphql.C
 	)
 }
 func (ec *executionContext) fieldContext_JobItem_detail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobItem", field, false, false, "String")
+}
+
+func (ec *executionContext) _JobItem_remoteID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobItem_remoteID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RemoteID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JobItem_remoteID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobItem", field, false, false, "String")
+}
+
+func (ec *executionContext) _JobItem_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobItem_userPrincipalName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserPrincipalName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JobItem_userPrincipalName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobItem", field, false, false, "String")
+}
+
+func (ec *executionContext) _JobItem_email(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobItem_email(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Email, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JobItem_email(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobItem", field, false, false, "String")
+}
+
+func (ec *executionContext) _JobItem_username(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobItem_username(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Username, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JobItem_username(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("JobItem", field, false, false, "String")
+}
+
+func (ec *executionContext) _JobItem_note(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_JobItem_note(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Note, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_JobItem_note(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("JobItem", field, false, false, "String")
 }
 
@@ -10646,6 +12625,50 @@ func (ec *executionContext) fieldContext_Mutation_resyncIntegration(ctx context.
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_importUsers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_importUsers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ImportUsers(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["remoteIDs"].([]pulid.ID), fc.Args["all"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *importer.Payload) graphql.Marshaler {
+			return ec.marshalNImportUsersPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_importUsers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ImportUsersPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_importUsers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createIntegration(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11042,6 +13065,390 @@ func (ec *executionContext) fieldContext_Mutation_unbindUserGroups(ctx context.C
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_setUserPassword(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_setUserPassword(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().SetUserPassword(ctx, fc.Args["id"].(pulid.ID), fc.Args["password"].(string), fc.Args["forceChangeNextLogin"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SetUserPasswordPayload) graphql.Marshaler {
+			return ec.marshalNSetUserPasswordPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐSetUserPasswordPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_setUserPassword(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SetUserPasswordPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_setUserPassword_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_createActivation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_createActivation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CreateActivation(ctx, fc.Args["userID"].(pulid.ID))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CreateActivationPayload) graphql.Marshaler {
+			return ec.marshalNCreateActivationPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐCreateActivationPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_createActivation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CreateActivationPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_createActivation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_unlockUser(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_unlockUser(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().UnlockUser(ctx, fc.Args["id"].(pulid.ID))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.UnlockUserPayload) graphql.Marshaler {
+			return ec.marshalNUnlockUserPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐUnlockUserPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_unlockUser(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UnlockUserPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_unlockUser_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_activateAccount(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_activateAccount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ActivateAccount(ctx, fc.Args["token"].(string), fc.Args["password"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PortalSessionPayload) graphql.Marshaler {
+			return ec.marshalNPortalSessionPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPortalSessionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_activateAccount(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PortalSessionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_activateAccount_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_portalLogin(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_portalLogin(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().PortalLogin(ctx, fc.Args["organization"].(string), fc.Args["login"].(string), fc.Args["password"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PortalSessionPayload) graphql.Marshaler {
+			return ec.marshalNPortalSessionPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPortalSessionPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_portalLogin(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PortalSessionPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_portalLogin_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_changeMyPassword(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_changeMyPassword(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ChangeMyPassword(ctx, fc.Args["currentPassword"].(string), fc.Args["newPassword"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ChangeMyPasswordPayload) graphql.Marshaler {
+			return ec.marshalNChangeMyPasswordPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐChangeMyPasswordPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_changeMyPassword(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ChangeMyPasswordPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_changeMyPassword_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_portalLogout(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_portalLogout(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Mutation().PortalLogout(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PortalLogoutPayload) graphql.Marshaler {
+			return ec.marshalNPortalLogoutPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPortalLogoutPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_portalLogout(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PortalLogoutPayload(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_requestPasswordReset(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_requestPasswordReset(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RequestPasswordReset(ctx, fc.Args["organization"].(string), fc.Args["login"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RequestPasswordResetPayload) graphql.Marshaler {
+			return ec.marshalNRequestPasswordResetPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐRequestPasswordResetPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_requestPasswordReset(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RequestPasswordResetPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_requestPasswordReset_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_resetPassword(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_resetPassword(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ResetPassword(ctx, fc.Args["token"].(string), fc.Args["newPassword"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ResetPasswordPayload) graphql.Marshaler {
+			return ec.marshalNResetPasswordPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐResetPasswordPayload(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_resetPassword(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ResetPasswordPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_resetPassword_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11201,6 +13608,29 @@ func (ec *executionContext) _Notification_deliveredAt(ctx context.Context, field
 }
 func (ec *executionContext) fieldContext_Notification_deliveredAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Notification", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Notification_jobID(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Notification_jobID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.JobID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *pulid.ID) graphql.Marshaler {
+			return ec.marshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Notification_jobID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Notification", field, false, false, "ID")
 }
 
 func (ec *executionContext) _NotificationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationConnection) (ret graphql.Marshaler) {
@@ -11506,6 +13936,75 @@ func (ec *executionContext) fieldContext_Organization_passwordTakeover(_ context
 	return graphql.NewScalarFieldContext("Organization", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _Organization_passwordMaxAgeDays(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Organization_passwordMaxAgeDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordMaxAgeDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Organization_passwordMaxAgeDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Organization", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Organization_lockoutThreshold(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Organization_lockoutThreshold(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LockoutThreshold, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Organization_lockoutThreshold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Organization", field, false, false, "Int")
+}
+
+func (ec *executionContext) _Organization_lockoutMinutes(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Organization_lockoutMinutes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LockoutMinutes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Organization_lockoutMinutes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Organization", field, false, false, "Int")
+}
+
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11596,6 +14095,107 @@ func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graph
 }
 func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _PortalLogoutPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.PortalLogoutPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalLogoutPayload_ok(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ok, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalLogoutPayload_ok(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalLogoutPayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _PortalSessionPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.PortalSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSessionPayload_token(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Token, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSessionPayload_token(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalSessionPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _PortalSessionPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.PortalSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSessionPayload_expiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSessionPayload_expiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PortalSessionPayload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _PortalSessionPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.PortalSessionPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PortalSessionPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PortalSessionPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PortalSessionPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Query_node(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -11938,6 +14538,94 @@ func (ec *executionContext) fieldContext_Query_organization(_ context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_remoteUsers(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_remoteUsers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().RemoteUsers(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["first"].(*int), fc.Args["after"].(*entgql.Cursor[pulid.ID]), fc.Args["where"].(*importer.RemoteUserWhereInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *importer.RemoteUserConnection) graphql.Marshaler {
+			return ec.marshalNRemoteUserConnection2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_remoteUsers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RemoteUserConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_remoteUsers_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_notifications(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_notifications(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Notifications(ctx, fc.Args["after"].(*entgql.Cursor[pulid.ID]), fc.Args["first"].(*int), fc.Args["before"].(*entgql.Cursor[pulid.ID]), fc.Args["last"].(*int), fc.Args["orderBy"].(*ent.NotificationOrder), fc.Args["where"].(*ent.NotificationWhereInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.NotificationConnection) graphql.Marshaler {
+			return ec.marshalNNotificationConnection2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_notifications(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_NotificationConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_notifications_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_job(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11978,6 +14666,38 @@ func (ec *executionContext) fieldContext_Query_job(ctx context.Context, field gr
 	if fc.Args, err = ec.field_Query_job_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_me(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_me(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().Me(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_me(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -12564,6 +15284,98 @@ func (ec *executionContext) fieldContext_RemoteLink_foreignMembers(_ context.Con
 	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "Int")
 }
 
+func (ec *executionContext) _RemoteLink_passwordVersion(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteLink_passwordVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteLink_passwordVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RemoteLink_passwordPushedAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteLink_passwordPushedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordPushedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteLink_passwordPushedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RemoteLink_passwordErrorCode(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteLink_passwordErrorCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordErrorCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteLink_passwordErrorCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteLink_passwordErrorMessage(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteLink_passwordErrorMessage(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordErrorMessage, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteLink_passwordErrorMessage(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "String")
+}
+
 func (ec *executionContext) _RemoteLink_integration(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12802,6 +15614,433 @@ func (ec *executionContext) fieldContext_RemoteLinkEdge_cursor(_ context.Context
 	return graphql.NewScalarFieldContext("RemoteLinkEdge", field, false, false, "Cursor")
 }
 
+func (ec *executionContext) _RemoteUser_remoteID(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_remoteID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RemoteID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v pulid.ID) graphql.Marshaler {
+			return ec.marshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_remoteID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "ID")
+}
+
+func (ec *executionContext) _RemoteUser_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_userPrincipalName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserPrincipalName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_userPrincipalName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_mail(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_mail(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Mail, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_mail(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_mailNickname(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_mailNickname(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MailNickname, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_mailNickname(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_displayName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_displayName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DisplayName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_displayName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_givenName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_givenName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GivenName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_givenName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_surname(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_surname(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Surname, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_surname(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_jobTitle(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_jobTitle(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.JobTitle, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_jobTitle(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_department(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_department(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Department, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_department(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteUser_accountEnabled(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_accountEnabled(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AccountEnabled, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_accountEnabled(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _RemoteUser_inDirectory(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_inDirectory(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InDirectory, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_inDirectory(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUser", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _RemoteUser_directoryUser(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUser_directoryUser(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DirectoryUser, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUser_directoryUser(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoteUser",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoteUserConnection_edges(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUserConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*importer.RemoteUserEdge) graphql.Marshaler {
+			return ec.marshalNRemoteUserEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUserConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoteUserConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RemoteUserEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoteUserConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUserConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.PageInfo[pulid.ID]) graphql.Marshaler {
+			return ec.marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUserConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoteUserConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoteUserConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUserConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUserConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUserConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RemoteUserEdge_node(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUserEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *importer.RemoteUser) graphql.Marshaler {
+			return ec.marshalNRemoteUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUserEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoteUserEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RemoteUser(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RemoteUserEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteUserEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v entgql.Cursor[pulid.ID]) graphql.Marshaler {
+			return ec.marshalNCursor2entgoᚗioᚋcontribᚋentgqlᚐCursor(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteUserEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteUserEdge", field, false, false, "Cursor")
+}
+
 func (ec *executionContext) _RemoveUserGroupMembersPayload_userGroup(ctx context.Context, field graphql.CollectedField, obj *model.RemoveUserGroupMembersPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12864,6 +16103,52 @@ func (ec *executionContext) fieldContext_RemoveUserGroupMembersPayload_jobs(_ co
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RequestPasswordResetPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.RequestPasswordResetPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RequestPasswordResetPayload_ok(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ok, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RequestPasswordResetPayload_ok(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RequestPasswordResetPayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _ResetPasswordPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.ResetPasswordPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ResetPasswordPayload_ok(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Ok, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ResetPasswordPayload_ok(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ResetPasswordPayload", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _ResyncPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.ResyncPayload) (ret graphql.Marshaler) {
@@ -12952,6 +16237,70 @@ func (ec *executionContext) _RetryJobPayload_jobs(ctx context.Context, field gra
 func (ec *executionContext) fieldContext_RetryJobPayload_jobs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "RetryJobPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetUserPasswordPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SetUserPasswordPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetUserPasswordPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetUserPasswordPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetUserPasswordPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _SetUserPasswordPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.SetUserPasswordPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SetUserPasswordPayload_jobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Jobs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJobᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SetUserPasswordPayload_jobs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "SetUserPasswordPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -13148,6 +16497,70 @@ func (ec *executionContext) _SuspendUserPayload_jobs(ctx context.Context, field 
 func (ec *executionContext) fieldContext_SuspendUserPayload_jobs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	fc = &graphql.FieldContext{
 		Object:     "SuspendUserPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UnlockUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.UnlockUserPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UnlockUserPayload_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalNUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UnlockUserPayload_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UnlockUserPayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _UnlockUserPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.UnlockUserPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_UnlockUserPayload_jobs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Jobs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJobᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_UnlockUserPayload_jobs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "UnlockUserPayload",
 		Field:      field,
 		IsMethod:   false,
 		IsResolver: false,
@@ -13891,6 +17304,75 @@ func (ec *executionContext) _User_state(ctx context.Context, field graphql.Colle
 }
 func (ec *executionContext) fieldContext_User_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("User", field, false, false, "UserState")
+}
+
+func (ec *executionContext) _User_passwordSetAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_passwordSetAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordSetAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_passwordSetAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
+}
+
+func (ec *executionContext) _User_passwordExpiresAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_passwordExpiresAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PasswordExpiresAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_passwordExpiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
+}
+
+func (ec *executionContext) _User_lockedUntil(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_User_lockedUntil(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LockedUntil, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_User_lockedUntil(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("User", field, false, false, "Time")
 }
 
 func (ec *executionContext) _User_groups(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
@@ -18135,7 +21617,7 @@ func (ec *executionContext) unmarshalInputJobItemWhereInput(ctx context.Context,
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "jobID", "jobIDNEQ", "jobIDIn", "jobIDNotIn", "jobIDGT", "jobIDGTE", "jobIDLT", "jobIDLTE", "jobIDContains", "jobIDHasPrefix", "jobIDHasSuffix", "jobIDEqualFold", "jobIDContainsFold", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "linkID", "linkIDNEQ", "linkIDIn", "linkIDNotIn", "linkIDGT", "linkIDGTE", "linkIDLT", "linkIDLTE", "linkIDContains", "linkIDHasPrefix", "linkIDHasSuffix", "linkIDIsNil", "linkIDNotNil", "linkIDEqualFold", "linkIDContainsFold", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDEqualFold", "integrationIDContainsFold", "groupID", "groupIDNEQ", "groupIDIn", "groupIDNotIn", "groupIDGT", "groupIDGTE", "groupIDLT", "groupIDLTE", "groupIDContains", "groupIDHasPrefix", "groupIDHasSuffix", "groupIDIsNil", "groupIDNotNil", "groupIDEqualFold", "groupIDContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "result", "resultNEQ", "resultIn", "resultNotIn", "resultGT", "resultGTE", "resultLT", "resultLTE", "resultContains", "resultHasPrefix", "resultHasSuffix", "resultIsNil", "resultNotNil", "resultEqualFold", "resultContainsFold", "errorCode", "errorCodeNEQ", "errorCodeIn", "errorCodeNotIn", "errorCodeGT", "errorCodeGTE", "errorCodeLT", "errorCodeLTE", "errorCodeContains", "errorCodeHasPrefix", "errorCodeHasSuffix", "errorCodeIsNil", "errorCodeNotNil", "errorCodeEqualFold", "errorCodeContainsFold", "errorMessage", "errorMessageNEQ", "errorMessageIn", "errorMessageNotIn", "errorMessageGT", "errorMessageGTE", "errorMessageLT", "errorMessageLTE", "errorMessageContains", "errorMessageHasPrefix", "errorMessageHasSuffix", "errorMessageIsNil", "errorMessageNotNil", "errorMessageEqualFold", "errorMessageContainsFold", "detail", "detailNEQ", "detailIn", "detailNotIn", "detailGT", "detailGTE", "detailLT", "detailLTE", "detailContains", "detailHasPrefix", "detailHasSuffix", "detailIsNil", "detailNotNil", "detailEqualFold", "detailContainsFold", "hasJob", "hasJobWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "jobID", "jobIDNEQ", "jobIDIn", "jobIDNotIn", "jobIDGT", "jobIDGTE", "jobIDLT", "jobIDLTE", "jobIDContains", "jobIDHasPrefix", "jobIDHasSuffix", "jobIDEqualFold", "jobIDContainsFold", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "linkID", "linkIDNEQ", "linkIDIn", "linkIDNotIn", "linkIDGT", "linkIDGTE", "linkIDLT", "linkIDLTE", "linkIDContains", "linkIDHasPrefix", "linkIDHasSuffix", "linkIDIsNil", "linkIDNotNil", "linkIDEqualFold", "linkIDContainsFold", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDEqualFold", "integrationIDContainsFold", "groupID", "groupIDNEQ", "groupIDIn", "groupIDNotIn", "groupIDGT", "groupIDGTE", "groupIDLT", "groupIDLTE", "groupIDContains", "groupIDHasPrefix", "groupIDHasSuffix", "groupIDIsNil", "groupIDNotNil", "groupIDEqualFold", "groupIDContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "result", "resultNEQ", "resultIn", "resultNotIn", "resultGT", "resultGTE", "resultLT", "resultLTE", "resultContains", "resultHasPrefix", "resultHasSuffix", "resultIsNil", "resultNotNil", "resultEqualFold", "resultContainsFold", "errorCode", "errorCodeNEQ", "errorCodeIn", "errorCodeNotIn", "errorCodeGT", "errorCodeGTE", "errorCodeLT", "errorCodeLTE", "errorCodeContains", "errorCodeHasPrefix", "errorCodeHasSuffix", "errorCodeIsNil", "errorCodeNotNil", "errorCodeEqualFold", "errorCodeContainsFold", "errorMessage", "errorMessageNEQ", "errorMessageIn", "errorMessageNotIn", "errorMessageGT", "errorMessageGTE", "errorMessageLT", "errorMessageLTE", "errorMessageContains", "errorMessageHasPrefix", "errorMessageHasSuffix", "errorMessageIsNil", "errorMessageNotNil", "errorMessageEqualFold", "errorMessageContainsFold", "detail", "detailNEQ", "detailIn", "detailNotIn", "detailGT", "detailGTE", "detailLT", "detailLTE", "detailContains", "detailHasPrefix", "detailHasSuffix", "detailIsNil", "detailNotNil", "detailEqualFold", "detailContainsFold", "remoteID", "remoteIDNEQ", "remoteIDIn", "remoteIDNotIn", "remoteIDGT", "remoteIDGTE", "remoteIDLT", "remoteIDLTE", "remoteIDContains", "remoteIDHasPrefix", "remoteIDHasSuffix", "remoteIDIsNil", "remoteIDNotNil", "remoteIDEqualFold", "remoteIDContainsFold", "userPrincipalName", "userPrincipalNameNEQ", "userPrincipalNameIn", "userPrincipalNameNotIn", "userPrincipalNameGT", "userPrincipalNameGTE", "userPrincipalNameLT", "userPrincipalNameLTE", "userPrincipalNameContains", "userPrincipalNameHasPrefix", "userPrincipalNameHasSuffix", "userPrincipalNameIsNil", "userPrincipalNameNotNil", "userPrincipalNameEqualFold", "userPrincipalNameContainsFold", "email", "emailNEQ", "emailIn", "emailNotIn", "emailGT", "emailGTE", "emailLT", "emailLTE", "emailContains", "emailHasPrefix", "emailHasSuffix", "emailIsNil", "emailNotNil", "emailEqualFold", "emailContainsFold", "username", "usernameNEQ", "usernameIn", "usernameNotIn", "usernameGT", "usernameGTE", "usernameLT", "usernameLTE", "usernameContains", "usernameHasPrefix", "usernameHasSuffix", "usernameIsNil", "usernameNotNil", "usernameEqualFold", "usernameContainsFold", "note", "noteNEQ", "noteIn", "noteNotIn", "noteGT", "noteGTE", "noteLT", "noteLTE", "noteContains", "noteHasPrefix", "noteHasSuffix", "noteIsNil", "noteNotNil", "noteEqualFold", "noteContainsFold", "hasJob", "hasJobWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -19276,6 +22758,531 @@ func (ec *executionContext) unmarshalInputJobItemWhereInput(ctx context.Context,
 				return it, err
 			}
 			it.DetailContainsFold = data
+		case "remoteID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteID"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteID = data
+		case "remoteIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDNEQ = data
+		case "remoteIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDIn = data
+		case "remoteIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDNotIn = data
+		case "remoteIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDGT = data
+		case "remoteIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDGTE = data
+		case "remoteIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDLT = data
+		case "remoteIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDLTE = data
+		case "remoteIDContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDContains = data
+		case "remoteIDHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDHasPrefix = data
+		case "remoteIDHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDHasSuffix = data
+		case "remoteIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDIsNil = data
+		case "remoteIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDNotNil = data
+		case "remoteIDEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDEqualFold = data
+		case "remoteIDContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("remoteIDContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RemoteIDContainsFold = data
+		case "userPrincipalName":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalName"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalName = data
+		case "userPrincipalNameNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameNEQ = data
+		case "userPrincipalNameIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameIn = data
+		case "userPrincipalNameNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameNotIn = data
+		case "userPrincipalNameGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameGT = data
+		case "userPrincipalNameGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameGTE = data
+		case "userPrincipalNameLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameLT = data
+		case "userPrincipalNameLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameLTE = data
+		case "userPrincipalNameContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameContains = data
+		case "userPrincipalNameHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameHasPrefix = data
+		case "userPrincipalNameHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameHasSuffix = data
+		case "userPrincipalNameIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameIsNil = data
+		case "userPrincipalNameNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameNotNil = data
+		case "userPrincipalNameEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameEqualFold = data
+		case "userPrincipalNameContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("userPrincipalNameContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UserPrincipalNameContainsFold = data
+		case "email":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("email"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Email = data
+		case "emailNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailNEQ = data
+		case "emailIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailIn = data
+		case "emailNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailNotIn = data
+		case "emailGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailGT = data
+		case "emailGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailGTE = data
+		case "emailLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailLT = data
+		case "emailLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailLTE = data
+		case "emailContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailContains = data
+		case "emailHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailHasPrefix = data
+		case "emailHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailHasSuffix = data
+		case "emailIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailIsNil = data
+		case "emailNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailNotNil = data
+		case "emailEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailEqualFold = data
+		case "emailContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("emailContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.EmailContainsFold = data
+		case "username":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("username"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Username = data
+		case "usernameNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameNEQ = data
+		case "usernameIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameIn = data
+		case "usernameNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameNotIn = data
+		case "usernameGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameGT = data
+		case "usernameGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameGTE = data
+		case "usernameLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameLT = data
+		case "usernameLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameLTE = data
+		case "usernameContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameContains = data
+		case "usernameHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameHasPrefix = data
+		case "usernameHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameHasSuffix = data
+		case "usernameIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameIsNil = data
+		case "usernameNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameNotNil = data
+		case "usernameEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameEqualFold = data
+		case "usernameContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("usernameContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.UsernameContainsFold = data
+		case "note":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("note"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Note = data
+		case "noteNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteNEQ = data
+		case "noteIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteIn = data
+		case "noteNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteNotIn = data
+		case "noteGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteGT = data
+		case "noteGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteGTE = data
+		case "noteLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteLT = data
+		case "noteLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteLTE = data
+		case "noteContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteContains = data
+		case "noteHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteHasPrefix = data
+		case "noteHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteHasSuffix = data
+		case "noteIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteIsNil = data
+		case "noteNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteNotNil = data
+		case "noteEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteEqualFold = data
+		case "noteContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("noteContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.NoteContainsFold = data
 		case "hasJob":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasJob"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -20355,7 +24362,7 @@ func (ec *executionContext) unmarshalInputNotificationWhereInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "kindGT", "kindGTE", "kindLT", "kindLTE", "kindContains", "kindHasPrefix", "kindHasSuffix", "kindEqualFold", "kindContainsFold", "message", "messageNEQ", "messageIn", "messageNotIn", "messageGT", "messageGTE", "messageLT", "messageLTE", "messageContains", "messageHasPrefix", "messageHasSuffix", "messageEqualFold", "messageContainsFold", "deliveredAt", "deliveredAtNEQ", "deliveredAtIn", "deliveredAtNotIn", "deliveredAtGT", "deliveredAtGTE", "deliveredAtLT", "deliveredAtLTE", "deliveredAtIsNil", "deliveredAtNotNil"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "kindGT", "kindGTE", "kindLT", "kindLTE", "kindContains", "kindHasPrefix", "kindHasSuffix", "kindEqualFold", "kindContainsFold", "message", "messageNEQ", "messageIn", "messageNotIn", "messageGT", "messageGTE", "messageLT", "messageLTE", "messageContains", "messageHasPrefix", "messageHasSuffix", "messageEqualFold", "messageContainsFold", "deliveredAt", "deliveredAtNEQ", "deliveredAtIn", "deliveredAtNotIn", "deliveredAtGT", "deliveredAtGTE", "deliveredAtLT", "deliveredAtLTE", "deliveredAtIsNil", "deliveredAtNotNil", "jobID", "jobIDNEQ", "jobIDIn", "jobIDNotIn", "jobIDGT", "jobIDGTE", "jobIDLT", "jobIDLTE", "jobIDContains", "jobIDHasPrefix", "jobIDHasSuffix", "jobIDIsNil", "jobIDNotNil", "jobIDEqualFold", "jobIDContainsFold"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -20908,6 +24915,111 @@ func (ec *executionContext) unmarshalInputNotificationWhereInput(ctx context.Con
 				return it, err
 			}
 			it.DeliveredAtNotNil = data
+		case "jobID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobID"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobID = data
+		case "jobIDNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDNEQ"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDNEQ = data
+		case "jobIDIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDIn"))
+			data, err := ec.unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDIn = data
+		case "jobIDNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDNotIn"))
+			data, err := ec.unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDNotIn = data
+		case "jobIDGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDGT"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDGT = data
+		case "jobIDGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDGTE"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDGTE = data
+		case "jobIDLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDLT"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDLT = data
+		case "jobIDLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDLTE"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDLTE = data
+		case "jobIDContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDContains"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDContains = data
+		case "jobIDHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDHasPrefix"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDHasPrefix = data
+		case "jobIDHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDHasSuffix"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDHasSuffix = data
+		case "jobIDIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDIsNil = data
+		case "jobIDNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDNotNil = data
+		case "jobIDEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDEqualFold"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDEqualFold = data
+		case "jobIDContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("jobIDContainsFold"))
+			data, err := ec.unmarshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.JobIDContainsFold = data
 		}
 	}
 	return it, nil
@@ -20989,7 +25101,7 @@ func (ec *executionContext) unmarshalInputOrganizationWhereInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "defaultImportState", "defaultImportStateNEQ", "defaultImportStateIn", "defaultImportStateNotIn", "userLimit", "userLimitNEQ", "userLimitIn", "userLimitNotIn", "userLimitGT", "userLimitGTE", "userLimitLT", "userLimitLTE", "userLimitIsNil", "userLimitNotNil", "passwordTakeover", "passwordTakeoverNEQ"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "defaultImportState", "defaultImportStateNEQ", "defaultImportStateIn", "defaultImportStateNotIn", "userLimit", "userLimitNEQ", "userLimitIn", "userLimitNotIn", "userLimitGT", "userLimitGTE", "userLimitLT", "userLimitLTE", "userLimitIsNil", "userLimitNotNil", "passwordTakeover", "passwordTakeoverNEQ", "passwordMaxAgeDays", "passwordMaxAgeDaysNEQ", "passwordMaxAgeDaysIn", "passwordMaxAgeDaysNotIn", "passwordMaxAgeDaysGT", "passwordMaxAgeDaysGTE", "passwordMaxAgeDaysLT", "passwordMaxAgeDaysLTE", "passwordMaxAgeDaysIsNil", "passwordMaxAgeDaysNotNil", "lockoutThreshold", "lockoutThresholdNEQ", "lockoutThresholdIn", "lockoutThresholdNotIn", "lockoutThresholdGT", "lockoutThresholdGTE", "lockoutThresholdLT", "lockoutThresholdLTE", "lockoutMinutes", "lockoutMinutesNEQ", "lockoutMinutesIn", "lockoutMinutesNotIn", "lockoutMinutesGT", "lockoutMinutesGTE", "lockoutMinutesLT", "lockoutMinutesLTE"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -21388,6 +25500,188 @@ func (ec *executionContext) unmarshalInputOrganizationWhereInput(ctx context.Con
 				return it, err
 			}
 			it.PasswordTakeoverNEQ = data
+		case "passwordMaxAgeDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDays"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDays = data
+		case "passwordMaxAgeDaysNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysNEQ = data
+		case "passwordMaxAgeDaysIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysIn = data
+		case "passwordMaxAgeDaysNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysNotIn = data
+		case "passwordMaxAgeDaysGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysGT = data
+		case "passwordMaxAgeDaysGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysGTE = data
+		case "passwordMaxAgeDaysLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysLT = data
+		case "passwordMaxAgeDaysLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysLTE = data
+		case "passwordMaxAgeDaysIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysIsNil = data
+		case "passwordMaxAgeDaysNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDaysNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDaysNotNil = data
+		case "lockoutThreshold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThreshold"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThreshold = data
+		case "lockoutThresholdNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdNEQ = data
+		case "lockoutThresholdIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdIn = data
+		case "lockoutThresholdNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdNotIn = data
+		case "lockoutThresholdGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdGT = data
+		case "lockoutThresholdGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdGTE = data
+		case "lockoutThresholdLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdLT = data
+		case "lockoutThresholdLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThresholdLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThresholdLTE = data
+		case "lockoutMinutes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutes"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutes = data
+		case "lockoutMinutesNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesNEQ = data
+		case "lockoutMinutesIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesIn = data
+		case "lockoutMinutesNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesNotIn = data
+		case "lockoutMinutesGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesGT = data
+		case "lockoutMinutesGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesGTE = data
+		case "lockoutMinutesLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesLT = data
+		case "lockoutMinutesLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutesLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutesLTE = data
 		}
 	}
 	return it, nil
@@ -21469,7 +25763,7 @@ func (ec *executionContext) unmarshalInputRemoteLinkWhereInput(ctx context.Conte
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDEqualFold", "integrationIDContainsFold", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "groupID", "groupIDNEQ", "groupIDIn", "groupIDNotIn", "groupIDGT", "groupIDGTE", "groupIDLT", "groupIDLTE", "groupIDContains", "groupIDHasPrefix", "groupIDHasSuffix", "groupIDIsNil", "groupIDNotNil", "groupIDEqualFold", "groupIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "remoteID", "remoteIDNEQ", "remoteIDIn", "remoteIDNotIn", "remoteIDGT", "remoteIDGTE", "remoteIDLT", "remoteIDLTE", "remoteIDContains", "remoteIDHasPrefix", "remoteIDHasSuffix", "remoteIDIsNil", "remoteIDNotNil", "remoteIDEqualFold", "remoteIDContainsFold", "upn", "upnNEQ", "upnIn", "upnNotIn", "upnGT", "upnGTE", "upnLT", "upnLTE", "upnContains", "upnHasPrefix", "upnHasSuffix", "upnIsNil", "upnNotNil", "upnEqualFold", "upnContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "remoteEnabled", "remoteEnabledNEQ", "remoteEnabledIsNil", "remoteEnabledNotNil", "takenOver", "takenOverNEQ", "remoteCreatedAt", "remoteCreatedAtNEQ", "remoteCreatedAtIn", "remoteCreatedAtNotIn", "remoteCreatedAtGT", "remoteCreatedAtGTE", "remoteCreatedAtLT", "remoteCreatedAtLTE", "remoteCreatedAtIsNil", "remoteCreatedAtNotNil", "statusReason", "statusReasonNEQ", "statusReasonIn", "statusReasonNotIn", "statusReasonGT", "statusReasonGTE", "statusReasonLT", "statusReasonLTE", "statusReasonContains", "statusReasonHasPrefix", "statusReasonHasSuffix", "statusReasonIsNil", "statusReasonNotNil", "statusReasonEqualFold", "statusReasonContainsFold", "lastErrorCode", "lastErrorCodeNEQ", "lastErrorCodeIn", "lastErrorCodeNotIn", "lastErrorCodeGT", "lastErrorCodeGTE", "lastErrorCodeLT", "lastErrorCodeLTE", "lastErrorCodeContains", "lastErrorCodeHasPrefix", "lastErrorCodeHasSuffix", "lastErrorCodeIsNil", "lastErrorCodeNotNil", "lastErrorCodeEqualFold", "lastErrorCodeContainsFold", "lastErrorMessage", "lastErrorMessageNEQ", "lastErrorMessageIn", "lastErrorMessageNotIn", "lastErrorMessageGT", "lastErrorMessageGTE", "lastErrorMessageLT", "lastErrorMessageLTE", "lastErrorMessageContains", "lastErrorMessageHasPrefix", "lastErrorMessageHasSuffix", "lastErrorMessageIsNil", "lastErrorMessageNotNil", "lastErrorMessageEqualFold", "lastErrorMessageContainsFold", "lastErrorRequestID", "lastErrorRequestIDNEQ", "lastErrorRequestIDIn", "lastErrorRequestIDNotIn", "lastErrorRequestIDGT", "lastErrorRequestIDGTE", "lastErrorRequestIDLT", "lastErrorRequestIDLTE", "lastErrorRequestIDContains", "lastErrorRequestIDHasPrefix", "lastErrorRequestIDHasSuffix", "lastErrorRequestIDIsNil", "lastErrorRequestIDNotNil", "lastErrorRequestIDEqualFold", "lastErrorRequestIDContainsFold", "lastSyncedAt", "lastSyncedAtNEQ", "lastSyncedAtIn", "lastSyncedAtNotIn", "lastSyncedAtGT", "lastSyncedAtGTE", "lastSyncedAtLT", "lastSyncedAtLTE", "lastSyncedAtIsNil", "lastSyncedAtNotNil", "displayName", "displayNameNEQ", "displayNameIn", "displayNameNotIn", "displayNameGT", "displayNameGTE", "displayNameLT", "displayNameLTE", "displayNameContains", "displayNameHasPrefix", "displayNameHasSuffix", "displayNameIsNil", "displayNameNotNil", "displayNameEqualFold", "displayNameContainsFold", "membersInSync", "membersInSyncNEQ", "membersInSyncIn", "membersInSyncNotIn", "membersInSyncGT", "membersInSyncGTE", "membersInSyncLT", "membersInSyncLTE", "membersPending", "membersPendingNEQ", "membersPendingIn", "membersPendingNotIn", "membersPendingGT", "membersPendingGTE", "membersPendingLT", "membersPendingLTE", "foreignMembers", "foreignMembersNEQ", "foreignMembersIn", "foreignMembersNotIn", "foreignMembersGT", "foreignMembersGTE", "foreignMembersLT", "foreignMembersLTE", "hasIntegration", "hasIntegrationWith", "hasUser", "hasUserWith", "hasGroup", "hasGroupWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDEqualFold", "integrationIDContainsFold", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "groupID", "groupIDNEQ", "groupIDIn", "groupIDNotIn", "groupIDGT", "groupIDGTE", "groupIDLT", "groupIDLTE", "groupIDContains", "groupIDHasPrefix", "groupIDHasSuffix", "groupIDIsNil", "groupIDNotNil", "groupIDEqualFold", "groupIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "remoteID", "remoteIDNEQ", "remoteIDIn", "remoteIDNotIn", "remoteIDGT", "remoteIDGTE", "remoteIDLT", "remoteIDLTE", "remoteIDContains", "remoteIDHasPrefix", "remoteIDHasSuffix", "remoteIDIsNil", "remoteIDNotNil", "remoteIDEqualFold", "remoteIDContainsFold", "upn", "upnNEQ", "upnIn", "upnNotIn", "upnGT", "upnGTE", "upnLT", "upnLTE", "upnContains", "upnHasPrefix", "upnHasSuffix", "upnIsNil", "upnNotNil", "upnEqualFold", "upnContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "remoteEnabled", "remoteEnabledNEQ", "remoteEnabledIsNil", "remoteEnabledNotNil", "takenOver", "takenOverNEQ", "remoteCreatedAt", "remoteCreatedAtNEQ", "remoteCreatedAtIn", "remoteCreatedAtNotIn", "remoteCreatedAtGT", "remoteCreatedAtGTE", "remoteCreatedAtLT", "remoteCreatedAtLTE", "remoteCreatedAtIsNil", "remoteCreatedAtNotNil", "statusReason", "statusReasonNEQ", "statusReasonIn", "statusReasonNotIn", "statusReasonGT", "statusReasonGTE", "statusReasonLT", "statusReasonLTE", "statusReasonContains", "statusReasonHasPrefix", "statusReasonHasSuffix", "statusReasonIsNil", "statusReasonNotNil", "statusReasonEqualFold", "statusReasonContainsFold", "lastErrorCode", "lastErrorCodeNEQ", "lastErrorCodeIn", "lastErrorCodeNotIn", "lastErrorCodeGT", "lastErrorCodeGTE", "lastErrorCodeLT", "lastErrorCodeLTE", "lastErrorCodeContains", "lastErrorCodeHasPrefix", "lastErrorCodeHasSuffix", "lastErrorCodeIsNil", "lastErrorCodeNotNil", "lastErrorCodeEqualFold", "lastErrorCodeContainsFold", "lastErrorMessage", "lastErrorMessageNEQ", "lastErrorMessageIn", "lastErrorMessageNotIn", "lastErrorMessageGT", "lastErrorMessageGTE", "lastErrorMessageLT", "lastErrorMessageLTE", "lastErrorMessageContains", "lastErrorMessageHasPrefix", "lastErrorMessageHasSuffix", "lastErrorMessageIsNil", "lastErrorMessageNotNil", "lastErrorMessageEqualFold", "lastErrorMessageContainsFold", "lastErrorRequestID", "lastErrorRequestIDNEQ", "lastErrorRequestIDIn", "lastErrorRequestIDNotIn", "lastErrorRequestIDGT", "lastErrorRequestIDGTE", "lastErrorRequestIDLT", "lastErrorRequestIDLTE", "lastErrorRequestIDContains", "lastErrorRequestIDHasPrefix", "lastErrorRequestIDHasSuffix", "lastErrorRequestIDIsNil", "lastErrorRequestIDNotNil", "lastErrorRequestIDEqualFold", "lastErrorRequestIDContainsFold", "lastSyncedAt", "lastSyncedAtNEQ", "lastSyncedAtIn", "lastSyncedAtNotIn", "lastSyncedAtGT", "lastSyncedAtGTE", "lastSyncedAtLT", "lastSyncedAtLTE", "lastSyncedAtIsNil", "lastSyncedAtNotNil", "displayName", "displayNameNEQ", "displayNameIn", "displayNameNotIn", "displayNameGT", "displayNameGTE", "displayNameLT", "displayNameLTE", "displayNameContains", "displayNameHasPrefix", "displayNameHasSuffix", "displayNameIsNil", "displayNameNotNil", "displayNameEqualFold", "displayNameContainsFold", "membersInSync", "membersInSyncNEQ", "membersInSyncIn", "membersInSyncNotIn", "membersInSyncGT", "membersInSyncGTE", "membersInSyncLT", "membersInSyncLTE", "membersPending", "membersPendingNEQ", "membersPendingIn", "membersPendingNotIn", "membersPendingGT", "membersPendingGTE", "membersPendingLT", "membersPendingLTE", "foreignMembers", "foreignMembersNEQ", "foreignMembersIn", "foreignMembersNotIn", "foreignMembersGT", "foreignMembersGTE", "foreignMembersLT", "foreignMembersLTE", "passwordVersion", "passwordVersionNEQ", "passwordVersionIn", "passwordVersionNotIn", "passwordVersionGT", "passwordVersionGTE", "passwordVersionLT", "passwordVersionLTE", "passwordPushedAt", "passwordPushedAtNEQ", "passwordPushedAtIn", "passwordPushedAtNotIn", "passwordPushedAtGT", "passwordPushedAtGTE", "passwordPushedAtLT", "passwordPushedAtLTE", "passwordPushedAtIsNil", "passwordPushedAtNotNil", "passwordErrorCode", "passwordErrorCodeNEQ", "passwordErrorCodeIn", "passwordErrorCodeNotIn", "passwordErrorCodeGT", "passwordErrorCodeGTE", "passwordErrorCodeLT", "passwordErrorCodeLTE", "passwordErrorCodeContains", "passwordErrorCodeHasPrefix", "passwordErrorCodeHasSuffix", "passwordErrorCodeIsNil", "passwordErrorCodeNotNil", "passwordErrorCodeEqualFold", "passwordErrorCodeContainsFold", "passwordErrorMessage", "passwordErrorMessageNEQ", "passwordErrorMessageIn", "passwordErrorMessageNotIn", "passwordErrorMessageGT", "passwordErrorMessageGTE", "passwordErrorMessageLT", "passwordErrorMessageLTE", "passwordErrorMessageContains", "passwordErrorMessageHasPrefix", "passwordErrorMessageHasSuffix", "passwordErrorMessageIsNil", "passwordErrorMessageNotNil", "passwordErrorMessageEqualFold", "passwordErrorMessageContainsFold", "hasIntegration", "hasIntegrationWith", "hasUser", "hasUserWith", "hasGroup", "hasGroupWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -23107,6 +27401,342 @@ func (ec *executionContext) unmarshalInputRemoteLinkWhereInput(ctx context.Conte
 				return it, err
 			}
 			it.ForeignMembersLTE = data
+		case "passwordVersion":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersion"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersion = data
+		case "passwordVersionNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionNEQ"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionNEQ = data
+		case "passwordVersionIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionIn = data
+		case "passwordVersionNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionNotIn"))
+			data, err := ec.unmarshalOInt2ᚕintᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionNotIn = data
+		case "passwordVersionGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionGT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionGT = data
+		case "passwordVersionGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionGTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionGTE = data
+		case "passwordVersionLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionLT"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionLT = data
+		case "passwordVersionLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordVersionLTE"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordVersionLTE = data
+		case "passwordPushedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAt = data
+		case "passwordPushedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtNEQ = data
+		case "passwordPushedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtIn = data
+		case "passwordPushedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtNotIn = data
+		case "passwordPushedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtGT = data
+		case "passwordPushedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtGTE = data
+		case "passwordPushedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtLT = data
+		case "passwordPushedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtLTE = data
+		case "passwordPushedAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtIsNil = data
+		case "passwordPushedAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordPushedAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordPushedAtNotNil = data
+		case "passwordErrorCode":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCode"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCode = data
+		case "passwordErrorCodeNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeNEQ = data
+		case "passwordErrorCodeIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeIn = data
+		case "passwordErrorCodeNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeNotIn = data
+		case "passwordErrorCodeGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeGT = data
+		case "passwordErrorCodeGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeGTE = data
+		case "passwordErrorCodeLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeLT = data
+		case "passwordErrorCodeLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeLTE = data
+		case "passwordErrorCodeContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeContains = data
+		case "passwordErrorCodeHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeHasPrefix = data
+		case "passwordErrorCodeHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeHasSuffix = data
+		case "passwordErrorCodeIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeIsNil = data
+		case "passwordErrorCodeNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeNotNil = data
+		case "passwordErrorCodeEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeEqualFold = data
+		case "passwordErrorCodeContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorCodeContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorCodeContainsFold = data
+		case "passwordErrorMessage":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessage"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessage = data
+		case "passwordErrorMessageNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageNEQ"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageNEQ = data
+		case "passwordErrorMessageIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageIn = data
+		case "passwordErrorMessageNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageNotIn"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageNotIn = data
+		case "passwordErrorMessageGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageGT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageGT = data
+		case "passwordErrorMessageGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageGTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageGTE = data
+		case "passwordErrorMessageLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageLT"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageLT = data
+		case "passwordErrorMessageLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageLTE"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageLTE = data
+		case "passwordErrorMessageContains":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageContains"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageContains = data
+		case "passwordErrorMessageHasPrefix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageHasPrefix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageHasPrefix = data
+		case "passwordErrorMessageHasSuffix":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageHasSuffix"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageHasSuffix = data
+		case "passwordErrorMessageIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageIsNil = data
+		case "passwordErrorMessageNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageNotNil = data
+		case "passwordErrorMessageEqualFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageEqualFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageEqualFold = data
+		case "passwordErrorMessageContainsFold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordErrorMessageContainsFold"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordErrorMessageContainsFold = data
 		case "hasIntegration":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasIntegration"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -23163,6 +27793,55 @@ func (ec *executionContext) unmarshalInputRemoteLinkWhereInput(ctx context.Conte
 func UnmarshalRemoteLinkWhereInput(ctx context.Context, raw any) (ent.RemoteLinkWhereInput, error) {
 	var out ent.RemoteLinkWhereInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "RemoteLinkWhereInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputRemoteUserWhereInput(ctx context.Context, obj any) (importer.RemoteUserWhereInput, error) {
+	var it importer.RemoteUserWhereInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"inDirectory", "search"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "inDirectory":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("inDirectory"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.InDirectory = data
+		case "search":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("search"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Search = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalRemoteUserWhereInput unmarshals raw into the RemoteUserWhereInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalRemoteUserWhereInput(ctx context.Context, raw any) (importer.RemoteUserWhereInput, error) {
+	var out importer.RemoteUserWhereInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "RemoteUserWhereInput", raw, &out)
 	return out, err
 }
 
@@ -23331,7 +28010,7 @@ func (ec *executionContext) unmarshalInputUpdateOrganizationInput(ctx context.Co
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "defaultImportState", "userLimit", "clearUserLimit", "passwordTakeover"}
+	fieldsInOrder := [...]string{"name", "defaultImportState", "userLimit", "clearUserLimit", "passwordTakeover", "passwordMaxAgeDays", "clearPasswordMaxAgeDays", "lockoutThreshold", "lockoutMinutes"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -23373,6 +28052,34 @@ func (ec *executionContext) unmarshalInputUpdateOrganizationInput(ctx context.Co
 				return it, err
 			}
 			it.PasswordTakeover = data
+		case "passwordMaxAgeDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("passwordMaxAgeDays"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.PasswordMaxAgeDays = data
+		case "clearPasswordMaxAgeDays":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clearPasswordMaxAgeDays"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClearPasswordMaxAgeDays = data
+		case "lockoutThreshold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutThreshold"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutThreshold = data
+		case "lockoutMinutes":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lockoutMinutes"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.LockoutMinutes = data
 		}
 	}
 	return it, nil
@@ -27000,6 +31707,82 @@ func (ec *executionContext) _BindingPayload(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var changeMyPasswordPayloadImplementors = []string{"ChangeMyPasswordPayload"}
+
+func (ec *executionContext) _ChangeMyPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ChangeMyPasswordPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, changeMyPasswordPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ChangeMyPasswordPayload")
+		case "user":
+			out.Values[i] = ec._ChangeMyPasswordPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var createActivationPayloadImplementors = []string{"CreateActivationPayload"}
+
+func (ec *executionContext) _CreateActivationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateActivationPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, createActivationPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CreateActivationPayload")
+		case "token":
+			out.Values[i] = ec._CreateActivationPayload_token(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._CreateActivationPayload_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "user":
+			out.Values[i] = ec._CreateActivationPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var createUserGroupPayloadImplementors = []string{"CreateUserGroupPayload"}
 
 func (ec *executionContext) _CreateUserGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateUserGroupPayload) graphql.Marshaler {
@@ -27310,6 +32093,97 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 		case "cursor":
 			out.Values[i] = ec._EventEdge_cursor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var importResultImplementors = []string{"ImportResult"}
+
+func (ec *executionContext) _ImportResult(ctx context.Context, sel ast.SelectionSet, obj *importer.Result) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, importResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ImportResult")
+		case "remoteID":
+			out.Values[i] = ec._ImportResult_remoteID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userPrincipalName":
+			out.Values[i] = ec._ImportResult_userPrincipalName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._ImportResult_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "user":
+			out.Values[i] = ec._ImportResult_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._ImportResult_message(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var importUsersPayloadImplementors = []string{"ImportUsersPayload"}
+
+func (ec *executionContext) _ImportUsersPayload(ctx context.Context, sel ast.SelectionSet, obj *importer.Payload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, importUsersPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ImportUsersPayload")
+		case "job":
+			out.Values[i] = ec._ImportUsersPayload_job(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "results":
+			out.Values[i] = ec._ImportUsersPayload_results(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -27672,6 +32546,12 @@ func (ec *executionContext) _Job(ctx context.Context, sel ast.SelectionSet, obj 
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Job_retryOf(ctx, field, obj)
 				})
+		case "resultsCSVURL":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Job_resultsCSVURL(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -27843,6 +32723,31 @@ func (ec *executionContext) _JobItem(ctx context.Context, sel ast.SelectionSet, 
 			}
 		case "detail":
 			out.Values[i] = ec._JobItem_detail(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "remoteID":
+			out.Values[i] = ec._JobItem_remoteID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "userPrincipalName":
+			out.Values[i] = ec._JobItem_userPrincipalName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "email":
+			out.Values[i] = ec._JobItem_email(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "username":
+			out.Values[i] = ec._JobItem_username(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "note":
+			out.Values[i] = ec._JobItem_note(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -28067,6 +32972,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "importUsers":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_importUsers(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "createIntegration":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createIntegration(ctx, field)
@@ -28126,6 +33038,69 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "unbindUserGroups":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_unbindUserGroups(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "setUserPassword":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_setUserPassword(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createActivation":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_createActivation(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unlockUser":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_unlockUser(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "activateAccount":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_activateAccount(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "portalLogin":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_portalLogin(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "changeMyPassword":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_changeMyPassword(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "portalLogout":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_portalLogout(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestPasswordReset":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_requestPasswordReset(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "resetPassword":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_resetPassword(ctx, field)
 			})
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
@@ -28190,6 +33165,11 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 			}
 		case "deliveredAt":
 			out.Values[i] = ec._Notification_deliveredAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "jobID":
+			out.Values[i] = ec._Notification_jobID(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -28337,6 +33317,21 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "passwordMaxAgeDays":
+			out.Values[i] = ec._Organization_passwordMaxAgeDays(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lockoutThreshold":
+			out.Values[i] = ec._Organization_lockoutThreshold(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lockoutMinutes":
+			out.Values[i] = ec._Organization_lockoutMinutes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -28383,6 +33378,82 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		case "endCursor":
 			out.Values[i] = ec._PageInfo_endCursor(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var portalLogoutPayloadImplementors = []string{"PortalLogoutPayload"}
+
+func (ec *executionContext) _PortalLogoutPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PortalLogoutPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, portalLogoutPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PortalLogoutPayload")
+		case "ok":
+			out.Values[i] = ec._PortalLogoutPayload_ok(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var portalSessionPayloadImplementors = []string{"PortalSessionPayload"}
+
+func (ec *executionContext) _PortalSessionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PortalSessionPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, portalSessionPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PortalSessionPayload")
+		case "token":
+			out.Values[i] = ec._PortalSessionPayload_token(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "expiresAt":
+			out.Values[i] = ec._PortalSessionPayload_expiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "user":
+			out.Values[i] = ec._PortalSessionPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -28469,11 +33540,29 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_organization(ctx, field)
 				})
+		case "remoteUsers":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_remoteUsers(ctx, field)
+				})
+		case "notifications":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_notifications(ctx, field)
+				})
 		case "job":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_job(ctx, field)
+				})
+		case "me":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_me(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -28627,6 +33716,26 @@ func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSe
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "passwordVersion":
+			out.Values[i] = ec._RemoteLink_passwordVersion(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "passwordPushedAt":
+			out.Values[i] = ec._RemoteLink_passwordPushedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "passwordErrorCode":
+			out.Values[i] = ec._RemoteLink_passwordErrorCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "passwordErrorMessage":
+			out.Values[i] = ec._RemoteLink_passwordErrorMessage(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "integration":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -28743,6 +33852,175 @@ func (ec *executionContext) _RemoteLinkEdge(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var remoteUserImplementors = []string{"RemoteUser"}
+
+func (ec *executionContext) _RemoteUser(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUser) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RemoteUser")
+		case "remoteID":
+			out.Values[i] = ec._RemoteUser_remoteID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userPrincipalName":
+			out.Values[i] = ec._RemoteUser_userPrincipalName(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "mail":
+			out.Values[i] = ec._RemoteUser_mail(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "mailNickname":
+			out.Values[i] = ec._RemoteUser_mailNickname(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "displayName":
+			out.Values[i] = ec._RemoteUser_displayName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "givenName":
+			out.Values[i] = ec._RemoteUser_givenName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "surname":
+			out.Values[i] = ec._RemoteUser_surname(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "jobTitle":
+			out.Values[i] = ec._RemoteUser_jobTitle(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "department":
+			out.Values[i] = ec._RemoteUser_department(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "accountEnabled":
+			out.Values[i] = ec._RemoteUser_accountEnabled(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "inDirectory":
+			out.Values[i] = ec._RemoteUser_inDirectory(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "directoryUser":
+			out.Values[i] = ec._RemoteUser_directoryUser(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var remoteUserConnectionImplementors = []string{"RemoteUserConnection"}
+
+func (ec *executionContext) _RemoteUserConnection(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUserConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RemoteUserConnection")
+		case "edges":
+			out.Values[i] = ec._RemoteUserConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._RemoteUserConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._RemoteUserConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var remoteUserEdgeImplementors = []string{"RemoteUserEdge"}
+
+func (ec *executionContext) _RemoteUserEdge(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUserEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RemoteUserEdge")
+		case "node":
+			out.Values[i] = ec._RemoteUserEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._RemoteUserEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var removeUserGroupMembersPayloadImplementors = []string{"RemoveUserGroupMembersPayload"}
 
 func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RemoveUserGroupMembersPayload) graphql.Marshaler {
@@ -28761,6 +34039,72 @@ func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, 
 			}
 		case "jobs":
 			out.Values[i] = ec._RemoveUserGroupMembersPayload_jobs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var requestPasswordResetPayloadImplementors = []string{"RequestPasswordResetPayload"}
+
+func (ec *executionContext) _RequestPasswordResetPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RequestPasswordResetPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, requestPasswordResetPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RequestPasswordResetPayload")
+		case "ok":
+			out.Values[i] = ec._RequestPasswordResetPayload_ok(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var resetPasswordPayloadImplementors = []string{"ResetPasswordPayload"}
+
+func (ec *executionContext) _ResetPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ResetPasswordPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, resetPasswordPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ResetPasswordPayload")
+		case "ok":
+			out.Values[i] = ec._ResetPasswordPayload_ok(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -28852,6 +34196,44 @@ func (ec *executionContext) _RetryJobPayload(ctx context.Context, sel ast.Select
 	return out
 }
 
+var setUserPasswordPayloadImplementors = []string{"SetUserPasswordPayload"}
+
+func (ec *executionContext) _SetUserPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetUserPasswordPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, setUserPasswordPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SetUserPasswordPayload")
+		case "user":
+			out.Values[i] = ec._SetUserPasswordPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "jobs":
+			out.Values[i] = ec._SetUserPasswordPayload_jobs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
@@ -28894,6 +34276,44 @@ func (ec *executionContext) _SuspendUserPayload(ctx context.Context, sel ast.Sel
 			}
 		case "jobs":
 			out.Values[i] = ec._SuspendUserPayload_jobs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var unlockUserPayloadImplementors = []string{"UnlockUserPayload"}
+
+func (ec *executionContext) _UnlockUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UnlockUserPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, unlockUserPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("UnlockUserPayload")
+		case "user":
+			out.Values[i] = ec._UnlockUserPayload_user(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "jobs":
+			out.Values[i] = ec._UnlockUserPayload_jobs(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -29157,6 +34577,21 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		case "state":
 			out.Values[i] = ec._User_state(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "passwordSetAt":
+			out.Values[i] = ec._User_passwordSetAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "passwordExpiresAt":
+			out.Values[i] = ec._User_passwordExpiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lockedUntil":
+			out.Values[i] = ec._User_lockedUntil(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "groups":
@@ -29844,6 +35279,22 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNChangeMyPasswordPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐChangeMyPasswordPayload(ctx context.Context, sel ast.SelectionSet, v *model.ChangeMyPasswordPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ChangeMyPasswordPayload!")
+		return graphql.Null
+	}
+	return ec._ChangeMyPasswordPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCreateActivationPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐCreateActivationPayload(ctx context.Context, sel ast.SelectionSet, v *model.CreateActivationPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CreateActivationPayload!")
+		return graphql.Null
+	}
+	return ec._CreateActivationPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNCreateIntegrationInput2githubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐCreateIntegrationInput(ctx context.Context, v any) (model.CreateIntegrationInput, error) {
 	res, err := ec.unmarshalInputCreateIntegrationInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -29981,6 +35432,32 @@ func (ec *executionContext) marshalNID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋent
 	}
 
 	return ret
+}
+
+func (ec *executionContext) marshalNImportResult2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐResult(ctx context.Context, sel ast.SelectionSet, v *importer.Result) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ImportResult!")
+		return graphql.Null
+	}
+	return ec._ImportResult(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNImportStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐStatus(ctx context.Context, v any) (importer.Status, error) {
+	var res importer.Status
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNImportStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐStatus(ctx context.Context, sel ast.SelectionSet, v importer.Status) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNImportUsersPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐPayload(ctx context.Context, sel ast.SelectionSet, v *importer.Payload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ImportUsersPayload!")
+		return graphql.Null
+	}
+	return ec._ImportUsersPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
@@ -30168,6 +35645,14 @@ func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋe
 	return ret
 }
 
+func (ec *executionContext) marshalNNotificationConnection2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationConnection(ctx context.Context, sel ast.SelectionSet, v *ent.NotificationConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "NotificationConnection!")
+		return graphql.Null
+	}
+	return ec._NotificationConnection(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNNotificationOrderField2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationOrderField(ctx context.Context, v any) (*ent.NotificationOrderField, error) {
 	var res = new(ent.NotificationOrderField)
 	err := res.UnmarshalGQL(v)
@@ -30238,6 +35723,30 @@ func (ec *executionContext) marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPag
 	return ec._PageInfo(ctx, sel, &v)
 }
 
+func (ec *executionContext) marshalNPortalLogoutPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPortalLogoutPayload(ctx context.Context, sel ast.SelectionSet, v *model.PortalLogoutPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PortalLogoutPayload!")
+		return graphql.Null
+	}
+	return ec._PortalLogoutPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPortalSessionPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPortalSessionPayload(ctx context.Context, sel ast.SelectionSet, v *model.PortalSessionPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PortalSessionPayload!")
+		return graphql.Null
+	}
+	return ec._PortalSessionPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRemoteLink2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLink(ctx context.Context, sel ast.SelectionSet, v *ent.RemoteLink) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RemoteLink!")
+		return graphql.Null
+	}
+	return ec._RemoteLink(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNRemoteLinkConnection2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLinkConnection(ctx context.Context, sel ast.SelectionSet, v *ent.RemoteLinkConnection) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "RemoteLinkConnection!")
@@ -30285,12 +35794,68 @@ func (ec *executionContext) unmarshalNRemoteLinkWhereInput2ᚖgithubᚗcomᚋdir
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNRemoteUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUser(ctx context.Context, sel ast.SelectionSet, v *importer.RemoteUser) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RemoteUser!")
+		return graphql.Null
+	}
+	return ec._RemoteUser(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRemoteUserConnection2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserConnection(ctx context.Context, sel ast.SelectionSet, v *importer.RemoteUserConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RemoteUserConnection!")
+		return graphql.Null
+	}
+	return ec._RemoteUserConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRemoteUserEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*importer.RemoteUserEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRemoteUserEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNRemoteUserEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserEdge(ctx context.Context, sel ast.SelectionSet, v *importer.RemoteUserEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RemoteUserEdge!")
+		return graphql.Null
+	}
+	return ec._RemoteUserEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNRemoveUserGroupMembersPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐRemoveUserGroupMembersPayload(ctx context.Context, sel ast.SelectionSet, v *model.RemoveUserGroupMembersPayload) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "RemoveUserGroupMembersPayload!")
 		return graphql.Null
 	}
 	return ec._RemoveUserGroupMembersPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNRequestPasswordResetPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐRequestPasswordResetPayload(ctx context.Context, sel ast.SelectionSet, v *model.RequestPasswordResetPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RequestPasswordResetPayload!")
+		return graphql.Null
+	}
+	return ec._RequestPasswordResetPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNResetPasswordPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐResetPasswordPayload(ctx context.Context, sel ast.SelectionSet, v *model.ResetPasswordPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ResetPasswordPayload!")
+		return graphql.Null
+	}
+	return ec._ResetPasswordPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNResyncPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐResyncPayload(ctx context.Context, sel ast.SelectionSet, v *model.ResyncPayload) graphql.Marshaler {
@@ -30307,6 +35872,14 @@ func (ec *executionContext) marshalNRetryJobPayload2ᚖgithubᚗcomᚋdirsyncᚋ
 		return graphql.Null
 	}
 	return ec._RetryJobPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNSetUserPasswordPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐSetUserPasswordPayload(ctx context.Context, sel ast.SelectionSet, v *model.SetUserPasswordPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SetUserPasswordPayload!")
+		return graphql.Null
+	}
+	return ec._SetUserPasswordPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
@@ -30343,6 +35916,14 @@ func (ec *executionContext) marshalNTime2timeᚐTime(ctx context.Context, sel as
 		graphql.AddInvalidNullFromMarshaler(ctx, "Time!")
 	}
 	return res
+}
+
+func (ec *executionContext) marshalNUnlockUserPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐUnlockUserPayload(ctx context.Context, sel ast.SelectionSet, v *model.UnlockUserPayload) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "UnlockUserPayload!")
+		return graphql.Null
+	}
+	return ec._UnlockUserPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNUpdateIntegrationInput2githubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐUpdateIntegrationInput(ctx context.Context, v any) (model.UpdateIntegrationInput, error) {
@@ -30791,6 +36372,25 @@ func (ec *executionContext) marshalOID2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋent
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) marshalOImportResult2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐResultᚄ(ctx context.Context, sel ast.SelectionSet, v []*importer.Result) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNImportResult2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐResult(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOInt2ᚕintᚄ(ctx context.Context, v any) ([]int, error) {
@@ -31276,6 +36876,14 @@ func (ec *executionContext) marshalONotificationEdge2ᚖgithubᚗcomᚋdirsync�
 	return ec._NotificationEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalONotificationOrder2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationOrder(ctx context.Context, v any) (*ent.NotificationOrder, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputNotificationOrder(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalONotificationWhereInput2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationWhereInputᚄ(ctx context.Context, v any) ([]*ent.NotificationWhereInput, error) {
 	if v == nil {
 		return nil, nil
@@ -31376,6 +36984,25 @@ func (ec *executionContext) unmarshalOOrganizationWhereInput2ᚖgithubᚗcomᚋd
 	}
 	res, err := ec.unmarshalInputOrganizationWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalORemoteLink2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLinkᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.RemoteLink) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNRemoteLink2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLink(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalORemoteLink2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLink(ctx context.Context, sel ast.SelectionSet, v *ent.RemoteLink) graphql.Marshaler {
@@ -31539,6 +37166,14 @@ func (ec *executionContext) unmarshalORemoteLinkWhereInput2ᚖgithubᚗcomᚋdir
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputRemoteLinkWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalORemoteUserWhereInput2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserWhereInput(ctx context.Context, v any) (*importer.RemoteUserWhereInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputRemoteUserWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 

@@ -3,6 +3,8 @@
 package model
 
 import (
+	"time"
+
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/integration"
 	"github.com/dirsync/dirsync/ent/job"
@@ -24,6 +26,17 @@ type BindingPayload struct {
 	Integration *ent.Integration `json:"integration"`
 	// The job reconciling the users whose connection changed; empty when none did.
 	Jobs []*ent.Job `json:"jobs"`
+}
+
+type ChangeMyPasswordPayload struct {
+	User *ent.User `json:"user"`
+}
+
+type CreateActivationPayload struct {
+	// The activation token, shown once. The user sends it to activateAccount.
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	User      *ent.User `json:"user"`
 }
 
 type CreateIntegrationInput struct {
@@ -92,9 +105,31 @@ type JobsSubscriptionFilter struct {
 	IntegrationID *pulid.ID `json:"integrationID,omitempty"`
 }
 
+type PortalLogoutPayload struct {
+	// Always true: a logout of an already ended session succeeds too.
+	Ok bool `json:"ok"`
+}
+
+type PortalSessionPayload struct {
+	// The session token: send it as Authorization: Bearer <token>. Shown once.
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	User      *ent.User `json:"user"`
+}
+
 type RemoveUserGroupMembersPayload struct {
 	UserGroup *ent.UserGroup `json:"userGroup"`
 	Jobs      []*ent.Job     `json:"jobs"`
+}
+
+type RequestPasswordResetPayload struct {
+	// Always true; says nothing about whether the account exists.
+	Ok bool `json:"ok"`
+}
+
+type ResetPasswordPayload struct {
+	// Always true once the password is set; log in with portalLogin afterwards.
+	Ok bool `json:"ok"`
 }
 
 type ResyncPayload struct {
@@ -109,10 +144,21 @@ type RetryJobPayload struct {
 	Jobs []*ent.Job `json:"jobs"`
 }
 
+type SetUserPasswordPayload struct {
+	User *ent.User `json:"user"`
+	// The jobs the change started: the password push, and re-enabling where an expired password had suspended the user.
+	Jobs []*ent.Job `json:"jobs"`
+}
+
 type Subscription struct {
 }
 
 type SuspendUserPayload struct {
+	User *ent.User  `json:"user"`
+	Jobs []*ent.Job `json:"jobs"`
+}
+
+type UnlockUserPayload struct {
 	User *ent.User  `json:"user"`
 	Jobs []*ent.Job `json:"jobs"`
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/job"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/internal/auth/viewer"
 	"github.com/dirsync/dirsync/internal/gqlerr"
 	"github.com/dirsync/dirsync/internal/importer"
 	"github.com/dirsync/dirsync/internal/jobs"
@@ -24,7 +25,13 @@ func Routes(client *ent.Client, logger *slog.Logger) map[string]http.Handler {
 // /graphql (read-only keys included). Another organization's job, a job that
 // is not an import and an unknown id all answer 404: ids do not leak.
 func ResultsCSV(client *ent.Client, logger *slog.Logger) http.Handler {
-	return authenticate(client, logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// No public operation here (maxBody 0), and a portal session is an end
+	// user: neither may download an organization's import results.
+	return authenticate(client, logger, 0, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v, _ := viewer.FromContext(r.Context()); v.IsPortal() {
+			writeError(w, http.StatusForbidden, gqlerr.Forbidden, "a portal session cannot download job results")
+			return
+		}
 		id := pulid.ID(r.PathValue("id"))
 		ok, err := client.Job.Query().Where(job.ID(id), job.Kind(jobs.JobImportUsers)).Exist(r.Context())
 		if err != nil {

@@ -79,7 +79,8 @@ func StartPush(ctx context.Context, c *ent.Client, orgID, userID pulid.ID, kind 
 		if err != nil {
 			return nil, err
 		}
-		if err := c.Outbox.Create().SetOrganizationID(orgID).SetKind(KindPushPassword).SetPayload(payload).Exec(ctx); err != nil {
+		if err := c.Outbox.Create().SetOrganizationID(orgID).SetKind(KindPushPassword).SetPayload(payload).
+			SetJobItemID(item.ID).Exec(ctx); err != nil {
 			return nil, fmt.Errorf("jobs: write outbox: %w", err)
 		}
 	}

@@ -137,7 +137,8 @@ type Result struct {
 
 type candidate struct {
 	org, job, item, integration pulid.ID
-	user, link                  sql.NullString
+	user, link, group           sql.NullString
+	jobKind                     string
 	rowID                       sql.NullInt64
 	kind                        sql.NullString
 	payload                     []byte
@@ -192,7 +193,7 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 // deadline and whose latest outbox row is too (or that have none).
 func (s *Sweeper) candidates(ctx context.Context, conn *sql.Conn) ([]candidate, error) {
 	rows, err := conn.QueryContext(ctx, `
-		SELECT i.organization_id, i.job_id, i.id, i.integration_id, i.user_id, i.link_id,
+		SELECT i.organization_id, i.job_id, i.id, i.integration_id, i.user_id, i.link_id, i.group_id, j.kind,
 		       o.id, o.kind, o.payload, o.task_uuid, o.dispatched_at IS NOT NULL,
 		       (SELECT count(*) FROM outbox c WHERE c.job_item_id = i.id)
 		FROM jobs j
@@ -201,10 +202,13 @@ func (s *Sweeper) candidates(ctx context.Context, conn *sql.Conn) ([]candidate, 
 			SELECT id, kind, payload, task_uuid, dispatched_at, created_at FROM outbox
 			WHERE job_item_id = i.id ORDER BY id DESC LIMIT 1) o ON true
 		WHERE j.status IN ('QUEUED', 'RUNNING')
+		  -- An import's items share one resumable task per job (its checkpoint
+		  -- is on the job), so they have no task of their own to look for.
+		  AND j.kind <> $3
 		  AND i.created_at < now() - make_interval(secs => $1)
 		  AND (o.id IS NULL OR o.created_at < now() - make_interval(secs => $1))
 		ORDER BY i.created_at, i.id
-		LIMIT $2`, s.cfg.After.Seconds(), s.cfg.Batch)
+		LIMIT $2`, s.cfg.After.Seconds(), s.cfg.Batch, jobs.JobImportUsers)
 	if err != nil {
 		return nil, fmt.Errorf("sweeper: find stale items: %w", err)
 	}
@@ -213,7 +217,7 @@ func (s *Sweeper) candidates(ctx context.Context, conn *sql.Conn) ([]candidate, 
 	for rows.Next() {
 		var c candidate
 		var dispatched sql.NullBool
-		if err := rows.Scan(&c.org, &c.job, &c.item, &c.integration, &c.user, &c.link,
+		if err := rows.Scan(&c.org, &c.job, &c.item, &c.integration, &c.user, &c.link, &c.group, &c.jobKind,
 			&c.rowID, &c.kind, &c.payload, &c.taskUUID, &dispatched, &c.attempts); err != nil {
 			return nil, fmt.Errorf("sweeper: scan: %w", err)
 		}
@@ -276,7 +280,20 @@ func (s *Sweeper) resend(ctx context.Context, conn *sql.Conn, c candidate, reaso
 	if c.rowID.Valid {
 		log = log.With("task", outbox.TaskID(c.taskUUID.UUID))
 	}
-	if c.attempts > s.cfg.MaxRedispatch {
+	kind, payload, rebuilt := c.kind.String, c.payload, true
+	if !c.rowID.Valid {
+		// Its row was pruned or never recorded the item: a reconcile reads
+		// current state, so its payload is rebuilt from the item's ids. A
+		// password push cannot be: the sealed password went with its row.
+		kind, payload, rebuilt, err = rebuild(c)
+		if err != nil {
+			return false, err
+		}
+	}
+	if c.attempts > s.cfg.MaxRedispatch || !rebuilt {
+		if !rebuilt {
+			reason += "; a password push cannot be rebuilt without its row"
+		}
 		if err := s.giveUp(ctx, tx, c, reason); err != nil {
 			return false, err
 		}
@@ -284,19 +301,8 @@ func (s *Sweeper) resend(ctx context.Context, conn *sql.Conn, c candidate, reaso
 			return false, fmt.Errorf("sweeper: commit: %w", err)
 		}
 		res.Failed++
-		log.Error("sweeper: work lost too often; item failed (TASK_LOST)")
+		log.Error("sweeper: work lost; item failed (TASK_LOST)")
 		return true, nil
-	}
-	kind, payload := c.kind.String, c.payload
-	if !c.rowID.Valid {
-		// Its row was pruned or never recorded the item: every job item is a
-		// reconcile of one user (or link) in one integration, and a
-		// reconcile reads current state, so the payload is rebuilt from it.
-		kind = jobs.KindReconcileUser
-		if payload, err = json.Marshal(jobs.ReconcileUser{OrgID: c.org, IntegrationID: c.integration,
-			UserID: pulid.ID(c.user.String), LinkID: pulid.ID(c.link.String), JobID: c.job, ItemID: c.item}); err != nil {
-			return false, err
-		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (organization_id, kind, payload, created_at, job_item_id)
 		VALUES ($1, $2, $3, now(), $4)`, c.org, kind, payload, c.item); err != nil {
@@ -327,4 +333,21 @@ func (s *Sweeper) giveUp(ctx context.Context, tx *sql.Tx, c candidate, reason st
 		return nil
 	}
 	return jobs.AdvanceJob(ctx, tx, c.org, c.job, true, time.Now())
+}
+
+// rebuild makes the task of an item whose outbox row is gone, from the item's
+// ids. ok is false when the task carried data the item does not hold.
+func rebuild(c candidate) (kind string, payload []byte, ok bool, err error) {
+	switch {
+	case c.jobKind == jobs.JobPasswordSet || c.jobKind == jobs.JobPasswordLogin:
+		return "", nil, false, nil
+	case c.group.Valid && c.group.String != "":
+		payload, err = json.Marshal(jobs.ReconcileGroup{OrgID: c.org, IntegrationID: c.integration,
+			GroupID: pulid.ID(c.group.String), LinkID: pulid.ID(c.link.String), JobID: c.job, ItemID: c.item})
+		return jobs.KindReconcileGroup, payload, true, err
+	default:
+		payload, err = json.Marshal(jobs.ReconcileUser{OrgID: c.org, IntegrationID: c.integration,
+			UserID: pulid.ID(c.user.String), LinkID: pulid.ID(c.link.String), JobID: c.job, ItemID: c.item})
+		return jobs.KindReconcileUser, payload, true, err
+	}
 }
