@@ -133,3 +133,64 @@ func TestLostWorkIsResentThenFailed(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, sweeper.Result{}, res, "a finished job is left alone")
 }
+
+// Items of other kinds of work: a group item whose row is gone gets a group
+// reconcile rebuilt; a password push whose row is gone cannot be rebuilt (the
+// sealed password went with it) and fails at once; an import's items, which
+// share the job's one resumable task, are never looked at.
+func TestLostWorkOfEachKind(t *testing.T) {
+	t.Parallel()
+	ctx := auth.SystemContext(context.Background())
+	db, err := sql.Open("postgres", testdb.NewURL(t, dbmigrate.Migrator{}))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))
+	org, err := directory.New(client).CreateOrganization(ctx, "acme")
+	require.NoError(t, err)
+	groupJob, err := jobs.Start(ctx, client, org.ID, jobs.JobBindGroups, "INx",
+		[]jobs.Target{{IntegrationID: "INx", GroupID: "UGx", Group: true}})
+	require.NoError(t, err)
+	pushJob, err := jobs.StartPush(ctx, client, org.ID, "USx", jobs.JobPasswordSet, []pulid.ID{"INx"}, 1, false,
+		func(pulid.ID) (string, error) { return "sealed", nil })
+	require.NoError(t, err)
+	importJob, err := client.Job.Create().SetOrganizationID(org.ID).SetKind(jobs.JobImportUsers).SetTotal(1).Save(ctx)
+	require.NoError(t, err)
+	_, err = client.JobItem.Create().SetOrganizationID(org.ID).SetJobID(importJob.ID).SetIntegrationID("INx").
+		SetRemoteID("r1").Save(ctx)
+	require.NoError(t, err)
+
+	r := testredis.New(t)
+	ins := asynq.NewInspector(asynq.RedisClientOpt{Addr: r.Addr, DB: r.DB})
+	t.Cleanup(func() { _ = ins.Close() })
+	sw, err := sweeper.New(sweeper.Config{DB: db, Inspector: ins, Queue: "dirsync", After: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	_, err = db.Exec(`DELETE FROM outbox`)
+	require.NoError(t, err)
+	_, err = db.Exec(`UPDATE job_items SET created_at = created_at - interval '1 hour'`)
+	require.NoError(t, err)
+
+	res, err := sw.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, sweeper.Result{Checked: 2, Redispatched: 1, Failed: 1}, res, "the import item is not a candidate")
+	var kind string
+	var payload []byte
+	require.NoError(t, db.QueryRow(`SELECT kind, payload FROM outbox`).Scan(&kind, &payload))
+	require.Equal(t, jobs.KindReconcileGroup, kind)
+	var p jobs.ReconcileGroup
+	require.NoError(t, json.Unmarshal(payload, &p))
+	require.Equal(t, pulid.ID("UGx"), p.GroupID)
+	require.Equal(t, groupJob.ID, p.JobID)
+
+	push, err := client.JobItem.Query().All(ctx)
+	require.NoError(t, err)
+	for _, it := range push {
+		switch it.JobID {
+		case pushJob.ID:
+			require.Equal(t, "FAILED", string(it.Status))
+			require.Equal(t, "TASK_LOST", it.ErrorCode)
+		default:
+			require.Equal(t, "PENDING", string(it.Status))
+		}
+	}
+}
