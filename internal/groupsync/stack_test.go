@@ -115,7 +115,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	require.NoError(t, err)
 	transport := &http.Transport{MaxIdleConnsPerHost: 64}
 	t.Cleanup(transport.CloseIdleConnections)
-	conn, err := tenant.New(tenant.Config{Keyring: kr, Budgets: budgets, AllowCustomURLs: true, Logger: quiet(),
+	conn, err := tenant.New(tenant.Config{Keyring: kr, Budgets: budgets, AllowCustomURLs: true, AllowInsecureURLs: true, Logger: quiet(),
 		HTTPClient: &http.Client{Transport: transport, Timeout: 30 * time.Second},
 		Retry:      &msgraph.RetryPolicy{MaxAttempts: 6, BaseDelay: 50 * time.Millisecond, MaxDelay: time.Second, MaxRetryAfter: 30 * time.Second}})
 	require.NoError(t, err)

@@ -36,7 +36,7 @@ func TestJobsSubscriptionAnnouncesNewJobAsQueued(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.DatabaseURL, cfg.RedisURL = e.dbURL, e.redis.URL
 	cfg.SecretKey, cfg.SecretKeyID = bytes.Repeat([]byte{7}, 32), "k1"
-	cfg.AllowCustomGraphURLs = true
+	cfg.AllowCustomGraphURLs, cfg.AllowInsecureGraphURLs = true, true
 	cfg.ShutdownTimeout = 5 * time.Second
 	quietLog := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())

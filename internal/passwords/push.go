@@ -87,7 +87,7 @@ type pushOutcome struct {
 // refusal (password policy 400, missing permission 403) is a permanent error
 // on the link and the item. Once the push succeeded or finally failed, the
 // sealed password is erased from the outbox row (W2).
-func (p *Pusher) HandlePush(ctx context.Context, t jobs.PushPassword, outboxID int64, final bool) error {
+func (p *Pusher) HandlePush(ctx context.Context, t jobs.PushPassword, final bool) error {
 	ctx = auth.SystemContext(ctx)
 	log := p.log.With("org", string(t.OrgID), "integration", string(t.IntegrationID), "user", string(t.UserID), "job", string(t.JobID))
 	if t.JobID != "" {
@@ -155,10 +155,12 @@ func (p *Pusher) HandlePush(ctx context.Context, t jobs.PushPassword, outboxID i
 			return fmt.Errorf("passwords: event: %w", err)
 		}
 	}
-	if outboxID > 0 {
-		// W2: the sealed password does not outlive the push.
-		if _, err := c.ExecContext(ctx, `UPDATE outbox SET payload = $1 WHERE id = $2 AND kind = $3`,
-			t.Erased(), outboxID, jobs.KindPushPassword); err != nil {
+	if t.ItemID != "" {
+		// W2: the sealed password does not outlive the push, in any row that
+		// carried it (the sweeper may have sent a copy of a lost task). Rows
+		// are found by their job item, which every push row records.
+		if _, err := c.ExecContext(ctx, `UPDATE outbox SET payload = $1 WHERE job_item_id = $2 AND kind = $3`,
+			t.Erased(), t.ItemID, jobs.KindPushPassword); err != nil {
 			return fmt.Errorf("passwords: erase payload: %w", err)
 		}
 	}

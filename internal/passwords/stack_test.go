@@ -96,7 +96,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	cfg := config.Defaults()
 	cfg.DatabaseURL, cfg.RedisURL = s.dbURL, s.redis.URL
 	cfg.SecretKey, cfg.SecretKeyID = bytes.Repeat([]byte{7}, 32), "k1"
-	cfg.AllowCustomGraphURLs = true
+	cfg.AllowCustomGraphURLs, cfg.AllowInsecureGraphURLs = true, true
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.Argon2MemoryKiB, cfg.Argon2Iterations = int(fastParams.MemoryKiB), int(fastParams.Iterations)
 	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -52,7 +52,7 @@ func newStack(t *testing.T) *stack {
 	cfg.DatabaseURL = testdb.NewURL(t, dbmigrate.Migrator{})
 	cfg.RedisURL = r.URL
 	cfg.SecretKey = bytes.Repeat([]byte{7}, 32)
-	cfg.AllowCustomGraphURLs = true
+	cfg.AllowCustomGraphURLs, cfg.AllowInsecureGraphURLs = true, true
 	var logOut io.Writer = io.Discard
 	if testing.Verbose() && os.Getenv("STACKTEST_LOG") != "" {
 		logOut = os.Stderr
@@ -63,7 +63,7 @@ func newStack(t *testing.T) *stack {
 	require.NoError(t, err)
 	// Graph calls fail fast: a test's permanent failure must not back off for
 	// seconds per attempt.
-	a.Tenants, err = tenant.New(tenant.Config{Keyring: a.Keyring, Budgets: a.Budgets, AllowCustomURLs: true, Logger: log,
+	a.Tenants, err = tenant.New(tenant.Config{Keyring: a.Keyring, Budgets: a.Budgets, AllowCustomURLs: true, AllowInsecureURLs: true, Logger: log,
 		Retry: &msgraph.RetryPolicy{MaxAttempts: 2, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}})
 	require.NoError(t, err)
 	srv, err := a.HTTPServer()

@@ -53,11 +53,11 @@ type GroupHandler interface {
 // raw payload, and whether this is the last attempt. Same contract as Handler.
 type TaskFunc func(ctx context.Context, payload []byte, final bool) error
 
-// PushHandler writes one password to one integration (jobs.PushPassword).
-// outboxID is the outbox row the task came from (0 if unknown), whose sealed
-// password the handler erases once the push is over (W2); final as for Handler.
+// PushHandler writes one password to one integration (jobs.PushPassword) and
+// erases the sealed password from the item's outbox rows once the push is over
+// (W2); final as for Handler.
 type PushHandler interface {
-	HandlePush(ctx context.Context, t jobs.PushPassword, outboxID int64, final bool) error
+	HandlePush(ctx context.Context, t jobs.PushPassword, final bool) error
 }
 
 // Defaults.
@@ -248,11 +248,7 @@ func (w *Worker) pushPassword(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fmt.Errorf("worker: %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
 	}
-	var row int64
-	if id, ok := asynq.GetTaskID(ctx); ok {
-		_, _ = fmt.Sscanf(id, "outbox-%d", &row)
-	}
-	return w.cfg.Push.HandlePush(ctx, p, row, IsFinalAttempt(ctx))
+	return w.cfg.Push.HandlePush(ctx, p, IsFinalAttempt(ctx))
 }
 
 // scheduleSweeps enqueues the sweep once per period until ctx ends. The task
