@@ -150,7 +150,7 @@ func (a *App) Checks() []server.Check {
 	return []server.Check{
 		{Name: "postgres", Ping: a.DB.PingContext},
 		{Name: "redis", Ping: func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }},
-		{Name: "migrations", Ping: func(ctx context.Context) error { return dbmigrate.Check(ctx, a.DB) }},
+		{Name: "migrations", ShowError: true, Ping: func(ctx context.Context) error { return dbmigrate.Check(ctx, a.DB) }},
 	}
 }
 
@@ -158,7 +158,7 @@ func (a *App) Checks() []server.Check {
 // longer than DIRSYNC_RELAY_STUCK_AFTER means no relay is dispatching (or it
 // cannot reach Redis), so jobs stay QUEUED.
 func (a *App) RelayCheck() server.Check {
-	return server.Check{Name: "relay", Ping: func(ctx context.Context) error {
+	return server.Check{Name: "relay", ShowError: true, Ping: func(ctx context.Context) error {
 		var age float64
 		err := a.DB.QueryRowContext(ctx, `SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)
 			FROM outbox WHERE dispatched_at IS NULL`).Scan(&age)

@@ -25,6 +25,10 @@ import (
 type Check struct {
 	Name string
 	Ping func(ctx context.Context) error
+	// ShowError puts the error text in the /readyz body. Off for connection
+	// checks, whose errors may name hosts; on for our own checks (migrations,
+	// relay), whose text tells the operator what to do.
+	ShowError bool
 }
 
 // Config wires the server. GraphQL is required; everything else is optional.
@@ -92,7 +96,10 @@ func Ready(checks []Check, log *slog.Logger) http.Handler {
 		for _, c := range checks {
 			if err := c.Ping(ctx); err != nil {
 				status = http.StatusServiceUnavailable
-				body[c.Name] = "unavailable: " + err.Error()
+				body[c.Name] = "unavailable"
+				if c.ShowError {
+					body[c.Name] += ": " + err.Error()
+				}
 				log.WarnContext(ctx, "readiness check failed", "check", c.Name, "err", err)
 				continue
 			}
