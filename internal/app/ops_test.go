@@ -150,6 +150,21 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 		nil, app.WorkerOptions{})
 	require.NoError(t, err)
 
+	// An open SSE subscription is gauged while it lasts.
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- a.Hub.Run(hubCtx) }()
+	t.Cleanup(func() { stopHub(); <-hubDone })
+	sseReq, _ := http.NewRequest(http.MethodPost, ts.URL+"/graphql",
+		strings.NewReader(`{"query":"subscription Watch { jobs { id } }"}`))
+	sseReq.Header.Set("Content-Type", "application/json")
+	sseReq.Header.Set("Accept", "text/event-stream")
+	sseReq.Header.Set("Authorization", "Bearer "+key)
+	sse, err := http.DefaultClient.Do(sseReq)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sse.Body.Close() })
+	require.Equal(t, http.StatusOK, sse.StatusCode)
+
 	ops := httptest.NewServer(server.Ops(a.Metrics, a.Checks(), a.Log))
 	t.Cleanup(ops.Close)
 	mresp, err := http.Get(ops.URL + "/metrics")
@@ -168,6 +183,7 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 		`dirsync_throttle_budget_remaining{kind="read",tenant="tenant1/app"}`,
 		`dirsync_graph_throttled_total{tenant="tenant1/app"} 1`,
 		`dirsync_outbox_backlog 0`,
+		`dirsync_subscription_connections{transport="sse"} 1`,
 		`dirsync_outbox_oldest_pending_age_seconds 0`,
 	} {
 		require.Contains(t, text, want)

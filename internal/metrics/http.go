@@ -43,6 +43,9 @@ func (w *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach Flush/Hijack (SSE, websockets).
 func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// Flush is asserted directly (w.(http.Flusher)) by gqlgen's SSE transport.
+func (w *statusRecorder) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
 // Middleware counts requests by GraphQL operation name (routes for the other
 // endpoints) and status, and gauges open subscription connections.
 func (m *Metrics) Middleware(next http.Handler) http.Handler {

@@ -226,6 +226,10 @@ func (w *statusWriter) WriteHeader(code int) {
 // Unwrap lets http.ResponseController reach Flush/Hijack for SSE and websockets.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// Flush is asserted directly (w.(http.Flusher)) by gqlgen's SSE transport:
+// without it SSE subscriptions through the server fail with 500.
+func (w *statusWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
 func (s *Server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
