@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dirsync/dirsync/internal/metrics"
 )
 
 func newTest(t *testing.T, cfg Config) *httptest.Server {
@@ -138,5 +140,19 @@ func TestRequestIDSanitised(t *testing.T) {
 		} else {
 			require.Regexp(t, `^[0-9a-f]{16}$`, resp.Header.Get("X-Request-Id"), id)
 		}
+	}
+}
+
+// gqlgen's SSE transport asserts w.(http.Flusher) on the writer it gets: the
+// server's wrappers must keep offering it, with and without metrics.
+func TestGraphQLHandlerCanFlush(t *testing.T) {
+	for _, m := range []*metrics.Metrics{nil, metrics.New()} {
+		ts := newTest(t, Config{Metrics: m, GraphQL: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if _, ok := w.(http.Flusher); !ok {
+				http.Error(w, "no flusher", http.StatusInternalServerError)
+			}
+		})})
+		resp, body := get(t, ts.URL+"/graphql")
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	}
 }
