@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dirsync/dirsync/internal/app"
@@ -146,8 +147,22 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 	a.Budgets.For("tenant1/app").Penalize(context.Background(), time.Millisecond)
 
 	// The worker registers the job, outbox and queue collectors.
-	_, err = a.NewWorkerWith(worker.HandlerFunc(func(context.Context, jobs.ReconcileUser, bool) error { return nil }),
-		nil, app.WorkerOptions{})
+	w, err := a.NewWorkerWith(worker.HandlerFunc(func(context.Context, jobs.ReconcileUser, bool) error { return nil }),
+		nil, app.WorkerOptions{NoRelay: true})
+	require.NoError(t, err)
+	workerCtx, stopWorker := context.WithCancel(context.Background())
+	workerDone := make(chan error, 1)
+	go func() { workerDone <- w.Run(workerCtx) }()
+	t.Cleanup(func() { stopWorker(); <-workerDone })
+	redisOpt, err := asynq.ParseRedisURI(a.Cfg.RedisConnURL())
+	require.NoError(t, err)
+	qc := asynq.NewClient(redisOpt)
+	t.Cleanup(func() { _ = qc.Close() })
+	payload, _ := json.Marshal(jobs.ReconcileUser{OrgID: org.ID, IntegrationID: "INmetrics", UserID: "USx"})
+	_, err = qc.Enqueue(asynq.NewTask(jobs.KindReconcileUser, payload), w.TaskOptions()...)
+	require.NoError(t, err)
+	_, err = a.DB.Exec(`INSERT INTO jobs (id, created_at, updated_at, kind, status, total, done, organization_id, finished_at)
+		VALUES ('JBmetrics', now() - interval '2 seconds', now(), 'BIND_USERS', 'SUCCEEDED', 1, 1, $1, now())`, org.ID)
 	require.NoError(t, err)
 
 	// An open SSE subscription is gauged while it lasts.
@@ -167,11 +182,18 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 
 	ops := httptest.NewServer(server.Ops(a.Metrics, a.Checks(), a.Log))
 	t.Cleanup(ops.Close)
-	mresp, err := http.Get(ops.URL + "/metrics")
-	require.NoError(t, err)
-	raw, _ := io.ReadAll(mresp.Body)
-	mresp.Body.Close()
-	text := string(raw)
+	scrape := func() string {
+		mresp, err := http.Get(ops.URL + "/metrics")
+		require.NoError(t, err)
+		raw, _ := io.ReadAll(mresp.Body)
+		mresp.Body.Close()
+		return string(raw)
+	}
+	var text string
+	require.Eventually(t, func() bool {
+		text = scrape()
+		return strings.Contains(text, `dirsync_tasks_total{kind="reconcile:user:v1",outcome="ok"} 1`)
+	}, 30*time.Second, 50*time.Millisecond, "the worker ran the task")
 	for _, want := range []string{
 		`dirsync_http_requests_total{operation="NewUser",status="200"} 2`,
 		`dirsync_http_requests_total{operation="Missing",status="200"} 1`,
@@ -184,6 +206,10 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 		`dirsync_graph_throttled_total{tenant="tenant1/app"} 1`,
 		`dirsync_outbox_backlog 0`,
 		`dirsync_subscription_connections{transport="sse"} 1`,
+		`dirsync_task_duration_seconds_count{kind="reconcile:user:v1"} 1`,
+		`dirsync_jobs{kind="BIND_USERS",status="SUCCEEDED"} 1`,
+		`dirsync_job_duration_seconds_bucket{kind="BIND_USERS",le="5"} 1`,
+		`asynq_tasks_processed_total{queue="dirsync"}`,
 		`dirsync_outbox_oldest_pending_age_seconds 0`,
 	} {
 		require.Contains(t, text, want)
