@@ -10,9 +10,11 @@ COPY . .
 # The build cache mount keeps rebuilds after a code change incremental.
 # -trimpath drops local paths, -s -w the symbol and DWARF tables (about a third
 # of the size); buildTime shows in `dirsync version`.
+# .git is not in the build context: pass the commit in (compose does).
 ARG BUILD_TIME=unknown
+ARG VCS_REF=unknown
 RUN --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.buildTime=${BUILD_TIME}" -o /out/dirsync ./cmd/dirsync
+    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.buildTime=${BUILD_TIME} -X main.commit=${VCS_REF}" -o /out/dirsync ./cmd/dirsync
 
 # Run: distroless static has CA certificates (for Microsoft Graph), tzdata and
 # a nonroot user (65532), and no shell or package manager to attack.

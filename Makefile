@@ -26,7 +26,8 @@ migration: services
 # Stamped into `dirsync version`; the module version and commit come from Go's
 # own build information.
 BUILD_TIME := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
-LDFLAGS := -X main.buildTime=$(BUILD_TIME)
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.buildTime=$(BUILD_TIME) -X main.commit=$(COMMIT)
 
 build:
 	@echo "building bin/dirsync (the first build compiles every dependency: a minute or more)..."

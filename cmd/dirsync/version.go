@@ -15,13 +15,14 @@ import (
 	"time"
 )
 
-// buildTime is set at link time (-ldflags "-X main.buildTime=..."); the VCS
-// commit time stands in without it.
-var buildTime string
+// Set at link time (-ldflags "-X main.buildTime=... -X main.commit=...") by
+// make build and the Dockerfile. Go's own VCS stamp stands in without them;
+// it is missing when .git is not there (the image's build context).
+var buildTime, commit string
 
 // versionInfo describes the binary from its embedded build information.
 func versionInfo() string {
-	version, commit, when, modified := "(devel)", "unknown", buildTime, false
+	version, rev, when, modified := "(devel)", commit, buildTime, false
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Version != "" {
 			version = bi.Main.Version
@@ -29,7 +30,7 @@ func versionInfo() string {
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
-				commit = s.Value
+				rev = s.Value
 			case "vcs.time":
 				if when == "" {
 					when = s.Value + " (commit)"
@@ -39,14 +40,17 @@ func versionInfo() string {
 			}
 		}
 	}
+	if rev == "" {
+		rev = "unknown"
+	}
 	if modified {
-		commit += "-dirty"
+		rev += "-dirty"
 	}
 	if when == "" {
 		when = "unknown"
 	}
 	return fmt.Sprintf("dirsync %s\n  commit: %s\n  built:  %s\n  go:     %s %s/%s\n",
-		version, commit, when, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		version, rev, when, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // runHealthcheck is the container HEALTHCHECK (the image has no shell or
