@@ -60,7 +60,13 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 		}
 		h := &opHolder{}
 		sw := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), opKey{}, h)))
+		ctx := r.Context()
+		// A websocket carries many operations: it is counted as one "graphql"
+		// request, not under the name of whichever operation came first.
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			ctx = context.WithValue(ctx, opKey{}, h)
+		}
+		next.ServeHTTP(sw, r.WithContext(ctx))
 		status := sw.status
 		if status == 0 {
 			status = http.StatusOK
