@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+	"github.com/coder/websocket/wsjson"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
@@ -180,6 +182,17 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 	t.Cleanup(func() { _ = sse.Body.Close() })
 	require.Equal(t, http.StatusOK, sse.StatusCode)
 
+	// And an open websocket (graphql-transport-ws) too.
+	wsConn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(ts.URL, "http")+"/graphql",
+		&websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	require.NoError(t, err)
+	require.NoError(t, wsjson.Write(context.Background(), wsConn, map[string]any{
+		"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + key}}))
+	var ack map[string]any
+	require.NoError(t, wsjson.Read(context.Background(), wsConn, &ack))
+	require.Equal(t, "connection_ack", ack["type"])
+	t.Cleanup(func() { _ = wsConn.CloseNow() })
+
 	ops := httptest.NewServer(server.Ops(a.Metrics, a.Checks(), a.Log))
 	t.Cleanup(ops.Close)
 	scrape := func() string {
@@ -206,6 +219,7 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 		`dirsync_graph_throttled_total{tenant="tenant1/app"} 1`,
 		`dirsync_outbox_backlog 0`,
 		`dirsync_subscription_connections{transport="sse"} 1`,
+		`dirsync_subscription_connections{transport="websocket"} 1`,
 		`dirsync_task_duration_seconds_count{kind="reconcile:user:v1"} 1`,
 		`dirsync_jobs{kind="BIND_USERS",status="SUCCEEDED"} 1`,
 		`dirsync_job_duration_seconds_bucket{kind="BIND_USERS",le="5"} 1`,
