@@ -23,11 +23,21 @@ migration: services
 	@test -n "$(NAME)" || { echo "usage: make migration NAME=what_changed"; exit 1; }
 	go run ./internal/dbmigrate/gen -name $(NAME)
 
-build:
-	go build -o bin/dirsync ./cmd/dirsync
+# Stamped into `dirsync version`; the module version and commit come from Go's
+# own build information.
+BUILD_TIME := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.buildTime=$(BUILD_TIME) -X main.commit=$(COMMIT)
 
-run: services
-	go run ./cmd/dirsync dev
+build:
+	@echo "building bin/dirsync (the first build compiles every dependency: a minute or more)..."
+	go build -ldflags "$(LDFLAGS)" -o bin/dirsync ./cmd/dirsync
+
+# Builds first (saying so), then runs the binary under exec so Ctrl-C reaches
+# dirsync itself: it drains, exits 0, and make reports no error.
+run: services build
+	@echo "starting dirsync dev (Ctrl-C stops it cleanly)"
+	@exec ./bin/dirsync dev
 
 # The summary line counts go test's own per-package lines; packages without
 # tests show as "? ... [no test files]" and do not fail the run.

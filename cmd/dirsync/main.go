@@ -27,6 +27,8 @@ Usage:
                                    create an API key (printed once)
   dirsync graphsim [--addr A] [--seed-users N] [--config FILE]
                                    run the Microsoft Graph emulator on its own
+  dirsync healthcheck [--url U]    GET a probe (default /healthz on DIRSYNC_LISTEN); exit 0 on 200
+  dirsync version                  version, commit and build time (also --version)
 
 Configuration comes from DIRSYNC_* environment variables (see README.md).
 `
@@ -35,6 +37,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		// Stopped by SIGINT/SIGTERM and drained: that is a clean exit, not a
+		// failure (make would otherwise report "*** Error 1" on Ctrl-C).
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return
+		}
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
 		}
@@ -63,6 +70,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runAPIKey(ctx, rest, out)
 	case "graphsim":
 		return runGraphsim(ctx, rest, out)
+	case "healthcheck":
+		return runHealthcheck(ctx, rest, out)
+	case "version", "--version", "-version":
+		fmt.Fprint(out, versionInfo())
+		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return nil

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +21,7 @@ import (
 func TestUsageListsEveryCommand(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"help"}, &out))
-	for _, cmd := range []string{"dev", "serve", "worker", "migrate", "org", "apikey", "graphsim"} {
+	for _, cmd := range []string{"dev", "serve", "worker", "migrate", "org", "apikey", "graphsim", "healthcheck", "version"} {
 		require.Contains(t, out.String(), "dirsync "+cmd)
 	}
 }
@@ -75,4 +77,23 @@ func TestOrgCommandsReportPlainErrors(t *testing.T) {
 
 	require.NoError(t, run(ctx, []string{"apikey", "create", "--org", " acme", "--role", "readonly"}, &out))
 	require.Contains(t, out.String(), "shown once")
+}
+
+func TestVersionAndHealthcheck(t *testing.T) {
+	for _, arg := range []string{"version", "--version"} {
+		var out bytes.Buffer
+		require.NoError(t, run(context.Background(), []string{arg}, &out))
+		require.Contains(t, out.String(), "dirsync ")
+		require.Contains(t, out.String(), "commit:")
+		require.Contains(t, out.String(), "built:")
+	}
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"status":"ok"}`)) }))
+	defer ok.Close()
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"healthcheck", "--url", ok.URL + "/healthz"}, &out))
+	red := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	defer red.Close()
+	require.Error(t, run(context.Background(), []string{"healthcheck", "--url", red.URL + "/readyz"}, &out))
+	require.Equal(t, "127.0.0.1:8080", localAddr(":8080", "x"))
+	require.Equal(t, "10.0.0.1:80", localAddr("10.0.0.1:80", "x"))
 }

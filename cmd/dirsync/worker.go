@@ -24,5 +24,5 @@ func runWorker(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return w.Run(ctx)
+	return a.RunWorker(ctx, w, !*noRelay)
 }

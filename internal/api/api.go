@@ -29,6 +29,7 @@ import (
 	"github.com/dirsync/dirsync/internal/gqlerr"
 	"github.com/dirsync/dirsync/internal/inputguard"
 	"github.com/dirsync/dirsync/internal/live"
+	"github.com/dirsync/dirsync/internal/metrics"
 )
 
 // Config holds the limits of the GraphQL endpoint.
@@ -65,6 +66,8 @@ type Config struct {
 	// one API key; 0 means DefaultMaxConnectionsPerKey, -1 no cap. The
 	// subscriptions per key are capped by the Hub (pubsub.HubConfig.MaxPerKey).
 	MaxConnectionsPerKey int
+	// Metrics records operation names, error codes and resolver latency; nil = none.
+	Metrics *metrics.Metrics
 }
 
 // Defaults for Config.
@@ -141,6 +144,9 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	srv.Use(extension.FixedComplexityLimit(cfg.ComplexityLimit))
 	srv.Use(transactioner{entgql.Transactioner{TxOpener: client}})
 	srv.Use(live.Errors{})
+	if cfg.Metrics != nil {
+		srv.Use(cfg.Metrics.GraphQL())
+	}
 	srv.SetErrorPresenter(gqlerr.Presenter(logger))
 	srv.SetRecoverFunc(gqlerr.RecoverFunc(logger))
 	// Field middlewares run outermost first: translation sees the errors of the guards too.

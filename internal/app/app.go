@@ -23,6 +23,9 @@ import (
 	"github.com/dirsync/dirsync/graph"
 	"github.com/dirsync/dirsync/internal/api"
 	"github.com/dirsync/dirsync/internal/config"
+	"github.com/dirsync/dirsync/internal/dbmigrate"
+	"github.com/dirsync/dirsync/internal/metrics"
+	"github.com/dirsync/dirsync/internal/msgraph"
 	"github.com/dirsync/dirsync/internal/passwords"
 	"github.com/dirsync/dirsync/internal/pubsub"
 	"github.com/dirsync/dirsync/internal/secrets"
@@ -50,6 +53,10 @@ type App struct {
 	Publisher *pubsub.Publisher
 	// Passwords runs the password lifecycle and the user portal.
 	Passwords *passwords.Service
+	// Metrics is this process's Prometheus registry (DIRSYNC_METRICS_ADDR).
+	Metrics *metrics.Metrics
+
+	closers []func() error
 }
 
 // poolSize is the default PostgreSQL pool; NewWorker grows it with the worker's
@@ -98,7 +105,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	ropts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(ropts)
 	client := ent.NewClient(ent.Driver(entsql.OpenDB("postgres", db)))
-	a := &App{Cfg: cfg, Log: log, DB: db, Ent: client, Redis: rdb}
+	a := &App{Cfg: cfg, Log: log, DB: db, Ent: client, Redis: rdb, Metrics: metrics.New()}
 	if err := a.wire(); err != nil {
 		a.Close()
 		return nil, err
@@ -109,7 +116,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 // wire builds the components that only need the connections.
 func (a *App) wire() error {
 	var err error
-	if a.Budgets, err = throttle.New(throttle.Config{Redis: a.Redis}); err != nil {
+	if a.Budgets, err = throttle.New(throttle.Config{Redis: a.Redis, Logger: a.Log, Observer: a.Metrics.Throttle()}); err != nil {
 		return err
 	}
 	if len(a.Cfg.SecretKey) > 0 {
@@ -120,6 +127,7 @@ func (a *App) wire() error {
 		a.Tenants, err = tenant.New(tenant.Config{
 			Keyring: a.Keyring, Budgets: a.Budgets, AllowCustomURLs: a.Cfg.AllowCustomGraphURLs,
 			AllowInsecureURLs: a.Cfg.AllowInsecureGraphURLs, Logger: a.Log,
+			Observer: func(integrationID string) msgraph.Observer { return a.Metrics.Graph(integrationID) },
 		})
 		if err != nil {
 			return err
@@ -133,16 +141,50 @@ func (a *App) wire() error {
 
 // Close releases the connections.
 func (a *App) Close() {
+	for _, c := range a.closers {
+		_ = c()
+	}
 	_ = a.Redis.Close()
 	_ = a.Ent.Close()
 }
 
-// Checks are the readiness probes: PostgreSQL and Redis reachable.
+// Checks are the readiness probes: PostgreSQL and Redis reachable, and the
+// database migrated to this binary's version.
 func (a *App) Checks() []server.Check {
 	return []server.Check{
 		{Name: "postgres", Ping: a.DB.PingContext},
 		{Name: "redis", Ping: func(ctx context.Context) error { return a.Redis.Ping(ctx).Err() }},
+		{Name: "migrations", ShowError: true, Ping: func(ctx context.Context) error { return dbmigrate.Check(ctx, a.DB) }},
 	}
+}
+
+// RelayCheck is the worker's extra readiness probe: an outbox row waiting
+// longer than DIRSYNC_RELAY_STUCK_AFTER means no relay is dispatching (or it
+// cannot reach Redis), so jobs stay QUEUED.
+func (a *App) RelayCheck() server.Check {
+	return server.Check{Name: "relay", ShowError: true, Ping: func(ctx context.Context) error {
+		var age float64
+		err := a.DB.QueryRowContext(ctx, `SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)
+			FROM outbox WHERE dispatched_at IS NULL`).Scan(&age)
+		if err != nil {
+			return err
+		}
+		if stuck := time.Duration(age * float64(time.Second)); stuck > a.Cfg.RelayStuckAfter {
+			return fmt.Errorf("oldest undispatched outbox row is %s old (limit %s)",
+				stuck.Round(time.Second), a.Cfg.RelayStuckAfter)
+		}
+		return nil
+	}}
+}
+
+// ServeMetrics serves /metrics, /healthz and /readyz (with checks) on
+// DIRSYNC_METRICS_ADDR until ctx ends; without the setting it only waits.
+func (a *App) ServeMetrics(ctx context.Context, checks []server.Check) error {
+	if a.Cfg.MetricsAddr == "" {
+		<-ctx.Done()
+		return nil
+	}
+	return server.ServeOps(ctx, a.Cfg.MetricsAddr, server.Ops(a.Metrics, checks, a.Log), a.Log)
 }
 
 // HTTPServer builds the API server from the config.
@@ -153,6 +195,7 @@ func (a *App) HTTPServer() (*server.Server, error) {
 		MaxPageSize:     a.Cfg.MaxPageSize,
 		AllowedOrigins:  a.Cfg.AllowedOrigins,
 		Deps:            graph.Deps{Tenants: a.Tenants, Hub: a.Hub, Passwords: a.Passwords},
+		Metrics:         a.Metrics,
 	}, a.Ent, a.Log)
 	return server.New(server.Config{
 		Addr:            a.Cfg.Listen,
@@ -169,6 +212,7 @@ func (a *App) HTTPServer() (*server.Server, error) {
 			IdleTimeout:       a.Cfg.HTTPIdleTimeout,
 			MaxHeaderBytes:    a.Cfg.HTTPMaxHeaderBytes,
 		},
+		Metrics: a.Metrics,
 	})
 }
 
@@ -226,10 +270,21 @@ func (a *App) ServeAPI(ctx context.Context) error {
 	defer cancel()
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- a.Hub.Run(ctx) }()
+	metricsDone := make(chan error, 1)
+	go func() {
+		err := a.ServeMetrics(ctx, a.Checks())
+		if err != nil {
+			cancel() // an unusable metrics address stops the process, as the API's would
+		}
+		metricsDone <- err
+	}()
 	err = srv.ListenAndServe(ctx)
 	cancel()
 	if herr := <-hubDone; err == nil && herr != nil && !errors.Is(herr, context.Canceled) {
 		err = herr
+	}
+	if merr := <-metricsDone; err == nil && merr != nil {
+		err = merr
 	}
 	return err
 }

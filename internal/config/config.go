@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dirsync/dirsync/internal/logctx"
 )
 
 // Config is the whole process configuration. Field comments name the variable.
@@ -74,6 +76,14 @@ type Config struct {
 	// a restored copy) sharing one Redis never run, swallow or see each
 	// other's work. asynq has no key prefix, hence a database.
 	RedisDB int
+
+	// MetricsAddr (DIRSYNC_METRICS_ADDR) is where /metrics, /healthz and
+	// /readyz are served apart from the API, so metrics need not be public;
+	// empty = no metrics listener. The worker's only HTTP listener.
+	MetricsAddr string
+	// RelayStuckAfter (DIRSYNC_RELAY_STUCK_AFTER): the worker is not ready
+	// when an outbox row has waited longer than this to be dispatched.
+	RelayStuckAfter time.Duration
 }
 
 // Defaults returns the local-development defaults.
@@ -87,6 +97,7 @@ func Defaults() Config {
 		ComplexityLimit: 25000,
 		MaxPageSize:     100,
 		ShutdownTimeout: 15 * time.Second,
+		RelayStuckAfter: 5 * time.Minute,
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
 	}
@@ -129,6 +140,7 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	str("DIRSYNC_LISTEN", &c.Listen)
 	str("DIRSYNC_SECRET_KEY_ID", &c.SecretKeyID)
 	str("DIRSYNC_LOG_FORMAT", &c.LogFormat)
+	str("DIRSYNC_METRICS_ADDR", &c.MetricsAddr)
 	boolean("DIRSYNC_PLAYGROUND", &c.Playground)
 	boolean("DIRSYNC_INTROSPECTION", &c.Introspection)
 	boolean("DIRSYNC_ALLOW_CUSTOM_GRAPH_URLS", &c.AllowCustomGraphURLs)
@@ -174,6 +186,13 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 			errs = append(errs, fmt.Errorf("DIRSYNC_SHUTDOWN_TIMEOUT: %q is not a duration", v))
 		}
 		c.ShutdownTimeout = d
+	}
+	if v, ok := lookup("DIRSYNC_RELAY_STUCK_AFTER"); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("DIRSYNC_RELAY_STUCK_AFTER: %q is not a positive duration", v))
+		}
+		c.RelayStuckAfter = d
 	}
 	if v, ok := lookup("DIRSYNC_SWEEP_AFTER"); ok && v != "" {
 		d, err := time.ParseDuration(v)
@@ -262,8 +281,9 @@ func (c Config) RedisNamespace() int {
 // Logger builds the process logger from LogLevel and LogFormat.
 func (c Config) Logger() *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	// logctx adds the request, job and integration ids a context carries.
 	if c.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(logctx.NewHandler(slog.NewJSONHandler(os.Stderr, opts)))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(logctx.NewHandler(slog.NewTextHandler(os.Stderr, opts)))
 }

@@ -10,9 +10,14 @@ import (
 	"database/sql"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/lib/pq"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -76,3 +81,66 @@ func (Migrator) Hash() (string, error) {
 
 // Migrate applies the migrations (see Up).
 func (Migrator) Migrate(ctx context.Context, db *sql.DB) error { return Up(ctx, db) }
+
+// ErrNotMigrated is returned by Check when the database lacks migrations this
+// binary carries.
+var ErrNotMigrated = errors.New("database not migrated to this binary's version (run `dirsync migrate`)")
+
+// Check reports whether every embedded migration is applied, without writing
+// anything (readiness probes call it). A database ahead of the binary (a newer
+// release migrated it during a rolling upgrade) passes: migrations only add.
+func Check(ctx context.Context, db *sql.DB) error {
+	want, err := embeddedVersions()
+	if err != nil {
+		return err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT version_id, is_applied FROM goose_db_version ORDER BY id`)
+	if err != nil {
+		var pqErr *pq.Error
+		if errors.As(err, &pqErr) && pqErr.Code == "42P01" { // undefined_table: never migrated
+			return fmt.Errorf("%w: %d of %d migrations pending", ErrNotMigrated, len(want), len(want))
+		}
+		return fmt.Errorf("dbmigrate: reading applied versions: %w", err)
+	}
+	defer rows.Close()
+	applied := map[int64]bool{}
+	for rows.Next() {
+		var v int64
+		var ok bool
+		if err := rows.Scan(&v, &ok); err != nil {
+			return fmt.Errorf("dbmigrate: %w", err)
+		}
+		applied[v] = ok // later rows (a down migration) override earlier ones
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("dbmigrate: %w", err)
+	}
+	pending := 0
+	for _, v := range want {
+		if !applied[v] {
+			pending++
+		}
+	}
+	if pending > 0 {
+		return fmt.Errorf("%w: %d of %d migrations pending", ErrNotMigrated, pending, len(want))
+	}
+	return nil
+}
+
+// embeddedVersions are the versions (file name prefixes) of the embedded migrations.
+func embeddedVersions() ([]int64, error) {
+	names, err := fs.Glob(Files(), "*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("dbmigrate: %w", err)
+	}
+	out := make([]int64, 0, len(names))
+	for _, n := range names {
+		prefix, _, _ := strings.Cut(n, "_")
+		v, err := strconv.ParseInt(prefix, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("dbmigrate: migration %s: version prefix: %w", n, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}

@@ -294,7 +294,15 @@ func (c *Client) request(ctx context.Context, cl call) (*response, error) {
 		req.Header.Set("Authorization", "Bearer "+tok)
 		req.Header.Set(clientRequestIDHeader, crid)
 
+		sent := time.Now()
 		resp, err := c.cfg.HTTPClient.Do(req)
+		if c.cfg.Observer != nil {
+			status := 0
+			if err == nil {
+				status = resp.StatusCode
+			}
+			c.cfg.Observer.ObserveRequest(ctx, cl.method, status, time.Since(sent))
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()

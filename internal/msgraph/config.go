@@ -29,6 +29,13 @@ type Limiter interface {
 	Penalize(ctx context.Context, d time.Duration)
 }
 
+// Observer is told about every HTTP request the client sends to Graph (each
+// attempt, retries included), for metrics. status is 0 when no answer came
+// (transport error). It must not block.
+type Observer interface {
+	ObserveRequest(ctx context.Context, method string, status int, d time.Duration)
+}
+
 // Config configures a Client. Zero values get defaults from SetDefaults.
 type Config struct {
 	TenantID     string
@@ -46,9 +53,10 @@ type Config struct {
 	// Sleep waits d or until ctx ends; tests replace it to retry without sleeping.
 	Sleep func(ctx context.Context, d time.Duration) error
 
-	Retry   RetryPolicy
-	Limiter Limiter // nil = no shared budget
-	Logger  *slog.Logger
+	Retry    RetryPolicy
+	Limiter  Limiter  // nil = no shared budget
+	Observer Observer // nil = not observed
+	Logger   *slog.Logger
 
 	// ReplicationWindow is how long after creating an object this client treats
 	// a 404 about it as replication delay and retries. Default 2 min.

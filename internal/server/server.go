@@ -14,12 +14,19 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/dirsync/dirsync/internal/logctx"
+	"github.com/dirsync/dirsync/internal/metrics"
 )
 
 // Check is one readiness dependency (PostgreSQL, Redis).
 type Check struct {
 	Name string
 	Ping func(ctx context.Context) error
+	// ShowError puts the error text in the /readyz body. Off for connection
+	// checks, whose errors may name hosts; on for our own checks (migrations,
+	// relay), whose text tells the operator what to do.
+	ShowError bool
 }
 
 // Config wires the server. GraphQL is required; everything else is optional.
@@ -35,6 +42,9 @@ type Config struct {
 	// Limits bound what one client may hold of the server; zero fields get
 	// the defaults of DefaultLimits.
 	Limits Limits
+	// Metrics counts requests by operation and status; nil = none. /metrics
+	// itself is served by Ops on its own address, not here.
+	Metrics *metrics.Metrics
 }
 
 // Limits are the connection-level bounds of the HTTP server (see
@@ -150,28 +160,60 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /readyz", Ready(s.cfg.Checks, s.cfg.Logger))
 	if s.cfg.Playground {
 		mux.HandleFunc("GET /{$}", s.serveGraphiQL)
 	}
-	return securityHeaders(requestID(s.logged(recoverer(s.cfg.Logger, streams(s.cfg.Limits, mux)))))
+	return securityHeaders(requestID(s.logged(s.cfg.Metrics.Middleware(recoverer(s.cfg.Logger, streams(s.cfg.Limits, mux))))))
 }
 
-// ready answers 200 only when every dependency answers, naming the failing ones.
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	status, body := http.StatusOK, map[string]string{}
-	for _, c := range s.cfg.Checks {
-		if err := c.Ping(ctx); err != nil {
-			status = http.StatusServiceUnavailable
-			body[c.Name] = "unavailable"
-			s.cfg.Logger.WarnContext(ctx, "readiness check failed", "check", c.Name, "err", err)
-			continue
+// Ready answers 200 only when every check passes, naming the failing ones with
+// the reason (no secrets: checks report connection and version problems).
+func Ready(checks []Check, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		status, body := http.StatusOK, map[string]string{}
+		for _, c := range checks {
+			if err := c.Ping(ctx); err != nil {
+				status = http.StatusServiceUnavailable
+				body[c.Name] = "unavailable"
+				if c.ShowError {
+					body[c.Name] += ": " + err.Error()
+				}
+				log.WarnContext(ctx, "readiness check failed", "check", c.Name, "err", err)
+				continue
+			}
+			body[c.Name] = "ok"
 		}
-		body[c.Name] = "ok"
+		writeJSON(w, status, body)
+	})
+}
+
+// Ops is the operator's handler for the separate metrics address: /metrics,
+// and /healthz and /readyz (the worker has no other HTTP listener).
+func Ops(m *metrics.Metrics, checks []Check, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /readyz", Ready(checks, log))
+	return mux
+}
+
+// ServeOps serves h on addr until ctx ends.
+func ServeOps(ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
+	s, err := New(Config{Addr: addr, GraphQL: h, Logger: log, ShutdownTimeout: 5 * time.Second})
+	if err != nil {
+		return err
 	}
-	writeJSON(w, status, body)
+	s.http.Handler = h
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("server: metrics listen %s: %w", addr, err)
+	}
+	return s.Serve(ctx, ln)
 }
 
 // ListenAndServe serves until ctx ends, then drains in-flight requests for at most
@@ -213,16 +255,40 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
+// maxRequestIDLen bounds a client's X-Request-ID: it goes into every log line.
+const maxRequestIDLen = 64
+
+// validRequestID accepts what tracing systems send (UUIDs, hex, base64url,
+// dotted or colon-separated ids) and nothing that could forge a log field.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for _, c := range id {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '-', c == '_', c == '.', c == ':', c == '/', c == '+', c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// requestID honours a well-formed X-Request-ID (else makes one), returns it,
+// and puts it in the context for every log line of the request.
 func requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-Id")
-		if id == "" || len(id) > 128 {
+		if !validRequestID(id) {
 			var b [8]byte
 			_, _ = rand.Read(b[:])
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+		ctx := context.WithValue(r.Context(), ctxKey{}, id)
+		ctx = logctx.With(ctx, slog.String("request_id", id))
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -277,7 +343,6 @@ func (s *Server) logged(next http.Handler) http.Handler {
 		}
 		// The query string and headers are left out: they may carry keys.
 		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
-			slog.String("request_id", RequestID(r.Context())),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
 	})
@@ -290,7 +355,7 @@ func recoverer(log *slog.Logger, next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.ErrorContext(r.Context(), "panic serving request", "request_id", RequestID(r.Context()), "panic", fmt.Sprint(v))
+				log.ErrorContext(r.Context(), "panic serving request", "panic", fmt.Sprint(v))
 				writeJSON(w, http.StatusInternalServerError, map[string]any{
 					"errors": []map[string]any{{"message": "internal error", "extensions": map[string]string{"code": "INTERNAL"}}},
 				})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/dirsync/dirsync/internal/metrics"
 )
 
 func newTest(t *testing.T, cfg Config) *httptest.Server {
@@ -115,4 +117,42 @@ func TestGracefulShutdownDrainsInFlight(t *testing.T) {
 	_, err = http.Get("http://" + ln.Addr().String() + "/healthz")
 	require.Error(t, err, "no longer listening")
 	require.True(t, strings.Contains(err.Error(), "refused") || strings.Contains(err.Error(), "connect"))
+}
+
+// A client's X-Request-ID is kept only when it is short and made of id
+// characters: it goes into every log line of the request.
+func TestRequestIDSanitised(t *testing.T) {
+	ts := newTest(t, Config{})
+	for id, kept := range map[string]bool{
+		"0f8fad5b-d9cb-469f-a165-70867728950e": true,
+		"trace.1:span/2":                       true,
+		"has space":                            false,
+		`quote"d`:                              false,
+		strings.Repeat("a", 65):                false,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/healthz", nil)
+		req.Header.Set("X-Request-Id", id)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		if kept {
+			require.Equal(t, id, resp.Header.Get("X-Request-Id"))
+		} else {
+			require.Regexp(t, `^[0-9a-f]{16}$`, resp.Header.Get("X-Request-Id"), id)
+		}
+	}
+}
+
+// gqlgen's SSE transport asserts w.(http.Flusher) on the writer it gets: the
+// server's wrappers must keep offering it, with and without metrics.
+func TestGraphQLHandlerCanFlush(t *testing.T) {
+	for _, m := range []*metrics.Metrics{nil, metrics.New()} {
+		ts := newTest(t, Config{Metrics: m, GraphQL: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if _, ok := w.(http.Flusher); !ok {
+				http.Error(w, "no flusher", http.StatusInternalServerError)
+			}
+		})})
+		resp, body := get(t, ts.URL+"/graphql")
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	}
 }

@@ -40,6 +40,9 @@ type Config struct {
 	// Retry overrides the client's retry policy (tests and benchmarks).
 	Retry  *msgraph.RetryPolicy
 	Logger *slog.Logger
+	// Observer, when set, gives each integration's client its request
+	// observer (metrics by integration).
+	Observer func(integrationID string) msgraph.Observer
 }
 
 // Connector builds Graph clients for integrations.
@@ -149,6 +152,9 @@ func (c *Connector) build(in *ent.Integration) (*msgraph.Client, error) {
 		GraphBaseURL: in.GraphBaseURL,
 		HTTPClient:   c.cfg.HTTPClient,
 		Logger:       c.cfg.Logger.With("integration", string(in.ID)),
+	}
+	if c.cfg.Observer != nil {
+		cfg.Observer = c.cfg.Observer(string(in.ID))
 	}
 	if c.cfg.Retry != nil {
 		cfg.Retry = *c.cfg.Retry

@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -32,6 +34,25 @@ type Config struct {
 	KeyPrefix string
 	// Sleep waits; injectable for tests. Default: a timer in select with ctx.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Logger gets one INFO line when a tenant starts being throttled (a 429's
+	// pause) and one when it ends, as this process sees it. Default: discard.
+	Logger *slog.Logger
+	// Observer, when set, is told about 429s, waits and remaining budgets.
+	Observer Observer
+}
+
+// Observer receives the budget figures (metrics). tenant is the budget key
+// ("<tenant id>/<client id>"). Methods must not block.
+type Observer interface {
+	// TooManyRequests counts a 429 answer.
+	TooManyRequests(tenant string)
+	// Waited reports a wait before a call: reason "retry_after" (a 429's
+	// pause) or "budget" (the quota).
+	Waited(tenant, reason string, d time.Duration)
+	// Budget reports the calls left in the budget kind ("read", "write").
+	Budget(tenant, kind string, remaining int)
+	// Paused reports the tenant entering or leaving a 429 pause.
+	Paused(tenant string, paused bool)
 }
 
 // SetDefaults fills unset fields.
@@ -50,6 +71,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Sleep == nil {
 		c.Sleep = sleep
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 }
 
@@ -76,6 +100,9 @@ type Budgets struct {
 	limiter *redis_rate.Limiter
 	writes  redis_rate.Limit
 	reads   redis_rate.Limit
+
+	mu     sync.Mutex
+	paused map[string]time.Time // budget key → when this process saw its pause start
 }
 
 // New validates cfg and builds the shared limiter.
@@ -89,6 +116,7 @@ func New(cfg Config) (*Budgets, error) {
 		limiter: redis_rate.NewLimiter(cfg.Redis),
 		writes:  scale(cfg.Writes, cfg.Headroom),
 		reads:   scale(cfg.Reads, cfg.Headroom),
+		paused:  map[string]time.Time{},
 	}, nil
 }
 
@@ -115,27 +143,39 @@ func (t *Budget) pauseKey() string { return t.b.cfg.KeyPrefix + "pause:" + t.key
 // Wait blocks until a call may go out: first any tenant-wide pause, then writes
 // slots of the write budget (a $batch carries several), or one read slot.
 func (t *Budget) Wait(ctx context.Context, writes int) error {
-	limit, kind, n := t.b.reads, "r:", 1
+	limit, kind, n, kindName := t.b.reads, "r:", 1, "read"
 	if writes > 0 {
-		limit, kind, n = t.b.writes, "w:", min(writes, t.b.writes.Burst)
+		limit, kind, n, kindName = t.b.writes, "w:", min(writes, t.b.writes.Burst), "write"
 	}
+	obs := t.b.cfg.Observer
 	for {
 		pause, err := t.b.cfg.Redis.PTTL(ctx, t.pauseKey()).Result()
 		if err != nil {
 			return fmt.Errorf("throttle: read pause: %w", err)
 		}
 		if pause > 0 {
+			t.b.pauseSeen(ctx, t.key, pause)
+			if obs != nil {
+				obs.Waited(t.key, "retry_after", pause)
+			}
 			if err := t.b.cfg.Sleep(ctx, pause); err != nil {
 				return err
 			}
 			continue
 		}
+		t.b.pauseOver(ctx, t.key)
 		res, err := t.b.limiter.AllowN(ctx, t.b.cfg.KeyPrefix+kind+t.key, limit, n)
 		if err != nil {
 			return fmt.Errorf("throttle: take budget: %w", err)
 		}
+		if obs != nil {
+			obs.Budget(t.key, kindName, res.Remaining)
+		}
 		if res.Allowed > 0 {
 			return nil
+		}
+		if obs != nil {
+			obs.Waited(t.key, "budget", res.RetryAfter)
 		}
 		if err := t.b.cfg.Sleep(ctx, res.RetryAfter); err != nil {
 			return err
@@ -146,9 +186,13 @@ func (t *Budget) Wait(ctx context.Context, writes int) error {
 // Penalize pauses every caller of this app+tenant for d (a 429's Retry-After). A
 // longer pause already in force is kept.
 func (t *Budget) Penalize(ctx context.Context, d time.Duration) {
+	if t.b.cfg.Observer != nil {
+		t.b.cfg.Observer.TooManyRequests(t.key)
+	}
 	if d <= 0 {
 		return
 	}
+	t.b.pauseSeen(ctx, t.key, d)
 	ms := d.Milliseconds()
 	if ms < 1 {
 		ms = 1
@@ -158,6 +202,41 @@ func (t *Budget) Penalize(ctx context.Context, d time.Duration) {
 	pipe.Do(ctx, "PEXPIRE", t.pauseKey(), ms, "GT")
 	// A failed penalty only costs extra 429s, which the caller retries anyway.
 	_, _ = pipe.Exec(ctx)
+}
+
+// pauseSeen logs the start of a tenant's pause once per process, not once per
+// waiting call: a throttled tenant with many workers would flood the log.
+func (b *Budgets) pauseSeen(ctx context.Context, key string, wait time.Duration) {
+	b.mu.Lock()
+	_, already := b.paused[key]
+	if !already {
+		b.paused[key] = time.Now()
+	}
+	b.mu.Unlock()
+	if already {
+		return
+	}
+	b.cfg.Logger.InfoContext(ctx, "graph throttling: tenant paused by Microsoft Graph (429 Retry-After)",
+		"tenant", key, "wait", wait.Round(time.Millisecond))
+	if b.cfg.Observer != nil {
+		b.cfg.Observer.Paused(key, true)
+	}
+}
+
+// pauseOver logs the end of a pause this process saw start.
+func (b *Budgets) pauseOver(ctx context.Context, key string) {
+	b.mu.Lock()
+	since, was := b.paused[key]
+	delete(b.paused, key)
+	b.mu.Unlock()
+	if !was {
+		return
+	}
+	b.cfg.Logger.InfoContext(ctx, "graph throttling: tenant pause over, calls resume",
+		"tenant", key, "paused_for", time.Since(since).Round(time.Millisecond))
+	if b.cfg.Observer != nil {
+		b.cfg.Observer.Paused(key, false)
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

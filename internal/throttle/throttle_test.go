@@ -1,8 +1,11 @@
 package throttle
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,4 +99,35 @@ func TestConfigValidate(t *testing.T) {
 	require.ErrorContains(t, err, "Redis client required")
 	_, err = New(Config{Redis: redis.NewClient(&redis.Options{}), Headroom: 2})
 	require.ErrorContains(t, err, "Headroom")
+}
+
+// The start and the end of a tenant's 429 pause each give one INFO line with
+// the wait, however many calls wait it out in between.
+func TestThrottlingLoggedOncePerTenantAtInfo(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(testredis.New(t).Options())
+	t.Cleanup(func() { _ = rdb.Close() })
+	var logs bytes.Buffer
+	b, err := New(Config{
+		Redis:  rdb,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			// Waiting out the pause: it ends for everyone.
+			return rdb.Del(ctx, "dirsync:throttle:pause:tenant1/app").Err()
+		},
+	})
+	require.NoError(t, err)
+	ctx := context.Background()
+	budget := b.For("tenant1/app")
+	budget.Penalize(ctx, 30*time.Second)
+	budget.Penalize(ctx, 20*time.Second) // a second 429 during the pause
+	require.NoError(t, budget.Wait(ctx, 1))
+	require.NoError(t, budget.Wait(ctx, 1))
+	out := logs.String()
+	require.Equal(t, 1, strings.Count(out, "tenant paused"), out)
+	require.Contains(t, out, "level=INFO")
+	require.Contains(t, out, "tenant=tenant1/app wait=30s")
+	require.Equal(t, 1, strings.Count(out, "pause over"), out)
+	require.NoError(t, b.For("tenant2/app").Wait(ctx, 1))
+	require.NotContains(t, logs.String(), "tenant2")
 }

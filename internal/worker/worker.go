@@ -23,6 +23,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/dirsync/dirsync/internal/jobs"
+	"github.com/dirsync/dirsync/internal/logctx"
 	"github.com/dirsync/dirsync/internal/outbox"
 	"github.com/dirsync/dirsync/internal/sweeper"
 )
@@ -280,7 +281,20 @@ func (w *Worker) reconcileUser(ctx context.Context, t *asynq.Task) error {
 		// A payload we cannot read will not become readable: do not retry it.
 		return fmt.Errorf("worker: %s payload: %v: %w", t.Type(), err, asynq.SkipRetry)
 	}
-	return w.cfg.Handler.Handle(ctx, p, IsFinalAttempt(ctx))
+	return w.cfg.Handler.Handle(withIDs(ctx, p), p, IsFinalAttempt(ctx))
+}
+
+// withIDs puts the task's job and integration ids into ctx for every log line
+// written while it runs (internal/logctx).
+func withIDs(ctx context.Context, p jobs.ReconcileUser) context.Context {
+	attrs := []slog.Attr{slog.String("integration", string(p.IntegrationID))}
+	if p.JobID != "" {
+		attrs = append(attrs, slog.String("job", string(p.JobID)))
+	}
+	if id, ok := asynq.GetTaskID(ctx); ok {
+		attrs = append(attrs, slog.String("task", id))
+	}
+	return logctx.With(ctx, attrs...)
 }
 
 func (w *Worker) reconcileGroup(ctx context.Context, t *asynq.Task) error {
@@ -352,7 +366,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		ErrorHandler: asynq.ErrorHandlerFunc(func(ctx context.Context, t *asynq.Task, err error) {
 			id, _ := asynq.GetTaskID(ctx)
 			n, _ := asynq.GetRetryCount(ctx)
-			w.cfg.Logger.Warn("task failed", "task", id, "kind", t.Type(), "attempt", n+1, "final", IsFinalAttempt(ctx), "err", err)
+			var p jobs.ReconcileUser
+			if json.Unmarshal(t.Payload(), &p) == nil {
+				ctx = withIDs(ctx, p)
+			}
+			w.cfg.Logger.WarnContext(ctx, "task failed", "task", id, "kind", t.Type(), "attempt", n+1, "final", IsFinalAttempt(ctx), "err", err)
 		}),
 	})
 	if err := srv.Start(w.Mux()); err != nil {
