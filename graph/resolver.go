@@ -7,6 +7,7 @@ import (
 
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/graph/generated"
+	"github.com/dirsync/dirsync/internal/apikeys"
 	"github.com/dirsync/dirsync/internal/directory"
 	"github.com/dirsync/dirsync/internal/integrations"
 	"github.com/dirsync/dirsync/internal/pubsub"
@@ -20,6 +21,7 @@ type Resolver struct {
 	integ   *integrations.Service
 	tenants *tenant.Connector
 	hub     *pubsub.Hub
+	keys    *apikeys.Service
 }
 
 // Deps are what the resolvers need beyond the ent client. Tenants builds Graph
@@ -28,6 +30,9 @@ type Resolver struct {
 type Deps struct {
 	Tenants *tenant.Connector
 	Hub     *pubsub.Hub
+	// Publisher announces revoked API keys to every API process; nil in
+	// tests that do not need live revocation.
+	Publisher *pubsub.Publisher
 }
 
 // NewSchema returns the executable schema served by internal/api. pageSize
@@ -37,7 +42,7 @@ func NewSchema(client *ent.Client, pageSize int, deps Deps) graphql.ExecutableSc
 	cfg := generated.Config{
 		Resolvers: &Resolver{
 			client: client, dir: directory.New(client), integ: integrations.New(client, deps.Tenants),
-			tenants: deps.Tenants, hub: deps.Hub,
+			tenants: deps.Tenants, hub: deps.Hub, keys: apikeys.New(client, deps.Publisher),
 		},
 	}
 	setComplexity(&cfg.Complexity, pageSize)

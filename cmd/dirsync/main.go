@@ -25,6 +25,7 @@ Usage:
   dirsync org create NAME          create an organization
   dirsync apikey create --org NAME --role admin|readonly [--name LABEL]
                                    create an API key (printed once)
+  dirsync secrets rotate           re-seal every stored secret under the current key
   dirsync graphsim [--addr A] [--seed-users N] [--config FILE]
                                    run the Microsoft Graph emulator on its own
 
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runAPIKey(ctx, rest, out)
 	case "graphsim":
 		return runGraphsim(ctx, rest, out)
+	case "secrets":
+		return runSecrets(ctx, rest, out)
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return nil

@@ -3,7 +3,10 @@
 package model
 
 import (
+	"time"
+
 	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/apikey"
 	"github.com/dirsync/dirsync/ent/integration"
 	"github.com/dirsync/dirsync/ent/job"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
@@ -24,6 +27,20 @@ type BindingPayload struct {
 	Integration *ent.Integration `json:"integration"`
 	// The job reconciling the users whose connection changed; empty when none did.
 	Jobs []*ent.Job `json:"jobs"`
+}
+
+type CreateAPIKeyInput struct {
+	Name string      `json:"name"`
+	Role apikey.Role `json:"role"`
+	// When the key stops working; null = never. Must be in the future.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+type CreateAPIKeyPayload struct {
+	APIKey *ent.APIKey `json:"apiKey"`
+	// The key itself ("dsk_…"). It is shown this once and never stored: only its
+	// hash is kept, so a lost key cannot be recovered, only replaced.
+	Secret string `json:"secret"`
 }
 
 type CreateIntegrationInput struct {
@@ -77,6 +94,15 @@ type EventsSubscriptionFilter struct {
 	IntegrationID *pulid.ID `json:"integrationID,omitempty"`
 }
 
+// How a user is connected to one integration.
+type IntegrationBinding struct {
+	Integration *ent.Integration `json:"integration"`
+	// The user is bound directly (bindUsers).
+	Direct bool `json:"direct"`
+	// Bound groups the user is a member of (bindUserGroups).
+	ViaGroups []*ent.UserGroup `json:"viaGroups"`
+}
+
 type IntegrationPayload struct {
 	Integration *ent.Integration `json:"integration"`
 	// Remote work the change caused (e.g. reconciling every connected user).
@@ -95,6 +121,11 @@ type JobsSubscriptionFilter struct {
 type RemoveUserGroupMembersPayload struct {
 	UserGroup *ent.UserGroup `json:"userGroup"`
 	Jobs      []*ent.Job     `json:"jobs"`
+}
+
+type RevokeAPIKeyPayload struct {
+	// The revoked key. Revoking a revoked key changes nothing.
+	APIKey *ent.APIKey `json:"apiKey"`
 }
 
 type Subscription struct {

@@ -109,8 +109,12 @@ func (a *App) wire() error {
 	if a.Budgets, err = throttle.New(throttle.Config{Redis: a.Redis}); err != nil {
 		return err
 	}
-	if len(a.Cfg.SecretKey) > 0 {
-		a.Keyring, err = secrets.NewKeyring(a.Cfg.SecretKeyID, map[string][]byte{a.Cfg.SecretKeyID: a.Cfg.SecretKey})
+	current, keys, err := a.Cfg.SealingKeys()
+	if err != nil {
+		return err
+	}
+	if len(keys) > 0 {
+		a.Keyring, err = secrets.NewKeyring(current, keys)
 		if err != nil {
 			return err
 		}
@@ -148,7 +152,7 @@ func (a *App) HTTPServer() (*server.Server, error) {
 		ComplexityLimit: a.Cfg.ComplexityLimit,
 		MaxPageSize:     a.Cfg.MaxPageSize,
 		AllowedOrigins:  a.Cfg.AllowedOrigins,
-		Deps:            graph.Deps{Tenants: a.Tenants, Hub: a.Hub},
+		Deps:            graph.Deps{Tenants: a.Tenants, Hub: a.Hub, Publisher: a.Publisher},
 	}, a.Ent, a.Log)
 	return server.New(server.Config{
 		Addr:            a.Cfg.Listen,

@@ -25,6 +25,10 @@ type Config struct {
 	SecretKey []byte
 	// SecretKeyID labels sealed values so keys can rotate (DIRSYNC_SECRET_KEY_ID).
 	SecretKeyID string
+	// SecretKeys (DIRSYNC_SECRET_KEYS, "id:base64,…") are several sealing
+	// keys by id for rotation: the first seals new values, all open old ones.
+	// See SealingKeys and docs/operators.md.
+	SecretKeys []SecretKey
 
 	Playground      bool // DIRSYNC_PLAYGROUND: GraphiQL at /
 	Introspection   bool // DIRSYNC_INTROSPECTION
@@ -124,6 +128,13 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 		c.SecretKey = k
 	}
+	if v, ok := lookup("DIRSYNC_SECRET_KEYS"); ok && v != "" {
+		keys, err := parseSecretKeys(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.SecretKeys = keys
+	}
 	if v, ok := lookup("DIRSYNC_ALLOWED_ORIGINS"); ok && v != "" {
 		for _, o := range strings.Split(v, ",") {
 			if o = strings.TrimSpace(o); o != "" {
@@ -169,8 +180,11 @@ func (c Config) Validate(requireSecretKey bool) error {
 	if c.Listen == "" {
 		errs = append(errs, errors.New("DIRSYNC_LISTEN: empty"))
 	}
-	if requireSecretKey && len(c.SecretKey) == 0 {
-		errs = append(errs, errors.New("DIRSYNC_SECRET_KEY: required (32 random bytes, base64; e.g. `openssl rand -base64 32`)"))
+	if requireSecretKey && len(c.SecretKey) == 0 && len(c.SecretKeys) == 0 {
+		errs = append(errs, errors.New("DIRSYNC_SECRET_KEY: required (32 random bytes, base64; e.g. `openssl rand -base64 32`), or DIRSYNC_SECRET_KEYS=id:base64,…"))
+	}
+	if _, _, err := c.SealingKeys(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(c.SecretKey) != 0 && len(c.SecretKey) != 32 {
 		errs = append(errs, fmt.Errorf("DIRSYNC_SECRET_KEY: decodes to %d bytes, want 32", len(c.SecretKey)))

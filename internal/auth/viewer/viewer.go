@@ -6,6 +6,7 @@ package viewer
 import (
 	"context"
 	"errors"
+	"time"
 
 	"entgo.io/ent/privacy"
 
@@ -28,6 +29,9 @@ type Viewer struct {
 	OrgID pulid.ID
 	KeyID pulid.ID
 	Role  Role
+	// Expires is when the key stops working (zero: never); long-lived
+	// connections close then.
+	Expires time.Time
 }
 
 // CanWrite reports whether the viewer may run mutations.
