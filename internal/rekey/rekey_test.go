@@ -125,4 +125,3 @@ func TestEverySealedColumnIsListed(t *testing.T) {
 		}
 	}
 }
-
