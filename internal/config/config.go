@@ -17,9 +17,9 @@ import (
 
 // Config is the whole process configuration. Field comments name the variable.
 type Config struct {
-	DatabaseURL string // DIRSYNC_DATABASE_URL
-	RedisURL    string // DIRSYNC_REDIS_URL
-	Listen      string // DIRSYNC_LISTEN
+	DatabaseURL string // DIRSYNC_DATABASE_URL: PostgreSQL, postgres://user:pass@host:port/db?sslmode=...
+	RedisURL    string // DIRSYNC_REDIS_URL: redis:// or rediss:// (TLS) URL
+	Listen      string // DIRSYNC_LISTEN: the API's listen address (host:port)
 	// SecretKey seals client secrets and queued passwords (AES-256-GCM); 32 bytes,
 	// given base64-encoded in DIRSYNC_SECRET_KEY. Empty means "not configured".
 	SecretKey []byte
@@ -31,9 +31,9 @@ type Config struct {
 	SecretKeys []SecretKey
 
 	Playground      bool // DIRSYNC_PLAYGROUND: GraphiQL at /
-	Introspection   bool // DIRSYNC_INTROSPECTION
-	ComplexityLimit int  // DIRSYNC_COMPLEXITY_LIMIT
-	MaxPageSize     int  // DIRSYNC_MAX_PAGE_SIZE
+	Introspection   bool // DIRSYNC_INTROSPECTION: allow __schema queries (GraphiQL needs it)
+	ComplexityLimit int  // DIRSYNC_COMPLEXITY_LIMIT: the most an operation may cost (a list costs its fields times its rows)
+	MaxPageSize     int  // DIRSYNC_MAX_PAGE_SIZE: the most rows of a connection page (1..1000)
 
 	// AllowCustomGraphURLs lets integrations point at Graph/login hosts other than
 	// Microsoft's (the emulator). Off in production: an admin could otherwise make
@@ -44,7 +44,7 @@ type Config struct {
 	// comma-separated; empty = same-origin and non-browser clients only).
 	AllowedOrigins []string
 
-	ShutdownTimeout time.Duration // DIRSYNC_SHUTDOWN_TIMEOUT
+	ShutdownTimeout time.Duration // DIRSYNC_SHUTDOWN_TIMEOUT: how long a stopping process drains in-flight work
 	LogLevel        slog.Level    // DIRSYNC_LOG_LEVEL: debug|info|warn|error
 	LogFormat       string        // DIRSYNC_LOG_FORMAT: text|json
 
