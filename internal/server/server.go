@@ -14,8 +14,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"github.com/99designs/gqlgen/graphql/playground"
 )
 
 // Check is one readiness dependency (PostgreSQL, Redis).
@@ -38,6 +36,9 @@ type Config struct {
 type Server struct {
 	cfg  Config
 	http *http.Server
+	// graphiql is the rendered GraphiQL page and graphiqlCSP its policy.
+	graphiql    []byte
+	graphiqlCSP string
 }
 
 // New validates cfg and builds the routes.
@@ -52,6 +53,13 @@ func New(cfg Config) (*Server, error) {
 		cfg.ShutdownTimeout = 15 * time.Second
 	}
 	s := &Server{cfg: cfg}
+	if cfg.Playground {
+		page, csp, err := graphiQL()
+		if err != nil {
+			return nil, err
+		}
+		s.graphiql, s.graphiqlCSP = page, csp
+	}
 	s.http = &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           s.Handler(),
@@ -71,7 +79,8 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	if s.cfg.Playground {
-		mux.Handle("GET /{$}", playground.Handler("dirsync", "/graphql"))
+		mux.HandleFunc("GET /{$}", s.serveGraphiQL)
+		mux.Handle("GET "+graphiqlAssetPath, graphiqlAssets())
 	}
 	return requestID(s.logged(recoverer(s.cfg.Logger, mux)))
 }
