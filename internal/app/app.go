@@ -15,6 +15,7 @@ import (
 	"time"
 
 	entsql "entgo.io/ent/dialect/sql"
+	"github.com/hibiken/asynq"
 	"github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/dirsync/dirsync/internal/api"
 	"github.com/dirsync/dirsync/internal/config"
 	"github.com/dirsync/dirsync/internal/pubsub"
+	"github.com/dirsync/dirsync/internal/queueui"
 	"github.com/dirsync/dirsync/internal/secrets"
 	"github.com/dirsync/dirsync/internal/server"
 	"github.com/dirsync/dirsync/internal/tenant"
@@ -154,7 +156,12 @@ func (a *App) HTTPServer() (*server.Server, error) {
 		AllowedOrigins:  a.Cfg.AllowedOrigins,
 		Deps:            graph.Deps{Tenants: a.Tenants, Hub: a.Hub, Publisher: a.Publisher},
 	}, a.Ent, a.Log)
+	redisOpt, err := asynq.ParseRedisURI(a.Cfg.RedisConnURL())
+	if err != nil {
+		return nil, fmt.Errorf("app: redis URL: %w", err)
+	}
 	return server.New(server.Config{
+		Queues:          queueui.New(redisOpt, a.Ent, a.Log),
 		Addr:            a.Cfg.Listen,
 		GraphQL:         gql,
 		Playground:      a.Cfg.Playground,

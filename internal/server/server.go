@@ -30,6 +30,9 @@ type Config struct {
 	Checks          []Check
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// Queues, when set, is mounted at /admin/queues (internal/queueui: the
+	// asynq dashboard; it authenticates by itself).
+	Queues http.Handler
 }
 
 // Server is an http.Server with dirsync's routes.
@@ -78,6 +81,10 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
+	if s.cfg.Queues != nil {
+		mux.Handle("/admin/queues", s.cfg.Queues)
+		mux.Handle("/admin/queues/", s.cfg.Queues)
+	}
 	if s.cfg.Playground {
 		mux.HandleFunc("GET /{$}", s.serveGraphiQL)
 		mux.Handle("GET "+graphiqlAssetPath, graphiqlAssets())
