@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"html"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -64,11 +65,27 @@ func TestGraphiQLRendersInHeadlessChromium(t *testing.T) {
 	if bin == "" || os.Getenv("DIRSYNC_SKIP_BROWSER") != "" {
 		t.Skip("no chromium on PATH")
 	}
-	ts := newTest(t, Config{Playground: true})
+	// The GraphQL endpoint records the schema request GraphiQL sends on load.
+	introspected := make(chan string, 8)
+	gql := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(b), "__schema") {
+			introspected <- r.Header.Get("Authorization")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"errors":[{"message":"invalid API key","extensions":{"code":"UNAUTHENTICATED"}}]}`)
+	})
+	ts := newTest(t, Config{Playground: true, GraphQL: gql})
 	out, err := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
 		"--dump-dom", ts.URL+"/").Output()
 	require.NoError(t, err)
 	dom := string(out)
 	require.Contains(t, dom, "graphiql-container", "GraphiQL rendered")
 	require.NotContains(t, dom, "Loading…")
+	var seen []string
+	for len(introspected) > 0 {
+		seen = append(seen, <-introspected)
+	}
+	require.NotEmpty(t, seen, "GraphiQL did not request the schema (blocked by its CSP?)")
+	require.Contains(t, seen, "Bearer dsk_your_API_key", "the schema request carries the headers editor's key")
 }
