@@ -14,11 +14,25 @@ import (
 	"github.com/dirsync/dirsync/internal/secrets"
 )
 
-// Column is one place sealed values are stored. Values are sealed with the
-// row's id as associated data (internal/secrets), which is what lets them be
-// re-sealed here without knowing what they are.
+// Column is one place sealed values are stored. A value is opened and
+// sealed again with the same associated data it was sealed with
+// (internal/secrets binds each value to its row): by default the row's id;
+// AAD rebuilds it from the row's id and the AADColumns when a value is bound
+// to more (e.g. a queued password bound to user, integration and version).
 type Column struct {
 	Table, IDColumn, Column string
+	// AADColumns are read with each row and handed to AAD.
+	AADColumns []string
+	// AAD builds the associated data from the id and AADColumns' values;
+	// nil means the id itself.
+	AAD func(id string, cols []string) []byte
+}
+
+func (c Column) aad(id string, cols []string) []byte {
+	if c.AAD == nil {
+		return []byte(id)
+	}
+	return c.AAD(id, cols)
 }
 
 // Columns lists every sealed column. A new sealed column must be added here,
@@ -50,17 +64,27 @@ func Rotate(ctx context.Context, db *sql.DB, k *secrets.Keyring) (Report, error)
 
 func rotateColumn(ctx context.Context, db *sql.DB, k *secrets.Keyring, c Column, r *Report) error {
 	// Identifiers come from Columns, never from input.
+	sel := c.IDColumn + ", " + c.Column
+	for _, a := range c.AADColumns {
+		sel += ", COALESCE(" + a + "::text, '')"
+	}
 	rows, err := db.QueryContext(ctx, fmt.Sprintf(
-		`SELECT %s, %s FROM %s WHERE %s IS NOT NULL AND %s <> ''`,
-		c.IDColumn, c.Column, c.Table, c.Column, c.Column))
+		`SELECT %s FROM %s WHERE %s IS NOT NULL AND %s <> ''`, sel, c.Table, c.Column, c.Column))
 	if err != nil {
 		return fmt.Errorf("rekey: reading %s.%s: %w", c.Table, c.Column, err)
 	}
-	type row struct{ id, sealed string }
+	type row struct {
+		id, sealed string
+		cols       []string
+	}
 	var todo []row
 	for rows.Next() {
-		var x row
-		if err := rows.Scan(&x.id, &x.sealed); err != nil {
+		x := row{cols: make([]string, len(c.AADColumns))}
+		dst := []any{&x.id, &x.sealed}
+		for i := range x.cols {
+			dst = append(dst, &x.cols[i])
+		}
+		if err := rows.Scan(dst...); err != nil {
 			_ = rows.Close()
 			return fmt.Errorf("rekey: reading %s.%s: %w", c.Table, c.Column, err)
 		}
@@ -71,7 +95,7 @@ func rotateColumn(ctx context.Context, db *sql.DB, k *secrets.Keyring, c Column,
 	}
 	update := fmt.Sprintf(`UPDATE %s SET %s = $1 WHERE %s = $2 AND %s = $3`, c.Table, c.Column, c.IDColumn, c.Column)
 	for _, x := range todo {
-		out, changed, err := k.Reseal(x.sealed, []byte(x.id))
+		out, changed, err := k.Reseal(x.sealed, c.aad(x.id, x.cols))
 		if err != nil {
 			return fmt.Errorf("rekey: %s %s (%s): %w", c.Table, x.id, c.Column, err)
 		}
