@@ -65,7 +65,7 @@ func (g keyGuard) watch(ctx context.Context, v auth.Viewer, cut func()) {
 			}
 			return true
 		},
-		func(error) {})
+		func(error) {}, pubsub.Internal())
 	if err != nil && ctx.Err() == nil {
 		g.logger.WarnContext(ctx, "watching API key revocations", "err", err)
 	}

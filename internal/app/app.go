@@ -49,6 +49,8 @@ type App struct {
 	Hub *pubsub.Hub
 	// Publisher publishes job and event updates for every API process.
 	Publisher *pubsub.Publisher
+
+	queues *queueui.Handler // made by HTTPServer, closed by Close
 }
 
 // poolSize is the default PostgreSQL pool; NewWorker grows it with the worker's
@@ -135,6 +137,9 @@ func (a *App) wire() error {
 
 // Close releases the connections.
 func (a *App) Close() {
+	if a.queues != nil {
+		a.queues.Close()
+	}
 	_ = a.Redis.Close()
 	_ = a.Ent.Close()
 }
@@ -160,8 +165,11 @@ func (a *App) HTTPServer() (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: redis URL: %w", err)
 	}
+	if a.queues == nil {
+		a.queues = queueui.New(redisOpt, a.Ent, a.Log)
+	}
 	return server.New(server.Config{
-		Queues:          queueui.New(redisOpt, a.Ent, a.Log),
+		Queues:          a.queues,
 		Addr:            a.Cfg.Listen,
 		GraphQL:         gql,
 		Playground:      a.Cfg.Playground,
