@@ -138,14 +138,14 @@ func TestAPIKeyLifecycleRevocationCutsOpenSubscriptions(t *testing.T) {
 	gql(t, a.url, o.admin, revokeKeyQ, map[string]any{"id": k.CreateAPIKey.APIKey.ID}, &rev)
 	require.NotNil(t, rev.RevokeAPIKey.APIKey.RevokedAt)
 
-	require.Equal(t, websocket.StatusCode(4403), onA.closeStatus())
-	require.Equal(t, websocket.StatusCode(4403), onB.closeStatus())
+	require.Equal(t, websocket.StatusCode(4403), closedWithin(t, onA, 30*time.Second))
+	require.Equal(t, websocket.StatusCode(4403), closedWithin(t, onB, 30*time.Second))
 	r := post(t, b.url, secret, `{ users { totalCount } }`, nil)
 	require.Equal(t, http.StatusUnauthorized, r.status)
 	require.Equal(t, "UNAUTHENTICATED", r.code())
 	late, err := dial(t, a.ws, dialOpts{init: map[string]any{"Authorization": "Bearer " + secret}})
 	require.NoError(t, err)
-	require.Equal(t, websocket.StatusCode(4403), late.closeStatus())
+	require.Equal(t, websocket.StatusCode(4403), closedWithin(t, late, 30*time.Second))
 
 	// Revoking again changes nothing; the admin's own stream is untouched.
 	gql(t, a.url, o.admin, revokeKeyQ, map[string]any{"id": k.CreateAPIKey.APIKey.ID}, &rev)
@@ -195,7 +195,7 @@ func TestExpiredKeyIsRefusedAndItsStreamClosed(t *testing.T) {
 	expires := time.Now().Add(2 * time.Second)
 	k := createKey(t, p.url, o.admin, map[string]any{"name": "short", "role": "ADMIN", "expiresAt": expires.Format(time.RFC3339Nano)})
 	c := subscribed(t, p.ws, k.CreateAPIKey.Secret)
-	require.Equal(t, websocket.StatusCode(4403), c.closeStatus())
+	require.Equal(t, websocket.StatusCode(4403), closedWithin(t, c, 30*time.Second))
 	require.False(t, time.Now().Before(expires), "closed at expiry, not before")
 	require.Equal(t, http.StatusUnauthorized, post(t, p.url, k.CreateAPIKey.Secret, `{ users { totalCount } }`, nil).status)
 }
@@ -211,5 +211,17 @@ func TestRevocationWithoutAnnouncementIsFoundByRecheck(t *testing.T) {
 	c := subscribed(t, p.ws, k.CreateAPIKey.Secret)
 	_, err := e.client.APIKey.UpdateOneID(pulid.ID(k.CreateAPIKey.APIKey.ID)).SetRevokedAt(time.Now()).Save(auth.SystemContext(context.Background()))
 	require.NoError(t, err)
-	require.Equal(t, websocket.StatusCode(4403), c.closeStatus())
+	require.Equal(t, websocket.StatusCode(4403), closedWithin(t, c, 30*time.Second))
+}
+
+// closedWithin waits for the server to close c and returns its close code;
+// a socket still open after limit fails the test instead of hanging it.
+func closedWithin(t testing.TB, c *wsClient, limit time.Duration) websocket.StatusCode {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(limit):
+		t.Fatalf("socket still open after %s", limit)
+	}
+	return websocket.CloseStatus(c.err)
 }
