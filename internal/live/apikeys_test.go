@@ -225,3 +225,43 @@ func closedWithin(t testing.TB, c *wsClient, limit time.Duration) websocket.Stat
 	}
 	return websocket.CloseStatus(c.err)
 }
+
+// An SSE stream of a revoked key ends at once; another key's stream goes on.
+func TestRevocationEndsSSEStream(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	p := e.api(api.Config{Deps: graph.Deps{Publisher: e.pub}}, pubsub.HubConfig{})
+	o := e.org("acme")
+	k := createKey(t, p.url, o.admin, map[string]any{"name": "sse", "role": "READONLY"})
+
+	stream := func(key string) chan struct{} {
+		body, _ := json.Marshal(map[string]any{"query": jobsQ})
+		req, err := http.NewRequest(http.MethodPost, p.url, bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		t.Cleanup(func() { _ = res.Body.Close() })
+		ended := make(chan struct{})
+		go func() { defer close(ended); _, _ = io.Copy(io.Discard, res.Body) }()
+		return ended
+	}
+	revoked, other := stream(k.CreateAPIKey.Secret), stream(o.readOnly)
+	waitFor(t, 10*time.Second, func() bool { return p.hub.Stats().Subscriptions == 2 })
+
+	gql(t, p.url, o.admin, revokeKeyQ, map[string]any{"id": k.CreateAPIKey.APIKey.ID}, nil)
+	select {
+	case <-revoked:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the revoked key's SSE stream is still open")
+	}
+	select {
+	case <-other:
+		t.Fatal("another key's stream ended")
+	default:
+	}
+	waitFor(t, 10*time.Second, func() bool { return p.hub.Stats().Subscriptions == 1 })
+}
