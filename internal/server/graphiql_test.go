@@ -12,7 +12,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/99designs/gqlgen/graphql/handler"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dirsync/dirsync/graph"
 )
 
 // Issue 13: GraphiQL works offline. The page names no external URL, every
@@ -51,9 +56,9 @@ func TestGraphiQLIsServedFromTheBinary(t *testing.T) {
 }
 
 // The page really runs under its CSP in a headless browser: GraphiQL renders
-// (the "Loading…" placeholder is replaced). Skipped without chromium
-// (apt-get install -y chromium); scripts/graphiql-check.sh does the same
-// against a running `dirsync dev` including the schema.
+// (the "Loading…" placeholder is replaced) and loads dirsync's schema with
+// the key of its Headers editor; with another key it shows the API's
+// refusal. Skipped without chromium (apt-get install -y chromium).
 func TestGraphiQLRendersInHeadlessChromium(t *testing.T) {
 	bin := ""
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -65,23 +70,44 @@ func TestGraphiQLRendersInHeadlessChromium(t *testing.T) {
 	if bin == "" || os.Getenv("DIRSYNC_SKIP_BROWSER") != "" {
 		t.Skip("no chromium on PATH")
 	}
-	// The GraphQL endpoint records the schema request GraphiQL sends on load.
+	// The GraphQL endpoint is dirsync's real schema (introspection only, no
+	// database) behind a key check, and records the schema requests.
+	schema := handler.New(graph.NewSchema(nil, 100, graph.Deps{}))
+	schema.AddTransport(transport.POST{})
+	schema.Use(extension.Introspection{})
 	introspected := make(chan string, 8)
-	gql := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		if strings.Contains(string(b), "__schema") {
-			introspected <- r.Header.Get("Authorization")
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"errors":[{"message":"invalid API key","extensions":{"code":"UNAUTHENTICATED"}}]}`)
-	})
-	ts := newTest(t, Config{Playground: true, GraphQL: gql})
-	out, err := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-		"--dump-dom", ts.URL+"/").Output()
-	require.NoError(t, err)
-	dom := string(out)
+	gql := func(key string) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			if strings.Contains(string(b), "__schema") {
+				introspected <- r.Header.Get("Authorization")
+			}
+			if r.Header.Get("Authorization") != "Bearer "+key {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = io.WriteString(w, `{"errors":[{"message":"invalid API key","extensions":{"code":"UNAUTHENTICATED"}}]}`)
+				return
+			}
+			r.Body = io.NopCloser(strings.NewReader(string(b)))
+			schema.ServeHTTP(w, r)
+		})
+	}
+	render := func(key string) string {
+		ts := newTest(t, Config{Playground: true, GraphQL: gql(key)})
+		out, err := exec.Command(bin, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+			"--dump-dom", ts.URL+"/").Output()
+		require.NoError(t, err)
+		return string(out)
+	}
+	// A wrong key: the page shows the API's refusal of the schema request.
+	dom := render("dsk_another")
 	require.Contains(t, dom, "graphiql-container", "GraphiQL rendered")
 	require.NotContains(t, dom, "Loading…")
+	require.Contains(t, dom, "invalid API key")
+	// The key in the Headers editor: the schema loads, no error shown.
+	dom = render("dsk_your_API_key")
+	require.NotContains(t, dom, "invalid API key")
+	require.NotContains(t, strings.ToLower(dom), "introspection failed")
 	var seen []string
 	for len(introspected) > 0 {
 		seen = append(seen, <-introspected)
