@@ -47,6 +47,8 @@ var schemaGraph = func() *sqlgraph.Schema {
 			apikey.FieldKeyHash:        {Type: field.TypeBytes, Column: apikey.FieldKeyHash},
 			apikey.FieldKeyPrefix:      {Type: field.TypeString, Column: apikey.FieldKeyPrefix},
 			apikey.FieldLastUsedAt:     {Type: field.TypeTime, Column: apikey.FieldLastUsedAt},
+			apikey.FieldExpiresAt:      {Type: field.TypeTime, Column: apikey.FieldExpiresAt},
+			apikey.FieldRevokedAt:      {Type: field.TypeTime, Column: apikey.FieldRevokedAt},
 		},
 	}
 	graph.Nodes[1] = &sqlgraph.Node{
@@ -862,6 +864,16 @@ func (f *APIKeyFilter) WhereKeyPrefix(p entql.StringP) {
 // WhereLastUsedAt applies the entql time.Time predicate on the last_used_at field.
 func (f *APIKeyFilter) WhereLastUsedAt(p entql.TimeP) {
 	f.Where(p.Field(apikey.FieldLastUsedAt))
+}
+
+// WhereExpiresAt applies the entql time.Time predicate on the expires_at field.
+func (f *APIKeyFilter) WhereExpiresAt(p entql.TimeP) {
+	f.Where(p.Field(apikey.FieldExpiresAt))
+}
+
+// WhereRevokedAt applies the entql time.Time predicate on the revoked_at field.
+func (f *APIKeyFilter) WhereRevokedAt(p entql.TimeP) {
+	f.Where(p.Field(apikey.FieldRevokedAt))
 }
 
 // WhereHasOrganization applies a predicate to check if query has an edge organization.

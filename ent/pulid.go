@@ -5,6 +5,7 @@ package ent
 import (
 	"context"
 
+	"github.com/dirsync/dirsync/ent/apikey"
 	"github.com/dirsync/dirsync/ent/event"
 	"github.com/dirsync/dirsync/ent/integration"
 	"github.com/dirsync/dirsync/ent/job"
@@ -19,6 +20,7 @@ import (
 
 // prefixMap maps the pulid prefixes of GraphQL node types to table names.
 var prefixMap = map[string]string{
+	"AK": apikey.Table,
 	"EV": event.Table,
 	"IN": integration.Table,
 	"JB": job.Table,

@@ -84,8 +84,12 @@ func (r *Resolver) Job() generated.JobResolver { return &jobResolver{r} }
 // Query returns generated.QueryResolver implementation.
 func (r *Resolver) Query() generated.QueryResolver { return &queryResolver{r} }
 
+// User returns generated.UserResolver implementation.
+func (r *Resolver) User() generated.UserResolver { return &userResolver{r} }
+
 type (
 	integrationResolver struct{ *Resolver }
 	jobResolver         struct{ *Resolver }
 	queryResolver       struct{ *Resolver }
+	userResolver        struct{ *Resolver }
 )

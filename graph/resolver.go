@@ -9,6 +9,7 @@ import (
 
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/graph/generated"
+	"github.com/dirsync/dirsync/internal/apikeys"
 	"github.com/dirsync/dirsync/internal/directory"
 	"github.com/dirsync/dirsync/internal/importer"
 	"github.com/dirsync/dirsync/internal/integrations"
@@ -28,6 +29,7 @@ type Resolver struct {
 	recov   *recovery.Service
 	imports *importer.Service
 	pw      *passwords.Service
+	keys    *apikeys.Service
 }
 
 // Deps are what the resolvers need beyond the ent client. Tenants builds Graph
@@ -41,6 +43,9 @@ type Deps struct {
 	ImportWait time.Duration
 	// Passwords runs admin password calls and the user portal; nil answers UNAVAILABLE.
 	Passwords *passwords.Service
+	// Publisher announces revoked API keys to every API process; nil in
+	// tests that do not need live revocation.
+	Publisher *pubsub.Publisher
 }
 
 // NewSchema returns the executable schema served by internal/api. pageSize
@@ -53,6 +58,7 @@ func NewSchema(client *ent.Client, pageSize int, deps Deps) graphql.ExecutableSc
 			tenants: deps.Tenants, hub: deps.Hub, recov: recovery.New(client),
 			imports: importer.NewService(client, deps.Tenants),
 			pw:      deps.Passwords,
+			keys:    apikeys.New(client, deps.Publisher),
 		},
 	}
 	cfg.Resolvers.(*Resolver).imports.Wait = deps.ImportWait

@@ -25,6 +25,7 @@ Usage:
   dirsync org create NAME          create an organization
   dirsync apikey create --org NAME --role admin|readonly [--name LABEL]
                                    create an API key (printed once)
+  dirsync secrets rotate           re-seal every stored secret under the current key
   dirsync graphsim [--addr A] [--seed-users N] [--config FILE]
                                    run the Microsoft Graph emulator on its own
   dirsync healthcheck [--url U]    GET a probe (default /healthz on DIRSYNC_LISTEN); exit 0 on 200
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	case "version", "--version", "-version":
 		fmt.Fprint(out, versionInfo())
 		return nil
+	case "secrets":
+		return runSecrets(ctx, rest, out)
 	case "help", "-h", "--help":
 		fmt.Fprint(out, usage)
 		return nil

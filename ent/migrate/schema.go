@@ -19,6 +19,8 @@ var (
 		{Name: "key_hash", Type: field.TypeBytes, Unique: true, Size: 32},
 		{Name: "key_prefix", Type: field.TypeString, Size: 16},
 		{Name: "last_used_at", Type: field.TypeTime, Nullable: true},
+		{Name: "expires_at", Type: field.TypeTime, Nullable: true},
+		{Name: "revoked_at", Type: field.TypeTime, Nullable: true},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 	}
 	// APIKeysTable holds the schema information for the "api_keys" table.
@@ -29,7 +31,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "api_keys_organizations_organization",
-				Columns:    []*schema.Column{APIKeysColumns[8]},
+				Columns:    []*schema.Column{APIKeysColumns[10]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -38,7 +40,7 @@ var (
 			{
 				Name:    "apikey_organization_id",
 				Unique:  false,
-				Columns: []*schema.Column{APIKeysColumns[8]},
+				Columns: []*schema.Column{APIKeysColumns[10]},
 			},
 		},
 	}

@@ -30,13 +30,19 @@ func (APIKey) Fields() []ent.Field {
 			Comment("SHA-256 of the key.").
 			Sensitive().
 			Immutable().
+			Annotations(entgql.Skip(entgql.SkipAll)).
 			Unique().
 			MinLen(32).MaxLen(32),
 		field.String("key_prefix").
 			Comment("The first characters of the key, to recognise it in lists.").
 			Immutable().
 			MaxLen(16),
-		field.Time("last_used_at").Optional().Nillable(),
+		field.Time("last_used_at").Optional().Nillable().
+			Comment("Updated at most once a minute per key, so reads do not become writes."),
+		field.Time("expires_at").Optional().Nillable().Immutable().
+			Comment("The key is refused from this time on; null = never expires."),
+		field.Time("revoked_at").Optional().Nillable().
+			Comment("Set when the key is revoked; the row stays so lists show who had access."),
 	}
 }
 
@@ -47,6 +53,7 @@ func (APIKey) Indexes() []ent.Index {
 
 // Annotations implements ent.Schema.
 func (APIKey) Annotations() []schema.Annotation {
-	// Keys are managed by the CLI for now; not part of the GraphQL API.
-	return []schema.Annotation{entgql.Skip(entgql.SkipAll)}
+	// Admins manage keys in GraphQL (schema/apikeys.graphqls); the CLI
+	// creates the first one. No generated mutations: the secret is made here.
+	return []schema.Annotation{entgql.RelayConnection(), entgql.Skip(entgql.SkipWhereInput)}
 }

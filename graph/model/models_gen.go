@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/apikey"
 	"github.com/dirsync/dirsync/ent/integration"
 	"github.com/dirsync/dirsync/ent/job"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
@@ -30,6 +31,20 @@ type BindingPayload struct {
 
 type ChangeMyPasswordPayload struct {
 	User *ent.User `json:"user"`
+}
+
+type CreateAPIKeyInput struct {
+	Name string      `json:"name"`
+	Role apikey.Role `json:"role"`
+	// When the key stops working; null = never. Must be in the future.
+	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+}
+
+type CreateAPIKeyPayload struct {
+	APIKey *ent.APIKey `json:"apiKey"`
+	// The key itself ("dsk_…"). It is shown this once and never stored: only its
+	// hash is kept, so a lost key cannot be recovered, only replaced.
+	Secret string `json:"secret"`
 }
 
 type CreateActivationPayload struct {
@@ -90,6 +105,15 @@ type EventsSubscriptionFilter struct {
 	IntegrationID *pulid.ID `json:"integrationID,omitempty"`
 }
 
+// How a user is connected to one integration.
+type IntegrationBinding struct {
+	Integration *ent.Integration `json:"integration"`
+	// The user is bound directly (bindUsers).
+	Direct bool `json:"direct"`
+	// Bound groups the user is a member of (bindUserGroups).
+	ViaGroups []*ent.UserGroup `json:"viaGroups"`
+}
+
 type IntegrationPayload struct {
 	Integration *ent.Integration `json:"integration"`
 	// Remote work the change caused (e.g. reconciling every connected user).
@@ -142,6 +166,11 @@ type RetryJobPayload struct {
 	Retried *ent.Job `json:"retried"`
 	// The job now carrying the work: a new job of kind RETRY over the failed items (or the retry already running).
 	Jobs []*ent.Job `json:"jobs"`
+}
+
+type RevokeAPIKeyPayload struct {
+	// The revoked key. Revoking a revoked key changes nothing.
+	APIKey *ent.APIKey `json:"apiKey"`
 }
 
 type SetUserPasswordPayload struct {

@@ -68,6 +68,9 @@ type Config struct {
 	MaxConnectionsPerKey int
 	// Metrics records operation names, error codes and resolver latency; nil = none.
 	Metrics *metrics.Metrics
+	// KeyRecheck is how often an open websocket or SSE stream re-reads its
+	// API key besides revocation announcements; 0 means DefaultKeyRecheck.
+	KeyRecheck time.Duration
 }
 
 // Defaults for Config.
@@ -98,6 +101,9 @@ func (c Config) withDefaults() Config {
 	if c.PingInterval <= 0 {
 		c.PingInterval = DefaultPingInterval
 	}
+	if c.KeyRecheck <= 0 {
+		c.KeyRecheck = DefaultKeyRecheck
+	}
 	if c.MaxConnectionsPerKey == 0 {
 		c.MaxConnectionsPerKey = DefaultMaxConnectionsPerKey
 	}
@@ -114,12 +120,13 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	cfg = cfg.withDefaults()
 	conns := newConnLimiter(cfg.MaxConnectionsPerKey)
 	srv := handler.New(graph.NewSchema(client, cfg.MaxPageSize, cfg.Deps))
+	guard := keyGuard{client: client, hub: cfg.Deps.Hub, logger: logger, recheck: cfg.KeyRecheck}
 	srv.AddTransport(transport.Websocket{
 		// The implementation also runs the graphql-transport-ws ping/pong
 		// keepalive every cfg.PingInterval, on a timer instead of the
 		// goroutine per connection gqlgen's PingPongInterval would start.
 		Implementation: websocketImplementation(cfg),
-		InitFunc:       wsInit(client, logger, conns),
+		InitFunc:       wsInit(client, logger, conns, guard),
 		InitTimeout:    initTimeout,
 		// Only for legacy graphql-ws clients, which expect "ka" messages.
 		KeepAlivePingInterval: cfg.PingInterval,
@@ -159,7 +166,7 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	srv.AroundFields(limitPageSize(cfg.MaxPageSize))
 
 	limited := http.MaxBytesHandler(httpGate(cfg.MaxTokens, srv), cfg.MaxBodyBytes)
-	h := liveHandler(cfg, conns, authenticate(client, logger, cfg.MaxBodyBytes, limitSSE(limited)), limited)
+	h := liveHandler(cfg, conns, authenticate(client, logger, cfg.MaxBodyBytes, limitSSE(guard, limited)), limited)
 	// Subscription streams outlive their resolver call; they log through the request's context.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r.WithContext(live.WithLogger(r.Context(), logger)))

@@ -12,6 +12,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -126,7 +127,7 @@ type upgradeTokenKey struct{}
 // own Authorization header. A refused key closes the socket with 4403
 // Forbidden, as graphql-transport-ws prescribes for a rejected
 // connection_init; a key over its connection cap gets 4429.
-func wsInit(client *ent.Client, logger *slog.Logger, conns *connLimiter) transport.WebsocketInitFunc {
+func wsInit(client *ent.Client, logger *slog.Logger, conns *connLimiter, guard keyGuard) transport.WebsocketInitFunc {
 	refuse := func(ctx context.Context, code int, reason string) (context.Context, *transport.InitPayload, error) {
 		ctx = transport.WithWebsocketCloseCode(ctx, code)
 		return transport.AppendCloseReason(ctx, reason), nil, errors.New(reason)
@@ -159,6 +160,16 @@ func wsInit(client *ent.Client, logger *slog.Logger, conns *connLimiter) transpo
 		// The request context ends when the connection's handler returns,
 		// however the socket went away, so the slot cannot leak.
 		context.AfterFunc(ctx, release)
+		// gqlgen closes the socket when the context it runs the connection
+		// with ends; the flag turns that close into 4403.
+		ctx, end := context.WithCancel(ctx)
+		flag := cutFlagFrom(ctx)
+		guard.watch(ctx, v, func() {
+			if flag != nil {
+				flag.Store(true)
+			}
+			end()
+		})
 		return auth.WithViewer(ctx, v), nil, nil
 	}
 }
@@ -176,6 +187,7 @@ func liveHandler(cfg Config, conns *connLimiter, authenticated, raw http.Handler
 				return
 			}
 			ctx := context.WithValue(r.Context(), websocketKey{}, true)
+			ctx = context.WithValue(ctx, cutFlag{}, new(atomic.Bool))
 			if token, ok := bearer(r.Header.Get("Authorization")); ok {
 				ctx = context.WithValue(ctx, upgradeTokenKey{}, token)
 			}
@@ -192,7 +204,7 @@ type sseLimiterKey struct{}
 
 // limitSSE runs after authentication: it holds a connection slot of the
 // viewer's key for the life of an SSE stream.
-func limitSSE(next http.Handler) http.Handler {
+func limitSSE(guard keyGuard, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conns, _ := r.Context().Value(sseLimiterKey{}).(*connLimiter)
 		v, ok := auth.ViewerFrom(r.Context())
@@ -206,7 +218,11 @@ func limitSSE(next http.Handler) http.Handler {
 			return
 		}
 		defer release()
-		next.ServeHTTP(w, r)
+		// A cut key ends the stream: the subscription ends with the context.
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		guard.watch(ctx, v, cancel)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
@@ -232,7 +248,7 @@ func (c closeCodes) Accept(w http.ResponseWriter, r *http.Request, o transport.W
 	if err != nil {
 		return nil, err
 	}
-	cc := &codedConn{WebsocketConn: conn}
+	cc := &codedConn{WebsocketConn: conn, cut: cutFlagFrom(r.Context())}
 	if c.pingEvery > 0 && conn.Subprotocol() == transportWSSubprotocol {
 		cc.pingEvery = c.pingEvery
 		// The upgrade request's context ends when the handler returns,
@@ -247,6 +263,7 @@ type codedConn struct {
 	mu       sync.Mutex
 	inits    int
 	lastType string
+	cut      *atomic.Bool // set when the API key was revoked or expired
 
 	// keepalive, under mu; the timer starts once connection_init has been
 	// read (gqlgen starts its ping loop after the ack too): a client's pong
@@ -338,6 +355,9 @@ func (c *codedConn) NextReader() (int, io.Reader, error) {
 
 func (c *codedConn) WriteClose(code int, reason string) error {
 	c.stopKeepalive()
+	if c.cut != nil && c.cut.Load() {
+		code, reason = closeForbidden, "Forbidden: API key revoked or expired"
+	}
 	if code == transport.WebsocketCloseProtocolError && c.Subprotocol() == transportWSSubprotocol {
 		c.mu.Lock()
 		inits, last := c.inits, c.lastType

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	entsql "entgo.io/ent/dialect/sql"
+	"github.com/hibiken/asynq"
 	"github.com/lib/pq"
 	"github.com/redis/go-redis/v9"
 
@@ -28,6 +29,7 @@ import (
 	"github.com/dirsync/dirsync/internal/msgraph"
 	"github.com/dirsync/dirsync/internal/passwords"
 	"github.com/dirsync/dirsync/internal/pubsub"
+	"github.com/dirsync/dirsync/internal/queueui"
 	"github.com/dirsync/dirsync/internal/secrets"
 	"github.com/dirsync/dirsync/internal/server"
 	"github.com/dirsync/dirsync/internal/tenant"
@@ -57,6 +59,8 @@ type App struct {
 	Metrics *metrics.Metrics
 
 	closers []func() error
+
+	queues *queueui.Handler // made by HTTPServer, closed by Close
 }
 
 // poolSize is the default PostgreSQL pool; NewWorker grows it with the worker's
@@ -119,8 +123,12 @@ func (a *App) wire() error {
 	if a.Budgets, err = throttle.New(throttle.Config{Redis: a.Redis, Logger: a.Log, Observer: a.Metrics.Throttle()}); err != nil {
 		return err
 	}
-	if len(a.Cfg.SecretKey) > 0 {
-		a.Keyring, err = secrets.NewKeyring(a.Cfg.SecretKeyID, map[string][]byte{a.Cfg.SecretKeyID: a.Cfg.SecretKey})
+	current, keys, err := a.Cfg.SealingKeys()
+	if err != nil {
+		return err
+	}
+	if len(keys) > 0 {
+		a.Keyring, err = secrets.NewKeyring(current, keys)
 		if err != nil {
 			return err
 		}
@@ -143,6 +151,9 @@ func (a *App) wire() error {
 func (a *App) Close() {
 	for _, c := range a.closers {
 		_ = c()
+	}
+	if a.queues != nil {
+		a.queues.Close()
 	}
 	_ = a.Redis.Close()
 	_ = a.Ent.Close()
@@ -194,10 +205,18 @@ func (a *App) HTTPServer() (*server.Server, error) {
 		ComplexityLimit: a.Cfg.ComplexityLimit,
 		MaxPageSize:     a.Cfg.MaxPageSize,
 		AllowedOrigins:  a.Cfg.AllowedOrigins,
-		Deps:            graph.Deps{Tenants: a.Tenants, Hub: a.Hub, Passwords: a.Passwords},
+		Deps:            graph.Deps{Tenants: a.Tenants, Hub: a.Hub, Passwords: a.Passwords, Publisher: a.Publisher},
 		Metrics:         a.Metrics,
 	}, a.Ent, a.Log)
+	redisOpt, err := asynq.ParseRedisURI(a.Cfg.RedisConnURL())
+	if err != nil {
+		return nil, fmt.Errorf("app: redis URL: %w", err)
+	}
+	if a.queues == nil {
+		a.queues = queueui.New(redisOpt, a.Ent, a.Log)
+	}
 	return server.New(server.Config{
+		Queues:          a.queues,
 		Addr:            a.Cfg.Listen,
 		GraphQL:         gql,
 		Routes:          api.Routes(a.Ent, a.Log),

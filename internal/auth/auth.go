@@ -67,23 +67,32 @@ func ParseRole(s string) (Role, error) {
 // CreateAPIKey creates a key for the organization and returns its plaintext,
 // which is not stored and cannot be shown again. It runs as the system.
 func CreateAPIKey(ctx context.Context, client *ent.Client, orgID pulid.ID, name string, role Role) (string, *ent.APIKey, error) {
+	plaintext, c, err := NewKey(client.APIKey.Create())
+	if err != nil {
+		return "", nil, err
+	}
+	k, err := c.SetOrganizationID(orgID).SetName(name).SetRole(apikey.Role(role)).Save(SystemContext(ctx))
+	if err != nil {
+		return "", nil, fmt.Errorf("auth: creating key: %w", err)
+	}
+	return plaintext, k, nil
+}
+
+// NewKey generates a key and sets its hash and prefix on c; the caller sets
+// the rest and saves. The plaintext is returned once and stored nowhere.
+func NewKey(c *ent.APIKeyCreate) (string, *ent.APIKeyCreate, error) {
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return "", nil, fmt.Errorf("auth: generating key: %w", err)
 	}
 	plaintext := KeyPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	sum := sha256.Sum256([]byte(plaintext))
-	k, err := client.APIKey.Create().
-		SetOrganizationID(orgID).
-		SetName(name).
-		SetRole(apikey.Role(role)).
-		SetKeyHash(sum[:]).
-		SetKeyPrefix(plaintext[:len(KeyPrefix)+6]).
-		Save(SystemContext(ctx))
-	if err != nil {
-		return "", nil, fmt.Errorf("auth: creating key: %w", err)
-	}
-	return plaintext, k, nil
+	return plaintext, c.SetKeyHash(sum[:]).SetKeyPrefix(plaintext[:len(KeyPrefix)+6]), nil
+}
+
+// Usable reports whether k may authenticate at now: not revoked, not expired.
+func Usable(k *ent.APIKey, now time.Time) bool {
+	return k.RevokedAt == nil && (k.ExpiresAt == nil || now.Before(*k.ExpiresAt))
 }
 
 // Authenticate resolves a bearer token to its viewer. The lookup is by the
@@ -102,10 +111,10 @@ func Authenticate(ctx context.Context, client *ent.Client, bearerToken string) (
 	if err != nil {
 		return Viewer{}, fmt.Errorf("auth: looking up key: %w", err)
 	}
-	if subtle.ConstantTimeCompare(k.KeyHash, sum[:]) != 1 {
+	now := time.Now()
+	if subtle.ConstantTimeCompare(k.KeyHash, sum[:]) != 1 || !Usable(k, now) {
 		return Viewer{}, ErrInvalidKey
 	}
-	now := time.Now()
 	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > lastUsedGranularity {
 		// Conditional so concurrent requests write at most once; a failure
 		// only loses a timestamp, never the request.
@@ -114,5 +123,22 @@ func Authenticate(ctx context.Context, client *ent.Client, bearerToken string) (
 			SetLastUsedAt(now).
 			Save(sys)
 	}
-	return Viewer{OrgID: k.OrganizationID, KeyID: k.ID, Role: Role(k.Role)}, nil
+	v := Viewer{OrgID: k.OrganizationID, KeyID: k.ID, Role: Role(k.Role)}
+	if k.ExpiresAt != nil {
+		v.Expires = *k.ExpiresAt
+	}
+	return v, nil
+}
+
+// StillUsable re-reads a key that authenticated a long-lived connection: false
+// once it is revoked, expired or deleted.
+func StillUsable(ctx context.Context, client *ent.Client, keyID pulid.ID) (bool, error) {
+	k, err := client.APIKey.Get(SystemContext(ctx), keyID)
+	if ent.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("auth: re-reading key: %w", err)
+	}
+	return Usable(k, time.Now()), nil
 }

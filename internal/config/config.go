@@ -19,19 +19,23 @@ import (
 
 // Config is the whole process configuration. Field comments name the variable.
 type Config struct {
-	DatabaseURL string // DIRSYNC_DATABASE_URL
-	RedisURL    string // DIRSYNC_REDIS_URL
-	Listen      string // DIRSYNC_LISTEN
+	DatabaseURL string // DIRSYNC_DATABASE_URL: PostgreSQL, postgres://user:pass@host:port/db?sslmode=...
+	RedisURL    string // DIRSYNC_REDIS_URL: redis:// or rediss:// (TLS) URL
+	Listen      string // DIRSYNC_LISTEN: the API's listen address (host:port)
 	// SecretKey seals client secrets and queued passwords (AES-256-GCM); 32 bytes,
 	// given base64-encoded in DIRSYNC_SECRET_KEY. Empty means "not configured".
 	SecretKey []byte
 	// SecretKeyID labels sealed values so keys can rotate (DIRSYNC_SECRET_KEY_ID).
 	SecretKeyID string
+	// SecretKeys (DIRSYNC_SECRET_KEYS, "id:base64,…") are several sealing
+	// keys by id for rotation: the first seals new values, all open old ones.
+	// See SealingKeys and docs/operators.md.
+	SecretKeys []SecretKey
 
 	Playground      bool // DIRSYNC_PLAYGROUND: GraphiQL at /
-	Introspection   bool // DIRSYNC_INTROSPECTION
-	ComplexityLimit int  // DIRSYNC_COMPLEXITY_LIMIT
-	MaxPageSize     int  // DIRSYNC_MAX_PAGE_SIZE
+	Introspection   bool // DIRSYNC_INTROSPECTION: allow __schema queries (GraphiQL needs it)
+	ComplexityLimit int  // DIRSYNC_COMPLEXITY_LIMIT: the most an operation may cost (a list costs its fields times its rows)
+	MaxPageSize     int  // DIRSYNC_MAX_PAGE_SIZE: the most rows of a connection page (1..1000)
 
 	// AllowCustomGraphURLs lets integrations point at Graph/login hosts other than
 	// Microsoft's (the emulator). Off in production: an admin could otherwise make
@@ -60,7 +64,7 @@ type Config struct {
 	// them later re-hashes each password at its next portal login.
 	Argon2MemoryKiB, Argon2Iterations, Argon2Parallelism int
 
-	ShutdownTimeout time.Duration // DIRSYNC_SHUTDOWN_TIMEOUT
+	ShutdownTimeout time.Duration // DIRSYNC_SHUTDOWN_TIMEOUT: how long a stopping process drains in-flight work
 	LogLevel        slog.Level    // DIRSYNC_LOG_LEVEL: debug|info|warn|error
 	LogFormat       string        // DIRSYNC_LOG_FORMAT: text|json
 
@@ -173,6 +177,13 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 		c.SecretKey = k
 	}
+	if v, ok := lookup("DIRSYNC_SECRET_KEYS"); ok && v != "" {
+		keys, err := parseSecretKeys(v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.SecretKeys = keys
+	}
 	if v, ok := lookup("DIRSYNC_ALLOWED_ORIGINS"); ok && v != "" {
 		for _, o := range strings.Split(v, ",") {
 			if o = strings.TrimSpace(o); o != "" {
@@ -225,8 +236,11 @@ func (c Config) Validate(requireSecretKey bool) error {
 	if c.Listen == "" {
 		errs = append(errs, errors.New("DIRSYNC_LISTEN: empty"))
 	}
-	if requireSecretKey && len(c.SecretKey) == 0 {
-		errs = append(errs, errors.New("DIRSYNC_SECRET_KEY: required (32 random bytes, base64; e.g. `openssl rand -base64 32`)"))
+	if requireSecretKey && len(c.SecretKey) == 0 && len(c.SecretKeys) == 0 {
+		errs = append(errs, errors.New("DIRSYNC_SECRET_KEY: required (32 random bytes, base64; e.g. `openssl rand -base64 32`), or DIRSYNC_SECRET_KEYS=id:base64,…"))
+	}
+	if _, _, err := c.SealingKeys(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(c.SecretKey) != 0 && len(c.SecretKey) != 32 {
 		errs = append(errs, fmt.Errorf("DIRSYNC_SECRET_KEY: decodes to %d bytes, want 32", len(c.SecretKey)))

@@ -106,9 +106,10 @@ type Hub struct {
 	// orgs maps an organisation to its subscriptions. Each slice is replaced,
 	// never modified, so dispatch iterates a snapshot without holding mu and
 	// a subscription closed during delivery can remove itself.
-	orgs   map[string][]*Subscription
-	perKey map[string]int
-	total  int
+	orgs     map[string][]*Subscription
+	perKey   map[string]int
+	total    int
+	internal int // of total, those made with Internal
 
 	running   atomic.Bool
 	connected atomic.Bool
@@ -132,7 +133,8 @@ func NewHub(cfg HubConfig) *Hub {
 
 // Stats is a snapshot of a Hub's counters, for metrics and tests.
 type Stats struct {
-	Subscriptions int   // live subscriptions
+	Subscriptions int   // live client subscriptions
+	Internal      int   // live subscriptions the server made for itself (pubsub.Internal)
 	Orgs          int   // organisations with at least one subscription
 	Connects      int64 // successful (re)subscriptions to Redis
 	Delivered     int64 // messages queued to subscribers (resyncs included)
@@ -143,10 +145,11 @@ type Stats struct {
 // Stats returns the Hub's counters.
 func (h *Hub) Stats() Stats {
 	h.mu.RLock()
-	subs, orgs := h.total, len(h.orgs)
+	subs, internal, orgs := h.total, h.internal, len(h.orgs)
 	h.mu.RUnlock()
 	return Stats{
-		Subscriptions: subs,
+		Subscriptions: subs - internal,
+		Internal:      internal,
 		Orgs:          orgs,
 		Connects:      h.stats.connects.Load(),
 		Delivered:     h.stats.delivered.Load(),
@@ -326,6 +329,9 @@ func (h *Hub) add(s *Subscription) error {
 	copy(subs, old)
 	h.orgs[s.org] = append(subs, s)
 	h.total++
+	if s.internal {
+		h.internal++
+	}
 	return nil
 }
 
@@ -344,6 +350,9 @@ func (h *Hub) remove(s *Subscription) {
 		h.orgs[s.org] = slices.Delete(slices.Clone(old), i, i+1)
 	}
 	h.total--
+	if s.internal {
+		h.internal--
+	}
 	if s.key != "" {
 		if h.perKey[s.key]--; h.perKey[s.key] <= 0 {
 			delete(h.perKey, s.key)
@@ -358,6 +367,7 @@ func (h *Hub) shutdown() {
 	h.orgs = make(map[string][]*Subscription)
 	h.perKey = make(map[string]int)
 	h.total = 0
+	h.internal = 0
 	h.mu.Unlock()
 	for _, subs := range orgs {
 		for _, s := range subs {

@@ -11,9 +11,15 @@ import (
 type SubscribeOption func(*subscribeOptions)
 
 type subscribeOptions struct {
-	key    string
-	buffer int
+	key      string
+	buffer   int
+	internal bool
 }
+
+// Internal marks a subscription the server makes for itself (e.g. watching
+// for an API key's revocation), not for a client: Stats counts it apart, in
+// Internal, so Subscriptions stays the number of client subscriptions.
+func Internal() SubscribeOption { return func(o *subscribeOptions) { o.internal = true } }
 
 // WithKey counts the subscription against HubConfig.MaxPerKey for key,
 // typically the API key (or connection) it serves.
@@ -31,11 +37,12 @@ func WithBuffer(n int) SubscribeOption { return func(o *subscribeOptions) { o.bu
 // consumer then re-subscribes and re-reads state, as it would after a
 // KindResync.
 type Subscription struct {
-	hub    *Hub
-	org    string
-	key    string
-	filter func(Message) bool
-	ch     chan Message // nil for SubscribeFunc
+	hub      *Hub
+	org      string
+	key      string
+	internal bool // counted in Stats.Internal, not Subscriptions
+	filter   func(Message) bool
+	ch       chan Message // nil for SubscribeFunc
 	// deliver and end replace ch for SubscribeFunc.
 	deliver func(*Message) bool
 	end     func(error)
@@ -81,7 +88,7 @@ func (h *Hub) SubscribeFunc(ctx context.Context, orgID string, filter func(Messa
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return h.subscribe(ctx, orgID, &Subscription{filter: filter, key: o.key, deliver: deliver, end: end})
+	return h.subscribe(ctx, orgID, &Subscription{filter: filter, key: o.key, deliver: deliver, end: end, internal: o.internal})
 }
 
 func (h *Hub) subscribe(ctx context.Context, orgID string, s *Subscription) (*Subscription, error) {

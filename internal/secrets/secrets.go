@@ -71,7 +71,7 @@ func (k *Keyring) Open(sealed string, aad []byte) ([]byte, error) {
 	}
 	aead, ok := k.aeads[id]
 	if !ok {
-		return nil, ErrOpen
+		return nil, &UnknownKeyError{ID: id}
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(body)
 	if err != nil || len(raw) < aead.NonceSize()+aead.Overhead() {
@@ -86,3 +86,47 @@ func (k *Keyring) Open(sealed string, aad []byte) ([]byte, error) {
 
 // CurrentKeyID names the key new values are sealed with.
 func (k *Keyring) CurrentKeyID() string { return k.current }
+
+// UnknownKeyError is returned by Open for a value sealed with a key the
+// keyring does not hold: the operator removed a key that values still use,
+// or runs with another deployment's keys. The id is not secret; naming it
+// says which key to put back. It matches ErrOpen with errors.Is.
+type UnknownKeyError struct{ ID string }
+
+func (e *UnknownKeyError) Error() string {
+	return fmt.Sprintf("secrets: value sealed with key %q, which is not configured (add it to DIRSYNC_SECRET_KEYS)", e.ID)
+}
+
+// Unwrap makes errors.Is(err, ErrOpen) hold.
+func (e *UnknownKeyError) Unwrap() error { return ErrOpen }
+
+// KeyID names the key a sealed value was sealed with ("" if malformed).
+func KeyID(sealed string) string {
+	id, _, ok := strings.Cut(sealed, ":")
+	if !ok {
+		return ""
+	}
+	return id
+}
+
+// Reseal opens sealed and seals it again under the current key. A value
+// already under the current key is returned unchanged (changed false), so
+// rotation is idempotent.
+func (k *Keyring) Reseal(sealed string, aad []byte) (out string, changed bool, err error) {
+	if KeyID(sealed) == k.current {
+		if _, err := k.Open(sealed, aad); err != nil {
+			return "", false, err
+		}
+		return sealed, false, nil
+	}
+	plain, err := k.Open(sealed, aad)
+	if err != nil {
+		return "", false, err
+	}
+	out, err = k.Seal(plain, aad)
+	clear(plain)
+	if err != nil {
+		return "", false, err
+	}
+	return out, true, nil
+}

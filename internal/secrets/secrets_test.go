@@ -73,3 +73,28 @@ func TestNewKeyringValidates(t *testing.T) {
 	_, err = NewKeyring("a:b", map[string][]byte{"a:b": key(1)})
 	require.Error(t, err)
 }
+
+func TestUnknownKeyNamesTheKeyAndResealIsIdempotent(t *testing.T) {
+	old, err := NewKeyring("k1", map[string][]byte{"k1": key(1)})
+	require.NoError(t, err)
+	s, err := old.Seal([]byte("v"), []byte("row"))
+	require.NoError(t, err)
+	other, err := NewKeyring("k2", map[string][]byte{"k2": key(2)})
+	require.NoError(t, err)
+	_, err = other.Open(s, []byte("row"))
+	require.ErrorIs(t, err, ErrOpen)
+	require.ErrorContains(t, err, `"k1"`)
+
+	both, err := NewKeyring("k2", map[string][]byte{"k1": key(1), "k2": key(2)})
+	require.NoError(t, err)
+	s2, changed, err := both.Reseal(s, []byte("row"))
+	require.NoError(t, err)
+	require.True(t, changed)
+	require.Equal(t, "k2", KeyID(s2))
+	s3, changed, err := both.Reseal(s2, []byte("row"))
+	require.NoError(t, err)
+	require.False(t, changed)
+	require.Equal(t, s2, s3)
+	_, _, err = both.Reseal(s2, []byte("other row"))
+	require.ErrorIs(t, err, ErrOpen)
+}

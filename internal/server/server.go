@@ -45,6 +45,9 @@ type Config struct {
 	// Metrics counts requests by operation and status; nil = none. /metrics
 	// itself is served by Ops on its own address, not here.
 	Metrics *metrics.Metrics
+	// Queues, when set, is mounted at /admin/queues (internal/queueui: the
+	// asynq dashboard; it authenticates by itself).
+	Queues http.Handler
 }
 
 // Limits are the connection-level bounds of the HTTP server (see
@@ -161,8 +164,14 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /readyz", Ready(s.cfg.Checks, s.cfg.Logger))
+	if s.cfg.Queues != nil {
+		q := queuesCSP(s.cfg.Queues)
+		mux.Handle("/admin/queues", q)
+		mux.Handle("/admin/queues/", q)
+	}
 	if s.cfg.Playground {
 		mux.HandleFunc("GET /{$}", s.serveGraphiQL)
+		mux.Handle("GET "+graphiqlAssetPath, graphiqlAssets())
 	}
 	return securityHeaders(requestID(s.logged(s.cfg.Metrics.Middleware(recoverer(s.cfg.Logger, streams(s.cfg.Limits, mux))))))
 }

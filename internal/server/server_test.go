@@ -61,7 +61,7 @@ func TestPlaygroundWhenEnabled(t *testing.T) {
 	ts := newTest(t, Config{Playground: true})
 	resp, body := get(t, ts.URL+"/")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Contains(t, body, "/graphql")
+	require.Contains(t, body, "/graphiql/init.js")
 }
 
 func TestReadinessNamesTheFailingDependency(t *testing.T) {

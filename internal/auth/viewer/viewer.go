@@ -6,6 +6,7 @@ package viewer
 import (
 	"context"
 	"errors"
+	"time"
 
 	"entgo.io/ent/privacy"
 
@@ -35,6 +36,9 @@ type Viewer struct {
 	// UserID and SessionID are set for RolePortal only.
 	UserID    pulid.ID
 	SessionID pulid.ID
+	// Expires is when the key stops working (zero: never); long-lived
+	// connections close then.
+	Expires time.Time
 }
 
 // IsPortal reports whether the viewer is an end user's portal session.

@@ -1,0 +1,60 @@
+package connect
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/groupbinding"
+	"github.com/dirsync/dirsync/ent/integration"
+	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/ent/user"
+	"github.com/dirsync/dirsync/ent/userbinding"
+	"github.com/dirsync/dirsync/ent/usergroup"
+)
+
+// Binding is how a user is bound to one integration: directly, through bound
+// groups it is a member of, or both.
+type Binding struct {
+	Integration *ent.Integration
+	Direct      bool
+	ViaGroups   []*ent.UserGroup
+}
+
+// UserBindings lists every integration the user is bound to, whatever its
+// status (Integrations keeps only authorized ones), oldest first.
+func UserBindings(ctx context.Context, c *ent.Client, userID pulid.ID) ([]Binding, error) {
+	ins, err := c.Integration.Query().
+		Where(integration.Or(
+			integration.HasUserBindingsWith(userbinding.UserID(userID)),
+			integration.HasGroupBindingsWith(groupbinding.HasGroupWith(usergroup.HasMembersWith(user.ID(userID)))),
+		)).
+		WithUserBindings(func(q *ent.UserBindingQuery) { q.Where(userbinding.UserID(userID)) }).
+		WithGroupBindings(func(q *ent.GroupBindingQuery) {
+			q.Where(groupbinding.HasGroupWith(usergroup.HasMembersWith(user.ID(userID)))).
+				WithGroup().Order(ent.Asc(groupbinding.FieldGroupID))
+		}).
+		Order(ent.Asc(integration.FieldCreatedAt), ent.Asc(integration.FieldID)).
+		All(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("connect: bindings of %s: %w", userID, err)
+	}
+	out := make([]Binding, len(ins))
+	for i, in := range ins {
+		out[i] = Binding{Integration: in, Direct: len(in.Edges.UserBindings) > 0, ViaGroups: []*ent.UserGroup{}}
+		for _, gb := range in.Edges.GroupBindings {
+			out[i].ViaGroups = append(out[i].ViaGroups, gb.Edges.Group)
+		}
+	}
+	return out, nil
+}
+
+// BoundUsers is the query of the users bound directly to the integration.
+func BoundUsers(c *ent.Client, integrationID pulid.ID) *ent.UserQuery {
+	return c.User.Query().Where(user.HasBindingsWith(userbinding.IntegrationID(integrationID)))
+}
+
+// BoundUserGroups is the query of the groups bound to the integration.
+func BoundUserGroups(c *ent.Client, integrationID pulid.ID) *ent.UserGroupQuery {
+	return c.UserGroup.Query().Where(usergroup.HasBindingsWith(groupbinding.IntegrationID(integrationID)))
+}
