@@ -10,6 +10,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/internal/passwords"
 
 	"github.com/dirsync/dirsync/internal/secrets"
 )
@@ -40,6 +42,12 @@ func (c Column) aad(id string, cols []string) []byte {
 // that the ent schema has no other field named *_sealed).
 var Columns = []Column{
 	{Table: "integrations", IDColumn: "id", Column: "client_secret_sealed"},
+	// Activation and reset tokens waiting for delivery, bound to their
+	// notification. Queued password pushes (outbox payloads) are not listed:
+	// they live seconds and are erased once pushed, so an old key is kept
+	// until none is pending (docs/operators.md).
+	{Table: "notifications", IDColumn: "id", Column: "secret_sealed",
+		AAD: func(id string, _ []string) []byte { return passwords.NotificationAAD(pulid.ID(id)) }},
 }
 
 // Report counts what a rotation did, per table.column.
