@@ -47,22 +47,35 @@ type Config struct {
 	// at internal services. `dirsync dev` turns it on.
 	AllowInsecureGraphURLs bool // DIRSYNC_ALLOW_INSECURE_GRAPH_URLS
 
-	// HTTP server limits (see docs/security.md); zero keeps the default.
-	HTTPReadHeaderTimeout time.Duration // DIRSYNC_HTTP_READ_HEADER_TIMEOUT
-	HTTPReadTimeout       time.Duration // DIRSYNC_HTTP_READ_TIMEOUT
-	HTTPWriteTimeout      time.Duration // DIRSYNC_HTTP_WRITE_TIMEOUT
-	HTTPIdleTimeout       time.Duration // DIRSYNC_HTTP_IDLE_TIMEOUT
-	HTTPMaxHeaderBytes    int           // DIRSYNC_HTTP_MAX_HEADER_BYTES
+	// HTTPReadHeaderTimeout (DIRSYNC_HTTP_READ_HEADER_TIMEOUT) bounds reading
+	// a request's headers; 0 = 10s (docs/security.md).
+	HTTPReadHeaderTimeout time.Duration
+	// HTTPReadTimeout (DIRSYNC_HTTP_READ_TIMEOUT) bounds reading a whole
+	// request, body included; 0 = 30s.
+	HTTPReadTimeout time.Duration
+	// HTTPWriteTimeout (DIRSYNC_HTTP_WRITE_TIMEOUT) bounds a request's answer;
+	// subscription streams lift it for themselves; 0 = 60s.
+	HTTPWriteTimeout time.Duration
+	// HTTPIdleTimeout (DIRSYNC_HTTP_IDLE_TIMEOUT) closes idle keep-alive
+	// connections; 0 = 2m.
+	HTTPIdleTimeout time.Duration
+	// HTTPMaxHeaderBytes (DIRSYNC_HTTP_MAX_HEADER_BYTES) bounds a request's
+	// line and headers; 0 = 64 KiB, at most 1 MiB.
+	HTTPMaxHeaderBytes int
 
 	// AllowedOrigins is the websocket Origin allow-list (DIRSYNC_ALLOWED_ORIGINS,
 	// comma-separated; empty = same-origin and non-browser clients only).
 	AllowedOrigins []string
 
-	// Argon2 are the argon2id parameters of new password hashes
-	// (DIRSYNC_ARGON2_MEMORY_KIB, DIRSYNC_ARGON2_ITERATIONS,
-	// DIRSYNC_ARGON2_PARALLELISM); 0 takes password.DefaultParams. Raising
+	// Argon2MemoryKiB (DIRSYNC_ARGON2_MEMORY_KIB) is the memory of one
+	// argon2id password hash; this and the two below are the parameters of
+	// new hashes (docs/portal.md), 0 takes password.DefaultParams, and raising
 	// them later re-hashes each password at its next portal login.
-	Argon2MemoryKiB, Argon2Iterations, Argon2Parallelism int
+	Argon2MemoryKiB int
+	// Argon2Iterations (DIRSYNC_ARGON2_ITERATIONS) is the number of passes.
+	Argon2Iterations int
+	// Argon2Parallelism (DIRSYNC_ARGON2_PARALLELISM) is the lanes of one hash.
+	Argon2Parallelism int
 
 	ShutdownTimeout time.Duration // DIRSYNC_SHUTDOWN_TIMEOUT: how long a stopping process drains in-flight work
 	LogLevel        slog.Level    // DIRSYNC_LOG_LEVEL: debug|info|warn|error

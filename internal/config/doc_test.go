@@ -37,7 +37,7 @@ func TestOperatorsDocMatchesConfig(t *testing.T) {
 	require.Equal(t, want, s, "docs/operators.md is out of date: rerun with DIRSYNC_UPDATE_DOCS=1")
 }
 
-var envName = regexp.MustCompile(`DIRSYNC_[A-Z_]+`)
+var envName = regexp.MustCompile(`DIRSYNC_[A-Z0-9_]+`)
 
 func configTable(t *testing.T) string {
 	fset := token.NewFileSet()
