@@ -186,7 +186,86 @@ func (s *Sweeper) Sweep(ctx context.Context) (Result, error) {
 			s.cfg.JobChanged(ctx, c.org, c.job)
 		}
 	}
+	if err := s.sweepImports(ctx, conn, &res); err != nil {
+		return res, err
+	}
 	return res, nil
+}
+
+// sweepImports does for imports what Sweep does for items: an import job runs
+// as one resumable task at a time (its checkpoint is on the job), so the job,
+// not an item, is what must not be left without a live task. Its latest task
+// is sent again when lost; the import resumes from its last committed page.
+func (s *Sweeper) sweepImports(ctx context.Context, conn *sql.Conn, res *Result) error {
+	rows, err := conn.QueryContext(ctx, `
+		SELECT j.organization_id, j.id, COALESCE(j.integration_id, ''), o.id, o.payload, o.task_uuid,
+		       o.dispatched_at IS NOT NULL, o.lost
+		FROM jobs j
+		JOIN LATERAL (
+			SELECT id, payload, task_uuid, dispatched_at, created_at,
+			       count(*) FILTER (WHERE convert_from(payload, 'UTF8')::jsonb ? 'swept') OVER () AS lost FROM outbox
+			WHERE kind = $3 AND convert_from(payload, 'UTF8')::jsonb->>'job' = j.id
+			ORDER BY id DESC LIMIT 1) o ON true
+		WHERE j.kind = $4 AND j.status IN ('QUEUED', 'RUNNING')
+		  AND o.created_at < now() - make_interval(secs => $1)
+		ORDER BY j.created_at
+		LIMIT $2`, s.cfg.After.Seconds(), s.cfg.Batch, jobs.KindImportUsers, jobs.JobImportUsers)
+	if err != nil {
+		return fmt.Errorf("sweeper: find stale imports: %w", err)
+	}
+	var cands []candidate
+	for rows.Next() {
+		var c candidate
+		var dispatched sql.NullBool
+		if err := rows.Scan(&c.org, &c.job, &c.integration, &c.rowID, &c.payload, &c.taskUUID, &dispatched, &c.attempts); err != nil {
+			rows.Close()
+			return fmt.Errorf("sweeper: scan: %w", err)
+		}
+		c.dispatched, c.item, c.kind = dispatched.Bool, c.job, sql.NullString{String: jobs.KindImportUsers, Valid: true}
+		cands = append(cands, c)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, c := range cands {
+		res.Checked++
+		reason, live, err := s.liveness(c)
+		if err != nil || live {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		log := s.cfg.Logger.With("job", string(c.job), "integration", string(c.integration), "org", string(c.org),
+			"reason", reason, "lost", c.attempts, "task", outbox.TaskID(c.taskUUID.UUID))
+		if c.attempts >= s.cfg.MaxRedispatch {
+			if _, err := conn.ExecContext(ctx, `UPDATE jobs SET status = 'FAILED', finished_at = now(), updated_at = now()
+				WHERE id = $1 AND status IN ('QUEUED', 'RUNNING')`, c.job); err != nil {
+				return fmt.Errorf("sweeper: fail import %s: %w", c.job, err)
+			}
+			res.Failed++
+			log.Error("sweeper: import task lost too often; job failed")
+		} else {
+			// The copy is marked (the handler ignores the field, and its own
+			// continuations do not carry it) so losses are counted apart
+			// from the continuations a long import writes.
+			if _, err := conn.ExecContext(ctx, `INSERT INTO outbox (organization_id, kind, payload, created_at)
+				VALUES ($1, $2, convert_to((convert_from($3, 'UTF8')::jsonb || '{"swept": true}')::text, 'UTF8'), now())`,
+				c.org, jobs.KindImportUsers, c.payload); err != nil {
+				return fmt.Errorf("sweeper: resend import %s: %w", c.job, err)
+			}
+			if _, err := conn.ExecContext(ctx, `SELECT pg_notify($1, '')`, outbox.Channel); err != nil {
+				return fmt.Errorf("sweeper: notify relay: %w", err)
+			}
+			res.Redispatched++
+			log.Warn("sweeper: import task lost; sent again (resumes from its last page)")
+		}
+		if s.cfg.JobChanged != nil {
+			s.cfg.JobChanged(ctx, c.org, c.job)
+		}
+	}
+	return nil
 }
 
 // candidates: PENDING items of unfinished jobs that are older than the

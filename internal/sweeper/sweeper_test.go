@@ -194,3 +194,59 @@ func TestLostWorkOfEachKind(t *testing.T) {
 		}
 	}
 }
+
+// An import runs as one resumable task per job: when that task is lost the
+// sweeper sends a marked copy (the import resumes from its checkpoint); the
+// import's own continuations are not counted as losses; after MaxRedispatch
+// lost copies the job fails rather than stay RUNNING for ever.
+func TestLostImportTaskIsResentThenFailed(t *testing.T) {
+	t.Parallel()
+	ctx := auth.SystemContext(context.Background())
+	db, err := sql.Open("postgres", testdb.NewURL(t, dbmigrate.Migrator{}))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))
+	org, err := directory.New(client).CreateOrganization(ctx, "acme")
+	require.NoError(t, err)
+	job, err := client.Job.Create().SetOrganizationID(org.ID).SetKind(jobs.JobImportUsers).SetStatus("RUNNING").Save(ctx)
+	require.NoError(t, err)
+	payload, err := json.Marshal(jobs.ImportUsers{OrgID: org.ID, IntegrationID: "INx", JobID: job.ID, All: true})
+	require.NoError(t, err)
+	for range 4 { // the first task and three continuations: no loss yet
+		require.NoError(t, client.Outbox.Create().SetOrganizationID(org.ID).SetKind(jobs.KindImportUsers).SetPayload(payload).Exec(ctx))
+	}
+	r := testredis.New(t)
+	ins := asynq.NewInspector(asynq.RedisClientOpt{Addr: r.Addr, DB: r.DB})
+	t.Cleanup(func() { _ = ins.Close() })
+	sw, err := sweeper.New(sweeper.Config{DB: db, Inspector: ins, Queue: "dirsync", After: time.Minute, MaxRedispatch: 2,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	age := func() {
+		_, err := db.Exec(`UPDATE outbox SET dispatched_at = now(), created_at = created_at - interval '1 hour'`)
+		require.NoError(t, err)
+	}
+
+	res, err := sw.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, sweeper.Result{}, res, "not yet dispatched and young: left alone")
+	for i := range 2 {
+		age()
+		res, err = sw.Sweep(ctx)
+		require.NoError(t, err)
+		require.Equal(t, sweeper.Result{Checked: 1, Redispatched: 1}, res, "loss %d", i+1)
+		var p jobs.ImportUsers
+		var raw []byte
+		require.NoError(t, db.QueryRow(`SELECT payload FROM outbox ORDER BY id DESC LIMIT 1`).Scan(&raw))
+		require.NoError(t, json.Unmarshal(raw, &p))
+		require.Equal(t, job.ID, p.JobID)
+		require.True(t, p.All)
+	}
+	age()
+	res, err = sw.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, sweeper.Result{Checked: 1, Failed: 1}, res)
+	j, err := client.Job.Get(ctx, job.ID)
+	require.NoError(t, err)
+	require.Equal(t, "FAILED", string(j.Status))
+	require.NotNil(t, j.FinishedAt)
+}
