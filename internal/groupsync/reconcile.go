@@ -16,7 +16,6 @@ import (
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/integration"
-	"github.com/dirsync/dirsync/ent/job"
 	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/usergroup"
@@ -853,19 +852,7 @@ func (r *Reconciler) published(ctx context.Context, log *slog.Logger, t jobs.Rec
 }
 
 func (r *Reconciler) publishJob(ctx context.Context, log *slog.Logger, orgID, jobID pulid.ID) {
-	if r.cfg.Publisher == nil {
-		return
-	}
-	j, err := r.cfg.Ent.Job.Query().Where(job.ID(jobID), job.OrganizationID(orgID)).Only(ctx)
-	if err != nil {
-		log.Warn("groupsync: read job to publish", "err", err)
-		return
-	}
-	m, err := jobs.JobMessage(j)
-	if err == nil {
-		err = r.cfg.Publisher.Publish(ctx, m)
-	}
-	if err != nil {
+	if err := jobs.PublishJob(ctx, r.cfg.Ent, r.cfg.Publisher, orgID, jobID); err != nil {
 		log.Warn("groupsync: publish job", "err", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/job"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/internal/pubsub"
 )
@@ -126,6 +127,24 @@ func JobMessage(j *ent.Job) (pubsub.Message, error) {
 	}
 	return pubsub.Message{Kind: pubsub.KindJob, OrgID: string(j.OrganizationID), ID: string(j.ID),
 		Seq: int64(j.Done), At: j.UpdatedAt, Data: data}, nil
+}
+
+// PublishJob announces job jobID's current state (read with c) on p, after
+// the change that moved it committed. A nil p publishes nothing. A lost
+// message costs only liveness: subscribers re-read state.
+func PublishJob(ctx context.Context, c *ent.Client, p *pubsub.Publisher, orgID, jobID pulid.ID) error {
+	if p == nil {
+		return nil
+	}
+	j, err := c.Job.Query().Where(job.ID(jobID), job.OrganizationID(orgID)).Only(ctx)
+	if err != nil {
+		return fmt.Errorf("jobs: read job %s to publish: %w", jobID, err)
+	}
+	m, err := JobMessage(j)
+	if err != nil {
+		return err
+	}
+	return p.Publish(ctx, m)
 }
 
 // EventMessage is the live update announcing a new event.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/integration"
-	"github.com/dirsync/dirsync/ent/job"
 	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/internal/auth"
@@ -275,17 +274,7 @@ func (p *Pusher) push(ctx context.Context, c *ent.Client, t jobs.PushPassword) (
 }
 
 func (p *Pusher) publishJob(ctx context.Context, log *slog.Logger, t jobs.PushPassword) {
-	if p.cfg.Publisher == nil {
-		return
-	}
-	j, err := p.cfg.Ent.Job.Query().Where(job.ID(t.JobID), job.OrganizationID(t.OrgID)).Only(ctx)
-	if err == nil {
-		var m pubsub.Message
-		if m, err = jobs.JobMessage(j); err == nil {
-			err = p.cfg.Publisher.Publish(ctx, m)
-		}
-	}
-	if err != nil {
+	if err := jobs.PublishJob(ctx, p.cfg.Ent, p.cfg.Publisher, t.OrgID, t.JobID); err != nil {
 		log.Warn("passwords: publish job", "err", err)
 	}
 }

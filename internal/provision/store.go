@@ -6,7 +6,6 @@ import (
 	"log/slog"
 
 	"github.com/dirsync/dirsync/ent"
-	"github.com/dirsync/dirsync/ent/job"
 	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/internal/jobs"
@@ -64,19 +63,7 @@ func (r *Reconciler) saveLink(ctx context.Context, c *ent.Client, st *state, o o
 }
 
 func (r *Reconciler) publishJob(ctx context.Context, log *slog.Logger, orgID, jobID pulid.ID) {
-	if r.cfg.Publisher == nil {
-		return
-	}
-	j, err := r.cfg.Ent.Job.Query().Where(job.ID(jobID), job.OrganizationID(orgID)).Only(ctx)
-	if err != nil {
-		log.Warn("provision: read job to publish", "err", err)
-		return
-	}
-	m, err := jobs.JobMessage(j)
-	if err == nil {
-		err = r.cfg.Publisher.Publish(ctx, m)
-	}
-	if err != nil {
+	if err := jobs.PublishJob(ctx, r.cfg.Ent, r.cfg.Publisher, orgID, jobID); err != nil {
 		log.Warn("provision: publish job", "err", err)
 	}
 }
