@@ -167,7 +167,8 @@ func TestSweeperResendsLostWorkAndLeavesLiveWorkAlone(t *testing.T) {
 	// rounds to (wrongly) pick it up before it ends.
 	time.Sleep(500 * time.Millisecond)
 	close(release)
-	s.waitJob(liveJob, "RUNNING", 5*time.Second)
+	// (No wait for RUNNING here: a one-item job may pass through it faster
+	// than a poll, which made this test flaky under load.)
 	s.waitJob(liveJob, "SUCCEEDED", 30*time.Second)
 	s.checkNoDuplicates(7)
 
