@@ -45,7 +45,12 @@ func Up(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return fmt.Errorf("dbmigrate: %w", err)
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, db, Files(), goose.WithSessionLocker(locker))
+	// Out of order: migrations written on parallel branches land with
+	// interleaved timestamps, so a database that already ran a later one (a
+	// developer's, or one upgraded from a pre-release) must still apply an
+	// earlier one it lacks. Ours only add, so their order does not matter.
+	p, err := goose.NewProvider(goose.DialectPostgres, db, Files(), goose.WithSessionLocker(locker),
+		goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return fmt.Errorf("dbmigrate: %w", err)
 	}

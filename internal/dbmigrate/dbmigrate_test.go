@@ -55,6 +55,25 @@ func TestUpIsIdempotent(t *testing.T) {
 	require.Zero(t, n)
 }
 
+// A database that already applied a later migration but lacks an earlier one
+// (parallel branches land with interleaved timestamps) gets the earlier one.
+func TestUpAppliesAMissingEarlierMigration(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, dbmigrate.Migrator{})
+	_, err := db.Exec(`ALTER TABLE jobs DROP COLUMN retry_of_id`)
+	require.NoError(t, err)
+	_, err = db.Exec(`DELETE FROM goose_db_version WHERE version_id = 20261201045722`)
+	require.NoError(t, err)
+	require.ErrorIs(t, dbmigrate.Check(context.Background(), db), dbmigrate.ErrNotMigrated)
+
+	require.NoError(t, dbmigrate.Up(context.Background(), db))
+	var n int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM information_schema.columns
+		WHERE table_name = 'jobs' AND column_name = 'retry_of_id'`).Scan(&n))
+	require.Equal(t, 1, n)
+	require.NoError(t, dbmigrate.Check(context.Background(), db))
+}
+
 func TestHashIsStable(t *testing.T) {
 	t.Parallel()
 	a, err := dbmigrate.Migrator{}.Hash()
