@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/dirsync/dirsync/internal/statuswriter"
 )
 
 type opKey struct{}
@@ -21,31 +23,6 @@ func setOperation(ctx context.Context, name string) {
 	}
 }
 
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusRecorder) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusRecorder) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach Flush/Hijack (SSE, websockets).
-func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Flush is asserted directly (w.(http.Flusher)) by gqlgen's SSE transport.
-func (w *statusRecorder) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
-
 // Middleware counts requests by GraphQL operation name (routes for the other
 // endpoints) and status, and gauges open subscription connections.
 func (m *Metrics) Middleware(next http.Handler) http.Handler {
@@ -59,7 +36,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			defer g.Dec()
 		}
 		h := &opHolder{}
-		sw := &statusRecorder{ResponseWriter: w}
+		sw := &statuswriter.Writer{ResponseWriter: w}
 		ctx := r.Context()
 		// A websocket carries many operations: it is counted as one "graphql"
 		// request, not under the name of whichever operation came first.
@@ -67,7 +44,7 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			ctx = context.WithValue(ctx, opKey{}, h)
 		}
 		next.ServeHTTP(sw, r.WithContext(ctx))
-		status := sw.status
+		status := sw.Status
 		if status == 0 {
 			status = http.StatusOK
 			if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/dirsync/dirsync/internal/logctx"
 	"github.com/dirsync/dirsync/internal/metrics"
+	"github.com/dirsync/dirsync/internal/statuswriter"
 )
 
 // Check is one readiness dependency (PostgreSQL, Redis).
@@ -301,51 +302,13 @@ func requestID(next http.Handler) http.Handler {
 	})
 }
 
-// statusWriter records the status of an answer for the access log. It must
-// stay transparent to streaming: gqlgen's SSE transport asserts
-// http.Flusher on the writer it gets (and answers 500 "streaming
-// unsupported" without it), and http.ResponseController finds Hijack and the
-// deadlines through Unwrap.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-var _ http.Flusher = (*statusWriter)(nil)
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush sends what is buffered (an SSE event) to the client now. A failed
-// flush means the client is gone; the stream notices through its context.
-func (w *statusWriter) Flush() {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	_ = http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-// Unwrap lets http.ResponseController reach Flush/Hijack and the deadlines.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 func (s *Server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statuswriter.Writer{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
-		if sw.status == 0 {
-			sw.status = http.StatusOK
+		if sw.Status == 0 {
+			sw.Status = http.StatusOK
 		}
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			return
@@ -353,7 +316,7 @@ func (s *Server) logged(next http.Handler) http.Handler {
 		// The query string and headers are left out: they may carry keys.
 		s.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", sw.status), slog.Duration("duration", time.Since(start)))
+			slog.Int("status", sw.Status), slog.Duration("duration", time.Since(start)))
 	})
 }
 
