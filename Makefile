@@ -12,7 +12,7 @@ PKG ?= ./...
 # and Redis DB, so this is safe, and the machines here have two cores.
 GOTEST_FLAGS ?= -race=false -count=1 -timeout 20m -p 2
 
-.PHONY: build generate migration run test lint services clean clean-testdbs
+.PHONY: build generate migration run test bench lint services clean clean-testdbs
 
 generate:
 	go generate ./...
@@ -65,3 +65,9 @@ clean:
 # purpose) and templates of older schemas. Not while tests are running.
 clean-testdbs: services
 	@scripts/clean-testdbs.sh
+
+# Performance benchmarks with same-run baselines (docs/benchmarks.md). Not part
+# of `make test`: they take minutes and want an otherwise idle machine.
+# BENCH=<regexp> picks some of them by name.
+bench: services
+	@BENCH='$(BENCH)' ./scripts/bench.sh
