@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/argon2"
+	"golang.org/x/sync/semaphore"
 )
 
 // Params are the argon2id cost parameters (RFC 9106).
@@ -28,12 +29,12 @@ type Params struct {
 	Parallelism uint8
 }
 
-// DefaultParams are the parameters chosen for two cores and a p99 login of at
-// most 250 ms at 8 concurrent logins: 16 MiB, 2 passes, one lane, measured
-// at about 55 ms of CPU per hash, so 8 logins arriving together on 2 cores
-// finish within 4 hashes. OWASP's floor (19 MiB, 2 passes) measured 66 ms,
-// which would put that p99 at about 265 ms (docs/portal.md).
-var DefaultParams = Params{MemoryKiB: 16 * 1024, Iterations: 2, Parallelism: 1}
+// DefaultParams are one of OWASP's equivalent argon2id settings (9 MiB,
+// 4 passes, one lane), chosen over the 19 MiB × 2 and 16 MiB × 2 settings
+// because a smaller working set queues better on few cores: with hashes run
+// one per CPU in arrival order it keeps the login p99 at 8 concurrent logins
+// on 2 cores far below 250 ms (docs/portal.md has the figures).
+var DefaultParams = Params{MemoryKiB: 9 * 1024, Iterations: 4, Parallelism: 1}
 
 const (
 	saltLen = 16
@@ -44,8 +45,9 @@ const (
 // serve logins.
 func (p Params) Validate() error {
 	var errs []error
-	if p.MemoryKiB < 8*1024 || p.MemoryKiB > 1024*1024 {
-		errs = append(errs, fmt.Errorf("password: memory %d KiB outside 8 MiB..1 GiB", p.MemoryKiB))
+	// 7 MiB is the smallest memory OWASP lists (with 5 passes).
+	if p.MemoryKiB < 7*1024 || p.MemoryKiB > 1024*1024 {
+		errs = append(errs, fmt.Errorf("password: memory %d KiB outside 7 MiB..1 GiB", p.MemoryKiB))
 	}
 	if p.Iterations < 1 || p.Iterations > 20 {
 		errs = append(errs, fmt.Errorf("password: iterations %d outside 1..20", p.Iterations))
@@ -56,24 +58,28 @@ func (p Params) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Hasher hashes and verifies passwords with one set of parameters. It bounds
-// the hashes running at once, so a burst of logins queues for CPU instead of
-// allocating MemoryKiB per request without limit.
+// Hasher hashes and verifies passwords with one set of parameters. It runs
+// at most as many hash lanes at once as it has slots (default: one per CPU),
+// admitting waiting hashes in arrival order. A burst of logins then finishes
+// one after another at full speed instead of all sharing the cores and
+// finishing late together, and hashing memory stays bounded at
+// slots × MemoryKiB whatever the burst.
 type Hasher struct {
 	params Params
-	slots  chan struct{}
+	slots  *semaphore.Weighted
+	size   int64
 	dummy  string
 }
 
-// NewHasher returns a Hasher; maxConcurrent ≤ 0 means twice the CPUs.
+// NewHasher returns a Hasher; maxConcurrent ≤ 0 means one lane per CPU.
 func NewHasher(p Params, maxConcurrent int) (*Hasher, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	if maxConcurrent <= 0 {
-		maxConcurrent = 2 * runtime.GOMAXPROCS(0)
+		maxConcurrent = runtime.GOMAXPROCS(0)
 	}
-	h := &Hasher{params: p, slots: make(chan struct{}, maxConcurrent)}
+	h := &Hasher{params: p, slots: semaphore.NewWeighted(int64(maxConcurrent)), size: int64(maxConcurrent)}
 	d, err := h.Hash(context.Background(), "dummy password for unknown accounts")
 	if err != nil {
 		return nil, err
@@ -85,16 +91,15 @@ func NewHasher(p Params, maxConcurrent int) (*Hasher, error) {
 // Params returns the hasher's parameters.
 func (h *Hasher) Params() Params { return h.params }
 
-func (h *Hasher) acquire(ctx context.Context) error {
-	select {
-	case h.slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// lanes is what one hash with p takes from the slots: its lanes run as
+// threads, but never more than all slots (it would wait forever).
+func (h *Hasher) lanes(p Params) int64 { return min(int64(p.Parallelism), h.size) }
+
+func (h *Hasher) acquire(ctx context.Context, p Params) error {
+	return h.slots.Acquire(ctx, h.lanes(p))
 }
 
-func (h *Hasher) release() { <-h.slots }
+func (h *Hasher) release(p Params) { h.slots.Release(h.lanes(p)) }
 
 // Hash returns the PHC string of pw with a fresh random salt:
 // $argon2id$v=19$m=<KiB>,t=<iterations>,p=<lanes>$<salt>$<hash>.
@@ -103,11 +108,11 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("password: salt: %w", err)
 	}
-	if err := h.acquire(ctx); err != nil {
+	if err := h.acquire(ctx, h.params); err != nil {
 		return "", err
 	}
 	key := argon2.IDKey([]byte(pw), salt, h.params.Iterations, h.params.MemoryKiB, h.params.Parallelism, keyLen)
-	h.release()
+	h.release(h.params)
 	return format(h.params, salt, key), nil
 }
 
@@ -158,11 +163,11 @@ func (h *Hasher) Verify(ctx context.Context, pw, phc string) (ok, rehash bool, e
 	if err != nil {
 		return false, false, err
 	}
-	if err := h.acquire(ctx); err != nil {
+	if err := h.acquire(ctx, p); err != nil {
 		return false, false, err
 	}
 	got := argon2.IDKey([]byte(pw), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(key)))
-	h.release()
+	h.release(p)
 	ok = subtle.ConstantTimeCompare(got, key) == 1
 	return ok, ok && p != h.params, nil
 }

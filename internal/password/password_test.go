@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -87,4 +88,34 @@ func TestPolicyMirrorsEntra(t *testing.T) {
 		require.Equal(t, want, pe.Rule, pw)
 		require.NotContains(t, err.Error(), pw)
 	}
+}
+
+// A hash with more lanes than the hasher has slots still runs (it takes all
+// slots) instead of waiting forever, and a cancelled wait for a slot returns
+// the context's error instead of hashing.
+func TestHasherSlots(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	wide := password.Params{MemoryKiB: 8 * 1024, Iterations: 1, Parallelism: 4}
+	h, err := password.NewHasher(wide, 1)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		phc, err := h.Hash(ctx, "Correct-Horse-9")
+		if err == nil {
+			_, _, err = h.Verify(ctx, "Correct-Horse-9", phc)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("a 4-lane hash on a 1-slot hasher never ran")
+	}
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = h.Hash(cancelled, "Correct-Horse-9")
+	require.ErrorIs(t, err, context.Canceled)
 }

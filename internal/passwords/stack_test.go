@@ -36,6 +36,9 @@ import (
 // fastParams keep the tests quick; the benchmark measures the real ones.
 var fastParams = password.Params{MemoryKiB: 8 * 1024, Iterations: 1, Parallelism: 1}
 
+// fastSlots is the hasher's slot count in the test stack (0: its default).
+var fastSlots = 0
+
 // lockedBuffer collects the debug log of a whole stack.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -109,7 +112,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	if o.ip.IsZero() {
 		o.ip = redis_rate.PerMinute(1000)
 	}
-	h, err := password.NewHasher(fastParams, 0)
+	h, err := password.NewHasher(fastParams, fastSlots)
 	require.NoError(t, err)
 	s.app.Passwords, err = passwords.New(passwords.Config{Ent: s.app.Ent, Keyring: s.app.Keyring, Hasher: h,
 		Redis: s.app.Redis, AccountLimit: o.account, IPLimit: o.ip, Logger: log})
