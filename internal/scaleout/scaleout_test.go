@@ -1,0 +1,165 @@
+package scaleout_test
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dirsync/dirsync/internal/dbmigrate"
+	"github.com/dirsync/dirsync/internal/graphsim"
+	"github.com/dirsync/dirsync/internal/testdb"
+	"github.com/dirsync/dirsync/internal/testredis"
+)
+
+const (
+	nUsers  = 1000
+	nGroups = 10
+)
+
+// TestTwoAPIsTwoWorkers is the scale-out proof (issue 14; rules I1, J1–J3,
+// G1–G3): two `dirsync serve` and two `dirsync worker` processes on one
+// database and one Redis database provision 1,000 users in 10 groups into an
+// emulated tenant at Graph's real write quota (bucket starting full, 20–40 ms
+// per call). Jobs are started through either API and watched on both.
+//
+// It asserts: every job ends SUCCEEDED and both APIs' subscribers saw it end
+// (none lost, none invisible on the other replica); the tenant holds exactly
+// one account per user and one group per group, with the right members
+// (nothing duplicated by two workers racing); fewer than 1 % of Graph calls
+// were answered 429 (the two workers share one budget).
+func TestTwoAPIsTwoWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five processes and provisions 1,000 users")
+	}
+	t.Parallel()
+	bin := buildDirsync(t)
+
+	sim := graphsim.New(graphsim.Config{Seed: 14, RequestLogSize: 200_000,
+		Faults: graphsim.Faults{LatencyBase: 20 * time.Millisecond, LatencyJitter: 20 * time.Millisecond}})
+	creds, err := sim.Bootstrap("contoso", "contoso.com")
+	require.NoError(t, err)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+
+	r := testredis.New(t)
+	c := newCluster(t, bin, testdb.NewURL(t, dbmigrate.Migrator{}), r.URL)
+	c.run("org", "create", "acme")
+	c.key = strings.TrimSpace(strings.SplitN(c.run("apikey", "create", "--org", "acme", "--role", "admin"), "\n", 2)[0])
+	require.True(t, strings.HasPrefix(c.key, "dsk_") || len(c.key) > 20, "api key %q", c.key)
+
+	c.startAPI("api-1")
+	c.startAPI("api-2")
+	c.start("worker-1", nil, "worker", "--concurrency", "16")
+	c.start("worker-2", nil, "worker", "--concurrency", "16")
+	watchers := []*jobWatcher{c.watchJobs(0), c.watchJobs(1)}
+
+	var integ struct {
+		CreateIntegration struct{ Integration struct{ ID string } }
+	}
+	c.do(0, `mutation($in: CreateIntegrationInput!) { createIntegration(input: $in) { integration { id } } }`,
+		map[string]any{"in": map[string]any{"name": "contoso", "tenantID": creds.TenantID, "clientID": creds.ClientID,
+			"clientSecret": creds.ClientSecret, "graphBaseURL": srv.URL + "/v1.0", "loginBaseURL": srv.URL,
+			"groupManagement": true}}, &integ)
+	integrationID := integ.CreateIntegration.Integration.ID
+	c.do(1, `mutation($id: ID!) { authorizeIntegration(id: $id) { integration { status } } }`,
+		map[string]any{"id": integrationID}, nil)
+
+	// 1,000 users, 50 per request, alternating APIs.
+	userIDs := make([]string, 0, nUsers)
+	for batch := 0; batch < nUsers/50; batch++ {
+		var q strings.Builder
+		q.WriteString("mutation {")
+		for i := range 50 {
+			n := batch*50 + i
+			fmt.Fprintf(&q, ` u%d: createUser(input: {username: "user%04d", email: "user%04d@contoso.com", firstName: "User", lastName: "N%04d", state: ACTIVE}) { user { id } }`, i, n, n, n)
+		}
+		q.WriteString(" }")
+		var out map[string]struct{ User struct{ ID string } }
+		c.do(batch%2, q.String(), nil, &out)
+		for i := range 50 {
+			userIDs = append(userIDs, out[fmt.Sprintf("u%d", i)].User.ID)
+		}
+	}
+	groupIDs := make([]string, nGroups)
+	for g := range nGroups {
+		var out struct {
+			CreateUserGroup struct{ UserGroup struct{ ID string } }
+		}
+		c.do(g%2, `mutation($in: CreateUserGroupInput!) { createUserGroup(input: $in) { userGroup { id } } }`,
+			map[string]any{"in": map[string]any{"name": fmt.Sprintf("Team %02d", g)}}, &out)
+		groupIDs[g] = out.CreateUserGroup.UserGroup.ID
+		members := userIDs[g*nUsers/nGroups : (g+1)*nUsers/nGroups]
+		c.do(g%2, `mutation($g: ID!, $u: [ID!]!) { addUserGroupMembers(groupID: $g, userIDs: $u) { userGroup { id } } }`,
+			map[string]any{"g": groupIDs[g], "u": members}, nil)
+	}
+
+	// Bind the groups one by one through alternating APIs: ten mutations,
+	// each starting its own jobs, handled by whichever worker takes them.
+	var jobIDs []string
+	start := time.Now()
+	for g, id := range groupIDs {
+		var out struct {
+			BindUserGroups struct{ Jobs []struct{ ID string } }
+		}
+		c.do(g%2, `mutation($i: ID!, $g: [ID!]!) { bindUserGroups(integrationID: $i, groupIDs: $g) { jobs { id } } }`,
+			map[string]any{"i": integrationID, "g": []string{id}}, &out)
+		for _, j := range out.BindUserGroups.Jobs {
+			jobIDs = append(jobIDs, j.ID)
+		}
+	}
+	require.NotEmpty(t, jobIDs)
+	for i, w := range watchers {
+		eventually(t, 5*time.Minute, fmt.Sprintf("subscriber on api-%d sees all %d jobs end", i+1, len(jobIDs)),
+			func() bool { return w.terminal(jobIDs) })
+	}
+	elapsed := time.Since(start)
+	for _, id := range jobIDs {
+		for i, w := range watchers {
+			s := w.seen(id)
+			assert.Equal(t, "SUCCEEDED", s[len(s)-1], "job %s on api-%d: states %v", id, i+1, s)
+		}
+	}
+
+	// The tenant: one account per user, one group per group, right members.
+	users := sim.Users(creds.TenantID)
+	byUPN := map[string]int{}
+	for _, u := range users {
+		byUPN[strings.ToLower(u.UserPrincipalName)]++
+	}
+	for n := range nUsers {
+		upn := fmt.Sprintf("user%04d@contoso.com", n)
+		assert.Equal(t, 1, byUPN[upn], "remote accounts for %s", upn)
+	}
+	groups := sim.Groups(creds.TenantID)
+	byName := map[string]int{}
+	for _, g := range groups {
+		byName[g.DisplayName]++
+		if strings.HasPrefix(g.DisplayName, "Team ") {
+			assert.Len(t, g.Members, nUsers/nGroups, "members of %s", g.DisplayName)
+		}
+	}
+	for g := range nGroups {
+		assert.Equal(t, 1, byName[fmt.Sprintf("Team %02d", g)], "remote groups named Team %02d", g)
+	}
+
+	// One budget for both workers: hardly any call met a 429.
+	var calls, throttled int
+	for _, rq := range sim.Requests() {
+		if rq.TenantID != creds.TenantID {
+			continue
+		}
+		calls++
+		if rq.Status == 429 {
+			throttled++
+		}
+	}
+	share := float64(throttled) / float64(max(calls, 1))
+	t.Logf("%d users, %d groups, %d jobs through 2 APIs and 2 workers in %s; %d Graph calls, %d answered 429 (%.2f %%)",
+		nUsers, nGroups, len(jobIDs), elapsed.Round(time.Millisecond), calls, throttled, 100*share)
+	assert.Less(t, share, 0.01, "429 share")
+}
