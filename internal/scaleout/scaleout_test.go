@@ -47,7 +47,8 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 	t.Cleanup(srv.Close)
 
 	r := testredis.New(t)
-	c := newCluster(t, bin, testdb.NewURL(t, dbmigrate.Migrator{}), r.URL)
+	dbURL := testdb.NewURL(t, dbmigrate.Migrator{})
+	c := newCluster(t, bin, dbURL, r.URL)
 	c.run("org", "create", "acme")
 	c.key = strings.TrimSpace(strings.SplitN(c.run("apikey", "create", "--org", "acme", "--role", "admin"), "\n", 2)[0])
 	require.True(t, strings.HasPrefix(c.key, "dsk_") || len(c.key) > 20, "api key %q", c.key)
@@ -101,6 +102,7 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 	// Bind the groups one by one through alternating APIs: ten mutations,
 	// each starting its own jobs, handled by whichever worker takes them.
 	var jobIDs []string
+	load := startLoad(t, dbURL, r)
 	start := time.Now()
 	for g, id := range groupIDs {
 		var out struct {
@@ -118,12 +120,39 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 			func() bool { return w.terminal(jobIDs) })
 	}
 	elapsed := time.Since(start)
+	load.report(t, nUsers)
 	for _, id := range jobIDs {
 		for i, w := range watchers {
 			s := w.seen(id)
 			assert.Equal(t, "SUCCEEDED", s[len(s)-1], "job %s on api-%d: states %v", id, i+1, s)
 		}
 	}
+
+	// A group's item reports its first pass; members whose accounts came
+	// later are added by follow-up passes, and the link says when the
+	// group is complete (docs/groups.md).
+	eventually(t, 2*time.Minute, "every group link complete", func() bool {
+		var out struct {
+			Node struct {
+				Links struct {
+					Edges []struct {
+						Node struct{ MembersInSync, MembersPending int }
+					}
+				}
+			}
+		}
+		if c.try(0, `query($id: ID!) { node(id: $id) { ... on Integration { links(first: 50, where: {kind: GROUP}) {
+			edges { node { membersInSync membersPending } } } } } }`, map[string]any{"id": integrationID}, &out) != nil {
+			return false
+		}
+		complete := 0
+		for _, e := range out.Node.Links.Edges {
+			if e.Node.MembersInSync == nUsers/nGroups && e.Node.MembersPending == 0 {
+				complete++
+			}
+		}
+		return complete == nGroups
+	})
 
 	// The tenant: one account per user, one group per group, right members.
 	users := sim.Users(creds.TenantID)
