@@ -62,8 +62,10 @@ func (l *load) info(t *testing.T, section, field string) int64 {
 	return 0
 }
 
-func (l *load) redisCommands(t *testing.T) int64 { return l.info(t, "stats", "total_commands_processed") }
-func (l *load) redisMemory(t *testing.T) int64   { return l.info(t, "memory", "used_memory") }
+func (l *load) redisCommands(t *testing.T) int64 {
+	return l.info(t, "stats", "total_commands_processed")
+}
+func (l *load) redisMemory(t *testing.T) int64 { return l.info(t, "memory", "used_memory") }
 
 // report logs the phase's cost per user. PostgreSQL's statistics are sent
 // by each backend at transaction end and read from a snapshot, so they may
