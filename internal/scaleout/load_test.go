@@ -80,4 +80,14 @@ func (l *load) report(t *testing.T, users int) {
 		per(l.pg0.commits, pg.commits), per(l.pg0.inserted, pg.inserted), per(l.pg0.updated, pg.updated),
 		per(l.pg0.deleted, pg.deleted), per(l.pg0.fetched, pg.fetched),
 		per(l.redis0, l.redisCommands(t)), per(l.memory0, l.redisMemory(t)))
+	rows, err := l.db.Query(`SELECT relname, indexrelname, idx_scan, idx_tup_read
+		FROM pg_stat_user_indexes ORDER BY idx_tup_read DESC LIMIT 6`)
+	require.NoError(t, err)
+	defer rows.Close()
+	for rows.Next() {
+		var table, index string
+		var scans, read int64
+		require.NoError(t, rows.Scan(&table, &index, &scans, &read))
+		t.Logf("  index %s.%s, whole run: %d scans reading %d entries", table, index, scans, read)
+	}
 }
