@@ -7,34 +7,43 @@ package graph
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/graph/model"
+	"github.com/dirsync/dirsync/internal/guard"
 )
+
+// DeprovisionThreshold is the resolver for the deprovisionThreshold field.
+func (r *integrationResolver) DeprovisionThreshold(ctx context.Context, obj *ent.Integration) (*int, error) {
+	th, err := guard.ThresholdOf(ctx, r.client, obj)
+	if err != nil || th.Off {
+		return nil, err
+	}
+	return &th.Limit, nil
+}
 
 // DeprovisionThresholdIsDefault is the resolver for the deprovisionThresholdIsDefault field.
 func (r *integrationResolver) DeprovisionThresholdIsDefault(ctx context.Context, obj *ent.Integration) (bool, error) {
-	panic(fmt.Errorf("not implemented: DeprovisionThresholdIsDefault - deprovisionThresholdIsDefault"))
+	return !obj.DeprovisionGuardOff && obj.DeprovisionThreshold == nil, nil
 }
 
 // ApproveJob is the resolver for the approveJob field.
 func (r *mutationResolver) ApproveJob(ctx context.Context, id pulid.ID) (*ent.Job, error) {
-	panic(fmt.Errorf("not implemented: ApproveJob - approveJob"))
+	return r.guard.Approve(ctx, id)
 }
 
 // CancelJob is the resolver for the cancelJob field.
 func (r *mutationResolver) CancelJob(ctx context.Context, id pulid.ID) (*ent.Job, error) {
-	panic(fmt.Errorf("not implemented: CancelJob - cancelJob"))
+	return r.guard.Cancel(ctx, id)
 }
 
 // PreviewBinding is the resolver for the previewBinding field.
 func (r *queryResolver) PreviewBinding(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID, groupIDs []pulid.ID, unbind *bool) (*model.BindingPlan, error) {
-	panic(fmt.Errorf("not implemented: PreviewBinding - previewBinding"))
+	return r.preview.Binding(ctx, integrationID, userIDs, groupIDs, unbind != nil && *unbind)
 }
 
 // PreviewIntegrationChanges is the resolver for the previewIntegrationChanges field.
 func (r *queryResolver) PreviewIntegrationChanges(ctx context.Context, id pulid.ID, input model.UpdateIntegrationInput) (*model.BindingPlan, error) {
-	panic(fmt.Errorf("not implemented: PreviewIntegrationChanges - previewIntegrationChanges"))
+	return r.preview.IntegrationChanges(ctx, id, input)
 }

@@ -397,6 +397,7 @@ type ComplexityRoot struct {
 		Changes           func(childComplexity int) int
 		ErrorCode         func(childComplexity int) int
 		Group             func(childComplexity int) int
+		IntegrationID     func(childComplexity int) int
 		Name              func(childComplexity int) int
 		Reason            func(childComplexity int) int
 		RemoteDisplayName func(childComplexity int) int
@@ -639,7 +640,7 @@ type IntegrationResolver interface {
 	BoundUsers(ctx context.Context, obj *ent.Integration, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) (*ent.UserConnection, error)
 	BoundUserGroups(ctx context.Context, obj *ent.Integration, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) (*ent.UserGroupConnection, error)
 	HasClientSecret(ctx context.Context, obj *ent.Integration) (bool, error)
-
+	DeprovisionThreshold(ctx context.Context, obj *ent.Integration) (*int, error)
 	DeprovisionThresholdIsDefault(ctx context.Context, obj *ent.Integration) (bool, error)
 }
 type JobResolver interface {
@@ -2307,6 +2308,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.PlanItem.Group(childComplexity), true
+	case "PlanItem.integrationID":
+		if e.ComplexityRoot.PlanItem.IntegrationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanItem.IntegrationID(childComplexity), true
 	case "PlanItem.name":
 		if e.ComplexityRoot.PlanItem.Name == nil {
 			break
@@ -7287,7 +7294,7 @@ extend type Integration {
   default (25 or 10 % of the linked users, whichever is larger); null when the
   guard is off.
   """
-  deprovisionThreshold: Int
+  deprovisionThreshold: Int @goField(forceResolver: true)
   """True when deprovisionThreshold is the default rather than a configured number."""
   deprovisionThresholdIsDefault: Boolean!
 }
@@ -7318,6 +7325,8 @@ type AttributeDiff {
 """What a change would do to one directory user or user group in the integration."""
 type PlanItem {
   action: PlanAction!
+  """The integration the item is about: a domain or email-source change can move users to or from another integration (I4)."""
+  integrationID: ID!
   """Set for user items."""
   user: User
   """Set for group items (group management)."""
@@ -8030,6 +8039,8 @@ func (ec *executionContext) childFields_PlanItem(ctx context.Context, field grap
 	switch field.Name {
 	case "action":
 		return ec.fieldContext_PlanItem_action(ctx, field)
+	case "integrationID":
+		return ec.fieldContext_PlanItem_integrationID(ctx, field)
 	case "user":
 		return ec.fieldContext_PlanItem_user(ctx, field)
 	case "group":
@@ -12624,7 +12635,7 @@ func (ec *executionContext) _Integration_deprovisionThreshold(ctx context.Contex
 			return ec.fieldContext_Integration_deprovisionThreshold(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.DeprovisionThreshold, nil
+			return ec.Resolvers.Integration().DeprovisionThreshold(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
@@ -12635,7 +12646,7 @@ func (ec *executionContext) _Integration_deprovisionThreshold(ctx context.Contex
 	)
 }
 func (ec *executionContext) fieldContext_Integration_deprovisionThreshold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Integration", field, false, false, "Int")
+	return graphql.NewScalarFieldContext("Integration", field, true, true, "Int")
 }
 
 func (ec *executionContext) _Integration_deprovisionThresholdIsDefault(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
@@ -16551,6 +16562,29 @@ func (ec *executionContext) _PlanItem_action(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_PlanItem_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("PlanItem", field, false, false, "PlanAction")
+}
+
+func (ec *executionContext) _PlanItem_integrationID(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanItem_integrationID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IntegrationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v pulid.ID) graphql.Marshaler {
+			return ec.marshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PlanItem_integrationID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanItem", field, false, false, "ID")
 }
 
 func (ec *executionContext) _PlanItem_user(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
@@ -35619,10 +35653,11 @@ func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionS
 					return ec._Integration_hasClientSecret(ctx, field, obj)
 				})
 		case "deprovisionThreshold":
-			out.Values[i] = ec._Integration_deprovisionThreshold(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Integration_deprovisionThreshold(ctx, field, obj)
+				})
 		case "deprovisionThresholdIsDefault":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -36856,6 +36891,11 @@ func (ec *executionContext) _PlanItem(ctx context.Context, sel ast.SelectionSet,
 			out.Values[i] = graphql.MarshalString("PlanItem")
 		case "action":
 			out.Values[i] = ec._PlanItem_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "integrationID":
+			out.Values[i] = ec._PlanItem_integrationID(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}

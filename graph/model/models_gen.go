@@ -171,6 +171,8 @@ type PlanCounts struct {
 // What a change would do to one directory user or user group in the integration.
 type PlanItem struct {
 	Action PlanAction `json:"action"`
+	// The integration the item is about: a domain or email-source change can move users to or from another integration (I4).
+	IntegrationID pulid.ID `json:"integrationID"`
 	// Set for user items.
 	User *ent.User `json:"user,omitempty"`
 	// Set for group items (group management).
