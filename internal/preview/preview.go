@@ -218,6 +218,8 @@ func (s *Service) plan(ctx context.Context, c *ent.Client, change func(ctx conte
 			if in, err = c.Integration.Get(ctx, it.IntegrationID); err != nil {
 				return nil, fmt.Errorf("preview: read integration: %w", err)
 			}
+			// Unwrap changes the entity in place: once, when it is cached.
+			in = in.Unwrap()
 			ins[it.IntegrationID] = in
 		}
 		var e *entry
@@ -231,7 +233,7 @@ func (s *Service) plan(ctx context.Context, c *ent.Client, change func(ctx conte
 		}
 		if e != nil {
 			e.item.IntegrationID = in.ID
-			e.in = in.Unwrap()
+			e.in = in
 			out = append(out, e)
 		}
 	}
