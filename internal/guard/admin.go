@@ -61,6 +61,13 @@ func (s *Service) decide(ctx context.Context, id pulid.ID, approve bool) (*ent.J
 	}
 	var out *ent.Job
 	err := txn.Run(ctx, s.client, func(ctx context.Context, c *ent.Client) error {
+		// The decisions first, FOR UPDATE: this waits for reconciles that
+		// read one (FOR SHARE) and may be holding an item right now, so every
+		// held item is seen below. Always before the job row, in the order
+		// those reconciles lock them, so the two never deadlock.
+		if _, err := c.DeprovisionBatch.Query().Where(deprovisionbatch.JobID(id)).ForUpdate().All(ctx); err != nil {
+			return fmt.Errorf("guard: lock decisions: %w", err)
+		}
 		// FOR UPDATE: a concurrent approve and cancel of one job serialise;
 		// the second finds it no longer AWAITING_APPROVAL.
 		j, err := c.Job.Query().Where(job.ID(id)).ForUpdate().Only(ctx)

@@ -136,8 +136,13 @@ func (g *Guard) Admit(ctx context.Context, c *ent.Client, in *ent.Integration, t
 	return provision.Proceed, nil
 }
 
+// batchOf reads the job's decision FOR SHARE: until the reconcile commits,
+// approveJob and cancelJob (which lock it FOR UPDATE first) wait, so an item
+// that read AWAITING_APPROVAL is held before the approval looks for held
+// items, never after it.
 func batchOf(ctx context.Context, c *ent.Client, jobID, integrationID pulid.ID) (*ent.DeprovisionBatch, error) {
-	b, err := c.DeprovisionBatch.Query().Where(deprovisionbatch.JobID(jobID), deprovisionbatch.IntegrationID(integrationID)).Only(ctx)
+	b, err := c.DeprovisionBatch.Query().Where(deprovisionbatch.JobID(jobID), deprovisionbatch.IntegrationID(integrationID)).
+		ForShare().Only(ctx)
 	if ent.IsNotFound(err) {
 		return nil, nil
 	}
