@@ -1,7 +1,9 @@
 package stacktest_test
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,7 +14,9 @@ import (
 	"github.com/dirsync/dirsync/ent/jobitem"
 	"github.com/dirsync/dirsync/ent/notification"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/internal/app"
 	"github.com/dirsync/dirsync/internal/guard"
+	"github.com/dirsync/dirsync/internal/worker"
 )
 
 const (
@@ -242,4 +246,55 @@ func TestGuardRollingWindow(t *testing.T) {
 	assert.Equal(t, "SUCCEEDED", s.wait(j)[0].Status)
 	assert.Zero(t, s.enabled(alpha.tenantID, upns2))
 	assert.Equal(t, 5, s.enabled(alpha.tenantID, beta))
+}
+
+// Two mutations of 20 disables each, made at the same moment and run by two
+// workers, with threshold 25: the guard counts in PostgreSQL, so exactly one
+// of them runs and the other waits, whichever order the workers pick items
+// in (issue 14).
+func TestGuardCountsAcrossWorkers(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	w2, err := s.app.NewWorker(app.WorkerOptions{Concurrency: 8, Tune: func(c *worker.Config) {
+		c.MaxRetry, c.RetryBase, c.RetryMax, c.RelayPoll = 1, 10*time.Millisecond, 20*time.Millisecond, 50*time.Millisecond
+	}})
+	require.NoError(t, err)
+	stopped := make(chan struct{})
+	go func() { _ = w2.Run(ctx); close(stopped) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+
+	alpha := s.integration("Alpha", []string{"alpha.com"}, nil)
+	s.setThreshold(alpha.id, map[string]any{"deprovisionThreshold": 25})
+	g1, upns1 := s.populatedGroup("p", "alpha.com", 20)
+	g2, upns2 := s.populatedGroup("q", "alpha.com", 20)
+	s.wait(s.mutateJobs(s.admin, "bindUserGroups", bindGroupsJobsQ, map[string]any{"i": alpha.id, "g": []string{g1, g2}})...)
+	all := append(append([]string{}, upns1...), upns2...)
+	require.Equal(t, 40, s.enabled(alpha.tenantID, all))
+
+	var wg sync.WaitGroup
+	jobsOf := make([][]jobOut, 2)
+	for i, g := range []string{g1, g2} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			jobsOf[i] = s.mutateJobs(s.admin, "unbindUserGroups", unbindGroupsJobsQ, map[string]any{"i": alpha.id, "g": []string{g}})
+		}()
+	}
+	wg.Wait()
+	statuses := map[string]int{}
+	var waiting jobOut
+	for _, js := range jobsOf {
+		require.Len(t, js, 1)
+		j := s.wait(js...)[0]
+		if j.Status == "AWAITING_APPROVAL" {
+			waiting, _ = s.awaiting(j.ID)
+			j = waiting
+		}
+		statuses[j.Status]++
+	}
+	require.Equal(t, map[string]int{"SUCCEEDED": 1, "AWAITING_APPROVAL": 1}, statuses)
+	require.Equal(t, 20, s.enabled(alpha.tenantID, all), "only one of the two ran")
+	s.must(s.admin, cancelQ, map[string]any{"id": waiting.ID}, nil)
+	require.Equal(t, 20, s.enabled(alpha.tenantID, all))
 }
