@@ -262,3 +262,44 @@ func TestPreviewIntegrationChanges(t *testing.T) {
 	require.Equal(t, before, s.dbState())
 	require.Nil(t, s.remote(alpha.tenantID, "fay@alpha.com"), "the UPN change was only previewed")
 }
+
+// With group management on, previewing a group binding shows the security
+// group taken over by its exact display name (G2) or created, next to its
+// members; the real bind then does that (issue 14; G2, B2).
+func TestPreviewGroupBinding(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	alpha := s.integration("Alpha", []string{"alpha.com"}, map[string]any{"groupManagement": true})
+	sales, _ := s.populatedGroup("sales", "alpha.com", 2)
+	ops, _ := s.populatedGroup("ops", "alpha.com", 1)
+	existing, err := s.graph(alpha.id).CreateGroup(context.Background(), msgraph.NewSecurityGroup{DisplayName: "sales", MailNickname: "sales-remote"})
+	require.NoError(t, err)
+
+	before := s.dbState()
+	s.sim.ClearRequests()
+	p := s.preview(s.readOnly, previewBindingQ, map[string]any{"i": alpha.id, "g": []string{sales, ops}})
+	s.onlyReads()
+	require.Equal(t, before, s.dbState())
+	groups := map[string]planItem{}
+	for _, it := range p.Items {
+		if it.Group != nil {
+			groups[it.Group.ID] = it
+		}
+	}
+	require.Len(t, groups, 2)
+	if g := groups[sales]; assert.Equal(t, "TAKEOVER", g.Action) {
+		assert.Equal(t, existing.ID, *g.RemoteID)
+	}
+	assert.Equal(t, "CREATE", groups[ops].Action)
+	assert.Equal(t, 4, p.Counts.Create, "the three members and one group")
+	assert.Equal(t, 1, p.Counts.Takeover)
+
+	bind := s.wait(s.mutateJobs(s.admin, "bindUserGroups", bindGroupsJobsQ, map[string]any{"i": alpha.id, "g": []string{sales, ops}})...)
+	its, err := s.app.Ent.JobItem.Query().Where(jobitem.JobID(pulid.ID(bind[0].ID)), jobitem.GroupIDNotNil()).All(sys())
+	require.NoError(t, err)
+	got := map[string]string{}
+	for _, it := range its {
+		got[string(*it.GroupID)] = it.Result
+	}
+	assert.Equal(t, map[string]string{sales: "TAKEN_OVER", ops: "CREATED"}, got)
+}
