@@ -118,12 +118,25 @@ func TestGuardHoldsMassUnbindUntilApproved(t *testing.T) {
 	require.Equal(t, 25, *limit)
 	require.False(t, isDefault)
 	g, upns := s.populatedGroup("m", "alpha.com", 100)
+	// The preview of the bind: 100 creates read in one $batch call (7
+	// lookups of ≤ 15 UPNs each).
+	s.sim.ClearRequests()
+	p := s.preview(s.readOnly, previewBindingQ, map[string]any{"i": alpha.id, "g": []string{g}})
+	require.Equal(t, 100, p.Counts.Create)
+	require.Equal(t, 1, p.GraphRequests)
+	require.Equal(t, 1, s.onlyReads())
 	bind := s.wait(s.mutateJobs(s.admin, "bindUserGroups", bindGroupsJobsQ, map[string]any{"i": alpha.id, "g": []string{g}})...)
 	require.Equal(t, "SUCCEEDED", bind[0].Status)
 	require.Equal(t, 100, s.enabled(alpha.tenantID, upns))
 	// A job that does not wait cannot be approved or cancelled.
 	s.fails(s.admin, approveQ, map[string]any{"id": bind[0].ID}, "FAILED_PRECONDITION")
 	s.fails(s.admin, cancelQ, map[string]any{"id": bind[0].ID}, "FAILED_PRECONDITION")
+
+	// The preview of the unbind says the guard would hold it.
+	p = s.preview(s.readOnly, previewBindingQ, map[string]any{"i": alpha.id, "g": []string{g}, "un": true})
+	require.Equal(t, 100, p.Counts.Disable)
+	require.True(t, p.WouldAwaitApproval)
+	require.Zero(t, p.GraphRequests, "disables need no read")
 
 	unbind := s.mutateJobs(s.admin, "unbindUserGroups", unbindGroupsJobsQ, map[string]any{"i": alpha.id, "g": []string{g}})
 	require.Len(t, unbind, 1)
