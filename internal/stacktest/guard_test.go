@@ -142,6 +142,13 @@ func TestGuardHoldsMassUnbindUntilApproved(t *testing.T) {
 	require.Len(t, unbind, 1)
 	j, held := s.awaiting(unbind[0].ID)
 	require.Equal(t, 100, held)
+	require.Equal(t, "AWAITING_APPROVAL", j.Status)
+	var list struct {
+		Job struct{ Items struct{ TotalCount int } }
+	}
+	s.must(s.readOnly, `query($id: ID!) { job(id: $id) { items(where: {status: AWAITING_APPROVAL}) { totalCount } } }`,
+		map[string]any{"id": j.ID}, &list)
+	require.Equal(t, 100, list.Job.Items.TotalCount, "the list of held disables")
 	require.Equal(t, 100, s.enabled(alpha.tenantID, upns), "nobody is disabled before approval")
 	require.Equal(t, 1, s.events(guard.EventAwaitingApproval))
 	nn, err := s.app.Ent.Notification.Query().Where(notification.Kind(guard.NotificationApproval),
