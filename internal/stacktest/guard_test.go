@@ -315,6 +315,30 @@ func TestGuardCountsAcrossWorkers(t *testing.T) {
 	}
 	require.Equal(t, map[string]int{"SUCCEEDED": 1, "AWAITING_APPROVAL": 1}, statuses)
 	require.Equal(t, 20, s.enabled(alpha.tenantID, all), "only one of the two ran")
-	s.must(s.admin, cancelQ, map[string]any{"id": waiting.ID}, nil)
-	require.Equal(t, 20, s.enabled(alpha.tenantID, all))
+
+	// approveJob and cancelJob at the same moment: exactly one wins, the
+	// other is refused, and the outcome is all of the one, none of the other.
+	codes := make([]string, 2)
+	for i, q := range []string{approveQ, cancelQ} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := s.post(s.admin, q, map[string]any{"id": waiting.ID}); len(r.Errors) > 0 {
+				codes[i] = r.Errors[0].code()
+			}
+		}()
+	}
+	wg.Wait()
+	require.ElementsMatch(t, []string{"", "FAILED_PRECONDITION"}, codes)
+	end := s.wait(waiting)[0]
+	require.Equal(t, "SUCCEEDED", end.Status)
+	if codes[0] == "" { // approved
+		require.Zero(t, s.enabled(alpha.tenantID, all))
+		require.Equal(t, 1, s.events(guard.EventApproved))
+		require.Zero(t, s.events(guard.EventCancelled))
+	} else {
+		require.Equal(t, 20, s.enabled(alpha.tenantID, all))
+		require.Equal(t, 1, s.events(guard.EventCancelled))
+		require.Zero(t, s.events(guard.EventApproved))
+	}
 }
