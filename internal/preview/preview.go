@@ -6,6 +6,12 @@
 // (provision.PlanStored), and only then reads the tenant, in $batch calls, to
 // tell a create from a takeover and to show the attribute differences. No row,
 // job, outbox row or notification survives, and only GET requests reach Graph.
+//
+// This relies on internal/integrations' promise that its binding and
+// settings writes touch nothing but the transaction (no Graph call, no Redis,
+// the relay woken by pg_notify, which a rollback drops): a side effect added
+// there would leak into every preview, and the stacktest previews, which
+// fingerprint every table and check the emulator's request log, would fail.
 package preview
 
 import (
