@@ -17,6 +17,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/dirsync/dirsync/ent/apikey"
+	"github.com/dirsync/dirsync/ent/deprovisionbatch"
 	"github.com/dirsync/dirsync/ent/event"
 	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/integration"
@@ -41,6 +42,8 @@ type Client struct {
 	Schema *migrate.Schema
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// DeprovisionBatch is the client for interacting with the DeprovisionBatch builders.
+	DeprovisionBatch *DeprovisionBatchClient
 	// Event is the client for interacting with the Event builders.
 	Event *EventClient
 	// GroupBinding is the client for interacting with the GroupBinding builders.
@@ -79,6 +82,7 @@ func NewClient(opts ...Option) *Client {
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.APIKey = NewAPIKeyClient(c.config)
+	c.DeprovisionBatch = NewDeprovisionBatchClient(c.config)
 	c.Event = NewEventClient(c.config)
 	c.GroupBinding = NewGroupBindingClient(c.config)
 	c.Integration = NewIntegrationClient(c.config)
@@ -182,22 +186,23 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:          ctx,
-		config:       cfg,
-		APIKey:       NewAPIKeyClient(cfg),
-		Event:        NewEventClient(cfg),
-		GroupBinding: NewGroupBindingClient(cfg),
-		Integration:  NewIntegrationClient(cfg),
-		Job:          NewJobClient(cfg),
-		JobItem:      NewJobItemClient(cfg),
-		Notification: NewNotificationClient(cfg),
-		Organization: NewOrganizationClient(cfg),
-		Outbox:       NewOutboxClient(cfg),
-		RemoteLink:   NewRemoteLinkClient(cfg),
-		User:         NewUserClient(cfg),
-		UserBinding:  NewUserBindingClient(cfg),
-		UserGroup:    NewUserGroupClient(cfg),
-		UserToken:    NewUserTokenClient(cfg),
+		ctx:              ctx,
+		config:           cfg,
+		APIKey:           NewAPIKeyClient(cfg),
+		DeprovisionBatch: NewDeprovisionBatchClient(cfg),
+		Event:            NewEventClient(cfg),
+		GroupBinding:     NewGroupBindingClient(cfg),
+		Integration:      NewIntegrationClient(cfg),
+		Job:              NewJobClient(cfg),
+		JobItem:          NewJobItemClient(cfg),
+		Notification:     NewNotificationClient(cfg),
+		Organization:     NewOrganizationClient(cfg),
+		Outbox:           NewOutboxClient(cfg),
+		RemoteLink:       NewRemoteLinkClient(cfg),
+		User:             NewUserClient(cfg),
+		UserBinding:      NewUserBindingClient(cfg),
+		UserGroup:        NewUserGroupClient(cfg),
+		UserToken:        NewUserTokenClient(cfg),
 	}, nil
 }
 
@@ -215,22 +220,23 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:          ctx,
-		config:       cfg,
-		APIKey:       NewAPIKeyClient(cfg),
-		Event:        NewEventClient(cfg),
-		GroupBinding: NewGroupBindingClient(cfg),
-		Integration:  NewIntegrationClient(cfg),
-		Job:          NewJobClient(cfg),
-		JobItem:      NewJobItemClient(cfg),
-		Notification: NewNotificationClient(cfg),
-		Organization: NewOrganizationClient(cfg),
-		Outbox:       NewOutboxClient(cfg),
-		RemoteLink:   NewRemoteLinkClient(cfg),
-		User:         NewUserClient(cfg),
-		UserBinding:  NewUserBindingClient(cfg),
-		UserGroup:    NewUserGroupClient(cfg),
-		UserToken:    NewUserTokenClient(cfg),
+		ctx:              ctx,
+		config:           cfg,
+		APIKey:           NewAPIKeyClient(cfg),
+		DeprovisionBatch: NewDeprovisionBatchClient(cfg),
+		Event:            NewEventClient(cfg),
+		GroupBinding:     NewGroupBindingClient(cfg),
+		Integration:      NewIntegrationClient(cfg),
+		Job:              NewJobClient(cfg),
+		JobItem:          NewJobItemClient(cfg),
+		Notification:     NewNotificationClient(cfg),
+		Organization:     NewOrganizationClient(cfg),
+		Outbox:           NewOutboxClient(cfg),
+		RemoteLink:       NewRemoteLinkClient(cfg),
+		User:             NewUserClient(cfg),
+		UserBinding:      NewUserBindingClient(cfg),
+		UserGroup:        NewUserGroupClient(cfg),
+		UserToken:        NewUserTokenClient(cfg),
 	}, nil
 }
 
@@ -260,9 +266,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.Event, c.GroupBinding, c.Integration, c.Job, c.JobItem,
-		c.Notification, c.Organization, c.Outbox, c.RemoteLink, c.User, c.UserBinding,
-		c.UserGroup, c.UserToken,
+		c.APIKey, c.DeprovisionBatch, c.Event, c.GroupBinding, c.Integration, c.Job,
+		c.JobItem, c.Notification, c.Organization, c.Outbox, c.RemoteLink, c.User,
+		c.UserBinding, c.UserGroup, c.UserToken,
 	} {
 		n.Use(hooks...)
 	}
@@ -272,9 +278,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.Event, c.GroupBinding, c.Integration, c.Job, c.JobItem,
-		c.Notification, c.Organization, c.Outbox, c.RemoteLink, c.User, c.UserBinding,
-		c.UserGroup, c.UserToken,
+		c.APIKey, c.DeprovisionBatch, c.Event, c.GroupBinding, c.Integration, c.Job,
+		c.JobItem, c.Notification, c.Organization, c.Outbox, c.RemoteLink, c.User,
+		c.UserBinding, c.UserGroup, c.UserToken,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -285,6 +291,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
 	case *APIKeyMutation:
 		return c.APIKey.mutate(ctx, m)
+	case *DeprovisionBatchMutation:
+		return c.DeprovisionBatch.mutate(ctx, m)
 	case *EventMutation:
 		return c.Event.mutate(ctx, m)
 	case *GroupBindingMutation:
@@ -463,6 +471,156 @@ func (c *APIKeyClient) mutate(ctx context.Context, m *APIKeyMutation) (Value, er
 		return (&APIKeyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown APIKey mutation op: %q", m.Op())
+	}
+}
+
+// DeprovisionBatchClient is a client for the DeprovisionBatch schema.
+type DeprovisionBatchClient struct {
+	config
+}
+
+// NewDeprovisionBatchClient returns a client for the DeprovisionBatch from the given config.
+func NewDeprovisionBatchClient(c config) *DeprovisionBatchClient {
+	return &DeprovisionBatchClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `deprovisionbatch.Hooks(f(g(h())))`.
+func (c *DeprovisionBatchClient) Use(hooks ...Hook) {
+	c.hooks.DeprovisionBatch = append(c.hooks.DeprovisionBatch, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `deprovisionbatch.Intercept(f(g(h())))`.
+func (c *DeprovisionBatchClient) Intercept(interceptors ...Interceptor) {
+	c.inters.DeprovisionBatch = append(c.inters.DeprovisionBatch, interceptors...)
+}
+
+// Create returns a builder for creating a DeprovisionBatch entity.
+func (c *DeprovisionBatchClient) Create() *DeprovisionBatchCreate {
+	mutation := newDeprovisionBatchMutation(c.config, OpCreate)
+	return &DeprovisionBatchCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of DeprovisionBatch entities.
+func (c *DeprovisionBatchClient) CreateBulk(builders ...*DeprovisionBatchCreate) *DeprovisionBatchCreateBulk {
+	return &DeprovisionBatchCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *DeprovisionBatchClient) MapCreateBulk(slice any, setFunc func(*DeprovisionBatchCreate, int)) *DeprovisionBatchCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &DeprovisionBatchCreateBulk{err: fmt.Errorf("calling to DeprovisionBatchClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*DeprovisionBatchCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &DeprovisionBatchCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for DeprovisionBatch.
+func (c *DeprovisionBatchClient) Update() *DeprovisionBatchUpdate {
+	mutation := newDeprovisionBatchMutation(c.config, OpUpdate)
+	return &DeprovisionBatchUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *DeprovisionBatchClient) UpdateOne(_m *DeprovisionBatch) *DeprovisionBatchUpdateOne {
+	mutation := newDeprovisionBatchMutation(c.config, OpUpdateOne, withDeprovisionBatch(_m))
+	return &DeprovisionBatchUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *DeprovisionBatchClient) UpdateOneID(id pulid.ID) *DeprovisionBatchUpdateOne {
+	mutation := newDeprovisionBatchMutation(c.config, OpUpdateOne, withDeprovisionBatchID(id))
+	return &DeprovisionBatchUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for DeprovisionBatch.
+func (c *DeprovisionBatchClient) Delete() *DeprovisionBatchDelete {
+	mutation := newDeprovisionBatchMutation(c.config, OpDelete)
+	return &DeprovisionBatchDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *DeprovisionBatchClient) DeleteOne(_m *DeprovisionBatch) *DeprovisionBatchDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *DeprovisionBatchClient) DeleteOneID(id pulid.ID) *DeprovisionBatchDeleteOne {
+	builder := c.Delete().Where(deprovisionbatch.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &DeprovisionBatchDeleteOne{builder}
+}
+
+// Query returns a query builder for DeprovisionBatch.
+func (c *DeprovisionBatchClient) Query() *DeprovisionBatchQuery {
+	return &DeprovisionBatchQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeDeprovisionBatch},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a DeprovisionBatch entity by its id.
+func (c *DeprovisionBatchClient) Get(ctx context.Context, id pulid.ID) (*DeprovisionBatch, error) {
+	return c.Query().Where(deprovisionbatch.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *DeprovisionBatchClient) GetX(ctx context.Context, id pulid.ID) *DeprovisionBatch {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryOrganization queries the organization edge of a DeprovisionBatch.
+func (c *DeprovisionBatchClient) QueryOrganization(_m *DeprovisionBatch) *OrganizationQuery {
+	query := (&OrganizationClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(deprovisionbatch.Table, deprovisionbatch.FieldID, id),
+			sqlgraph.To(organization.Table, organization.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, false, deprovisionbatch.OrganizationTable, deprovisionbatch.OrganizationColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *DeprovisionBatchClient) Hooks() []Hook {
+	hooks := c.hooks.DeprovisionBatch
+	return append(hooks[:len(hooks):len(hooks)], deprovisionbatch.Hooks[:]...)
+}
+
+// Interceptors returns the client interceptors.
+func (c *DeprovisionBatchClient) Interceptors() []Interceptor {
+	return c.inters.DeprovisionBatch
+}
+
+func (c *DeprovisionBatchClient) mutate(ctx context.Context, m *DeprovisionBatchMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&DeprovisionBatchCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&DeprovisionBatchUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&DeprovisionBatchUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&DeprovisionBatchDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown DeprovisionBatch mutation op: %q", m.Op())
 	}
 }
 
@@ -2706,13 +2864,13 @@ func (c *UserTokenClient) mutate(ctx context.Context, m *UserTokenMutation) (Val
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, Event, GroupBinding, Integration, Job, JobItem, Notification,
-		Organization, Outbox, RemoteLink, User, UserBinding, UserGroup,
+		APIKey, DeprovisionBatch, Event, GroupBinding, Integration, Job, JobItem,
+		Notification, Organization, Outbox, RemoteLink, User, UserBinding, UserGroup,
 		UserToken []ent.Hook
 	}
 	inters struct {
-		APIKey, Event, GroupBinding, Integration, Job, JobItem, Notification,
-		Organization, Outbox, RemoteLink, User, UserBinding, UserGroup,
+		APIKey, DeprovisionBatch, Event, GroupBinding, Integration, Job, JobItem,
+		Notification, Organization, Outbox, RemoteLink, User, UserBinding, UserGroup,
 		UserToken []ent.Interceptor
 	}
 )

@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/dirsync/dirsync/ent/apikey"
+	"github.com/dirsync/dirsync/ent/deprovisionbatch"
 	"github.com/dirsync/dirsync/ent/event"
 	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/integration"
@@ -86,20 +87,21 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			apikey.Table:       apikey.ValidColumn,
-			event.Table:        event.ValidColumn,
-			groupbinding.Table: groupbinding.ValidColumn,
-			integration.Table:  integration.ValidColumn,
-			job.Table:          job.ValidColumn,
-			jobitem.Table:      jobitem.ValidColumn,
-			notification.Table: notification.ValidColumn,
-			organization.Table: organization.ValidColumn,
-			outbox.Table:       outbox.ValidColumn,
-			remotelink.Table:   remotelink.ValidColumn,
-			user.Table:         user.ValidColumn,
-			userbinding.Table:  userbinding.ValidColumn,
-			usergroup.Table:    usergroup.ValidColumn,
-			usertoken.Table:    usertoken.ValidColumn,
+			apikey.Table:           apikey.ValidColumn,
+			deprovisionbatch.Table: deprovisionbatch.ValidColumn,
+			event.Table:            event.ValidColumn,
+			groupbinding.Table:     groupbinding.ValidColumn,
+			integration.Table:      integration.ValidColumn,
+			job.Table:              job.ValidColumn,
+			jobitem.Table:          jobitem.ValidColumn,
+			notification.Table:     notification.ValidColumn,
+			organization.Table:     organization.ValidColumn,
+			outbox.Table:           outbox.ValidColumn,
+			remotelink.Table:       remotelink.ValidColumn,
+			user.Table:             user.ValidColumn,
+			userbinding.Table:      userbinding.ValidColumn,
+			usergroup.Table:        usergroup.ValidColumn,
+			usertoken.Table:        usertoken.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

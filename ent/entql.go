@@ -4,6 +4,7 @@ package ent
 
 import (
 	"github.com/dirsync/dirsync/ent/apikey"
+	"github.com/dirsync/dirsync/ent/deprovisionbatch"
 	"github.com/dirsync/dirsync/ent/event"
 	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/integration"
@@ -27,7 +28,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 14)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 15)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   apikey.Table,
@@ -53,6 +54,29 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[1] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   deprovisionbatch.Table,
+			Columns: deprovisionbatch.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeString,
+				Column: deprovisionbatch.FieldID,
+			},
+		},
+		Type: "DeprovisionBatch",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			deprovisionbatch.FieldCreatedAt:      {Type: field.TypeTime, Column: deprovisionbatch.FieldCreatedAt},
+			deprovisionbatch.FieldUpdatedAt:      {Type: field.TypeTime, Column: deprovisionbatch.FieldUpdatedAt},
+			deprovisionbatch.FieldOrganizationID: {Type: field.TypeString, Column: deprovisionbatch.FieldOrganizationID},
+			deprovisionbatch.FieldIntegrationID:  {Type: field.TypeString, Column: deprovisionbatch.FieldIntegrationID},
+			deprovisionbatch.FieldJobID:          {Type: field.TypeString, Column: deprovisionbatch.FieldJobID},
+			deprovisionbatch.FieldPlanned:        {Type: field.TypeInt, Column: deprovisionbatch.FieldPlanned},
+			deprovisionbatch.FieldThreshold:      {Type: field.TypeInt, Column: deprovisionbatch.FieldThreshold},
+			deprovisionbatch.FieldWindowPlanned:  {Type: field.TypeInt, Column: deprovisionbatch.FieldWindowPlanned},
+			deprovisionbatch.FieldStatus:         {Type: field.TypeEnum, Column: deprovisionbatch.FieldStatus},
+			deprovisionbatch.FieldDecidedAt:      {Type: field.TypeTime, Column: deprovisionbatch.FieldDecidedAt},
+		},
+	}
+	graph.Nodes[2] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   event.Table,
 			Columns: event.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -73,7 +97,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			event.FieldDetail:         {Type: field.TypeString, Column: event.FieldDetail},
 		},
 	}
-	graph.Nodes[2] = &sqlgraph.Node{
+	graph.Nodes[3] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   groupbinding.Table,
 			Columns: groupbinding.Columns,
@@ -91,7 +115,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			groupbinding.FieldGroupID:        {Type: field.TypeString, Column: groupbinding.FieldGroupID},
 		},
 	}
-	graph.Nodes[3] = &sqlgraph.Node{
+	graph.Nodes[4] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   integration.Table,
 			Columns: integration.Columns,
@@ -124,9 +148,11 @@ var schemaGraph = func() *sqlgraph.Schema {
 			integration.FieldSuspendOnPasswordExpiry: {Type: field.TypeBool, Column: integration.FieldSuspendOnPasswordExpiry},
 			integration.FieldSuspendOnLockout:        {Type: field.TypeBool, Column: integration.FieldSuspendOnLockout},
 			integration.FieldAttributeMappings:       {Type: field.TypeJSON, Column: integration.FieldAttributeMappings},
+			integration.FieldDeprovisionThreshold:    {Type: field.TypeInt, Column: integration.FieldDeprovisionThreshold},
+			integration.FieldDeprovisionGuardOff:     {Type: field.TypeBool, Column: integration.FieldDeprovisionGuardOff},
 		},
 	}
-	graph.Nodes[4] = &sqlgraph.Node{
+	graph.Nodes[5] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   job.Table,
 			Columns: job.Columns,
@@ -152,7 +178,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			job.FieldCheckpoint:     {Type: field.TypeString, Column: job.FieldCheckpoint},
 		},
 	}
-	graph.Nodes[5] = &sqlgraph.Node{
+	graph.Nodes[6] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   jobitem.Table,
 			Columns: jobitem.Columns,
@@ -183,7 +209,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			jobitem.FieldNote:              {Type: field.TypeString, Column: jobitem.FieldNote},
 		},
 	}
-	graph.Nodes[6] = &sqlgraph.Node{
+	graph.Nodes[7] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   notification.Table,
 			Columns: notification.Columns,
@@ -205,7 +231,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			notification.FieldSecretSealed:   {Type: field.TypeString, Column: notification.FieldSecretSealed},
 		},
 	}
-	graph.Nodes[7] = &sqlgraph.Node{
+	graph.Nodes[8] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   organization.Table,
 			Columns: organization.Columns,
@@ -227,7 +253,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			organization.FieldLockoutMinutes:     {Type: field.TypeInt, Column: organization.FieldLockoutMinutes},
 		},
 	}
-	graph.Nodes[8] = &sqlgraph.Node{
+	graph.Nodes[9] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   outbox.Table,
 			Columns: outbox.Columns,
@@ -247,7 +273,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			outbox.FieldJobItemID:      {Type: field.TypeString, Column: outbox.FieldJobItemID},
 		},
 	}
-	graph.Nodes[9] = &sqlgraph.Node{
+	graph.Nodes[10] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   remotelink.Table,
 			Columns: remotelink.Columns,
@@ -290,7 +316,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			remotelink.FieldPasswordErrorMessage:  {Type: field.TypeString, Column: remotelink.FieldPasswordErrorMessage},
 		},
 	}
-	graph.Nodes[10] = &sqlgraph.Node{
+	graph.Nodes[11] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   user.Table,
 			Columns: user.Columns,
@@ -336,7 +362,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			user.FieldLockedUntil:       {Type: field.TypeTime, Column: user.FieldLockedUntil},
 		},
 	}
-	graph.Nodes[11] = &sqlgraph.Node{
+	graph.Nodes[12] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   userbinding.Table,
 			Columns: userbinding.Columns,
@@ -354,7 +380,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			userbinding.FieldUserID:         {Type: field.TypeString, Column: userbinding.FieldUserID},
 		},
 	}
-	graph.Nodes[12] = &sqlgraph.Node{
+	graph.Nodes[13] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   usergroup.Table,
 			Columns: usergroup.Columns,
@@ -373,7 +399,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			usergroup.FieldDescription:    {Type: field.TypeString, Column: usergroup.FieldDescription},
 		},
 	}
-	graph.Nodes[13] = &sqlgraph.Node{
+	graph.Nodes[14] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   usertoken.Table,
 			Columns: usertoken.Columns,
@@ -403,6 +429,18 @@ var schemaGraph = func() *sqlgraph.Schema {
 			Bidi:    false,
 		},
 		"APIKey",
+		"Organization",
+	)
+	graph.MustAddE(
+		"organization",
+		&sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.M2O,
+			Inverse: false,
+			Table:   deprovisionbatch.OrganizationTable,
+			Columns: []string{deprovisionbatch.OrganizationColumn},
+			Bidi:    false,
+		},
+		"DeprovisionBatch",
 		"Organization",
 	)
 	graph.MustAddE(
@@ -891,6 +929,110 @@ func (f *APIKeyFilter) WhereHasOrganizationWith(preds ...predicate.Organization)
 }
 
 // addPredicate implements the predicateAdder interface.
+func (_q *DeprovisionBatchQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the DeprovisionBatchQuery builder.
+func (_q *DeprovisionBatchQuery) Filter() *DeprovisionBatchFilter {
+	return &DeprovisionBatchFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *DeprovisionBatchMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the DeprovisionBatchMutation builder.
+func (m *DeprovisionBatchMutation) Filter() *DeprovisionBatchFilter {
+	return &DeprovisionBatchFilter{config: m.config, predicateAdder: m}
+}
+
+// DeprovisionBatchFilter provides a generic filtering capability at runtime for DeprovisionBatchQuery.
+type DeprovisionBatchFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *DeprovisionBatchFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[1].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql string predicate on the id field.
+func (f *DeprovisionBatchFilter) WhereID(p entql.StringP) {
+	f.Where(p.Field(deprovisionbatch.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *DeprovisionBatchFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(deprovisionbatch.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *DeprovisionBatchFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(deprovisionbatch.FieldUpdatedAt))
+}
+
+// WhereOrganizationID applies the entql string predicate on the organization_id field.
+func (f *DeprovisionBatchFilter) WhereOrganizationID(p entql.StringP) {
+	f.Where(p.Field(deprovisionbatch.FieldOrganizationID))
+}
+
+// WhereIntegrationID applies the entql string predicate on the integration_id field.
+func (f *DeprovisionBatchFilter) WhereIntegrationID(p entql.StringP) {
+	f.Where(p.Field(deprovisionbatch.FieldIntegrationID))
+}
+
+// WhereJobID applies the entql string predicate on the job_id field.
+func (f *DeprovisionBatchFilter) WhereJobID(p entql.StringP) {
+	f.Where(p.Field(deprovisionbatch.FieldJobID))
+}
+
+// WherePlanned applies the entql int predicate on the planned field.
+func (f *DeprovisionBatchFilter) WherePlanned(p entql.IntP) {
+	f.Where(p.Field(deprovisionbatch.FieldPlanned))
+}
+
+// WhereThreshold applies the entql int predicate on the threshold field.
+func (f *DeprovisionBatchFilter) WhereThreshold(p entql.IntP) {
+	f.Where(p.Field(deprovisionbatch.FieldThreshold))
+}
+
+// WhereWindowPlanned applies the entql int predicate on the window_planned field.
+func (f *DeprovisionBatchFilter) WhereWindowPlanned(p entql.IntP) {
+	f.Where(p.Field(deprovisionbatch.FieldWindowPlanned))
+}
+
+// WhereStatus applies the entql string predicate on the status field.
+func (f *DeprovisionBatchFilter) WhereStatus(p entql.StringP) {
+	f.Where(p.Field(deprovisionbatch.FieldStatus))
+}
+
+// WhereDecidedAt applies the entql time.Time predicate on the decided_at field.
+func (f *DeprovisionBatchFilter) WhereDecidedAt(p entql.TimeP) {
+	f.Where(p.Field(deprovisionbatch.FieldDecidedAt))
+}
+
+// WhereHasOrganization applies a predicate to check if query has an edge organization.
+func (f *DeprovisionBatchFilter) WhereHasOrganization() {
+	f.Where(entql.HasEdge("organization"))
+}
+
+// WhereHasOrganizationWith applies a predicate to check if query has an edge organization with a given conditions (other predicates).
+func (f *DeprovisionBatchFilter) WhereHasOrganizationWith(preds ...predicate.Organization) {
+	f.Where(entql.HasEdgeWith("organization", sqlgraph.WrapFunc(func(s *sql.Selector) {
+		for _, p := range preds {
+			p(s)
+		}
+	})))
+}
+
+// addPredicate implements the predicateAdder interface.
 func (_q *EventQuery) addPredicate(pred func(s *sql.Selector)) {
 	_q.predicates = append(_q.predicates, pred)
 }
@@ -919,7 +1061,7 @@ type EventFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *EventFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[1].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[2].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1018,7 +1160,7 @@ type GroupBindingFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *GroupBindingFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[2].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1125,7 +1267,7 @@ type IntegrationFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *IntegrationFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1246,6 +1388,16 @@ func (f *IntegrationFilter) WhereAttributeMappings(p entql.BytesP) {
 	f.Where(p.Field(integration.FieldAttributeMappings))
 }
 
+// WhereDeprovisionThreshold applies the entql int predicate on the deprovision_threshold field.
+func (f *IntegrationFilter) WhereDeprovisionThreshold(p entql.IntP) {
+	f.Where(p.Field(integration.FieldDeprovisionThreshold))
+}
+
+// WhereDeprovisionGuardOff applies the entql bool predicate on the deprovision_guard_off field.
+func (f *IntegrationFilter) WhereDeprovisionGuardOff(p entql.BoolP) {
+	f.Where(p.Field(integration.FieldDeprovisionGuardOff))
+}
+
 // WhereHasOrganization applies a predicate to check if query has an edge organization.
 func (f *IntegrationFilter) WhereHasOrganization() {
 	f.Where(entql.HasEdge("organization"))
@@ -1331,7 +1483,7 @@ type JobFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *JobFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1464,7 +1616,7 @@ type JobItemFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *JobItemFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[5].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1622,7 +1774,7 @@ type NotificationFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *NotificationFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[6].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1721,7 +1873,7 @@ type OrganizationFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *OrganizationFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[7].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1806,7 +1958,7 @@ type OutboxFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *OutboxFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[8].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -1881,7 +2033,7 @@ type RemoteLinkFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *RemoteLinkFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[9].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2127,7 +2279,7 @@ type UserFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[10].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2402,7 +2554,7 @@ type UserBindingFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserBindingFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[11].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2509,7 +2661,7 @@ type UserGroupFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserGroupFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[12].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -2635,7 +2787,7 @@ type UserTokenFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserTokenFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[13].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[14].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})

@@ -65,6 +65,10 @@ type Integration struct {
 	SuspendOnLockout bool `json:"suspend_on_lockout,omitempty"`
 	// AttributeMappings holds the value of the "attribute_mappings" field.
 	AttributeMappings mapping.Table `json:"attribute_mappings,omitempty"`
+	// DeprovisionThreshold holds the value of the "deprovision_threshold" field.
+	DeprovisionThreshold *int `json:"deprovision_threshold,omitempty"`
+	// DeprovisionGuardOff holds the value of the "deprovision_guard_off" field.
+	DeprovisionGuardOff bool `json:"deprovision_guard_off,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the IntegrationQuery when eager-loading is set.
 	Edges        IntegrationEdges `json:"edges"`
@@ -139,8 +143,10 @@ func (*Integration) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case integration.FieldID, integration.FieldOrganizationID:
 			values[i] = new(pulid.ID)
-		case integration.FieldTenantPasswordExpiry, integration.FieldGroupManagement, integration.FieldSuspendOnPasswordExpiry, integration.FieldSuspendOnLockout:
+		case integration.FieldTenantPasswordExpiry, integration.FieldGroupManagement, integration.FieldSuspendOnPasswordExpiry, integration.FieldSuspendOnLockout, integration.FieldDeprovisionGuardOff:
 			values[i] = new(sql.NullBool)
+		case integration.FieldDeprovisionThreshold:
+			values[i] = new(sql.NullInt64)
 		case integration.FieldName, integration.FieldNameFolded, integration.FieldTenantID, integration.FieldClientID, integration.FieldClientSecretSealed, integration.FieldGraphBaseURL, integration.FieldLoginBaseURL, integration.FieldStatus, integration.FieldLastError, integration.FieldDefaultDomain, integration.FieldEmailSource:
 			values[i] = new(sql.NullString)
 		case integration.FieldCreatedAt, integration.FieldUpdatedAt, integration.FieldAuthorizedAt:
@@ -305,6 +311,19 @@ func (_m *Integration) assignValues(columns []string, values []any) error {
 					return fmt.Errorf("unmarshal field attribute_mappings: %w", err)
 				}
 			}
+		case integration.FieldDeprovisionThreshold:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field deprovision_threshold", values[i])
+			} else if value.Valid {
+				_m.DeprovisionThreshold = new(int)
+				*_m.DeprovisionThreshold = int(value.Int64)
+			}
+		case integration.FieldDeprovisionGuardOff:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field deprovision_guard_off", values[i])
+			} else if value.Valid {
+				_m.DeprovisionGuardOff = value.Bool
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -427,6 +446,14 @@ func (_m *Integration) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("attribute_mappings=")
 	builder.WriteString(fmt.Sprintf("%v", _m.AttributeMappings))
+	builder.WriteString(", ")
+	if v := _m.DeprovisionThreshold; v != nil {
+		builder.WriteString("deprovision_threshold=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	builder.WriteString("deprovision_guard_off=")
+	builder.WriteString(fmt.Sprintf("%v", _m.DeprovisionGuardOff))
 	builder.WriteByte(')')
 	return builder.String()
 }

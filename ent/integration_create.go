@@ -265,6 +265,34 @@ func (_c *IntegrationCreate) SetAttributeMappings(v mapping.Table) *IntegrationC
 	return _c
 }
 
+// SetDeprovisionThreshold sets the "deprovision_threshold" field.
+func (_c *IntegrationCreate) SetDeprovisionThreshold(v int) *IntegrationCreate {
+	_c.mutation.SetDeprovisionThreshold(v)
+	return _c
+}
+
+// SetNillableDeprovisionThreshold sets the "deprovision_threshold" field if the given value is not nil.
+func (_c *IntegrationCreate) SetNillableDeprovisionThreshold(v *int) *IntegrationCreate {
+	if v != nil {
+		_c.SetDeprovisionThreshold(*v)
+	}
+	return _c
+}
+
+// SetDeprovisionGuardOff sets the "deprovision_guard_off" field.
+func (_c *IntegrationCreate) SetDeprovisionGuardOff(v bool) *IntegrationCreate {
+	_c.mutation.SetDeprovisionGuardOff(v)
+	return _c
+}
+
+// SetNillableDeprovisionGuardOff sets the "deprovision_guard_off" field if the given value is not nil.
+func (_c *IntegrationCreate) SetNillableDeprovisionGuardOff(v *bool) *IntegrationCreate {
+	if v != nil {
+		_c.SetDeprovisionGuardOff(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *IntegrationCreate) SetID(v pulid.ID) *IntegrationCreate {
 	_c.mutation.SetID(v)
@@ -404,6 +432,10 @@ func (_c *IntegrationCreate) defaults() error {
 		v := integration.DefaultSuspendOnLockout
 		_c.mutation.SetSuspendOnLockout(v)
 	}
+	if _, ok := _c.mutation.DeprovisionGuardOff(); !ok {
+		v := integration.DefaultDeprovisionGuardOff
+		_c.mutation.SetDeprovisionGuardOff(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if integration.DefaultID == nil {
 			return fmt.Errorf("ent: uninitialized integration.DefaultID (forgotten import ent/runtime?)")
@@ -515,6 +547,14 @@ func (_c *IntegrationCreate) check() error {
 		if err := v.Validate(); err != nil {
 			return &ValidationError{Name: "attribute_mappings", err: fmt.Errorf(`ent: validator failed for field "Integration.attribute_mappings": %w`, err)}
 		}
+	}
+	if v, ok := _c.mutation.DeprovisionThreshold(); ok {
+		if err := integration.DeprovisionThresholdValidator(v); err != nil {
+			return &ValidationError{Name: "deprovision_threshold", err: fmt.Errorf(`ent: validator failed for field "Integration.deprovision_threshold": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.DeprovisionGuardOff(); !ok {
+		return &ValidationError{Name: "deprovision_guard_off", err: errors.New(`ent: missing required field "Integration.deprovision_guard_off"`)}
 	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := integration.IDValidator(string(v)); err != nil {
@@ -643,6 +683,14 @@ func (_c *IntegrationCreate) createSpec() (*Integration, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.AttributeMappings(); ok {
 		_spec.SetField(integration.FieldAttributeMappings, field.TypeJSON, value)
 		_node.AttributeMappings = value
+	}
+	if value, ok := _c.mutation.DeprovisionThreshold(); ok {
+		_spec.SetField(integration.FieldDeprovisionThreshold, field.TypeInt, value)
+		_node.DeprovisionThreshold = &value
+	}
+	if value, ok := _c.mutation.DeprovisionGuardOff(); ok {
+		_spec.SetField(integration.FieldDeprovisionGuardOff, field.TypeBool, value)
+		_node.DeprovisionGuardOff = value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -1043,6 +1091,42 @@ func (u *IntegrationUpsert) UpdateAttributeMappings() *IntegrationUpsert {
 	return u
 }
 
+// SetDeprovisionThreshold sets the "deprovision_threshold" field.
+func (u *IntegrationUpsert) SetDeprovisionThreshold(v int) *IntegrationUpsert {
+	u.Set(integration.FieldDeprovisionThreshold, v)
+	return u
+}
+
+// UpdateDeprovisionThreshold sets the "deprovision_threshold" field to the value that was provided on create.
+func (u *IntegrationUpsert) UpdateDeprovisionThreshold() *IntegrationUpsert {
+	u.SetExcluded(integration.FieldDeprovisionThreshold)
+	return u
+}
+
+// AddDeprovisionThreshold adds v to the "deprovision_threshold" field.
+func (u *IntegrationUpsert) AddDeprovisionThreshold(v int) *IntegrationUpsert {
+	u.Add(integration.FieldDeprovisionThreshold, v)
+	return u
+}
+
+// ClearDeprovisionThreshold clears the value of the "deprovision_threshold" field.
+func (u *IntegrationUpsert) ClearDeprovisionThreshold() *IntegrationUpsert {
+	u.SetNull(integration.FieldDeprovisionThreshold)
+	return u
+}
+
+// SetDeprovisionGuardOff sets the "deprovision_guard_off" field.
+func (u *IntegrationUpsert) SetDeprovisionGuardOff(v bool) *IntegrationUpsert {
+	u.Set(integration.FieldDeprovisionGuardOff, v)
+	return u
+}
+
+// UpdateDeprovisionGuardOff sets the "deprovision_guard_off" field to the value that was provided on create.
+func (u *IntegrationUpsert) UpdateDeprovisionGuardOff() *IntegrationUpsert {
+	u.SetExcluded(integration.FieldDeprovisionGuardOff)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -1423,6 +1507,48 @@ func (u *IntegrationUpsertOne) SetAttributeMappings(v mapping.Table) *Integratio
 func (u *IntegrationUpsertOne) UpdateAttributeMappings() *IntegrationUpsertOne {
 	return u.Update(func(s *IntegrationUpsert) {
 		s.UpdateAttributeMappings()
+	})
+}
+
+// SetDeprovisionThreshold sets the "deprovision_threshold" field.
+func (u *IntegrationUpsertOne) SetDeprovisionThreshold(v int) *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetDeprovisionThreshold(v)
+	})
+}
+
+// AddDeprovisionThreshold adds v to the "deprovision_threshold" field.
+func (u *IntegrationUpsertOne) AddDeprovisionThreshold(v int) *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.AddDeprovisionThreshold(v)
+	})
+}
+
+// UpdateDeprovisionThreshold sets the "deprovision_threshold" field to the value that was provided on create.
+func (u *IntegrationUpsertOne) UpdateDeprovisionThreshold() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateDeprovisionThreshold()
+	})
+}
+
+// ClearDeprovisionThreshold clears the value of the "deprovision_threshold" field.
+func (u *IntegrationUpsertOne) ClearDeprovisionThreshold() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.ClearDeprovisionThreshold()
+	})
+}
+
+// SetDeprovisionGuardOff sets the "deprovision_guard_off" field.
+func (u *IntegrationUpsertOne) SetDeprovisionGuardOff(v bool) *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetDeprovisionGuardOff(v)
+	})
+}
+
+// UpdateDeprovisionGuardOff sets the "deprovision_guard_off" field to the value that was provided on create.
+func (u *IntegrationUpsertOne) UpdateDeprovisionGuardOff() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateDeprovisionGuardOff()
 	})
 }
 
@@ -1973,6 +2099,48 @@ func (u *IntegrationUpsertBulk) SetAttributeMappings(v mapping.Table) *Integrati
 func (u *IntegrationUpsertBulk) UpdateAttributeMappings() *IntegrationUpsertBulk {
 	return u.Update(func(s *IntegrationUpsert) {
 		s.UpdateAttributeMappings()
+	})
+}
+
+// SetDeprovisionThreshold sets the "deprovision_threshold" field.
+func (u *IntegrationUpsertBulk) SetDeprovisionThreshold(v int) *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetDeprovisionThreshold(v)
+	})
+}
+
+// AddDeprovisionThreshold adds v to the "deprovision_threshold" field.
+func (u *IntegrationUpsertBulk) AddDeprovisionThreshold(v int) *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.AddDeprovisionThreshold(v)
+	})
+}
+
+// UpdateDeprovisionThreshold sets the "deprovision_threshold" field to the value that was provided on create.
+func (u *IntegrationUpsertBulk) UpdateDeprovisionThreshold() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateDeprovisionThreshold()
+	})
+}
+
+// ClearDeprovisionThreshold clears the value of the "deprovision_threshold" field.
+func (u *IntegrationUpsertBulk) ClearDeprovisionThreshold() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.ClearDeprovisionThreshold()
+	})
+}
+
+// SetDeprovisionGuardOff sets the "deprovision_guard_off" field.
+func (u *IntegrationUpsertBulk) SetDeprovisionGuardOff(v bool) *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetDeprovisionGuardOff(v)
+	})
+}
+
+// UpdateDeprovisionGuardOff sets the "deprovision_guard_off" field to the value that was provided on create.
+func (u *IntegrationUpsertBulk) UpdateDeprovisionGuardOff() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateDeprovisionGuardOff()
 	})
 }
 

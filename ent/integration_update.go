@@ -343,6 +343,47 @@ func (_u *IntegrationUpdate) AppendAttributeMappings(v mapping.Table) *Integrati
 	return _u
 }
 
+// SetDeprovisionThreshold sets the "deprovision_threshold" field.
+func (_u *IntegrationUpdate) SetDeprovisionThreshold(v int) *IntegrationUpdate {
+	_u.mutation.ResetDeprovisionThreshold()
+	_u.mutation.SetDeprovisionThreshold(v)
+	return _u
+}
+
+// SetNillableDeprovisionThreshold sets the "deprovision_threshold" field if the given value is not nil.
+func (_u *IntegrationUpdate) SetNillableDeprovisionThreshold(v *int) *IntegrationUpdate {
+	if v != nil {
+		_u.SetDeprovisionThreshold(*v)
+	}
+	return _u
+}
+
+// AddDeprovisionThreshold adds value to the "deprovision_threshold" field.
+func (_u *IntegrationUpdate) AddDeprovisionThreshold(v int) *IntegrationUpdate {
+	_u.mutation.AddDeprovisionThreshold(v)
+	return _u
+}
+
+// ClearDeprovisionThreshold clears the value of the "deprovision_threshold" field.
+func (_u *IntegrationUpdate) ClearDeprovisionThreshold() *IntegrationUpdate {
+	_u.mutation.ClearDeprovisionThreshold()
+	return _u
+}
+
+// SetDeprovisionGuardOff sets the "deprovision_guard_off" field.
+func (_u *IntegrationUpdate) SetDeprovisionGuardOff(v bool) *IntegrationUpdate {
+	_u.mutation.SetDeprovisionGuardOff(v)
+	return _u
+}
+
+// SetNillableDeprovisionGuardOff sets the "deprovision_guard_off" field if the given value is not nil.
+func (_u *IntegrationUpdate) SetNillableDeprovisionGuardOff(v *bool) *IntegrationUpdate {
+	if v != nil {
+		_u.SetDeprovisionGuardOff(*v)
+	}
+	return _u
+}
+
 // AddUserBindingIDs adds the "user_bindings" edge to the UserBinding entity by IDs.
 func (_u *IntegrationUpdate) AddUserBindingIDs(ids ...pulid.ID) *IntegrationUpdate {
 	_u.mutation.AddUserBindingIDs(ids...)
@@ -555,6 +596,11 @@ func (_u *IntegrationUpdate) check() error {
 			return &ValidationError{Name: "attribute_mappings", err: fmt.Errorf(`ent: validator failed for field "Integration.attribute_mappings": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.DeprovisionThreshold(); ok {
+		if err := integration.DeprovisionThresholdValidator(v); err != nil {
+			return &ValidationError{Name: "deprovision_threshold", err: fmt.Errorf(`ent: validator failed for field "Integration.deprovision_threshold": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Integration.organization"`)
 	}
@@ -674,6 +720,18 @@ func (_u *IntegrationUpdate) sqlSave(ctx context.Context) (_node int, err error)
 		_spec.AddModifier(func(u *sql.UpdateBuilder) {
 			sqljson.Append(u, integration.FieldAttributeMappings, value)
 		})
+	}
+	if value, ok := _u.mutation.DeprovisionThreshold(); ok {
+		_spec.SetField(integration.FieldDeprovisionThreshold, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedDeprovisionThreshold(); ok {
+		_spec.AddField(integration.FieldDeprovisionThreshold, field.TypeInt, value)
+	}
+	if _u.mutation.DeprovisionThresholdCleared() {
+		_spec.ClearField(integration.FieldDeprovisionThreshold, field.TypeInt)
+	}
+	if value, ok := _u.mutation.DeprovisionGuardOff(); ok {
+		_spec.SetField(integration.FieldDeprovisionGuardOff, field.TypeBool, value)
 	}
 	if _u.mutation.UserBindingsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -1140,6 +1198,47 @@ func (_u *IntegrationUpdateOne) AppendAttributeMappings(v mapping.Table) *Integr
 	return _u
 }
 
+// SetDeprovisionThreshold sets the "deprovision_threshold" field.
+func (_u *IntegrationUpdateOne) SetDeprovisionThreshold(v int) *IntegrationUpdateOne {
+	_u.mutation.ResetDeprovisionThreshold()
+	_u.mutation.SetDeprovisionThreshold(v)
+	return _u
+}
+
+// SetNillableDeprovisionThreshold sets the "deprovision_threshold" field if the given value is not nil.
+func (_u *IntegrationUpdateOne) SetNillableDeprovisionThreshold(v *int) *IntegrationUpdateOne {
+	if v != nil {
+		_u.SetDeprovisionThreshold(*v)
+	}
+	return _u
+}
+
+// AddDeprovisionThreshold adds value to the "deprovision_threshold" field.
+func (_u *IntegrationUpdateOne) AddDeprovisionThreshold(v int) *IntegrationUpdateOne {
+	_u.mutation.AddDeprovisionThreshold(v)
+	return _u
+}
+
+// ClearDeprovisionThreshold clears the value of the "deprovision_threshold" field.
+func (_u *IntegrationUpdateOne) ClearDeprovisionThreshold() *IntegrationUpdateOne {
+	_u.mutation.ClearDeprovisionThreshold()
+	return _u
+}
+
+// SetDeprovisionGuardOff sets the "deprovision_guard_off" field.
+func (_u *IntegrationUpdateOne) SetDeprovisionGuardOff(v bool) *IntegrationUpdateOne {
+	_u.mutation.SetDeprovisionGuardOff(v)
+	return _u
+}
+
+// SetNillableDeprovisionGuardOff sets the "deprovision_guard_off" field if the given value is not nil.
+func (_u *IntegrationUpdateOne) SetNillableDeprovisionGuardOff(v *bool) *IntegrationUpdateOne {
+	if v != nil {
+		_u.SetDeprovisionGuardOff(*v)
+	}
+	return _u
+}
+
 // AddUserBindingIDs adds the "user_bindings" edge to the UserBinding entity by IDs.
 func (_u *IntegrationUpdateOne) AddUserBindingIDs(ids ...pulid.ID) *IntegrationUpdateOne {
 	_u.mutation.AddUserBindingIDs(ids...)
@@ -1365,6 +1464,11 @@ func (_u *IntegrationUpdateOne) check() error {
 			return &ValidationError{Name: "attribute_mappings", err: fmt.Errorf(`ent: validator failed for field "Integration.attribute_mappings": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.DeprovisionThreshold(); ok {
+		if err := integration.DeprovisionThresholdValidator(v); err != nil {
+			return &ValidationError{Name: "deprovision_threshold", err: fmt.Errorf(`ent: validator failed for field "Integration.deprovision_threshold": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Integration.organization"`)
 	}
@@ -1501,6 +1605,18 @@ func (_u *IntegrationUpdateOne) sqlSave(ctx context.Context) (_node *Integration
 		_spec.AddModifier(func(u *sql.UpdateBuilder) {
 			sqljson.Append(u, integration.FieldAttributeMappings, value)
 		})
+	}
+	if value, ok := _u.mutation.DeprovisionThreshold(); ok {
+		_spec.SetField(integration.FieldDeprovisionThreshold, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedDeprovisionThreshold(); ok {
+		_spec.AddField(integration.FieldDeprovisionThreshold, field.TypeInt, value)
+	}
+	if _u.mutation.DeprovisionThresholdCleared() {
+		_spec.ClearField(integration.FieldDeprovisionThreshold, field.TypeInt)
+	}
+	if value, ok := _u.mutation.DeprovisionGuardOff(); ok {
+		_spec.SetField(integration.FieldDeprovisionGuardOff, field.TypeBool, value)
 	}
 	if _u.mutation.UserBindingsCleared() {
 		edge := &sqlgraph.EdgeSpec{

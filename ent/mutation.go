@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/dirsync/dirsync/ent/apikey"
+	"github.com/dirsync/dirsync/ent/deprovisionbatch"
 	"github.com/dirsync/dirsync/ent/event"
 	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/integration"
@@ -40,20 +41,21 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
-	TypeAPIKey       = "APIKey"
-	TypeEvent        = "Event"
-	TypeGroupBinding = "GroupBinding"
-	TypeIntegration  = "Integration"
-	TypeJob          = "Job"
-	TypeJobItem      = "JobItem"
-	TypeNotification = "Notification"
-	TypeOrganization = "Organization"
-	TypeOutbox       = "Outbox"
-	TypeRemoteLink   = "RemoteLink"
-	TypeUser         = "User"
-	TypeUserBinding  = "UserBinding"
-	TypeUserGroup    = "UserGroup"
-	TypeUserToken    = "UserToken"
+	TypeAPIKey           = "APIKey"
+	TypeDeprovisionBatch = "DeprovisionBatch"
+	TypeEvent            = "Event"
+	TypeGroupBinding     = "GroupBinding"
+	TypeIntegration      = "Integration"
+	TypeJob              = "Job"
+	TypeJobItem          = "JobItem"
+	TypeNotification     = "Notification"
+	TypeOrganization     = "Organization"
+	TypeOutbox           = "Outbox"
+	TypeRemoteLink       = "RemoteLink"
+	TypeUser             = "User"
+	TypeUserBinding      = "UserBinding"
+	TypeUserGroup        = "UserGroup"
+	TypeUserToken        = "UserToken"
 )
 
 // APIKeyMutation represents an operation that mutates the APIKey nodes in the graph.
@@ -986,6 +988,1002 @@ func (m *APIKeyMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown APIKey edge %s", name)
+}
+
+// DeprovisionBatchMutation represents an operation that mutates the DeprovisionBatch nodes in the graph.
+type DeprovisionBatchMutation struct {
+	config
+	op                  Op
+	typ                 string
+	id                  *pulid.ID
+	created_at          *time.Time
+	updated_at          *time.Time
+	integration_id      *pulid.ID
+	job_id              *pulid.ID
+	planned             *int
+	addplanned          *int
+	threshold           *int
+	addthreshold        *int
+	window_planned      *int
+	addwindow_planned   *int
+	status              *deprovisionbatch.Status
+	decided_at          *time.Time
+	clearedFields       map[string]struct{}
+	organization        *pulid.ID
+	clearedorganization bool
+	done                bool
+	oldValue            func(context.Context) (*DeprovisionBatch, error)
+	predicates          []predicate.DeprovisionBatch
+}
+
+var _ ent.Mutation = (*DeprovisionBatchMutation)(nil)
+
+// deprovisionbatchOption allows management of the mutation configuration using functional options.
+type deprovisionbatchOption func(*DeprovisionBatchMutation)
+
+// newDeprovisionBatchMutation creates new mutation for the DeprovisionBatch entity.
+func newDeprovisionBatchMutation(c config, op Op, opts ...deprovisionbatchOption) *DeprovisionBatchMutation {
+	m := &DeprovisionBatchMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeDeprovisionBatch,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withDeprovisionBatchID sets the ID field of the mutation.
+func withDeprovisionBatchID(id pulid.ID) deprovisionbatchOption {
+	return func(m *DeprovisionBatchMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *DeprovisionBatch
+		)
+		m.oldValue = func(ctx context.Context) (*DeprovisionBatch, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().DeprovisionBatch.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withDeprovisionBatch sets the old DeprovisionBatch of the mutation.
+func withDeprovisionBatch(node *DeprovisionBatch) deprovisionbatchOption {
+	return func(m *DeprovisionBatchMutation) {
+		m.oldValue = func(context.Context) (*DeprovisionBatch, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m DeprovisionBatchMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m DeprovisionBatchMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of DeprovisionBatch entities.
+func (m *DeprovisionBatchMutation) SetID(id pulid.ID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *DeprovisionBatchMutation) ID() (id pulid.ID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *DeprovisionBatchMutation) IDs(ctx context.Context) ([]pulid.ID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []pulid.ID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().DeprovisionBatch.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *DeprovisionBatchMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *DeprovisionBatchMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the DeprovisionBatch entity.
+// If the DeprovisionBatch object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeprovisionBatchMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *DeprovisionBatchMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *DeprovisionBatchMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *DeprovisionBatchMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the DeprovisionBatch entity.
+// If the DeprovisionBatch object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeprovisionBatchMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *DeprovisionBatchMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetOrganizationID sets the "organization_id" field.
+func (m *DeprovisionBatchMutation) SetOrganizationID(pu pulid.ID) {
+	m.organization = &pu
+}
+
+// OrganizationID returns the value of the "organization_id" field in the mutation.
+func (m *DeprovisionBatchMutation) OrganizationID() (r pulid.ID, exists bool) {
+	v := m.organization
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOrganizationID returns the old "organization_id" field's value of the DeprovisionBatch entity.
+// If the DeprovisionBatch object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeprovisionBatchMutation) OldOrganizationID(ctx context.Context) (v pulid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOrganizationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOrganizationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOrganizationID: %w", err)
+	}
+	return oldValue.OrganizationID, nil
+}
+
+// ResetOrganizationID resets all changes to the "organization_id" field.
+func (m *DeprovisionBatchMutation) ResetOrganizationID() {
+	m.organization = nil
+}
+
+// SetIntegrationID sets the "integration_id" field.
+func (m *DeprovisionBatchMutation) SetIntegrationID(pu pulid.ID) {
+	m.integration_id = &pu
+}
+
+// IntegrationID returns the value of the "integration_id" field in the mutation.
+func (m *DeprovisionBatchMutation) IntegrationID() (r pulid.ID, exists bool) {
+	v := m.integration_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIntegrationID returns the old "integration_id" field's value of the DeprovisionBatch entity.
+// If the DeprovisionBatch object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeprovisionBatchMutation) OldIntegrationID(ctx context.Context) (v pulid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIntegrationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIntegrationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIntegrationID: %w", err)
+	}
+	return oldValue.IntegrationID, nil
+}
+
+// ResetIntegrationID resets all changes to the "integration_id" field.
+func (m *DeprovisionBatchMutation) ResetIntegrationID() {
+	m.integration_id = nil
+}
+
+// SetJobID sets the "job_id" field.
+func (m *DeprovisionBatchMutation) SetJobID(pu pulid.ID) {
+	m.job_id = &pu
+}
+
+// JobID returns the value of the "job_id" field in the mutation.
+func (m *DeprovisionBatchMutation) JobID() (r pulid.ID, exists bool) {
+	v := m.job_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldJobID returns the old "job_id" field's value of the DeprovisionBatch entity.
+// If the DeprovisionBatch object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeprovisionBatchMutation) OldJobID(ctx context.Context) (v pulid.ID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldJobID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldJobID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldJobID: %w", err)
+	}
+	return oldValue.JobID, nil
+}
+
+// ResetJobID resets all changes to the "job_id" field.
+func (m *DeprovisionBatchMutation) ResetJobID() {
+	m.job_id = nil
+}
+
+// SetPlanned sets the "planned" field.
+func (m *DeprovisionBatchMutation) SetPlanned(i int) {
+	m.planned = &i
+	m.addplanned = nil
+}
+
+// Planned returns the value of the "planned" field in the mutation.
+func (m *DeprovisionBatchMutation) Planned() (r int, exists bool) {
+	v := m.planned
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPlanned returns the old "planned" field's value of the DeprovisionBatch entity.
+// If the DeprovisionBatch object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeprovisionBatchMutation) OldPlanned(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPlanned is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPlanned requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPlanned: %w", err)
+	}
+	return oldValue.Planned, nil
+}
+
+// AddPlanned adds i to the "planned" field.
+func (m *DeprovisionBatchMutation) AddPlanned(i int) {
+	if m.addplanned != nil {
+		*m.addplanned += i
+	} else {
+		m.addplanned = &i
+	}
+}
+
+// AddedPlanned returns the value that was added to the "planned" field in this mutation.
+func (m *DeprovisionBatchMutation) AddedPlanned() (r int, exists bool) {
+	v := m.addplanned
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPlanned resets all changes to the "planned" field.
+func (m *DeprovisionBatchMutation) ResetPlanned() {
+	m.planned = nil
+	m.addplanned = nil
+}
+
+// SetThreshold sets the "threshold" field.
+func (m *DeprovisionBatchMutation) SetThreshold(i int) {
+	m.threshold = &i
+	m.addthreshold = nil
+}
+
+// Threshold returns the value of the "threshold" field in the mutation.
+func (m *DeprovisionBatchMutation) Threshold() (r int, exists bool) {
+	v := m.threshold
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldThreshold returns the old "threshold" field's value of the DeprovisionBatch entity.
+// If the DeprovisionBatch object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeprovisionBatchMutation) OldThreshold(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldThreshold is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldThreshold requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldThreshold: %w", err)
+	}
+	return oldValue.Threshold, nil
+}
+
+// AddThreshold adds i to the "threshold" field.
+func (m *DeprovisionBatchMutation) AddThreshold(i int) {
+	if m.addthreshold != nil {
+		*m.addthreshold += i
+	} else {
+		m.addthreshold = &i
+	}
+}
+
+// AddedThreshold returns the value that was added to the "threshold" field in this mutation.
+func (m *DeprovisionBatchMutation) AddedThreshold() (r int, exists bool) {
+	v := m.addthreshold
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetThreshold resets all changes to the "threshold" field.
+func (m *DeprovisionBatchMutation) ResetThreshold() {
+	m.threshold = nil
+	m.addthreshold = nil
+}
+
+// SetWindowPlanned sets the "window_planned" field.
+func (m *DeprovisionBatchMutation) SetWindowPlanned(i int) {
+	m.window_planned = &i
+	m.addwindow_planned = nil
+}
+
+// WindowPlanned returns the value of the "window_planned" field in the mutation.
+func (m *DeprovisionBatchMutation) WindowPlanned() (r int, exists bool) {
+	v := m.window_planned
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWindowPlanned returns the old "window_planned" field's value of the DeprovisionBatch entity.
+// If the DeprovisionBatch object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeprovisionBatchMutation) OldWindowPlanned(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWindowPlanned is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWindowPlanned requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWindowPlanned: %w", err)
+	}
+	return oldValue.WindowPlanned, nil
+}
+
+// AddWindowPlanned adds i to the "window_planned" field.
+func (m *DeprovisionBatchMutation) AddWindowPlanned(i int) {
+	if m.addwindow_planned != nil {
+		*m.addwindow_planned += i
+	} else {
+		m.addwindow_planned = &i
+	}
+}
+
+// AddedWindowPlanned returns the value that was added to the "window_planned" field in this mutation.
+func (m *DeprovisionBatchMutation) AddedWindowPlanned() (r int, exists bool) {
+	v := m.addwindow_planned
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetWindowPlanned resets all changes to the "window_planned" field.
+func (m *DeprovisionBatchMutation) ResetWindowPlanned() {
+	m.window_planned = nil
+	m.addwindow_planned = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *DeprovisionBatchMutation) SetStatus(d deprovisionbatch.Status) {
+	m.status = &d
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *DeprovisionBatchMutation) Status() (r deprovisionbatch.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the DeprovisionBatch entity.
+// If the DeprovisionBatch object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeprovisionBatchMutation) OldStatus(ctx context.Context) (v deprovisionbatch.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *DeprovisionBatchMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetDecidedAt sets the "decided_at" field.
+func (m *DeprovisionBatchMutation) SetDecidedAt(t time.Time) {
+	m.decided_at = &t
+}
+
+// DecidedAt returns the value of the "decided_at" field in the mutation.
+func (m *DeprovisionBatchMutation) DecidedAt() (r time.Time, exists bool) {
+	v := m.decided_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDecidedAt returns the old "decided_at" field's value of the DeprovisionBatch entity.
+// If the DeprovisionBatch object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *DeprovisionBatchMutation) OldDecidedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDecidedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDecidedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDecidedAt: %w", err)
+	}
+	return oldValue.DecidedAt, nil
+}
+
+// ClearDecidedAt clears the value of the "decided_at" field.
+func (m *DeprovisionBatchMutation) ClearDecidedAt() {
+	m.decided_at = nil
+	m.clearedFields[deprovisionbatch.FieldDecidedAt] = struct{}{}
+}
+
+// DecidedAtCleared returns if the "decided_at" field was cleared in this mutation.
+func (m *DeprovisionBatchMutation) DecidedAtCleared() bool {
+	_, ok := m.clearedFields[deprovisionbatch.FieldDecidedAt]
+	return ok
+}
+
+// ResetDecidedAt resets all changes to the "decided_at" field.
+func (m *DeprovisionBatchMutation) ResetDecidedAt() {
+	m.decided_at = nil
+	delete(m.clearedFields, deprovisionbatch.FieldDecidedAt)
+}
+
+// ClearOrganization clears the "organization" edge to the Organization entity.
+func (m *DeprovisionBatchMutation) ClearOrganization() {
+	m.clearedorganization = true
+	m.clearedFields[deprovisionbatch.FieldOrganizationID] = struct{}{}
+}
+
+// OrganizationCleared reports if the "organization" edge to the Organization entity was cleared.
+func (m *DeprovisionBatchMutation) OrganizationCleared() bool {
+	return m.clearedorganization
+}
+
+// OrganizationIDs returns the "organization" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// OrganizationID instead. It exists only for internal usage by the builders.
+func (m *DeprovisionBatchMutation) OrganizationIDs() (ids []pulid.ID) {
+	if id := m.organization; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetOrganization resets all changes to the "organization" edge.
+func (m *DeprovisionBatchMutation) ResetOrganization() {
+	m.organization = nil
+	m.clearedorganization = false
+}
+
+// Where appends a list predicates to the DeprovisionBatchMutation builder.
+func (m *DeprovisionBatchMutation) Where(ps ...predicate.DeprovisionBatch) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the DeprovisionBatchMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *DeprovisionBatchMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.DeprovisionBatch, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *DeprovisionBatchMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *DeprovisionBatchMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (DeprovisionBatch).
+func (m *DeprovisionBatchMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *DeprovisionBatchMutation) Fields() []string {
+	fields := make([]string, 0, 10)
+	if m.created_at != nil {
+		fields = append(fields, deprovisionbatch.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, deprovisionbatch.FieldUpdatedAt)
+	}
+	if m.organization != nil {
+		fields = append(fields, deprovisionbatch.FieldOrganizationID)
+	}
+	if m.integration_id != nil {
+		fields = append(fields, deprovisionbatch.FieldIntegrationID)
+	}
+	if m.job_id != nil {
+		fields = append(fields, deprovisionbatch.FieldJobID)
+	}
+	if m.planned != nil {
+		fields = append(fields, deprovisionbatch.FieldPlanned)
+	}
+	if m.threshold != nil {
+		fields = append(fields, deprovisionbatch.FieldThreshold)
+	}
+	if m.window_planned != nil {
+		fields = append(fields, deprovisionbatch.FieldWindowPlanned)
+	}
+	if m.status != nil {
+		fields = append(fields, deprovisionbatch.FieldStatus)
+	}
+	if m.decided_at != nil {
+		fields = append(fields, deprovisionbatch.FieldDecidedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *DeprovisionBatchMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case deprovisionbatch.FieldCreatedAt:
+		return m.CreatedAt()
+	case deprovisionbatch.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case deprovisionbatch.FieldOrganizationID:
+		return m.OrganizationID()
+	case deprovisionbatch.FieldIntegrationID:
+		return m.IntegrationID()
+	case deprovisionbatch.FieldJobID:
+		return m.JobID()
+	case deprovisionbatch.FieldPlanned:
+		return m.Planned()
+	case deprovisionbatch.FieldThreshold:
+		return m.Threshold()
+	case deprovisionbatch.FieldWindowPlanned:
+		return m.WindowPlanned()
+	case deprovisionbatch.FieldStatus:
+		return m.Status()
+	case deprovisionbatch.FieldDecidedAt:
+		return m.DecidedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *DeprovisionBatchMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case deprovisionbatch.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case deprovisionbatch.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case deprovisionbatch.FieldOrganizationID:
+		return m.OldOrganizationID(ctx)
+	case deprovisionbatch.FieldIntegrationID:
+		return m.OldIntegrationID(ctx)
+	case deprovisionbatch.FieldJobID:
+		return m.OldJobID(ctx)
+	case deprovisionbatch.FieldPlanned:
+		return m.OldPlanned(ctx)
+	case deprovisionbatch.FieldThreshold:
+		return m.OldThreshold(ctx)
+	case deprovisionbatch.FieldWindowPlanned:
+		return m.OldWindowPlanned(ctx)
+	case deprovisionbatch.FieldStatus:
+		return m.OldStatus(ctx)
+	case deprovisionbatch.FieldDecidedAt:
+		return m.OldDecidedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown DeprovisionBatch field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DeprovisionBatchMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case deprovisionbatch.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case deprovisionbatch.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case deprovisionbatch.FieldOrganizationID:
+		v, ok := value.(pulid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOrganizationID(v)
+		return nil
+	case deprovisionbatch.FieldIntegrationID:
+		v, ok := value.(pulid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIntegrationID(v)
+		return nil
+	case deprovisionbatch.FieldJobID:
+		v, ok := value.(pulid.ID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetJobID(v)
+		return nil
+	case deprovisionbatch.FieldPlanned:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPlanned(v)
+		return nil
+	case deprovisionbatch.FieldThreshold:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetThreshold(v)
+		return nil
+	case deprovisionbatch.FieldWindowPlanned:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWindowPlanned(v)
+		return nil
+	case deprovisionbatch.FieldStatus:
+		v, ok := value.(deprovisionbatch.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case deprovisionbatch.FieldDecidedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDecidedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown DeprovisionBatch field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *DeprovisionBatchMutation) AddedFields() []string {
+	var fields []string
+	if m.addplanned != nil {
+		fields = append(fields, deprovisionbatch.FieldPlanned)
+	}
+	if m.addthreshold != nil {
+		fields = append(fields, deprovisionbatch.FieldThreshold)
+	}
+	if m.addwindow_planned != nil {
+		fields = append(fields, deprovisionbatch.FieldWindowPlanned)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *DeprovisionBatchMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case deprovisionbatch.FieldPlanned:
+		return m.AddedPlanned()
+	case deprovisionbatch.FieldThreshold:
+		return m.AddedThreshold()
+	case deprovisionbatch.FieldWindowPlanned:
+		return m.AddedWindowPlanned()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *DeprovisionBatchMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case deprovisionbatch.FieldPlanned:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPlanned(v)
+		return nil
+	case deprovisionbatch.FieldThreshold:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddThreshold(v)
+		return nil
+	case deprovisionbatch.FieldWindowPlanned:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddWindowPlanned(v)
+		return nil
+	}
+	return fmt.Errorf("unknown DeprovisionBatch numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *DeprovisionBatchMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(deprovisionbatch.FieldDecidedAt) {
+		fields = append(fields, deprovisionbatch.FieldDecidedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *DeprovisionBatchMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *DeprovisionBatchMutation) ClearField(name string) error {
+	switch name {
+	case deprovisionbatch.FieldDecidedAt:
+		m.ClearDecidedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown DeprovisionBatch nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *DeprovisionBatchMutation) ResetField(name string) error {
+	switch name {
+	case deprovisionbatch.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case deprovisionbatch.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case deprovisionbatch.FieldOrganizationID:
+		m.ResetOrganizationID()
+		return nil
+	case deprovisionbatch.FieldIntegrationID:
+		m.ResetIntegrationID()
+		return nil
+	case deprovisionbatch.FieldJobID:
+		m.ResetJobID()
+		return nil
+	case deprovisionbatch.FieldPlanned:
+		m.ResetPlanned()
+		return nil
+	case deprovisionbatch.FieldThreshold:
+		m.ResetThreshold()
+		return nil
+	case deprovisionbatch.FieldWindowPlanned:
+		m.ResetWindowPlanned()
+		return nil
+	case deprovisionbatch.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case deprovisionbatch.FieldDecidedAt:
+		m.ResetDecidedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown DeprovisionBatch field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *DeprovisionBatchMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.organization != nil {
+		edges = append(edges, deprovisionbatch.EdgeOrganization)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *DeprovisionBatchMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case deprovisionbatch.EdgeOrganization:
+		if id := m.organization; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *DeprovisionBatchMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *DeprovisionBatchMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *DeprovisionBatchMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.clearedorganization {
+		edges = append(edges, deprovisionbatch.EdgeOrganization)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *DeprovisionBatchMutation) EdgeCleared(name string) bool {
+	switch name {
+	case deprovisionbatch.EdgeOrganization:
+		return m.clearedorganization
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *DeprovisionBatchMutation) ClearEdge(name string) error {
+	switch name {
+	case deprovisionbatch.EdgeOrganization:
+		m.ClearOrganization()
+		return nil
+	}
+	return fmt.Errorf("unknown DeprovisionBatch unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *DeprovisionBatchMutation) ResetEdge(name string) error {
+	switch name {
+	case deprovisionbatch.EdgeOrganization:
+		m.ResetOrganization()
+		return nil
+	}
+	return fmt.Errorf("unknown DeprovisionBatch edge %s", name)
 }
 
 // EventMutation represents an operation that mutates the Event nodes in the graph.
@@ -2628,6 +3626,9 @@ type IntegrationMutation struct {
 	suspend_on_lockout         *bool
 	attribute_mappings         *mapping.Table
 	appendattribute_mappings   mapping.Table
+	deprovision_threshold      *int
+	adddeprovision_threshold   *int
+	deprovision_guard_off      *bool
 	clearedFields              map[string]struct{}
 	organization               *pulid.ID
 	clearedorganization        bool
@@ -3679,6 +4680,112 @@ func (m *IntegrationMutation) ResetAttributeMappings() {
 	m.appendattribute_mappings = nil
 }
 
+// SetDeprovisionThreshold sets the "deprovision_threshold" field.
+func (m *IntegrationMutation) SetDeprovisionThreshold(i int) {
+	m.deprovision_threshold = &i
+	m.adddeprovision_threshold = nil
+}
+
+// DeprovisionThreshold returns the value of the "deprovision_threshold" field in the mutation.
+func (m *IntegrationMutation) DeprovisionThreshold() (r int, exists bool) {
+	v := m.deprovision_threshold
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeprovisionThreshold returns the old "deprovision_threshold" field's value of the Integration entity.
+// If the Integration object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IntegrationMutation) OldDeprovisionThreshold(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeprovisionThreshold is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeprovisionThreshold requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeprovisionThreshold: %w", err)
+	}
+	return oldValue.DeprovisionThreshold, nil
+}
+
+// AddDeprovisionThreshold adds i to the "deprovision_threshold" field.
+func (m *IntegrationMutation) AddDeprovisionThreshold(i int) {
+	if m.adddeprovision_threshold != nil {
+		*m.adddeprovision_threshold += i
+	} else {
+		m.adddeprovision_threshold = &i
+	}
+}
+
+// AddedDeprovisionThreshold returns the value that was added to the "deprovision_threshold" field in this mutation.
+func (m *IntegrationMutation) AddedDeprovisionThreshold() (r int, exists bool) {
+	v := m.adddeprovision_threshold
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearDeprovisionThreshold clears the value of the "deprovision_threshold" field.
+func (m *IntegrationMutation) ClearDeprovisionThreshold() {
+	m.deprovision_threshold = nil
+	m.adddeprovision_threshold = nil
+	m.clearedFields[integration.FieldDeprovisionThreshold] = struct{}{}
+}
+
+// DeprovisionThresholdCleared returns if the "deprovision_threshold" field was cleared in this mutation.
+func (m *IntegrationMutation) DeprovisionThresholdCleared() bool {
+	_, ok := m.clearedFields[integration.FieldDeprovisionThreshold]
+	return ok
+}
+
+// ResetDeprovisionThreshold resets all changes to the "deprovision_threshold" field.
+func (m *IntegrationMutation) ResetDeprovisionThreshold() {
+	m.deprovision_threshold = nil
+	m.adddeprovision_threshold = nil
+	delete(m.clearedFields, integration.FieldDeprovisionThreshold)
+}
+
+// SetDeprovisionGuardOff sets the "deprovision_guard_off" field.
+func (m *IntegrationMutation) SetDeprovisionGuardOff(b bool) {
+	m.deprovision_guard_off = &b
+}
+
+// DeprovisionGuardOff returns the value of the "deprovision_guard_off" field in the mutation.
+func (m *IntegrationMutation) DeprovisionGuardOff() (r bool, exists bool) {
+	v := m.deprovision_guard_off
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDeprovisionGuardOff returns the old "deprovision_guard_off" field's value of the Integration entity.
+// If the Integration object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IntegrationMutation) OldDeprovisionGuardOff(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDeprovisionGuardOff is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDeprovisionGuardOff requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDeprovisionGuardOff: %w", err)
+	}
+	return oldValue.DeprovisionGuardOff, nil
+}
+
+// ResetDeprovisionGuardOff resets all changes to the "deprovision_guard_off" field.
+func (m *IntegrationMutation) ResetDeprovisionGuardOff() {
+	m.deprovision_guard_off = nil
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *IntegrationMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -3902,7 +5009,7 @@ func (m *IntegrationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *IntegrationMutation) Fields() []string {
-	fields := make([]string, 0, 22)
+	fields := make([]string, 0, 24)
 	if m.created_at != nil {
 		fields = append(fields, integration.FieldCreatedAt)
 	}
@@ -3969,6 +5076,12 @@ func (m *IntegrationMutation) Fields() []string {
 	if m.attribute_mappings != nil {
 		fields = append(fields, integration.FieldAttributeMappings)
 	}
+	if m.deprovision_threshold != nil {
+		fields = append(fields, integration.FieldDeprovisionThreshold)
+	}
+	if m.deprovision_guard_off != nil {
+		fields = append(fields, integration.FieldDeprovisionGuardOff)
+	}
 	return fields
 }
 
@@ -4021,6 +5134,10 @@ func (m *IntegrationMutation) Field(name string) (ent.Value, bool) {
 		return m.SuspendOnLockout()
 	case integration.FieldAttributeMappings:
 		return m.AttributeMappings()
+	case integration.FieldDeprovisionThreshold:
+		return m.DeprovisionThreshold()
+	case integration.FieldDeprovisionGuardOff:
+		return m.DeprovisionGuardOff()
 	}
 	return nil, false
 }
@@ -4074,6 +5191,10 @@ func (m *IntegrationMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldSuspendOnLockout(ctx)
 	case integration.FieldAttributeMappings:
 		return m.OldAttributeMappings(ctx)
+	case integration.FieldDeprovisionThreshold:
+		return m.OldDeprovisionThreshold(ctx)
+	case integration.FieldDeprovisionGuardOff:
+		return m.OldDeprovisionGuardOff(ctx)
 	}
 	return nil, fmt.Errorf("unknown Integration field %s", name)
 }
@@ -4237,6 +5358,20 @@ func (m *IntegrationMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetAttributeMappings(v)
 		return nil
+	case integration.FieldDeprovisionThreshold:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeprovisionThreshold(v)
+		return nil
+	case integration.FieldDeprovisionGuardOff:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDeprovisionGuardOff(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Integration field %s", name)
 }
@@ -4244,13 +5379,21 @@ func (m *IntegrationMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *IntegrationMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.adddeprovision_threshold != nil {
+		fields = append(fields, integration.FieldDeprovisionThreshold)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *IntegrationMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case integration.FieldDeprovisionThreshold:
+		return m.AddedDeprovisionThreshold()
+	}
 	return nil, false
 }
 
@@ -4259,6 +5402,13 @@ func (m *IntegrationMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *IntegrationMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case integration.FieldDeprovisionThreshold:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddDeprovisionThreshold(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Integration numeric field %s", name)
 }
@@ -4287,6 +5437,9 @@ func (m *IntegrationMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(integration.FieldVerifiedDomains) {
 		fields = append(fields, integration.FieldVerifiedDomains)
+	}
+	if m.FieldCleared(integration.FieldDeprovisionThreshold) {
+		fields = append(fields, integration.FieldDeprovisionThreshold)
 	}
 	return fields
 }
@@ -4322,6 +5475,9 @@ func (m *IntegrationMutation) ClearField(name string) error {
 		return nil
 	case integration.FieldVerifiedDomains:
 		m.ClearVerifiedDomains()
+		return nil
+	case integration.FieldDeprovisionThreshold:
+		m.ClearDeprovisionThreshold()
 		return nil
 	}
 	return fmt.Errorf("unknown Integration nullable field %s", name)
@@ -4396,6 +5552,12 @@ func (m *IntegrationMutation) ResetField(name string) error {
 		return nil
 	case integration.FieldAttributeMappings:
 		m.ResetAttributeMappings()
+		return nil
+	case integration.FieldDeprovisionThreshold:
+		m.ResetDeprovisionThreshold()
+		return nil
+	case integration.FieldDeprovisionGuardOff:
+		m.ResetDeprovisionGuardOff()
 		return nil
 	}
 	return fmt.Errorf("unknown Integration field %s", name)

@@ -16,6 +16,8 @@ type Tx struct {
 	config
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// DeprovisionBatch is the client for interacting with the DeprovisionBatch builders.
+	DeprovisionBatch *DeprovisionBatchClient
 	// Event is the client for interacting with the Event builders.
 	Event *EventClient
 	// GroupBinding is the client for interacting with the GroupBinding builders.
@@ -174,6 +176,7 @@ func (tx *Tx) Client() *Client {
 
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
+	tx.DeprovisionBatch = NewDeprovisionBatchClient(tx.config)
 	tx.Event = NewEventClient(tx.config)
 	tx.GroupBinding = NewGroupBindingClient(tx.config)
 	tx.Integration = NewIntegrationClient(tx.config)

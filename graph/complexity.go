@@ -21,6 +21,9 @@ const payloadJobs = 10
 // rows, so a new list field is never free.
 var listRows = map[string]int{
 	"Integration.attributeMappings": len(mapping.DirectoryAttributes),
+	// A preview's differences are exported properties plus the few the
+	// planner always writes (UPN, display name, password policy, enabled).
+	"PlanItem.changes": len(mapping.DirectoryAttributes) + 4,
 }
 
 // pricedSchema prices every list by the rows it may return, so the

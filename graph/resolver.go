@@ -11,9 +11,11 @@ import (
 	"github.com/dirsync/dirsync/graph/generated"
 	"github.com/dirsync/dirsync/internal/apikeys"
 	"github.com/dirsync/dirsync/internal/directory"
+	"github.com/dirsync/dirsync/internal/guard"
 	"github.com/dirsync/dirsync/internal/importer"
 	"github.com/dirsync/dirsync/internal/integrations"
 	"github.com/dirsync/dirsync/internal/passwords"
+	"github.com/dirsync/dirsync/internal/preview"
 	"github.com/dirsync/dirsync/internal/pubsub"
 	"github.com/dirsync/dirsync/internal/recovery"
 	"github.com/dirsync/dirsync/internal/tenant"
@@ -30,6 +32,8 @@ type Resolver struct {
 	imports *importer.Service
 	pw      *passwords.Service
 	keys    *apikeys.Service
+	preview *preview.Service
+	guard   *guard.Service
 }
 
 // Deps are what the resolvers need beyond the ent client. Tenants builds Graph
@@ -59,6 +63,8 @@ func NewSchema(client *ent.Client, pageSize int, deps Deps) graphql.ExecutableSc
 			imports: importer.NewService(client, deps.Tenants),
 			pw:      deps.Passwords,
 			keys:    apikeys.New(client, deps.Publisher),
+			preview: preview.New(client, deps.Tenants),
+			guard:   guard.NewService(client, deps.Publisher, nil),
 		},
 	}
 	cfg.Resolvers.(*Resolver).imports.Wait = deps.ImportWait

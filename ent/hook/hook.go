@@ -21,6 +21,18 @@ func (f APIKeyFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, erro
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.APIKeyMutation", m)
 }
 
+// The DeprovisionBatchFunc type is an adapter to allow the use of ordinary
+// function as DeprovisionBatch mutator.
+type DeprovisionBatchFunc func(context.Context, *ent.DeprovisionBatchMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f DeprovisionBatchFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.DeprovisionBatchMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.DeprovisionBatchMutation", m)
+}
+
 // The EventFunc type is an adapter to allow the use of ordinary
 // function as Event mutator.
 type EventFunc func(context.Context, *ent.EventMutation) (ent.Value, error)

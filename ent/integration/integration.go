@@ -63,6 +63,10 @@ const (
 	FieldSuspendOnLockout = "suspend_on_lockout"
 	// FieldAttributeMappings holds the string denoting the attribute_mappings field in the database.
 	FieldAttributeMappings = "attribute_mappings"
+	// FieldDeprovisionThreshold holds the string denoting the deprovision_threshold field in the database.
+	FieldDeprovisionThreshold = "deprovision_threshold"
+	// FieldDeprovisionGuardOff holds the string denoting the deprovision_guard_off field in the database.
+	FieldDeprovisionGuardOff = "deprovision_guard_off"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeUserBindings holds the string denoting the user_bindings edge name in mutations.
@@ -128,6 +132,8 @@ var Columns = []string{
 	FieldSuspendOnPasswordExpiry,
 	FieldSuspendOnLockout,
 	FieldAttributeMappings,
+	FieldDeprovisionThreshold,
+	FieldDeprovisionGuardOff,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -178,6 +184,10 @@ var (
 	DefaultSuspendOnPasswordExpiry bool
 	// DefaultSuspendOnLockout holds the default value on creation for the "suspend_on_lockout" field.
 	DefaultSuspendOnLockout bool
+	// DeprovisionThresholdValidator is a validator for the "deprovision_threshold" field. It is called by the builders before save.
+	DeprovisionThresholdValidator func(int) error
+	// DefaultDeprovisionGuardOff holds the default value on creation for the "deprovision_guard_off" field.
+	DefaultDeprovisionGuardOff bool
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() pulid.ID
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -337,6 +347,16 @@ func BySuspendOnPasswordExpiry(opts ...sql.OrderTermOption) OrderOption {
 // BySuspendOnLockout orders the results by the suspend_on_lockout field.
 func BySuspendOnLockout(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldSuspendOnLockout, opts...).ToFunc()
+}
+
+// ByDeprovisionThreshold orders the results by the deprovision_threshold field.
+func ByDeprovisionThreshold(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDeprovisionThreshold, opts...).ToFunc()
+}
+
+// ByDeprovisionGuardOff orders the results by the deprovision_guard_off field.
+func ByDeprovisionGuardOff(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDeprovisionGuardOff, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

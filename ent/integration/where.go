@@ -141,6 +141,16 @@ func SuspendOnLockout(v bool) predicate.Integration {
 	return predicate.Integration(sql.FieldEQ(FieldSuspendOnLockout, v))
 }
 
+// DeprovisionThreshold applies equality check predicate on the "deprovision_threshold" field. It's identical to DeprovisionThresholdEQ.
+func DeprovisionThreshold(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldDeprovisionThreshold, v))
+}
+
+// DeprovisionGuardOff applies equality check predicate on the "deprovision_guard_off" field. It's identical to DeprovisionGuardOffEQ.
+func DeprovisionGuardOff(v bool) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldDeprovisionGuardOff, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Integration {
 	return predicate.Integration(sql.FieldEQ(FieldCreatedAt, v))
@@ -1064,6 +1074,66 @@ func SuspendOnLockoutEQ(v bool) predicate.Integration {
 // SuspendOnLockoutNEQ applies the NEQ predicate on the "suspend_on_lockout" field.
 func SuspendOnLockoutNEQ(v bool) predicate.Integration {
 	return predicate.Integration(sql.FieldNEQ(FieldSuspendOnLockout, v))
+}
+
+// DeprovisionThresholdEQ applies the EQ predicate on the "deprovision_threshold" field.
+func DeprovisionThresholdEQ(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldDeprovisionThreshold, v))
+}
+
+// DeprovisionThresholdNEQ applies the NEQ predicate on the "deprovision_threshold" field.
+func DeprovisionThresholdNEQ(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldNEQ(FieldDeprovisionThreshold, v))
+}
+
+// DeprovisionThresholdIn applies the In predicate on the "deprovision_threshold" field.
+func DeprovisionThresholdIn(vs ...int) predicate.Integration {
+	return predicate.Integration(sql.FieldIn(FieldDeprovisionThreshold, vs...))
+}
+
+// DeprovisionThresholdNotIn applies the NotIn predicate on the "deprovision_threshold" field.
+func DeprovisionThresholdNotIn(vs ...int) predicate.Integration {
+	return predicate.Integration(sql.FieldNotIn(FieldDeprovisionThreshold, vs...))
+}
+
+// DeprovisionThresholdGT applies the GT predicate on the "deprovision_threshold" field.
+func DeprovisionThresholdGT(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldGT(FieldDeprovisionThreshold, v))
+}
+
+// DeprovisionThresholdGTE applies the GTE predicate on the "deprovision_threshold" field.
+func DeprovisionThresholdGTE(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldGTE(FieldDeprovisionThreshold, v))
+}
+
+// DeprovisionThresholdLT applies the LT predicate on the "deprovision_threshold" field.
+func DeprovisionThresholdLT(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldLT(FieldDeprovisionThreshold, v))
+}
+
+// DeprovisionThresholdLTE applies the LTE predicate on the "deprovision_threshold" field.
+func DeprovisionThresholdLTE(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldLTE(FieldDeprovisionThreshold, v))
+}
+
+// DeprovisionThresholdIsNil applies the IsNil predicate on the "deprovision_threshold" field.
+func DeprovisionThresholdIsNil() predicate.Integration {
+	return predicate.Integration(sql.FieldIsNull(FieldDeprovisionThreshold))
+}
+
+// DeprovisionThresholdNotNil applies the NotNil predicate on the "deprovision_threshold" field.
+func DeprovisionThresholdNotNil() predicate.Integration {
+	return predicate.Integration(sql.FieldNotNull(FieldDeprovisionThreshold))
+}
+
+// DeprovisionGuardOffEQ applies the EQ predicate on the "deprovision_guard_off" field.
+func DeprovisionGuardOffEQ(v bool) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldDeprovisionGuardOff, v))
+}
+
+// DeprovisionGuardOffNEQ applies the NEQ predicate on the "deprovision_guard_off" field.
+func DeprovisionGuardOffNEQ(v bool) predicate.Integration {
+	return predicate.Integration(sql.FieldNEQ(FieldDeprovisionGuardOff, v))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

@@ -9,6 +9,7 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/apikey"
+	"github.com/dirsync/dirsync/ent/deprovisionbatch"
 	"github.com/dirsync/dirsync/ent/event"
 	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/integration"
@@ -106,6 +107,33 @@ func (f TraverseAPIKey) Traverse(ctx context.Context, q ent.Query) error {
 		return f(ctx, q)
 	}
 	return fmt.Errorf("unexpected query type %T. expect *ent.APIKeyQuery", q)
+}
+
+// The DeprovisionBatchFunc type is an adapter to allow the use of ordinary function as a Querier.
+type DeprovisionBatchFunc func(context.Context, *ent.DeprovisionBatchQuery) (ent.Value, error)
+
+// Query calls f(ctx, q).
+func (f DeprovisionBatchFunc) Query(ctx context.Context, q ent.Query) (ent.Value, error) {
+	if q, ok := q.(*ent.DeprovisionBatchQuery); ok {
+		return f(ctx, q)
+	}
+	return nil, fmt.Errorf("unexpected query type %T. expect *ent.DeprovisionBatchQuery", q)
+}
+
+// The TraverseDeprovisionBatch type is an adapter to allow the use of ordinary function as Traverser.
+type TraverseDeprovisionBatch func(context.Context, *ent.DeprovisionBatchQuery) error
+
+// Intercept is a dummy implementation of Intercept that returns the next Querier in the pipeline.
+func (f TraverseDeprovisionBatch) Intercept(next ent.Querier) ent.Querier {
+	return next
+}
+
+// Traverse calls f(ctx, q).
+func (f TraverseDeprovisionBatch) Traverse(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.DeprovisionBatchQuery); ok {
+		return f(ctx, q)
+	}
+	return fmt.Errorf("unexpected query type %T. expect *ent.DeprovisionBatchQuery", q)
 }
 
 // The EventFunc type is an adapter to allow the use of ordinary function as a Querier.
@@ -464,6 +492,8 @@ func NewQuery(q ent.Query) (Query, error) {
 	switch q := q.(type) {
 	case *ent.APIKeyQuery:
 		return &query[*ent.APIKeyQuery, predicate.APIKey, apikey.OrderOption]{typ: ent.TypeAPIKey, tq: q}, nil
+	case *ent.DeprovisionBatchQuery:
+		return &query[*ent.DeprovisionBatchQuery, predicate.DeprovisionBatch, deprovisionbatch.OrderOption]{typ: ent.TypeDeprovisionBatch, tq: q}, nil
 	case *ent.EventQuery:
 		return &query[*ent.EventQuery, predicate.Event, event.OrderOption]{typ: ent.TypeEvent, tq: q}, nil
 	case *ent.GroupBindingQuery:

@@ -137,11 +137,12 @@ const DefaultStatus = StatusQUEUED
 
 // Status values.
 const (
-	StatusQUEUED    Status = "QUEUED"
-	StatusRUNNING   Status = "RUNNING"
-	StatusSUCCEEDED Status = "SUCCEEDED"
-	StatusFAILED    Status = "FAILED"
-	StatusPARTIAL   Status = "PARTIAL"
+	StatusQUEUED            Status = "QUEUED"
+	StatusRUNNING           Status = "RUNNING"
+	StatusSUCCEEDED         Status = "SUCCEEDED"
+	StatusFAILED            Status = "FAILED"
+	StatusPARTIAL           Status = "PARTIAL"
+	StatusAWAITING_APPROVAL Status = "AWAITING_APPROVAL"
 )
 
 func (s Status) String() string {
@@ -151,7 +152,7 @@ func (s Status) String() string {
 // StatusValidator is a validator for the "status" field enum values. It is called by the builders before save.
 func StatusValidator(s Status) error {
 	switch s {
-	case StatusQUEUED, StatusRUNNING, StatusSUCCEEDED, StatusFAILED, StatusPARTIAL:
+	case StatusQUEUED, StatusRUNNING, StatusSUCCEEDED, StatusFAILED, StatusPARTIAL, StatusAWAITING_APPROVAL:
 		return nil
 	default:
 		return fmt.Errorf("job: invalid enum value for status field: %q", s)

@@ -156,9 +156,10 @@ const DefaultStatus = StatusPENDING
 
 // Status values.
 const (
-	StatusPENDING   Status = "PENDING"
-	StatusSUCCEEDED Status = "SUCCEEDED"
-	StatusFAILED    Status = "FAILED"
+	StatusPENDING           Status = "PENDING"
+	StatusSUCCEEDED         Status = "SUCCEEDED"
+	StatusFAILED            Status = "FAILED"
+	StatusAWAITING_APPROVAL Status = "AWAITING_APPROVAL"
 )
 
 func (s Status) String() string {
@@ -168,7 +169,7 @@ func (s Status) String() string {
 // StatusValidator is a validator for the "status" field enum values. It is called by the builders before save.
 func StatusValidator(s Status) error {
 	switch s {
-	case StatusPENDING, StatusSUCCEEDED, StatusFAILED:
+	case StatusPENDING, StatusSUCCEEDED, StatusFAILED, StatusAWAITING_APPROVAL:
 		return nil
 	default:
 		return fmt.Errorf("jobitem: invalid enum value for status field: %q", s)

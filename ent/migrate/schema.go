@@ -44,6 +44,46 @@ var (
 			},
 		},
 	}
+	// DeprovisionBatchesColumns holds the columns for the "deprovision_batches" table.
+	DeprovisionBatchesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeString, Size: 28},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "integration_id", Type: field.TypeString},
+		{Name: "job_id", Type: field.TypeString},
+		{Name: "planned", Type: field.TypeInt},
+		{Name: "threshold", Type: field.TypeInt},
+		{Name: "window_planned", Type: field.TypeInt},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"ADMITTED", "AWAITING_APPROVAL", "APPROVED", "CANCELLED"}},
+		{Name: "decided_at", Type: field.TypeTime, Nullable: true},
+		{Name: "organization_id", Type: field.TypeString, Size: 28},
+	}
+	// DeprovisionBatchesTable holds the schema information for the "deprovision_batches" table.
+	DeprovisionBatchesTable = &schema.Table{
+		Name:       "deprovision_batches",
+		Columns:    DeprovisionBatchesColumns,
+		PrimaryKey: []*schema.Column{DeprovisionBatchesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "deprovision_batches_organizations_organization",
+				Columns:    []*schema.Column{DeprovisionBatchesColumns[10]},
+				RefColumns: []*schema.Column{OrganizationsColumns[0]},
+				OnDelete:   schema.NoAction,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "deprovisionbatch_job_id_integration_id",
+				Unique:  true,
+				Columns: []*schema.Column{DeprovisionBatchesColumns[4], DeprovisionBatchesColumns[3]},
+			},
+			{
+				Name:    "deprovisionbatch_integration_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{DeprovisionBatchesColumns[3], DeprovisionBatchesColumns[1]},
+			},
+		},
+	}
 	// EventsColumns holds the columns for the "events" table.
 	EventsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeString, Size: 28},
@@ -149,6 +189,8 @@ var (
 		{Name: "suspend_on_password_expiry", Type: field.TypeBool, Default: false},
 		{Name: "suspend_on_lockout", Type: field.TypeBool, Default: false},
 		{Name: "attribute_mappings", Type: field.TypeJSON},
+		{Name: "deprovision_threshold", Type: field.TypeInt, Nullable: true},
+		{Name: "deprovision_guard_off", Type: field.TypeBool, Default: false},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 	}
 	// IntegrationsTable holds the schema information for the "integrations" table.
@@ -159,7 +201,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "integrations_organizations_organization",
-				Columns:    []*schema.Column{IntegrationsColumns[22]},
+				Columns:    []*schema.Column{IntegrationsColumns[24]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -168,7 +210,7 @@ var (
 			{
 				Name:    "integrations_org_name_key",
 				Unique:  true,
-				Columns: []*schema.Column{IntegrationsColumns[22], IntegrationsColumns[4]},
+				Columns: []*schema.Column{IntegrationsColumns[24], IntegrationsColumns[4]},
 			},
 		},
 	}
@@ -178,7 +220,7 @@ var (
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "updated_at", Type: field.TypeTime},
 		{Name: "kind", Type: field.TypeString, Size: 64},
-		{Name: "status", Type: field.TypeEnum, Enums: []string{"QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "PARTIAL"}, Default: "QUEUED"},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "PARTIAL", "AWAITING_APPROVAL"}, Default: "QUEUED"},
 		{Name: "total", Type: field.TypeInt, Default: 0},
 		{Name: "done", Type: field.TypeInt, Default: 0},
 		{Name: "failed", Type: field.TypeInt, Default: 0},
@@ -219,7 +261,7 @@ var (
 		{Name: "link_id", Type: field.TypeString, Nullable: true},
 		{Name: "integration_id", Type: field.TypeString},
 		{Name: "group_id", Type: field.TypeString, Nullable: true},
-		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "SUCCEEDED", "FAILED"}, Default: "PENDING"},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "SUCCEEDED", "FAILED", "AWAITING_APPROVAL"}, Default: "PENDING"},
 		{Name: "result", Type: field.TypeString, Nullable: true, Size: 64},
 		{Name: "error_code", Type: field.TypeString, Nullable: true, Size: 200},
 		{Name: "error_message", Type: field.TypeString, Nullable: true, Size: 2000},
@@ -673,6 +715,7 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		APIKeysTable,
+		DeprovisionBatchesTable,
 		EventsTable,
 		GroupBindingsTable,
 		IntegrationsTable,
@@ -692,6 +735,10 @@ var (
 
 func init() {
 	APIKeysTable.ForeignKeys[0].RefTable = OrganizationsTable
+	DeprovisionBatchesTable.ForeignKeys[0].RefTable = OrganizationsTable
+	DeprovisionBatchesTable.Annotation = &entsql.Annotation{
+		Table: "deprovision_batches",
+	}
 	EventsTable.ForeignKeys[0].RefTable = OrganizationsTable
 	EventsTable.Annotation = &entsql.Annotation{
 		Table: "events",

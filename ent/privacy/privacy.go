@@ -135,6 +135,30 @@ func (f APIKeyMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation
 	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.APIKeyMutation", m)
 }
 
+// The DeprovisionBatchQueryRuleFunc type is an adapter to allow the use of ordinary
+// functions as a query rule.
+type DeprovisionBatchQueryRuleFunc func(context.Context, *ent.DeprovisionBatchQuery) error
+
+// EvalQuery return f(ctx, q).
+func (f DeprovisionBatchQueryRuleFunc) EvalQuery(ctx context.Context, q ent.Query) error {
+	if q, ok := q.(*ent.DeprovisionBatchQuery); ok {
+		return f(ctx, q)
+	}
+	return Denyf("ent/privacy: unexpected query type %T, expect *ent.DeprovisionBatchQuery", q)
+}
+
+// The DeprovisionBatchMutationRuleFunc type is an adapter to allow the use of ordinary
+// functions as a mutation rule.
+type DeprovisionBatchMutationRuleFunc func(context.Context, *ent.DeprovisionBatchMutation) error
+
+// EvalMutation calls f(ctx, m).
+func (f DeprovisionBatchMutationRuleFunc) EvalMutation(ctx context.Context, m ent.Mutation) error {
+	if m, ok := m.(*ent.DeprovisionBatchMutation); ok {
+		return f(ctx, m)
+	}
+	return Denyf("ent/privacy: unexpected mutation type %T, expect *ent.DeprovisionBatchMutation", m)
+}
+
 // The EventQueryRuleFunc type is an adapter to allow the use of ordinary
 // functions as a query rule.
 type EventQueryRuleFunc func(context.Context, *ent.EventQuery) error
@@ -484,6 +508,8 @@ func queryFilter(q ent.Query) (Filter, error) {
 	switch q := q.(type) {
 	case *ent.APIKeyQuery:
 		return q.Filter(), nil
+	case *ent.DeprovisionBatchQuery:
+		return q.Filter(), nil
 	case *ent.EventQuery:
 		return q.Filter(), nil
 	case *ent.GroupBindingQuery:
@@ -518,6 +544,8 @@ func queryFilter(q ent.Query) (Filter, error) {
 func mutationFilter(m ent.Mutation) (Filter, error) {
 	switch m := m.(type) {
 	case *ent.APIKeyMutation:
+		return m.Filter(), nil
+	case *ent.DeprovisionBatchMutation:
 		return m.Filter(), nil
 	case *ent.EventMutation:
 		return m.Filter(), nil

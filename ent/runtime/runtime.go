@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/ent/apikey"
+	"github.com/dirsync/dirsync/ent/deprovisionbatch"
 	"github.com/dirsync/dirsync/ent/event"
 	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/integration"
@@ -94,6 +95,67 @@ func init() {
 	// apikey.IDValidator is a validator for the "id" field. It is called by the builders before save.
 	apikey.IDValidator = func() func(string) error {
 		validators := apikeyDescID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(id string) error {
+			for _, fn := range fns {
+				if err := fn(id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	deprovisionbatchMixin := schema.DeprovisionBatch{}.Mixin()
+	deprovisionbatch.Policy = privacy.NewPolicies(deprovisionbatchMixin[2], schema.DeprovisionBatch{})
+	deprovisionbatch.Hooks[0] = func(next ent.Mutator) ent.Mutator {
+		return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+			if err := deprovisionbatch.Policy.EvalMutation(ctx, m); err != nil {
+				return nil, err
+			}
+			return next.Mutate(ctx, m)
+		})
+	}
+	deprovisionbatchMixinHooks2 := deprovisionbatchMixin[2].Hooks()
+
+	deprovisionbatch.Hooks[1] = deprovisionbatchMixinHooks2[0]
+	deprovisionbatchMixinFields0 := deprovisionbatchMixin[0].Fields()
+	_ = deprovisionbatchMixinFields0
+	deprovisionbatchMixinFields1 := deprovisionbatchMixin[1].Fields()
+	_ = deprovisionbatchMixinFields1
+	deprovisionbatchFields := schema.DeprovisionBatch{}.Fields()
+	_ = deprovisionbatchFields
+	// deprovisionbatchDescCreatedAt is the schema descriptor for created_at field.
+	deprovisionbatchDescCreatedAt := deprovisionbatchMixinFields1[0].Descriptor()
+	// deprovisionbatch.DefaultCreatedAt holds the default value on creation for the created_at field.
+	deprovisionbatch.DefaultCreatedAt = deprovisionbatchDescCreatedAt.Default.(func() time.Time)
+	// deprovisionbatchDescUpdatedAt is the schema descriptor for updated_at field.
+	deprovisionbatchDescUpdatedAt := deprovisionbatchMixinFields1[1].Descriptor()
+	// deprovisionbatch.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	deprovisionbatch.DefaultUpdatedAt = deprovisionbatchDescUpdatedAt.Default.(func() time.Time)
+	// deprovisionbatch.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	deprovisionbatch.UpdateDefaultUpdatedAt = deprovisionbatchDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// deprovisionbatchDescPlanned is the schema descriptor for planned field.
+	deprovisionbatchDescPlanned := deprovisionbatchFields[2].Descriptor()
+	// deprovisionbatch.PlannedValidator is a validator for the "planned" field. It is called by the builders before save.
+	deprovisionbatch.PlannedValidator = deprovisionbatchDescPlanned.Validators[0].(func(int) error)
+	// deprovisionbatchDescThreshold is the schema descriptor for threshold field.
+	deprovisionbatchDescThreshold := deprovisionbatchFields[3].Descriptor()
+	// deprovisionbatch.ThresholdValidator is a validator for the "threshold" field. It is called by the builders before save.
+	deprovisionbatch.ThresholdValidator = deprovisionbatchDescThreshold.Validators[0].(func(int) error)
+	// deprovisionbatchDescWindowPlanned is the schema descriptor for window_planned field.
+	deprovisionbatchDescWindowPlanned := deprovisionbatchFields[4].Descriptor()
+	// deprovisionbatch.WindowPlannedValidator is a validator for the "window_planned" field. It is called by the builders before save.
+	deprovisionbatch.WindowPlannedValidator = deprovisionbatchDescWindowPlanned.Validators[0].(func(int) error)
+	// deprovisionbatchDescID is the schema descriptor for id field.
+	deprovisionbatchDescID := deprovisionbatchMixinFields0[0].Descriptor()
+	// deprovisionbatch.DefaultID holds the default value on creation for the id field.
+	deprovisionbatch.DefaultID = deprovisionbatchDescID.Default.(func() pulid.ID)
+	// deprovisionbatch.IDValidator is a validator for the "id" field. It is called by the builders before save.
+	deprovisionbatch.IDValidator = func() func(string) error {
+		validators := deprovisionbatchDescID.Validators
 		fns := [...]func(string) error{
 			validators[0].(func(string) error),
 			validators[1].(func(string) error),
@@ -335,6 +397,14 @@ func init() {
 	integrationDescSuspendOnLockout := integrationFields[17].Descriptor()
 	// integration.DefaultSuspendOnLockout holds the default value on creation for the suspend_on_lockout field.
 	integration.DefaultSuspendOnLockout = integrationDescSuspendOnLockout.Default.(bool)
+	// integrationDescDeprovisionThreshold is the schema descriptor for deprovision_threshold field.
+	integrationDescDeprovisionThreshold := integrationFields[19].Descriptor()
+	// integration.DeprovisionThresholdValidator is a validator for the "deprovision_threshold" field. It is called by the builders before save.
+	integration.DeprovisionThresholdValidator = integrationDescDeprovisionThreshold.Validators[0].(func(int) error)
+	// integrationDescDeprovisionGuardOff is the schema descriptor for deprovision_guard_off field.
+	integrationDescDeprovisionGuardOff := integrationFields[20].Descriptor()
+	// integration.DefaultDeprovisionGuardOff holds the default value on creation for the deprovision_guard_off field.
+	integration.DefaultDeprovisionGuardOff = integrationDescDeprovisionGuardOff.Default.(bool)
 	// integrationDescID is the schema descriptor for id field.
 	integrationDescID := integrationMixinFields0[0].Descriptor()
 	// integration.DefaultID holds the default value on creation for the id field.

@@ -55,6 +55,12 @@ func (Integration) Fields() []ent.Field {
 		field.Bool("suspend_on_lockout").Default(false),
 		field.JSON("attribute_mappings", mapping.Table{}).
 			Annotations(entgql.Type("[AttributeMapping!]"), entgql.Skip(entgql.SkipWhereInput, entgql.SkipOrderField)),
+		// The mass-deprovision guard (internal/guard, docs/safety.md). NULL
+		// threshold = the default (25 or 10 % of the linked users, whichever is
+		// larger); deprovision_guard_off = disabled. GraphQL exposes both as
+		// one nullable deprovisionThreshold (schema/safety.graphqls).
+		field.Int("deprovision_threshold").Optional().Nillable().NonNegative().Annotations(hidden),
+		field.Bool("deprovision_guard_off").Default(false).Annotations(hidden),
 	}
 }
 

@@ -26,7 +26,9 @@ func (Job) Mixin() []ent.Mixin {
 func (Job) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("kind").MaxLen(64).Immutable().Annotations(entgql.OrderField("KIND")),
-		field.Enum("status").Values("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "PARTIAL").
+		// AWAITING_APPROVAL: the mass-deprovision guard holds some of the
+		// job's disables until approveJob or cancelJob (internal/guard).
+		field.Enum("status").Values("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "PARTIAL", "AWAITING_APPROVAL").
 			Default("QUEUED").Annotations(entgql.OrderField("STATUS")),
 		field.Int("total").Default(0).NonNegative(),
 		field.Int("done").Default(0).NonNegative(),
@@ -81,7 +83,9 @@ func (JobItem) Fields() []ent.Field {
 		field.String("integration_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Immutable(),
 		field.String("group_id").GoType(pulid.ID("")).Annotations(entgql.Type("ID")).Optional().Nillable().Immutable().
 			Comment("Set on items that reconcile a remote security group (G2–G4)."),
-		field.Enum("status").Values("PENDING", "SUCCEEDED", "FAILED").Default("PENDING").
+		// AWAITING_APPROVAL: a disable the mass-deprovision guard holds; only
+		// approveJob (back to PENDING) or cancelJob (SUCCEEDED, SKIPPED) moves it.
+		field.Enum("status").Values("PENDING", "SUCCEEDED", "FAILED", "AWAITING_APPROVAL").Default("PENDING").
 			Annotations(entgql.OrderField("STATUS")),
 		field.String("result").Optional().MaxLen(64).Comment("What the reconcile did: CREATED, TAKEN_OVER, UPDATED, DISABLED, ENABLED, UNCHANGED, OUT_OF_SCOPE…"),
 		field.String("error_code").Optional().MaxLen(200),

@@ -86,6 +86,12 @@ type ComplexityRoot struct {
 		UserGroup func(childComplexity int) int
 	}
 
+	AttributeDiff struct {
+		NewValue    func(childComplexity int) int
+		Property    func(childComplexity int) int
+		RemoteValue func(childComplexity int) int
+	}
+
 	AttributeMapping struct {
 		Attribute func(childComplexity int) int
 		Export    func(childComplexity int) int
@@ -96,6 +102,14 @@ type ComplexityRoot struct {
 	BindingPayload struct {
 		Integration func(childComplexity int) int
 		Jobs        func(childComplexity int) int
+	}
+
+	BindingPlan struct {
+		Counts             func(childComplexity int) int
+		GraphRequests      func(childComplexity int) int
+		Integration        func(childComplexity int) int
+		Items              func(childComplexity int) int
+		WouldAwaitApproval func(childComplexity int) int
 	}
 
 	ChangeMyPasswordPayload struct {
@@ -172,30 +186,32 @@ type ComplexityRoot struct {
 	}
 
 	Integration struct {
-		AttributeMappings       func(childComplexity int) int
-		AuthorizedAt            func(childComplexity int) int
-		BoundUserGroups         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) int
-		BoundUsers              func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
-		ClientID                func(childComplexity int) int
-		CreatedAt               func(childComplexity int) int
-		DefaultDomain           func(childComplexity int) int
-		Domains                 func(childComplexity int) int
-		EmailSource             func(childComplexity int) int
-		GraphBaseURL            func(childComplexity int) int
-		GroupManagement         func(childComplexity int) int
-		HasClientSecret         func(childComplexity int) int
-		ID                      func(childComplexity int) int
-		LastError               func(childComplexity int) int
-		Links                   func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.RemoteLinkOrder, where *ent.RemoteLinkWhereInput) int
-		LoginBaseURL            func(childComplexity int) int
-		Name                    func(childComplexity int) int
-		Status                  func(childComplexity int) int
-		SuspendOnLockout        func(childComplexity int) int
-		SuspendOnPasswordExpiry func(childComplexity int) int
-		TenantID                func(childComplexity int) int
-		TenantPasswordExpiry    func(childComplexity int) int
-		UpdatedAt               func(childComplexity int) int
-		VerifiedDomains         func(childComplexity int) int
+		AttributeMappings             func(childComplexity int) int
+		AuthorizedAt                  func(childComplexity int) int
+		BoundUserGroups               func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) int
+		BoundUsers                    func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
+		ClientID                      func(childComplexity int) int
+		CreatedAt                     func(childComplexity int) int
+		DefaultDomain                 func(childComplexity int) int
+		DeprovisionThreshold          func(childComplexity int) int
+		DeprovisionThresholdIsDefault func(childComplexity int) int
+		Domains                       func(childComplexity int) int
+		EmailSource                   func(childComplexity int) int
+		GraphBaseURL                  func(childComplexity int) int
+		GroupManagement               func(childComplexity int) int
+		HasClientSecret               func(childComplexity int) int
+		ID                            func(childComplexity int) int
+		LastError                     func(childComplexity int) int
+		Links                         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.RemoteLinkOrder, where *ent.RemoteLinkWhereInput) int
+		LoginBaseURL                  func(childComplexity int) int
+		Name                          func(childComplexity int) int
+		Status                        func(childComplexity int) int
+		SuspendOnLockout              func(childComplexity int) int
+		SuspendOnPasswordExpiry       func(childComplexity int) int
+		TenantID                      func(childComplexity int) int
+		TenantPasswordExpiry          func(childComplexity int) int
+		UpdatedAt                     func(childComplexity int) int
+		VerifiedDomains               func(childComplexity int) int
 	}
 
 	IntegrationBinding struct {
@@ -286,9 +302,11 @@ type ComplexityRoot struct {
 		ActivateAccount        func(childComplexity int, token string, password string) int
 		ActivateUser           func(childComplexity int, id pulid.ID) int
 		AddUserGroupMembers    func(childComplexity int, groupID pulid.ID, userIDs []pulid.ID) int
+		ApproveJob             func(childComplexity int, id pulid.ID) int
 		AuthorizeIntegration   func(childComplexity int, id pulid.ID) int
 		BindUserGroups         func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID) int
 		BindUsers              func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID) int
+		CancelJob              func(childComplexity int, id pulid.ID) int
 		ChangeMyPassword       func(childComplexity int, currentPassword string, newPassword string) int
 		CreateAPIKey           func(childComplexity int, input model.CreateAPIKeyInput) int
 		CreateActivation       func(childComplexity int, userID pulid.ID) int
@@ -362,6 +380,31 @@ type ComplexityRoot struct {
 		StartCursor     func(childComplexity int) int
 	}
 
+	PlanCounts struct {
+		Create     func(childComplexity int) int
+		Disable    func(childComplexity int) int
+		Enable     func(childComplexity int) int
+		Error      func(childComplexity int) int
+		OutOfScope func(childComplexity int) int
+		Takeover   func(childComplexity int) int
+		Total      func(childComplexity int) int
+		Unchanged  func(childComplexity int) int
+		Update     func(childComplexity int) int
+	}
+
+	PlanItem struct {
+		Action            func(childComplexity int) int
+		Changes           func(childComplexity int) int
+		ErrorCode         func(childComplexity int) int
+		Group             func(childComplexity int) int
+		IntegrationID     func(childComplexity int) int
+		Name              func(childComplexity int) int
+		Reason            func(childComplexity int) int
+		RemoteDisplayName func(childComplexity int) int
+		RemoteID          func(childComplexity int) int
+		User              func(childComplexity int) int
+	}
+
 	PortalLogoutPayload struct {
 		Ok func(childComplexity int) int
 	}
@@ -373,19 +416,21 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		APIKeys       func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, includeRevoked *bool) int
-		Events        func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
-		Integrations  func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.IntegrationOrder, where *ent.IntegrationWhereInput) int
-		Job           func(childComplexity int, id pulid.ID) int
-		Jobs          func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.JobOrder, where *ent.JobWhereInput) int
-		Me            func(childComplexity int) int
-		Node          func(childComplexity int, id pulid.ID) int
-		Nodes         func(childComplexity int, ids []pulid.ID) int
-		Notifications func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.NotificationOrder, where *ent.NotificationWhereInput) int
-		Organization  func(childComplexity int) int
-		RemoteUsers   func(childComplexity int, integrationID pulid.ID, first *int, after *entgql.Cursor[pulid.ID], where *importer.RemoteUserWhereInput) int
-		UserGroups    func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) int
-		Users         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
+		APIKeys                   func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, includeRevoked *bool) int
+		Events                    func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.EventOrder, where *ent.EventWhereInput) int
+		Integrations              func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.IntegrationOrder, where *ent.IntegrationWhereInput) int
+		Job                       func(childComplexity int, id pulid.ID) int
+		Jobs                      func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.JobOrder, where *ent.JobWhereInput) int
+		Me                        func(childComplexity int) int
+		Node                      func(childComplexity int, id pulid.ID) int
+		Nodes                     func(childComplexity int, ids []pulid.ID) int
+		Notifications             func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.NotificationOrder, where *ent.NotificationWhereInput) int
+		Organization              func(childComplexity int) int
+		PreviewBinding            func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID, groupIDs []pulid.ID, unbind *bool) int
+		PreviewIntegrationChanges func(childComplexity int, id pulid.ID, input model.UpdateIntegrationInput) int
+		RemoteUsers               func(childComplexity int, integrationID pulid.ID, first *int, after *entgql.Cursor[pulid.ID], where *importer.RemoteUserWhereInput) int
+		UserGroups                func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) int
+		Users                     func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
 	}
 
 	RemoteLink struct {
@@ -595,6 +640,8 @@ type IntegrationResolver interface {
 	BoundUsers(ctx context.Context, obj *ent.Integration, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) (*ent.UserConnection, error)
 	BoundUserGroups(ctx context.Context, obj *ent.Integration, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) (*ent.UserGroupConnection, error)
 	HasClientSecret(ctx context.Context, obj *ent.Integration) (bool, error)
+	DeprovisionThreshold(ctx context.Context, obj *ent.Integration) (*int, error)
+	DeprovisionThresholdIsDefault(ctx context.Context, obj *ent.Integration) (bool, error)
 }
 type JobResolver interface {
 	RetryOf(ctx context.Context, obj *ent.Job) (*ent.Job, error)
@@ -636,6 +683,8 @@ type MutationResolver interface {
 	PortalLogout(ctx context.Context) (*model.PortalLogoutPayload, error)
 	RequestPasswordReset(ctx context.Context, organization string, login string) (*model.RequestPasswordResetPayload, error)
 	ResetPassword(ctx context.Context, token string, newPassword string) (*model.ResetPasswordPayload, error)
+	ApproveJob(ctx context.Context, id pulid.ID) (*ent.Job, error)
+	CancelJob(ctx context.Context, id pulid.ID) (*ent.Job, error)
 }
 type QueryResolver interface {
 	Node(ctx context.Context, id pulid.ID) (ent.Noder, error)
@@ -651,6 +700,8 @@ type QueryResolver interface {
 	Notifications(ctx context.Context, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.NotificationOrder, where *ent.NotificationWhereInput) (*ent.NotificationConnection, error)
 	Job(ctx context.Context, id pulid.ID) (*ent.Job, error)
 	Me(ctx context.Context) (*ent.User, error)
+	PreviewBinding(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID, groupIDs []pulid.ID, unbind *bool) (*model.BindingPlan, error)
+	PreviewIntegrationChanges(ctx context.Context, id pulid.ID, input model.UpdateIntegrationInput) (*model.BindingPlan, error)
 }
 type SubscriptionResolver interface {
 	JobUpdated(ctx context.Context, id pulid.ID) (<-chan *ent.Job, error)
@@ -792,6 +843,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AddUserGroupMembersPayload.UserGroup(childComplexity), true
 
+	case "AttributeDiff.newValue":
+		if e.ComplexityRoot.AttributeDiff.NewValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttributeDiff.NewValue(childComplexity), true
+	case "AttributeDiff.property":
+		if e.ComplexityRoot.AttributeDiff.Property == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttributeDiff.Property(childComplexity), true
+	case "AttributeDiff.remoteValue":
+		if e.ComplexityRoot.AttributeDiff.RemoteValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AttributeDiff.RemoteValue(childComplexity), true
+
 	case "AttributeMapping.attribute":
 		if e.ComplexityRoot.AttributeMapping.Attribute == nil {
 			break
@@ -829,6 +899,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.BindingPayload.Jobs(childComplexity), true
+
+	case "BindingPlan.counts":
+		if e.ComplexityRoot.BindingPlan.Counts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BindingPlan.Counts(childComplexity), true
+	case "BindingPlan.graphRequests":
+		if e.ComplexityRoot.BindingPlan.GraphRequests == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BindingPlan.GraphRequests(childComplexity), true
+	case "BindingPlan.integration":
+		if e.ComplexityRoot.BindingPlan.Integration == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BindingPlan.Integration(childComplexity), true
+	case "BindingPlan.items":
+		if e.ComplexityRoot.BindingPlan.Items == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BindingPlan.Items(childComplexity), true
+	case "BindingPlan.wouldAwaitApproval":
+		if e.ComplexityRoot.BindingPlan.WouldAwaitApproval == nil {
+			break
+		}
+
+		return e.ComplexityRoot.BindingPlan.WouldAwaitApproval(childComplexity), true
 
 	case "ChangeMyPasswordPayload.user":
 		if e.ComplexityRoot.ChangeMyPasswordPayload.User == nil {
@@ -1099,6 +1200,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Integration.DefaultDomain(childComplexity), true
+	case "Integration.deprovisionThreshold":
+		if e.ComplexityRoot.Integration.DeprovisionThreshold == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Integration.DeprovisionThreshold(childComplexity), true
+	case "Integration.deprovisionThresholdIsDefault":
+		if e.ComplexityRoot.Integration.DeprovisionThresholdIsDefault == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Integration.DeprovisionThresholdIsDefault(childComplexity), true
 	case "Integration.domains":
 		if e.ComplexityRoot.Integration.Domains == nil {
 			break
@@ -1579,6 +1692,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AddUserGroupMembers(childComplexity, args["groupID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+	case "Mutation.approveJob":
+		if e.ComplexityRoot.Mutation.ApproveJob == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_approveJob_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ApproveJob(childComplexity, args["id"].(pulid.ID)), true
 	case "Mutation.authorizeIntegration":
 		if e.ComplexityRoot.Mutation.AuthorizeIntegration == nil {
 			break
@@ -1612,6 +1736,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.BindUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+	case "Mutation.cancelJob":
+		if e.ComplexityRoot.Mutation.CancelJob == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cancelJob_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CancelJob(childComplexity, args["id"].(pulid.ID)), true
 	case "Mutation.changeMyPassword":
 		if e.ComplexityRoot.Mutation.ChangeMyPassword == nil {
 			break
@@ -2094,6 +2229,122 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
 
+	case "PlanCounts.create":
+		if e.ComplexityRoot.PlanCounts.Create == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanCounts.Create(childComplexity), true
+	case "PlanCounts.disable":
+		if e.ComplexityRoot.PlanCounts.Disable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanCounts.Disable(childComplexity), true
+	case "PlanCounts.enable":
+		if e.ComplexityRoot.PlanCounts.Enable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanCounts.Enable(childComplexity), true
+	case "PlanCounts.error":
+		if e.ComplexityRoot.PlanCounts.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanCounts.Error(childComplexity), true
+	case "PlanCounts.outOfScope":
+		if e.ComplexityRoot.PlanCounts.OutOfScope == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanCounts.OutOfScope(childComplexity), true
+	case "PlanCounts.takeover":
+		if e.ComplexityRoot.PlanCounts.Takeover == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanCounts.Takeover(childComplexity), true
+	case "PlanCounts.total":
+		if e.ComplexityRoot.PlanCounts.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanCounts.Total(childComplexity), true
+	case "PlanCounts.unchanged":
+		if e.ComplexityRoot.PlanCounts.Unchanged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanCounts.Unchanged(childComplexity), true
+	case "PlanCounts.update":
+		if e.ComplexityRoot.PlanCounts.Update == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanCounts.Update(childComplexity), true
+
+	case "PlanItem.action":
+		if e.ComplexityRoot.PlanItem.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanItem.Action(childComplexity), true
+	case "PlanItem.changes":
+		if e.ComplexityRoot.PlanItem.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanItem.Changes(childComplexity), true
+	case "PlanItem.errorCode":
+		if e.ComplexityRoot.PlanItem.ErrorCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanItem.ErrorCode(childComplexity), true
+	case "PlanItem.group":
+		if e.ComplexityRoot.PlanItem.Group == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanItem.Group(childComplexity), true
+	case "PlanItem.integrationID":
+		if e.ComplexityRoot.PlanItem.IntegrationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanItem.IntegrationID(childComplexity), true
+	case "PlanItem.name":
+		if e.ComplexityRoot.PlanItem.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanItem.Name(childComplexity), true
+	case "PlanItem.reason":
+		if e.ComplexityRoot.PlanItem.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanItem.Reason(childComplexity), true
+	case "PlanItem.remoteDisplayName":
+		if e.ComplexityRoot.PlanItem.RemoteDisplayName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanItem.RemoteDisplayName(childComplexity), true
+	case "PlanItem.remoteID":
+		if e.ComplexityRoot.PlanItem.RemoteID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanItem.RemoteID(childComplexity), true
+	case "PlanItem.user":
+		if e.ComplexityRoot.PlanItem.User == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PlanItem.User(childComplexity), true
+
 	case "PortalLogoutPayload.ok":
 		if e.ComplexityRoot.PortalLogoutPayload.Ok == nil {
 			break
@@ -2221,6 +2472,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Organization(childComplexity), true
+	case "Query.previewBinding":
+		if e.ComplexityRoot.Query.PreviewBinding == nil {
+			break
+		}
+
+		args, err := ec.field_Query_previewBinding_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PreviewBinding(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID), args["groupIDs"].([]pulid.ID), args["unbind"].(*bool)), true
+	case "Query.previewIntegrationChanges":
+		if e.ComplexityRoot.Query.PreviewIntegrationChanges == nil {
+			break
+		}
+
+		args, err := ec.field_Query_previewIntegrationChanges_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PreviewIntegrationChanges(childComplexity, args["id"].(pulid.ID), args["input"].(model.UpdateIntegrationInput)), true
 	case "Query.remoteUsers":
 		if e.ComplexityRoot.Query.RemoteUsers == nil {
 			break
@@ -4206,6 +4479,7 @@ enum JobItemStatus @goModel(model: "github.com/dirsync/dirsync/ent/jobitem.Statu
   PENDING
   SUCCEEDED
   FAILED
+  AWAITING_APPROVAL
 }
 """
 JobItemWhereInput is used for filtering JobItem objects.
@@ -4540,6 +4814,7 @@ enum JobStatus @goModel(model: "github.com/dirsync/dirsync/ent/job.Status") {
   SUCCEEDED
   FAILED
   PARTIAL
+  AWAITING_APPROVAL
 }
 """
 JobWhereInput is used for filtering Job objects.
@@ -6999,6 +7274,133 @@ type ResetPasswordPayload {
   ok: Boolean!
 }
 `, BuiltIn: false},
+	{Name: "../../schema/safety.graphqls", Input: `# Safety levers (issue 14): a preview of what a binding or settings change
+# would do, and the mass-deprovision guard. See docs/safety.md.
+
+extend input UpdateIntegrationInput {
+  """
+  Mass-deprovision guard: the most disables one change (or all changes of the
+  last 10 minutes) may cause before they wait for approveJob. An explicit null
+  turns the guard off; omitted leaves the setting as it is.
+  """
+  deprovisionThreshold: Int @goField(omittable: true)
+  """Back to the default threshold (25 users or 10 % of the linked users, whichever is larger), guard on."""
+  resetDeprovisionThreshold: Boolean
+}
+
+extend type Integration {
+  """
+  The mass-deprovision threshold in force now: the configured number, or the
+  default (25 or 10 % of the linked users, whichever is larger); null when the
+  guard is off.
+  """
+  deprovisionThreshold: Int @goField(forceResolver: true)
+  """True when deprovisionThreshold is the default rather than a configured number."""
+  deprovisionThresholdIsDefault: Boolean!
+}
+
+"""What a previewed change would do to one user or group."""
+enum PlanAction {
+  """Nothing remote: the account or group already matches."""
+  UNCHANGED
+  CREATE
+  """An existing remote object with the same UPN (or group display name) would be linked and written."""
+  TAKEOVER
+  UPDATE
+  ENABLE
+  DISABLE
+  OUT_OF_SCOPE
+  ERROR
+}
+
+"""One exported property that would change."""
+type AttributeDiff {
+  property: String!
+  """The value the tenant holds now (JSON); null when empty or unknown."""
+  remoteValue: String
+  """The value that would be written (JSON); null to clear."""
+  newValue: String
+}
+
+"""What a change would do to one directory user or user group in the integration."""
+type PlanItem {
+  action: PlanAction!
+  """The integration the item is about: a domain or email-source change can move users to or from another integration (I4)."""
+  integrationID: ID!
+  """Set for user items."""
+  user: User
+  """Set for group items (group management)."""
+  group: UserGroup
+  """The UPN (users) or display name (groups) that would be used."""
+  name: String
+  """The remote object's id: the linked one, or the one a TAKEOVER would link."""
+  remoteID: String
+  """The display name of the remote object a TAKEOVER found."""
+  remoteDisplayName: String
+  """UPDATE/ENABLE/DISABLE/TAKEOVER: the exported properties whose remote value differs."""
+  changes: [AttributeDiff!]!
+  """Why: out-of-scope reason, error message, or what the action is about."""
+  reason: String
+  """ERROR: a stable code (UNVERIFIED_DOMAIN, REMOTE_USER_LINKED, GRAPH_*…)."""
+  errorCode: String
+}
+
+"""Counts per action."""
+type PlanCounts {
+  total: Int!
+  unchanged: Int!
+  create: Int!
+  takeover: Int!
+  update: Int!
+  enable: Int!
+  disable: Int!
+  outOfScope: Int!
+  error: Int!
+}
+
+"""
+What a change would do, computed by the same planning the worker runs, from
+the directory and from reads of the tenant. Nothing is written anywhere.
+"""
+type BindingPlan {
+  integration: Integration!
+  items: [PlanItem!]!
+  counts: PlanCounts!
+  """True when the disables in this plan would exceed the mass-deprovision threshold and wait for approveJob."""
+  wouldAwaitApproval: Boolean!
+  """Graph requests the preview made (reads only)."""
+  graphRequests: Int!
+}
+
+extend type Query {
+  """
+  Previews binding (or with unbind: true, unbinding) users and user groups:
+  what each affected user and group would get. Reads the tenant, writes
+  nothing. Allowed for read-only keys.
+  """
+  previewBinding(integrationID: ID!, userIDs: [ID!], groupIDs: [ID!], unbind: Boolean): BindingPlan!
+  """
+  Previews a settings change (domains, default domain, email source,
+  attribute mapping, group management…) of an integration. Reads the tenant,
+  writes nothing. Allowed for read-only keys.
+  """
+  previewIntegrationChanges(id: ID!, input: UpdateIntegrationInput!): BindingPlan!
+}
+
+extend type Mutation {
+  """
+  Lets the disables the mass-deprovision guard holds for the job run. A job
+  not AWAITING_APPROVAL answers FAILED_PRECONDITION. Admin keys only.
+  """
+  approveJob(id: ID!): Job!
+  """
+  Drops the disables the guard holds for the job (their items end SKIPPED,
+  nothing is disabled) and records it; the job's other work is unaffected. A
+  job not AWAITING_APPROVAL answers FAILED_PRECONDITION. Admin keys only.
+  """
+  cancelJob(id: ID!): Job!
+}
+`, BuiltIn: false},
 	{Name: "../../schema/subscription.graphqls", Input: `# Live updates (issue 5, SPEC J2–J3). Payloads are the same types the queries
 # return, so clients reuse their fragments. Transports: graphql-transport-ws and
 # graphql-sse; see docs/subscriptions.md.
@@ -7101,6 +7503,18 @@ func (ec *executionContext) childFields_AddUserGroupMembersPayload(ctx context.C
 	return nil, fmt.Errorf("no field named %q was found under type AddUserGroupMembersPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_AttributeDiff(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "property":
+		return ec.fieldContext_AttributeDiff_property(ctx, field)
+	case "remoteValue":
+		return ec.fieldContext_AttributeDiff_remoteValue(ctx, field)
+	case "newValue":
+		return ec.fieldContext_AttributeDiff_newValue(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AttributeDiff", field.Name)
+}
+
 func (ec *executionContext) childFields_AttributeMapping(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "attribute":
@@ -7123,6 +7537,22 @@ func (ec *executionContext) childFields_BindingPayload(ctx context.Context, fiel
 		return ec.fieldContext_BindingPayload_jobs(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type BindingPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_BindingPlan(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "integration":
+		return ec.fieldContext_BindingPlan_integration(ctx, field)
+	case "items":
+		return ec.fieldContext_BindingPlan_items(ctx, field)
+	case "counts":
+		return ec.fieldContext_BindingPlan_counts(ctx, field)
+	case "wouldAwaitApproval":
+		return ec.fieldContext_BindingPlan_wouldAwaitApproval(ctx, field)
+	case "graphRequests":
+		return ec.fieldContext_BindingPlan_graphRequests(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type BindingPlan", field.Name)
 }
 
 func (ec *executionContext) childFields_ChangeMyPasswordPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -7321,6 +7751,10 @@ func (ec *executionContext) childFields_Integration(ctx context.Context, field g
 		return ec.fieldContext_Integration_boundUserGroups(ctx, field)
 	case "hasClientSecret":
 		return ec.fieldContext_Integration_hasClientSecret(ctx, field)
+	case "deprovisionThreshold":
+		return ec.fieldContext_Integration_deprovisionThreshold(ctx, field)
+	case "deprovisionThresholdIsDefault":
+		return ec.fieldContext_Integration_deprovisionThresholdIsDefault(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Integration", field.Name)
 }
@@ -7575,6 +8009,56 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_PlanCounts(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "total":
+		return ec.fieldContext_PlanCounts_total(ctx, field)
+	case "unchanged":
+		return ec.fieldContext_PlanCounts_unchanged(ctx, field)
+	case "create":
+		return ec.fieldContext_PlanCounts_create(ctx, field)
+	case "takeover":
+		return ec.fieldContext_PlanCounts_takeover(ctx, field)
+	case "update":
+		return ec.fieldContext_PlanCounts_update(ctx, field)
+	case "enable":
+		return ec.fieldContext_PlanCounts_enable(ctx, field)
+	case "disable":
+		return ec.fieldContext_PlanCounts_disable(ctx, field)
+	case "outOfScope":
+		return ec.fieldContext_PlanCounts_outOfScope(ctx, field)
+	case "error":
+		return ec.fieldContext_PlanCounts_error(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PlanCounts", field.Name)
+}
+
+func (ec *executionContext) childFields_PlanItem(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "action":
+		return ec.fieldContext_PlanItem_action(ctx, field)
+	case "integrationID":
+		return ec.fieldContext_PlanItem_integrationID(ctx, field)
+	case "user":
+		return ec.fieldContext_PlanItem_user(ctx, field)
+	case "group":
+		return ec.fieldContext_PlanItem_group(ctx, field)
+	case "name":
+		return ec.fieldContext_PlanItem_name(ctx, field)
+	case "remoteID":
+		return ec.fieldContext_PlanItem_remoteID(ctx, field)
+	case "remoteDisplayName":
+		return ec.fieldContext_PlanItem_remoteDisplayName(ctx, field)
+	case "changes":
+		return ec.fieldContext_PlanItem_changes(ctx, field)
+	case "reason":
+		return ec.fieldContext_PlanItem_reason(ctx, field)
+	case "errorCode":
+		return ec.fieldContext_PlanItem_errorCode(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PlanItem", field.Name)
 }
 
 func (ec *executionContext) childFields_PortalLogoutPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -8367,6 +8851,20 @@ func (ec *executionContext) field_Mutation_addUserGroupMembers_args(ctx context.
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_approveJob_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_authorizeIntegration_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -8422,6 +8920,20 @@ func (ec *executionContext) field_Mutation_bindUsers_args(ctx context.Context, r
 		return nil, err
 	}
 	args["userIDs"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cancelJob_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
 	return args, nil
 }
 
@@ -9260,6 +9772,66 @@ func (ec *executionContext) field_Query_notifications_args(ctx context.Context, 
 		return nil, err
 	}
 	args["where"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_previewBinding_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "integrationID",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["integrationID"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "userIDs",
+		func(ctx context.Context, v any) ([]pulid.ID, error) {
+			return ec.unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["userIDs"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "groupIDs",
+		func(ctx context.Context, v any) ([]pulid.ID, error) {
+			return ec.unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["groupIDs"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "unbind",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["unbind"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_previewIntegrationChanges_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (pulid.ID, error) {
+			return ec.unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.UpdateIntegrationInput, error) {
+			return ec.unmarshalNUpdateIntegrationInput2githubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐUpdateIntegrationInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg1
 	return args, nil
 }
 
@@ -10164,6 +10736,75 @@ func (ec *executionContext) fieldContext_AddUserGroupMembersPayload_jobs(_ conte
 	return fc, nil
 }
 
+func (ec *executionContext) _AttributeDiff_property(ctx context.Context, field graphql.CollectedField, obj *model.AttributeDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttributeDiff_property(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Property, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AttributeDiff_property(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttributeDiff", field, false, false, "String")
+}
+
+func (ec *executionContext) _AttributeDiff_remoteValue(ctx context.Context, field graphql.CollectedField, obj *model.AttributeDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttributeDiff_remoteValue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RemoteValue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AttributeDiff_remoteValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttributeDiff", field, false, false, "String")
+}
+
+func (ec *executionContext) _AttributeDiff_newValue(ctx context.Context, field graphql.CollectedField, obj *model.AttributeDiff) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AttributeDiff_newValue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NewValue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AttributeDiff_newValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AttributeDiff", field, false, false, "String")
+}
+
 func (ec *executionContext) _AttributeMapping_attribute(ctx context.Context, field graphql.CollectedField, obj *mapping.Rule) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10318,6 +10959,148 @@ func (ec *executionContext) fieldContext_BindingPayload_jobs(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _BindingPlan_integration(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BindingPlan_integration(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Integration, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Integration) graphql.Marshaler {
+			return ec.marshalNIntegration2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐIntegration(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BindingPlan_integration(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BindingPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Integration(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BindingPlan_items(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BindingPlan_items(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Items, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.PlanItem) graphql.Marshaler {
+			return ec.marshalNPlanItem2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPlanItemᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BindingPlan_items(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BindingPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PlanItem(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BindingPlan_counts(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BindingPlan_counts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Counts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PlanCounts) graphql.Marshaler {
+			return ec.marshalNPlanCounts2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPlanCounts(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BindingPlan_counts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "BindingPlan",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PlanCounts(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _BindingPlan_wouldAwaitApproval(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BindingPlan_wouldAwaitApproval(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WouldAwaitApproval, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BindingPlan_wouldAwaitApproval(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BindingPlan", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _BindingPlan_graphRequests(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_BindingPlan_graphRequests(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GraphRequests, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_BindingPlan_graphRequests(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("BindingPlan", field, false, false, "Int")
 }
 
 func (ec *executionContext) _ChangeMyPasswordPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.ChangeMyPasswordPayload) (ret graphql.Marshaler) {
@@ -11840,6 +12623,52 @@ func (ec *executionContext) _Integration_hasClientSecret(ctx context.Context, fi
 	)
 }
 func (ec *executionContext) fieldContext_Integration_hasClientSecret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Integration", field, true, true, "Boolean")
+}
+
+func (ec *executionContext) _Integration_deprovisionThreshold(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Integration_deprovisionThreshold(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Integration().DeprovisionThreshold(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Integration_deprovisionThreshold(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Integration", field, true, true, "Int")
+}
+
+func (ec *executionContext) _Integration_deprovisionThresholdIsDefault(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Integration_deprovisionThresholdIsDefault(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Integration().DeprovisionThresholdIsDefault(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Integration_deprovisionThresholdIsDefault(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Integration", field, true, true, "Boolean")
 }
 
@@ -14769,6 +15598,94 @@ func (ec *executionContext) fieldContext_Mutation_resetPassword(ctx context.Cont
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_approveJob(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_approveJob(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().ApproveJob(ctx, fc.Args["id"].(pulid.ID))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_approveJob(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_approveJob_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cancelJob(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cancelJob(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CancelJob(ctx, fc.Args["id"].(pulid.ID))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.Job) graphql.Marshaler {
+			return ec.marshalNJob2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJob(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cancelJob(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Job(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cancelJob_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15417,6 +16334,470 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "Cursor")
 }
 
+func (ec *executionContext) _PlanCounts_total(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanCounts_total(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Total, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PlanCounts_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PlanCounts_unchanged(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanCounts_unchanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unchanged, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PlanCounts_unchanged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PlanCounts_create(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanCounts_create(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Create, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PlanCounts_create(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PlanCounts_takeover(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanCounts_takeover(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Takeover, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PlanCounts_takeover(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PlanCounts_update(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanCounts_update(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Update, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PlanCounts_update(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PlanCounts_enable(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanCounts_enable(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Enable, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PlanCounts_enable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PlanCounts_disable(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanCounts_disable(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Disable, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PlanCounts_disable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PlanCounts_outOfScope(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanCounts_outOfScope(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OutOfScope, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PlanCounts_outOfScope(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PlanCounts_error(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanCounts_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PlanCounts_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanCounts", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PlanItem_action(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanItem_action(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.PlanAction) graphql.Marshaler {
+			return ec.marshalNPlanAction2githubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPlanAction(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PlanItem_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanItem", field, false, false, "PlanAction")
+}
+
+func (ec *executionContext) _PlanItem_integrationID(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanItem_integrationID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IntegrationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v pulid.ID) graphql.Marshaler {
+			return ec.marshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PlanItem_integrationID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanItem", field, false, false, "ID")
+}
+
+func (ec *executionContext) _PlanItem_user(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanItem_user(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.User, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.User) graphql.Marshaler {
+			return ec.marshalOUser2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUser(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PlanItem_user(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanItem",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_User(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanItem_group(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanItem_group(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Group, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *ent.UserGroup) graphql.Marshaler {
+			return ec.marshalOUserGroup2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUserGroup(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PlanItem_group(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanItem",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_UserGroup(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanItem_name(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanItem_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PlanItem_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanItem", field, false, false, "String")
+}
+
+func (ec *executionContext) _PlanItem_remoteID(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanItem_remoteID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RemoteID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PlanItem_remoteID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanItem", field, false, false, "String")
+}
+
+func (ec *executionContext) _PlanItem_remoteDisplayName(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanItem_remoteDisplayName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RemoteDisplayName, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PlanItem_remoteDisplayName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanItem", field, false, false, "String")
+}
+
+func (ec *executionContext) _PlanItem_changes(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanItem_changes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Changes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.AttributeDiff) graphql.Marshaler {
+			return ec.marshalNAttributeDiff2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐAttributeDiffᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PlanItem_changes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PlanItem",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AttributeDiff(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PlanItem_reason(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanItem_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PlanItem_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanItem", field, false, false, "String")
+}
+
+func (ec *executionContext) _PlanItem_errorCode(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PlanItem_errorCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PlanItem_errorCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PlanItem", field, false, false, "String")
+}
+
 func (ec *executionContext) _PortalLogoutPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.PortalLogoutPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16062,6 +17443,94 @@ func (ec *executionContext) fieldContext_Query_me(_ context.Context, field graph
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_User(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_previewBinding(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_previewBinding(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PreviewBinding(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["userIDs"].([]pulid.ID), fc.Args["groupIDs"].([]pulid.ID), fc.Args["unbind"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BindingPlan) graphql.Marshaler {
+			return ec.marshalNBindingPlan2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐBindingPlan(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_previewBinding(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BindingPlan(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_previewBinding_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_previewIntegrationChanges(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_previewIntegrationChanges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PreviewIntegrationChanges(ctx, fc.Args["id"].(pulid.ID), fc.Args["input"].(model.UpdateIntegrationInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.BindingPlan) graphql.Marshaler {
+			return ec.marshalNBindingPlan2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐBindingPlan(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_previewIntegrationChanges(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_BindingPlan(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_previewIntegrationChanges_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -29393,7 +30862,7 @@ func (ec *executionContext) unmarshalInputUpdateIntegrationInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "tenantID", "clientID", "clientSecret", "graphBaseURL", "clearGraphBaseURL", "loginBaseURL", "clearLoginBaseURL", "domains", "defaultDomain", "clearDefaultDomain", "emailSource", "groupManagement", "suspendOnPasswordExpiry", "suspendOnLockout", "attributeMappings", "resetAttributeMappings"}
+	fieldsInOrder := [...]string{"name", "tenantID", "clientID", "clientSecret", "graphBaseURL", "clearGraphBaseURL", "loginBaseURL", "clearLoginBaseURL", "domains", "defaultDomain", "clearDefaultDomain", "emailSource", "groupManagement", "suspendOnPasswordExpiry", "suspendOnLockout", "attributeMappings", "resetAttributeMappings", "deprovisionThreshold", "resetDeprovisionThreshold"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -29519,6 +30988,20 @@ func (ec *executionContext) unmarshalInputUpdateIntegrationInput(ctx context.Con
 				return it, err
 			}
 			it.ResetAttributeMappings = data
+		case "deprovisionThreshold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deprovisionThreshold"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeprovisionThreshold = graphql.OmittableOf(data)
+		case "resetDeprovisionThreshold":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("resetDeprovisionThreshold"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ResetDeprovisionThreshold = data
 		}
 	}
 	return it, nil
@@ -33317,6 +34800,49 @@ func (ec *executionContext) _AddUserGroupMembersPayload(ctx context.Context, sel
 	return out
 }
 
+var attributeDiffImplementors = []string{"AttributeDiff"}
+
+func (ec *executionContext) _AttributeDiff(ctx context.Context, sel ast.SelectionSet, obj *model.AttributeDiff) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, attributeDiffImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AttributeDiff")
+		case "property":
+			out.Values[i] = ec._AttributeDiff_property(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "remoteValue":
+			out.Values[i] = ec._AttributeDiff_remoteValue(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "newValue":
+			out.Values[i] = ec._AttributeDiff_newValue(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var attributeMappingImplementors = []string{"AttributeMapping"}
 
 func (ec *executionContext) _AttributeMapping(ctx context.Context, sel ast.SelectionSet, obj *mapping.Rule) graphql.Marshaler {
@@ -33383,6 +34909,59 @@ func (ec *executionContext) _BindingPayload(ctx context.Context, sel ast.Selecti
 			}
 		case "jobs":
 			out.Values[i] = ec._BindingPayload_jobs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var bindingPlanImplementors = []string{"BindingPlan"}
+
+func (ec *executionContext) _BindingPlan(ctx context.Context, sel ast.SelectionSet, obj *model.BindingPlan) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, bindingPlanImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("BindingPlan")
+		case "integration":
+			out.Values[i] = ec._BindingPlan_integration(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "items":
+			out.Values[i] = ec._BindingPlan_items(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "counts":
+			out.Values[i] = ec._BindingPlan_counts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "wouldAwaitApproval":
+			out.Values[i] = ec._BindingPlan_wouldAwaitApproval(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "graphRequests":
+			out.Values[i] = ec._BindingPlan_graphRequests(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -34072,6 +35651,18 @@ func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionS
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Integration_hasClientSecret(ctx, field, obj)
+				})
+		case "deprovisionThreshold":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Integration_deprovisionThreshold(ctx, field, obj)
+				})
+		case "deprovisionThresholdIsDefault":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Integration_deprovisionThresholdIsDefault(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -34908,6 +36499,20 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "approveJob":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_approveJob(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cancelJob":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cancelJob(ctx, field)
+			})
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -35200,6 +36805,157 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var planCountsImplementors = []string{"PlanCounts"}
+
+func (ec *executionContext) _PlanCounts(ctx context.Context, sel ast.SelectionSet, obj *model.PlanCounts) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, planCountsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PlanCounts")
+		case "total":
+			out.Values[i] = ec._PlanCounts_total(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unchanged":
+			out.Values[i] = ec._PlanCounts_unchanged(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "create":
+			out.Values[i] = ec._PlanCounts_create(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "takeover":
+			out.Values[i] = ec._PlanCounts_takeover(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "update":
+			out.Values[i] = ec._PlanCounts_update(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "enable":
+			out.Values[i] = ec._PlanCounts_enable(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "disable":
+			out.Values[i] = ec._PlanCounts_disable(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "outOfScope":
+			out.Values[i] = ec._PlanCounts_outOfScope(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._PlanCounts_error(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var planItemImplementors = []string{"PlanItem"}
+
+func (ec *executionContext) _PlanItem(ctx context.Context, sel ast.SelectionSet, obj *model.PlanItem) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, planItemImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PlanItem")
+		case "action":
+			out.Values[i] = ec._PlanItem_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "integrationID":
+			out.Values[i] = ec._PlanItem_integrationID(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "user":
+			out.Values[i] = ec._PlanItem_user(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "group":
+			out.Values[i] = ec._PlanItem_group(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "name":
+			out.Values[i] = ec._PlanItem_name(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "remoteID":
+			out.Values[i] = ec._PlanItem_remoteID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "remoteDisplayName":
+			out.Values[i] = ec._PlanItem_remoteDisplayName(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "changes":
+			out.Values[i] = ec._PlanItem_changes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reason":
+			out.Values[i] = ec._PlanItem_reason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errorCode":
+			out.Values[i] = ec._PlanItem_errorCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var portalLogoutPayloadImplementors = []string{"PortalLogoutPayload"}
 
 func (ec *executionContext) _PortalLogoutPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PortalLogoutPayload) graphql.Marshaler {
@@ -35372,6 +37128,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_me(ctx, field)
+				})
+		case "previewBinding":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_previewBinding(ctx, field)
+				})
+		case "previewIntegrationChanges":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_previewIntegrationChanges(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -37116,6 +38884,30 @@ func (ec *executionContext) marshalNAddUserGroupMembersPayload2ᚖgithubᚗcom�
 	return ec._AddUserGroupMembersPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNAttributeDiff2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐAttributeDiffᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AttributeDiff) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAttributeDiff2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐAttributeDiff(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAttributeDiff2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐAttributeDiff(ctx context.Context, sel ast.SelectionSet, v *model.AttributeDiff) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AttributeDiff!")
+		return graphql.Null
+	}
+	return ec._AttributeDiff(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNAttributeMapping2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋmappingᚐRuleᚄ(ctx context.Context, sel ast.SelectionSet, v []*mapping.Rule) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -37151,6 +38943,14 @@ func (ec *executionContext) marshalNBindingPayload2ᚖgithubᚗcomᚋdirsyncᚋd
 		return graphql.Null
 	}
 	return ec._BindingPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNBindingPlan2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐBindingPlan(ctx context.Context, sel ast.SelectionSet, v *model.BindingPlan) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "BindingPlan!")
+		return graphql.Null
+	}
+	return ec._BindingPlan(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNBoolean2bool(ctx context.Context, v any) (bool, error) {
@@ -37646,6 +39446,48 @@ func (ec *executionContext) unmarshalNOrganizationWhereInput2ᚖgithubᚗcomᚋd
 
 func (ec *executionContext) marshalNPageInfo2entgoᚗioᚋcontribᚋentgqlᚐPageInfo(ctx context.Context, sel ast.SelectionSet, v entgql.PageInfo[pulid.ID]) graphql.Marshaler {
 	return ec._PageInfo(ctx, sel, &v)
+}
+
+func (ec *executionContext) unmarshalNPlanAction2githubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPlanAction(ctx context.Context, v any) (model.PlanAction, error) {
+	var res model.PlanAction
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNPlanAction2githubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPlanAction(ctx context.Context, sel ast.SelectionSet, v model.PlanAction) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNPlanCounts2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPlanCounts(ctx context.Context, sel ast.SelectionSet, v *model.PlanCounts) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PlanCounts!")
+		return graphql.Null
+	}
+	return ec._PlanCounts(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPlanItem2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPlanItemᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PlanItem) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPlanItem2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPlanItem(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPlanItem2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPlanItem(ctx context.Context, sel ast.SelectionSet, v *model.PlanItem) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PlanItem!")
+		return graphql.Null
+	}
+	return ec._PlanItem(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNPortalLogoutPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPortalLogoutPayload(ctx context.Context, sel ast.SelectionSet, v *model.PortalLogoutPayload) graphql.Marshaler {

@@ -3,8 +3,13 @@
 package model
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/apikey"
 	"github.com/dirsync/dirsync/ent/integration"
@@ -23,10 +28,31 @@ type AddUserGroupMembersPayload struct {
 	Jobs      []*ent.Job     `json:"jobs"`
 }
 
+// One exported property that would change.
+type AttributeDiff struct {
+	Property string `json:"property"`
+	// The value the tenant holds now (JSON); null when empty or unknown.
+	RemoteValue *string `json:"remoteValue,omitempty"`
+	// The value that would be written (JSON); null to clear.
+	NewValue *string `json:"newValue,omitempty"`
+}
+
 type BindingPayload struct {
 	Integration *ent.Integration `json:"integration"`
 	// The job reconciling the users whose connection changed; empty when none did.
 	Jobs []*ent.Job `json:"jobs"`
+}
+
+// What a change would do, computed by the same planning the worker runs, from
+// the directory and from reads of the tenant. Nothing is written anywhere.
+type BindingPlan struct {
+	Integration *ent.Integration `json:"integration"`
+	Items       []*PlanItem      `json:"items"`
+	Counts      *PlanCounts      `json:"counts"`
+	// True when the disables in this plan would exceed the mass-deprovision threshold and wait for approveJob.
+	WouldAwaitApproval bool `json:"wouldAwaitApproval"`
+	// Graph requests the preview made (reads only).
+	GraphRequests int `json:"graphRequests"`
 }
 
 type ChangeMyPasswordPayload struct {
@@ -129,6 +155,42 @@ type JobsSubscriptionFilter struct {
 	IntegrationID *pulid.ID `json:"integrationID,omitempty"`
 }
 
+// Counts per action.
+type PlanCounts struct {
+	Total      int `json:"total"`
+	Unchanged  int `json:"unchanged"`
+	Create     int `json:"create"`
+	Takeover   int `json:"takeover"`
+	Update     int `json:"update"`
+	Enable     int `json:"enable"`
+	Disable    int `json:"disable"`
+	OutOfScope int `json:"outOfScope"`
+	Error      int `json:"error"`
+}
+
+// What a change would do to one directory user or user group in the integration.
+type PlanItem struct {
+	Action PlanAction `json:"action"`
+	// The integration the item is about: a domain or email-source change can move users to or from another integration (I4).
+	IntegrationID pulid.ID `json:"integrationID"`
+	// Set for user items.
+	User *ent.User `json:"user,omitempty"`
+	// Set for group items (group management).
+	Group *ent.UserGroup `json:"group,omitempty"`
+	// The UPN (users) or display name (groups) that would be used.
+	Name *string `json:"name,omitempty"`
+	// The remote object's id: the linked one, or the one a TAKEOVER would link.
+	RemoteID *string `json:"remoteID,omitempty"`
+	// The display name of the remote object a TAKEOVER found.
+	RemoteDisplayName *string `json:"remoteDisplayName,omitempty"`
+	// UPDATE/ENABLE/DISABLE/TAKEOVER: the exported properties whose remote value differs.
+	Changes []*AttributeDiff `json:"changes"`
+	// Why: out-of-scope reason, error message, or what the action is about.
+	Reason *string `json:"reason,omitempty"`
+	// ERROR: a stable code (UNVERIFIED_DOMAIN, REMOTE_USER_LINKED, GRAPH_*…).
+	ErrorCode *string `json:"errorCode,omitempty"`
+}
+
 type PortalLogoutPayload struct {
 	// Always true: a logout of an already ended session succeeds too.
 	Ok bool `json:"ok"`
@@ -211,6 +273,12 @@ type UpdateIntegrationInput struct {
 	AttributeMappings       []*mapping.Rule          `json:"attributeMappings,omitempty"`
 	// Back to the shipped default mapping table.
 	ResetAttributeMappings *bool `json:"resetAttributeMappings,omitempty"`
+	// Mass-deprovision guard: the most disables one change (or all changes of the
+	// last 10 minutes) may cause before they wait for approveJob. An explicit null
+	// turns the guard off; omitted leaves the setting as it is.
+	DeprovisionThreshold graphql.Omittable[*int] `json:"deprovisionThreshold,omitempty"`
+	// Back to the default threshold (25 users or 10 % of the linked users, whichever is larger), guard on.
+	ResetDeprovisionThreshold *bool `json:"resetDeprovisionThreshold,omitempty"`
 }
 
 type UpdateOrganizationPayload struct {
@@ -227,4 +295,74 @@ type UpdateUserPayload struct {
 	User *ent.User `json:"user"`
 	// Reconciliation the change started (P4); empty when the user is in no integration.
 	Jobs []*ent.Job `json:"jobs"`
+}
+
+// What a previewed change would do to one user or group.
+type PlanAction string
+
+const (
+	// Nothing remote: the account or group already matches.
+	PlanActionUnchanged PlanAction = "UNCHANGED"
+	PlanActionCreate    PlanAction = "CREATE"
+	// An existing remote object with the same UPN (or group display name) would be linked and written.
+	PlanActionTakeover   PlanAction = "TAKEOVER"
+	PlanActionUpdate     PlanAction = "UPDATE"
+	PlanActionEnable     PlanAction = "ENABLE"
+	PlanActionDisable    PlanAction = "DISABLE"
+	PlanActionOutOfScope PlanAction = "OUT_OF_SCOPE"
+	PlanActionError      PlanAction = "ERROR"
+)
+
+var AllPlanAction = []PlanAction{
+	PlanActionUnchanged,
+	PlanActionCreate,
+	PlanActionTakeover,
+	PlanActionUpdate,
+	PlanActionEnable,
+	PlanActionDisable,
+	PlanActionOutOfScope,
+	PlanActionError,
+}
+
+func (e PlanAction) IsValid() bool {
+	switch e {
+	case PlanActionUnchanged, PlanActionCreate, PlanActionTakeover, PlanActionUpdate, PlanActionEnable, PlanActionDisable, PlanActionOutOfScope, PlanActionError:
+		return true
+	}
+	return false
+}
+
+func (e PlanAction) String() string {
+	return string(e)
+}
+
+func (e *PlanAction) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = PlanAction(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid PlanAction", str)
+	}
+	return nil
+}
+
+func (e PlanAction) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *PlanAction) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e PlanAction) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

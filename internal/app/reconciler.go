@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/internal/groupsync"
+	"github.com/dirsync/dirsync/internal/guard"
 	"github.com/dirsync/dirsync/internal/provision"
 	"github.com/dirsync/dirsync/internal/worker"
 )
@@ -15,7 +16,8 @@ func (a *App) Reconciler() (worker.Handler, func(error) time.Duration, error) {
 	if a.Tenants == nil {
 		return nil, nil, errors.New("app: the worker needs DIRSYNC_SECRET_KEY to open integrations' client secrets")
 	}
-	r, err := provision.New(provision.Config{Ent: a.Ent, Tenants: a.Tenants, Publisher: a.Publisher, Logger: a.Log})
+	r, err := provision.New(provision.Config{Ent: a.Ent, Tenants: a.Tenants, Publisher: a.Publisher, Logger: a.Log,
+		Guard: guard.New(a.Log)})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -247,6 +247,11 @@ func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegr
 			scope = true
 			upd.SetSuspendOnLockout(*in.SuspendOnLockout)
 		}
+		// Mass-deprovision guard (internal/guard): stored only; it takes effect
+		// at the next disable.
+		if err := deprovisionThreshold(upd, in); err != nil {
+			return err
+		}
 		// G1: turning group management on or off reconciles every bound group
 		// (create or take over / release); remote groups are never deleted.
 		groups := in.GroupManagement != nil && *in.GroupManagement != cur.GroupManagement
@@ -475,4 +480,24 @@ func groupTargets(ctx context.Context, c *ent.Client, orgID, integrationID pulid
 		return nil, fmt.Errorf("integrations: reading group links: %w", err)
 	}
 	return groupsync.Targets(ctx, c, orgID, toIDs(append(bound, linked...)), integrationID)
+}
+
+// deprovisionThreshold applies the guard setting: a number sets it, an
+// explicit null turns the guard off, resetDeprovisionThreshold goes back to
+// the default; omitted leaves it as it is.
+func deprovisionThreshold(upd *ent.IntegrationUpdateOne, in model.UpdateIntegrationInput) error {
+	v, set := in.DeprovisionThreshold.ValueOK()
+	switch {
+	case set && isTrue(in.ResetDeprovisionThreshold):
+		return gqlerr.BadInput("deprovisionThreshold", "give deprovisionThreshold or resetDeprovisionThreshold, not both")
+	case set && v == nil:
+		upd.ClearDeprovisionThreshold().SetDeprovisionGuardOff(true)
+	case set && *v < 0:
+		return gqlerr.BadInput("deprovisionThreshold", "deprovisionThreshold must be 0 or more (null turns the guard off)")
+	case set:
+		upd.SetDeprovisionThreshold(*v).SetDeprovisionGuardOff(false)
+	case isTrue(in.ResetDeprovisionThreshold):
+		upd.ClearDeprovisionThreshold().SetDeprovisionGuardOff(false)
+	}
+	return nil
 }

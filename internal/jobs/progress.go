@@ -105,6 +105,9 @@ func AdvanceJob(ctx context.Context, c Execer, orgID, jobID pulid.ID, itemFailed
 		   updated_at = $4,
 		   started_at = COALESCE(started_at, $4),
 		   status = CASE
+		     -- Items the mass-deprovision guard holds are not done, so a job
+		     -- waiting for approval keeps saying so while the rest finishes.
+		     WHEN done + 1 < total AND status = 'AWAITING_APPROVAL' THEN 'AWAITING_APPROVAL'
 		     WHEN done + 1 < total THEN 'RUNNING'
 		     WHEN failed + $3 >= total THEN 'FAILED'
 		     WHEN failed + $3 = 0 THEN 'SUCCEEDED'

@@ -28,7 +28,8 @@ func statusRank(s job.Status) int {
 	switch s {
 	case job.StatusQUEUED:
 		return 0
-	case job.StatusRUNNING:
+	case job.StatusRUNNING, job.StatusAWAITING_APPROVAL:
+		// Approval moves a job back to RUNNING: neither is later than the other.
 		return 1
 	}
 	return 2

@@ -59,6 +59,7 @@ type outcome struct {
 	link     linkState
 	dropLink bool
 	skipLink bool // leave the link row alone
+	held     bool // the mass-deprovision guard holds the item: record nothing
 	result   string
 	failed   bool
 	code     string

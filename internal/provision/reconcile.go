@@ -16,13 +16,11 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/internal/auth"
-	"github.com/dirsync/dirsync/internal/connect"
 	"github.com/dirsync/dirsync/internal/groupsync"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/msgraph"
 	"github.com/dirsync/dirsync/internal/pubsub"
 	"github.com/dirsync/dirsync/internal/tenant"
-	"github.com/dirsync/dirsync/internal/upn"
 )
 
 // Event types (SPEC P6, J3). Failures are ours; the source records successes only.
@@ -52,6 +50,9 @@ type Config struct {
 	Publisher *pubsub.Publisher // nil = don't publish
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Guard holds a job's disables beyond the mass-deprovision threshold
+	// (internal/guard); nil = no guard.
+	Guard Guard
 }
 
 // Reconciler converges one (user, integration) per task.
@@ -145,6 +146,16 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 		if err != nil {
 			return err
 		}
+	}
+	if o.held {
+		// The guard moved the item (and its job) to AWAITING_APPROVAL on this
+		// transaction; approveJob sends the task again.
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("provision: commit: %w", err)
+		}
+		log.Info("provision: disable held for approval (mass-deprovision guard)")
+		r.publishJob(ctx, log, t.OrgID, t.JobID)
+		return nil
 	}
 	// A throttled attempt (Graph's Retry-After) is never final: the worker does
 	// not count it against the retries (worker.IsFailure), so asynq runs it
@@ -340,36 +351,10 @@ func advisoryLock(ctx context.Context, c *ent.Client, integrationID pulid.ID, ki
 	return nil
 }
 
-// desired reads the directory side (SPEC B1, I4, D1–D5, A1–A2).
-// resolveErr is why the UPN is invalid (D2), for the error code; dropped names
-// exported properties msgraph cannot send yet.
+// desired reads the directory side (SPEC B1, I4, D1–D5, A1–A2): DesiredOf,
+// the one reading the preview and the guard share.
 func (r *Reconciler) desired(ctx context.Context, c *ent.Client, st *state) (d Desired, resolveErr error, dropped []string, err error) {
-	u, in := st.u, st.in
-	if u == nil {
-		return Desired{}, nil, nil, nil
-	}
-	d = Desired{Exists: true, State: string(u.State), DisplayName: DisplayName(u)}
-	if d.Connected, err = connect.Connected(ctx, c, u.ID, in.ID); err != nil {
-		return d, nil, nil, fmt.Errorf("provision: connected: %w", err)
-	}
-	if d.Connected {
-		ins, err := connect.Integrations(ctx, c, u.ID)
-		if err != nil {
-			return d, nil, nil, err
-		}
-		cands := make([]OwnerCandidate, len(ins))
-		for i, x := range ins {
-			cands[i] = OwnerCandidate{ID: string(x.ID), Rules: Rules(x), Email: MappedEmail(u, x)}
-		}
-		owner, _ := Owner(cands)
-		d.Owner = owner == string(in.ID)
-	}
-	now := r.cfg.Now()
-	d.PasswordExpired = in.SuspendOnPasswordExpiry && u.PasswordExpiresAt != nil && !u.PasswordExpiresAt.After(now)
-	d.LockedOut = in.SuspendOnLockout && u.LockedUntil != nil && u.LockedUntil.After(now)
-	d.Decision, resolveErr = upn.Resolve(Rules(in), MappedEmail(u, in))
-	d.Attributes, dropped = Sendable(Table(in).Export(Attributes(u)))
-	return d, resolveErr, dropped, nil
+	return DesiredOf(ctx, c, st.in, st.u, r.cfg.Now())
 }
 
 // reconcile decides and applies. The error is for the database only; remote
@@ -394,6 +379,18 @@ func (r *Reconciler) reconcile(ctx context.Context, c *ent.Client, st *state, lo
 			return o, nil
 		}
 		p = Decide(d, o.link.plan())
+	}
+	if r.cfg.Guard != nil && st.t.JobID != "" && st.t.ItemID != "" && IsDisable(p, o.link.plan()) {
+		v, err := r.cfg.Guard.Admit(ctx, c, st.in, GuardTask{OrgID: st.t.OrgID, JobID: st.t.JobID, ItemID: st.t.ItemID})
+		if err != nil {
+			return outcome{}, err
+		}
+		switch v {
+		case Hold:
+			return outcome{held: true}, nil
+		case Drop:
+			return outcome{result: jobs.ResultSkipped, skipLink: true, message: ReasonDisableCancelled}, nil
+		}
 	}
 	if err := a.apply(ctx, c, p); err != nil {
 		return outcome{}, err

@@ -280,7 +280,7 @@ func (s *Sweeper) candidates(ctx context.Context, conn *sql.Conn) ([]candidate, 
 		LEFT JOIN LATERAL (
 			SELECT id, kind, payload, task_uuid, dispatched_at, created_at FROM outbox
 			WHERE job_item_id = i.id ORDER BY id DESC LIMIT 1) o ON true
-		WHERE j.status IN ('QUEUED', 'RUNNING')
+		WHERE j.status IN ('QUEUED', 'RUNNING', 'AWAITING_APPROVAL')
 		  -- An import's items share one resumable task per job (its checkpoint
 		  -- is on the job), so they have no task of their own to look for.
 		  AND j.kind <> $3
