@@ -31,7 +31,8 @@ const (
 // (none lost, none invisible on the other replica); the tenant holds exactly
 // one account per user and one group per group, with the right members
 // (nothing duplicated by two workers racing); fewer than 1 % of Graph calls
-// were answered 429 (the two workers share one budget).
+// were answered 429 (the two workers share one budget); a guarded mass
+// unbind waits for approval whichever API and worker handle it.
 func TestTwoAPIsTwoWorkers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts five processes and provisions 1,000 users")
@@ -174,6 +175,50 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 	}
 	for g := range nGroups {
 		assert.Equal(t, 1, byName[fmt.Sprintf("Team %02d", g)], "remote groups named Team %02d", g)
+	}
+
+	// A guarded mass unbind (X4, J2): with a threshold of 50, unbinding a
+	// group of 100 through one API holds every disable until an admin
+	// approves through the other; then exactly those 100 are disabled.
+	c.do(0, `mutation($id: ID!) { updateIntegration(id: $id, input: {deprovisionThreshold: 50}) { integration { id } } }`,
+		map[string]any{"id": integrationID}, nil)
+	var unbind struct {
+		UnbindUserGroups struct{ Jobs []struct{ ID string } }
+	}
+	c.do(1, `mutation($i: ID!, $g: [ID!]!) { unbindUserGroups(integrationID: $i, groupIDs: $g) { jobs { id } } }`,
+		map[string]any{"i": integrationID, "g": []string{groupIDs[0]}}, &unbind)
+	require.Len(t, unbind.UnbindUserGroups.Jobs, 1)
+	held := unbind.UnbindUserGroups.Jobs[0].ID
+	for i, w := range watchers {
+		eventually(t, 2*time.Minute, fmt.Sprintf("api-%d's subscriber sees the unbind await approval", i+1), func() bool {
+			s := w.seen(held)
+			return len(s) > 0 && s[len(s)-1] == "AWAITING_APPROVAL"
+		})
+	}
+	enabled := func() (n int) {
+		for _, u := range sim.Users(creds.TenantID) {
+			if u.AccountEnabled && strings.HasPrefix(u.UserPrincipalName, "user") {
+				n++
+			}
+		}
+		return n
+	}
+	require.Equal(t, nUsers, enabled(), "nobody disabled before approval")
+	c.do(0, `mutation($id: ID!) { approveJob(id: $id) { id } }`, map[string]any{"id": held}, nil)
+	for i, w := range watchers {
+		eventually(t, 2*time.Minute, fmt.Sprintf("api-%d's subscriber sees the approved unbind end", i+1),
+			func() bool { return w.terminal([]string{held}) })
+		s := w.seen(held)
+		assert.Equal(t, "SUCCEEDED", s[len(s)-1], "unbind job on api-%d: states %v", i+1, s)
+	}
+	require.Equal(t, nUsers-nUsers/nGroups, enabled(), "exactly the unbound group's members disabled")
+	for n := range nUsers / nGroups {
+		upn := fmt.Sprintf("user%04d@contoso.com", n)
+		for _, u := range sim.Users(creds.TenantID) {
+			if u.UserPrincipalName == upn {
+				assert.False(t, u.AccountEnabled, "%s disabled", upn)
+			}
+		}
 	}
 
 	// One budget for both workers: hardly any call met a 429.
