@@ -66,7 +66,9 @@ func TestReadPathSQLStatementsPerRequest(t *testing.T) {
 	} {
 		for _, n := range []int{5, 100} {
 			var out struct {
-				Users struct{ Edges []struct{ Node struct{ ID string } } }
+				Users struct {
+					Edges []struct{ Node struct{ ID string } }
+				}
 			}
 			before := e.queries.Load()
 			e.must(org.readOnly, c.query, map[string]any{"n": n}, &out)
