@@ -22,11 +22,16 @@ import (
 	"github.com/dirsync/dirsync/internal/pubsub"
 )
 
-// DefaultBuffer is the queue of one subscription, in messages (a pointer, 8 B
-// a slot: 512 B). Small on purpose: a client this far behind is better told
-// (SLOW_CONSUMER) than silently fed stale progress. 32 cut healthy clients
-// off in the benchmark on a CPU-starved machine; 64 did not.
-const DefaultBuffer = 64
+// DefaultBuffer bounds the queue of one subscription, in messages: how far
+// a client may fall behind before its subscription is ended with
+// SLOW_CONSUMER (a client this far behind is better told than silently fed
+// stale progress). The queue grows only with the backlog (8 B a message, the
+// messages themselves shared by all subscribers) and is released when
+// drained, so the bound costs an idle subscription nothing. 1,024 rides out
+// a process starved of CPU for tens of seconds at a bind's pace; with 64
+// (a fixed channel then), healthy subscribers were cut off on a busy machine
+// (issue 12).
+const DefaultBuffer = 1024
 
 // Error codes of subscriptions, beside gqlerr's. Clients may rely on them.
 const (

@@ -14,6 +14,7 @@ import (
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/internal/api"
+	"github.com/dirsync/dirsync/internal/live"
 	"github.com/dirsync/dirsync/internal/pubsub"
 )
 
@@ -28,7 +29,8 @@ func (e *env) publishEvent(t testing.TB, o pulid.ID, detail string) {
 	require.NoError(t, e.pub.Publish(context.Background(), pubsub.Message{Kind: pubsub.KindEvent, OrgID: string(o), ID: string(ev.ID), Data: data}))
 }
 
-// A client that stops reading fills its socket, then its 64-message buffer,
+// A client that stops reading fills its socket, then its queue of
+// live.DefaultBuffer messages,
 // and is cut off with SLOW_CONSUMER, while a healthy subscriber of the same
 // organisation on the same process receives everything and publishing never
 // waits.
@@ -62,8 +64,9 @@ func TestStalledClientIsCutOffOthersUnaffected(t *testing.T) {
 	waitFor(t, 5*time.Second, func() bool { return p.hub.Stats().Subscriptions == 2 })
 
 	// 1,500 × 4 KB ≈ 6 MB: more than the socket buffers of a connection
-	// whose reader never reads (receive-buffer autotuning needs reads).
-	const n = 1500
+	// whose reader never reads (receive-buffer autotuning needs reads),
+	// beyond the queue's bound.
+	n := live.DefaultBuffer + 1500
 	detail := strings.Repeat("x", 4<<10)
 	got := make(chan int)
 	go func() {
