@@ -101,6 +101,17 @@ func (s Source) subscribe(ctx context.Context, filter func(pubsub.Message) bool)
 	return v, p, nil
 }
 
+type slowHookKey struct{}
+
+// OnSlowConsumer returns ctx carrying cut, which a stream run under ctx calls
+// when it is ended as a slow consumer. The websocket transport uses it to
+// close the whole connection with a close code: a client that stopped
+// reading one subscription's messages is not reading the others either, and
+// a socket whose writes are stuck should not wait for the keepalive to go.
+func OnSlowConsumer(ctx context.Context, cut func()) context.Context {
+	return context.WithValue(ctx, slowHookKey{}, cut)
+}
+
 // ended reports why a stream's Hub subscription ended to the client, when
 // that is news to it: a cancelled context means the client itself left or
 // stopped.
@@ -109,6 +120,9 @@ func ended(ctx context.Context, reason error) {
 	case errors.Is(reason, pubsub.ErrSlowConsumer):
 		Fail(ctx, &gqlerr.Error{Code: SlowConsumer,
 			Message: "the client fell too far behind and the subscription was ended; subscribe again"})
+		if cut, ok := ctx.Value(slowHookKey{}).(func()); ok {
+			cut()
+		}
 	case errors.Is(reason, pubsub.ErrHubClosed):
 		Fail(ctx, &gqlerr.Error{Code: gqlerr.Unavailable, Message: "the server is shutting down; reconnect"})
 	}
