@@ -39,19 +39,20 @@ const (
 
 // graphql-transport-ws close codes (github.com/enisdenjo/graphql-ws PROTOCOL.md).
 const (
-	closeBadRequest          = 4400
-	closeUnauthorized        = 4401 // subscribe before connection_ack
-	closeForbidden           = 4403 // connection_init refused: bad or missing API key
-	closeInitTimeout         = 4408
-	closeTooManyInitRequests = 4429
-	closeTooManyConnections  = 4429 // the per-key connection cap; the graphql-ws client does not retry it
-	// closeSlowConsumer: a subscription of the connection fell more than
-	// live.DefaultBuffer messages behind. Not one of graphql-ws's fatal
-	// codes, so its client reconnects (and resubscribes).
-	closeSlowConsumer         = 4503
+	closeBadRequest           = 4400
+	closeUnauthorized         = 4401 // subscribe before connection_ack
+	closeForbidden            = 4403 // connection_init refused: bad or missing API key
+	closeInitTimeout          = 4408
+	closeTooManyInitRequests  = 4429
+	closeTooManyConnections   = 4429 // the per-key connection cap; the graphql-ws client does not retry it
 	transportWSSubprotocol    = "graphql-transport-ws"
 	connectionInitMessageType = "connection_init"
 )
+
+// closeSlowConsumer closes a websocket one of whose subscriptions fell more
+// than live.DefaultBuffer messages behind. It is not one of graphql-ws's
+// fatal codes, so that client reconnects (and resubscribes).
+const closeSlowConsumer = 4503
 
 // isWebsocketUpgrade reports a websocket handshake. Browsers cannot set an
 // Authorization header on one, so its key comes in connection_init instead.
