@@ -16,7 +16,17 @@ import (
 )
 
 func main() {
+	// entgql's templates with its field-collection template replaced by ours
+	// (template/entgql_collection.tmpl: nested connection pages ordered).
+	gqlTemplates := make([]*gen.Template, 0, len(entgql.AllTemplates))
+	for _, t := range entgql.AllTemplates {
+		if t == entgql.CollectionTemplate {
+			t = gen.MustParse(gen.NewTemplate("template/entgql_collection.tmpl").Funcs(entgql.TemplateFuncs).ParseFiles("./template/entgql_collection.tmpl"))
+		}
+		gqlTemplates = append(gqlTemplates, t)
+	}
 	ex, err := entgql.NewExtension(
+		entgql.WithTemplates(gqlTemplates...),
 		entgql.WithConfigPath("../gqlgen.yml"),
 		entgql.WithSchemaGenerator(),
 		entgql.WithSchemaPath("../schema/ent.graphqls"),
@@ -26,7 +36,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("creating entgql extension: %v", err)
 	}
-	templates := append(entgql.AllTemplates,
+	templates := append(gqlTemplates,
 		gen.MustParse(gen.NewTemplate("pulid").Funcs(entgql.TemplateFuncs).ParseFiles("./template/pulid.tmpl")))
 	err = entc.Generate("./schema", &gen.Config{
 		Features: []gen.Feature{

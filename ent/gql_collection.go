@@ -369,8 +369,9 @@ func (_q *IntegrationQuery) collectField(ctx context.Context, oneNode bool, opCt
 				if oneNode {
 					pager.applyOrder(query.Limit(limit))
 				} else {
-					modify := entgql.LimitPerRow(integration.LinksColumn, limit, pager.orderExpr(query))
-					query.modifiers = append(query.modifiers, modify)
+					order := pager.orderExpr(query)
+					modify := entgql.LimitPerRow(integration.LinksColumn, limit, order)
+					query.modifiers = append(query.modifiers, modify, func(s *sql.Selector) { s.OrderExpr(order) })
 				}
 			} else {
 				query = pager.applyOrder(query)
@@ -637,8 +638,9 @@ func (_q *JobQuery) collectField(ctx context.Context, oneNode bool, opCtx *graph
 				if oneNode {
 					pager.applyOrder(query.Limit(limit))
 				} else {
-					modify := entgql.LimitPerRow(job.ItemsColumn, limit, pager.orderExpr(query))
-					query.modifiers = append(query.modifiers, modify)
+					order := pager.orderExpr(query)
+					modify := entgql.LimitPerRow(job.ItemsColumn, limit, order)
+					query.modifiers = append(query.modifiers, modify, func(s *sql.Selector) { s.OrderExpr(order) })
 				}
 			} else {
 				query = pager.applyOrder(query)
@@ -1555,8 +1557,9 @@ func (_q *UserQuery) collectField(ctx context.Context, oneNode bool, opCtx *grap
 				if oneNode {
 					pager.applyOrder(query.Limit(limit))
 				} else {
-					modify := entgql.LimitPerRow(user.GroupsPrimaryKey[1], limit, pager.orderExpr(query))
-					query.modifiers = append(query.modifiers, modify)
+					order := pager.orderExpr(query)
+					modify := entgql.LimitPerRow(user.GroupsPrimaryKey[1], limit, order)
+					query.modifiers = append(query.modifiers, modify, func(s *sql.Selector) { s.OrderExpr(order) })
 				}
 			} else {
 				query = pager.applyOrder(query)
@@ -1644,8 +1647,9 @@ func (_q *UserQuery) collectField(ctx context.Context, oneNode bool, opCtx *grap
 				if oneNode {
 					pager.applyOrder(query.Limit(limit))
 				} else {
-					modify := entgql.LimitPerRow(user.LinksColumn, limit, pager.orderExpr(query))
-					query.modifiers = append(query.modifiers, modify)
+					order := pager.orderExpr(query)
+					modify := entgql.LimitPerRow(user.LinksColumn, limit, order)
+					query.modifiers = append(query.modifiers, modify, func(s *sql.Selector) { s.OrderExpr(order) })
 				}
 			} else {
 				query = pager.applyOrder(query)
@@ -1956,8 +1960,9 @@ func (_q *UserGroupQuery) collectField(ctx context.Context, oneNode bool, opCtx 
 				if oneNode {
 					pager.applyOrder(query.Limit(limit))
 				} else {
-					modify := entgql.LimitPerRow(usergroup.MembersPrimaryKey[0], limit, pager.orderExpr(query))
-					query.modifiers = append(query.modifiers, modify)
+					order := pager.orderExpr(query)
+					modify := entgql.LimitPerRow(usergroup.MembersPrimaryKey[0], limit, order)
+					query.modifiers = append(query.modifiers, modify, func(s *sql.Selector) { s.OrderExpr(order) })
 				}
 			} else {
 				query = pager.applyOrder(query)

@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 
 # name | package | -bench regexp | -benchtime
 benches=(
+	"read-path|./internal/api/|ReadPath|1x"
+	"fanout-job|./internal/live/|JobFanout|1x"
+	"fanout-events|./internal/live/|EventsFanout|1x"
 )
 
 filter=${BENCH:-.}

@@ -158,12 +158,14 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	srv.SetRecoverFunc(gqlerr.RecoverFunc(logger))
 	// Field middlewares run outermost first: translation sees the errors of the guards too.
 	srv.AroundOperations(trackFailures)
-	srv.AroundFields(gqlerr.FieldMiddleware(logger))
-	srv.AroundFields(scope)
-	srv.AroundFields(requireWriter)
-	srv.AroundFields(skipAfterFailure)
-	srv.AroundFields(inputguard.Middleware)
-	srv.AroundFields(limitPageSize(cfg.MaxPageSize))
+	srv.AroundFields(resolvingFields(
+		gqlerr.FieldMiddleware(logger),
+		scope,
+		requireWriter,
+		skipAfterFailure,
+		inputguard.Middleware,
+		limitPageSize(cfg.MaxPageSize),
+	))
 
 	limited := http.MaxBytesHandler(httpGate(cfg.MaxTokens, srv), cfg.MaxBodyBytes)
 	h := liveHandler(cfg, conns, authenticate(client, logger, cfg.MaxBodyBytes, limitSSE(guard, limited)), limited)
@@ -171,6 +173,32 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(w, r.WithContext(live.WithLogger(r.Context(), logger)))
 	})
+}
+
+// resolvingFields chains the field middlewares, outermost first, and runs
+// them only for fields that resolve something (a resolver or a method, such
+// as an edge loader). A plain struct field (id, username…) cannot fail, take
+// arguments or be a root field, so every one of them would pass it through;
+// gqlgen calls the field middleware for each field of each row, and listing
+// 100 users with 10 groups each is about 3,300 such calls per request, each
+// through six layers (issue 12: see docs/benchmarks.md).
+func resolvingFields(mws ...graphql.FieldMiddleware) graphql.FieldMiddleware {
+	chain := func(ctx context.Context, next graphql.Resolver) (any, error) {
+		var call func(i int, ctx context.Context) (any, error)
+		call = func(i int, ctx context.Context) (any, error) {
+			if i == len(mws) {
+				return next(ctx)
+			}
+			return mws[i](ctx, func(ctx context.Context) (any, error) { return call(i+1, ctx) })
+		}
+		return call(0, ctx)
+	}
+	return func(ctx context.Context, next graphql.Resolver) (any, error) {
+		if fc := graphql.GetFieldContext(ctx); fc != nil && !fc.IsResolver && !fc.IsMethod {
+			return next(ctx)
+		}
+		return chain(ctx, next)
+	}
 }
 
 // requireWriter refuses every mutation of a read-only key before it runs, so

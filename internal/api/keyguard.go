@@ -121,3 +121,12 @@ func cutFlagFrom(ctx context.Context) *atomic.Bool {
 	f, _ := ctx.Value(cutFlag{}).(*atomic.Bool)
 	return f
 }
+
+// slowFlag marks a websocket closed because one of its subscriptions fell
+// too far behind (live.OnSlowConsumer), so its close frame carries 4503.
+type slowFlag struct{}
+
+func slowFlagFrom(ctx context.Context) *atomic.Bool {
+	f, _ := ctx.Value(slowFlag{}).(*atomic.Bool)
+	return f
+}

@@ -49,6 +49,11 @@ const (
 	connectionInitMessageType = "connection_init"
 )
 
+// closeSlowConsumer closes a websocket one of whose subscriptions fell more
+// than live.DefaultBuffer messages behind. It is not one of graphql-ws's
+// fatal codes, so that client reconnects (and resubscribes).
+const closeSlowConsumer = 4503
+
 // isWebsocketUpgrade reports a websocket handshake. Browsers cannot set an
 // Authorization header on one, so its key comes in connection_init instead.
 func isWebsocketUpgrade(r *http.Request) bool {
@@ -170,6 +175,14 @@ func wsInit(client *ent.Client, logger *slog.Logger, conns *connLimiter, guard k
 			}
 			end()
 		})
+		// A slow consumer closes the connection the same way, with 4503.
+		slow := slowFlagFrom(ctx)
+		ctx = live.OnSlowConsumer(ctx, func() {
+			if slow != nil {
+				slow.Store(true)
+			}
+			end()
+		})
 		return auth.WithViewer(ctx, v), nil, nil
 	}
 }
@@ -188,6 +201,7 @@ func liveHandler(cfg Config, conns *connLimiter, authenticated, raw http.Handler
 			}
 			ctx := context.WithValue(r.Context(), websocketKey{}, true)
 			ctx = context.WithValue(ctx, cutFlag{}, new(atomic.Bool))
+			ctx = context.WithValue(ctx, slowFlag{}, new(atomic.Bool))
 			if token, ok := bearer(r.Header.Get("Authorization")); ok {
 				ctx = context.WithValue(ctx, upgradeTokenKey{}, token)
 			}
@@ -248,7 +262,7 @@ func (c closeCodes) Accept(w http.ResponseWriter, r *http.Request, o transport.W
 	if err != nil {
 		return nil, err
 	}
-	cc := &codedConn{WebsocketConn: conn, cut: cutFlagFrom(r.Context())}
+	cc := &codedConn{WebsocketConn: conn, cut: cutFlagFrom(r.Context()), slow: slowFlagFrom(r.Context())}
 	if c.pingEvery > 0 && conn.Subprotocol() == transportWSSubprotocol {
 		cc.pingEvery = c.pingEvery
 		// The upgrade request's context ends when the handler returns,
@@ -264,6 +278,7 @@ type codedConn struct {
 	inits    int
 	lastType string
 	cut      *atomic.Bool // set when the API key was revoked or expired
+	slow     *atomic.Bool // set when a subscription was cut as a slow consumer
 
 	// keepalive, under mu; the timer starts once connection_init has been
 	// read (gqlgen starts its ping loop after the ack too): a client's pong
@@ -355,8 +370,11 @@ func (c *codedConn) NextReader() (int, io.Reader, error) {
 
 func (c *codedConn) WriteClose(code int, reason string) error {
 	c.stopKeepalive()
-	if c.cut != nil && c.cut.Load() {
+	switch {
+	case c.cut != nil && c.cut.Load():
 		code, reason = closeForbidden, "Forbidden: API key revoked or expired"
+	case c.slow != nil && c.slow.Load():
+		code, reason = closeSlowConsumer, "Slow consumer: fell too far behind"
 	}
 	if code == transport.WebsocketCloseProtocolError && c.Subprotocol() == transportWSSubprotocol {
 		c.mu.Lock()

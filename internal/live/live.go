@@ -22,11 +22,16 @@ import (
 	"github.com/dirsync/dirsync/internal/pubsub"
 )
 
-// DefaultBuffer is the queue of one subscription, in messages (a pointer, 8 B
-// a slot: 512 B). Small on purpose: a client this far behind is better told
-// (SLOW_CONSUMER) than silently fed stale progress. 32 cut healthy clients
-// off in the benchmark on a CPU-starved machine; 64 did not.
-const DefaultBuffer = 64
+// DefaultBuffer bounds the queue of one subscription, in messages: how far
+// a client may fall behind before its subscription is ended with
+// SLOW_CONSUMER (a client this far behind is better told than silently fed
+// stale progress). The queue grows only with the backlog (8 B a message, the
+// messages themselves shared by all subscribers) and is released when
+// drained, so the bound costs an idle subscription nothing. 1,024 rides out
+// a process starved of CPU for tens of seconds at a bind's pace; with 64
+// (a fixed channel then), healthy subscribers were cut off on a busy machine
+// (issue 12).
+const DefaultBuffer = 1024
 
 // Error codes of subscriptions, beside gqlerr's. Clients may rely on them.
 const (
@@ -96,6 +101,17 @@ func (s Source) subscribe(ctx context.Context, filter func(pubsub.Message) bool)
 	return v, p, nil
 }
 
+type slowHookKey struct{}
+
+// OnSlowConsumer returns ctx carrying cut, which a stream run under ctx calls
+// when it is ended as a slow consumer. The websocket transport uses it to
+// close the whole connection with a close code: a client that stopped
+// reading one subscription's messages is not reading the others either, and
+// a socket whose writes are stuck should not wait for the keepalive to go.
+func OnSlowConsumer(ctx context.Context, cut func()) context.Context {
+	return context.WithValue(ctx, slowHookKey{}, cut)
+}
+
 // ended reports why a stream's Hub subscription ended to the client, when
 // that is news to it: a cancelled context means the client itself left or
 // stopped.
@@ -104,6 +120,9 @@ func ended(ctx context.Context, reason error) {
 	case errors.Is(reason, pubsub.ErrSlowConsumer):
 		Fail(ctx, &gqlerr.Error{Code: SlowConsumer,
 			Message: "the client fell too far behind and the subscription was ended; subscribe again"})
+		if cut, ok := ctx.Value(slowHookKey{}).(func()); ok {
+			cut()
+		}
 	case errors.Is(reason, pubsub.ErrHubClosed):
 		Fail(ctx, &gqlerr.Error{Code: gqlerr.Unavailable, Message: "the server is shutting down; reconnect"})
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/internal/api"
+	"github.com/dirsync/dirsync/internal/live"
 	"github.com/dirsync/dirsync/internal/pubsub"
 )
 
@@ -28,10 +29,11 @@ func (e *env) publishEvent(t testing.TB, o pulid.ID, detail string) {
 	require.NoError(t, e.pub.Publish(context.Background(), pubsub.Message{Kind: pubsub.KindEvent, OrgID: string(o), ID: string(ev.ID), Data: data}))
 }
 
-// A client that stops reading fills its socket, then its 64-message buffer,
-// and is cut off with SLOW_CONSUMER, while a healthy subscriber of the same
-// organisation on the same process receives everything and publishing never
-// waits.
+// A client that stops reading fills its socket, then its queue of
+// live.DefaultBuffer messages, and is cut off: its subscription ends
+// (SLOW_CONSUMER) and its websocket is closed with 4503, while a healthy
+// subscriber of the same organisation on the same process receives
+// everything and publishing never waits (issue 12).
 func TestStalledClientIsCutOffOthersUnaffected(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -61,9 +63,41 @@ func TestStalledClientIsCutOffOthersUnaffected(t *testing.T) {
 	write(wsMsg{ID: "s", Type: "subscribe", Payload: mustJSON(map[string]any{"query": q})})
 	waitFor(t, 5*time.Second, func() bool { return p.hub.Stats().Subscriptions == 2 })
 
+	// Once it is cut off, the stalled client reads again: what was queued,
+	// then the close frame (the server gives a close frame 5 s to get out).
+	type ending struct {
+		nexts, slow int
+		err         error
+	}
+	stalledEnd := make(chan ending, 1)
+	go func() {
+		var r ending
+		for p.hub.Stats().SlowConsumers == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+		for {
+			rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			_, data, err := stalled.Read(rctx)
+			cancel()
+			if err != nil {
+				r.err = err
+				stalledEnd <- r
+				return
+			}
+			var m wsMsg
+			if json.Unmarshal(data, &m) == nil && m.Type == "next" {
+				r.nexts++
+				if strings.Contains(string(m.Payload), "SLOW_CONSUMER") {
+					r.slow++
+				}
+			}
+		}
+	}()
+
 	// 1,500 × 4 KB ≈ 6 MB: more than the socket buffers of a connection
-	// whose reader never reads (receive-buffer autotuning needs reads).
-	const n = 1500
+	// whose reader never reads (receive-buffer autotuning needs reads),
+	// beyond the queue's bound.
+	n := live.DefaultBuffer + 1500
 	detail := strings.Repeat("x", 4<<10)
 	got := make(chan int)
 	go func() {
@@ -99,29 +133,16 @@ func TestStalledClientIsCutOffOthersUnaffected(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, func() bool { return p.hub.Stats().SlowConsumers >= 1 })
 
-	// The stalled client reads again: what was queued, then the reason, then complete.
-	var last wsMsg
-	var nexts int
-	for {
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, data, err := stalled.Read(rctx)
-		cancel()
-		require.NoError(t, err)
-		var m wsMsg
-		require.NoError(t, json.Unmarshal(data, &m))
-		if m.Type == "complete" {
-			break
-		}
-		if m.Type == "next" {
-			nexts++
-			last = m
-		}
+	// The stalled client got part of the stream, then its connection was
+	// closed with 4503 (issue 12), not left to the keepalive.
+	select {
+	case r := <-stalledEnd:
+		require.Equal(t, websocket.StatusCode(4503), websocket.CloseStatus(r.err), "close: %v", r.err)
+		require.Less(t, r.nexts, n)
+		t.Logf("stalled client got %d of %d messages, then close 4503 (%d SLOW_CONSUMER errors before it)", r.nexts-r.slow, n, r.slow)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stalled client's connection was not closed")
 	}
-	require.Less(t, nexts, n)
-	var r result
-	require.NoError(t, json.Unmarshal(last.Payload, &r))
-	require.Equal(t, "SLOW_CONSUMER", r.code(), "last payload %.200s", last.Payload)
-	t.Logf("stalled client got %d of %d before SLOW_CONSUMER", nexts-1, n)
 }
 
 // 500 clients connect, subscribe and vanish (half abruptly, half politely);
