@@ -102,28 +102,30 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		Type: "Integration",
 		Fields: map[string]*sqlgraph.FieldSpec{
-			integration.FieldCreatedAt:               {Type: field.TypeTime, Column: integration.FieldCreatedAt},
-			integration.FieldUpdatedAt:               {Type: field.TypeTime, Column: integration.FieldUpdatedAt},
-			integration.FieldOrganizationID:          {Type: field.TypeString, Column: integration.FieldOrganizationID},
-			integration.FieldName:                    {Type: field.TypeString, Column: integration.FieldName},
-			integration.FieldNameFolded:              {Type: field.TypeString, Column: integration.FieldNameFolded},
-			integration.FieldTenantID:                {Type: field.TypeString, Column: integration.FieldTenantID},
-			integration.FieldClientID:                {Type: field.TypeString, Column: integration.FieldClientID},
-			integration.FieldClientSecretSealed:      {Type: field.TypeString, Column: integration.FieldClientSecretSealed},
-			integration.FieldGraphBaseURL:            {Type: field.TypeString, Column: integration.FieldGraphBaseURL},
-			integration.FieldLoginBaseURL:            {Type: field.TypeString, Column: integration.FieldLoginBaseURL},
-			integration.FieldStatus:                  {Type: field.TypeEnum, Column: integration.FieldStatus},
-			integration.FieldAuthorizedAt:            {Type: field.TypeTime, Column: integration.FieldAuthorizedAt},
-			integration.FieldLastError:               {Type: field.TypeString, Column: integration.FieldLastError},
-			integration.FieldDomains:                 {Type: field.TypeJSON, Column: integration.FieldDomains},
-			integration.FieldDefaultDomain:           {Type: field.TypeString, Column: integration.FieldDefaultDomain},
-			integration.FieldVerifiedDomains:         {Type: field.TypeJSON, Column: integration.FieldVerifiedDomains},
-			integration.FieldTenantPasswordExpiry:    {Type: field.TypeBool, Column: integration.FieldTenantPasswordExpiry},
-			integration.FieldEmailSource:             {Type: field.TypeEnum, Column: integration.FieldEmailSource},
-			integration.FieldGroupManagement:         {Type: field.TypeBool, Column: integration.FieldGroupManagement},
-			integration.FieldSuspendOnPasswordExpiry: {Type: field.TypeBool, Column: integration.FieldSuspendOnPasswordExpiry},
-			integration.FieldSuspendOnLockout:        {Type: field.TypeBool, Column: integration.FieldSuspendOnLockout},
-			integration.FieldAttributeMappings:       {Type: field.TypeJSON, Column: integration.FieldAttributeMappings},
+			integration.FieldCreatedAt:                  {Type: field.TypeTime, Column: integration.FieldCreatedAt},
+			integration.FieldUpdatedAt:                  {Type: field.TypeTime, Column: integration.FieldUpdatedAt},
+			integration.FieldOrganizationID:             {Type: field.TypeString, Column: integration.FieldOrganizationID},
+			integration.FieldName:                       {Type: field.TypeString, Column: integration.FieldName},
+			integration.FieldNameFolded:                 {Type: field.TypeString, Column: integration.FieldNameFolded},
+			integration.FieldTenantID:                   {Type: field.TypeString, Column: integration.FieldTenantID},
+			integration.FieldClientID:                   {Type: field.TypeString, Column: integration.FieldClientID},
+			integration.FieldClientSecretSealed:         {Type: field.TypeString, Column: integration.FieldClientSecretSealed},
+			integration.FieldGraphBaseURL:               {Type: field.TypeString, Column: integration.FieldGraphBaseURL},
+			integration.FieldLoginBaseURL:               {Type: field.TypeString, Column: integration.FieldLoginBaseURL},
+			integration.FieldStatus:                     {Type: field.TypeEnum, Column: integration.FieldStatus},
+			integration.FieldAuthorizedAt:               {Type: field.TypeTime, Column: integration.FieldAuthorizedAt},
+			integration.FieldLastError:                  {Type: field.TypeString, Column: integration.FieldLastError},
+			integration.FieldDomains:                    {Type: field.TypeJSON, Column: integration.FieldDomains},
+			integration.FieldDefaultDomain:              {Type: field.TypeString, Column: integration.FieldDefaultDomain},
+			integration.FieldVerifiedDomains:            {Type: field.TypeJSON, Column: integration.FieldVerifiedDomains},
+			integration.FieldTenantPasswordExpiry:       {Type: field.TypeBool, Column: integration.FieldTenantPasswordExpiry},
+			integration.FieldEmailSource:                {Type: field.TypeEnum, Column: integration.FieldEmailSource},
+			integration.FieldGroupManagement:            {Type: field.TypeBool, Column: integration.FieldGroupManagement},
+			integration.FieldSuspendOnPasswordExpiry:    {Type: field.TypeBool, Column: integration.FieldSuspendOnPasswordExpiry},
+			integration.FieldSuspendOnLockout:           {Type: field.TypeBool, Column: integration.FieldSuspendOnLockout},
+			integration.FieldAttributeMappings:          {Type: field.TypeJSON, Column: integration.FieldAttributeMappings},
+			integration.FieldWriteBudgetSize:            {Type: field.TypeInt, Column: integration.FieldWriteBudgetSize},
+			integration.FieldWriteBudgetRefillPerSecond: {Type: field.TypeFloat64, Column: integration.FieldWriteBudgetRefillPerSecond},
 		},
 	}
 	graph.Nodes[4] = &sqlgraph.Node{
@@ -1244,6 +1246,16 @@ func (f *IntegrationFilter) WhereSuspendOnLockout(p entql.BoolP) {
 // WhereAttributeMappings applies the entql json.RawMessage predicate on the attribute_mappings field.
 func (f *IntegrationFilter) WhereAttributeMappings(p entql.BytesP) {
 	f.Where(p.Field(integration.FieldAttributeMappings))
+}
+
+// WhereWriteBudgetSize applies the entql int predicate on the write_budget_size field.
+func (f *IntegrationFilter) WhereWriteBudgetSize(p entql.IntP) {
+	f.Where(p.Field(integration.FieldWriteBudgetSize))
+}
+
+// WhereWriteBudgetRefillPerSecond applies the entql float64 predicate on the write_budget_refill_per_second field.
+func (f *IntegrationFilter) WhereWriteBudgetRefillPerSecond(p entql.Float64P) {
+	f.Where(p.Field(integration.FieldWriteBudgetRefillPerSecond))
 }
 
 // WhereHasOrganization applies a predicate to check if query has an edge organization.

@@ -343,6 +343,60 @@ func (_u *IntegrationUpdate) AppendAttributeMappings(v mapping.Table) *Integrati
 	return _u
 }
 
+// SetWriteBudgetSize sets the "write_budget_size" field.
+func (_u *IntegrationUpdate) SetWriteBudgetSize(v int) *IntegrationUpdate {
+	_u.mutation.ResetWriteBudgetSize()
+	_u.mutation.SetWriteBudgetSize(v)
+	return _u
+}
+
+// SetNillableWriteBudgetSize sets the "write_budget_size" field if the given value is not nil.
+func (_u *IntegrationUpdate) SetNillableWriteBudgetSize(v *int) *IntegrationUpdate {
+	if v != nil {
+		_u.SetWriteBudgetSize(*v)
+	}
+	return _u
+}
+
+// AddWriteBudgetSize adds value to the "write_budget_size" field.
+func (_u *IntegrationUpdate) AddWriteBudgetSize(v int) *IntegrationUpdate {
+	_u.mutation.AddWriteBudgetSize(v)
+	return _u
+}
+
+// ClearWriteBudgetSize clears the value of the "write_budget_size" field.
+func (_u *IntegrationUpdate) ClearWriteBudgetSize() *IntegrationUpdate {
+	_u.mutation.ClearWriteBudgetSize()
+	return _u
+}
+
+// SetWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field.
+func (_u *IntegrationUpdate) SetWriteBudgetRefillPerSecond(v float64) *IntegrationUpdate {
+	_u.mutation.ResetWriteBudgetRefillPerSecond()
+	_u.mutation.SetWriteBudgetRefillPerSecond(v)
+	return _u
+}
+
+// SetNillableWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field if the given value is not nil.
+func (_u *IntegrationUpdate) SetNillableWriteBudgetRefillPerSecond(v *float64) *IntegrationUpdate {
+	if v != nil {
+		_u.SetWriteBudgetRefillPerSecond(*v)
+	}
+	return _u
+}
+
+// AddWriteBudgetRefillPerSecond adds value to the "write_budget_refill_per_second" field.
+func (_u *IntegrationUpdate) AddWriteBudgetRefillPerSecond(v float64) *IntegrationUpdate {
+	_u.mutation.AddWriteBudgetRefillPerSecond(v)
+	return _u
+}
+
+// ClearWriteBudgetRefillPerSecond clears the value of the "write_budget_refill_per_second" field.
+func (_u *IntegrationUpdate) ClearWriteBudgetRefillPerSecond() *IntegrationUpdate {
+	_u.mutation.ClearWriteBudgetRefillPerSecond()
+	return _u
+}
+
 // AddUserBindingIDs adds the "user_bindings" edge to the UserBinding entity by IDs.
 func (_u *IntegrationUpdate) AddUserBindingIDs(ids ...pulid.ID) *IntegrationUpdate {
 	_u.mutation.AddUserBindingIDs(ids...)
@@ -555,6 +609,16 @@ func (_u *IntegrationUpdate) check() error {
 			return &ValidationError{Name: "attribute_mappings", err: fmt.Errorf(`ent: validator failed for field "Integration.attribute_mappings": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.WriteBudgetSize(); ok {
+		if err := integration.WriteBudgetSizeValidator(v); err != nil {
+			return &ValidationError{Name: "write_budget_size", err: fmt.Errorf(`ent: validator failed for field "Integration.write_budget_size": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.WriteBudgetRefillPerSecond(); ok {
+		if err := integration.WriteBudgetRefillPerSecondValidator(v); err != nil {
+			return &ValidationError{Name: "write_budget_refill_per_second", err: fmt.Errorf(`ent: validator failed for field "Integration.write_budget_refill_per_second": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Integration.organization"`)
 	}
@@ -674,6 +738,24 @@ func (_u *IntegrationUpdate) sqlSave(ctx context.Context) (_node int, err error)
 		_spec.AddModifier(func(u *sql.UpdateBuilder) {
 			sqljson.Append(u, integration.FieldAttributeMappings, value)
 		})
+	}
+	if value, ok := _u.mutation.WriteBudgetSize(); ok {
+		_spec.SetField(integration.FieldWriteBudgetSize, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedWriteBudgetSize(); ok {
+		_spec.AddField(integration.FieldWriteBudgetSize, field.TypeInt, value)
+	}
+	if _u.mutation.WriteBudgetSizeCleared() {
+		_spec.ClearField(integration.FieldWriteBudgetSize, field.TypeInt)
+	}
+	if value, ok := _u.mutation.WriteBudgetRefillPerSecond(); ok {
+		_spec.SetField(integration.FieldWriteBudgetRefillPerSecond, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedWriteBudgetRefillPerSecond(); ok {
+		_spec.AddField(integration.FieldWriteBudgetRefillPerSecond, field.TypeFloat64, value)
+	}
+	if _u.mutation.WriteBudgetRefillPerSecondCleared() {
+		_spec.ClearField(integration.FieldWriteBudgetRefillPerSecond, field.TypeFloat64)
 	}
 	if _u.mutation.UserBindingsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -1140,6 +1222,60 @@ func (_u *IntegrationUpdateOne) AppendAttributeMappings(v mapping.Table) *Integr
 	return _u
 }
 
+// SetWriteBudgetSize sets the "write_budget_size" field.
+func (_u *IntegrationUpdateOne) SetWriteBudgetSize(v int) *IntegrationUpdateOne {
+	_u.mutation.ResetWriteBudgetSize()
+	_u.mutation.SetWriteBudgetSize(v)
+	return _u
+}
+
+// SetNillableWriteBudgetSize sets the "write_budget_size" field if the given value is not nil.
+func (_u *IntegrationUpdateOne) SetNillableWriteBudgetSize(v *int) *IntegrationUpdateOne {
+	if v != nil {
+		_u.SetWriteBudgetSize(*v)
+	}
+	return _u
+}
+
+// AddWriteBudgetSize adds value to the "write_budget_size" field.
+func (_u *IntegrationUpdateOne) AddWriteBudgetSize(v int) *IntegrationUpdateOne {
+	_u.mutation.AddWriteBudgetSize(v)
+	return _u
+}
+
+// ClearWriteBudgetSize clears the value of the "write_budget_size" field.
+func (_u *IntegrationUpdateOne) ClearWriteBudgetSize() *IntegrationUpdateOne {
+	_u.mutation.ClearWriteBudgetSize()
+	return _u
+}
+
+// SetWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field.
+func (_u *IntegrationUpdateOne) SetWriteBudgetRefillPerSecond(v float64) *IntegrationUpdateOne {
+	_u.mutation.ResetWriteBudgetRefillPerSecond()
+	_u.mutation.SetWriteBudgetRefillPerSecond(v)
+	return _u
+}
+
+// SetNillableWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field if the given value is not nil.
+func (_u *IntegrationUpdateOne) SetNillableWriteBudgetRefillPerSecond(v *float64) *IntegrationUpdateOne {
+	if v != nil {
+		_u.SetWriteBudgetRefillPerSecond(*v)
+	}
+	return _u
+}
+
+// AddWriteBudgetRefillPerSecond adds value to the "write_budget_refill_per_second" field.
+func (_u *IntegrationUpdateOne) AddWriteBudgetRefillPerSecond(v float64) *IntegrationUpdateOne {
+	_u.mutation.AddWriteBudgetRefillPerSecond(v)
+	return _u
+}
+
+// ClearWriteBudgetRefillPerSecond clears the value of the "write_budget_refill_per_second" field.
+func (_u *IntegrationUpdateOne) ClearWriteBudgetRefillPerSecond() *IntegrationUpdateOne {
+	_u.mutation.ClearWriteBudgetRefillPerSecond()
+	return _u
+}
+
 // AddUserBindingIDs adds the "user_bindings" edge to the UserBinding entity by IDs.
 func (_u *IntegrationUpdateOne) AddUserBindingIDs(ids ...pulid.ID) *IntegrationUpdateOne {
 	_u.mutation.AddUserBindingIDs(ids...)
@@ -1365,6 +1501,16 @@ func (_u *IntegrationUpdateOne) check() error {
 			return &ValidationError{Name: "attribute_mappings", err: fmt.Errorf(`ent: validator failed for field "Integration.attribute_mappings": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.WriteBudgetSize(); ok {
+		if err := integration.WriteBudgetSizeValidator(v); err != nil {
+			return &ValidationError{Name: "write_budget_size", err: fmt.Errorf(`ent: validator failed for field "Integration.write_budget_size": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.WriteBudgetRefillPerSecond(); ok {
+		if err := integration.WriteBudgetRefillPerSecondValidator(v); err != nil {
+			return &ValidationError{Name: "write_budget_refill_per_second", err: fmt.Errorf(`ent: validator failed for field "Integration.write_budget_refill_per_second": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Integration.organization"`)
 	}
@@ -1501,6 +1647,24 @@ func (_u *IntegrationUpdateOne) sqlSave(ctx context.Context) (_node *Integration
 		_spec.AddModifier(func(u *sql.UpdateBuilder) {
 			sqljson.Append(u, integration.FieldAttributeMappings, value)
 		})
+	}
+	if value, ok := _u.mutation.WriteBudgetSize(); ok {
+		_spec.SetField(integration.FieldWriteBudgetSize, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedWriteBudgetSize(); ok {
+		_spec.AddField(integration.FieldWriteBudgetSize, field.TypeInt, value)
+	}
+	if _u.mutation.WriteBudgetSizeCleared() {
+		_spec.ClearField(integration.FieldWriteBudgetSize, field.TypeInt)
+	}
+	if value, ok := _u.mutation.WriteBudgetRefillPerSecond(); ok {
+		_spec.SetField(integration.FieldWriteBudgetRefillPerSecond, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedWriteBudgetRefillPerSecond(); ok {
+		_spec.AddField(integration.FieldWriteBudgetRefillPerSecond, field.TypeFloat64, value)
+	}
+	if _u.mutation.WriteBudgetRefillPerSecondCleared() {
+		_spec.ClearField(integration.FieldWriteBudgetRefillPerSecond, field.TypeFloat64)
 	}
 	if _u.mutation.UserBindingsCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -63,6 +63,10 @@ const (
 	FieldSuspendOnLockout = "suspend_on_lockout"
 	// FieldAttributeMappings holds the string denoting the attribute_mappings field in the database.
 	FieldAttributeMappings = "attribute_mappings"
+	// FieldWriteBudgetSize holds the string denoting the write_budget_size field in the database.
+	FieldWriteBudgetSize = "write_budget_size"
+	// FieldWriteBudgetRefillPerSecond holds the string denoting the write_budget_refill_per_second field in the database.
+	FieldWriteBudgetRefillPerSecond = "write_budget_refill_per_second"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeUserBindings holds the string denoting the user_bindings edge name in mutations.
@@ -128,6 +132,8 @@ var Columns = []string{
 	FieldSuspendOnPasswordExpiry,
 	FieldSuspendOnLockout,
 	FieldAttributeMappings,
+	FieldWriteBudgetSize,
+	FieldWriteBudgetRefillPerSecond,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -178,6 +184,10 @@ var (
 	DefaultSuspendOnPasswordExpiry bool
 	// DefaultSuspendOnLockout holds the default value on creation for the "suspend_on_lockout" field.
 	DefaultSuspendOnLockout bool
+	// WriteBudgetSizeValidator is a validator for the "write_budget_size" field. It is called by the builders before save.
+	WriteBudgetSizeValidator func(int) error
+	// WriteBudgetRefillPerSecondValidator is a validator for the "write_budget_refill_per_second" field. It is called by the builders before save.
+	WriteBudgetRefillPerSecondValidator func(float64) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() pulid.ID
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -337,6 +347,16 @@ func BySuspendOnPasswordExpiry(opts ...sql.OrderTermOption) OrderOption {
 // BySuspendOnLockout orders the results by the suspend_on_lockout field.
 func BySuspendOnLockout(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldSuspendOnLockout, opts...).ToFunc()
+}
+
+// ByWriteBudgetSize orders the results by the write_budget_size field.
+func ByWriteBudgetSize(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldWriteBudgetSize, opts...).ToFunc()
+}
+
+// ByWriteBudgetRefillPerSecond orders the results by the write_budget_refill_per_second field.
+func ByWriteBudgetRefillPerSecond(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldWriteBudgetRefillPerSecond, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

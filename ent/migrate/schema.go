@@ -149,6 +149,8 @@ var (
 		{Name: "suspend_on_password_expiry", Type: field.TypeBool, Default: false},
 		{Name: "suspend_on_lockout", Type: field.TypeBool, Default: false},
 		{Name: "attribute_mappings", Type: field.TypeJSON},
+		{Name: "write_budget_size", Type: field.TypeInt, Nullable: true},
+		{Name: "write_budget_refill_per_second", Type: field.TypeFloat64, Nullable: true},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 	}
 	// IntegrationsTable holds the schema information for the "integrations" table.
@@ -159,7 +161,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "integrations_organizations_organization",
-				Columns:    []*schema.Column{IntegrationsColumns[22]},
+				Columns:    []*schema.Column{IntegrationsColumns[24]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -168,7 +170,7 @@ var (
 			{
 				Name:    "integrations_org_name_key",
 				Unique:  true,
-				Columns: []*schema.Column{IntegrationsColumns[22], IntegrationsColumns[4]},
+				Columns: []*schema.Column{IntegrationsColumns[24], IntegrationsColumns[4]},
 			},
 		},
 	}

@@ -160,7 +160,7 @@ func (c *Connector) build(in *ent.Integration) (*msgraph.Client, error) {
 		cfg.Retry = *c.cfg.Retry
 	}
 	if c.cfg.Budgets != nil {
-		cfg.Limiter = c.cfg.Budgets.For(BudgetKey(in.TenantID, in.ClientID))
+		cfg.Limiter = c.cfg.Budgets.ForWrites(BudgetKey(in.TenantID, in.ClientID), WriteBudget(in))
 	}
 	return msgraph.New(cfg)
 }
@@ -168,3 +168,16 @@ func (c *Connector) build(in *ent.Integration) (*msgraph.Client, error) {
 // BudgetKey names the throttle budget of an app+tenant: Graph throttles per app
 // per tenant, so two integrations with the same app and tenant share one.
 func BudgetKey(tenantID, clientID string) string { return tenantID + "/" + clientID }
+
+// WriteBudget is the integration's write bucket: its own size and refill where
+// set, Graph's documented quota otherwise.
+func WriteBudget(in *ent.Integration) throttle.WriteBudget {
+	w := throttle.WriteBudget{Size: throttle.DefaultWriteSize, RefillPerSecond: throttle.DefaultWriteRefillPerSecond}
+	if in.WriteBudgetSize != nil {
+		w.Size = *in.WriteBudgetSize
+	}
+	if in.WriteBudgetRefillPerSecond != nil {
+		w.RefillPerSecond = *in.WriteBudgetRefillPerSecond
+	}
+	return w
+}

@@ -163,7 +163,7 @@ func (w *statusWriter) WriteHeader(code int) { w.status = code; w.ResponseWriter
 func connector(t testing.TB, rdb redis.UniversalClient, c childConfig) *tenant.Connector {
 	t.Helper()
 	budgets, err := throttle.New(throttle.Config{Redis: rdb, KeyPrefix: c.Prefix + "throttle:",
-		Writes: redis_rate.Limit{Rate: c.WriteRate, Period: c.WritePer, Burst: 20}})
+		Writes: throttle.WriteBudget{Size: c.WriteRate, RefillPerSecond: float64(c.WriteRate) / c.WritePer.Seconds()}})
 	require.NoError(t, err)
 	key, err := base64.StdEncoding.DecodeString(c.SecretKey)
 	require.NoError(t, err)
