@@ -56,8 +56,9 @@ type Config struct {
 
 // Reconciler converges one (user, integration) per task.
 type Reconciler struct {
-	cfg Config
-	log *slog.Logger
+	cfg     Config
+	log     *slog.Logger
+	lookups *lookups // batched UPN lookups of concurrent reconciles
 }
 
 // New validates cfg and fills defaults.
@@ -78,7 +79,7 @@ func New(cfg Config) (*Reconciler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Reconciler{cfg: cfg, log: cfg.Logger.With("component", "provision")}, nil
+	return &Reconciler{cfg: cfg, log: cfg.Logger.With("component", "provision"), lookups: newLookups()}, nil
 }
 
 // RetryAfter is the delay Graph asked for in an error Handle returned (429/503
