@@ -120,7 +120,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 // wire builds the components that only need the connections.
 func (a *App) wire() error {
 	var err error
-	if a.Budgets, err = throttle.New(throttle.Config{Redis: a.Redis, Logger: a.Log, Observer: a.Metrics.Throttle()}); err != nil {
+	if a.Budgets, err = throttle.New(throttle.Config{Redis: a.Redis, Logger: a.Log, Observer: a.Metrics.Throttle(),
+		MaxInFlight: a.Cfg.GraphWritesInFlight, MaxHold: a.Cfg.GraphMaxHold}); err != nil {
 		return err
 	}
 	current, keys, err := a.Cfg.SealingKeys()

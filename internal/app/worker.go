@@ -39,6 +39,9 @@ func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Durati
 		return nil, fmt.Errorf("app: redis URL for the worker: %w", err)
 	}
 	a.registerWorkerMetrics(redisOpt)
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = a.Cfg.WorkerConcurrency
+	}
 	cfg := worker.Config{
 		Redis:           redisOpt,
 		DB:              a.DB,

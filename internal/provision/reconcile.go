@@ -22,6 +22,7 @@ import (
 	"github.com/dirsync/dirsync/internal/msgraph"
 	"github.com/dirsync/dirsync/internal/pubsub"
 	"github.com/dirsync/dirsync/internal/tenant"
+	"github.com/dirsync/dirsync/internal/throttle"
 	"github.com/dirsync/dirsync/internal/upn"
 )
 
@@ -83,11 +84,18 @@ func New(cfg Config) (*Reconciler, error) {
 }
 
 // RetryAfter is the delay Graph asked for in an error Handle returned (429/503
-// Retry-After), 0 if none.
+// Retry-After), or the one our write budget named when it would have kept the
+// worker too long (throttle.BusyError); 0 if none.
 func RetryAfter(err error) time.Duration {
 	var e *msgraph.Error
 	if errors.As(err, &e) {
 		return e.RetryAfter
+	}
+	// Our own budget would have held the worker too long: come back later,
+	// leaving the slot to other tenants (fair share, issue 12).
+	var busy *throttle.BusyError
+	if errors.As(err, &busy) {
+		return busy.RetryAfter
 	}
 	return 0
 }

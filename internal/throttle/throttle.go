@@ -86,6 +86,11 @@ type Config struct {
 	// gives back (default 0.02: from half rate to full in 25 writes).
 	MinRate  float64
 	RateStep float64
+	// MaxHold bounds how long one Wait keeps its caller (a worker slot) for a
+	// pause, the window or the bucket; past it Wait returns a *BusyError
+	// saying when to come back, so the task is requeued and the slot serves
+	// other tenants meanwhile. 0: wait as long as it takes.
+	MaxHold time.Duration
 	// KeyPrefix namespaces the Redis keys (default "dirsync:throttle:").
 	KeyPrefix string
 	// Sleep waits; injectable for tests. Default: a timer in select with ctx.
@@ -162,6 +167,46 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("throttle: InitialWindow exceeds MaxInFlight"))
 	}
 	return errors.Join(errs...)
+}
+
+// BusyError: the app+tenant's budget would keep the caller longer than
+// MaxHold. Nothing was sent; come back after RetryAfter.
+type BusyError struct {
+	Key        string
+	RetryAfter time.Duration
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("throttle: write budget of %s busy, retry in %s", e.Key, e.RetryAfter.Round(time.Millisecond))
+}
+
+// holder tracks one Wait against MaxHold.
+type holder struct {
+	key      string
+	deadline time.Time // zero: no bound
+}
+
+func (b *Budgets) holder(key string) holder {
+	if b.cfg.MaxHold <= 0 {
+		return holder{key: key}
+	}
+	return holder{key: key, deadline: time.Now().Add(b.cfg.MaxHold)}
+}
+
+// check returns a BusyError when waiting d more would pass the deadline.
+func (h holder) check(d time.Duration) error {
+	if h.deadline.IsZero() || time.Now().Add(d).Before(h.deadline) {
+		return nil
+	}
+	return &BusyError{Key: h.key, RetryAfter: max(d, time.Second)}
+}
+
+// ctx bounds a wait that cannot tell its length in advance (the window).
+func (h holder) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if h.deadline.IsZero() {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, h.deadline)
 }
 
 // Budgets hands out one Budget per app+tenant key.
@@ -241,20 +286,28 @@ func (t *Budget) refillPerMs() float64 {
 // bucket (a $batch carries several); for a read, one read slot. Every Wait
 // that returns nil for a write must be followed by Answered.
 func (t *Budget) Wait(ctx context.Context, writes int) error {
+	h := t.b.holder(t.key)
 	if writes <= 0 {
-		return t.waitRead(ctx)
+		return t.waitRead(ctx, h)
 	}
-	if err := t.win.acquire(ctx); err != nil {
+	wctx, cancel := h.ctx(ctx)
+	err := t.win.acquire(wctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			// The window stayed full all along: writes are slow to come back.
+			return &BusyError{Key: t.key, RetryAfter: time.Second}
+		}
 		return err
 	}
-	if err := t.waitWrite(ctx, writes); err != nil {
+	if err := t.waitWrite(ctx, h, writes); err != nil {
 		t.win.release()
 		return err
 	}
 	return nil
 }
 
-func (t *Budget) waitRead(ctx context.Context) error {
+func (t *Budget) waitRead(ctx context.Context, h holder) error {
 	obs := t.b.cfg.Observer
 	for {
 		pause, err := t.b.cfg.Redis.PTTL(ctx, t.pauseKey()).Result()
@@ -262,6 +315,9 @@ func (t *Budget) waitRead(ctx context.Context) error {
 			return fmt.Errorf("throttle: read pause: %w", err)
 		}
 		if pause > 0 {
+			if err := h.check(pause); err != nil {
+				return err
+			}
 			if err := t.sitOut(ctx, pause); err != nil {
 				return err
 			}
@@ -277,6 +333,9 @@ func (t *Budget) waitRead(ctx context.Context) error {
 		}
 		if res.Allowed > 0 {
 			return nil
+		}
+		if err := h.check(res.RetryAfter); err != nil {
+			return err
 		}
 		if obs != nil {
 			obs.Waited(t.key, "budget", res.RetryAfter)
@@ -326,7 +385,7 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(size / r) + 60000)
 return {granted, wait, 0, math.floor(tokens), tostring(f)}
 `)
 
-func (t *Budget) waitWrite(ctx context.Context, n int) error {
+func (t *Budget) waitWrite(ctx context.Context, h holder, n int) error {
 	obs := t.b.cfg.Observer
 	for {
 		res, err := takeScript.Run(ctx, t.b.cfg.Redis, []string{t.bucketKey(), t.pauseKey()},
@@ -336,6 +395,9 @@ func (t *Budget) waitWrite(ctx context.Context, n int) error {
 		}
 		granted, wait, pause, left := toInt(res[0]), toInt(res[1]), toInt(res[2]), toInt(res[3])
 		if pause > 0 {
+			if err := h.check(time.Duration(pause) * time.Millisecond); err != nil {
+				return err
+			}
 			if err := t.sitOut(ctx, time.Duration(pause)*time.Millisecond); err != nil {
 				return err
 			}
@@ -352,6 +414,9 @@ func (t *Budget) waitWrite(ctx context.Context, n int) error {
 			return nil
 		}
 		d := time.Duration(wait) * time.Millisecond
+		if err := h.check(d); err != nil {
+			return err
+		}
 		if obs != nil {
 			obs.Waited(t.key, "budget", d)
 		}

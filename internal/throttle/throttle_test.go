@@ -259,3 +259,31 @@ func TestThrottlingLoggedOncePerTenantAtInfo(t *testing.T) {
 	require.NoError(t, b.For("tenant2/app").Wait(ctx, 1))
 	require.NotContains(t, logs.String(), "tenant2")
 }
+
+// MaxHold: a Wait that would keep its worker slot longer returns a
+// BusyError naming when to come back, so a throttled tenant's tasks go back to
+// the queue and the slots serve other tenants (fair share, issue 12).
+func TestWaitLongerThanMaxHoldIsBusy(t *testing.T) {
+	t.Parallel()
+	rdb := redis.NewClient(testredis.New(t).Options())
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	b, err := New(Config{Redis: rdb, Writes: WriteBudget{Size: 1, RefillPerSecond: 0.1}, Headroom: 1,
+		MaxHold: 100 * time.Millisecond, InitialWindow: 1, MaxInFlight: 1})
+	require.NoError(t, err)
+	budget := b.For("t/a")
+	require.NoError(t, budget.Wait(ctx, 1), "the bucket starts full")
+
+	var busy *BusyError
+	require.ErrorAs(t, budget.Wait(ctx, 1), &busy, "the window (1) is taken until the answer")
+	require.Equal(t, time.Second, busy.RetryAfter)
+	budget.Answered(ctx, 1, http.StatusCreated, nil)
+
+	require.ErrorAs(t, budget.Wait(ctx, 1), &busy, "the next token is 10 s away")
+	require.Greater(t, busy.RetryAfter, 9*time.Second)
+
+	other := b.For("t/b")
+	other.Penalize(ctx, 5*time.Second)
+	require.ErrorAs(t, other.Wait(ctx, 0), &busy, "a 429 pause longer than MaxHold")
+	require.Greater(t, busy.RetryAfter, 4*time.Second)
+}
