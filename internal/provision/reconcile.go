@@ -140,6 +140,11 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 	}
 	defer func() { _ = tx.Rollback() }()
 	c := tx.Client()
+	if t.JobID != "" && t.ItemID != "" {
+		if err := asyncCommit(ctx, c); err != nil {
+			return err
+		}
+	}
 
 	st, err := r.lockAndLoad(ctx, c, t)
 	if err != nil {
@@ -185,15 +190,6 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 			return err
 		}
 	}
-	completed := false
-	if t.JobID != "" && t.ItemID != "" {
-		completed, err = jobs.CompleteItem(ctx, c, t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
-			Failed: o.failed, Result: o.result, ErrorCode: o.code, ErrorMessage: o.message,
-		}, r.cfg.Now())
-		if err != nil {
-			return err
-		}
-	}
 	var ev *ent.Event
 	if o.event != "" {
 		ec := c.Event.Create().SetOrganizationID(t.OrgID).SetType(o.event).
@@ -206,6 +202,17 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 		}
 		if ev, err = ec.Save(ctx); err != nil {
 			return fmt.Errorf("provision: record event: %w", err)
+		}
+	}
+	// Completing the item locks the job row until commit, and every item of
+	// the job needs that lock: take it last (issue 12).
+	completed := false
+	if t.JobID != "" && t.ItemID != "" {
+		completed, err = jobs.CompleteItem(ctx, c, t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
+			Failed: o.failed, Result: o.result, ErrorCode: o.code, ErrorMessage: o.message,
+		}, r.cfg.Now())
+		if err != nil {
+			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -335,6 +342,21 @@ func (r *Reconciler) linkByID(ctx context.Context, c *ent.Client, t jobs.Reconci
 		return nil, fmt.Errorf("provision: load link %s: %w", id, err)
 	}
 	return l, nil
+}
+
+// asyncCommit lets the commit return before its WAL reaches the disk. The
+// job row the item just advanced stays locked until commit, so with a
+// synchronous commit every item of a job would wait in line for the previous
+// one's fsync: that alone held a 1,000-user bind to ~100 items/s (issue 12).
+// What a database crash can cost is the last fraction of a second of
+// reconciles: their items are PENDING again and the sweeper sends them again,
+// and each converges — a user created by the lost attempt is found by the UPN
+// lookup and taken over, exactly as when a POST's answer is lost.
+func asyncCommit(ctx context.Context, c *ent.Client) error {
+	if _, err := c.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+		return fmt.Errorf("provision: commit mode: %w", err)
+	}
+	return nil
 }
 
 // advisoryLock takes a transaction-scoped PostgreSQL advisory lock on

@@ -66,7 +66,12 @@ func New(cfg Config) (*Connector, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = cfg.policy().Client(60 * time.Second)
+		// Many reconciles call one Graph host at once: keep their connections
+		// (net/http keeps 2 idle per host by default, so the rest would be
+		// closed and re-dialled, TLS handshake included, on every call).
+		t := cfg.policy().Transport()
+		t.MaxIdleConnsPerHost = 256
+		cfg.HTTPClient = &http.Client{Transport: t, Timeout: 60 * time.Second, CheckRedirect: egress.NoRedirect}
 	}
 	return &Connector{cfg: cfg, clients: map[pulid.ID]cached{}}, nil
 }

@@ -80,6 +80,11 @@ type childConfig struct {
 	RetryMax   time.Duration `json:"retryMax"`
 	RelayPoll  time.Duration `json:"relayPoll"`
 	Concurrent int           `json:"concurrency"`
+	// ProdRetry: the Graph client's and the worker's production retry
+	// policies instead of the tests' quick ones (benchmarks).
+	ProdRetry bool `json:"prodRetry,omitempty"`
+	// MaxHold is the throttle's MaxHold (0: unbounded, as before).
+	MaxHold time.Duration `json:"maxHold,omitempty"`
 }
 
 type stackOpts struct {
@@ -163,14 +168,19 @@ func (w *statusWriter) WriteHeader(code int) { w.status = code; w.ResponseWriter
 func connector(t testing.TB, rdb redis.UniversalClient, c childConfig) *tenant.Connector {
 	t.Helper()
 	budgets, err := throttle.New(throttle.Config{Redis: rdb, KeyPrefix: c.Prefix + "throttle:",
-		Writes: throttle.WriteBudget{Size: c.WriteRate, RefillPerSecond: float64(c.WriteRate) / c.WritePer.Seconds()}})
+		Writes:  throttle.WriteBudget{Size: c.WriteRate, RefillPerSecond: float64(c.WriteRate) / c.WritePer.Seconds()},
+		MaxHold: c.MaxHold})
 	require.NoError(t, err)
 	key, err := base64.StdEncoding.DecodeString(c.SecretKey)
 	require.NoError(t, err)
 	kr, err := secrets.NewKeyring("k1", map[string][]byte{"k1": key})
 	require.NoError(t, err)
+	retry := &msgraph.RetryPolicy{MaxAttempts: 6, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second, MaxRetryAfter: 30 * time.Second}
+	if c.ProdRetry {
+		retry = nil
+	}
 	tc, err := tenant.New(tenant.Config{Keyring: kr, Budgets: budgets, AllowCustomURLs: true, AllowInsecureURLs: true, Logger: quiet,
-		Retry: &msgraph.RetryPolicy{MaxAttempts: 6, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second, MaxRetryAfter: 30 * time.Second}})
+		Retry: retry})
 	require.NoError(t, err)
 	return tc
 }
@@ -217,6 +227,9 @@ func (s *stack) startWorker(tune func(*worker.Config)) (stop func()) {
 		Handler: handlerFor(s.t, s.client, s.rdb, c), RetryAfter: provision.RetryAfter,
 		Concurrency: c.Concurrent, RetryBase: c.RetryBase, RetryMax: c.RetryMax, RelayPoll: c.RelayPoll,
 		ShutdownTimeout: 2 * time.Second, Logger: quiet}
+	if c.ProdRetry {
+		cfg.RetryBase, cfg.RetryMax = 0, 0
+	}
 	if tune != nil {
 		tune(&cfg)
 	}
