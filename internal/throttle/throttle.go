@@ -486,7 +486,11 @@ func (t *Budget) Penalize(ctx context.Context, d time.Duration) {
 	_, _ = pipe.Exec(ctx)
 }
 
-// clampScript lowers the bucket to what the tenant says it has left.
+// clampScript lowers the bucket to what the tenant says it has left, when our
+// bucket believes in clearly more: Graph gives the share used to one decimal,
+// so "1.0" means anything up to 5 % left. A bucket already living on its
+// refill is left alone; clamping it at every answer would throw away what
+// refilled while the write was on its way and hold us well below the quota.
 var clampScript = redis.NewScript(`
 local tm = redis.call('TIME')
 local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
@@ -496,7 +500,7 @@ local tokens, ts, f = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
 if tokens == nil or ts == nil then tokens, ts = size, now end
 if f == nil then f = 1 end
 if now > ts then tokens = math.min(size, tokens + (now - ts) * rate * f) end
-if tokens > left then tokens = left end
+if tokens > left + size * 0.05 then tokens = left end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now, 'f', tostring(f))
 redis.call('PEXPIRE', KEYS[1], math.ceil(size / (rate * f)) + 60000)
 return 1
