@@ -163,6 +163,12 @@ func (c *Connector) build(in *ent.Integration) (*msgraph.Client, error) {
 	}
 	if c.cfg.Retry != nil {
 		cfg.Retry = *c.cfg.Retry
+	} else {
+		// Graph's 500/502 are mostly passing; every call dirsync makes is safe
+		// to repeat or converges (a repeated create meets ObjectConflict and
+		// is taken over), so retry them here rather than requeue the whole
+		// reconcile, which costs seconds of task backoff (issue 12).
+		cfg.Retry.Retry5xx = true
 	}
 	if c.cfg.Budgets != nil {
 		cfg.Limiter = c.cfg.Budgets.ForWrites(BudgetKey(in.TenantID, in.ClientID), WriteBudget(in))

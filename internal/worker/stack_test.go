@@ -185,15 +185,18 @@ func connector(t testing.TB, rdb redis.UniversalClient, c childConfig) *tenant.C
 	return tc
 }
 
-func (s *stack) integration() *ent.Integration {
+func (s *stack) integration() *ent.Integration { return s.integrationFor(s.creds) }
+
+// integrationFor authorizes an integration into the emulator tenant of creds.
+func (s *stack) integrationFor(creds graphsim.Credentials) *ent.Integration {
 	s.t.Helper()
 	tc := connector(s.t, s.rdb, s.childCfg)
 	id := pulid.New("IN")
-	sealed, err := tc.SealSecret(id, s.creds.ClientSecret)
+	sealed, err := tc.SealSecret(id, creds.ClientSecret)
 	require.NoError(s.t, err)
 	var verified []string
 	for _, tn := range s.sim.Tenants() {
-		if tn.ID == s.creds.TenantID {
+		if tn.ID == creds.TenantID {
 			for _, d := range tn.Domains {
 				if d.Verified {
 					verified = append(verified, strings.ToLower(d.Name))
@@ -201,8 +204,8 @@ func (s *stack) integration() *ent.Integration {
 			}
 		}
 	}
-	in, err := s.client.Integration.Create().SetID(id).SetOrganizationID(s.org.ID).SetName("M365").
-		SetTenantID(s.creds.TenantID).SetClientID(s.creds.ClientID).SetClientSecretSealed(sealed).
+	in, err := s.client.Integration.Create().SetID(id).SetOrganizationID(s.org.ID).SetName("M365 " + creds.TenantID).
+		SetTenantID(creds.TenantID).SetClientID(creds.ClientID).SetClientSecretSealed(sealed).
 		SetGraphBaseURL(s.simURL + "/v1.0").SetLoginBaseURL(s.simURL).
 		SetVerifiedDomains(verified).SetStatus(integration.StatusAUTHORIZED).SetAuthorizedAt(time.Now()).
 		SetAttributeMappings(mapping.Default()).Save(s.ctx)

@@ -307,7 +307,7 @@ func runDirsync(b *testing.B, cfg graphsim.Config, n int, drain bool) run {
 const benchConcurrency = worker.DefaultConcurrency
 
 // waitJobs polls until every job has settled.
-func waitJobs(b *testing.B, s *stack, ids []pulid.ID, timeout time.Duration) []*ent.Job {
+func waitJobs(b testing.TB, s *stack, ids []pulid.ID, timeout time.Duration) []*ent.Job {
 	b.Helper()
 	deadline := time.Now().Add(timeout)
 	ctx := context.Background()
