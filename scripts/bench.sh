@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 # name | package | -bench regexp | -benchtime
 benches=(
+	"provisioning-throughput|./internal/worker/|ProvisionThroughput|1x"
 )
 
 filter=${BENCH:-.}
