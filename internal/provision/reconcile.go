@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"time"
 
 	entsql "entgo.io/ent/dialect/sql"
@@ -380,14 +381,15 @@ func (r *Reconciler) desired(ctx context.Context, c *ent.Client, st *state) (d D
 		return Desired{}, nil, nil, nil
 	}
 	d = Desired{Exists: true, State: string(u.State), DisplayName: DisplayName(u)}
-	if d.Connected, err = connect.Connected(ctx, c, u.ID, in.ID); err != nil {
-		return d, nil, nil, fmt.Errorf("provision: connected: %w", err)
+	// The authorized integrations the user is connected to; reconcile only
+	// runs for an authorized one, so being among them is being connected
+	// (one query where Connected and Integrations took two, issue 12).
+	ins, err := connect.Integrations(ctx, c, u.ID)
+	if err != nil {
+		return d, nil, nil, err
 	}
+	d.Connected = slices.ContainsFunc(ins, func(x *ent.Integration) bool { return x.ID == in.ID })
 	if d.Connected {
-		ins, err := connect.Integrations(ctx, c, u.ID)
-		if err != nil {
-			return d, nil, nil, err
-		}
 		cands := make([]OwnerCandidate, len(ins))
 		for i, x := range ins {
 			cands[i] = OwnerCandidate{ID: string(x.ID), Rules: Rules(x), Email: MappedEmail(u, x)}
