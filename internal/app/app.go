@@ -92,6 +92,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	// transaction span the Graph calls), so the pool must exceed the worker's
 	// concurrency, leaving room for the relay and, in dev, the API.
 	db.SetMaxOpenConns(poolSize)
+	// Keep what the pool opened: database/sql keeps only 2 idle connections
+	// by default, so under load every released connection beyond those was
+	// closed and the next query forked a new PostgreSQL backend.
+	db.SetMaxIdleConns(poolSize)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

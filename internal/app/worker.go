@@ -72,6 +72,7 @@ func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Durati
 	// relay and, in dev, the API.
 	if c := cfg.Concurrency; c+10 > poolSize {
 		a.DB.SetMaxOpenConns(c + 10)
+		a.DB.SetMaxIdleConns(c + 10)
 	}
 	return worker.New(cfg)
 }

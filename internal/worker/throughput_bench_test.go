@@ -273,6 +273,7 @@ func runDirsync(b *testing.B, cfg graphsim.Config, n int, drain bool) run {
 	s.childCfg.ProdRetry = true
 	s.childCfg.MaxHold = 2 * time.Second
 	s.db.SetMaxOpenConns(benchConcurrency + 12)
+	s.db.SetMaxIdleConns(benchConcurrency + 12) // as app.Open does
 	ids := s.users(0, n)
 	if drain {
 		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
