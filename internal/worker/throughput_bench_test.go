@@ -285,6 +285,7 @@ func runDirsync(b *testing.B, cfg graphsim.Config, n int, drain bool) run {
 
 	start := time.Now()
 	jobIDs := s.bind(ids, 1000) // the bindUsers mutation takes at most 1,000 ids
+	bound := time.Since(start)
 	jobs := waitJobs(b, s, jobIDs, 10*time.Minute)
 	var end time.Time
 	r := run{}
@@ -296,6 +297,11 @@ func runDirsync(b *testing.B, cfg graphsim.Config, n int, drain bool) run {
 	}
 	r.wall = end.Sub(start)
 	graphStats(s.sim, &r)
+	if len(r.writes) > 0 {
+		b.Logf("dirsync: bind committed after %s, first write %s, last write %s, jobs settled %s",
+			bound.Round(time.Millisecond), r.writes[0].Sub(start).Round(time.Millisecond),
+			r.writes[len(r.writes)-1].Sub(start).Round(time.Millisecond), r.wall.Round(time.Millisecond))
+	}
 	if !drain {
 		s.checkNoDuplicates(n)
 	} else {
