@@ -25,14 +25,18 @@ func TestIntegrationWriteBudget(t *testing.T) {
 	in := s.createIntegration(org.admin, s.input("wb", creds, nil))
 
 	read := func() writeBudgetOut {
-		var out struct{ Node struct{ WriteBudget writeBudgetOut } }
+		var out struct {
+			Node struct{ WriteBudget writeBudgetOut }
+		}
 		s.must(org.admin, `query($id: ID!) { node(id: $id) { ... on Integration { writeBudget { size refillPerSecond custom } } } }`,
 			map[string]any{"id": in.ID}, &out)
 		return out.Node.WriteBudget
 	}
 	set := func(wb map[string]any) writeBudgetOut {
 		var out struct {
-			UpdateIntegration struct{ Integration struct{ WriteBudget writeBudgetOut } }
+			UpdateIntegration struct {
+				Integration struct{ WriteBudget writeBudgetOut }
+			}
 		}
 		s.must(org.admin, writeBudgetQ, map[string]any{"id": in.ID, "wb": wb}, &out)
 		return out.UpdateIntegration.Integration.WriteBudget

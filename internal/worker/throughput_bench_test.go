@@ -81,10 +81,10 @@ func graphCfg(serverErrors float64) graphsim.Config {
 
 // run is what one program achieved.
 type run struct {
-	wall             time.Duration
-	failed           int
+	wall              time.Duration
+	failed            int
 	requests, tooMany int
-	writes           []time.Time // successful POST/PATCH answers
+	writes            []time.Time // successful POST/PATCH answers
 }
 
 func (r run) writeRate() float64 {

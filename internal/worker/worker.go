@@ -63,7 +63,7 @@ type PushHandler interface {
 
 // Defaults.
 const (
-	DefaultQueue       = "dirsync"
+	DefaultQueue = "dirsync"
 	// DefaultConcurrency is enough parallel reconciles to use a fresh
 	// tenant's whole write bucket (two Graph calls of 20–40 ms each per user).
 	DefaultConcurrency = 48
