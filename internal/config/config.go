@@ -130,7 +130,7 @@ func Defaults() Config {
 		MaxPageSize:     100,
 		ShutdownTimeout: 15 * time.Second,
 		RelayStuckAfter: 5 * time.Minute,
-		GraphMaxHold:    2 * time.Second,
+		GraphMaxHold:    5 * time.Second,
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
 	}

@@ -72,7 +72,7 @@ type Config struct {
 	Writes WriteBudget
 	// Reads bounds reads; default 3,500 per 10 s (the smallest tenant tier, 1 RU each).
 	Reads redis_rate.Limit
-	// Headroom scales the refill rates (default 0.97) so the difference between
+	// Headroom scales the refill rates (default 0.985) so the difference between
 	// our clock and Graph's, and the jitter of request latency, do not turn
 	// into 429s once a tenant runs on its refill. The full bucket is used whole.
 	Headroom float64
@@ -123,7 +123,7 @@ func (c *Config) SetDefaults() {
 		c.Reads = redis_rate.Limit{Rate: 3500, Period: 10 * time.Second, Burst: 50}
 	}
 	if c.Headroom == 0 {
-		c.Headroom = 0.97
+		c.Headroom = 0.985
 	}
 	if c.InitialWindow <= 0 {
 		c.InitialWindow = 4

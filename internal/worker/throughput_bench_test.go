@@ -271,7 +271,7 @@ func runDirsync(b *testing.B, cfg graphsim.Config, n int, drain bool) run {
 	b.Helper()
 	s := newStack(b, stackOpts{sim: cfg})
 	s.childCfg.ProdRetry = true
-	s.childCfg.MaxHold = 2 * time.Second
+	s.childCfg.MaxHold = 5 * time.Second // DIRSYNC_GRAPH_MAX_HOLD's default
 	s.db.SetMaxOpenConns(benchConcurrency + 12)
 	s.db.SetMaxIdleConns(benchConcurrency + 12) // as app.Open does
 	ids := s.users(0, n)
@@ -298,9 +298,15 @@ func runDirsync(b *testing.B, cfg graphsim.Config, n int, drain bool) run {
 	r.wall = end.Sub(start)
 	graphStats(s.sim, &r)
 	if len(r.writes) > 0 {
-		b.Logf("dirsync: bind committed after %s, first write %s, last write %s, jobs settled %s",
+		var gaps []string // pauses between writes longer than 300 ms, where the time went
+		for i := 1; i < len(r.writes); i++ {
+			if d := r.writes[i].Sub(r.writes[i-1]); d > 300*time.Millisecond {
+				gaps = append(gaps, fmt.Sprintf("%s at %s", d.Round(time.Millisecond), r.writes[i-1].Sub(start).Round(time.Millisecond)))
+			}
+		}
+		b.Logf("dirsync: bind committed after %s, first write %s, last write %s, jobs settled %s; gaps between writes: %v",
 			bound.Round(time.Millisecond), r.writes[0].Sub(start).Round(time.Millisecond),
-			r.writes[len(r.writes)-1].Sub(start).Round(time.Millisecond), r.wall.Round(time.Millisecond))
+			r.writes[len(r.writes)-1].Sub(start).Round(time.Millisecond), r.wall.Round(time.Millisecond), gaps)
 	}
 	if !drain {
 		s.checkNoDuplicates(n)
