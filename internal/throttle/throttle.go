@@ -180,6 +180,12 @@ func (e *BusyError) Error() string {
 	return fmt.Sprintf("throttle: write budget of %s busy, retry in %s", e.Key, e.RetryAfter.Round(time.Millisecond))
 }
 
+// minBusyRetry is the shortest come-back a BusyError names. The worker adds a
+// second to any Retry-After (asynq schedules in whole seconds), so the task
+// returns after 1.25 s or so: soon enough that the last tasks of a backlog do
+// not idle while the budget has room (issue 12).
+const minBusyRetry = 250 * time.Millisecond
+
 // holder tracks one Wait against MaxHold.
 type holder struct {
 	key      string
@@ -198,7 +204,7 @@ func (h holder) check(d time.Duration) error {
 	if h.deadline.IsZero() || time.Now().Add(d).Before(h.deadline) {
 		return nil
 	}
-	return &BusyError{Key: h.key, RetryAfter: max(d, time.Second)}
+	return &BusyError{Key: h.key, RetryAfter: max(d, minBusyRetry)}
 }
 
 // ctx bounds a wait that cannot tell its length in advance (the window).
@@ -296,7 +302,7 @@ func (t *Budget) Wait(ctx context.Context, writes int) error {
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			// The window stayed full all along: writes are slow to come back.
-			return &BusyError{Key: t.key, RetryAfter: time.Second}
+			return &BusyError{Key: t.key, RetryAfter: minBusyRetry}
 		}
 		return err
 	}

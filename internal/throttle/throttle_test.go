@@ -276,7 +276,7 @@ func TestWaitLongerThanMaxHoldIsBusy(t *testing.T) {
 
 	var busy *BusyError
 	require.ErrorAs(t, budget.Wait(ctx, 1), &busy, "the window (1) is taken until the answer")
-	require.Equal(t, time.Second, busy.RetryAfter)
+	require.Equal(t, minBusyRetry, busy.RetryAfter)
 	budget.Answered(ctx, 1, http.StatusCreated, nil)
 
 	require.ErrorAs(t, budget.Wait(ctx, 1), &busy, "the next token is 10 s away")
