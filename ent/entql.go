@@ -126,30 +126,32 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		Type: "Integration",
 		Fields: map[string]*sqlgraph.FieldSpec{
-			integration.FieldCreatedAt:               {Type: field.TypeTime, Column: integration.FieldCreatedAt},
-			integration.FieldUpdatedAt:               {Type: field.TypeTime, Column: integration.FieldUpdatedAt},
-			integration.FieldOrganizationID:          {Type: field.TypeString, Column: integration.FieldOrganizationID},
-			integration.FieldName:                    {Type: field.TypeString, Column: integration.FieldName},
-			integration.FieldNameFolded:              {Type: field.TypeString, Column: integration.FieldNameFolded},
-			integration.FieldTenantID:                {Type: field.TypeString, Column: integration.FieldTenantID},
-			integration.FieldClientID:                {Type: field.TypeString, Column: integration.FieldClientID},
-			integration.FieldClientSecretSealed:      {Type: field.TypeString, Column: integration.FieldClientSecretSealed},
-			integration.FieldGraphBaseURL:            {Type: field.TypeString, Column: integration.FieldGraphBaseURL},
-			integration.FieldLoginBaseURL:            {Type: field.TypeString, Column: integration.FieldLoginBaseURL},
-			integration.FieldStatus:                  {Type: field.TypeEnum, Column: integration.FieldStatus},
-			integration.FieldAuthorizedAt:            {Type: field.TypeTime, Column: integration.FieldAuthorizedAt},
-			integration.FieldLastError:               {Type: field.TypeString, Column: integration.FieldLastError},
-			integration.FieldDomains:                 {Type: field.TypeJSON, Column: integration.FieldDomains},
-			integration.FieldDefaultDomain:           {Type: field.TypeString, Column: integration.FieldDefaultDomain},
-			integration.FieldVerifiedDomains:         {Type: field.TypeJSON, Column: integration.FieldVerifiedDomains},
-			integration.FieldTenantPasswordExpiry:    {Type: field.TypeBool, Column: integration.FieldTenantPasswordExpiry},
-			integration.FieldEmailSource:             {Type: field.TypeEnum, Column: integration.FieldEmailSource},
-			integration.FieldGroupManagement:         {Type: field.TypeBool, Column: integration.FieldGroupManagement},
-			integration.FieldSuspendOnPasswordExpiry: {Type: field.TypeBool, Column: integration.FieldSuspendOnPasswordExpiry},
-			integration.FieldSuspendOnLockout:        {Type: field.TypeBool, Column: integration.FieldSuspendOnLockout},
-			integration.FieldAttributeMappings:       {Type: field.TypeJSON, Column: integration.FieldAttributeMappings},
-			integration.FieldDeprovisionThreshold:    {Type: field.TypeInt, Column: integration.FieldDeprovisionThreshold},
-			integration.FieldDeprovisionGuardOff:     {Type: field.TypeBool, Column: integration.FieldDeprovisionGuardOff},
+			integration.FieldCreatedAt:                  {Type: field.TypeTime, Column: integration.FieldCreatedAt},
+			integration.FieldUpdatedAt:                  {Type: field.TypeTime, Column: integration.FieldUpdatedAt},
+			integration.FieldOrganizationID:             {Type: field.TypeString, Column: integration.FieldOrganizationID},
+			integration.FieldName:                       {Type: field.TypeString, Column: integration.FieldName},
+			integration.FieldNameFolded:                 {Type: field.TypeString, Column: integration.FieldNameFolded},
+			integration.FieldTenantID:                   {Type: field.TypeString, Column: integration.FieldTenantID},
+			integration.FieldClientID:                   {Type: field.TypeString, Column: integration.FieldClientID},
+			integration.FieldClientSecretSealed:         {Type: field.TypeString, Column: integration.FieldClientSecretSealed},
+			integration.FieldGraphBaseURL:               {Type: field.TypeString, Column: integration.FieldGraphBaseURL},
+			integration.FieldLoginBaseURL:               {Type: field.TypeString, Column: integration.FieldLoginBaseURL},
+			integration.FieldStatus:                     {Type: field.TypeEnum, Column: integration.FieldStatus},
+			integration.FieldAuthorizedAt:               {Type: field.TypeTime, Column: integration.FieldAuthorizedAt},
+			integration.FieldLastError:                  {Type: field.TypeString, Column: integration.FieldLastError},
+			integration.FieldDomains:                    {Type: field.TypeJSON, Column: integration.FieldDomains},
+			integration.FieldDefaultDomain:              {Type: field.TypeString, Column: integration.FieldDefaultDomain},
+			integration.FieldVerifiedDomains:            {Type: field.TypeJSON, Column: integration.FieldVerifiedDomains},
+			integration.FieldTenantPasswordExpiry:       {Type: field.TypeBool, Column: integration.FieldTenantPasswordExpiry},
+			integration.FieldEmailSource:                {Type: field.TypeEnum, Column: integration.FieldEmailSource},
+			integration.FieldGroupManagement:            {Type: field.TypeBool, Column: integration.FieldGroupManagement},
+			integration.FieldSuspendOnPasswordExpiry:    {Type: field.TypeBool, Column: integration.FieldSuspendOnPasswordExpiry},
+			integration.FieldSuspendOnLockout:           {Type: field.TypeBool, Column: integration.FieldSuspendOnLockout},
+			integration.FieldAttributeMappings:          {Type: field.TypeJSON, Column: integration.FieldAttributeMappings},
+			integration.FieldDeprovisionThreshold:       {Type: field.TypeInt, Column: integration.FieldDeprovisionThreshold},
+			integration.FieldDeprovisionGuardOff:        {Type: field.TypeBool, Column: integration.FieldDeprovisionGuardOff},
+			integration.FieldWriteBudgetSize:            {Type: field.TypeInt, Column: integration.FieldWriteBudgetSize},
+			integration.FieldWriteBudgetRefillPerSecond: {Type: field.TypeFloat64, Column: integration.FieldWriteBudgetRefillPerSecond},
 		},
 	}
 	graph.Nodes[5] = &sqlgraph.Node{
@@ -1396,6 +1398,16 @@ func (f *IntegrationFilter) WhereDeprovisionThreshold(p entql.IntP) {
 // WhereDeprovisionGuardOff applies the entql bool predicate on the deprovision_guard_off field.
 func (f *IntegrationFilter) WhereDeprovisionGuardOff(p entql.BoolP) {
 	f.Where(p.Field(integration.FieldDeprovisionGuardOff))
+}
+
+// WhereWriteBudgetSize applies the entql int predicate on the write_budget_size field.
+func (f *IntegrationFilter) WhereWriteBudgetSize(p entql.IntP) {
+	f.Where(p.Field(integration.FieldWriteBudgetSize))
+}
+
+// WhereWriteBudgetRefillPerSecond applies the entql float64 predicate on the write_budget_refill_per_second field.
+func (f *IntegrationFilter) WhereWriteBudgetRefillPerSecond(p entql.Float64P) {
+	f.Where(p.Field(integration.FieldWriteBudgetRefillPerSecond))
 }
 
 // WhereHasOrganization applies a predicate to check if query has an edge organization.

@@ -69,6 +69,10 @@ type Integration struct {
 	DeprovisionThreshold *int `json:"deprovision_threshold,omitempty"`
 	// DeprovisionGuardOff holds the value of the "deprovision_guard_off" field.
 	DeprovisionGuardOff bool `json:"deprovision_guard_off,omitempty"`
+	// Writes the tenant's bucket holds (Graph: 3,000); nil: the default.
+	WriteBudgetSize *int `json:"write_budget_size,omitempty"`
+	// Writes per second the bucket refills (Graph: 20); nil: the default.
+	WriteBudgetRefillPerSecond *float64 `json:"write_budget_refill_per_second,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the IntegrationQuery when eager-loading is set.
 	Edges        IntegrationEdges `json:"edges"`
@@ -145,7 +149,9 @@ func (*Integration) scanValues(columns []string) ([]any, error) {
 			values[i] = new(pulid.ID)
 		case integration.FieldTenantPasswordExpiry, integration.FieldGroupManagement, integration.FieldSuspendOnPasswordExpiry, integration.FieldSuspendOnLockout, integration.FieldDeprovisionGuardOff:
 			values[i] = new(sql.NullBool)
-		case integration.FieldDeprovisionThreshold:
+		case integration.FieldWriteBudgetRefillPerSecond:
+			values[i] = new(sql.NullFloat64)
+		case integration.FieldDeprovisionThreshold, integration.FieldWriteBudgetSize:
 			values[i] = new(sql.NullInt64)
 		case integration.FieldName, integration.FieldNameFolded, integration.FieldTenantID, integration.FieldClientID, integration.FieldClientSecretSealed, integration.FieldGraphBaseURL, integration.FieldLoginBaseURL, integration.FieldStatus, integration.FieldLastError, integration.FieldDefaultDomain, integration.FieldEmailSource:
 			values[i] = new(sql.NullString)
@@ -324,6 +330,20 @@ func (_m *Integration) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.DeprovisionGuardOff = value.Bool
 			}
+		case integration.FieldWriteBudgetSize:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field write_budget_size", values[i])
+			} else if value.Valid {
+				_m.WriteBudgetSize = new(int)
+				*_m.WriteBudgetSize = int(value.Int64)
+			}
+		case integration.FieldWriteBudgetRefillPerSecond:
+			if value, ok := values[i].(*sql.NullFloat64); !ok {
+				return fmt.Errorf("unexpected type %T for field write_budget_refill_per_second", values[i])
+			} else if value.Valid {
+				_m.WriteBudgetRefillPerSecond = new(float64)
+				*_m.WriteBudgetRefillPerSecond = value.Float64
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -454,6 +474,16 @@ func (_m *Integration) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("deprovision_guard_off=")
 	builder.WriteString(fmt.Sprintf("%v", _m.DeprovisionGuardOff))
+	builder.WriteString(", ")
+	if v := _m.WriteBudgetSize; v != nil {
+		builder.WriteString("write_budget_size=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.WriteBudgetRefillPerSecond; v != nil {
+		builder.WriteString("write_budget_refill_per_second=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -293,6 +293,34 @@ func (_c *IntegrationCreate) SetNillableDeprovisionGuardOff(v *bool) *Integratio
 	return _c
 }
 
+// SetWriteBudgetSize sets the "write_budget_size" field.
+func (_c *IntegrationCreate) SetWriteBudgetSize(v int) *IntegrationCreate {
+	_c.mutation.SetWriteBudgetSize(v)
+	return _c
+}
+
+// SetNillableWriteBudgetSize sets the "write_budget_size" field if the given value is not nil.
+func (_c *IntegrationCreate) SetNillableWriteBudgetSize(v *int) *IntegrationCreate {
+	if v != nil {
+		_c.SetWriteBudgetSize(*v)
+	}
+	return _c
+}
+
+// SetWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field.
+func (_c *IntegrationCreate) SetWriteBudgetRefillPerSecond(v float64) *IntegrationCreate {
+	_c.mutation.SetWriteBudgetRefillPerSecond(v)
+	return _c
+}
+
+// SetNillableWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field if the given value is not nil.
+func (_c *IntegrationCreate) SetNillableWriteBudgetRefillPerSecond(v *float64) *IntegrationCreate {
+	if v != nil {
+		_c.SetWriteBudgetRefillPerSecond(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *IntegrationCreate) SetID(v pulid.ID) *IntegrationCreate {
 	_c.mutation.SetID(v)
@@ -556,6 +584,16 @@ func (_c *IntegrationCreate) check() error {
 	if _, ok := _c.mutation.DeprovisionGuardOff(); !ok {
 		return &ValidationError{Name: "deprovision_guard_off", err: errors.New(`ent: missing required field "Integration.deprovision_guard_off"`)}
 	}
+	if v, ok := _c.mutation.WriteBudgetSize(); ok {
+		if err := integration.WriteBudgetSizeValidator(v); err != nil {
+			return &ValidationError{Name: "write_budget_size", err: fmt.Errorf(`ent: validator failed for field "Integration.write_budget_size": %w`, err)}
+		}
+	}
+	if v, ok := _c.mutation.WriteBudgetRefillPerSecond(); ok {
+		if err := integration.WriteBudgetRefillPerSecondValidator(v); err != nil {
+			return &ValidationError{Name: "write_budget_refill_per_second", err: fmt.Errorf(`ent: validator failed for field "Integration.write_budget_refill_per_second": %w`, err)}
+		}
+	}
 	if v, ok := _c.mutation.ID(); ok {
 		if err := integration.IDValidator(string(v)); err != nil {
 			return &ValidationError{Name: "id", err: fmt.Errorf(`ent: validator failed for field "Integration.id": %w`, err)}
@@ -691,6 +729,14 @@ func (_c *IntegrationCreate) createSpec() (*Integration, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.DeprovisionGuardOff(); ok {
 		_spec.SetField(integration.FieldDeprovisionGuardOff, field.TypeBool, value)
 		_node.DeprovisionGuardOff = value
+	}
+	if value, ok := _c.mutation.WriteBudgetSize(); ok {
+		_spec.SetField(integration.FieldWriteBudgetSize, field.TypeInt, value)
+		_node.WriteBudgetSize = &value
+	}
+	if value, ok := _c.mutation.WriteBudgetRefillPerSecond(); ok {
+		_spec.SetField(integration.FieldWriteBudgetRefillPerSecond, field.TypeFloat64, value)
+		_node.WriteBudgetRefillPerSecond = &value
 	}
 	if nodes := _c.mutation.OrganizationIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -1127,6 +1173,54 @@ func (u *IntegrationUpsert) UpdateDeprovisionGuardOff() *IntegrationUpsert {
 	return u
 }
 
+// SetWriteBudgetSize sets the "write_budget_size" field.
+func (u *IntegrationUpsert) SetWriteBudgetSize(v int) *IntegrationUpsert {
+	u.Set(integration.FieldWriteBudgetSize, v)
+	return u
+}
+
+// UpdateWriteBudgetSize sets the "write_budget_size" field to the value that was provided on create.
+func (u *IntegrationUpsert) UpdateWriteBudgetSize() *IntegrationUpsert {
+	u.SetExcluded(integration.FieldWriteBudgetSize)
+	return u
+}
+
+// AddWriteBudgetSize adds v to the "write_budget_size" field.
+func (u *IntegrationUpsert) AddWriteBudgetSize(v int) *IntegrationUpsert {
+	u.Add(integration.FieldWriteBudgetSize, v)
+	return u
+}
+
+// ClearWriteBudgetSize clears the value of the "write_budget_size" field.
+func (u *IntegrationUpsert) ClearWriteBudgetSize() *IntegrationUpsert {
+	u.SetNull(integration.FieldWriteBudgetSize)
+	return u
+}
+
+// SetWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field.
+func (u *IntegrationUpsert) SetWriteBudgetRefillPerSecond(v float64) *IntegrationUpsert {
+	u.Set(integration.FieldWriteBudgetRefillPerSecond, v)
+	return u
+}
+
+// UpdateWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field to the value that was provided on create.
+func (u *IntegrationUpsert) UpdateWriteBudgetRefillPerSecond() *IntegrationUpsert {
+	u.SetExcluded(integration.FieldWriteBudgetRefillPerSecond)
+	return u
+}
+
+// AddWriteBudgetRefillPerSecond adds v to the "write_budget_refill_per_second" field.
+func (u *IntegrationUpsert) AddWriteBudgetRefillPerSecond(v float64) *IntegrationUpsert {
+	u.Add(integration.FieldWriteBudgetRefillPerSecond, v)
+	return u
+}
+
+// ClearWriteBudgetRefillPerSecond clears the value of the "write_budget_refill_per_second" field.
+func (u *IntegrationUpsert) ClearWriteBudgetRefillPerSecond() *IntegrationUpsert {
+	u.SetNull(integration.FieldWriteBudgetRefillPerSecond)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -1549,6 +1643,62 @@ func (u *IntegrationUpsertOne) SetDeprovisionGuardOff(v bool) *IntegrationUpsert
 func (u *IntegrationUpsertOne) UpdateDeprovisionGuardOff() *IntegrationUpsertOne {
 	return u.Update(func(s *IntegrationUpsert) {
 		s.UpdateDeprovisionGuardOff()
+	})
+}
+
+// SetWriteBudgetSize sets the "write_budget_size" field.
+func (u *IntegrationUpsertOne) SetWriteBudgetSize(v int) *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetWriteBudgetSize(v)
+	})
+}
+
+// AddWriteBudgetSize adds v to the "write_budget_size" field.
+func (u *IntegrationUpsertOne) AddWriteBudgetSize(v int) *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.AddWriteBudgetSize(v)
+	})
+}
+
+// UpdateWriteBudgetSize sets the "write_budget_size" field to the value that was provided on create.
+func (u *IntegrationUpsertOne) UpdateWriteBudgetSize() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateWriteBudgetSize()
+	})
+}
+
+// ClearWriteBudgetSize clears the value of the "write_budget_size" field.
+func (u *IntegrationUpsertOne) ClearWriteBudgetSize() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.ClearWriteBudgetSize()
+	})
+}
+
+// SetWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field.
+func (u *IntegrationUpsertOne) SetWriteBudgetRefillPerSecond(v float64) *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetWriteBudgetRefillPerSecond(v)
+	})
+}
+
+// AddWriteBudgetRefillPerSecond adds v to the "write_budget_refill_per_second" field.
+func (u *IntegrationUpsertOne) AddWriteBudgetRefillPerSecond(v float64) *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.AddWriteBudgetRefillPerSecond(v)
+	})
+}
+
+// UpdateWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field to the value that was provided on create.
+func (u *IntegrationUpsertOne) UpdateWriteBudgetRefillPerSecond() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateWriteBudgetRefillPerSecond()
+	})
+}
+
+// ClearWriteBudgetRefillPerSecond clears the value of the "write_budget_refill_per_second" field.
+func (u *IntegrationUpsertOne) ClearWriteBudgetRefillPerSecond() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.ClearWriteBudgetRefillPerSecond()
 	})
 }
 
@@ -2141,6 +2291,62 @@ func (u *IntegrationUpsertBulk) SetDeprovisionGuardOff(v bool) *IntegrationUpser
 func (u *IntegrationUpsertBulk) UpdateDeprovisionGuardOff() *IntegrationUpsertBulk {
 	return u.Update(func(s *IntegrationUpsert) {
 		s.UpdateDeprovisionGuardOff()
+	})
+}
+
+// SetWriteBudgetSize sets the "write_budget_size" field.
+func (u *IntegrationUpsertBulk) SetWriteBudgetSize(v int) *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetWriteBudgetSize(v)
+	})
+}
+
+// AddWriteBudgetSize adds v to the "write_budget_size" field.
+func (u *IntegrationUpsertBulk) AddWriteBudgetSize(v int) *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.AddWriteBudgetSize(v)
+	})
+}
+
+// UpdateWriteBudgetSize sets the "write_budget_size" field to the value that was provided on create.
+func (u *IntegrationUpsertBulk) UpdateWriteBudgetSize() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateWriteBudgetSize()
+	})
+}
+
+// ClearWriteBudgetSize clears the value of the "write_budget_size" field.
+func (u *IntegrationUpsertBulk) ClearWriteBudgetSize() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.ClearWriteBudgetSize()
+	})
+}
+
+// SetWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field.
+func (u *IntegrationUpsertBulk) SetWriteBudgetRefillPerSecond(v float64) *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetWriteBudgetRefillPerSecond(v)
+	})
+}
+
+// AddWriteBudgetRefillPerSecond adds v to the "write_budget_refill_per_second" field.
+func (u *IntegrationUpsertBulk) AddWriteBudgetRefillPerSecond(v float64) *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.AddWriteBudgetRefillPerSecond(v)
+	})
+}
+
+// UpdateWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field to the value that was provided on create.
+func (u *IntegrationUpsertBulk) UpdateWriteBudgetRefillPerSecond() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateWriteBudgetRefillPerSecond()
+	})
+}
+
+// ClearWriteBudgetRefillPerSecond clears the value of the "write_budget_refill_per_second" field.
+func (u *IntegrationUpsertBulk) ClearWriteBudgetRefillPerSecond() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.ClearWriteBudgetRefillPerSecond()
 	})
 }
 

@@ -384,6 +384,60 @@ func (_u *IntegrationUpdate) SetNillableDeprovisionGuardOff(v *bool) *Integratio
 	return _u
 }
 
+// SetWriteBudgetSize sets the "write_budget_size" field.
+func (_u *IntegrationUpdate) SetWriteBudgetSize(v int) *IntegrationUpdate {
+	_u.mutation.ResetWriteBudgetSize()
+	_u.mutation.SetWriteBudgetSize(v)
+	return _u
+}
+
+// SetNillableWriteBudgetSize sets the "write_budget_size" field if the given value is not nil.
+func (_u *IntegrationUpdate) SetNillableWriteBudgetSize(v *int) *IntegrationUpdate {
+	if v != nil {
+		_u.SetWriteBudgetSize(*v)
+	}
+	return _u
+}
+
+// AddWriteBudgetSize adds value to the "write_budget_size" field.
+func (_u *IntegrationUpdate) AddWriteBudgetSize(v int) *IntegrationUpdate {
+	_u.mutation.AddWriteBudgetSize(v)
+	return _u
+}
+
+// ClearWriteBudgetSize clears the value of the "write_budget_size" field.
+func (_u *IntegrationUpdate) ClearWriteBudgetSize() *IntegrationUpdate {
+	_u.mutation.ClearWriteBudgetSize()
+	return _u
+}
+
+// SetWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field.
+func (_u *IntegrationUpdate) SetWriteBudgetRefillPerSecond(v float64) *IntegrationUpdate {
+	_u.mutation.ResetWriteBudgetRefillPerSecond()
+	_u.mutation.SetWriteBudgetRefillPerSecond(v)
+	return _u
+}
+
+// SetNillableWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field if the given value is not nil.
+func (_u *IntegrationUpdate) SetNillableWriteBudgetRefillPerSecond(v *float64) *IntegrationUpdate {
+	if v != nil {
+		_u.SetWriteBudgetRefillPerSecond(*v)
+	}
+	return _u
+}
+
+// AddWriteBudgetRefillPerSecond adds value to the "write_budget_refill_per_second" field.
+func (_u *IntegrationUpdate) AddWriteBudgetRefillPerSecond(v float64) *IntegrationUpdate {
+	_u.mutation.AddWriteBudgetRefillPerSecond(v)
+	return _u
+}
+
+// ClearWriteBudgetRefillPerSecond clears the value of the "write_budget_refill_per_second" field.
+func (_u *IntegrationUpdate) ClearWriteBudgetRefillPerSecond() *IntegrationUpdate {
+	_u.mutation.ClearWriteBudgetRefillPerSecond()
+	return _u
+}
+
 // AddUserBindingIDs adds the "user_bindings" edge to the UserBinding entity by IDs.
 func (_u *IntegrationUpdate) AddUserBindingIDs(ids ...pulid.ID) *IntegrationUpdate {
 	_u.mutation.AddUserBindingIDs(ids...)
@@ -601,6 +655,16 @@ func (_u *IntegrationUpdate) check() error {
 			return &ValidationError{Name: "deprovision_threshold", err: fmt.Errorf(`ent: validator failed for field "Integration.deprovision_threshold": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.WriteBudgetSize(); ok {
+		if err := integration.WriteBudgetSizeValidator(v); err != nil {
+			return &ValidationError{Name: "write_budget_size", err: fmt.Errorf(`ent: validator failed for field "Integration.write_budget_size": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.WriteBudgetRefillPerSecond(); ok {
+		if err := integration.WriteBudgetRefillPerSecondValidator(v); err != nil {
+			return &ValidationError{Name: "write_budget_refill_per_second", err: fmt.Errorf(`ent: validator failed for field "Integration.write_budget_refill_per_second": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Integration.organization"`)
 	}
@@ -732,6 +796,24 @@ func (_u *IntegrationUpdate) sqlSave(ctx context.Context) (_node int, err error)
 	}
 	if value, ok := _u.mutation.DeprovisionGuardOff(); ok {
 		_spec.SetField(integration.FieldDeprovisionGuardOff, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.WriteBudgetSize(); ok {
+		_spec.SetField(integration.FieldWriteBudgetSize, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedWriteBudgetSize(); ok {
+		_spec.AddField(integration.FieldWriteBudgetSize, field.TypeInt, value)
+	}
+	if _u.mutation.WriteBudgetSizeCleared() {
+		_spec.ClearField(integration.FieldWriteBudgetSize, field.TypeInt)
+	}
+	if value, ok := _u.mutation.WriteBudgetRefillPerSecond(); ok {
+		_spec.SetField(integration.FieldWriteBudgetRefillPerSecond, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedWriteBudgetRefillPerSecond(); ok {
+		_spec.AddField(integration.FieldWriteBudgetRefillPerSecond, field.TypeFloat64, value)
+	}
+	if _u.mutation.WriteBudgetRefillPerSecondCleared() {
+		_spec.ClearField(integration.FieldWriteBudgetRefillPerSecond, field.TypeFloat64)
 	}
 	if _u.mutation.UserBindingsCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -1239,6 +1321,60 @@ func (_u *IntegrationUpdateOne) SetNillableDeprovisionGuardOff(v *bool) *Integra
 	return _u
 }
 
+// SetWriteBudgetSize sets the "write_budget_size" field.
+func (_u *IntegrationUpdateOne) SetWriteBudgetSize(v int) *IntegrationUpdateOne {
+	_u.mutation.ResetWriteBudgetSize()
+	_u.mutation.SetWriteBudgetSize(v)
+	return _u
+}
+
+// SetNillableWriteBudgetSize sets the "write_budget_size" field if the given value is not nil.
+func (_u *IntegrationUpdateOne) SetNillableWriteBudgetSize(v *int) *IntegrationUpdateOne {
+	if v != nil {
+		_u.SetWriteBudgetSize(*v)
+	}
+	return _u
+}
+
+// AddWriteBudgetSize adds value to the "write_budget_size" field.
+func (_u *IntegrationUpdateOne) AddWriteBudgetSize(v int) *IntegrationUpdateOne {
+	_u.mutation.AddWriteBudgetSize(v)
+	return _u
+}
+
+// ClearWriteBudgetSize clears the value of the "write_budget_size" field.
+func (_u *IntegrationUpdateOne) ClearWriteBudgetSize() *IntegrationUpdateOne {
+	_u.mutation.ClearWriteBudgetSize()
+	return _u
+}
+
+// SetWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field.
+func (_u *IntegrationUpdateOne) SetWriteBudgetRefillPerSecond(v float64) *IntegrationUpdateOne {
+	_u.mutation.ResetWriteBudgetRefillPerSecond()
+	_u.mutation.SetWriteBudgetRefillPerSecond(v)
+	return _u
+}
+
+// SetNillableWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field if the given value is not nil.
+func (_u *IntegrationUpdateOne) SetNillableWriteBudgetRefillPerSecond(v *float64) *IntegrationUpdateOne {
+	if v != nil {
+		_u.SetWriteBudgetRefillPerSecond(*v)
+	}
+	return _u
+}
+
+// AddWriteBudgetRefillPerSecond adds value to the "write_budget_refill_per_second" field.
+func (_u *IntegrationUpdateOne) AddWriteBudgetRefillPerSecond(v float64) *IntegrationUpdateOne {
+	_u.mutation.AddWriteBudgetRefillPerSecond(v)
+	return _u
+}
+
+// ClearWriteBudgetRefillPerSecond clears the value of the "write_budget_refill_per_second" field.
+func (_u *IntegrationUpdateOne) ClearWriteBudgetRefillPerSecond() *IntegrationUpdateOne {
+	_u.mutation.ClearWriteBudgetRefillPerSecond()
+	return _u
+}
+
 // AddUserBindingIDs adds the "user_bindings" edge to the UserBinding entity by IDs.
 func (_u *IntegrationUpdateOne) AddUserBindingIDs(ids ...pulid.ID) *IntegrationUpdateOne {
 	_u.mutation.AddUserBindingIDs(ids...)
@@ -1469,6 +1605,16 @@ func (_u *IntegrationUpdateOne) check() error {
 			return &ValidationError{Name: "deprovision_threshold", err: fmt.Errorf(`ent: validator failed for field "Integration.deprovision_threshold": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.WriteBudgetSize(); ok {
+		if err := integration.WriteBudgetSizeValidator(v); err != nil {
+			return &ValidationError{Name: "write_budget_size", err: fmt.Errorf(`ent: validator failed for field "Integration.write_budget_size": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.WriteBudgetRefillPerSecond(); ok {
+		if err := integration.WriteBudgetRefillPerSecondValidator(v); err != nil {
+			return &ValidationError{Name: "write_budget_refill_per_second", err: fmt.Errorf(`ent: validator failed for field "Integration.write_budget_refill_per_second": %w`, err)}
+		}
+	}
 	if _u.mutation.OrganizationCleared() && len(_u.mutation.OrganizationIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Integration.organization"`)
 	}
@@ -1617,6 +1763,24 @@ func (_u *IntegrationUpdateOne) sqlSave(ctx context.Context) (_node *Integration
 	}
 	if value, ok := _u.mutation.DeprovisionGuardOff(); ok {
 		_spec.SetField(integration.FieldDeprovisionGuardOff, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.WriteBudgetSize(); ok {
+		_spec.SetField(integration.FieldWriteBudgetSize, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AddedWriteBudgetSize(); ok {
+		_spec.AddField(integration.FieldWriteBudgetSize, field.TypeInt, value)
+	}
+	if _u.mutation.WriteBudgetSizeCleared() {
+		_spec.ClearField(integration.FieldWriteBudgetSize, field.TypeInt)
+	}
+	if value, ok := _u.mutation.WriteBudgetRefillPerSecond(); ok {
+		_spec.SetField(integration.FieldWriteBudgetRefillPerSecond, field.TypeFloat64, value)
+	}
+	if value, ok := _u.mutation.AddedWriteBudgetRefillPerSecond(); ok {
+		_spec.AddField(integration.FieldWriteBudgetRefillPerSecond, field.TypeFloat64, value)
+	}
+	if _u.mutation.WriteBudgetRefillPerSecondCleared() {
+		_spec.ClearField(integration.FieldWriteBudgetRefillPerSecond, field.TypeFloat64)
 	}
 	if _u.mutation.UserBindingsCleared() {
 		edge := &sqlgraph.EdgeSpec{

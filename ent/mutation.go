@@ -3599,51 +3599,55 @@ func (m *GroupBindingMutation) ResetEdge(name string) error {
 // IntegrationMutation represents an operation that mutates the Integration nodes in the graph.
 type IntegrationMutation struct {
 	config
-	op                         Op
-	typ                        string
-	id                         *pulid.ID
-	created_at                 *time.Time
-	updated_at                 *time.Time
-	name                       *string
-	name_folded                *string
-	tenant_id                  *string
-	client_id                  *string
-	client_secret_sealed       *string
-	graph_base_url             *string
-	login_base_url             *string
-	status                     *integration.Status
-	authorized_at              *time.Time
-	last_error                 *string
-	domains                    *[]string
-	appenddomains              []string
-	default_domain             *string
-	verified_domains           *[]string
-	appendverified_domains     []string
-	tenant_password_expiry     *bool
-	email_source               *integration.EmailSource
-	group_management           *bool
-	suspend_on_password_expiry *bool
-	suspend_on_lockout         *bool
-	attribute_mappings         *mapping.Table
-	appendattribute_mappings   mapping.Table
-	deprovision_threshold      *int
-	adddeprovision_threshold   *int
-	deprovision_guard_off      *bool
-	clearedFields              map[string]struct{}
-	organization               *pulid.ID
-	clearedorganization        bool
-	user_bindings              map[pulid.ID]struct{}
-	removeduser_bindings       map[pulid.ID]struct{}
-	cleareduser_bindings       bool
-	group_bindings             map[pulid.ID]struct{}
-	removedgroup_bindings      map[pulid.ID]struct{}
-	clearedgroup_bindings      bool
-	links                      map[pulid.ID]struct{}
-	removedlinks               map[pulid.ID]struct{}
-	clearedlinks               bool
-	done                       bool
-	oldValue                   func(context.Context) (*Integration, error)
-	predicates                 []predicate.Integration
+	op                                Op
+	typ                               string
+	id                                *pulid.ID
+	created_at                        *time.Time
+	updated_at                        *time.Time
+	name                              *string
+	name_folded                       *string
+	tenant_id                         *string
+	client_id                         *string
+	client_secret_sealed              *string
+	graph_base_url                    *string
+	login_base_url                    *string
+	status                            *integration.Status
+	authorized_at                     *time.Time
+	last_error                        *string
+	domains                           *[]string
+	appenddomains                     []string
+	default_domain                    *string
+	verified_domains                  *[]string
+	appendverified_domains            []string
+	tenant_password_expiry            *bool
+	email_source                      *integration.EmailSource
+	group_management                  *bool
+	suspend_on_password_expiry        *bool
+	suspend_on_lockout                *bool
+	attribute_mappings                *mapping.Table
+	appendattribute_mappings          mapping.Table
+	deprovision_threshold             *int
+	adddeprovision_threshold          *int
+	deprovision_guard_off             *bool
+	write_budget_size                 *int
+	addwrite_budget_size              *int
+	write_budget_refill_per_second    *float64
+	addwrite_budget_refill_per_second *float64
+	clearedFields                     map[string]struct{}
+	organization                      *pulid.ID
+	clearedorganization               bool
+	user_bindings                     map[pulid.ID]struct{}
+	removeduser_bindings              map[pulid.ID]struct{}
+	cleareduser_bindings              bool
+	group_bindings                    map[pulid.ID]struct{}
+	removedgroup_bindings             map[pulid.ID]struct{}
+	clearedgroup_bindings             bool
+	links                             map[pulid.ID]struct{}
+	removedlinks                      map[pulid.ID]struct{}
+	clearedlinks                      bool
+	done                              bool
+	oldValue                          func(context.Context) (*Integration, error)
+	predicates                        []predicate.Integration
 }
 
 var _ ent.Mutation = (*IntegrationMutation)(nil)
@@ -4786,6 +4790,146 @@ func (m *IntegrationMutation) ResetDeprovisionGuardOff() {
 	m.deprovision_guard_off = nil
 }
 
+// SetWriteBudgetSize sets the "write_budget_size" field.
+func (m *IntegrationMutation) SetWriteBudgetSize(i int) {
+	m.write_budget_size = &i
+	m.addwrite_budget_size = nil
+}
+
+// WriteBudgetSize returns the value of the "write_budget_size" field in the mutation.
+func (m *IntegrationMutation) WriteBudgetSize() (r int, exists bool) {
+	v := m.write_budget_size
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWriteBudgetSize returns the old "write_budget_size" field's value of the Integration entity.
+// If the Integration object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IntegrationMutation) OldWriteBudgetSize(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWriteBudgetSize is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWriteBudgetSize requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWriteBudgetSize: %w", err)
+	}
+	return oldValue.WriteBudgetSize, nil
+}
+
+// AddWriteBudgetSize adds i to the "write_budget_size" field.
+func (m *IntegrationMutation) AddWriteBudgetSize(i int) {
+	if m.addwrite_budget_size != nil {
+		*m.addwrite_budget_size += i
+	} else {
+		m.addwrite_budget_size = &i
+	}
+}
+
+// AddedWriteBudgetSize returns the value that was added to the "write_budget_size" field in this mutation.
+func (m *IntegrationMutation) AddedWriteBudgetSize() (r int, exists bool) {
+	v := m.addwrite_budget_size
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearWriteBudgetSize clears the value of the "write_budget_size" field.
+func (m *IntegrationMutation) ClearWriteBudgetSize() {
+	m.write_budget_size = nil
+	m.addwrite_budget_size = nil
+	m.clearedFields[integration.FieldWriteBudgetSize] = struct{}{}
+}
+
+// WriteBudgetSizeCleared returns if the "write_budget_size" field was cleared in this mutation.
+func (m *IntegrationMutation) WriteBudgetSizeCleared() bool {
+	_, ok := m.clearedFields[integration.FieldWriteBudgetSize]
+	return ok
+}
+
+// ResetWriteBudgetSize resets all changes to the "write_budget_size" field.
+func (m *IntegrationMutation) ResetWriteBudgetSize() {
+	m.write_budget_size = nil
+	m.addwrite_budget_size = nil
+	delete(m.clearedFields, integration.FieldWriteBudgetSize)
+}
+
+// SetWriteBudgetRefillPerSecond sets the "write_budget_refill_per_second" field.
+func (m *IntegrationMutation) SetWriteBudgetRefillPerSecond(f float64) {
+	m.write_budget_refill_per_second = &f
+	m.addwrite_budget_refill_per_second = nil
+}
+
+// WriteBudgetRefillPerSecond returns the value of the "write_budget_refill_per_second" field in the mutation.
+func (m *IntegrationMutation) WriteBudgetRefillPerSecond() (r float64, exists bool) {
+	v := m.write_budget_refill_per_second
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldWriteBudgetRefillPerSecond returns the old "write_budget_refill_per_second" field's value of the Integration entity.
+// If the Integration object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IntegrationMutation) OldWriteBudgetRefillPerSecond(ctx context.Context) (v *float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldWriteBudgetRefillPerSecond is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldWriteBudgetRefillPerSecond requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldWriteBudgetRefillPerSecond: %w", err)
+	}
+	return oldValue.WriteBudgetRefillPerSecond, nil
+}
+
+// AddWriteBudgetRefillPerSecond adds f to the "write_budget_refill_per_second" field.
+func (m *IntegrationMutation) AddWriteBudgetRefillPerSecond(f float64) {
+	if m.addwrite_budget_refill_per_second != nil {
+		*m.addwrite_budget_refill_per_second += f
+	} else {
+		m.addwrite_budget_refill_per_second = &f
+	}
+}
+
+// AddedWriteBudgetRefillPerSecond returns the value that was added to the "write_budget_refill_per_second" field in this mutation.
+func (m *IntegrationMutation) AddedWriteBudgetRefillPerSecond() (r float64, exists bool) {
+	v := m.addwrite_budget_refill_per_second
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearWriteBudgetRefillPerSecond clears the value of the "write_budget_refill_per_second" field.
+func (m *IntegrationMutation) ClearWriteBudgetRefillPerSecond() {
+	m.write_budget_refill_per_second = nil
+	m.addwrite_budget_refill_per_second = nil
+	m.clearedFields[integration.FieldWriteBudgetRefillPerSecond] = struct{}{}
+}
+
+// WriteBudgetRefillPerSecondCleared returns if the "write_budget_refill_per_second" field was cleared in this mutation.
+func (m *IntegrationMutation) WriteBudgetRefillPerSecondCleared() bool {
+	_, ok := m.clearedFields[integration.FieldWriteBudgetRefillPerSecond]
+	return ok
+}
+
+// ResetWriteBudgetRefillPerSecond resets all changes to the "write_budget_refill_per_second" field.
+func (m *IntegrationMutation) ResetWriteBudgetRefillPerSecond() {
+	m.write_budget_refill_per_second = nil
+	m.addwrite_budget_refill_per_second = nil
+	delete(m.clearedFields, integration.FieldWriteBudgetRefillPerSecond)
+}
+
 // ClearOrganization clears the "organization" edge to the Organization entity.
 func (m *IntegrationMutation) ClearOrganization() {
 	m.clearedorganization = true
@@ -5009,7 +5153,7 @@ func (m *IntegrationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *IntegrationMutation) Fields() []string {
-	fields := make([]string, 0, 24)
+	fields := make([]string, 0, 26)
 	if m.created_at != nil {
 		fields = append(fields, integration.FieldCreatedAt)
 	}
@@ -5082,6 +5226,12 @@ func (m *IntegrationMutation) Fields() []string {
 	if m.deprovision_guard_off != nil {
 		fields = append(fields, integration.FieldDeprovisionGuardOff)
 	}
+	if m.write_budget_size != nil {
+		fields = append(fields, integration.FieldWriteBudgetSize)
+	}
+	if m.write_budget_refill_per_second != nil {
+		fields = append(fields, integration.FieldWriteBudgetRefillPerSecond)
+	}
 	return fields
 }
 
@@ -5138,6 +5288,10 @@ func (m *IntegrationMutation) Field(name string) (ent.Value, bool) {
 		return m.DeprovisionThreshold()
 	case integration.FieldDeprovisionGuardOff:
 		return m.DeprovisionGuardOff()
+	case integration.FieldWriteBudgetSize:
+		return m.WriteBudgetSize()
+	case integration.FieldWriteBudgetRefillPerSecond:
+		return m.WriteBudgetRefillPerSecond()
 	}
 	return nil, false
 }
@@ -5195,6 +5349,10 @@ func (m *IntegrationMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldDeprovisionThreshold(ctx)
 	case integration.FieldDeprovisionGuardOff:
 		return m.OldDeprovisionGuardOff(ctx)
+	case integration.FieldWriteBudgetSize:
+		return m.OldWriteBudgetSize(ctx)
+	case integration.FieldWriteBudgetRefillPerSecond:
+		return m.OldWriteBudgetRefillPerSecond(ctx)
 	}
 	return nil, fmt.Errorf("unknown Integration field %s", name)
 }
@@ -5372,6 +5530,20 @@ func (m *IntegrationMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetDeprovisionGuardOff(v)
 		return nil
+	case integration.FieldWriteBudgetSize:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWriteBudgetSize(v)
+		return nil
+	case integration.FieldWriteBudgetRefillPerSecond:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetWriteBudgetRefillPerSecond(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Integration field %s", name)
 }
@@ -5383,6 +5555,12 @@ func (m *IntegrationMutation) AddedFields() []string {
 	if m.adddeprovision_threshold != nil {
 		fields = append(fields, integration.FieldDeprovisionThreshold)
 	}
+	if m.addwrite_budget_size != nil {
+		fields = append(fields, integration.FieldWriteBudgetSize)
+	}
+	if m.addwrite_budget_refill_per_second != nil {
+		fields = append(fields, integration.FieldWriteBudgetRefillPerSecond)
+	}
 	return fields
 }
 
@@ -5393,6 +5571,10 @@ func (m *IntegrationMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
 	case integration.FieldDeprovisionThreshold:
 		return m.AddedDeprovisionThreshold()
+	case integration.FieldWriteBudgetSize:
+		return m.AddedWriteBudgetSize()
+	case integration.FieldWriteBudgetRefillPerSecond:
+		return m.AddedWriteBudgetRefillPerSecond()
 	}
 	return nil, false
 }
@@ -5408,6 +5590,20 @@ func (m *IntegrationMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddDeprovisionThreshold(v)
+		return nil
+	case integration.FieldWriteBudgetSize:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddWriteBudgetSize(v)
+		return nil
+	case integration.FieldWriteBudgetRefillPerSecond:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddWriteBudgetRefillPerSecond(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Integration numeric field %s", name)
@@ -5440,6 +5636,12 @@ func (m *IntegrationMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(integration.FieldDeprovisionThreshold) {
 		fields = append(fields, integration.FieldDeprovisionThreshold)
+	}
+	if m.FieldCleared(integration.FieldWriteBudgetSize) {
+		fields = append(fields, integration.FieldWriteBudgetSize)
+	}
+	if m.FieldCleared(integration.FieldWriteBudgetRefillPerSecond) {
+		fields = append(fields, integration.FieldWriteBudgetRefillPerSecond)
 	}
 	return fields
 }
@@ -5478,6 +5680,12 @@ func (m *IntegrationMutation) ClearField(name string) error {
 		return nil
 	case integration.FieldDeprovisionThreshold:
 		m.ClearDeprovisionThreshold()
+		return nil
+	case integration.FieldWriteBudgetSize:
+		m.ClearWriteBudgetSize()
+		return nil
+	case integration.FieldWriteBudgetRefillPerSecond:
+		m.ClearWriteBudgetRefillPerSecond()
 		return nil
 	}
 	return fmt.Errorf("unknown Integration nullable field %s", name)
@@ -5558,6 +5766,12 @@ func (m *IntegrationMutation) ResetField(name string) error {
 		return nil
 	case integration.FieldDeprovisionGuardOff:
 		m.ResetDeprovisionGuardOff()
+		return nil
+	case integration.FieldWriteBudgetSize:
+		m.ResetWriteBudgetSize()
+		return nil
+	case integration.FieldWriteBudgetRefillPerSecond:
+		m.ResetWriteBudgetRefillPerSecond()
 		return nil
 	}
 	return fmt.Errorf("unknown Integration field %s", name)

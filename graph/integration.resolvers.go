@@ -13,11 +13,19 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/graph/model"
 	"github.com/dirsync/dirsync/internal/jobs"
+	"github.com/dirsync/dirsync/internal/tenant"
 )
 
 // HasClientSecret is the resolver for the hasClientSecret field.
 func (r *integrationResolver) HasClientSecret(ctx context.Context, obj *ent.Integration) (bool, error) {
 	return obj.ClientSecretSealed != "", nil
+}
+
+// WriteBudget is the resolver for the writeBudget field.
+func (r *integrationResolver) WriteBudget(ctx context.Context, obj *ent.Integration) (*model.WriteBudget, error) {
+	w := tenant.WriteBudget(obj)
+	return &model.WriteBudget{Size: w.Size, RefillPerSecond: w.RefillPerSecond,
+		Custom: obj.WriteBudgetSize != nil || obj.WriteBudgetRefillPerSecond != nil}, nil
 }
 
 // CreateIntegration is the resolver for the createIntegration field.

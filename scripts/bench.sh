@@ -12,6 +12,7 @@ benches=(
 	"read-path|./internal/api/|ReadPath|1x"
 	"fanout-job|./internal/live/|JobFanout|1x"
 	"fanout-events|./internal/live/|EventsFanout|1x"
+	"provisioning-throughput|./internal/worker/|ProvisionThroughput|1x"
 )
 
 filter=${BENCH:-.}

@@ -10,7 +10,7 @@ import (
 // runWorker runs the asynq server (reconcile tasks) and the outbox relay.
 func runWorker(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	concurrency := fs.Int("concurrency", 0, "tasks run in parallel by this process (default 20)")
+	concurrency := fs.Int("concurrency", 0, "tasks run in parallel by this process (default DIRSYNC_WORKER_CONCURRENCY, else 48)")
 	noRelay := fs.Bool("no-relay", false, "do not relay the outbox (another process does)")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -67,6 +67,10 @@ const (
 	FieldDeprovisionThreshold = "deprovision_threshold"
 	// FieldDeprovisionGuardOff holds the string denoting the deprovision_guard_off field in the database.
 	FieldDeprovisionGuardOff = "deprovision_guard_off"
+	// FieldWriteBudgetSize holds the string denoting the write_budget_size field in the database.
+	FieldWriteBudgetSize = "write_budget_size"
+	// FieldWriteBudgetRefillPerSecond holds the string denoting the write_budget_refill_per_second field in the database.
+	FieldWriteBudgetRefillPerSecond = "write_budget_refill_per_second"
 	// EdgeOrganization holds the string denoting the organization edge name in mutations.
 	EdgeOrganization = "organization"
 	// EdgeUserBindings holds the string denoting the user_bindings edge name in mutations.
@@ -134,6 +138,8 @@ var Columns = []string{
 	FieldAttributeMappings,
 	FieldDeprovisionThreshold,
 	FieldDeprovisionGuardOff,
+	FieldWriteBudgetSize,
+	FieldWriteBudgetRefillPerSecond,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -188,6 +194,10 @@ var (
 	DeprovisionThresholdValidator func(int) error
 	// DefaultDeprovisionGuardOff holds the default value on creation for the "deprovision_guard_off" field.
 	DefaultDeprovisionGuardOff bool
+	// WriteBudgetSizeValidator is a validator for the "write_budget_size" field. It is called by the builders before save.
+	WriteBudgetSizeValidator func(int) error
+	// WriteBudgetRefillPerSecondValidator is a validator for the "write_budget_refill_per_second" field. It is called by the builders before save.
+	WriteBudgetRefillPerSecondValidator func(float64) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() pulid.ID
 	// IDValidator is a validator for the "id" field. It is called by the builders before save.
@@ -357,6 +367,16 @@ func ByDeprovisionThreshold(opts ...sql.OrderTermOption) OrderOption {
 // ByDeprovisionGuardOff orders the results by the deprovision_guard_off field.
 func ByDeprovisionGuardOff(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDeprovisionGuardOff, opts...).ToFunc()
+}
+
+// ByWriteBudgetSize orders the results by the write_budget_size field.
+func ByWriteBudgetSize(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldWriteBudgetSize, opts...).ToFunc()
+}
+
+// ByWriteBudgetRefillPerSecond orders the results by the write_budget_refill_per_second field.
+func ByWriteBudgetRefillPerSecond(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldWriteBudgetRefillPerSecond, opts...).ToFunc()
 }
 
 // ByOrganizationField orders the results by organization field.

@@ -151,6 +151,16 @@ func DeprovisionGuardOff(v bool) predicate.Integration {
 	return predicate.Integration(sql.FieldEQ(FieldDeprovisionGuardOff, v))
 }
 
+// WriteBudgetSize applies equality check predicate on the "write_budget_size" field. It's identical to WriteBudgetSizeEQ.
+func WriteBudgetSize(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldWriteBudgetSize, v))
+}
+
+// WriteBudgetRefillPerSecond applies equality check predicate on the "write_budget_refill_per_second" field. It's identical to WriteBudgetRefillPerSecondEQ.
+func WriteBudgetRefillPerSecond(v float64) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldWriteBudgetRefillPerSecond, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Integration {
 	return predicate.Integration(sql.FieldEQ(FieldCreatedAt, v))
@@ -1134,6 +1144,106 @@ func DeprovisionGuardOffEQ(v bool) predicate.Integration {
 // DeprovisionGuardOffNEQ applies the NEQ predicate on the "deprovision_guard_off" field.
 func DeprovisionGuardOffNEQ(v bool) predicate.Integration {
 	return predicate.Integration(sql.FieldNEQ(FieldDeprovisionGuardOff, v))
+}
+
+// WriteBudgetSizeEQ applies the EQ predicate on the "write_budget_size" field.
+func WriteBudgetSizeEQ(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldWriteBudgetSize, v))
+}
+
+// WriteBudgetSizeNEQ applies the NEQ predicate on the "write_budget_size" field.
+func WriteBudgetSizeNEQ(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldNEQ(FieldWriteBudgetSize, v))
+}
+
+// WriteBudgetSizeIn applies the In predicate on the "write_budget_size" field.
+func WriteBudgetSizeIn(vs ...int) predicate.Integration {
+	return predicate.Integration(sql.FieldIn(FieldWriteBudgetSize, vs...))
+}
+
+// WriteBudgetSizeNotIn applies the NotIn predicate on the "write_budget_size" field.
+func WriteBudgetSizeNotIn(vs ...int) predicate.Integration {
+	return predicate.Integration(sql.FieldNotIn(FieldWriteBudgetSize, vs...))
+}
+
+// WriteBudgetSizeGT applies the GT predicate on the "write_budget_size" field.
+func WriteBudgetSizeGT(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldGT(FieldWriteBudgetSize, v))
+}
+
+// WriteBudgetSizeGTE applies the GTE predicate on the "write_budget_size" field.
+func WriteBudgetSizeGTE(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldGTE(FieldWriteBudgetSize, v))
+}
+
+// WriteBudgetSizeLT applies the LT predicate on the "write_budget_size" field.
+func WriteBudgetSizeLT(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldLT(FieldWriteBudgetSize, v))
+}
+
+// WriteBudgetSizeLTE applies the LTE predicate on the "write_budget_size" field.
+func WriteBudgetSizeLTE(v int) predicate.Integration {
+	return predicate.Integration(sql.FieldLTE(FieldWriteBudgetSize, v))
+}
+
+// WriteBudgetSizeIsNil applies the IsNil predicate on the "write_budget_size" field.
+func WriteBudgetSizeIsNil() predicate.Integration {
+	return predicate.Integration(sql.FieldIsNull(FieldWriteBudgetSize))
+}
+
+// WriteBudgetSizeNotNil applies the NotNil predicate on the "write_budget_size" field.
+func WriteBudgetSizeNotNil() predicate.Integration {
+	return predicate.Integration(sql.FieldNotNull(FieldWriteBudgetSize))
+}
+
+// WriteBudgetRefillPerSecondEQ applies the EQ predicate on the "write_budget_refill_per_second" field.
+func WriteBudgetRefillPerSecondEQ(v float64) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldWriteBudgetRefillPerSecond, v))
+}
+
+// WriteBudgetRefillPerSecondNEQ applies the NEQ predicate on the "write_budget_refill_per_second" field.
+func WriteBudgetRefillPerSecondNEQ(v float64) predicate.Integration {
+	return predicate.Integration(sql.FieldNEQ(FieldWriteBudgetRefillPerSecond, v))
+}
+
+// WriteBudgetRefillPerSecondIn applies the In predicate on the "write_budget_refill_per_second" field.
+func WriteBudgetRefillPerSecondIn(vs ...float64) predicate.Integration {
+	return predicate.Integration(sql.FieldIn(FieldWriteBudgetRefillPerSecond, vs...))
+}
+
+// WriteBudgetRefillPerSecondNotIn applies the NotIn predicate on the "write_budget_refill_per_second" field.
+func WriteBudgetRefillPerSecondNotIn(vs ...float64) predicate.Integration {
+	return predicate.Integration(sql.FieldNotIn(FieldWriteBudgetRefillPerSecond, vs...))
+}
+
+// WriteBudgetRefillPerSecondGT applies the GT predicate on the "write_budget_refill_per_second" field.
+func WriteBudgetRefillPerSecondGT(v float64) predicate.Integration {
+	return predicate.Integration(sql.FieldGT(FieldWriteBudgetRefillPerSecond, v))
+}
+
+// WriteBudgetRefillPerSecondGTE applies the GTE predicate on the "write_budget_refill_per_second" field.
+func WriteBudgetRefillPerSecondGTE(v float64) predicate.Integration {
+	return predicate.Integration(sql.FieldGTE(FieldWriteBudgetRefillPerSecond, v))
+}
+
+// WriteBudgetRefillPerSecondLT applies the LT predicate on the "write_budget_refill_per_second" field.
+func WriteBudgetRefillPerSecondLT(v float64) predicate.Integration {
+	return predicate.Integration(sql.FieldLT(FieldWriteBudgetRefillPerSecond, v))
+}
+
+// WriteBudgetRefillPerSecondLTE applies the LTE predicate on the "write_budget_refill_per_second" field.
+func WriteBudgetRefillPerSecondLTE(v float64) predicate.Integration {
+	return predicate.Integration(sql.FieldLTE(FieldWriteBudgetRefillPerSecond, v))
+}
+
+// WriteBudgetRefillPerSecondIsNil applies the IsNil predicate on the "write_budget_refill_per_second" field.
+func WriteBudgetRefillPerSecondIsNil() predicate.Integration {
+	return predicate.Integration(sql.FieldIsNull(FieldWriteBudgetRefillPerSecond))
+}
+
+// WriteBudgetRefillPerSecondNotNil applies the NotNil predicate on the "write_budget_refill_per_second" field.
+func WriteBudgetRefillPerSecondNotNil() predicate.Integration {
+	return predicate.Integration(sql.FieldNotNull(FieldWriteBudgetRefillPerSecond))
 }
 
 // HasOrganization applies the HasEdge predicate on the "organization" edge.

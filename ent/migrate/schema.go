@@ -191,6 +191,8 @@ var (
 		{Name: "attribute_mappings", Type: field.TypeJSON},
 		{Name: "deprovision_threshold", Type: field.TypeInt, Nullable: true},
 		{Name: "deprovision_guard_off", Type: field.TypeBool, Default: false},
+		{Name: "write_budget_size", Type: field.TypeInt, Nullable: true},
+		{Name: "write_budget_refill_per_second", Type: field.TypeFloat64, Nullable: true},
 		{Name: "organization_id", Type: field.TypeString, Size: 28},
 	}
 	// IntegrationsTable holds the schema information for the "integrations" table.
@@ -201,7 +203,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "integrations_organizations_organization",
-				Columns:    []*schema.Column{IntegrationsColumns[24]},
+				Columns:    []*schema.Column{IntegrationsColumns[26]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -210,7 +212,7 @@ var (
 			{
 				Name:    "integrations_org_name_key",
 				Unique:  true,
-				Columns: []*schema.Column{IntegrationsColumns[24], IntegrationsColumns[4]},
+				Columns: []*schema.Column{IntegrationsColumns[26], IntegrationsColumns[4]},
 			},
 		},
 	}

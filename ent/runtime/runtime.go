@@ -405,6 +405,14 @@ func init() {
 	integrationDescDeprovisionGuardOff := integrationFields[20].Descriptor()
 	// integration.DefaultDeprovisionGuardOff holds the default value on creation for the deprovision_guard_off field.
 	integration.DefaultDeprovisionGuardOff = integrationDescDeprovisionGuardOff.Default.(bool)
+	// integrationDescWriteBudgetSize is the schema descriptor for write_budget_size field.
+	integrationDescWriteBudgetSize := integrationFields[21].Descriptor()
+	// integration.WriteBudgetSizeValidator is a validator for the "write_budget_size" field. It is called by the builders before save.
+	integration.WriteBudgetSizeValidator = integrationDescWriteBudgetSize.Validators[0].(func(int) error)
+	// integrationDescWriteBudgetRefillPerSecond is the schema descriptor for write_budget_refill_per_second field.
+	integrationDescWriteBudgetRefillPerSecond := integrationFields[22].Descriptor()
+	// integration.WriteBudgetRefillPerSecondValidator is a validator for the "write_budget_refill_per_second" field. It is called by the builders before save.
+	integration.WriteBudgetRefillPerSecondValidator = integrationDescWriteBudgetRefillPerSecond.Validators[0].(func(float64) error)
 	// integrationDescID is the schema descriptor for id field.
 	integrationDescID := integrationMixinFields0[0].Descriptor()
 	// integration.DefaultID holds the default value on creation for the id field.

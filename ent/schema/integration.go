@@ -61,6 +61,12 @@ func (Integration) Fields() []ent.Field {
 		// one nullable deprovisionThreshold (schema/safety.graphqls).
 		field.Int("deprovision_threshold").Optional().Nillable().NonNegative().Annotations(hidden),
 		field.Bool("deprovision_guard_off").Default(false).Annotations(hidden),
+		// The app+tenant write budget (issue 12); unset takes Graph's documented
+		// quota. Exposed through the hand-written Integration.writeBudget.
+		field.Int("write_budget_size").Optional().Nillable().Positive().
+			Comment("Writes the tenant's bucket holds (Graph: 3,000); nil: the default.").Annotations(hidden),
+		field.Float("write_budget_refill_per_second").Optional().Nillable().Positive().
+			Comment("Writes per second the bucket refills (Graph: 20); nil: the default.").Annotations(hidden),
 	}
 }
 

@@ -212,6 +212,7 @@ type ComplexityRoot struct {
 		TenantPasswordExpiry          func(childComplexity int) int
 		UpdatedAt                     func(childComplexity int) int
 		VerifiedDomains               func(childComplexity int) int
+		WriteBudget                   func(childComplexity int) int
 	}
 
 	IntegrationBinding struct {
@@ -628,6 +629,12 @@ type ComplexityRoot struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
 	}
+
+	WriteBudget struct {
+		Custom          func(childComplexity int) int
+		RefillPerSecond func(childComplexity int) int
+		Size            func(childComplexity int) int
+	}
 }
 
 // endregion ***************************** api!.gotpl *****************************
@@ -640,6 +647,7 @@ type IntegrationResolver interface {
 	BoundUsers(ctx context.Context, obj *ent.Integration, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) (*ent.UserConnection, error)
 	BoundUserGroups(ctx context.Context, obj *ent.Integration, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserGroupOrder, where *ent.UserGroupWhereInput) (*ent.UserGroupConnection, error)
 	HasClientSecret(ctx context.Context, obj *ent.Integration) (bool, error)
+	WriteBudget(ctx context.Context, obj *ent.Integration) (*model.WriteBudget, error)
 	DeprovisionThreshold(ctx context.Context, obj *ent.Integration) (*int, error)
 	DeprovisionThresholdIsDefault(ctx context.Context, obj *ent.Integration) (bool, error)
 }
@@ -1319,6 +1327,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Integration.VerifiedDomains(childComplexity), true
+	case "Integration.writeBudget":
+		if e.ComplexityRoot.Integration.WriteBudget == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Integration.WriteBudget(childComplexity), true
 
 	case "IntegrationBinding.direct":
 		if e.ComplexityRoot.IntegrationBinding.Direct == nil {
@@ -3309,6 +3323,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.UserGroupEdge.Node(childComplexity), true
 
+	case "WriteBudget.custom":
+		if e.ComplexityRoot.WriteBudget.Custom == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WriteBudget.Custom(childComplexity), true
+	case "WriteBudget.refillPerSecond":
+		if e.ComplexityRoot.WriteBudget.RefillPerSecond == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WriteBudget.RefillPerSecond(childComplexity), true
+	case "WriteBudget.size":
+		if e.ComplexityRoot.WriteBudget.Size == nil {
+			break
+		}
+
+		return e.ComplexityRoot.WriteBudget.Size(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -3349,6 +3382,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("UserGroupWhereInput", ec.unmarshalInputUserGroupWhereInput),
 			graphql.NewInputUnmarshaler("UserOrder", ec.unmarshalInputUserOrder),
 			graphql.NewInputUnmarshaler("UserWhereInput", ec.unmarshalInputUserWhereInput),
+			graphql.NewInputUnmarshaler("WriteBudgetInput", ec.unmarshalInputWriteBudgetInput),
 		)
 	}
 	first := true
@@ -7060,6 +7094,37 @@ extend type Integration {
   hasClientSecret: Boolean!
 }
 
+"""
+The write budget dirsync keeps for the integration's app+tenant, modelled on
+Microsoft Graph's: a bucket of ` + "`" + `size` + "`" + ` writes that starts full and refills at
+` + "`" + `refillPerSecond` + "`" + `. Defaults are Graph's documented quota (3,000 writes per 150 s,
+i.e. 20 per second); lower them when other tools write to the tenant with the
+same app registration.
+"""
+type WriteBudget {
+  """Writes the bucket holds when full."""
+  size: Int!
+  """Writes per second the bucket refills."""
+  refillPerSecond: Float!
+  """False when both values are the defaults (nothing set on the integration)."""
+  custom: Boolean!
+}
+
+extend type Integration {
+  """The write budget in force (defaults applied)."""
+  writeBudget: WriteBudget!
+}
+
+"""Sets the write budget; an omitted field keeps its value, reset returns both to the defaults."""
+input WriteBudgetInput {
+  """1..100000."""
+  size: Int
+  """0.01..10000."""
+  refillPerSecond: Float
+  """Back to Graph's documented quota; not together with size or refillPerSecond."""
+  reset: Boolean
+}
+
 input CreateIntegrationInput {
   name: String!
   """Entra tenant id (GUID) or a verified domain of the tenant."""
@@ -7101,6 +7166,8 @@ input UpdateIntegrationInput {
   attributeMappings: [AttributeMappingInput!]
   """Back to the shipped default mapping table."""
   resetAttributeMappings: Boolean
+  """The app+tenant write budget (docs/worker.md "Write budget")."""
+  writeBudget: WriteBudgetInput
 }
 
 type IntegrationPayload {
@@ -7751,6 +7818,8 @@ func (ec *executionContext) childFields_Integration(ctx context.Context, field g
 		return ec.fieldContext_Integration_boundUserGroups(ctx, field)
 	case "hasClientSecret":
 		return ec.fieldContext_Integration_hasClientSecret(ctx, field)
+	case "writeBudget":
+		return ec.fieldContext_Integration_writeBudget(ctx, field)
 	case "deprovisionThreshold":
 		return ec.fieldContext_Integration_deprovisionThreshold(ctx, field)
 	case "deprovisionThresholdIsDefault":
@@ -8459,6 +8528,18 @@ func (ec *executionContext) childFields_UserGroupEdge(ctx context.Context, field
 		return ec.fieldContext_UserGroupEdge_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type UserGroupEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_WriteBudget(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "size":
+		return ec.fieldContext_WriteBudget_size(ctx, field)
+	case "refillPerSecond":
+		return ec.fieldContext_WriteBudget_refillPerSecond(ctx, field)
+	case "custom":
+		return ec.fieldContext_WriteBudget_custom(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type WriteBudget", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -12624,6 +12705,38 @@ func (ec *executionContext) _Integration_hasClientSecret(ctx context.Context, fi
 }
 func (ec *executionContext) fieldContext_Integration_hasClientSecret(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Integration", field, true, true, "Boolean")
+}
+
+func (ec *executionContext) _Integration_writeBudget(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Integration_writeBudget(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Integration().WriteBudget(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.WriteBudget) graphql.Marshaler {
+			return ec.marshalNWriteBudget2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐWriteBudget(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Integration_writeBudget(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Integration",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_WriteBudget(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _Integration_deprovisionThreshold(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
@@ -20833,6 +20946,75 @@ func (ec *executionContext) _UserGroupEdge_cursor(ctx context.Context, field gra
 }
 func (ec *executionContext) fieldContext_UserGroupEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("UserGroupEdge", field, false, false, "Cursor")
+}
+
+func (ec *executionContext) _WriteBudget_size(ctx context.Context, field graphql.CollectedField, obj *model.WriteBudget) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WriteBudget_size(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Size, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WriteBudget_size(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WriteBudget", field, false, false, "Int")
+}
+
+func (ec *executionContext) _WriteBudget_refillPerSecond(ctx context.Context, field graphql.CollectedField, obj *model.WriteBudget) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WriteBudget_refillPerSecond(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RefillPerSecond, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WriteBudget_refillPerSecond(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WriteBudget", field, false, false, "Float")
+}
+
+func (ec *executionContext) _WriteBudget_custom(ctx context.Context, field graphql.CollectedField, obj *model.WriteBudget) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_WriteBudget_custom(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Custom, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_WriteBudget_custom(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("WriteBudget", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -30862,7 +31044,7 @@ func (ec *executionContext) unmarshalInputUpdateIntegrationInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "tenantID", "clientID", "clientSecret", "graphBaseURL", "clearGraphBaseURL", "loginBaseURL", "clearLoginBaseURL", "domains", "defaultDomain", "clearDefaultDomain", "emailSource", "groupManagement", "suspendOnPasswordExpiry", "suspendOnLockout", "attributeMappings", "resetAttributeMappings", "deprovisionThreshold", "resetDeprovisionThreshold"}
+	fieldsInOrder := [...]string{"name", "tenantID", "clientID", "clientSecret", "graphBaseURL", "clearGraphBaseURL", "loginBaseURL", "clearLoginBaseURL", "domains", "defaultDomain", "clearDefaultDomain", "emailSource", "groupManagement", "suspendOnPasswordExpiry", "suspendOnLockout", "attributeMappings", "resetAttributeMappings", "writeBudget", "deprovisionThreshold", "resetDeprovisionThreshold"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -30988,6 +31170,13 @@ func (ec *executionContext) unmarshalInputUpdateIntegrationInput(ctx context.Con
 				return it, err
 			}
 			it.ResetAttributeMappings = data
+		case "writeBudget":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("writeBudget"))
+			data, err := ec.unmarshalOWriteBudgetInput2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐWriteBudgetInput(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.WriteBudget = data
 		case "deprovisionThreshold":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deprovisionThreshold"))
 			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
@@ -34499,6 +34688,62 @@ func UnmarshalUserWhereInput(ctx context.Context, raw any) (ent.UserWhereInput, 
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputWriteBudgetInput(ctx context.Context, obj any) (model.WriteBudgetInput, error) {
+	var it model.WriteBudgetInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"size", "refillPerSecond", "reset"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "size":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("size"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Size = data
+		case "refillPerSecond":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("refillPerSecond"))
+			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.RefillPerSecond = data
+		case "reset":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("reset"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Reset = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalWriteBudgetInput unmarshals raw into the WriteBudgetInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalWriteBudgetInput(ctx context.Context, raw any) (model.WriteBudgetInput, error) {
+	var out model.WriteBudgetInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "WriteBudgetInput", raw, &out)
+	return out, err
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -35651,6 +35896,12 @@ func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionS
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Integration_hasClientSecret(ctx, field, obj)
+				})
+		case "writeBudget":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Integration_writeBudget(ctx, field, obj)
 				})
 		case "deprovisionThreshold":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -38466,6 +38717,49 @@ func (ec *executionContext) _UserGroupEdge(ctx context.Context, sel ast.Selectio
 	return out
 }
 
+var writeBudgetImplementors = []string{"WriteBudget"}
+
+func (ec *executionContext) _WriteBudget(ctx context.Context, sel ast.SelectionSet, obj *model.WriteBudget) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, writeBudgetImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("WriteBudget")
+		case "size":
+			out.Values[i] = ec._WriteBudget_size(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "refillPerSecond":
+			out.Values[i] = ec._WriteBudget_refillPerSecond(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "custom":
+			out.Values[i] = ec._WriteBudget_custom(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var __DirectiveImplementors = []string{"__Directive"}
 
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
@@ -39094,6 +39388,20 @@ func (ec *executionContext) marshalNEventOrderField2ᚖgithubᚗcomᚋdirsyncᚋ
 func (ec *executionContext) unmarshalNEventWhereInput2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐEventWhereInput(ctx context.Context, v any) (*ent.EventWhereInput, error) {
 	res, err := ec.unmarshalInputEventWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.SelectionSet, v float64) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalFloatContext(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
+	}
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalNID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx context.Context, v any) (pulid.ID, error) {
@@ -39841,6 +40149,14 @@ func (ec *executionContext) unmarshalNUserWhereInput2ᚖgithubᚗcomᚋdirsync�
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNWriteBudget2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐWriteBudget(ctx context.Context, sel ast.SelectionSet, v *model.WriteBudget) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "WriteBudget!")
+		return graphql.Null
+	}
+	return ec._WriteBudget(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
 	return ec.___Directive(ctx, sel, &v)
 }
@@ -40139,6 +40455,23 @@ func (ec *executionContext) unmarshalOEventsSubscriptionFilter2ᚖgithubᚗcom�
 	}
 	res, err := ec.unmarshalInputEventsSubscriptionFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalFloatContext(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel ast.SelectionSet, v *float64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalFloatContext(*v)
+	return graphql.WrapContextMarshaler(ctx, res)
 }
 
 func (ec *executionContext) unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx context.Context, v any) ([]pulid.ID, error) {
@@ -41282,6 +41615,14 @@ func (ec *executionContext) unmarshalOUserWhereInput2ᚖgithubᚗcomᚋdirsync�
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputUserWhereInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOWriteBudgetInput2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐWriteBudgetInput(ctx context.Context, v any) (*model.WriteBudgetInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputWriteBudgetInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 

@@ -273,6 +273,8 @@ type UpdateIntegrationInput struct {
 	AttributeMappings       []*mapping.Rule          `json:"attributeMappings,omitempty"`
 	// Back to the shipped default mapping table.
 	ResetAttributeMappings *bool `json:"resetAttributeMappings,omitempty"`
+	// The app+tenant write budget (docs/worker.md "Write budget").
+	WriteBudget *WriteBudgetInput `json:"writeBudget,omitempty"`
 	// Mass-deprovision guard: the most disables one change (or all changes of the
 	// last 10 minutes) may cause before they wait for approveJob. An explicit null
 	// turns the guard off; omitted leaves the setting as it is.
@@ -295,6 +297,30 @@ type UpdateUserPayload struct {
 	User *ent.User `json:"user"`
 	// Reconciliation the change started (P4); empty when the user is in no integration.
 	Jobs []*ent.Job `json:"jobs"`
+}
+
+// The write budget dirsync keeps for the integration's app+tenant, modelled on
+// Microsoft Graph's: a bucket of `size` writes that starts full and refills at
+// `refillPerSecond`. Defaults are Graph's documented quota (3,000 writes per 150 s,
+// i.e. 20 per second); lower them when other tools write to the tenant with the
+// same app registration.
+type WriteBudget struct {
+	// Writes the bucket holds when full.
+	Size int `json:"size"`
+	// Writes per second the bucket refills.
+	RefillPerSecond float64 `json:"refillPerSecond"`
+	// False when both values are the defaults (nothing set on the integration).
+	Custom bool `json:"custom"`
+}
+
+// Sets the write budget; an omitted field keeps its value, reset returns both to the defaults.
+type WriteBudgetInput struct {
+	// 1..100000.
+	Size *int `json:"size,omitempty"`
+	// 0.01..10000.
+	RefillPerSecond *float64 `json:"refillPerSecond,omitempty"`
+	// Back to Graph's documented quota; not together with size or refillPerSecond.
+	Reset *bool `json:"reset,omitempty"`
 }
 
 // What a previewed change would do to one user or group.

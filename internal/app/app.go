@@ -92,6 +92,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	// transaction span the Graph calls), so the pool must exceed the worker's
 	// concurrency, leaving room for the relay and, in dev, the API.
 	db.SetMaxOpenConns(poolSize)
+	// Keep what the pool opened: database/sql keeps only 2 idle connections
+	// by default, so under load every released connection beyond those was
+	// closed and the next query forked a new PostgreSQL backend.
+	db.SetMaxIdleConns(poolSize)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -120,7 +124,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 // wire builds the components that only need the connections.
 func (a *App) wire() error {
 	var err error
-	if a.Budgets, err = throttle.New(throttle.Config{Redis: a.Redis, Logger: a.Log, Observer: a.Metrics.Throttle()}); err != nil {
+	if a.Budgets, err = throttle.New(throttle.Config{Redis: a.Redis, Logger: a.Log, Observer: a.Metrics.Throttle(),
+		MaxInFlight: a.Cfg.GraphWritesInFlight, MaxHold: a.Cfg.GraphMaxHold}); err != nil {
 		return err
 	}
 	current, keys, err := a.Cfg.SealingKeys()

@@ -39,6 +39,9 @@ func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Durati
 		return nil, fmt.Errorf("app: redis URL for the worker: %w", err)
 	}
 	a.registerWorkerMetrics(redisOpt)
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = a.Cfg.WorkerConcurrency
+	}
 	cfg := worker.Config{
 		Redis:           redisOpt,
 		DB:              a.DB,
@@ -69,6 +72,7 @@ func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Durati
 	// relay and, in dev, the API.
 	if c := cfg.Concurrency; c+10 > poolSize {
 		a.DB.SetMaxOpenConns(c + 10)
+		a.DB.SetMaxIdleConns(c + 10)
 	}
 	return worker.New(cfg)
 }

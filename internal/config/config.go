@@ -98,6 +98,21 @@ type Config struct {
 	// /readyz are served apart from the API, so metrics need not be public;
 	// empty = no metrics listener. The worker's only HTTP listener.
 	MetricsAddr string
+	// WorkerConcurrency (DIRSYNC_WORKER_CONCURRENCY) is how many tasks one
+	// worker process runs at once (each holds a database connection while it
+	// runs); 0 = the worker's default (48). `dirsync worker -concurrency`
+	// overrides it.
+	WorkerConcurrency int
+	// GraphWritesInFlight (DIRSYNC_GRAPH_WRITES_IN_FLIGHT) bounds the Graph
+	// writes one worker process has in flight to one app+tenant: the most the
+	// slow-start window grows to; 0 = 64.
+	GraphWritesInFlight int
+	// GraphMaxHold (DIRSYNC_GRAPH_MAX_HOLD) is the longest a task waits for an
+	// app+tenant's budget (a 429 pause, the write bucket) while holding its
+	// worker slot; past it the task goes back to the queue until the budget
+	// has room, so one throttled tenant cannot occupy every slot. 0 = no bound.
+	GraphMaxHold time.Duration
+
 	// RelayStuckAfter (DIRSYNC_RELAY_STUCK_AFTER): the worker is not ready
 	// when an outbox row has waited longer than this to be dispatched.
 	RelayStuckAfter time.Duration
@@ -115,6 +130,7 @@ func Defaults() Config {
 		MaxPageSize:     100,
 		ShutdownTimeout: 15 * time.Second,
 		RelayStuckAfter: 5 * time.Minute,
+		GraphMaxHold:    5 * time.Second,
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
 	}
@@ -183,6 +199,8 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	integer("DIRSYNC_ARGON2_MEMORY_KIB", &c.Argon2MemoryKiB)
 	integer("DIRSYNC_ARGON2_ITERATIONS", &c.Argon2Iterations)
 	integer("DIRSYNC_ARGON2_PARALLELISM", &c.Argon2Parallelism)
+	integer("DIRSYNC_WORKER_CONCURRENCY", &c.WorkerConcurrency)
+	integer("DIRSYNC_GRAPH_WRITES_IN_FLIGHT", &c.GraphWritesInFlight)
 	if v, ok := lookup("DIRSYNC_SECRET_KEY"); ok && v != "" {
 		k, err := base64.StdEncoding.DecodeString(v)
 		if err != nil {
@@ -218,6 +236,13 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 		}
 		c.RelayStuckAfter = d
 	}
+	if v, ok := lookup("DIRSYNC_GRAPH_MAX_HOLD"); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			errs = append(errs, fmt.Errorf("DIRSYNC_GRAPH_MAX_HOLD: %q is not a duration", v))
+		}
+		c.GraphMaxHold = d
+	}
 	if v, ok := lookup("DIRSYNC_SWEEP_AFTER"); ok && v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
@@ -248,6 +273,12 @@ func (c Config) Validate(requireSecretKey bool) error {
 	}
 	if c.Listen == "" {
 		errs = append(errs, errors.New("DIRSYNC_LISTEN: empty"))
+	}
+	if c.WorkerConcurrency < 0 || c.WorkerConcurrency > 1000 {
+		errs = append(errs, errors.New("DIRSYNC_WORKER_CONCURRENCY: must be between 0 (default) and 1000"))
+	}
+	if c.GraphWritesInFlight < 0 || c.GraphWritesInFlight > 1000 {
+		errs = append(errs, errors.New("DIRSYNC_GRAPH_WRITES_IN_FLIGHT: must be between 0 (default) and 1000"))
 	}
 	if requireSecretKey && len(c.SecretKey) == 0 && len(c.SecretKeys) == 0 {
 		errs = append(errs, errors.New("DIRSYNC_SECRET_KEY: required (32 random bytes, base64; e.g. `openssl rand -base64 32`), or DIRSYNC_SECRET_KEYS=id:base64,…"))

@@ -29,17 +29,36 @@ func (c *call) listUsers() (*reply, *graphError) {
 	return c.page(lq, c.userCandidates(lq.filter), c.context("users", lq.sel, false), false), nil
 }
 
-// userCandidates narrows a list to the one user a `userPrincipalName eq '…'`
-// filter can match, through the UPN index: the provisioning lookup, which would
-// otherwise scan the whole tenant under the lock on every call. page still
-// applies the filter, visibility and paging, so answers are unchanged.
+// userCandidates narrows a list to the users a `userPrincipalName eq '…'` or
+// `userPrincipalName in (…)` filter can match, through the UPN index: the
+// provisioning lookups, which would otherwise scan the whole tenant under the
+// lock on every call. page still applies the filter, visibility and paging, so
+// answers are unchanged.
 func (c *call) userCandidates(filter expr) []*object {
-	if cmp, ok := filter.(cmpExpr); ok && cmp.op == "eq" && cmp.val.kind == litString &&
-		strings.EqualFold(cmp.prop, "userPrincipalName") {
-		if o, ok := c.t.upns[strings.ToLower(cmp.val.s)]; ok {
-			return []*object{o}
+	var upns []lit
+	switch x := filter.(type) {
+	case cmpExpr:
+		if x.op == "eq" && strings.EqualFold(x.prop, "userPrincipalName") {
+			upns = []lit{x.val}
 		}
-		return nil
+	case inExpr:
+		if strings.EqualFold(x.prop, "userPrincipalName") {
+			upns = x.vals
+		}
+	}
+	if upns != nil {
+		var objs []*object
+		seen := map[*object]bool{}
+		for _, v := range upns {
+			if v.kind != litString {
+				continue
+			}
+			if o, ok := c.t.upns[strings.ToLower(v.s)]; ok && !seen[o] {
+				seen[o] = true
+				objs = append(objs, o)
+			}
+		}
+		return objs
 	}
 	objs := make([]*object, 0, len(c.t.users))
 	for _, o := range c.t.users {

@@ -290,3 +290,32 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	require.Equal(t, workers*each, n)
 }
+
+// The batched provisioning lookup (issue 12): `userPrincipalName in (…)` is
+// answered from the UPN index, case-insensitively, with each user once, and
+// Graph's limit of 15 alternatives per filter holds for it too.
+func TestUserPrincipalNameInLookup(t *testing.T) {
+	e := newEnv(t, Config{DisableThrottling: true})
+	for _, n := range []string{"ada", "bob", "o'neil"} {
+		e.json(201, "POST", "/users", newUserBody(n+"@contoso.com"))
+	}
+	upns := func(f string) []string {
+		var out []string
+		for _, v := range e.json(200, "GET", "/users?$select=id,userPrincipalName&$filter="+url.QueryEscape(f), nil)["value"].([]any) {
+			out = append(out, v.(map[string]any)["userPrincipalName"].(string))
+		}
+		return out
+	}
+	require.ElementsMatch(t, []string{"ada@contoso.com", "o'neil@contoso.com"},
+		upns("userPrincipalName in ('ADA@contoso.com','o''neil@contoso.com','nobody@contoso.com','ada@contoso.com')"))
+	require.Empty(t, upns("userPrincipalName in ('x@contoso.com')"))
+
+	vals := make([]string, 16)
+	for i := range vals {
+		vals[i] = fmt.Sprintf("'u%d@contoso.com'", i)
+	}
+	require.Empty(t, upns("userPrincipalName in ("+strings.Join(vals[:15], ",")+")"), "15 alternatives are allowed")
+	code, msg, _ := e.graphErr(400, "GET", "/users?$filter="+url.QueryEscape("userPrincipalName in ("+strings.Join(vals, ",")+")"), nil)
+	require.Equal(t, codeUnsupportedQuery, code)
+	require.Contains(t, msg, "Max allowed: 15.")
+}

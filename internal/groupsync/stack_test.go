@@ -107,7 +107,8 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
 	prefix := "gtest:" + hex.EncodeToString(suffix) + ":"
-	budgets, err := throttle.New(throttle.Config{Redis: rdb, KeyPrefix: prefix + "throttle:", Writes: o.writes})
+	budgets, err := throttle.New(throttle.Config{Redis: rdb, KeyPrefix: prefix + "throttle:",
+		Writes: throttle.WriteBudget{Size: o.writes.Rate, RefillPerSecond: float64(o.writes.Rate) / o.writes.Period.Seconds()}})
 	require.NoError(t, err)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)

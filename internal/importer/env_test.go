@@ -21,7 +21,6 @@ import (
 
 	"entgo.io/ent/dialect"
 	entsql "entgo.io/ent/dialect/sql"
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -158,7 +157,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 func connector(t testing.TB, rdb redis.UniversalClient, c shared) *tenant.Connector {
 	t.Helper()
 	budgets, err := throttle.New(throttle.Config{Redis: rdb, KeyPrefix: c.Prefix + "throttle:",
-		Writes: redis_rate.Limit{Rate: 3000, Period: 150 * time.Second, Burst: 20}})
+		Writes: throttle.WriteBudget{Size: 3000, RefillPerSecond: 20}})
 	require.NoError(t, err)
 	key, err := base64.StdEncoding.DecodeString(c.SecretKey)
 	require.NoError(t, err)

@@ -138,6 +138,11 @@ func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegr
 			}
 			upd.SetName(name)
 		}
+		if in.WriteBudget != nil {
+			if err := setWriteBudget(upd, in.WriteBudget); err != nil {
+				return err
+			}
+		}
 		if in.TenantID != nil {
 			t, err := cleanCredential("tenantID", *in.TenantID)
 			if err != nil {

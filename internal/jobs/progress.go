@@ -38,6 +38,26 @@ type ItemOutcome struct {
 // whether this call changed the job (only the first item of a job does), so the
 // caller publishes the change once.
 func MarkRunning(ctx context.Context, c *ent.Client, orgID, jobID pulid.ID, now time.Time) (bool, error) {
+	// Read first: an UPDATE waits for the job row's lock even when its WHERE
+	// turns out false, and the row is locked by every item completing
+	// (AdvanceJob), so each task of a running job would queue behind them.
+	var queued bool
+	rows, err := c.QueryContext(ctx, `SELECT status = 'QUEUED' FROM jobs WHERE id = $1 AND organization_id = $2`, jobID, orgID)
+	if err != nil {
+		return false, fmt.Errorf("jobs: mark %s running: %w", jobID, err)
+	}
+	if rows.Next() {
+		err = rows.Scan(&queued)
+	}
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, fmt.Errorf("jobs: mark %s running: %w", jobID, err)
+	}
+	if !queued {
+		return false, nil
+	}
 	res, err := c.ExecContext(ctx,
 		`UPDATE jobs SET status = 'RUNNING', started_at = $3, updated_at = $3
 		 WHERE id = $1 AND organization_id = $2 AND status = 'QUEUED'`, jobID, orgID, now)

@@ -267,8 +267,15 @@ func (c *Client) request(ctx context.Context, cl call) (*response, error) {
 				return nil, fmt.Errorf("msgraph: limiter: %w", err)
 			}
 		}
+		// answered tells an adaptive limiter how this attempt went, once.
+		answered := func(status int, h http.Header) {
+			if fb, ok := c.cfg.Limiter.(Feedback); ok {
+				fb.Answered(ctx, cl.writeCount(), status, h)
+			}
+		}
 		tok, err := c.Token(ctx)
 		if err != nil {
+			answered(0, nil)
 			if ae, ok := IsAuthError(err); ok && ae.temporary() && attempt+1 < pol.MaxAttempts {
 				last = err
 				if err := c.cfg.Sleep(ctx, pol.backoff(attempt)); err != nil {
@@ -280,6 +287,7 @@ func (c *Client) request(ctx context.Context, cl call) (*response, error) {
 		}
 		req, err := http.NewRequestWithContext(ctx, cl.method, u.String(), bytes.NewReader(body))
 		if err != nil {
+			answered(0, nil)
 			return nil, fmt.Errorf("msgraph: build request: %w", err)
 		}
 		if body == nil {
@@ -304,6 +312,7 @@ func (c *Client) request(ctx context.Context, cl call) (*response, error) {
 			c.cfg.Observer.ObserveRequest(ctx, cl.method, status, time.Since(sent))
 		}
 		if err != nil {
+			answered(0, nil)
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -323,6 +332,7 @@ func (c *Client) request(ctx context.Context, cl call) (*response, error) {
 		}
 		rb, rerr := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		answered(resp.StatusCode, resp.Header)
 		if rerr != nil {
 			last = fmt.Errorf("msgraph: read %s %s: %w", cl.method, u.Path, rerr)
 			continue

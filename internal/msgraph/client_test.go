@@ -3,10 +3,12 @@ package msgraph
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -181,4 +183,66 @@ func TestAddGroupMembersChunksAndFallsBackOnDuplicate(t *testing.T) {
 	assert.Len(t, patches[1], 5)
 	assert.Equal(t, f.srv.URL+"/v1.0/directoryObjects/m0", patches[0][0])
 	assert.Len(t, refs, 5, "failed chunk redone one by one")
+}
+
+// The batched lookup splits at Graph's 15 alternatives per filter, escapes
+// each value and maps the answers by lower-cased UPN (issue 12).
+func TestFindUsersByUPNsChunksAtGraphsLimit(t *testing.T) {
+	var mu sync.Mutex
+	var filters []string
+	_, c, _ := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		f := r.URL.Query().Get("$filter")
+		mu.Lock()
+		filters = append(filters, f)
+		mu.Unlock()
+		var value []any
+		if strings.Contains(f, "'o''brien@x.com'") {
+			value = append(value, map[string]any{"id": "1", "userPrincipalName": "O'Brien@x.com"})
+		}
+		writeJSON(w, 200, map[string]any{"value": value})
+	})
+	upns := []string{"o'brien@x.com"}
+	for i := range 19 {
+		upns = append(upns, fmt.Sprintf("u%d@x.com", i))
+	}
+	found, err := c.FindUsersByUPNs(context.Background(), upns, "id", "userPrincipalName")
+	require.NoError(t, err)
+	require.Equal(t, map[string]User{"o'brien@x.com": {ID: "1", UserPrincipalName: "O'Brien@x.com"}}, found)
+	require.Len(t, filters, 2)
+	assert.Equal(t, 15, strings.Count(filters[0], "@x.com'"))
+	assert.Equal(t, 5, strings.Count(filters[1], "@x.com'"))
+	assert.True(t, strings.HasPrefix(filters[0], "userPrincipalName in ('o''brien@x.com','u0@x.com',"), filters[0])
+}
+
+type feedbackLimiter struct {
+	fakeLimiter
+	answers []int
+}
+
+func (l *feedbackLimiter) Answered(_ context.Context, writes, status int, _ http.Header) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.answers = append(l.answers, writes*1000+status)
+}
+
+// An adaptive limiter hears about every attempt it let out, 429s included.
+func TestLimiterFeedbackOncePerAttempt(t *testing.T) {
+	var n atomic.Int32
+	f, _, sl := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.Header().Set("Retry-After", "1")
+			writeGraphError(w, 429, "TooManyRequests", "Please retry again later.")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	lim := &feedbackLimiter{}
+	c, err := New(Config{TenantID: "tenant-1", ClientID: "client-1", ClientSecret: "s3cr3t-value",
+		LoginBaseURL: f.srv.URL, GraphBaseURL: f.srv.URL + "/v1.0", HTTPClient: f.srv.Client(), Sleep: sl.Sleep,
+		Limiter: lim, Retry: RetryPolicy{Jitter: func() float64 { return 0 }}})
+	require.NoError(t, err)
+	require.NoError(t, c.UpdateUser(context.Background(), "id-1", UserFields{JobTitle: Ptr("x")}))
+	assert.Equal(t, []int{1429, 1204}, lim.answers)
+	assert.Equal(t, 2, lim.waits)
+	assert.Equal(t, []time.Duration{time.Second}, lim.penalties)
 }

@@ -29,6 +29,13 @@ type Limiter interface {
 	Penalize(ctx context.Context, d time.Duration)
 }
 
+// Feedback is implemented by Limiters that adapt to Graph's answers. After a
+// Wait that returned nil, the client calls Answered exactly once for that
+// attempt: with Graph's status and headers, or status 0 when no answer came.
+type Feedback interface {
+	Answered(ctx context.Context, writes, status int, header http.Header)
+}
+
 // Observer is told about every HTTP request the client sends to Graph (each
 // attempt, retries included), for metrics. status is 0 when no answer came
 // (transport error). It must not block.

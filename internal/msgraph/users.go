@@ -36,6 +36,25 @@ func (c *Client) FindUserByUPN(ctx context.Context, upn string, sel ...string) (
 	return &users[0], nil
 }
 
+// FindUsersByUPNs looks many users up at once with
+// `$filter=userPrincipalName in (…)`, MaxInValues per request. The answer maps
+// each lower-cased UPN found to its user; UPNs nobody holds are absent.
+// https://learn.microsoft.com/graph/api/user-list?view=graph-rest-1.0
+func (c *Client) FindUsersByUPNs(ctx context.Context, upns []string, sel ...string) (map[string]User, error) {
+	out := make(map[string]User, len(upns))
+	for start := 0; start < len(upns); start += MaxInValues {
+		chunk := upns[start:min(start+MaxInValues, len(upns))]
+		users, err := c.ListUsers(ListOptions{Filter: In("userPrincipalName", chunk), Select: sel, Top: 999}).Collect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range users {
+			out[strings.ToLower(u.UserPrincipalName)] = u
+		}
+	}
+	return out, nil
+}
+
 // ListUsers pages through users.
 // https://learn.microsoft.com/graph/api/user-list?view=graph-rest-1.0
 func (c *Client) ListUsers(opts ListOptions) *Pager[User] {

@@ -404,13 +404,10 @@ func (a *applier) lookupThenCreate(ctx context.Context, c *ent.Client, p Plan) e
 }
 
 // find looks a user up by UPN and accepts only an exact (case-insensitive)
-// match, so a lookup can never hand us someone else's account.
+// match, so a lookup can never hand us someone else's account. Lookups of
+// concurrent reconciles leave together, up to 15 in one request (lookup.go).
 func (a *applier) find(ctx context.Context, gc *msgraph.Client, want string) (*msgraph.User, error) {
-	u, err := gc.FindUserByUPN(ctx, want, "id", "userPrincipalName", "accountEnabled")
-	if err != nil || u == nil || !strings.EqualFold(u.UserPrincipalName, want) {
-		return nil, err
-	}
-	return u, nil
+	return a.r.lookups.find(ctx, gc, want)
 }
 
 // takeOver links an existing remote user and writes our exported attributes

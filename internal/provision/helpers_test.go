@@ -97,7 +97,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	e.rdb = redis.NewClient(opts)
 	t.Cleanup(func() { _ = e.rdb.Close() })
 	budgets, err := throttle.New(throttle.Config{Redis: e.rdb,
-		Writes: redis_rate.Limit{Rate: 2000, Period: time.Second, Burst: 200},
+		Writes: throttle.WriteBudget{Size: 2000, RefillPerSecond: 2000},
 		Reads:  redis_rate.Limit{Rate: 2000, Period: time.Second, Burst: 200}})
 	require.NoError(t, err)
 	key := make([]byte, 32)

@@ -3,9 +3,11 @@ package provision
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/integration"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/internal/connect"
 	"github.com/dirsync/dirsync/internal/upn"
@@ -22,14 +24,20 @@ func DesiredOf(ctx context.Context, c *ent.Client, in *ent.Integration, u *ent.U
 		return Desired{}, nil, nil, nil
 	}
 	d = Desired{Exists: true, State: string(u.State), DisplayName: DisplayName(u)}
-	if d.Connected, err = connect.Connected(ctx, c, u.ID, in.ID); err != nil {
+	// The authorized integrations the user is connected to. For an
+	// authorized integration (every reconcile) being among them is being
+	// connected: one query where Connected and Integrations took two
+	// (issue 12). A preview may plan for one not authorized yet.
+	ins, err := connect.Integrations(ctx, c, u.ID)
+	if err != nil {
+		return d, nil, nil, err
+	}
+	if in.Status == integration.StatusAUTHORIZED {
+		d.Connected = slices.ContainsFunc(ins, func(x *ent.Integration) bool { return x.ID == in.ID })
+	} else if d.Connected, err = connect.Connected(ctx, c, u.ID, in.ID); err != nil {
 		return d, nil, nil, fmt.Errorf("provision: connected: %w", err)
 	}
 	if d.Connected {
-		ins, err := connect.Integrations(ctx, c, u.ID)
-		if err != nil {
-			return d, nil, nil, err
-		}
 		cands := make([]OwnerCandidate, len(ins))
 		for i, x := range ins {
 			cands[i] = OwnerCandidate{ID: string(x.ID), Rules: Rules(x), Email: MappedEmail(u, x)}

@@ -66,7 +66,12 @@ func New(cfg Config) (*Connector, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = cfg.policy().Client(60 * time.Second)
+		// Many reconciles call one Graph host at once: keep their connections
+		// (net/http keeps 2 idle per host by default, so the rest would be
+		// closed and re-dialled, TLS handshake included, on every call).
+		t := cfg.policy().Transport()
+		t.MaxIdleConnsPerHost = 256
+		cfg.HTTPClient = &http.Client{Transport: t, Timeout: 60 * time.Second, CheckRedirect: egress.NoRedirect}
 	}
 	return &Connector{cfg: cfg, clients: map[pulid.ID]cached{}}, nil
 }
@@ -158,9 +163,15 @@ func (c *Connector) build(in *ent.Integration) (*msgraph.Client, error) {
 	}
 	if c.cfg.Retry != nil {
 		cfg.Retry = *c.cfg.Retry
+	} else {
+		// Graph's 500/502 are mostly passing; every call dirsync makes is safe
+		// to repeat or converges (a repeated create meets ObjectConflict and
+		// is taken over), so retry them here rather than requeue the whole
+		// reconcile, which costs seconds of task backoff (issue 12).
+		cfg.Retry.Retry5xx = true
 	}
 	if c.cfg.Budgets != nil {
-		cfg.Limiter = c.cfg.Budgets.For(BudgetKey(in.TenantID, in.ClientID))
+		cfg.Limiter = c.cfg.Budgets.ForWrites(BudgetKey(in.TenantID, in.ClientID), WriteBudget(in))
 	}
 	return msgraph.New(cfg)
 }
@@ -168,3 +179,16 @@ func (c *Connector) build(in *ent.Integration) (*msgraph.Client, error) {
 // BudgetKey names the throttle budget of an app+tenant: Graph throttles per app
 // per tenant, so two integrations with the same app and tenant share one.
 func BudgetKey(tenantID, clientID string) string { return tenantID + "/" + clientID }
+
+// WriteBudget is the integration's write bucket: its own size and refill where
+// set, Graph's documented quota otherwise.
+func WriteBudget(in *ent.Integration) throttle.WriteBudget {
+	w := throttle.WriteBudget{Size: throttle.DefaultWriteSize, RefillPerSecond: throttle.DefaultWriteRefillPerSecond}
+	if in.WriteBudgetSize != nil {
+		w.Size = *in.WriteBudgetSize
+	}
+	if in.WriteBudgetRefillPerSecond != nil {
+		w.RefillPerSecond = *in.WriteBudgetRefillPerSecond
+	}
+	return w
+}

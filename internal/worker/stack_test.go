@@ -80,6 +80,11 @@ type childConfig struct {
 	RetryMax   time.Duration `json:"retryMax"`
 	RelayPoll  time.Duration `json:"relayPoll"`
 	Concurrent int           `json:"concurrency"`
+	// ProdRetry: the Graph client's and the worker's production retry
+	// policies instead of the tests' quick ones (benchmarks).
+	ProdRetry bool `json:"prodRetry,omitempty"`
+	// MaxHold is the throttle's MaxHold (0: unbounded, as before).
+	MaxHold time.Duration `json:"maxHold,omitempty"`
 }
 
 type stackOpts struct {
@@ -163,27 +168,35 @@ func (w *statusWriter) WriteHeader(code int) { w.status = code; w.ResponseWriter
 func connector(t testing.TB, rdb redis.UniversalClient, c childConfig) *tenant.Connector {
 	t.Helper()
 	budgets, err := throttle.New(throttle.Config{Redis: rdb, KeyPrefix: c.Prefix + "throttle:",
-		Writes: redis_rate.Limit{Rate: c.WriteRate, Period: c.WritePer, Burst: 20}})
+		Writes:  throttle.WriteBudget{Size: c.WriteRate, RefillPerSecond: float64(c.WriteRate) / c.WritePer.Seconds()},
+		MaxHold: c.MaxHold})
 	require.NoError(t, err)
 	key, err := base64.StdEncoding.DecodeString(c.SecretKey)
 	require.NoError(t, err)
 	kr, err := secrets.NewKeyring("k1", map[string][]byte{"k1": key})
 	require.NoError(t, err)
+	retry := &msgraph.RetryPolicy{MaxAttempts: 6, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second, MaxRetryAfter: 30 * time.Second}
+	if c.ProdRetry {
+		retry = nil
+	}
 	tc, err := tenant.New(tenant.Config{Keyring: kr, Budgets: budgets, AllowCustomURLs: true, AllowInsecureURLs: true, Logger: quiet,
-		Retry: &msgraph.RetryPolicy{MaxAttempts: 6, BaseDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second, MaxRetryAfter: 30 * time.Second}})
+		Retry: retry})
 	require.NoError(t, err)
 	return tc
 }
 
-func (s *stack) integration() *ent.Integration {
+func (s *stack) integration() *ent.Integration { return s.integrationFor(s.creds) }
+
+// integrationFor authorizes an integration into the emulator tenant of creds.
+func (s *stack) integrationFor(creds graphsim.Credentials) *ent.Integration {
 	s.t.Helper()
 	tc := connector(s.t, s.rdb, s.childCfg)
 	id := pulid.New("IN")
-	sealed, err := tc.SealSecret(id, s.creds.ClientSecret)
+	sealed, err := tc.SealSecret(id, creds.ClientSecret)
 	require.NoError(s.t, err)
 	var verified []string
 	for _, tn := range s.sim.Tenants() {
-		if tn.ID == s.creds.TenantID {
+		if tn.ID == creds.TenantID {
 			for _, d := range tn.Domains {
 				if d.Verified {
 					verified = append(verified, strings.ToLower(d.Name))
@@ -191,8 +204,8 @@ func (s *stack) integration() *ent.Integration {
 			}
 		}
 	}
-	in, err := s.client.Integration.Create().SetID(id).SetOrganizationID(s.org.ID).SetName("M365").
-		SetTenantID(s.creds.TenantID).SetClientID(s.creds.ClientID).SetClientSecretSealed(sealed).
+	in, err := s.client.Integration.Create().SetID(id).SetOrganizationID(s.org.ID).SetName("M365 " + creds.TenantID).
+		SetTenantID(creds.TenantID).SetClientID(creds.ClientID).SetClientSecretSealed(sealed).
 		SetGraphBaseURL(s.simURL + "/v1.0").SetLoginBaseURL(s.simURL).
 		SetVerifiedDomains(verified).SetStatus(integration.StatusAUTHORIZED).SetAuthorizedAt(time.Now()).
 		SetAttributeMappings(mapping.Default()).Save(s.ctx)
@@ -217,6 +230,9 @@ func (s *stack) startWorker(tune func(*worker.Config)) (stop func()) {
 		Handler: handlerFor(s.t, s.client, s.rdb, c), RetryAfter: provision.RetryAfter,
 		Concurrency: c.Concurrent, RetryBase: c.RetryBase, RetryMax: c.RetryMax, RelayPoll: c.RelayPoll,
 		ShutdownTimeout: 2 * time.Second, Logger: quiet}
+	if c.ProdRetry {
+		cfg.RetryBase, cfg.RetryMax = 0, 0
+	}
 	if tune != nil {
 		tune(&cfg)
 	}

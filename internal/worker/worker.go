@@ -63,8 +63,10 @@ type PushHandler interface {
 
 // Defaults.
 const (
-	DefaultQueue       = "dirsync"
-	DefaultConcurrency = 20
+	DefaultQueue = "dirsync"
+	// DefaultConcurrency is enough parallel reconciles to use a fresh
+	// tenant's whole write bucket (two Graph calls of 20–40 ms each per user).
+	DefaultConcurrency = 48
 	DefaultMaxRetry    = 25
 	// DefaultRetention keeps finished tasks (and so their ids) long enough that
 	// an outbox row relayed again — after a relay crashed between enqueue and
@@ -90,7 +92,7 @@ type Config struct {
 	// none); provision.RetryAfter. Nil: backoff only.
 	RetryAfter func(error) time.Duration
 
-	Concurrency int    // parallel tasks in this process; default 20
+	Concurrency int    // parallel tasks in this process; default 48
 	Queue       string // asynq queue; default "dirsync"
 	MaxRetry    int    // retries after the first attempt; default 25
 	// RetryBase and RetryMax bound the backoff: attempt n waits a random time
