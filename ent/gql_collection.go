@@ -468,6 +468,16 @@ func (_q *IntegrationQuery) collectField(ctx context.Context, oneNode bool, opCt
 				selectedFields = append(selectedFields, integration.FieldSuspendOnLockout)
 				fieldSeen[integration.FieldSuspendOnLockout] = struct{}{}
 			}
+		case "driftAction":
+			if _, ok := fieldSeen[integration.FieldDriftAction]; !ok {
+				selectedFields = append(selectedFields, integration.FieldDriftAction)
+				fieldSeen[integration.FieldDriftAction] = struct{}{}
+			}
+		case "driftCheckedAt":
+			if _, ok := fieldSeen[integration.FieldDriftCheckedAt]; !ok {
+				selectedFields = append(selectedFields, integration.FieldDriftCheckedAt)
+				fieldSeen[integration.FieldDriftCheckedAt] = struct{}{}
+			}
 		case "attributeMappings":
 			if _, ok := fieldSeen[integration.FieldAttributeMappings]; !ok {
 				selectedFields = append(selectedFields, integration.FieldAttributeMappings)
@@ -1326,6 +1336,11 @@ func (_q *RemoteLinkQuery) collectField(ctx context.Context, oneNode bool, opCtx
 			if _, ok := fieldSeen[remotelink.FieldStatusReason]; !ok {
 				selectedFields = append(selectedFields, remotelink.FieldStatusReason)
 				fieldSeen[remotelink.FieldStatusReason] = struct{}{}
+			}
+		case "drift":
+			if _, ok := fieldSeen[remotelink.FieldDrift]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldDrift)
+				fieldSeen[remotelink.FieldDrift] = struct{}{}
 			}
 		case "lastErrorCode":
 			if _, ok := fieldSeen[remotelink.FieldLastErrorCode]; !ok {

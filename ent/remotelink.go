@@ -16,6 +16,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/internal/drift/driftinfo"
 )
 
 // RemoteLink is the model entity for the RemoteLink schema.
@@ -53,6 +54,8 @@ type RemoteLink struct {
 	AppliedHash string `json:"applied_hash,omitempty"`
 	// StatusReason holds the value of the "status_reason" field.
 	StatusReason string `json:"status_reason,omitempty"`
+	// What a drift round last found changed in the tenant behind our back; null: nothing (docs/drift.md).
+	Drift *driftinfo.Drift `json:"drift,omitempty"`
 	// LastErrorCode holds the value of the "last_error_code" field.
 	LastErrorCode string `json:"last_error_code,omitempty"`
 	// LastErrorMessage holds the value of the "last_error_message" field.
@@ -157,7 +160,7 @@ func (*RemoteLink) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case remotelink.FieldUserID, remotelink.FieldGroupID:
 			values[i] = &sql.NullScanner{S: new(pulid.ID)}
-		case remotelink.FieldMemberIds:
+		case remotelink.FieldDrift, remotelink.FieldMemberIds:
 			values[i] = new([]byte)
 		case remotelink.FieldID, remotelink.FieldOrganizationID, remotelink.FieldIntegrationID:
 			values[i] = new(pulid.ID)
@@ -283,6 +286,14 @@ func (_m *RemoteLink) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field status_reason", values[i])
 			} else if value.Valid {
 				_m.StatusReason = value.String
+			}
+		case remotelink.FieldDrift:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field drift", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.Drift); err != nil {
+					return fmt.Errorf("unmarshal field drift: %w", err)
+				}
 			}
 		case remotelink.FieldLastErrorCode:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -486,6 +497,9 @@ func (_m *RemoteLink) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("status_reason=")
 	builder.WriteString(_m.StatusReason)
+	builder.WriteString(", ")
+	builder.WriteString("drift=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Drift))
 	builder.WriteString(", ")
 	builder.WriteString("last_error_code=")
 	builder.WriteString(_m.LastErrorCode)

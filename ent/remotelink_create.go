@@ -18,6 +18,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/internal/drift/driftinfo"
 )
 
 // RemoteLinkCreate is the builder for creating a RemoteLink entity.
@@ -219,6 +220,12 @@ func (_c *RemoteLinkCreate) SetNillableStatusReason(v *string) *RemoteLinkCreate
 	if v != nil {
 		_c.SetStatusReason(*v)
 	}
+	return _c
+}
+
+// SetDrift sets the "drift" field.
+func (_c *RemoteLinkCreate) SetDrift(v *driftinfo.Drift) *RemoteLinkCreate {
+	_c.mutation.SetDrift(v)
 	return _c
 }
 
@@ -767,6 +774,10 @@ func (_c *RemoteLinkCreate) createSpec() (*RemoteLink, *sqlgraph.CreateSpec) {
 		_spec.SetField(remotelink.FieldStatusReason, field.TypeString, value)
 		_node.StatusReason = value
 	}
+	if value, ok := _c.mutation.Drift(); ok {
+		_spec.SetField(remotelink.FieldDrift, field.TypeJSON, value)
+		_node.Drift = value
+	}
 	if value, ok := _c.mutation.LastErrorCode(); ok {
 		_spec.SetField(remotelink.FieldLastErrorCode, field.TypeString, value)
 		_node.LastErrorCode = value
@@ -1124,6 +1135,24 @@ func (u *RemoteLinkUpsert) UpdateStatusReason() *RemoteLinkUpsert {
 // ClearStatusReason clears the value of the "status_reason" field.
 func (u *RemoteLinkUpsert) ClearStatusReason() *RemoteLinkUpsert {
 	u.SetNull(remotelink.FieldStatusReason)
+	return u
+}
+
+// SetDrift sets the "drift" field.
+func (u *RemoteLinkUpsert) SetDrift(v *driftinfo.Drift) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldDrift, v)
+	return u
+}
+
+// UpdateDrift sets the "drift" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdateDrift() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldDrift)
+	return u
+}
+
+// ClearDrift clears the value of the "drift" field.
+func (u *RemoteLinkUpsert) ClearDrift() *RemoteLinkUpsert {
+	u.SetNull(remotelink.FieldDrift)
 	return u
 }
 
@@ -1658,6 +1687,27 @@ func (u *RemoteLinkUpsertOne) UpdateStatusReason() *RemoteLinkUpsertOne {
 func (u *RemoteLinkUpsertOne) ClearStatusReason() *RemoteLinkUpsertOne {
 	return u.Update(func(s *RemoteLinkUpsert) {
 		s.ClearStatusReason()
+	})
+}
+
+// SetDrift sets the "drift" field.
+func (u *RemoteLinkUpsertOne) SetDrift(v *driftinfo.Drift) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetDrift(v)
+	})
+}
+
+// UpdateDrift sets the "drift" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdateDrift() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateDrift()
+	})
+}
+
+// ClearDrift clears the value of the "drift" field.
+func (u *RemoteLinkUpsertOne) ClearDrift() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearDrift()
 	})
 }
 
@@ -2403,6 +2453,27 @@ func (u *RemoteLinkUpsertBulk) UpdateStatusReason() *RemoteLinkUpsertBulk {
 func (u *RemoteLinkUpsertBulk) ClearStatusReason() *RemoteLinkUpsertBulk {
 	return u.Update(func(s *RemoteLinkUpsert) {
 		s.ClearStatusReason()
+	})
+}
+
+// SetDrift sets the "drift" field.
+func (u *RemoteLinkUpsertBulk) SetDrift(v *driftinfo.Drift) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetDrift(v)
+	})
+}
+
+// UpdateDrift sets the "drift" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdateDrift() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateDrift()
+	})
+}
+
+// ClearDrift clears the value of the "drift" field.
+func (u *RemoteLinkUpsertBulk) ClearDrift() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearDrift()
 	})
 }
 

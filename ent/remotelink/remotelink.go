@@ -49,6 +49,8 @@ const (
 	FieldAppliedHash = "applied_hash"
 	// FieldStatusReason holds the string denoting the status_reason field in the database.
 	FieldStatusReason = "status_reason"
+	// FieldDrift holds the string denoting the drift field in the database.
+	FieldDrift = "drift"
 	// FieldLastErrorCode holds the string denoting the last_error_code field in the database.
 	FieldLastErrorCode = "last_error_code"
 	// FieldLastErrorMessage holds the string denoting the last_error_message field in the database.
@@ -137,6 +139,7 @@ var Columns = []string{
 	FieldRemoteCreatedAt,
 	FieldAppliedHash,
 	FieldStatusReason,
+	FieldDrift,
 	FieldLastErrorCode,
 	FieldLastErrorMessage,
 	FieldLastErrorRequestID,
@@ -260,10 +263,11 @@ const DefaultStatus = StatusPENDING
 
 // Status values.
 const (
-	StatusPENDING      Status = "PENDING"
-	StatusIN_SYNC      Status = "IN_SYNC"
-	StatusOUT_OF_SCOPE Status = "OUT_OF_SCOPE"
-	StatusERROR        Status = "ERROR"
+	StatusPENDING        Status = "PENDING"
+	StatusIN_SYNC        Status = "IN_SYNC"
+	StatusOUT_OF_SCOPE   Status = "OUT_OF_SCOPE"
+	StatusERROR          Status = "ERROR"
+	StatusREMOTE_DELETED Status = "REMOTE_DELETED"
 )
 
 func (s Status) String() string {
@@ -273,7 +277,7 @@ func (s Status) String() string {
 // StatusValidator is a validator for the "status" field enum values. It is called by the builders before save.
 func StatusValidator(s Status) error {
 	switch s {
-	case StatusPENDING, StatusIN_SYNC, StatusOUT_OF_SCOPE, StatusERROR:
+	case StatusPENDING, StatusIN_SYNC, StatusOUT_OF_SCOPE, StatusERROR, StatusREMOTE_DELETED:
 		return nil
 	default:
 		return fmt.Errorf("remotelink: invalid enum value for status field: %q", s)

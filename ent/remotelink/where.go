@@ -991,6 +991,16 @@ func StatusReasonContainsFold(v string) predicate.RemoteLink {
 	return predicate.RemoteLink(sql.FieldContainsFold(FieldStatusReason, v))
 }
 
+// DriftIsNil applies the IsNil predicate on the "drift" field.
+func DriftIsNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIsNull(FieldDrift))
+}
+
+// DriftNotNil applies the NotNil predicate on the "drift" field.
+func DriftNotNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotNull(FieldDrift))
+}
+
 // LastErrorCodeEQ applies the EQ predicate on the "last_error_code" field.
 func LastErrorCodeEQ(v string) predicate.RemoteLink {
 	return predicate.RemoteLink(sql.FieldEQ(FieldLastErrorCode, v))

@@ -25,6 +25,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/graph/model"
+	"github.com/dirsync/dirsync/internal/drift/driftinfo"
 	"github.com/dirsync/dirsync/internal/importer"
 	"github.com/dirsync/dirsync/internal/mapping"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -180,6 +181,8 @@ type ComplexityRoot struct {
 		CreatedAt               func(childComplexity int) int
 		DefaultDomain           func(childComplexity int) int
 		Domains                 func(childComplexity int) int
+		DriftAction             func(childComplexity int) int
+		DriftCheckedAt          func(childComplexity int) int
 		EmailSource             func(childComplexity int) int
 		GraphBaseURL            func(childComplexity int) int
 		GroupManagement         func(childComplexity int) int
@@ -388,9 +391,18 @@ type ComplexityRoot struct {
 		Users         func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
 	}
 
+	RemoteDrift struct {
+		Action     func(childComplexity int) int
+		Deleted    func(childComplexity int) int
+		DetectedAt func(childComplexity int) int
+		JobID      func(childComplexity int) int
+		Properties func(childComplexity int) int
+	}
+
 	RemoteLink struct {
 		CreatedAt            func(childComplexity int) int
 		DisplayName          func(childComplexity int) int
+		Drift                func(childComplexity int) int
 		ForeignMembers       func(childComplexity int) int
 		Group                func(childComplexity int) int
 		GroupID              func(childComplexity int) int
@@ -1105,6 +1117,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Integration.Domains(childComplexity), true
+	case "Integration.driftAction":
+		if e.ComplexityRoot.Integration.DriftAction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Integration.DriftAction(childComplexity), true
+	case "Integration.driftCheckedAt":
+		if e.ComplexityRoot.Integration.DriftCheckedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Integration.DriftCheckedAt(childComplexity), true
 	case "Integration.emailSource":
 		if e.ComplexityRoot.Integration.EmailSource == nil {
 			break
@@ -2255,6 +2279,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Users(childComplexity, args["after"].(*entgql.Cursor[pulid.ID]), args["first"].(*int), args["before"].(*entgql.Cursor[pulid.ID]), args["last"].(*int), args["orderBy"].(*ent.UserOrder), args["where"].(*ent.UserWhereInput)), true
 
+	case "RemoteDrift.action":
+		if e.ComplexityRoot.RemoteDrift.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteDrift.Action(childComplexity), true
+	case "RemoteDrift.deleted":
+		if e.ComplexityRoot.RemoteDrift.Deleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteDrift.Deleted(childComplexity), true
+	case "RemoteDrift.detectedAt":
+		if e.ComplexityRoot.RemoteDrift.DetectedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteDrift.DetectedAt(childComplexity), true
+	case "RemoteDrift.jobID":
+		if e.ComplexityRoot.RemoteDrift.JobID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteDrift.JobID(childComplexity), true
+	case "RemoteDrift.properties":
+		if e.ComplexityRoot.RemoteDrift.Properties == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteDrift.Properties(childComplexity), true
+
 	case "RemoteLink.createdAt":
 		if e.ComplexityRoot.RemoteLink.CreatedAt == nil {
 			break
@@ -2267,6 +2322,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RemoteLink.DisplayName(childComplexity), true
+	case "RemoteLink.drift":
+		if e.ComplexityRoot.RemoteLink.Drift == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteLink.Drift(childComplexity), true
 	case "RemoteLink.foreignMembers":
 		if e.ComplexityRoot.RemoteLink.ForeignMembers == nil {
 			break
@@ -3727,6 +3788,11 @@ type Integration implements Node {
   groupManagement: Boolean!
   suspendOnPasswordExpiry: Boolean!
   suspendOnLockout: Boolean!
+  driftAction: IntegrationDriftAction!
+  """
+  When the last drift round completed.
+  """
+  driftCheckedAt: Time
   attributeMappings: [AttributeMapping!]!
   links(
     """
@@ -3776,6 +3842,13 @@ type IntegrationConnection {
   Identifies the total count of items in the connection.
   """
   totalCount: Int!
+}
+"""
+IntegrationDriftAction is enum for the field drift_action
+"""
+enum IntegrationDriftAction @goModel(model: "github.com/dirsync/dirsync/ent/integration.DriftAction") {
+  CORRECT
+  REPORT
 }
 """
 An edge in a connection.
@@ -4034,6 +4107,26 @@ input IntegrationWhereInput {
   """
   suspendOnLockout: Boolean
   suspendOnLockoutNEQ: Boolean
+  """
+  drift_action field predicates
+  """
+  driftAction: IntegrationDriftAction
+  driftActionNEQ: IntegrationDriftAction
+  driftActionIn: [IntegrationDriftAction!]
+  driftActionNotIn: [IntegrationDriftAction!]
+  """
+  drift_checked_at field predicates
+  """
+  driftCheckedAt: Time
+  driftCheckedAtNEQ: Time
+  driftCheckedAtIn: [Time!]
+  driftCheckedAtNotIn: [Time!]
+  driftCheckedAtGT: Time
+  driftCheckedAtGTE: Time
+  driftCheckedAtLT: Time
+  driftCheckedAtLTE: Time
+  driftCheckedAtIsNil: Boolean
+  driftCheckedAtNotNil: Boolean
   """
   links edge predicates
   """
@@ -5314,6 +5407,10 @@ type RemoteLink implements Node {
   """
   remoteCreatedAt: Time
   statusReason: String
+  """
+  What a drift round last found changed in the tenant behind our back; null: nothing (docs/drift.md).
+  """
+  drift: RemoteDrift
   lastErrorCode: String
   lastErrorMessage: String
   lastErrorRequestID: String
@@ -5414,6 +5511,7 @@ enum RemoteLinkStatus @goModel(model: "github.com/dirsync/dirsync/ent/remotelink
   IN_SYNC
   OUT_OF_SCOPE
   ERROR
+  REMOTE_DELETED
 }
 """
 RemoteLinkWhereInput is used for filtering RemoteLink objects.
@@ -6803,6 +6901,8 @@ input CreateIntegrationInput {
   groupManagement: Boolean
   suspendOnPasswordExpiry: Boolean
   suspendOnLockout: Boolean
+  """What a drift round does with a remote edit of something dirsync manages; default CORRECT (docs/drift.md)."""
+  driftAction: IntegrationDriftAction
   """Replaces the shipped default mapping table."""
   attributeMappings: [AttributeMappingInput!]
 }
@@ -6823,6 +6923,8 @@ input UpdateIntegrationInput {
   groupManagement: Boolean
   suspendOnPasswordExpiry: Boolean
   suspendOnLockout: Boolean
+  """What a drift round does with a remote edit of something dirsync manages (docs/drift.md)."""
+  driftAction: IntegrationDriftAction
   attributeMappings: [AttributeMappingInput!]
   """Back to the shipped default mapping table."""
   resetAttributeMappings: Boolean
@@ -6897,6 +6999,24 @@ extend type RemoveUserGroupMembersPayload {
 
 extend type DeleteUserGroupPayload {
   jobs: [Job!]!
+}
+
+"""
+What a drift round found changed in the tenant on a linked user or group,
+compared with what dirsync last applied (see docs/drift.md). Cleared when a
+reconcile wrote the directory's values again or a later round saw the object
+match.
+"""
+type RemoteDrift {
+  """Graph property names that differ; "members" for a group's membership; "deleted" for a deletion."""
+  properties: [String!]!
+  detectedAt: Time!
+  """The object was deleted in the tenant: the link is REMOTE_DELETED until a resync re-creates it."""
+  deleted: Boolean!
+  """CORRECT: a job re-applies the directory's values; REPORT: only recorded (integration driftAction)."""
+  action: String!
+  """The correcting job (action CORRECT)."""
+  jobID: ID
 }
 `, BuiltIn: false},
 	{Name: "../../schema/passwords.graphqls", Input: `# Hand-written API of passwords for administrators (API key): set or change a
@@ -7311,6 +7431,10 @@ func (ec *executionContext) childFields_Integration(ctx context.Context, field g
 		return ec.fieldContext_Integration_suspendOnPasswordExpiry(ctx, field)
 	case "suspendOnLockout":
 		return ec.fieldContext_Integration_suspendOnLockout(ctx, field)
+	case "driftAction":
+		return ec.fieldContext_Integration_driftAction(ctx, field)
+	case "driftCheckedAt":
+		return ec.fieldContext_Integration_driftCheckedAt(ctx, field)
 	case "attributeMappings":
 		return ec.fieldContext_Integration_attributeMappings(ctx, field)
 	case "links":
@@ -7597,6 +7721,22 @@ func (ec *executionContext) childFields_PortalSessionPayload(ctx context.Context
 	return nil, fmt.Errorf("no field named %q was found under type PortalSessionPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_RemoteDrift(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "properties":
+		return ec.fieldContext_RemoteDrift_properties(ctx, field)
+	case "detectedAt":
+		return ec.fieldContext_RemoteDrift_detectedAt(ctx, field)
+	case "deleted":
+		return ec.fieldContext_RemoteDrift_deleted(ctx, field)
+	case "action":
+		return ec.fieldContext_RemoteDrift_action(ctx, field)
+	case "jobID":
+		return ec.fieldContext_RemoteDrift_jobID(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RemoteDrift", field.Name)
+}
+
 func (ec *executionContext) childFields_RemoteLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -7627,6 +7767,8 @@ func (ec *executionContext) childFields_RemoteLink(ctx context.Context, field gr
 		return ec.fieldContext_RemoteLink_remoteCreatedAt(ctx, field)
 	case "statusReason":
 		return ec.fieldContext_RemoteLink_statusReason(ctx, field)
+	case "drift":
+		return ec.fieldContext_RemoteLink_drift(ctx, field)
 	case "lastErrorCode":
 		return ec.fieldContext_RemoteLink_lastErrorCode(ctx, field)
 	case "lastErrorMessage":
@@ -11654,6 +11796,52 @@ func (ec *executionContext) _Integration_suspendOnLockout(ctx context.Context, f
 }
 func (ec *executionContext) fieldContext_Integration_suspendOnLockout(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Integration", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Integration_driftAction(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Integration_driftAction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DriftAction, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v integration.DriftAction) graphql.Marshaler {
+			return ec.marshalNIntegrationDriftAction2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Integration_driftAction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Integration", field, false, false, "IntegrationDriftAction")
+}
+
+func (ec *executionContext) _Integration_driftCheckedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Integration_driftCheckedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DriftCheckedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Integration_driftCheckedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Integration", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Integration_attributeMappings(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
@@ -16142,6 +16330,121 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _RemoteDrift_properties(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteDrift_properties(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Properties, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteDrift_properties(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteDrift", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteDrift_detectedAt(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteDrift_detectedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DetectedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteDrift_detectedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteDrift", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RemoteDrift_deleted(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteDrift_deleted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deleted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteDrift_deleted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteDrift", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _RemoteDrift_action(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteDrift_action(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteDrift_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteDrift", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteDrift_jobID(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteDrift_jobID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.JobID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v pulid.ID) graphql.Marshaler {
+			return ec.marshalOID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteDrift_jobID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteDrift", field, false, false, "ID")
+}
+
 func (ec *executionContext) _RemoteLink_id(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16462,6 +16765,38 @@ func (ec *executionContext) _RemoteLink_statusReason(ctx context.Context, field 
 }
 func (ec *executionContext) fieldContext_RemoteLink_statusReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteLink_drift(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteLink_drift(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Drift, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *driftinfo.Drift) graphql.Marshaler {
+			return ec.marshalORemoteDrift2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋdriftᚋdriftinfoᚐDrift(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteLink_drift(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoteLink",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RemoteDrift(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _RemoteLink_lastErrorCode(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
@@ -20622,7 +20957,7 @@ func (ec *executionContext) unmarshalInputCreateIntegrationInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "tenantID", "clientID", "clientSecret", "graphBaseURL", "loginBaseURL", "domains", "defaultDomain", "emailSource", "groupManagement", "suspendOnPasswordExpiry", "suspendOnLockout", "attributeMappings"}
+	fieldsInOrder := [...]string{"name", "tenantID", "clientID", "clientSecret", "graphBaseURL", "loginBaseURL", "domains", "defaultDomain", "emailSource", "groupManagement", "suspendOnPasswordExpiry", "suspendOnLockout", "driftAction", "attributeMappings"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -20713,6 +21048,13 @@ func (ec *executionContext) unmarshalInputCreateIntegrationInput(ctx context.Con
 				return it, err
 			}
 			it.SuspendOnLockout = data
+		case "driftAction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftAction"))
+			data, err := ec.unmarshalOIntegrationDriftAction2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftAction = data
 		case "attributeMappings":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attributeMappings"))
 			data, err := ec.unmarshalOAttributeMappingInput2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋmappingᚐRuleᚄ(ctx, v)
@@ -21988,7 +22330,7 @@ func (ec *executionContext) unmarshalInputIntegrationWhereInput(ctx context.Cont
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "tenantID", "tenantIDNEQ", "tenantIDIn", "tenantIDNotIn", "tenantIDGT", "tenantIDGTE", "tenantIDLT", "tenantIDLTE", "tenantIDContains", "tenantIDHasPrefix", "tenantIDHasSuffix", "tenantIDEqualFold", "tenantIDContainsFold", "clientID", "clientIDNEQ", "clientIDIn", "clientIDNotIn", "clientIDGT", "clientIDGTE", "clientIDLT", "clientIDLTE", "clientIDContains", "clientIDHasPrefix", "clientIDHasSuffix", "clientIDEqualFold", "clientIDContainsFold", "graphBaseURL", "graphBaseURLNEQ", "graphBaseURLIn", "graphBaseURLNotIn", "graphBaseURLGT", "graphBaseURLGTE", "graphBaseURLLT", "graphBaseURLLTE", "graphBaseURLContains", "graphBaseURLHasPrefix", "graphBaseURLHasSuffix", "graphBaseURLIsNil", "graphBaseURLNotNil", "graphBaseURLEqualFold", "graphBaseURLContainsFold", "loginBaseURL", "loginBaseURLNEQ", "loginBaseURLIn", "loginBaseURLNotIn", "loginBaseURLGT", "loginBaseURLGTE", "loginBaseURLLT", "loginBaseURLLTE", "loginBaseURLContains", "loginBaseURLHasPrefix", "loginBaseURLHasSuffix", "loginBaseURLIsNil", "loginBaseURLNotNil", "loginBaseURLEqualFold", "loginBaseURLContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "authorizedAt", "authorizedAtNEQ", "authorizedAtIn", "authorizedAtNotIn", "authorizedAtGT", "authorizedAtGTE", "authorizedAtLT", "authorizedAtLTE", "authorizedAtIsNil", "authorizedAtNotNil", "lastError", "lastErrorNEQ", "lastErrorIn", "lastErrorNotIn", "lastErrorGT", "lastErrorGTE", "lastErrorLT", "lastErrorLTE", "lastErrorContains", "lastErrorHasPrefix", "lastErrorHasSuffix", "lastErrorIsNil", "lastErrorNotNil", "lastErrorEqualFold", "lastErrorContainsFold", "defaultDomain", "defaultDomainNEQ", "defaultDomainIn", "defaultDomainNotIn", "defaultDomainGT", "defaultDomainGTE", "defaultDomainLT", "defaultDomainLTE", "defaultDomainContains", "defaultDomainHasPrefix", "defaultDomainHasSuffix", "defaultDomainIsNil", "defaultDomainNotNil", "defaultDomainEqualFold", "defaultDomainContainsFold", "tenantPasswordExpiry", "tenantPasswordExpiryNEQ", "emailSource", "emailSourceNEQ", "emailSourceIn", "emailSourceNotIn", "groupManagement", "groupManagementNEQ", "suspendOnPasswordExpiry", "suspendOnPasswordExpiryNEQ", "suspendOnLockout", "suspendOnLockoutNEQ", "hasLinks", "hasLinksWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "tenantID", "tenantIDNEQ", "tenantIDIn", "tenantIDNotIn", "tenantIDGT", "tenantIDGTE", "tenantIDLT", "tenantIDLTE", "tenantIDContains", "tenantIDHasPrefix", "tenantIDHasSuffix", "tenantIDEqualFold", "tenantIDContainsFold", "clientID", "clientIDNEQ", "clientIDIn", "clientIDNotIn", "clientIDGT", "clientIDGTE", "clientIDLT", "clientIDLTE", "clientIDContains", "clientIDHasPrefix", "clientIDHasSuffix", "clientIDEqualFold", "clientIDContainsFold", "graphBaseURL", "graphBaseURLNEQ", "graphBaseURLIn", "graphBaseURLNotIn", "graphBaseURLGT", "graphBaseURLGTE", "graphBaseURLLT", "graphBaseURLLTE", "graphBaseURLContains", "graphBaseURLHasPrefix", "graphBaseURLHasSuffix", "graphBaseURLIsNil", "graphBaseURLNotNil", "graphBaseURLEqualFold", "graphBaseURLContainsFold", "loginBaseURL", "loginBaseURLNEQ", "loginBaseURLIn", "loginBaseURLNotIn", "loginBaseURLGT", "loginBaseURLGTE", "loginBaseURLLT", "loginBaseURLLTE", "loginBaseURLContains", "loginBaseURLHasPrefix", "loginBaseURLHasSuffix", "loginBaseURLIsNil", "loginBaseURLNotNil", "loginBaseURLEqualFold", "loginBaseURLContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "authorizedAt", "authorizedAtNEQ", "authorizedAtIn", "authorizedAtNotIn", "authorizedAtGT", "authorizedAtGTE", "authorizedAtLT", "authorizedAtLTE", "authorizedAtIsNil", "authorizedAtNotNil", "lastError", "lastErrorNEQ", "lastErrorIn", "lastErrorNotIn", "lastErrorGT", "lastErrorGTE", "lastErrorLT", "lastErrorLTE", "lastErrorContains", "lastErrorHasPrefix", "lastErrorHasSuffix", "lastErrorIsNil", "lastErrorNotNil", "lastErrorEqualFold", "lastErrorContainsFold", "defaultDomain", "defaultDomainNEQ", "defaultDomainIn", "defaultDomainNotIn", "defaultDomainGT", "defaultDomainGTE", "defaultDomainLT", "defaultDomainLTE", "defaultDomainContains", "defaultDomainHasPrefix", "defaultDomainHasSuffix", "defaultDomainIsNil", "defaultDomainNotNil", "defaultDomainEqualFold", "defaultDomainContainsFold", "tenantPasswordExpiry", "tenantPasswordExpiryNEQ", "emailSource", "emailSourceNEQ", "emailSourceIn", "emailSourceNotIn", "groupManagement", "groupManagementNEQ", "suspendOnPasswordExpiry", "suspendOnPasswordExpiryNEQ", "suspendOnLockout", "suspendOnLockoutNEQ", "driftAction", "driftActionNEQ", "driftActionIn", "driftActionNotIn", "driftCheckedAt", "driftCheckedAtNEQ", "driftCheckedAtIn", "driftCheckedAtNotIn", "driftCheckedAtGT", "driftCheckedAtGTE", "driftCheckedAtLT", "driftCheckedAtLTE", "driftCheckedAtIsNil", "driftCheckedAtNotNil", "hasLinks", "hasLinksWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -23059,6 +23401,104 @@ func (ec *executionContext) unmarshalInputIntegrationWhereInput(ctx context.Cont
 				return it, err
 			}
 			it.SuspendOnLockoutNEQ = data
+		case "driftAction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftAction"))
+			data, err := ec.unmarshalOIntegrationDriftAction2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftAction = data
+		case "driftActionNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftActionNEQ"))
+			data, err := ec.unmarshalOIntegrationDriftAction2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftActionNEQ = data
+		case "driftActionIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftActionIn"))
+			data, err := ec.unmarshalOIntegrationDriftAction2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftActionᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftActionIn = data
+		case "driftActionNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftActionNotIn"))
+			data, err := ec.unmarshalOIntegrationDriftAction2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftActionᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftActionNotIn = data
+		case "driftCheckedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAt = data
+		case "driftCheckedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtNEQ = data
+		case "driftCheckedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtIn = data
+		case "driftCheckedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtNotIn = data
+		case "driftCheckedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtGT = data
+		case "driftCheckedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtGTE = data
+		case "driftCheckedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtLT = data
+		case "driftCheckedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtLTE = data
+		case "driftCheckedAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtIsNil = data
+		case "driftCheckedAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtNotNil = data
 		case "hasLinks":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasLinks"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -29393,7 +29833,7 @@ func (ec *executionContext) unmarshalInputUpdateIntegrationInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "tenantID", "clientID", "clientSecret", "graphBaseURL", "clearGraphBaseURL", "loginBaseURL", "clearLoginBaseURL", "domains", "defaultDomain", "clearDefaultDomain", "emailSource", "groupManagement", "suspendOnPasswordExpiry", "suspendOnLockout", "attributeMappings", "resetAttributeMappings"}
+	fieldsInOrder := [...]string{"name", "tenantID", "clientID", "clientSecret", "graphBaseURL", "clearGraphBaseURL", "loginBaseURL", "clearLoginBaseURL", "domains", "defaultDomain", "clearDefaultDomain", "emailSource", "groupManagement", "suspendOnPasswordExpiry", "suspendOnLockout", "driftAction", "attributeMappings", "resetAttributeMappings"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -29505,6 +29945,13 @@ func (ec *executionContext) unmarshalInputUpdateIntegrationInput(ctx context.Con
 				return it, err
 			}
 			it.SuspendOnLockout = data
+		case "driftAction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftAction"))
+			data, err := ec.unmarshalOIntegrationDriftAction2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftAction = data
 		case "attributeMappings":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attributeMappings"))
 			data, err := ec.unmarshalOAttributeMappingInput2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋmappingᚐRuleᚄ(ctx, v)
@@ -34043,6 +34490,16 @@ func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "driftAction":
+			out.Values[i] = ec._Integration_driftAction(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "driftCheckedAt":
+			out.Values[i] = ec._Integration_driftCheckedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "attributeMappings":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -35404,6 +35861,59 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	return out
 }
 
+var remoteDriftImplementors = []string{"RemoteDrift"}
+
+func (ec *executionContext) _RemoteDrift(ctx context.Context, sel ast.SelectionSet, obj *driftinfo.Drift) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, remoteDriftImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RemoteDrift")
+		case "properties":
+			out.Values[i] = ec._RemoteDrift_properties(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "detectedAt":
+			out.Values[i] = ec._RemoteDrift_detectedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleted":
+			out.Values[i] = ec._RemoteDrift_deleted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "action":
+			out.Values[i] = ec._RemoteDrift_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "jobID":
+			out.Values[i] = ec._RemoteDrift_jobID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var remoteLinkImplementors = []string{"RemoteLink", "Node"}
 
 func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSet, obj *ent.RemoteLink) graphql.Marshaler {
@@ -35482,6 +35992,11 @@ func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSe
 			}
 		case "statusReason":
 			out.Values[i] = ec._RemoteLink_statusReason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "drift":
+			out.Values[i] = ec._RemoteLink_drift(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -37415,6 +37930,16 @@ func (ec *executionContext) marshalNIntegrationConnection2ᚖgithubᚗcomᚋdirs
 	return ec._IntegrationConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNIntegrationDriftAction2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx context.Context, v any) (integration.DriftAction, error) {
+	var res integration.DriftAction
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNIntegrationDriftAction2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx context.Context, sel ast.SelectionSet, v integration.DriftAction) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNIntegrationEmailSource2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐEmailSource(ctx context.Context, v any) (integration.EmailSource, error) {
 	var res integration.EmailSource
 	err := res.UnmarshalGQL(v)
@@ -37827,6 +38352,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNSuspendUserPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐSuspendUserPayload(ctx context.Context, sel ast.SelectionSet, v *model.SuspendUserPayload) graphql.Marshaler {
@@ -38299,6 +38853,16 @@ func (ec *executionContext) unmarshalOEventsSubscriptionFilter2ᚖgithubᚗcom�
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalOID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx context.Context, v any) (pulid.ID, error) {
+	var res pulid.ID
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx context.Context, sel ast.SelectionSet, v pulid.ID) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx context.Context, v any) ([]pulid.ID, error) {
 	if v == nil {
 		return nil, nil
@@ -38427,6 +38991,58 @@ func (ec *executionContext) marshalOIntegration2ᚖgithubᚗcomᚋdirsyncᚋdirs
 		return graphql.Null
 	}
 	return ec._Integration(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOIntegrationDriftAction2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftActionᚄ(ctx context.Context, v any) ([]integration.DriftAction, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]integration.DriftAction, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNIntegrationDriftAction2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOIntegrationDriftAction2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftActionᚄ(ctx context.Context, sel ast.SelectionSet, v []integration.DriftAction) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNIntegrationDriftAction2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOIntegrationDriftAction2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx context.Context, v any) (*integration.DriftAction, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(integration.DriftAction)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOIntegrationDriftAction2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx context.Context, sel ast.SelectionSet, v *integration.DriftAction) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalOIntegrationEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐIntegrationEdge(ctx context.Context, sel ast.SelectionSet, v []*ent.IntegrationEdge) graphql.Marshaler {
@@ -38960,6 +39576,13 @@ func (ec *executionContext) unmarshalOOrganizationWhereInput2ᚖgithubᚗcomᚋd
 	}
 	res, err := ec.unmarshalInputOrganizationWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalORemoteDrift2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋdriftᚋdriftinfoᚐDrift(ctx context.Context, sel ast.SelectionSet, v *driftinfo.Drift) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RemoteDrift(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalORemoteLink2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLinkᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.RemoteLink) graphql.Marshaler {
