@@ -235,6 +235,7 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileGroup, final bo
 		o.result, o.skipLink = jobs.ResultSkipped, true
 	case !st.managed:
 		r.release(st, o)
+	case remoteDeleted(st, o):
 	default:
 		if err := r.reconcile(ctx, c, st, o, log); err != nil {
 			return err
@@ -400,7 +401,7 @@ func desiredMembers(ctx context.Context, c *ent.Client, groupID, integrationID p
 		`SELECT l.remote_id, l.remote_created_at
 		 FROM user_group_members m
 		 LEFT JOIN remote_links l ON l.user_id = m.user_id AND l.integration_id = $2 AND l.kind = 'USER'
-		   AND l.remote_id IS NOT NULL AND l.remote_id <> '' AND l.status <> 'OUT_OF_SCOPE'
+		   AND l.remote_id IS NOT NULL AND l.remote_id <> '' AND l.status NOT IN ('OUT_OF_SCOPE', 'REMOTE_DELETED')
 		 WHERE m.user_group_id = $1`, groupID, integrationID)
 	if err != nil {
 		return nil, 0, fmt.Errorf("groupsync: members: %w", err)
@@ -752,6 +753,10 @@ func (r *Reconciler) saveLink(ctx context.Context, c *ent.Client, st *state, o *
 		up.SetRemoteCreatedAt(*l.CreatedAt)
 	} else {
 		up.ClearRemoteCreatedAt()
+	}
+	if l.Status == string(remotelink.StatusIN_SYNC) && o.transient == nil && !o.failed {
+		// Every pass reads the remote members and writes the difference.
+		up.ClearDrift()
 	}
 	if err := up.Exec(ctx); err != nil {
 		return fmt.Errorf("groupsync: save link: %w", err)

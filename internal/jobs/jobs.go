@@ -53,6 +53,9 @@ const (
 	JobGroupChange = "USER_GROUP_CHANGE"
 	// JobImportUsers imports remote users of an integration (M2).
 	JobImportUsers = "IMPORT_USERS"
+	// JobDriftCorrection re-applies what a drift round found edited in the
+	// tenant (forced reconciles; docs/drift.md).
+	JobDriftCorrection = "DRIFT_CORRECTION"
 )
 
 // ImportUsers asks the worker to import remote users into the organization:
@@ -94,6 +97,9 @@ type ReconcileGroup struct {
 	LinkID        pulid.ID `json:"link,omitempty"`
 	JobID         pulid.ID `json:"job,omitempty"`
 	ItemID        pulid.ID `json:"item,omitempty"`
+	// Force: resolve the remote group again even when a drift round marked
+	// it deleted in the tenant (REMOTE_DELETED); resyncs set it.
+	Force bool `json:"force,omitempty"`
 }
 
 // Target is one (user, integration) a job must reconcile, or with Group set
@@ -161,7 +167,7 @@ func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, inte
 		})
 		if t.Group {
 			kind, task = KindReconcileGroup, ReconcileGroup{OrgID: orgID, IntegrationID: t.IntegrationID,
-				GroupID: t.GroupID, LinkID: t.LinkID, JobID: job.ID, ItemID: created[i].ID}
+				GroupID: t.GroupID, LinkID: t.LinkID, JobID: job.ID, ItemID: created[i].ID, Force: t.Force}
 		}
 		payload, err := json.Marshal(task)
 		if err != nil {

@@ -302,7 +302,11 @@ func (a *applier) patch(ctx context.Context, c *ent.Client, p Plan) error {
 	}
 	err = gc.UpdateUser(a.fresh(ctx), o.link.RemoteID, fields)
 	if msgraph.IsNotFound(err) && !a.recentlyCreated() {
-		// Deleted in Entra by someone: converge again from scratch (P1).
+		if goneRemotely(a.st, o) {
+			return nil
+		}
+		// Deleted in Entra by someone, and this reconcile was forced (a
+		// resync): converge again from scratch (P1).
 		o.link.forgetRemote()
 		o.deprovision = false
 		return a.lookupThenCreate(ctx, c, Decide(a.d, o.link.plan()))

@@ -387,6 +387,9 @@ func (r *Reconciler) reconcile(ctx context.Context, c *ent.Client, st *state, lo
 		// Deleted user without a known link: nothing remote is ours.
 		return outcome{result: jobs.ResultUnchanged, skipLink: true}, nil
 	}
+	if remoteDeleted(st, &o) {
+		return o, nil
+	}
 	p := Decide(d, o.link.plan())
 	a := &applier{r: r, st: st, d: d, resolveErr: resolveErr, o: &o, now: r.cfg.Now()}
 	if st.t.Force {

@@ -44,6 +44,9 @@ func (r *Reconciler) saveLink(ctx context.Context, c *ent.Client, st *state, o o
 		} else {
 			up.ClearRemoteCreatedAt()
 		}
+		if clearsDrift(st, o) {
+			up.ClearDrift()
+		}
 		if err := up.Exec(ctx); err != nil {
 			return fmt.Errorf("provision: save link: %w", err)
 		}
