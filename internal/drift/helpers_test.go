@@ -98,7 +98,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	kr, err := secrets.NewKeyring("k1", map[string][]byte{"k1": key})
 	require.NoError(t, err)
 	e.tenants, err = tenant.New(tenant.Config{Keyring: kr, Budgets: budgets, AllowCustomURLs: true, AllowInsecureURLs: true,
-		Retry: &msgraph.RetryPolicy{MaxAttempts: 4, BaseDelay: 20 * time.Millisecond, MaxDelay: 100 * time.Millisecond},
+		Retry:  &msgraph.RetryPolicy{MaxAttempts: 4, BaseDelay: 20 * time.Millisecond, MaxDelay: 100 * time.Millisecond},
 		Logger: quietLogger()})
 	require.NoError(t, err)
 
