@@ -68,6 +68,7 @@ type envOpts struct {
 	sim    graphsim.Config
 	groups bool   // group management on
 	action string // driftAction; "" = default (CORRECT)
+	name   string // integration name; "" = M365
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -130,7 +131,10 @@ func (e *env) integration(o envOpts) *ent.Integration {
 	id := pulid.New("IN")
 	sealed, err := e.tenants.SealSecret(id, e.creds.ClientSecret)
 	require.NoError(e.t, err)
-	c := e.client.Integration.Create().SetID(id).SetOrganizationID(e.org.ID).SetName("M365").
+	if o.name == "" {
+		o.name = "M365"
+	}
+	c := e.client.Integration.Create().SetID(id).SetOrganizationID(e.org.ID).SetName(o.name).
 		SetTenantID(e.creds.TenantID).SetClientID(e.creds.ClientID).SetClientSecretSealed(sealed).
 		SetGraphBaseURL(e.srvURL + "/v1.0").SetLoginBaseURL(e.srvURL).
 		SetStatus(integration.StatusAUTHORIZED).SetVerifiedDomains([]string{"contoso.com"}).
