@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 # name | package | -bench regexp | -benchtime
 benches=(
+	"drift round|./internal/drift/|BenchmarkDriftRoundNoChange|20x"
 )
 
 filter=${BENCH:-.}
