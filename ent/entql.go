@@ -277,6 +277,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			remotelink.FieldRemoteCreatedAt:       {Type: field.TypeTime, Column: remotelink.FieldRemoteCreatedAt},
 			remotelink.FieldAppliedHash:           {Type: field.TypeString, Column: remotelink.FieldAppliedHash},
 			remotelink.FieldStatusReason:          {Type: field.TypeString, Column: remotelink.FieldStatusReason},
+			remotelink.FieldOwnerMarked:           {Type: field.TypeBool, Column: remotelink.FieldOwnerMarked},
 			remotelink.FieldDrift:                 {Type: field.TypeJSON, Column: remotelink.FieldDrift},
 			remotelink.FieldLastErrorCode:         {Type: field.TypeString, Column: remotelink.FieldLastErrorCode},
 			remotelink.FieldLastErrorMessage:      {Type: field.TypeString, Column: remotelink.FieldLastErrorMessage},
@@ -1990,6 +1991,11 @@ func (f *RemoteLinkFilter) WhereAppliedHash(p entql.StringP) {
 // WhereStatusReason applies the entql string predicate on the status_reason field.
 func (f *RemoteLinkFilter) WhereStatusReason(p entql.StringP) {
 	f.Where(p.Field(remotelink.FieldStatusReason))
+}
+
+// WhereOwnerMarked applies the entql bool predicate on the owner_marked field.
+func (f *RemoteLinkFilter) WhereOwnerMarked(p entql.BoolP) {
+	f.Where(p.Field(remotelink.FieldOwnerMarked))
 }
 
 // WhereDrift applies the entql json.RawMessage predicate on the drift field.

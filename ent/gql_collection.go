@@ -1337,6 +1337,11 @@ func (_q *RemoteLinkQuery) collectField(ctx context.Context, oneNode bool, opCtx
 				selectedFields = append(selectedFields, remotelink.FieldStatusReason)
 				fieldSeen[remotelink.FieldStatusReason] = struct{}{}
 			}
+		case "ownerMarked":
+			if _, ok := fieldSeen[remotelink.FieldOwnerMarked]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldOwnerMarked)
+				fieldSeen[remotelink.FieldOwnerMarked] = struct{}{}
+			}
 		case "drift":
 			if _, ok := fieldSeen[remotelink.FieldDrift]; !ok {
 				selectedFields = append(selectedFields, remotelink.FieldDrift)

@@ -4121,6 +4121,10 @@ type RemoteLinkWhereInput struct {
 	StatusReasonEqualFold    *string  `json:"statusReasonEqualFold,omitempty"`
 	StatusReasonContainsFold *string  `json:"statusReasonContainsFold,omitempty"`
 
+	// "owner_marked" field predicates.
+	OwnerMarked    *bool `json:"ownerMarked,omitempty"`
+	OwnerMarkedNEQ *bool `json:"ownerMarkedNEQ,omitempty"`
+
 	// "last_error_code" field predicates.
 	LastErrorCode             *string  `json:"lastErrorCode,omitempty"`
 	LastErrorCodeNEQ          *string  `json:"lastErrorCodeNEQ,omitempty"`
@@ -4778,6 +4782,12 @@ func (i *RemoteLinkWhereInput) P() (predicate.RemoteLink, error) {
 	}
 	if i.StatusReasonContainsFold != nil {
 		predicates = append(predicates, remotelink.StatusReasonContainsFold(*i.StatusReasonContainsFold))
+	}
+	if i.OwnerMarked != nil {
+		predicates = append(predicates, remotelink.OwnerMarkedEQ(*i.OwnerMarked))
+	}
+	if i.OwnerMarkedNEQ != nil {
+		predicates = append(predicates, remotelink.OwnerMarkedNEQ(*i.OwnerMarkedNEQ))
 	}
 	if i.LastErrorCode != nil {
 		predicates = append(predicates, remotelink.LastErrorCodeEQ(*i.LastErrorCode))

@@ -10282,6 +10282,7 @@ type RemoteLinkMutation struct {
 	remote_created_at          *time.Time
 	applied_hash               *string
 	status_reason              *string
+	owner_marked               *bool
 	drift                      **driftinfo.Drift
 	last_error_code            *string
 	last_error_message         *string
@@ -11064,6 +11065,42 @@ func (m *RemoteLinkMutation) StatusReasonCleared() bool {
 func (m *RemoteLinkMutation) ResetStatusReason() {
 	m.status_reason = nil
 	delete(m.clearedFields, remotelink.FieldStatusReason)
+}
+
+// SetOwnerMarked sets the "owner_marked" field.
+func (m *RemoteLinkMutation) SetOwnerMarked(b bool) {
+	m.owner_marked = &b
+}
+
+// OwnerMarked returns the value of the "owner_marked" field in the mutation.
+func (m *RemoteLinkMutation) OwnerMarked() (r bool, exists bool) {
+	v := m.owner_marked
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnerMarked returns the old "owner_marked" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldOwnerMarked(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnerMarked is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnerMarked requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnerMarked: %w", err)
+	}
+	return oldValue.OwnerMarked, nil
+}
+
+// ResetOwnerMarked resets all changes to the "owner_marked" field.
+func (m *RemoteLinkMutation) ResetOwnerMarked() {
+	m.owner_marked = nil
 }
 
 // SetDrift sets the "drift" field.
@@ -12030,7 +12067,7 @@ func (m *RemoteLinkMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *RemoteLinkMutation) Fields() []string {
-	fields := make([]string, 0, 31)
+	fields := make([]string, 0, 32)
 	if m.created_at != nil {
 		fields = append(fields, remotelink.FieldCreatedAt)
 	}
@@ -12075,6 +12112,9 @@ func (m *RemoteLinkMutation) Fields() []string {
 	}
 	if m.status_reason != nil {
 		fields = append(fields, remotelink.FieldStatusReason)
+	}
+	if m.owner_marked != nil {
+		fields = append(fields, remotelink.FieldOwnerMarked)
 	}
 	if m.drift != nil {
 		fields = append(fields, remotelink.FieldDrift)
@@ -12162,6 +12202,8 @@ func (m *RemoteLinkMutation) Field(name string) (ent.Value, bool) {
 		return m.AppliedHash()
 	case remotelink.FieldStatusReason:
 		return m.StatusReason()
+	case remotelink.FieldOwnerMarked:
+		return m.OwnerMarked()
 	case remotelink.FieldDrift:
 		return m.Drift()
 	case remotelink.FieldLastErrorCode:
@@ -12233,6 +12275,8 @@ func (m *RemoteLinkMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldAppliedHash(ctx)
 	case remotelink.FieldStatusReason:
 		return m.OldStatusReason(ctx)
+	case remotelink.FieldOwnerMarked:
+		return m.OldOwnerMarked(ctx)
 	case remotelink.FieldDrift:
 		return m.OldDrift(ctx)
 	case remotelink.FieldLastErrorCode:
@@ -12378,6 +12422,13 @@ func (m *RemoteLinkMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetStatusReason(v)
+		return nil
+	case remotelink.FieldOwnerMarked:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnerMarked(v)
 		return nil
 	case remotelink.FieldDrift:
 		v, ok := value.(*driftinfo.Drift)
@@ -12758,6 +12809,9 @@ func (m *RemoteLinkMutation) ResetField(name string) error {
 		return nil
 	case remotelink.FieldStatusReason:
 		m.ResetStatusReason()
+		return nil
+	case remotelink.FieldOwnerMarked:
+		m.ResetOwnerMarked()
 		return nil
 	case remotelink.FieldDrift:
 		m.ResetDrift()

@@ -54,6 +54,8 @@ type RemoteLink struct {
 	AppliedHash string `json:"applied_hash,omitempty"`
 	// StatusReason holds the value of the "status_reason" field.
 	StatusReason string `json:"status_reason,omitempty"`
+	// The remote object carries this integration's ownership marker (open extension com.dirsync.owner, docs/ownership.md).
+	OwnerMarked bool `json:"owner_marked,omitempty"`
 	// What a drift round last found changed in the tenant behind our back; null: nothing (docs/drift.md).
 	Drift *driftinfo.Drift `json:"drift,omitempty"`
 	// LastErrorCode holds the value of the "last_error_code" field.
@@ -164,7 +166,7 @@ func (*RemoteLink) scanValues(columns []string) ([]any, error) {
 			values[i] = new([]byte)
 		case remotelink.FieldID, remotelink.FieldOrganizationID, remotelink.FieldIntegrationID:
 			values[i] = new(pulid.ID)
-		case remotelink.FieldRemoteEnabled, remotelink.FieldTakenOver, remotelink.FieldMembersDirty:
+		case remotelink.FieldRemoteEnabled, remotelink.FieldTakenOver, remotelink.FieldOwnerMarked, remotelink.FieldMembersDirty:
 			values[i] = new(sql.NullBool)
 		case remotelink.FieldMembersInSync, remotelink.FieldMembersPending, remotelink.FieldForeignMembers, remotelink.FieldPasswordVersion, remotelink.FieldPasswordQueuedVersion:
 			values[i] = new(sql.NullInt64)
@@ -286,6 +288,12 @@ func (_m *RemoteLink) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field status_reason", values[i])
 			} else if value.Valid {
 				_m.StatusReason = value.String
+			}
+		case remotelink.FieldOwnerMarked:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field owner_marked", values[i])
+			} else if value.Valid {
+				_m.OwnerMarked = value.Bool
 			}
 		case remotelink.FieldDrift:
 			if value, ok := values[i].(*[]byte); !ok {
@@ -497,6 +505,9 @@ func (_m *RemoteLink) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("status_reason=")
 	builder.WriteString(_m.StatusReason)
+	builder.WriteString(", ")
+	builder.WriteString("owner_marked=")
+	builder.WriteString(fmt.Sprintf("%v", _m.OwnerMarked))
 	builder.WriteString(", ")
 	builder.WriteString("drift=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Drift))

@@ -228,6 +228,20 @@ func (_u *RemoteLinkUpdate) ClearStatusReason() *RemoteLinkUpdate {
 	return _u
 }
 
+// SetOwnerMarked sets the "owner_marked" field.
+func (_u *RemoteLinkUpdate) SetOwnerMarked(v bool) *RemoteLinkUpdate {
+	_u.mutation.SetOwnerMarked(v)
+	return _u
+}
+
+// SetNillableOwnerMarked sets the "owner_marked" field if the given value is not nil.
+func (_u *RemoteLinkUpdate) SetNillableOwnerMarked(v *bool) *RemoteLinkUpdate {
+	if v != nil {
+		_u.SetOwnerMarked(*v)
+	}
+	return _u
+}
+
 // SetDrift sets the "drift" field.
 func (_u *RemoteLinkUpdate) SetDrift(v *driftinfo.Drift) *RemoteLinkUpdate {
 	_u.mutation.SetDrift(v)
@@ -755,6 +769,9 @@ func (_u *RemoteLinkUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	if _u.mutation.StatusReasonCleared() {
 		_spec.ClearField(remotelink.FieldStatusReason, field.TypeString)
 	}
+	if value, ok := _u.mutation.OwnerMarked(); ok {
+		_spec.SetField(remotelink.FieldOwnerMarked, field.TypeBool, value)
+	}
 	if value, ok := _u.mutation.Drift(); ok {
 		_spec.SetField(remotelink.FieldDrift, field.TypeJSON, value)
 	}
@@ -1124,6 +1141,20 @@ func (_u *RemoteLinkUpdateOne) SetNillableStatusReason(v *string) *RemoteLinkUpd
 // ClearStatusReason clears the value of the "status_reason" field.
 func (_u *RemoteLinkUpdateOne) ClearStatusReason() *RemoteLinkUpdateOne {
 	_u.mutation.ClearStatusReason()
+	return _u
+}
+
+// SetOwnerMarked sets the "owner_marked" field.
+func (_u *RemoteLinkUpdateOne) SetOwnerMarked(v bool) *RemoteLinkUpdateOne {
+	_u.mutation.SetOwnerMarked(v)
+	return _u
+}
+
+// SetNillableOwnerMarked sets the "owner_marked" field if the given value is not nil.
+func (_u *RemoteLinkUpdateOne) SetNillableOwnerMarked(v *bool) *RemoteLinkUpdateOne {
+	if v != nil {
+		_u.SetOwnerMarked(*v)
+	}
 	return _u
 }
 
@@ -1683,6 +1714,9 @@ func (_u *RemoteLinkUpdateOne) sqlSave(ctx context.Context) (_node *RemoteLink, 
 	}
 	if _u.mutation.StatusReasonCleared() {
 		_spec.ClearField(remotelink.FieldStatusReason, field.TypeString)
+	}
+	if value, ok := _u.mutation.OwnerMarked(); ok {
+		_spec.SetField(remotelink.FieldOwnerMarked, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.Drift(); ok {
 		_spec.SetField(remotelink.FieldDrift, field.TypeJSON, value)

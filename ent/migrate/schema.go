@@ -378,6 +378,7 @@ var (
 		{Name: "remote_created_at", Type: field.TypeTime, Nullable: true},
 		{Name: "applied_hash", Type: field.TypeString, Nullable: true},
 		{Name: "status_reason", Type: field.TypeString, Nullable: true, Size: 2000},
+		{Name: "owner_marked", Type: field.TypeBool, Default: false},
 		{Name: "drift", Type: field.TypeJSON, Nullable: true},
 		{Name: "last_error_code", Type: field.TypeString, Nullable: true, Size: 200},
 		{Name: "last_error_message", Type: field.TypeString, Nullable: true, Size: 2000},
@@ -407,25 +408,25 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "remote_links_integrations_links",
-				Columns:    []*schema.Column{RemoteLinksColumns[28]},
+				Columns:    []*schema.Column{RemoteLinksColumns[29]},
 				RefColumns: []*schema.Column{IntegrationsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "remote_links_organizations_organization",
-				Columns:    []*schema.Column{RemoteLinksColumns[29]},
+				Columns:    []*schema.Column{RemoteLinksColumns[30]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "remote_links_users_links",
-				Columns:    []*schema.Column{RemoteLinksColumns[30]},
+				Columns:    []*schema.Column{RemoteLinksColumns[31]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "remote_links_user_groups_links",
-				Columns:    []*schema.Column{RemoteLinksColumns[31]},
+				Columns:    []*schema.Column{RemoteLinksColumns[32]},
 				RefColumns: []*schema.Column{UserGroupsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -434,17 +435,17 @@ var (
 			{
 				Name:    "remote_links_integration_user_key",
 				Unique:  true,
-				Columns: []*schema.Column{RemoteLinksColumns[28], RemoteLinksColumns[30]},
+				Columns: []*schema.Column{RemoteLinksColumns[29], RemoteLinksColumns[31]},
 			},
 			{
 				Name:    "remotelink_integration_id_remote_id",
 				Unique:  false,
-				Columns: []*schema.Column{RemoteLinksColumns[28], RemoteLinksColumns[4]},
+				Columns: []*schema.Column{RemoteLinksColumns[29], RemoteLinksColumns[4]},
 			},
 			{
 				Name:    "remote_links_integration_remote_id_key",
 				Unique:  true,
-				Columns: []*schema.Column{RemoteLinksColumns[28], RemoteLinksColumns[4]},
+				Columns: []*schema.Column{RemoteLinksColumns[29], RemoteLinksColumns[4]},
 				Annotation: &entsql.IndexAnnotation{
 					Where: "(remote_id IS NOT NULL) AND ((remote_id)::text <> ''::text)",
 				},
@@ -452,12 +453,12 @@ var (
 			{
 				Name:    "remotelink_user_id",
 				Unique:  false,
-				Columns: []*schema.Column{RemoteLinksColumns[30]},
+				Columns: []*schema.Column{RemoteLinksColumns[31]},
 			},
 			{
 				Name:    "remote_links_integration_group_key",
 				Unique:  true,
-				Columns: []*schema.Column{RemoteLinksColumns[28], RemoteLinksColumns[31]},
+				Columns: []*schema.Column{RemoteLinksColumns[29], RemoteLinksColumns[32]},
 			},
 		},
 	}

@@ -43,6 +43,8 @@ func (RemoteLink) Fields() []ent.Field {
 		field.String("applied_hash").Optional().Annotations(hidden).
 			Comment("Hash of the last body applied, to skip no-op writes."),
 		field.String("status_reason").Optional().MaxLen(2000),
+		field.Bool("owner_marked").Default(false).
+			Comment("The remote object carries this integration's ownership marker (open extension com.dirsync.owner, docs/ownership.md)."),
 		field.JSON("drift", &driftinfo.Drift{}).Optional().Annotations(entgql.Type("RemoteDrift")).
 			Comment("What a drift round last found changed in the tenant behind our back; null: nothing (docs/drift.md)."),
 		field.String("last_error_code").Optional().MaxLen(200),

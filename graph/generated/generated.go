@@ -290,8 +290,8 @@ type ComplexityRoot struct {
 		ActivateUser           func(childComplexity int, id pulid.ID) int
 		AddUserGroupMembers    func(childComplexity int, groupID pulid.ID, userIDs []pulid.ID) int
 		AuthorizeIntegration   func(childComplexity int, id pulid.ID) int
-		BindUserGroups         func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID) int
-		BindUsers              func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID) int
+		BindUserGroups         func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID, force *bool) int
+		BindUsers              func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID, force *bool) int
 		ChangeMyPassword       func(childComplexity int, currentPassword string, newPassword string) int
 		CreateAPIKey           func(childComplexity int, input model.CreateAPIKeyInput) int
 		CreateActivation       func(childComplexity int, userID pulid.ID) int
@@ -314,8 +314,8 @@ type ComplexityRoot struct {
 		RevokeAPIKey           func(childComplexity int, id pulid.ID) int
 		SetUserPassword        func(childComplexity int, id pulid.ID, password string, forceChangeNextLogin *bool) int
 		SuspendUser            func(childComplexity int, id pulid.ID) int
-		UnbindUserGroups       func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID) int
-		UnbindUsers            func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID) int
+		UnbindUserGroups       func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID, releaseOwnership *bool) int
+		UnbindUsers            func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID, releaseOwnership *bool) int
 		UnlockUser             func(childComplexity int, id pulid.ID) int
 		UpdateIntegration      func(childComplexity int, id pulid.ID, input model.UpdateIntegrationInput) int
 		UpdateOrganization     func(childComplexity int, input ent.UpdateOrganizationInput) int
@@ -416,6 +416,7 @@ type ComplexityRoot struct {
 		LastSyncedAt         func(childComplexity int) int
 		MembersInSync        func(childComplexity int) int
 		MembersPending       func(childComplexity int) int
+		OwnerMarked          func(childComplexity int) int
 		PasswordErrorCode    func(childComplexity int) int
 		PasswordErrorMessage func(childComplexity int) int
 		PasswordPushedAt     func(childComplexity int) int
@@ -635,10 +636,10 @@ type MutationResolver interface {
 	AuthorizeIntegration(ctx context.Context, id pulid.ID) (*model.IntegrationPayload, error)
 	DeauthorizeIntegration(ctx context.Context, id pulid.ID) (*model.IntegrationPayload, error)
 	DeleteIntegration(ctx context.Context, id pulid.ID) (*model.DeleteIntegrationPayload, error)
-	BindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*model.BindingPayload, error)
-	UnbindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*model.BindingPayload, error)
-	BindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*model.BindingPayload, error)
-	UnbindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*model.BindingPayload, error)
+	BindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID, force *bool) (*model.BindingPayload, error)
+	UnbindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID, releaseOwnership *bool) (*model.BindingPayload, error)
+	BindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID, force *bool) (*model.BindingPayload, error)
+	UnbindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID, releaseOwnership *bool) (*model.BindingPayload, error)
 	SetUserPassword(ctx context.Context, id pulid.ID, password string, forceChangeNextLogin *bool) (*model.SetUserPasswordPayload, error)
 	CreateActivation(ctx context.Context, userID pulid.ID) (*model.CreateActivationPayload, error)
 	UnlockUser(ctx context.Context, id pulid.ID) (*model.UnlockUserPayload, error)
@@ -1624,7 +1625,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.BindUserGroups(childComplexity, args["integrationID"].(pulid.ID), args["groupIDs"].([]pulid.ID)), true
+		return e.ComplexityRoot.Mutation.BindUserGroups(childComplexity, args["integrationID"].(pulid.ID), args["groupIDs"].([]pulid.ID), args["force"].(*bool)), true
 	case "Mutation.bindUsers":
 		if e.ComplexityRoot.Mutation.BindUsers == nil {
 			break
@@ -1635,7 +1636,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.BindUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+		return e.ComplexityRoot.Mutation.BindUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID), args["force"].(*bool)), true
 	case "Mutation.changeMyPassword":
 		if e.ComplexityRoot.Mutation.ChangeMyPassword == nil {
 			break
@@ -1883,7 +1884,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.UnbindUserGroups(childComplexity, args["integrationID"].(pulid.ID), args["groupIDs"].([]pulid.ID)), true
+		return e.ComplexityRoot.Mutation.UnbindUserGroups(childComplexity, args["integrationID"].(pulid.ID), args["groupIDs"].([]pulid.ID), args["releaseOwnership"].(*bool)), true
 	case "Mutation.unbindUsers":
 		if e.ComplexityRoot.Mutation.UnbindUsers == nil {
 			break
@@ -1894,7 +1895,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.UnbindUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+		return e.ComplexityRoot.Mutation.UnbindUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID), args["releaseOwnership"].(*bool)), true
 	case "Mutation.unlockUser":
 		if e.ComplexityRoot.Mutation.UnlockUser == nil {
 			break
@@ -2406,6 +2407,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RemoteLink.MembersPending(childComplexity), true
+	case "RemoteLink.ownerMarked":
+		if e.ComplexityRoot.RemoteLink.OwnerMarked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteLink.OwnerMarked(childComplexity), true
 	case "RemoteLink.passwordErrorCode":
 		if e.ComplexityRoot.RemoteLink.PasswordErrorCode == nil {
 			break
@@ -5408,6 +5415,10 @@ type RemoteLink implements Node {
   remoteCreatedAt: Time
   statusReason: String
   """
+  The remote object carries this integration's ownership marker (open extension com.dirsync.owner, docs/ownership.md).
+  """
+  ownerMarked: Boolean!
+  """
   What a drift round last found changed in the tenant behind our back; null: nothing (docs/drift.md).
   """
   drift: RemoteDrift
@@ -5699,6 +5710,11 @@ input RemoteLinkWhereInput {
   statusReasonNotNil: Boolean
   statusReasonEqualFold: String
   statusReasonContainsFold: String
+  """
+  owner_marked field predicates
+  """
+  ownerMarked: Boolean
+  ownerMarkedNEQ: Boolean
   """
   last_error_code field predicates
   """
@@ -6963,13 +6979,17 @@ extend type Mutation {
   """Deletes configuration, bindings and links for good; remote objects stay as they are (I6)."""
   deleteIntegration(id: ID!): DeleteIntegrationPayload!
   """Connects users directly (B1). Idempotent."""
-  bindUsers(integrationID: ID!, userIDs: [ID!]!): BindingPayload!
+  bindUsers(integrationID: ID!, userIDs: [ID!]!, """Take over remote accounts another dirsync integration or deployment marked as its own (docs/ownership.md)."""
+    force: Boolean): BindingPayload!
   """Removes direct bindings; users no longer connected are deprovisioned (X2). Idempotent."""
-  unbindUsers(integrationID: ID!, userIDs: [ID!]!): BindingPayload!
+  unbindUsers(integrationID: ID!, userIDs: [ID!]!, """Also remove this integration's ownership marker from the accounts deprovisioned (docs/ownership.md)."""
+    releaseOwnership: Boolean): BindingPayload!
   """Connects user groups and so their members (B1–B2). Idempotent."""
-  bindUserGroups(integrationID: ID!, groupIDs: [ID!]!): BindingPayload!
+  bindUserGroups(integrationID: ID!, groupIDs: [ID!]!, """Take over remote accounts another dirsync integration or deployment marked as its own (docs/ownership.md)."""
+    force: Boolean): BindingPayload!
   """Removes group bindings; members no longer connected are deprovisioned (X4). Idempotent."""
-  unbindUserGroups(integrationID: ID!, groupIDs: [ID!]!): BindingPayload!
+  unbindUserGroups(integrationID: ID!, groupIDs: [ID!]!, """Also remove this integration's ownership marker from the accounts deprovisioned (docs/ownership.md)."""
+    releaseOwnership: Boolean): BindingPayload!
 }
 
 extend type UpdateUserPayload {
@@ -7767,6 +7787,8 @@ func (ec *executionContext) childFields_RemoteLink(ctx context.Context, field gr
 		return ec.fieldContext_RemoteLink_remoteCreatedAt(ctx, field)
 	case "statusReason":
 		return ec.fieldContext_RemoteLink_statusReason(ctx, field)
+	case "ownerMarked":
+		return ec.fieldContext_RemoteLink_ownerMarked(ctx, field)
 	case "drift":
 		return ec.fieldContext_RemoteLink_drift(ctx, field)
 	case "lastErrorCode":
@@ -8542,6 +8564,14 @@ func (ec *executionContext) field_Mutation_bindUserGroups_args(ctx context.Conte
 		return nil, err
 	}
 	args["groupIDs"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "force",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["force"] = arg2
 	return args, nil
 }
 
@@ -8564,6 +8594,14 @@ func (ec *executionContext) field_Mutation_bindUsers_args(ctx context.Context, r
 		return nil, err
 	}
 	args["userIDs"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "force",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["force"] = arg2
 	return args, nil
 }
 
@@ -8968,6 +9006,14 @@ func (ec *executionContext) field_Mutation_unbindUserGroups_args(ctx context.Con
 		return nil, err
 	}
 	args["groupIDs"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "releaseOwnership",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["releaseOwnership"] = arg2
 	return args, nil
 }
 
@@ -8990,6 +9036,14 @@ func (ec *executionContext) field_Mutation_unbindUsers_args(ctx context.Context,
 		return nil, err
 	}
 	args["userIDs"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "releaseOwnership",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["releaseOwnership"] = arg2
 	return args, nil
 }
 
@@ -14407,7 +14461,7 @@ func (ec *executionContext) _Mutation_bindUsers(ctx context.Context, field graph
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().BindUsers(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["userIDs"].([]pulid.ID))
+			return ec.Resolvers.Mutation().BindUsers(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["userIDs"].([]pulid.ID), fc.Args["force"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.BindingPayload) graphql.Marshaler {
@@ -14451,7 +14505,7 @@ func (ec *executionContext) _Mutation_unbindUsers(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().UnbindUsers(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["userIDs"].([]pulid.ID))
+			return ec.Resolvers.Mutation().UnbindUsers(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["userIDs"].([]pulid.ID), fc.Args["releaseOwnership"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.BindingPayload) graphql.Marshaler {
@@ -14495,7 +14549,7 @@ func (ec *executionContext) _Mutation_bindUserGroups(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().BindUserGroups(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["groupIDs"].([]pulid.ID))
+			return ec.Resolvers.Mutation().BindUserGroups(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["groupIDs"].([]pulid.ID), fc.Args["force"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.BindingPayload) graphql.Marshaler {
@@ -14539,7 +14593,7 @@ func (ec *executionContext) _Mutation_unbindUserGroups(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().UnbindUserGroups(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["groupIDs"].([]pulid.ID))
+			return ec.Resolvers.Mutation().UnbindUserGroups(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["groupIDs"].([]pulid.ID), fc.Args["releaseOwnership"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.BindingPayload) graphql.Marshaler {
@@ -16765,6 +16819,29 @@ func (ec *executionContext) _RemoteLink_statusReason(ctx context.Context, field 
 }
 func (ec *executionContext) fieldContext_RemoteLink_statusReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteLink_ownerMarked(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteLink_ownerMarked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OwnerMarked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteLink_ownerMarked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "Boolean")
 }
 
 func (ec *executionContext) _RemoteLink_drift(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
@@ -27740,7 +27817,7 @@ func (ec *executionContext) unmarshalInputRemoteLinkWhereInput(ctx context.Conte
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDEqualFold", "integrationIDContainsFold", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "groupID", "groupIDNEQ", "groupIDIn", "groupIDNotIn", "groupIDGT", "groupIDGTE", "groupIDLT", "groupIDLTE", "groupIDContains", "groupIDHasPrefix", "groupIDHasSuffix", "groupIDIsNil", "groupIDNotNil", "groupIDEqualFold", "groupIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "remoteID", "remoteIDNEQ", "remoteIDIn", "remoteIDNotIn", "remoteIDGT", "remoteIDGTE", "remoteIDLT", "remoteIDLTE", "remoteIDContains", "remoteIDHasPrefix", "remoteIDHasSuffix", "remoteIDIsNil", "remoteIDNotNil", "remoteIDEqualFold", "remoteIDContainsFold", "upn", "upnNEQ", "upnIn", "upnNotIn", "upnGT", "upnGTE", "upnLT", "upnLTE", "upnContains", "upnHasPrefix", "upnHasSuffix", "upnIsNil", "upnNotNil", "upnEqualFold", "upnContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "remoteEnabled", "remoteEnabledNEQ", "remoteEnabledIsNil", "remoteEnabledNotNil", "takenOver", "takenOverNEQ", "remoteCreatedAt", "remoteCreatedAtNEQ", "remoteCreatedAtIn", "remoteCreatedAtNotIn", "remoteCreatedAtGT", "remoteCreatedAtGTE", "remoteCreatedAtLT", "remoteCreatedAtLTE", "remoteCreatedAtIsNil", "remoteCreatedAtNotNil", "statusReason", "statusReasonNEQ", "statusReasonIn", "statusReasonNotIn", "statusReasonGT", "statusReasonGTE", "statusReasonLT", "statusReasonLTE", "statusReasonContains", "statusReasonHasPrefix", "statusReasonHasSuffix", "statusReasonIsNil", "statusReasonNotNil", "statusReasonEqualFold", "statusReasonContainsFold", "lastErrorCode", "lastErrorCodeNEQ", "lastErrorCodeIn", "lastErrorCodeNotIn", "lastErrorCodeGT", "lastErrorCodeGTE", "lastErrorCodeLT", "lastErrorCodeLTE", "lastErrorCodeContains", "lastErrorCodeHasPrefix", "lastErrorCodeHasSuffix", "lastErrorCodeIsNil", "lastErrorCodeNotNil", "lastErrorCodeEqualFold", "lastErrorCodeContainsFold", "lastErrorMessage", "lastErrorMessageNEQ", "lastErrorMessageIn", "lastErrorMessageNotIn", "lastErrorMessageGT", "lastErrorMessageGTE", "lastErrorMessageLT", "lastErrorMessageLTE", "lastErrorMessageContains", "lastErrorMessageHasPrefix", "lastErrorMessageHasSuffix", "lastErrorMessageIsNil", "lastErrorMessageNotNil", "lastErrorMessageEqualFold", "lastErrorMessageContainsFold", "lastErrorRequestID", "lastErrorRequestIDNEQ", "lastErrorRequestIDIn", "lastErrorRequestIDNotIn", "lastErrorRequestIDGT", "lastErrorRequestIDGTE", "lastErrorRequestIDLT", "lastErrorRequestIDLTE", "lastErrorRequestIDContains", "lastErrorRequestIDHasPrefix", "lastErrorRequestIDHasSuffix", "lastErrorRequestIDIsNil", "lastErrorRequestIDNotNil", "lastErrorRequestIDEqualFold", "lastErrorRequestIDContainsFold", "lastSyncedAt", "lastSyncedAtNEQ", "lastSyncedAtIn", "lastSyncedAtNotIn", "lastSyncedAtGT", "lastSyncedAtGTE", "lastSyncedAtLT", "lastSyncedAtLTE", "lastSyncedAtIsNil", "lastSyncedAtNotNil", "displayName", "displayNameNEQ", "displayNameIn", "displayNameNotIn", "displayNameGT", "displayNameGTE", "displayNameLT", "displayNameLTE", "displayNameContains", "displayNameHasPrefix", "displayNameHasSuffix", "displayNameIsNil", "displayNameNotNil", "displayNameEqualFold", "displayNameContainsFold", "membersInSync", "membersInSyncNEQ", "membersInSyncIn", "membersInSyncNotIn", "membersInSyncGT", "membersInSyncGTE", "membersInSyncLT", "membersInSyncLTE", "membersPending", "membersPendingNEQ", "membersPendingIn", "membersPendingNotIn", "membersPendingGT", "membersPendingGTE", "membersPendingLT", "membersPendingLTE", "foreignMembers", "foreignMembersNEQ", "foreignMembersIn", "foreignMembersNotIn", "foreignMembersGT", "foreignMembersGTE", "foreignMembersLT", "foreignMembersLTE", "passwordVersion", "passwordVersionNEQ", "passwordVersionIn", "passwordVersionNotIn", "passwordVersionGT", "passwordVersionGTE", "passwordVersionLT", "passwordVersionLTE", "passwordPushedAt", "passwordPushedAtNEQ", "passwordPushedAtIn", "passwordPushedAtNotIn", "passwordPushedAtGT", "passwordPushedAtGTE", "passwordPushedAtLT", "passwordPushedAtLTE", "passwordPushedAtIsNil", "passwordPushedAtNotNil", "passwordErrorCode", "passwordErrorCodeNEQ", "passwordErrorCodeIn", "passwordErrorCodeNotIn", "passwordErrorCodeGT", "passwordErrorCodeGTE", "passwordErrorCodeLT", "passwordErrorCodeLTE", "passwordErrorCodeContains", "passwordErrorCodeHasPrefix", "passwordErrorCodeHasSuffix", "passwordErrorCodeIsNil", "passwordErrorCodeNotNil", "passwordErrorCodeEqualFold", "passwordErrorCodeContainsFold", "passwordErrorMessage", "passwordErrorMessageNEQ", "passwordErrorMessageIn", "passwordErrorMessageNotIn", "passwordErrorMessageGT", "passwordErrorMessageGTE", "passwordErrorMessageLT", "passwordErrorMessageLTE", "passwordErrorMessageContains", "passwordErrorMessageHasPrefix", "passwordErrorMessageHasSuffix", "passwordErrorMessageIsNil", "passwordErrorMessageNotNil", "passwordErrorMessageEqualFold", "passwordErrorMessageContainsFold", "hasIntegration", "hasIntegrationWith", "hasUser", "hasUserWith", "hasGroup", "hasGroupWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDEqualFold", "integrationIDContainsFold", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "groupID", "groupIDNEQ", "groupIDIn", "groupIDNotIn", "groupIDGT", "groupIDGTE", "groupIDLT", "groupIDLTE", "groupIDContains", "groupIDHasPrefix", "groupIDHasSuffix", "groupIDIsNil", "groupIDNotNil", "groupIDEqualFold", "groupIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "remoteID", "remoteIDNEQ", "remoteIDIn", "remoteIDNotIn", "remoteIDGT", "remoteIDGTE", "remoteIDLT", "remoteIDLTE", "remoteIDContains", "remoteIDHasPrefix", "remoteIDHasSuffix", "remoteIDIsNil", "remoteIDNotNil", "remoteIDEqualFold", "remoteIDContainsFold", "upn", "upnNEQ", "upnIn", "upnNotIn", "upnGT", "upnGTE", "upnLT", "upnLTE", "upnContains", "upnHasPrefix", "upnHasSuffix", "upnIsNil", "upnNotNil", "upnEqualFold", "upnContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "remoteEnabled", "remoteEnabledNEQ", "remoteEnabledIsNil", "remoteEnabledNotNil", "takenOver", "takenOverNEQ", "remoteCreatedAt", "remoteCreatedAtNEQ", "remoteCreatedAtIn", "remoteCreatedAtNotIn", "remoteCreatedAtGT", "remoteCreatedAtGTE", "remoteCreatedAtLT", "remoteCreatedAtLTE", "remoteCreatedAtIsNil", "remoteCreatedAtNotNil", "statusReason", "statusReasonNEQ", "statusReasonIn", "statusReasonNotIn", "statusReasonGT", "statusReasonGTE", "statusReasonLT", "statusReasonLTE", "statusReasonContains", "statusReasonHasPrefix", "statusReasonHasSuffix", "statusReasonIsNil", "statusReasonNotNil", "statusReasonEqualFold", "statusReasonContainsFold", "ownerMarked", "ownerMarkedNEQ", "lastErrorCode", "lastErrorCodeNEQ", "lastErrorCodeIn", "lastErrorCodeNotIn", "lastErrorCodeGT", "lastErrorCodeGTE", "lastErrorCodeLT", "lastErrorCodeLTE", "lastErrorCodeContains", "lastErrorCodeHasPrefix", "lastErrorCodeHasSuffix", "lastErrorCodeIsNil", "lastErrorCodeNotNil", "lastErrorCodeEqualFold", "lastErrorCodeContainsFold", "lastErrorMessage", "lastErrorMessageNEQ", "lastErrorMessageIn", "lastErrorMessageNotIn", "lastErrorMessageGT", "lastErrorMessageGTE", "lastErrorMessageLT", "lastErrorMessageLTE", "lastErrorMessageContains", "lastErrorMessageHasPrefix", "lastErrorMessageHasSuffix", "lastErrorMessageIsNil", "lastErrorMessageNotNil", "lastErrorMessageEqualFold", "lastErrorMessageContainsFold", "lastErrorRequestID", "lastErrorRequestIDNEQ", "lastErrorRequestIDIn", "lastErrorRequestIDNotIn", "lastErrorRequestIDGT", "lastErrorRequestIDGTE", "lastErrorRequestIDLT", "lastErrorRequestIDLTE", "lastErrorRequestIDContains", "lastErrorRequestIDHasPrefix", "lastErrorRequestIDHasSuffix", "lastErrorRequestIDIsNil", "lastErrorRequestIDNotNil", "lastErrorRequestIDEqualFold", "lastErrorRequestIDContainsFold", "lastSyncedAt", "lastSyncedAtNEQ", "lastSyncedAtIn", "lastSyncedAtNotIn", "lastSyncedAtGT", "lastSyncedAtGTE", "lastSyncedAtLT", "lastSyncedAtLTE", "lastSyncedAtIsNil", "lastSyncedAtNotNil", "displayName", "displayNameNEQ", "displayNameIn", "displayNameNotIn", "displayNameGT", "displayNameGTE", "displayNameLT", "displayNameLTE", "displayNameContains", "displayNameHasPrefix", "displayNameHasSuffix", "displayNameIsNil", "displayNameNotNil", "displayNameEqualFold", "displayNameContainsFold", "membersInSync", "membersInSyncNEQ", "membersInSyncIn", "membersInSyncNotIn", "membersInSyncGT", "membersInSyncGTE", "membersInSyncLT", "membersInSyncLTE", "membersPending", "membersPendingNEQ", "membersPendingIn", "membersPendingNotIn", "membersPendingGT", "membersPendingGTE", "membersPendingLT", "membersPendingLTE", "foreignMembers", "foreignMembersNEQ", "foreignMembersIn", "foreignMembersNotIn", "foreignMembersGT", "foreignMembersGTE", "foreignMembersLT", "foreignMembersLTE", "passwordVersion", "passwordVersionNEQ", "passwordVersionIn", "passwordVersionNotIn", "passwordVersionGT", "passwordVersionGTE", "passwordVersionLT", "passwordVersionLTE", "passwordPushedAt", "passwordPushedAtNEQ", "passwordPushedAtIn", "passwordPushedAtNotIn", "passwordPushedAtGT", "passwordPushedAtGTE", "passwordPushedAtLT", "passwordPushedAtLTE", "passwordPushedAtIsNil", "passwordPushedAtNotNil", "passwordErrorCode", "passwordErrorCodeNEQ", "passwordErrorCodeIn", "passwordErrorCodeNotIn", "passwordErrorCodeGT", "passwordErrorCodeGTE", "passwordErrorCodeLT", "passwordErrorCodeLTE", "passwordErrorCodeContains", "passwordErrorCodeHasPrefix", "passwordErrorCodeHasSuffix", "passwordErrorCodeIsNil", "passwordErrorCodeNotNil", "passwordErrorCodeEqualFold", "passwordErrorCodeContainsFold", "passwordErrorMessage", "passwordErrorMessageNEQ", "passwordErrorMessageIn", "passwordErrorMessageNotIn", "passwordErrorMessageGT", "passwordErrorMessageGTE", "passwordErrorMessageLT", "passwordErrorMessageLTE", "passwordErrorMessageContains", "passwordErrorMessageHasPrefix", "passwordErrorMessageHasSuffix", "passwordErrorMessageIsNil", "passwordErrorMessageNotNil", "passwordErrorMessageEqualFold", "passwordErrorMessageContainsFold", "hasIntegration", "hasIntegrationWith", "hasUser", "hasUserWith", "hasGroup", "hasGroupWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -28720,6 +28797,20 @@ func (ec *executionContext) unmarshalInputRemoteLinkWhereInput(ctx context.Conte
 				return it, err
 			}
 			it.StatusReasonContainsFold = data
+		case "ownerMarked":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ownerMarked"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OwnerMarked = data
+		case "ownerMarkedNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ownerMarkedNEQ"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OwnerMarkedNEQ = data
 		case "lastErrorCode":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastErrorCode"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
@@ -35993,6 +36084,11 @@ func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSe
 		case "statusReason":
 			out.Values[i] = ec._RemoteLink_statusReason(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ownerMarked":
+			out.Values[i] = ec._RemoteLink_ownerMarked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "drift":

@@ -12,7 +12,8 @@ import (
 
 // Drift is the drift detector (internal/drift) on the app's connections.
 func (a *App) Drift() (*drift.Detector, error) {
-	r, err := provision.New(provision.Config{Ent: a.Ent, Tenants: a.Tenants, Publisher: a.Publisher, Logger: a.Log})
+	r, err := provision.New(provision.Config{Ent: a.Ent, Tenants: a.Tenants, Publisher: a.Publisher, Logger: a.Log,
+		Deployment: a.Cfg.DeploymentID})
 	if err != nil {
 		return nil, err
 	}

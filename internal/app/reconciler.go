@@ -15,7 +15,8 @@ func (a *App) Reconciler() (worker.Handler, func(error) time.Duration, error) {
 	if a.Tenants == nil {
 		return nil, nil, errors.New("app: the worker needs DIRSYNC_SECRET_KEY to open integrations' client secrets")
 	}
-	r, err := provision.New(provision.Config{Ent: a.Ent, Tenants: a.Tenants, Publisher: a.Publisher, Logger: a.Log})
+	r, err := provision.New(provision.Config{Ent: a.Ent, Tenants: a.Tenants, Publisher: a.Publisher, Logger: a.Log,
+		Deployment: a.Cfg.DeploymentID})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -93,6 +93,12 @@ type Config struct {
 	// detection off.
 	DriftInterval time.Duration
 
+	// DeploymentID (DIRSYNC_DEPLOYMENT_ID) names this dirsync deployment in
+	// the ownership marker every managed remote account carries
+	// (docs/ownership.md); give each deployment that may share an Entra
+	// tenant with another its own. 1–64 characters.
+	DeploymentID string
+
 	// RedisDB (DIRSYNC_REDIS_DB) is the Redis logical database of this
 	// deployment, overriding the one in RedisURL; -1 keeps the URL's. It is
 	// the deployment's namespace: asynq queues and task ids, throttle budgets
@@ -123,6 +129,7 @@ func Defaults() Config {
 		ShutdownTimeout: 15 * time.Second,
 		RelayStuckAfter: 5 * time.Minute,
 		DriftInterval:   15 * time.Minute,
+		DeploymentID:    "dirsync",
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
 	}
@@ -232,6 +239,12 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 			errs = append(errs, fmt.Errorf("DIRSYNC_SWEEP_AFTER: %q is not a duration", v))
 		}
 		c.SweepAfter = d
+	}
+	if v, ok := lookup("DIRSYNC_DEPLOYMENT_ID"); ok && v != "" {
+		if len(v) > 64 {
+			errs = append(errs, fmt.Errorf("DIRSYNC_DEPLOYMENT_ID: longer than 64 characters"))
+		}
+		c.DeploymentID = v
 	}
 	if v, ok := lookup("DIRSYNC_DRIFT_INTERVAL"); ok && v != "" {
 		d, err := time.ParseDuration(v)

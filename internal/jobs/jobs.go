@@ -83,6 +83,12 @@ type ReconcileUser struct {
 	// Force: read the remote account even when the applied hash says nothing
 	// changed, and re-apply what drifted (resync, retry).
 	Force bool `json:"force,omitempty"`
+	// ForceTakeover: take over an account another integration or dirsync
+	// deployment marked as its own (bind with force: true; docs/ownership.md).
+	ForceTakeover bool `json:"forceTakeover,omitempty"`
+	// ReleaseOwnership: when this reconcile stops managing the account,
+	// remove our ownership marker (unbind with releaseOwnership: true).
+	ReleaseOwnership bool `json:"releaseOwnership,omitempty"`
 }
 
 // ReconcileGroup asks the worker to converge one user group's remote security
@@ -111,6 +117,9 @@ type Target struct {
 	Force         bool
 	GroupID       pulid.ID
 	Group         bool
+	// ForceTakeover and ReleaseOwnership: see ReconcileUser (users only).
+	ForceTakeover    bool
+	ReleaseOwnership bool
 }
 
 // bulkChunk bounds the rows of one INSERT: PostgreSQL accepts at most 65,535
@@ -164,6 +173,7 @@ func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, inte
 		kind, task := KindReconcileUser, any(ReconcileUser{
 			OrgID: orgID, IntegrationID: t.IntegrationID, UserID: t.UserID, LinkID: t.LinkID,
 			JobID: job.ID, ItemID: created[i].ID, Force: t.Force,
+			ForceTakeover: t.ForceTakeover, ReleaseOwnership: t.ReleaseOwnership,
 		})
 		if t.Group {
 			kind, task = KindReconcileGroup, ReconcileGroup{OrgID: orgID, IntegrationID: t.IntegrationID,

@@ -12,6 +12,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/msgraph"
+	"github.com/dirsync/dirsync/internal/ownership"
 	"github.com/dirsync/dirsync/internal/upn"
 )
 
@@ -28,6 +29,7 @@ type linkState struct {
 	ErrCode         string
 	ErrMessage      string
 	ErrRequestID    string
+	OwnerMarked     bool // the account carries our ownership marker (internal/ownership)
 }
 
 func linkStateOf(l *ent.RemoteLink) linkState {
@@ -37,7 +39,7 @@ func linkStateOf(l *ent.RemoteLink) linkState {
 	return linkState{RemoteID: l.RemoteID, UPN: l.Upn, Status: string(l.Status), Reason: l.StatusReason,
 		RemoteEnabled: l.RemoteEnabled, TakenOver: l.TakenOver, RemoteCreatedAt: l.RemoteCreatedAt,
 		AppliedHash: l.AppliedHash, ErrCode: l.LastErrorCode, ErrMessage: l.LastErrorMessage,
-		ErrRequestID: l.LastErrorRequestID}
+		ErrRequestID: l.LastErrorRequestID, OwnerMarked: l.OwnerMarked}
 }
 
 // plan is the planner's view of the link. An OUT_OF_SCOPE link that still names
@@ -52,6 +54,7 @@ func (s linkState) plan() Link {
 // forgetRemote: the remote object is gone (deleted by someone in Entra).
 func (s *linkState) forgetRemote() {
 	s.RemoteID, s.AppliedHash, s.RemoteEnabled, s.TakenOver, s.RemoteCreatedAt = "", "", nil, false, nil
+	s.OwnerMarked = false
 }
 
 // outcome is what the reconcile did and how to record it.
@@ -128,6 +131,7 @@ type applier struct {
 	o          *outcome
 	gc         *msgraph.Client
 	now        time.Time
+	forcedFrom *ownership.Marker // a forced takeover's previous owner
 }
 
 func (a *applier) graph() (*msgraph.Client, error) {
@@ -396,6 +400,8 @@ func (a *applier) lookupThenCreate(ctx context.Context, c *ent.Client, p Plan) e
 	o.link.RemoteID, o.link.UPN, o.link.TakenOver = created.ID, want, false
 	o.link.RemoteEnabled, o.link.RemoteCreatedAt = msgraph.Ptr(p.Enable), &now
 	o.link.AppliedHash, o.link.Status = p.Hash, p.StatusAfter
+	o.link.OwnerMarked = false
+	a.markCreated(ctx, gc, created.ID)
 	o.clearError()
 	o.result, o.event = jobs.ResultCreated, EventUserCreate
 	state := "disabled (staged)"
@@ -438,6 +444,9 @@ func (a *applier) takeOver(ctx context.Context, c *ent.Client, gc *msgraph.Clien
 			o.failWith(CodeRemoteUserLinked, fmt.Sprintf("the remote user %s (%s) is already provisioned for directory user %s",
 				found.ID, found.UserPrincipalName, *holder.UserID), "")
 		}
+		return nil
+	}
+	if a.claim(ctx, gc, found.ID) {
 		return nil
 	}
 	o.link.RemoteID, o.link.TakenOver, o.link.RemoteCreatedAt = found.ID, true, nil

@@ -52,6 +52,9 @@ type Config struct {
 	Publisher *pubsub.Publisher // nil = don't publish
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Deployment names this dirsync deployment in the ownership marker
+	// (DIRSYNC_DEPLOYMENT_ID); empty writes and checks no marker.
+	Deployment string
 }
 
 // Reconciler converges one (user, integration) per task.
@@ -401,6 +404,7 @@ func (r *Reconciler) reconcile(ctx context.Context, c *ent.Client, st *state, lo
 	if err := a.apply(ctx, c, p); err != nil {
 		return outcome{}, err
 	}
+	a.ownership(ctx)
 	return o, nil
 }
 
