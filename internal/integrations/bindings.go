@@ -200,6 +200,9 @@ func (s *Service) bindingChange(ctx context.Context, integrationID pulid.ID, ids
 			return nil
 		}
 		users, extra, err := change(ctx, c, in, ids)
+		if err == nil && bind {
+			users, err = withRefusedTakeovers(ctx, c, in.ID, field, ids, users, opts)
+		}
 		if err != nil || len(users)+len(extra) == 0 || !authorized {
 			return err
 		}

@@ -1,8 +1,17 @@
 package integrations
 
 import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/ent/user"
+	"github.com/dirsync/dirsync/ent/usergroup"
 	"github.com/dirsync/dirsync/internal/jobs"
+	"github.com/dirsync/dirsync/internal/ownership"
 )
 
 // BindOption adjusts a binding mutation's reconciles (docs/ownership.md).
@@ -32,4 +41,36 @@ func withOwnership(targets []jobs.Target, integrationID pulid.ID, opts []BindOpt
 		}
 		t.ForceTakeover, t.ReleaseOwnership = o.force, o.release
 	}
+}
+
+// withRefusedTakeovers: a bind with force also reconciles the already bound
+// users (given directly, or members of the given groups) whose takeover was
+// refused because another owner marked the account — binding them again
+// would otherwise change nothing and start nothing, leaving force no way
+// to act.
+func withRefusedTakeovers(ctx context.Context, c *ent.Client, integrationID pulid.ID, field string, ids, users []pulid.ID, opts []BindOption) ([]pulid.ID, error) {
+	var o bindOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	if !o.force || len(ids) == 0 {
+		return users, nil
+	}
+	q := c.User.Query().Where(user.HasLinksWith(remotelink.IntegrationID(integrationID),
+		remotelink.LastErrorCode(ownership.CodeOwnedElsewhere)))
+	if field == "groupIDs" {
+		q = q.Where(user.HasGroupsWith(usergroup.IDIn(ids...)))
+	} else {
+		q = q.Where(user.IDIn(ids...))
+	}
+	refused, err := q.IDs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("integrations: reading refused takeovers: %w", err)
+	}
+	for _, id := range refused {
+		if !slices.Contains(users, id) {
+			users = append(users, id)
+		}
+	}
+	return users, nil
 }
