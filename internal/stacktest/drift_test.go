@@ -110,7 +110,9 @@ func TestDriftAndOwnershipThroughTheStack(t *testing.T) {
 	}
 	require.Equal(t, 1, seen)
 	var evs struct {
-		Events struct{ Edges []struct{ Node struct{ Type, Detail string } } }
+		Events struct {
+			Edges []struct{ Node struct{ Type, Detail string } }
+		}
 	}
 	s.must(s.readOnly, `{ events(where: {type: "remote_drift"}, first: 10) { edges { node { type detail } } } }`, nil, &evs)
 	require.Len(t, evs.Events.Edges, 2)
