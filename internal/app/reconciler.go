@@ -26,5 +26,6 @@ func (a *App) Reconciler() (worker.Handler, func(error) time.Duration, error) {
 // GroupReconciler is the security-group reconcile handler (internal/groupsync)
 // on the app's connections.
 func (a *App) GroupReconciler() (*groupsync.Reconciler, error) {
-	return groupsync.New(groupsync.Config{Ent: a.Ent, Tenants: a.Tenants, Publisher: a.Publisher, Logger: a.Log})
+	return groupsync.New(groupsync.Config{Ent: a.Ent, Tenants: a.Tenants, Publisher: a.Publisher, Logger: a.Log,
+		Deployment: a.Cfg.DeploymentID})
 }

@@ -17,6 +17,7 @@ func remoteDeleted(st *state, o *outcome) bool {
 	if st.t.Force {
 		o.note("the remote group %s was deleted in the tenant: resolving it again", o.l.RemoteID)
 		o.l.RemoteID, o.l.Hash, o.l.TakenOver, o.l.CreatedAt, o.l.MemberIDs, o.l.InSync = "", "", false, nil, nil, 0
+		o.l.OwnerMarked = false
 		return false
 	}
 	o.result, o.skipLink = jobs.ResultSkipped, true

@@ -201,7 +201,7 @@ func (s *Service) bindingChange(ctx context.Context, integrationID pulid.ID, ids
 		}
 		users, extra, err := change(ctx, c, in, ids)
 		if err == nil && bind {
-			users, err = withRefusedTakeovers(ctx, c, in.ID, field, ids, users, opts)
+			users, extra, err = withRefusedTakeovers(ctx, c, in.ID, field, ids, users, extra, opts)
 		}
 		if err != nil || len(users)+len(extra) == 0 || !authorized {
 			return err

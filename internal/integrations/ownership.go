@@ -36,7 +36,7 @@ func withOwnership(targets []jobs.Target, integrationID pulid.ID, opts []BindOpt
 	}
 	for i := range targets {
 		t := &targets[i]
-		if t.Group || t.IntegrationID != integrationID {
+		if t.IntegrationID != integrationID {
 			continue
 		}
 		t.ForceTakeover, t.ReleaseOwnership = o.force, o.release
@@ -44,17 +44,32 @@ func withOwnership(targets []jobs.Target, integrationID pulid.ID, opts []BindOpt
 }
 
 // withRefusedTakeovers: a bind with force also reconciles the already bound
-// users (given directly, or members of the given groups) whose takeover was
-// refused because another owner marked the account — binding them again
+// users (given directly, or members of the given groups) and groups whose
+// takeover was refused because another owner marked the account — binding them again
 // would otherwise change nothing and start nothing, leaving force no way
 // to act.
-func withRefusedTakeovers(ctx context.Context, c *ent.Client, integrationID pulid.ID, field string, ids, users []pulid.ID, opts []BindOption) ([]pulid.ID, error) {
+func withRefusedTakeovers(ctx context.Context, c *ent.Client, integrationID pulid.ID, field string, ids, users []pulid.ID,
+	extra []jobs.Target, opts []BindOption,
+) ([]pulid.ID, []jobs.Target, error) {
 	var o bindOptions
 	for _, f := range opts {
 		f(&o)
 	}
 	if !o.force || len(ids) == 0 {
-		return users, nil
+		return users, extra, nil
+	}
+	if field == "groupIDs" {
+		gl, err := c.RemoteLink.Query().Where(remotelink.IntegrationID(integrationID), remotelink.KindEQ(remotelink.KindGROUP),
+			remotelink.GroupIDIn(ids...), remotelink.LastErrorCode(ownership.CodeOwnedElsewhere)).All(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("integrations: reading refused group takeovers: %w", err)
+		}
+		for _, l := range gl {
+			t := jobs.Target{IntegrationID: integrationID, GroupID: *l.GroupID, LinkID: l.ID, Group: true}
+			if !slices.Contains(extra, t) {
+				extra = append(extra, t)
+			}
+		}
 	}
 	q := c.User.Query().Where(user.HasLinksWith(remotelink.IntegrationID(integrationID),
 		remotelink.LastErrorCode(ownership.CodeOwnedElsewhere)))
@@ -65,12 +80,12 @@ func withRefusedTakeovers(ctx context.Context, c *ent.Client, integrationID puli
 	}
 	refused, err := q.IDs(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("integrations: reading refused takeovers: %w", err)
+		return nil, nil, fmt.Errorf("integrations: reading refused takeovers: %w", err)
 	}
 	for _, id := range refused {
 		if !slices.Contains(users, id) {
 			users = append(users, id)
 		}
 	}
-	return users, nil
+	return users, extra, nil
 }

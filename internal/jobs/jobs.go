@@ -106,6 +106,9 @@ type ReconcileGroup struct {
 	// Force: resolve the remote group again even when a drift round marked
 	// it deleted in the tenant (REMOTE_DELETED); resyncs set it.
 	Force bool `json:"force,omitempty"`
+	// ForceTakeover and ReleaseOwnership: as for ReconcileUser.
+	ForceTakeover    bool `json:"forceTakeover,omitempty"`
+	ReleaseOwnership bool `json:"releaseOwnership,omitempty"`
 }
 
 // Target is one (user, integration) a job must reconcile, or with Group set
@@ -117,7 +120,7 @@ type Target struct {
 	Force         bool
 	GroupID       pulid.ID
 	Group         bool
-	// ForceTakeover and ReleaseOwnership: see ReconcileUser (users only).
+	// ForceTakeover and ReleaseOwnership: see ReconcileUser.
 	ForceTakeover    bool
 	ReleaseOwnership bool
 }
@@ -177,7 +180,8 @@ func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, inte
 		})
 		if t.Group {
 			kind, task = KindReconcileGroup, ReconcileGroup{OrgID: orgID, IntegrationID: t.IntegrationID,
-				GroupID: t.GroupID, LinkID: t.LinkID, JobID: job.ID, ItemID: created[i].ID, Force: t.Force}
+				GroupID: t.GroupID, LinkID: t.LinkID, JobID: job.ID, ItemID: created[i].ID, Force: t.Force,
+				ForceTakeover: t.ForceTakeover, ReleaseOwnership: t.ReleaseOwnership}
 		}
 		payload, err := json.Marshal(task)
 		if err != nil {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dirsync/dirsync/ent"
+	"github.com/dirsync/dirsync/ent/remotelink"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/msgraph"
@@ -117,4 +119,55 @@ func TestDriftAndOwnershipThroughTheStack(t *testing.T) {
 	s.must(s.readOnly, `{ events(where: {type: "remote_drift"}, first: 10) { edges { node { type detail } } } }`, nil, &evs)
 	require.Len(t, evs.Events.Edges, 2)
 	require.False(t, s.remote(alpha.tenantID, "ann@alpha.com").AccountEnabled, "REPORT leaves it as the admin made it")
+}
+
+// Managed security groups carry the marker too: a created group is marked;
+// the only same-name group marked by another deployment is refused per item
+// naming the owner; binding again with force takes it over and re-marks it;
+// unbinding with releaseOwnership removes ours (issue 14, G2).
+func TestGroupOwnershipThroughTheStack(t *testing.T) {
+	t.Parallel()
+	s := newStack(t)
+	beta := s.integration("Beta", []string{"beta.com"}, map[string]any{"groupManagement": true})
+	gc := s.graph(beta.id)
+	ctx := context.Background()
+	theirs, err := gc.CreateGroup(ctx, msgraph.NewSecurityGroup{DisplayName: "Ops", MailNickname: "theirops"})
+	require.NoError(t, err)
+	require.NoError(t, gc.CreateExtension(ctx, "groups", theirs.ID, ownership.ExtensionName, map[string]any{
+		"deployment": "staging", "organizationId": "ORx", "integrationId": "INx", "integrationName": "Staging M365"}))
+	ops, fresh := s.createGroup("Ops"), s.createGroup("Fresh")
+
+	const bindQ = `mutation($i: ID!, $g: [ID!]!, $f: Boolean) { bindUserGroups(integrationID: $i, groupIDs: $g, force: $f) { jobs { ` + jobFields + ` } } }`
+	js := s.wait(s.mutateJobs(s.admin, "bindUserGroups", bindQ, map[string]any{"i": beta.id, "g": []string{ops, fresh}})...)
+	require.Equal(t, "PARTIAL", js[0].Status)
+	glink := func(g string) *ent.RemoteLink {
+		l, err := s.app.Ent.RemoteLink.Query().Where(remotelink.GroupID(pulid.ID(g)), remotelink.IntegrationID(pulid.ID(beta.id))).Only(sys())
+		require.NoError(t, err)
+		return l
+	}
+	l := glink(ops)
+	require.Equal(t, ownership.CodeOwnedElsewhere, l.LastErrorCode)
+	require.Contains(t, l.LastErrorMessage, `remote group `+theirs.ID)
+	require.Contains(t, l.LastErrorMessage, `"Staging M365"`)
+	fl := glink(fresh)
+	require.True(t, fl.OwnerMarked)
+	m, err := gc.GetExtension(ctx, "groups", fl.RemoteID, ownership.ExtensionName)
+	require.NoError(t, err)
+	require.Equal(t, beta.id, m["integrationId"])
+
+	js = s.wait(s.mutateJobs(s.admin, "bindUserGroups", bindQ, map[string]any{"i": beta.id, "g": []string{ops}, "f": true})...)
+	require.Equal(t, "SUCCEEDED", js[0].Status)
+	l = glink(ops)
+	require.Equal(t, theirs.ID, l.RemoteID)
+	require.True(t, l.OwnerMarked)
+	m, err = gc.GetExtension(ctx, "groups", theirs.ID, ownership.ExtensionName)
+	require.NoError(t, err)
+	require.Equal(t, beta.id, m["integrationId"])
+
+	const unbindQ = `mutation($i: ID!, $g: [ID!]!) { unbindUserGroups(integrationID: $i, groupIDs: $g, releaseOwnership: true) { jobs { ` + jobFields + ` } } }`
+	s.wait(s.mutateJobs(s.admin, "unbindUserGroups", unbindQ, map[string]any{"i": beta.id, "g": []string{ops}})...)
+	_, err = gc.GetExtension(ctx, "groups", theirs.ID, ownership.ExtensionName)
+	require.True(t, msgraph.IsNotFound(err), "released: %v", err)
+	require.False(t, glink(ops).OwnerMarked)
+	require.Len(t, s.sim.Groups(beta.tenantID), 2, "nothing deleted")
 }
