@@ -147,6 +147,10 @@ var schemaGraph = func() *sqlgraph.Schema {
 			integration.FieldGroupManagement:            {Type: field.TypeBool, Column: integration.FieldGroupManagement},
 			integration.FieldSuspendOnPasswordExpiry:    {Type: field.TypeBool, Column: integration.FieldSuspendOnPasswordExpiry},
 			integration.FieldSuspendOnLockout:           {Type: field.TypeBool, Column: integration.FieldSuspendOnLockout},
+			integration.FieldDriftAction:                {Type: field.TypeEnum, Column: integration.FieldDriftAction},
+			integration.FieldUsersDeltaLink:             {Type: field.TypeString, Column: integration.FieldUsersDeltaLink},
+			integration.FieldGroupsDeltaLink:            {Type: field.TypeString, Column: integration.FieldGroupsDeltaLink},
+			integration.FieldDriftCheckedAt:             {Type: field.TypeTime, Column: integration.FieldDriftCheckedAt},
 			integration.FieldAttributeMappings:          {Type: field.TypeJSON, Column: integration.FieldAttributeMappings},
 			integration.FieldDeprovisionThreshold:       {Type: field.TypeInt, Column: integration.FieldDeprovisionThreshold},
 			integration.FieldDeprovisionGuardOff:        {Type: field.TypeBool, Column: integration.FieldDeprovisionGuardOff},
@@ -301,6 +305,8 @@ var schemaGraph = func() *sqlgraph.Schema {
 			remotelink.FieldRemoteCreatedAt:       {Type: field.TypeTime, Column: remotelink.FieldRemoteCreatedAt},
 			remotelink.FieldAppliedHash:           {Type: field.TypeString, Column: remotelink.FieldAppliedHash},
 			remotelink.FieldStatusReason:          {Type: field.TypeString, Column: remotelink.FieldStatusReason},
+			remotelink.FieldOwnerMarked:           {Type: field.TypeBool, Column: remotelink.FieldOwnerMarked},
+			remotelink.FieldDrift:                 {Type: field.TypeJSON, Column: remotelink.FieldDrift},
 			remotelink.FieldLastErrorCode:         {Type: field.TypeString, Column: remotelink.FieldLastErrorCode},
 			remotelink.FieldLastErrorMessage:      {Type: field.TypeString, Column: remotelink.FieldLastErrorMessage},
 			remotelink.FieldLastErrorRequestID:    {Type: field.TypeString, Column: remotelink.FieldLastErrorRequestID},
@@ -1385,6 +1391,26 @@ func (f *IntegrationFilter) WhereSuspendOnLockout(p entql.BoolP) {
 	f.Where(p.Field(integration.FieldSuspendOnLockout))
 }
 
+// WhereDriftAction applies the entql string predicate on the drift_action field.
+func (f *IntegrationFilter) WhereDriftAction(p entql.StringP) {
+	f.Where(p.Field(integration.FieldDriftAction))
+}
+
+// WhereUsersDeltaLink applies the entql string predicate on the users_delta_link field.
+func (f *IntegrationFilter) WhereUsersDeltaLink(p entql.StringP) {
+	f.Where(p.Field(integration.FieldUsersDeltaLink))
+}
+
+// WhereGroupsDeltaLink applies the entql string predicate on the groups_delta_link field.
+func (f *IntegrationFilter) WhereGroupsDeltaLink(p entql.StringP) {
+	f.Where(p.Field(integration.FieldGroupsDeltaLink))
+}
+
+// WhereDriftCheckedAt applies the entql time.Time predicate on the drift_checked_at field.
+func (f *IntegrationFilter) WhereDriftCheckedAt(p entql.TimeP) {
+	f.Where(p.Field(integration.FieldDriftCheckedAt))
+}
+
 // WhereAttributeMappings applies the entql json.RawMessage predicate on the attribute_mappings field.
 func (f *IntegrationFilter) WhereAttributeMappings(p entql.BytesP) {
 	f.Where(p.Field(integration.FieldAttributeMappings))
@@ -2129,6 +2155,16 @@ func (f *RemoteLinkFilter) WhereAppliedHash(p entql.StringP) {
 // WhereStatusReason applies the entql string predicate on the status_reason field.
 func (f *RemoteLinkFilter) WhereStatusReason(p entql.StringP) {
 	f.Where(p.Field(remotelink.FieldStatusReason))
+}
+
+// WhereOwnerMarked applies the entql bool predicate on the owner_marked field.
+func (f *RemoteLinkFilter) WhereOwnerMarked(p entql.BoolP) {
+	f.Where(p.Field(remotelink.FieldOwnerMarked))
+}
+
+// WhereDrift applies the entql json.RawMessage predicate on the drift field.
+func (f *RemoteLinkFilter) WhereDrift(p entql.BytesP) {
+	f.Where(p.Field(remotelink.FieldDrift))
 }
 
 // WhereLastErrorCode applies the entql string predicate on the last_error_code field.

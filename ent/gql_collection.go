@@ -469,6 +469,16 @@ func (_q *IntegrationQuery) collectField(ctx context.Context, oneNode bool, opCt
 				selectedFields = append(selectedFields, integration.FieldSuspendOnLockout)
 				fieldSeen[integration.FieldSuspendOnLockout] = struct{}{}
 			}
+		case "driftAction":
+			if _, ok := fieldSeen[integration.FieldDriftAction]; !ok {
+				selectedFields = append(selectedFields, integration.FieldDriftAction)
+				fieldSeen[integration.FieldDriftAction] = struct{}{}
+			}
+		case "driftCheckedAt":
+			if _, ok := fieldSeen[integration.FieldDriftCheckedAt]; !ok {
+				selectedFields = append(selectedFields, integration.FieldDriftCheckedAt)
+				fieldSeen[integration.FieldDriftCheckedAt] = struct{}{}
+			}
 		case "attributeMappings":
 			if _, ok := fieldSeen[integration.FieldAttributeMappings]; !ok {
 				selectedFields = append(selectedFields, integration.FieldAttributeMappings)
@@ -1328,6 +1338,16 @@ func (_q *RemoteLinkQuery) collectField(ctx context.Context, oneNode bool, opCtx
 			if _, ok := fieldSeen[remotelink.FieldStatusReason]; !ok {
 				selectedFields = append(selectedFields, remotelink.FieldStatusReason)
 				fieldSeen[remotelink.FieldStatusReason] = struct{}{}
+			}
+		case "ownerMarked":
+			if _, ok := fieldSeen[remotelink.FieldOwnerMarked]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldOwnerMarked)
+				fieldSeen[remotelink.FieldOwnerMarked] = struct{}{}
+			}
+		case "drift":
+			if _, ok := fieldSeen[remotelink.FieldDrift]; !ok {
+				selectedFields = append(selectedFields, remotelink.FieldDrift)
+				fieldSeen[remotelink.FieldDrift] = struct{}{}
 			}
 		case "lastErrorCode":
 			if _, ok := fieldSeen[remotelink.FieldLastErrorCode]; !ok {

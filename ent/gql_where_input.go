@@ -766,6 +766,24 @@ type IntegrationWhereInput struct {
 	SuspendOnLockout    *bool `json:"suspendOnLockout,omitempty"`
 	SuspendOnLockoutNEQ *bool `json:"suspendOnLockoutNEQ,omitempty"`
 
+	// "drift_action" field predicates.
+	DriftAction      *integration.DriftAction  `json:"driftAction,omitempty"`
+	DriftActionNEQ   *integration.DriftAction  `json:"driftActionNEQ,omitempty"`
+	DriftActionIn    []integration.DriftAction `json:"driftActionIn,omitempty"`
+	DriftActionNotIn []integration.DriftAction `json:"driftActionNotIn,omitempty"`
+
+	// "drift_checked_at" field predicates.
+	DriftCheckedAt       *time.Time  `json:"driftCheckedAt,omitempty"`
+	DriftCheckedAtNEQ    *time.Time  `json:"driftCheckedAtNEQ,omitempty"`
+	DriftCheckedAtIn     []time.Time `json:"driftCheckedAtIn,omitempty"`
+	DriftCheckedAtNotIn  []time.Time `json:"driftCheckedAtNotIn,omitempty"`
+	DriftCheckedAtGT     *time.Time  `json:"driftCheckedAtGT,omitempty"`
+	DriftCheckedAtGTE    *time.Time  `json:"driftCheckedAtGTE,omitempty"`
+	DriftCheckedAtLT     *time.Time  `json:"driftCheckedAtLT,omitempty"`
+	DriftCheckedAtLTE    *time.Time  `json:"driftCheckedAtLTE,omitempty"`
+	DriftCheckedAtIsNil  bool        `json:"driftCheckedAtIsNil,omitempty"`
+	DriftCheckedAtNotNil bool        `json:"driftCheckedAtNotNil,omitempty"`
+
 	// "links" edge predicates.
 	HasLinks     *bool                   `json:"hasLinks,omitempty"`
 	HasLinksWith []*RemoteLinkWhereInput `json:"hasLinksWith,omitempty"`
@@ -1288,6 +1306,48 @@ func (i *IntegrationWhereInput) P() (predicate.Integration, error) {
 	}
 	if i.SuspendOnLockoutNEQ != nil {
 		predicates = append(predicates, integration.SuspendOnLockoutNEQ(*i.SuspendOnLockoutNEQ))
+	}
+	if i.DriftAction != nil {
+		predicates = append(predicates, integration.DriftActionEQ(*i.DriftAction))
+	}
+	if i.DriftActionNEQ != nil {
+		predicates = append(predicates, integration.DriftActionNEQ(*i.DriftActionNEQ))
+	}
+	if len(i.DriftActionIn) > 0 {
+		predicates = append(predicates, integration.DriftActionIn(i.DriftActionIn...))
+	}
+	if len(i.DriftActionNotIn) > 0 {
+		predicates = append(predicates, integration.DriftActionNotIn(i.DriftActionNotIn...))
+	}
+	if i.DriftCheckedAt != nil {
+		predicates = append(predicates, integration.DriftCheckedAtEQ(*i.DriftCheckedAt))
+	}
+	if i.DriftCheckedAtNEQ != nil {
+		predicates = append(predicates, integration.DriftCheckedAtNEQ(*i.DriftCheckedAtNEQ))
+	}
+	if len(i.DriftCheckedAtIn) > 0 {
+		predicates = append(predicates, integration.DriftCheckedAtIn(i.DriftCheckedAtIn...))
+	}
+	if len(i.DriftCheckedAtNotIn) > 0 {
+		predicates = append(predicates, integration.DriftCheckedAtNotIn(i.DriftCheckedAtNotIn...))
+	}
+	if i.DriftCheckedAtGT != nil {
+		predicates = append(predicates, integration.DriftCheckedAtGT(*i.DriftCheckedAtGT))
+	}
+	if i.DriftCheckedAtGTE != nil {
+		predicates = append(predicates, integration.DriftCheckedAtGTE(*i.DriftCheckedAtGTE))
+	}
+	if i.DriftCheckedAtLT != nil {
+		predicates = append(predicates, integration.DriftCheckedAtLT(*i.DriftCheckedAtLT))
+	}
+	if i.DriftCheckedAtLTE != nil {
+		predicates = append(predicates, integration.DriftCheckedAtLTE(*i.DriftCheckedAtLTE))
+	}
+	if i.DriftCheckedAtIsNil {
+		predicates = append(predicates, integration.DriftCheckedAtIsNil())
+	}
+	if i.DriftCheckedAtNotNil {
+		predicates = append(predicates, integration.DriftCheckedAtNotNil())
 	}
 
 	if i.HasLinks != nil {
@@ -4061,6 +4121,10 @@ type RemoteLinkWhereInput struct {
 	StatusReasonEqualFold    *string  `json:"statusReasonEqualFold,omitempty"`
 	StatusReasonContainsFold *string  `json:"statusReasonContainsFold,omitempty"`
 
+	// "owner_marked" field predicates.
+	OwnerMarked    *bool `json:"ownerMarked,omitempty"`
+	OwnerMarkedNEQ *bool `json:"ownerMarkedNEQ,omitempty"`
+
 	// "last_error_code" field predicates.
 	LastErrorCode             *string  `json:"lastErrorCode,omitempty"`
 	LastErrorCodeNEQ          *string  `json:"lastErrorCodeNEQ,omitempty"`
@@ -4718,6 +4782,12 @@ func (i *RemoteLinkWhereInput) P() (predicate.RemoteLink, error) {
 	}
 	if i.StatusReasonContainsFold != nil {
 		predicates = append(predicates, remotelink.StatusReasonContainsFold(*i.StatusReasonContainsFold))
+	}
+	if i.OwnerMarked != nil {
+		predicates = append(predicates, remotelink.OwnerMarkedEQ(*i.OwnerMarked))
+	}
+	if i.OwnerMarkedNEQ != nil {
+		predicates = append(predicates, remotelink.OwnerMarkedNEQ(*i.OwnerMarkedNEQ))
 	}
 	if i.LastErrorCode != nil {
 		predicates = append(predicates, remotelink.LastErrorCodeEQ(*i.LastErrorCode))

@@ -63,6 +63,14 @@ type Integration struct {
 	SuspendOnPasswordExpiry bool `json:"suspend_on_password_expiry,omitempty"`
 	// SuspendOnLockout holds the value of the "suspend_on_lockout" field.
 	SuspendOnLockout bool `json:"suspend_on_lockout,omitempty"`
+	// DriftAction holds the value of the "drift_action" field.
+	DriftAction integration.DriftAction `json:"drift_action,omitempty"`
+	// @odata.deltaLink of the last complete /users/delta round; empty: the next round is a full one.
+	UsersDeltaLink string `json:"-"`
+	// @odata.deltaLink of the last complete /groups/delta round.
+	GroupsDeltaLink string `json:"-"`
+	// When the last drift round completed.
+	DriftCheckedAt *time.Time `json:"drift_checked_at,omitempty"`
 	// AttributeMappings holds the value of the "attribute_mappings" field.
 	AttributeMappings mapping.Table `json:"attribute_mappings,omitempty"`
 	// DeprovisionThreshold holds the value of the "deprovision_threshold" field.
@@ -153,9 +161,9 @@ func (*Integration) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullFloat64)
 		case integration.FieldDeprovisionThreshold, integration.FieldWriteBudgetSize:
 			values[i] = new(sql.NullInt64)
-		case integration.FieldName, integration.FieldNameFolded, integration.FieldTenantID, integration.FieldClientID, integration.FieldClientSecretSealed, integration.FieldGraphBaseURL, integration.FieldLoginBaseURL, integration.FieldStatus, integration.FieldLastError, integration.FieldDefaultDomain, integration.FieldEmailSource:
+		case integration.FieldName, integration.FieldNameFolded, integration.FieldTenantID, integration.FieldClientID, integration.FieldClientSecretSealed, integration.FieldGraphBaseURL, integration.FieldLoginBaseURL, integration.FieldStatus, integration.FieldLastError, integration.FieldDefaultDomain, integration.FieldEmailSource, integration.FieldDriftAction, integration.FieldUsersDeltaLink, integration.FieldGroupsDeltaLink:
 			values[i] = new(sql.NullString)
-		case integration.FieldCreatedAt, integration.FieldUpdatedAt, integration.FieldAuthorizedAt:
+		case integration.FieldCreatedAt, integration.FieldUpdatedAt, integration.FieldAuthorizedAt, integration.FieldDriftCheckedAt:
 			values[i] = new(sql.NullTime)
 		default:
 			values[i] = new(sql.UnknownType)
@@ -308,6 +316,31 @@ func (_m *Integration) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field suspend_on_lockout", values[i])
 			} else if value.Valid {
 				_m.SuspendOnLockout = value.Bool
+			}
+		case integration.FieldDriftAction:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field drift_action", values[i])
+			} else if value.Valid {
+				_m.DriftAction = integration.DriftAction(value.String)
+			}
+		case integration.FieldUsersDeltaLink:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field users_delta_link", values[i])
+			} else if value.Valid {
+				_m.UsersDeltaLink = value.String
+			}
+		case integration.FieldGroupsDeltaLink:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field groups_delta_link", values[i])
+			} else if value.Valid {
+				_m.GroupsDeltaLink = value.String
+			}
+		case integration.FieldDriftCheckedAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field drift_checked_at", values[i])
+			} else if value.Valid {
+				_m.DriftCheckedAt = new(time.Time)
+				*_m.DriftCheckedAt = value.Time
 			}
 		case integration.FieldAttributeMappings:
 			if value, ok := values[i].(*[]byte); !ok {
@@ -463,6 +496,18 @@ func (_m *Integration) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("suspend_on_lockout=")
 	builder.WriteString(fmt.Sprintf("%v", _m.SuspendOnLockout))
+	builder.WriteString(", ")
+	builder.WriteString("drift_action=")
+	builder.WriteString(fmt.Sprintf("%v", _m.DriftAction))
+	builder.WriteString(", ")
+	builder.WriteString("users_delta_link=<sensitive>")
+	builder.WriteString(", ")
+	builder.WriteString("groups_delta_link=<sensitive>")
+	builder.WriteString(", ")
+	if v := _m.DriftCheckedAt; v != nil {
+		builder.WriteString("drift_checked_at=")
+		builder.WriteString(v.Format(time.ANSIC))
+	}
 	builder.WriteString(", ")
 	builder.WriteString("attribute_mappings=")
 	builder.WriteString(fmt.Sprintf("%v", _m.AttributeMappings))

@@ -259,6 +259,62 @@ func (_c *IntegrationCreate) SetNillableSuspendOnLockout(v *bool) *IntegrationCr
 	return _c
 }
 
+// SetDriftAction sets the "drift_action" field.
+func (_c *IntegrationCreate) SetDriftAction(v integration.DriftAction) *IntegrationCreate {
+	_c.mutation.SetDriftAction(v)
+	return _c
+}
+
+// SetNillableDriftAction sets the "drift_action" field if the given value is not nil.
+func (_c *IntegrationCreate) SetNillableDriftAction(v *integration.DriftAction) *IntegrationCreate {
+	if v != nil {
+		_c.SetDriftAction(*v)
+	}
+	return _c
+}
+
+// SetUsersDeltaLink sets the "users_delta_link" field.
+func (_c *IntegrationCreate) SetUsersDeltaLink(v string) *IntegrationCreate {
+	_c.mutation.SetUsersDeltaLink(v)
+	return _c
+}
+
+// SetNillableUsersDeltaLink sets the "users_delta_link" field if the given value is not nil.
+func (_c *IntegrationCreate) SetNillableUsersDeltaLink(v *string) *IntegrationCreate {
+	if v != nil {
+		_c.SetUsersDeltaLink(*v)
+	}
+	return _c
+}
+
+// SetGroupsDeltaLink sets the "groups_delta_link" field.
+func (_c *IntegrationCreate) SetGroupsDeltaLink(v string) *IntegrationCreate {
+	_c.mutation.SetGroupsDeltaLink(v)
+	return _c
+}
+
+// SetNillableGroupsDeltaLink sets the "groups_delta_link" field if the given value is not nil.
+func (_c *IntegrationCreate) SetNillableGroupsDeltaLink(v *string) *IntegrationCreate {
+	if v != nil {
+		_c.SetGroupsDeltaLink(*v)
+	}
+	return _c
+}
+
+// SetDriftCheckedAt sets the "drift_checked_at" field.
+func (_c *IntegrationCreate) SetDriftCheckedAt(v time.Time) *IntegrationCreate {
+	_c.mutation.SetDriftCheckedAt(v)
+	return _c
+}
+
+// SetNillableDriftCheckedAt sets the "drift_checked_at" field if the given value is not nil.
+func (_c *IntegrationCreate) SetNillableDriftCheckedAt(v *time.Time) *IntegrationCreate {
+	if v != nil {
+		_c.SetDriftCheckedAt(*v)
+	}
+	return _c
+}
+
 // SetAttributeMappings sets the "attribute_mappings" field.
 func (_c *IntegrationCreate) SetAttributeMappings(v mapping.Table) *IntegrationCreate {
 	_c.mutation.SetAttributeMappings(v)
@@ -460,6 +516,10 @@ func (_c *IntegrationCreate) defaults() error {
 		v := integration.DefaultSuspendOnLockout
 		_c.mutation.SetSuspendOnLockout(v)
 	}
+	if _, ok := _c.mutation.DriftAction(); !ok {
+		v := integration.DefaultDriftAction
+		_c.mutation.SetDriftAction(v)
+	}
 	if _, ok := _c.mutation.DeprovisionGuardOff(); !ok {
 		v := integration.DefaultDeprovisionGuardOff
 		_c.mutation.SetDeprovisionGuardOff(v)
@@ -567,6 +627,14 @@ func (_c *IntegrationCreate) check() error {
 	}
 	if _, ok := _c.mutation.SuspendOnLockout(); !ok {
 		return &ValidationError{Name: "suspend_on_lockout", err: errors.New(`ent: missing required field "Integration.suspend_on_lockout"`)}
+	}
+	if _, ok := _c.mutation.DriftAction(); !ok {
+		return &ValidationError{Name: "drift_action", err: errors.New(`ent: missing required field "Integration.drift_action"`)}
+	}
+	if v, ok := _c.mutation.DriftAction(); ok {
+		if err := integration.DriftActionValidator(v); err != nil {
+			return &ValidationError{Name: "drift_action", err: fmt.Errorf(`ent: validator failed for field "Integration.drift_action": %w`, err)}
+		}
 	}
 	if _, ok := _c.mutation.AttributeMappings(); !ok {
 		return &ValidationError{Name: "attribute_mappings", err: errors.New(`ent: missing required field "Integration.attribute_mappings"`)}
@@ -717,6 +785,22 @@ func (_c *IntegrationCreate) createSpec() (*Integration, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.SuspendOnLockout(); ok {
 		_spec.SetField(integration.FieldSuspendOnLockout, field.TypeBool, value)
 		_node.SuspendOnLockout = value
+	}
+	if value, ok := _c.mutation.DriftAction(); ok {
+		_spec.SetField(integration.FieldDriftAction, field.TypeEnum, value)
+		_node.DriftAction = value
+	}
+	if value, ok := _c.mutation.UsersDeltaLink(); ok {
+		_spec.SetField(integration.FieldUsersDeltaLink, field.TypeString, value)
+		_node.UsersDeltaLink = value
+	}
+	if value, ok := _c.mutation.GroupsDeltaLink(); ok {
+		_spec.SetField(integration.FieldGroupsDeltaLink, field.TypeString, value)
+		_node.GroupsDeltaLink = value
+	}
+	if value, ok := _c.mutation.DriftCheckedAt(); ok {
+		_spec.SetField(integration.FieldDriftCheckedAt, field.TypeTime, value)
+		_node.DriftCheckedAt = &value
 	}
 	if value, ok := _c.mutation.AttributeMappings(); ok {
 		_spec.SetField(integration.FieldAttributeMappings, field.TypeJSON, value)
@@ -1122,6 +1206,72 @@ func (u *IntegrationUpsert) SetSuspendOnLockout(v bool) *IntegrationUpsert {
 // UpdateSuspendOnLockout sets the "suspend_on_lockout" field to the value that was provided on create.
 func (u *IntegrationUpsert) UpdateSuspendOnLockout() *IntegrationUpsert {
 	u.SetExcluded(integration.FieldSuspendOnLockout)
+	return u
+}
+
+// SetDriftAction sets the "drift_action" field.
+func (u *IntegrationUpsert) SetDriftAction(v integration.DriftAction) *IntegrationUpsert {
+	u.Set(integration.FieldDriftAction, v)
+	return u
+}
+
+// UpdateDriftAction sets the "drift_action" field to the value that was provided on create.
+func (u *IntegrationUpsert) UpdateDriftAction() *IntegrationUpsert {
+	u.SetExcluded(integration.FieldDriftAction)
+	return u
+}
+
+// SetUsersDeltaLink sets the "users_delta_link" field.
+func (u *IntegrationUpsert) SetUsersDeltaLink(v string) *IntegrationUpsert {
+	u.Set(integration.FieldUsersDeltaLink, v)
+	return u
+}
+
+// UpdateUsersDeltaLink sets the "users_delta_link" field to the value that was provided on create.
+func (u *IntegrationUpsert) UpdateUsersDeltaLink() *IntegrationUpsert {
+	u.SetExcluded(integration.FieldUsersDeltaLink)
+	return u
+}
+
+// ClearUsersDeltaLink clears the value of the "users_delta_link" field.
+func (u *IntegrationUpsert) ClearUsersDeltaLink() *IntegrationUpsert {
+	u.SetNull(integration.FieldUsersDeltaLink)
+	return u
+}
+
+// SetGroupsDeltaLink sets the "groups_delta_link" field.
+func (u *IntegrationUpsert) SetGroupsDeltaLink(v string) *IntegrationUpsert {
+	u.Set(integration.FieldGroupsDeltaLink, v)
+	return u
+}
+
+// UpdateGroupsDeltaLink sets the "groups_delta_link" field to the value that was provided on create.
+func (u *IntegrationUpsert) UpdateGroupsDeltaLink() *IntegrationUpsert {
+	u.SetExcluded(integration.FieldGroupsDeltaLink)
+	return u
+}
+
+// ClearGroupsDeltaLink clears the value of the "groups_delta_link" field.
+func (u *IntegrationUpsert) ClearGroupsDeltaLink() *IntegrationUpsert {
+	u.SetNull(integration.FieldGroupsDeltaLink)
+	return u
+}
+
+// SetDriftCheckedAt sets the "drift_checked_at" field.
+func (u *IntegrationUpsert) SetDriftCheckedAt(v time.Time) *IntegrationUpsert {
+	u.Set(integration.FieldDriftCheckedAt, v)
+	return u
+}
+
+// UpdateDriftCheckedAt sets the "drift_checked_at" field to the value that was provided on create.
+func (u *IntegrationUpsert) UpdateDriftCheckedAt() *IntegrationUpsert {
+	u.SetExcluded(integration.FieldDriftCheckedAt)
+	return u
+}
+
+// ClearDriftCheckedAt clears the value of the "drift_checked_at" field.
+func (u *IntegrationUpsert) ClearDriftCheckedAt() *IntegrationUpsert {
+	u.SetNull(integration.FieldDriftCheckedAt)
 	return u
 }
 
@@ -1587,6 +1737,83 @@ func (u *IntegrationUpsertOne) SetSuspendOnLockout(v bool) *IntegrationUpsertOne
 func (u *IntegrationUpsertOne) UpdateSuspendOnLockout() *IntegrationUpsertOne {
 	return u.Update(func(s *IntegrationUpsert) {
 		s.UpdateSuspendOnLockout()
+	})
+}
+
+// SetDriftAction sets the "drift_action" field.
+func (u *IntegrationUpsertOne) SetDriftAction(v integration.DriftAction) *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetDriftAction(v)
+	})
+}
+
+// UpdateDriftAction sets the "drift_action" field to the value that was provided on create.
+func (u *IntegrationUpsertOne) UpdateDriftAction() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateDriftAction()
+	})
+}
+
+// SetUsersDeltaLink sets the "users_delta_link" field.
+func (u *IntegrationUpsertOne) SetUsersDeltaLink(v string) *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetUsersDeltaLink(v)
+	})
+}
+
+// UpdateUsersDeltaLink sets the "users_delta_link" field to the value that was provided on create.
+func (u *IntegrationUpsertOne) UpdateUsersDeltaLink() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateUsersDeltaLink()
+	})
+}
+
+// ClearUsersDeltaLink clears the value of the "users_delta_link" field.
+func (u *IntegrationUpsertOne) ClearUsersDeltaLink() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.ClearUsersDeltaLink()
+	})
+}
+
+// SetGroupsDeltaLink sets the "groups_delta_link" field.
+func (u *IntegrationUpsertOne) SetGroupsDeltaLink(v string) *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetGroupsDeltaLink(v)
+	})
+}
+
+// UpdateGroupsDeltaLink sets the "groups_delta_link" field to the value that was provided on create.
+func (u *IntegrationUpsertOne) UpdateGroupsDeltaLink() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateGroupsDeltaLink()
+	})
+}
+
+// ClearGroupsDeltaLink clears the value of the "groups_delta_link" field.
+func (u *IntegrationUpsertOne) ClearGroupsDeltaLink() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.ClearGroupsDeltaLink()
+	})
+}
+
+// SetDriftCheckedAt sets the "drift_checked_at" field.
+func (u *IntegrationUpsertOne) SetDriftCheckedAt(v time.Time) *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetDriftCheckedAt(v)
+	})
+}
+
+// UpdateDriftCheckedAt sets the "drift_checked_at" field to the value that was provided on create.
+func (u *IntegrationUpsertOne) UpdateDriftCheckedAt() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateDriftCheckedAt()
+	})
+}
+
+// ClearDriftCheckedAt clears the value of the "drift_checked_at" field.
+func (u *IntegrationUpsertOne) ClearDriftCheckedAt() *IntegrationUpsertOne {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.ClearDriftCheckedAt()
 	})
 }
 
@@ -2235,6 +2462,83 @@ func (u *IntegrationUpsertBulk) SetSuspendOnLockout(v bool) *IntegrationUpsertBu
 func (u *IntegrationUpsertBulk) UpdateSuspendOnLockout() *IntegrationUpsertBulk {
 	return u.Update(func(s *IntegrationUpsert) {
 		s.UpdateSuspendOnLockout()
+	})
+}
+
+// SetDriftAction sets the "drift_action" field.
+func (u *IntegrationUpsertBulk) SetDriftAction(v integration.DriftAction) *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetDriftAction(v)
+	})
+}
+
+// UpdateDriftAction sets the "drift_action" field to the value that was provided on create.
+func (u *IntegrationUpsertBulk) UpdateDriftAction() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateDriftAction()
+	})
+}
+
+// SetUsersDeltaLink sets the "users_delta_link" field.
+func (u *IntegrationUpsertBulk) SetUsersDeltaLink(v string) *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetUsersDeltaLink(v)
+	})
+}
+
+// UpdateUsersDeltaLink sets the "users_delta_link" field to the value that was provided on create.
+func (u *IntegrationUpsertBulk) UpdateUsersDeltaLink() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateUsersDeltaLink()
+	})
+}
+
+// ClearUsersDeltaLink clears the value of the "users_delta_link" field.
+func (u *IntegrationUpsertBulk) ClearUsersDeltaLink() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.ClearUsersDeltaLink()
+	})
+}
+
+// SetGroupsDeltaLink sets the "groups_delta_link" field.
+func (u *IntegrationUpsertBulk) SetGroupsDeltaLink(v string) *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetGroupsDeltaLink(v)
+	})
+}
+
+// UpdateGroupsDeltaLink sets the "groups_delta_link" field to the value that was provided on create.
+func (u *IntegrationUpsertBulk) UpdateGroupsDeltaLink() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateGroupsDeltaLink()
+	})
+}
+
+// ClearGroupsDeltaLink clears the value of the "groups_delta_link" field.
+func (u *IntegrationUpsertBulk) ClearGroupsDeltaLink() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.ClearGroupsDeltaLink()
+	})
+}
+
+// SetDriftCheckedAt sets the "drift_checked_at" field.
+func (u *IntegrationUpsertBulk) SetDriftCheckedAt(v time.Time) *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.SetDriftCheckedAt(v)
+	})
+}
+
+// UpdateDriftCheckedAt sets the "drift_checked_at" field to the value that was provided on create.
+func (u *IntegrationUpsertBulk) UpdateDriftCheckedAt() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.UpdateDriftCheckedAt()
+	})
+}
+
+// ClearDriftCheckedAt clears the value of the "drift_checked_at" field.
+func (u *IntegrationUpsertBulk) ClearDriftCheckedAt() *IntegrationUpsertBulk {
+	return u.Update(func(s *IntegrationUpsert) {
+		s.ClearDriftCheckedAt()
 	})
 }
 

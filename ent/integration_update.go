@@ -331,6 +331,80 @@ func (_u *IntegrationUpdate) SetNillableSuspendOnLockout(v *bool) *IntegrationUp
 	return _u
 }
 
+// SetDriftAction sets the "drift_action" field.
+func (_u *IntegrationUpdate) SetDriftAction(v integration.DriftAction) *IntegrationUpdate {
+	_u.mutation.SetDriftAction(v)
+	return _u
+}
+
+// SetNillableDriftAction sets the "drift_action" field if the given value is not nil.
+func (_u *IntegrationUpdate) SetNillableDriftAction(v *integration.DriftAction) *IntegrationUpdate {
+	if v != nil {
+		_u.SetDriftAction(*v)
+	}
+	return _u
+}
+
+// SetUsersDeltaLink sets the "users_delta_link" field.
+func (_u *IntegrationUpdate) SetUsersDeltaLink(v string) *IntegrationUpdate {
+	_u.mutation.SetUsersDeltaLink(v)
+	return _u
+}
+
+// SetNillableUsersDeltaLink sets the "users_delta_link" field if the given value is not nil.
+func (_u *IntegrationUpdate) SetNillableUsersDeltaLink(v *string) *IntegrationUpdate {
+	if v != nil {
+		_u.SetUsersDeltaLink(*v)
+	}
+	return _u
+}
+
+// ClearUsersDeltaLink clears the value of the "users_delta_link" field.
+func (_u *IntegrationUpdate) ClearUsersDeltaLink() *IntegrationUpdate {
+	_u.mutation.ClearUsersDeltaLink()
+	return _u
+}
+
+// SetGroupsDeltaLink sets the "groups_delta_link" field.
+func (_u *IntegrationUpdate) SetGroupsDeltaLink(v string) *IntegrationUpdate {
+	_u.mutation.SetGroupsDeltaLink(v)
+	return _u
+}
+
+// SetNillableGroupsDeltaLink sets the "groups_delta_link" field if the given value is not nil.
+func (_u *IntegrationUpdate) SetNillableGroupsDeltaLink(v *string) *IntegrationUpdate {
+	if v != nil {
+		_u.SetGroupsDeltaLink(*v)
+	}
+	return _u
+}
+
+// ClearGroupsDeltaLink clears the value of the "groups_delta_link" field.
+func (_u *IntegrationUpdate) ClearGroupsDeltaLink() *IntegrationUpdate {
+	_u.mutation.ClearGroupsDeltaLink()
+	return _u
+}
+
+// SetDriftCheckedAt sets the "drift_checked_at" field.
+func (_u *IntegrationUpdate) SetDriftCheckedAt(v time.Time) *IntegrationUpdate {
+	_u.mutation.SetDriftCheckedAt(v)
+	return _u
+}
+
+// SetNillableDriftCheckedAt sets the "drift_checked_at" field if the given value is not nil.
+func (_u *IntegrationUpdate) SetNillableDriftCheckedAt(v *time.Time) *IntegrationUpdate {
+	if v != nil {
+		_u.SetDriftCheckedAt(*v)
+	}
+	return _u
+}
+
+// ClearDriftCheckedAt clears the value of the "drift_checked_at" field.
+func (_u *IntegrationUpdate) ClearDriftCheckedAt() *IntegrationUpdate {
+	_u.mutation.ClearDriftCheckedAt()
+	return _u
+}
+
 // SetAttributeMappings sets the "attribute_mappings" field.
 func (_u *IntegrationUpdate) SetAttributeMappings(v mapping.Table) *IntegrationUpdate {
 	_u.mutation.SetAttributeMappings(v)
@@ -645,6 +719,11 @@ func (_u *IntegrationUpdate) check() error {
 			return &ValidationError{Name: "email_source", err: fmt.Errorf(`ent: validator failed for field "Integration.email_source": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.DriftAction(); ok {
+		if err := integration.DriftActionValidator(v); err != nil {
+			return &ValidationError{Name: "drift_action", err: fmt.Errorf(`ent: validator failed for field "Integration.drift_action": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.AttributeMappings(); ok {
 		if err := v.Validate(); err != nil {
 			return &ValidationError{Name: "attribute_mappings", err: fmt.Errorf(`ent: validator failed for field "Integration.attribute_mappings": %w`, err)}
@@ -776,6 +855,27 @@ func (_u *IntegrationUpdate) sqlSave(ctx context.Context) (_node int, err error)
 	}
 	if value, ok := _u.mutation.SuspendOnLockout(); ok {
 		_spec.SetField(integration.FieldSuspendOnLockout, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.DriftAction(); ok {
+		_spec.SetField(integration.FieldDriftAction, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.UsersDeltaLink(); ok {
+		_spec.SetField(integration.FieldUsersDeltaLink, field.TypeString, value)
+	}
+	if _u.mutation.UsersDeltaLinkCleared() {
+		_spec.ClearField(integration.FieldUsersDeltaLink, field.TypeString)
+	}
+	if value, ok := _u.mutation.GroupsDeltaLink(); ok {
+		_spec.SetField(integration.FieldGroupsDeltaLink, field.TypeString, value)
+	}
+	if _u.mutation.GroupsDeltaLinkCleared() {
+		_spec.ClearField(integration.FieldGroupsDeltaLink, field.TypeString)
+	}
+	if value, ok := _u.mutation.DriftCheckedAt(); ok {
+		_spec.SetField(integration.FieldDriftCheckedAt, field.TypeTime, value)
+	}
+	if _u.mutation.DriftCheckedAtCleared() {
+		_spec.ClearField(integration.FieldDriftCheckedAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.AttributeMappings(); ok {
 		_spec.SetField(integration.FieldAttributeMappings, field.TypeJSON, value)
@@ -1268,6 +1368,80 @@ func (_u *IntegrationUpdateOne) SetNillableSuspendOnLockout(v *bool) *Integratio
 	return _u
 }
 
+// SetDriftAction sets the "drift_action" field.
+func (_u *IntegrationUpdateOne) SetDriftAction(v integration.DriftAction) *IntegrationUpdateOne {
+	_u.mutation.SetDriftAction(v)
+	return _u
+}
+
+// SetNillableDriftAction sets the "drift_action" field if the given value is not nil.
+func (_u *IntegrationUpdateOne) SetNillableDriftAction(v *integration.DriftAction) *IntegrationUpdateOne {
+	if v != nil {
+		_u.SetDriftAction(*v)
+	}
+	return _u
+}
+
+// SetUsersDeltaLink sets the "users_delta_link" field.
+func (_u *IntegrationUpdateOne) SetUsersDeltaLink(v string) *IntegrationUpdateOne {
+	_u.mutation.SetUsersDeltaLink(v)
+	return _u
+}
+
+// SetNillableUsersDeltaLink sets the "users_delta_link" field if the given value is not nil.
+func (_u *IntegrationUpdateOne) SetNillableUsersDeltaLink(v *string) *IntegrationUpdateOne {
+	if v != nil {
+		_u.SetUsersDeltaLink(*v)
+	}
+	return _u
+}
+
+// ClearUsersDeltaLink clears the value of the "users_delta_link" field.
+func (_u *IntegrationUpdateOne) ClearUsersDeltaLink() *IntegrationUpdateOne {
+	_u.mutation.ClearUsersDeltaLink()
+	return _u
+}
+
+// SetGroupsDeltaLink sets the "groups_delta_link" field.
+func (_u *IntegrationUpdateOne) SetGroupsDeltaLink(v string) *IntegrationUpdateOne {
+	_u.mutation.SetGroupsDeltaLink(v)
+	return _u
+}
+
+// SetNillableGroupsDeltaLink sets the "groups_delta_link" field if the given value is not nil.
+func (_u *IntegrationUpdateOne) SetNillableGroupsDeltaLink(v *string) *IntegrationUpdateOne {
+	if v != nil {
+		_u.SetGroupsDeltaLink(*v)
+	}
+	return _u
+}
+
+// ClearGroupsDeltaLink clears the value of the "groups_delta_link" field.
+func (_u *IntegrationUpdateOne) ClearGroupsDeltaLink() *IntegrationUpdateOne {
+	_u.mutation.ClearGroupsDeltaLink()
+	return _u
+}
+
+// SetDriftCheckedAt sets the "drift_checked_at" field.
+func (_u *IntegrationUpdateOne) SetDriftCheckedAt(v time.Time) *IntegrationUpdateOne {
+	_u.mutation.SetDriftCheckedAt(v)
+	return _u
+}
+
+// SetNillableDriftCheckedAt sets the "drift_checked_at" field if the given value is not nil.
+func (_u *IntegrationUpdateOne) SetNillableDriftCheckedAt(v *time.Time) *IntegrationUpdateOne {
+	if v != nil {
+		_u.SetDriftCheckedAt(*v)
+	}
+	return _u
+}
+
+// ClearDriftCheckedAt clears the value of the "drift_checked_at" field.
+func (_u *IntegrationUpdateOne) ClearDriftCheckedAt() *IntegrationUpdateOne {
+	_u.mutation.ClearDriftCheckedAt()
+	return _u
+}
+
 // SetAttributeMappings sets the "attribute_mappings" field.
 func (_u *IntegrationUpdateOne) SetAttributeMappings(v mapping.Table) *IntegrationUpdateOne {
 	_u.mutation.SetAttributeMappings(v)
@@ -1595,6 +1769,11 @@ func (_u *IntegrationUpdateOne) check() error {
 			return &ValidationError{Name: "email_source", err: fmt.Errorf(`ent: validator failed for field "Integration.email_source": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.DriftAction(); ok {
+		if err := integration.DriftActionValidator(v); err != nil {
+			return &ValidationError{Name: "drift_action", err: fmt.Errorf(`ent: validator failed for field "Integration.drift_action": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.AttributeMappings(); ok {
 		if err := v.Validate(); err != nil {
 			return &ValidationError{Name: "attribute_mappings", err: fmt.Errorf(`ent: validator failed for field "Integration.attribute_mappings": %w`, err)}
@@ -1743,6 +1922,27 @@ func (_u *IntegrationUpdateOne) sqlSave(ctx context.Context) (_node *Integration
 	}
 	if value, ok := _u.mutation.SuspendOnLockout(); ok {
 		_spec.SetField(integration.FieldSuspendOnLockout, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.DriftAction(); ok {
+		_spec.SetField(integration.FieldDriftAction, field.TypeEnum, value)
+	}
+	if value, ok := _u.mutation.UsersDeltaLink(); ok {
+		_spec.SetField(integration.FieldUsersDeltaLink, field.TypeString, value)
+	}
+	if _u.mutation.UsersDeltaLinkCleared() {
+		_spec.ClearField(integration.FieldUsersDeltaLink, field.TypeString)
+	}
+	if value, ok := _u.mutation.GroupsDeltaLink(); ok {
+		_spec.SetField(integration.FieldGroupsDeltaLink, field.TypeString, value)
+	}
+	if _u.mutation.GroupsDeltaLinkCleared() {
+		_spec.ClearField(integration.FieldGroupsDeltaLink, field.TypeString)
+	}
+	if value, ok := _u.mutation.DriftCheckedAt(); ok {
+		_spec.SetField(integration.FieldDriftCheckedAt, field.TypeTime, value)
+	}
+	if _u.mutation.DriftCheckedAtCleared() {
+		_spec.ClearField(integration.FieldDriftCheckedAt, field.TypeTime)
 	}
 	if value, ok := _u.mutation.AttributeMappings(); ok {
 		_spec.SetField(integration.FieldAttributeMappings, field.TypeJSON, value)

@@ -28,6 +28,7 @@ import (
 	"github.com/dirsync/dirsync/ent/userbinding"
 	"github.com/dirsync/dirsync/ent/usergroup"
 	"github.com/dirsync/dirsync/ent/usertoken"
+	"github.com/dirsync/dirsync/internal/drift/driftinfo"
 	"github.com/dirsync/dirsync/internal/mapping"
 	"github.com/google/uuid"
 )
@@ -3624,6 +3625,10 @@ type IntegrationMutation struct {
 	group_management                  *bool
 	suspend_on_password_expiry        *bool
 	suspend_on_lockout                *bool
+	drift_action                      *integration.DriftAction
+	users_delta_link                  *string
+	groups_delta_link                 *string
+	drift_checked_at                  *time.Time
 	attribute_mappings                *mapping.Table
 	appendattribute_mappings          mapping.Table
 	deprovision_threshold             *int
@@ -4633,6 +4638,189 @@ func (m *IntegrationMutation) ResetSuspendOnLockout() {
 	m.suspend_on_lockout = nil
 }
 
+// SetDriftAction sets the "drift_action" field.
+func (m *IntegrationMutation) SetDriftAction(ia integration.DriftAction) {
+	m.drift_action = &ia
+}
+
+// DriftAction returns the value of the "drift_action" field in the mutation.
+func (m *IntegrationMutation) DriftAction() (r integration.DriftAction, exists bool) {
+	v := m.drift_action
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDriftAction returns the old "drift_action" field's value of the Integration entity.
+// If the Integration object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IntegrationMutation) OldDriftAction(ctx context.Context) (v integration.DriftAction, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDriftAction is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDriftAction requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDriftAction: %w", err)
+	}
+	return oldValue.DriftAction, nil
+}
+
+// ResetDriftAction resets all changes to the "drift_action" field.
+func (m *IntegrationMutation) ResetDriftAction() {
+	m.drift_action = nil
+}
+
+// SetUsersDeltaLink sets the "users_delta_link" field.
+func (m *IntegrationMutation) SetUsersDeltaLink(s string) {
+	m.users_delta_link = &s
+}
+
+// UsersDeltaLink returns the value of the "users_delta_link" field in the mutation.
+func (m *IntegrationMutation) UsersDeltaLink() (r string, exists bool) {
+	v := m.users_delta_link
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUsersDeltaLink returns the old "users_delta_link" field's value of the Integration entity.
+// If the Integration object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IntegrationMutation) OldUsersDeltaLink(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUsersDeltaLink is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUsersDeltaLink requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUsersDeltaLink: %w", err)
+	}
+	return oldValue.UsersDeltaLink, nil
+}
+
+// ClearUsersDeltaLink clears the value of the "users_delta_link" field.
+func (m *IntegrationMutation) ClearUsersDeltaLink() {
+	m.users_delta_link = nil
+	m.clearedFields[integration.FieldUsersDeltaLink] = struct{}{}
+}
+
+// UsersDeltaLinkCleared returns if the "users_delta_link" field was cleared in this mutation.
+func (m *IntegrationMutation) UsersDeltaLinkCleared() bool {
+	_, ok := m.clearedFields[integration.FieldUsersDeltaLink]
+	return ok
+}
+
+// ResetUsersDeltaLink resets all changes to the "users_delta_link" field.
+func (m *IntegrationMutation) ResetUsersDeltaLink() {
+	m.users_delta_link = nil
+	delete(m.clearedFields, integration.FieldUsersDeltaLink)
+}
+
+// SetGroupsDeltaLink sets the "groups_delta_link" field.
+func (m *IntegrationMutation) SetGroupsDeltaLink(s string) {
+	m.groups_delta_link = &s
+}
+
+// GroupsDeltaLink returns the value of the "groups_delta_link" field in the mutation.
+func (m *IntegrationMutation) GroupsDeltaLink() (r string, exists bool) {
+	v := m.groups_delta_link
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGroupsDeltaLink returns the old "groups_delta_link" field's value of the Integration entity.
+// If the Integration object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IntegrationMutation) OldGroupsDeltaLink(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGroupsDeltaLink is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGroupsDeltaLink requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGroupsDeltaLink: %w", err)
+	}
+	return oldValue.GroupsDeltaLink, nil
+}
+
+// ClearGroupsDeltaLink clears the value of the "groups_delta_link" field.
+func (m *IntegrationMutation) ClearGroupsDeltaLink() {
+	m.groups_delta_link = nil
+	m.clearedFields[integration.FieldGroupsDeltaLink] = struct{}{}
+}
+
+// GroupsDeltaLinkCleared returns if the "groups_delta_link" field was cleared in this mutation.
+func (m *IntegrationMutation) GroupsDeltaLinkCleared() bool {
+	_, ok := m.clearedFields[integration.FieldGroupsDeltaLink]
+	return ok
+}
+
+// ResetGroupsDeltaLink resets all changes to the "groups_delta_link" field.
+func (m *IntegrationMutation) ResetGroupsDeltaLink() {
+	m.groups_delta_link = nil
+	delete(m.clearedFields, integration.FieldGroupsDeltaLink)
+}
+
+// SetDriftCheckedAt sets the "drift_checked_at" field.
+func (m *IntegrationMutation) SetDriftCheckedAt(t time.Time) {
+	m.drift_checked_at = &t
+}
+
+// DriftCheckedAt returns the value of the "drift_checked_at" field in the mutation.
+func (m *IntegrationMutation) DriftCheckedAt() (r time.Time, exists bool) {
+	v := m.drift_checked_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDriftCheckedAt returns the old "drift_checked_at" field's value of the Integration entity.
+// If the Integration object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *IntegrationMutation) OldDriftCheckedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDriftCheckedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDriftCheckedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDriftCheckedAt: %w", err)
+	}
+	return oldValue.DriftCheckedAt, nil
+}
+
+// ClearDriftCheckedAt clears the value of the "drift_checked_at" field.
+func (m *IntegrationMutation) ClearDriftCheckedAt() {
+	m.drift_checked_at = nil
+	m.clearedFields[integration.FieldDriftCheckedAt] = struct{}{}
+}
+
+// DriftCheckedAtCleared returns if the "drift_checked_at" field was cleared in this mutation.
+func (m *IntegrationMutation) DriftCheckedAtCleared() bool {
+	_, ok := m.clearedFields[integration.FieldDriftCheckedAt]
+	return ok
+}
+
+// ResetDriftCheckedAt resets all changes to the "drift_checked_at" field.
+func (m *IntegrationMutation) ResetDriftCheckedAt() {
+	m.drift_checked_at = nil
+	delete(m.clearedFields, integration.FieldDriftCheckedAt)
+}
+
 // SetAttributeMappings sets the "attribute_mappings" field.
 func (m *IntegrationMutation) SetAttributeMappings(value mapping.Table) {
 	m.attribute_mappings = &value
@@ -5153,7 +5341,7 @@ func (m *IntegrationMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *IntegrationMutation) Fields() []string {
-	fields := make([]string, 0, 26)
+	fields := make([]string, 0, 30)
 	if m.created_at != nil {
 		fields = append(fields, integration.FieldCreatedAt)
 	}
@@ -5216,6 +5404,18 @@ func (m *IntegrationMutation) Fields() []string {
 	}
 	if m.suspend_on_lockout != nil {
 		fields = append(fields, integration.FieldSuspendOnLockout)
+	}
+	if m.drift_action != nil {
+		fields = append(fields, integration.FieldDriftAction)
+	}
+	if m.users_delta_link != nil {
+		fields = append(fields, integration.FieldUsersDeltaLink)
+	}
+	if m.groups_delta_link != nil {
+		fields = append(fields, integration.FieldGroupsDeltaLink)
+	}
+	if m.drift_checked_at != nil {
+		fields = append(fields, integration.FieldDriftCheckedAt)
 	}
 	if m.attribute_mappings != nil {
 		fields = append(fields, integration.FieldAttributeMappings)
@@ -5282,6 +5482,14 @@ func (m *IntegrationMutation) Field(name string) (ent.Value, bool) {
 		return m.SuspendOnPasswordExpiry()
 	case integration.FieldSuspendOnLockout:
 		return m.SuspendOnLockout()
+	case integration.FieldDriftAction:
+		return m.DriftAction()
+	case integration.FieldUsersDeltaLink:
+		return m.UsersDeltaLink()
+	case integration.FieldGroupsDeltaLink:
+		return m.GroupsDeltaLink()
+	case integration.FieldDriftCheckedAt:
+		return m.DriftCheckedAt()
 	case integration.FieldAttributeMappings:
 		return m.AttributeMappings()
 	case integration.FieldDeprovisionThreshold:
@@ -5343,6 +5551,14 @@ func (m *IntegrationMutation) OldField(ctx context.Context, name string) (ent.Va
 		return m.OldSuspendOnPasswordExpiry(ctx)
 	case integration.FieldSuspendOnLockout:
 		return m.OldSuspendOnLockout(ctx)
+	case integration.FieldDriftAction:
+		return m.OldDriftAction(ctx)
+	case integration.FieldUsersDeltaLink:
+		return m.OldUsersDeltaLink(ctx)
+	case integration.FieldGroupsDeltaLink:
+		return m.OldGroupsDeltaLink(ctx)
+	case integration.FieldDriftCheckedAt:
+		return m.OldDriftCheckedAt(ctx)
 	case integration.FieldAttributeMappings:
 		return m.OldAttributeMappings(ctx)
 	case integration.FieldDeprovisionThreshold:
@@ -5509,6 +5725,34 @@ func (m *IntegrationMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetSuspendOnLockout(v)
 		return nil
+	case integration.FieldDriftAction:
+		v, ok := value.(integration.DriftAction)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDriftAction(v)
+		return nil
+	case integration.FieldUsersDeltaLink:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUsersDeltaLink(v)
+		return nil
+	case integration.FieldGroupsDeltaLink:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGroupsDeltaLink(v)
+		return nil
+	case integration.FieldDriftCheckedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDriftCheckedAt(v)
+		return nil
 	case integration.FieldAttributeMappings:
 		v, ok := value.(mapping.Table)
 		if !ok {
@@ -5634,6 +5878,15 @@ func (m *IntegrationMutation) ClearedFields() []string {
 	if m.FieldCleared(integration.FieldVerifiedDomains) {
 		fields = append(fields, integration.FieldVerifiedDomains)
 	}
+	if m.FieldCleared(integration.FieldUsersDeltaLink) {
+		fields = append(fields, integration.FieldUsersDeltaLink)
+	}
+	if m.FieldCleared(integration.FieldGroupsDeltaLink) {
+		fields = append(fields, integration.FieldGroupsDeltaLink)
+	}
+	if m.FieldCleared(integration.FieldDriftCheckedAt) {
+		fields = append(fields, integration.FieldDriftCheckedAt)
+	}
 	if m.FieldCleared(integration.FieldDeprovisionThreshold) {
 		fields = append(fields, integration.FieldDeprovisionThreshold)
 	}
@@ -5677,6 +5930,15 @@ func (m *IntegrationMutation) ClearField(name string) error {
 		return nil
 	case integration.FieldVerifiedDomains:
 		m.ClearVerifiedDomains()
+		return nil
+	case integration.FieldUsersDeltaLink:
+		m.ClearUsersDeltaLink()
+		return nil
+	case integration.FieldGroupsDeltaLink:
+		m.ClearGroupsDeltaLink()
+		return nil
+	case integration.FieldDriftCheckedAt:
+		m.ClearDriftCheckedAt()
 		return nil
 	case integration.FieldDeprovisionThreshold:
 		m.ClearDeprovisionThreshold()
@@ -5757,6 +6019,18 @@ func (m *IntegrationMutation) ResetField(name string) error {
 		return nil
 	case integration.FieldSuspendOnLockout:
 		m.ResetSuspendOnLockout()
+		return nil
+	case integration.FieldDriftAction:
+		m.ResetDriftAction()
+		return nil
+	case integration.FieldUsersDeltaLink:
+		m.ResetUsersDeltaLink()
+		return nil
+	case integration.FieldGroupsDeltaLink:
+		m.ResetGroupsDeltaLink()
+		return nil
+	case integration.FieldDriftCheckedAt:
+		m.ResetDriftCheckedAt()
 		return nil
 	case integration.FieldAttributeMappings:
 		m.ResetAttributeMappings()
@@ -11384,6 +11658,8 @@ type RemoteLinkMutation struct {
 	remote_created_at          *time.Time
 	applied_hash               *string
 	status_reason              *string
+	owner_marked               *bool
+	drift                      **driftinfo.Drift
 	last_error_code            *string
 	last_error_message         *string
 	last_error_request_id      *string
@@ -12165,6 +12441,91 @@ func (m *RemoteLinkMutation) StatusReasonCleared() bool {
 func (m *RemoteLinkMutation) ResetStatusReason() {
 	m.status_reason = nil
 	delete(m.clearedFields, remotelink.FieldStatusReason)
+}
+
+// SetOwnerMarked sets the "owner_marked" field.
+func (m *RemoteLinkMutation) SetOwnerMarked(b bool) {
+	m.owner_marked = &b
+}
+
+// OwnerMarked returns the value of the "owner_marked" field in the mutation.
+func (m *RemoteLinkMutation) OwnerMarked() (r bool, exists bool) {
+	v := m.owner_marked
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOwnerMarked returns the old "owner_marked" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldOwnerMarked(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOwnerMarked is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOwnerMarked requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOwnerMarked: %w", err)
+	}
+	return oldValue.OwnerMarked, nil
+}
+
+// ResetOwnerMarked resets all changes to the "owner_marked" field.
+func (m *RemoteLinkMutation) ResetOwnerMarked() {
+	m.owner_marked = nil
+}
+
+// SetDrift sets the "drift" field.
+func (m *RemoteLinkMutation) SetDrift(d *driftinfo.Drift) {
+	m.drift = &d
+}
+
+// Drift returns the value of the "drift" field in the mutation.
+func (m *RemoteLinkMutation) Drift() (r *driftinfo.Drift, exists bool) {
+	v := m.drift
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDrift returns the old "drift" field's value of the RemoteLink entity.
+// If the RemoteLink object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RemoteLinkMutation) OldDrift(ctx context.Context) (v *driftinfo.Drift, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDrift is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDrift requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDrift: %w", err)
+	}
+	return oldValue.Drift, nil
+}
+
+// ClearDrift clears the value of the "drift" field.
+func (m *RemoteLinkMutation) ClearDrift() {
+	m.drift = nil
+	m.clearedFields[remotelink.FieldDrift] = struct{}{}
+}
+
+// DriftCleared returns if the "drift" field was cleared in this mutation.
+func (m *RemoteLinkMutation) DriftCleared() bool {
+	_, ok := m.clearedFields[remotelink.FieldDrift]
+	return ok
+}
+
+// ResetDrift resets all changes to the "drift" field.
+func (m *RemoteLinkMutation) ResetDrift() {
+	m.drift = nil
+	delete(m.clearedFields, remotelink.FieldDrift)
 }
 
 // SetLastErrorCode sets the "last_error_code" field.
@@ -13082,7 +13443,7 @@ func (m *RemoteLinkMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *RemoteLinkMutation) Fields() []string {
-	fields := make([]string, 0, 30)
+	fields := make([]string, 0, 32)
 	if m.created_at != nil {
 		fields = append(fields, remotelink.FieldCreatedAt)
 	}
@@ -13127,6 +13488,12 @@ func (m *RemoteLinkMutation) Fields() []string {
 	}
 	if m.status_reason != nil {
 		fields = append(fields, remotelink.FieldStatusReason)
+	}
+	if m.owner_marked != nil {
+		fields = append(fields, remotelink.FieldOwnerMarked)
+	}
+	if m.drift != nil {
+		fields = append(fields, remotelink.FieldDrift)
 	}
 	if m.last_error_code != nil {
 		fields = append(fields, remotelink.FieldLastErrorCode)
@@ -13211,6 +13578,10 @@ func (m *RemoteLinkMutation) Field(name string) (ent.Value, bool) {
 		return m.AppliedHash()
 	case remotelink.FieldStatusReason:
 		return m.StatusReason()
+	case remotelink.FieldOwnerMarked:
+		return m.OwnerMarked()
+	case remotelink.FieldDrift:
+		return m.Drift()
 	case remotelink.FieldLastErrorCode:
 		return m.LastErrorCode()
 	case remotelink.FieldLastErrorMessage:
@@ -13280,6 +13651,10 @@ func (m *RemoteLinkMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldAppliedHash(ctx)
 	case remotelink.FieldStatusReason:
 		return m.OldStatusReason(ctx)
+	case remotelink.FieldOwnerMarked:
+		return m.OldOwnerMarked(ctx)
+	case remotelink.FieldDrift:
+		return m.OldDrift(ctx)
 	case remotelink.FieldLastErrorCode:
 		return m.OldLastErrorCode(ctx)
 	case remotelink.FieldLastErrorMessage:
@@ -13423,6 +13798,20 @@ func (m *RemoteLinkMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetStatusReason(v)
+		return nil
+	case remotelink.FieldOwnerMarked:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOwnerMarked(v)
+		return nil
+	case remotelink.FieldDrift:
+		v, ok := value.(*driftinfo.Drift)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDrift(v)
 		return nil
 	case remotelink.FieldLastErrorCode:
 		v, ok := value.(string)
@@ -13646,6 +14035,9 @@ func (m *RemoteLinkMutation) ClearedFields() []string {
 	if m.FieldCleared(remotelink.FieldStatusReason) {
 		fields = append(fields, remotelink.FieldStatusReason)
 	}
+	if m.FieldCleared(remotelink.FieldDrift) {
+		fields = append(fields, remotelink.FieldDrift)
+	}
 	if m.FieldCleared(remotelink.FieldLastErrorCode) {
 		fields = append(fields, remotelink.FieldLastErrorCode)
 	}
@@ -13710,6 +14102,9 @@ func (m *RemoteLinkMutation) ClearField(name string) error {
 		return nil
 	case remotelink.FieldStatusReason:
 		m.ClearStatusReason()
+		return nil
+	case remotelink.FieldDrift:
+		m.ClearDrift()
 		return nil
 	case remotelink.FieldLastErrorCode:
 		m.ClearLastErrorCode()
@@ -13790,6 +14185,12 @@ func (m *RemoteLinkMutation) ResetField(name string) error {
 		return nil
 	case remotelink.FieldStatusReason:
 		m.ResetStatusReason()
+		return nil
+	case remotelink.FieldOwnerMarked:
+		m.ResetOwnerMarked()
+		return nil
+	case remotelink.FieldDrift:
+		m.ResetDrift()
 		return nil
 	case remotelink.FieldLastErrorCode:
 		m.ResetLastErrorCode()

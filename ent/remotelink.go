@@ -16,6 +16,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/internal/drift/driftinfo"
 )
 
 // RemoteLink is the model entity for the RemoteLink schema.
@@ -53,6 +54,10 @@ type RemoteLink struct {
 	AppliedHash string `json:"applied_hash,omitempty"`
 	// StatusReason holds the value of the "status_reason" field.
 	StatusReason string `json:"status_reason,omitempty"`
+	// The remote object carries this integration's ownership marker (open extension com.dirsync.owner, docs/ownership.md).
+	OwnerMarked bool `json:"owner_marked,omitempty"`
+	// What a drift round last found changed in the tenant behind our back; null: nothing (docs/drift.md).
+	Drift *driftinfo.Drift `json:"drift,omitempty"`
 	// LastErrorCode holds the value of the "last_error_code" field.
 	LastErrorCode string `json:"last_error_code,omitempty"`
 	// LastErrorMessage holds the value of the "last_error_message" field.
@@ -157,11 +162,11 @@ func (*RemoteLink) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case remotelink.FieldUserID, remotelink.FieldGroupID:
 			values[i] = &sql.NullScanner{S: new(pulid.ID)}
-		case remotelink.FieldMemberIds:
+		case remotelink.FieldDrift, remotelink.FieldMemberIds:
 			values[i] = new([]byte)
 		case remotelink.FieldID, remotelink.FieldOrganizationID, remotelink.FieldIntegrationID:
 			values[i] = new(pulid.ID)
-		case remotelink.FieldRemoteEnabled, remotelink.FieldTakenOver, remotelink.FieldMembersDirty:
+		case remotelink.FieldRemoteEnabled, remotelink.FieldTakenOver, remotelink.FieldOwnerMarked, remotelink.FieldMembersDirty:
 			values[i] = new(sql.NullBool)
 		case remotelink.FieldMembersInSync, remotelink.FieldMembersPending, remotelink.FieldForeignMembers, remotelink.FieldPasswordVersion, remotelink.FieldPasswordQueuedVersion:
 			values[i] = new(sql.NullInt64)
@@ -283,6 +288,20 @@ func (_m *RemoteLink) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field status_reason", values[i])
 			} else if value.Valid {
 				_m.StatusReason = value.String
+			}
+		case remotelink.FieldOwnerMarked:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field owner_marked", values[i])
+			} else if value.Valid {
+				_m.OwnerMarked = value.Bool
+			}
+		case remotelink.FieldDrift:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field drift", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.Drift); err != nil {
+					return fmt.Errorf("unmarshal field drift: %w", err)
+				}
 			}
 		case remotelink.FieldLastErrorCode:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -486,6 +505,12 @@ func (_m *RemoteLink) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("status_reason=")
 	builder.WriteString(_m.StatusReason)
+	builder.WriteString(", ")
+	builder.WriteString("owner_marked=")
+	builder.WriteString(fmt.Sprintf("%v", _m.OwnerMarked))
+	builder.WriteString(", ")
+	builder.WriteString("drift=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Drift))
 	builder.WriteString(", ")
 	builder.WriteString("last_error_code=")
 	builder.WriteString(_m.LastErrorCode)

@@ -18,6 +18,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/internal/drift/driftinfo"
 )
 
 // RemoteLinkCreate is the builder for creating a RemoteLink entity.
@@ -219,6 +220,26 @@ func (_c *RemoteLinkCreate) SetNillableStatusReason(v *string) *RemoteLinkCreate
 	if v != nil {
 		_c.SetStatusReason(*v)
 	}
+	return _c
+}
+
+// SetOwnerMarked sets the "owner_marked" field.
+func (_c *RemoteLinkCreate) SetOwnerMarked(v bool) *RemoteLinkCreate {
+	_c.mutation.SetOwnerMarked(v)
+	return _c
+}
+
+// SetNillableOwnerMarked sets the "owner_marked" field if the given value is not nil.
+func (_c *RemoteLinkCreate) SetNillableOwnerMarked(v *bool) *RemoteLinkCreate {
+	if v != nil {
+		_c.SetOwnerMarked(*v)
+	}
+	return _c
+}
+
+// SetDrift sets the "drift" field.
+func (_c *RemoteLinkCreate) SetDrift(v *driftinfo.Drift) *RemoteLinkCreate {
+	_c.mutation.SetDrift(v)
 	return _c
 }
 
@@ -521,6 +542,10 @@ func (_c *RemoteLinkCreate) defaults() error {
 		v := remotelink.DefaultTakenOver
 		_c.mutation.SetTakenOver(v)
 	}
+	if _, ok := _c.mutation.OwnerMarked(); !ok {
+		v := remotelink.DefaultOwnerMarked
+		_c.mutation.SetOwnerMarked(v)
+	}
 	if _, ok := _c.mutation.MembersInSync(); !ok {
 		v := remotelink.DefaultMembersInSync
 		_c.mutation.SetMembersInSync(v)
@@ -602,6 +627,9 @@ func (_c *RemoteLinkCreate) check() error {
 		if err := remotelink.StatusReasonValidator(v); err != nil {
 			return &ValidationError{Name: "status_reason", err: fmt.Errorf(`ent: validator failed for field "RemoteLink.status_reason": %w`, err)}
 		}
+	}
+	if _, ok := _c.mutation.OwnerMarked(); !ok {
+		return &ValidationError{Name: "owner_marked", err: errors.New(`ent: missing required field "RemoteLink.owner_marked"`)}
 	}
 	if v, ok := _c.mutation.LastErrorCode(); ok {
 		if err := remotelink.LastErrorCodeValidator(v); err != nil {
@@ -766,6 +794,14 @@ func (_c *RemoteLinkCreate) createSpec() (*RemoteLink, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.StatusReason(); ok {
 		_spec.SetField(remotelink.FieldStatusReason, field.TypeString, value)
 		_node.StatusReason = value
+	}
+	if value, ok := _c.mutation.OwnerMarked(); ok {
+		_spec.SetField(remotelink.FieldOwnerMarked, field.TypeBool, value)
+		_node.OwnerMarked = value
+	}
+	if value, ok := _c.mutation.Drift(); ok {
+		_spec.SetField(remotelink.FieldDrift, field.TypeJSON, value)
+		_node.Drift = value
 	}
 	if value, ok := _c.mutation.LastErrorCode(); ok {
 		_spec.SetField(remotelink.FieldLastErrorCode, field.TypeString, value)
@@ -1124,6 +1160,36 @@ func (u *RemoteLinkUpsert) UpdateStatusReason() *RemoteLinkUpsert {
 // ClearStatusReason clears the value of the "status_reason" field.
 func (u *RemoteLinkUpsert) ClearStatusReason() *RemoteLinkUpsert {
 	u.SetNull(remotelink.FieldStatusReason)
+	return u
+}
+
+// SetOwnerMarked sets the "owner_marked" field.
+func (u *RemoteLinkUpsert) SetOwnerMarked(v bool) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldOwnerMarked, v)
+	return u
+}
+
+// UpdateOwnerMarked sets the "owner_marked" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdateOwnerMarked() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldOwnerMarked)
+	return u
+}
+
+// SetDrift sets the "drift" field.
+func (u *RemoteLinkUpsert) SetDrift(v *driftinfo.Drift) *RemoteLinkUpsert {
+	u.Set(remotelink.FieldDrift, v)
+	return u
+}
+
+// UpdateDrift sets the "drift" field to the value that was provided on create.
+func (u *RemoteLinkUpsert) UpdateDrift() *RemoteLinkUpsert {
+	u.SetExcluded(remotelink.FieldDrift)
+	return u
+}
+
+// ClearDrift clears the value of the "drift" field.
+func (u *RemoteLinkUpsert) ClearDrift() *RemoteLinkUpsert {
+	u.SetNull(remotelink.FieldDrift)
 	return u
 }
 
@@ -1658,6 +1724,41 @@ func (u *RemoteLinkUpsertOne) UpdateStatusReason() *RemoteLinkUpsertOne {
 func (u *RemoteLinkUpsertOne) ClearStatusReason() *RemoteLinkUpsertOne {
 	return u.Update(func(s *RemoteLinkUpsert) {
 		s.ClearStatusReason()
+	})
+}
+
+// SetOwnerMarked sets the "owner_marked" field.
+func (u *RemoteLinkUpsertOne) SetOwnerMarked(v bool) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetOwnerMarked(v)
+	})
+}
+
+// UpdateOwnerMarked sets the "owner_marked" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdateOwnerMarked() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateOwnerMarked()
+	})
+}
+
+// SetDrift sets the "drift" field.
+func (u *RemoteLinkUpsertOne) SetDrift(v *driftinfo.Drift) *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetDrift(v)
+	})
+}
+
+// UpdateDrift sets the "drift" field to the value that was provided on create.
+func (u *RemoteLinkUpsertOne) UpdateDrift() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateDrift()
+	})
+}
+
+// ClearDrift clears the value of the "drift" field.
+func (u *RemoteLinkUpsertOne) ClearDrift() *RemoteLinkUpsertOne {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearDrift()
 	})
 }
 
@@ -2403,6 +2504,41 @@ func (u *RemoteLinkUpsertBulk) UpdateStatusReason() *RemoteLinkUpsertBulk {
 func (u *RemoteLinkUpsertBulk) ClearStatusReason() *RemoteLinkUpsertBulk {
 	return u.Update(func(s *RemoteLinkUpsert) {
 		s.ClearStatusReason()
+	})
+}
+
+// SetOwnerMarked sets the "owner_marked" field.
+func (u *RemoteLinkUpsertBulk) SetOwnerMarked(v bool) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetOwnerMarked(v)
+	})
+}
+
+// UpdateOwnerMarked sets the "owner_marked" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdateOwnerMarked() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateOwnerMarked()
+	})
+}
+
+// SetDrift sets the "drift" field.
+func (u *RemoteLinkUpsertBulk) SetDrift(v *driftinfo.Drift) *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.SetDrift(v)
+	})
+}
+
+// UpdateDrift sets the "drift" field to the value that was provided on create.
+func (u *RemoteLinkUpsertBulk) UpdateDrift() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.UpdateDrift()
+	})
+}
+
+// ClearDrift clears the value of the "drift" field.
+func (u *RemoteLinkUpsertBulk) ClearDrift() *RemoteLinkUpsertBulk {
+	return u.Update(func(s *RemoteLinkUpsert) {
+		s.ClearDrift()
 	})
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/usergroup"
+	"github.com/dirsync/dirsync/internal/drift/driftinfo"
 )
 
 // RemoteLinkUpdate is the builder for updating RemoteLink entities.
@@ -224,6 +225,32 @@ func (_u *RemoteLinkUpdate) SetNillableStatusReason(v *string) *RemoteLinkUpdate
 // ClearStatusReason clears the value of the "status_reason" field.
 func (_u *RemoteLinkUpdate) ClearStatusReason() *RemoteLinkUpdate {
 	_u.mutation.ClearStatusReason()
+	return _u
+}
+
+// SetOwnerMarked sets the "owner_marked" field.
+func (_u *RemoteLinkUpdate) SetOwnerMarked(v bool) *RemoteLinkUpdate {
+	_u.mutation.SetOwnerMarked(v)
+	return _u
+}
+
+// SetNillableOwnerMarked sets the "owner_marked" field if the given value is not nil.
+func (_u *RemoteLinkUpdate) SetNillableOwnerMarked(v *bool) *RemoteLinkUpdate {
+	if v != nil {
+		_u.SetOwnerMarked(*v)
+	}
+	return _u
+}
+
+// SetDrift sets the "drift" field.
+func (_u *RemoteLinkUpdate) SetDrift(v *driftinfo.Drift) *RemoteLinkUpdate {
+	_u.mutation.SetDrift(v)
+	return _u
+}
+
+// ClearDrift clears the value of the "drift" field.
+func (_u *RemoteLinkUpdate) ClearDrift() *RemoteLinkUpdate {
+	_u.mutation.ClearDrift()
 	return _u
 }
 
@@ -742,6 +769,15 @@ func (_u *RemoteLinkUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	if _u.mutation.StatusReasonCleared() {
 		_spec.ClearField(remotelink.FieldStatusReason, field.TypeString)
 	}
+	if value, ok := _u.mutation.OwnerMarked(); ok {
+		_spec.SetField(remotelink.FieldOwnerMarked, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.Drift(); ok {
+		_spec.SetField(remotelink.FieldDrift, field.TypeJSON, value)
+	}
+	if _u.mutation.DriftCleared() {
+		_spec.ClearField(remotelink.FieldDrift, field.TypeJSON)
+	}
 	if value, ok := _u.mutation.LastErrorCode(); ok {
 		_spec.SetField(remotelink.FieldLastErrorCode, field.TypeString, value)
 	}
@@ -1105,6 +1141,32 @@ func (_u *RemoteLinkUpdateOne) SetNillableStatusReason(v *string) *RemoteLinkUpd
 // ClearStatusReason clears the value of the "status_reason" field.
 func (_u *RemoteLinkUpdateOne) ClearStatusReason() *RemoteLinkUpdateOne {
 	_u.mutation.ClearStatusReason()
+	return _u
+}
+
+// SetOwnerMarked sets the "owner_marked" field.
+func (_u *RemoteLinkUpdateOne) SetOwnerMarked(v bool) *RemoteLinkUpdateOne {
+	_u.mutation.SetOwnerMarked(v)
+	return _u
+}
+
+// SetNillableOwnerMarked sets the "owner_marked" field if the given value is not nil.
+func (_u *RemoteLinkUpdateOne) SetNillableOwnerMarked(v *bool) *RemoteLinkUpdateOne {
+	if v != nil {
+		_u.SetOwnerMarked(*v)
+	}
+	return _u
+}
+
+// SetDrift sets the "drift" field.
+func (_u *RemoteLinkUpdateOne) SetDrift(v *driftinfo.Drift) *RemoteLinkUpdateOne {
+	_u.mutation.SetDrift(v)
+	return _u
+}
+
+// ClearDrift clears the value of the "drift" field.
+func (_u *RemoteLinkUpdateOne) ClearDrift() *RemoteLinkUpdateOne {
+	_u.mutation.ClearDrift()
 	return _u
 }
 
@@ -1652,6 +1714,15 @@ func (_u *RemoteLinkUpdateOne) sqlSave(ctx context.Context) (_node *RemoteLink, 
 	}
 	if _u.mutation.StatusReasonCleared() {
 		_spec.ClearField(remotelink.FieldStatusReason, field.TypeString)
+	}
+	if value, ok := _u.mutation.OwnerMarked(); ok {
+		_spec.SetField(remotelink.FieldOwnerMarked, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.Drift(); ok {
+		_spec.SetField(remotelink.FieldDrift, field.TypeJSON, value)
+	}
+	if _u.mutation.DriftCleared() {
+		_spec.ClearField(remotelink.FieldDrift, field.TypeJSON)
 	}
 	if value, ok := _u.mutation.LastErrorCode(); ok {
 		_spec.SetField(remotelink.FieldLastErrorCode, field.TypeString, value)

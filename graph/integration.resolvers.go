@@ -12,6 +12,7 @@ import (
 	"github.com/dirsync/dirsync/ent/job"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/graph/model"
+	"github.com/dirsync/dirsync/internal/integrations"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/tenant"
 )
@@ -73,8 +74,8 @@ func (r *mutationResolver) DeleteIntegration(ctx context.Context, id pulid.ID) (
 }
 
 // BindUsers is the resolver for the bindUsers field.
-func (r *mutationResolver) BindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*model.BindingPayload, error) {
-	in, j, err := r.integ.BindUsers(ctx, integrationID, userIDs)
+func (r *mutationResolver) BindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID, force *bool) (*model.BindingPayload, error) {
+	in, j, err := r.integ.BindUsers(ctx, integrationID, userIDs, integrations.ForceTakeover(isTrue(force)))
 	if err != nil {
 		return nil, err
 	}
@@ -82,8 +83,8 @@ func (r *mutationResolver) BindUsers(ctx context.Context, integrationID pulid.ID
 }
 
 // UnbindUsers is the resolver for the unbindUsers field.
-func (r *mutationResolver) UnbindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*model.BindingPayload, error) {
-	in, j, err := r.integ.UnbindUsers(ctx, integrationID, userIDs)
+func (r *mutationResolver) UnbindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID, releaseOwnership *bool) (*model.BindingPayload, error) {
+	in, j, err := r.integ.UnbindUsers(ctx, integrationID, userIDs, integrations.ReleaseOwnership(isTrue(releaseOwnership)))
 	if err != nil {
 		return nil, err
 	}
@@ -91,8 +92,8 @@ func (r *mutationResolver) UnbindUsers(ctx context.Context, integrationID pulid.
 }
 
 // BindUserGroups is the resolver for the bindUserGroups field.
-func (r *mutationResolver) BindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*model.BindingPayload, error) {
-	in, j, err := r.integ.BindUserGroups(ctx, integrationID, groupIDs)
+func (r *mutationResolver) BindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID, force *bool) (*model.BindingPayload, error) {
+	in, j, err := r.integ.BindUserGroups(ctx, integrationID, groupIDs, integrations.ForceTakeover(isTrue(force)))
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +101,8 @@ func (r *mutationResolver) BindUserGroups(ctx context.Context, integrationID pul
 }
 
 // UnbindUserGroups is the resolver for the unbindUserGroups field.
-func (r *mutationResolver) UnbindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*model.BindingPayload, error) {
-	in, j, err := r.integ.UnbindUserGroups(ctx, integrationID, groupIDs)
+func (r *mutationResolver) UnbindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID, releaseOwnership *bool) (*model.BindingPayload, error) {
+	in, j, err := r.integ.UnbindUserGroups(ctx, integrationID, groupIDs, integrations.ReleaseOwnership(isTrue(releaseOwnership)))
 	if err != nil {
 		return nil, err
 	}

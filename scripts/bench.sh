@@ -13,6 +13,7 @@ benches=(
 	"fanout-job|./internal/live/|JobFanout|1x"
 	"fanout-events|./internal/live/|EventsFanout|1x"
 	"provisioning-throughput|./internal/worker/|ProvisionThroughput|1x"
+	"drift-round|./internal/drift/|BenchmarkDriftRoundNoChange|20x"
 )
 
 filter=${BENCH:-.}

@@ -61,6 +61,14 @@ const (
 	FieldSuspendOnPasswordExpiry = "suspend_on_password_expiry"
 	// FieldSuspendOnLockout holds the string denoting the suspend_on_lockout field in the database.
 	FieldSuspendOnLockout = "suspend_on_lockout"
+	// FieldDriftAction holds the string denoting the drift_action field in the database.
+	FieldDriftAction = "drift_action"
+	// FieldUsersDeltaLink holds the string denoting the users_delta_link field in the database.
+	FieldUsersDeltaLink = "users_delta_link"
+	// FieldGroupsDeltaLink holds the string denoting the groups_delta_link field in the database.
+	FieldGroupsDeltaLink = "groups_delta_link"
+	// FieldDriftCheckedAt holds the string denoting the drift_checked_at field in the database.
+	FieldDriftCheckedAt = "drift_checked_at"
 	// FieldAttributeMappings holds the string denoting the attribute_mappings field in the database.
 	FieldAttributeMappings = "attribute_mappings"
 	// FieldDeprovisionThreshold holds the string denoting the deprovision_threshold field in the database.
@@ -135,6 +143,10 @@ var Columns = []string{
 	FieldGroupManagement,
 	FieldSuspendOnPasswordExpiry,
 	FieldSuspendOnLockout,
+	FieldDriftAction,
+	FieldUsersDeltaLink,
+	FieldGroupsDeltaLink,
+	FieldDriftCheckedAt,
 	FieldAttributeMappings,
 	FieldDeprovisionThreshold,
 	FieldDeprovisionGuardOff,
@@ -256,6 +268,32 @@ func EmailSourceValidator(es EmailSource) error {
 	}
 }
 
+// DriftAction defines the type for the "drift_action" enum field.
+type DriftAction string
+
+// DriftActionCORRECT is the default value of the DriftAction enum.
+const DefaultDriftAction = DriftActionCORRECT
+
+// DriftAction values.
+const (
+	DriftActionCORRECT DriftAction = "CORRECT"
+	DriftActionREPORT  DriftAction = "REPORT"
+)
+
+func (da DriftAction) String() string {
+	return string(da)
+}
+
+// DriftActionValidator is a validator for the "drift_action" field enum values. It is called by the builders before save.
+func DriftActionValidator(da DriftAction) error {
+	switch da {
+	case DriftActionCORRECT, DriftActionREPORT:
+		return nil
+	default:
+		return fmt.Errorf("integration: invalid enum value for drift_action field: %q", da)
+	}
+}
+
 // OrderOption defines the ordering options for the Integration queries.
 type OrderOption func(*sql.Selector)
 
@@ -357,6 +395,26 @@ func BySuspendOnPasswordExpiry(opts ...sql.OrderTermOption) OrderOption {
 // BySuspendOnLockout orders the results by the suspend_on_lockout field.
 func BySuspendOnLockout(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldSuspendOnLockout, opts...).ToFunc()
+}
+
+// ByDriftAction orders the results by the drift_action field.
+func ByDriftAction(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDriftAction, opts...).ToFunc()
+}
+
+// ByUsersDeltaLink orders the results by the users_delta_link field.
+func ByUsersDeltaLink(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldUsersDeltaLink, opts...).ToFunc()
+}
+
+// ByGroupsDeltaLink orders the results by the groups_delta_link field.
+func ByGroupsDeltaLink(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldGroupsDeltaLink, opts...).ToFunc()
+}
+
+// ByDriftCheckedAt orders the results by the drift_checked_at field.
+func ByDriftCheckedAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDriftCheckedAt, opts...).ToFunc()
 }
 
 // ByDeprovisionThreshold orders the results by the deprovision_threshold field.
@@ -488,6 +546,24 @@ func (e *EmailSource) UnmarshalGQL(val interface{}) error {
 	*e = EmailSource(str)
 	if err := EmailSourceValidator(*e); err != nil {
 		return fmt.Errorf("%s is not a valid EmailSource", str)
+	}
+	return nil
+}
+
+// MarshalGQL implements graphql.Marshaler interface.
+func (e DriftAction) MarshalGQL(w io.Writer) {
+	io.WriteString(w, strconv.Quote(e.String()))
+}
+
+// UnmarshalGQL implements graphql.Unmarshaler interface.
+func (e *DriftAction) UnmarshalGQL(val interface{}) error {
+	str, ok := val.(string)
+	if !ok {
+		return fmt.Errorf("enum %T must be a string", val)
+	}
+	*e = DriftAction(str)
+	if err := DriftActionValidator(*e); err != nil {
+		return fmt.Errorf("%s is not a valid DriftAction", str)
 	}
 	return nil
 }

@@ -141,6 +141,21 @@ func SuspendOnLockout(v bool) predicate.Integration {
 	return predicate.Integration(sql.FieldEQ(FieldSuspendOnLockout, v))
 }
 
+// UsersDeltaLink applies equality check predicate on the "users_delta_link" field. It's identical to UsersDeltaLinkEQ.
+func UsersDeltaLink(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldUsersDeltaLink, v))
+}
+
+// GroupsDeltaLink applies equality check predicate on the "groups_delta_link" field. It's identical to GroupsDeltaLinkEQ.
+func GroupsDeltaLink(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldGroupsDeltaLink, v))
+}
+
+// DriftCheckedAt applies equality check predicate on the "drift_checked_at" field. It's identical to DriftCheckedAtEQ.
+func DriftCheckedAt(v time.Time) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldDriftCheckedAt, v))
+}
+
 // DeprovisionThreshold applies equality check predicate on the "deprovision_threshold" field. It's identical to DeprovisionThresholdEQ.
 func DeprovisionThreshold(v int) predicate.Integration {
 	return predicate.Integration(sql.FieldEQ(FieldDeprovisionThreshold, v))
@@ -1084,6 +1099,226 @@ func SuspendOnLockoutEQ(v bool) predicate.Integration {
 // SuspendOnLockoutNEQ applies the NEQ predicate on the "suspend_on_lockout" field.
 func SuspendOnLockoutNEQ(v bool) predicate.Integration {
 	return predicate.Integration(sql.FieldNEQ(FieldSuspendOnLockout, v))
+}
+
+// DriftActionEQ applies the EQ predicate on the "drift_action" field.
+func DriftActionEQ(v DriftAction) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldDriftAction, v))
+}
+
+// DriftActionNEQ applies the NEQ predicate on the "drift_action" field.
+func DriftActionNEQ(v DriftAction) predicate.Integration {
+	return predicate.Integration(sql.FieldNEQ(FieldDriftAction, v))
+}
+
+// DriftActionIn applies the In predicate on the "drift_action" field.
+func DriftActionIn(vs ...DriftAction) predicate.Integration {
+	return predicate.Integration(sql.FieldIn(FieldDriftAction, vs...))
+}
+
+// DriftActionNotIn applies the NotIn predicate on the "drift_action" field.
+func DriftActionNotIn(vs ...DriftAction) predicate.Integration {
+	return predicate.Integration(sql.FieldNotIn(FieldDriftAction, vs...))
+}
+
+// UsersDeltaLinkEQ applies the EQ predicate on the "users_delta_link" field.
+func UsersDeltaLinkEQ(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldUsersDeltaLink, v))
+}
+
+// UsersDeltaLinkNEQ applies the NEQ predicate on the "users_delta_link" field.
+func UsersDeltaLinkNEQ(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldNEQ(FieldUsersDeltaLink, v))
+}
+
+// UsersDeltaLinkIn applies the In predicate on the "users_delta_link" field.
+func UsersDeltaLinkIn(vs ...string) predicate.Integration {
+	return predicate.Integration(sql.FieldIn(FieldUsersDeltaLink, vs...))
+}
+
+// UsersDeltaLinkNotIn applies the NotIn predicate on the "users_delta_link" field.
+func UsersDeltaLinkNotIn(vs ...string) predicate.Integration {
+	return predicate.Integration(sql.FieldNotIn(FieldUsersDeltaLink, vs...))
+}
+
+// UsersDeltaLinkGT applies the GT predicate on the "users_delta_link" field.
+func UsersDeltaLinkGT(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldGT(FieldUsersDeltaLink, v))
+}
+
+// UsersDeltaLinkGTE applies the GTE predicate on the "users_delta_link" field.
+func UsersDeltaLinkGTE(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldGTE(FieldUsersDeltaLink, v))
+}
+
+// UsersDeltaLinkLT applies the LT predicate on the "users_delta_link" field.
+func UsersDeltaLinkLT(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldLT(FieldUsersDeltaLink, v))
+}
+
+// UsersDeltaLinkLTE applies the LTE predicate on the "users_delta_link" field.
+func UsersDeltaLinkLTE(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldLTE(FieldUsersDeltaLink, v))
+}
+
+// UsersDeltaLinkContains applies the Contains predicate on the "users_delta_link" field.
+func UsersDeltaLinkContains(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldContains(FieldUsersDeltaLink, v))
+}
+
+// UsersDeltaLinkHasPrefix applies the HasPrefix predicate on the "users_delta_link" field.
+func UsersDeltaLinkHasPrefix(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldHasPrefix(FieldUsersDeltaLink, v))
+}
+
+// UsersDeltaLinkHasSuffix applies the HasSuffix predicate on the "users_delta_link" field.
+func UsersDeltaLinkHasSuffix(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldHasSuffix(FieldUsersDeltaLink, v))
+}
+
+// UsersDeltaLinkIsNil applies the IsNil predicate on the "users_delta_link" field.
+func UsersDeltaLinkIsNil() predicate.Integration {
+	return predicate.Integration(sql.FieldIsNull(FieldUsersDeltaLink))
+}
+
+// UsersDeltaLinkNotNil applies the NotNil predicate on the "users_delta_link" field.
+func UsersDeltaLinkNotNil() predicate.Integration {
+	return predicate.Integration(sql.FieldNotNull(FieldUsersDeltaLink))
+}
+
+// UsersDeltaLinkEqualFold applies the EqualFold predicate on the "users_delta_link" field.
+func UsersDeltaLinkEqualFold(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldEqualFold(FieldUsersDeltaLink, v))
+}
+
+// UsersDeltaLinkContainsFold applies the ContainsFold predicate on the "users_delta_link" field.
+func UsersDeltaLinkContainsFold(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldContainsFold(FieldUsersDeltaLink, v))
+}
+
+// GroupsDeltaLinkEQ applies the EQ predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkEQ(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldGroupsDeltaLink, v))
+}
+
+// GroupsDeltaLinkNEQ applies the NEQ predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkNEQ(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldNEQ(FieldGroupsDeltaLink, v))
+}
+
+// GroupsDeltaLinkIn applies the In predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkIn(vs ...string) predicate.Integration {
+	return predicate.Integration(sql.FieldIn(FieldGroupsDeltaLink, vs...))
+}
+
+// GroupsDeltaLinkNotIn applies the NotIn predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkNotIn(vs ...string) predicate.Integration {
+	return predicate.Integration(sql.FieldNotIn(FieldGroupsDeltaLink, vs...))
+}
+
+// GroupsDeltaLinkGT applies the GT predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkGT(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldGT(FieldGroupsDeltaLink, v))
+}
+
+// GroupsDeltaLinkGTE applies the GTE predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkGTE(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldGTE(FieldGroupsDeltaLink, v))
+}
+
+// GroupsDeltaLinkLT applies the LT predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkLT(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldLT(FieldGroupsDeltaLink, v))
+}
+
+// GroupsDeltaLinkLTE applies the LTE predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkLTE(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldLTE(FieldGroupsDeltaLink, v))
+}
+
+// GroupsDeltaLinkContains applies the Contains predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkContains(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldContains(FieldGroupsDeltaLink, v))
+}
+
+// GroupsDeltaLinkHasPrefix applies the HasPrefix predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkHasPrefix(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldHasPrefix(FieldGroupsDeltaLink, v))
+}
+
+// GroupsDeltaLinkHasSuffix applies the HasSuffix predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkHasSuffix(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldHasSuffix(FieldGroupsDeltaLink, v))
+}
+
+// GroupsDeltaLinkIsNil applies the IsNil predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkIsNil() predicate.Integration {
+	return predicate.Integration(sql.FieldIsNull(FieldGroupsDeltaLink))
+}
+
+// GroupsDeltaLinkNotNil applies the NotNil predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkNotNil() predicate.Integration {
+	return predicate.Integration(sql.FieldNotNull(FieldGroupsDeltaLink))
+}
+
+// GroupsDeltaLinkEqualFold applies the EqualFold predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkEqualFold(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldEqualFold(FieldGroupsDeltaLink, v))
+}
+
+// GroupsDeltaLinkContainsFold applies the ContainsFold predicate on the "groups_delta_link" field.
+func GroupsDeltaLinkContainsFold(v string) predicate.Integration {
+	return predicate.Integration(sql.FieldContainsFold(FieldGroupsDeltaLink, v))
+}
+
+// DriftCheckedAtEQ applies the EQ predicate on the "drift_checked_at" field.
+func DriftCheckedAtEQ(v time.Time) predicate.Integration {
+	return predicate.Integration(sql.FieldEQ(FieldDriftCheckedAt, v))
+}
+
+// DriftCheckedAtNEQ applies the NEQ predicate on the "drift_checked_at" field.
+func DriftCheckedAtNEQ(v time.Time) predicate.Integration {
+	return predicate.Integration(sql.FieldNEQ(FieldDriftCheckedAt, v))
+}
+
+// DriftCheckedAtIn applies the In predicate on the "drift_checked_at" field.
+func DriftCheckedAtIn(vs ...time.Time) predicate.Integration {
+	return predicate.Integration(sql.FieldIn(FieldDriftCheckedAt, vs...))
+}
+
+// DriftCheckedAtNotIn applies the NotIn predicate on the "drift_checked_at" field.
+func DriftCheckedAtNotIn(vs ...time.Time) predicate.Integration {
+	return predicate.Integration(sql.FieldNotIn(FieldDriftCheckedAt, vs...))
+}
+
+// DriftCheckedAtGT applies the GT predicate on the "drift_checked_at" field.
+func DriftCheckedAtGT(v time.Time) predicate.Integration {
+	return predicate.Integration(sql.FieldGT(FieldDriftCheckedAt, v))
+}
+
+// DriftCheckedAtGTE applies the GTE predicate on the "drift_checked_at" field.
+func DriftCheckedAtGTE(v time.Time) predicate.Integration {
+	return predicate.Integration(sql.FieldGTE(FieldDriftCheckedAt, v))
+}
+
+// DriftCheckedAtLT applies the LT predicate on the "drift_checked_at" field.
+func DriftCheckedAtLT(v time.Time) predicate.Integration {
+	return predicate.Integration(sql.FieldLT(FieldDriftCheckedAt, v))
+}
+
+// DriftCheckedAtLTE applies the LTE predicate on the "drift_checked_at" field.
+func DriftCheckedAtLTE(v time.Time) predicate.Integration {
+	return predicate.Integration(sql.FieldLTE(FieldDriftCheckedAt, v))
+}
+
+// DriftCheckedAtIsNil applies the IsNil predicate on the "drift_checked_at" field.
+func DriftCheckedAtIsNil() predicate.Integration {
+	return predicate.Integration(sql.FieldIsNull(FieldDriftCheckedAt))
+}
+
+// DriftCheckedAtNotNil applies the NotNil predicate on the "drift_checked_at" field.
+func DriftCheckedAtNotNil() predicate.Integration {
+	return predicate.Integration(sql.FieldNotNull(FieldDriftCheckedAt))
 }
 
 // DeprovisionThresholdEQ applies the EQ predicate on the "deprovision_threshold" field.

@@ -188,6 +188,10 @@ var (
 		{Name: "group_management", Type: field.TypeBool, Default: false},
 		{Name: "suspend_on_password_expiry", Type: field.TypeBool, Default: false},
 		{Name: "suspend_on_lockout", Type: field.TypeBool, Default: false},
+		{Name: "drift_action", Type: field.TypeEnum, Enums: []string{"CORRECT", "REPORT"}, Default: "CORRECT"},
+		{Name: "users_delta_link", Type: field.TypeString, Nullable: true},
+		{Name: "groups_delta_link", Type: field.TypeString, Nullable: true},
+		{Name: "drift_checked_at", Type: field.TypeTime, Nullable: true},
 		{Name: "attribute_mappings", Type: field.TypeJSON},
 		{Name: "deprovision_threshold", Type: field.TypeInt, Nullable: true},
 		{Name: "deprovision_guard_off", Type: field.TypeBool, Default: false},
@@ -203,7 +207,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "integrations_organizations_organization",
-				Columns:    []*schema.Column{IntegrationsColumns[26]},
+				Columns:    []*schema.Column{IntegrationsColumns[30]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -212,7 +216,7 @@ var (
 			{
 				Name:    "integrations_org_name_key",
 				Unique:  true,
-				Columns: []*schema.Column{IntegrationsColumns[26], IntegrationsColumns[4]},
+				Columns: []*schema.Column{IntegrationsColumns[30], IntegrationsColumns[4]},
 			},
 		},
 	}
@@ -412,12 +416,14 @@ var (
 		{Name: "kind", Type: field.TypeEnum, Enums: []string{"USER", "GROUP"}, Default: "USER"},
 		{Name: "remote_id", Type: field.TypeString, Nullable: true, Size: 64},
 		{Name: "upn", Type: field.TypeString, Nullable: true, Size: 113},
-		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "IN_SYNC", "OUT_OF_SCOPE", "ERROR"}, Default: "PENDING"},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"PENDING", "IN_SYNC", "OUT_OF_SCOPE", "ERROR", "REMOTE_DELETED"}, Default: "PENDING"},
 		{Name: "remote_enabled", Type: field.TypeBool, Nullable: true},
 		{Name: "taken_over", Type: field.TypeBool, Default: false},
 		{Name: "remote_created_at", Type: field.TypeTime, Nullable: true},
 		{Name: "applied_hash", Type: field.TypeString, Nullable: true},
 		{Name: "status_reason", Type: field.TypeString, Nullable: true, Size: 2000},
+		{Name: "owner_marked", Type: field.TypeBool, Default: false},
+		{Name: "drift", Type: field.TypeJSON, Nullable: true},
 		{Name: "last_error_code", Type: field.TypeString, Nullable: true, Size: 200},
 		{Name: "last_error_message", Type: field.TypeString, Nullable: true, Size: 2000},
 		{Name: "last_error_request_id", Type: field.TypeString, Nullable: true, Size: 100},
@@ -446,25 +452,25 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "remote_links_integrations_links",
-				Columns:    []*schema.Column{RemoteLinksColumns[27]},
+				Columns:    []*schema.Column{RemoteLinksColumns[29]},
 				RefColumns: []*schema.Column{IntegrationsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "remote_links_organizations_organization",
-				Columns:    []*schema.Column{RemoteLinksColumns[28]},
+				Columns:    []*schema.Column{RemoteLinksColumns[30]},
 				RefColumns: []*schema.Column{OrganizationsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
 			{
 				Symbol:     "remote_links_users_links",
-				Columns:    []*schema.Column{RemoteLinksColumns[29]},
+				Columns:    []*schema.Column{RemoteLinksColumns[31]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 			{
 				Symbol:     "remote_links_user_groups_links",
-				Columns:    []*schema.Column{RemoteLinksColumns[30]},
+				Columns:    []*schema.Column{RemoteLinksColumns[32]},
 				RefColumns: []*schema.Column{UserGroupsColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
@@ -473,17 +479,17 @@ var (
 			{
 				Name:    "remote_links_integration_user_key",
 				Unique:  true,
-				Columns: []*schema.Column{RemoteLinksColumns[27], RemoteLinksColumns[29]},
+				Columns: []*schema.Column{RemoteLinksColumns[29], RemoteLinksColumns[31]},
 			},
 			{
 				Name:    "remotelink_integration_id_remote_id",
 				Unique:  false,
-				Columns: []*schema.Column{RemoteLinksColumns[27], RemoteLinksColumns[4]},
+				Columns: []*schema.Column{RemoteLinksColumns[29], RemoteLinksColumns[4]},
 			},
 			{
 				Name:    "remote_links_integration_remote_id_key",
 				Unique:  true,
-				Columns: []*schema.Column{RemoteLinksColumns[27], RemoteLinksColumns[4]},
+				Columns: []*schema.Column{RemoteLinksColumns[29], RemoteLinksColumns[4]},
 				Annotation: &entsql.IndexAnnotation{
 					Where: "(remote_id IS NOT NULL) AND ((remote_id)::text <> ''::text)",
 				},
@@ -491,12 +497,12 @@ var (
 			{
 				Name:    "remotelink_user_id",
 				Unique:  false,
-				Columns: []*schema.Column{RemoteLinksColumns[29]},
+				Columns: []*schema.Column{RemoteLinksColumns[31]},
 			},
 			{
 				Name:    "remote_links_integration_group_key",
 				Unique:  true,
-				Columns: []*schema.Column{RemoteLinksColumns[27], RemoteLinksColumns[30]},
+				Columns: []*schema.Column{RemoteLinksColumns[29], RemoteLinksColumns[32]},
 			},
 		},
 	}

@@ -49,6 +49,10 @@ const (
 	FieldAppliedHash = "applied_hash"
 	// FieldStatusReason holds the string denoting the status_reason field in the database.
 	FieldStatusReason = "status_reason"
+	// FieldOwnerMarked holds the string denoting the owner_marked field in the database.
+	FieldOwnerMarked = "owner_marked"
+	// FieldDrift holds the string denoting the drift field in the database.
+	FieldDrift = "drift"
 	// FieldLastErrorCode holds the string denoting the last_error_code field in the database.
 	FieldLastErrorCode = "last_error_code"
 	// FieldLastErrorMessage holds the string denoting the last_error_message field in the database.
@@ -137,6 +141,8 @@ var Columns = []string{
 	FieldRemoteCreatedAt,
 	FieldAppliedHash,
 	FieldStatusReason,
+	FieldOwnerMarked,
+	FieldDrift,
 	FieldLastErrorCode,
 	FieldLastErrorMessage,
 	FieldLastErrorRequestID,
@@ -186,6 +192,8 @@ var (
 	DefaultTakenOver bool
 	// StatusReasonValidator is a validator for the "status_reason" field. It is called by the builders before save.
 	StatusReasonValidator func(string) error
+	// DefaultOwnerMarked holds the default value on creation for the "owner_marked" field.
+	DefaultOwnerMarked bool
 	// LastErrorCodeValidator is a validator for the "last_error_code" field. It is called by the builders before save.
 	LastErrorCodeValidator func(string) error
 	// LastErrorMessageValidator is a validator for the "last_error_message" field. It is called by the builders before save.
@@ -260,10 +268,11 @@ const DefaultStatus = StatusPENDING
 
 // Status values.
 const (
-	StatusPENDING      Status = "PENDING"
-	StatusIN_SYNC      Status = "IN_SYNC"
-	StatusOUT_OF_SCOPE Status = "OUT_OF_SCOPE"
-	StatusERROR        Status = "ERROR"
+	StatusPENDING        Status = "PENDING"
+	StatusIN_SYNC        Status = "IN_SYNC"
+	StatusOUT_OF_SCOPE   Status = "OUT_OF_SCOPE"
+	StatusERROR          Status = "ERROR"
+	StatusREMOTE_DELETED Status = "REMOTE_DELETED"
 )
 
 func (s Status) String() string {
@@ -273,7 +282,7 @@ func (s Status) String() string {
 // StatusValidator is a validator for the "status" field enum values. It is called by the builders before save.
 func StatusValidator(s Status) error {
 	switch s {
-	case StatusPENDING, StatusIN_SYNC, StatusOUT_OF_SCOPE, StatusERROR:
+	case StatusPENDING, StatusIN_SYNC, StatusOUT_OF_SCOPE, StatusERROR, StatusREMOTE_DELETED:
 		return nil
 	default:
 		return fmt.Errorf("remotelink: invalid enum value for status field: %q", s)
@@ -361,6 +370,11 @@ func ByAppliedHash(opts ...sql.OrderTermOption) OrderOption {
 // ByStatusReason orders the results by the status_reason field.
 func ByStatusReason(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldStatusReason, opts...).ToFunc()
+}
+
+// ByOwnerMarked orders the results by the owner_marked field.
+func ByOwnerMarked(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOwnerMarked, opts...).ToFunc()
 }
 
 // ByLastErrorCode orders the results by the last_error_code field.

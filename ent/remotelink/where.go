@@ -121,6 +121,11 @@ func StatusReason(v string) predicate.RemoteLink {
 	return predicate.RemoteLink(sql.FieldEQ(FieldStatusReason, v))
 }
 
+// OwnerMarked applies equality check predicate on the "owner_marked" field. It's identical to OwnerMarkedEQ.
+func OwnerMarked(v bool) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldOwnerMarked, v))
+}
+
 // LastErrorCode applies equality check predicate on the "last_error_code" field. It's identical to LastErrorCodeEQ.
 func LastErrorCode(v string) predicate.RemoteLink {
 	return predicate.RemoteLink(sql.FieldEQ(FieldLastErrorCode, v))
@@ -989,6 +994,26 @@ func StatusReasonEqualFold(v string) predicate.RemoteLink {
 // StatusReasonContainsFold applies the ContainsFold predicate on the "status_reason" field.
 func StatusReasonContainsFold(v string) predicate.RemoteLink {
 	return predicate.RemoteLink(sql.FieldContainsFold(FieldStatusReason, v))
+}
+
+// OwnerMarkedEQ applies the EQ predicate on the "owner_marked" field.
+func OwnerMarkedEQ(v bool) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldEQ(FieldOwnerMarked, v))
+}
+
+// OwnerMarkedNEQ applies the NEQ predicate on the "owner_marked" field.
+func OwnerMarkedNEQ(v bool) predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNEQ(FieldOwnerMarked, v))
+}
+
+// DriftIsNil applies the IsNil predicate on the "drift" field.
+func DriftIsNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldIsNull(FieldDrift))
+}
+
+// DriftNotNil applies the NotNil predicate on the "drift" field.
+func DriftNotNil() predicate.RemoteLink {
+	return predicate.RemoteLink(sql.FieldNotNull(FieldDrift))
 }
 
 // LastErrorCodeEQ applies the EQ predicate on the "last_error_code" field.

@@ -398,19 +398,19 @@ func init() {
 	// integration.DefaultSuspendOnLockout holds the default value on creation for the suspend_on_lockout field.
 	integration.DefaultSuspendOnLockout = integrationDescSuspendOnLockout.Default.(bool)
 	// integrationDescDeprovisionThreshold is the schema descriptor for deprovision_threshold field.
-	integrationDescDeprovisionThreshold := integrationFields[19].Descriptor()
+	integrationDescDeprovisionThreshold := integrationFields[23].Descriptor()
 	// integration.DeprovisionThresholdValidator is a validator for the "deprovision_threshold" field. It is called by the builders before save.
 	integration.DeprovisionThresholdValidator = integrationDescDeprovisionThreshold.Validators[0].(func(int) error)
 	// integrationDescDeprovisionGuardOff is the schema descriptor for deprovision_guard_off field.
-	integrationDescDeprovisionGuardOff := integrationFields[20].Descriptor()
+	integrationDescDeprovisionGuardOff := integrationFields[24].Descriptor()
 	// integration.DefaultDeprovisionGuardOff holds the default value on creation for the deprovision_guard_off field.
 	integration.DefaultDeprovisionGuardOff = integrationDescDeprovisionGuardOff.Default.(bool)
 	// integrationDescWriteBudgetSize is the schema descriptor for write_budget_size field.
-	integrationDescWriteBudgetSize := integrationFields[21].Descriptor()
+	integrationDescWriteBudgetSize := integrationFields[25].Descriptor()
 	// integration.WriteBudgetSizeValidator is a validator for the "write_budget_size" field. It is called by the builders before save.
 	integration.WriteBudgetSizeValidator = integrationDescWriteBudgetSize.Validators[0].(func(int) error)
 	// integrationDescWriteBudgetRefillPerSecond is the schema descriptor for write_budget_refill_per_second field.
-	integrationDescWriteBudgetRefillPerSecond := integrationFields[22].Descriptor()
+	integrationDescWriteBudgetRefillPerSecond := integrationFields[26].Descriptor()
 	// integration.WriteBudgetRefillPerSecondValidator is a validator for the "write_budget_refill_per_second" field. It is called by the builders before save.
 	integration.WriteBudgetRefillPerSecondValidator = integrationDescWriteBudgetRefillPerSecond.Validators[0].(func(float64) error)
 	// integrationDescID is the schema descriptor for id field.
@@ -782,62 +782,66 @@ func init() {
 	remotelinkDescStatusReason := remotelinkFields[11].Descriptor()
 	// remotelink.StatusReasonValidator is a validator for the "status_reason" field. It is called by the builders before save.
 	remotelink.StatusReasonValidator = remotelinkDescStatusReason.Validators[0].(func(string) error)
+	// remotelinkDescOwnerMarked is the schema descriptor for owner_marked field.
+	remotelinkDescOwnerMarked := remotelinkFields[12].Descriptor()
+	// remotelink.DefaultOwnerMarked holds the default value on creation for the owner_marked field.
+	remotelink.DefaultOwnerMarked = remotelinkDescOwnerMarked.Default.(bool)
 	// remotelinkDescLastErrorCode is the schema descriptor for last_error_code field.
-	remotelinkDescLastErrorCode := remotelinkFields[12].Descriptor()
+	remotelinkDescLastErrorCode := remotelinkFields[14].Descriptor()
 	// remotelink.LastErrorCodeValidator is a validator for the "last_error_code" field. It is called by the builders before save.
 	remotelink.LastErrorCodeValidator = remotelinkDescLastErrorCode.Validators[0].(func(string) error)
 	// remotelinkDescLastErrorMessage is the schema descriptor for last_error_message field.
-	remotelinkDescLastErrorMessage := remotelinkFields[13].Descriptor()
+	remotelinkDescLastErrorMessage := remotelinkFields[15].Descriptor()
 	// remotelink.LastErrorMessageValidator is a validator for the "last_error_message" field. It is called by the builders before save.
 	remotelink.LastErrorMessageValidator = remotelinkDescLastErrorMessage.Validators[0].(func(string) error)
 	// remotelinkDescLastErrorRequestID is the schema descriptor for last_error_request_id field.
-	remotelinkDescLastErrorRequestID := remotelinkFields[14].Descriptor()
+	remotelinkDescLastErrorRequestID := remotelinkFields[16].Descriptor()
 	// remotelink.LastErrorRequestIDValidator is a validator for the "last_error_request_id" field. It is called by the builders before save.
 	remotelink.LastErrorRequestIDValidator = remotelinkDescLastErrorRequestID.Validators[0].(func(string) error)
 	// remotelinkDescDisplayName is the schema descriptor for display_name field.
-	remotelinkDescDisplayName := remotelinkFields[16].Descriptor()
+	remotelinkDescDisplayName := remotelinkFields[18].Descriptor()
 	// remotelink.DisplayNameValidator is a validator for the "display_name" field. It is called by the builders before save.
 	remotelink.DisplayNameValidator = remotelinkDescDisplayName.Validators[0].(func(string) error)
 	// remotelinkDescMembersInSync is the schema descriptor for members_in_sync field.
-	remotelinkDescMembersInSync := remotelinkFields[17].Descriptor()
+	remotelinkDescMembersInSync := remotelinkFields[19].Descriptor()
 	// remotelink.DefaultMembersInSync holds the default value on creation for the members_in_sync field.
 	remotelink.DefaultMembersInSync = remotelinkDescMembersInSync.Default.(int)
 	// remotelink.MembersInSyncValidator is a validator for the "members_in_sync" field. It is called by the builders before save.
 	remotelink.MembersInSyncValidator = remotelinkDescMembersInSync.Validators[0].(func(int) error)
 	// remotelinkDescMembersPending is the schema descriptor for members_pending field.
-	remotelinkDescMembersPending := remotelinkFields[18].Descriptor()
+	remotelinkDescMembersPending := remotelinkFields[20].Descriptor()
 	// remotelink.DefaultMembersPending holds the default value on creation for the members_pending field.
 	remotelink.DefaultMembersPending = remotelinkDescMembersPending.Default.(int)
 	// remotelink.MembersPendingValidator is a validator for the "members_pending" field. It is called by the builders before save.
 	remotelink.MembersPendingValidator = remotelinkDescMembersPending.Validators[0].(func(int) error)
 	// remotelinkDescForeignMembers is the schema descriptor for foreign_members field.
-	remotelinkDescForeignMembers := remotelinkFields[19].Descriptor()
+	remotelinkDescForeignMembers := remotelinkFields[21].Descriptor()
 	// remotelink.DefaultForeignMembers holds the default value on creation for the foreign_members field.
 	remotelink.DefaultForeignMembers = remotelinkDescForeignMembers.Default.(int)
 	// remotelink.ForeignMembersValidator is a validator for the "foreign_members" field. It is called by the builders before save.
 	remotelink.ForeignMembersValidator = remotelinkDescForeignMembers.Validators[0].(func(int) error)
 	// remotelinkDescMembersDirty is the schema descriptor for members_dirty field.
-	remotelinkDescMembersDirty := remotelinkFields[21].Descriptor()
+	remotelinkDescMembersDirty := remotelinkFields[23].Descriptor()
 	// remotelink.DefaultMembersDirty holds the default value on creation for the members_dirty field.
 	remotelink.DefaultMembersDirty = remotelinkDescMembersDirty.Default.(bool)
 	// remotelinkDescPasswordVersion is the schema descriptor for password_version field.
-	remotelinkDescPasswordVersion := remotelinkFields[22].Descriptor()
+	remotelinkDescPasswordVersion := remotelinkFields[24].Descriptor()
 	// remotelink.DefaultPasswordVersion holds the default value on creation for the password_version field.
 	remotelink.DefaultPasswordVersion = remotelinkDescPasswordVersion.Default.(int)
 	// remotelink.PasswordVersionValidator is a validator for the "password_version" field. It is called by the builders before save.
 	remotelink.PasswordVersionValidator = remotelinkDescPasswordVersion.Validators[0].(func(int) error)
 	// remotelinkDescPasswordQueuedVersion is the schema descriptor for password_queued_version field.
-	remotelinkDescPasswordQueuedVersion := remotelinkFields[23].Descriptor()
+	remotelinkDescPasswordQueuedVersion := remotelinkFields[25].Descriptor()
 	// remotelink.DefaultPasswordQueuedVersion holds the default value on creation for the password_queued_version field.
 	remotelink.DefaultPasswordQueuedVersion = remotelinkDescPasswordQueuedVersion.Default.(int)
 	// remotelink.PasswordQueuedVersionValidator is a validator for the "password_queued_version" field. It is called by the builders before save.
 	remotelink.PasswordQueuedVersionValidator = remotelinkDescPasswordQueuedVersion.Validators[0].(func(int) error)
 	// remotelinkDescPasswordErrorCode is the schema descriptor for password_error_code field.
-	remotelinkDescPasswordErrorCode := remotelinkFields[25].Descriptor()
+	remotelinkDescPasswordErrorCode := remotelinkFields[27].Descriptor()
 	// remotelink.PasswordErrorCodeValidator is a validator for the "password_error_code" field. It is called by the builders before save.
 	remotelink.PasswordErrorCodeValidator = remotelinkDescPasswordErrorCode.Validators[0].(func(string) error)
 	// remotelinkDescPasswordErrorMessage is the schema descriptor for password_error_message field.
-	remotelinkDescPasswordErrorMessage := remotelinkFields[26].Descriptor()
+	remotelinkDescPasswordErrorMessage := remotelinkFields[28].Descriptor()
 	// remotelink.PasswordErrorMessageValidator is a validator for the "password_error_message" field. It is called by the builders before save.
 	remotelink.PasswordErrorMessageValidator = remotelinkDescPasswordErrorMessage.Validators[0].(func(string) error)
 	// remotelinkDescID is the schema descriptor for id field.

@@ -53,6 +53,15 @@ func (Integration) Fields() []ent.Field {
 		field.Bool("group_management").Default(false),
 		field.Bool("suspend_on_password_expiry").Default(false),
 		field.Bool("suspend_on_lockout").Default(false),
+		// Drift detection (docs/drift.md): what a periodic delta round does with
+		// a remote edit of something we manage, and where the rounds resume.
+		field.Enum("drift_action").Values("CORRECT", "REPORT").Default("CORRECT"),
+		field.String("users_delta_link").Optional().Sensitive().Annotations(hidden).
+			Comment("@odata.deltaLink of the last complete /users/delta round; empty: the next round is a full one."),
+		field.String("groups_delta_link").Optional().Sensitive().Annotations(hidden).
+			Comment("@odata.deltaLink of the last complete /groups/delta round."),
+		field.Time("drift_checked_at").Optional().Nillable().
+			Comment("When the last drift round completed."),
 		field.JSON("attribute_mappings", mapping.Table{}).
 			Annotations(entgql.Type("[AttributeMapping!]"), entgql.Skip(entgql.SkipWhereInput, entgql.SkipOrderField)),
 		// The mass-deprovision guard (internal/guard, docs/safety.md). NULL

@@ -10,6 +10,7 @@ import (
 	"entgo.io/ent/schema/index"
 
 	"github.com/dirsync/dirsync/ent/schema/pulid"
+	"github.com/dirsync/dirsync/internal/drift/driftinfo"
 )
 
 // RemoteLink is what we know of one of our users (or groups) in one integration's
@@ -34,7 +35,7 @@ func (RemoteLink) Fields() []ent.Field {
 		field.Enum("kind").Values("USER", "GROUP").Default("USER").Immutable(),
 		field.String("remote_id").Optional().MaxLen(64),
 		field.String("upn").Optional().MaxLen(113).Comment("The userPrincipalName last sent."),
-		field.Enum("status").Values("PENDING", "IN_SYNC", "OUT_OF_SCOPE", "ERROR").Default("PENDING").
+		field.Enum("status").Values("PENDING", "IN_SYNC", "OUT_OF_SCOPE", "ERROR", "REMOTE_DELETED").Default("PENDING").
 			Annotations(entgql.OrderField("STATUS")),
 		field.Bool("remote_enabled").Optional().Nillable().Comment("accountEnabled as we last set it."),
 		field.Bool("taken_over").Default(false).Comment("P1: the remote object existed and was taken over."),
@@ -42,6 +43,10 @@ func (RemoteLink) Fields() []ent.Field {
 		field.String("applied_hash").Optional().Annotations(hidden).
 			Comment("Hash of the last body applied, to skip no-op writes."),
 		field.String("status_reason").Optional().MaxLen(2000),
+		field.Bool("owner_marked").Default(false).
+			Comment("The remote object carries this integration's ownership marker (open extension com.dirsync.owner, docs/ownership.md)."),
+		field.JSON("drift", &driftinfo.Drift{}).Optional().Annotations(entgql.Type("RemoteDrift")).
+			Comment("What a drift round last found changed in the tenant behind our back; null: nothing (docs/drift.md)."),
 		field.String("last_error_code").Optional().MaxLen(200),
 		field.String("last_error_message").Optional().MaxLen(2000),
 		field.String("last_error_request_id").Optional().MaxLen(100),

@@ -25,6 +25,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/graph/model"
+	"github.com/dirsync/dirsync/internal/drift/driftinfo"
 	"github.com/dirsync/dirsync/internal/importer"
 	"github.com/dirsync/dirsync/internal/mapping"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -196,6 +197,8 @@ type ComplexityRoot struct {
 		DeprovisionThreshold          func(childComplexity int) int
 		DeprovisionThresholdIsDefault func(childComplexity int) int
 		Domains                       func(childComplexity int) int
+		DriftAction                   func(childComplexity int) int
+		DriftCheckedAt                func(childComplexity int) int
 		EmailSource                   func(childComplexity int) int
 		GraphBaseURL                  func(childComplexity int) int
 		GroupManagement               func(childComplexity int) int
@@ -305,8 +308,8 @@ type ComplexityRoot struct {
 		AddUserGroupMembers    func(childComplexity int, groupID pulid.ID, userIDs []pulid.ID) int
 		ApproveJob             func(childComplexity int, id pulid.ID) int
 		AuthorizeIntegration   func(childComplexity int, id pulid.ID) int
-		BindUserGroups         func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID) int
-		BindUsers              func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID) int
+		BindUserGroups         func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID, force *bool) int
+		BindUsers              func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID, force *bool) int
 		CancelJob              func(childComplexity int, id pulid.ID) int
 		ChangeMyPassword       func(childComplexity int, currentPassword string, newPassword string) int
 		CreateAPIKey           func(childComplexity int, input model.CreateAPIKeyInput) int
@@ -330,8 +333,8 @@ type ComplexityRoot struct {
 		RevokeAPIKey           func(childComplexity int, id pulid.ID) int
 		SetUserPassword        func(childComplexity int, id pulid.ID, password string, forceChangeNextLogin *bool) int
 		SuspendUser            func(childComplexity int, id pulid.ID) int
-		UnbindUserGroups       func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID) int
-		UnbindUsers            func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID) int
+		UnbindUserGroups       func(childComplexity int, integrationID pulid.ID, groupIDs []pulid.ID, releaseOwnership *bool) int
+		UnbindUsers            func(childComplexity int, integrationID pulid.ID, userIDs []pulid.ID, releaseOwnership *bool) int
 		UnlockUser             func(childComplexity int, id pulid.ID) int
 		UpdateIntegration      func(childComplexity int, id pulid.ID, input model.UpdateIntegrationInput) int
 		UpdateOrganization     func(childComplexity int, input ent.UpdateOrganizationInput) int
@@ -434,9 +437,18 @@ type ComplexityRoot struct {
 		Users                     func(childComplexity int, after *entgql.Cursor[pulid.ID], first *int, before *entgql.Cursor[pulid.ID], last *int, orderBy *ent.UserOrder, where *ent.UserWhereInput) int
 	}
 
+	RemoteDrift struct {
+		Action     func(childComplexity int) int
+		Deleted    func(childComplexity int) int
+		DetectedAt func(childComplexity int) int
+		JobID      func(childComplexity int) int
+		Properties func(childComplexity int) int
+	}
+
 	RemoteLink struct {
 		CreatedAt            func(childComplexity int) int
 		DisplayName          func(childComplexity int) int
+		Drift                func(childComplexity int) int
 		ForeignMembers       func(childComplexity int) int
 		Group                func(childComplexity int) int
 		GroupID              func(childComplexity int) int
@@ -450,6 +462,7 @@ type ComplexityRoot struct {
 		LastSyncedAt         func(childComplexity int) int
 		MembersInSync        func(childComplexity int) int
 		MembersPending       func(childComplexity int) int
+		OwnerMarked          func(childComplexity int) int
 		PasswordErrorCode    func(childComplexity int) int
 		PasswordErrorMessage func(childComplexity int) int
 		PasswordPushedAt     func(childComplexity int) int
@@ -678,10 +691,10 @@ type MutationResolver interface {
 	AuthorizeIntegration(ctx context.Context, id pulid.ID) (*model.IntegrationPayload, error)
 	DeauthorizeIntegration(ctx context.Context, id pulid.ID) (*model.IntegrationPayload, error)
 	DeleteIntegration(ctx context.Context, id pulid.ID) (*model.DeleteIntegrationPayload, error)
-	BindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*model.BindingPayload, error)
-	UnbindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*model.BindingPayload, error)
-	BindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*model.BindingPayload, error)
-	UnbindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*model.BindingPayload, error)
+	BindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID, force *bool) (*model.BindingPayload, error)
+	UnbindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID, releaseOwnership *bool) (*model.BindingPayload, error)
+	BindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID, force *bool) (*model.BindingPayload, error)
+	UnbindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID, releaseOwnership *bool) (*model.BindingPayload, error)
 	SetUserPassword(ctx context.Context, id pulid.ID, password string, forceChangeNextLogin *bool) (*model.SetUserPasswordPayload, error)
 	CreateActivation(ctx context.Context, userID pulid.ID) (*model.CreateActivationPayload, error)
 	UnlockUser(ctx context.Context, id pulid.ID) (*model.UnlockUserPayload, error)
@@ -1226,6 +1239,18 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Integration.Domains(childComplexity), true
+	case "Integration.driftAction":
+		if e.ComplexityRoot.Integration.DriftAction == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Integration.DriftAction(childComplexity), true
+	case "Integration.driftCheckedAt":
+		if e.ComplexityRoot.Integration.DriftCheckedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Integration.DriftCheckedAt(childComplexity), true
 	case "Integration.emailSource":
 		if e.ComplexityRoot.Integration.EmailSource == nil {
 			break
@@ -1738,7 +1763,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.BindUserGroups(childComplexity, args["integrationID"].(pulid.ID), args["groupIDs"].([]pulid.ID)), true
+		return e.ComplexityRoot.Mutation.BindUserGroups(childComplexity, args["integrationID"].(pulid.ID), args["groupIDs"].([]pulid.ID), args["force"].(*bool)), true
 	case "Mutation.bindUsers":
 		if e.ComplexityRoot.Mutation.BindUsers == nil {
 			break
@@ -1749,7 +1774,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.BindUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+		return e.ComplexityRoot.Mutation.BindUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID), args["force"].(*bool)), true
 	case "Mutation.cancelJob":
 		if e.ComplexityRoot.Mutation.CancelJob == nil {
 			break
@@ -2008,7 +2033,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.UnbindUserGroups(childComplexity, args["integrationID"].(pulid.ID), args["groupIDs"].([]pulid.ID)), true
+		return e.ComplexityRoot.Mutation.UnbindUserGroups(childComplexity, args["integrationID"].(pulid.ID), args["groupIDs"].([]pulid.ID), args["releaseOwnership"].(*bool)), true
 	case "Mutation.unbindUsers":
 		if e.ComplexityRoot.Mutation.UnbindUsers == nil {
 			break
@@ -2019,7 +2044,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.UnbindUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID)), true
+		return e.ComplexityRoot.Mutation.UnbindUsers(childComplexity, args["integrationID"].(pulid.ID), args["userIDs"].([]pulid.ID), args["releaseOwnership"].(*bool)), true
 	case "Mutation.unlockUser":
 		if e.ComplexityRoot.Mutation.UnlockUser == nil {
 			break
@@ -2542,6 +2567,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Users(childComplexity, args["after"].(*entgql.Cursor[pulid.ID]), args["first"].(*int), args["before"].(*entgql.Cursor[pulid.ID]), args["last"].(*int), args["orderBy"].(*ent.UserOrder), args["where"].(*ent.UserWhereInput)), true
 
+	case "RemoteDrift.action":
+		if e.ComplexityRoot.RemoteDrift.Action == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteDrift.Action(childComplexity), true
+	case "RemoteDrift.deleted":
+		if e.ComplexityRoot.RemoteDrift.Deleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteDrift.Deleted(childComplexity), true
+	case "RemoteDrift.detectedAt":
+		if e.ComplexityRoot.RemoteDrift.DetectedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteDrift.DetectedAt(childComplexity), true
+	case "RemoteDrift.jobID":
+		if e.ComplexityRoot.RemoteDrift.JobID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteDrift.JobID(childComplexity), true
+	case "RemoteDrift.properties":
+		if e.ComplexityRoot.RemoteDrift.Properties == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteDrift.Properties(childComplexity), true
+
 	case "RemoteLink.createdAt":
 		if e.ComplexityRoot.RemoteLink.CreatedAt == nil {
 			break
@@ -2554,6 +2610,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RemoteLink.DisplayName(childComplexity), true
+	case "RemoteLink.drift":
+		if e.ComplexityRoot.RemoteLink.Drift == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteLink.Drift(childComplexity), true
 	case "RemoteLink.foreignMembers":
 		if e.ComplexityRoot.RemoteLink.ForeignMembers == nil {
 			break
@@ -2632,6 +2694,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RemoteLink.MembersPending(childComplexity), true
+	case "RemoteLink.ownerMarked":
+		if e.ComplexityRoot.RemoteLink.OwnerMarked == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RemoteLink.OwnerMarked(childComplexity), true
 	case "RemoteLink.passwordErrorCode":
 		if e.ComplexityRoot.RemoteLink.PasswordErrorCode == nil {
 			break
@@ -4034,6 +4102,11 @@ type Integration implements Node {
   groupManagement: Boolean!
   suspendOnPasswordExpiry: Boolean!
   suspendOnLockout: Boolean!
+  driftAction: IntegrationDriftAction!
+  """
+  When the last drift round completed.
+  """
+  driftCheckedAt: Time
   attributeMappings: [AttributeMapping!]!
   links(
     """
@@ -4083,6 +4156,13 @@ type IntegrationConnection {
   Identifies the total count of items in the connection.
   """
   totalCount: Int!
+}
+"""
+IntegrationDriftAction is enum for the field drift_action
+"""
+enum IntegrationDriftAction @goModel(model: "github.com/dirsync/dirsync/ent/integration.DriftAction") {
+  CORRECT
+  REPORT
 }
 """
 An edge in a connection.
@@ -4341,6 +4421,26 @@ input IntegrationWhereInput {
   """
   suspendOnLockout: Boolean
   suspendOnLockoutNEQ: Boolean
+  """
+  drift_action field predicates
+  """
+  driftAction: IntegrationDriftAction
+  driftActionNEQ: IntegrationDriftAction
+  driftActionIn: [IntegrationDriftAction!]
+  driftActionNotIn: [IntegrationDriftAction!]
+  """
+  drift_checked_at field predicates
+  """
+  driftCheckedAt: Time
+  driftCheckedAtNEQ: Time
+  driftCheckedAtIn: [Time!]
+  driftCheckedAtNotIn: [Time!]
+  driftCheckedAtGT: Time
+  driftCheckedAtGTE: Time
+  driftCheckedAtLT: Time
+  driftCheckedAtLTE: Time
+  driftCheckedAtIsNil: Boolean
+  driftCheckedAtNotNil: Boolean
   """
   links edge predicates
   """
@@ -5623,6 +5723,14 @@ type RemoteLink implements Node {
   """
   remoteCreatedAt: Time
   statusReason: String
+  """
+  The remote object carries this integration's ownership marker (open extension com.dirsync.owner, docs/ownership.md).
+  """
+  ownerMarked: Boolean!
+  """
+  What a drift round last found changed in the tenant behind our back; null: nothing (docs/drift.md).
+  """
+  drift: RemoteDrift
   lastErrorCode: String
   lastErrorMessage: String
   lastErrorRequestID: String
@@ -5723,6 +5831,7 @@ enum RemoteLinkStatus @goModel(model: "github.com/dirsync/dirsync/ent/remotelink
   IN_SYNC
   OUT_OF_SCOPE
   ERROR
+  REMOTE_DELETED
 }
 """
 RemoteLinkWhereInput is used for filtering RemoteLink objects.
@@ -5910,6 +6019,11 @@ input RemoteLinkWhereInput {
   statusReasonNotNil: Boolean
   statusReasonEqualFold: String
   statusReasonContainsFold: String
+  """
+  owner_marked field predicates
+  """
+  ownerMarked: Boolean
+  ownerMarkedNEQ: Boolean
   """
   last_error_code field predicates
   """
@@ -7143,6 +7257,8 @@ input CreateIntegrationInput {
   groupManagement: Boolean
   suspendOnPasswordExpiry: Boolean
   suspendOnLockout: Boolean
+  """What a drift round does with a remote edit of something dirsync manages; default CORRECT (docs/drift.md)."""
+  driftAction: IntegrationDriftAction
   """Replaces the shipped default mapping table."""
   attributeMappings: [AttributeMappingInput!]
 }
@@ -7163,6 +7279,8 @@ input UpdateIntegrationInput {
   groupManagement: Boolean
   suspendOnPasswordExpiry: Boolean
   suspendOnLockout: Boolean
+  """What a drift round does with a remote edit of something dirsync manages (docs/drift.md)."""
+  driftAction: IntegrationDriftAction
   attributeMappings: [AttributeMappingInput!]
   """Back to the shipped default mapping table."""
   resetAttributeMappings: Boolean
@@ -7203,13 +7321,17 @@ extend type Mutation {
   """Deletes configuration, bindings and links for good; remote objects stay as they are (I6)."""
   deleteIntegration(id: ID!): DeleteIntegrationPayload!
   """Connects users directly (B1). Idempotent."""
-  bindUsers(integrationID: ID!, userIDs: [ID!]!): BindingPayload!
+  bindUsers(integrationID: ID!, userIDs: [ID!]!, """Take over remote accounts another dirsync integration or deployment marked as its own (docs/ownership.md)."""
+    force: Boolean): BindingPayload!
   """Removes direct bindings; users no longer connected are deprovisioned (X2). Idempotent."""
-  unbindUsers(integrationID: ID!, userIDs: [ID!]!): BindingPayload!
+  unbindUsers(integrationID: ID!, userIDs: [ID!]!, """Also remove this integration's ownership marker from the accounts deprovisioned (docs/ownership.md)."""
+    releaseOwnership: Boolean): BindingPayload!
   """Connects user groups and so their members (B1–B2). Idempotent."""
-  bindUserGroups(integrationID: ID!, groupIDs: [ID!]!): BindingPayload!
+  bindUserGroups(integrationID: ID!, groupIDs: [ID!]!, """Take over remote accounts another dirsync integration or deployment marked as its own (docs/ownership.md)."""
+    force: Boolean): BindingPayload!
   """Removes group bindings; members no longer connected are deprovisioned (X4). Idempotent."""
-  unbindUserGroups(integrationID: ID!, groupIDs: [ID!]!): BindingPayload!
+  unbindUserGroups(integrationID: ID!, groupIDs: [ID!]!, """Also remove this integration's ownership marker from the accounts deprovisioned (docs/ownership.md)."""
+    releaseOwnership: Boolean): BindingPayload!
 }
 
 extend type UpdateUserPayload {
@@ -7239,6 +7361,24 @@ extend type RemoveUserGroupMembersPayload {
 
 extend type DeleteUserGroupPayload {
   jobs: [Job!]!
+}
+
+"""
+What a drift round found changed in the tenant on a linked user or group,
+compared with what dirsync last applied (see docs/drift.md). Cleared when a
+reconcile wrote the directory's values again or a later round saw the object
+match.
+"""
+type RemoteDrift {
+  """Graph property names that differ; "members" for a group's membership; "deleted" for a deletion."""
+  properties: [String!]!
+  detectedAt: Time!
+  """The object was deleted in the tenant: the link is REMOTE_DELETED until a resync re-creates it."""
+  deleted: Boolean!
+  """CORRECT: a job re-applies the directory's values; REPORT: only recorded (integration driftAction)."""
+  action: String!
+  """The correcting job (action CORRECT)."""
+  jobID: ID
 }
 `, BuiltIn: false},
 	{Name: "../../schema/passwords.graphqls", Input: `# Hand-written API of passwords for administrators (API key): set or change a
@@ -7808,6 +7948,10 @@ func (ec *executionContext) childFields_Integration(ctx context.Context, field g
 		return ec.fieldContext_Integration_suspendOnPasswordExpiry(ctx, field)
 	case "suspendOnLockout":
 		return ec.fieldContext_Integration_suspendOnLockout(ctx, field)
+	case "driftAction":
+		return ec.fieldContext_Integration_driftAction(ctx, field)
+	case "driftCheckedAt":
+		return ec.fieldContext_Integration_driftCheckedAt(ctx, field)
 	case "attributeMappings":
 		return ec.fieldContext_Integration_attributeMappings(ctx, field)
 	case "links":
@@ -8150,6 +8294,22 @@ func (ec *executionContext) childFields_PortalSessionPayload(ctx context.Context
 	return nil, fmt.Errorf("no field named %q was found under type PortalSessionPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_RemoteDrift(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "properties":
+		return ec.fieldContext_RemoteDrift_properties(ctx, field)
+	case "detectedAt":
+		return ec.fieldContext_RemoteDrift_detectedAt(ctx, field)
+	case "deleted":
+		return ec.fieldContext_RemoteDrift_deleted(ctx, field)
+	case "action":
+		return ec.fieldContext_RemoteDrift_action(ctx, field)
+	case "jobID":
+		return ec.fieldContext_RemoteDrift_jobID(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RemoteDrift", field.Name)
+}
+
 func (ec *executionContext) childFields_RemoteLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -8180,6 +8340,10 @@ func (ec *executionContext) childFields_RemoteLink(ctx context.Context, field gr
 		return ec.fieldContext_RemoteLink_remoteCreatedAt(ctx, field)
 	case "statusReason":
 		return ec.fieldContext_RemoteLink_statusReason(ctx, field)
+	case "ownerMarked":
+		return ec.fieldContext_RemoteLink_ownerMarked(ctx, field)
+	case "drift":
+		return ec.fieldContext_RemoteLink_drift(ctx, field)
 	case "lastErrorCode":
 		return ec.fieldContext_RemoteLink_lastErrorCode(ctx, field)
 	case "lastErrorMessage":
@@ -8979,6 +9143,14 @@ func (ec *executionContext) field_Mutation_bindUserGroups_args(ctx context.Conte
 		return nil, err
 	}
 	args["groupIDs"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "force",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["force"] = arg2
 	return args, nil
 }
 
@@ -9001,6 +9173,14 @@ func (ec *executionContext) field_Mutation_bindUsers_args(ctx context.Context, r
 		return nil, err
 	}
 	args["userIDs"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "force",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["force"] = arg2
 	return args, nil
 }
 
@@ -9419,6 +9599,14 @@ func (ec *executionContext) field_Mutation_unbindUserGroups_args(ctx context.Con
 		return nil, err
 	}
 	args["groupIDs"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "releaseOwnership",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["releaseOwnership"] = arg2
 	return args, nil
 }
 
@@ -9441,6 +9629,14 @@ func (ec *executionContext) field_Mutation_unbindUsers_args(ctx context.Context,
 		return nil, err
 	}
 	args["userIDs"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "releaseOwnership",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["releaseOwnership"] = arg2
 	return args, nil
 }
 
@@ -12520,6 +12716,52 @@ func (ec *executionContext) fieldContext_Integration_suspendOnLockout(_ context.
 	return graphql.NewScalarFieldContext("Integration", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _Integration_driftAction(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Integration_driftAction(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DriftAction, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v integration.DriftAction) graphql.Marshaler {
+			return ec.marshalNIntegrationDriftAction2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Integration_driftAction(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Integration", field, false, false, "IntegrationDriftAction")
+}
+
+func (ec *executionContext) _Integration_driftCheckedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Integration_driftCheckedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DriftCheckedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Integration_driftCheckedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Integration", field, false, false, "Time")
+}
+
 func (ec *executionContext) _Integration_attributeMappings(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15161,7 +15403,7 @@ func (ec *executionContext) _Mutation_bindUsers(ctx context.Context, field graph
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().BindUsers(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["userIDs"].([]pulid.ID))
+			return ec.Resolvers.Mutation().BindUsers(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["userIDs"].([]pulid.ID), fc.Args["force"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.BindingPayload) graphql.Marshaler {
@@ -15205,7 +15447,7 @@ func (ec *executionContext) _Mutation_unbindUsers(ctx context.Context, field gra
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().UnbindUsers(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["userIDs"].([]pulid.ID))
+			return ec.Resolvers.Mutation().UnbindUsers(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["userIDs"].([]pulid.ID), fc.Args["releaseOwnership"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.BindingPayload) graphql.Marshaler {
@@ -15249,7 +15491,7 @@ func (ec *executionContext) _Mutation_bindUserGroups(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().BindUserGroups(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["groupIDs"].([]pulid.ID))
+			return ec.Resolvers.Mutation().BindUserGroups(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["groupIDs"].([]pulid.ID), fc.Args["force"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.BindingPayload) graphql.Marshaler {
@@ -15293,7 +15535,7 @@ func (ec *executionContext) _Mutation_unbindUserGroups(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().UnbindUserGroups(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["groupIDs"].([]pulid.ID))
+			return ec.Resolvers.Mutation().UnbindUserGroups(ctx, fc.Args["integrationID"].(pulid.ID), fc.Args["groupIDs"].([]pulid.ID), fc.Args["releaseOwnership"].(*bool))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.BindingPayload) graphql.Marshaler {
@@ -17724,6 +17966,121 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _RemoteDrift_properties(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteDrift_properties(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Properties, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteDrift_properties(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteDrift", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteDrift_detectedAt(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteDrift_detectedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DetectedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteDrift_detectedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteDrift", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RemoteDrift_deleted(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteDrift_deleted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deleted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteDrift_deleted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteDrift", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _RemoteDrift_action(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteDrift_action(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Action, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteDrift_action(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteDrift", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteDrift_jobID(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteDrift_jobID(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.JobID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v pulid.ID) graphql.Marshaler {
+			return ec.marshalOID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteDrift_jobID(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteDrift", field, false, false, "ID")
+}
+
 func (ec *executionContext) _RemoteLink_id(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -18044,6 +18401,61 @@ func (ec *executionContext) _RemoteLink_statusReason(ctx context.Context, field 
 }
 func (ec *executionContext) fieldContext_RemoteLink_statusReason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "String")
+}
+
+func (ec *executionContext) _RemoteLink_ownerMarked(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteLink_ownerMarked(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OwnerMarked, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteLink_ownerMarked(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RemoteLink", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _RemoteLink_drift(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RemoteLink_drift(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Drift, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *driftinfo.Drift) graphql.Marshaler {
+			return ec.marshalORemoteDrift2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋdriftᚋdriftinfoᚐDrift(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RemoteLink_drift(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RemoteLink",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RemoteDrift(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _RemoteLink_lastErrorCode(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
@@ -22273,7 +22685,7 @@ func (ec *executionContext) unmarshalInputCreateIntegrationInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "tenantID", "clientID", "clientSecret", "graphBaseURL", "loginBaseURL", "domains", "defaultDomain", "emailSource", "groupManagement", "suspendOnPasswordExpiry", "suspendOnLockout", "attributeMappings"}
+	fieldsInOrder := [...]string{"name", "tenantID", "clientID", "clientSecret", "graphBaseURL", "loginBaseURL", "domains", "defaultDomain", "emailSource", "groupManagement", "suspendOnPasswordExpiry", "suspendOnLockout", "driftAction", "attributeMappings"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -22364,6 +22776,13 @@ func (ec *executionContext) unmarshalInputCreateIntegrationInput(ctx context.Con
 				return it, err
 			}
 			it.SuspendOnLockout = data
+		case "driftAction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftAction"))
+			data, err := ec.unmarshalOIntegrationDriftAction2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftAction = data
 		case "attributeMappings":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attributeMappings"))
 			data, err := ec.unmarshalOAttributeMappingInput2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋmappingᚐRuleᚄ(ctx, v)
@@ -23639,7 +24058,7 @@ func (ec *executionContext) unmarshalInputIntegrationWhereInput(ctx context.Cont
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "tenantID", "tenantIDNEQ", "tenantIDIn", "tenantIDNotIn", "tenantIDGT", "tenantIDGTE", "tenantIDLT", "tenantIDLTE", "tenantIDContains", "tenantIDHasPrefix", "tenantIDHasSuffix", "tenantIDEqualFold", "tenantIDContainsFold", "clientID", "clientIDNEQ", "clientIDIn", "clientIDNotIn", "clientIDGT", "clientIDGTE", "clientIDLT", "clientIDLTE", "clientIDContains", "clientIDHasPrefix", "clientIDHasSuffix", "clientIDEqualFold", "clientIDContainsFold", "graphBaseURL", "graphBaseURLNEQ", "graphBaseURLIn", "graphBaseURLNotIn", "graphBaseURLGT", "graphBaseURLGTE", "graphBaseURLLT", "graphBaseURLLTE", "graphBaseURLContains", "graphBaseURLHasPrefix", "graphBaseURLHasSuffix", "graphBaseURLIsNil", "graphBaseURLNotNil", "graphBaseURLEqualFold", "graphBaseURLContainsFold", "loginBaseURL", "loginBaseURLNEQ", "loginBaseURLIn", "loginBaseURLNotIn", "loginBaseURLGT", "loginBaseURLGTE", "loginBaseURLLT", "loginBaseURLLTE", "loginBaseURLContains", "loginBaseURLHasPrefix", "loginBaseURLHasSuffix", "loginBaseURLIsNil", "loginBaseURLNotNil", "loginBaseURLEqualFold", "loginBaseURLContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "authorizedAt", "authorizedAtNEQ", "authorizedAtIn", "authorizedAtNotIn", "authorizedAtGT", "authorizedAtGTE", "authorizedAtLT", "authorizedAtLTE", "authorizedAtIsNil", "authorizedAtNotNil", "lastError", "lastErrorNEQ", "lastErrorIn", "lastErrorNotIn", "lastErrorGT", "lastErrorGTE", "lastErrorLT", "lastErrorLTE", "lastErrorContains", "lastErrorHasPrefix", "lastErrorHasSuffix", "lastErrorIsNil", "lastErrorNotNil", "lastErrorEqualFold", "lastErrorContainsFold", "defaultDomain", "defaultDomainNEQ", "defaultDomainIn", "defaultDomainNotIn", "defaultDomainGT", "defaultDomainGTE", "defaultDomainLT", "defaultDomainLTE", "defaultDomainContains", "defaultDomainHasPrefix", "defaultDomainHasSuffix", "defaultDomainIsNil", "defaultDomainNotNil", "defaultDomainEqualFold", "defaultDomainContainsFold", "tenantPasswordExpiry", "tenantPasswordExpiryNEQ", "emailSource", "emailSourceNEQ", "emailSourceIn", "emailSourceNotIn", "groupManagement", "groupManagementNEQ", "suspendOnPasswordExpiry", "suspendOnPasswordExpiryNEQ", "suspendOnLockout", "suspendOnLockoutNEQ", "hasLinks", "hasLinksWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "name", "nameNEQ", "nameIn", "nameNotIn", "nameGT", "nameGTE", "nameLT", "nameLTE", "nameContains", "nameHasPrefix", "nameHasSuffix", "nameEqualFold", "nameContainsFold", "tenantID", "tenantIDNEQ", "tenantIDIn", "tenantIDNotIn", "tenantIDGT", "tenantIDGTE", "tenantIDLT", "tenantIDLTE", "tenantIDContains", "tenantIDHasPrefix", "tenantIDHasSuffix", "tenantIDEqualFold", "tenantIDContainsFold", "clientID", "clientIDNEQ", "clientIDIn", "clientIDNotIn", "clientIDGT", "clientIDGTE", "clientIDLT", "clientIDLTE", "clientIDContains", "clientIDHasPrefix", "clientIDHasSuffix", "clientIDEqualFold", "clientIDContainsFold", "graphBaseURL", "graphBaseURLNEQ", "graphBaseURLIn", "graphBaseURLNotIn", "graphBaseURLGT", "graphBaseURLGTE", "graphBaseURLLT", "graphBaseURLLTE", "graphBaseURLContains", "graphBaseURLHasPrefix", "graphBaseURLHasSuffix", "graphBaseURLIsNil", "graphBaseURLNotNil", "graphBaseURLEqualFold", "graphBaseURLContainsFold", "loginBaseURL", "loginBaseURLNEQ", "loginBaseURLIn", "loginBaseURLNotIn", "loginBaseURLGT", "loginBaseURLGTE", "loginBaseURLLT", "loginBaseURLLTE", "loginBaseURLContains", "loginBaseURLHasPrefix", "loginBaseURLHasSuffix", "loginBaseURLIsNil", "loginBaseURLNotNil", "loginBaseURLEqualFold", "loginBaseURLContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "authorizedAt", "authorizedAtNEQ", "authorizedAtIn", "authorizedAtNotIn", "authorizedAtGT", "authorizedAtGTE", "authorizedAtLT", "authorizedAtLTE", "authorizedAtIsNil", "authorizedAtNotNil", "lastError", "lastErrorNEQ", "lastErrorIn", "lastErrorNotIn", "lastErrorGT", "lastErrorGTE", "lastErrorLT", "lastErrorLTE", "lastErrorContains", "lastErrorHasPrefix", "lastErrorHasSuffix", "lastErrorIsNil", "lastErrorNotNil", "lastErrorEqualFold", "lastErrorContainsFold", "defaultDomain", "defaultDomainNEQ", "defaultDomainIn", "defaultDomainNotIn", "defaultDomainGT", "defaultDomainGTE", "defaultDomainLT", "defaultDomainLTE", "defaultDomainContains", "defaultDomainHasPrefix", "defaultDomainHasSuffix", "defaultDomainIsNil", "defaultDomainNotNil", "defaultDomainEqualFold", "defaultDomainContainsFold", "tenantPasswordExpiry", "tenantPasswordExpiryNEQ", "emailSource", "emailSourceNEQ", "emailSourceIn", "emailSourceNotIn", "groupManagement", "groupManagementNEQ", "suspendOnPasswordExpiry", "suspendOnPasswordExpiryNEQ", "suspendOnLockout", "suspendOnLockoutNEQ", "driftAction", "driftActionNEQ", "driftActionIn", "driftActionNotIn", "driftCheckedAt", "driftCheckedAtNEQ", "driftCheckedAtIn", "driftCheckedAtNotIn", "driftCheckedAtGT", "driftCheckedAtGTE", "driftCheckedAtLT", "driftCheckedAtLTE", "driftCheckedAtIsNil", "driftCheckedAtNotNil", "hasLinks", "hasLinksWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -24710,6 +25129,104 @@ func (ec *executionContext) unmarshalInputIntegrationWhereInput(ctx context.Cont
 				return it, err
 			}
 			it.SuspendOnLockoutNEQ = data
+		case "driftAction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftAction"))
+			data, err := ec.unmarshalOIntegrationDriftAction2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftAction = data
+		case "driftActionNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftActionNEQ"))
+			data, err := ec.unmarshalOIntegrationDriftAction2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftActionNEQ = data
+		case "driftActionIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftActionIn"))
+			data, err := ec.unmarshalOIntegrationDriftAction2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftActionᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftActionIn = data
+		case "driftActionNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftActionNotIn"))
+			data, err := ec.unmarshalOIntegrationDriftAction2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftActionᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftActionNotIn = data
+		case "driftCheckedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAt"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAt = data
+		case "driftCheckedAtNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtNEQ"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtNEQ = data
+		case "driftCheckedAtIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtIn = data
+		case "driftCheckedAtNotIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtNotIn"))
+			data, err := ec.unmarshalOTime2ᚕtimeᚐTimeᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtNotIn = data
+		case "driftCheckedAtGT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtGT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtGT = data
+		case "driftCheckedAtGTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtGTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtGTE = data
+		case "driftCheckedAtLT":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtLT"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtLT = data
+		case "driftCheckedAtLTE":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtLTE"))
+			data, err := ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtLTE = data
+		case "driftCheckedAtIsNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtIsNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtIsNil = data
+		case "driftCheckedAtNotNil":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftCheckedAtNotNil"))
+			data, err := ec.unmarshalOBoolean2bool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftCheckedAtNotNil = data
 		case "hasLinks":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("hasLinks"))
 			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
@@ -28951,7 +29468,7 @@ func (ec *executionContext) unmarshalInputRemoteLinkWhereInput(ctx context.Conte
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDEqualFold", "integrationIDContainsFold", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "groupID", "groupIDNEQ", "groupIDIn", "groupIDNotIn", "groupIDGT", "groupIDGTE", "groupIDLT", "groupIDLTE", "groupIDContains", "groupIDHasPrefix", "groupIDHasSuffix", "groupIDIsNil", "groupIDNotNil", "groupIDEqualFold", "groupIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "remoteID", "remoteIDNEQ", "remoteIDIn", "remoteIDNotIn", "remoteIDGT", "remoteIDGTE", "remoteIDLT", "remoteIDLTE", "remoteIDContains", "remoteIDHasPrefix", "remoteIDHasSuffix", "remoteIDIsNil", "remoteIDNotNil", "remoteIDEqualFold", "remoteIDContainsFold", "upn", "upnNEQ", "upnIn", "upnNotIn", "upnGT", "upnGTE", "upnLT", "upnLTE", "upnContains", "upnHasPrefix", "upnHasSuffix", "upnIsNil", "upnNotNil", "upnEqualFold", "upnContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "remoteEnabled", "remoteEnabledNEQ", "remoteEnabledIsNil", "remoteEnabledNotNil", "takenOver", "takenOverNEQ", "remoteCreatedAt", "remoteCreatedAtNEQ", "remoteCreatedAtIn", "remoteCreatedAtNotIn", "remoteCreatedAtGT", "remoteCreatedAtGTE", "remoteCreatedAtLT", "remoteCreatedAtLTE", "remoteCreatedAtIsNil", "remoteCreatedAtNotNil", "statusReason", "statusReasonNEQ", "statusReasonIn", "statusReasonNotIn", "statusReasonGT", "statusReasonGTE", "statusReasonLT", "statusReasonLTE", "statusReasonContains", "statusReasonHasPrefix", "statusReasonHasSuffix", "statusReasonIsNil", "statusReasonNotNil", "statusReasonEqualFold", "statusReasonContainsFold", "lastErrorCode", "lastErrorCodeNEQ", "lastErrorCodeIn", "lastErrorCodeNotIn", "lastErrorCodeGT", "lastErrorCodeGTE", "lastErrorCodeLT", "lastErrorCodeLTE", "lastErrorCodeContains", "lastErrorCodeHasPrefix", "lastErrorCodeHasSuffix", "lastErrorCodeIsNil", "lastErrorCodeNotNil", "lastErrorCodeEqualFold", "lastErrorCodeContainsFold", "lastErrorMessage", "lastErrorMessageNEQ", "lastErrorMessageIn", "lastErrorMessageNotIn", "lastErrorMessageGT", "lastErrorMessageGTE", "lastErrorMessageLT", "lastErrorMessageLTE", "lastErrorMessageContains", "lastErrorMessageHasPrefix", "lastErrorMessageHasSuffix", "lastErrorMessageIsNil", "lastErrorMessageNotNil", "lastErrorMessageEqualFold", "lastErrorMessageContainsFold", "lastErrorRequestID", "lastErrorRequestIDNEQ", "lastErrorRequestIDIn", "lastErrorRequestIDNotIn", "lastErrorRequestIDGT", "lastErrorRequestIDGTE", "lastErrorRequestIDLT", "lastErrorRequestIDLTE", "lastErrorRequestIDContains", "lastErrorRequestIDHasPrefix", "lastErrorRequestIDHasSuffix", "lastErrorRequestIDIsNil", "lastErrorRequestIDNotNil", "lastErrorRequestIDEqualFold", "lastErrorRequestIDContainsFold", "lastSyncedAt", "lastSyncedAtNEQ", "lastSyncedAtIn", "lastSyncedAtNotIn", "lastSyncedAtGT", "lastSyncedAtGTE", "lastSyncedAtLT", "lastSyncedAtLTE", "lastSyncedAtIsNil", "lastSyncedAtNotNil", "displayName", "displayNameNEQ", "displayNameIn", "displayNameNotIn", "displayNameGT", "displayNameGTE", "displayNameLT", "displayNameLTE", "displayNameContains", "displayNameHasPrefix", "displayNameHasSuffix", "displayNameIsNil", "displayNameNotNil", "displayNameEqualFold", "displayNameContainsFold", "membersInSync", "membersInSyncNEQ", "membersInSyncIn", "membersInSyncNotIn", "membersInSyncGT", "membersInSyncGTE", "membersInSyncLT", "membersInSyncLTE", "membersPending", "membersPendingNEQ", "membersPendingIn", "membersPendingNotIn", "membersPendingGT", "membersPendingGTE", "membersPendingLT", "membersPendingLTE", "foreignMembers", "foreignMembersNEQ", "foreignMembersIn", "foreignMembersNotIn", "foreignMembersGT", "foreignMembersGTE", "foreignMembersLT", "foreignMembersLTE", "passwordVersion", "passwordVersionNEQ", "passwordVersionIn", "passwordVersionNotIn", "passwordVersionGT", "passwordVersionGTE", "passwordVersionLT", "passwordVersionLTE", "passwordPushedAt", "passwordPushedAtNEQ", "passwordPushedAtIn", "passwordPushedAtNotIn", "passwordPushedAtGT", "passwordPushedAtGTE", "passwordPushedAtLT", "passwordPushedAtLTE", "passwordPushedAtIsNil", "passwordPushedAtNotNil", "passwordErrorCode", "passwordErrorCodeNEQ", "passwordErrorCodeIn", "passwordErrorCodeNotIn", "passwordErrorCodeGT", "passwordErrorCodeGTE", "passwordErrorCodeLT", "passwordErrorCodeLTE", "passwordErrorCodeContains", "passwordErrorCodeHasPrefix", "passwordErrorCodeHasSuffix", "passwordErrorCodeIsNil", "passwordErrorCodeNotNil", "passwordErrorCodeEqualFold", "passwordErrorCodeContainsFold", "passwordErrorMessage", "passwordErrorMessageNEQ", "passwordErrorMessageIn", "passwordErrorMessageNotIn", "passwordErrorMessageGT", "passwordErrorMessageGTE", "passwordErrorMessageLT", "passwordErrorMessageLTE", "passwordErrorMessageContains", "passwordErrorMessageHasPrefix", "passwordErrorMessageHasSuffix", "passwordErrorMessageIsNil", "passwordErrorMessageNotNil", "passwordErrorMessageEqualFold", "passwordErrorMessageContainsFold", "hasIntegration", "hasIntegrationWith", "hasUser", "hasUserWith", "hasGroup", "hasGroupWith"}
+	fieldsInOrder := [...]string{"not", "and", "or", "id", "idNEQ", "idIn", "idNotIn", "idGT", "idGTE", "idLT", "idLTE", "createdAt", "createdAtNEQ", "createdAtIn", "createdAtNotIn", "createdAtGT", "createdAtGTE", "createdAtLT", "createdAtLTE", "updatedAt", "updatedAtNEQ", "updatedAtIn", "updatedAtNotIn", "updatedAtGT", "updatedAtGTE", "updatedAtLT", "updatedAtLTE", "integrationID", "integrationIDNEQ", "integrationIDIn", "integrationIDNotIn", "integrationIDGT", "integrationIDGTE", "integrationIDLT", "integrationIDLTE", "integrationIDContains", "integrationIDHasPrefix", "integrationIDHasSuffix", "integrationIDEqualFold", "integrationIDContainsFold", "userID", "userIDNEQ", "userIDIn", "userIDNotIn", "userIDGT", "userIDGTE", "userIDLT", "userIDLTE", "userIDContains", "userIDHasPrefix", "userIDHasSuffix", "userIDIsNil", "userIDNotNil", "userIDEqualFold", "userIDContainsFold", "groupID", "groupIDNEQ", "groupIDIn", "groupIDNotIn", "groupIDGT", "groupIDGTE", "groupIDLT", "groupIDLTE", "groupIDContains", "groupIDHasPrefix", "groupIDHasSuffix", "groupIDIsNil", "groupIDNotNil", "groupIDEqualFold", "groupIDContainsFold", "kind", "kindNEQ", "kindIn", "kindNotIn", "remoteID", "remoteIDNEQ", "remoteIDIn", "remoteIDNotIn", "remoteIDGT", "remoteIDGTE", "remoteIDLT", "remoteIDLTE", "remoteIDContains", "remoteIDHasPrefix", "remoteIDHasSuffix", "remoteIDIsNil", "remoteIDNotNil", "remoteIDEqualFold", "remoteIDContainsFold", "upn", "upnNEQ", "upnIn", "upnNotIn", "upnGT", "upnGTE", "upnLT", "upnLTE", "upnContains", "upnHasPrefix", "upnHasSuffix", "upnIsNil", "upnNotNil", "upnEqualFold", "upnContainsFold", "status", "statusNEQ", "statusIn", "statusNotIn", "remoteEnabled", "remoteEnabledNEQ", "remoteEnabledIsNil", "remoteEnabledNotNil", "takenOver", "takenOverNEQ", "remoteCreatedAt", "remoteCreatedAtNEQ", "remoteCreatedAtIn", "remoteCreatedAtNotIn", "remoteCreatedAtGT", "remoteCreatedAtGTE", "remoteCreatedAtLT", "remoteCreatedAtLTE", "remoteCreatedAtIsNil", "remoteCreatedAtNotNil", "statusReason", "statusReasonNEQ", "statusReasonIn", "statusReasonNotIn", "statusReasonGT", "statusReasonGTE", "statusReasonLT", "statusReasonLTE", "statusReasonContains", "statusReasonHasPrefix", "statusReasonHasSuffix", "statusReasonIsNil", "statusReasonNotNil", "statusReasonEqualFold", "statusReasonContainsFold", "ownerMarked", "ownerMarkedNEQ", "lastErrorCode", "lastErrorCodeNEQ", "lastErrorCodeIn", "lastErrorCodeNotIn", "lastErrorCodeGT", "lastErrorCodeGTE", "lastErrorCodeLT", "lastErrorCodeLTE", "lastErrorCodeContains", "lastErrorCodeHasPrefix", "lastErrorCodeHasSuffix", "lastErrorCodeIsNil", "lastErrorCodeNotNil", "lastErrorCodeEqualFold", "lastErrorCodeContainsFold", "lastErrorMessage", "lastErrorMessageNEQ", "lastErrorMessageIn", "lastErrorMessageNotIn", "lastErrorMessageGT", "lastErrorMessageGTE", "lastErrorMessageLT", "lastErrorMessageLTE", "lastErrorMessageContains", "lastErrorMessageHasPrefix", "lastErrorMessageHasSuffix", "lastErrorMessageIsNil", "lastErrorMessageNotNil", "lastErrorMessageEqualFold", "lastErrorMessageContainsFold", "lastErrorRequestID", "lastErrorRequestIDNEQ", "lastErrorRequestIDIn", "lastErrorRequestIDNotIn", "lastErrorRequestIDGT", "lastErrorRequestIDGTE", "lastErrorRequestIDLT", "lastErrorRequestIDLTE", "lastErrorRequestIDContains", "lastErrorRequestIDHasPrefix", "lastErrorRequestIDHasSuffix", "lastErrorRequestIDIsNil", "lastErrorRequestIDNotNil", "lastErrorRequestIDEqualFold", "lastErrorRequestIDContainsFold", "lastSyncedAt", "lastSyncedAtNEQ", "lastSyncedAtIn", "lastSyncedAtNotIn", "lastSyncedAtGT", "lastSyncedAtGTE", "lastSyncedAtLT", "lastSyncedAtLTE", "lastSyncedAtIsNil", "lastSyncedAtNotNil", "displayName", "displayNameNEQ", "displayNameIn", "displayNameNotIn", "displayNameGT", "displayNameGTE", "displayNameLT", "displayNameLTE", "displayNameContains", "displayNameHasPrefix", "displayNameHasSuffix", "displayNameIsNil", "displayNameNotNil", "displayNameEqualFold", "displayNameContainsFold", "membersInSync", "membersInSyncNEQ", "membersInSyncIn", "membersInSyncNotIn", "membersInSyncGT", "membersInSyncGTE", "membersInSyncLT", "membersInSyncLTE", "membersPending", "membersPendingNEQ", "membersPendingIn", "membersPendingNotIn", "membersPendingGT", "membersPendingGTE", "membersPendingLT", "membersPendingLTE", "foreignMembers", "foreignMembersNEQ", "foreignMembersIn", "foreignMembersNotIn", "foreignMembersGT", "foreignMembersGTE", "foreignMembersLT", "foreignMembersLTE", "passwordVersion", "passwordVersionNEQ", "passwordVersionIn", "passwordVersionNotIn", "passwordVersionGT", "passwordVersionGTE", "passwordVersionLT", "passwordVersionLTE", "passwordPushedAt", "passwordPushedAtNEQ", "passwordPushedAtIn", "passwordPushedAtNotIn", "passwordPushedAtGT", "passwordPushedAtGTE", "passwordPushedAtLT", "passwordPushedAtLTE", "passwordPushedAtIsNil", "passwordPushedAtNotNil", "passwordErrorCode", "passwordErrorCodeNEQ", "passwordErrorCodeIn", "passwordErrorCodeNotIn", "passwordErrorCodeGT", "passwordErrorCodeGTE", "passwordErrorCodeLT", "passwordErrorCodeLTE", "passwordErrorCodeContains", "passwordErrorCodeHasPrefix", "passwordErrorCodeHasSuffix", "passwordErrorCodeIsNil", "passwordErrorCodeNotNil", "passwordErrorCodeEqualFold", "passwordErrorCodeContainsFold", "passwordErrorMessage", "passwordErrorMessageNEQ", "passwordErrorMessageIn", "passwordErrorMessageNotIn", "passwordErrorMessageGT", "passwordErrorMessageGTE", "passwordErrorMessageLT", "passwordErrorMessageLTE", "passwordErrorMessageContains", "passwordErrorMessageHasPrefix", "passwordErrorMessageHasSuffix", "passwordErrorMessageIsNil", "passwordErrorMessageNotNil", "passwordErrorMessageEqualFold", "passwordErrorMessageContainsFold", "hasIntegration", "hasIntegrationWith", "hasUser", "hasUserWith", "hasGroup", "hasGroupWith"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -29931,6 +30448,20 @@ func (ec *executionContext) unmarshalInputRemoteLinkWhereInput(ctx context.Conte
 				return it, err
 			}
 			it.StatusReasonContainsFold = data
+		case "ownerMarked":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ownerMarked"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OwnerMarked = data
+		case "ownerMarkedNEQ":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ownerMarkedNEQ"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.OwnerMarkedNEQ = data
 		case "lastErrorCode":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastErrorCode"))
 			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
@@ -31044,7 +31575,7 @@ func (ec *executionContext) unmarshalInputUpdateIntegrationInput(ctx context.Con
 		asMap[k] = v
 	}
 
-	fieldsInOrder := [...]string{"name", "tenantID", "clientID", "clientSecret", "graphBaseURL", "clearGraphBaseURL", "loginBaseURL", "clearLoginBaseURL", "domains", "defaultDomain", "clearDefaultDomain", "emailSource", "groupManagement", "suspendOnPasswordExpiry", "suspendOnLockout", "attributeMappings", "resetAttributeMappings", "writeBudget", "deprovisionThreshold", "resetDeprovisionThreshold"}
+	fieldsInOrder := [...]string{"name", "tenantID", "clientID", "clientSecret", "graphBaseURL", "clearGraphBaseURL", "loginBaseURL", "clearLoginBaseURL", "domains", "defaultDomain", "clearDefaultDomain", "emailSource", "groupManagement", "suspendOnPasswordExpiry", "suspendOnLockout", "driftAction", "attributeMappings", "resetAttributeMappings", "writeBudget", "deprovisionThreshold", "resetDeprovisionThreshold"}
 	for _, k := range fieldsInOrder {
 		v, ok := asMap[k]
 		if !ok {
@@ -31156,6 +31687,13 @@ func (ec *executionContext) unmarshalInputUpdateIntegrationInput(ctx context.Con
 				return it, err
 			}
 			it.SuspendOnLockout = data
+		case "driftAction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("driftAction"))
+			data, err := ec.unmarshalOIntegrationDriftAction2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DriftAction = data
 		case "attributeMappings":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("attributeMappings"))
 			data, err := ec.unmarshalOAttributeMappingInput2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋmappingᚐRuleᚄ(ctx, v)
@@ -35867,6 +36405,16 @@ func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "driftAction":
+			out.Values[i] = ec._Integration_driftAction(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "driftCheckedAt":
+			out.Values[i] = ec._Integration_driftCheckedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		case "attributeMappings":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -37423,6 +37971,59 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	return out
 }
 
+var remoteDriftImplementors = []string{"RemoteDrift"}
+
+func (ec *executionContext) _RemoteDrift(ctx context.Context, sel ast.SelectionSet, obj *driftinfo.Drift) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, remoteDriftImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RemoteDrift")
+		case "properties":
+			out.Values[i] = ec._RemoteDrift_properties(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "detectedAt":
+			out.Values[i] = ec._RemoteDrift_detectedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleted":
+			out.Values[i] = ec._RemoteDrift_deleted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "action":
+			out.Values[i] = ec._RemoteDrift_action(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "jobID":
+			out.Values[i] = ec._RemoteDrift_jobID(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var remoteLinkImplementors = []string{"RemoteLink", "Node"}
 
 func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSet, obj *ent.RemoteLink) graphql.Marshaler {
@@ -37501,6 +38102,16 @@ func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSe
 			}
 		case "statusReason":
 			out.Values[i] = ec._RemoteLink_statusReason(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "ownerMarked":
+			out.Values[i] = ec._RemoteLink_ownerMarked(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "drift":
+			out.Values[i] = ec._RemoteLink_drift(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
@@ -39523,6 +40134,16 @@ func (ec *executionContext) marshalNIntegrationConnection2ᚖgithubᚗcomᚋdirs
 	return ec._IntegrationConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNIntegrationDriftAction2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx context.Context, v any) (integration.DriftAction, error) {
+	var res integration.DriftAction
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNIntegrationDriftAction2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx context.Context, sel ast.SelectionSet, v integration.DriftAction) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNIntegrationEmailSource2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐEmailSource(ctx context.Context, v any) (integration.EmailSource, error) {
 	var res integration.EmailSource
 	err := res.UnmarshalGQL(v)
@@ -39977,6 +40598,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNSuspendUserPayload2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐSuspendUserPayload(ctx context.Context, sel ast.SelectionSet, v *model.SuspendUserPayload) graphql.Marshaler {
@@ -40474,6 +41124,16 @@ func (ec *executionContext) marshalOFloat2ᚖfloat64(ctx context.Context, sel as
 	return graphql.WrapContextMarshaler(ctx, res)
 }
 
+func (ec *executionContext) unmarshalOID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx context.Context, v any) (pulid.ID, error) {
+	var res pulid.ID
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOID2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐID(ctx context.Context, sel ast.SelectionSet, v pulid.ID) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalOID2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋschemaᚋpulidᚐIDᚄ(ctx context.Context, v any) ([]pulid.ID, error) {
 	if v == nil {
 		return nil, nil
@@ -40602,6 +41262,58 @@ func (ec *executionContext) marshalOIntegration2ᚖgithubᚗcomᚋdirsyncᚋdirs
 		return graphql.Null
 	}
 	return ec._Integration(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOIntegrationDriftAction2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftActionᚄ(ctx context.Context, v any) ([]integration.DriftAction, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]integration.DriftAction, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNIntegrationDriftAction2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOIntegrationDriftAction2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftActionᚄ(ctx context.Context, sel ast.SelectionSet, v []integration.DriftAction) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNIntegrationDriftAction2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOIntegrationDriftAction2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx context.Context, v any) (*integration.DriftAction, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(integration.DriftAction)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOIntegrationDriftAction2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx context.Context, sel ast.SelectionSet, v *integration.DriftAction) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) marshalOIntegrationEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐIntegrationEdge(ctx context.Context, sel ast.SelectionSet, v []*ent.IntegrationEdge) graphql.Marshaler {
@@ -41135,6 +41847,13 @@ func (ec *executionContext) unmarshalOOrganizationWhereInput2ᚖgithubᚗcomᚋd
 	}
 	res, err := ec.unmarshalInputOrganizationWhereInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalORemoteDrift2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋdriftᚋdriftinfoᚐDrift(ctx context.Context, sel ast.SelectionSet, v *driftinfo.Drift) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._RemoteDrift(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalORemoteLink2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLinkᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.RemoteLink) graphql.Marshaler {

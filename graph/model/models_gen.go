@@ -98,6 +98,8 @@ type CreateIntegrationInput struct {
 	GroupManagement         *bool                    `json:"groupManagement,omitempty"`
 	SuspendOnPasswordExpiry *bool                    `json:"suspendOnPasswordExpiry,omitempty"`
 	SuspendOnLockout        *bool                    `json:"suspendOnLockout,omitempty"`
+	// What a drift round does with a remote edit of something dirsync manages; default CORRECT (docs/drift.md).
+	DriftAction *integration.DriftAction `json:"driftAction,omitempty"`
 	// Replaces the shipped default mapping table.
 	AttributeMappings []*mapping.Rule `json:"attributeMappings,omitempty"`
 }
@@ -270,7 +272,9 @@ type UpdateIntegrationInput struct {
 	GroupManagement         *bool                    `json:"groupManagement,omitempty"`
 	SuspendOnPasswordExpiry *bool                    `json:"suspendOnPasswordExpiry,omitempty"`
 	SuspendOnLockout        *bool                    `json:"suspendOnLockout,omitempty"`
-	AttributeMappings       []*mapping.Rule          `json:"attributeMappings,omitempty"`
+	// What a drift round does with a remote edit of something dirsync manages (docs/drift.md).
+	DriftAction       *integration.DriftAction `json:"driftAction,omitempty"`
+	AttributeMappings []*mapping.Rule          `json:"attributeMappings,omitempty"`
 	// Back to the shipped default mapping table.
 	ResetAttributeMappings *bool `json:"resetAttributeMappings,omitempty"`
 	// The app+tenant write budget (docs/worker.md "Write budget").

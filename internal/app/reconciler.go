@@ -17,7 +17,7 @@ func (a *App) Reconciler() (worker.Handler, func(error) time.Duration, error) {
 		return nil, nil, errors.New("app: the worker needs DIRSYNC_SECRET_KEY to open integrations' client secrets")
 	}
 	r, err := provision.New(provision.Config{Ent: a.Ent, Tenants: a.Tenants, Publisher: a.Publisher, Logger: a.Log,
-		Guard: guard.New(a.Log)})
+		Guard: guard.New(a.Log), Deployment: a.Cfg.DeploymentID})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -27,5 +27,6 @@ func (a *App) Reconciler() (worker.Handler, func(error) time.Duration, error) {
 // GroupReconciler is the security-group reconcile handler (internal/groupsync)
 // on the app's connections.
 func (a *App) GroupReconciler() (*groupsync.Reconciler, error) {
-	return groupsync.New(groupsync.Config{Ent: a.Ent, Tenants: a.Tenants, Publisher: a.Publisher, Logger: a.Log})
+	return groupsync.New(groupsync.Config{Ent: a.Ent, Tenants: a.Tenants, Publisher: a.Publisher, Logger: a.Log,
+		Deployment: a.Cfg.DeploymentID})
 }

@@ -64,6 +64,9 @@ func (a *App) NewWorkerWith(h worker.Handler, retryAfter func(error) time.Durati
 	if err := a.passwordTasks(&cfg); err != nil {
 		return nil, err
 	}
+	if err := a.driftTasks(&cfg); err != nil {
+		return nil, err
+	}
 	if opts.Tune != nil {
 		opts.Tune(&cfg)
 	}

@@ -86,6 +86,19 @@ type Config struct {
 	// and sends it again if not; 0 = the worker's default (10 min).
 	SweepAfter time.Duration
 
+	// DriftInterval (DIRSYNC_DRIFT_INTERVAL) is how often each authorized
+	// integration gets a drift round (a Graph delta query comparing the
+	// tenant with what dirsync applied, docs/drift.md), once per period
+	// across all workers, at a fixed per-integration offset; 0 turns drift
+	// detection off.
+	DriftInterval time.Duration
+
+	// DeploymentID (DIRSYNC_DEPLOYMENT_ID) names this dirsync deployment in
+	// the ownership marker every managed remote account carries
+	// (docs/ownership.md); give each deployment that may share an Entra
+	// tenant with another its own. 1–64 characters.
+	DeploymentID string
+
 	// RedisDB (DIRSYNC_REDIS_DB) is the Redis logical database of this
 	// deployment, overriding the one in RedisURL; -1 keeps the URL's. It is
 	// the deployment's namespace: asynq queues and task ids, throttle budgets
@@ -131,6 +144,8 @@ func Defaults() Config {
 		ShutdownTimeout: 15 * time.Second,
 		RelayStuckAfter: 5 * time.Minute,
 		GraphMaxHold:    5 * time.Second,
+		DriftInterval:   15 * time.Minute,
+		DeploymentID:    "dirsync",
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
 	}
@@ -249,6 +264,19 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 			errs = append(errs, fmt.Errorf("DIRSYNC_SWEEP_AFTER: %q is not a duration", v))
 		}
 		c.SweepAfter = d
+	}
+	if v, ok := lookup("DIRSYNC_DEPLOYMENT_ID"); ok && v != "" {
+		if len(v) > 64 {
+			errs = append(errs, fmt.Errorf("DIRSYNC_DEPLOYMENT_ID: longer than 64 characters"))
+		}
+		c.DeploymentID = v
+	}
+	if v, ok := lookup("DIRSYNC_DRIFT_INTERVAL"); ok && v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > 0 && d < time.Second {
+			errs = append(errs, fmt.Errorf("DIRSYNC_DRIFT_INTERVAL: %q is not 0 or a duration of at least 1s", v))
+		}
+		c.DriftInterval = d
 	}
 	if v, ok := lookup("DIRSYNC_LOG_LEVEL"); ok && v != "" {
 		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {

@@ -123,6 +123,7 @@ func (s *Sim) adminMux() *http.ServeMux {
 		s.Reset()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	s.tenantAdminRoutes(m)
 	return m
 }
 

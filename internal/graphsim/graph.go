@@ -320,6 +320,8 @@ func (c *call) route() (route, *graphError) {
 				return route{handle: (*call).deleteUser, write: true, ru: 1, perms: userWrite}, nil
 			}
 			return route{}, methodNotAllowed()
+		case strings.EqualFold(segs[2], "extensions"):
+			return c.extensionRoute(userRead, userWrite)
 		}
 		return route{}, segmentNotFound(segs[2])
 	case "groups":
@@ -368,6 +370,8 @@ func (c *call) route() (route, *graphError) {
 				return route{}, segmentNotFound(segs[3])
 			}
 			return route{}, segmentNotFound(segs[len(segs)-1])
+		case strings.EqualFold(segs[2], "extensions"):
+			return c.extensionRoute(groupRead, groupWrite)
 		}
 		return route{}, segmentNotFound(segs[2])
 	case "domains":

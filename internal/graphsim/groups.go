@@ -118,7 +118,11 @@ func (c *call) listGroups() (*reply, *graphError) {
 func (c *call) countGroups() (*reply, *graphError) { return c.count(groupDef, c.t.groups) }
 
 func (c *call) getGroup() (*reply, *graphError) {
-	if err := rejectOptions(c.query, "$select"); err != nil {
+	expand, err := expandExtensions(c.query)
+	if err != nil {
+		return nil, err
+	}
+	if err := rejectOptions(c.query, "$select", "$expand"); err != nil {
 		return nil, err
 	}
 	sel, err := parseSelect(c.query, groupDef)
@@ -130,6 +134,9 @@ func (c *call) getGroup() (*reply, *graphError) {
 		return nil, err
 	}
 	body := g.render(sel)
+	if expand {
+		body["extensions"] = g.renderExtensions()
+	}
 	body["@odata.context"] = c.context("groups", sel, true)
 	return jsonReply(http.StatusOK, body), nil
 }

@@ -164,6 +164,8 @@ type object struct {
 	members   []string
 	memberSet map[string]bool
 	memberLog []memberEvent
+	// ext holds the open extensions: extensionName → custom properties.
+	ext map[string]map[string]any
 }
 
 func (o *object) str(p string) string {

@@ -106,7 +106,11 @@ func (c *call) count(d *entityDef, objs map[string]*object) (*reply, *graphError
 }
 
 func (c *call) getUser() (*reply, *graphError) {
-	if err := rejectOptions(c.query, "$select"); err != nil {
+	expand, err := expandExtensions(c.query)
+	if err != nil {
+		return nil, err
+	}
+	if err := rejectOptions(c.query, "$select", "$expand"); err != nil {
 		return nil, err
 	}
 	sel, err := parseSelect(c.query, userDef)
@@ -118,6 +122,9 @@ func (c *call) getUser() (*reply, *graphError) {
 		return nil, err
 	}
 	body := o.render(sel)
+	if expand {
+		body["extensions"] = o.renderExtensions()
+	}
 	body["@odata.context"] = c.context("users", sel, true)
 	return jsonReply(http.StatusOK, body), nil
 }

@@ -61,6 +61,9 @@ type Config struct {
 	Publisher *pubsub.Publisher // nil = don't publish
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Deployment names this dirsync deployment in the ownership marker of
+	// the groups (DIRSYNC_DEPLOYMENT_ID); empty writes and checks none.
+	Deployment string
 }
 
 // Reconciler converges one (group, integration) per task.
@@ -116,6 +119,7 @@ type linkRow struct {
 	InSync, Pending, Foreign                    int
 	MemberIDs                                   []string
 	ErrCode, ErrMsg, ErrReq                     string
+	OwnerMarked                                 bool
 }
 
 func (o *outcome) note(format string, args ...any) {
@@ -235,6 +239,8 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileGroup, final bo
 		o.result, o.skipLink = jobs.ResultSkipped, true
 	case !st.managed:
 		r.release(st, o)
+		r.releaseMarker(ctx, st, o)
+	case remoteDeleted(st, o):
 	default:
 		if err := r.reconcile(ctx, c, st, o, log); err != nil {
 			return err
@@ -359,7 +365,7 @@ func rowOf(l *ent.RemoteLink) linkRow {
 	return linkRow{RemoteID: l.RemoteID, DisplayName: l.DisplayName, Hash: l.AppliedHash, Status: string(l.Status),
 		Reason: l.StatusReason, TakenOver: l.TakenOver, CreatedAt: l.RemoteCreatedAt, InSync: l.MembersInSync,
 		Pending: l.MembersPending, Foreign: l.ForeignMembers, MemberIDs: l.MemberIds,
-		ErrCode: l.LastErrorCode, ErrMsg: l.LastErrorMessage, ErrReq: l.LastErrorRequestID}
+		ErrCode: l.LastErrorCode, ErrMsg: l.LastErrorMessage, ErrReq: l.LastErrorRequestID, OwnerMarked: l.OwnerMarked}
 }
 
 // release stops managing (G1 management off, G4 unbound or deleted): the
@@ -400,7 +406,7 @@ func desiredMembers(ctx context.Context, c *ent.Client, groupID, integrationID p
 		`SELECT l.remote_id, l.remote_created_at
 		 FROM user_group_members m
 		 LEFT JOIN remote_links l ON l.user_id = m.user_id AND l.integration_id = $2 AND l.kind = 'USER'
-		   AND l.remote_id IS NOT NULL AND l.remote_id <> '' AND l.status <> 'OUT_OF_SCOPE'
+		   AND l.remote_id IS NOT NULL AND l.remote_id <> '' AND l.status NOT IN ('OUT_OF_SCOPE', 'REMOTE_DELETED')
 		 WHERE m.user_group_id = $1`, groupID, integrationID)
 	if err != nil {
 		return nil, 0, fmt.Errorf("groupsync: members: %w", err)
@@ -495,7 +501,11 @@ func (r *Reconciler) reconcile(ctx context.Context, c *ent.Client, st *state, o 
 			o.result = jobs.ResultUpdated
 		}
 	}
-	return r.members(ctx, c, gc, fresh, st, o, now, resolved, log)
+	if err := r.members(ctx, c, gc, fresh, st, o, now, resolved, log); err != nil {
+		return err
+	}
+	r.ensureMarked(fresh, gc, st, o)
+	return nil
 }
 
 func recent(t *time.Time, now time.Time) bool { return t != nil && now.Sub(*t) < 2*time.Minute }
@@ -505,6 +515,7 @@ func recent(t *time.Time, now time.Time) bool { return t != nil && now.Sub(*t) <
 func (r *Reconciler) lost(ctx context.Context, c *ent.Client, gc *msgraph.Client, st *state, o *outcome, now time.Time, log *slog.Logger) error {
 	o.note("the remote group %s no longer exists", o.l.RemoteID)
 	o.l.RemoteID, o.l.Hash, o.l.TakenOver, o.l.CreatedAt, o.l.MemberIDs, o.l.InSync = "", "", false, nil, nil, 0
+	o.l.OwnerMarked = false
 	return r.reconcile(ctx, c, st, o, log)
 }
 
@@ -565,6 +576,9 @@ func (r *Reconciler) resolve(ctx context.Context, c *ent.Client, gc *msgraph.Cli
 			security = nil
 		}
 		if holder == nil && security != nil {
+			if r.claim(ctx, gc, st, o, g.ID) {
+				return nil
+			}
 			o.l.RemoteID, o.l.DisplayName, o.l.TakenOver, o.l.CreatedAt = g.ID, g.DisplayName, true, nil
 			o.l.Hash = Hash(g.DisplayName, g.Description)
 			o.result = jobs.ResultTakenOver
@@ -593,6 +607,7 @@ func (r *Reconciler) resolve(ctx context.Context, c *ent.Client, gc *msgraph.Cli
 		return nil
 	}
 	o.l.RemoteID, o.l.DisplayName, o.l.TakenOver, o.l.CreatedAt = created.ID, name, false, &now
+	o.l.OwnerMarked = false
 	o.l.Hash = Hash(name, st.g.Description)
 	o.result = jobs.ResultCreated
 	o.emit(EventGroupCreate, "created remote security group %s (%s, mailNickname %s)", created.ID, name, nick)
@@ -747,11 +762,15 @@ func (r *Reconciler) saveLink(ctx context.Context, c *ent.Client, st *state, o *
 		SetStatus(remotelink.Status(l.Status)).SetStatusReason(jobs.Truncate(l.Reason, 2000)).SetTakenOver(l.TakenOver).
 		SetMembersInSync(l.InSync).SetMembersPending(l.Pending).SetForeignMembers(l.Foreign).SetMemberIds(l.MemberIDs).
 		SetLastErrorCode(jobs.Truncate(l.ErrCode, 200)).SetLastErrorMessage(jobs.Truncate(l.ErrMsg, 2000)).
-		SetLastErrorRequestID(jobs.Truncate(l.ErrReq, 100)).SetLastSyncedAt(r.cfg.Now())
+		SetLastErrorRequestID(jobs.Truncate(l.ErrReq, 100)).SetLastSyncedAt(r.cfg.Now()).SetOwnerMarked(l.OwnerMarked)
 	if l.CreatedAt != nil {
 		up.SetRemoteCreatedAt(*l.CreatedAt)
 	} else {
 		up.ClearRemoteCreatedAt()
+	}
+	if l.Status == string(remotelink.StatusIN_SYNC) && o.transient == nil && !o.failed {
+		// Every pass reads the remote members and writes the difference.
+		up.ClearDrift()
 	}
 	if err := up.Exec(ctx); err != nil {
 		return fmt.Errorf("groupsync: save link: %w", err)

@@ -26,8 +26,8 @@ const NotificationBound = "integration_bound"
 // BindUsers binds users directly (B1). Users already bound are skipped, so a
 // repeat changes nothing and starts nothing. One job reconciles the newly bound
 // users; those not connected before (no bound group held them) are notified (P5).
-func (s *Service) BindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*ent.Integration, *ent.Job, error) {
-	return s.bindingChange(ctx, integrationID, userIDs, "userIDs", true, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error) {
+func (s *Service) BindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID, opts ...BindOption) (*ent.Integration, *ent.Job, error) {
+	return s.bindingChange(ctx, integrationID, userIDs, "userIDs", true, opts, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error) {
 		if err := checkIDs(ctx, c, ids, "userIDs", "user", c.User.Query().Where(user.IDIn(ids...)).IDs); err != nil {
 			return nil, nil, err
 		}
@@ -62,8 +62,8 @@ func (s *Service) BindUsers(ctx context.Context, integrationID pulid.ID, userIDs
 
 // UnbindUsers removes direct bindings. Users no longer connected at all are
 // deprovisioned by the job (X2); users still held by a bound group stay.
-func (s *Service) UnbindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID) (*ent.Integration, *ent.Job, error) {
-	return s.bindingChange(ctx, integrationID, userIDs, "userIDs", false, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error) {
+func (s *Service) UnbindUsers(ctx context.Context, integrationID pulid.ID, userIDs []pulid.ID, opts ...BindOption) (*ent.Integration, *ent.Job, error) {
+	return s.bindingChange(ctx, integrationID, userIDs, "userIDs", false, opts, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error) {
 		if err := checkIDs(ctx, c, ids, "userIDs", "user", c.User.Query().Where(user.IDIn(ids...)).IDs); err != nil {
 			return nil, nil, err
 		}
@@ -85,8 +85,8 @@ func (s *Service) UnbindUsers(ctx context.Context, integrationID pulid.ID, userI
 // BindUserGroups binds user groups, connecting their members (B1–B2). Groups
 // already bound are skipped. One job reconciles the members of the newly bound
 // groups; members not connected before are notified (P5).
-func (s *Service) BindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*ent.Integration, *ent.Job, error) {
-	return s.bindingChange(ctx, integrationID, groupIDs, "groupIDs", true, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error) {
+func (s *Service) BindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID, opts ...BindOption) (*ent.Integration, *ent.Job, error) {
+	return s.bindingChange(ctx, integrationID, groupIDs, "groupIDs", true, opts, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error) {
 		if err := checkIDs(ctx, c, ids, "groupIDs", "user group", c.UserGroup.Query().Where(usergroup.IDIn(ids...)).IDs); err != nil {
 			return nil, nil, err
 		}
@@ -136,8 +136,8 @@ func (s *Service) BindUserGroups(ctx context.Context, integrationID pulid.ID, gr
 
 // UnbindUserGroups removes group bindings. Members no longer connected are
 // deprovisioned by the job (X4). Targets are computed before the bindings go.
-func (s *Service) UnbindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID) (*ent.Integration, *ent.Job, error) {
-	return s.bindingChange(ctx, integrationID, groupIDs, "groupIDs", false, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error) {
+func (s *Service) UnbindUserGroups(ctx context.Context, integrationID pulid.ID, groupIDs []pulid.ID, opts ...BindOption) (*ent.Integration, *ent.Job, error) {
+	return s.bindingChange(ctx, integrationID, groupIDs, "groupIDs", false, opts, func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error) {
 		if err := checkIDs(ctx, c, ids, "groupIDs", "user group", c.UserGroup.Query().Where(usergroup.IDIn(ids...)).IDs); err != nil {
 			return nil, nil, err
 		}
@@ -172,7 +172,7 @@ func (s *Service) UnbindUserGroups(ctx context.Context, integrationID pulid.ID, 
 // integration (I5: re-authorizing needs re-binding); unbinding works in any
 // state, but only an AUTHORIZED integration gets a job (nothing may be sent to
 // another; re-authorizing reconciles every linked user anyway).
-func (s *Service) bindingChange(ctx context.Context, integrationID pulid.ID, ids []pulid.ID, field string, bind bool,
+func (s *Service) bindingChange(ctx context.Context, integrationID pulid.ID, ids []pulid.ID, field string, bind bool, opts []BindOption,
 	change func(ctx context.Context, c *ent.Client, in *ent.Integration, ids []pulid.ID) ([]pulid.ID, []jobs.Target, error),
 ) (*ent.Integration, *ent.Job, error) {
 	ids, err := directory.UniqueIDs(field, ids)
@@ -200,6 +200,9 @@ func (s *Service) bindingChange(ctx context.Context, integrationID pulid.ID, ids
 			return nil
 		}
 		users, extra, err := change(ctx, c, in, ids)
+		if err == nil && bind {
+			users, extra, err = withRefusedTakeovers(ctx, c, in.ID, field, ids, users, extra, opts)
+		}
 		if err != nil || len(users)+len(extra) == 0 || !authorized {
 			return err
 		}
@@ -216,6 +219,7 @@ func (s *Service) bindingChange(ctx context.Context, integrationID pulid.ID, ids
 		if targets, err = connect.Spread(ctx, c, targets); err != nil {
 			return err
 		}
+		withOwnership(targets, in.ID, opts)
 		job, err = jobs.Start(ctx, c, in.OrganizationID, kind, in.ID, targets)
 		return err
 	})

@@ -91,7 +91,8 @@ func (s *Service) Create(ctx context.Context, in model.CreateIntegrationInput) (
 			SetNillableEmailSource(in.EmailSource).
 			SetNillableGroupManagement(in.GroupManagement).
 			SetNillableSuspendOnPasswordExpiry(in.SuspendOnPasswordExpiry).
-			SetNillableSuspendOnLockout(in.SuspendOnLockout)
+			SetNillableSuspendOnLockout(in.SuspendOnLockout).
+			SetNillableDriftAction(in.DriftAction)
 		var err error
 		out, err = cr.Save(ctx)
 		return err
@@ -241,7 +242,9 @@ func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegr
 			}
 			if !slices.Equal(table, cur.AttributeMappings) {
 				scope = true
-				upd.SetAttributeMappings(table)
+				// The stored users deltaLink carries the old $select: the next
+				// drift round reads the new properties from scratch.
+				upd.SetAttributeMappings(table).ClearUsersDeltaLink()
 			}
 		}
 		if in.SuspendOnPasswordExpiry != nil && *in.SuspendOnPasswordExpiry != cur.SuspendOnPasswordExpiry {
@@ -261,6 +264,11 @@ func (s *Service) Update(ctx context.Context, id pulid.ID, in model.UpdateIntegr
 		// (create or take over / release); remote groups are never deleted.
 		groups := in.GroupManagement != nil && *in.GroupManagement != cur.GroupManagement
 		upd.SetNillableGroupManagement(in.GroupManagement)
+		upd.SetNillableDriftAction(in.DriftAction)
+		if credentials {
+			// Delta tokens belong to the old app or tenant (docs/drift.md).
+			upd.ClearUsersDeltaLink().ClearGroupsDeltaLink()
+		}
 
 		authorized := cur.Status == integration.StatusAUTHORIZED
 		switch {

@@ -53,6 +53,9 @@ const (
 	JobGroupChange = "USER_GROUP_CHANGE"
 	// JobImportUsers imports remote users of an integration (M2).
 	JobImportUsers = "IMPORT_USERS"
+	// JobDriftCorrection re-applies what a drift round found edited in the
+	// tenant (forced reconciles; docs/drift.md).
+	JobDriftCorrection = "DRIFT_CORRECTION"
 )
 
 // ImportUsers asks the worker to import remote users into the organization:
@@ -80,6 +83,12 @@ type ReconcileUser struct {
 	// Force: read the remote account even when the applied hash says nothing
 	// changed, and re-apply what drifted (resync, retry).
 	Force bool `json:"force,omitempty"`
+	// ForceTakeover: take over an account another integration or dirsync
+	// deployment marked as its own (bind with force: true; docs/ownership.md).
+	ForceTakeover bool `json:"forceTakeover,omitempty"`
+	// ReleaseOwnership: when this reconcile stops managing the account,
+	// remove our ownership marker (unbind with releaseOwnership: true).
+	ReleaseOwnership bool `json:"releaseOwnership,omitempty"`
 }
 
 // ReconcileGroup asks the worker to converge one user group's remote security
@@ -94,6 +103,12 @@ type ReconcileGroup struct {
 	LinkID        pulid.ID `json:"link,omitempty"`
 	JobID         pulid.ID `json:"job,omitempty"`
 	ItemID        pulid.ID `json:"item,omitempty"`
+	// Force: resolve the remote group again even when a drift round marked
+	// it deleted in the tenant (REMOTE_DELETED); resyncs set it.
+	Force bool `json:"force,omitempty"`
+	// ForceTakeover and ReleaseOwnership: as for ReconcileUser.
+	ForceTakeover    bool `json:"forceTakeover,omitempty"`
+	ReleaseOwnership bool `json:"releaseOwnership,omitempty"`
 }
 
 // Target is one (user, integration) a job must reconcile, or with Group set
@@ -105,6 +120,9 @@ type Target struct {
 	Force         bool
 	GroupID       pulid.ID
 	Group         bool
+	// ForceTakeover and ReleaseOwnership: see ReconcileUser.
+	ForceTakeover    bool
+	ReleaseOwnership bool
 }
 
 // bulkChunk bounds the rows of one INSERT: PostgreSQL accepts at most 65,535
@@ -158,10 +176,12 @@ func Start(ctx context.Context, c *ent.Client, orgID pulid.ID, kind string, inte
 		kind, task := KindReconcileUser, any(ReconcileUser{
 			OrgID: orgID, IntegrationID: t.IntegrationID, UserID: t.UserID, LinkID: t.LinkID,
 			JobID: job.ID, ItemID: created[i].ID, Force: t.Force,
+			ForceTakeover: t.ForceTakeover, ReleaseOwnership: t.ReleaseOwnership,
 		})
 		if t.Group {
 			kind, task = KindReconcileGroup, ReconcileGroup{OrgID: orgID, IntegrationID: t.IntegrationID,
-				GroupID: t.GroupID, LinkID: t.LinkID, JobID: job.ID, ItemID: created[i].ID}
+				GroupID: t.GroupID, LinkID: t.LinkID, JobID: job.ID, ItemID: created[i].ID, Force: t.Force,
+				ForceTakeover: t.ForceTakeover, ReleaseOwnership: t.ReleaseOwnership}
 		}
 		payload, err := json.Marshal(task)
 		if err != nil {

@@ -60,6 +60,12 @@ func (c *Client) GroupsDelta(opts DeltaOptions) *DeltaIterator[Group] {
 	return newDelta[Group](c, "/groups/delta", opts)
 }
 
+// UsersDeltaRaw is UsersDelta with each user as Graph sent it (every
+// $select-ed property, nested ones included), for comparing with what we wrote.
+func (c *Client) UsersDeltaRaw(opts DeltaOptions) *DeltaIterator[map[string]any] {
+	return newDelta[map[string]any](c, "/users/delta", opts)
+}
+
 func newDelta[T any](c *Client, path string, opts DeltaOptions) *DeltaIterator[T] {
 	if opts.DeltaLink != "" {
 		return &DeltaIterator[T]{c: c, next: call{method: http.MethodGet, link: opts.DeltaLink}}

@@ -235,7 +235,7 @@ func (p *Pusher) push(ctx context.Context, c *ent.Client, t jobs.PushPassword) (
 		}
 		return pushOutcome{transient: errNotYet}, link, nil
 	}
-	if link.Status == remotelink.StatusOUT_OF_SCOPE {
+	if link.Status == remotelink.StatusOUT_OF_SCOPE || link.Status == remotelink.StatusREMOTE_DELETED {
 		return skip(jobs.ResultOutOfScope)
 	}
 	if link.PasswordVersion >= t.Version {

@@ -239,7 +239,7 @@ func (s *Service) push(ctx context.Context, c *ent.Client, u *ent.User, pw strin
 	linked := map[pulid.ID]bool{}
 	for _, l := range links {
 		linked[l.IntegrationID] = true
-		if l.RemoteID == "" || l.Status == remotelink.StatusOUT_OF_SCOPE {
+		if l.RemoteID == "" || l.Status == remotelink.StatusOUT_OF_SCOPE || l.Status == remotelink.StatusREMOTE_DELETED {
 			continue
 		}
 		switch mode {

@@ -67,7 +67,7 @@ func New(client *ent.Client, tenants *tenant.Connector) *Service {
 func (s *Service) Binding(ctx context.Context, integrationID pulid.ID, userIDs, groupIDs []pulid.ID, unbind bool) (*model.BindingPlan, error) {
 	return s.dryRun(ctx, integrationID, "integrationID", func(ctx context.Context) ([]*ent.Job, error) {
 		var out []*ent.Job
-		run := func(ids []pulid.ID, f func(context.Context, pulid.ID, []pulid.ID) (*ent.Integration, *ent.Job, error)) error {
+		run := func(ids []pulid.ID, f func(context.Context, pulid.ID, []pulid.ID, ...integrations.BindOption) (*ent.Integration, *ent.Job, error)) error {
 			if ids == nil {
 				return nil
 			}

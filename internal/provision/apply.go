@@ -12,6 +12,7 @@ import (
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/msgraph"
+	"github.com/dirsync/dirsync/internal/ownership"
 	"github.com/dirsync/dirsync/internal/upn"
 )
 
@@ -28,6 +29,7 @@ type linkState struct {
 	ErrCode         string
 	ErrMessage      string
 	ErrRequestID    string
+	OwnerMarked     bool // the account carries our ownership marker (internal/ownership)
 }
 
 func linkStateOf(l *ent.RemoteLink) linkState {
@@ -37,7 +39,7 @@ func linkStateOf(l *ent.RemoteLink) linkState {
 	return linkState{RemoteID: l.RemoteID, UPN: l.Upn, Status: string(l.Status), Reason: l.StatusReason,
 		RemoteEnabled: l.RemoteEnabled, TakenOver: l.TakenOver, RemoteCreatedAt: l.RemoteCreatedAt,
 		AppliedHash: l.AppliedHash, ErrCode: l.LastErrorCode, ErrMessage: l.LastErrorMessage,
-		ErrRequestID: l.LastErrorRequestID}
+		ErrRequestID: l.LastErrorRequestID, OwnerMarked: l.OwnerMarked}
 }
 
 // plan is the planner's view of the link. An OUT_OF_SCOPE link that still names
@@ -52,6 +54,7 @@ func (s linkState) plan() Link {
 // forgetRemote: the remote object is gone (deleted by someone in Entra).
 func (s *linkState) forgetRemote() {
 	s.RemoteID, s.AppliedHash, s.RemoteEnabled, s.TakenOver, s.RemoteCreatedAt = "", "", nil, false, nil
+	s.OwnerMarked = false
 }
 
 // outcome is what the reconcile did and how to record it.
@@ -129,6 +132,7 @@ type applier struct {
 	o          *outcome
 	gc         *msgraph.Client
 	now        time.Time
+	forcedFrom *ownership.Marker // a forced takeover's previous owner
 }
 
 func (a *applier) graph() (*msgraph.Client, error) {
@@ -303,7 +307,11 @@ func (a *applier) patch(ctx context.Context, c *ent.Client, p Plan) error {
 	}
 	err = gc.UpdateUser(a.fresh(ctx), o.link.RemoteID, fields)
 	if msgraph.IsNotFound(err) && !a.recentlyCreated() {
-		// Deleted in Entra by someone: converge again from scratch (P1).
+		if goneRemotely(a.st, o) {
+			return nil
+		}
+		// Deleted in Entra by someone, and this reconcile was forced (a
+		// resync): converge again from scratch (P1).
 		o.link.forgetRemote()
 		o.deprovision = false
 		return a.lookupThenCreate(ctx, c, Decide(a.d, o.link.plan()))
@@ -393,6 +401,8 @@ func (a *applier) lookupThenCreate(ctx context.Context, c *ent.Client, p Plan) e
 	o.link.RemoteID, o.link.UPN, o.link.TakenOver = created.ID, want, false
 	o.link.RemoteEnabled, o.link.RemoteCreatedAt = msgraph.Ptr(p.Enable), &now
 	o.link.AppliedHash, o.link.Status = p.Hash, p.StatusAfter
+	o.link.OwnerMarked = false
+	a.markCreated(ctx, gc, created.ID)
 	o.clearError()
 	o.result, o.event = jobs.ResultCreated, EventUserCreate
 	state := "disabled (staged)"
@@ -432,6 +442,9 @@ func (a *applier) takeOver(ctx context.Context, c *ent.Client, gc *msgraph.Clien
 			o.failWith(CodeRemoteUserLinked, fmt.Sprintf("the remote user %s (%s) is already provisioned for directory user %s",
 				found.ID, found.UserPrincipalName, *holder.UserID), "")
 		}
+		return nil
+	}
+	if a.claim(ctx, gc, found.ID) {
 		return nil
 	}
 	o.link.RemoteID, o.link.TakenOver, o.link.RemoteCreatedAt = found.ID, true, nil

@@ -141,9 +141,11 @@ func TestLostCreateAnswerConverges(t *testing.T) {
 	require.NotEmpty(t, e.link(e.in, u).RemoteID)
 }
 
-// A remote user deleted in Entra by someone else is created again on the next
-// change (PATCH 404 long after creation), never left as a dangling link.
-func TestRemoteDeletedIsRecreated(t *testing.T) {
+// A remote user deleted in Entra by someone else (PATCH 404 long after
+// creation) is not created again behind the admin's back: the link becomes
+// REMOTE_DELETED and the item SKIPPED (issue 14); a forced reconcile (resync)
+// creates it again, never leaving a dangling link.
+func TestRemoteDeletedIsRecreatedOnlyByResync(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	e := newEnv(t, envOpts{})
@@ -157,10 +159,22 @@ func TestRemoteDeletedIsRecreated(t *testing.T) {
 	require.NoError(t, e.client.User.UpdateOne(u).SetJobTitle("Pilot").Exec(e.ctx))
 	j := e.start(jobs.JobUserChange, "", jobs.Target{IntegrationID: e.in.ID, UserID: u.ID})
 	e.run()
+	require.Nil(t, e.remote(e.creds.TenantID, "rex@contoso.com"))
+	require.Equal(t, remotelink.StatusREMOTE_DELETED, e.link(e.in, u).Status)
+	require.Equal(t, jobs.ResultSkipped, e.items(j.ID)[0].Result)
+	// Another ordinary change still creates nothing.
+	require.NoError(t, e.client.User.UpdateOne(u).SetJobTitle("Captain").Exec(e.ctx))
+	e.start(jobs.JobUserChange, "", jobs.Target{IntegrationID: e.in.ID, UserID: u.ID})
+	e.run()
+	require.Nil(t, e.remote(e.creds.TenantID, "rex@contoso.com"))
+
+	j = e.start(jobs.JobResyncUsers, "", jobs.Target{IntegrationID: e.in.ID, UserID: u.ID, Force: true})
+	e.run()
 	r := e.remote(e.creds.TenantID, "rex@contoso.com")
 	require.NotNil(t, r)
 	require.NotEqual(t, old, r.ID)
 	require.Equal(t, r.ID, e.link(e.in, u).RemoteID)
+	require.Equal(t, remotelink.StatusIN_SYNC, e.link(e.in, u).Status)
 	require.Equal(t, jobs.ResultCreated, e.items(j.ID)[0].Result)
 }
 

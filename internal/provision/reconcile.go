@@ -54,6 +54,9 @@ type Config struct {
 	// Guard holds a job's disables beyond the mass-deprovision threshold
 	// (internal/guard); nil = no guard.
 	Guard Guard
+	// Deployment names this dirsync deployment in the ownership marker
+	// (DIRSYNC_DEPLOYMENT_ID); empty writes and checks no marker.
+	Deployment string
 }
 
 // Reconciler converges one (user, integration) per task.
@@ -403,6 +406,9 @@ func (r *Reconciler) reconcile(ctx context.Context, c *ent.Client, st *state, lo
 		// Deleted user without a known link: nothing remote is ours.
 		return outcome{result: jobs.ResultUnchanged, skipLink: true}, nil
 	}
+	if remoteDeleted(st, &o) {
+		return o, nil
+	}
 	p := Decide(d, o.link.plan())
 	a := &applier{r: r, st: st, d: d, resolveErr: resolveErr, o: &o, now: r.cfg.Now()}
 	if st.t.Force {
@@ -426,6 +432,7 @@ func (r *Reconciler) reconcile(ctx context.Context, c *ent.Client, st *state, lo
 	if err := a.apply(ctx, c, p); err != nil {
 		return outcome{}, err
 	}
+	a.ownership(ctx)
 	return o, nil
 }
 

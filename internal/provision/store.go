@@ -33,7 +33,7 @@ func (r *Reconciler) saveLink(ctx context.Context, c *ent.Client, st *state, o o
 			SetRemoteID(s.RemoteID).SetUpn(s.UPN).SetStatus(status).SetStatusReason(jobs.Truncate(s.Reason, 2000)).
 			SetTakenOver(s.TakenOver).SetAppliedHash(s.AppliedHash).
 			SetLastErrorCode(jobs.Truncate(s.ErrCode, 200)).SetLastErrorMessage(jobs.Truncate(s.ErrMessage, 2000)).
-			SetLastErrorRequestID(jobs.Truncate(s.ErrRequestID, 100)).SetLastSyncedAt(now)
+			SetLastErrorRequestID(jobs.Truncate(s.ErrRequestID, 100)).SetLastSyncedAt(now).SetOwnerMarked(s.OwnerMarked)
 		if s.RemoteEnabled != nil {
 			up.SetRemoteEnabled(*s.RemoteEnabled)
 		} else {
@@ -43,6 +43,9 @@ func (r *Reconciler) saveLink(ctx context.Context, c *ent.Client, st *state, o o
 			up.SetRemoteCreatedAt(*s.RemoteCreatedAt)
 		} else {
 			up.ClearRemoteCreatedAt()
+		}
+		if clearsDrift(st, o) {
+			up.ClearDrift()
 		}
 		if err := up.Exec(ctx); err != nil {
 			return fmt.Errorf("provision: save link: %w", err)
@@ -55,7 +58,7 @@ func (r *Reconciler) saveLink(ctx context.Context, c *ent.Client, st *state, o o
 		SetLastErrorCode(jobs.Truncate(s.ErrCode, 200)).SetLastErrorMessage(jobs.Truncate(s.ErrMessage, 2000)).
 		SetLastErrorRequestID(jobs.Truncate(s.ErrRequestID, 100)).SetLastSyncedAt(now).
 		SetNillableRemoteEnabled(s.RemoteEnabled).SetNillableRemoteCreatedAt(s.RemoteCreatedAt).
-		Exec(ctx)
+		SetOwnerMarked(s.OwnerMarked).Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("provision: create link: %w", err)
 	}

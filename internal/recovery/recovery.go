@@ -206,7 +206,21 @@ func checkUsers(ctx context.Context, c *ent.Client, in *ent.Integration, ids []p
 // deprovisioned it is disabled again.
 func (s *Service) ResyncIntegration(ctx context.Context, id pulid.ID) (*ent.Job, error) {
 	return s.resync(ctx, id, "id", jobs.JobResyncIntegration, func(ctx context.Context, c *ent.Client, in *ent.Integration) ([]jobs.Target, error) {
-		return connect.IntegrationTargets(ctx, c, in.ID)
+		ts, err := connect.IntegrationTargets(ctx, c, in.ID)
+		if err != nil {
+			return nil, err
+		}
+		// Managed groups a drift round saw deleted in the tenant are resolved
+		// again (docs/drift.md); the other groups need no forced pass.
+		gone, err := c.RemoteLink.Query().Where(remotelink.IntegrationID(in.ID), remotelink.KindEQ(remotelink.KindGROUP),
+			remotelink.StatusEQ(remotelink.StatusREMOTE_DELETED), remotelink.GroupIDNotNil()).All(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("recovery: reading deleted groups: %w", err)
+		}
+		for _, l := range gone {
+			ts = append(ts, jobs.Target{IntegrationID: in.ID, GroupID: *l.GroupID, Group: true})
+		}
+		return ts, nil
 	})
 }
 

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -139,6 +140,11 @@ type Config struct {
 	// period across replicas.
 	PasswordSweep      func(ctx context.Context) error
 	PasswordSweepEvery time.Duration
+
+	// Background loops run next to the server until ctx ends, with a client
+	// on the worker's Redis and its queue (e.g. the drift scheduler, which
+	// enqueues one uniquely named round per integration and period).
+	Background []func(ctx context.Context, client *asynq.Client, queue string)
 }
 
 // SetDefaults fills unset fields.
@@ -410,6 +416,25 @@ func (w *Worker) Run(ctx context.Context) error {
 	} else {
 		close(pwSweepDone)
 	}
+	bgDone := make(chan struct{})
+	if len(w.cfg.Background) > 0 {
+		bc := asynq.NewClient(w.cfg.Redis)
+		var wg sync.WaitGroup
+		for _, f := range w.cfg.Background {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f(ctx, bc, w.cfg.Queue)
+			}()
+		}
+		go func() {
+			wg.Wait()
+			_ = bc.Close()
+			close(bgDone)
+		}()
+	} else {
+		close(bgDone)
+	}
 	sweepDone, serr := w.startSweeper(ctx)
 	if serr != nil {
 		w.cfg.Logger.Error("worker: no sweeper", "err", serr)
@@ -418,6 +443,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		"sweeper", sweepDone != nil)
 	<-ctx.Done()
 	<-pwSweepDone
+	<-bgDone
 	var err error
 	if relayDone != nil {
 		err = <-relayDone
