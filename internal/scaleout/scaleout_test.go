@@ -19,6 +19,9 @@ import (
 const (
 	nUsers  = 1000
 	nGroups = 10
+	// driftInterval is the period of drift rounds in this test (15 min in
+	// production), short so that many periods pass during the run.
+	driftInterval = 4 * time.Second
 )
 
 // TestTwoAPIsTwoWorkers is the scale-out proof (issue 14; rules I1, J1–J3,
@@ -32,7 +35,8 @@ const (
 // one account per user and one group per group, with the right members
 // (nothing duplicated by two workers racing); fewer than 1 % of Graph calls
 // were answered 429 (the two workers share one budget); a guarded mass
-// unbind waits for approval whichever API and worker handle it.
+// unbind waits for approval whichever API and worker handle it; drift
+// rounds run once per period across both workers and correct a tenant edit.
 func TestTwoAPIsTwoWorkers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts five processes and provisions 1,000 users")
@@ -56,8 +60,10 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 
 	c.startAPI("api-1")
 	c.startAPI("api-2")
-	c.start("worker-1", nil, "worker", "--concurrency", "16")
-	c.start("worker-2", nil, "worker", "--concurrency", "16")
+	drift := []string{"DIRSYNC_DRIFT_INTERVAL=" + driftInterval.String()}
+	c.start("worker-1", drift, "worker", "--concurrency", "16")
+	c.start("worker-2", drift, "worker", "--concurrency", "16")
+	workersStarted := time.Now()
 	watchers := []*jobWatcher{c.watchJobs(0), c.watchJobs(1)}
 
 	var integ struct {
@@ -177,6 +183,26 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 		assert.Equal(t, 1, byName[fmt.Sprintf("Team %02d", g)], "remote groups named Team %02d", g)
 	}
 
+	// Drift (P1 through delta rounds): a tenant admin renames an account;
+	// a later round notices and corrects it, whichever worker runs it.
+	edited := fmt.Sprintf("user%04d@contoso.com", nUsers-1)
+	var original string
+	for _, u := range sim.Users(creds.TenantID) {
+		if u.UserPrincipalName == edited {
+			original = u.DisplayName
+		}
+	}
+	require.NotEmpty(t, original)
+	require.NoError(t, sim.AdminUpdateUser(creds.TenantID, edited, map[string]any{"displayName": "Edited in the tenant"}))
+	eventually(t, 2*time.Minute, "a drift round restores the edited display name", func() bool {
+		for _, u := range sim.Users(creds.TenantID) {
+			if u.UserPrincipalName == edited {
+				return u.DisplayName == original
+			}
+		}
+		return false
+	})
+
 	// A guarded mass unbind (X4, J2): with a threshold of 50, unbinding a
 	// group of 100 through one API holds every disable until an admin
 	// approves through the other; then exactly those 100 are disabled.
@@ -233,6 +259,21 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 		}
 	}
 	share := float64(throttled) / float64(max(calls, 1))
+
+	// Periodic work once per period: two workers each schedule every drift
+	// round, yet rounds (a users delta that is not a next page) number at
+	// most the periods that passed; twice as many would mean both ran.
+	var rounds []time.Time
+	for _, rq := range sim.Requests() {
+		if rq.TenantID == creds.TenantID && strings.HasSuffix(rq.Path, "/users/delta") && !strings.Contains(rq.Query, "skiptoken") {
+			rounds = append(rounds, rq.Time)
+		}
+	}
+	periods := int(time.Since(workersStarted) / driftInterval)
+	t.Logf("%d drift rounds in %d periods of %s", len(rounds), periods, driftInterval)
+	assert.LessOrEqual(t, len(rounds), periods, "at most one round per period")
+	assert.GreaterOrEqual(t, len(rounds), periods/2, "rounds keep coming")
+
 	t.Logf("%d users, %d groups, %d jobs through 2 APIs and 2 workers in %s; %d Graph calls, %d answered 429 (%.2f %%)",
 		nUsers, nGroups, len(jobIDs), elapsed.Round(time.Millisecond), calls, throttled, 100*share)
 	assert.Less(t, share, 0.01, "429 share")
