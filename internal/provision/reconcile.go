@@ -311,10 +311,18 @@ func (r *Reconciler) lockAndLoad(ctx context.Context, c *ent.Client, t jobs.Reco
 		// foreign key, and the account would stay enabled with nothing pointing
 		// at it. Attribute and state changes lock FOR NO KEY UPDATE, which does
 		// not conflict: they never wait on Graph calls.
-		u, err := c.User.Query().Where(user.ID(st.userID), user.OrganizationID(t.OrgID)).
+		//
+		// By primary key alone, the organization checked below: on tables
+		// not analysed yet (a new deployment's first onboarding) PostgreSQL
+		// plans "id and organization" on the (organization, username) index
+		// and reads every user of the organization (docs/scaling.md).
+		u, err := c.User.Query().Where(user.ID(st.userID)).
 			Modify(func(s *entsql.Selector) { s.For(entsql.LockKeyShare) }).Only(ctx)
 		if err != nil && !ent.IsNotFound(err) {
 			return nil, fmt.Errorf("provision: load user: %w", err)
+		}
+		if u != nil && u.OrganizationID != t.OrgID {
+			u = nil
 		}
 		st.u = u
 	}
