@@ -328,10 +328,19 @@ func (r *Reconciler) lockAndLoad(ctx context.Context, c *ent.Client, t jobs.Reco
 	}
 	var link *ent.RemoteLink
 	if st.u != nil {
-		link, err = c.RemoteLink.Query().Where(remotelink.IntegrationID(t.IntegrationID),
-			remotelink.UserID(st.u.ID), remotelink.OrganizationID(t.OrgID), remotelink.KindEQ(remotelink.KindUSER)).Only(ctx)
-		if err != nil && !ent.IsNotFound(err) {
+		// The user's links (one per integration at most), picked here: by
+		// user_id alone the query has one index to use, where "integration
+		// and user" let PostgreSQL choose the (integration, group) index on
+		// unanalysed tables and read every link of the integration
+		// (docs/scaling.md).
+		links, err := c.RemoteLink.Query().Where(remotelink.UserID(st.u.ID)).All(ctx)
+		if err != nil {
 			return nil, fmt.Errorf("provision: load link: %w", err)
+		}
+		for _, l := range links {
+			if l.IntegrationID == t.IntegrationID && l.OrganizationID == t.OrgID && l.Kind == remotelink.KindUSER {
+				link = l
+			}
 		}
 	} else if t.LinkID != "" {
 		if link, err = r.linkByID(ctx, c, t, t.LinkID); err != nil {
