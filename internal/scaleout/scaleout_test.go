@@ -262,7 +262,7 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 
 	// Periodic work once per period: two workers each schedule every drift
 	// round, yet rounds (a users delta that is not a next page) number at
-	// most the periods that passed; twice as many would mean both ran.
+	// most the periods the run touched; twice as many would mean both ran.
 	var rounds []time.Time
 	for _, rq := range sim.Requests() {
 		if rq.TenantID == creds.TenantID && strings.HasSuffix(rq.Path, "/users/delta") && !strings.Contains(rq.Query, "skiptoken") {
@@ -271,7 +271,9 @@ func TestTwoAPIsTwoWorkers(t *testing.T) {
 	}
 	periods := int(time.Since(workersStarted) / driftInterval)
 	t.Logf("%d drift rounds in %d periods of %s", len(rounds), periods, driftInterval)
-	assert.LessOrEqual(t, len(rounds), periods, "at most one round per period")
+	// +1: the first scheduling pass also enqueues the period already under
+	// way, whose round then runs at once.
+	assert.LessOrEqual(t, len(rounds), periods+1, "at most one round per period")
 	assert.GreaterOrEqual(t, len(rounds), periods/2, "rounds keep coming")
 
 	t.Logf("%d users, %d groups, %d jobs through 2 APIs and 2 workers in %s; %d Graph calls, %d answered 429 (%.2f %%)",
