@@ -115,6 +115,9 @@ func UserGroupTargets(ctx context.Context, c *ent.Client, orgID pulid.ID, userID
 // not retried by every member's provisioning: the next change of the group,
 // its bindings or the integration tries again.
 func MarkDirty(ctx context.Context, c *ent.Client, orgID, integrationID, userID, jobID pulid.ID) error {
+	// The user's groups as an array, so that the (integration, group) index
+	// is searched on both columns: joined, PostgreSQL read every link of the
+	// integration on unanalysed tables (docs/scaling.md).
 	// Every matching link is locked until this transaction commits, dirty or
 	// not: the group reconcile's clear waits for it, so its read of the
 	// members that follows sees this user's link. Locked in id order so two
@@ -122,9 +125,9 @@ func MarkDirty(ctx context.Context, c *ent.Client, orgID, integrationID, userID,
 	rows, err := c.QueryContext(ctx,
 		`WITH old AS (
 		   SELECT l.id, l.members_dirty AS was FROM remote_links l
-		   JOIN user_group_members m ON l.group_id = m.user_group_id
 		   WHERE l.kind = 'GROUP' AND l.organization_id = $1 AND l.integration_id = $2
-		     AND m.user_id = $3 AND l.status <> 'OUT_OF_SCOPE'
+		     AND l.group_id = ANY (ARRAY(SELECT m.user_group_id FROM user_group_members m WHERE m.user_id = $3))
+		     AND l.status <> 'OUT_OF_SCOPE'
 		     AND NOT (l.status = 'ERROR' AND coalesce(l.remote_id, '') = '')
 		   ORDER BY l.id FOR UPDATE OF l)
 		 UPDATE remote_links l SET members_dirty = true FROM old WHERE l.id = old.id
