@@ -146,7 +146,7 @@ func (d *Detector) Round(ctx context.Context, orgID, integrationID pulid.ID) (*R
 	}
 	now := d.cfg.Now()
 	var found []finding
-	fu, clearU, err := d.compareUsers(ctx, c, in, users, res.FullUsers)
+	fu, clearU, err := d.compareUsers(ctx, c, in, users)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +256,23 @@ func settled(l *ent.RemoteLink) bool {
 	return l.Status == remotelink.StatusIN_SYNC && l.RemoteID != ""
 }
 
-func (d *Detector) compareUsers(ctx context.Context, c *ent.Client, in *ent.Integration, r roundUsers, full bool) ([]finding, []pulid.ID, error) {
+// deletions are the findings for linked objects deleted in the tenant;
+// links already released or marked deleted are not news. what names the
+// object in the event's detail.
+func deletions(links map[string]*ent.RemoteLink, removed []msgraph.RemovedObject, what func(*ent.RemoteLink) string) []finding {
+	var out []finding
+	for _, rm := range removed {
+		l := links[strings.ToLower(rm.ID)]
+		if l == nil || l.Status == remotelink.StatusOUT_OF_SCOPE || l.Status == remotelink.StatusREMOTE_DELETED {
+			continue
+		}
+		out = append(out, finding{link: l, deleted: true, props: []string{"deleted"},
+			detail: what(l) + " was deleted in the tenant"})
+	}
+	return out
+}
+
+func (d *Detector) compareUsers(ctx context.Context, c *ent.Client, in *ent.Integration, r roundUsers) ([]finding, []pulid.ID, error) {
 	if len(r.changed) == 0 && len(r.removed) == 0 {
 		return nil, nil, nil // a quiet round reads nothing from PostgreSQL
 	}
@@ -273,16 +289,10 @@ func (d *Detector) compareUsers(ctx context.Context, c *ent.Client, in *ent.Inte
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []finding
+	out := deletions(links, r.removed, func(l *ent.RemoteLink) string {
+		return fmt.Sprintf("remote user %s (%s)", l.RemoteID, l.Upn)
+	})
 	var clear []pulid.ID
-	for _, rm := range r.removed {
-		l := links[strings.ToLower(rm.ID)]
-		if l == nil || l.Status == remotelink.StatusOUT_OF_SCOPE || l.Status == remotelink.StatusREMOTE_DELETED {
-			continue
-		}
-		out = append(out, finding{link: l, deleted: true, props: []string{"deleted"},
-			detail: fmt.Sprintf("remote user %s (%s) was deleted in the tenant", l.RemoteID, l.Upn)})
-	}
 	for _, ru := range r.changed {
 		id, _ := ru["id"].(string)
 		l := links[strings.ToLower(id)]
@@ -334,16 +344,10 @@ func (d *Detector) compareGroups(ctx context.Context, c *ent.Client, in *ent.Int
 	if err != nil {
 		return nil, nil, err
 	}
-	var out []finding
+	out := deletions(links, r.removed, func(l *ent.RemoteLink) string {
+		return fmt.Sprintf("remote group %s (%s)", l.RemoteID, l.DisplayName)
+	})
 	var clear []pulid.ID
-	for _, rm := range r.removed {
-		l := links[strings.ToLower(rm.ID)]
-		if l == nil || l.Status == remotelink.StatusOUT_OF_SCOPE || l.Status == remotelink.StatusREMOTE_DELETED {
-			continue
-		}
-		out = append(out, finding{link: l, deleted: true, props: []string{"deleted"},
-			detail: fmt.Sprintf("remote group %s (%s) was deleted in the tenant", l.RemoteID, l.DisplayName)})
-	}
 	for _, g := range r.changed {
 		l := links[strings.ToLower(g.ID)]
 		if l == nil || !settled(l) || l.MembersDirty || l.Edges.Group == nil {

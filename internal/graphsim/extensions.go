@@ -93,14 +93,24 @@ func (o *object) renderExtensions() []map[string]any {
 	return out
 }
 
-func (c *call) getExtension() (*reply, *graphError) {
+// namedExtension is the user or group of the path and the name of its
+// extension segs[3] names (404 when it has none by that name).
+func (c *call) namedExtension() (*object, string, *graphError) {
 	o, err := c.extOwner()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	name, ok := extName(o, c.segs[3])
 	if !ok {
-		return nil, notFound(c.segs[3])
+		return nil, "", notFound(c.segs[3])
+	}
+	return o, name, nil
+}
+
+func (c *call) getExtension() (*reply, *graphError) {
+	o, name, err := c.namedExtension()
+	if err != nil {
+		return nil, err
 	}
 	body := renderExtension(name, o.ext[name])
 	body["@odata.context"] = c.extensionContext(o) + "/$entity"
@@ -157,13 +167,9 @@ func (c *call) createExtension() (*reply, *graphError) {
 }
 
 func (c *call) updateExtension() (*reply, *graphError) {
-	o, err := c.extOwner()
+	o, name, err := c.namedExtension()
 	if err != nil {
 		return nil, err
-	}
-	name, ok := extName(o, c.segs[3])
-	if !ok {
-		return nil, notFound(c.segs[3])
 	}
 	body, err := c.decodeBody()
 	if err != nil {
@@ -184,13 +190,9 @@ func (c *call) updateExtension() (*reply, *graphError) {
 }
 
 func (c *call) deleteExtension() (*reply, *graphError) {
-	o, err := c.extOwner()
+	o, name, err := c.namedExtension()
 	if err != nil {
 		return nil, err
-	}
-	name, ok := extName(o, c.segs[3])
-	if !ok {
-		return nil, notFound(c.segs[3])
 	}
 	delete(o.ext, name)
 	return noContent, nil

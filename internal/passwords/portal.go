@@ -68,16 +68,15 @@ func (s *Service) Login(ctx context.Context, orgName, login, pw string) (*Sessio
 			return nil, err
 		}
 	}
+	// The common login changes nothing on the user: it only opens a session,
+	// without taking the user's row lock, so simultaneous logins of one
+	// account do not queue behind each other's commits.
+	plain := u.FailedLogins == 0 && newHash == "" && !org.PasswordTakeover
 	var sess *Session
 	err = txn.Run(ctx, s.client, func(ctx context.Context, c *ent.Client) error {
-		// The common login changes nothing on the user: it only opens a
-		// session, without taking the user's row lock, so simultaneous
-		// logins of one account do not queue behind each other's commits.
-		if u.FailedLogins == 0 && newHash == "" && !org.PasswordTakeover {
+		if plain {
 			var err error
-			if sess, err = s.newSession(ctx, c, u, now); err == nil {
-				sess.User = nil // u was read outside this transaction
-			}
+			sess, err = s.newSession(ctx, c, u, now)
 			return err
 		}
 		cur, err := lockUser(ctx, c, u.ID)
@@ -102,9 +101,7 @@ func (s *Service) Login(ctx context.Context, orgName, login, pw string) (*Sessio
 	if err != nil {
 		return nil, err
 	}
-	if sess.User == nil {
-		sess.User = u
-	} else {
+	if !plain { // the user was re-read inside the transaction
 		sess.User = sess.User.Unwrap()
 	}
 	return sess, nil
@@ -217,11 +214,7 @@ func (s *Service) Activate(ctx context.Context, token, pw string) (*Session, err
 	if err != nil {
 		return nil, err
 	}
-	if sess.User == nil {
-		sess.User = u
-	} else {
-		sess.User = sess.User.Unwrap()
-	}
+	sess.User = sess.User.Unwrap()
 	return sess, nil
 }
 

@@ -360,6 +360,21 @@ func (t *Budget) sitOut(ctx context.Context, pause time.Duration) error {
 	return t.b.cfg.Sleep(ctx, pause)
 }
 
+// refillLua opens every script that changes the write bucket (KEYS[1],
+// ARGV[1] its size, ARGV[2] its nominal refill per ms): Redis's clock as
+// now, and the bucket's tokens refilled up to now at the rate in force
+// (rate × f). A bucket never used (or expired) is full.
+const refillLua = `
+local tm = redis.call('TIME')
+local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
+local size, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local h = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'f')
+local tokens, ts, f = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
+if tokens == nil or ts == nil then tokens, ts = size, now end
+if f == nil then f = 1 end
+if now > ts then tokens = math.min(size, tokens + (now - ts) * rate * f) end
+`
+
 // takeScript refills the bucket and takes n tokens from it in one step, after
 // checking the tenant's pause. Time is Redis's, so every worker agrees on it.
 // State: tokens, ts (ms), f (share of the refill rate in force), hit (ms of the
@@ -369,15 +384,9 @@ func (t *Budget) sitOut(ctx context.Context, pause time.Duration) error {
 var takeScript = redis.NewScript(`
 local pause = redis.call('PTTL', KEYS[2])
 if pause > 0 then return {0, 0, pause, 0, '1'} end
-local tm = redis.call('TIME')
-local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
-local size, rate, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local h = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'f')
-local tokens, ts, f = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
-if tokens == nil or ts == nil then tokens, ts = size, now end
-if f == nil then f = 1 end
+` + refillLua + `
+local n = tonumber(ARGV[3])
 local r = rate * f
-if now > ts then tokens = math.min(size, tokens + (now - ts) * r) end
 if n > size then n = size end
 local granted, wait = 0, 0
 if tokens >= n then
@@ -447,16 +456,9 @@ func toInt(v any) int64 {
 // thought; and if we already thought so (we were living on the refill), the
 // refill itself is too generous, so halve it, once per second at most: the
 // other writes in flight at that moment answer 429 too and say nothing new.
-var penalizeScript = redis.NewScript(`
-local tm = redis.call('TIME')
-local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
-local size, rate, minf = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local h = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'f', 'hit')
-local tokens, ts, f, hit = tonumber(h[1]), tonumber(h[2]), tonumber(h[3]), tonumber(h[4])
-if tokens == nil or ts == nil then tokens, ts = size, now end
-if f == nil then f = 1 end
-if hit == nil then hit = 0 end
-if now > ts then tokens = math.min(size, tokens + (now - ts) * rate * f) end
+var penalizeScript = redis.NewScript(refillLua + `
+local minf = tonumber(ARGV[3])
+local hit = tonumber(redis.call('HGET', KEYS[1], 'hit')) or 0
 if now - hit >= 1000 then
   if tokens < math.max(1, size * 0.01) then f = math.max(minf, f / 2) end
   hit = now
@@ -497,15 +499,8 @@ func (t *Budget) Penalize(ctx context.Context, d time.Duration) {
 // so "1.0" means anything up to 5 % left. A bucket already living on its
 // refill is left alone; clamping it at every answer would throw away what
 // refilled while the write was on its way and hold us well below the quota.
-var clampScript = redis.NewScript(`
-local tm = redis.call('TIME')
-local now = tonumber(tm[1]) * 1000 + math.floor(tonumber(tm[2]) / 1000)
-local size, rate, left = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local h = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'f')
-local tokens, ts, f = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
-if tokens == nil or ts == nil then tokens, ts = size, now end
-if f == nil then f = 1 end
-if now > ts then tokens = math.min(size, tokens + (now - ts) * rate * f) end
+var clampScript = redis.NewScript(refillLua + `
+local left = tonumber(ARGV[3])
 if tokens > left + size * 0.05 then tokens = left end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now, 'f', tostring(f))
 redis.call('PEXPIRE', KEYS[1], math.ceil(size / (rate * f)) + 60000)
