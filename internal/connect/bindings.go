@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	entsql "entgo.io/ent/dialect/sql"
+
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/groupbinding"
 	"github.com/dirsync/dirsync/ent/integration"
+	"github.com/dirsync/dirsync/ent/predicate"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/ent/userbinding"
@@ -25,10 +28,7 @@ type Binding struct {
 // status (Integrations keeps only authorized ones), oldest first.
 func UserBindings(ctx context.Context, c *ent.Client, userID pulid.ID) ([]Binding, error) {
 	ins, err := c.Integration.Query().
-		Where(integration.Or(
-			integration.HasUserBindingsWith(userbinding.UserID(userID)),
-			integration.HasGroupBindingsWith(groupbinding.HasGroupWith(usergroup.HasMembersWith(user.ID(userID)))),
-		)).
+		Where(boundTo(userID)).
 		WithUserBindings(func(q *ent.UserBindingQuery) { q.Where(userbinding.UserID(userID)) }).
 		WithGroupBindings(func(q *ent.GroupBindingQuery) {
 			q.Where(groupbinding.HasGroupWith(usergroup.HasMembersWith(user.ID(userID)))).
@@ -57,4 +57,27 @@ func BoundUsers(c *ent.Client, integrationID pulid.ID) *ent.UserQuery {
 // BoundUserGroups is the query of the groups bound to the integration.
 func BoundUserGroups(c *ent.Client, integrationID pulid.ID) *ent.UserGroupQuery {
 	return c.UserGroup.Query().Where(usergroup.HasBindingsWith(groupbinding.IntegrationID(integrationID)))
+}
+
+// boundTo keeps the integrations the user is bound to, directly or through a
+// bound group it is a member of (B1). Written as two plain subqueries on the
+// binding and membership tables: ent's edge predicates nest three EXISTS and
+// join the users table, a statement PostgreSQL took 3.5 ms to plan, on every
+// reconcile (issue 12).
+func boundTo(userID pulid.ID) predicate.Integration {
+	return func(s *entsql.Selector) {
+		b := entsql.Dialect(s.Dialect())
+		direct := b.Select(userbinding.FieldIntegrationID).
+			From(b.Table(userbinding.Table)).
+			Where(entsql.EQ(userbinding.FieldUserID, userID))
+		gb, m := b.Table(groupbinding.Table), b.Table(usergroup.MembersTable)
+		viaGroups := b.Select(gb.C(groupbinding.FieldIntegrationID)).
+			From(gb).
+			Join(m).On(gb.C(groupbinding.FieldGroupID), m.C(usergroup.MembersPrimaryKey[0])).
+			Where(entsql.EQ(m.C(usergroup.MembersPrimaryKey[1]), userID))
+		s.Where(entsql.Or(
+			entsql.In(s.C(integration.FieldID), direct),
+			entsql.In(s.C(integration.FieldID), viaGroups),
+		))
+	}
 }

@@ -25,10 +25,7 @@ func Integrations(ctx context.Context, c *ent.Client, userID pulid.ID) ([]*ent.I
 	ins, err := c.Integration.Query().
 		Where(
 			integration.StatusEQ(integration.StatusAUTHORIZED),
-			integration.Or(
-				integration.HasUserBindingsWith(userbinding.UserID(userID)),
-				integration.HasGroupBindingsWith(groupbinding.HasGroupWith(usergroup.HasMembersWith(user.ID(userID)))),
-			),
+			boundTo(userID),
 		).
 		Order(ent.Asc(integration.FieldCreatedAt), ent.Asc(integration.FieldID)).
 		All(ctx)
@@ -43,10 +40,7 @@ func Connected(ctx context.Context, c *ent.Client, userID, integrationID pulid.I
 	return c.Integration.Query().
 		Where(
 			integration.ID(integrationID),
-			integration.Or(
-				integration.HasUserBindingsWith(userbinding.UserID(userID)),
-				integration.HasGroupBindingsWith(groupbinding.HasGroupWith(usergroup.HasMembersWith(user.ID(userID)))),
-			),
+			boundTo(userID),
 		).Exist(ctx)
 }
 

@@ -218,19 +218,24 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 			return fmt.Errorf("provision: record event: %w", err)
 		}
 	}
-	// Completing the item locks the job row until commit, and every item of
-	// the job needs that lock: take it last (issue 12).
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("provision: commit: %w", err)
+	}
+	// The item is completed after the reconcile committed, in a statement of
+	// its own: completing locks the job row, which every item of the job
+	// needs, and inside the transaction that lock lasted until the commit's
+	// round trip, so a large bind's items queued behind one another (issue
+	// 12). Between the two, nothing is lost: the item is still PENDING, this
+	// task is not done, and its next attempt converges to the same state and
+	// completes it.
 	completed := false
 	if t.JobID != "" && t.ItemID != "" {
-		completed, err = jobs.CompleteItem(ctx, c, t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
+		completed, err = jobs.CompleteItem(ctx, r.cfg.Ent, t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
 			Failed: o.failed, Result: o.result, ErrorCode: o.code, ErrorMessage: o.message,
 		}, r.cfg.Now())
 		if err != nil {
 			return err
 		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("provision: commit: %w", err)
 	}
 	log.Info("provision: reconciled", "result", o.result, "failed", o.failed, "code", o.code)
 	if completed {
