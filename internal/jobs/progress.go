@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dirsync/dirsync/ent"
@@ -33,6 +34,47 @@ type ItemOutcome struct {
 	Result       string
 	ErrorCode    string
 	ErrorMessage string
+}
+
+// Started remembers, in one process, the jobs known to have left QUEUED. A
+// job never returns to QUEUED, so once MarkRunning saw one move on, later
+// items of that job need not ask the database again: one round trip less per
+// item of a large bind (issue 12). The zero value is ready; it forgets
+// everything when it reaches startedMax entries, which only costs a read.
+type Started struct {
+	mu   sync.Mutex
+	jobs map[pulid.ID]struct{}
+}
+
+const startedMax = 4096
+
+func (s *Started) has(id pulid.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.jobs[id]
+	return ok
+}
+
+func (s *Started) add(id pulid.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.jobs == nil || len(s.jobs) >= startedMax {
+		s.jobs = make(map[pulid.ID]struct{})
+	}
+	s.jobs[id] = struct{}{}
+}
+
+// MarkRunning is the package's MarkRunning, skipped for a job this process
+// already saw leave QUEUED.
+func (s *Started) MarkRunning(ctx context.Context, c *ent.Client, orgID, jobID pulid.ID, now time.Time) (bool, error) {
+	if s.has(jobID) {
+		return false, nil
+	}
+	changed, err := MarkRunning(ctx, c, orgID, jobID, now)
+	if err == nil {
+		s.add(jobID)
+	}
+	return changed, err
 }
 
 // MarkRunning moves a QUEUED job to RUNNING and stamps started_at. It reports

@@ -2,6 +2,7 @@ package jobs_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -103,37 +104,98 @@ func TestProgress(t *testing.T) {
 	}
 }
 
-// Counters grow in SQL: concurrent completions lose no update.
+// Counters grow in SQL: concurrent completions lose no update, whether an
+// item completes on its own transaction or, as a reconcile does (issue 12),
+// in its one statement on the pool.
 func TestProgressConcurrent(t *testing.T) {
 	t.Parallel()
-	ctx, c, j, items := setup(t, 20)
-	var wg sync.WaitGroup
-	for _, it := range items {
-		wg.Add(2)
-		for range 2 { // every item delivered twice at once
-			go func() {
-				defer wg.Done()
-				tx, err := c.Tx(ctx)
-				if err != nil {
-					t.Error(err)
-					return
+	for _, onPool := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pool=%v", onPool), func(t *testing.T) {
+			t.Parallel()
+			ctx, c, j, items := setup(t, 20)
+			var wg sync.WaitGroup
+			var completed sync.Map
+			for _, it := range items {
+				wg.Add(2)
+				for range 2 { // every item delivered twice at once
+					go func() {
+						defer wg.Done()
+						o := jobs.ItemOutcome{Result: jobs.ResultUpdated}
+						if onPool {
+							ok, err := jobs.CompleteItem(ctx, c, j.OrganizationID, j.ID, it.ID, o, time.Now())
+							if err != nil {
+								t.Error(err)
+							}
+							if ok {
+								if _, dup := completed.LoadOrStore(it.ID, true); dup {
+									t.Errorf("item %s completed twice", it.ID)
+								}
+							}
+							return
+						}
+						tx, err := c.Tx(ctx)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if _, err := jobs.CompleteItem(ctx, tx.Client(), j.OrganizationID, j.ID, it.ID, o, time.Now()); err != nil {
+							_ = tx.Rollback()
+							t.Error(err)
+							return
+						}
+						if err := tx.Commit(); err != nil {
+							t.Error(err)
+						}
+					}()
 				}
-				if _, err := jobs.CompleteItem(ctx, tx.Client(), j.OrganizationID, j.ID, it.ID,
-					jobs.ItemOutcome{Result: jobs.ResultUpdated}, time.Now()); err != nil {
-					_ = tx.Rollback()
-					t.Error(err)
-					return
-				}
-				if err := tx.Commit(); err != nil {
-					t.Error(err)
-				}
-			}()
-		}
+			}
+			wg.Wait()
+			got, err := c.Job.Get(ctx, j.ID)
+			require.NoError(t, err)
+			require.Equal(t, 20, got.Done)
+			require.Zero(t, got.Failed)
+			require.Equal(t, job.StatusSUCCEEDED, got.Status)
+			require.NotNil(t, got.FinishedAt)
+			n, err := c.JobItem.Query().Where(jobitem.JobID(j.ID), jobitem.StatusEQ(jobitem.StatusSUCCEEDED)).Count(ctx)
+			require.NoError(t, err)
+			require.Equal(t, 20, n)
+		})
 	}
-	wg.Wait()
-	got, err := c.Job.Get(ctx, j.ID)
+}
+
+// A completion whose job row is missing changes nothing: item and job move
+// together or not at all.
+func TestCompleteItemNeedsItsJob(t *testing.T) {
+	t.Parallel()
+	ctx, c, j, items := setup(t, 1)
+	ok, err := jobs.CompleteItem(ctx, c, j.OrganizationID, pulid.New("JB"), items[0].ID, jobs.ItemOutcome{Result: jobs.ResultCreated}, time.Now())
 	require.NoError(t, err)
-	require.Equal(t, 20, got.Done)
-	require.Zero(t, got.Failed)
-	require.Equal(t, job.StatusSUCCEEDED, got.Status)
+	require.False(t, ok)
+	it, err := c.JobItem.Get(ctx, items[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, jobitem.StatusPENDING, it.Status, "the item of another job is left alone")
+}
+
+// Started asks the database until the job has left QUEUED, then never again.
+func TestStartedAsksOnce(t *testing.T) {
+	t.Parallel()
+	ctx, c, j, _ := setup(t, 1)
+	var s jobs.Started
+	changed, err := s.MarkRunning(ctx, c, j.OrganizationID, j.ID, time.Now())
+	require.NoError(t, err)
+	require.True(t, changed)
+	// A closed client fails every query: an answer now comes from memory.
+	closed := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, closedDB(t))))
+	changed, err = s.MarkRunning(ctx, closed, j.OrganizationID, j.ID, time.Now())
+	require.NoError(t, err)
+	require.False(t, changed)
+	_, err = s.MarkRunning(ctx, closed, j.OrganizationID, pulid.New("JB"), time.Now())
+	require.Error(t, err, "another job is asked for")
+}
+
+func closedDB(t *testing.T) *sql.DB {
+	db, err := sql.Open("postgres", "postgres://127.0.0.1:1/none")
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	return db
 }

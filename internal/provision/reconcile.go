@@ -64,6 +64,7 @@ type Reconciler struct {
 	cfg     Config
 	log     *slog.Logger
 	lookups *lookups // batched UPN lookups of concurrent reconciles
+	started jobs.Started
 }
 
 // New validates cfg and fills defaults.
@@ -130,7 +131,7 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 		return r.failMalformed(ctx, t)
 	}
 	if t.JobID != "" {
-		changed, err := jobs.MarkRunning(ctx, r.cfg.Ent, t.OrgID, t.JobID, r.cfg.Now())
+		changed, err := r.started.MarkRunning(ctx, r.cfg.Ent, t.OrgID, t.JobID, r.cfg.Now())
 		if err != nil {
 			return err
 		}
@@ -144,11 +145,6 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 	}
 	defer func() { _ = tx.Rollback() }()
 	c := tx.Client()
-	if t.JobID != "" && t.ItemID != "" {
-		if err := asyncCommit(ctx, c); err != nil {
-			return err
-		}
-	}
 
 	st, err := r.lockAndLoad(ctx, c, t)
 	if err != nil {
@@ -378,21 +374,6 @@ func (r *Reconciler) linkByID(ctx context.Context, c *ent.Client, t jobs.Reconci
 		return nil, fmt.Errorf("provision: load link %s: %w", id, err)
 	}
 	return l, nil
-}
-
-// asyncCommit lets the commit return before its WAL reaches the disk. The
-// job row the item just advanced stays locked until commit, so with a
-// synchronous commit every item of a job would wait in line for the previous
-// one's fsync: that alone held a 1,000-user bind to ~100 items/s (issue 12).
-// What a database crash can cost is the last fraction of a second of
-// reconciles: their items are PENDING again and the sweeper sends them again,
-// and each converges — a user created by the lost attempt is found by the UPN
-// lookup and taken over, exactly as when a POST's answer is lost.
-func asyncCommit(ctx context.Context, c *ent.Client) error {
-	if _, err := c.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-		return fmt.Errorf("provision: commit mode: %w", err)
-	}
-	return nil
 }
 
 // advisoryLock takes a transaction-scoped PostgreSQL advisory lock on
