@@ -796,11 +796,12 @@ func (r *Reconciler) complete(ctx context.Context, log *slog.Logger, t jobs.Reco
 	}
 	if t.JobID != "" && t.ItemID != "" {
 		detail := jobs.Truncate(strings.Join(o.notes, "; "), 2000)
-		done, err := jobs.CompleteItem(ctx, c, t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
+		j, err := jobs.CompleteItem(ctx, c, t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
 			Failed: o.failed, Result: o.result, ErrorCode: o.code, ErrorMessage: o.msg}, r.cfg.Now())
 		if err != nil {
 			return err
 		}
+		done := j != nil
 		if done && detail != "" {
 			if err := c.JobItem.UpdateOneID(t.ItemID).SetDetail(detail).Exec(ctx); err != nil {
 				return fmt.Errorf("groupsync: item detail: %w", err)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	entsql "entgo.io/ent/dialect/sql"
+
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/ent/job"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
@@ -117,7 +119,9 @@ func MarkRunning(ctx context.Context, c *ent.Client, orgID, jobID pulid.ID, now 
 // CompleteItem records an item's outcome exactly once and advances its job,
 // in one statement: only a PENDING item moves (to SUCCEEDED or FAILED), and
 // only then do the job's counters grow, so a retried or duplicated task never
-// counts twice, and the item and its job change together or not at all.
+// counts twice, and the item and its job change together or not at all. It
+// returns the job as this completion left it (to publish without reading it
+// again), nil when this call completed nothing.
 //
 // One statement also means the job row — which every item of the job must
 // update — is locked only while PostgreSQL runs it and commits, never while a
@@ -125,29 +129,44 @@ func MarkRunning(ctx context.Context, c *ent.Client, orgID, jobID pulid.ID, now 
 // thousand-item job's completions no longer queue behind each other's round
 // trips (issue 12; on a fresh tenant this lock was the bind's bottleneck). c
 // may also be a transaction's client, where the item must change with the
-// rest of that transaction. It reports whether this call completed the item.
-func CompleteItem(ctx context.Context, c Execer, orgID, jobID, itemID pulid.ID, o ItemOutcome, now time.Time) (bool, error) {
+// rest of that transaction.
+func CompleteItem(ctx context.Context, c Querier, orgID, jobID, itemID pulid.ID, o ItemOutcome, now time.Time) (*ent.Job, error) {
 	status := "SUCCEEDED"
 	failed := 0
 	if o.Failed {
 		status = "FAILED"
 		failed = 1
 	}
-	res, err := c.ExecContext(ctx,
+	rows, err := c.QueryContext(ctx,
 		`WITH item AS (
 		   UPDATE job_items SET status = $4, result = $5, error_code = $6, error_message = $7, updated_at = $8
 		   WHERE id = $1 AND organization_id = $2 AND job_id = $3 AND status = 'PENDING'
 		   RETURNING id)
-		 `+advanceJob("$2", "$3", "$9", "$8")+` AND EXISTS (SELECT 1 FROM item)`,
+		 `+advanceJob("$2", "$3", "$9", "$8")+` AND EXISTS (SELECT 1 FROM item)
+		 RETURNING `+returningJob,
 		itemID, orgID, jobID, status, o.Result, o.ErrorCode, Truncate(o.ErrorMessage, 2000), now, failed)
 	if err != nil {
-		return false, fmt.Errorf("jobs: complete item %s: %w", itemID, err)
+		return nil, fmt.Errorf("jobs: complete item %s: %w", itemID, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("jobs: complete item %s: %w", itemID, err)
+	defer rows.Close()
+	var js []*ent.Job
+	if err := entsql.ScanSlice(rows, &js); err != nil {
+		return nil, fmt.Errorf("jobs: complete item %s: %w", itemID, err)
 	}
-	return n == 1, nil
+	if len(js) == 0 {
+		return nil, nil
+	}
+	return js[0], nil
+}
+
+// returningJob names every column of the job, so that a RETURNING clause
+// reads the job as ent does (ent.Job's json tags are its column names).
+var returningJob = `"` + strings.Join(job.Columns, `", "`) + `"`
+
+// Querier runs a statement that returns rows: an ent client (of a
+// transaction or not) or a *sql.Tx.
+type Querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // Execer runs a statement: an ent client (of a transaction) or a *sql.Tx.
@@ -216,13 +235,21 @@ func PublishJob(ctx context.Context, c *ent.Client, p *pubsub.Publisher, orgID, 
 	if err != nil {
 		return fmt.Errorf("jobs: read job %s to publish: %w", jobID, err)
 	}
+	return PublishState(ctx, p, j)
+}
+
+// PublishState publishes the job as it is given (e.g. as CompleteItem left
+// it); nil p publishes nothing.
+func PublishState(ctx context.Context, p *pubsub.Publisher, j *ent.Job) error {
+	if p == nil {
+		return nil
+	}
 	m, err := JobMessage(j)
 	if err != nil {
 		return err
 	}
 	return p.Publish(ctx, m)
 }
-
 // EventMessage is the live update announcing a new event.
 func EventMessage(e *ent.Event) (pubsub.Message, error) {
 	data, err := json.Marshal(e)

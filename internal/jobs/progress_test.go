@@ -51,10 +51,10 @@ func complete(t *testing.T, ctx context.Context, c *ent.Client, j *ent.Job, it *
 	t.Helper()
 	tx, err := c.Tx(ctx)
 	require.NoError(t, err)
-	ok, err := jobs.CompleteItem(ctx, tx.Client(), j.OrganizationID, j.ID, it.ID, o, time.Now())
+	got, err := jobs.CompleteItem(ctx, tx.Client(), j.OrganizationID, j.ID, it.ID, o, time.Now())
 	require.NoError(t, err)
 	require.NoError(t, tx.Commit())
-	return ok
+	return got != nil
 }
 
 // J2: RUNNING once; each item counts exactly once; the last settles the job.
@@ -84,6 +84,7 @@ func TestProgress(t *testing.T) {
 			require.False(t, complete(t, ctx, c, j, it, o), "a duplicate never counts twice")
 			got, err := c.Job.Get(ctx, j.ID)
 			require.NoError(t, err)
+
 			require.Equal(t, i+1, got.Done)
 			if i == 0 {
 				require.Equal(t, job.StatusRUNNING, got.Status)
@@ -122,11 +123,11 @@ func TestProgressConcurrent(t *testing.T) {
 						defer wg.Done()
 						o := jobs.ItemOutcome{Result: jobs.ResultUpdated}
 						if onPool {
-							ok, err := jobs.CompleteItem(ctx, c, j.OrganizationID, j.ID, it.ID, o, time.Now())
+							got, err := jobs.CompleteItem(ctx, c, j.OrganizationID, j.ID, it.ID, o, time.Now())
 							if err != nil {
 								t.Error(err)
 							}
-							if ok {
+							if got != nil {
 								if _, dup := completed.LoadOrStore(it.ID, true); dup {
 									t.Errorf("item %s completed twice", it.ID)
 								}
@@ -168,12 +169,37 @@ func TestProgressConcurrent(t *testing.T) {
 func TestCompleteItemNeedsItsJob(t *testing.T) {
 	t.Parallel()
 	ctx, c, j, items := setup(t, 1)
-	ok, err := jobs.CompleteItem(ctx, c, j.OrganizationID, pulid.New("JB"), items[0].ID, jobs.ItemOutcome{Result: jobs.ResultCreated}, time.Now())
+	got, err := jobs.CompleteItem(ctx, c, j.OrganizationID, pulid.New("JB"), items[0].ID, jobs.ItemOutcome{Result: jobs.ResultCreated}, time.Now())
 	require.NoError(t, err)
-	require.False(t, ok)
+	require.Nil(t, got)
 	it, err := c.JobItem.Get(ctx, items[0].ID)
 	require.NoError(t, err)
 	require.Equal(t, jobitem.StatusPENDING, it.Status, "the item of another job is left alone")
+}
+
+// A completion returns the job as it left it, column for column what a read
+// of the job then finds (it is published without a second read).
+func TestCompleteItemReturnsTheJob(t *testing.T) {
+	t.Parallel()
+	ctx, c, j, items := setup(t, 2)
+	for i, it := range items {
+		o := jobs.ItemOutcome{Result: jobs.ResultCreated}
+		if i == 1 {
+			o = jobs.ItemOutcome{Failed: true, Result: jobs.ResultError, ErrorCode: "X", ErrorMessage: "boom"}
+		}
+		got, err := jobs.CompleteItem(ctx, c, j.OrganizationID, j.ID, it.ID, o, time.Now())
+		require.NoError(t, err)
+		require.NotNil(t, got)
+		read, err := c.Job.Get(ctx, j.ID)
+		require.NoError(t, err)
+		want, err := jobs.JobMessage(read)
+		require.NoError(t, err)
+		have, err := jobs.JobMessage(got)
+		require.NoError(t, err)
+		require.JSONEq(t, string(want.Data), string(have.Data))
+		require.Equal(t, want.Seq, have.Seq)
+		require.Equal(t, i+1, got.Done)
+	}
 }
 
 // Started asks the database until the job has left QUEUED, then never again.

@@ -137,11 +137,12 @@ func (p *Pusher) HandlePush(ctx context.Context, t jobs.PushPassword, final bool
 	}
 	completed := false
 	if t.JobID != "" && t.ItemID != "" {
-		completed, err = jobs.CompleteItem(ctx, c, t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
+		j, err := jobs.CompleteItem(ctx, c, t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
 			Failed: o.failed, Result: o.result, ErrorCode: o.code, ErrorMessage: o.msg}, p.cfg.Now())
 		if err != nil {
 			return err
 		}
+		completed = j != nil
 	}
 	var ev *ent.Event
 	if o.event != "" {

@@ -224,9 +224,9 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 	// 12). Between the two, nothing is lost: the item is still PENDING, this
 	// task is not done, and its next attempt converges to the same state and
 	// completes it.
-	completed := false
+	var j *ent.Job
 	if t.JobID != "" && t.ItemID != "" {
-		completed, err = jobs.CompleteItem(ctx, r.cfg.Ent, t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
+		j, err = jobs.CompleteItem(ctx, r.cfg.Ent, t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
 			Failed: o.failed, Result: o.result, ErrorCode: o.code, ErrorMessage: o.message,
 		}, r.cfg.Now())
 		if err != nil {
@@ -234,8 +234,11 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 		}
 	}
 	log.Info("provision: reconciled", "result", o.result, "failed", o.failed, "code", o.code)
-	if completed {
-		r.publishJob(ctx, log, t.OrgID, t.JobID)
+	if j != nil {
+		// As the completion left it: no second read of the job.
+		if err := jobs.PublishState(ctx, r.cfg.Publisher, j); err != nil {
+			log.Warn("provision: publish job", "err", err)
+		}
 	}
 	if ev != nil {
 		r.publishEvent(ctx, log, ev)
@@ -252,7 +255,7 @@ func (r *Reconciler) failMalformed(ctx context.Context, t jobs.ReconcileUser) er
 		return fmt.Errorf("provision: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	completed, err := jobs.CompleteItem(ctx, tx.Client(), t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
+	j, err := jobs.CompleteItem(ctx, tx.Client(), t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
 		Failed: true, Result: jobs.ResultError, ErrorCode: "MALFORMED_TASK",
 		ErrorMessage: "the task names neither a user nor a link"}, r.cfg.Now())
 	if err != nil {
@@ -261,7 +264,7 @@ func (r *Reconciler) failMalformed(ctx context.Context, t jobs.ReconcileUser) er
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("provision: commit: %w", err)
 	}
-	if completed {
+	if j != nil {
 		r.publishJob(ctx, r.log, t.OrgID, t.JobID)
 	}
 	return nil
