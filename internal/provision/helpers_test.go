@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,6 +62,8 @@ type env struct {
 	rdb     *redis.Client
 	prefix  string
 	rec     *provision.Reconciler
+	// statements counts the SQL statements run through client.
+	statements atomic.Int64
 }
 
 type envOpts struct {
@@ -74,7 +77,17 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
 	e := &env{t: t, ctx: auth.SystemContext(context.Background())}
 	db := testdb.New(t, dbmigrate.Migrator{})
-	e.client = ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))
+	e.client = ent.NewClient(ent.Driver(dialect.DebugWithContext(entsql.OpenDB(dialect.Postgres, db),
+		func(_ context.Context, v ...any) {
+			// Every statement, begin and commit; not the deferred rollback
+			// after a commit, which sends nothing.
+			if len(v) == 1 {
+				if s, ok := v[0].(string); ok && strings.HasSuffix(s, ": rollbacked") {
+					return
+				}
+			}
+			e.statements.Add(1)
+		})))
 
 	if o.sim.TimeScale == 0 {
 		o.sim.DisableThrottling = true

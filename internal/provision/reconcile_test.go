@@ -235,3 +235,26 @@ func TestNoDuplicateOnConcurrentTasks(t *testing.T) {
 	require.Equal(t, job.StatusSUCCEEDED, got.Status)
 	require.Len(t, e.events(provision.EventUserCreate), 1)
 }
+
+// The work a fresh user's reconcile does in PostgreSQL, counted in
+// statements: on a fresh tenant a bind is bound by these round trips, not by
+// Graph (issue 12), so adding one is a decision, not an accident.
+func TestReconcileStatementsPerNewUser(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	e.bind(e.in, e.user("s0", "s0@contoso.com", active), e.user("s1", "s1@contoso.com", active),
+		e.user("s2", "s2@contoso.com", active))
+	tasks := e.tasks()
+	require.Len(t, tasks, 3)
+	var counts []int64
+	for _, task := range tasks {
+		before := e.statements.Load()
+		require.NoError(t, e.rec.Handle(context.Background(), task, false))
+		counts = append(counts, e.statements.Load()-before)
+	}
+	// Begin, the user's lock, the integration, the user, its links, the
+	// integrations it is bound to, the UPN's lock, the link, the groups to
+	// mark, the event, commit, and the item's completion. The job's first
+	// item also reads the job and marks it RUNNING; the others skip both.
+	require.Equal(t, []int64{15, 12, 12}, counts)
+}

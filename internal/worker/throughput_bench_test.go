@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -272,14 +273,15 @@ func runDirsync(b *testing.B, cfg graphsim.Config, n int, drain bool) run {
 	s := newStack(b, stackOpts{sim: cfg})
 	s.childCfg.ProdRetry = true
 	s.childCfg.MaxHold = 5 * time.Second // DIRSYNC_GRAPH_MAX_HOLD's default
-	s.db.SetMaxOpenConns(benchConcurrency + 12)
-	s.db.SetMaxIdleConns(benchConcurrency + 12) // as app.Open does
+	conc := benchConcurrency()
+	s.db.SetMaxOpenConns(conc + 12)
+	s.db.SetMaxIdleConns(conc + 12) // as app.Open does
 	ids := s.users(0, n)
 	if drain {
 		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 		b.Logf("dirsync: emptied Graph's write bucket with %d writes first", drainBucket(b, hc, s.simURL, token(b, hc, s.simURL, s.creds)))
 	}
-	s.startWorker(func(c *worker.Config) { c.Concurrency = benchConcurrency })
+	s.startWorker(func(c *worker.Config) { c.Concurrency = conc })
 	time.Sleep(300 * time.Millisecond) // the worker is up and polling
 	s.sim.ClearRequests()
 
@@ -316,8 +318,14 @@ func runDirsync(b *testing.B, cfg graphsim.Config, n int, drain bool) run {
 	return r
 }
 
-// benchConcurrency is the worker's default (worker.DefaultConcurrency).
-const benchConcurrency = worker.DefaultConcurrency
+// benchConcurrency is the worker's default (worker.DefaultConcurrency), or
+// DIRSYNC_WORKER_CONCURRENCY as an operator would set it.
+func benchConcurrency() int {
+	if n, err := strconv.Atoi(os.Getenv("DIRSYNC_WORKER_CONCURRENCY")); err == nil && n > 0 {
+		return n
+	}
+	return worker.DefaultConcurrency
+}
 
 // waitJobs polls until every job has settled.
 func waitJobs(b testing.TB, s *stack, ids []pulid.ID, timeout time.Duration) []*ent.Job {
