@@ -250,6 +250,7 @@ func PublishState(ctx context.Context, p *pubsub.Publisher, j *ent.Job) error {
 	}
 	return p.Publish(ctx, m)
 }
+
 // EventMessage is the live update announcing a new event.
 func EventMessage(e *ent.Event) (pubsub.Message, error) {
 	data, err := json.Marshal(e)
