@@ -58,7 +58,7 @@ func TestConnectedDirectlyOrThroughGroups(t *testing.T) {
 	stranger := newUser(other.ID, "stranger")
 	g, err := c.UserGroup.Create().SetOrganizationID(org.ID).SetName("staff").SetNameFolded("staff").AddMembers(u).Save(ctx)
 	require.NoError(t, err)
-	empty, err := c.UserGroup.Create().SetOrganizationID(org.ID).SetName("empty").SetNameFolded("empty").AddMembers(bystander).Save(ctx)
+	others, err := c.UserGroup.Create().SetOrganizationID(org.ID).SetName("others").SetNameFolded("others").AddMembers(bystander).Save(ctx)
 	require.NoError(t, err)
 	og, err := c.UserGroup.Create().SetOrganizationID(other.ID).SetName("staff").SetNameFolded("staff").AddMembers(stranger).Save(ctx)
 	require.NoError(t, err)
@@ -69,7 +69,7 @@ func TestConnectedDirectlyOrThroughGroups(t *testing.T) {
 	for _, in := range []*ent.Integration{viaGroup, both} {
 		require.NoError(t, c.GroupBinding.Create().SetOrganizationID(org.ID).SetIntegrationID(in.ID).SetGroupID(g.ID).Exec(ctx))
 	}
-	require.NoError(t, c.GroupBinding.Create().SetOrganizationID(org.ID).SetIntegrationID(unrelated.ID).SetGroupID(empty.ID).Exec(ctx))
+	require.NoError(t, c.GroupBinding.Create().SetOrganizationID(org.ID).SetIntegrationID(unrelated.ID).SetGroupID(others.ID).Exec(ctx))
 	require.NoError(t, c.GroupBinding.Create().SetOrganizationID(other.ID).SetIntegrationID(foreign.ID).SetGroupID(og.ID).Exec(ctx))
 
 	ins, err := connect.Integrations(ctx, c, u.ID)
@@ -96,6 +96,25 @@ func TestConnectedDirectlyOrThroughGroups(t *testing.T) {
 	require.True(t, byName["both"].Direct)
 	require.Len(t, byName["both"].ViaGroups, 1)
 	require.True(t, byName["pending"].Direct)
+
+	// The reconcile's one-statement read: the integration asked for, in any
+	// status, and the same list as Integrations.
+	for _, in := range []*ent.Integration{direct, viaGroup, both, pending, unrelated} {
+		got, conn, err := connect.IntegrationAndConnected(ctx, c, org.ID, in.ID, u.ID)
+		require.NoError(t, err)
+		require.NotNil(t, got, in.Name)
+		require.Equal(t, in.ID, got.ID)
+		require.Equal(t, in.AttributeMappings, got.AttributeMappings)
+		require.Equal(t, ids(ins), ids(conn), in.Name)
+	}
+	got, conn, err := connect.IntegrationAndConnected(ctx, c, org.ID, foreign.ID, u.ID)
+	require.NoError(t, err)
+	require.Nil(t, got, "another organization's integration is not found")
+	require.Equal(t, ids(ins), ids(conn))
+	got, conn, err = connect.IntegrationAndConnected(ctx, c, other.ID, foreign.ID, bystander.ID)
+	require.NoError(t, err)
+	require.Equal(t, foreign.ID, got.ID)
+	require.Equal(t, []pulid.ID{unrelated.ID}, ids(conn), "the bystander's own group")
 
 	none, err := connect.Integrations(ctx, c, newUser(org.ID, "unbound").ID)
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/internal/auth"
 	"github.com/dirsync/dirsync/internal/groupsync"
+	"github.com/dirsync/dirsync/internal/connect"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/msgraph"
 	"github.com/dirsync/dirsync/internal/pubsub"
@@ -277,6 +278,9 @@ type state struct {
 	u      *ent.User       // nil: deleted (X3) or unknown
 	userID pulid.ID        // the task's user, even when deleted
 	link   *ent.RemoteLink // nil: never linked
+	// connected is connect.Integrations of the user, read with in; nil when
+	// not read (no user).
+	connected []*ent.Integration
 }
 
 // lockAndLoad serializes reconciles of one pair with transaction-scoped
@@ -301,12 +305,23 @@ func (r *Reconciler) lockAndLoad(ctx context.Context, c *ent.Client, t jobs.Reco
 			return nil, err
 		}
 	}
-	in, err := c.Integration.Query().
-		Where(integration.ID(t.IntegrationID), integration.OrganizationID(t.OrgID)).Only(ctx)
-	if err != nil && !ent.IsNotFound(err) {
-		return nil, fmt.Errorf("provision: load integration: %w", err)
+	var err error
+	if st.userID != "" {
+		// The integration and those the user is connected to (I4), read
+		// together: DesiredOf needs both.
+		in, connected, err := connect.IntegrationAndConnected(ctx, c, t.OrgID, t.IntegrationID, st.userID)
+		if err != nil {
+			return nil, fmt.Errorf("provision: load integration: %w", err)
+		}
+		st.in, st.connected = in, connected
+	} else {
+		in, err := c.Integration.Query().
+			Where(integration.ID(t.IntegrationID), integration.OrganizationID(t.OrgID)).Only(ctx)
+		if err != nil && !ent.IsNotFound(err) {
+			return nil, fmt.Errorf("provision: load integration: %w", err)
+		}
+		st.in = in
 	}
-	st.in = in
 	if st.userID != "" {
 		// FOR KEY SHARE until commit: DeleteUser (FOR UPDATE) waits for this
 		// reconcile, so it sees the link a create in flight records and its job
@@ -394,7 +409,7 @@ func advisoryLock(ctx context.Context, c *ent.Client, integrationID pulid.ID, ki
 // desired reads the directory side (SPEC B1, I4, D1–D5, A1–A2): DesiredOf,
 // the one reading the preview and the guard share.
 func (r *Reconciler) desired(ctx context.Context, c *ent.Client, st *state) (d Desired, resolveErr error, dropped []string, err error) {
-	return DesiredOf(ctx, c, st.in, st.u, r.cfg.Now())
+	return desiredOf(ctx, c, st.in, st.u, st.connected, r.cfg.Now())
 }
 
 // reconcile decides and applies. The error is for the database only; remote

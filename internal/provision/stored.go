@@ -20,6 +20,12 @@ import (
 // resolveErr is why the UPN is invalid (D2); dropped names exported
 // properties msgraph cannot send yet.
 func DesiredOf(ctx context.Context, c *ent.Client, in *ent.Integration, u *ent.User, now time.Time) (d Desired, resolveErr error, dropped []string, err error) {
+	return desiredOf(ctx, c, in, u, nil, now)
+}
+
+// desiredOf is DesiredOf with the user's connected integrations
+// (connect.Integrations) already read, or nil to read them.
+func desiredOf(ctx context.Context, c *ent.Client, in *ent.Integration, u *ent.User, ins []*ent.Integration, now time.Time) (d Desired, resolveErr error, dropped []string, err error) {
 	if u == nil {
 		return Desired{}, nil, nil, nil
 	}
@@ -28,9 +34,10 @@ func DesiredOf(ctx context.Context, c *ent.Client, in *ent.Integration, u *ent.U
 	// authorized integration (every reconcile) being among them is being
 	// connected: one query where Connected and Integrations took two
 	// (issue 12). A preview may plan for one not authorized yet.
-	ins, err := connect.Integrations(ctx, c, u.ID)
-	if err != nil {
-		return d, nil, nil, err
+	if ins == nil {
+		if ins, err = connect.Integrations(ctx, c, u.ID); err != nil {
+			return d, nil, nil, err
+		}
 	}
 	if in.Status == integration.StatusAUTHORIZED {
 		d.Connected = slices.ContainsFunc(ins, func(x *ent.Integration) bool { return x.ID == in.ID })
