@@ -5,6 +5,12 @@
 package main
 
 import (
+	"bytes"
+	"fmt"
+	"go/ast"
+	"go/format"
+	"go/parser"
+	"go/token"
 	"log"
 	"os"
 
@@ -13,6 +19,7 @@ import (
 	"entgo.io/ent/entc/gen"
 	"github.com/99designs/gqlgen/api"
 	"github.com/99designs/gqlgen/codegen/config"
+	"golang.org/x/tools/go/ast/astutil"
 )
 
 func main() {
@@ -67,4 +74,43 @@ func main() {
 	if err := api.Generate(cfg); err != nil {
 		log.Fatalf("running gqlgen: %v", err)
 	}
+	// gqlgen runs its plugins before it writes the executor and has no option
+	// for this, so the executor is rewritten once written.
+	if err := marshalListsSequentially(cfg.Exec.Filename); err != nil {
+		log.Fatalf("rewriting the gqlgen executor: %v", err)
+	}
+}
+
+// marshalListsSequentially makes the executor marshal list elements one after
+// the other (gqlexec.MarshalSlice) instead of in a goroutine each
+// (graphql.MarshalSliceConcurrently): issue 12, docs/benchmarks.md. It fails
+// when there is no call to rewrite, so that a gqlgen release generating
+// something else does not silently bring the goroutines back.
+func marshalListsSequentially(filename string) error {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, filename, nil, parser.ParseComments)
+	if err != nil {
+		return err
+	}
+	rewritten := 0
+	ast.Inspect(f, func(n ast.Node) bool {
+		sel, ok := n.(*ast.SelectorExpr)
+		if !ok || sel.Sel.Name != "MarshalSliceConcurrently" {
+			return true
+		}
+		if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "graphql" {
+			pkg.Name, sel.Sel.Name = "gqlexec", "MarshalSlice"
+			rewritten++
+		}
+		return true
+	})
+	if rewritten == 0 {
+		return fmt.Errorf("%s: no call of graphql.MarshalSliceConcurrently", filename)
+	}
+	astutil.AddImport(fset, f, "github.com/dirsync/dirsync/internal/gqlexec")
+	var buf bytes.Buffer
+	if err := format.Node(&buf, fset, f); err != nil {
+		return err
+	}
+	return os.WriteFile(filename, buf.Bytes(), 0o644)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/graph/model"
 	"github.com/dirsync/dirsync/internal/drift/driftinfo"
+	"github.com/dirsync/dirsync/internal/gqlexec"
 	"github.com/dirsync/dirsync/internal/importer"
 	"github.com/dirsync/dirsync/internal/mapping"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -39790,7 +39791,7 @@ func (ec *executionContext) marshalNAddUserGroupMembersPayload2ᚖgithubᚗcom�
 }
 
 func (ec *executionContext) marshalNAttributeDiff2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐAttributeDiffᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AttributeDiff) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNAttributeDiff2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐAttributeDiff(ctx, sel, v[i])
@@ -39814,7 +39815,7 @@ func (ec *executionContext) marshalNAttributeDiff2ᚖgithubᚗcomᚋdirsyncᚋdi
 }
 
 func (ec *executionContext) marshalNAttributeMapping2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋmappingᚐRuleᚄ(ctx context.Context, sel ast.SelectionSet, v []*mapping.Rule) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNAttributeMapping2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋmappingᚐRule(ctx, sel, v[i])
@@ -40103,7 +40104,7 @@ func (ec *executionContext) marshalNIntegration2ᚖgithubᚗcomᚋdirsyncᚋdirs
 }
 
 func (ec *executionContext) marshalNIntegrationBinding2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐIntegrationBindingᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.IntegrationBinding) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNIntegrationBinding2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐIntegrationBinding(ctx, sel, v[i])
@@ -40192,7 +40193,7 @@ func (ec *executionContext) unmarshalNIntegrationWhereInput2ᚖgithubᚗcomᚋdi
 }
 
 func (ec *executionContext) marshalNJob2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJobᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Job) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNJob2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJob(ctx, sel, v[i])
@@ -40290,7 +40291,7 @@ func (ec *executionContext) unmarshalNJobWhereInput2ᚖgithubᚗcomᚋdirsyncᚋ
 }
 
 func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNoder(ctx context.Context, sel ast.SelectionSet, v []ent.Noder) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalONode2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNoder(ctx, sel, v[i])
@@ -40396,7 +40397,7 @@ func (ec *executionContext) marshalNPlanCounts2ᚖgithubᚗcomᚋdirsyncᚋdirsy
 }
 
 func (ec *executionContext) marshalNPlanItem2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPlanItemᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PlanItem) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNPlanItem2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPlanItem(ctx, sel, v[i])
@@ -40507,7 +40508,7 @@ func (ec *executionContext) marshalNRemoteUserConnection2ᚖgithubᚗcomᚋdirsy
 }
 
 func (ec *executionContext) marshalNRemoteUserEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*importer.RemoteUserEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNRemoteUserEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserEdge(ctx, sel, v[i])
@@ -40720,7 +40721,7 @@ func (ec *executionContext) marshalNUserConnection2ᚖgithubᚗcomᚋdirsyncᚋd
 }
 
 func (ec *executionContext) marshalNUserGroup2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUserGroupᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.UserGroup) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUserGroup2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUserGroup(ctx, sel, v[i])
@@ -40812,7 +40813,7 @@ func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlge
 }
 
 func (ec *executionContext) marshalN__Directive2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirectiveᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Directive) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx, sel, v[i])
@@ -40856,7 +40857,7 @@ func (ec *executionContext) unmarshalN__DirectiveLocation2ᚕstringᚄ(ctx conte
 }
 
 func (ec *executionContext) marshalN__DirectiveLocation2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__DirectiveLocation2string(ctx, sel, v[i])
@@ -40884,7 +40885,7 @@ func (ec *executionContext) marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlg
 }
 
 func (ec *executionContext) marshalN__InputValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.InputValue) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValue(ctx, sel, v[i])
@@ -40912,7 +40913,7 @@ func (ec *executionContext) marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋg
 }
 
 func (ec *executionContext) marshalN__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Type) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, sel, v[i])
@@ -40960,7 +40961,7 @@ func (ec *executionContext) marshalOAPIKeyEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdi
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOAPIKeyEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐAPIKeyEdge(ctx, sel, v[i])
@@ -41050,7 +41051,7 @@ func (ec *executionContext) marshalOEventEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdir
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOEventEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐEventEdge(ctx, sel, v[i])
@@ -41189,7 +41190,7 @@ func (ec *executionContext) marshalOImportResult2ᚕᚖgithubᚗcomᚋdirsyncᚋ
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNImportResult2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐResult(ctx, sel, v[i])
@@ -41285,7 +41286,7 @@ func (ec *executionContext) marshalOIntegrationDriftAction2ᚕgithubᚗcomᚋdir
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNIntegrationDriftAction2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, sel, v[i])
@@ -41320,7 +41321,7 @@ func (ec *executionContext) marshalOIntegrationEdge2ᚕᚖgithubᚗcomᚋdirsync
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOIntegrationEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐIntegrationEdge(ctx, sel, v[i])
@@ -41357,7 +41358,7 @@ func (ec *executionContext) marshalOIntegrationEmailSource2ᚕgithubᚗcomᚋdir
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNIntegrationEmailSource2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐEmailSource(ctx, sel, v[i])
@@ -41417,7 +41418,7 @@ func (ec *executionContext) marshalOIntegrationStatus2ᚕgithubᚗcomᚋdirsync�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNIntegrationStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐStatus(ctx, sel, v[i])
@@ -41484,7 +41485,7 @@ func (ec *executionContext) marshalOJobEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsy
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOJobEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJobEdge(ctx, sel, v[i])
@@ -41511,7 +41512,7 @@ func (ec *executionContext) marshalOJobItemEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋd
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOJobItemEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJobItemEdge(ctx, sel, v[i])
@@ -41556,7 +41557,7 @@ func (ec *executionContext) marshalOJobItemStatus2ᚕgithubᚗcomᚋdirsyncᚋdi
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNJobItemStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋjobitemᚐStatus(ctx, sel, v[i])
@@ -41641,7 +41642,7 @@ func (ec *executionContext) marshalOJobStatus2ᚕgithubᚗcomᚋdirsyncᚋdirsyn
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNJobStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋjobᚐStatus(ctx, sel, v[i])
@@ -41723,7 +41724,7 @@ func (ec *executionContext) marshalONotificationEdge2ᚕᚖgithubᚗcomᚋdirsyn
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalONotificationEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationEdge(ctx, sel, v[i])
@@ -41793,7 +41794,7 @@ func (ec *executionContext) marshalOOrganizationDefaultImportState2ᚕgithubᚗc
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNOrganizationDefaultImportState2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋorganizationᚐDefaultImportState(ctx, sel, v[i])
@@ -41860,7 +41861,7 @@ func (ec *executionContext) marshalORemoteLink2ᚕᚖgithubᚗcomᚋdirsyncᚋdi
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNRemoteLink2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLink(ctx, sel, v[i])
@@ -41886,7 +41887,7 @@ func (ec *executionContext) marshalORemoteLinkEdge2ᚕᚖgithubᚗcomᚋdirsync�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalORemoteLinkEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLinkEdge(ctx, sel, v[i])
@@ -41923,7 +41924,7 @@ func (ec *executionContext) marshalORemoteLinkKind2ᚕgithubᚗcomᚋdirsyncᚋd
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNRemoteLinkKind2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋremotelinkᚐKind(ctx, sel, v[i])
@@ -41983,7 +41984,7 @@ func (ec *executionContext) marshalORemoteLinkStatus2ᚕgithubᚗcomᚋdirsync�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNRemoteLinkStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋremotelinkᚐStatus(ctx, sel, v[i])
@@ -42176,7 +42177,7 @@ func (ec *executionContext) marshalOUserEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdirs
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOUserEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUserEdge(ctx, sel, v[i])
@@ -42203,7 +42204,7 @@ func (ec *executionContext) marshalOUserGroupEdge2ᚕᚖgithubᚗcomᚋdirsync�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOUserGroupEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUserGroupEdge(ctx, sel, v[i])
@@ -42281,7 +42282,7 @@ func (ec *executionContext) marshalOUserState2ᚕgithubᚗcomᚋdirsyncᚋdirsyn
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUserState2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋuserᚐState(ctx, sel, v[i])
@@ -42349,7 +42350,7 @@ func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgq
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__EnumValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValue(ctx, sel, v[i])
@@ -42368,7 +42369,7 @@ func (ec *executionContext) marshalO__Field2ᚕgithubᚗcomᚋ99designsᚋgqlgen
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Field2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐField(ctx, sel, v[i])
@@ -42387,7 +42388,7 @@ func (ec *executionContext) marshalO__InputValue2ᚕgithubᚗcomᚋ99designsᚋg
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValue(ctx, sel, v[i])
@@ -42406,7 +42407,7 @@ func (ec *executionContext) marshalO__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgen�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, sel, v[i])
