@@ -76,36 +76,55 @@ func main() {
 	}
 	// gqlgen runs its plugins before it writes the executor and has no option
 	// for this, so the executor is rewritten once written.
-	if err := marshalListsSequentially(cfg.Exec.Filename); err != nil {
+	if err := rewriteExecutor(cfg.Exec.Filename); err != nil {
 		log.Fatalf("rewriting the gqlgen executor: %v", err)
 	}
 }
 
-// marshalListsSequentially makes the executor marshal list elements one after
-// the other (gqlexec.MarshalSlice) instead of in a goroutine each
-// (graphql.MarshalSliceConcurrently): issue 12, docs/benchmarks.md. It fails
-// when there is no call to rewrite, so that a gqlgen release generating
-// something else does not silently bring the goroutines back.
-func marshalListsSequentially(filename string) error {
+// rewriteExecutor makes the executor call internal/gqlexec where gqlgen's
+// runtime costs the most on long lists (issue 12, docs/benchmarks.md):
+//   - list elements marshalled one after the other (gqlexec.MarshalSlice)
+//     instead of in a goroutine each (graphql.MarshalSliceConcurrently);
+//   - no @defer bookkeeping for an object without a deferred field
+//     (gqlexec.NewDeferredGroup, given the object's collected fields).
+//
+// It fails when a call to rewrite is missing, so that a gqlgen release
+// generating something else does not silently bring the cost back.
+func rewriteExecutor(filename string) error {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, filename, nil, parser.ParseComments)
 	if err != nil {
 		return err
 	}
-	rewritten := 0
+	var slices, groups int
 	ast.Inspect(f, func(n ast.Node) bool {
-		sel, ok := n.(*ast.SelectorExpr)
-		if !ok || sel.Sel.Name != "MarshalSliceConcurrently" {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
 			return true
 		}
-		if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "graphql" {
+		sel, ok := call.Fun.(*ast.SelectorExpr)
+		if !ok {
+			return true
+		}
+		pkg, ok := sel.X.(*ast.Ident)
+		if !ok || pkg.Name != "graphql" {
+			return true
+		}
+		switch sel.Sel.Name {
+		case "MarshalSliceConcurrently":
 			pkg.Name, sel.Sel.Name = "gqlexec", "MarshalSlice"
-			rewritten++
+			slices++
+		case "NewDeferredGroup":
+			// Always right after `fields := graphql.CollectFields(…)`: the
+			// build fails if a gqlgen release changes that.
+			pkg.Name = "gqlexec"
+			call.Args = append(call.Args, ast.NewIdent("fields"))
+			groups++
 		}
 		return true
 	})
-	if rewritten == 0 {
-		return fmt.Errorf("%s: no call of graphql.MarshalSliceConcurrently", filename)
+	if slices == 0 || groups == 0 {
+		return fmt.Errorf("%s: %d calls of graphql.MarshalSliceConcurrently and %d of graphql.NewDeferredGroup, expected some of each", filename, slices, groups)
 	}
 	astutil.AddImport(fset, f, "github.com/dirsync/dirsync/internal/gqlexec")
 	var buf bytes.Buffer
