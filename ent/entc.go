@@ -13,6 +13,7 @@ import (
 	"go/token"
 	"log"
 	"os"
+	"slices"
 
 	"entgo.io/contrib/entgql"
 	"entgo.io/ent/entc"
@@ -86,7 +87,9 @@ func main() {
 //   - list elements marshalled one after the other (gqlexec.MarshalSlice)
 //     instead of in a goroutine each (graphql.MarshalSliceConcurrently);
 //   - no @defer bookkeeping for an object without a deferred field
-//     (gqlexec.NewDeferredGroup, given the object's collected fields).
+//     (gqlexec.NewDeferredGroup, given the object's collected fields);
+//   - an object's fields written without a map per object (the
+//     `return out` of an object's marshaller returns gqlexec.Object).
 //
 // It fails when a call to rewrite is missing, so that a gqlgen release
 // generating something else does not silently bring the cost back.
@@ -96,35 +99,48 @@ func rewriteExecutor(filename string) error {
 	if err != nil {
 		return err
 	}
-	var slices, groups int
-	ast.Inspect(f, func(n ast.Node) bool {
-		call, ok := n.(*ast.CallExpr)
-		if !ok {
+	var lists, groups, objects int
+	for _, decl := range f.Decls {
+		fn, ok := decl.(*ast.FuncDecl)
+		if !ok || fn.Body == nil {
+			continue
+		}
+		object := slices.ContainsFunc(fn.Body.List, isFieldSetOfFields)
+		ast.Inspect(fn.Body, func(n ast.Node) bool {
+			if ret, ok := n.(*ast.ReturnStmt); ok && object && len(ret.Results) == 1 {
+				if out, ok := ret.Results[0].(*ast.Ident); ok && out.Name == "out" {
+					ret.Results[0] = &ast.CallExpr{
+						Fun:  &ast.SelectorExpr{X: ast.NewIdent("gqlexec"), Sel: ast.NewIdent("Object")},
+						Args: []ast.Expr{ast.NewIdent("fields"), ast.NewIdent("out")},
+					}
+					objects++
+				}
+				return true
+			}
+			call, ok := n.(*ast.CallExpr)
+			if !ok {
+				return true
+			}
+			pkg, name, ok := qualified(call.Fun)
+			if !ok || pkg.Name != "graphql" {
+				return true
+			}
+			switch name.Name {
+			case "MarshalSliceConcurrently":
+				pkg.Name, name.Name = "gqlexec", "MarshalSlice"
+				lists++
+			case "NewDeferredGroup":
+				// Always right after `fields := graphql.CollectFields(…)`: the
+				// build fails if a gqlgen release changes that.
+				pkg.Name = "gqlexec"
+				call.Args = append(call.Args, ast.NewIdent("fields"))
+				groups++
+			}
 			return true
-		}
-		sel, ok := call.Fun.(*ast.SelectorExpr)
-		if !ok {
-			return true
-		}
-		pkg, ok := sel.X.(*ast.Ident)
-		if !ok || pkg.Name != "graphql" {
-			return true
-		}
-		switch sel.Sel.Name {
-		case "MarshalSliceConcurrently":
-			pkg.Name, sel.Sel.Name = "gqlexec", "MarshalSlice"
-			slices++
-		case "NewDeferredGroup":
-			// Always right after `fields := graphql.CollectFields(…)`: the
-			// build fails if a gqlgen release changes that.
-			pkg.Name = "gqlexec"
-			call.Args = append(call.Args, ast.NewIdent("fields"))
-			groups++
-		}
-		return true
-	})
-	if slices == 0 || groups == 0 {
-		return fmt.Errorf("%s: %d calls of graphql.MarshalSliceConcurrently and %d of graphql.NewDeferredGroup, expected some of each", filename, slices, groups)
+		})
+	}
+	if lists == 0 || groups == 0 || objects != groups {
+		return fmt.Errorf("%s: %d calls of graphql.MarshalSliceConcurrently, %d of graphql.NewDeferredGroup and %d object marshallers returning their field set: expected some of each, one object per group", filename, lists, groups, objects)
 	}
 	astutil.AddImport(fset, f, "github.com/dirsync/dirsync/internal/gqlexec")
 	var buf bytes.Buffer
@@ -132,4 +148,34 @@ func rewriteExecutor(filename string) error {
 		return err
 	}
 	return os.WriteFile(filename, buf.Bytes(), 0o644)
+}
+
+// qualified splits pkg.Name.
+func qualified(e ast.Expr) (pkg, name *ast.Ident, ok bool) {
+	sel, ok := e.(*ast.SelectorExpr)
+	if !ok {
+		return nil, nil, false
+	}
+	pkg, ok = sel.X.(*ast.Ident)
+	return pkg, sel.Sel, ok
+}
+
+// isFieldSetOfFields tells whether stmt is `out := graphql.NewFieldSet(fields)`,
+// which every object's marshaller starts with.
+func isFieldSetOfFields(stmt ast.Stmt) bool {
+	assign, ok := stmt.(*ast.AssignStmt)
+	if !ok || len(assign.Lhs) != 1 || len(assign.Rhs) != 1 {
+		return false
+	}
+	out, ok := assign.Lhs[0].(*ast.Ident)
+	if !ok || out.Name != "out" {
+		return false
+	}
+	call, ok := assign.Rhs[0].(*ast.CallExpr)
+	if !ok || len(call.Args) != 1 {
+		return false
+	}
+	pkg, name, ok := qualified(call.Fun)
+	arg, isIdent := call.Args[0].(*ast.Ident)
+	return ok && isIdent && pkg.Name == "graphql" && name.Name == "NewFieldSet" && arg.Name == "fields"
 }

@@ -35424,7 +35424,7 @@ func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var aPIKeyConnectionImplementors = []string{"APIKeyConnection"}
@@ -35467,7 +35467,7 @@ func (ec *executionContext) _APIKeyConnection(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var aPIKeyEdgeImplementors = []string{"APIKeyEdge"}
@@ -35505,7 +35505,7 @@ func (ec *executionContext) _APIKeyEdge(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var activateUserPayloadImplementors = []string{"ActivateUserPayload"}
@@ -35543,7 +35543,7 @@ func (ec *executionContext) _ActivateUserPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var addUserGroupMembersPayloadImplementors = []string{"AddUserGroupMembersPayload"}
@@ -35581,7 +35581,7 @@ func (ec *executionContext) _AddUserGroupMembersPayload(ctx context.Context, sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var attributeDiffImplementors = []string{"AttributeDiff"}
@@ -35624,7 +35624,7 @@ func (ec *executionContext) _AttributeDiff(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var attributeMappingImplementors = []string{"AttributeMapping"}
@@ -35672,7 +35672,7 @@ func (ec *executionContext) _AttributeMapping(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var bindingPayloadImplementors = []string{"BindingPayload"}
@@ -35710,7 +35710,7 @@ func (ec *executionContext) _BindingPayload(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var bindingPlanImplementors = []string{"BindingPlan"}
@@ -35763,7 +35763,7 @@ func (ec *executionContext) _BindingPlan(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var changeMyPasswordPayloadImplementors = []string{"ChangeMyPasswordPayload"}
@@ -35796,7 +35796,7 @@ func (ec *executionContext) _ChangeMyPasswordPayload(ctx context.Context, sel as
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var createAPIKeyPayloadImplementors = []string{"CreateAPIKeyPayload"}
@@ -35834,7 +35834,7 @@ func (ec *executionContext) _CreateAPIKeyPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var createActivationPayloadImplementors = []string{"CreateActivationPayload"}
@@ -35877,7 +35877,7 @@ func (ec *executionContext) _CreateActivationPayload(ctx context.Context, sel as
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var createUserGroupPayloadImplementors = []string{"CreateUserGroupPayload"}
@@ -35910,7 +35910,7 @@ func (ec *executionContext) _CreateUserGroupPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var createUserPayloadImplementors = []string{"CreateUserPayload"}
@@ -35943,7 +35943,7 @@ func (ec *executionContext) _CreateUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var deleteIntegrationPayloadImplementors = []string{"DeleteIntegrationPayload"}
@@ -35976,7 +35976,7 @@ func (ec *executionContext) _DeleteIntegrationPayload(ctx context.Context, sel a
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var deleteUserGroupPayloadImplementors = []string{"DeleteUserGroupPayload"}
@@ -36014,7 +36014,7 @@ func (ec *executionContext) _DeleteUserGroupPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var deleteUserPayloadImplementors = []string{"DeleteUserPayload"}
@@ -36052,7 +36052,7 @@ func (ec *executionContext) _DeleteUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var eventImplementors = []string{"Event", "Node"}
@@ -36125,7 +36125,7 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var eventConnectionImplementors = []string{"EventConnection"}
@@ -36168,7 +36168,7 @@ func (ec *executionContext) _EventConnection(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var eventEdgeImplementors = []string{"EventEdge"}
@@ -36206,7 +36206,7 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var importResultImplementors = []string{"ImportResult"}
@@ -36259,7 +36259,7 @@ func (ec *executionContext) _ImportResult(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var importUsersPayloadImplementors = []string{"ImportUsersPayload"}
@@ -36297,7 +36297,7 @@ func (ec *executionContext) _ImportUsersPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var integrationImplementors = []string{"Integration", "Node"}
@@ -36478,7 +36478,7 @@ func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var integrationBindingImplementors = []string{"IntegrationBinding"}
@@ -36521,7 +36521,7 @@ func (ec *executionContext) _IntegrationBinding(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var integrationConnectionImplementors = []string{"IntegrationConnection"}
@@ -36564,7 +36564,7 @@ func (ec *executionContext) _IntegrationConnection(ctx context.Context, sel ast.
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var integrationEdgeImplementors = []string{"IntegrationEdge"}
@@ -36602,7 +36602,7 @@ func (ec *executionContext) _IntegrationEdge(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var integrationPayloadImplementors = []string{"IntegrationPayload"}
@@ -36640,7 +36640,7 @@ func (ec *executionContext) _IntegrationPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var jobImplementors = []string{"Job", "Node"}
@@ -36746,7 +36746,7 @@ func (ec *executionContext) _Job(ctx context.Context, sel ast.SelectionSet, obj 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var jobConnectionImplementors = []string{"JobConnection"}
@@ -36789,7 +36789,7 @@ func (ec *executionContext) _JobConnection(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var jobEdgeImplementors = []string{"JobEdge"}
@@ -36827,7 +36827,7 @@ func (ec *executionContext) _JobEdge(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var jobItemImplementors = []string{"JobItem", "Node"}
@@ -36951,7 +36951,7 @@ func (ec *executionContext) _JobItem(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var jobItemConnectionImplementors = []string{"JobItemConnection"}
@@ -36994,7 +36994,7 @@ func (ec *executionContext) _JobItemConnection(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var jobItemEdgeImplementors = []string{"JobItemEdge"}
@@ -37032,7 +37032,7 @@ func (ec *executionContext) _JobItemEdge(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var mutationImplementors = []string{"Mutation"}
@@ -37327,7 +37327,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var notificationImplementors = []string{"Notification", "Node"}
@@ -37395,7 +37395,7 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var notificationConnectionImplementors = []string{"NotificationConnection"}
@@ -37438,7 +37438,7 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var notificationEdgeImplementors = []string{"NotificationEdge"}
@@ -37476,7 +37476,7 @@ func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var organizationImplementors = []string{"Organization", "Node"}
@@ -37554,7 +37554,7 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var pageInfoImplementors = []string{"PageInfo"}
@@ -37602,7 +37602,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var planCountsImplementors = []string{"PlanCounts"}
@@ -37675,7 +37675,7 @@ func (ec *executionContext) _PlanCounts(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var planItemImplementors = []string{"PlanItem"}
@@ -37753,7 +37753,7 @@ func (ec *executionContext) _PlanItem(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var portalLogoutPayloadImplementors = []string{"PortalLogoutPayload"}
@@ -37786,7 +37786,7 @@ func (ec *executionContext) _PortalLogoutPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var portalSessionPayloadImplementors = []string{"PortalSessionPayload"}
@@ -37829,7 +37829,7 @@ func (ec *executionContext) _PortalSessionPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var queryImplementors = []string{"Query"}
@@ -37969,7 +37969,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteDriftImplementors = []string{"RemoteDrift"}
@@ -38022,7 +38022,7 @@ func (ec *executionContext) _RemoteDrift(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteLinkImplementors = []string{"RemoteLink", "Node"}
@@ -38208,7 +38208,7 @@ func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteLinkConnectionImplementors = []string{"RemoteLinkConnection"}
@@ -38251,7 +38251,7 @@ func (ec *executionContext) _RemoteLinkConnection(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteLinkEdgeImplementors = []string{"RemoteLinkEdge"}
@@ -38289,7 +38289,7 @@ func (ec *executionContext) _RemoteLinkEdge(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteUserImplementors = []string{"RemoteUser"}
@@ -38377,7 +38377,7 @@ func (ec *executionContext) _RemoteUser(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteUserConnectionImplementors = []string{"RemoteUserConnection"}
@@ -38420,7 +38420,7 @@ func (ec *executionContext) _RemoteUserConnection(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteUserEdgeImplementors = []string{"RemoteUserEdge"}
@@ -38458,7 +38458,7 @@ func (ec *executionContext) _RemoteUserEdge(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var removeUserGroupMembersPayloadImplementors = []string{"RemoveUserGroupMembersPayload"}
@@ -38496,7 +38496,7 @@ func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var requestPasswordResetPayloadImplementors = []string{"RequestPasswordResetPayload"}
@@ -38529,7 +38529,7 @@ func (ec *executionContext) _RequestPasswordResetPayload(ctx context.Context, se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var resetPasswordPayloadImplementors = []string{"ResetPasswordPayload"}
@@ -38562,7 +38562,7 @@ func (ec *executionContext) _ResetPasswordPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var resyncPayloadImplementors = []string{"ResyncPayload"}
@@ -38595,7 +38595,7 @@ func (ec *executionContext) _ResyncPayload(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var retryJobPayloadImplementors = []string{"RetryJobPayload"}
@@ -38633,7 +38633,7 @@ func (ec *executionContext) _RetryJobPayload(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var revokeAPIKeyPayloadImplementors = []string{"RevokeAPIKeyPayload"}
@@ -38666,7 +38666,7 @@ func (ec *executionContext) _RevokeAPIKeyPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var setUserPasswordPayloadImplementors = []string{"SetUserPasswordPayload"}
@@ -38704,7 +38704,7 @@ func (ec *executionContext) _SetUserPasswordPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var subscriptionImplementors = []string{"Subscription"}
@@ -38766,7 +38766,7 @@ func (ec *executionContext) _SuspendUserPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var unlockUserPayloadImplementors = []string{"UnlockUserPayload"}
@@ -38804,7 +38804,7 @@ func (ec *executionContext) _UnlockUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var updateOrganizationPayloadImplementors = []string{"UpdateOrganizationPayload"}
@@ -38837,7 +38837,7 @@ func (ec *executionContext) _UpdateOrganizationPayload(ctx context.Context, sel 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var updateUserGroupPayloadImplementors = []string{"UpdateUserGroupPayload"}
@@ -38875,7 +38875,7 @@ func (ec *executionContext) _UpdateUserGroupPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var updateUserPayloadImplementors = []string{"UpdateUserPayload"}
@@ -38913,7 +38913,7 @@ func (ec *executionContext) _UpdateUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var userImplementors = []string{"User", "Node"}
@@ -39099,7 +39099,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var userConnectionImplementors = []string{"UserConnection"}
@@ -39142,7 +39142,7 @@ func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var userEdgeImplementors = []string{"UserEdge"}
@@ -39180,7 +39180,7 @@ func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var userGroupImplementors = []string{"UserGroup", "Node"}
@@ -39245,7 +39245,7 @@ func (ec *executionContext) _UserGroup(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var userGroupConnectionImplementors = []string{"UserGroupConnection"}
@@ -39288,7 +39288,7 @@ func (ec *executionContext) _UserGroupConnection(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var userGroupEdgeImplementors = []string{"UserGroupEdge"}
@@ -39326,7 +39326,7 @@ func (ec *executionContext) _UserGroupEdge(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var writeBudgetImplementors = []string{"WriteBudget"}
@@ -39369,7 +39369,7 @@ func (ec *executionContext) _WriteBudget(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -39422,7 +39422,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var __EnumValueImplementors = []string{"__EnumValue"}
@@ -39470,7 +39470,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var __FieldImplementors = []string{"__Field"}
@@ -39528,7 +39528,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var __InputValueImplementors = []string{"__InputValue"}
@@ -39586,7 +39586,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var __SchemaImplementors = []string{"__Schema"}
@@ -39644,7 +39644,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var __TypeImplementors = []string{"__Type"}
@@ -39727,10 +39727,11 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
-}
+	return gqlexec.Object(
 
-// endregion **************************** object.gotpl ****************************
+		// endregion **************************** object.gotpl ****************************
+		fields, out)
+}
 
 // region    ***************************** type.gotpl *****************************
 
