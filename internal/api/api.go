@@ -158,14 +158,19 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	srv.SetRecoverFunc(gqlerr.RecoverFunc(logger))
 	// Field middlewares run outermost first: translation sees the errors of the guards too.
 	srv.AroundOperations(trackFailures)
-	srv.AroundFields(resolvingFields(
+	var fieldMiddlewares []graphql.FieldMiddleware
+	if cfg.Metrics != nil {
+		// Outermost: the resolver's time includes the guards'.
+		fieldMiddlewares = append(fieldMiddlewares, cfg.Metrics.GraphQL().TimeResolvers)
+	}
+	srv.AroundFields(resolvingFields(append(fieldMiddlewares,
 		gqlerr.FieldMiddleware(logger),
 		scope,
 		requireWriter,
 		skipAfterFailure,
 		inputguard.Middleware,
 		limitPageSize(cfg.MaxPageSize),
-	))
+	)...))
 
 	limited := http.MaxBytesHandler(httpGate(cfg.MaxTokens, srv), cfg.MaxBodyBytes)
 	h := liveHandler(cfg, conns, authenticate(client, logger, cfg.MaxBodyBytes, limitSSE(guard, limited)), limited)
