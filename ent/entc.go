@@ -89,7 +89,9 @@ func main() {
 //   - no @defer bookkeeping for an object without a deferred field
 //     (gqlexec.NewDeferredGroup, given the object's collected fields);
 //   - an object's fields written without a map per object (the
-//     `return out` of an object's marshaller returns gqlexec.Object).
+//     `return out` of an object's marshaller returns gqlexec.Object);
+//   - plain struct fields resolved without the field middleware
+//     (gqlexec.ResolvePlainField).
 //
 // It fails when a call to rewrite is missing, so that a gqlgen release
 // generating something else does not silently bring the cost back.
@@ -99,7 +101,7 @@ func rewriteExecutor(filename string) error {
 	if err != nil {
 		return err
 	}
-	var lists, groups, objects int
+	var lists, groups, objects, plain int
 	for _, decl := range f.Decls {
 		fn, ok := decl.(*ast.FuncDecl)
 		if !ok || fn.Body == nil {
@@ -135,12 +137,17 @@ func rewriteExecutor(filename string) error {
 				pkg.Name = "gqlexec"
 				call.Args = append(call.Args, ast.NewIdent("fields"))
 				groups++
+			case "ResolveField":
+				if isPlainField(call) {
+					pkg.Name, name.Name = "gqlexec", "ResolvePlainField"
+					plain++
+				}
 			}
 			return true
 		})
 	}
-	if lists == 0 || groups == 0 || objects != groups {
-		return fmt.Errorf("%s: %d calls of graphql.MarshalSliceConcurrently, %d of graphql.NewDeferredGroup and %d object marshallers returning their field set: expected some of each, one object per group", filename, lists, groups, objects)
+	if lists == 0 || groups == 0 || objects != groups || plain == 0 {
+		return fmt.Errorf("%s: %d calls of graphql.MarshalSliceConcurrently, %d of graphql.NewDeferredGroup, %d object marshallers returning their field set and %d plain fields: expected some of each, one object per group", filename, lists, groups, objects, plain)
 	}
 	astutil.AddImport(fset, f, "github.com/dirsync/dirsync/internal/gqlexec")
 	var buf bytes.Buffer
@@ -178,4 +185,27 @@ func isFieldSetOfFields(stmt ast.Stmt) bool {
 	pkg, name, ok := qualified(call.Fun)
 	arg, isIdent := call.Args[0].(*ast.Ident)
 	return ok && isIdent && pkg.Name == "graphql" && name.Name == "NewFieldSet" && arg.Name == "fields"
+}
+
+// isPlainField tells whether call is graphql.ResolveField(…) for a plain
+// struct field: its resolver is `return obj.Field, nil` and it has no
+// directive (the middleware chain is nil).
+func isPlainField(call *ast.CallExpr) bool {
+	if len(call.Args) != 9 {
+		return false
+	}
+	if chain, ok := call.Args[5].(*ast.Ident); !ok || chain.Name != "nil" {
+		return false
+	}
+	resolver, ok := call.Args[4].(*ast.FuncLit)
+	if !ok || len(resolver.Body.List) != 1 {
+		return false
+	}
+	ret, ok := resolver.Body.List[0].(*ast.ReturnStmt)
+	if !ok || len(ret.Results) != 2 {
+		return false
+	}
+	obj, _, ok := qualified(ret.Results[0])
+	err, isIdent := ret.Results[1].(*ast.Ident)
+	return ok && obj.Name == "obj" && isIdent && err.Name == "nil"
 }

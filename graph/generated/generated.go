@@ -10538,7 +10538,7 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 // region    **************************** field.gotpl *****************************
 
 func (ec *executionContext) _APIKey_id(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10561,7 +10561,7 @@ func (ec *executionContext) fieldContext_APIKey_id(_ context.Context, field grap
 }
 
 func (ec *executionContext) _APIKey_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10584,7 +10584,7 @@ func (ec *executionContext) fieldContext_APIKey_createdAt(_ context.Context, fie
 }
 
 func (ec *executionContext) _APIKey_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10607,7 +10607,7 @@ func (ec *executionContext) fieldContext_APIKey_updatedAt(_ context.Context, fie
 }
 
 func (ec *executionContext) _APIKey_name(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10630,7 +10630,7 @@ func (ec *executionContext) fieldContext_APIKey_name(_ context.Context, field gr
 }
 
 func (ec *executionContext) _APIKey_role(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10653,7 +10653,7 @@ func (ec *executionContext) fieldContext_APIKey_role(_ context.Context, field gr
 }
 
 func (ec *executionContext) _APIKey_keyPrefix(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10676,7 +10676,7 @@ func (ec *executionContext) fieldContext_APIKey_keyPrefix(_ context.Context, fie
 }
 
 func (ec *executionContext) _APIKey_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10699,7 +10699,7 @@ func (ec *executionContext) fieldContext_APIKey_lastUsedAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _APIKey_expiresAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10722,7 +10722,7 @@ func (ec *executionContext) fieldContext_APIKey_expiresAt(_ context.Context, fie
 }
 
 func (ec *executionContext) _APIKey_revokedAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10745,7 +10745,7 @@ func (ec *executionContext) fieldContext_APIKey_revokedAt(_ context.Context, fie
 }
 
 func (ec *executionContext) _APIKeyConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10777,7 +10777,7 @@ func (ec *executionContext) fieldContext_APIKeyConnection_edges(_ context.Contex
 }
 
 func (ec *executionContext) _APIKeyConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10809,7 +10809,7 @@ func (ec *executionContext) fieldContext_APIKeyConnection_pageInfo(_ context.Con
 }
 
 func (ec *executionContext) _APIKeyConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10832,7 +10832,7 @@ func (ec *executionContext) fieldContext_APIKeyConnection_totalCount(_ context.C
 }
 
 func (ec *executionContext) _APIKeyEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10864,7 +10864,7 @@ func (ec *executionContext) fieldContext_APIKeyEdge_node(_ context.Context, fiel
 }
 
 func (ec *executionContext) _APIKeyEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10887,7 +10887,7 @@ func (ec *executionContext) fieldContext_APIKeyEdge_cursor(_ context.Context, fi
 }
 
 func (ec *executionContext) _ActivateUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.ActivateUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10919,7 +10919,7 @@ func (ec *executionContext) fieldContext_ActivateUserPayload_user(_ context.Cont
 }
 
 func (ec *executionContext) _ActivateUserPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.ActivateUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10951,7 +10951,7 @@ func (ec *executionContext) fieldContext_ActivateUserPayload_jobs(_ context.Cont
 }
 
 func (ec *executionContext) _AddUserGroupMembersPayload_userGroup(ctx context.Context, field graphql.CollectedField, obj *model.AddUserGroupMembersPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10983,7 +10983,7 @@ func (ec *executionContext) fieldContext_AddUserGroupMembersPayload_userGroup(_ 
 }
 
 func (ec *executionContext) _AddUserGroupMembersPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.AddUserGroupMembersPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11015,7 +11015,7 @@ func (ec *executionContext) fieldContext_AddUserGroupMembersPayload_jobs(_ conte
 }
 
 func (ec *executionContext) _AttributeDiff_property(ctx context.Context, field graphql.CollectedField, obj *model.AttributeDiff) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11038,7 +11038,7 @@ func (ec *executionContext) fieldContext_AttributeDiff_property(_ context.Contex
 }
 
 func (ec *executionContext) _AttributeDiff_remoteValue(ctx context.Context, field graphql.CollectedField, obj *model.AttributeDiff) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11061,7 +11061,7 @@ func (ec *executionContext) fieldContext_AttributeDiff_remoteValue(_ context.Con
 }
 
 func (ec *executionContext) _AttributeDiff_newValue(ctx context.Context, field graphql.CollectedField, obj *model.AttributeDiff) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11084,7 +11084,7 @@ func (ec *executionContext) fieldContext_AttributeDiff_newValue(_ context.Contex
 }
 
 func (ec *executionContext) _AttributeMapping_attribute(ctx context.Context, field graphql.CollectedField, obj *mapping.Rule) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11107,7 +11107,7 @@ func (ec *executionContext) fieldContext_AttributeMapping_attribute(_ context.Co
 }
 
 func (ec *executionContext) _AttributeMapping_property(ctx context.Context, field graphql.CollectedField, obj *mapping.Rule) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11130,7 +11130,7 @@ func (ec *executionContext) fieldContext_AttributeMapping_property(_ context.Con
 }
 
 func (ec *executionContext) _AttributeMapping_export(ctx context.Context, field graphql.CollectedField, obj *mapping.Rule) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11153,7 +11153,7 @@ func (ec *executionContext) fieldContext_AttributeMapping_export(_ context.Conte
 }
 
 func (ec *executionContext) _AttributeMapping_import(ctx context.Context, field graphql.CollectedField, obj *mapping.Rule) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11176,7 +11176,7 @@ func (ec *executionContext) fieldContext_AttributeMapping_import(_ context.Conte
 }
 
 func (ec *executionContext) _BindingPayload_integration(ctx context.Context, field graphql.CollectedField, obj *model.BindingPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11208,7 +11208,7 @@ func (ec *executionContext) fieldContext_BindingPayload_integration(_ context.Co
 }
 
 func (ec *executionContext) _BindingPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.BindingPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11240,7 +11240,7 @@ func (ec *executionContext) fieldContext_BindingPayload_jobs(_ context.Context, 
 }
 
 func (ec *executionContext) _BindingPlan_integration(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11272,7 +11272,7 @@ func (ec *executionContext) fieldContext_BindingPlan_integration(_ context.Conte
 }
 
 func (ec *executionContext) _BindingPlan_items(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11304,7 +11304,7 @@ func (ec *executionContext) fieldContext_BindingPlan_items(_ context.Context, fi
 }
 
 func (ec *executionContext) _BindingPlan_counts(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11336,7 +11336,7 @@ func (ec *executionContext) fieldContext_BindingPlan_counts(_ context.Context, f
 }
 
 func (ec *executionContext) _BindingPlan_wouldAwaitApproval(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11359,7 +11359,7 @@ func (ec *executionContext) fieldContext_BindingPlan_wouldAwaitApproval(_ contex
 }
 
 func (ec *executionContext) _BindingPlan_graphRequests(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11382,7 +11382,7 @@ func (ec *executionContext) fieldContext_BindingPlan_graphRequests(_ context.Con
 }
 
 func (ec *executionContext) _ChangeMyPasswordPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.ChangeMyPasswordPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11414,7 +11414,7 @@ func (ec *executionContext) fieldContext_ChangeMyPasswordPayload_user(_ context.
 }
 
 func (ec *executionContext) _CreateAPIKeyPayload_apiKey(ctx context.Context, field graphql.CollectedField, obj *model.CreateAPIKeyPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11446,7 +11446,7 @@ func (ec *executionContext) fieldContext_CreateAPIKeyPayload_apiKey(_ context.Co
 }
 
 func (ec *executionContext) _CreateAPIKeyPayload_secret(ctx context.Context, field graphql.CollectedField, obj *model.CreateAPIKeyPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11469,7 +11469,7 @@ func (ec *executionContext) fieldContext_CreateAPIKeyPayload_secret(_ context.Co
 }
 
 func (ec *executionContext) _CreateActivationPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.CreateActivationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11492,7 +11492,7 @@ func (ec *executionContext) fieldContext_CreateActivationPayload_token(_ context
 }
 
 func (ec *executionContext) _CreateActivationPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.CreateActivationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11515,7 +11515,7 @@ func (ec *executionContext) fieldContext_CreateActivationPayload_expiresAt(_ con
 }
 
 func (ec *executionContext) _CreateActivationPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.CreateActivationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11547,7 +11547,7 @@ func (ec *executionContext) fieldContext_CreateActivationPayload_user(_ context.
 }
 
 func (ec *executionContext) _CreateUserGroupPayload_userGroup(ctx context.Context, field graphql.CollectedField, obj *model.CreateUserGroupPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11579,7 +11579,7 @@ func (ec *executionContext) fieldContext_CreateUserGroupPayload_userGroup(_ cont
 }
 
 func (ec *executionContext) _CreateUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.CreateUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11611,7 +11611,7 @@ func (ec *executionContext) fieldContext_CreateUserPayload_user(_ context.Contex
 }
 
 func (ec *executionContext) _DeleteIntegrationPayload_deletedID(ctx context.Context, field graphql.CollectedField, obj *model.DeleteIntegrationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11634,7 +11634,7 @@ func (ec *executionContext) fieldContext_DeleteIntegrationPayload_deletedID(_ co
 }
 
 func (ec *executionContext) _DeleteUserGroupPayload_deletedID(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUserGroupPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11657,7 +11657,7 @@ func (ec *executionContext) fieldContext_DeleteUserGroupPayload_deletedID(_ cont
 }
 
 func (ec *executionContext) _DeleteUserGroupPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUserGroupPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11689,7 +11689,7 @@ func (ec *executionContext) fieldContext_DeleteUserGroupPayload_jobs(_ context.C
 }
 
 func (ec *executionContext) _DeleteUserPayload_deletedID(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11712,7 +11712,7 @@ func (ec *executionContext) fieldContext_DeleteUserPayload_deletedID(_ context.C
 }
 
 func (ec *executionContext) _DeleteUserPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11744,7 +11744,7 @@ func (ec *executionContext) fieldContext_DeleteUserPayload_jobs(_ context.Contex
 }
 
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11767,7 +11767,7 @@ func (ec *executionContext) fieldContext_Event_id(_ context.Context, field graph
 }
 
 func (ec *executionContext) _Event_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11790,7 +11790,7 @@ func (ec *executionContext) fieldContext_Event_createdAt(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Event_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11813,7 +11813,7 @@ func (ec *executionContext) fieldContext_Event_updatedAt(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Event_type(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11836,7 +11836,7 @@ func (ec *executionContext) fieldContext_Event_type(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Event_userID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11859,7 +11859,7 @@ func (ec *executionContext) fieldContext_Event_userID(_ context.Context, field g
 }
 
 func (ec *executionContext) _Event_integrationID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11882,7 +11882,7 @@ func (ec *executionContext) fieldContext_Event_integrationID(_ context.Context, 
 }
 
 func (ec *executionContext) _Event_groupID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11905,7 +11905,7 @@ func (ec *executionContext) fieldContext_Event_groupID(_ context.Context, field 
 }
 
 func (ec *executionContext) _Event_jobID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11928,7 +11928,7 @@ func (ec *executionContext) fieldContext_Event_jobID(_ context.Context, field gr
 }
 
 func (ec *executionContext) _Event_detail(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11951,7 +11951,7 @@ func (ec *executionContext) fieldContext_Event_detail(_ context.Context, field g
 }
 
 func (ec *executionContext) _EventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.EventConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11983,7 +11983,7 @@ func (ec *executionContext) fieldContext_EventConnection_edges(_ context.Context
 }
 
 func (ec *executionContext) _EventConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.EventConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12015,7 +12015,7 @@ func (ec *executionContext) fieldContext_EventConnection_pageInfo(_ context.Cont
 }
 
 func (ec *executionContext) _EventConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.EventConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12038,7 +12038,7 @@ func (ec *executionContext) fieldContext_EventConnection_totalCount(_ context.Co
 }
 
 func (ec *executionContext) _EventEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.EventEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12070,7 +12070,7 @@ func (ec *executionContext) fieldContext_EventEdge_node(_ context.Context, field
 }
 
 func (ec *executionContext) _EventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.EventEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12093,7 +12093,7 @@ func (ec *executionContext) fieldContext_EventEdge_cursor(_ context.Context, fie
 }
 
 func (ec *executionContext) _ImportResult_remoteID(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12116,7 +12116,7 @@ func (ec *executionContext) fieldContext_ImportResult_remoteID(_ context.Context
 }
 
 func (ec *executionContext) _ImportResult_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12139,7 +12139,7 @@ func (ec *executionContext) fieldContext_ImportResult_userPrincipalName(_ contex
 }
 
 func (ec *executionContext) _ImportResult_status(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12162,7 +12162,7 @@ func (ec *executionContext) fieldContext_ImportResult_status(_ context.Context, 
 }
 
 func (ec *executionContext) _ImportResult_user(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12194,7 +12194,7 @@ func (ec *executionContext) fieldContext_ImportResult_user(_ context.Context, fi
 }
 
 func (ec *executionContext) _ImportResult_message(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12217,7 +12217,7 @@ func (ec *executionContext) fieldContext_ImportResult_message(_ context.Context,
 }
 
 func (ec *executionContext) _ImportUsersPayload_job(ctx context.Context, field graphql.CollectedField, obj *importer.Payload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12249,7 +12249,7 @@ func (ec *executionContext) fieldContext_ImportUsersPayload_job(_ context.Contex
 }
 
 func (ec *executionContext) _ImportUsersPayload_results(ctx context.Context, field graphql.CollectedField, obj *importer.Payload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12281,7 +12281,7 @@ func (ec *executionContext) fieldContext_ImportUsersPayload_results(_ context.Co
 }
 
 func (ec *executionContext) _Integration_id(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12304,7 +12304,7 @@ func (ec *executionContext) fieldContext_Integration_id(_ context.Context, field
 }
 
 func (ec *executionContext) _Integration_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12327,7 +12327,7 @@ func (ec *executionContext) fieldContext_Integration_createdAt(_ context.Context
 }
 
 func (ec *executionContext) _Integration_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12350,7 +12350,7 @@ func (ec *executionContext) fieldContext_Integration_updatedAt(_ context.Context
 }
 
 func (ec *executionContext) _Integration_name(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12373,7 +12373,7 @@ func (ec *executionContext) fieldContext_Integration_name(_ context.Context, fie
 }
 
 func (ec *executionContext) _Integration_tenantID(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12396,7 +12396,7 @@ func (ec *executionContext) fieldContext_Integration_tenantID(_ context.Context,
 }
 
 func (ec *executionContext) _Integration_clientID(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12419,7 +12419,7 @@ func (ec *executionContext) fieldContext_Integration_clientID(_ context.Context,
 }
 
 func (ec *executionContext) _Integration_graphBaseURL(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12442,7 +12442,7 @@ func (ec *executionContext) fieldContext_Integration_graphBaseURL(_ context.Cont
 }
 
 func (ec *executionContext) _Integration_loginBaseURL(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12465,7 +12465,7 @@ func (ec *executionContext) fieldContext_Integration_loginBaseURL(_ context.Cont
 }
 
 func (ec *executionContext) _Integration_status(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12488,7 +12488,7 @@ func (ec *executionContext) fieldContext_Integration_status(_ context.Context, f
 }
 
 func (ec *executionContext) _Integration_authorizedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12511,7 +12511,7 @@ func (ec *executionContext) fieldContext_Integration_authorizedAt(_ context.Cont
 }
 
 func (ec *executionContext) _Integration_lastError(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12534,7 +12534,7 @@ func (ec *executionContext) fieldContext_Integration_lastError(_ context.Context
 }
 
 func (ec *executionContext) _Integration_domains(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12557,7 +12557,7 @@ func (ec *executionContext) fieldContext_Integration_domains(_ context.Context, 
 }
 
 func (ec *executionContext) _Integration_defaultDomain(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12580,7 +12580,7 @@ func (ec *executionContext) fieldContext_Integration_defaultDomain(_ context.Con
 }
 
 func (ec *executionContext) _Integration_verifiedDomains(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12603,7 +12603,7 @@ func (ec *executionContext) fieldContext_Integration_verifiedDomains(_ context.C
 }
 
 func (ec *executionContext) _Integration_tenantPasswordExpiry(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12626,7 +12626,7 @@ func (ec *executionContext) fieldContext_Integration_tenantPasswordExpiry(_ cont
 }
 
 func (ec *executionContext) _Integration_emailSource(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12649,7 +12649,7 @@ func (ec *executionContext) fieldContext_Integration_emailSource(_ context.Conte
 }
 
 func (ec *executionContext) _Integration_groupManagement(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12672,7 +12672,7 @@ func (ec *executionContext) fieldContext_Integration_groupManagement(_ context.C
 }
 
 func (ec *executionContext) _Integration_suspendOnPasswordExpiry(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12695,7 +12695,7 @@ func (ec *executionContext) fieldContext_Integration_suspendOnPasswordExpiry(_ c
 }
 
 func (ec *executionContext) _Integration_suspendOnLockout(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12718,7 +12718,7 @@ func (ec *executionContext) fieldContext_Integration_suspendOnLockout(_ context.
 }
 
 func (ec *executionContext) _Integration_driftAction(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12741,7 +12741,7 @@ func (ec *executionContext) fieldContext_Integration_driftAction(_ context.Conte
 }
 
 func (ec *executionContext) _Integration_driftCheckedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13029,7 +13029,7 @@ func (ec *executionContext) fieldContext_Integration_deprovisionThresholdIsDefau
 }
 
 func (ec *executionContext) _IntegrationBinding_integration(ctx context.Context, field graphql.CollectedField, obj *model.IntegrationBinding) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13061,7 +13061,7 @@ func (ec *executionContext) fieldContext_IntegrationBinding_integration(_ contex
 }
 
 func (ec *executionContext) _IntegrationBinding_direct(ctx context.Context, field graphql.CollectedField, obj *model.IntegrationBinding) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13084,7 +13084,7 @@ func (ec *executionContext) fieldContext_IntegrationBinding_direct(_ context.Con
 }
 
 func (ec *executionContext) _IntegrationBinding_viaGroups(ctx context.Context, field graphql.CollectedField, obj *model.IntegrationBinding) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13116,7 +13116,7 @@ func (ec *executionContext) fieldContext_IntegrationBinding_viaGroups(_ context.
 }
 
 func (ec *executionContext) _IntegrationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.IntegrationConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13148,7 +13148,7 @@ func (ec *executionContext) fieldContext_IntegrationConnection_edges(_ context.C
 }
 
 func (ec *executionContext) _IntegrationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.IntegrationConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13180,7 +13180,7 @@ func (ec *executionContext) fieldContext_IntegrationConnection_pageInfo(_ contex
 }
 
 func (ec *executionContext) _IntegrationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.IntegrationConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13203,7 +13203,7 @@ func (ec *executionContext) fieldContext_IntegrationConnection_totalCount(_ cont
 }
 
 func (ec *executionContext) _IntegrationEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.IntegrationEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13235,7 +13235,7 @@ func (ec *executionContext) fieldContext_IntegrationEdge_node(_ context.Context,
 }
 
 func (ec *executionContext) _IntegrationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.IntegrationEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13258,7 +13258,7 @@ func (ec *executionContext) fieldContext_IntegrationEdge_cursor(_ context.Contex
 }
 
 func (ec *executionContext) _IntegrationPayload_integration(ctx context.Context, field graphql.CollectedField, obj *model.IntegrationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13290,7 +13290,7 @@ func (ec *executionContext) fieldContext_IntegrationPayload_integration(_ contex
 }
 
 func (ec *executionContext) _IntegrationPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.IntegrationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13322,7 +13322,7 @@ func (ec *executionContext) fieldContext_IntegrationPayload_jobs(_ context.Conte
 }
 
 func (ec *executionContext) _Job_id(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13345,7 +13345,7 @@ func (ec *executionContext) fieldContext_Job_id(_ context.Context, field graphql
 }
 
 func (ec *executionContext) _Job_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13368,7 +13368,7 @@ func (ec *executionContext) fieldContext_Job_createdAt(_ context.Context, field 
 }
 
 func (ec *executionContext) _Job_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13391,7 +13391,7 @@ func (ec *executionContext) fieldContext_Job_updatedAt(_ context.Context, field 
 }
 
 func (ec *executionContext) _Job_kind(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13414,7 +13414,7 @@ func (ec *executionContext) fieldContext_Job_kind(_ context.Context, field graph
 }
 
 func (ec *executionContext) _Job_status(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13437,7 +13437,7 @@ func (ec *executionContext) fieldContext_Job_status(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Job_total(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13460,7 +13460,7 @@ func (ec *executionContext) fieldContext_Job_total(_ context.Context, field grap
 }
 
 func (ec *executionContext) _Job_done(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13483,7 +13483,7 @@ func (ec *executionContext) fieldContext_Job_done(_ context.Context, field graph
 }
 
 func (ec *executionContext) _Job_failed(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13506,7 +13506,7 @@ func (ec *executionContext) fieldContext_Job_failed(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Job_integrationID(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13529,7 +13529,7 @@ func (ec *executionContext) fieldContext_Job_integrationID(_ context.Context, fi
 }
 
 func (ec *executionContext) _Job_startedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13552,7 +13552,7 @@ func (ec *executionContext) fieldContext_Job_startedAt(_ context.Context, field 
 }
 
 func (ec *executionContext) _Job_finishedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13575,7 +13575,7 @@ func (ec *executionContext) fieldContext_Job_finishedAt(_ context.Context, field
 }
 
 func (ec *executionContext) _Job_retryOfID(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13697,7 +13697,7 @@ func (ec *executionContext) fieldContext_Job_resultsCSVURL(_ context.Context, fi
 }
 
 func (ec *executionContext) _JobConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.JobConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13729,7 +13729,7 @@ func (ec *executionContext) fieldContext_JobConnection_edges(_ context.Context, 
 }
 
 func (ec *executionContext) _JobConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.JobConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13761,7 +13761,7 @@ func (ec *executionContext) fieldContext_JobConnection_pageInfo(_ context.Contex
 }
 
 func (ec *executionContext) _JobConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.JobConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13784,7 +13784,7 @@ func (ec *executionContext) fieldContext_JobConnection_totalCount(_ context.Cont
 }
 
 func (ec *executionContext) _JobEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.JobEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13816,7 +13816,7 @@ func (ec *executionContext) fieldContext_JobEdge_node(_ context.Context, field g
 }
 
 func (ec *executionContext) _JobEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.JobEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13839,7 +13839,7 @@ func (ec *executionContext) fieldContext_JobEdge_cursor(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_id(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13862,7 +13862,7 @@ func (ec *executionContext) fieldContext_JobItem_id(_ context.Context, field gra
 }
 
 func (ec *executionContext) _JobItem_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13885,7 +13885,7 @@ func (ec *executionContext) fieldContext_JobItem_createdAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _JobItem_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13908,7 +13908,7 @@ func (ec *executionContext) fieldContext_JobItem_updatedAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _JobItem_jobID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13931,7 +13931,7 @@ func (ec *executionContext) fieldContext_JobItem_jobID(_ context.Context, field 
 }
 
 func (ec *executionContext) _JobItem_userID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13954,7 +13954,7 @@ func (ec *executionContext) fieldContext_JobItem_userID(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_linkID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13977,7 +13977,7 @@ func (ec *executionContext) fieldContext_JobItem_linkID(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_integrationID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14000,7 +14000,7 @@ func (ec *executionContext) fieldContext_JobItem_integrationID(_ context.Context
 }
 
 func (ec *executionContext) _JobItem_groupID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14023,7 +14023,7 @@ func (ec *executionContext) fieldContext_JobItem_groupID(_ context.Context, fiel
 }
 
 func (ec *executionContext) _JobItem_status(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14046,7 +14046,7 @@ func (ec *executionContext) fieldContext_JobItem_status(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_result(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14069,7 +14069,7 @@ func (ec *executionContext) fieldContext_JobItem_result(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_errorCode(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14092,7 +14092,7 @@ func (ec *executionContext) fieldContext_JobItem_errorCode(_ context.Context, fi
 }
 
 func (ec *executionContext) _JobItem_errorMessage(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14115,7 +14115,7 @@ func (ec *executionContext) fieldContext_JobItem_errorMessage(_ context.Context,
 }
 
 func (ec *executionContext) _JobItem_detail(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14138,7 +14138,7 @@ func (ec *executionContext) fieldContext_JobItem_detail(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_remoteID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14161,7 +14161,7 @@ func (ec *executionContext) fieldContext_JobItem_remoteID(_ context.Context, fie
 }
 
 func (ec *executionContext) _JobItem_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14184,7 +14184,7 @@ func (ec *executionContext) fieldContext_JobItem_userPrincipalName(_ context.Con
 }
 
 func (ec *executionContext) _JobItem_email(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14207,7 +14207,7 @@ func (ec *executionContext) fieldContext_JobItem_email(_ context.Context, field 
 }
 
 func (ec *executionContext) _JobItem_username(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14230,7 +14230,7 @@ func (ec *executionContext) fieldContext_JobItem_username(_ context.Context, fie
 }
 
 func (ec *executionContext) _JobItem_note(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14285,7 +14285,7 @@ func (ec *executionContext) fieldContext_JobItem_job(_ context.Context, field gr
 }
 
 func (ec *executionContext) _JobItemConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.JobItemConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14317,7 +14317,7 @@ func (ec *executionContext) fieldContext_JobItemConnection_edges(_ context.Conte
 }
 
 func (ec *executionContext) _JobItemConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.JobItemConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14349,7 +14349,7 @@ func (ec *executionContext) fieldContext_JobItemConnection_pageInfo(_ context.Co
 }
 
 func (ec *executionContext) _JobItemConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.JobItemConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14372,7 +14372,7 @@ func (ec *executionContext) fieldContext_JobItemConnection_totalCount(_ context.
 }
 
 func (ec *executionContext) _JobItemEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.JobItemEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14404,7 +14404,7 @@ func (ec *executionContext) fieldContext_JobItemEdge_node(_ context.Context, fie
 }
 
 func (ec *executionContext) _JobItemEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.JobItemEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16043,7 +16043,7 @@ func (ec *executionContext) fieldContext_Mutation_cancelJob(ctx context.Context,
 }
 
 func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16066,7 +16066,7 @@ func (ec *executionContext) fieldContext_Notification_id(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Notification_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16089,7 +16089,7 @@ func (ec *executionContext) fieldContext_Notification_createdAt(_ context.Contex
 }
 
 func (ec *executionContext) _Notification_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16112,7 +16112,7 @@ func (ec *executionContext) fieldContext_Notification_updatedAt(_ context.Contex
 }
 
 func (ec *executionContext) _Notification_userID(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16135,7 +16135,7 @@ func (ec *executionContext) fieldContext_Notification_userID(_ context.Context, 
 }
 
 func (ec *executionContext) _Notification_kind(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16158,7 +16158,7 @@ func (ec *executionContext) fieldContext_Notification_kind(_ context.Context, fi
 }
 
 func (ec *executionContext) _Notification_message(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16181,7 +16181,7 @@ func (ec *executionContext) fieldContext_Notification_message(_ context.Context,
 }
 
 func (ec *executionContext) _Notification_deliveredAt(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16204,7 +16204,7 @@ func (ec *executionContext) fieldContext_Notification_deliveredAt(_ context.Cont
 }
 
 func (ec *executionContext) _Notification_jobID(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16227,7 +16227,7 @@ func (ec *executionContext) fieldContext_Notification_jobID(_ context.Context, f
 }
 
 func (ec *executionContext) _NotificationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16259,7 +16259,7 @@ func (ec *executionContext) fieldContext_NotificationConnection_edges(_ context.
 }
 
 func (ec *executionContext) _NotificationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16291,7 +16291,7 @@ func (ec *executionContext) fieldContext_NotificationConnection_pageInfo(_ conte
 }
 
 func (ec *executionContext) _NotificationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16314,7 +16314,7 @@ func (ec *executionContext) fieldContext_NotificationConnection_totalCount(_ con
 }
 
 func (ec *executionContext) _NotificationEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16346,7 +16346,7 @@ func (ec *executionContext) fieldContext_NotificationEdge_node(_ context.Context
 }
 
 func (ec *executionContext) _NotificationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16369,7 +16369,7 @@ func (ec *executionContext) fieldContext_NotificationEdge_cursor(_ context.Conte
 }
 
 func (ec *executionContext) _Organization_id(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16392,7 +16392,7 @@ func (ec *executionContext) fieldContext_Organization_id(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Organization_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16415,7 +16415,7 @@ func (ec *executionContext) fieldContext_Organization_createdAt(_ context.Contex
 }
 
 func (ec *executionContext) _Organization_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16438,7 +16438,7 @@ func (ec *executionContext) fieldContext_Organization_updatedAt(_ context.Contex
 }
 
 func (ec *executionContext) _Organization_name(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16461,7 +16461,7 @@ func (ec *executionContext) fieldContext_Organization_name(_ context.Context, fi
 }
 
 func (ec *executionContext) _Organization_defaultImportState(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16484,7 +16484,7 @@ func (ec *executionContext) fieldContext_Organization_defaultImportState(_ conte
 }
 
 func (ec *executionContext) _Organization_userLimit(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16507,7 +16507,7 @@ func (ec *executionContext) fieldContext_Organization_userLimit(_ context.Contex
 }
 
 func (ec *executionContext) _Organization_passwordTakeover(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16530,7 +16530,7 @@ func (ec *executionContext) fieldContext_Organization_passwordTakeover(_ context
 }
 
 func (ec *executionContext) _Organization_passwordMaxAgeDays(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16553,7 +16553,7 @@ func (ec *executionContext) fieldContext_Organization_passwordMaxAgeDays(_ conte
 }
 
 func (ec *executionContext) _Organization_lockoutThreshold(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16576,7 +16576,7 @@ func (ec *executionContext) fieldContext_Organization_lockoutThreshold(_ context
 }
 
 func (ec *executionContext) _Organization_lockoutMinutes(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16599,7 +16599,7 @@ func (ec *executionContext) fieldContext_Organization_lockoutMinutes(_ context.C
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16622,7 +16622,7 @@ func (ec *executionContext) fieldContext_PageInfo_hasNextPage(_ context.Context,
 }
 
 func (ec *executionContext) _PageInfo_hasPreviousPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16645,7 +16645,7 @@ func (ec *executionContext) fieldContext_PageInfo_hasPreviousPage(_ context.Cont
 }
 
 func (ec *executionContext) _PageInfo_startCursor(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16668,7 +16668,7 @@ func (ec *executionContext) fieldContext_PageInfo_startCursor(_ context.Context,
 }
 
 func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16691,7 +16691,7 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 }
 
 func (ec *executionContext) _PlanCounts_total(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16714,7 +16714,7 @@ func (ec *executionContext) fieldContext_PlanCounts_total(_ context.Context, fie
 }
 
 func (ec *executionContext) _PlanCounts_unchanged(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16737,7 +16737,7 @@ func (ec *executionContext) fieldContext_PlanCounts_unchanged(_ context.Context,
 }
 
 func (ec *executionContext) _PlanCounts_create(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16760,7 +16760,7 @@ func (ec *executionContext) fieldContext_PlanCounts_create(_ context.Context, fi
 }
 
 func (ec *executionContext) _PlanCounts_takeover(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16783,7 +16783,7 @@ func (ec *executionContext) fieldContext_PlanCounts_takeover(_ context.Context, 
 }
 
 func (ec *executionContext) _PlanCounts_update(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16806,7 +16806,7 @@ func (ec *executionContext) fieldContext_PlanCounts_update(_ context.Context, fi
 }
 
 func (ec *executionContext) _PlanCounts_enable(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16829,7 +16829,7 @@ func (ec *executionContext) fieldContext_PlanCounts_enable(_ context.Context, fi
 }
 
 func (ec *executionContext) _PlanCounts_disable(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16852,7 +16852,7 @@ func (ec *executionContext) fieldContext_PlanCounts_disable(_ context.Context, f
 }
 
 func (ec *executionContext) _PlanCounts_outOfScope(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16875,7 +16875,7 @@ func (ec *executionContext) fieldContext_PlanCounts_outOfScope(_ context.Context
 }
 
 func (ec *executionContext) _PlanCounts_error(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16898,7 +16898,7 @@ func (ec *executionContext) fieldContext_PlanCounts_error(_ context.Context, fie
 }
 
 func (ec *executionContext) _PlanItem_action(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16921,7 +16921,7 @@ func (ec *executionContext) fieldContext_PlanItem_action(_ context.Context, fiel
 }
 
 func (ec *executionContext) _PlanItem_integrationID(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16944,7 +16944,7 @@ func (ec *executionContext) fieldContext_PlanItem_integrationID(_ context.Contex
 }
 
 func (ec *executionContext) _PlanItem_user(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16976,7 +16976,7 @@ func (ec *executionContext) fieldContext_PlanItem_user(_ context.Context, field 
 }
 
 func (ec *executionContext) _PlanItem_group(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17008,7 +17008,7 @@ func (ec *executionContext) fieldContext_PlanItem_group(_ context.Context, field
 }
 
 func (ec *executionContext) _PlanItem_name(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17031,7 +17031,7 @@ func (ec *executionContext) fieldContext_PlanItem_name(_ context.Context, field 
 }
 
 func (ec *executionContext) _PlanItem_remoteID(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17054,7 +17054,7 @@ func (ec *executionContext) fieldContext_PlanItem_remoteID(_ context.Context, fi
 }
 
 func (ec *executionContext) _PlanItem_remoteDisplayName(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17077,7 +17077,7 @@ func (ec *executionContext) fieldContext_PlanItem_remoteDisplayName(_ context.Co
 }
 
 func (ec *executionContext) _PlanItem_changes(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17109,7 +17109,7 @@ func (ec *executionContext) fieldContext_PlanItem_changes(_ context.Context, fie
 }
 
 func (ec *executionContext) _PlanItem_reason(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17132,7 +17132,7 @@ func (ec *executionContext) fieldContext_PlanItem_reason(_ context.Context, fiel
 }
 
 func (ec *executionContext) _PlanItem_errorCode(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17155,7 +17155,7 @@ func (ec *executionContext) fieldContext_PlanItem_errorCode(_ context.Context, f
 }
 
 func (ec *executionContext) _PortalLogoutPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.PortalLogoutPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17178,7 +17178,7 @@ func (ec *executionContext) fieldContext_PortalLogoutPayload_ok(_ context.Contex
 }
 
 func (ec *executionContext) _PortalSessionPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.PortalSessionPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17201,7 +17201,7 @@ func (ec *executionContext) fieldContext_PortalSessionPayload_token(_ context.Co
 }
 
 func (ec *executionContext) _PortalSessionPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.PortalSessionPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17224,7 +17224,7 @@ func (ec *executionContext) fieldContext_PortalSessionPayload_expiresAt(_ contex
 }
 
 func (ec *executionContext) _PortalSessionPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.PortalSessionPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17968,7 +17968,7 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 }
 
 func (ec *executionContext) _RemoteDrift_properties(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17991,7 +17991,7 @@ func (ec *executionContext) fieldContext_RemoteDrift_properties(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteDrift_detectedAt(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18014,7 +18014,7 @@ func (ec *executionContext) fieldContext_RemoteDrift_detectedAt(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteDrift_deleted(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18037,7 +18037,7 @@ func (ec *executionContext) fieldContext_RemoteDrift_deleted(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteDrift_action(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18060,7 +18060,7 @@ func (ec *executionContext) fieldContext_RemoteDrift_action(_ context.Context, f
 }
 
 func (ec *executionContext) _RemoteDrift_jobID(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18083,7 +18083,7 @@ func (ec *executionContext) fieldContext_RemoteDrift_jobID(_ context.Context, fi
 }
 
 func (ec *executionContext) _RemoteLink_id(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18106,7 +18106,7 @@ func (ec *executionContext) fieldContext_RemoteLink_id(_ context.Context, field 
 }
 
 func (ec *executionContext) _RemoteLink_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18129,7 +18129,7 @@ func (ec *executionContext) fieldContext_RemoteLink_createdAt(_ context.Context,
 }
 
 func (ec *executionContext) _RemoteLink_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18152,7 +18152,7 @@ func (ec *executionContext) fieldContext_RemoteLink_updatedAt(_ context.Context,
 }
 
 func (ec *executionContext) _RemoteLink_integrationID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18175,7 +18175,7 @@ func (ec *executionContext) fieldContext_RemoteLink_integrationID(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteLink_userID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18198,7 +18198,7 @@ func (ec *executionContext) fieldContext_RemoteLink_userID(_ context.Context, fi
 }
 
 func (ec *executionContext) _RemoteLink_groupID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18221,7 +18221,7 @@ func (ec *executionContext) fieldContext_RemoteLink_groupID(_ context.Context, f
 }
 
 func (ec *executionContext) _RemoteLink_kind(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18244,7 +18244,7 @@ func (ec *executionContext) fieldContext_RemoteLink_kind(_ context.Context, fiel
 }
 
 func (ec *executionContext) _RemoteLink_remoteID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18267,7 +18267,7 @@ func (ec *executionContext) fieldContext_RemoteLink_remoteID(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteLink_upn(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18290,7 +18290,7 @@ func (ec *executionContext) fieldContext_RemoteLink_upn(_ context.Context, field
 }
 
 func (ec *executionContext) _RemoteLink_status(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18313,7 +18313,7 @@ func (ec *executionContext) fieldContext_RemoteLink_status(_ context.Context, fi
 }
 
 func (ec *executionContext) _RemoteLink_remoteEnabled(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18336,7 +18336,7 @@ func (ec *executionContext) fieldContext_RemoteLink_remoteEnabled(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteLink_takenOver(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18359,7 +18359,7 @@ func (ec *executionContext) fieldContext_RemoteLink_takenOver(_ context.Context,
 }
 
 func (ec *executionContext) _RemoteLink_remoteCreatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18382,7 +18382,7 @@ func (ec *executionContext) fieldContext_RemoteLink_remoteCreatedAt(_ context.Co
 }
 
 func (ec *executionContext) _RemoteLink_statusReason(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18405,7 +18405,7 @@ func (ec *executionContext) fieldContext_RemoteLink_statusReason(_ context.Conte
 }
 
 func (ec *executionContext) _RemoteLink_ownerMarked(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18428,7 +18428,7 @@ func (ec *executionContext) fieldContext_RemoteLink_ownerMarked(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteLink_drift(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18460,7 +18460,7 @@ func (ec *executionContext) fieldContext_RemoteLink_drift(_ context.Context, fie
 }
 
 func (ec *executionContext) _RemoteLink_lastErrorCode(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18483,7 +18483,7 @@ func (ec *executionContext) fieldContext_RemoteLink_lastErrorCode(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteLink_lastErrorMessage(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18506,7 +18506,7 @@ func (ec *executionContext) fieldContext_RemoteLink_lastErrorMessage(_ context.C
 }
 
 func (ec *executionContext) _RemoteLink_lastErrorRequestID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18529,7 +18529,7 @@ func (ec *executionContext) fieldContext_RemoteLink_lastErrorRequestID(_ context
 }
 
 func (ec *executionContext) _RemoteLink_lastSyncedAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18552,7 +18552,7 @@ func (ec *executionContext) fieldContext_RemoteLink_lastSyncedAt(_ context.Conte
 }
 
 func (ec *executionContext) _RemoteLink_displayName(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18575,7 +18575,7 @@ func (ec *executionContext) fieldContext_RemoteLink_displayName(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteLink_membersInSync(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18598,7 +18598,7 @@ func (ec *executionContext) fieldContext_RemoteLink_membersInSync(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteLink_membersPending(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18621,7 +18621,7 @@ func (ec *executionContext) fieldContext_RemoteLink_membersPending(_ context.Con
 }
 
 func (ec *executionContext) _RemoteLink_foreignMembers(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18644,7 +18644,7 @@ func (ec *executionContext) fieldContext_RemoteLink_foreignMembers(_ context.Con
 }
 
 func (ec *executionContext) _RemoteLink_passwordVersion(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18667,7 +18667,7 @@ func (ec *executionContext) fieldContext_RemoteLink_passwordVersion(_ context.Co
 }
 
 func (ec *executionContext) _RemoteLink_passwordPushedAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18690,7 +18690,7 @@ func (ec *executionContext) fieldContext_RemoteLink_passwordPushedAt(_ context.C
 }
 
 func (ec *executionContext) _RemoteLink_passwordErrorCode(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18713,7 +18713,7 @@ func (ec *executionContext) fieldContext_RemoteLink_passwordErrorCode(_ context.
 }
 
 func (ec *executionContext) _RemoteLink_passwordErrorMessage(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18832,7 +18832,7 @@ func (ec *executionContext) fieldContext_RemoteLink_group(_ context.Context, fie
 }
 
 func (ec *executionContext) _RemoteLinkConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLinkConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18864,7 +18864,7 @@ func (ec *executionContext) fieldContext_RemoteLinkConnection_edges(_ context.Co
 }
 
 func (ec *executionContext) _RemoteLinkConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLinkConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18896,7 +18896,7 @@ func (ec *executionContext) fieldContext_RemoteLinkConnection_pageInfo(_ context
 }
 
 func (ec *executionContext) _RemoteLinkConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLinkConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18919,7 +18919,7 @@ func (ec *executionContext) fieldContext_RemoteLinkConnection_totalCount(_ conte
 }
 
 func (ec *executionContext) _RemoteLinkEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLinkEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18951,7 +18951,7 @@ func (ec *executionContext) fieldContext_RemoteLinkEdge_node(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteLinkEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLinkEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18974,7 +18974,7 @@ func (ec *executionContext) fieldContext_RemoteLinkEdge_cursor(_ context.Context
 }
 
 func (ec *executionContext) _RemoteUser_remoteID(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18997,7 +18997,7 @@ func (ec *executionContext) fieldContext_RemoteUser_remoteID(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteUser_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19020,7 +19020,7 @@ func (ec *executionContext) fieldContext_RemoteUser_userPrincipalName(_ context.
 }
 
 func (ec *executionContext) _RemoteUser_mail(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19043,7 +19043,7 @@ func (ec *executionContext) fieldContext_RemoteUser_mail(_ context.Context, fiel
 }
 
 func (ec *executionContext) _RemoteUser_mailNickname(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19066,7 +19066,7 @@ func (ec *executionContext) fieldContext_RemoteUser_mailNickname(_ context.Conte
 }
 
 func (ec *executionContext) _RemoteUser_displayName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19089,7 +19089,7 @@ func (ec *executionContext) fieldContext_RemoteUser_displayName(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteUser_givenName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19112,7 +19112,7 @@ func (ec *executionContext) fieldContext_RemoteUser_givenName(_ context.Context,
 }
 
 func (ec *executionContext) _RemoteUser_surname(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19135,7 +19135,7 @@ func (ec *executionContext) fieldContext_RemoteUser_surname(_ context.Context, f
 }
 
 func (ec *executionContext) _RemoteUser_jobTitle(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19158,7 +19158,7 @@ func (ec *executionContext) fieldContext_RemoteUser_jobTitle(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteUser_department(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19181,7 +19181,7 @@ func (ec *executionContext) fieldContext_RemoteUser_department(_ context.Context
 }
 
 func (ec *executionContext) _RemoteUser_accountEnabled(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19204,7 +19204,7 @@ func (ec *executionContext) fieldContext_RemoteUser_accountEnabled(_ context.Con
 }
 
 func (ec *executionContext) _RemoteUser_inDirectory(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19227,7 +19227,7 @@ func (ec *executionContext) fieldContext_RemoteUser_inDirectory(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteUser_directoryUser(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19259,7 +19259,7 @@ func (ec *executionContext) fieldContext_RemoteUser_directoryUser(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteUserConnection_edges(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19291,7 +19291,7 @@ func (ec *executionContext) fieldContext_RemoteUserConnection_edges(_ context.Co
 }
 
 func (ec *executionContext) _RemoteUserConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19323,7 +19323,7 @@ func (ec *executionContext) fieldContext_RemoteUserConnection_pageInfo(_ context
 }
 
 func (ec *executionContext) _RemoteUserConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19346,7 +19346,7 @@ func (ec *executionContext) fieldContext_RemoteUserConnection_totalCount(_ conte
 }
 
 func (ec *executionContext) _RemoteUserEdge_node(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19378,7 +19378,7 @@ func (ec *executionContext) fieldContext_RemoteUserEdge_node(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteUserEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19401,7 +19401,7 @@ func (ec *executionContext) fieldContext_RemoteUserEdge_cursor(_ context.Context
 }
 
 func (ec *executionContext) _RemoveUserGroupMembersPayload_userGroup(ctx context.Context, field graphql.CollectedField, obj *model.RemoveUserGroupMembersPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19433,7 +19433,7 @@ func (ec *executionContext) fieldContext_RemoveUserGroupMembersPayload_userGroup
 }
 
 func (ec *executionContext) _RemoveUserGroupMembersPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.RemoveUserGroupMembersPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19465,7 +19465,7 @@ func (ec *executionContext) fieldContext_RemoveUserGroupMembersPayload_jobs(_ co
 }
 
 func (ec *executionContext) _RequestPasswordResetPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.RequestPasswordResetPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19488,7 +19488,7 @@ func (ec *executionContext) fieldContext_RequestPasswordResetPayload_ok(_ contex
 }
 
 func (ec *executionContext) _ResetPasswordPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.ResetPasswordPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19511,7 +19511,7 @@ func (ec *executionContext) fieldContext_ResetPasswordPayload_ok(_ context.Conte
 }
 
 func (ec *executionContext) _ResyncPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.ResyncPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19543,7 +19543,7 @@ func (ec *executionContext) fieldContext_ResyncPayload_jobs(_ context.Context, f
 }
 
 func (ec *executionContext) _RetryJobPayload_retried(ctx context.Context, field graphql.CollectedField, obj *model.RetryJobPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19575,7 +19575,7 @@ func (ec *executionContext) fieldContext_RetryJobPayload_retried(_ context.Conte
 }
 
 func (ec *executionContext) _RetryJobPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.RetryJobPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19607,7 +19607,7 @@ func (ec *executionContext) fieldContext_RetryJobPayload_jobs(_ context.Context,
 }
 
 func (ec *executionContext) _RevokeAPIKeyPayload_apiKey(ctx context.Context, field graphql.CollectedField, obj *model.RevokeAPIKeyPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19639,7 +19639,7 @@ func (ec *executionContext) fieldContext_RevokeAPIKeyPayload_apiKey(_ context.Co
 }
 
 func (ec *executionContext) _SetUserPasswordPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SetUserPasswordPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19671,7 +19671,7 @@ func (ec *executionContext) fieldContext_SetUserPasswordPayload_user(_ context.C
 }
 
 func (ec *executionContext) _SetUserPasswordPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.SetUserPasswordPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19835,7 +19835,7 @@ func (ec *executionContext) fieldContext_Subscription_events(ctx context.Context
 }
 
 func (ec *executionContext) _SuspendUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SuspendUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19867,7 +19867,7 @@ func (ec *executionContext) fieldContext_SuspendUserPayload_user(_ context.Conte
 }
 
 func (ec *executionContext) _SuspendUserPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.SuspendUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19899,7 +19899,7 @@ func (ec *executionContext) fieldContext_SuspendUserPayload_jobs(_ context.Conte
 }
 
 func (ec *executionContext) _UnlockUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.UnlockUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19931,7 +19931,7 @@ func (ec *executionContext) fieldContext_UnlockUserPayload_user(_ context.Contex
 }
 
 func (ec *executionContext) _UnlockUserPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.UnlockUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19963,7 +19963,7 @@ func (ec *executionContext) fieldContext_UnlockUserPayload_jobs(_ context.Contex
 }
 
 func (ec *executionContext) _UpdateOrganizationPayload_organization(ctx context.Context, field graphql.CollectedField, obj *model.UpdateOrganizationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19995,7 +19995,7 @@ func (ec *executionContext) fieldContext_UpdateOrganizationPayload_organization(
 }
 
 func (ec *executionContext) _UpdateUserGroupPayload_userGroup(ctx context.Context, field graphql.CollectedField, obj *model.UpdateUserGroupPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20027,7 +20027,7 @@ func (ec *executionContext) fieldContext_UpdateUserGroupPayload_userGroup(_ cont
 }
 
 func (ec *executionContext) _UpdateUserGroupPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.UpdateUserGroupPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20059,7 +20059,7 @@ func (ec *executionContext) fieldContext_UpdateUserGroupPayload_jobs(_ context.C
 }
 
 func (ec *executionContext) _UpdateUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.UpdateUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20091,7 +20091,7 @@ func (ec *executionContext) fieldContext_UpdateUserPayload_user(_ context.Contex
 }
 
 func (ec *executionContext) _UpdateUserPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.UpdateUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20123,7 +20123,7 @@ func (ec *executionContext) fieldContext_UpdateUserPayload_jobs(_ context.Contex
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20146,7 +20146,7 @@ func (ec *executionContext) fieldContext_User_id(_ context.Context, field graphq
 }
 
 func (ec *executionContext) _User_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20169,7 +20169,7 @@ func (ec *executionContext) fieldContext_User_createdAt(_ context.Context, field
 }
 
 func (ec *executionContext) _User_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20192,7 +20192,7 @@ func (ec *executionContext) fieldContext_User_updatedAt(_ context.Context, field
 }
 
 func (ec *executionContext) _User_username(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20215,7 +20215,7 @@ func (ec *executionContext) fieldContext_User_username(_ context.Context, field 
 }
 
 func (ec *executionContext) _User_email(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20238,7 +20238,7 @@ func (ec *executionContext) fieldContext_User_email(_ context.Context, field gra
 }
 
 func (ec *executionContext) _User_alternateEmail(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20261,7 +20261,7 @@ func (ec *executionContext) fieldContext_User_alternateEmail(_ context.Context, 
 }
 
 func (ec *executionContext) _User_firstName(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20284,7 +20284,7 @@ func (ec *executionContext) fieldContext_User_firstName(_ context.Context, field
 }
 
 func (ec *executionContext) _User_lastName(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20307,7 +20307,7 @@ func (ec *executionContext) fieldContext_User_lastName(_ context.Context, field 
 }
 
 func (ec *executionContext) _User_displayName(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20330,7 +20330,7 @@ func (ec *executionContext) fieldContext_User_displayName(_ context.Context, fie
 }
 
 func (ec *executionContext) _User_jobTitle(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20353,7 +20353,7 @@ func (ec *executionContext) fieldContext_User_jobTitle(_ context.Context, field 
 }
 
 func (ec *executionContext) _User_department(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20376,7 +20376,7 @@ func (ec *executionContext) fieldContext_User_department(_ context.Context, fiel
 }
 
 func (ec *executionContext) _User_companyName(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20399,7 +20399,7 @@ func (ec *executionContext) fieldContext_User_companyName(_ context.Context, fie
 }
 
 func (ec *executionContext) _User_employeeID(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20422,7 +20422,7 @@ func (ec *executionContext) fieldContext_User_employeeID(_ context.Context, fiel
 }
 
 func (ec *executionContext) _User_employeeType(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20445,7 +20445,7 @@ func (ec *executionContext) fieldContext_User_employeeType(_ context.Context, fi
 }
 
 func (ec *executionContext) _User_costCenter(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20468,7 +20468,7 @@ func (ec *executionContext) fieldContext_User_costCenter(_ context.Context, fiel
 }
 
 func (ec *executionContext) _User_businessPhone(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20491,7 +20491,7 @@ func (ec *executionContext) fieldContext_User_businessPhone(_ context.Context, f
 }
 
 func (ec *executionContext) _User_mobilePhone(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20514,7 +20514,7 @@ func (ec *executionContext) fieldContext_User_mobilePhone(_ context.Context, fie
 }
 
 func (ec *executionContext) _User_officeLocation(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20537,7 +20537,7 @@ func (ec *executionContext) fieldContext_User_officeLocation(_ context.Context, 
 }
 
 func (ec *executionContext) _User_streetAddress(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20560,7 +20560,7 @@ func (ec *executionContext) fieldContext_User_streetAddress(_ context.Context, f
 }
 
 func (ec *executionContext) _User_city(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20583,7 +20583,7 @@ func (ec *executionContext) fieldContext_User_city(_ context.Context, field grap
 }
 
 func (ec *executionContext) _User_addressState(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20606,7 +20606,7 @@ func (ec *executionContext) fieldContext_User_addressState(_ context.Context, fi
 }
 
 func (ec *executionContext) _User_postalCode(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20629,7 +20629,7 @@ func (ec *executionContext) fieldContext_User_postalCode(_ context.Context, fiel
 }
 
 func (ec *executionContext) _User_country(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20652,7 +20652,7 @@ func (ec *executionContext) fieldContext_User_country(_ context.Context, field g
 }
 
 func (ec *executionContext) _User_usageLocation(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20675,7 +20675,7 @@ func (ec *executionContext) fieldContext_User_usageLocation(_ context.Context, f
 }
 
 func (ec *executionContext) _User_state(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20698,7 +20698,7 @@ func (ec *executionContext) fieldContext_User_state(_ context.Context, field gra
 }
 
 func (ec *executionContext) _User_passwordSetAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20721,7 +20721,7 @@ func (ec *executionContext) fieldContext_User_passwordSetAt(_ context.Context, f
 }
 
 func (ec *executionContext) _User_passwordExpiresAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20744,7 +20744,7 @@ func (ec *executionContext) fieldContext_User_passwordExpiresAt(_ context.Contex
 }
 
 func (ec *executionContext) _User_lockedUntil(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20887,7 +20887,7 @@ func (ec *executionContext) fieldContext_User_bindings(_ context.Context, field 
 }
 
 func (ec *executionContext) _UserConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.UserConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20919,7 +20919,7 @@ func (ec *executionContext) fieldContext_UserConnection_edges(_ context.Context,
 }
 
 func (ec *executionContext) _UserConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.UserConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20951,7 +20951,7 @@ func (ec *executionContext) fieldContext_UserConnection_pageInfo(_ context.Conte
 }
 
 func (ec *executionContext) _UserConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.UserConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20974,7 +20974,7 @@ func (ec *executionContext) fieldContext_UserConnection_totalCount(_ context.Con
 }
 
 func (ec *executionContext) _UserEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.UserEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21006,7 +21006,7 @@ func (ec *executionContext) fieldContext_UserEdge_node(_ context.Context, field 
 }
 
 func (ec *executionContext) _UserEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.UserEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21029,7 +21029,7 @@ func (ec *executionContext) fieldContext_UserEdge_cursor(_ context.Context, fiel
 }
 
 func (ec *executionContext) _UserGroup_id(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroup) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21052,7 +21052,7 @@ func (ec *executionContext) fieldContext_UserGroup_id(_ context.Context, field g
 }
 
 func (ec *executionContext) _UserGroup_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroup) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21075,7 +21075,7 @@ func (ec *executionContext) fieldContext_UserGroup_createdAt(_ context.Context, 
 }
 
 func (ec *executionContext) _UserGroup_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroup) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21098,7 +21098,7 @@ func (ec *executionContext) fieldContext_UserGroup_updatedAt(_ context.Context, 
 }
 
 func (ec *executionContext) _UserGroup_name(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroup) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21121,7 +21121,7 @@ func (ec *executionContext) fieldContext_UserGroup_name(_ context.Context, field
 }
 
 func (ec *executionContext) _UserGroup_description(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroup) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21220,7 +21220,7 @@ func (ec *executionContext) fieldContext_UserGroup_links(_ context.Context, fiel
 }
 
 func (ec *executionContext) _UserGroupConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroupConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21252,7 +21252,7 @@ func (ec *executionContext) fieldContext_UserGroupConnection_edges(_ context.Con
 }
 
 func (ec *executionContext) _UserGroupConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroupConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21284,7 +21284,7 @@ func (ec *executionContext) fieldContext_UserGroupConnection_pageInfo(_ context.
 }
 
 func (ec *executionContext) _UserGroupConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroupConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21307,7 +21307,7 @@ func (ec *executionContext) fieldContext_UserGroupConnection_totalCount(_ contex
 }
 
 func (ec *executionContext) _UserGroupEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroupEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21339,7 +21339,7 @@ func (ec *executionContext) fieldContext_UserGroupEdge_node(_ context.Context, f
 }
 
 func (ec *executionContext) _UserGroupEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroupEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21362,7 +21362,7 @@ func (ec *executionContext) fieldContext_UserGroupEdge_cursor(_ context.Context,
 }
 
 func (ec *executionContext) _WriteBudget_size(ctx context.Context, field graphql.CollectedField, obj *model.WriteBudget) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21385,7 +21385,7 @@ func (ec *executionContext) fieldContext_WriteBudget_size(_ context.Context, fie
 }
 
 func (ec *executionContext) _WriteBudget_refillPerSecond(ctx context.Context, field graphql.CollectedField, obj *model.WriteBudget) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21408,7 +21408,7 @@ func (ec *executionContext) fieldContext_WriteBudget_refillPerSecond(_ context.C
 }
 
 func (ec *executionContext) _WriteBudget_custom(ctx context.Context, field graphql.CollectedField, obj *model.WriteBudget) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21431,7 +21431,7 @@ func (ec *executionContext) fieldContext_WriteBudget_custom(_ context.Context, f
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21477,7 +21477,7 @@ func (ec *executionContext) fieldContext___Directive_description(_ context.Conte
 }
 
 func (ec *executionContext) ___Directive_isRepeatable(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21500,7 +21500,7 @@ func (ec *executionContext) fieldContext___Directive_isRepeatable(_ context.Cont
 }
 
 func (ec *executionContext) ___Directive_locations(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21567,7 +21567,7 @@ func (ec *executionContext) fieldContext___Directive_args(ctx context.Context, f
 }
 
 func (ec *executionContext) ___EnumValue_name(ctx context.Context, field graphql.CollectedField, obj *introspection.EnumValue) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21659,7 +21659,7 @@ func (ec *executionContext) fieldContext___EnumValue_deprecationReason(_ context
 }
 
 func (ec *executionContext) ___Field_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21749,7 +21749,7 @@ func (ec *executionContext) fieldContext___Field_args(ctx context.Context, field
 }
 
 func (ec *executionContext) ___Field_type(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21827,7 +21827,7 @@ func (ec *executionContext) fieldContext___Field_deprecationReason(_ context.Con
 }
 
 func (ec *executionContext) ___InputValue_name(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21873,7 +21873,7 @@ func (ec *executionContext) fieldContext___InputValue_description(_ context.Cont
 }
 
 func (ec *executionContext) ___InputValue_type(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21905,7 +21905,7 @@ func (ec *executionContext) fieldContext___InputValue_type(_ context.Context, fi
 }
 
 func (ec *executionContext) ___InputValue_defaultValue(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,

@@ -3,6 +3,7 @@ package gqlexec_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 
@@ -20,10 +21,13 @@ import (
 func requestContext() (context.Context, *graphql.FieldContext) {
 	ctx := graphql.WithResponseContext(context.Background(), func(ctx context.Context, err error) *gqlerror.Error {
 		return graphql.DefaultErrorPresenter(ctx, err)
-	}, graphql.DefaultRecover)
+	}, quietRecover)
 	list := &graphql.FieldContext{Field: graphql.CollectedField{Field: &ast.Field{Alias: "groups", Name: "groups"}}}
 	return graphql.WithFieldContext(ctx, list), list
 }
+
+// quietRecover answers as graphql.DefaultRecover without printing the stack.
+func quietRecover(context.Context, any) error { return errors.New("internal system error") }
 
 func marshalled(t *testing.T, m graphql.Marshaler) string {
 	t.Helper()
