@@ -92,3 +92,20 @@ func TestResolvePlainFieldAnswersAsGqlgenWithoutMiddleware(t *testing.T) {
 		})
 	}
 }
+
+func TestResolvePlainFieldRefusesDirectives(t *testing.T) {
+	t.Parallel()
+	ctx, _ := requestContext()
+	assert.Panics(t, func() {
+		gqlexec.ResolvePlainField(ctx, &graphql.OperationContext{}, field("email"),
+			func(_ context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+				return &graphql.FieldContext{Object: "User", Field: field}, nil
+			},
+			func(context.Context) (any, error) { return "ann", nil },
+			func(ctx context.Context, next graphql.Resolver) graphql.Resolver { return next },
+			func(_ context.Context, _ ast.SelectionSet, v string) graphql.Marshaler {
+				return graphql.MarshalString(v)
+			},
+			false, true)
+	})
+}
