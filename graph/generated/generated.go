@@ -26,6 +26,7 @@ import (
 	"github.com/dirsync/dirsync/ent/user"
 	"github.com/dirsync/dirsync/graph/model"
 	"github.com/dirsync/dirsync/internal/drift/driftinfo"
+	"github.com/dirsync/dirsync/internal/gqlexec"
 	"github.com/dirsync/dirsync/internal/importer"
 	"github.com/dirsync/dirsync/internal/mapping"
 	gqlparser "github.com/vektah/gqlparser/v2"
@@ -10537,7 +10538,7 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 // region    **************************** field.gotpl *****************************
 
 func (ec *executionContext) _APIKey_id(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10560,7 +10561,7 @@ func (ec *executionContext) fieldContext_APIKey_id(_ context.Context, field grap
 }
 
 func (ec *executionContext) _APIKey_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10583,7 +10584,7 @@ func (ec *executionContext) fieldContext_APIKey_createdAt(_ context.Context, fie
 }
 
 func (ec *executionContext) _APIKey_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10606,7 +10607,7 @@ func (ec *executionContext) fieldContext_APIKey_updatedAt(_ context.Context, fie
 }
 
 func (ec *executionContext) _APIKey_name(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10629,7 +10630,7 @@ func (ec *executionContext) fieldContext_APIKey_name(_ context.Context, field gr
 }
 
 func (ec *executionContext) _APIKey_role(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10652,7 +10653,7 @@ func (ec *executionContext) fieldContext_APIKey_role(_ context.Context, field gr
 }
 
 func (ec *executionContext) _APIKey_keyPrefix(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10675,7 +10676,7 @@ func (ec *executionContext) fieldContext_APIKey_keyPrefix(_ context.Context, fie
 }
 
 func (ec *executionContext) _APIKey_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10698,7 +10699,7 @@ func (ec *executionContext) fieldContext_APIKey_lastUsedAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _APIKey_expiresAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10721,7 +10722,7 @@ func (ec *executionContext) fieldContext_APIKey_expiresAt(_ context.Context, fie
 }
 
 func (ec *executionContext) _APIKey_revokedAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10744,7 +10745,7 @@ func (ec *executionContext) fieldContext_APIKey_revokedAt(_ context.Context, fie
 }
 
 func (ec *executionContext) _APIKeyConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10776,7 +10777,7 @@ func (ec *executionContext) fieldContext_APIKeyConnection_edges(_ context.Contex
 }
 
 func (ec *executionContext) _APIKeyConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10808,7 +10809,7 @@ func (ec *executionContext) fieldContext_APIKeyConnection_pageInfo(_ context.Con
 }
 
 func (ec *executionContext) _APIKeyConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10831,7 +10832,7 @@ func (ec *executionContext) fieldContext_APIKeyConnection_totalCount(_ context.C
 }
 
 func (ec *executionContext) _APIKeyEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10863,7 +10864,7 @@ func (ec *executionContext) fieldContext_APIKeyEdge_node(_ context.Context, fiel
 }
 
 func (ec *executionContext) _APIKeyEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10886,7 +10887,7 @@ func (ec *executionContext) fieldContext_APIKeyEdge_cursor(_ context.Context, fi
 }
 
 func (ec *executionContext) _ActivateUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.ActivateUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10918,7 +10919,7 @@ func (ec *executionContext) fieldContext_ActivateUserPayload_user(_ context.Cont
 }
 
 func (ec *executionContext) _ActivateUserPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.ActivateUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10950,7 +10951,7 @@ func (ec *executionContext) fieldContext_ActivateUserPayload_jobs(_ context.Cont
 }
 
 func (ec *executionContext) _AddUserGroupMembersPayload_userGroup(ctx context.Context, field graphql.CollectedField, obj *model.AddUserGroupMembersPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -10982,7 +10983,7 @@ func (ec *executionContext) fieldContext_AddUserGroupMembersPayload_userGroup(_ 
 }
 
 func (ec *executionContext) _AddUserGroupMembersPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.AddUserGroupMembersPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11014,7 +11015,7 @@ func (ec *executionContext) fieldContext_AddUserGroupMembersPayload_jobs(_ conte
 }
 
 func (ec *executionContext) _AttributeDiff_property(ctx context.Context, field graphql.CollectedField, obj *model.AttributeDiff) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11037,7 +11038,7 @@ func (ec *executionContext) fieldContext_AttributeDiff_property(_ context.Contex
 }
 
 func (ec *executionContext) _AttributeDiff_remoteValue(ctx context.Context, field graphql.CollectedField, obj *model.AttributeDiff) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11060,7 +11061,7 @@ func (ec *executionContext) fieldContext_AttributeDiff_remoteValue(_ context.Con
 }
 
 func (ec *executionContext) _AttributeDiff_newValue(ctx context.Context, field graphql.CollectedField, obj *model.AttributeDiff) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11083,7 +11084,7 @@ func (ec *executionContext) fieldContext_AttributeDiff_newValue(_ context.Contex
 }
 
 func (ec *executionContext) _AttributeMapping_attribute(ctx context.Context, field graphql.CollectedField, obj *mapping.Rule) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11106,7 +11107,7 @@ func (ec *executionContext) fieldContext_AttributeMapping_attribute(_ context.Co
 }
 
 func (ec *executionContext) _AttributeMapping_property(ctx context.Context, field graphql.CollectedField, obj *mapping.Rule) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11129,7 +11130,7 @@ func (ec *executionContext) fieldContext_AttributeMapping_property(_ context.Con
 }
 
 func (ec *executionContext) _AttributeMapping_export(ctx context.Context, field graphql.CollectedField, obj *mapping.Rule) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11152,7 +11153,7 @@ func (ec *executionContext) fieldContext_AttributeMapping_export(_ context.Conte
 }
 
 func (ec *executionContext) _AttributeMapping_import(ctx context.Context, field graphql.CollectedField, obj *mapping.Rule) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11175,7 +11176,7 @@ func (ec *executionContext) fieldContext_AttributeMapping_import(_ context.Conte
 }
 
 func (ec *executionContext) _BindingPayload_integration(ctx context.Context, field graphql.CollectedField, obj *model.BindingPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11207,7 +11208,7 @@ func (ec *executionContext) fieldContext_BindingPayload_integration(_ context.Co
 }
 
 func (ec *executionContext) _BindingPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.BindingPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11239,7 +11240,7 @@ func (ec *executionContext) fieldContext_BindingPayload_jobs(_ context.Context, 
 }
 
 func (ec *executionContext) _BindingPlan_integration(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11271,7 +11272,7 @@ func (ec *executionContext) fieldContext_BindingPlan_integration(_ context.Conte
 }
 
 func (ec *executionContext) _BindingPlan_items(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11303,7 +11304,7 @@ func (ec *executionContext) fieldContext_BindingPlan_items(_ context.Context, fi
 }
 
 func (ec *executionContext) _BindingPlan_counts(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11335,7 +11336,7 @@ func (ec *executionContext) fieldContext_BindingPlan_counts(_ context.Context, f
 }
 
 func (ec *executionContext) _BindingPlan_wouldAwaitApproval(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11358,7 +11359,7 @@ func (ec *executionContext) fieldContext_BindingPlan_wouldAwaitApproval(_ contex
 }
 
 func (ec *executionContext) _BindingPlan_graphRequests(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11381,7 +11382,7 @@ func (ec *executionContext) fieldContext_BindingPlan_graphRequests(_ context.Con
 }
 
 func (ec *executionContext) _ChangeMyPasswordPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.ChangeMyPasswordPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11413,7 +11414,7 @@ func (ec *executionContext) fieldContext_ChangeMyPasswordPayload_user(_ context.
 }
 
 func (ec *executionContext) _CreateAPIKeyPayload_apiKey(ctx context.Context, field graphql.CollectedField, obj *model.CreateAPIKeyPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11445,7 +11446,7 @@ func (ec *executionContext) fieldContext_CreateAPIKeyPayload_apiKey(_ context.Co
 }
 
 func (ec *executionContext) _CreateAPIKeyPayload_secret(ctx context.Context, field graphql.CollectedField, obj *model.CreateAPIKeyPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11468,7 +11469,7 @@ func (ec *executionContext) fieldContext_CreateAPIKeyPayload_secret(_ context.Co
 }
 
 func (ec *executionContext) _CreateActivationPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.CreateActivationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11491,7 +11492,7 @@ func (ec *executionContext) fieldContext_CreateActivationPayload_token(_ context
 }
 
 func (ec *executionContext) _CreateActivationPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.CreateActivationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11514,7 +11515,7 @@ func (ec *executionContext) fieldContext_CreateActivationPayload_expiresAt(_ con
 }
 
 func (ec *executionContext) _CreateActivationPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.CreateActivationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11546,7 +11547,7 @@ func (ec *executionContext) fieldContext_CreateActivationPayload_user(_ context.
 }
 
 func (ec *executionContext) _CreateUserGroupPayload_userGroup(ctx context.Context, field graphql.CollectedField, obj *model.CreateUserGroupPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11578,7 +11579,7 @@ func (ec *executionContext) fieldContext_CreateUserGroupPayload_userGroup(_ cont
 }
 
 func (ec *executionContext) _CreateUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.CreateUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11610,7 +11611,7 @@ func (ec *executionContext) fieldContext_CreateUserPayload_user(_ context.Contex
 }
 
 func (ec *executionContext) _DeleteIntegrationPayload_deletedID(ctx context.Context, field graphql.CollectedField, obj *model.DeleteIntegrationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11633,7 +11634,7 @@ func (ec *executionContext) fieldContext_DeleteIntegrationPayload_deletedID(_ co
 }
 
 func (ec *executionContext) _DeleteUserGroupPayload_deletedID(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUserGroupPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11656,7 +11657,7 @@ func (ec *executionContext) fieldContext_DeleteUserGroupPayload_deletedID(_ cont
 }
 
 func (ec *executionContext) _DeleteUserGroupPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUserGroupPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11688,7 +11689,7 @@ func (ec *executionContext) fieldContext_DeleteUserGroupPayload_jobs(_ context.C
 }
 
 func (ec *executionContext) _DeleteUserPayload_deletedID(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11711,7 +11712,7 @@ func (ec *executionContext) fieldContext_DeleteUserPayload_deletedID(_ context.C
 }
 
 func (ec *executionContext) _DeleteUserPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11743,7 +11744,7 @@ func (ec *executionContext) fieldContext_DeleteUserPayload_jobs(_ context.Contex
 }
 
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11766,7 +11767,7 @@ func (ec *executionContext) fieldContext_Event_id(_ context.Context, field graph
 }
 
 func (ec *executionContext) _Event_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11789,7 +11790,7 @@ func (ec *executionContext) fieldContext_Event_createdAt(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Event_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11812,7 +11813,7 @@ func (ec *executionContext) fieldContext_Event_updatedAt(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Event_type(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11835,7 +11836,7 @@ func (ec *executionContext) fieldContext_Event_type(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Event_userID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11858,7 +11859,7 @@ func (ec *executionContext) fieldContext_Event_userID(_ context.Context, field g
 }
 
 func (ec *executionContext) _Event_integrationID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11881,7 +11882,7 @@ func (ec *executionContext) fieldContext_Event_integrationID(_ context.Context, 
 }
 
 func (ec *executionContext) _Event_groupID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11904,7 +11905,7 @@ func (ec *executionContext) fieldContext_Event_groupID(_ context.Context, field 
 }
 
 func (ec *executionContext) _Event_jobID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11927,7 +11928,7 @@ func (ec *executionContext) fieldContext_Event_jobID(_ context.Context, field gr
 }
 
 func (ec *executionContext) _Event_detail(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11950,7 +11951,7 @@ func (ec *executionContext) fieldContext_Event_detail(_ context.Context, field g
 }
 
 func (ec *executionContext) _EventConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.EventConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -11982,7 +11983,7 @@ func (ec *executionContext) fieldContext_EventConnection_edges(_ context.Context
 }
 
 func (ec *executionContext) _EventConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.EventConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12014,7 +12015,7 @@ func (ec *executionContext) fieldContext_EventConnection_pageInfo(_ context.Cont
 }
 
 func (ec *executionContext) _EventConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.EventConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12037,7 +12038,7 @@ func (ec *executionContext) fieldContext_EventConnection_totalCount(_ context.Co
 }
 
 func (ec *executionContext) _EventEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.EventEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12069,7 +12070,7 @@ func (ec *executionContext) fieldContext_EventEdge_node(_ context.Context, field
 }
 
 func (ec *executionContext) _EventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.EventEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12092,7 +12093,7 @@ func (ec *executionContext) fieldContext_EventEdge_cursor(_ context.Context, fie
 }
 
 func (ec *executionContext) _ImportResult_remoteID(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12115,7 +12116,7 @@ func (ec *executionContext) fieldContext_ImportResult_remoteID(_ context.Context
 }
 
 func (ec *executionContext) _ImportResult_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12138,7 +12139,7 @@ func (ec *executionContext) fieldContext_ImportResult_userPrincipalName(_ contex
 }
 
 func (ec *executionContext) _ImportResult_status(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12161,7 +12162,7 @@ func (ec *executionContext) fieldContext_ImportResult_status(_ context.Context, 
 }
 
 func (ec *executionContext) _ImportResult_user(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12193,7 +12194,7 @@ func (ec *executionContext) fieldContext_ImportResult_user(_ context.Context, fi
 }
 
 func (ec *executionContext) _ImportResult_message(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12216,7 +12217,7 @@ func (ec *executionContext) fieldContext_ImportResult_message(_ context.Context,
 }
 
 func (ec *executionContext) _ImportUsersPayload_job(ctx context.Context, field graphql.CollectedField, obj *importer.Payload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12248,7 +12249,7 @@ func (ec *executionContext) fieldContext_ImportUsersPayload_job(_ context.Contex
 }
 
 func (ec *executionContext) _ImportUsersPayload_results(ctx context.Context, field graphql.CollectedField, obj *importer.Payload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12280,7 +12281,7 @@ func (ec *executionContext) fieldContext_ImportUsersPayload_results(_ context.Co
 }
 
 func (ec *executionContext) _Integration_id(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12303,7 +12304,7 @@ func (ec *executionContext) fieldContext_Integration_id(_ context.Context, field
 }
 
 func (ec *executionContext) _Integration_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12326,7 +12327,7 @@ func (ec *executionContext) fieldContext_Integration_createdAt(_ context.Context
 }
 
 func (ec *executionContext) _Integration_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12349,7 +12350,7 @@ func (ec *executionContext) fieldContext_Integration_updatedAt(_ context.Context
 }
 
 func (ec *executionContext) _Integration_name(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12372,7 +12373,7 @@ func (ec *executionContext) fieldContext_Integration_name(_ context.Context, fie
 }
 
 func (ec *executionContext) _Integration_tenantID(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12395,7 +12396,7 @@ func (ec *executionContext) fieldContext_Integration_tenantID(_ context.Context,
 }
 
 func (ec *executionContext) _Integration_clientID(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12418,7 +12419,7 @@ func (ec *executionContext) fieldContext_Integration_clientID(_ context.Context,
 }
 
 func (ec *executionContext) _Integration_graphBaseURL(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12441,7 +12442,7 @@ func (ec *executionContext) fieldContext_Integration_graphBaseURL(_ context.Cont
 }
 
 func (ec *executionContext) _Integration_loginBaseURL(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12464,7 +12465,7 @@ func (ec *executionContext) fieldContext_Integration_loginBaseURL(_ context.Cont
 }
 
 func (ec *executionContext) _Integration_status(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12487,7 +12488,7 @@ func (ec *executionContext) fieldContext_Integration_status(_ context.Context, f
 }
 
 func (ec *executionContext) _Integration_authorizedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12510,7 +12511,7 @@ func (ec *executionContext) fieldContext_Integration_authorizedAt(_ context.Cont
 }
 
 func (ec *executionContext) _Integration_lastError(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12533,7 +12534,7 @@ func (ec *executionContext) fieldContext_Integration_lastError(_ context.Context
 }
 
 func (ec *executionContext) _Integration_domains(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12556,7 +12557,7 @@ func (ec *executionContext) fieldContext_Integration_domains(_ context.Context, 
 }
 
 func (ec *executionContext) _Integration_defaultDomain(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12579,7 +12580,7 @@ func (ec *executionContext) fieldContext_Integration_defaultDomain(_ context.Con
 }
 
 func (ec *executionContext) _Integration_verifiedDomains(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12602,7 +12603,7 @@ func (ec *executionContext) fieldContext_Integration_verifiedDomains(_ context.C
 }
 
 func (ec *executionContext) _Integration_tenantPasswordExpiry(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12625,7 +12626,7 @@ func (ec *executionContext) fieldContext_Integration_tenantPasswordExpiry(_ cont
 }
 
 func (ec *executionContext) _Integration_emailSource(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12648,7 +12649,7 @@ func (ec *executionContext) fieldContext_Integration_emailSource(_ context.Conte
 }
 
 func (ec *executionContext) _Integration_groupManagement(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12671,7 +12672,7 @@ func (ec *executionContext) fieldContext_Integration_groupManagement(_ context.C
 }
 
 func (ec *executionContext) _Integration_suspendOnPasswordExpiry(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12694,7 +12695,7 @@ func (ec *executionContext) fieldContext_Integration_suspendOnPasswordExpiry(_ c
 }
 
 func (ec *executionContext) _Integration_suspendOnLockout(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12717,7 +12718,7 @@ func (ec *executionContext) fieldContext_Integration_suspendOnLockout(_ context.
 }
 
 func (ec *executionContext) _Integration_driftAction(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -12740,7 +12741,7 @@ func (ec *executionContext) fieldContext_Integration_driftAction(_ context.Conte
 }
 
 func (ec *executionContext) _Integration_driftCheckedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13028,7 +13029,7 @@ func (ec *executionContext) fieldContext_Integration_deprovisionThresholdIsDefau
 }
 
 func (ec *executionContext) _IntegrationBinding_integration(ctx context.Context, field graphql.CollectedField, obj *model.IntegrationBinding) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13060,7 +13061,7 @@ func (ec *executionContext) fieldContext_IntegrationBinding_integration(_ contex
 }
 
 func (ec *executionContext) _IntegrationBinding_direct(ctx context.Context, field graphql.CollectedField, obj *model.IntegrationBinding) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13083,7 +13084,7 @@ func (ec *executionContext) fieldContext_IntegrationBinding_direct(_ context.Con
 }
 
 func (ec *executionContext) _IntegrationBinding_viaGroups(ctx context.Context, field graphql.CollectedField, obj *model.IntegrationBinding) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13115,7 +13116,7 @@ func (ec *executionContext) fieldContext_IntegrationBinding_viaGroups(_ context.
 }
 
 func (ec *executionContext) _IntegrationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.IntegrationConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13147,7 +13148,7 @@ func (ec *executionContext) fieldContext_IntegrationConnection_edges(_ context.C
 }
 
 func (ec *executionContext) _IntegrationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.IntegrationConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13179,7 +13180,7 @@ func (ec *executionContext) fieldContext_IntegrationConnection_pageInfo(_ contex
 }
 
 func (ec *executionContext) _IntegrationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.IntegrationConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13202,7 +13203,7 @@ func (ec *executionContext) fieldContext_IntegrationConnection_totalCount(_ cont
 }
 
 func (ec *executionContext) _IntegrationEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.IntegrationEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13234,7 +13235,7 @@ func (ec *executionContext) fieldContext_IntegrationEdge_node(_ context.Context,
 }
 
 func (ec *executionContext) _IntegrationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.IntegrationEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13257,7 +13258,7 @@ func (ec *executionContext) fieldContext_IntegrationEdge_cursor(_ context.Contex
 }
 
 func (ec *executionContext) _IntegrationPayload_integration(ctx context.Context, field graphql.CollectedField, obj *model.IntegrationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13289,7 +13290,7 @@ func (ec *executionContext) fieldContext_IntegrationPayload_integration(_ contex
 }
 
 func (ec *executionContext) _IntegrationPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.IntegrationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13321,7 +13322,7 @@ func (ec *executionContext) fieldContext_IntegrationPayload_jobs(_ context.Conte
 }
 
 func (ec *executionContext) _Job_id(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13344,7 +13345,7 @@ func (ec *executionContext) fieldContext_Job_id(_ context.Context, field graphql
 }
 
 func (ec *executionContext) _Job_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13367,7 +13368,7 @@ func (ec *executionContext) fieldContext_Job_createdAt(_ context.Context, field 
 }
 
 func (ec *executionContext) _Job_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13390,7 +13391,7 @@ func (ec *executionContext) fieldContext_Job_updatedAt(_ context.Context, field 
 }
 
 func (ec *executionContext) _Job_kind(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13413,7 +13414,7 @@ func (ec *executionContext) fieldContext_Job_kind(_ context.Context, field graph
 }
 
 func (ec *executionContext) _Job_status(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13436,7 +13437,7 @@ func (ec *executionContext) fieldContext_Job_status(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Job_total(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13459,7 +13460,7 @@ func (ec *executionContext) fieldContext_Job_total(_ context.Context, field grap
 }
 
 func (ec *executionContext) _Job_done(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13482,7 +13483,7 @@ func (ec *executionContext) fieldContext_Job_done(_ context.Context, field graph
 }
 
 func (ec *executionContext) _Job_failed(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13505,7 +13506,7 @@ func (ec *executionContext) fieldContext_Job_failed(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Job_integrationID(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13528,7 +13529,7 @@ func (ec *executionContext) fieldContext_Job_integrationID(_ context.Context, fi
 }
 
 func (ec *executionContext) _Job_startedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13551,7 +13552,7 @@ func (ec *executionContext) fieldContext_Job_startedAt(_ context.Context, field 
 }
 
 func (ec *executionContext) _Job_finishedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13574,7 +13575,7 @@ func (ec *executionContext) fieldContext_Job_finishedAt(_ context.Context, field
 }
 
 func (ec *executionContext) _Job_retryOfID(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13696,7 +13697,7 @@ func (ec *executionContext) fieldContext_Job_resultsCSVURL(_ context.Context, fi
 }
 
 func (ec *executionContext) _JobConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.JobConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13728,7 +13729,7 @@ func (ec *executionContext) fieldContext_JobConnection_edges(_ context.Context, 
 }
 
 func (ec *executionContext) _JobConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.JobConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13760,7 +13761,7 @@ func (ec *executionContext) fieldContext_JobConnection_pageInfo(_ context.Contex
 }
 
 func (ec *executionContext) _JobConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.JobConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13783,7 +13784,7 @@ func (ec *executionContext) fieldContext_JobConnection_totalCount(_ context.Cont
 }
 
 func (ec *executionContext) _JobEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.JobEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13815,7 +13816,7 @@ func (ec *executionContext) fieldContext_JobEdge_node(_ context.Context, field g
 }
 
 func (ec *executionContext) _JobEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.JobEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13838,7 +13839,7 @@ func (ec *executionContext) fieldContext_JobEdge_cursor(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_id(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13861,7 +13862,7 @@ func (ec *executionContext) fieldContext_JobItem_id(_ context.Context, field gra
 }
 
 func (ec *executionContext) _JobItem_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13884,7 +13885,7 @@ func (ec *executionContext) fieldContext_JobItem_createdAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _JobItem_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13907,7 +13908,7 @@ func (ec *executionContext) fieldContext_JobItem_updatedAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _JobItem_jobID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13930,7 +13931,7 @@ func (ec *executionContext) fieldContext_JobItem_jobID(_ context.Context, field 
 }
 
 func (ec *executionContext) _JobItem_userID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13953,7 +13954,7 @@ func (ec *executionContext) fieldContext_JobItem_userID(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_linkID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13976,7 +13977,7 @@ func (ec *executionContext) fieldContext_JobItem_linkID(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_integrationID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -13999,7 +14000,7 @@ func (ec *executionContext) fieldContext_JobItem_integrationID(_ context.Context
 }
 
 func (ec *executionContext) _JobItem_groupID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14022,7 +14023,7 @@ func (ec *executionContext) fieldContext_JobItem_groupID(_ context.Context, fiel
 }
 
 func (ec *executionContext) _JobItem_status(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14045,7 +14046,7 @@ func (ec *executionContext) fieldContext_JobItem_status(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_result(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14068,7 +14069,7 @@ func (ec *executionContext) fieldContext_JobItem_result(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_errorCode(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14091,7 +14092,7 @@ func (ec *executionContext) fieldContext_JobItem_errorCode(_ context.Context, fi
 }
 
 func (ec *executionContext) _JobItem_errorMessage(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14114,7 +14115,7 @@ func (ec *executionContext) fieldContext_JobItem_errorMessage(_ context.Context,
 }
 
 func (ec *executionContext) _JobItem_detail(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14137,7 +14138,7 @@ func (ec *executionContext) fieldContext_JobItem_detail(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_remoteID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14160,7 +14161,7 @@ func (ec *executionContext) fieldContext_JobItem_remoteID(_ context.Context, fie
 }
 
 func (ec *executionContext) _JobItem_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14183,7 +14184,7 @@ func (ec *executionContext) fieldContext_JobItem_userPrincipalName(_ context.Con
 }
 
 func (ec *executionContext) _JobItem_email(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14206,7 +14207,7 @@ func (ec *executionContext) fieldContext_JobItem_email(_ context.Context, field 
 }
 
 func (ec *executionContext) _JobItem_username(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14229,7 +14230,7 @@ func (ec *executionContext) fieldContext_JobItem_username(_ context.Context, fie
 }
 
 func (ec *executionContext) _JobItem_note(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14284,7 +14285,7 @@ func (ec *executionContext) fieldContext_JobItem_job(_ context.Context, field gr
 }
 
 func (ec *executionContext) _JobItemConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.JobItemConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14316,7 +14317,7 @@ func (ec *executionContext) fieldContext_JobItemConnection_edges(_ context.Conte
 }
 
 func (ec *executionContext) _JobItemConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.JobItemConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14348,7 +14349,7 @@ func (ec *executionContext) fieldContext_JobItemConnection_pageInfo(_ context.Co
 }
 
 func (ec *executionContext) _JobItemConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.JobItemConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14371,7 +14372,7 @@ func (ec *executionContext) fieldContext_JobItemConnection_totalCount(_ context.
 }
 
 func (ec *executionContext) _JobItemEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.JobItemEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -14403,7 +14404,7 @@ func (ec *executionContext) fieldContext_JobItemEdge_node(_ context.Context, fie
 }
 
 func (ec *executionContext) _JobItemEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.JobItemEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16042,7 +16043,7 @@ func (ec *executionContext) fieldContext_Mutation_cancelJob(ctx context.Context,
 }
 
 func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16065,7 +16066,7 @@ func (ec *executionContext) fieldContext_Notification_id(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Notification_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16088,7 +16089,7 @@ func (ec *executionContext) fieldContext_Notification_createdAt(_ context.Contex
 }
 
 func (ec *executionContext) _Notification_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16111,7 +16112,7 @@ func (ec *executionContext) fieldContext_Notification_updatedAt(_ context.Contex
 }
 
 func (ec *executionContext) _Notification_userID(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16134,7 +16135,7 @@ func (ec *executionContext) fieldContext_Notification_userID(_ context.Context, 
 }
 
 func (ec *executionContext) _Notification_kind(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16157,7 +16158,7 @@ func (ec *executionContext) fieldContext_Notification_kind(_ context.Context, fi
 }
 
 func (ec *executionContext) _Notification_message(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16180,7 +16181,7 @@ func (ec *executionContext) fieldContext_Notification_message(_ context.Context,
 }
 
 func (ec *executionContext) _Notification_deliveredAt(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16203,7 +16204,7 @@ func (ec *executionContext) fieldContext_Notification_deliveredAt(_ context.Cont
 }
 
 func (ec *executionContext) _Notification_jobID(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16226,7 +16227,7 @@ func (ec *executionContext) fieldContext_Notification_jobID(_ context.Context, f
 }
 
 func (ec *executionContext) _NotificationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16258,7 +16259,7 @@ func (ec *executionContext) fieldContext_NotificationConnection_edges(_ context.
 }
 
 func (ec *executionContext) _NotificationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16290,7 +16291,7 @@ func (ec *executionContext) fieldContext_NotificationConnection_pageInfo(_ conte
 }
 
 func (ec *executionContext) _NotificationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16313,7 +16314,7 @@ func (ec *executionContext) fieldContext_NotificationConnection_totalCount(_ con
 }
 
 func (ec *executionContext) _NotificationEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16345,7 +16346,7 @@ func (ec *executionContext) fieldContext_NotificationEdge_node(_ context.Context
 }
 
 func (ec *executionContext) _NotificationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16368,7 +16369,7 @@ func (ec *executionContext) fieldContext_NotificationEdge_cursor(_ context.Conte
 }
 
 func (ec *executionContext) _Organization_id(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16391,7 +16392,7 @@ func (ec *executionContext) fieldContext_Organization_id(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Organization_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16414,7 +16415,7 @@ func (ec *executionContext) fieldContext_Organization_createdAt(_ context.Contex
 }
 
 func (ec *executionContext) _Organization_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16437,7 +16438,7 @@ func (ec *executionContext) fieldContext_Organization_updatedAt(_ context.Contex
 }
 
 func (ec *executionContext) _Organization_name(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16460,7 +16461,7 @@ func (ec *executionContext) fieldContext_Organization_name(_ context.Context, fi
 }
 
 func (ec *executionContext) _Organization_defaultImportState(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16483,7 +16484,7 @@ func (ec *executionContext) fieldContext_Organization_defaultImportState(_ conte
 }
 
 func (ec *executionContext) _Organization_userLimit(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16506,7 +16507,7 @@ func (ec *executionContext) fieldContext_Organization_userLimit(_ context.Contex
 }
 
 func (ec *executionContext) _Organization_passwordTakeover(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16529,7 +16530,7 @@ func (ec *executionContext) fieldContext_Organization_passwordTakeover(_ context
 }
 
 func (ec *executionContext) _Organization_passwordMaxAgeDays(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16552,7 +16553,7 @@ func (ec *executionContext) fieldContext_Organization_passwordMaxAgeDays(_ conte
 }
 
 func (ec *executionContext) _Organization_lockoutThreshold(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16575,7 +16576,7 @@ func (ec *executionContext) fieldContext_Organization_lockoutThreshold(_ context
 }
 
 func (ec *executionContext) _Organization_lockoutMinutes(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16598,7 +16599,7 @@ func (ec *executionContext) fieldContext_Organization_lockoutMinutes(_ context.C
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16621,7 +16622,7 @@ func (ec *executionContext) fieldContext_PageInfo_hasNextPage(_ context.Context,
 }
 
 func (ec *executionContext) _PageInfo_hasPreviousPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16644,7 +16645,7 @@ func (ec *executionContext) fieldContext_PageInfo_hasPreviousPage(_ context.Cont
 }
 
 func (ec *executionContext) _PageInfo_startCursor(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16667,7 +16668,7 @@ func (ec *executionContext) fieldContext_PageInfo_startCursor(_ context.Context,
 }
 
 func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16690,7 +16691,7 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 }
 
 func (ec *executionContext) _PlanCounts_total(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16713,7 +16714,7 @@ func (ec *executionContext) fieldContext_PlanCounts_total(_ context.Context, fie
 }
 
 func (ec *executionContext) _PlanCounts_unchanged(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16736,7 +16737,7 @@ func (ec *executionContext) fieldContext_PlanCounts_unchanged(_ context.Context,
 }
 
 func (ec *executionContext) _PlanCounts_create(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16759,7 +16760,7 @@ func (ec *executionContext) fieldContext_PlanCounts_create(_ context.Context, fi
 }
 
 func (ec *executionContext) _PlanCounts_takeover(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16782,7 +16783,7 @@ func (ec *executionContext) fieldContext_PlanCounts_takeover(_ context.Context, 
 }
 
 func (ec *executionContext) _PlanCounts_update(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16805,7 +16806,7 @@ func (ec *executionContext) fieldContext_PlanCounts_update(_ context.Context, fi
 }
 
 func (ec *executionContext) _PlanCounts_enable(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16828,7 +16829,7 @@ func (ec *executionContext) fieldContext_PlanCounts_enable(_ context.Context, fi
 }
 
 func (ec *executionContext) _PlanCounts_disable(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16851,7 +16852,7 @@ func (ec *executionContext) fieldContext_PlanCounts_disable(_ context.Context, f
 }
 
 func (ec *executionContext) _PlanCounts_outOfScope(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16874,7 +16875,7 @@ func (ec *executionContext) fieldContext_PlanCounts_outOfScope(_ context.Context
 }
 
 func (ec *executionContext) _PlanCounts_error(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16897,7 +16898,7 @@ func (ec *executionContext) fieldContext_PlanCounts_error(_ context.Context, fie
 }
 
 func (ec *executionContext) _PlanItem_action(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16920,7 +16921,7 @@ func (ec *executionContext) fieldContext_PlanItem_action(_ context.Context, fiel
 }
 
 func (ec *executionContext) _PlanItem_integrationID(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16943,7 +16944,7 @@ func (ec *executionContext) fieldContext_PlanItem_integrationID(_ context.Contex
 }
 
 func (ec *executionContext) _PlanItem_user(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -16975,7 +16976,7 @@ func (ec *executionContext) fieldContext_PlanItem_user(_ context.Context, field 
 }
 
 func (ec *executionContext) _PlanItem_group(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17007,7 +17008,7 @@ func (ec *executionContext) fieldContext_PlanItem_group(_ context.Context, field
 }
 
 func (ec *executionContext) _PlanItem_name(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17030,7 +17031,7 @@ func (ec *executionContext) fieldContext_PlanItem_name(_ context.Context, field 
 }
 
 func (ec *executionContext) _PlanItem_remoteID(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17053,7 +17054,7 @@ func (ec *executionContext) fieldContext_PlanItem_remoteID(_ context.Context, fi
 }
 
 func (ec *executionContext) _PlanItem_remoteDisplayName(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17076,7 +17077,7 @@ func (ec *executionContext) fieldContext_PlanItem_remoteDisplayName(_ context.Co
 }
 
 func (ec *executionContext) _PlanItem_changes(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17108,7 +17109,7 @@ func (ec *executionContext) fieldContext_PlanItem_changes(_ context.Context, fie
 }
 
 func (ec *executionContext) _PlanItem_reason(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17131,7 +17132,7 @@ func (ec *executionContext) fieldContext_PlanItem_reason(_ context.Context, fiel
 }
 
 func (ec *executionContext) _PlanItem_errorCode(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17154,7 +17155,7 @@ func (ec *executionContext) fieldContext_PlanItem_errorCode(_ context.Context, f
 }
 
 func (ec *executionContext) _PortalLogoutPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.PortalLogoutPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17177,7 +17178,7 @@ func (ec *executionContext) fieldContext_PortalLogoutPayload_ok(_ context.Contex
 }
 
 func (ec *executionContext) _PortalSessionPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.PortalSessionPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17200,7 +17201,7 @@ func (ec *executionContext) fieldContext_PortalSessionPayload_token(_ context.Co
 }
 
 func (ec *executionContext) _PortalSessionPayload_expiresAt(ctx context.Context, field graphql.CollectedField, obj *model.PortalSessionPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17223,7 +17224,7 @@ func (ec *executionContext) fieldContext_PortalSessionPayload_expiresAt(_ contex
 }
 
 func (ec *executionContext) _PortalSessionPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.PortalSessionPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17967,7 +17968,7 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 }
 
 func (ec *executionContext) _RemoteDrift_properties(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -17990,7 +17991,7 @@ func (ec *executionContext) fieldContext_RemoteDrift_properties(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteDrift_detectedAt(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18013,7 +18014,7 @@ func (ec *executionContext) fieldContext_RemoteDrift_detectedAt(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteDrift_deleted(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18036,7 +18037,7 @@ func (ec *executionContext) fieldContext_RemoteDrift_deleted(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteDrift_action(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18059,7 +18060,7 @@ func (ec *executionContext) fieldContext_RemoteDrift_action(_ context.Context, f
 }
 
 func (ec *executionContext) _RemoteDrift_jobID(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18082,7 +18083,7 @@ func (ec *executionContext) fieldContext_RemoteDrift_jobID(_ context.Context, fi
 }
 
 func (ec *executionContext) _RemoteLink_id(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18105,7 +18106,7 @@ func (ec *executionContext) fieldContext_RemoteLink_id(_ context.Context, field 
 }
 
 func (ec *executionContext) _RemoteLink_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18128,7 +18129,7 @@ func (ec *executionContext) fieldContext_RemoteLink_createdAt(_ context.Context,
 }
 
 func (ec *executionContext) _RemoteLink_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18151,7 +18152,7 @@ func (ec *executionContext) fieldContext_RemoteLink_updatedAt(_ context.Context,
 }
 
 func (ec *executionContext) _RemoteLink_integrationID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18174,7 +18175,7 @@ func (ec *executionContext) fieldContext_RemoteLink_integrationID(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteLink_userID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18197,7 +18198,7 @@ func (ec *executionContext) fieldContext_RemoteLink_userID(_ context.Context, fi
 }
 
 func (ec *executionContext) _RemoteLink_groupID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18220,7 +18221,7 @@ func (ec *executionContext) fieldContext_RemoteLink_groupID(_ context.Context, f
 }
 
 func (ec *executionContext) _RemoteLink_kind(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18243,7 +18244,7 @@ func (ec *executionContext) fieldContext_RemoteLink_kind(_ context.Context, fiel
 }
 
 func (ec *executionContext) _RemoteLink_remoteID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18266,7 +18267,7 @@ func (ec *executionContext) fieldContext_RemoteLink_remoteID(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteLink_upn(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18289,7 +18290,7 @@ func (ec *executionContext) fieldContext_RemoteLink_upn(_ context.Context, field
 }
 
 func (ec *executionContext) _RemoteLink_status(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18312,7 +18313,7 @@ func (ec *executionContext) fieldContext_RemoteLink_status(_ context.Context, fi
 }
 
 func (ec *executionContext) _RemoteLink_remoteEnabled(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18335,7 +18336,7 @@ func (ec *executionContext) fieldContext_RemoteLink_remoteEnabled(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteLink_takenOver(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18358,7 +18359,7 @@ func (ec *executionContext) fieldContext_RemoteLink_takenOver(_ context.Context,
 }
 
 func (ec *executionContext) _RemoteLink_remoteCreatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18381,7 +18382,7 @@ func (ec *executionContext) fieldContext_RemoteLink_remoteCreatedAt(_ context.Co
 }
 
 func (ec *executionContext) _RemoteLink_statusReason(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18404,7 +18405,7 @@ func (ec *executionContext) fieldContext_RemoteLink_statusReason(_ context.Conte
 }
 
 func (ec *executionContext) _RemoteLink_ownerMarked(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18427,7 +18428,7 @@ func (ec *executionContext) fieldContext_RemoteLink_ownerMarked(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteLink_drift(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18459,7 +18460,7 @@ func (ec *executionContext) fieldContext_RemoteLink_drift(_ context.Context, fie
 }
 
 func (ec *executionContext) _RemoteLink_lastErrorCode(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18482,7 +18483,7 @@ func (ec *executionContext) fieldContext_RemoteLink_lastErrorCode(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteLink_lastErrorMessage(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18505,7 +18506,7 @@ func (ec *executionContext) fieldContext_RemoteLink_lastErrorMessage(_ context.C
 }
 
 func (ec *executionContext) _RemoteLink_lastErrorRequestID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18528,7 +18529,7 @@ func (ec *executionContext) fieldContext_RemoteLink_lastErrorRequestID(_ context
 }
 
 func (ec *executionContext) _RemoteLink_lastSyncedAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18551,7 +18552,7 @@ func (ec *executionContext) fieldContext_RemoteLink_lastSyncedAt(_ context.Conte
 }
 
 func (ec *executionContext) _RemoteLink_displayName(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18574,7 +18575,7 @@ func (ec *executionContext) fieldContext_RemoteLink_displayName(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteLink_membersInSync(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18597,7 +18598,7 @@ func (ec *executionContext) fieldContext_RemoteLink_membersInSync(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteLink_membersPending(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18620,7 +18621,7 @@ func (ec *executionContext) fieldContext_RemoteLink_membersPending(_ context.Con
 }
 
 func (ec *executionContext) _RemoteLink_foreignMembers(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18643,7 +18644,7 @@ func (ec *executionContext) fieldContext_RemoteLink_foreignMembers(_ context.Con
 }
 
 func (ec *executionContext) _RemoteLink_passwordVersion(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18666,7 +18667,7 @@ func (ec *executionContext) fieldContext_RemoteLink_passwordVersion(_ context.Co
 }
 
 func (ec *executionContext) _RemoteLink_passwordPushedAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18689,7 +18690,7 @@ func (ec *executionContext) fieldContext_RemoteLink_passwordPushedAt(_ context.C
 }
 
 func (ec *executionContext) _RemoteLink_passwordErrorCode(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18712,7 +18713,7 @@ func (ec *executionContext) fieldContext_RemoteLink_passwordErrorCode(_ context.
 }
 
 func (ec *executionContext) _RemoteLink_passwordErrorMessage(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18831,7 +18832,7 @@ func (ec *executionContext) fieldContext_RemoteLink_group(_ context.Context, fie
 }
 
 func (ec *executionContext) _RemoteLinkConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLinkConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18863,7 +18864,7 @@ func (ec *executionContext) fieldContext_RemoteLinkConnection_edges(_ context.Co
 }
 
 func (ec *executionContext) _RemoteLinkConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLinkConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18895,7 +18896,7 @@ func (ec *executionContext) fieldContext_RemoteLinkConnection_pageInfo(_ context
 }
 
 func (ec *executionContext) _RemoteLinkConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLinkConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18918,7 +18919,7 @@ func (ec *executionContext) fieldContext_RemoteLinkConnection_totalCount(_ conte
 }
 
 func (ec *executionContext) _RemoteLinkEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLinkEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18950,7 +18951,7 @@ func (ec *executionContext) fieldContext_RemoteLinkEdge_node(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteLinkEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLinkEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18973,7 +18974,7 @@ func (ec *executionContext) fieldContext_RemoteLinkEdge_cursor(_ context.Context
 }
 
 func (ec *executionContext) _RemoteUser_remoteID(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -18996,7 +18997,7 @@ func (ec *executionContext) fieldContext_RemoteUser_remoteID(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteUser_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19019,7 +19020,7 @@ func (ec *executionContext) fieldContext_RemoteUser_userPrincipalName(_ context.
 }
 
 func (ec *executionContext) _RemoteUser_mail(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19042,7 +19043,7 @@ func (ec *executionContext) fieldContext_RemoteUser_mail(_ context.Context, fiel
 }
 
 func (ec *executionContext) _RemoteUser_mailNickname(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19065,7 +19066,7 @@ func (ec *executionContext) fieldContext_RemoteUser_mailNickname(_ context.Conte
 }
 
 func (ec *executionContext) _RemoteUser_displayName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19088,7 +19089,7 @@ func (ec *executionContext) fieldContext_RemoteUser_displayName(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteUser_givenName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19111,7 +19112,7 @@ func (ec *executionContext) fieldContext_RemoteUser_givenName(_ context.Context,
 }
 
 func (ec *executionContext) _RemoteUser_surname(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19134,7 +19135,7 @@ func (ec *executionContext) fieldContext_RemoteUser_surname(_ context.Context, f
 }
 
 func (ec *executionContext) _RemoteUser_jobTitle(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19157,7 +19158,7 @@ func (ec *executionContext) fieldContext_RemoteUser_jobTitle(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteUser_department(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19180,7 +19181,7 @@ func (ec *executionContext) fieldContext_RemoteUser_department(_ context.Context
 }
 
 func (ec *executionContext) _RemoteUser_accountEnabled(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19203,7 +19204,7 @@ func (ec *executionContext) fieldContext_RemoteUser_accountEnabled(_ context.Con
 }
 
 func (ec *executionContext) _RemoteUser_inDirectory(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19226,7 +19227,7 @@ func (ec *executionContext) fieldContext_RemoteUser_inDirectory(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteUser_directoryUser(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19258,7 +19259,7 @@ func (ec *executionContext) fieldContext_RemoteUser_directoryUser(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteUserConnection_edges(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19290,7 +19291,7 @@ func (ec *executionContext) fieldContext_RemoteUserConnection_edges(_ context.Co
 }
 
 func (ec *executionContext) _RemoteUserConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19322,7 +19323,7 @@ func (ec *executionContext) fieldContext_RemoteUserConnection_pageInfo(_ context
 }
 
 func (ec *executionContext) _RemoteUserConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19345,7 +19346,7 @@ func (ec *executionContext) fieldContext_RemoteUserConnection_totalCount(_ conte
 }
 
 func (ec *executionContext) _RemoteUserEdge_node(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19377,7 +19378,7 @@ func (ec *executionContext) fieldContext_RemoteUserEdge_node(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteUserEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19400,7 +19401,7 @@ func (ec *executionContext) fieldContext_RemoteUserEdge_cursor(_ context.Context
 }
 
 func (ec *executionContext) _RemoveUserGroupMembersPayload_userGroup(ctx context.Context, field graphql.CollectedField, obj *model.RemoveUserGroupMembersPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19432,7 +19433,7 @@ func (ec *executionContext) fieldContext_RemoveUserGroupMembersPayload_userGroup
 }
 
 func (ec *executionContext) _RemoveUserGroupMembersPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.RemoveUserGroupMembersPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19464,7 +19465,7 @@ func (ec *executionContext) fieldContext_RemoveUserGroupMembersPayload_jobs(_ co
 }
 
 func (ec *executionContext) _RequestPasswordResetPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.RequestPasswordResetPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19487,7 +19488,7 @@ func (ec *executionContext) fieldContext_RequestPasswordResetPayload_ok(_ contex
 }
 
 func (ec *executionContext) _ResetPasswordPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.ResetPasswordPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19510,7 +19511,7 @@ func (ec *executionContext) fieldContext_ResetPasswordPayload_ok(_ context.Conte
 }
 
 func (ec *executionContext) _ResyncPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.ResyncPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19542,7 +19543,7 @@ func (ec *executionContext) fieldContext_ResyncPayload_jobs(_ context.Context, f
 }
 
 func (ec *executionContext) _RetryJobPayload_retried(ctx context.Context, field graphql.CollectedField, obj *model.RetryJobPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19574,7 +19575,7 @@ func (ec *executionContext) fieldContext_RetryJobPayload_retried(_ context.Conte
 }
 
 func (ec *executionContext) _RetryJobPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.RetryJobPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19606,7 +19607,7 @@ func (ec *executionContext) fieldContext_RetryJobPayload_jobs(_ context.Context,
 }
 
 func (ec *executionContext) _RevokeAPIKeyPayload_apiKey(ctx context.Context, field graphql.CollectedField, obj *model.RevokeAPIKeyPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19638,7 +19639,7 @@ func (ec *executionContext) fieldContext_RevokeAPIKeyPayload_apiKey(_ context.Co
 }
 
 func (ec *executionContext) _SetUserPasswordPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SetUserPasswordPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19670,7 +19671,7 @@ func (ec *executionContext) fieldContext_SetUserPasswordPayload_user(_ context.C
 }
 
 func (ec *executionContext) _SetUserPasswordPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.SetUserPasswordPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19834,7 +19835,7 @@ func (ec *executionContext) fieldContext_Subscription_events(ctx context.Context
 }
 
 func (ec *executionContext) _SuspendUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.SuspendUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19866,7 +19867,7 @@ func (ec *executionContext) fieldContext_SuspendUserPayload_user(_ context.Conte
 }
 
 func (ec *executionContext) _SuspendUserPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.SuspendUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19898,7 +19899,7 @@ func (ec *executionContext) fieldContext_SuspendUserPayload_jobs(_ context.Conte
 }
 
 func (ec *executionContext) _UnlockUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.UnlockUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19930,7 +19931,7 @@ func (ec *executionContext) fieldContext_UnlockUserPayload_user(_ context.Contex
 }
 
 func (ec *executionContext) _UnlockUserPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.UnlockUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19962,7 +19963,7 @@ func (ec *executionContext) fieldContext_UnlockUserPayload_jobs(_ context.Contex
 }
 
 func (ec *executionContext) _UpdateOrganizationPayload_organization(ctx context.Context, field graphql.CollectedField, obj *model.UpdateOrganizationPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -19994,7 +19995,7 @@ func (ec *executionContext) fieldContext_UpdateOrganizationPayload_organization(
 }
 
 func (ec *executionContext) _UpdateUserGroupPayload_userGroup(ctx context.Context, field graphql.CollectedField, obj *model.UpdateUserGroupPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20026,7 +20027,7 @@ func (ec *executionContext) fieldContext_UpdateUserGroupPayload_userGroup(_ cont
 }
 
 func (ec *executionContext) _UpdateUserGroupPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.UpdateUserGroupPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20058,7 +20059,7 @@ func (ec *executionContext) fieldContext_UpdateUserGroupPayload_jobs(_ context.C
 }
 
 func (ec *executionContext) _UpdateUserPayload_user(ctx context.Context, field graphql.CollectedField, obj *model.UpdateUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20090,7 +20091,7 @@ func (ec *executionContext) fieldContext_UpdateUserPayload_user(_ context.Contex
 }
 
 func (ec *executionContext) _UpdateUserPayload_jobs(ctx context.Context, field graphql.CollectedField, obj *model.UpdateUserPayload) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20122,7 +20123,7 @@ func (ec *executionContext) fieldContext_UpdateUserPayload_jobs(_ context.Contex
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20145,7 +20146,7 @@ func (ec *executionContext) fieldContext_User_id(_ context.Context, field graphq
 }
 
 func (ec *executionContext) _User_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20168,7 +20169,7 @@ func (ec *executionContext) fieldContext_User_createdAt(_ context.Context, field
 }
 
 func (ec *executionContext) _User_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20191,7 +20192,7 @@ func (ec *executionContext) fieldContext_User_updatedAt(_ context.Context, field
 }
 
 func (ec *executionContext) _User_username(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20214,7 +20215,7 @@ func (ec *executionContext) fieldContext_User_username(_ context.Context, field 
 }
 
 func (ec *executionContext) _User_email(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20237,7 +20238,7 @@ func (ec *executionContext) fieldContext_User_email(_ context.Context, field gra
 }
 
 func (ec *executionContext) _User_alternateEmail(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20260,7 +20261,7 @@ func (ec *executionContext) fieldContext_User_alternateEmail(_ context.Context, 
 }
 
 func (ec *executionContext) _User_firstName(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20283,7 +20284,7 @@ func (ec *executionContext) fieldContext_User_firstName(_ context.Context, field
 }
 
 func (ec *executionContext) _User_lastName(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20306,7 +20307,7 @@ func (ec *executionContext) fieldContext_User_lastName(_ context.Context, field 
 }
 
 func (ec *executionContext) _User_displayName(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20329,7 +20330,7 @@ func (ec *executionContext) fieldContext_User_displayName(_ context.Context, fie
 }
 
 func (ec *executionContext) _User_jobTitle(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20352,7 +20353,7 @@ func (ec *executionContext) fieldContext_User_jobTitle(_ context.Context, field 
 }
 
 func (ec *executionContext) _User_department(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20375,7 +20376,7 @@ func (ec *executionContext) fieldContext_User_department(_ context.Context, fiel
 }
 
 func (ec *executionContext) _User_companyName(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20398,7 +20399,7 @@ func (ec *executionContext) fieldContext_User_companyName(_ context.Context, fie
 }
 
 func (ec *executionContext) _User_employeeID(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20421,7 +20422,7 @@ func (ec *executionContext) fieldContext_User_employeeID(_ context.Context, fiel
 }
 
 func (ec *executionContext) _User_employeeType(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20444,7 +20445,7 @@ func (ec *executionContext) fieldContext_User_employeeType(_ context.Context, fi
 }
 
 func (ec *executionContext) _User_costCenter(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20467,7 +20468,7 @@ func (ec *executionContext) fieldContext_User_costCenter(_ context.Context, fiel
 }
 
 func (ec *executionContext) _User_businessPhone(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20490,7 +20491,7 @@ func (ec *executionContext) fieldContext_User_businessPhone(_ context.Context, f
 }
 
 func (ec *executionContext) _User_mobilePhone(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20513,7 +20514,7 @@ func (ec *executionContext) fieldContext_User_mobilePhone(_ context.Context, fie
 }
 
 func (ec *executionContext) _User_officeLocation(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20536,7 +20537,7 @@ func (ec *executionContext) fieldContext_User_officeLocation(_ context.Context, 
 }
 
 func (ec *executionContext) _User_streetAddress(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20559,7 +20560,7 @@ func (ec *executionContext) fieldContext_User_streetAddress(_ context.Context, f
 }
 
 func (ec *executionContext) _User_city(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20582,7 +20583,7 @@ func (ec *executionContext) fieldContext_User_city(_ context.Context, field grap
 }
 
 func (ec *executionContext) _User_addressState(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20605,7 +20606,7 @@ func (ec *executionContext) fieldContext_User_addressState(_ context.Context, fi
 }
 
 func (ec *executionContext) _User_postalCode(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20628,7 +20629,7 @@ func (ec *executionContext) fieldContext_User_postalCode(_ context.Context, fiel
 }
 
 func (ec *executionContext) _User_country(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20651,7 +20652,7 @@ func (ec *executionContext) fieldContext_User_country(_ context.Context, field g
 }
 
 func (ec *executionContext) _User_usageLocation(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20674,7 +20675,7 @@ func (ec *executionContext) fieldContext_User_usageLocation(_ context.Context, f
 }
 
 func (ec *executionContext) _User_state(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20697,7 +20698,7 @@ func (ec *executionContext) fieldContext_User_state(_ context.Context, field gra
 }
 
 func (ec *executionContext) _User_passwordSetAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20720,7 +20721,7 @@ func (ec *executionContext) fieldContext_User_passwordSetAt(_ context.Context, f
 }
 
 func (ec *executionContext) _User_passwordExpiresAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20743,7 +20744,7 @@ func (ec *executionContext) fieldContext_User_passwordExpiresAt(_ context.Contex
 }
 
 func (ec *executionContext) _User_lockedUntil(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20886,7 +20887,7 @@ func (ec *executionContext) fieldContext_User_bindings(_ context.Context, field 
 }
 
 func (ec *executionContext) _UserConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.UserConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20918,7 +20919,7 @@ func (ec *executionContext) fieldContext_UserConnection_edges(_ context.Context,
 }
 
 func (ec *executionContext) _UserConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.UserConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20950,7 +20951,7 @@ func (ec *executionContext) fieldContext_UserConnection_pageInfo(_ context.Conte
 }
 
 func (ec *executionContext) _UserConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.UserConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -20973,7 +20974,7 @@ func (ec *executionContext) fieldContext_UserConnection_totalCount(_ context.Con
 }
 
 func (ec *executionContext) _UserEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.UserEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21005,7 +21006,7 @@ func (ec *executionContext) fieldContext_UserEdge_node(_ context.Context, field 
 }
 
 func (ec *executionContext) _UserEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.UserEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21028,7 +21029,7 @@ func (ec *executionContext) fieldContext_UserEdge_cursor(_ context.Context, fiel
 }
 
 func (ec *executionContext) _UserGroup_id(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroup) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21051,7 +21052,7 @@ func (ec *executionContext) fieldContext_UserGroup_id(_ context.Context, field g
 }
 
 func (ec *executionContext) _UserGroup_createdAt(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroup) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21074,7 +21075,7 @@ func (ec *executionContext) fieldContext_UserGroup_createdAt(_ context.Context, 
 }
 
 func (ec *executionContext) _UserGroup_updatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroup) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21097,7 +21098,7 @@ func (ec *executionContext) fieldContext_UserGroup_updatedAt(_ context.Context, 
 }
 
 func (ec *executionContext) _UserGroup_name(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroup) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21120,7 +21121,7 @@ func (ec *executionContext) fieldContext_UserGroup_name(_ context.Context, field
 }
 
 func (ec *executionContext) _UserGroup_description(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroup) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21219,7 +21220,7 @@ func (ec *executionContext) fieldContext_UserGroup_links(_ context.Context, fiel
 }
 
 func (ec *executionContext) _UserGroupConnection_edges(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroupConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21251,7 +21252,7 @@ func (ec *executionContext) fieldContext_UserGroupConnection_edges(_ context.Con
 }
 
 func (ec *executionContext) _UserGroupConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroupConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21283,7 +21284,7 @@ func (ec *executionContext) fieldContext_UserGroupConnection_pageInfo(_ context.
 }
 
 func (ec *executionContext) _UserGroupConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroupConnection) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21306,7 +21307,7 @@ func (ec *executionContext) fieldContext_UserGroupConnection_totalCount(_ contex
 }
 
 func (ec *executionContext) _UserGroupEdge_node(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroupEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21338,7 +21339,7 @@ func (ec *executionContext) fieldContext_UserGroupEdge_node(_ context.Context, f
 }
 
 func (ec *executionContext) _UserGroupEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroupEdge) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21361,7 +21362,7 @@ func (ec *executionContext) fieldContext_UserGroupEdge_cursor(_ context.Context,
 }
 
 func (ec *executionContext) _WriteBudget_size(ctx context.Context, field graphql.CollectedField, obj *model.WriteBudget) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21384,7 +21385,7 @@ func (ec *executionContext) fieldContext_WriteBudget_size(_ context.Context, fie
 }
 
 func (ec *executionContext) _WriteBudget_refillPerSecond(ctx context.Context, field graphql.CollectedField, obj *model.WriteBudget) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21407,7 +21408,7 @@ func (ec *executionContext) fieldContext_WriteBudget_refillPerSecond(_ context.C
 }
 
 func (ec *executionContext) _WriteBudget_custom(ctx context.Context, field graphql.CollectedField, obj *model.WriteBudget) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21430,7 +21431,7 @@ func (ec *executionContext) fieldContext_WriteBudget_custom(_ context.Context, f
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21476,7 +21477,7 @@ func (ec *executionContext) fieldContext___Directive_description(_ context.Conte
 }
 
 func (ec *executionContext) ___Directive_isRepeatable(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21499,7 +21500,7 @@ func (ec *executionContext) fieldContext___Directive_isRepeatable(_ context.Cont
 }
 
 func (ec *executionContext) ___Directive_locations(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21566,7 +21567,7 @@ func (ec *executionContext) fieldContext___Directive_args(ctx context.Context, f
 }
 
 func (ec *executionContext) ___EnumValue_name(ctx context.Context, field graphql.CollectedField, obj *introspection.EnumValue) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21658,7 +21659,7 @@ func (ec *executionContext) fieldContext___EnumValue_deprecationReason(_ context
 }
 
 func (ec *executionContext) ___Field_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21748,7 +21749,7 @@ func (ec *executionContext) fieldContext___Field_args(ctx context.Context, field
 }
 
 func (ec *executionContext) ___Field_type(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21826,7 +21827,7 @@ func (ec *executionContext) fieldContext___Field_deprecationReason(_ context.Con
 }
 
 func (ec *executionContext) ___InputValue_name(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21872,7 +21873,7 @@ func (ec *executionContext) fieldContext___InputValue_description(_ context.Cont
 }
 
 func (ec *executionContext) ___InputValue_type(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -21904,7 +21905,7 @@ func (ec *executionContext) fieldContext___InputValue_type(_ context.Context, fi
 }
 
 func (ec *executionContext) ___InputValue_defaultValue(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
+	return gqlexec.ResolvePlainField(
 		ctx,
 		ec.OperationContext,
 		field,
@@ -35359,7 +35360,7 @@ func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, o
 	fields := graphql.CollectFields(ec.OperationContext, sel, aPIKeyImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35423,7 +35424,7 @@ func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var aPIKeyConnectionImplementors = []string{"APIKeyConnection"}
@@ -35432,7 +35433,7 @@ func (ec *executionContext) _APIKeyConnection(ctx context.Context, sel ast.Selec
 	fields := graphql.CollectFields(ec.OperationContext, sel, aPIKeyConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35466,7 +35467,7 @@ func (ec *executionContext) _APIKeyConnection(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var aPIKeyEdgeImplementors = []string{"APIKeyEdge"}
@@ -35475,7 +35476,7 @@ func (ec *executionContext) _APIKeyEdge(ctx context.Context, sel ast.SelectionSe
 	fields := graphql.CollectFields(ec.OperationContext, sel, aPIKeyEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35504,7 +35505,7 @@ func (ec *executionContext) _APIKeyEdge(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var activateUserPayloadImplementors = []string{"ActivateUserPayload"}
@@ -35513,7 +35514,7 @@ func (ec *executionContext) _ActivateUserPayload(ctx context.Context, sel ast.Se
 	fields := graphql.CollectFields(ec.OperationContext, sel, activateUserPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35542,7 +35543,7 @@ func (ec *executionContext) _ActivateUserPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var addUserGroupMembersPayloadImplementors = []string{"AddUserGroupMembersPayload"}
@@ -35551,7 +35552,7 @@ func (ec *executionContext) _AddUserGroupMembersPayload(ctx context.Context, sel
 	fields := graphql.CollectFields(ec.OperationContext, sel, addUserGroupMembersPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35580,7 +35581,7 @@ func (ec *executionContext) _AddUserGroupMembersPayload(ctx context.Context, sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var attributeDiffImplementors = []string{"AttributeDiff"}
@@ -35589,7 +35590,7 @@ func (ec *executionContext) _AttributeDiff(ctx context.Context, sel ast.Selectio
 	fields := graphql.CollectFields(ec.OperationContext, sel, attributeDiffImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35623,7 +35624,7 @@ func (ec *executionContext) _AttributeDiff(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var attributeMappingImplementors = []string{"AttributeMapping"}
@@ -35632,7 +35633,7 @@ func (ec *executionContext) _AttributeMapping(ctx context.Context, sel ast.Selec
 	fields := graphql.CollectFields(ec.OperationContext, sel, attributeMappingImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35671,7 +35672,7 @@ func (ec *executionContext) _AttributeMapping(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var bindingPayloadImplementors = []string{"BindingPayload"}
@@ -35680,7 +35681,7 @@ func (ec *executionContext) _BindingPayload(ctx context.Context, sel ast.Selecti
 	fields := graphql.CollectFields(ec.OperationContext, sel, bindingPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35709,7 +35710,7 @@ func (ec *executionContext) _BindingPayload(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var bindingPlanImplementors = []string{"BindingPlan"}
@@ -35718,7 +35719,7 @@ func (ec *executionContext) _BindingPlan(ctx context.Context, sel ast.SelectionS
 	fields := graphql.CollectFields(ec.OperationContext, sel, bindingPlanImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35762,7 +35763,7 @@ func (ec *executionContext) _BindingPlan(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var changeMyPasswordPayloadImplementors = []string{"ChangeMyPasswordPayload"}
@@ -35771,7 +35772,7 @@ func (ec *executionContext) _ChangeMyPasswordPayload(ctx context.Context, sel as
 	fields := graphql.CollectFields(ec.OperationContext, sel, changeMyPasswordPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35795,7 +35796,7 @@ func (ec *executionContext) _ChangeMyPasswordPayload(ctx context.Context, sel as
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var createAPIKeyPayloadImplementors = []string{"CreateAPIKeyPayload"}
@@ -35804,7 +35805,7 @@ func (ec *executionContext) _CreateAPIKeyPayload(ctx context.Context, sel ast.Se
 	fields := graphql.CollectFields(ec.OperationContext, sel, createAPIKeyPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35833,7 +35834,7 @@ func (ec *executionContext) _CreateAPIKeyPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var createActivationPayloadImplementors = []string{"CreateActivationPayload"}
@@ -35842,7 +35843,7 @@ func (ec *executionContext) _CreateActivationPayload(ctx context.Context, sel as
 	fields := graphql.CollectFields(ec.OperationContext, sel, createActivationPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35876,7 +35877,7 @@ func (ec *executionContext) _CreateActivationPayload(ctx context.Context, sel as
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var createUserGroupPayloadImplementors = []string{"CreateUserGroupPayload"}
@@ -35885,7 +35886,7 @@ func (ec *executionContext) _CreateUserGroupPayload(ctx context.Context, sel ast
 	fields := graphql.CollectFields(ec.OperationContext, sel, createUserGroupPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35909,7 +35910,7 @@ func (ec *executionContext) _CreateUserGroupPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var createUserPayloadImplementors = []string{"CreateUserPayload"}
@@ -35918,7 +35919,7 @@ func (ec *executionContext) _CreateUserPayload(ctx context.Context, sel ast.Sele
 	fields := graphql.CollectFields(ec.OperationContext, sel, createUserPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35942,7 +35943,7 @@ func (ec *executionContext) _CreateUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var deleteIntegrationPayloadImplementors = []string{"DeleteIntegrationPayload"}
@@ -35951,7 +35952,7 @@ func (ec *executionContext) _DeleteIntegrationPayload(ctx context.Context, sel a
 	fields := graphql.CollectFields(ec.OperationContext, sel, deleteIntegrationPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -35975,7 +35976,7 @@ func (ec *executionContext) _DeleteIntegrationPayload(ctx context.Context, sel a
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var deleteUserGroupPayloadImplementors = []string{"DeleteUserGroupPayload"}
@@ -35984,7 +35985,7 @@ func (ec *executionContext) _DeleteUserGroupPayload(ctx context.Context, sel ast
 	fields := graphql.CollectFields(ec.OperationContext, sel, deleteUserGroupPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36013,7 +36014,7 @@ func (ec *executionContext) _DeleteUserGroupPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var deleteUserPayloadImplementors = []string{"DeleteUserPayload"}
@@ -36022,7 +36023,7 @@ func (ec *executionContext) _DeleteUserPayload(ctx context.Context, sel ast.Sele
 	fields := graphql.CollectFields(ec.OperationContext, sel, deleteUserPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36051,7 +36052,7 @@ func (ec *executionContext) _DeleteUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var eventImplementors = []string{"Event", "Node"}
@@ -36060,7 +36061,7 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 	fields := graphql.CollectFields(ec.OperationContext, sel, eventImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36124,7 +36125,7 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var eventConnectionImplementors = []string{"EventConnection"}
@@ -36133,7 +36134,7 @@ func (ec *executionContext) _EventConnection(ctx context.Context, sel ast.Select
 	fields := graphql.CollectFields(ec.OperationContext, sel, eventConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36167,7 +36168,7 @@ func (ec *executionContext) _EventConnection(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var eventEdgeImplementors = []string{"EventEdge"}
@@ -36176,7 +36177,7 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 	fields := graphql.CollectFields(ec.OperationContext, sel, eventEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36205,7 +36206,7 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var importResultImplementors = []string{"ImportResult"}
@@ -36214,7 +36215,7 @@ func (ec *executionContext) _ImportResult(ctx context.Context, sel ast.Selection
 	fields := graphql.CollectFields(ec.OperationContext, sel, importResultImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36258,7 +36259,7 @@ func (ec *executionContext) _ImportResult(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var importUsersPayloadImplementors = []string{"ImportUsersPayload"}
@@ -36267,7 +36268,7 @@ func (ec *executionContext) _ImportUsersPayload(ctx context.Context, sel ast.Sel
 	fields := graphql.CollectFields(ec.OperationContext, sel, importUsersPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36296,7 +36297,7 @@ func (ec *executionContext) _ImportUsersPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var integrationImplementors = []string{"Integration", "Node"}
@@ -36305,7 +36306,7 @@ func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionS
 	fields := graphql.CollectFields(ec.OperationContext, sel, integrationImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36477,7 +36478,7 @@ func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var integrationBindingImplementors = []string{"IntegrationBinding"}
@@ -36486,7 +36487,7 @@ func (ec *executionContext) _IntegrationBinding(ctx context.Context, sel ast.Sel
 	fields := graphql.CollectFields(ec.OperationContext, sel, integrationBindingImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36520,7 +36521,7 @@ func (ec *executionContext) _IntegrationBinding(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var integrationConnectionImplementors = []string{"IntegrationConnection"}
@@ -36529,7 +36530,7 @@ func (ec *executionContext) _IntegrationConnection(ctx context.Context, sel ast.
 	fields := graphql.CollectFields(ec.OperationContext, sel, integrationConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36563,7 +36564,7 @@ func (ec *executionContext) _IntegrationConnection(ctx context.Context, sel ast.
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var integrationEdgeImplementors = []string{"IntegrationEdge"}
@@ -36572,7 +36573,7 @@ func (ec *executionContext) _IntegrationEdge(ctx context.Context, sel ast.Select
 	fields := graphql.CollectFields(ec.OperationContext, sel, integrationEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36601,7 +36602,7 @@ func (ec *executionContext) _IntegrationEdge(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var integrationPayloadImplementors = []string{"IntegrationPayload"}
@@ -36610,7 +36611,7 @@ func (ec *executionContext) _IntegrationPayload(ctx context.Context, sel ast.Sel
 	fields := graphql.CollectFields(ec.OperationContext, sel, integrationPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36639,7 +36640,7 @@ func (ec *executionContext) _IntegrationPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var jobImplementors = []string{"Job", "Node"}
@@ -36648,7 +36649,7 @@ func (ec *executionContext) _Job(ctx context.Context, sel ast.SelectionSet, obj 
 	fields := graphql.CollectFields(ec.OperationContext, sel, jobImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36745,7 +36746,7 @@ func (ec *executionContext) _Job(ctx context.Context, sel ast.SelectionSet, obj 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var jobConnectionImplementors = []string{"JobConnection"}
@@ -36754,7 +36755,7 @@ func (ec *executionContext) _JobConnection(ctx context.Context, sel ast.Selectio
 	fields := graphql.CollectFields(ec.OperationContext, sel, jobConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36788,7 +36789,7 @@ func (ec *executionContext) _JobConnection(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var jobEdgeImplementors = []string{"JobEdge"}
@@ -36797,7 +36798,7 @@ func (ec *executionContext) _JobEdge(ctx context.Context, sel ast.SelectionSet, 
 	fields := graphql.CollectFields(ec.OperationContext, sel, jobEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36826,7 +36827,7 @@ func (ec *executionContext) _JobEdge(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var jobItemImplementors = []string{"JobItem", "Node"}
@@ -36835,7 +36836,7 @@ func (ec *executionContext) _JobItem(ctx context.Context, sel ast.SelectionSet, 
 	fields := graphql.CollectFields(ec.OperationContext, sel, jobItemImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36950,7 +36951,7 @@ func (ec *executionContext) _JobItem(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var jobItemConnectionImplementors = []string{"JobItemConnection"}
@@ -36959,7 +36960,7 @@ func (ec *executionContext) _JobItemConnection(ctx context.Context, sel ast.Sele
 	fields := graphql.CollectFields(ec.OperationContext, sel, jobItemConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -36993,7 +36994,7 @@ func (ec *executionContext) _JobItemConnection(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var jobItemEdgeImplementors = []string{"JobItemEdge"}
@@ -37002,7 +37003,7 @@ func (ec *executionContext) _JobItemEdge(ctx context.Context, sel ast.SelectionS
 	fields := graphql.CollectFields(ec.OperationContext, sel, jobItemEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -37031,7 +37032,7 @@ func (ec *executionContext) _JobItemEdge(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var mutationImplementors = []string{"Mutation"}
@@ -37043,7 +37044,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 	})
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
 			Object: field.Name,
@@ -37326,7 +37327,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var notificationImplementors = []string{"Notification", "Node"}
@@ -37335,7 +37336,7 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 	fields := graphql.CollectFields(ec.OperationContext, sel, notificationImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -37394,7 +37395,7 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var notificationConnectionImplementors = []string{"NotificationConnection"}
@@ -37403,7 +37404,7 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 	fields := graphql.CollectFields(ec.OperationContext, sel, notificationConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -37437,7 +37438,7 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var notificationEdgeImplementors = []string{"NotificationEdge"}
@@ -37446,7 +37447,7 @@ func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.Selec
 	fields := graphql.CollectFields(ec.OperationContext, sel, notificationEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -37475,7 +37476,7 @@ func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var organizationImplementors = []string{"Organization", "Node"}
@@ -37484,7 +37485,7 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 	fields := graphql.CollectFields(ec.OperationContext, sel, organizationImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -37553,7 +37554,7 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var pageInfoImplementors = []string{"PageInfo"}
@@ -37562,7 +37563,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	fields := graphql.CollectFields(ec.OperationContext, sel, pageInfoImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -37601,7 +37602,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var planCountsImplementors = []string{"PlanCounts"}
@@ -37610,7 +37611,7 @@ func (ec *executionContext) _PlanCounts(ctx context.Context, sel ast.SelectionSe
 	fields := graphql.CollectFields(ec.OperationContext, sel, planCountsImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -37674,7 +37675,7 @@ func (ec *executionContext) _PlanCounts(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var planItemImplementors = []string{"PlanItem"}
@@ -37683,7 +37684,7 @@ func (ec *executionContext) _PlanItem(ctx context.Context, sel ast.SelectionSet,
 	fields := graphql.CollectFields(ec.OperationContext, sel, planItemImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -37752,7 +37753,7 @@ func (ec *executionContext) _PlanItem(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var portalLogoutPayloadImplementors = []string{"PortalLogoutPayload"}
@@ -37761,7 +37762,7 @@ func (ec *executionContext) _PortalLogoutPayload(ctx context.Context, sel ast.Se
 	fields := graphql.CollectFields(ec.OperationContext, sel, portalLogoutPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -37785,7 +37786,7 @@ func (ec *executionContext) _PortalLogoutPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var portalSessionPayloadImplementors = []string{"PortalSessionPayload"}
@@ -37794,7 +37795,7 @@ func (ec *executionContext) _PortalSessionPayload(ctx context.Context, sel ast.S
 	fields := graphql.CollectFields(ec.OperationContext, sel, portalSessionPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -37828,7 +37829,7 @@ func (ec *executionContext) _PortalSessionPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var queryImplementors = []string{"Query"}
@@ -37840,7 +37841,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	})
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
 			Object: field.Name,
@@ -37968,7 +37969,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteDriftImplementors = []string{"RemoteDrift"}
@@ -37977,7 +37978,7 @@ func (ec *executionContext) _RemoteDrift(ctx context.Context, sel ast.SelectionS
 	fields := graphql.CollectFields(ec.OperationContext, sel, remoteDriftImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38021,7 +38022,7 @@ func (ec *executionContext) _RemoteDrift(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteLinkImplementors = []string{"RemoteLink", "Node"}
@@ -38030,7 +38031,7 @@ func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSe
 	fields := graphql.CollectFields(ec.OperationContext, sel, remoteLinkImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38207,7 +38208,7 @@ func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteLinkConnectionImplementors = []string{"RemoteLinkConnection"}
@@ -38216,7 +38217,7 @@ func (ec *executionContext) _RemoteLinkConnection(ctx context.Context, sel ast.S
 	fields := graphql.CollectFields(ec.OperationContext, sel, remoteLinkConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38250,7 +38251,7 @@ func (ec *executionContext) _RemoteLinkConnection(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteLinkEdgeImplementors = []string{"RemoteLinkEdge"}
@@ -38259,7 +38260,7 @@ func (ec *executionContext) _RemoteLinkEdge(ctx context.Context, sel ast.Selecti
 	fields := graphql.CollectFields(ec.OperationContext, sel, remoteLinkEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38288,7 +38289,7 @@ func (ec *executionContext) _RemoteLinkEdge(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteUserImplementors = []string{"RemoteUser"}
@@ -38297,7 +38298,7 @@ func (ec *executionContext) _RemoteUser(ctx context.Context, sel ast.SelectionSe
 	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38376,7 +38377,7 @@ func (ec *executionContext) _RemoteUser(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteUserConnectionImplementors = []string{"RemoteUserConnection"}
@@ -38385,7 +38386,7 @@ func (ec *executionContext) _RemoteUserConnection(ctx context.Context, sel ast.S
 	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38419,7 +38420,7 @@ func (ec *executionContext) _RemoteUserConnection(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var remoteUserEdgeImplementors = []string{"RemoteUserEdge"}
@@ -38428,7 +38429,7 @@ func (ec *executionContext) _RemoteUserEdge(ctx context.Context, sel ast.Selecti
 	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38457,7 +38458,7 @@ func (ec *executionContext) _RemoteUserEdge(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var removeUserGroupMembersPayloadImplementors = []string{"RemoveUserGroupMembersPayload"}
@@ -38466,7 +38467,7 @@ func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, 
 	fields := graphql.CollectFields(ec.OperationContext, sel, removeUserGroupMembersPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38495,7 +38496,7 @@ func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var requestPasswordResetPayloadImplementors = []string{"RequestPasswordResetPayload"}
@@ -38504,7 +38505,7 @@ func (ec *executionContext) _RequestPasswordResetPayload(ctx context.Context, se
 	fields := graphql.CollectFields(ec.OperationContext, sel, requestPasswordResetPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38528,7 +38529,7 @@ func (ec *executionContext) _RequestPasswordResetPayload(ctx context.Context, se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var resetPasswordPayloadImplementors = []string{"ResetPasswordPayload"}
@@ -38537,7 +38538,7 @@ func (ec *executionContext) _ResetPasswordPayload(ctx context.Context, sel ast.S
 	fields := graphql.CollectFields(ec.OperationContext, sel, resetPasswordPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38561,7 +38562,7 @@ func (ec *executionContext) _ResetPasswordPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var resyncPayloadImplementors = []string{"ResyncPayload"}
@@ -38570,7 +38571,7 @@ func (ec *executionContext) _ResyncPayload(ctx context.Context, sel ast.Selectio
 	fields := graphql.CollectFields(ec.OperationContext, sel, resyncPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38594,7 +38595,7 @@ func (ec *executionContext) _ResyncPayload(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var retryJobPayloadImplementors = []string{"RetryJobPayload"}
@@ -38603,7 +38604,7 @@ func (ec *executionContext) _RetryJobPayload(ctx context.Context, sel ast.Select
 	fields := graphql.CollectFields(ec.OperationContext, sel, retryJobPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38632,7 +38633,7 @@ func (ec *executionContext) _RetryJobPayload(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var revokeAPIKeyPayloadImplementors = []string{"RevokeAPIKeyPayload"}
@@ -38641,7 +38642,7 @@ func (ec *executionContext) _RevokeAPIKeyPayload(ctx context.Context, sel ast.Se
 	fields := graphql.CollectFields(ec.OperationContext, sel, revokeAPIKeyPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38665,7 +38666,7 @@ func (ec *executionContext) _RevokeAPIKeyPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var setUserPasswordPayloadImplementors = []string{"SetUserPasswordPayload"}
@@ -38674,7 +38675,7 @@ func (ec *executionContext) _SetUserPasswordPayload(ctx context.Context, sel ast
 	fields := graphql.CollectFields(ec.OperationContext, sel, setUserPasswordPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38703,7 +38704,7 @@ func (ec *executionContext) _SetUserPasswordPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var subscriptionImplementors = []string{"Subscription"}
@@ -38736,7 +38737,7 @@ func (ec *executionContext) _SuspendUserPayload(ctx context.Context, sel ast.Sel
 	fields := graphql.CollectFields(ec.OperationContext, sel, suspendUserPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38765,7 +38766,7 @@ func (ec *executionContext) _SuspendUserPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var unlockUserPayloadImplementors = []string{"UnlockUserPayload"}
@@ -38774,7 +38775,7 @@ func (ec *executionContext) _UnlockUserPayload(ctx context.Context, sel ast.Sele
 	fields := graphql.CollectFields(ec.OperationContext, sel, unlockUserPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38803,7 +38804,7 @@ func (ec *executionContext) _UnlockUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var updateOrganizationPayloadImplementors = []string{"UpdateOrganizationPayload"}
@@ -38812,7 +38813,7 @@ func (ec *executionContext) _UpdateOrganizationPayload(ctx context.Context, sel 
 	fields := graphql.CollectFields(ec.OperationContext, sel, updateOrganizationPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38836,7 +38837,7 @@ func (ec *executionContext) _UpdateOrganizationPayload(ctx context.Context, sel 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var updateUserGroupPayloadImplementors = []string{"UpdateUserGroupPayload"}
@@ -38845,7 +38846,7 @@ func (ec *executionContext) _UpdateUserGroupPayload(ctx context.Context, sel ast
 	fields := graphql.CollectFields(ec.OperationContext, sel, updateUserGroupPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38874,7 +38875,7 @@ func (ec *executionContext) _UpdateUserGroupPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var updateUserPayloadImplementors = []string{"UpdateUserPayload"}
@@ -38883,7 +38884,7 @@ func (ec *executionContext) _UpdateUserPayload(ctx context.Context, sel ast.Sele
 	fields := graphql.CollectFields(ec.OperationContext, sel, updateUserPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -38912,7 +38913,7 @@ func (ec *executionContext) _UpdateUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var userImplementors = []string{"User", "Node"}
@@ -38921,7 +38922,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 	fields := graphql.CollectFields(ec.OperationContext, sel, userImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -39098,7 +39099,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var userConnectionImplementors = []string{"UserConnection"}
@@ -39107,7 +39108,7 @@ func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.Selecti
 	fields := graphql.CollectFields(ec.OperationContext, sel, userConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -39141,7 +39142,7 @@ func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var userEdgeImplementors = []string{"UserEdge"}
@@ -39150,7 +39151,7 @@ func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet,
 	fields := graphql.CollectFields(ec.OperationContext, sel, userEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -39179,7 +39180,7 @@ func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var userGroupImplementors = []string{"UserGroup", "Node"}
@@ -39188,7 +39189,7 @@ func (ec *executionContext) _UserGroup(ctx context.Context, sel ast.SelectionSet
 	fields := graphql.CollectFields(ec.OperationContext, sel, userGroupImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -39244,7 +39245,7 @@ func (ec *executionContext) _UserGroup(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var userGroupConnectionImplementors = []string{"UserGroupConnection"}
@@ -39253,7 +39254,7 @@ func (ec *executionContext) _UserGroupConnection(ctx context.Context, sel ast.Se
 	fields := graphql.CollectFields(ec.OperationContext, sel, userGroupConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -39287,7 +39288,7 @@ func (ec *executionContext) _UserGroupConnection(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var userGroupEdgeImplementors = []string{"UserGroupEdge"}
@@ -39296,7 +39297,7 @@ func (ec *executionContext) _UserGroupEdge(ctx context.Context, sel ast.Selectio
 	fields := graphql.CollectFields(ec.OperationContext, sel, userGroupEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -39325,7 +39326,7 @@ func (ec *executionContext) _UserGroupEdge(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var writeBudgetImplementors = []string{"WriteBudget"}
@@ -39334,7 +39335,7 @@ func (ec *executionContext) _WriteBudget(ctx context.Context, sel ast.SelectionS
 	fields := graphql.CollectFields(ec.OperationContext, sel, writeBudgetImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -39368,7 +39369,7 @@ func (ec *executionContext) _WriteBudget(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -39377,7 +39378,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 	fields := graphql.CollectFields(ec.OperationContext, sel, __DirectiveImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -39421,7 +39422,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var __EnumValueImplementors = []string{"__EnumValue"}
@@ -39430,7 +39431,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 	fields := graphql.CollectFields(ec.OperationContext, sel, __EnumValueImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -39469,7 +39470,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var __FieldImplementors = []string{"__Field"}
@@ -39478,7 +39479,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 	fields := graphql.CollectFields(ec.OperationContext, sel, __FieldImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -39527,7 +39528,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var __InputValueImplementors = []string{"__InputValue"}
@@ -39536,7 +39537,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 	fields := graphql.CollectFields(ec.OperationContext, sel, __InputValueImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -39585,7 +39586,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var __SchemaImplementors = []string{"__Schema"}
@@ -39594,7 +39595,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 	fields := graphql.CollectFields(ec.OperationContext, sel, __SchemaImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -39643,7 +39644,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
+	return gqlexec.Object(fields, out)
 }
 
 var __TypeImplementors = []string{"__Type"}
@@ -39652,7 +39653,7 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 	fields := graphql.CollectFields(ec.OperationContext, sel, __TypeImplementors)
 
 	out := graphql.NewFieldSet(fields)
-	deferred := graphql.NewDeferredGroup(ctx)
+	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
 		case "__typename":
@@ -39726,10 +39727,11 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return out
-}
+	return gqlexec.Object(
 
-// endregion **************************** object.gotpl ****************************
+		// endregion **************************** object.gotpl ****************************
+		fields, out)
+}
 
 // region    ***************************** type.gotpl *****************************
 
@@ -39790,7 +39792,7 @@ func (ec *executionContext) marshalNAddUserGroupMembersPayload2ᚖgithubᚗcom�
 }
 
 func (ec *executionContext) marshalNAttributeDiff2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐAttributeDiffᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AttributeDiff) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNAttributeDiff2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐAttributeDiff(ctx, sel, v[i])
@@ -39814,7 +39816,7 @@ func (ec *executionContext) marshalNAttributeDiff2ᚖgithubᚗcomᚋdirsyncᚋdi
 }
 
 func (ec *executionContext) marshalNAttributeMapping2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋmappingᚐRuleᚄ(ctx context.Context, sel ast.SelectionSet, v []*mapping.Rule) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNAttributeMapping2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋmappingᚐRule(ctx, sel, v[i])
@@ -40103,7 +40105,7 @@ func (ec *executionContext) marshalNIntegration2ᚖgithubᚗcomᚋdirsyncᚋdirs
 }
 
 func (ec *executionContext) marshalNIntegrationBinding2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐIntegrationBindingᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.IntegrationBinding) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNIntegrationBinding2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐIntegrationBinding(ctx, sel, v[i])
@@ -40192,7 +40194,7 @@ func (ec *executionContext) unmarshalNIntegrationWhereInput2ᚖgithubᚗcomᚋdi
 }
 
 func (ec *executionContext) marshalNJob2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJobᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.Job) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNJob2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJob(ctx, sel, v[i])
@@ -40290,7 +40292,7 @@ func (ec *executionContext) unmarshalNJobWhereInput2ᚖgithubᚗcomᚋdirsyncᚋ
 }
 
 func (ec *executionContext) marshalNNode2ᚕgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNoder(ctx context.Context, sel ast.SelectionSet, v []ent.Noder) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalONode2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNoder(ctx, sel, v[i])
@@ -40396,7 +40398,7 @@ func (ec *executionContext) marshalNPlanCounts2ᚖgithubᚗcomᚋdirsyncᚋdirsy
 }
 
 func (ec *executionContext) marshalNPlanItem2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPlanItemᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.PlanItem) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNPlanItem2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋgraphᚋmodelᚐPlanItem(ctx, sel, v[i])
@@ -40507,7 +40509,7 @@ func (ec *executionContext) marshalNRemoteUserConnection2ᚖgithubᚗcomᚋdirsy
 }
 
 func (ec *executionContext) marshalNRemoteUserEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*importer.RemoteUserEdge) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNRemoteUserEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐRemoteUserEdge(ctx, sel, v[i])
@@ -40720,7 +40722,7 @@ func (ec *executionContext) marshalNUserConnection2ᚖgithubᚗcomᚋdirsyncᚋd
 }
 
 func (ec *executionContext) marshalNUserGroup2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUserGroupᚄ(ctx context.Context, sel ast.SelectionSet, v []*ent.UserGroup) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUserGroup2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUserGroup(ctx, sel, v[i])
@@ -40812,7 +40814,7 @@ func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlge
 }
 
 func (ec *executionContext) marshalN__Directive2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirectiveᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Directive) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx, sel, v[i])
@@ -40856,7 +40858,7 @@ func (ec *executionContext) unmarshalN__DirectiveLocation2ᚕstringᚄ(ctx conte
 }
 
 func (ec *executionContext) marshalN__DirectiveLocation2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__DirectiveLocation2string(ctx, sel, v[i])
@@ -40884,7 +40886,7 @@ func (ec *executionContext) marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlg
 }
 
 func (ec *executionContext) marshalN__InputValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.InputValue) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValue(ctx, sel, v[i])
@@ -40912,7 +40914,7 @@ func (ec *executionContext) marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋg
 }
 
 func (ec *executionContext) marshalN__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐTypeᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.Type) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, sel, v[i])
@@ -40960,7 +40962,7 @@ func (ec *executionContext) marshalOAPIKeyEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdi
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOAPIKeyEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐAPIKeyEdge(ctx, sel, v[i])
@@ -41050,7 +41052,7 @@ func (ec *executionContext) marshalOEventEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdir
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOEventEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐEventEdge(ctx, sel, v[i])
@@ -41189,7 +41191,7 @@ func (ec *executionContext) marshalOImportResult2ᚕᚖgithubᚗcomᚋdirsyncᚋ
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNImportResult2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋinternalᚋimporterᚐResult(ctx, sel, v[i])
@@ -41285,7 +41287,7 @@ func (ec *executionContext) marshalOIntegrationDriftAction2ᚕgithubᚗcomᚋdir
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNIntegrationDriftAction2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐDriftAction(ctx, sel, v[i])
@@ -41320,7 +41322,7 @@ func (ec *executionContext) marshalOIntegrationEdge2ᚕᚖgithubᚗcomᚋdirsync
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOIntegrationEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐIntegrationEdge(ctx, sel, v[i])
@@ -41357,7 +41359,7 @@ func (ec *executionContext) marshalOIntegrationEmailSource2ᚕgithubᚗcomᚋdir
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNIntegrationEmailSource2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐEmailSource(ctx, sel, v[i])
@@ -41417,7 +41419,7 @@ func (ec *executionContext) marshalOIntegrationStatus2ᚕgithubᚗcomᚋdirsync�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNIntegrationStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋintegrationᚐStatus(ctx, sel, v[i])
@@ -41484,7 +41486,7 @@ func (ec *executionContext) marshalOJobEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdirsy
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOJobEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJobEdge(ctx, sel, v[i])
@@ -41511,7 +41513,7 @@ func (ec *executionContext) marshalOJobItemEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋd
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOJobItemEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐJobItemEdge(ctx, sel, v[i])
@@ -41556,7 +41558,7 @@ func (ec *executionContext) marshalOJobItemStatus2ᚕgithubᚗcomᚋdirsyncᚋdi
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNJobItemStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋjobitemᚐStatus(ctx, sel, v[i])
@@ -41641,7 +41643,7 @@ func (ec *executionContext) marshalOJobStatus2ᚕgithubᚗcomᚋdirsyncᚋdirsyn
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNJobStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋjobᚐStatus(ctx, sel, v[i])
@@ -41723,7 +41725,7 @@ func (ec *executionContext) marshalONotificationEdge2ᚕᚖgithubᚗcomᚋdirsyn
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalONotificationEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐNotificationEdge(ctx, sel, v[i])
@@ -41793,7 +41795,7 @@ func (ec *executionContext) marshalOOrganizationDefaultImportState2ᚕgithubᚗc
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNOrganizationDefaultImportState2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋorganizationᚐDefaultImportState(ctx, sel, v[i])
@@ -41860,7 +41862,7 @@ func (ec *executionContext) marshalORemoteLink2ᚕᚖgithubᚗcomᚋdirsyncᚋdi
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNRemoteLink2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLink(ctx, sel, v[i])
@@ -41886,7 +41888,7 @@ func (ec *executionContext) marshalORemoteLinkEdge2ᚕᚖgithubᚗcomᚋdirsync�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalORemoteLinkEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐRemoteLinkEdge(ctx, sel, v[i])
@@ -41923,7 +41925,7 @@ func (ec *executionContext) marshalORemoteLinkKind2ᚕgithubᚗcomᚋdirsyncᚋd
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNRemoteLinkKind2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋremotelinkᚐKind(ctx, sel, v[i])
@@ -41983,7 +41985,7 @@ func (ec *executionContext) marshalORemoteLinkStatus2ᚕgithubᚗcomᚋdirsync�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNRemoteLinkStatus2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋremotelinkᚐStatus(ctx, sel, v[i])
@@ -42176,7 +42178,7 @@ func (ec *executionContext) marshalOUserEdge2ᚕᚖgithubᚗcomᚋdirsyncᚋdirs
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOUserEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUserEdge(ctx, sel, v[i])
@@ -42203,7 +42205,7 @@ func (ec *executionContext) marshalOUserGroupEdge2ᚕᚖgithubᚗcomᚋdirsync�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalOUserGroupEdge2ᚖgithubᚗcomᚋdirsyncᚋdirsyncᚋentᚐUserGroupEdge(ctx, sel, v[i])
@@ -42281,7 +42283,7 @@ func (ec *executionContext) marshalOUserState2ᚕgithubᚗcomᚋdirsyncᚋdirsyn
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalNUserState2githubᚗcomᚋdirsyncᚋdirsyncᚋentᚋuserᚐState(ctx, sel, v[i])
@@ -42349,7 +42351,7 @@ func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgq
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__EnumValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValue(ctx, sel, v[i])
@@ -42368,7 +42370,7 @@ func (ec *executionContext) marshalO__Field2ᚕgithubᚗcomᚋ99designsᚋgqlgen
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Field2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐField(ctx, sel, v[i])
@@ -42387,7 +42389,7 @@ func (ec *executionContext) marshalO__InputValue2ᚕgithubᚗcomᚋ99designsᚋg
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__InputValue2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐInputValue(ctx, sel, v[i])
@@ -42406,7 +42408,7 @@ func (ec *executionContext) marshalO__Type2ᚕgithubᚗcomᚋ99designsᚋgqlgen�
 	if v == nil {
 		return graphql.Null
 	}
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+	ret := gqlexec.MarshalSlice(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
 		return ec.marshalN__Type2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐType(ctx, sel, v[i])

@@ -158,14 +158,19 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	srv.SetRecoverFunc(gqlerr.RecoverFunc(logger))
 	// Field middlewares run outermost first: translation sees the errors of the guards too.
 	srv.AroundOperations(trackFailures)
-	srv.AroundFields(resolvingFields(
+	var fieldMiddlewares []graphql.FieldMiddleware
+	if cfg.Metrics != nil {
+		// Outermost: the resolver's time includes the guards'.
+		fieldMiddlewares = append(fieldMiddlewares, cfg.Metrics.GraphQL().TimeResolvers)
+	}
+	srv.AroundFields(resolvingFields(append(fieldMiddlewares,
 		gqlerr.FieldMiddleware(logger),
 		scope,
 		requireWriter,
 		skipAfterFailure,
 		inputguard.Middleware,
 		limitPageSize(cfg.MaxPageSize),
-	))
+	)...))
 
 	limited := http.MaxBytesHandler(httpGate(cfg.MaxTokens, srv), cfg.MaxBodyBytes)
 	h := liveHandler(cfg, conns, authenticate(client, logger, cfg.MaxBodyBytes, limitSSE(guard, limited)), limited)
@@ -181,7 +186,10 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 // arguments or be a root field, so every one of them would pass it through;
 // gqlgen calls the field middleware for each field of each row, and listing
 // 100 users with 10 groups each is about 3,300 such calls per request, each
-// through six layers (issue 12: see docs/benchmarks.md).
+// through six layers (issue 12: see docs/benchmarks.md). The executor now
+// resolves most plain struct fields without calling the field middleware at
+// all (internal/gqlexec.ResolvePlainField, rewritten in by ent/entc.go); a
+// middleware that must see them cannot be added here.
 func resolvingFields(mws ...graphql.FieldMiddleware) graphql.FieldMiddleware {
 	chain := func(ctx context.Context, next graphql.Resolver) (any, error) {
 		var call func(i int, ctx context.Context) (any, error)

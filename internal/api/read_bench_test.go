@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -91,11 +92,18 @@ func BenchmarkReadPath(b *testing.B) {
 			require.Equal(b, readAnswer(b, fetch(b, rawURL, "", body)), readAnswer(b, fetch(b, dirsync.URL+"/graphql", key, body)))
 			// CPU time per request, requests one at a time: what a request
 			// costs whatever else the machine runs.
-			rawCPU := cpuPerRequest(b, rawURL, "", body, 300)
-			dsCPU := cpuPerRequest(b, dirsync.URL+"/graphql", key, body, 300)
+			rawCost := costPerRequest(b, rawURL, "", body, 300)
+			dsCost := costPerRequest(b, dirsync.URL+"/graphql", key, body, 300)
+			report := func() {
+				b.ReportMetric(rawCost.cpuMs, "raw_cpu_ms/req")
+				b.ReportMetric(dsCost.cpuMs, "cpu_ms/req")
+				b.ReportMetric(rawCost.allocs, "raw_allocs/req")
+				b.ReportMetric(dsCost.allocs, "allocs/req")
+				b.ReportMetric(rawCost.kB, "raw_kB/req")
+				b.ReportMetric(dsCost.kB, "kB/req")
+			}
 			if os.Getenv("DIRSYNC_BENCH_CPU_ONLY") != "" {
-				b.ReportMetric(rawCPU, "raw_cpu_ms/req")
-				b.ReportMetric(dsCPU, "cpu_ms/req")
+				report()
 				return
 			}
 			var rawRes, dsRes loadResult
@@ -112,8 +120,7 @@ func BenchmarkReadPath(b *testing.B) {
 			b.ReportMetric(dsRes.p99(), "p99_ms")
 			b.ReportMetric(dsRes.rps()/rawRes.rps(), "x_raw")
 			// After b.Loop, which resets the metrics reported before it.
-			b.ReportMetric(rawCPU, "raw_cpu_ms/req")
-			b.ReportMetric(dsCPU, "cpu_ms/req")
+			report()
 		})
 	}
 }
@@ -301,20 +308,34 @@ func fetch(b *testing.B, url, key string, body []byte) []byte {
 	return out
 }
 
-// cpuPerRequest sends n requests one after the other and returns the
-// process's CPU time (user + system, client side included) per request in ms.
-func cpuPerRequest(b *testing.B, url, key string, body []byte, n int) float64 {
+// perRequest is what a request costs, client side included: CPU time (user
+// + system) in ms, heap allocations and kB allocated. Allocations are counted
+// exactly, so they move with a change even when the machine is too busy for
+// the CPU time to.
+type perRequest struct{ cpuMs, allocs, kB float64 }
+
+// costPerRequest sends n requests one after the other and returns what each
+// cost the process.
+func costPerRequest(b *testing.B, url, key string, body []byte, n int) perRequest {
 	cpu := func() time.Duration {
 		var ru syscall.Rusage
 		require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	fetch(b, url, key, body) // warm caches and connections
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	start := cpu()
 	for range n {
 		fetch(b, url, key, body)
 	}
-	return float64((cpu() - start).Microseconds()) / 1000 / float64(n)
+	elapsed := cpu() - start
+	runtime.ReadMemStats(&after)
+	return perRequest{
+		cpuMs:  float64(elapsed.Microseconds()) / 1000 / float64(n),
+		allocs: float64(after.Mallocs-before.Mallocs) / float64(n),
+		kB:     float64(after.TotalAlloc-before.TotalAlloc) / 1024 / float64(n),
+	}
 }
 
 // loadResult accumulates requests and their latencies over rounds.

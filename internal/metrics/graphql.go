@@ -8,7 +8,8 @@ import (
 )
 
 // GraphQL is the gqlgen extension recording operation names (for the HTTP
-// counter), error codes and resolver latency.
+// counter) and error codes; its TimeResolvers field middleware records
+// resolver latency.
 type GraphQL struct{ m *Metrics }
 
 // GraphQL returns the extension to install with handler.Server.Use.
@@ -17,7 +18,6 @@ func (m *Metrics) GraphQL() GraphQL { return GraphQL{m: m} }
 var (
 	_ graphql.HandlerExtension    = GraphQL{}
 	_ graphql.ResponseInterceptor = GraphQL{}
-	_ graphql.FieldInterceptor    = GraphQL{}
 )
 
 // ExtensionName implements graphql.HandlerExtension.
@@ -52,9 +52,13 @@ func (g GraphQL) InterceptResponse(ctx context.Context, next graphql.ResponseHan
 	return resp
 }
 
-// InterceptField implements graphql.FieldInterceptor: only fields with a
-// resolver are timed (plain struct fields would drown the histogram).
-func (g GraphQL) InterceptField(ctx context.Context, next graphql.Resolver) (any, error) {
+// TimeResolvers is the field middleware timing the fields with a resolver
+// (plain struct fields would drown the histogram). It is not a
+// graphql.FieldInterceptor of the extension: gqlgen would call it, through one
+// more closure, for every field of every row (issue 12), where a field
+// middleware can sit in a chain that plain struct fields skip
+// (internal/api).
+func (g GraphQL) TimeResolvers(ctx context.Context, next graphql.Resolver) (any, error) {
 	fc := graphql.GetFieldContext(ctx)
 	if g.m == nil || fc == nil || !fc.IsResolver {
 		return next(ctx)
