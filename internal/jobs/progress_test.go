@@ -123,7 +123,7 @@ func TestProgressConcurrent(t *testing.T) {
 						defer wg.Done()
 						o := jobs.ItemOutcome{Result: jobs.ResultUpdated}
 						if onPool {
-							got, err := jobs.CompleteItem(ctx, c, j.OrganizationID, j.ID, it.ID, o, time.Now())
+							got, err := jobs.CompleteItemNoWait(ctx, c, j.OrganizationID, j.ID, it.ID, o, time.Now())
 							if err != nil {
 								t.Error(err)
 							}
@@ -162,6 +162,30 @@ func TestProgressConcurrent(t *testing.T) {
 			require.Equal(t, 20, n)
 		})
 	}
+}
+
+// CompleteItemNoWait's commit mode ends with its statement: the pooled
+// connection commits synchronously again afterwards.
+func TestCompleteItemNoWaitLeavesTheSessionAlone(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t, dbmigrate.Migrator{})
+	db.SetMaxOpenConns(1) // the same session for both statements
+	c := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))
+	ctx := auth.SystemContext(context.Background())
+	org, err := directory.New(c).CreateOrganization(ctx, "acme")
+	require.NoError(t, err)
+	u, err := c.User.Create().SetOrganizationID(org.ID).SetUsername("u").SetEmail("u@example.com").Save(ctx)
+	require.NoError(t, err)
+	j, err := jobs.Start(ctx, c, org.ID, jobs.JobBindUsers, "", []jobs.Target{{IntegrationID: pulid.New("IN"), UserID: u.ID}})
+	require.NoError(t, err)
+	it, err := c.JobItem.Query().Where(jobitem.JobID(j.ID)).Only(ctx)
+	require.NoError(t, err)
+	got, err := jobs.CompleteItemNoWait(ctx, c, org.ID, j.ID, it.ID, jobs.ItemOutcome{Result: jobs.ResultCreated}, time.Now())
+	require.NoError(t, err)
+	require.Equal(t, job.StatusSUCCEEDED, got.Status)
+	var mode string
+	require.NoError(t, db.QueryRowContext(ctx, "SHOW synchronous_commit").Scan(&mode))
+	require.Equal(t, "on", mode)
 }
 
 // A completion whose job row is missing changes nothing: item and job move

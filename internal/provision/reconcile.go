@@ -224,10 +224,11 @@ func (r *Reconciler) Handle(ctx context.Context, t jobs.ReconcileUser, final boo
 	// round trip, so a large bind's items queued behind one another (issue
 	// 12). Between the two, nothing is lost: the item is still PENDING, this
 	// task is not done, and its next attempt converges to the same state and
-	// completes it.
+	// completes it. The completion does not wait for the disk
+	// (CompleteItemNoWait says why and what a crash can cost).
 	var j *ent.Job
 	if t.JobID != "" && t.ItemID != "" {
-		j, err = jobs.CompleteItem(ctx, r.cfg.Ent, t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
+		j, err = jobs.CompleteItemNoWait(ctx, r.cfg.Ent, t.OrgID, t.JobID, t.ItemID, jobs.ItemOutcome{
 			Failed: o.failed, Result: o.result, ErrorCode: o.code, ErrorMessage: o.message,
 		}, r.cfg.Now())
 		if err != nil {
