@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/dirsync/dirsync/internal/gctune"
 )
 
 const usage = `dirsync — directory sync into Microsoft 365 / Entra ID
@@ -35,6 +37,7 @@ Configuration comes from DIRSYNC_* environment variables (see README.md).
 `
 
 func main() {
+	gctune.Apply(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {

@@ -29,6 +29,7 @@ import (
 	"github.com/dirsync/dirsync/internal/auth"
 	"github.com/dirsync/dirsync/internal/dbmigrate"
 	"github.com/dirsync/dirsync/internal/directory"
+	"github.com/dirsync/dirsync/internal/gctune"
 	"github.com/dirsync/dirsync/internal/metrics"
 	"github.com/dirsync/dirsync/internal/server"
 	"github.com/dirsync/dirsync/internal/testdb"
@@ -64,6 +65,9 @@ const (
 //
 //	go test -run '^$' -bench ReadPath -benchtime 1x ./internal/api/
 func BenchmarkReadPath(b *testing.B) {
+	// The garbage collector as the dirsync binary sets it (both sides of the
+	// comparison run in this process and share it).
+	gctune.Apply(os.Getenv)
 	db := testdb.New(b, dbmigrate.Migrator{})
 	db.SetMaxOpenConns(50) // as internal/app
 	db.SetMaxIdleConns(50)

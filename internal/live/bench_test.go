@@ -33,6 +33,7 @@ import (
 	"github.com/dirsync/dirsync/ent"
 	"github.com/dirsync/dirsync/graph"
 	"github.com/dirsync/dirsync/internal/api"
+	"github.com/dirsync/dirsync/internal/gctune"
 	"github.com/dirsync/dirsync/internal/pubsub"
 )
 
@@ -48,6 +49,9 @@ import (
 // DIRSYNC_BENCH_SUBS, DIRSYNC_BENCH_EVENTS and DIRSYNC_BENCH_RATE (events/s)
 // change the load.
 func BenchmarkEventsFanout(b *testing.B) {
+	// The garbage collector as the dirsync binary sets it (both sides of the
+	// comparison run in this process and share it).
+	gctune.Apply(os.Getenv)
 	subs, events, rate := envInt("DIRSYNC_BENCH_SUBS", 1000), envInt("DIRSYNC_BENCH_EVENTS", 2000), envInt("DIRSYNC_BENCH_RATE", 50)
 	e := newEnv(b)
 	o := e.org("bench")
@@ -119,6 +123,7 @@ func TestFanoutChildProcess(t *testing.T) {
 	if os.Getenv("DIRSYNC_FANOUT_CHILD") != "1" {
 		t.Skip("only run by BenchmarkEventsFanout")
 	}
+	gctune.Apply(os.Getenv) // the API process, as the dirsync binary runs it
 	db, err := sql.Open("postgres", os.Getenv("DIRSYNC_FANOUT_DB"))
 	require.NoError(t, err)
 	defer db.Close()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/dirsync/dirsync/internal/api"
 	"github.com/dirsync/dirsync/internal/auth"
+	"github.com/dirsync/dirsync/internal/gctune"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/pubsub"
 )
@@ -46,6 +48,9 @@ import (
 //
 //	go test -run '^$' -bench JobFanout -benchtime 1x ./internal/live/
 func BenchmarkJobFanout(b *testing.B) {
+	// The garbage collector as the dirsync binary sets it (both sides of the
+	// comparison run in this process and share it).
+	gctune.Apply(os.Getenv)
 	subs, users, rate := envInt("DIRSYNC_BENCH_SUBS", 1000), envInt("DIRSYNC_BENCH_JOB_USERS", 1000), envInt("DIRSYNC_BENCH_RATE", 100)
 	e := newEnv(b)
 	o := e.org("bench")
