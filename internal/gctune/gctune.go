@@ -10,7 +10,10 @@
 // heap. Operators cap that with GOMEMLIMIT (docs/operators.md).
 package gctune
 
-import "runtime/debug"
+import (
+	"runtime/debug"
+	"runtime/metrics"
+)
 
 // DefaultPercent is the GOGC a dirsync process runs with when the operator set
 // none: 5× the live heap at most between collections. Measured against 100,
@@ -20,11 +23,10 @@ const DefaultPercent = 400
 // Apply sets GOGC to DefaultPercent unless getenv("GOGC") is set, which the
 // Go runtime has applied already. It returns the GOGC in effect (-1: off).
 func Apply(getenv func(string) string) int {
-	if getenv("GOGC") != "" {
-		p := debug.SetGCPercent(DefaultPercent)
-		debug.SetGCPercent(p)
-		return p
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(DefaultPercent)
 	}
-	debug.SetGCPercent(DefaultPercent)
-	return DefaultPercent
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return int(s[0].Value.Uint64())
 }

@@ -131,7 +131,7 @@ func MarkRunning(ctx context.Context, c *ent.Client, orgID, jobID pulid.ID, now 
 // may also be a transaction's client, where the item must change with the
 // rest of that transaction.
 func CompleteItem(ctx context.Context, c Querier, orgID, jobID, itemID pulid.ID, o ItemOutcome, now time.Time) (*ent.Job, error) {
-	return completeItem(ctx, c, orgID, jobID, itemID, o, now, "")
+	return completeItem(ctx, c, completeItemSQL, orgID, jobID, itemID, o, now)
 }
 
 // CompleteItemNoWait is CompleteItem on the pool (never a transaction's
@@ -145,26 +145,36 @@ func CompleteItem(ctx context.Context, c Querier, orgID, jobID, itemID pulid.ID,
 // sweeper sends them again, and each converges to the state its first run
 // committed (durably) and completes.
 func CompleteItemNoWait(ctx context.Context, c *ent.Client, orgID, jobID, itemID pulid.ID, o ItemOutcome, now time.Time) (*ent.Job, error) {
-	// set_config(…, true) lasts for the statement's own transaction: the
-	// implicit one of a statement run outside a transaction block.
-	return completeItem(ctx, c, orgID, jobID, itemID, o, now,
-		` AND set_config('synchronous_commit', 'off', true) IS NOT NULL`)
+	return completeItem(ctx, c, completeItemNoWaitSQL, orgID, jobID, itemID, o, now)
 }
 
-func completeItem(ctx context.Context, c Querier, orgID, jobID, itemID pulid.ID, o ItemOutcome, now time.Time, itemCond string) (*ent.Job, error) {
+// The completion statements, built once: the item's UPDATE, with an extra
+// condition, then advanceJob's when it moved.
+var (
+	completeItemSQL = completeItemStatement("")
+	// set_config(…, true) lasts for the statement's own transaction: the
+	// implicit one of a statement run outside a transaction block.
+	completeItemNoWaitSQL = completeItemStatement(` AND set_config('synchronous_commit', 'off', true) IS NOT NULL`)
+	advanceJobSQL         = advanceJob("$2", "$1", "$3", "$4")
+)
+
+func completeItemStatement(itemCond string) string {
+	return `WITH item AS (
+		   UPDATE job_items SET status = $4, result = $5, error_code = $6, error_message = $7, updated_at = $8
+		   WHERE id = $1 AND organization_id = $2 AND job_id = $3 AND status = 'PENDING'` + itemCond + `
+		   RETURNING id)
+		 ` + advanceJob("$2", "$3", "$9", "$8") + ` AND EXISTS (SELECT 1 FROM item)
+		 RETURNING ` + returningJob
+}
+
+func completeItem(ctx context.Context, c Querier, query string, orgID, jobID, itemID pulid.ID, o ItemOutcome, now time.Time) (*ent.Job, error) {
 	status := "SUCCEEDED"
 	failed := 0
 	if o.Failed {
 		status = "FAILED"
 		failed = 1
 	}
-	rows, err := c.QueryContext(ctx,
-		`WITH item AS (
-		   UPDATE job_items SET status = $4, result = $5, error_code = $6, error_message = $7, updated_at = $8
-		   WHERE id = $1 AND organization_id = $2 AND job_id = $3 AND status = 'PENDING'`+itemCond+`
-		   RETURNING id)
-		 `+advanceJob("$2", "$3", "$9", "$8")+` AND EXISTS (SELECT 1 FROM item)
-		 RETURNING `+returningJob,
+	rows, err := c.QueryContext(ctx, query,
 		itemID, orgID, jobID, status, o.Result, o.ErrorCode, Truncate(o.ErrorMessage, 2000), now, failed)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: complete item %s: %w", itemID, err)
@@ -227,7 +237,7 @@ func AdvanceJob(ctx context.Context, c Execer, orgID, jobID pulid.ID, itemFailed
 	if itemFailed {
 		failed = 1
 	}
-	_, err := c.ExecContext(ctx, advanceJob("$2", "$1", "$3", "$4"), jobID, orgID, failed, now)
+	_, err := c.ExecContext(ctx, advanceJobSQL, jobID, orgID, failed, now)
 	if err != nil {
 		return fmt.Errorf("jobs: advance job %s: %w", jobID, err)
 	}

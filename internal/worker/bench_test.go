@@ -1,16 +1,11 @@
 package worker_test
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,7 +51,7 @@ func benchBind(b *testing.B, scale float64, writes redis_rate.Limit) {
 		ids := s.users(0, n)
 		// Steady state, not a fresh bucket: Graph's write bucket starts full
 		// (3,000), which alone would absorb 2,000 writes. Empty it first.
-		fillers := drainWriteBucket(b, s)
+		fillers := drainBucket(b, http.DefaultClient, s.simURL, token(b, http.DefaultClient, s.simURL, s.creds))
 		s.sim.ClearRequests()
 		// Graph at 10× speed needs 10× the workers to fill its quota: each write
 		// still takes 30 ms of latency plus a lookup.
@@ -88,60 +83,6 @@ func benchBind(b *testing.B, scale float64, writes redis_rate.Limit) {
 		b.Logf("TimeScale %g, %d users: %d writes in %.1fs = %.1f writes/s = %.3f of the %.0f writes/s quota; %d/%d requests 429 (%.2f%%); bind → converged %s",
 			scale, n, len(writes), span, rate, rate/quota, quota, throttled, requests, 100*float64(throttled)/float64(requests), total.Round(time.Millisecond))
 	}
-}
-
-// drainWriteBucket writes filler users straight to the emulator until Graph
-// answers 429: from then on the write quota is Graph's refill rate.
-func drainWriteBucket(b *testing.B, s *stack) int {
-	b.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {s.creds.ClientID},
-		"client_secret": {s.creds.ClientSecret}, "scope": {"https://graph.microsoft.com/.default"}}
-	resp, err := http.PostForm(s.simURL+"/"+s.creds.TenantID+"/oauth2/v2.0/token", form)
-	require.NoError(b, err)
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	require.NoError(b, json.NewDecoder(resp.Body).Decode(&tok))
-	_ = resp.Body.Close()
-	do := func(method, path, body string) int {
-		req, _ := http.NewRequest(method, s.simURL+"/v1.0"+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(b, err)
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		return resp.StatusCode
-	}
-	// One filler user, patched over and over: writes without growing the
-	// tenant (a bigger tenant only makes the emulator's $filter scans slower).
-	require.Equal(b, http.StatusCreated, do(http.MethodPost, "/users",
-		`{"accountEnabled":false,"displayName":"filler","mailNickname":"filler","userPrincipalName":"filler@contoso.com","passwordProfile":{"password":"Xy7!kq2#Lm9$"}}`))
-	time.Sleep(1100 * time.Millisecond) // the emulator's replication delay is off, but be safe
-	var (
-		wg        sync.WaitGroup
-		written   atomic.Int64
-		throttled atomic.Bool
-	)
-	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; !throttled.Load(); i++ {
-				switch status := do(http.MethodPatch, "/users/filler@contoso.com", fmt.Sprintf(`{"jobTitle":"t%d-%d"}`, w, i)); {
-				case status == http.StatusTooManyRequests:
-					throttled.Store(true)
-				case status < 300:
-					written.Add(1)
-				default:
-					b.Errorf("filler write: %d", status)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return int(written.Load())
 }
 
 // BenchmarkProvisionChangeLatency: with throttling off and 30 ± 20 ms of Graph

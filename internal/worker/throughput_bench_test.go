@@ -37,7 +37,7 @@ import (
 // asynq → reconcile → Graph), each on a fresh emulator:
 //
 //	fresh:  2,000 users, fresh tenant. ratio = dirsync wall time ÷ baseline's.
-//	empty:  600 users, the tenant's write bucket emptied first (see drainWriteBucket):
+//	empty:  600 users, the tenant's write bucket emptied first (see drainBucket):
 //	        quota-share = dirsync's writes/s ÷ Graph's 20/s refill.
 //	faults: 2,000 users with 5 % Graph 5xx. ratio = wall time ÷ the fresh run's.
 //
