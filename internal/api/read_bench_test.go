@@ -32,6 +32,7 @@ import (
 	"github.com/dirsync/dirsync/internal/gctune"
 	"github.com/dirsync/dirsync/internal/metrics"
 	"github.com/dirsync/dirsync/internal/server"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 	"github.com/dirsync/dirsync/internal/testdb"
 )
 
@@ -68,9 +69,19 @@ func BenchmarkReadPath(b *testing.B) {
 	// The garbage collector as the dirsync binary sets it (both sides of the
 	// comparison run in this process and share it).
 	gctune.Apply(os.Getenv)
-	db := testdb.New(b, dbmigrate.Migrator{})
-	db.SetMaxOpenConns(50) // as internal/app
-	db.SetMaxIdleConns(50)
+	dsn := testdb.NewURL(b, dbmigrate.Migrator{})
+	// dirsync's pool as internal/app opens it (statements kept prepared,
+	// internal/stmtcache); the baseline's is plain lib/pq, as the issue
+	// defines it.
+	db, err := stmtcache.Open(dsn, stmtcache.DefaultSize)
+	require.NoError(b, err)
+	rawDB, err := sql.Open("postgres", dsn)
+	require.NoError(b, err)
+	for _, p := range []*sql.DB{db, rawDB} {
+		b.Cleanup(func() { _ = p.Close() })
+		p.SetMaxOpenConns(50) // as internal/app
+		p.SetMaxIdleConns(50)
+	}
 	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))
 	org, key := seedReadPath(b, db, client)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -82,7 +93,7 @@ func BenchmarkReadPath(b *testing.B) {
 	require.NoError(b, err)
 	dirsync := httptest.NewServer(s.Handler())
 	b.Cleanup(dirsync.Close)
-	raw := httptest.NewServer(rawReadHandler(db, org))
+	raw := httptest.NewServer(rawReadHandler(rawDB, org))
 	b.Cleanup(raw.Close)
 
 	for _, c := range []struct {

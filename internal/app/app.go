@@ -32,6 +32,7 @@ import (
 	"github.com/dirsync/dirsync/internal/queueui"
 	"github.com/dirsync/dirsync/internal/secrets"
 	"github.com/dirsync/dirsync/internal/server"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 	"github.com/dirsync/dirsync/internal/tenant"
 	"github.com/dirsync/dirsync/internal/throttle"
 )
@@ -84,9 +85,9 @@ func PubSubPrefixFor(db int) string {
 
 // Open connects to PostgreSQL and Redis. It does not migrate.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
-	db, err := sql.Open("postgres", cfg.DatabaseURL)
+	db, err := stmtcache.Open(cfg.DatabaseURL, cfg.DatabaseStatementCache)
 	if err != nil {
-		return nil, fmt.Errorf("app: database: %w", err)
+		return nil, fmt.Errorf("app: database: %s: %w", redactURL(cfg.DatabaseURL), err)
 	}
 	// A reconcile holds one connection for its whole run (its advisory lock and
 	// transaction span the Graph calls), so the pool must exceed the worker's

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dirsync/dirsync/internal/logctx"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 )
 
 // Config is the whole process configuration. Field comments name the variable.
@@ -22,6 +23,10 @@ type Config struct {
 	DatabaseURL string // DIRSYNC_DATABASE_URL: PostgreSQL, postgres://user:pass@host:port/db?sslmode=...
 	RedisURL    string // DIRSYNC_REDIS_URL: redis:// or rediss:// (TLS) URL
 	Listen      string // DIRSYNC_LISTEN: the API's listen address (host:port)
+	// DatabaseStatementCache (DIRSYNC_DB_STATEMENT_CACHE) is how many
+	// statements each PostgreSQL connection keeps prepared (internal/stmtcache);
+	// 0 = none, for a pooler in transaction mode. Default 256.
+	DatabaseStatementCache int
 	// SecretKey seals client secrets and queued passwords (AES-256-GCM); 32 bytes,
 	// given base64-encoded in DIRSYNC_SECRET_KEY. Empty means "not configured".
 	SecretKey []byte
@@ -134,20 +139,21 @@ type Config struct {
 // Defaults returns the local-development defaults.
 func Defaults() Config {
 	return Config{
-		DatabaseURL:     "postgres://postgres@127.0.0.1:5432/dirsync?sslmode=disable",
-		RedisURL:        "redis://127.0.0.1:6379/0",
-		RedisDB:         -1,
-		Listen:          "127.0.0.1:8080",
-		SecretKeyID:     "k1",
-		ComplexityLimit: 25000,
-		MaxPageSize:     100,
-		ShutdownTimeout: 15 * time.Second,
-		RelayStuckAfter: 5 * time.Minute,
-		GraphMaxHold:    5 * time.Second,
-		DriftInterval:   15 * time.Minute,
-		DeploymentID:    "dirsync",
-		LogLevel:        slog.LevelInfo,
-		LogFormat:       "text",
+		DatabaseURL:            "postgres://postgres@127.0.0.1:5432/dirsync?sslmode=disable",
+		RedisURL:               "redis://127.0.0.1:6379/0",
+		RedisDB:                -1,
+		DatabaseStatementCache: stmtcache.DefaultSize,
+		Listen:                 "127.0.0.1:8080",
+		SecretKeyID:            "k1",
+		ComplexityLimit:        25000,
+		MaxPageSize:            100,
+		ShutdownTimeout:        15 * time.Second,
+		RelayStuckAfter:        5 * time.Minute,
+		GraphMaxHold:           5 * time.Second,
+		DriftInterval:          15 * time.Minute,
+		DeploymentID:           "dirsync",
+		LogLevel:               slog.LevelInfo,
+		LogFormat:              "text",
 	}
 }
 
@@ -216,6 +222,7 @@ func fromLookup(lookup func(string) (string, bool)) (Config, error) {
 	integer("DIRSYNC_ARGON2_PARALLELISM", &c.Argon2Parallelism)
 	integer("DIRSYNC_WORKER_CONCURRENCY", &c.WorkerConcurrency)
 	integer("DIRSYNC_GRAPH_WRITES_IN_FLIGHT", &c.GraphWritesInFlight)
+	integer("DIRSYNC_DB_STATEMENT_CACHE", &c.DatabaseStatementCache)
 	if v, ok := lookup("DIRSYNC_SECRET_KEY"); ok && v != "" {
 		k, err := base64.StdEncoding.DecodeString(v)
 		if err != nil {
@@ -304,6 +311,9 @@ func (c Config) Validate(requireSecretKey bool) error {
 	}
 	if c.WorkerConcurrency < 0 || c.WorkerConcurrency > 1000 {
 		errs = append(errs, errors.New("DIRSYNC_WORKER_CONCURRENCY: must be between 0 (default) and 1000"))
+	}
+	if c.DatabaseStatementCache < 0 || c.DatabaseStatementCache > 10000 {
+		errs = append(errs, errors.New("DIRSYNC_DB_STATEMENT_CACHE: must be between 0 (no cache) and 10000"))
 	}
 	if c.GraphWritesInFlight < 0 || c.GraphWritesInFlight > 1000 {
 		errs = append(errs, errors.New("DIRSYNC_GRAPH_WRITES_IN_FLIGHT: must be between 0 (default) and 1000"))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -37,6 +36,7 @@ import (
 	"github.com/dirsync/dirsync/internal/msgraph"
 	"github.com/dirsync/dirsync/internal/provision"
 	"github.com/dirsync/dirsync/internal/secrets"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 	"github.com/dirsync/dirsync/internal/tenant"
 	"github.com/dirsync/dirsync/internal/testdb"
 	"github.com/dirsync/dirsync/internal/testredis"
@@ -81,7 +81,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	t.Helper()
 	s := &stack{t: t}
 	dsn := testdb.NewURL(t, dbmigrate.Migrator{})
-	db, err := sql.Open("postgres", dsn)
+	db, err := stmtcache.Open(dsn, stmtcache.DefaultSize)
 	require.NoError(t, err)
 	db.SetMaxOpenConns(40)
 	s.client = ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))

@@ -44,6 +44,7 @@ import (
 	"github.com/dirsync/dirsync/internal/pubsub"
 	"github.com/dirsync/dirsync/internal/secrets"
 	"github.com/dirsync/dirsync/internal/server"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 	"github.com/dirsync/dirsync/internal/tenant"
 	"github.com/dirsync/dirsync/internal/testdb"
 	"github.com/dirsync/dirsync/internal/testredis"
@@ -106,7 +107,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e := &env{t: t, ctx: auth.SystemContext(context.Background())}
 	e.cfg.DSN = testdb.NewURL(t, dbmigrate.Migrator{})
 	var err error
-	e.db, err = sql.Open("postgres", e.cfg.DSN)
+	e.db, err = stmtcache.Open(e.cfg.DSN, stmtcache.DefaultSize)
 	require.NoError(t, err)
 	e.db.SetMaxOpenConns(30)
 	t.Cleanup(func() { _ = e.db.Close() })

@@ -2,7 +2,6 @@ package importer_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"github.com/dirsync/dirsync/ent/job"
 	"github.com/dirsync/dirsync/ent/schema/pulid"
 	"github.com/dirsync/dirsync/internal/graphsim"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 	"github.com/dirsync/dirsync/internal/worker"
 )
 
@@ -34,7 +34,7 @@ func TestImportWorkerChild(t *testing.T) {
 	}
 	var c shared
 	require.NoError(t, json.Unmarshal([]byte(raw), &c))
-	db, err := sql.Open("postgres", c.DSN)
+	db, err := stmtcache.Open(c.DSN, stmtcache.DefaultSize)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))

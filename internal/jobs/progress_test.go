@@ -22,6 +22,7 @@ import (
 	"github.com/dirsync/dirsync/internal/directory"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/pubsub"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 	"github.com/dirsync/dirsync/internal/testdb"
 )
 
@@ -244,7 +245,7 @@ func TestStartedAsksOnce(t *testing.T) {
 }
 
 func closedDB(t *testing.T) *sql.DB {
-	db, err := sql.Open("postgres", "postgres://127.0.0.1:1/none")
+	db, err := stmtcache.Open("postgres://127.0.0.1:1/none", stmtcache.DefaultSize)
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 	return db

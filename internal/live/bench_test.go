@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,6 +34,7 @@ import (
 	"github.com/dirsync/dirsync/internal/api"
 	"github.com/dirsync/dirsync/internal/gctune"
 	"github.com/dirsync/dirsync/internal/pubsub"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 )
 
 // BenchmarkEventsFanout: 1,000 websocket subscribers of one organisation's
@@ -124,7 +124,7 @@ func TestFanoutChildProcess(t *testing.T) {
 		t.Skip("only run by BenchmarkEventsFanout")
 	}
 	gctune.Apply(os.Getenv) // the API process, as the dirsync binary runs it
-	db, err := sql.Open("postgres", os.Getenv("DIRSYNC_FANOUT_DB"))
+	db, err := stmtcache.Open(os.Getenv("DIRSYNC_FANOUT_DB"), stmtcache.DefaultSize)
 	require.NoError(t, err)
 	defer db.Close()
 	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))

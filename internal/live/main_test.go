@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"entgo.io/ent/dialect"
@@ -34,6 +33,7 @@ import (
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/pubsub"
 	"github.com/dirsync/dirsync/internal/server"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 	"github.com/dirsync/dirsync/internal/testdb"
 	"github.com/dirsync/dirsync/internal/testredis"
 )
@@ -56,7 +56,7 @@ func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, redis: testredis.New(t), prefix: "test:" + randomHex(6) + ":"}
 	e.dbURL = testdb.NewURL(t, dbmigrate.Migrator{})
-	db, err := sql.Open("postgres", e.dbURL)
+	db, err := stmtcache.Open(e.dbURL, stmtcache.DefaultSize)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	e.client = ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/dirsync/dirsync/internal/dbmigrate"
 	"github.com/dirsync/dirsync/internal/outbox"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 	"github.com/dirsync/dirsync/internal/testdb"
 	"github.com/dirsync/dirsync/internal/testredis"
 	"github.com/dirsync/dirsync/internal/worker/redisproc"
@@ -39,7 +40,7 @@ type env struct {
 func newEnv(t *testing.T, redisOpt asynq.RedisConnOpt) *env {
 	t.Helper()
 	dsn := testdb.NewURL(t, dbmigrate.Migrator{})
-	db, err := sql.Open("postgres", dsn)
+	db, err := stmtcache.Open(dsn, stmtcache.DefaultSize)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	if redisOpt == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dirsync/dirsync/internal/stmtcache"
 	"github.com/dirsync/dirsync/internal/testredis"
 )
 
@@ -30,7 +31,7 @@ type pgStats struct{ commits, inserted, updated, deleted, fetched int64 }
 
 func startLoad(t *testing.T, dbURL string, r testredis.Info) *load {
 	t.Helper()
-	db, err := sql.Open("postgres", dbURL)
+	db, err := stmtcache.Open(dbURL, stmtcache.DefaultSize)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	l := &load{db: db, rdb: redis.NewClient(r.Options())}

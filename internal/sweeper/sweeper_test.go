@@ -2,7 +2,6 @@ package sweeper_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	"github.com/dirsync/dirsync/internal/dbmigrate"
 	"github.com/dirsync/dirsync/internal/directory"
 	"github.com/dirsync/dirsync/internal/jobs"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 	"github.com/dirsync/dirsync/internal/sweeper"
 	"github.com/dirsync/dirsync/internal/testdb"
 	"github.com/dirsync/dirsync/internal/testredis"
@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 func TestLostWorkIsResentThenFailed(t *testing.T) {
 	t.Parallel()
 	ctx := auth.SystemContext(context.Background())
-	db, err := sql.Open("postgres", testdb.NewURL(t, dbmigrate.Migrator{}))
+	db, err := stmtcache.Open(testdb.NewURL(t, dbmigrate.Migrator{}), stmtcache.DefaultSize)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))
@@ -141,7 +141,7 @@ func TestLostWorkIsResentThenFailed(t *testing.T) {
 func TestLostWorkOfEachKind(t *testing.T) {
 	t.Parallel()
 	ctx := auth.SystemContext(context.Background())
-	db, err := sql.Open("postgres", testdb.NewURL(t, dbmigrate.Migrator{}))
+	db, err := stmtcache.Open(testdb.NewURL(t, dbmigrate.Migrator{}), stmtcache.DefaultSize)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))
@@ -202,7 +202,7 @@ func TestLostWorkOfEachKind(t *testing.T) {
 func TestLostImportTaskIsResentThenFailed(t *testing.T) {
 	t.Parallel()
 	ctx := auth.SystemContext(context.Background())
-	db, err := sql.Open("postgres", testdb.NewURL(t, dbmigrate.Migrator{}))
+	db, err := stmtcache.Open(testdb.NewURL(t, dbmigrate.Migrator{}), stmtcache.DefaultSize)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))

@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+
+	"github.com/dirsync/dirsync/internal/stmtcache"
 )
 
 // DefaultBaseURL is the server used when DIRSYNC_TEST_DATABASE_URL is unset:
@@ -62,7 +64,8 @@ const (
 func New(t testing.TB, m Migrator) *sql.DB {
 	t.Helper()
 	dsn := NewURL(t, m)
-	db, err := sql.Open("postgres", dsn)
+	// As the dirsync binary opens it (internal/app), statement cache included.
+	db, err := stmtcache.Open(dsn, stmtcache.DefaultSize)
 	if err != nil {
 		t.Fatalf("testdb: open %s: %v", dsn, err)
 	}

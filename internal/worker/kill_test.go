@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"github.com/dirsync/dirsync/ent/jobitem"
 	"github.com/dirsync/dirsync/internal/graphsim"
 	"github.com/dirsync/dirsync/internal/provision"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 	"github.com/dirsync/dirsync/internal/worker"
 )
 
@@ -36,7 +36,7 @@ func TestWorkerChildProcess(t *testing.T) {
 	}
 	var c childConfig
 	require.NoError(t, json.Unmarshal([]byte(raw), &c))
-	db, err := sql.Open("postgres", c.DSN)
+	db, err := stmtcache.Open(c.DSN, stmtcache.DefaultSize)
 	require.NoError(t, err)
 	client := ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, db)))
 	rdb := redis.NewClient(&redis.Options{Addr: c.RedisAddr, DB: c.RedisDB, ContextTimeoutEnabled: true})

@@ -38,6 +38,7 @@ import (
 	"github.com/dirsync/dirsync/internal/provision"
 	"github.com/dirsync/dirsync/internal/pubsub"
 	"github.com/dirsync/dirsync/internal/secrets"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 	"github.com/dirsync/dirsync/internal/tenant"
 	"github.com/dirsync/dirsync/internal/testdb"
 	"github.com/dirsync/dirsync/internal/testredis"
@@ -103,7 +104,7 @@ func newStack(t testing.TB, o stackOpts) *stack {
 	s := &stack{t: t, ctx: auth.SystemContext(context.Background())}
 	s.dsn = testdb.NewURL(t, dbmigrate.Migrator{})
 	var err error
-	s.db, err = sql.Open("postgres", s.dsn)
+	s.db, err = stmtcache.Open(s.dsn, stmtcache.DefaultSize)
 	require.NoError(t, err)
 	s.db.SetMaxOpenConns(40)
 	s.client = ent.NewClient(ent.Driver(entsql.OpenDB(dialect.Postgres, s.db)))

@@ -17,6 +17,7 @@ import (
 	"github.com/dirsync/dirsync/internal/dbmigrate"
 	"github.com/dirsync/dirsync/internal/jobs"
 	"github.com/dirsync/dirsync/internal/outbox"
+	"github.com/dirsync/dirsync/internal/stmtcache"
 	"github.com/dirsync/dirsync/internal/testdb"
 	"github.com/dirsync/dirsync/internal/testredis"
 	"github.com/dirsync/dirsync/internal/worker"
@@ -87,7 +88,7 @@ func writeRow(t *testing.T, db *sql.DB, p jobs.ReconcileUser) int64 {
 func TestOutboxRowReachesTheHandlerTyped(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.NewURL(t, dbmigrate.Migrator{})
-	db, err := sql.Open("postgres", dsn)
+	db, err := stmtcache.Open(dsn, stmtcache.DefaultSize)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	r := testredis.New(t)
@@ -110,7 +111,7 @@ func TestOutboxRowReachesTheHandlerTyped(t *testing.T) {
 func TestFailedAttemptsRetryAndTheLastOneIsFinal(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.NewURL(t, dbmigrate.Migrator{})
-	db, err := sql.Open("postgres", dsn)
+	db, err := stmtcache.Open(dsn, stmtcache.DefaultSize)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	r := testredis.New(t)
@@ -131,7 +132,7 @@ func TestFailedAttemptsRetryAndTheLastOneIsFinal(t *testing.T) {
 func TestRetryAfterFromTheHandlerPostponesTheRetry(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.NewURL(t, dbmigrate.Migrator{})
-	db, err := sql.Open("postgres", dsn)
+	db, err := stmtcache.Open(dsn, stmtcache.DefaultSize)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	r := testredis.New(t)
@@ -161,7 +162,7 @@ func TestRetryAfterFromTheHandlerPostponesTheRetry(t *testing.T) {
 func TestShutdownReturnsAndRequeuesUnfinishedWork(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.NewURL(t, dbmigrate.Migrator{})
-	db, err := sql.Open("postgres", dsn)
+	db, err := stmtcache.Open(dsn, stmtcache.DefaultSize)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	r := testredis.New(t)
@@ -192,7 +193,7 @@ func TestShutdownReturnsAndRequeuesUnfinishedWork(t *testing.T) {
 func TestThrottledAttemptsDoNotUseUpRetries(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.NewURL(t, dbmigrate.Migrator{})
-	db, err := sql.Open("postgres", dsn)
+	db, err := stmtcache.Open(dsn, stmtcache.DefaultSize)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	r := testredis.New(t)
