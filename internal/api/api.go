@@ -135,7 +135,8 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 	srv.AddTransport(transport.SSE{KeepAlivePingInterval: cfg.PingInterval})
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
+	// gqlgen's POST, writing answers without re-encoding them (post.go).
+	srv.AddTransport(postTransport{})
 	queryCache := lru.New[*ast.QueryDocument](1000)
 	srv.SetQueryCache(queryCache)
 	srv.SetParserTokenLimit(max(cfg.MaxTokens, 0))
