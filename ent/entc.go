@@ -13,6 +13,7 @@ import (
 	"go/token"
 	"log"
 	"os"
+	"reflect"
 	"slices"
 
 	"entgo.io/contrib/entgql"
@@ -91,7 +92,9 @@ func main() {
 //   - an object's fields written without a map per object (the
 //     `return out` of an object's marshaller returns gqlexec.Object);
 //   - plain struct fields resolved without the field middleware
-//     (gqlexec.ResolvePlainField).
+//     (gqlexec.ResolvePlainField), and those of a scalar or enum type that
+//     marshals without failing also without a field context unless an error
+//     needs one (gqlexec.PlainScalar).
 //
 // It fails when a call to rewrite is missing, so that a gqlgen release
 // generating something else does not silently bring the cost back.
@@ -101,7 +104,14 @@ func rewriteExecutor(filename string) error {
 	if err != nil {
 		return err
 	}
-	var lists, groups, objects, plain int
+	methods := map[string]*ast.FuncDecl{}
+	for _, decl := range f.Decls {
+		if fn, ok := decl.(*ast.FuncDecl); ok && fn.Recv != nil && fn.Body != nil {
+			methods[fn.Name.Name] = fn
+		}
+	}
+	var lists, groups, objects, plain, scalars int
+	var rewriteErr error
 	for _, decl := range f.Decls {
 		fn, ok := decl.(*ast.FuncDecl)
 		if !ok || fn.Body == nil {
@@ -138,16 +148,35 @@ func rewriteExecutor(filename string) error {
 				call.Args = append(call.Args, ast.NewIdent("fields"))
 				groups++
 			case "ResolveField":
-				if isPlainField(call) {
-					pkg.Name, name.Name = "gqlexec", "ResolvePlainField"
-					plain++
+				if !isPlainField(call) {
+					break
 				}
+				if isPlainScalar(call, methods) {
+					// The resolver returns the value as the marshaller takes
+					// it: no `any` to box it in.
+					resolver, marshal := call.Args[4].(*ast.FuncLit), call.Args[6].(*ast.FuncLit)
+					params := marshal.Type.Params.List
+					typ, err := copyWithoutPositions(fset, params[len(params)-1].Type)
+					if err != nil {
+						rewriteErr = err
+						return false
+					}
+					resolver.Type.Results.List[0].Type = typ
+					pkg.Name, name.Name = "gqlexec", "PlainScalar"
+					scalars++
+				} else {
+					pkg.Name, name.Name = "gqlexec", "ResolvePlainField"
+				}
+				plain++
 			}
 			return true
 		})
 	}
-	if lists == 0 || groups == 0 || objects != groups || plain == 0 {
-		return fmt.Errorf("%s: %d calls of graphql.MarshalSliceConcurrently, %d of graphql.NewDeferredGroup, %d object marshallers returning their field set and %d plain fields: expected some of each, one object per group", filename, lists, groups, objects, plain)
+	if rewriteErr != nil {
+		return rewriteErr
+	}
+	if lists == 0 || groups == 0 || objects != groups || plain == 0 || scalars == 0 {
+		return fmt.Errorf("%s: %d calls of graphql.MarshalSliceConcurrently, %d of graphql.NewDeferredGroup, %d object marshallers returning their field set, %d plain fields and %d plain scalars: expected some of each, one object per group", filename, lists, groups, objects, plain, scalars)
 	}
 	astutil.AddImport(fset, f, "github.com/dirsync/dirsync/internal/gqlexec")
 	var buf bytes.Buffer
@@ -208,4 +237,150 @@ func isPlainField(call *ast.CallExpr) bool {
 	obj, _, ok := qualified(ret.Results[0])
 	err, isIdent := ret.Results[1].(*ast.Ident)
 	return ok && obj.Name == "obj" && isIdent && err.Name == "nil"
+}
+
+// isPlainScalar tells whether call, a plain field's graphql.ResolveField(…),
+// meets what gqlexec.PlainScalar requires to leave out the field context when
+// the value marshals: the field context is
+// `return graphql.NewScalarFieldContext(…)` (cannot fail), and the marshaller
+// (an executor method, `return ec.marshalX(ctx, selections, v)`) does not use
+// its context but where it cannot be reached.
+func isPlainScalar(call *ast.CallExpr, methods map[string]*ast.FuncDecl) bool {
+	fieldContext, ok := calledMethod(call.Args[3], methods)
+	if !ok || len(fieldContext.Body.List) != 1 {
+		return false
+	}
+	ret, ok := fieldContext.Body.List[0].(*ast.ReturnStmt)
+	if !ok || len(ret.Results) != 1 {
+		return false
+	}
+	newContext, ok := ret.Results[0].(*ast.CallExpr)
+	if !ok {
+		return false
+	}
+	if pkg, name, ok := qualified(newContext.Fun); !ok || pkg.Name != "graphql" || name.Name != "NewScalarFieldContext" {
+		return false
+	}
+	marshal, ok := calledMethod(call.Args[6], methods)
+	return ok && ignoresContext(marshal)
+}
+
+// calledMethod returns the executor method that e, a function literal
+// `func(…) … { return ec.method(…) }`, calls.
+func calledMethod(e ast.Expr, methods map[string]*ast.FuncDecl) (*ast.FuncDecl, bool) {
+	lit, ok := e.(*ast.FuncLit)
+	if !ok || len(lit.Body.List) != 1 {
+		return nil, false
+	}
+	ret, ok := lit.Body.List[0].(*ast.ReturnStmt)
+	if !ok || len(ret.Results) != 1 {
+		return nil, false
+	}
+	call, ok := ret.Results[0].(*ast.CallExpr)
+	if !ok {
+		return nil, false
+	}
+	recv, name, ok := qualified(call.Fun)
+	if !ok || recv.Name != "ec" {
+		return nil, false
+	}
+	fn, ok := methods[name.Name]
+	return fn, ok
+}
+
+// copyWithoutPositions copies the type expression e, positions left out: the
+// copy is printed where it is put, not where e was.
+func copyWithoutPositions(fset *token.FileSet, e ast.Expr) (ast.Expr, error) {
+	var buf bytes.Buffer
+	if err := format.Node(&buf, fset, e); err != nil {
+		return nil, err
+	}
+	c, err := parser.ParseExpr(buf.String())
+	if err != nil {
+		return nil, err
+	}
+	pos := reflect.TypeFor[token.Pos]()
+	ast.Inspect(c, func(n ast.Node) bool {
+		if n != nil {
+			v := reflect.ValueOf(n).Elem()
+			for i := range v.NumField() {
+				if f := v.Field(i); f.Type() == pos {
+					f.SetInt(int64(token.NoPos))
+				}
+			}
+		}
+		return true
+	})
+	return c, nil
+}
+
+// neverNull are gqlgen's marshallers that never return graphql.Null.
+var neverNull = map[string]bool{
+	"MarshalString": true, "MarshalID": true, "MarshalBoolean": true,
+	"MarshalInt": true, "MarshalInt8": true, "MarshalInt16": true, "MarshalInt32": true, "MarshalInt64": true,
+	"MarshalIntID": true,
+}
+
+// ignoresContext tells whether marshal, a scalar's or enum's marshaller as
+// gqlgen generates it, does not use its context parameter: it appears only
+// in `_ = ctx` or in the body of `if res == graphql.Null {…}` after
+// `res := graphql.MarshalX(…)` for a MarshalX of neverNull (the non-null
+// check of a built-in scalar, which reports on the context's path).
+func ignoresContext(marshal *ast.FuncDecl) bool {
+	params := marshal.Type.Params.List
+	if len(params) != 3 || len(params[0].Names) != 1 {
+		return false
+	}
+	ctx := params[0].Names[0].Name
+	if ctx == "_" {
+		return true
+	}
+	resNeverNull := false
+	for _, stmt := range marshal.Body.List {
+		if assign, ok := stmt.(*ast.AssignStmt); ok && len(assign.Lhs) == 1 && len(assign.Rhs) == 1 {
+			lhs, _ := assign.Lhs[0].(*ast.Ident)
+			rhs, _ := assign.Rhs[0].(*ast.Ident)
+			if lhs != nil && rhs != nil && lhs.Name == "_" && rhs.Name == ctx {
+				continue
+			}
+			if lhs != nil && lhs.Name == "res" {
+				resNeverNull = false
+				if call, ok := assign.Rhs[0].(*ast.CallExpr); ok {
+					if pkg, name, ok := qualified(call.Fun); ok && pkg.Name == "graphql" && neverNull[name.Name] {
+						resNeverNull = true
+					}
+				}
+			}
+		}
+		if ifStmt, ok := stmt.(*ast.IfStmt); ok && resNeverNull && ifStmt.Init == nil && ifStmt.Else == nil && isResNull(ifStmt.Cond) {
+			continue
+		}
+		if uses(stmt, ctx) {
+			return false
+		}
+	}
+	return true
+}
+
+// isResNull tells whether cond is `res == graphql.Null`.
+func isResNull(cond ast.Expr) bool {
+	bin, ok := cond.(*ast.BinaryExpr)
+	if !ok || bin.Op != token.EQL {
+		return false
+	}
+	res, ok := bin.X.(*ast.Ident)
+	pkg, name, isNull := qualified(bin.Y)
+	return ok && res.Name == "res" && isNull && pkg.Name == "graphql" && name.Name == "Null"
+}
+
+// uses tells whether node mentions the identifier name.
+func uses(node ast.Node, name string) bool {
+	found := false
+	ast.Inspect(node, func(n ast.Node) bool {
+		if id, ok := n.(*ast.Ident); ok && id.Name == name {
+			found = true
+		}
+		return !found
+	})
+	return found
 }
