@@ -94,7 +94,9 @@ func main() {
 //   - plain struct fields resolved without the field middleware
 //     (gqlexec.ResolvePlainField), and those of a scalar or enum type that
 //     marshals without failing also without a field context unless an error
-//     needs one (gqlexec.PlainScalar).
+//     needs one (gqlexec.PlainScalar);
+//   - an object's fields collected through a cache of the operation's
+//     executionContext (gqlexec.FieldsCache) rather than gqlgen's.
 //
 // It fails when a call to rewrite is missing, so that a gqlgen release
 // generating something else does not silently bring the cost back.
@@ -110,13 +112,23 @@ func rewriteExecutor(filename string) error {
 			methods[fn.Name.Name] = fn
 		}
 	}
-	var lists, groups, objects, plain, scalars int
+	var lists, groups, objects, plain, scalars, collects int
 	var rewriteErr error
+	caches := 0
 	for _, decl := range f.Decls {
+		if isExecutionContext(decl) {
+			st := decl.(*ast.GenDecl).Specs[0].(*ast.TypeSpec).Type.(*ast.StructType)
+			st.Fields.List = append(st.Fields.List, &ast.Field{
+				Names: []*ast.Ident{ast.NewIdent("collectedFields")},
+				Type:  &ast.SelectorExpr{X: ast.NewIdent("gqlexec"), Sel: ast.NewIdent("FieldsCache")},
+			})
+			caches++
+		}
 		fn, ok := decl.(*ast.FuncDecl)
 		if !ok || fn.Body == nil {
 			continue
 		}
+		onExecutionContext := isExecutionContextMethod(fn)
 		object := slices.ContainsFunc(fn.Body.List, isFieldSetOfFields)
 		ast.Inspect(fn.Body, func(n ast.Node) bool {
 			if ret, ok := n.(*ast.ReturnStmt); ok && object && len(ret.Results) == 1 {
@@ -138,6 +150,15 @@ func rewriteExecutor(filename string) error {
 				return true
 			}
 			switch name.Name {
+			case "CollectFields":
+				// ec.collectedFields.CollectFields(ec.OperationContext, …)
+				if onExecutionContext && len(call.Args) == 3 && isOperationContext(call.Args[0]) {
+					call.Fun = &ast.SelectorExpr{
+						X:   &ast.SelectorExpr{X: ast.NewIdent("ec"), Sel: ast.NewIdent("collectedFields")},
+						Sel: ast.NewIdent("CollectFields"),
+					}
+					collects++
+				}
 			case "MarshalSliceConcurrently":
 				pkg.Name, name.Name = "gqlexec", "MarshalSlice"
 				lists++
@@ -175,8 +196,8 @@ func rewriteExecutor(filename string) error {
 	if rewriteErr != nil {
 		return rewriteErr
 	}
-	if lists == 0 || groups == 0 || objects != groups || plain == 0 || scalars == 0 {
-		return fmt.Errorf("%s: %d calls of graphql.MarshalSliceConcurrently, %d of graphql.NewDeferredGroup, %d object marshallers returning their field set, %d plain fields and %d plain scalars: expected some of each, one object per group", filename, lists, groups, objects, plain, scalars)
+	if lists == 0 || groups == 0 || objects != groups || plain == 0 || scalars == 0 || caches != 1 || collects < objects {
+		return fmt.Errorf("%s: %d calls of graphql.MarshalSliceConcurrently, %d of graphql.NewDeferredGroup, %d object marshallers returning their field set, %d plain fields, %d plain scalars, %d executionContext types and %d calls of graphql.CollectFields: expected some of each, one object per group, one executionContext and a CollectFields per object", filename, lists, groups, objects, plain, scalars, caches, collects)
 	}
 	astutil.AddImport(fset, f, "github.com/dirsync/dirsync/internal/gqlexec")
 	var buf bytes.Buffer
@@ -194,6 +215,40 @@ func qualified(e ast.Expr) (pkg, name *ast.Ident, ok bool) {
 	}
 	pkg, ok = sel.X.(*ast.Ident)
 	return pkg, sel.Sel, ok
+}
+
+// isExecutionContext tells whether decl is `type executionContext struct {…}`.
+func isExecutionContext(decl ast.Decl) bool {
+	gen, ok := decl.(*ast.GenDecl)
+	if !ok || gen.Tok != token.TYPE || len(gen.Specs) != 1 {
+		return false
+	}
+	spec, ok := gen.Specs[0].(*ast.TypeSpec)
+	if !ok || spec.Name.Name != "executionContext" {
+		return false
+	}
+	_, ok = spec.Type.(*ast.StructType)
+	return ok
+}
+
+// isExecutionContextMethod tells whether fn is a method of
+// `ec *executionContext`.
+func isExecutionContextMethod(fn *ast.FuncDecl) bool {
+	if fn.Recv == nil || len(fn.Recv.List) != 1 || len(fn.Recv.List[0].Names) != 1 || fn.Recv.List[0].Names[0].Name != "ec" {
+		return false
+	}
+	star, ok := fn.Recv.List[0].Type.(*ast.StarExpr)
+	if !ok {
+		return false
+	}
+	typ, ok := star.X.(*ast.Ident)
+	return ok && typ.Name == "executionContext"
+}
+
+// isOperationContext tells whether e is `ec.OperationContext`.
+func isOperationContext(e ast.Expr) bool {
+	ec, name, ok := qualified(e)
+	return ok && ec.Name == "ec" && name.Name == "OperationContext"
 }
 
 // isFieldSetOfFields tells whether stmt is `out := graphql.NewFieldSet(fields)`,

@@ -3527,6 +3527,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 
 type executionContext struct {
 	*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]
+	collectedFields gqlexec.FieldsCache
 }
 
 func newExecutionContext(
@@ -35357,7 +35358,7 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 var aPIKeyImplementors = []string{"APIKey", "Node"}
 
 func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, obj *ent.APIKey) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, aPIKeyImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, aPIKeyImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35430,7 +35431,7 @@ func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, o
 var aPIKeyConnectionImplementors = []string{"APIKeyConnection"}
 
 func (ec *executionContext) _APIKeyConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.APIKeyConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, aPIKeyConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, aPIKeyConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35473,7 +35474,7 @@ func (ec *executionContext) _APIKeyConnection(ctx context.Context, sel ast.Selec
 var aPIKeyEdgeImplementors = []string{"APIKeyEdge"}
 
 func (ec *executionContext) _APIKeyEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.APIKeyEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, aPIKeyEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, aPIKeyEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35511,7 +35512,7 @@ func (ec *executionContext) _APIKeyEdge(ctx context.Context, sel ast.SelectionSe
 var activateUserPayloadImplementors = []string{"ActivateUserPayload"}
 
 func (ec *executionContext) _ActivateUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ActivateUserPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, activateUserPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, activateUserPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35549,7 +35550,7 @@ func (ec *executionContext) _ActivateUserPayload(ctx context.Context, sel ast.Se
 var addUserGroupMembersPayloadImplementors = []string{"AddUserGroupMembersPayload"}
 
 func (ec *executionContext) _AddUserGroupMembersPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AddUserGroupMembersPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, addUserGroupMembersPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, addUserGroupMembersPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35587,7 +35588,7 @@ func (ec *executionContext) _AddUserGroupMembersPayload(ctx context.Context, sel
 var attributeDiffImplementors = []string{"AttributeDiff"}
 
 func (ec *executionContext) _AttributeDiff(ctx context.Context, sel ast.SelectionSet, obj *model.AttributeDiff) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, attributeDiffImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, attributeDiffImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35630,7 +35631,7 @@ func (ec *executionContext) _AttributeDiff(ctx context.Context, sel ast.Selectio
 var attributeMappingImplementors = []string{"AttributeMapping"}
 
 func (ec *executionContext) _AttributeMapping(ctx context.Context, sel ast.SelectionSet, obj *mapping.Rule) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, attributeMappingImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, attributeMappingImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35678,7 +35679,7 @@ func (ec *executionContext) _AttributeMapping(ctx context.Context, sel ast.Selec
 var bindingPayloadImplementors = []string{"BindingPayload"}
 
 func (ec *executionContext) _BindingPayload(ctx context.Context, sel ast.SelectionSet, obj *model.BindingPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, bindingPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, bindingPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35716,7 +35717,7 @@ func (ec *executionContext) _BindingPayload(ctx context.Context, sel ast.Selecti
 var bindingPlanImplementors = []string{"BindingPlan"}
 
 func (ec *executionContext) _BindingPlan(ctx context.Context, sel ast.SelectionSet, obj *model.BindingPlan) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, bindingPlanImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, bindingPlanImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35769,7 +35770,7 @@ func (ec *executionContext) _BindingPlan(ctx context.Context, sel ast.SelectionS
 var changeMyPasswordPayloadImplementors = []string{"ChangeMyPasswordPayload"}
 
 func (ec *executionContext) _ChangeMyPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ChangeMyPasswordPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, changeMyPasswordPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, changeMyPasswordPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35802,7 +35803,7 @@ func (ec *executionContext) _ChangeMyPasswordPayload(ctx context.Context, sel as
 var createAPIKeyPayloadImplementors = []string{"CreateAPIKeyPayload"}
 
 func (ec *executionContext) _CreateAPIKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateAPIKeyPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, createAPIKeyPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, createAPIKeyPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35840,7 +35841,7 @@ func (ec *executionContext) _CreateAPIKeyPayload(ctx context.Context, sel ast.Se
 var createActivationPayloadImplementors = []string{"CreateActivationPayload"}
 
 func (ec *executionContext) _CreateActivationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateActivationPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, createActivationPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, createActivationPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35883,7 +35884,7 @@ func (ec *executionContext) _CreateActivationPayload(ctx context.Context, sel as
 var createUserGroupPayloadImplementors = []string{"CreateUserGroupPayload"}
 
 func (ec *executionContext) _CreateUserGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateUserGroupPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, createUserGroupPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, createUserGroupPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35916,7 +35917,7 @@ func (ec *executionContext) _CreateUserGroupPayload(ctx context.Context, sel ast
 var createUserPayloadImplementors = []string{"CreateUserPayload"}
 
 func (ec *executionContext) _CreateUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateUserPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, createUserPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, createUserPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35949,7 +35950,7 @@ func (ec *executionContext) _CreateUserPayload(ctx context.Context, sel ast.Sele
 var deleteIntegrationPayloadImplementors = []string{"DeleteIntegrationPayload"}
 
 func (ec *executionContext) _DeleteIntegrationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteIntegrationPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, deleteIntegrationPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, deleteIntegrationPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -35982,7 +35983,7 @@ func (ec *executionContext) _DeleteIntegrationPayload(ctx context.Context, sel a
 var deleteUserGroupPayloadImplementors = []string{"DeleteUserGroupPayload"}
 
 func (ec *executionContext) _DeleteUserGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteUserGroupPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, deleteUserGroupPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, deleteUserGroupPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36020,7 +36021,7 @@ func (ec *executionContext) _DeleteUserGroupPayload(ctx context.Context, sel ast
 var deleteUserPayloadImplementors = []string{"DeleteUserPayload"}
 
 func (ec *executionContext) _DeleteUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteUserPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, deleteUserPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, deleteUserPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36058,7 +36059,7 @@ func (ec *executionContext) _DeleteUserPayload(ctx context.Context, sel ast.Sele
 var eventImplementors = []string{"Event", "Node"}
 
 func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, obj *ent.Event) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, eventImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, eventImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36131,7 +36132,7 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 var eventConnectionImplementors = []string{"EventConnection"}
 
 func (ec *executionContext) _EventConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.EventConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, eventConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, eventConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36174,7 +36175,7 @@ func (ec *executionContext) _EventConnection(ctx context.Context, sel ast.Select
 var eventEdgeImplementors = []string{"EventEdge"}
 
 func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.EventEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, eventEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, eventEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36212,7 +36213,7 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 var importResultImplementors = []string{"ImportResult"}
 
 func (ec *executionContext) _ImportResult(ctx context.Context, sel ast.SelectionSet, obj *importer.Result) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, importResultImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, importResultImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36265,7 +36266,7 @@ func (ec *executionContext) _ImportResult(ctx context.Context, sel ast.Selection
 var importUsersPayloadImplementors = []string{"ImportUsersPayload"}
 
 func (ec *executionContext) _ImportUsersPayload(ctx context.Context, sel ast.SelectionSet, obj *importer.Payload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, importUsersPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, importUsersPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36303,7 +36304,7 @@ func (ec *executionContext) _ImportUsersPayload(ctx context.Context, sel ast.Sel
 var integrationImplementors = []string{"Integration", "Node"}
 
 func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionSet, obj *ent.Integration) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, integrationImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36484,7 +36485,7 @@ func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionS
 var integrationBindingImplementors = []string{"IntegrationBinding"}
 
 func (ec *executionContext) _IntegrationBinding(ctx context.Context, sel ast.SelectionSet, obj *model.IntegrationBinding) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, integrationBindingImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationBindingImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36527,7 +36528,7 @@ func (ec *executionContext) _IntegrationBinding(ctx context.Context, sel ast.Sel
 var integrationConnectionImplementors = []string{"IntegrationConnection"}
 
 func (ec *executionContext) _IntegrationConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.IntegrationConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, integrationConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36570,7 +36571,7 @@ func (ec *executionContext) _IntegrationConnection(ctx context.Context, sel ast.
 var integrationEdgeImplementors = []string{"IntegrationEdge"}
 
 func (ec *executionContext) _IntegrationEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.IntegrationEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, integrationEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36608,7 +36609,7 @@ func (ec *executionContext) _IntegrationEdge(ctx context.Context, sel ast.Select
 var integrationPayloadImplementors = []string{"IntegrationPayload"}
 
 func (ec *executionContext) _IntegrationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.IntegrationPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, integrationPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36646,7 +36647,7 @@ func (ec *executionContext) _IntegrationPayload(ctx context.Context, sel ast.Sel
 var jobImplementors = []string{"Job", "Node"}
 
 func (ec *executionContext) _Job(ctx context.Context, sel ast.SelectionSet, obj *ent.Job) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, jobImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36752,7 +36753,7 @@ func (ec *executionContext) _Job(ctx context.Context, sel ast.SelectionSet, obj 
 var jobConnectionImplementors = []string{"JobConnection"}
 
 func (ec *executionContext) _JobConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.JobConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, jobConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36795,7 +36796,7 @@ func (ec *executionContext) _JobConnection(ctx context.Context, sel ast.Selectio
 var jobEdgeImplementors = []string{"JobEdge"}
 
 func (ec *executionContext) _JobEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.JobEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, jobEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36833,7 +36834,7 @@ func (ec *executionContext) _JobEdge(ctx context.Context, sel ast.SelectionSet, 
 var jobItemImplementors = []string{"JobItem", "Node"}
 
 func (ec *executionContext) _JobItem(ctx context.Context, sel ast.SelectionSet, obj *ent.JobItem) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, jobItemImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobItemImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -36957,7 +36958,7 @@ func (ec *executionContext) _JobItem(ctx context.Context, sel ast.SelectionSet, 
 var jobItemConnectionImplementors = []string{"JobItemConnection"}
 
 func (ec *executionContext) _JobItemConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.JobItemConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, jobItemConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobItemConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -37000,7 +37001,7 @@ func (ec *executionContext) _JobItemConnection(ctx context.Context, sel ast.Sele
 var jobItemEdgeImplementors = []string{"JobItemEdge"}
 
 func (ec *executionContext) _JobItemEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.JobItemEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, jobItemEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobItemEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -37038,7 +37039,7 @@ func (ec *executionContext) _JobItemEdge(ctx context.Context, sel ast.SelectionS
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, mutationImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, mutationImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Mutation",
 	})
@@ -37333,7 +37334,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 var notificationImplementors = []string{"Notification", "Node"}
 
 func (ec *executionContext) _Notification(ctx context.Context, sel ast.SelectionSet, obj *ent.Notification) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, notificationImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, notificationImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -37401,7 +37402,7 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 var notificationConnectionImplementors = []string{"NotificationConnection"}
 
 func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.NotificationConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, notificationConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, notificationConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -37444,7 +37445,7 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 var notificationEdgeImplementors = []string{"NotificationEdge"}
 
 func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.NotificationEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, notificationEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, notificationEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -37482,7 +37483,7 @@ func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.Selec
 var organizationImplementors = []string{"Organization", "Node"}
 
 func (ec *executionContext) _Organization(ctx context.Context, sel ast.SelectionSet, obj *ent.Organization) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, organizationImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, organizationImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -37560,7 +37561,7 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 var pageInfoImplementors = []string{"PageInfo"}
 
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *entgql.PageInfo[pulid.ID]) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, pageInfoImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, pageInfoImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -37608,7 +37609,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 var planCountsImplementors = []string{"PlanCounts"}
 
 func (ec *executionContext) _PlanCounts(ctx context.Context, sel ast.SelectionSet, obj *model.PlanCounts) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, planCountsImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, planCountsImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -37681,7 +37682,7 @@ func (ec *executionContext) _PlanCounts(ctx context.Context, sel ast.SelectionSe
 var planItemImplementors = []string{"PlanItem"}
 
 func (ec *executionContext) _PlanItem(ctx context.Context, sel ast.SelectionSet, obj *model.PlanItem) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, planItemImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, planItemImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -37759,7 +37760,7 @@ func (ec *executionContext) _PlanItem(ctx context.Context, sel ast.SelectionSet,
 var portalLogoutPayloadImplementors = []string{"PortalLogoutPayload"}
 
 func (ec *executionContext) _PortalLogoutPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PortalLogoutPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, portalLogoutPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, portalLogoutPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -37792,7 +37793,7 @@ func (ec *executionContext) _PortalLogoutPayload(ctx context.Context, sel ast.Se
 var portalSessionPayloadImplementors = []string{"PortalSessionPayload"}
 
 func (ec *executionContext) _PortalSessionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PortalSessionPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, portalSessionPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, portalSessionPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -37835,7 +37836,7 @@ func (ec *executionContext) _PortalSessionPayload(ctx context.Context, sel ast.S
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, queryImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, queryImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Query",
 	})
@@ -37975,7 +37976,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 var remoteDriftImplementors = []string{"RemoteDrift"}
 
 func (ec *executionContext) _RemoteDrift(ctx context.Context, sel ast.SelectionSet, obj *driftinfo.Drift) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteDriftImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteDriftImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38028,7 +38029,7 @@ func (ec *executionContext) _RemoteDrift(ctx context.Context, sel ast.SelectionS
 var remoteLinkImplementors = []string{"RemoteLink", "Node"}
 
 func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSet, obj *ent.RemoteLink) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteLinkImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteLinkImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38214,7 +38215,7 @@ func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSe
 var remoteLinkConnectionImplementors = []string{"RemoteLinkConnection"}
 
 func (ec *executionContext) _RemoteLinkConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.RemoteLinkConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteLinkConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteLinkConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38257,7 +38258,7 @@ func (ec *executionContext) _RemoteLinkConnection(ctx context.Context, sel ast.S
 var remoteLinkEdgeImplementors = []string{"RemoteLinkEdge"}
 
 func (ec *executionContext) _RemoteLinkEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.RemoteLinkEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteLinkEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteLinkEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38295,7 +38296,7 @@ func (ec *executionContext) _RemoteLinkEdge(ctx context.Context, sel ast.Selecti
 var remoteUserImplementors = []string{"RemoteUser"}
 
 func (ec *executionContext) _RemoteUser(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUser) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteUserImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38383,7 +38384,7 @@ func (ec *executionContext) _RemoteUser(ctx context.Context, sel ast.SelectionSe
 var remoteUserConnectionImplementors = []string{"RemoteUserConnection"}
 
 func (ec *executionContext) _RemoteUserConnection(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUserConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteUserConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38426,7 +38427,7 @@ func (ec *executionContext) _RemoteUserConnection(ctx context.Context, sel ast.S
 var remoteUserEdgeImplementors = []string{"RemoteUserEdge"}
 
 func (ec *executionContext) _RemoteUserEdge(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUserEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteUserEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38464,7 +38465,7 @@ func (ec *executionContext) _RemoteUserEdge(ctx context.Context, sel ast.Selecti
 var removeUserGroupMembersPayloadImplementors = []string{"RemoveUserGroupMembersPayload"}
 
 func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RemoveUserGroupMembersPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, removeUserGroupMembersPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, removeUserGroupMembersPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38502,7 +38503,7 @@ func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, 
 var requestPasswordResetPayloadImplementors = []string{"RequestPasswordResetPayload"}
 
 func (ec *executionContext) _RequestPasswordResetPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RequestPasswordResetPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, requestPasswordResetPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, requestPasswordResetPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38535,7 +38536,7 @@ func (ec *executionContext) _RequestPasswordResetPayload(ctx context.Context, se
 var resetPasswordPayloadImplementors = []string{"ResetPasswordPayload"}
 
 func (ec *executionContext) _ResetPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ResetPasswordPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, resetPasswordPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, resetPasswordPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38568,7 +38569,7 @@ func (ec *executionContext) _ResetPasswordPayload(ctx context.Context, sel ast.S
 var resyncPayloadImplementors = []string{"ResyncPayload"}
 
 func (ec *executionContext) _ResyncPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ResyncPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, resyncPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, resyncPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38601,7 +38602,7 @@ func (ec *executionContext) _ResyncPayload(ctx context.Context, sel ast.Selectio
 var retryJobPayloadImplementors = []string{"RetryJobPayload"}
 
 func (ec *executionContext) _RetryJobPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RetryJobPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, retryJobPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, retryJobPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38639,7 +38640,7 @@ func (ec *executionContext) _RetryJobPayload(ctx context.Context, sel ast.Select
 var revokeAPIKeyPayloadImplementors = []string{"RevokeAPIKeyPayload"}
 
 func (ec *executionContext) _RevokeAPIKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RevokeAPIKeyPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, revokeAPIKeyPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, revokeAPIKeyPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38672,7 +38673,7 @@ func (ec *executionContext) _RevokeAPIKeyPayload(ctx context.Context, sel ast.Se
 var setUserPasswordPayloadImplementors = []string{"SetUserPasswordPayload"}
 
 func (ec *executionContext) _SetUserPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetUserPasswordPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, setUserPasswordPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, setUserPasswordPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38710,7 +38711,7 @@ func (ec *executionContext) _SetUserPasswordPayload(ctx context.Context, sel ast
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Subscription",
 	})
@@ -38734,7 +38735,7 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 var suspendUserPayloadImplementors = []string{"SuspendUserPayload"}
 
 func (ec *executionContext) _SuspendUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SuspendUserPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, suspendUserPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, suspendUserPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38772,7 +38773,7 @@ func (ec *executionContext) _SuspendUserPayload(ctx context.Context, sel ast.Sel
 var unlockUserPayloadImplementors = []string{"UnlockUserPayload"}
 
 func (ec *executionContext) _UnlockUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UnlockUserPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, unlockUserPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, unlockUserPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38810,7 +38811,7 @@ func (ec *executionContext) _UnlockUserPayload(ctx context.Context, sel ast.Sele
 var updateOrganizationPayloadImplementors = []string{"UpdateOrganizationPayload"}
 
 func (ec *executionContext) _UpdateOrganizationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateOrganizationPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, updateOrganizationPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, updateOrganizationPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38843,7 +38844,7 @@ func (ec *executionContext) _UpdateOrganizationPayload(ctx context.Context, sel 
 var updateUserGroupPayloadImplementors = []string{"UpdateUserGroupPayload"}
 
 func (ec *executionContext) _UpdateUserGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateUserGroupPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, updateUserGroupPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, updateUserGroupPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38881,7 +38882,7 @@ func (ec *executionContext) _UpdateUserGroupPayload(ctx context.Context, sel ast
 var updateUserPayloadImplementors = []string{"UpdateUserPayload"}
 
 func (ec *executionContext) _UpdateUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateUserPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, updateUserPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, updateUserPayloadImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -38919,7 +38920,7 @@ func (ec *executionContext) _UpdateUserPayload(ctx context.Context, sel ast.Sele
 var userImplementors = []string{"User", "Node"}
 
 func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *ent.User) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, userImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -39105,7 +39106,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 var userConnectionImplementors = []string{"UserConnection"}
 
 func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.UserConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, userConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -39148,7 +39149,7 @@ func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.Selecti
 var userEdgeImplementors = []string{"UserEdge"}
 
 func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.UserEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, userEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -39186,7 +39187,7 @@ func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet,
 var userGroupImplementors = []string{"UserGroup", "Node"}
 
 func (ec *executionContext) _UserGroup(ctx context.Context, sel ast.SelectionSet, obj *ent.UserGroup) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, userGroupImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userGroupImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -39251,7 +39252,7 @@ func (ec *executionContext) _UserGroup(ctx context.Context, sel ast.SelectionSet
 var userGroupConnectionImplementors = []string{"UserGroupConnection"}
 
 func (ec *executionContext) _UserGroupConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.UserGroupConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, userGroupConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userGroupConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -39294,7 +39295,7 @@ func (ec *executionContext) _UserGroupConnection(ctx context.Context, sel ast.Se
 var userGroupEdgeImplementors = []string{"UserGroupEdge"}
 
 func (ec *executionContext) _UserGroupEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.UserGroupEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, userGroupEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userGroupEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -39332,7 +39333,7 @@ func (ec *executionContext) _UserGroupEdge(ctx context.Context, sel ast.Selectio
 var writeBudgetImplementors = []string{"WriteBudget"}
 
 func (ec *executionContext) _WriteBudget(ctx context.Context, sel ast.SelectionSet, obj *model.WriteBudget) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, writeBudgetImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, writeBudgetImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -39375,7 +39376,7 @@ func (ec *executionContext) _WriteBudget(ctx context.Context, sel ast.SelectionS
 var __DirectiveImplementors = []string{"__Directive"}
 
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __DirectiveImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __DirectiveImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -39428,7 +39429,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 var __EnumValueImplementors = []string{"__EnumValue"}
 
 func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.EnumValue) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __EnumValueImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __EnumValueImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -39476,7 +39477,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 var __FieldImplementors = []string{"__Field"}
 
 func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, obj *introspection.Field) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __FieldImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __FieldImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -39534,7 +39535,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 var __InputValueImplementors = []string{"__InputValue"}
 
 func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.InputValue) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __InputValueImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __InputValueImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -39592,7 +39593,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 var __SchemaImplementors = []string{"__Schema"}
 
 func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet, obj *introspection.Schema) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __SchemaImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __SchemaImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
@@ -39650,7 +39651,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 var __TypeImplementors = []string{"__Type"}
 
 func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, obj *introspection.Type) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __TypeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __TypeImplementors)
 
 	out := graphql.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
