@@ -90,7 +90,9 @@ func main() {
 //   - no @defer bookkeeping for an object without a deferred field
 //     (gqlexec.NewDeferredGroup, given the object's collected fields);
 //   - an object's fields written without a map per object (the
-//     `return out` of an object's marshaller returns gqlexec.Object);
+//     `return out` of an object's marshaller returns gqlexec.Object), and
+//     the field set of an object without resolver fields one allocation
+//     (gqlexec.NewFieldSet);
 //   - plain struct fields resolved without the field middleware
 //     (gqlexec.ResolvePlainField), and those of a scalar or enum type that
 //     marshals without failing also without a field context unless an error
@@ -112,7 +114,7 @@ func rewriteExecutor(filename string) error {
 			methods[fn.Name.Name] = fn
 		}
 	}
-	var lists, groups, objects, plain, scalars, collects int
+	var lists, groups, objects, ownFieldSets, plain, scalars, collects int
 	var rewriteErr error
 	caches := 0
 	for _, decl := range f.Decls {
@@ -130,12 +132,21 @@ func rewriteExecutor(filename string) error {
 		}
 		onExecutionContext := isExecutionContextMethod(fn)
 		object := slices.ContainsFunc(fn.Body.List, isFieldSetOfFields)
+		ownFieldSet := object && usesFieldSetPlainly(fn.Body)
+		if ownFieldSet {
+			i := slices.IndexFunc(fn.Body.List, isFieldSetOfFields)
+			pkg, _, _ := qualified(fn.Body.List[i].(*ast.AssignStmt).Rhs[0].(*ast.CallExpr).Fun)
+			pkg.Name = "gqlexec"
+			ownFieldSets++
+		}
 		ast.Inspect(fn.Body, func(n ast.Node) bool {
 			if ret, ok := n.(*ast.ReturnStmt); ok && object && len(ret.Results) == 1 {
 				if out, ok := ret.Results[0].(*ast.Ident); ok && out.Name == "out" {
-					ret.Results[0] = &ast.CallExpr{
-						Fun:  &ast.SelectorExpr{X: ast.NewIdent("gqlexec"), Sel: ast.NewIdent("Object")},
-						Args: []ast.Expr{ast.NewIdent("fields"), ast.NewIdent("out")},
+					if !ownFieldSet {
+						ret.Results[0] = &ast.CallExpr{
+							Fun:  &ast.SelectorExpr{X: ast.NewIdent("gqlexec"), Sel: ast.NewIdent("Object")},
+							Args: []ast.Expr{ast.NewIdent("fields"), ast.NewIdent("out")},
+						}
 					}
 					objects++
 				}
@@ -196,8 +207,8 @@ func rewriteExecutor(filename string) error {
 	if rewriteErr != nil {
 		return rewriteErr
 	}
-	if lists == 0 || groups == 0 || objects != groups || plain == 0 || scalars == 0 || caches != 1 || collects < objects {
-		return fmt.Errorf("%s: %d calls of graphql.MarshalSliceConcurrently, %d of graphql.NewDeferredGroup, %d object marshallers returning their field set, %d plain fields, %d plain scalars, %d executionContext types and %d calls of graphql.CollectFields: expected some of each, one object per group, one executionContext and a CollectFields per object", filename, lists, groups, objects, plain, scalars, caches, collects)
+	if lists == 0 || groups == 0 || objects != groups || plain == 0 || scalars == 0 || caches != 1 || collects < objects || ownFieldSets == 0 {
+		return fmt.Errorf("%s: %d calls of graphql.MarshalSliceConcurrently, %d of graphql.NewDeferredGroup, %d object marshallers returning their field set (%d without resolver fields), %d plain fields, %d plain scalars, %d executionContext types and %d calls of graphql.CollectFields: expected some of each, one object per group, one executionContext and a CollectFields per object", filename, lists, groups, objects, ownFieldSets, plain, scalars, caches, collects)
 	}
 	astutil.AddImport(fset, f, "github.com/dirsync/dirsync/internal/gqlexec")
 	var buf bytes.Buffer
@@ -249,6 +260,46 @@ func isExecutionContextMethod(fn *ast.FuncDecl) bool {
 func isOperationContext(e ast.Expr) bool {
 	ec, name, ok := qualified(e)
 	return ok && ec.Name == "ec" && name.Name == "OperationContext"
+}
+
+// usesFieldSetPlainly tells whether an object's marshaller uses its field
+// set `out` only as gqlexec.FieldSet allows: it is declared by
+// `out := graphql.NewFieldSet(fields)`, its Values and Invalids are read and
+// written, it is dispatched and returned; nothing is scheduled on it
+// (ResolveConcurrently: a field with a resolver) nor is it handed to anything.
+func usesFieldSetPlainly(body *ast.BlockStmt) bool {
+	allowed := map[*ast.Ident]bool{}
+	ast.Inspect(body, func(n ast.Node) bool {
+		switch n := n.(type) {
+		case *ast.SelectorExpr:
+			if out, ok := n.X.(*ast.Ident); ok && out.Name == "out" {
+				switch n.Sel.Name {
+				case "Values", "Invalids", "Dispatch":
+					allowed[out] = true
+				}
+			}
+		case *ast.ReturnStmt:
+			if len(n.Results) == 1 {
+				if out, ok := n.Results[0].(*ast.Ident); ok && out.Name == "out" {
+					allowed[out] = true
+				}
+			}
+		}
+		return true
+	})
+	for _, stmt := range body.List {
+		if isFieldSetOfFields(stmt) {
+			allowed[stmt.(*ast.AssignStmt).Lhs[0].(*ast.Ident)] = true
+		}
+	}
+	plain := true
+	ast.Inspect(body, func(n ast.Node) bool {
+		if id, ok := n.(*ast.Ident); ok && id.Name == "out" && !allowed[id] {
+			plain = false
+		}
+		return plain
+	})
+	return plain
 }
 
 // isFieldSetOfFields tells whether stmt is `out := graphql.NewFieldSet(fields)`,

@@ -35360,7 +35360,7 @@ var aPIKeyImplementors = []string{"APIKey", "Node"}
 func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, obj *ent.APIKey) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, aPIKeyImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35425,7 +35425,7 @@ func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var aPIKeyConnectionImplementors = []string{"APIKeyConnection"}
@@ -35433,7 +35433,7 @@ var aPIKeyConnectionImplementors = []string{"APIKeyConnection"}
 func (ec *executionContext) _APIKeyConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.APIKeyConnection) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, aPIKeyConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35468,7 +35468,7 @@ func (ec *executionContext) _APIKeyConnection(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var aPIKeyEdgeImplementors = []string{"APIKeyEdge"}
@@ -35476,7 +35476,7 @@ var aPIKeyEdgeImplementors = []string{"APIKeyEdge"}
 func (ec *executionContext) _APIKeyEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.APIKeyEdge) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, aPIKeyEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35506,7 +35506,7 @@ func (ec *executionContext) _APIKeyEdge(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var activateUserPayloadImplementors = []string{"ActivateUserPayload"}
@@ -35514,7 +35514,7 @@ var activateUserPayloadImplementors = []string{"ActivateUserPayload"}
 func (ec *executionContext) _ActivateUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ActivateUserPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, activateUserPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35544,7 +35544,7 @@ func (ec *executionContext) _ActivateUserPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var addUserGroupMembersPayloadImplementors = []string{"AddUserGroupMembersPayload"}
@@ -35552,7 +35552,7 @@ var addUserGroupMembersPayloadImplementors = []string{"AddUserGroupMembersPayloa
 func (ec *executionContext) _AddUserGroupMembersPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AddUserGroupMembersPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, addUserGroupMembersPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35582,7 +35582,7 @@ func (ec *executionContext) _AddUserGroupMembersPayload(ctx context.Context, sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var attributeDiffImplementors = []string{"AttributeDiff"}
@@ -35590,7 +35590,7 @@ var attributeDiffImplementors = []string{"AttributeDiff"}
 func (ec *executionContext) _AttributeDiff(ctx context.Context, sel ast.SelectionSet, obj *model.AttributeDiff) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, attributeDiffImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35625,7 +35625,7 @@ func (ec *executionContext) _AttributeDiff(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var attributeMappingImplementors = []string{"AttributeMapping"}
@@ -35633,7 +35633,7 @@ var attributeMappingImplementors = []string{"AttributeMapping"}
 func (ec *executionContext) _AttributeMapping(ctx context.Context, sel ast.SelectionSet, obj *mapping.Rule) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, attributeMappingImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35673,7 +35673,7 @@ func (ec *executionContext) _AttributeMapping(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var bindingPayloadImplementors = []string{"BindingPayload"}
@@ -35681,7 +35681,7 @@ var bindingPayloadImplementors = []string{"BindingPayload"}
 func (ec *executionContext) _BindingPayload(ctx context.Context, sel ast.SelectionSet, obj *model.BindingPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, bindingPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35711,7 +35711,7 @@ func (ec *executionContext) _BindingPayload(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var bindingPlanImplementors = []string{"BindingPlan"}
@@ -35719,7 +35719,7 @@ var bindingPlanImplementors = []string{"BindingPlan"}
 func (ec *executionContext) _BindingPlan(ctx context.Context, sel ast.SelectionSet, obj *model.BindingPlan) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, bindingPlanImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35764,7 +35764,7 @@ func (ec *executionContext) _BindingPlan(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var changeMyPasswordPayloadImplementors = []string{"ChangeMyPasswordPayload"}
@@ -35772,7 +35772,7 @@ var changeMyPasswordPayloadImplementors = []string{"ChangeMyPasswordPayload"}
 func (ec *executionContext) _ChangeMyPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ChangeMyPasswordPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, changeMyPasswordPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35797,7 +35797,7 @@ func (ec *executionContext) _ChangeMyPasswordPayload(ctx context.Context, sel as
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var createAPIKeyPayloadImplementors = []string{"CreateAPIKeyPayload"}
@@ -35805,7 +35805,7 @@ var createAPIKeyPayloadImplementors = []string{"CreateAPIKeyPayload"}
 func (ec *executionContext) _CreateAPIKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateAPIKeyPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, createAPIKeyPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35835,7 +35835,7 @@ func (ec *executionContext) _CreateAPIKeyPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var createActivationPayloadImplementors = []string{"CreateActivationPayload"}
@@ -35843,7 +35843,7 @@ var createActivationPayloadImplementors = []string{"CreateActivationPayload"}
 func (ec *executionContext) _CreateActivationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateActivationPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, createActivationPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35878,7 +35878,7 @@ func (ec *executionContext) _CreateActivationPayload(ctx context.Context, sel as
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var createUserGroupPayloadImplementors = []string{"CreateUserGroupPayload"}
@@ -35886,7 +35886,7 @@ var createUserGroupPayloadImplementors = []string{"CreateUserGroupPayload"}
 func (ec *executionContext) _CreateUserGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateUserGroupPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, createUserGroupPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35911,7 +35911,7 @@ func (ec *executionContext) _CreateUserGroupPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var createUserPayloadImplementors = []string{"CreateUserPayload"}
@@ -35919,7 +35919,7 @@ var createUserPayloadImplementors = []string{"CreateUserPayload"}
 func (ec *executionContext) _CreateUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateUserPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, createUserPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35944,7 +35944,7 @@ func (ec *executionContext) _CreateUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var deleteIntegrationPayloadImplementors = []string{"DeleteIntegrationPayload"}
@@ -35952,7 +35952,7 @@ var deleteIntegrationPayloadImplementors = []string{"DeleteIntegrationPayload"}
 func (ec *executionContext) _DeleteIntegrationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteIntegrationPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, deleteIntegrationPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35977,7 +35977,7 @@ func (ec *executionContext) _DeleteIntegrationPayload(ctx context.Context, sel a
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var deleteUserGroupPayloadImplementors = []string{"DeleteUserGroupPayload"}
@@ -35985,7 +35985,7 @@ var deleteUserGroupPayloadImplementors = []string{"DeleteUserGroupPayload"}
 func (ec *executionContext) _DeleteUserGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteUserGroupPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, deleteUserGroupPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36015,7 +36015,7 @@ func (ec *executionContext) _DeleteUserGroupPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var deleteUserPayloadImplementors = []string{"DeleteUserPayload"}
@@ -36023,7 +36023,7 @@ var deleteUserPayloadImplementors = []string{"DeleteUserPayload"}
 func (ec *executionContext) _DeleteUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteUserPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, deleteUserPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36053,7 +36053,7 @@ func (ec *executionContext) _DeleteUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var eventImplementors = []string{"Event", "Node"}
@@ -36061,7 +36061,7 @@ var eventImplementors = []string{"Event", "Node"}
 func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, obj *ent.Event) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, eventImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36126,7 +36126,7 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var eventConnectionImplementors = []string{"EventConnection"}
@@ -36134,7 +36134,7 @@ var eventConnectionImplementors = []string{"EventConnection"}
 func (ec *executionContext) _EventConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.EventConnection) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, eventConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36169,7 +36169,7 @@ func (ec *executionContext) _EventConnection(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var eventEdgeImplementors = []string{"EventEdge"}
@@ -36177,7 +36177,7 @@ var eventEdgeImplementors = []string{"EventEdge"}
 func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.EventEdge) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, eventEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36207,7 +36207,7 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var importResultImplementors = []string{"ImportResult"}
@@ -36215,7 +36215,7 @@ var importResultImplementors = []string{"ImportResult"}
 func (ec *executionContext) _ImportResult(ctx context.Context, sel ast.SelectionSet, obj *importer.Result) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, importResultImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36260,7 +36260,7 @@ func (ec *executionContext) _ImportResult(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var importUsersPayloadImplementors = []string{"ImportUsersPayload"}
@@ -36268,7 +36268,7 @@ var importUsersPayloadImplementors = []string{"ImportUsersPayload"}
 func (ec *executionContext) _ImportUsersPayload(ctx context.Context, sel ast.SelectionSet, obj *importer.Payload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, importUsersPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36298,7 +36298,7 @@ func (ec *executionContext) _ImportUsersPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var integrationImplementors = []string{"Integration", "Node"}
@@ -36487,7 +36487,7 @@ var integrationBindingImplementors = []string{"IntegrationBinding"}
 func (ec *executionContext) _IntegrationBinding(ctx context.Context, sel ast.SelectionSet, obj *model.IntegrationBinding) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationBindingImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36522,7 +36522,7 @@ func (ec *executionContext) _IntegrationBinding(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var integrationConnectionImplementors = []string{"IntegrationConnection"}
@@ -36530,7 +36530,7 @@ var integrationConnectionImplementors = []string{"IntegrationConnection"}
 func (ec *executionContext) _IntegrationConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.IntegrationConnection) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36565,7 +36565,7 @@ func (ec *executionContext) _IntegrationConnection(ctx context.Context, sel ast.
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var integrationEdgeImplementors = []string{"IntegrationEdge"}
@@ -36573,7 +36573,7 @@ var integrationEdgeImplementors = []string{"IntegrationEdge"}
 func (ec *executionContext) _IntegrationEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.IntegrationEdge) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36603,7 +36603,7 @@ func (ec *executionContext) _IntegrationEdge(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var integrationPayloadImplementors = []string{"IntegrationPayload"}
@@ -36611,7 +36611,7 @@ var integrationPayloadImplementors = []string{"IntegrationPayload"}
 func (ec *executionContext) _IntegrationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.IntegrationPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36641,7 +36641,7 @@ func (ec *executionContext) _IntegrationPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var jobImplementors = []string{"Job", "Node"}
@@ -36755,7 +36755,7 @@ var jobConnectionImplementors = []string{"JobConnection"}
 func (ec *executionContext) _JobConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.JobConnection) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36790,7 +36790,7 @@ func (ec *executionContext) _JobConnection(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var jobEdgeImplementors = []string{"JobEdge"}
@@ -36798,7 +36798,7 @@ var jobEdgeImplementors = []string{"JobEdge"}
 func (ec *executionContext) _JobEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.JobEdge) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36828,7 +36828,7 @@ func (ec *executionContext) _JobEdge(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var jobItemImplementors = []string{"JobItem", "Node"}
@@ -36960,7 +36960,7 @@ var jobItemConnectionImplementors = []string{"JobItemConnection"}
 func (ec *executionContext) _JobItemConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.JobItemConnection) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobItemConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36995,7 +36995,7 @@ func (ec *executionContext) _JobItemConnection(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var jobItemEdgeImplementors = []string{"JobItemEdge"}
@@ -37003,7 +37003,7 @@ var jobItemEdgeImplementors = []string{"JobItemEdge"}
 func (ec *executionContext) _JobItemEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.JobItemEdge) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobItemEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37033,7 +37033,7 @@ func (ec *executionContext) _JobItemEdge(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var mutationImplementors = []string{"Mutation"}
@@ -37044,7 +37044,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		Object: "Mutation",
 	})
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
@@ -37328,7 +37328,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var notificationImplementors = []string{"Notification", "Node"}
@@ -37336,7 +37336,7 @@ var notificationImplementors = []string{"Notification", "Node"}
 func (ec *executionContext) _Notification(ctx context.Context, sel ast.SelectionSet, obj *ent.Notification) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, notificationImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37396,7 +37396,7 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var notificationConnectionImplementors = []string{"NotificationConnection"}
@@ -37404,7 +37404,7 @@ var notificationConnectionImplementors = []string{"NotificationConnection"}
 func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.NotificationConnection) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, notificationConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37439,7 +37439,7 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var notificationEdgeImplementors = []string{"NotificationEdge"}
@@ -37447,7 +37447,7 @@ var notificationEdgeImplementors = []string{"NotificationEdge"}
 func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.NotificationEdge) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, notificationEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37477,7 +37477,7 @@ func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var organizationImplementors = []string{"Organization", "Node"}
@@ -37485,7 +37485,7 @@ var organizationImplementors = []string{"Organization", "Node"}
 func (ec *executionContext) _Organization(ctx context.Context, sel ast.SelectionSet, obj *ent.Organization) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, organizationImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37555,7 +37555,7 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var pageInfoImplementors = []string{"PageInfo"}
@@ -37563,7 +37563,7 @@ var pageInfoImplementors = []string{"PageInfo"}
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *entgql.PageInfo[pulid.ID]) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, pageInfoImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37603,7 +37603,7 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var planCountsImplementors = []string{"PlanCounts"}
@@ -37611,7 +37611,7 @@ var planCountsImplementors = []string{"PlanCounts"}
 func (ec *executionContext) _PlanCounts(ctx context.Context, sel ast.SelectionSet, obj *model.PlanCounts) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, planCountsImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37676,7 +37676,7 @@ func (ec *executionContext) _PlanCounts(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var planItemImplementors = []string{"PlanItem"}
@@ -37684,7 +37684,7 @@ var planItemImplementors = []string{"PlanItem"}
 func (ec *executionContext) _PlanItem(ctx context.Context, sel ast.SelectionSet, obj *model.PlanItem) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, planItemImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37754,7 +37754,7 @@ func (ec *executionContext) _PlanItem(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var portalLogoutPayloadImplementors = []string{"PortalLogoutPayload"}
@@ -37762,7 +37762,7 @@ var portalLogoutPayloadImplementors = []string{"PortalLogoutPayload"}
 func (ec *executionContext) _PortalLogoutPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PortalLogoutPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, portalLogoutPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37787,7 +37787,7 @@ func (ec *executionContext) _PortalLogoutPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var portalSessionPayloadImplementors = []string{"PortalSessionPayload"}
@@ -37795,7 +37795,7 @@ var portalSessionPayloadImplementors = []string{"PortalSessionPayload"}
 func (ec *executionContext) _PortalSessionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PortalSessionPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, portalSessionPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37830,7 +37830,7 @@ func (ec *executionContext) _PortalSessionPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var queryImplementors = []string{"Query"}
@@ -37978,7 +37978,7 @@ var remoteDriftImplementors = []string{"RemoteDrift"}
 func (ec *executionContext) _RemoteDrift(ctx context.Context, sel ast.SelectionSet, obj *driftinfo.Drift) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteDriftImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38023,7 +38023,7 @@ func (ec *executionContext) _RemoteDrift(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteLinkImplementors = []string{"RemoteLink", "Node"}
@@ -38217,7 +38217,7 @@ var remoteLinkConnectionImplementors = []string{"RemoteLinkConnection"}
 func (ec *executionContext) _RemoteLinkConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.RemoteLinkConnection) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteLinkConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38252,7 +38252,7 @@ func (ec *executionContext) _RemoteLinkConnection(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteLinkEdgeImplementors = []string{"RemoteLinkEdge"}
@@ -38260,7 +38260,7 @@ var remoteLinkEdgeImplementors = []string{"RemoteLinkEdge"}
 func (ec *executionContext) _RemoteLinkEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.RemoteLinkEdge) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteLinkEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38290,7 +38290,7 @@ func (ec *executionContext) _RemoteLinkEdge(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteUserImplementors = []string{"RemoteUser"}
@@ -38298,7 +38298,7 @@ var remoteUserImplementors = []string{"RemoteUser"}
 func (ec *executionContext) _RemoteUser(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUser) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteUserImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38378,7 +38378,7 @@ func (ec *executionContext) _RemoteUser(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteUserConnectionImplementors = []string{"RemoteUserConnection"}
@@ -38386,7 +38386,7 @@ var remoteUserConnectionImplementors = []string{"RemoteUserConnection"}
 func (ec *executionContext) _RemoteUserConnection(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUserConnection) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteUserConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38421,7 +38421,7 @@ func (ec *executionContext) _RemoteUserConnection(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteUserEdgeImplementors = []string{"RemoteUserEdge"}
@@ -38429,7 +38429,7 @@ var remoteUserEdgeImplementors = []string{"RemoteUserEdge"}
 func (ec *executionContext) _RemoteUserEdge(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUserEdge) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteUserEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38459,7 +38459,7 @@ func (ec *executionContext) _RemoteUserEdge(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var removeUserGroupMembersPayloadImplementors = []string{"RemoveUserGroupMembersPayload"}
@@ -38467,7 +38467,7 @@ var removeUserGroupMembersPayloadImplementors = []string{"RemoveUserGroupMembers
 func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RemoveUserGroupMembersPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, removeUserGroupMembersPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38497,7 +38497,7 @@ func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var requestPasswordResetPayloadImplementors = []string{"RequestPasswordResetPayload"}
@@ -38505,7 +38505,7 @@ var requestPasswordResetPayloadImplementors = []string{"RequestPasswordResetPayl
 func (ec *executionContext) _RequestPasswordResetPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RequestPasswordResetPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, requestPasswordResetPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38530,7 +38530,7 @@ func (ec *executionContext) _RequestPasswordResetPayload(ctx context.Context, se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var resetPasswordPayloadImplementors = []string{"ResetPasswordPayload"}
@@ -38538,7 +38538,7 @@ var resetPasswordPayloadImplementors = []string{"ResetPasswordPayload"}
 func (ec *executionContext) _ResetPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ResetPasswordPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, resetPasswordPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38563,7 +38563,7 @@ func (ec *executionContext) _ResetPasswordPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var resyncPayloadImplementors = []string{"ResyncPayload"}
@@ -38571,7 +38571,7 @@ var resyncPayloadImplementors = []string{"ResyncPayload"}
 func (ec *executionContext) _ResyncPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ResyncPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, resyncPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38596,7 +38596,7 @@ func (ec *executionContext) _ResyncPayload(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var retryJobPayloadImplementors = []string{"RetryJobPayload"}
@@ -38604,7 +38604,7 @@ var retryJobPayloadImplementors = []string{"RetryJobPayload"}
 func (ec *executionContext) _RetryJobPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RetryJobPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, retryJobPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38634,7 +38634,7 @@ func (ec *executionContext) _RetryJobPayload(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var revokeAPIKeyPayloadImplementors = []string{"RevokeAPIKeyPayload"}
@@ -38642,7 +38642,7 @@ var revokeAPIKeyPayloadImplementors = []string{"RevokeAPIKeyPayload"}
 func (ec *executionContext) _RevokeAPIKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RevokeAPIKeyPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, revokeAPIKeyPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38667,7 +38667,7 @@ func (ec *executionContext) _RevokeAPIKeyPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var setUserPasswordPayloadImplementors = []string{"SetUserPasswordPayload"}
@@ -38675,7 +38675,7 @@ var setUserPasswordPayloadImplementors = []string{"SetUserPasswordPayload"}
 func (ec *executionContext) _SetUserPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetUserPasswordPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, setUserPasswordPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38705,7 +38705,7 @@ func (ec *executionContext) _SetUserPasswordPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var subscriptionImplementors = []string{"Subscription"}
@@ -38737,7 +38737,7 @@ var suspendUserPayloadImplementors = []string{"SuspendUserPayload"}
 func (ec *executionContext) _SuspendUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SuspendUserPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, suspendUserPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38767,7 +38767,7 @@ func (ec *executionContext) _SuspendUserPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var unlockUserPayloadImplementors = []string{"UnlockUserPayload"}
@@ -38775,7 +38775,7 @@ var unlockUserPayloadImplementors = []string{"UnlockUserPayload"}
 func (ec *executionContext) _UnlockUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UnlockUserPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, unlockUserPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38805,7 +38805,7 @@ func (ec *executionContext) _UnlockUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var updateOrganizationPayloadImplementors = []string{"UpdateOrganizationPayload"}
@@ -38813,7 +38813,7 @@ var updateOrganizationPayloadImplementors = []string{"UpdateOrganizationPayload"
 func (ec *executionContext) _UpdateOrganizationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateOrganizationPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, updateOrganizationPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38838,7 +38838,7 @@ func (ec *executionContext) _UpdateOrganizationPayload(ctx context.Context, sel 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var updateUserGroupPayloadImplementors = []string{"UpdateUserGroupPayload"}
@@ -38846,7 +38846,7 @@ var updateUserGroupPayloadImplementors = []string{"UpdateUserGroupPayload"}
 func (ec *executionContext) _UpdateUserGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateUserGroupPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, updateUserGroupPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38876,7 +38876,7 @@ func (ec *executionContext) _UpdateUserGroupPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var updateUserPayloadImplementors = []string{"UpdateUserPayload"}
@@ -38884,7 +38884,7 @@ var updateUserPayloadImplementors = []string{"UpdateUserPayload"}
 func (ec *executionContext) _UpdateUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateUserPayload) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, updateUserPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38914,7 +38914,7 @@ func (ec *executionContext) _UpdateUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var userImplementors = []string{"User", "Node"}
@@ -39108,7 +39108,7 @@ var userConnectionImplementors = []string{"UserConnection"}
 func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.UserConnection) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39143,7 +39143,7 @@ func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var userEdgeImplementors = []string{"UserEdge"}
@@ -39151,7 +39151,7 @@ var userEdgeImplementors = []string{"UserEdge"}
 func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.UserEdge) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39181,7 +39181,7 @@ func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var userGroupImplementors = []string{"UserGroup", "Node"}
@@ -39254,7 +39254,7 @@ var userGroupConnectionImplementors = []string{"UserGroupConnection"}
 func (ec *executionContext) _UserGroupConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.UserGroupConnection) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userGroupConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39289,7 +39289,7 @@ func (ec *executionContext) _UserGroupConnection(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var userGroupEdgeImplementors = []string{"UserGroupEdge"}
@@ -39297,7 +39297,7 @@ var userGroupEdgeImplementors = []string{"UserGroupEdge"}
 func (ec *executionContext) _UserGroupEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.UserGroupEdge) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userGroupEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39327,7 +39327,7 @@ func (ec *executionContext) _UserGroupEdge(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var writeBudgetImplementors = []string{"WriteBudget"}
@@ -39335,7 +39335,7 @@ var writeBudgetImplementors = []string{"WriteBudget"}
 func (ec *executionContext) _WriteBudget(ctx context.Context, sel ast.SelectionSet, obj *model.WriteBudget) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, writeBudgetImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39370,7 +39370,7 @@ func (ec *executionContext) _WriteBudget(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -39378,7 +39378,7 @@ var __DirectiveImplementors = []string{"__Directive"}
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __DirectiveImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39423,7 +39423,7 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var __EnumValueImplementors = []string{"__EnumValue"}
@@ -39431,7 +39431,7 @@ var __EnumValueImplementors = []string{"__EnumValue"}
 func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.EnumValue) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __EnumValueImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39471,7 +39471,7 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var __FieldImplementors = []string{"__Field"}
@@ -39479,7 +39479,7 @@ var __FieldImplementors = []string{"__Field"}
 func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, obj *introspection.Field) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __FieldImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39529,7 +39529,7 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var __InputValueImplementors = []string{"__InputValue"}
@@ -39537,7 +39537,7 @@ var __InputValueImplementors = []string{"__InputValue"}
 func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.InputValue) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __InputValueImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39587,7 +39587,7 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var __SchemaImplementors = []string{"__Schema"}
@@ -39595,7 +39595,7 @@ var __SchemaImplementors = []string{"__Schema"}
 func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet, obj *introspection.Schema) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __SchemaImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39645,7 +39645,7 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var __TypeImplementors = []string{"__Type"}
@@ -39653,7 +39653,7 @@ var __TypeImplementors = []string{"__Type"}
 func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, obj *introspection.Type) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __TypeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39728,11 +39728,10 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(
-
-		// endregion **************************** object.gotpl ****************************
-		fields, out)
+	return out
 }
+
+// endregion **************************** object.gotpl ****************************
 
 // region    ***************************** type.gotpl *****************************
 
