@@ -89,10 +89,9 @@ func main() {
 //     instead of in a goroutine each (graphql.MarshalSliceConcurrently);
 //   - no @defer bookkeeping for an object without a deferred field
 //     (gqlexec.NewDeferredGroup, given the object's collected fields);
-//   - an object's fields written without a map per object (the
-//     `return out` of an object's marshaller returns gqlexec.Object), and
-//     the field set of an object without resolver fields one allocation
-//     (gqlexec.NewFieldSet);
+//   - an object's field set one allocation, written without a map per
+//     object (gqlexec.NewFieldSet; a marshaller using its field set some
+//     other way keeps gqlgen's, its `return out` returning gqlexec.Object);
 //   - plain struct fields resolved without the field middleware
 //     (gqlexec.ResolvePlainField), and those of a scalar or enum type that
 //     marshals without failing also without a field context unless an error
@@ -208,7 +207,7 @@ func rewriteExecutor(filename string) error {
 		return rewriteErr
 	}
 	if lists == 0 || groups == 0 || objects != groups || plain == 0 || scalars == 0 || caches != 1 || collects < objects || ownFieldSets == 0 {
-		return fmt.Errorf("%s: %d calls of graphql.MarshalSliceConcurrently, %d of graphql.NewDeferredGroup, %d object marshallers returning their field set (%d without resolver fields), %d plain fields, %d plain scalars, %d executionContext types and %d calls of graphql.CollectFields: expected some of each, one object per group, one executionContext and a CollectFields per object", filename, lists, groups, objects, ownFieldSets, plain, scalars, caches, collects)
+		return fmt.Errorf("%s: %d calls of graphql.MarshalSliceConcurrently, %d of graphql.NewDeferredGroup, %d object marshallers returning their field set (%d with gqlexec.FieldSet), %d plain fields, %d plain scalars, %d executionContext types and %d calls of graphql.CollectFields: expected some of each, one object per group, one executionContext and a CollectFields per object", filename, lists, groups, objects, ownFieldSets, plain, scalars, caches, collects)
 	}
 	astutil.AddImport(fset, f, "github.com/dirsync/dirsync/internal/gqlexec")
 	var buf bytes.Buffer
@@ -265,8 +264,9 @@ func isOperationContext(e ast.Expr) bool {
 // usesFieldSetPlainly tells whether an object's marshaller uses its field
 // set `out` only as gqlexec.FieldSet allows: it is declared by
 // `out := graphql.NewFieldSet(fields)`, its Values and Invalids are read and
-// written, it is dispatched and returned; nothing is scheduled on it
-// (ResolveConcurrently: a field with a resolver) nor is it handed to anything.
+// written, fields are scheduled on it with ResolveConcurrently or
+// ResolveRootConcurrently, it is dispatched and returned; it is handed to
+// nothing.
 func usesFieldSetPlainly(body *ast.BlockStmt) bool {
 	allowed := map[*ast.Ident]bool{}
 	ast.Inspect(body, func(n ast.Node) bool {
@@ -274,7 +274,7 @@ func usesFieldSetPlainly(body *ast.BlockStmt) bool {
 		case *ast.SelectorExpr:
 			if out, ok := n.X.(*ast.Ident); ok && out.Name == "out" {
 				switch n.Sel.Name {
-				case "Values", "Invalids", "Dispatch":
+				case "Values", "Invalids", "Dispatch", "ResolveConcurrently", "ResolveRootConcurrently":
 					allowed[out] = true
 				}
 			}

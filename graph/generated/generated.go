@@ -36306,7 +36306,7 @@ var integrationImplementors = []string{"Integration", "Node"}
 func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionSet, obj *ent.Integration) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36479,7 +36479,7 @@ func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var integrationBindingImplementors = []string{"IntegrationBinding"}
@@ -36649,7 +36649,7 @@ var jobImplementors = []string{"Job", "Node"}
 func (ec *executionContext) _Job(ctx context.Context, sel ast.SelectionSet, obj *ent.Job) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36747,7 +36747,7 @@ func (ec *executionContext) _Job(ctx context.Context, sel ast.SelectionSet, obj 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var jobConnectionImplementors = []string{"JobConnection"}
@@ -36836,7 +36836,7 @@ var jobItemImplementors = []string{"JobItem", "Node"}
 func (ec *executionContext) _JobItem(ctx context.Context, sel ast.SelectionSet, obj *ent.JobItem) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobItemImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36952,7 +36952,7 @@ func (ec *executionContext) _JobItem(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var jobItemConnectionImplementors = []string{"JobItemConnection"}
@@ -37841,7 +37841,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		Object: "Query",
 	})
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
@@ -37970,7 +37970,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteDriftImplementors = []string{"RemoteDrift"}
@@ -38031,7 +38031,7 @@ var remoteLinkImplementors = []string{"RemoteLink", "Node"}
 func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSet, obj *ent.RemoteLink) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteLinkImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38209,7 +38209,7 @@ func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteLinkConnectionImplementors = []string{"RemoteLinkConnection"}
@@ -38922,7 +38922,7 @@ var userImplementors = []string{"User", "Node"}
 func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *ent.User) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39100,7 +39100,7 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var userConnectionImplementors = []string{"UserConnection"}
@@ -39189,7 +39189,7 @@ var userGroupImplementors = []string{"UserGroup", "Node"}
 func (ec *executionContext) _UserGroup(ctx context.Context, sel ast.SelectionSet, obj *ent.UserGroup) graphql.Marshaler {
 	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userGroupImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39246,7 +39246,7 @@ func (ec *executionContext) _UserGroup(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var userGroupConnectionImplementors = []string{"UserGroupConnection"}
