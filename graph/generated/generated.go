@@ -3527,6 +3527,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 
 type executionContext struct {
 	*graphql.ExecutionContextState[ResolverRoot, DirectiveRoot, ComplexityRoot]
+	collectedFields gqlexec.FieldsCache
 }
 
 func newExecutionContext(
@@ -10538,14 +10539,14 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 // region    **************************** field.gotpl *****************************
 
 func (ec *executionContext) _APIKey_id(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_APIKey_id(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.ID, nil
 		},
 		nil,
@@ -10607,14 +10608,14 @@ func (ec *executionContext) fieldContext_APIKey_updatedAt(_ context.Context, fie
 }
 
 func (ec *executionContext) _APIKey_name(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_APIKey_name(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Name, nil
 		},
 		nil,
@@ -10630,14 +10631,14 @@ func (ec *executionContext) fieldContext_APIKey_name(_ context.Context, field gr
 }
 
 func (ec *executionContext) _APIKey_role(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_APIKey_role(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (apikey.Role, error) {
 			return obj.Role, nil
 		},
 		nil,
@@ -10653,14 +10654,14 @@ func (ec *executionContext) fieldContext_APIKey_role(_ context.Context, field gr
 }
 
 func (ec *executionContext) _APIKey_keyPrefix(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_APIKey_keyPrefix(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.KeyPrefix, nil
 		},
 		nil,
@@ -10676,14 +10677,14 @@ func (ec *executionContext) fieldContext_APIKey_keyPrefix(_ context.Context, fie
 }
 
 func (ec *executionContext) _APIKey_lastUsedAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_APIKey_lastUsedAt(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.LastUsedAt, nil
 		},
 		nil,
@@ -10699,14 +10700,14 @@ func (ec *executionContext) fieldContext_APIKey_lastUsedAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _APIKey_expiresAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_APIKey_expiresAt(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.ExpiresAt, nil
 		},
 		nil,
@@ -10722,14 +10723,14 @@ func (ec *executionContext) fieldContext_APIKey_expiresAt(_ context.Context, fie
 }
 
 func (ec *executionContext) _APIKey_revokedAt(ctx context.Context, field graphql.CollectedField, obj *ent.APIKey) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_APIKey_revokedAt(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.RevokedAt, nil
 		},
 		nil,
@@ -10809,14 +10810,14 @@ func (ec *executionContext) fieldContext_APIKeyConnection_pageInfo(_ context.Con
 }
 
 func (ec *executionContext) _APIKeyConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyConnection) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_APIKeyConnection_totalCount(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.TotalCount, nil
 		},
 		nil,
@@ -10864,14 +10865,14 @@ func (ec *executionContext) fieldContext_APIKeyEdge_node(_ context.Context, fiel
 }
 
 func (ec *executionContext) _APIKeyEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.APIKeyEdge) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_APIKeyEdge_cursor(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (entgql.Cursor[pulid.ID], error) {
 			return obj.Cursor, nil
 		},
 		nil,
@@ -11015,14 +11016,14 @@ func (ec *executionContext) fieldContext_AddUserGroupMembersPayload_jobs(_ conte
 }
 
 func (ec *executionContext) _AttributeDiff_property(ctx context.Context, field graphql.CollectedField, obj *model.AttributeDiff) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_AttributeDiff_property(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Property, nil
 		},
 		nil,
@@ -11038,14 +11039,14 @@ func (ec *executionContext) fieldContext_AttributeDiff_property(_ context.Contex
 }
 
 func (ec *executionContext) _AttributeDiff_remoteValue(ctx context.Context, field graphql.CollectedField, obj *model.AttributeDiff) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_AttributeDiff_remoteValue(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.RemoteValue, nil
 		},
 		nil,
@@ -11061,14 +11062,14 @@ func (ec *executionContext) fieldContext_AttributeDiff_remoteValue(_ context.Con
 }
 
 func (ec *executionContext) _AttributeDiff_newValue(ctx context.Context, field graphql.CollectedField, obj *model.AttributeDiff) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_AttributeDiff_newValue(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.NewValue, nil
 		},
 		nil,
@@ -11084,14 +11085,14 @@ func (ec *executionContext) fieldContext_AttributeDiff_newValue(_ context.Contex
 }
 
 func (ec *executionContext) _AttributeMapping_attribute(ctx context.Context, field graphql.CollectedField, obj *mapping.Rule) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_AttributeMapping_attribute(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Attribute, nil
 		},
 		nil,
@@ -11107,14 +11108,14 @@ func (ec *executionContext) fieldContext_AttributeMapping_attribute(_ context.Co
 }
 
 func (ec *executionContext) _AttributeMapping_property(ctx context.Context, field graphql.CollectedField, obj *mapping.Rule) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_AttributeMapping_property(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Property, nil
 		},
 		nil,
@@ -11130,14 +11131,14 @@ func (ec *executionContext) fieldContext_AttributeMapping_property(_ context.Con
 }
 
 func (ec *executionContext) _AttributeMapping_export(ctx context.Context, field graphql.CollectedField, obj *mapping.Rule) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_AttributeMapping_export(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.Export, nil
 		},
 		nil,
@@ -11153,14 +11154,14 @@ func (ec *executionContext) fieldContext_AttributeMapping_export(_ context.Conte
 }
 
 func (ec *executionContext) _AttributeMapping_import(ctx context.Context, field graphql.CollectedField, obj *mapping.Rule) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_AttributeMapping_import(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.Import, nil
 		},
 		nil,
@@ -11336,14 +11337,14 @@ func (ec *executionContext) fieldContext_BindingPlan_counts(_ context.Context, f
 }
 
 func (ec *executionContext) _BindingPlan_wouldAwaitApproval(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_BindingPlan_wouldAwaitApproval(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.WouldAwaitApproval, nil
 		},
 		nil,
@@ -11359,14 +11360,14 @@ func (ec *executionContext) fieldContext_BindingPlan_wouldAwaitApproval(_ contex
 }
 
 func (ec *executionContext) _BindingPlan_graphRequests(ctx context.Context, field graphql.CollectedField, obj *model.BindingPlan) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_BindingPlan_graphRequests(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.GraphRequests, nil
 		},
 		nil,
@@ -11446,14 +11447,14 @@ func (ec *executionContext) fieldContext_CreateAPIKeyPayload_apiKey(_ context.Co
 }
 
 func (ec *executionContext) _CreateAPIKeyPayload_secret(ctx context.Context, field graphql.CollectedField, obj *model.CreateAPIKeyPayload) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_CreateAPIKeyPayload_secret(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Secret, nil
 		},
 		nil,
@@ -11469,14 +11470,14 @@ func (ec *executionContext) fieldContext_CreateAPIKeyPayload_secret(_ context.Co
 }
 
 func (ec *executionContext) _CreateActivationPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.CreateActivationPayload) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_CreateActivationPayload_token(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Token, nil
 		},
 		nil,
@@ -11611,14 +11612,14 @@ func (ec *executionContext) fieldContext_CreateUserPayload_user(_ context.Contex
 }
 
 func (ec *executionContext) _DeleteIntegrationPayload_deletedID(ctx context.Context, field graphql.CollectedField, obj *model.DeleteIntegrationPayload) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_DeleteIntegrationPayload_deletedID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.DeletedID, nil
 		},
 		nil,
@@ -11634,14 +11635,14 @@ func (ec *executionContext) fieldContext_DeleteIntegrationPayload_deletedID(_ co
 }
 
 func (ec *executionContext) _DeleteUserGroupPayload_deletedID(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUserGroupPayload) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_DeleteUserGroupPayload_deletedID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.DeletedID, nil
 		},
 		nil,
@@ -11689,14 +11690,14 @@ func (ec *executionContext) fieldContext_DeleteUserGroupPayload_jobs(_ context.C
 }
 
 func (ec *executionContext) _DeleteUserPayload_deletedID(ctx context.Context, field graphql.CollectedField, obj *model.DeleteUserPayload) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_DeleteUserPayload_deletedID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.DeletedID, nil
 		},
 		nil,
@@ -11744,14 +11745,14 @@ func (ec *executionContext) fieldContext_DeleteUserPayload_jobs(_ context.Contex
 }
 
 func (ec *executionContext) _Event_id(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Event_id(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.ID, nil
 		},
 		nil,
@@ -11813,14 +11814,14 @@ func (ec *executionContext) fieldContext_Event_updatedAt(_ context.Context, fiel
 }
 
 func (ec *executionContext) _Event_type(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Event_type(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Type, nil
 		},
 		nil,
@@ -11836,14 +11837,14 @@ func (ec *executionContext) fieldContext_Event_type(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Event_userID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Event_userID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*pulid.ID, error) {
 			return obj.UserID, nil
 		},
 		nil,
@@ -11859,14 +11860,14 @@ func (ec *executionContext) fieldContext_Event_userID(_ context.Context, field g
 }
 
 func (ec *executionContext) _Event_integrationID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Event_integrationID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*pulid.ID, error) {
 			return obj.IntegrationID, nil
 		},
 		nil,
@@ -11882,14 +11883,14 @@ func (ec *executionContext) fieldContext_Event_integrationID(_ context.Context, 
 }
 
 func (ec *executionContext) _Event_groupID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Event_groupID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*pulid.ID, error) {
 			return obj.GroupID, nil
 		},
 		nil,
@@ -11905,14 +11906,14 @@ func (ec *executionContext) fieldContext_Event_groupID(_ context.Context, field 
 }
 
 func (ec *executionContext) _Event_jobID(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Event_jobID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*pulid.ID, error) {
 			return obj.JobID, nil
 		},
 		nil,
@@ -11928,14 +11929,14 @@ func (ec *executionContext) fieldContext_Event_jobID(_ context.Context, field gr
 }
 
 func (ec *executionContext) _Event_detail(ctx context.Context, field graphql.CollectedField, obj *ent.Event) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Event_detail(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Detail, nil
 		},
 		nil,
@@ -12015,14 +12016,14 @@ func (ec *executionContext) fieldContext_EventConnection_pageInfo(_ context.Cont
 }
 
 func (ec *executionContext) _EventConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.EventConnection) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_EventConnection_totalCount(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.TotalCount, nil
 		},
 		nil,
@@ -12070,14 +12071,14 @@ func (ec *executionContext) fieldContext_EventEdge_node(_ context.Context, field
 }
 
 func (ec *executionContext) _EventEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.EventEdge) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_EventEdge_cursor(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (entgql.Cursor[pulid.ID], error) {
 			return obj.Cursor, nil
 		},
 		nil,
@@ -12093,14 +12094,14 @@ func (ec *executionContext) fieldContext_EventEdge_cursor(_ context.Context, fie
 }
 
 func (ec *executionContext) _ImportResult_remoteID(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_ImportResult_remoteID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.RemoteID, nil
 		},
 		nil,
@@ -12116,14 +12117,14 @@ func (ec *executionContext) fieldContext_ImportResult_remoteID(_ context.Context
 }
 
 func (ec *executionContext) _ImportResult_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_ImportResult_userPrincipalName(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.UserPrincipalName, nil
 		},
 		nil,
@@ -12139,14 +12140,14 @@ func (ec *executionContext) fieldContext_ImportResult_userPrincipalName(_ contex
 }
 
 func (ec *executionContext) _ImportResult_status(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_ImportResult_status(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (importer.Status, error) {
 			return obj.Status, nil
 		},
 		nil,
@@ -12194,14 +12195,14 @@ func (ec *executionContext) fieldContext_ImportResult_user(_ context.Context, fi
 }
 
 func (ec *executionContext) _ImportResult_message(ctx context.Context, field graphql.CollectedField, obj *importer.Result) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_ImportResult_message(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.Message, nil
 		},
 		nil,
@@ -12281,14 +12282,14 @@ func (ec *executionContext) fieldContext_ImportUsersPayload_results(_ context.Co
 }
 
 func (ec *executionContext) _Integration_id(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_id(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.ID, nil
 		},
 		nil,
@@ -12350,14 +12351,14 @@ func (ec *executionContext) fieldContext_Integration_updatedAt(_ context.Context
 }
 
 func (ec *executionContext) _Integration_name(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_name(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Name, nil
 		},
 		nil,
@@ -12373,14 +12374,14 @@ func (ec *executionContext) fieldContext_Integration_name(_ context.Context, fie
 }
 
 func (ec *executionContext) _Integration_tenantID(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_tenantID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.TenantID, nil
 		},
 		nil,
@@ -12396,14 +12397,14 @@ func (ec *executionContext) fieldContext_Integration_tenantID(_ context.Context,
 }
 
 func (ec *executionContext) _Integration_clientID(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_clientID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.ClientID, nil
 		},
 		nil,
@@ -12419,14 +12420,14 @@ func (ec *executionContext) fieldContext_Integration_clientID(_ context.Context,
 }
 
 func (ec *executionContext) _Integration_graphBaseURL(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_graphBaseURL(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.GraphBaseURL, nil
 		},
 		nil,
@@ -12442,14 +12443,14 @@ func (ec *executionContext) fieldContext_Integration_graphBaseURL(_ context.Cont
 }
 
 func (ec *executionContext) _Integration_loginBaseURL(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_loginBaseURL(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.LoginBaseURL, nil
 		},
 		nil,
@@ -12465,14 +12466,14 @@ func (ec *executionContext) fieldContext_Integration_loginBaseURL(_ context.Cont
 }
 
 func (ec *executionContext) _Integration_status(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_status(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (integration.Status, error) {
 			return obj.Status, nil
 		},
 		nil,
@@ -12488,14 +12489,14 @@ func (ec *executionContext) fieldContext_Integration_status(_ context.Context, f
 }
 
 func (ec *executionContext) _Integration_authorizedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_authorizedAt(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.AuthorizedAt, nil
 		},
 		nil,
@@ -12511,14 +12512,14 @@ func (ec *executionContext) fieldContext_Integration_authorizedAt(_ context.Cont
 }
 
 func (ec *executionContext) _Integration_lastError(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_lastError(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.LastError, nil
 		},
 		nil,
@@ -12557,14 +12558,14 @@ func (ec *executionContext) fieldContext_Integration_domains(_ context.Context, 
 }
 
 func (ec *executionContext) _Integration_defaultDomain(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_defaultDomain(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.DefaultDomain, nil
 		},
 		nil,
@@ -12603,14 +12604,14 @@ func (ec *executionContext) fieldContext_Integration_verifiedDomains(_ context.C
 }
 
 func (ec *executionContext) _Integration_tenantPasswordExpiry(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_tenantPasswordExpiry(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.TenantPasswordExpiry, nil
 		},
 		nil,
@@ -12626,14 +12627,14 @@ func (ec *executionContext) fieldContext_Integration_tenantPasswordExpiry(_ cont
 }
 
 func (ec *executionContext) _Integration_emailSource(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_emailSource(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (integration.EmailSource, error) {
 			return obj.EmailSource, nil
 		},
 		nil,
@@ -12649,14 +12650,14 @@ func (ec *executionContext) fieldContext_Integration_emailSource(_ context.Conte
 }
 
 func (ec *executionContext) _Integration_groupManagement(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_groupManagement(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.GroupManagement, nil
 		},
 		nil,
@@ -12672,14 +12673,14 @@ func (ec *executionContext) fieldContext_Integration_groupManagement(_ context.C
 }
 
 func (ec *executionContext) _Integration_suspendOnPasswordExpiry(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_suspendOnPasswordExpiry(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.SuspendOnPasswordExpiry, nil
 		},
 		nil,
@@ -12695,14 +12696,14 @@ func (ec *executionContext) fieldContext_Integration_suspendOnPasswordExpiry(_ c
 }
 
 func (ec *executionContext) _Integration_suspendOnLockout(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_suspendOnLockout(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.SuspendOnLockout, nil
 		},
 		nil,
@@ -12718,14 +12719,14 @@ func (ec *executionContext) fieldContext_Integration_suspendOnLockout(_ context.
 }
 
 func (ec *executionContext) _Integration_driftAction(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_driftAction(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (integration.DriftAction, error) {
 			return obj.DriftAction, nil
 		},
 		nil,
@@ -12741,14 +12742,14 @@ func (ec *executionContext) fieldContext_Integration_driftAction(_ context.Conte
 }
 
 func (ec *executionContext) _Integration_driftCheckedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Integration) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Integration_driftCheckedAt(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.DriftCheckedAt, nil
 		},
 		nil,
@@ -13061,14 +13062,14 @@ func (ec *executionContext) fieldContext_IntegrationBinding_integration(_ contex
 }
 
 func (ec *executionContext) _IntegrationBinding_direct(ctx context.Context, field graphql.CollectedField, obj *model.IntegrationBinding) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_IntegrationBinding_direct(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.Direct, nil
 		},
 		nil,
@@ -13180,14 +13181,14 @@ func (ec *executionContext) fieldContext_IntegrationConnection_pageInfo(_ contex
 }
 
 func (ec *executionContext) _IntegrationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.IntegrationConnection) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_IntegrationConnection_totalCount(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.TotalCount, nil
 		},
 		nil,
@@ -13235,14 +13236,14 @@ func (ec *executionContext) fieldContext_IntegrationEdge_node(_ context.Context,
 }
 
 func (ec *executionContext) _IntegrationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.IntegrationEdge) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_IntegrationEdge_cursor(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (entgql.Cursor[pulid.ID], error) {
 			return obj.Cursor, nil
 		},
 		nil,
@@ -13322,14 +13323,14 @@ func (ec *executionContext) fieldContext_IntegrationPayload_jobs(_ context.Conte
 }
 
 func (ec *executionContext) _Job_id(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Job_id(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.ID, nil
 		},
 		nil,
@@ -13391,14 +13392,14 @@ func (ec *executionContext) fieldContext_Job_updatedAt(_ context.Context, field 
 }
 
 func (ec *executionContext) _Job_kind(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Job_kind(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Kind, nil
 		},
 		nil,
@@ -13414,14 +13415,14 @@ func (ec *executionContext) fieldContext_Job_kind(_ context.Context, field graph
 }
 
 func (ec *executionContext) _Job_status(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Job_status(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (job.Status, error) {
 			return obj.Status, nil
 		},
 		nil,
@@ -13437,14 +13438,14 @@ func (ec *executionContext) fieldContext_Job_status(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Job_total(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Job_total(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.Total, nil
 		},
 		nil,
@@ -13460,14 +13461,14 @@ func (ec *executionContext) fieldContext_Job_total(_ context.Context, field grap
 }
 
 func (ec *executionContext) _Job_done(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Job_done(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.Done, nil
 		},
 		nil,
@@ -13483,14 +13484,14 @@ func (ec *executionContext) fieldContext_Job_done(_ context.Context, field graph
 }
 
 func (ec *executionContext) _Job_failed(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Job_failed(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.Failed, nil
 		},
 		nil,
@@ -13506,14 +13507,14 @@ func (ec *executionContext) fieldContext_Job_failed(_ context.Context, field gra
 }
 
 func (ec *executionContext) _Job_integrationID(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Job_integrationID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*pulid.ID, error) {
 			return obj.IntegrationID, nil
 		},
 		nil,
@@ -13529,14 +13530,14 @@ func (ec *executionContext) fieldContext_Job_integrationID(_ context.Context, fi
 }
 
 func (ec *executionContext) _Job_startedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Job_startedAt(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.StartedAt, nil
 		},
 		nil,
@@ -13552,14 +13553,14 @@ func (ec *executionContext) fieldContext_Job_startedAt(_ context.Context, field 
 }
 
 func (ec *executionContext) _Job_finishedAt(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Job_finishedAt(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.FinishedAt, nil
 		},
 		nil,
@@ -13575,14 +13576,14 @@ func (ec *executionContext) fieldContext_Job_finishedAt(_ context.Context, field
 }
 
 func (ec *executionContext) _Job_retryOfID(ctx context.Context, field graphql.CollectedField, obj *ent.Job) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Job_retryOfID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*pulid.ID, error) {
 			return obj.RetryOfID, nil
 		},
 		nil,
@@ -13761,14 +13762,14 @@ func (ec *executionContext) fieldContext_JobConnection_pageInfo(_ context.Contex
 }
 
 func (ec *executionContext) _JobConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.JobConnection) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobConnection_totalCount(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.TotalCount, nil
 		},
 		nil,
@@ -13816,14 +13817,14 @@ func (ec *executionContext) fieldContext_JobEdge_node(_ context.Context, field g
 }
 
 func (ec *executionContext) _JobEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.JobEdge) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobEdge_cursor(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (entgql.Cursor[pulid.ID], error) {
 			return obj.Cursor, nil
 		},
 		nil,
@@ -13839,14 +13840,14 @@ func (ec *executionContext) fieldContext_JobEdge_cursor(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_id(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_id(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.ID, nil
 		},
 		nil,
@@ -13908,14 +13909,14 @@ func (ec *executionContext) fieldContext_JobItem_updatedAt(_ context.Context, fi
 }
 
 func (ec *executionContext) _JobItem_jobID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_jobID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.JobID, nil
 		},
 		nil,
@@ -13931,14 +13932,14 @@ func (ec *executionContext) fieldContext_JobItem_jobID(_ context.Context, field 
 }
 
 func (ec *executionContext) _JobItem_userID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_userID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*pulid.ID, error) {
 			return obj.UserID, nil
 		},
 		nil,
@@ -13954,14 +13955,14 @@ func (ec *executionContext) fieldContext_JobItem_userID(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_linkID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_linkID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*pulid.ID, error) {
 			return obj.LinkID, nil
 		},
 		nil,
@@ -13977,14 +13978,14 @@ func (ec *executionContext) fieldContext_JobItem_linkID(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_integrationID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_integrationID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.IntegrationID, nil
 		},
 		nil,
@@ -14000,14 +14001,14 @@ func (ec *executionContext) fieldContext_JobItem_integrationID(_ context.Context
 }
 
 func (ec *executionContext) _JobItem_groupID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_groupID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*pulid.ID, error) {
 			return obj.GroupID, nil
 		},
 		nil,
@@ -14023,14 +14024,14 @@ func (ec *executionContext) fieldContext_JobItem_groupID(_ context.Context, fiel
 }
 
 func (ec *executionContext) _JobItem_status(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_status(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (jobitem.Status, error) {
 			return obj.Status, nil
 		},
 		nil,
@@ -14046,14 +14047,14 @@ func (ec *executionContext) fieldContext_JobItem_status(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_result(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_result(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Result, nil
 		},
 		nil,
@@ -14069,14 +14070,14 @@ func (ec *executionContext) fieldContext_JobItem_result(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_errorCode(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_errorCode(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.ErrorCode, nil
 		},
 		nil,
@@ -14092,14 +14093,14 @@ func (ec *executionContext) fieldContext_JobItem_errorCode(_ context.Context, fi
 }
 
 func (ec *executionContext) _JobItem_errorMessage(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_errorMessage(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.ErrorMessage, nil
 		},
 		nil,
@@ -14115,14 +14116,14 @@ func (ec *executionContext) fieldContext_JobItem_errorMessage(_ context.Context,
 }
 
 func (ec *executionContext) _JobItem_detail(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_detail(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Detail, nil
 		},
 		nil,
@@ -14138,14 +14139,14 @@ func (ec *executionContext) fieldContext_JobItem_detail(_ context.Context, field
 }
 
 func (ec *executionContext) _JobItem_remoteID(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_remoteID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.RemoteID, nil
 		},
 		nil,
@@ -14161,14 +14162,14 @@ func (ec *executionContext) fieldContext_JobItem_remoteID(_ context.Context, fie
 }
 
 func (ec *executionContext) _JobItem_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_userPrincipalName(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.UserPrincipalName, nil
 		},
 		nil,
@@ -14184,14 +14185,14 @@ func (ec *executionContext) fieldContext_JobItem_userPrincipalName(_ context.Con
 }
 
 func (ec *executionContext) _JobItem_email(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_email(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Email, nil
 		},
 		nil,
@@ -14207,14 +14208,14 @@ func (ec *executionContext) fieldContext_JobItem_email(_ context.Context, field 
 }
 
 func (ec *executionContext) _JobItem_username(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_username(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Username, nil
 		},
 		nil,
@@ -14230,14 +14231,14 @@ func (ec *executionContext) fieldContext_JobItem_username(_ context.Context, fie
 }
 
 func (ec *executionContext) _JobItem_note(ctx context.Context, field graphql.CollectedField, obj *ent.JobItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItem_note(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Note, nil
 		},
 		nil,
@@ -14349,14 +14350,14 @@ func (ec *executionContext) fieldContext_JobItemConnection_pageInfo(_ context.Co
 }
 
 func (ec *executionContext) _JobItemConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.JobItemConnection) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItemConnection_totalCount(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.TotalCount, nil
 		},
 		nil,
@@ -14404,14 +14405,14 @@ func (ec *executionContext) fieldContext_JobItemEdge_node(_ context.Context, fie
 }
 
 func (ec *executionContext) _JobItemEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.JobItemEdge) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_JobItemEdge_cursor(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (entgql.Cursor[pulid.ID], error) {
 			return obj.Cursor, nil
 		},
 		nil,
@@ -16043,14 +16044,14 @@ func (ec *executionContext) fieldContext_Mutation_cancelJob(ctx context.Context,
 }
 
 func (ec *executionContext) _Notification_id(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Notification_id(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.ID, nil
 		},
 		nil,
@@ -16112,14 +16113,14 @@ func (ec *executionContext) fieldContext_Notification_updatedAt(_ context.Contex
 }
 
 func (ec *executionContext) _Notification_userID(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Notification_userID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*pulid.ID, error) {
 			return obj.UserID, nil
 		},
 		nil,
@@ -16135,14 +16136,14 @@ func (ec *executionContext) fieldContext_Notification_userID(_ context.Context, 
 }
 
 func (ec *executionContext) _Notification_kind(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Notification_kind(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Kind, nil
 		},
 		nil,
@@ -16158,14 +16159,14 @@ func (ec *executionContext) fieldContext_Notification_kind(_ context.Context, fi
 }
 
 func (ec *executionContext) _Notification_message(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Notification_message(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Message, nil
 		},
 		nil,
@@ -16181,14 +16182,14 @@ func (ec *executionContext) fieldContext_Notification_message(_ context.Context,
 }
 
 func (ec *executionContext) _Notification_deliveredAt(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Notification_deliveredAt(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.DeliveredAt, nil
 		},
 		nil,
@@ -16204,14 +16205,14 @@ func (ec *executionContext) fieldContext_Notification_deliveredAt(_ context.Cont
 }
 
 func (ec *executionContext) _Notification_jobID(ctx context.Context, field graphql.CollectedField, obj *ent.Notification) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Notification_jobID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*pulid.ID, error) {
 			return obj.JobID, nil
 		},
 		nil,
@@ -16291,14 +16292,14 @@ func (ec *executionContext) fieldContext_NotificationConnection_pageInfo(_ conte
 }
 
 func (ec *executionContext) _NotificationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationConnection) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_NotificationConnection_totalCount(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.TotalCount, nil
 		},
 		nil,
@@ -16346,14 +16347,14 @@ func (ec *executionContext) fieldContext_NotificationEdge_node(_ context.Context
 }
 
 func (ec *executionContext) _NotificationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.NotificationEdge) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_NotificationEdge_cursor(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (entgql.Cursor[pulid.ID], error) {
 			return obj.Cursor, nil
 		},
 		nil,
@@ -16369,14 +16370,14 @@ func (ec *executionContext) fieldContext_NotificationEdge_cursor(_ context.Conte
 }
 
 func (ec *executionContext) _Organization_id(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Organization_id(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.ID, nil
 		},
 		nil,
@@ -16438,14 +16439,14 @@ func (ec *executionContext) fieldContext_Organization_updatedAt(_ context.Contex
 }
 
 func (ec *executionContext) _Organization_name(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Organization_name(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Name, nil
 		},
 		nil,
@@ -16461,14 +16462,14 @@ func (ec *executionContext) fieldContext_Organization_name(_ context.Context, fi
 }
 
 func (ec *executionContext) _Organization_defaultImportState(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Organization_defaultImportState(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (organization.DefaultImportState, error) {
 			return obj.DefaultImportState, nil
 		},
 		nil,
@@ -16484,14 +16485,14 @@ func (ec *executionContext) fieldContext_Organization_defaultImportState(_ conte
 }
 
 func (ec *executionContext) _Organization_userLimit(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Organization_userLimit(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*int, error) {
 			return obj.UserLimit, nil
 		},
 		nil,
@@ -16507,14 +16508,14 @@ func (ec *executionContext) fieldContext_Organization_userLimit(_ context.Contex
 }
 
 func (ec *executionContext) _Organization_passwordTakeover(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Organization_passwordTakeover(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.PasswordTakeover, nil
 		},
 		nil,
@@ -16530,14 +16531,14 @@ func (ec *executionContext) fieldContext_Organization_passwordTakeover(_ context
 }
 
 func (ec *executionContext) _Organization_passwordMaxAgeDays(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Organization_passwordMaxAgeDays(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*int, error) {
 			return obj.PasswordMaxAgeDays, nil
 		},
 		nil,
@@ -16553,14 +16554,14 @@ func (ec *executionContext) fieldContext_Organization_passwordMaxAgeDays(_ conte
 }
 
 func (ec *executionContext) _Organization_lockoutThreshold(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Organization_lockoutThreshold(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.LockoutThreshold, nil
 		},
 		nil,
@@ -16576,14 +16577,14 @@ func (ec *executionContext) fieldContext_Organization_lockoutThreshold(_ context
 }
 
 func (ec *executionContext) _Organization_lockoutMinutes(ctx context.Context, field graphql.CollectedField, obj *ent.Organization) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_Organization_lockoutMinutes(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.LockoutMinutes, nil
 		},
 		nil,
@@ -16599,14 +16600,14 @@ func (ec *executionContext) fieldContext_Organization_lockoutMinutes(_ context.C
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PageInfo_hasNextPage(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.HasNextPage, nil
 		},
 		nil,
@@ -16622,14 +16623,14 @@ func (ec *executionContext) fieldContext_PageInfo_hasNextPage(_ context.Context,
 }
 
 func (ec *executionContext) _PageInfo_hasPreviousPage(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PageInfo_hasPreviousPage(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.HasPreviousPage, nil
 		},
 		nil,
@@ -16645,14 +16646,14 @@ func (ec *executionContext) fieldContext_PageInfo_hasPreviousPage(_ context.Cont
 }
 
 func (ec *executionContext) _PageInfo_startCursor(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PageInfo_startCursor(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*entgql.Cursor[pulid.ID], error) {
 			return obj.StartCursor, nil
 		},
 		nil,
@@ -16668,14 +16669,14 @@ func (ec *executionContext) fieldContext_PageInfo_startCursor(_ context.Context,
 }
 
 func (ec *executionContext) _PageInfo_endCursor(ctx context.Context, field graphql.CollectedField, obj *entgql.PageInfo[pulid.ID]) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PageInfo_endCursor(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*entgql.Cursor[pulid.ID], error) {
 			return obj.EndCursor, nil
 		},
 		nil,
@@ -16691,14 +16692,14 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 }
 
 func (ec *executionContext) _PlanCounts_total(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanCounts_total(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.Total, nil
 		},
 		nil,
@@ -16714,14 +16715,14 @@ func (ec *executionContext) fieldContext_PlanCounts_total(_ context.Context, fie
 }
 
 func (ec *executionContext) _PlanCounts_unchanged(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanCounts_unchanged(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.Unchanged, nil
 		},
 		nil,
@@ -16737,14 +16738,14 @@ func (ec *executionContext) fieldContext_PlanCounts_unchanged(_ context.Context,
 }
 
 func (ec *executionContext) _PlanCounts_create(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanCounts_create(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.Create, nil
 		},
 		nil,
@@ -16760,14 +16761,14 @@ func (ec *executionContext) fieldContext_PlanCounts_create(_ context.Context, fi
 }
 
 func (ec *executionContext) _PlanCounts_takeover(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanCounts_takeover(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.Takeover, nil
 		},
 		nil,
@@ -16783,14 +16784,14 @@ func (ec *executionContext) fieldContext_PlanCounts_takeover(_ context.Context, 
 }
 
 func (ec *executionContext) _PlanCounts_update(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanCounts_update(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.Update, nil
 		},
 		nil,
@@ -16806,14 +16807,14 @@ func (ec *executionContext) fieldContext_PlanCounts_update(_ context.Context, fi
 }
 
 func (ec *executionContext) _PlanCounts_enable(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanCounts_enable(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.Enable, nil
 		},
 		nil,
@@ -16829,14 +16830,14 @@ func (ec *executionContext) fieldContext_PlanCounts_enable(_ context.Context, fi
 }
 
 func (ec *executionContext) _PlanCounts_disable(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanCounts_disable(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.Disable, nil
 		},
 		nil,
@@ -16852,14 +16853,14 @@ func (ec *executionContext) fieldContext_PlanCounts_disable(_ context.Context, f
 }
 
 func (ec *executionContext) _PlanCounts_outOfScope(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanCounts_outOfScope(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.OutOfScope, nil
 		},
 		nil,
@@ -16875,14 +16876,14 @@ func (ec *executionContext) fieldContext_PlanCounts_outOfScope(_ context.Context
 }
 
 func (ec *executionContext) _PlanCounts_error(ctx context.Context, field graphql.CollectedField, obj *model.PlanCounts) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanCounts_error(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.Error, nil
 		},
 		nil,
@@ -16898,14 +16899,14 @@ func (ec *executionContext) fieldContext_PlanCounts_error(_ context.Context, fie
 }
 
 func (ec *executionContext) _PlanItem_action(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanItem_action(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (model.PlanAction, error) {
 			return obj.Action, nil
 		},
 		nil,
@@ -16921,14 +16922,14 @@ func (ec *executionContext) fieldContext_PlanItem_action(_ context.Context, fiel
 }
 
 func (ec *executionContext) _PlanItem_integrationID(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanItem_integrationID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.IntegrationID, nil
 		},
 		nil,
@@ -17008,14 +17009,14 @@ func (ec *executionContext) fieldContext_PlanItem_group(_ context.Context, field
 }
 
 func (ec *executionContext) _PlanItem_name(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanItem_name(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.Name, nil
 		},
 		nil,
@@ -17031,14 +17032,14 @@ func (ec *executionContext) fieldContext_PlanItem_name(_ context.Context, field 
 }
 
 func (ec *executionContext) _PlanItem_remoteID(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanItem_remoteID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.RemoteID, nil
 		},
 		nil,
@@ -17054,14 +17055,14 @@ func (ec *executionContext) fieldContext_PlanItem_remoteID(_ context.Context, fi
 }
 
 func (ec *executionContext) _PlanItem_remoteDisplayName(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanItem_remoteDisplayName(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.RemoteDisplayName, nil
 		},
 		nil,
@@ -17109,14 +17110,14 @@ func (ec *executionContext) fieldContext_PlanItem_changes(_ context.Context, fie
 }
 
 func (ec *executionContext) _PlanItem_reason(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanItem_reason(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.Reason, nil
 		},
 		nil,
@@ -17132,14 +17133,14 @@ func (ec *executionContext) fieldContext_PlanItem_reason(_ context.Context, fiel
 }
 
 func (ec *executionContext) _PlanItem_errorCode(ctx context.Context, field graphql.CollectedField, obj *model.PlanItem) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PlanItem_errorCode(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.ErrorCode, nil
 		},
 		nil,
@@ -17155,14 +17156,14 @@ func (ec *executionContext) fieldContext_PlanItem_errorCode(_ context.Context, f
 }
 
 func (ec *executionContext) _PortalLogoutPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.PortalLogoutPayload) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PortalLogoutPayload_ok(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.Ok, nil
 		},
 		nil,
@@ -17178,14 +17179,14 @@ func (ec *executionContext) fieldContext_PortalLogoutPayload_ok(_ context.Contex
 }
 
 func (ec *executionContext) _PortalSessionPayload_token(ctx context.Context, field graphql.CollectedField, obj *model.PortalSessionPayload) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_PortalSessionPayload_token(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Token, nil
 		},
 		nil,
@@ -18014,14 +18015,14 @@ func (ec *executionContext) fieldContext_RemoteDrift_detectedAt(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteDrift_deleted(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteDrift_deleted(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.Deleted, nil
 		},
 		nil,
@@ -18037,14 +18038,14 @@ func (ec *executionContext) fieldContext_RemoteDrift_deleted(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteDrift_action(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteDrift_action(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Action, nil
 		},
 		nil,
@@ -18060,14 +18061,14 @@ func (ec *executionContext) fieldContext_RemoteDrift_action(_ context.Context, f
 }
 
 func (ec *executionContext) _RemoteDrift_jobID(ctx context.Context, field graphql.CollectedField, obj *driftinfo.Drift) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteDrift_jobID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.JobID, nil
 		},
 		nil,
@@ -18083,14 +18084,14 @@ func (ec *executionContext) fieldContext_RemoteDrift_jobID(_ context.Context, fi
 }
 
 func (ec *executionContext) _RemoteLink_id(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_id(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.ID, nil
 		},
 		nil,
@@ -18152,14 +18153,14 @@ func (ec *executionContext) fieldContext_RemoteLink_updatedAt(_ context.Context,
 }
 
 func (ec *executionContext) _RemoteLink_integrationID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_integrationID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.IntegrationID, nil
 		},
 		nil,
@@ -18175,14 +18176,14 @@ func (ec *executionContext) fieldContext_RemoteLink_integrationID(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteLink_userID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_userID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*pulid.ID, error) {
 			return obj.UserID, nil
 		},
 		nil,
@@ -18198,14 +18199,14 @@ func (ec *executionContext) fieldContext_RemoteLink_userID(_ context.Context, fi
 }
 
 func (ec *executionContext) _RemoteLink_groupID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_groupID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*pulid.ID, error) {
 			return obj.GroupID, nil
 		},
 		nil,
@@ -18221,14 +18222,14 @@ func (ec *executionContext) fieldContext_RemoteLink_groupID(_ context.Context, f
 }
 
 func (ec *executionContext) _RemoteLink_kind(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_kind(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (remotelink.Kind, error) {
 			return obj.Kind, nil
 		},
 		nil,
@@ -18244,14 +18245,14 @@ func (ec *executionContext) fieldContext_RemoteLink_kind(_ context.Context, fiel
 }
 
 func (ec *executionContext) _RemoteLink_remoteID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_remoteID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.RemoteID, nil
 		},
 		nil,
@@ -18267,14 +18268,14 @@ func (ec *executionContext) fieldContext_RemoteLink_remoteID(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteLink_upn(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_upn(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Upn, nil
 		},
 		nil,
@@ -18290,14 +18291,14 @@ func (ec *executionContext) fieldContext_RemoteLink_upn(_ context.Context, field
 }
 
 func (ec *executionContext) _RemoteLink_status(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_status(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (remotelink.Status, error) {
 			return obj.Status, nil
 		},
 		nil,
@@ -18313,14 +18314,14 @@ func (ec *executionContext) fieldContext_RemoteLink_status(_ context.Context, fi
 }
 
 func (ec *executionContext) _RemoteLink_remoteEnabled(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_remoteEnabled(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*bool, error) {
 			return obj.RemoteEnabled, nil
 		},
 		nil,
@@ -18336,14 +18337,14 @@ func (ec *executionContext) fieldContext_RemoteLink_remoteEnabled(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteLink_takenOver(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_takenOver(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.TakenOver, nil
 		},
 		nil,
@@ -18359,14 +18360,14 @@ func (ec *executionContext) fieldContext_RemoteLink_takenOver(_ context.Context,
 }
 
 func (ec *executionContext) _RemoteLink_remoteCreatedAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_remoteCreatedAt(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.RemoteCreatedAt, nil
 		},
 		nil,
@@ -18382,14 +18383,14 @@ func (ec *executionContext) fieldContext_RemoteLink_remoteCreatedAt(_ context.Co
 }
 
 func (ec *executionContext) _RemoteLink_statusReason(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_statusReason(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.StatusReason, nil
 		},
 		nil,
@@ -18405,14 +18406,14 @@ func (ec *executionContext) fieldContext_RemoteLink_statusReason(_ context.Conte
 }
 
 func (ec *executionContext) _RemoteLink_ownerMarked(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_ownerMarked(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.OwnerMarked, nil
 		},
 		nil,
@@ -18460,14 +18461,14 @@ func (ec *executionContext) fieldContext_RemoteLink_drift(_ context.Context, fie
 }
 
 func (ec *executionContext) _RemoteLink_lastErrorCode(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_lastErrorCode(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.LastErrorCode, nil
 		},
 		nil,
@@ -18483,14 +18484,14 @@ func (ec *executionContext) fieldContext_RemoteLink_lastErrorCode(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteLink_lastErrorMessage(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_lastErrorMessage(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.LastErrorMessage, nil
 		},
 		nil,
@@ -18506,14 +18507,14 @@ func (ec *executionContext) fieldContext_RemoteLink_lastErrorMessage(_ context.C
 }
 
 func (ec *executionContext) _RemoteLink_lastErrorRequestID(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_lastErrorRequestID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.LastErrorRequestID, nil
 		},
 		nil,
@@ -18529,14 +18530,14 @@ func (ec *executionContext) fieldContext_RemoteLink_lastErrorRequestID(_ context
 }
 
 func (ec *executionContext) _RemoteLink_lastSyncedAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_lastSyncedAt(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.LastSyncedAt, nil
 		},
 		nil,
@@ -18552,14 +18553,14 @@ func (ec *executionContext) fieldContext_RemoteLink_lastSyncedAt(_ context.Conte
 }
 
 func (ec *executionContext) _RemoteLink_displayName(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_displayName(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.DisplayName, nil
 		},
 		nil,
@@ -18575,14 +18576,14 @@ func (ec *executionContext) fieldContext_RemoteLink_displayName(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteLink_membersInSync(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_membersInSync(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.MembersInSync, nil
 		},
 		nil,
@@ -18598,14 +18599,14 @@ func (ec *executionContext) fieldContext_RemoteLink_membersInSync(_ context.Cont
 }
 
 func (ec *executionContext) _RemoteLink_membersPending(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_membersPending(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.MembersPending, nil
 		},
 		nil,
@@ -18621,14 +18622,14 @@ func (ec *executionContext) fieldContext_RemoteLink_membersPending(_ context.Con
 }
 
 func (ec *executionContext) _RemoteLink_foreignMembers(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_foreignMembers(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.ForeignMembers, nil
 		},
 		nil,
@@ -18644,14 +18645,14 @@ func (ec *executionContext) fieldContext_RemoteLink_foreignMembers(_ context.Con
 }
 
 func (ec *executionContext) _RemoteLink_passwordVersion(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_passwordVersion(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.PasswordVersion, nil
 		},
 		nil,
@@ -18667,14 +18668,14 @@ func (ec *executionContext) fieldContext_RemoteLink_passwordVersion(_ context.Co
 }
 
 func (ec *executionContext) _RemoteLink_passwordPushedAt(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_passwordPushedAt(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.PasswordPushedAt, nil
 		},
 		nil,
@@ -18690,14 +18691,14 @@ func (ec *executionContext) fieldContext_RemoteLink_passwordPushedAt(_ context.C
 }
 
 func (ec *executionContext) _RemoteLink_passwordErrorCode(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_passwordErrorCode(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.PasswordErrorCode, nil
 		},
 		nil,
@@ -18713,14 +18714,14 @@ func (ec *executionContext) fieldContext_RemoteLink_passwordErrorCode(_ context.
 }
 
 func (ec *executionContext) _RemoteLink_passwordErrorMessage(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLink) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLink_passwordErrorMessage(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.PasswordErrorMessage, nil
 		},
 		nil,
@@ -18896,14 +18897,14 @@ func (ec *executionContext) fieldContext_RemoteLinkConnection_pageInfo(_ context
 }
 
 func (ec *executionContext) _RemoteLinkConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLinkConnection) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLinkConnection_totalCount(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.TotalCount, nil
 		},
 		nil,
@@ -18951,14 +18952,14 @@ func (ec *executionContext) fieldContext_RemoteLinkEdge_node(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteLinkEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.RemoteLinkEdge) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteLinkEdge_cursor(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (entgql.Cursor[pulid.ID], error) {
 			return obj.Cursor, nil
 		},
 		nil,
@@ -18974,14 +18975,14 @@ func (ec *executionContext) fieldContext_RemoteLinkEdge_cursor(_ context.Context
 }
 
 func (ec *executionContext) _RemoteUser_remoteID(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteUser_remoteID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.RemoteID, nil
 		},
 		nil,
@@ -18997,14 +18998,14 @@ func (ec *executionContext) fieldContext_RemoteUser_remoteID(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteUser_userPrincipalName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteUser_userPrincipalName(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.UserPrincipalName, nil
 		},
 		nil,
@@ -19020,14 +19021,14 @@ func (ec *executionContext) fieldContext_RemoteUser_userPrincipalName(_ context.
 }
 
 func (ec *executionContext) _RemoteUser_mail(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteUser_mail(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.Mail, nil
 		},
 		nil,
@@ -19043,14 +19044,14 @@ func (ec *executionContext) fieldContext_RemoteUser_mail(_ context.Context, fiel
 }
 
 func (ec *executionContext) _RemoteUser_mailNickname(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteUser_mailNickname(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.MailNickname, nil
 		},
 		nil,
@@ -19066,14 +19067,14 @@ func (ec *executionContext) fieldContext_RemoteUser_mailNickname(_ context.Conte
 }
 
 func (ec *executionContext) _RemoteUser_displayName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteUser_displayName(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.DisplayName, nil
 		},
 		nil,
@@ -19089,14 +19090,14 @@ func (ec *executionContext) fieldContext_RemoteUser_displayName(_ context.Contex
 }
 
 func (ec *executionContext) _RemoteUser_givenName(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteUser_givenName(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.GivenName, nil
 		},
 		nil,
@@ -19112,14 +19113,14 @@ func (ec *executionContext) fieldContext_RemoteUser_givenName(_ context.Context,
 }
 
 func (ec *executionContext) _RemoteUser_surname(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteUser_surname(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.Surname, nil
 		},
 		nil,
@@ -19135,14 +19136,14 @@ func (ec *executionContext) fieldContext_RemoteUser_surname(_ context.Context, f
 }
 
 func (ec *executionContext) _RemoteUser_jobTitle(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteUser_jobTitle(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.JobTitle, nil
 		},
 		nil,
@@ -19158,14 +19159,14 @@ func (ec *executionContext) fieldContext_RemoteUser_jobTitle(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteUser_department(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteUser_department(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.Department, nil
 		},
 		nil,
@@ -19181,14 +19182,14 @@ func (ec *executionContext) fieldContext_RemoteUser_department(_ context.Context
 }
 
 func (ec *executionContext) _RemoteUser_accountEnabled(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteUser_accountEnabled(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.AccountEnabled, nil
 		},
 		nil,
@@ -19204,14 +19205,14 @@ func (ec *executionContext) fieldContext_RemoteUser_accountEnabled(_ context.Con
 }
 
 func (ec *executionContext) _RemoteUser_inDirectory(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUser) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteUser_inDirectory(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.InDirectory, nil
 		},
 		nil,
@@ -19323,14 +19324,14 @@ func (ec *executionContext) fieldContext_RemoteUserConnection_pageInfo(_ context
 }
 
 func (ec *executionContext) _RemoteUserConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserConnection) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteUserConnection_totalCount(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*int, error) {
 			return obj.TotalCount, nil
 		},
 		nil,
@@ -19378,14 +19379,14 @@ func (ec *executionContext) fieldContext_RemoteUserEdge_node(_ context.Context, 
 }
 
 func (ec *executionContext) _RemoteUserEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *importer.RemoteUserEdge) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RemoteUserEdge_cursor(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (entgql.Cursor[pulid.ID], error) {
 			return obj.Cursor, nil
 		},
 		nil,
@@ -19465,14 +19466,14 @@ func (ec *executionContext) fieldContext_RemoveUserGroupMembersPayload_jobs(_ co
 }
 
 func (ec *executionContext) _RequestPasswordResetPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.RequestPasswordResetPayload) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_RequestPasswordResetPayload_ok(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.Ok, nil
 		},
 		nil,
@@ -19488,14 +19489,14 @@ func (ec *executionContext) fieldContext_RequestPasswordResetPayload_ok(_ contex
 }
 
 func (ec *executionContext) _ResetPasswordPayload_ok(ctx context.Context, field graphql.CollectedField, obj *model.ResetPasswordPayload) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_ResetPasswordPayload_ok(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.Ok, nil
 		},
 		nil,
@@ -20123,14 +20124,14 @@ func (ec *executionContext) fieldContext_UpdateUserPayload_jobs(_ context.Contex
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_id(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.ID, nil
 		},
 		nil,
@@ -20192,14 +20193,14 @@ func (ec *executionContext) fieldContext_User_updatedAt(_ context.Context, field
 }
 
 func (ec *executionContext) _User_username(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_username(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Username, nil
 		},
 		nil,
@@ -20215,14 +20216,14 @@ func (ec *executionContext) fieldContext_User_username(_ context.Context, field 
 }
 
 func (ec *executionContext) _User_email(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_email(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Email, nil
 		},
 		nil,
@@ -20238,14 +20239,14 @@ func (ec *executionContext) fieldContext_User_email(_ context.Context, field gra
 }
 
 func (ec *executionContext) _User_alternateEmail(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_alternateEmail(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.AlternateEmail, nil
 		},
 		nil,
@@ -20261,14 +20262,14 @@ func (ec *executionContext) fieldContext_User_alternateEmail(_ context.Context, 
 }
 
 func (ec *executionContext) _User_firstName(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_firstName(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.FirstName, nil
 		},
 		nil,
@@ -20284,14 +20285,14 @@ func (ec *executionContext) fieldContext_User_firstName(_ context.Context, field
 }
 
 func (ec *executionContext) _User_lastName(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_lastName(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.LastName, nil
 		},
 		nil,
@@ -20307,14 +20308,14 @@ func (ec *executionContext) fieldContext_User_lastName(_ context.Context, field 
 }
 
 func (ec *executionContext) _User_displayName(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_displayName(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.DisplayName, nil
 		},
 		nil,
@@ -20330,14 +20331,14 @@ func (ec *executionContext) fieldContext_User_displayName(_ context.Context, fie
 }
 
 func (ec *executionContext) _User_jobTitle(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_jobTitle(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.JobTitle, nil
 		},
 		nil,
@@ -20353,14 +20354,14 @@ func (ec *executionContext) fieldContext_User_jobTitle(_ context.Context, field 
 }
 
 func (ec *executionContext) _User_department(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_department(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Department, nil
 		},
 		nil,
@@ -20376,14 +20377,14 @@ func (ec *executionContext) fieldContext_User_department(_ context.Context, fiel
 }
 
 func (ec *executionContext) _User_companyName(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_companyName(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.CompanyName, nil
 		},
 		nil,
@@ -20399,14 +20400,14 @@ func (ec *executionContext) fieldContext_User_companyName(_ context.Context, fie
 }
 
 func (ec *executionContext) _User_employeeID(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_employeeID(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.EmployeeID, nil
 		},
 		nil,
@@ -20422,14 +20423,14 @@ func (ec *executionContext) fieldContext_User_employeeID(_ context.Context, fiel
 }
 
 func (ec *executionContext) _User_employeeType(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_employeeType(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.EmployeeType, nil
 		},
 		nil,
@@ -20445,14 +20446,14 @@ func (ec *executionContext) fieldContext_User_employeeType(_ context.Context, fi
 }
 
 func (ec *executionContext) _User_costCenter(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_costCenter(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.CostCenter, nil
 		},
 		nil,
@@ -20468,14 +20469,14 @@ func (ec *executionContext) fieldContext_User_costCenter(_ context.Context, fiel
 }
 
 func (ec *executionContext) _User_businessPhone(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_businessPhone(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.BusinessPhone, nil
 		},
 		nil,
@@ -20491,14 +20492,14 @@ func (ec *executionContext) fieldContext_User_businessPhone(_ context.Context, f
 }
 
 func (ec *executionContext) _User_mobilePhone(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_mobilePhone(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.MobilePhone, nil
 		},
 		nil,
@@ -20514,14 +20515,14 @@ func (ec *executionContext) fieldContext_User_mobilePhone(_ context.Context, fie
 }
 
 func (ec *executionContext) _User_officeLocation(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_officeLocation(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.OfficeLocation, nil
 		},
 		nil,
@@ -20537,14 +20538,14 @@ func (ec *executionContext) fieldContext_User_officeLocation(_ context.Context, 
 }
 
 func (ec *executionContext) _User_streetAddress(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_streetAddress(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.StreetAddress, nil
 		},
 		nil,
@@ -20560,14 +20561,14 @@ func (ec *executionContext) fieldContext_User_streetAddress(_ context.Context, f
 }
 
 func (ec *executionContext) _User_city(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_city(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.City, nil
 		},
 		nil,
@@ -20583,14 +20584,14 @@ func (ec *executionContext) fieldContext_User_city(_ context.Context, field grap
 }
 
 func (ec *executionContext) _User_addressState(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_addressState(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.AddressState, nil
 		},
 		nil,
@@ -20606,14 +20607,14 @@ func (ec *executionContext) fieldContext_User_addressState(_ context.Context, fi
 }
 
 func (ec *executionContext) _User_postalCode(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_postalCode(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.PostalCode, nil
 		},
 		nil,
@@ -20629,14 +20630,14 @@ func (ec *executionContext) fieldContext_User_postalCode(_ context.Context, fiel
 }
 
 func (ec *executionContext) _User_country(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_country(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Country, nil
 		},
 		nil,
@@ -20652,14 +20653,14 @@ func (ec *executionContext) fieldContext_User_country(_ context.Context, field g
 }
 
 func (ec *executionContext) _User_usageLocation(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_usageLocation(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.UsageLocation, nil
 		},
 		nil,
@@ -20675,14 +20676,14 @@ func (ec *executionContext) fieldContext_User_usageLocation(_ context.Context, f
 }
 
 func (ec *executionContext) _User_state(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_state(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (user.State, error) {
 			return obj.State, nil
 		},
 		nil,
@@ -20698,14 +20699,14 @@ func (ec *executionContext) fieldContext_User_state(_ context.Context, field gra
 }
 
 func (ec *executionContext) _User_passwordSetAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_passwordSetAt(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.PasswordSetAt, nil
 		},
 		nil,
@@ -20721,14 +20722,14 @@ func (ec *executionContext) fieldContext_User_passwordSetAt(_ context.Context, f
 }
 
 func (ec *executionContext) _User_passwordExpiresAt(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_passwordExpiresAt(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.PasswordExpiresAt, nil
 		},
 		nil,
@@ -20744,14 +20745,14 @@ func (ec *executionContext) fieldContext_User_passwordExpiresAt(_ context.Contex
 }
 
 func (ec *executionContext) _User_lockedUntil(ctx context.Context, field graphql.CollectedField, obj *ent.User) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_User_lockedUntil(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*time.Time, error) {
 			return obj.LockedUntil, nil
 		},
 		nil,
@@ -20951,14 +20952,14 @@ func (ec *executionContext) fieldContext_UserConnection_pageInfo(_ context.Conte
 }
 
 func (ec *executionContext) _UserConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.UserConnection) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_UserConnection_totalCount(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.TotalCount, nil
 		},
 		nil,
@@ -21006,14 +21007,14 @@ func (ec *executionContext) fieldContext_UserEdge_node(_ context.Context, field 
 }
 
 func (ec *executionContext) _UserEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.UserEdge) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_UserEdge_cursor(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (entgql.Cursor[pulid.ID], error) {
 			return obj.Cursor, nil
 		},
 		nil,
@@ -21029,14 +21030,14 @@ func (ec *executionContext) fieldContext_UserEdge_cursor(_ context.Context, fiel
 }
 
 func (ec *executionContext) _UserGroup_id(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroup) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_UserGroup_id(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (pulid.ID, error) {
 			return obj.ID, nil
 		},
 		nil,
@@ -21098,14 +21099,14 @@ func (ec *executionContext) fieldContext_UserGroup_updatedAt(_ context.Context, 
 }
 
 func (ec *executionContext) _UserGroup_name(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroup) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_UserGroup_name(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Name, nil
 		},
 		nil,
@@ -21121,14 +21122,14 @@ func (ec *executionContext) fieldContext_UserGroup_name(_ context.Context, field
 }
 
 func (ec *executionContext) _UserGroup_description(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroup) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_UserGroup_description(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Description, nil
 		},
 		nil,
@@ -21284,14 +21285,14 @@ func (ec *executionContext) fieldContext_UserGroupConnection_pageInfo(_ context.
 }
 
 func (ec *executionContext) _UserGroupConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroupConnection) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_UserGroupConnection_totalCount(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.TotalCount, nil
 		},
 		nil,
@@ -21339,14 +21340,14 @@ func (ec *executionContext) fieldContext_UserGroupEdge_node(_ context.Context, f
 }
 
 func (ec *executionContext) _UserGroupEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *ent.UserGroupEdge) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_UserGroupEdge_cursor(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (entgql.Cursor[pulid.ID], error) {
 			return obj.Cursor, nil
 		},
 		nil,
@@ -21362,14 +21363,14 @@ func (ec *executionContext) fieldContext_UserGroupEdge_cursor(_ context.Context,
 }
 
 func (ec *executionContext) _WriteBudget_size(ctx context.Context, field graphql.CollectedField, obj *model.WriteBudget) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_WriteBudget_size(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (int, error) {
 			return obj.Size, nil
 		},
 		nil,
@@ -21408,14 +21409,14 @@ func (ec *executionContext) fieldContext_WriteBudget_refillPerSecond(_ context.C
 }
 
 func (ec *executionContext) _WriteBudget_custom(ctx context.Context, field graphql.CollectedField, obj *model.WriteBudget) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext_WriteBudget_custom(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.Custom, nil
 		},
 		nil,
@@ -21431,14 +21432,14 @@ func (ec *executionContext) fieldContext_WriteBudget_custom(_ context.Context, f
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext___Directive_name(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Name, nil
 		},
 		nil,
@@ -21477,14 +21478,14 @@ func (ec *executionContext) fieldContext___Directive_description(_ context.Conte
 }
 
 func (ec *executionContext) ___Directive_isRepeatable(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext___Directive_isRepeatable(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (bool, error) {
 			return obj.IsRepeatable, nil
 		},
 		nil,
@@ -21567,14 +21568,14 @@ func (ec *executionContext) fieldContext___Directive_args(ctx context.Context, f
 }
 
 func (ec *executionContext) ___EnumValue_name(ctx context.Context, field graphql.CollectedField, obj *introspection.EnumValue) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext___EnumValue_name(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Name, nil
 		},
 		nil,
@@ -21659,14 +21660,14 @@ func (ec *executionContext) fieldContext___EnumValue_deprecationReason(_ context
 }
 
 func (ec *executionContext) ___Field_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Field) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext___Field_name(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Name, nil
 		},
 		nil,
@@ -21827,14 +21828,14 @@ func (ec *executionContext) fieldContext___Field_deprecationReason(_ context.Con
 }
 
 func (ec *executionContext) ___InputValue_name(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext___InputValue_name(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (string, error) {
 			return obj.Name, nil
 		},
 		nil,
@@ -21905,14 +21906,14 @@ func (ec *executionContext) fieldContext___InputValue_type(_ context.Context, fi
 }
 
 func (ec *executionContext) ___InputValue_defaultValue(ctx context.Context, field graphql.CollectedField, obj *introspection.InputValue) (ret graphql.Marshaler) {
-	return gqlexec.ResolvePlainField(
+	return gqlexec.PlainScalar(
 		ctx,
 		ec.OperationContext,
 		field,
 		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.fieldContext___InputValue_defaultValue(ctx, field)
 		},
-		func(ctx context.Context) (any, error) {
+		func(ctx context.Context) (*string, error) {
 			return obj.DefaultValue, nil
 		},
 		nil,
@@ -35357,9 +35358,9 @@ func (ec *executionContext) _Node(ctx context.Context, sel ast.SelectionSet, obj
 var aPIKeyImplementors = []string{"APIKey", "Node"}
 
 func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, obj *ent.APIKey) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, aPIKeyImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, aPIKeyImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35424,15 +35425,15 @@ func (ec *executionContext) _APIKey(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var aPIKeyConnectionImplementors = []string{"APIKeyConnection"}
 
 func (ec *executionContext) _APIKeyConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.APIKeyConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, aPIKeyConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, aPIKeyConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35467,15 +35468,15 @@ func (ec *executionContext) _APIKeyConnection(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var aPIKeyEdgeImplementors = []string{"APIKeyEdge"}
 
 func (ec *executionContext) _APIKeyEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.APIKeyEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, aPIKeyEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, aPIKeyEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35505,15 +35506,15 @@ func (ec *executionContext) _APIKeyEdge(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var activateUserPayloadImplementors = []string{"ActivateUserPayload"}
 
 func (ec *executionContext) _ActivateUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ActivateUserPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, activateUserPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, activateUserPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35543,15 +35544,15 @@ func (ec *executionContext) _ActivateUserPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var addUserGroupMembersPayloadImplementors = []string{"AddUserGroupMembersPayload"}
 
 func (ec *executionContext) _AddUserGroupMembersPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AddUserGroupMembersPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, addUserGroupMembersPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, addUserGroupMembersPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35581,15 +35582,15 @@ func (ec *executionContext) _AddUserGroupMembersPayload(ctx context.Context, sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var attributeDiffImplementors = []string{"AttributeDiff"}
 
 func (ec *executionContext) _AttributeDiff(ctx context.Context, sel ast.SelectionSet, obj *model.AttributeDiff) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, attributeDiffImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, attributeDiffImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35624,15 +35625,15 @@ func (ec *executionContext) _AttributeDiff(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var attributeMappingImplementors = []string{"AttributeMapping"}
 
 func (ec *executionContext) _AttributeMapping(ctx context.Context, sel ast.SelectionSet, obj *mapping.Rule) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, attributeMappingImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, attributeMappingImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35672,15 +35673,15 @@ func (ec *executionContext) _AttributeMapping(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var bindingPayloadImplementors = []string{"BindingPayload"}
 
 func (ec *executionContext) _BindingPayload(ctx context.Context, sel ast.SelectionSet, obj *model.BindingPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, bindingPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, bindingPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35710,15 +35711,15 @@ func (ec *executionContext) _BindingPayload(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var bindingPlanImplementors = []string{"BindingPlan"}
 
 func (ec *executionContext) _BindingPlan(ctx context.Context, sel ast.SelectionSet, obj *model.BindingPlan) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, bindingPlanImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, bindingPlanImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35763,15 +35764,15 @@ func (ec *executionContext) _BindingPlan(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var changeMyPasswordPayloadImplementors = []string{"ChangeMyPasswordPayload"}
 
 func (ec *executionContext) _ChangeMyPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ChangeMyPasswordPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, changeMyPasswordPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, changeMyPasswordPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35796,15 +35797,15 @@ func (ec *executionContext) _ChangeMyPasswordPayload(ctx context.Context, sel as
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var createAPIKeyPayloadImplementors = []string{"CreateAPIKeyPayload"}
 
 func (ec *executionContext) _CreateAPIKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateAPIKeyPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, createAPIKeyPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, createAPIKeyPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35834,15 +35835,15 @@ func (ec *executionContext) _CreateAPIKeyPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var createActivationPayloadImplementors = []string{"CreateActivationPayload"}
 
 func (ec *executionContext) _CreateActivationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateActivationPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, createActivationPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, createActivationPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35877,15 +35878,15 @@ func (ec *executionContext) _CreateActivationPayload(ctx context.Context, sel as
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var createUserGroupPayloadImplementors = []string{"CreateUserGroupPayload"}
 
 func (ec *executionContext) _CreateUserGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateUserGroupPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, createUserGroupPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, createUserGroupPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35910,15 +35911,15 @@ func (ec *executionContext) _CreateUserGroupPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var createUserPayloadImplementors = []string{"CreateUserPayload"}
 
 func (ec *executionContext) _CreateUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CreateUserPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, createUserPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, createUserPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35943,15 +35944,15 @@ func (ec *executionContext) _CreateUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var deleteIntegrationPayloadImplementors = []string{"DeleteIntegrationPayload"}
 
 func (ec *executionContext) _DeleteIntegrationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteIntegrationPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, deleteIntegrationPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, deleteIntegrationPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -35976,15 +35977,15 @@ func (ec *executionContext) _DeleteIntegrationPayload(ctx context.Context, sel a
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var deleteUserGroupPayloadImplementors = []string{"DeleteUserGroupPayload"}
 
 func (ec *executionContext) _DeleteUserGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteUserGroupPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, deleteUserGroupPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, deleteUserGroupPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36014,15 +36015,15 @@ func (ec *executionContext) _DeleteUserGroupPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var deleteUserPayloadImplementors = []string{"DeleteUserPayload"}
 
 func (ec *executionContext) _DeleteUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.DeleteUserPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, deleteUserPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, deleteUserPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36052,15 +36053,15 @@ func (ec *executionContext) _DeleteUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var eventImplementors = []string{"Event", "Node"}
 
 func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, obj *ent.Event) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, eventImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, eventImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36125,15 +36126,15 @@ func (ec *executionContext) _Event(ctx context.Context, sel ast.SelectionSet, ob
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var eventConnectionImplementors = []string{"EventConnection"}
 
 func (ec *executionContext) _EventConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.EventConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, eventConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, eventConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36168,15 +36169,15 @@ func (ec *executionContext) _EventConnection(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var eventEdgeImplementors = []string{"EventEdge"}
 
 func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.EventEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, eventEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, eventEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36206,15 +36207,15 @@ func (ec *executionContext) _EventEdge(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var importResultImplementors = []string{"ImportResult"}
 
 func (ec *executionContext) _ImportResult(ctx context.Context, sel ast.SelectionSet, obj *importer.Result) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, importResultImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, importResultImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36259,15 +36260,15 @@ func (ec *executionContext) _ImportResult(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var importUsersPayloadImplementors = []string{"ImportUsersPayload"}
 
 func (ec *executionContext) _ImportUsersPayload(ctx context.Context, sel ast.SelectionSet, obj *importer.Payload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, importUsersPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, importUsersPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36297,15 +36298,15 @@ func (ec *executionContext) _ImportUsersPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var integrationImplementors = []string{"Integration", "Node"}
 
 func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionSet, obj *ent.Integration) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, integrationImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36478,15 +36479,15 @@ func (ec *executionContext) _Integration(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var integrationBindingImplementors = []string{"IntegrationBinding"}
 
 func (ec *executionContext) _IntegrationBinding(ctx context.Context, sel ast.SelectionSet, obj *model.IntegrationBinding) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, integrationBindingImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationBindingImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36521,15 +36522,15 @@ func (ec *executionContext) _IntegrationBinding(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var integrationConnectionImplementors = []string{"IntegrationConnection"}
 
 func (ec *executionContext) _IntegrationConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.IntegrationConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, integrationConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36564,15 +36565,15 @@ func (ec *executionContext) _IntegrationConnection(ctx context.Context, sel ast.
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var integrationEdgeImplementors = []string{"IntegrationEdge"}
 
 func (ec *executionContext) _IntegrationEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.IntegrationEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, integrationEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36602,15 +36603,15 @@ func (ec *executionContext) _IntegrationEdge(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var integrationPayloadImplementors = []string{"IntegrationPayload"}
 
 func (ec *executionContext) _IntegrationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.IntegrationPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, integrationPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, integrationPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36640,15 +36641,15 @@ func (ec *executionContext) _IntegrationPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var jobImplementors = []string{"Job", "Node"}
 
 func (ec *executionContext) _Job(ctx context.Context, sel ast.SelectionSet, obj *ent.Job) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, jobImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36746,15 +36747,15 @@ func (ec *executionContext) _Job(ctx context.Context, sel ast.SelectionSet, obj 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var jobConnectionImplementors = []string{"JobConnection"}
 
 func (ec *executionContext) _JobConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.JobConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, jobConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36789,15 +36790,15 @@ func (ec *executionContext) _JobConnection(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var jobEdgeImplementors = []string{"JobEdge"}
 
 func (ec *executionContext) _JobEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.JobEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, jobEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36827,15 +36828,15 @@ func (ec *executionContext) _JobEdge(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var jobItemImplementors = []string{"JobItem", "Node"}
 
 func (ec *executionContext) _JobItem(ctx context.Context, sel ast.SelectionSet, obj *ent.JobItem) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, jobItemImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobItemImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36951,15 +36952,15 @@ func (ec *executionContext) _JobItem(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var jobItemConnectionImplementors = []string{"JobItemConnection"}
 
 func (ec *executionContext) _JobItemConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.JobItemConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, jobItemConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobItemConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -36994,15 +36995,15 @@ func (ec *executionContext) _JobItemConnection(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var jobItemEdgeImplementors = []string{"JobItemEdge"}
 
 func (ec *executionContext) _JobItemEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.JobItemEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, jobItemEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, jobItemEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37032,18 +37033,18 @@ func (ec *executionContext) _JobItemEdge(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, mutationImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, mutationImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Mutation",
 	})
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
@@ -37327,15 +37328,15 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var notificationImplementors = []string{"Notification", "Node"}
 
 func (ec *executionContext) _Notification(ctx context.Context, sel ast.SelectionSet, obj *ent.Notification) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, notificationImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, notificationImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37395,15 +37396,15 @@ func (ec *executionContext) _Notification(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var notificationConnectionImplementors = []string{"NotificationConnection"}
 
 func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.NotificationConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, notificationConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, notificationConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37438,15 +37439,15 @@ func (ec *executionContext) _NotificationConnection(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var notificationEdgeImplementors = []string{"NotificationEdge"}
 
 func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.NotificationEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, notificationEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, notificationEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37476,15 +37477,15 @@ func (ec *executionContext) _NotificationEdge(ctx context.Context, sel ast.Selec
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var organizationImplementors = []string{"Organization", "Node"}
 
 func (ec *executionContext) _Organization(ctx context.Context, sel ast.SelectionSet, obj *ent.Organization) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, organizationImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, organizationImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37554,15 +37555,15 @@ func (ec *executionContext) _Organization(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var pageInfoImplementors = []string{"PageInfo"}
 
 func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet, obj *entgql.PageInfo[pulid.ID]) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, pageInfoImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, pageInfoImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37602,15 +37603,15 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var planCountsImplementors = []string{"PlanCounts"}
 
 func (ec *executionContext) _PlanCounts(ctx context.Context, sel ast.SelectionSet, obj *model.PlanCounts) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, planCountsImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, planCountsImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37675,15 +37676,15 @@ func (ec *executionContext) _PlanCounts(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var planItemImplementors = []string{"PlanItem"}
 
 func (ec *executionContext) _PlanItem(ctx context.Context, sel ast.SelectionSet, obj *model.PlanItem) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, planItemImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, planItemImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37753,15 +37754,15 @@ func (ec *executionContext) _PlanItem(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var portalLogoutPayloadImplementors = []string{"PortalLogoutPayload"}
 
 func (ec *executionContext) _PortalLogoutPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PortalLogoutPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, portalLogoutPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, portalLogoutPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37786,15 +37787,15 @@ func (ec *executionContext) _PortalLogoutPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var portalSessionPayloadImplementors = []string{"PortalSessionPayload"}
 
 func (ec *executionContext) _PortalSessionPayload(ctx context.Context, sel ast.SelectionSet, obj *model.PortalSessionPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, portalSessionPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, portalSessionPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -37829,18 +37830,18 @@ func (ec *executionContext) _PortalSessionPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, queryImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, queryImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Query",
 	})
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
@@ -37969,15 +37970,15 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteDriftImplementors = []string{"RemoteDrift"}
 
 func (ec *executionContext) _RemoteDrift(ctx context.Context, sel ast.SelectionSet, obj *driftinfo.Drift) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteDriftImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteDriftImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38022,15 +38023,15 @@ func (ec *executionContext) _RemoteDrift(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteLinkImplementors = []string{"RemoteLink", "Node"}
 
 func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSet, obj *ent.RemoteLink) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteLinkImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteLinkImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38208,15 +38209,15 @@ func (ec *executionContext) _RemoteLink(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteLinkConnectionImplementors = []string{"RemoteLinkConnection"}
 
 func (ec *executionContext) _RemoteLinkConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.RemoteLinkConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteLinkConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteLinkConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38251,15 +38252,15 @@ func (ec *executionContext) _RemoteLinkConnection(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteLinkEdgeImplementors = []string{"RemoteLinkEdge"}
 
 func (ec *executionContext) _RemoteLinkEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.RemoteLinkEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteLinkEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteLinkEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38289,15 +38290,15 @@ func (ec *executionContext) _RemoteLinkEdge(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteUserImplementors = []string{"RemoteUser"}
 
 func (ec *executionContext) _RemoteUser(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUser) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteUserImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38377,15 +38378,15 @@ func (ec *executionContext) _RemoteUser(ctx context.Context, sel ast.SelectionSe
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteUserConnectionImplementors = []string{"RemoteUserConnection"}
 
 func (ec *executionContext) _RemoteUserConnection(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUserConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteUserConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38420,15 +38421,15 @@ func (ec *executionContext) _RemoteUserConnection(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var remoteUserEdgeImplementors = []string{"RemoteUserEdge"}
 
 func (ec *executionContext) _RemoteUserEdge(ctx context.Context, sel ast.SelectionSet, obj *importer.RemoteUserEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, remoteUserEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, remoteUserEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38458,15 +38459,15 @@ func (ec *executionContext) _RemoteUserEdge(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var removeUserGroupMembersPayloadImplementors = []string{"RemoveUserGroupMembersPayload"}
 
 func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RemoveUserGroupMembersPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, removeUserGroupMembersPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, removeUserGroupMembersPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38496,15 +38497,15 @@ func (ec *executionContext) _RemoveUserGroupMembersPayload(ctx context.Context, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var requestPasswordResetPayloadImplementors = []string{"RequestPasswordResetPayload"}
 
 func (ec *executionContext) _RequestPasswordResetPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RequestPasswordResetPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, requestPasswordResetPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, requestPasswordResetPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38529,15 +38530,15 @@ func (ec *executionContext) _RequestPasswordResetPayload(ctx context.Context, se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var resetPasswordPayloadImplementors = []string{"ResetPasswordPayload"}
 
 func (ec *executionContext) _ResetPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ResetPasswordPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, resetPasswordPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, resetPasswordPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38562,15 +38563,15 @@ func (ec *executionContext) _ResetPasswordPayload(ctx context.Context, sel ast.S
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var resyncPayloadImplementors = []string{"ResyncPayload"}
 
 func (ec *executionContext) _ResyncPayload(ctx context.Context, sel ast.SelectionSet, obj *model.ResyncPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, resyncPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, resyncPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38595,15 +38596,15 @@ func (ec *executionContext) _ResyncPayload(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var retryJobPayloadImplementors = []string{"RetryJobPayload"}
 
 func (ec *executionContext) _RetryJobPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RetryJobPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, retryJobPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, retryJobPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38633,15 +38634,15 @@ func (ec *executionContext) _RetryJobPayload(ctx context.Context, sel ast.Select
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var revokeAPIKeyPayloadImplementors = []string{"RevokeAPIKeyPayload"}
 
 func (ec *executionContext) _RevokeAPIKeyPayload(ctx context.Context, sel ast.SelectionSet, obj *model.RevokeAPIKeyPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, revokeAPIKeyPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, revokeAPIKeyPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38666,15 +38667,15 @@ func (ec *executionContext) _RevokeAPIKeyPayload(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var setUserPasswordPayloadImplementors = []string{"SetUserPasswordPayload"}
 
 func (ec *executionContext) _SetUserPasswordPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SetUserPasswordPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, setUserPasswordPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, setUserPasswordPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38704,13 +38705,13 @@ func (ec *executionContext) _SetUserPasswordPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var subscriptionImplementors = []string{"Subscription"}
 
 func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
 		Object: "Subscription",
 	})
@@ -38734,9 +38735,9 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 var suspendUserPayloadImplementors = []string{"SuspendUserPayload"}
 
 func (ec *executionContext) _SuspendUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.SuspendUserPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, suspendUserPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, suspendUserPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38766,15 +38767,15 @@ func (ec *executionContext) _SuspendUserPayload(ctx context.Context, sel ast.Sel
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var unlockUserPayloadImplementors = []string{"UnlockUserPayload"}
 
 func (ec *executionContext) _UnlockUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UnlockUserPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, unlockUserPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, unlockUserPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38804,15 +38805,15 @@ func (ec *executionContext) _UnlockUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var updateOrganizationPayloadImplementors = []string{"UpdateOrganizationPayload"}
 
 func (ec *executionContext) _UpdateOrganizationPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateOrganizationPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, updateOrganizationPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, updateOrganizationPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38837,15 +38838,15 @@ func (ec *executionContext) _UpdateOrganizationPayload(ctx context.Context, sel 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var updateUserGroupPayloadImplementors = []string{"UpdateUserGroupPayload"}
 
 func (ec *executionContext) _UpdateUserGroupPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateUserGroupPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, updateUserGroupPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, updateUserGroupPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38875,15 +38876,15 @@ func (ec *executionContext) _UpdateUserGroupPayload(ctx context.Context, sel ast
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var updateUserPayloadImplementors = []string{"UpdateUserPayload"}
 
 func (ec *executionContext) _UpdateUserPayload(ctx context.Context, sel ast.SelectionSet, obj *model.UpdateUserPayload) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, updateUserPayloadImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, updateUserPayloadImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -38913,15 +38914,15 @@ func (ec *executionContext) _UpdateUserPayload(ctx context.Context, sel ast.Sele
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var userImplementors = []string{"User", "Node"}
 
 func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj *ent.User) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, userImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39099,15 +39100,15 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var userConnectionImplementors = []string{"UserConnection"}
 
 func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.UserConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, userConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39142,15 +39143,15 @@ func (ec *executionContext) _UserConnection(ctx context.Context, sel ast.Selecti
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var userEdgeImplementors = []string{"UserEdge"}
 
 func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.UserEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, userEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39180,15 +39181,15 @@ func (ec *executionContext) _UserEdge(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var userGroupImplementors = []string{"UserGroup", "Node"}
 
 func (ec *executionContext) _UserGroup(ctx context.Context, sel ast.SelectionSet, obj *ent.UserGroup) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, userGroupImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userGroupImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39245,15 +39246,15 @@ func (ec *executionContext) _UserGroup(ctx context.Context, sel ast.SelectionSet
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var userGroupConnectionImplementors = []string{"UserGroupConnection"}
 
 func (ec *executionContext) _UserGroupConnection(ctx context.Context, sel ast.SelectionSet, obj *ent.UserGroupConnection) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, userGroupConnectionImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userGroupConnectionImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39288,15 +39289,15 @@ func (ec *executionContext) _UserGroupConnection(ctx context.Context, sel ast.Se
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var userGroupEdgeImplementors = []string{"UserGroupEdge"}
 
 func (ec *executionContext) _UserGroupEdge(ctx context.Context, sel ast.SelectionSet, obj *ent.UserGroupEdge) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, userGroupEdgeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, userGroupEdgeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39326,15 +39327,15 @@ func (ec *executionContext) _UserGroupEdge(ctx context.Context, sel ast.Selectio
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var writeBudgetImplementors = []string{"WriteBudget"}
 
 func (ec *executionContext) _WriteBudget(ctx context.Context, sel ast.SelectionSet, obj *model.WriteBudget) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, writeBudgetImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, writeBudgetImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39369,15 +39370,15 @@ func (ec *executionContext) _WriteBudget(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
 
 func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionSet, obj *introspection.Directive) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __DirectiveImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __DirectiveImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39422,15 +39423,15 @@ func (ec *executionContext) ___Directive(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var __EnumValueImplementors = []string{"__EnumValue"}
 
 func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.EnumValue) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __EnumValueImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __EnumValueImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39470,15 +39471,15 @@ func (ec *executionContext) ___EnumValue(ctx context.Context, sel ast.SelectionS
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var __FieldImplementors = []string{"__Field"}
 
 func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, obj *introspection.Field) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __FieldImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __FieldImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39528,15 +39529,15 @@ func (ec *executionContext) ___Field(ctx context.Context, sel ast.SelectionSet, 
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var __InputValueImplementors = []string{"__InputValue"}
 
 func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.SelectionSet, obj *introspection.InputValue) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __InputValueImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __InputValueImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39586,15 +39587,15 @@ func (ec *executionContext) ___InputValue(ctx context.Context, sel ast.Selection
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var __SchemaImplementors = []string{"__Schema"}
 
 func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet, obj *introspection.Schema) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __SchemaImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __SchemaImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39644,15 +39645,15 @@ func (ec *executionContext) ___Schema(ctx context.Context, sel ast.SelectionSet,
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(fields, out)
+	return out
 }
 
 var __TypeImplementors = []string{"__Type"}
 
 func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, obj *introspection.Type) graphql.Marshaler {
-	fields := graphql.CollectFields(ec.OperationContext, sel, __TypeImplementors)
+	fields := ec.collectedFields.CollectFields(ec.OperationContext, sel, __TypeImplementors)
 
-	out := graphql.NewFieldSet(fields)
+	out := gqlexec.NewFieldSet(fields)
 	deferred := gqlexec.NewDeferredGroup(ctx, fields)
 	for i, field := range fields {
 		switch field.Name {
@@ -39727,11 +39728,10 @@ func (ec *executionContext) ___Type(ctx context.Context, sel ast.SelectionSet, o
 		ec.ProcessDeferredGroup(deferred)
 	}
 
-	return gqlexec.Object(
-
-		// endregion **************************** object.gotpl ****************************
-		fields, out)
+	return out
 }
+
+// endregion **************************** object.gotpl ****************************
 
 // region    ***************************** type.gotpl *****************************
 

@@ -189,8 +189,8 @@ func NewHandler(cfg Config, client *ent.Client, logger *slog.Logger) http.Handle
 // 100 users with 10 groups each is about 3,300 such calls per request, each
 // through six layers (issue 12: see docs/benchmarks.md). The executor now
 // resolves most plain struct fields without calling the field middleware at
-// all (internal/gqlexec.ResolvePlainField, rewritten in by ent/entc.go); a
-// middleware that must see them cannot be added here.
+// all (internal/gqlexec.ResolvePlainField and PlainScalar, rewritten in by
+// ent/entc.go); a middleware that must see them cannot be added here.
 func resolvingFields(mws ...graphql.FieldMiddleware) graphql.FieldMiddleware {
 	chain := func(ctx context.Context, next graphql.Resolver) (any, error) {
 		var call func(i int, ctx context.Context) (any, error)

@@ -38,15 +38,17 @@ func MarshalSlice(
 	if length == 0 {
 		return ret
 	}
-	// One allocation for all the elements' contexts instead of two per
-	// element: a child field's FieldContext points at its element's, so each
-	// needs its own, but they live exactly as long as the request.
-	fcs := make([]graphql.FieldContext, length)
-	indexes := make([]int, length)
+	// One allocation for all the elements' contexts instead of three per
+	// element (FieldContext, index, context.WithValue): a child field's
+	// FieldContext points at its element's, so each needs its own, but they
+	// live exactly as long as the request.
+	elems := make([]elementContext, length)
+	parent := graphql.GetFieldContext(ctx)
 	for i := range length {
-		indexes[i] = i
-		fcs[i].Index = &indexes[i]
-		childCtx := graphql.WithFieldContext(ctx, &fcs[i])
+		e := &elems[i]
+		e.Context, e.index = ctx, i
+		e.fc.Index, e.fc.Parent = &e.index, parent
+		childCtx := context.Context(e)
 		if workerLimit > 0 {
 			if err := ctx.Err(); err != nil {
 				graphql.AddError(childCtx, err)
@@ -75,4 +77,43 @@ func marshalRecovering(ctx context.Context, i int, marshalElement func(ctx conte
 		}
 	}()
 	return marshalElement(ctx, i)
+}
+
+// elementContext is a list element's context: as
+// graphql.WithFieldContext(ctx, &fc) with fc.Index = &index, in one object.
+type elementContext struct {
+	context.Context
+	fc    graphql.FieldContext
+	index int
+}
+
+// Value answers graphql.GetFieldContext with the element's FieldContext, and
+// every other key from the list's context.
+func (c *elementContext) Value(key any) any {
+	if key == fieldContextKey {
+		return &c.fc
+	}
+	return c.Context.Value(key)
+}
+
+// fieldContextKey is the key graphql.WithFieldContext stores a FieldContext
+// under (unexported), as graphql.GetFieldContext asks for it.
+var fieldContextKey = func() any {
+	var probe keyProbe
+	graphql.GetFieldContext(&probe)
+	if probe.key == nil {
+		panic("gqlexec: graphql.GetFieldContext asks its context for no key")
+	}
+	return probe.key
+}()
+
+// keyProbe records the key it is asked for.
+type keyProbe struct {
+	context.Context
+	key any
+}
+
+func (p *keyProbe) Value(key any) any {
+	p.key = key
+	return nil
 }

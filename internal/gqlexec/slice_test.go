@@ -128,3 +128,35 @@ func TestMarshalSliceStopsOnCancellationWithAWorkerLimit(t *testing.T) {
 	})
 	assert.Equal(t, `["ok","ok"]`, marshalled(t, ret))
 }
+
+// An element's context is what graphql.WithFieldContext would make: the
+// element's FieldContext for graphql.GetFieldContext (a parent for the
+// element's fields), everything else from the list's context, cancellation
+// included.
+func TestMarshalSliceElementContextIsAFieldContext(t *testing.T) {
+	t.Parallel()
+	type key struct{}
+	base, list := requestContext()
+	ctx, cancel := context.WithCancel(context.WithValue(base, key{}, "v"))
+	gqlexec.MarshalSlice(ctx, 2, 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		require.NotNil(t, fc)
+		assert.Same(t, list, fc.Parent)
+		assert.Equal(t, "v", ctx.Value(key{}))
+		child := &graphql.FieldContext{Field: field("name")}
+		childCtx := graphql.WithFieldContext(ctx, child)
+		assert.Same(t, fc, child.Parent)
+		assert.Equal(t, ast.Path{ast.PathName("groups"), ast.PathIndex(i), ast.PathName("name")}, child.Path())
+		assert.Same(t, child, graphql.GetFieldContext(childCtx))
+		if i == 1 {
+			require.NoError(t, ctx.Err())
+			cancel()
+			<-ctx.Done()
+			assert.ErrorIs(t, ctx.Err(), context.Canceled)
+			derived, stop := context.WithCancel(ctx)
+			defer stop()
+			assert.ErrorIs(t, derived.Err(), context.Canceled, "a context derived from an element's is cancelled with it")
+		}
+		return graphql.Null
+	})
+}
