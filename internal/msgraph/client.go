@@ -324,7 +324,7 @@ func (c *Client) request(ctx context.Context, cl call) (*response, error) {
 			// converges (a repeated create surfaces as a conflict).
 			last = fmt.Errorf("msgraph: %s %s: %w", cl.method, u.Path, err)
 			if attempt+1 < pol.MaxAttempts {
-				if err := c.cfg.Sleep(ctx, pol.backoff(attempt)); err != nil {
+				if err := c.cfg.Sleep(ctx, pol.serverBackoff(attempt)); err != nil {
 					return nil, err
 				}
 			}
@@ -366,6 +366,9 @@ func (c *Client) request(ctx context.Context, cl call) (*response, error) {
 		}
 		if wait <= 0 {
 			wait = pol.backoff(attempt)
+			if ge.Status >= 500 {
+				wait = pol.serverBackoff(attempt)
+			}
 		}
 		if ge.Status == http.StatusTooManyRequests && c.cfg.Limiter != nil {
 			c.cfg.Limiter.Penalize(ctx, wait)

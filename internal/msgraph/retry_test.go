@@ -120,6 +120,23 @@ func TestRequestBacksOffExponentiallyWithoutRetryAfter(t *testing.T) {
 	})
 	_, err := c.GetUser(context.Background(), "u1")
 	require.NoError(t, err)
+	// A server error: a quick first retry (half of FirstServerErrorDelay's
+	// 100 ms with jitter 0), then BaseDelay's steps (half of 500 ms, 1 s).
+	assert.Equal(t, []time.Duration{50 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond}, sl.Waits())
+}
+
+// Throttling without Retry-After is no hiccup: BaseDelay from the first wait.
+func TestThrottledWithoutRetryAfterBacksOffFromBaseDelay(t *testing.T) {
+	var calls atomic.Int32
+	_, c, sl := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 3 {
+			writeGraphError(w, 429, "TooManyRequests", "Please retry again later.")
+			return
+		}
+		writeJSON(w, 200, map[string]any{"id": "u1"})
+	})
+	_, err := c.GetUser(context.Background(), "u1")
+	require.NoError(t, err)
 	// BaseDelay 500 ms, jitter 0 → half of 500 ms, 1 s, 2 s.
 	assert.Equal(t, []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second}, sl.Waits())
 }
