@@ -12,10 +12,11 @@
 // statement" mode).
 //
 // Statements without parameters are sent as before (lib/pq's simple query,
-// already one round trip). The cache is per connection and bounded; the least
-// recently used statement is closed when it is full. Statements with very many
-// parameters (bulk inserts, whose text changes with the row count) are not
-// kept.
+// already one round trip). A text is prepared the second time a connection
+// runs it: texts run once (a bulk insert whose text changes with its row
+// count, an IN list of a size never seen again) are sent as before and never
+// take a place. The cache is per connection and bounded; the least recently
+// used statement is closed when it is full.
 //
 // A connection pooler in transaction mode (PgBouncer's pool_mode=transaction)
 // does not keep a session's prepared statements; set the size to 0 there
@@ -29,6 +30,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strings"
 
 	"github.com/lib/pq"
@@ -38,9 +40,6 @@ import (
 // set is well under it; PostgreSQL keeps a plan per statement per backend, so
 // it is not made larger than needed.
 const DefaultSize = 256
-
-// maxParams: statements with more parameters are run unnamed, as before.
-const maxParams = 64
 
 // Open returns a pool for the lib/pq URL dsn whose connections keep up to
 // size statements prepared (0: none, plain lib/pq).
@@ -81,7 +80,8 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 		_ = dc.Close()
 		return nil, fmt.Errorf("stmtcache: %T lacks the context methods lib/pq's connections have", dc)
 	}
-	return &conn{base: b, size: c.size, byQuery: map[string]*list.Element{}, lru: list.New()}, nil
+	return &conn{base: b, size: c.size, byQuery: map[string]*list.Element{}, lru: list.New(),
+		seen: map[uint64]struct{}{}, seed: maphash.MakeSeed()}, nil
 }
 
 // baseConn is what lib/pq's connection implements and this wrapper relays.
@@ -115,6 +115,10 @@ type conn struct {
 	size    int
 	byQuery map[string]*list.Element
 	lru     *list.List // front: most recently used
+	// seen holds the hashes of texts run once and not prepared; a hash
+	// collision only prepares a text one run early.
+	seen map[uint64]struct{}
+	seed maphash.Seed
 }
 
 var (
@@ -144,17 +148,17 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error { return c.base.Chec
 
 // Close closes the connection; its prepared statements go with the session.
 func (c *conn) Close() error {
-	c.byQuery, c.lru = nil, nil
+	c.byQuery, c.lru, c.seen = nil, nil, nil
 	return c.base.Close()
 }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if !cacheable(query, args) {
-		return c.base.QueryContext(ctx, query, args)
-	}
-	st, err := c.prepared(ctx, query)
+	st, err := c.prepared(ctx, query, args)
 	if err != nil {
 		return nil, err
+	}
+	if st == nil {
+		return c.base.QueryContext(ctx, query, args)
 	}
 	rows, err := st.stmt.QueryContext(ctx, args)
 	if err != nil {
@@ -165,12 +169,12 @@ func (c *conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 }
 
 func (c *conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if !cacheable(query, args) {
-		return c.base.ExecContext(ctx, query, args)
-	}
-	st, err := c.prepared(ctx, query)
+	st, err := c.prepared(ctx, query, args)
 	if err != nil {
 		return nil, err
+	}
+	if st == nil {
+		return c.base.ExecContext(ctx, query, args)
 	}
 	res, err := st.stmt.ExecContext(ctx, args)
 	if err != nil {
@@ -183,7 +187,7 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 // cacheable: statements without parameters already take one round trip
 // (lib/pq's simple query), and COPY has its own protocol.
 func cacheable(query string, args []driver.NamedValue) bool {
-	return len(args) > 0 && len(args) <= maxParams && !startsWithCopy(query)
+	return len(args) > 0 && !startsWithCopy(query)
 }
 
 func startsWithCopy(q string) bool {
@@ -192,12 +196,25 @@ func startsWithCopy(q string) bool {
 }
 
 // prepared returns query's statement on this connection, preparing it (and
-// closing the least recently used one when full) the first time.
-func (c *conn) prepared(ctx context.Context, query string) (*cached, error) {
+// closing the least recently used one when full) the second time the text
+// runs; nil: run it unnamed, as lib/pq does.
+func (c *conn) prepared(ctx context.Context, query string, args []driver.NamedValue) (*cached, error) {
+	if !cacheable(query, args) {
+		return nil, nil
+	}
 	if e, ok := c.byQuery[query]; ok {
 		c.lru.MoveToFront(e)
 		return e.Value.(*cached), nil
 	}
+	h := maphash.String(c.seed, query)
+	if _, ok := c.seen[h]; !ok {
+		if len(c.seen) >= 4*c.size {
+			clear(c.seen) // bounded: forgetting only delays a preparation
+		}
+		c.seen[h] = struct{}{}
+		return nil, nil
+	}
+	delete(c.seen, h)
 	ds, err := c.base.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
