@@ -49,20 +49,10 @@ func ResolvePlainField[T any](
 	}
 	res, err := fieldResolver(ctx)
 	if err != nil {
-		oc.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
-		if fc.NonNull && !nonNull {
-			return graphql.RequiredNull
-		}
-		return graphql.Null
+		return resolverFailed(ctx, oc, fc, err, nonNull)
 	}
 	if res == nil {
-		if nonNull || fc.NonNull {
-			graphql.AddInvalidNullError(ctx, "")
-		}
-		if fc.NonNull && !nonNull {
-			return graphql.RequiredNull
-		}
-		return graphql.Null
+		return resolvedNull(ctx, fc, nonNull)
 	}
 	v, ok := res.(T)
 	if !ok {
@@ -72,4 +62,29 @@ func ResolvePlainField[T any](
 	}
 	fc.Result = v
 	return marshal(ctx, field.Selections, v)
+}
+
+// resolverFailed answers, as graphql.ResolveField does, for a field whose
+// resolver returned err; ctx carries fc.
+func resolverFailed(ctx context.Context, oc *graphql.OperationContext, fc *graphql.FieldContext, err error, nonNull bool) graphql.Marshaler {
+	oc.Error(ctx, graphql.AddFieldLocationToError(ctx, err))
+	return nullFor(fc, nonNull)
+}
+
+// resolvedNull answers, as graphql.ResolveField does, for a field whose
+// resolver returned nil; ctx carries fc.
+func resolvedNull(ctx context.Context, fc *graphql.FieldContext, nonNull bool) graphql.Marshaler {
+	if nonNull || fc.NonNull {
+		graphql.AddInvalidNullError(ctx, "")
+	}
+	return nullFor(fc, nonNull)
+}
+
+// nullFor is the null a field answers: RequiredNull when the field is
+// non-null but its marshaller is not, so the parent nulls itself.
+func nullFor(fc *graphql.FieldContext, nonNull bool) graphql.Marshaler {
+	if fc.NonNull && !nonNull {
+		return graphql.RequiredNull
+	}
+	return graphql.Null
 }

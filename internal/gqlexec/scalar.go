@@ -69,11 +69,7 @@ func PlainScalar[T any](
 		if !ok {
 			return graphql.Null
 		}
-		oc.Error(fctx, graphql.AddFieldLocationToError(fctx, err))
-		if fc.NonNull && !nonNull {
-			return graphql.RequiredNull
-		}
-		return graphql.Null
+		return resolverFailed(fctx, oc, fc, err, nonNull)
 	}
 	if isNil(res) {
 		// Only an interface-typed value can be nil here, as with gqlgen's
@@ -82,13 +78,7 @@ func PlainScalar[T any](
 		if !ok {
 			return graphql.Null
 		}
-		if nonNull || fc.NonNull {
-			graphql.AddInvalidNullError(fctx, "")
-		}
-		if fc.NonNull && !nonNull {
-			return graphql.RequiredNull
-		}
-		return graphql.Null
+		return resolvedNull(fctx, fc, nonNull)
 	}
 	resolved = true
 	return marshal(ctx, field.Selections, res)

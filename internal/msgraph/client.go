@@ -364,11 +364,12 @@ func (c *Client) request(ctx context.Context, cl call) (*response, error) {
 		if wait > pol.MaxRetryAfter {
 			return nil, ge
 		}
-		if wait <= 0 {
+		switch {
+		case wait > 0:
+		case ge.Status >= 500:
+			wait = pol.serverBackoff(attempt)
+		default:
 			wait = pol.backoff(attempt)
-			if ge.Status >= 500 {
-				wait = pol.serverBackoff(attempt)
-			}
 		}
 		if ge.Status == http.StatusTooManyRequests && c.cfg.Limiter != nil {
 			c.cfg.Limiter.Penalize(ctx, wait)

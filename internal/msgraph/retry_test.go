@@ -109,36 +109,31 @@ func TestRequestHonoursRetryAfterAndRewindsBody(t *testing.T) {
 	assert.EqualValues(t, 1, f.tokenCalls.Load(), "token cached across attempts")
 }
 
+// Without Retry-After the waits grow exponentially. A server error gets a
+// quick first retry (half of FirstServerErrorDelay's 100 ms with jitter 0),
+// then BaseDelay's steps (half of 500 ms, 1 s); throttling is no hiccup and
+// waits BaseDelay's steps from the first retry (half of 500 ms, 1 s, 2 s).
 func TestRequestBacksOffExponentiallyWithoutRetryAfter(t *testing.T) {
-	var calls atomic.Int32
-	_, c, sl := newFake(t, func(w http.ResponseWriter, r *http.Request) {
-		if calls.Add(1) <= 3 {
-			writeGraphError(w, 503, "serviceNotAvailable", "Service unavailable")
-			return
-		}
-		writeJSON(w, 200, map[string]any{"id": "u1"})
-	})
-	_, err := c.GetUser(context.Background(), "u1")
-	require.NoError(t, err)
-	// A server error: a quick first retry (half of FirstServerErrorDelay's
-	// 100 ms with jitter 0), then BaseDelay's steps (half of 500 ms, 1 s).
-	assert.Equal(t, []time.Duration{50 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond}, sl.Waits())
-}
-
-// Throttling without Retry-After is no hiccup: BaseDelay from the first wait.
-func TestThrottledWithoutRetryAfterBacksOffFromBaseDelay(t *testing.T) {
-	var calls atomic.Int32
-	_, c, sl := newFake(t, func(w http.ResponseWriter, r *http.Request) {
-		if calls.Add(1) <= 3 {
-			writeGraphError(w, 429, "TooManyRequests", "Please retry again later.")
-			return
-		}
-		writeJSON(w, 200, map[string]any{"id": "u1"})
-	})
-	_, err := c.GetUser(context.Background(), "u1")
-	require.NoError(t, err)
-	// BaseDelay 500 ms, jitter 0 → half of 500 ms, 1 s, 2 s.
-	assert.Equal(t, []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second}, sl.Waits())
+	for _, c := range []struct {
+		status int
+		code   string
+		waits  []time.Duration
+	}{
+		{503, "serviceNotAvailable", []time.Duration{50 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond}},
+		{429, "TooManyRequests", []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second}},
+	} {
+		var calls atomic.Int32
+		_, cl, sl := newFake(t, func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) <= 3 {
+				writeGraphError(w, c.status, c.code, "try again")
+				return
+			}
+			writeJSON(w, 200, map[string]any{"id": "u1"})
+		})
+		_, err := cl.GetUser(context.Background(), "u1")
+		require.NoError(t, err)
+		assert.Equal(t, c.waits, sl.Waits(), "status %d", c.status)
+	}
 }
 
 func TestRequestStopsAfterMaxAttempts(t *testing.T) {

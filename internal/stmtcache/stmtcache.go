@@ -147,10 +147,7 @@ func (c *conn) IsValid() bool                               { return c.base.IsVa
 func (c *conn) CheckNamedValue(nv *driver.NamedValue) error { return c.base.CheckNamedValue(nv) }
 
 // Close closes the connection; its prepared statements go with the session.
-func (c *conn) Close() error {
-	c.byQuery, c.lru, c.seen = nil, nil, nil
-	return c.base.Close()
-}
+func (c *conn) Close() error { return c.base.Close() }
 
 func (c *conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	st, err := c.prepared(ctx, query, args)
@@ -184,22 +181,13 @@ func (c *conn) ExecContext(ctx context.Context, query string, args []driver.Name
 	return res, nil
 }
 
-// cacheable: statements without parameters already take one round trip
-// (lib/pq's simple query), and COPY has its own protocol.
-func cacheable(query string, args []driver.NamedValue) bool {
-	return len(args) > 0 && !startsWithCopy(query)
-}
-
-func startsWithCopy(q string) bool {
-	q = strings.TrimLeft(q, " \t\r\n")
-	return len(q) >= 4 && strings.EqualFold(q[:4], "copy")
-}
-
 // prepared returns query's statement on this connection, preparing it (and
 // closing the least recently used one when full) the second time the text
-// runs; nil: run it unnamed, as lib/pq does.
+// runs; nil: run it unnamed, as lib/pq does. A statement without parameters
+// already takes one round trip (lib/pq's simple query); COPY, which has none,
+// goes through Prepare, relayed as it is.
 func (c *conn) prepared(ctx context.Context, query string, args []driver.NamedValue) (*cached, error) {
-	if !cacheable(query, args) {
+	if len(args) == 0 {
 		return nil, nil
 	}
 	if e, ok := c.byQuery[query]; ok {
